@@ -1,0 +1,179 @@
+/**
+ * Backend selection: `MMLM_BACKEND` (or the `backend` option); else `tensorflow` from
+ * @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, when they load; else `wasm` (the
+ * embedded default, with the kernels it lacks supplied by core); else `cpu`.
+ */
+import { createRequire } from 'node:module';
+import util from 'node:util';
+import { tf } from '../tf.js';
+import { registerCoreKernels } from './kernels/index.js';
+
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+
+export interface InitBackendOptions {
+  /** Force one backend; overrides auto-selection. Default: env MMLM_BACKEND, else auto. */
+  backend?: BackendName | string;
+  /** Where the one-line choice is logged. Default: console.error (stderr), once per choice. */
+  log?: ((line: string) => void) | false;
+}
+
+export interface Skipped {
+  candidate: string;
+  reason: string;
+}
+
+export interface BackendChoice {
+  backend: BackendName;
+  /** Which package provided it (e.g. '@tensorflow/tfjs-node-gpu'). */
+  provider: string;
+  /** Faster candidates that were tried and skipped, with the reason. */
+  skipped: Skipped[];
+}
+
+const require = createRequire(import.meta.url);
+let current: BackendChoice | null = null;
+const loggedChoices = new Set<string>();
+
+export const TENSORFLOW_INSTALL_HELP = [
+  'The "tensorflow" backend needs @tensorflow/tfjs-node (CPU) or @tensorflow/tfjs-node-gpu (CUDA) 4.22.0,',
+  'installed with its install script allowed (pnpm: list it in onlyBuiltDependencies) on a machine that can',
+  'download libtensorflow 2.9.1. The GPU build needs CUDA 11.2 and cuDNN 8.1 (driver >= 450, Linux x86_64);',
+  'prebuilt addons exist for Node <= 22. Install: npm i @tensorflow/tfjs-node-gpu@4.22.0 (or @tensorflow/tfjs-node@4.22.0).',
+].join('\n');
+
+/** Why a tfjs-node package failed to load, in words a user can act on. */
+export function classifyNodeBackendError(pkg: string, err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const msg = String(e?.message ?? err);
+  if (e?.code === 'MODULE_NOT_FOUND' || e?.code === 'ERR_MODULE_NOT_FOUND') {
+    if (msg.includes(`'${pkg}'`) || msg.includes(`"${pkg}"`) || msg.includes(`${pkg}'`)) return 'not installed';
+  }
+  if (/libcudart|libcublas|libcudnn|libcufft|libcurand|libcusolver|libcusparse|CUDA/i.test(msg))
+    return `CUDA library missing (${firstLine(msg)}); the GPU build needs CUDA 11.2 + cuDNN 8.1`;
+  if (/libtensorflow|tfjs_binding|addon|\.node\b|napi/i.test(msg))
+    return `libtensorflow missing (${firstLine(msg)}); its install script could not download or build it`;
+  return `failed to load (${firstLine(msg)})`;
+}
+
+function firstLine(s: string): string {
+  const l = s.split('\n')[0] ?? '';
+  return l.length > 160 ? `${l.slice(0, 157)}...` : l;
+}
+
+/**
+ * tfjs-node 4.22 calls util.isNullOrUndefined, which Node 23 removed; without this it throws on
+ * the first op. Harmless on older Node.
+ */
+function polyfillNodeUtil(): void {
+  const u = util as unknown as Record<string, unknown>;
+  if (typeof u.isNullOrUndefined !== 'function') u.isNullOrUndefined = (v: unknown) => v === null || v === undefined;
+  if (typeof u.isArray !== 'function') u.isArray = Array.isArray;
+}
+
+function tryNodeBackend(pkg: string): string | null {
+  polyfillNodeUtil();
+  try {
+    require(pkg);
+  } catch (err) {
+    return classifyNodeBackendError(pkg, err);
+  }
+  if (tf.findBackend('tensorflow') == null) return `${pkg} loaded but registered no "tensorflow" backend`;
+  return null;
+}
+
+async function setAndCheck(name: string): Promise<boolean> {
+  try {
+    const ok = await tf.setBackend(name);
+    if (!ok) return false;
+    await tf.ready();
+    return tf.getBackend() === name;
+  } catch {
+    return false;
+  }
+}
+
+async function loadWasm(): Promise<string | null> {
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+  } catch (err) {
+    return `@tensorflow/tfjs-backend-wasm failed to load (${firstLine(String((err as Error)?.message ?? err))})`;
+  }
+  if (!(await setAndCheck('wasm'))) return 'wasm backend failed to initialise';
+  return null;
+}
+
+function quietCpu(): void {
+  // The cpu backend prints a banner suggesting tfjs-node on its first write in Node; mmlm's log
+  // line already says why tfjs-node was not chosen.
+  const b = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (b && 'firstUse' in b) b.firstUse = false;
+}
+
+async function activate(name: BackendName): Promise<{ provider: string } | { error: string }> {
+  if (name === 'tensorflow') {
+    const errs: string[] = [];
+    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+      const why = tf.findBackend('tensorflow') ? null : tryNodeBackend(pkg);
+      if (why === null && (await setAndCheck('tensorflow'))) return { provider: pkg };
+      errs.push(`${pkg}: ${why ?? 'setBackend("tensorflow") failed'}`);
+    }
+    return { error: errs.join('; ') };
+  }
+  if (name === 'wasm') {
+    const why = await loadWasm();
+    return why ? { error: why } : { provider: '@tensorflow/tfjs-backend-wasm' };
+  }
+  quietCpu();
+  return (await setAndCheck('cpu')) ? { provider: '@tensorflow/tfjs-backend-cpu' } : { error: 'cpu backend failed' };
+}
+
+/**
+ * Choose and activate a backend, register the kernels core supplies for it, and log the choice
+ * once. Safe to call repeatedly; a different `backend` switches.
+ */
+export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
+  const requested = (opts.backend ?? process.env.MMLM_BACKEND ?? '').trim().toLowerCase();
+  if (requested && !BACKENDS.includes(requested as BackendName)) {
+    throw new Error(`initBackend: unknown backend "${requested}"; expected one of ${BACKENDS.join(', ')}`);
+  }
+  if (current && (!requested || requested === current.backend) && tf.getBackend() === current.backend) return current;
+
+  const skipped: Skipped[] = [];
+  let choice: BackendChoice | null = null;
+  if (requested) {
+    const r = await activate(requested as BackendName);
+    if ('error' in r) {
+      const help = requested === 'tensorflow' ? `\n${TENSORFLOW_INSTALL_HELP}` : '';
+      throw new Error(`initBackend: backend "${requested}" was requested (MMLM_BACKEND or option) but is not available: ${r.error}${help}`);
+    }
+    choice = { backend: requested as BackendName, provider: r.provider, skipped };
+  } else {
+    for (const name of BACKENDS) {
+      const r = await activate(name);
+      if ('error' in r) {
+        skipped.push({ candidate: name, reason: r.error });
+        continue;
+      }
+      choice = { backend: name, provider: r.provider, skipped };
+      break;
+    }
+    if (!choice) throw new Error(`initBackend: no backend could be initialised: ${JSON.stringify(skipped)}`);
+  }
+  registerCoreKernels(choice.backend);
+  if (choice.backend === 'cpu') quietCpu();
+  current = choice;
+  const line = `[mmlm] backend: ${choice.backend} (${choice.provider})${
+    skipped.length ? `; skipped ${skipped.map((s) => `${s.candidate}: ${s.reason}`).join('; ')}` : ''
+  }`;
+  if (opts.log !== false && !loggedChoices.has(line)) {
+    loggedChoices.add(line);
+    (opts.log ?? ((l: string) => console.error(l)))(line);
+  }
+  return choice;
+}
+
+/** The backend chosen by the last initBackend call, or null. */
+export function currentBackend(): BackendChoice | null {
+  return current;
+}

@@ -1,0 +1,10 @@
+/**
+ * @mmlm/core: the shared tensor core of mmlm. The only door to TensorFlow.js.
+ */
+
+export * from './backend/init.js';
+export * from './nn/index.js';
+export * from './rng/global.js';
+export * from './rng/index.js';
+export type { DataType, Rank, Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, TensorLike, Variable } from './tf.js';
+export { tf } from './tf.js';

@@ -1,0 +1,3 @@
+export * from './init.js';
+export * from './linear.js';
+export * from './module.js';

@@ -1,0 +1,107 @@
+/** Linear and Embedding, with PyTorch's weight layouts so checkpoints map name to name. */
+import { defaultRng } from '../rng/global.js';
+import type { Rng } from '../rng/index.js';
+import { tf } from '../tf.js';
+import { type Init, initTensor } from './init.js';
+import { Module } from './module.js';
+
+export interface LinearOptions {
+  /** Add a bias vector (default true, as nn.Linear). */
+  bias?: boolean;
+  /** Weight init (default: PyTorch's U(+-1/sqrt(in))). */
+  init?: Init;
+  /** Bias init (default zeros). */
+  biasInit?: Init;
+  rng?: Rng;
+}
+
+/** y = x W^T + b, W: [out, in] (PyTorch layout). */
+export class Linear extends Module {
+  readonly weight: tf.Variable; // [out, in]
+  readonly bias: tf.Variable | null; // [out]
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
+    super();
+    checkPositiveInt('Linear inFeatures', inFeatures);
+    checkPositiveInt('Linear outFeatures', outFeatures);
+    const rng = opts.rng ?? defaultRng();
+    this.weight = this.param(
+      'weight',
+      initTensor([outFeatures, inFeatures], opts.init ?? { kind: 'torch_default' }, rng, inFeatures, outFeatures),
+    );
+    this.bias =
+      opts.bias === false
+        ? null
+        : this.param('bias', initTensor([outFeatures], opts.biasInit ?? { kind: 'zeros' }, rng, inFeatures, outFeatures));
+  }
+
+  /** The weight actually used in the forward pass (subclasses such as masked or LoRA layers override). */
+  effectiveWeight(): tf.Tensor {
+    return this.weight;
+  }
+
+  forward(x: tf.Tensor /* [..., in] */): tf.Tensor /* [..., out] */ {
+    return tf.tidy(() => {
+      const last = x.shape[x.shape.length - 1];
+      if (last !== this.inFeatures)
+        throw new Error(`Linear.forward: input last dim must be ${this.inFeatures} (in_features), got shape [${x.shape}]`);
+      const x2 = x.reshape([-1, this.inFeatures]); // [N, in]
+      let y = tf.matMul(x2, this.effectiveWeight(), false, true); // [N, out]
+      if (this.bias) y = y.add(this.bias);
+      return y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
+    });
+  }
+}
+
+export interface EmbeddingOptions {
+  /** Default N(0, 1) as nn.Embedding; GPTs use N(0, 0.02). */
+  init?: Init;
+  rng?: Rng;
+}
+
+/** Lookup table: ids [...] -> [..., dim]. weight: [num, dim]. */
+export class Embedding extends Module {
+  readonly weight: tf.Variable; // [num, dim]
+
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+    opts: EmbeddingOptions = {},
+  ) {
+    super();
+    checkPositiveInt('Embedding numEmbeddings', numEmbeddings);
+    checkPositiveInt('Embedding embeddingDim', embeddingDim);
+    const rng = opts.rng ?? defaultRng();
+    this.weight = this.param(
+      'weight',
+      initTensor([numEmbeddings, embeddingDim], opts.init ?? { kind: 'normal', std: 1 }, rng, numEmbeddings, embeddingDim),
+    );
+  }
+
+  forward(ids: tf.Tensor /* [...] int32 */): tf.Tensor /* [..., dim] */ {
+    return tf.tidy(() => {
+      if (ids.dtype !== 'int32') throw new Error(`Embedding.forward: ids must be int32, got ${ids.dtype}`);
+      const flat = ids.reshape([-1]);
+      const out = tf.gather(this.weight, flat); // [N, dim]
+      return out.reshape([...ids.shape, this.embeddingDim]);
+    });
+  }
+
+  /** Check ids are in range (reads ids to the host: use in validation paths, not hot loops). */
+  checkIds(ids: tf.Tensor): void {
+    const v = ids.dataSync();
+    for (let i = 0; i < v.length; i++) {
+      const id = v[i] as number;
+      if (id < 0 || id >= this.numEmbeddings || !Number.isInteger(id))
+        throw new Error(`Embedding: id ${id} at flat index ${i} is out of range [0, ${this.numEmbeddings})`);
+    }
+  }
+}
+
+export function checkPositiveInt(what: string, n: number): void {
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive integer, got ${n}`);
+}
