@@ -1,2 +1,3 @@
 export * from './backends.js';
+export * from './contract.js';
 export * from './gradcheck.js';

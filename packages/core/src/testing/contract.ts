@@ -1,0 +1,139 @@
+/**
+ * The model contract of DESIGN.md, shared by every package's tests: tiny config; output shape;
+ * same seed gives the same output; save then load gives the same output; gradients finite and
+ * non-zero for every trainable parameter; no tensor leak over a training step; runs on cpu and
+ * wasm (and the two agree). Framework-agnostic: each check throws a descriptive Error.
+ */
+import type { BackendName } from '../backend/init.js';
+import type { Module, StateDict } from '../nn/module.js';
+import { tf } from '../tf.js';
+import { TEST_BACKENDS, useBackend } from './backends.js';
+
+export interface ModelContract<M extends Module> {
+  name: string;
+  /** Build the model with a seed (same seed, same weights). */
+  make: (seed: number) => M;
+  /** Inputs for one forward (fresh tensors each call; the contract disposes them). */
+  inputs: () => tf.Tensor[];
+  /** Forward pass to the tensor whose shape is checked. */
+  forward: (m: M, inputs: tf.Tensor[]) => tf.Tensor;
+  expectedShape: number[];
+  /** Scalar training loss (default: mean of squares of forward's output). */
+  loss?: (m: M, inputs: tf.Tensor[]) => tf.Scalar;
+  /** Parameters allowed to have an all-zero gradient at init (e.g. zero-initialised gates' inputs). */
+  zeroGradOk?: (path: string) => boolean;
+  /** Save/load round trip (default: in-memory copy of the state dict). */
+  saveLoad?: (sd: StateDict) => Promise<StateDict> | StateDict;
+  backends?: readonly BackendName[];
+  /** Max abs difference allowed between backends (default 1e-3). */
+  crossBackendTol?: number;
+}
+
+export interface ContractReport {
+  backends: BackendName[];
+  numParameters: number;
+  maxCrossBackendDiff: number;
+}
+
+function maxAbsDiff(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs((a[i] as number) - (b[i] as number)));
+  return m;
+}
+
+function withInputs<T>(c: { inputs: () => tf.Tensor[] }, f: (xs: tf.Tensor[]) => T): T {
+  const xs = c.inputs();
+  try {
+    return f(xs);
+  } finally {
+    for (const x of xs) x.dispose();
+  }
+}
+
+export async function runModelContract<M extends Module>(c: ModelContract<M>): Promise<ContractReport> {
+  const backends = [...(c.backends ?? TEST_BACKENDS)];
+  const outputs: Float32Array[] = [];
+  let numParameters = 0;
+  const fail = (b: string, what: string) => {
+    throw new Error(`model contract "${c.name}" on ${b}: ${what}`);
+  };
+  for (const b of backends) {
+    await useBackend(b);
+    const m = c.make(1);
+    numParameters = m.numParameters();
+    // 1. output shape
+    const out = withInputs(c, (xs) => tf.tidy(() => c.forward(m, xs)));
+    if (out.shape.join(',') !== c.expectedShape.join(',')) fail(b, `output shape: expected [${c.expectedShape}], got [${out.shape}]`);
+    const y1 = out.dataSync().slice() as Float32Array;
+    out.dispose();
+    if (!y1.every(Number.isFinite)) fail(b, 'output has non-finite values');
+    outputs.push(y1);
+    // 2. determinism: same seed, same output
+    const m2 = c.make(1);
+    const y2 = withInputs(c, (xs) => tf.tidy(() => c.forward(m2, xs).dataSync().slice()));
+    const dSeed = maxAbsDiff(y1, y2 as Float32Array);
+    if (dSeed !== 0) fail(b, `same seed gave different outputs (max abs diff ${dSeed})`);
+    m2.dispose();
+    // 3. save then load: a model built with another seed, loaded with m's state, gives m's output
+    const m3 = c.make(2);
+    const sd = await (c.saveLoad ?? ((s: StateDict) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v.clone()]))))(
+      m.stateDict(),
+    );
+    m3.loadStateDict(sd);
+    for (const t of Object.values(sd)) t.dispose();
+    const y3 = withInputs(c, (xs) => tf.tidy(() => c.forward(m3, xs).dataSync().slice()));
+    const dLoad = maxAbsDiff(y1, y3 as Float32Array);
+    if (dLoad > 1e-6) fail(b, `save/load changed the output (max abs diff ${dLoad})`);
+    m3.dispose();
+    // 4. gradients finite and non-zero for every trainable parameter
+    const named = m.namedTrainableParameters();
+    if (named.length === 0) fail(b, 'no trainable parameters');
+    const lossFn = (xs: tf.Tensor[]) => (c.loss ? c.loss(m, xs) : (tf.tidy(() => c.forward(m, xs).square().mean()) as tf.Scalar));
+    const gradStats = withInputs(c, (xs) =>
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(
+          () => lossFn(xs),
+          named.map(([, v]) => v),
+        );
+        return named.map(([p, v]) => {
+          const g = grads[v.name];
+          if (!g) return { p, finite: false, nonZero: false, missing: true };
+          const gv = g.dataSync();
+          return { p, finite: gv.every(Number.isFinite), nonZero: gv.some((x) => x !== 0), missing: false };
+        });
+      }),
+    );
+    const missing = gradStats.filter((s) => s.missing).map((s) => s.p);
+    const nonFinite = gradStats.filter((s) => !s.missing && !s.finite).map((s) => s.p);
+    const zero = gradStats.filter((s) => !s.missing && s.finite && !s.nonZero && !c.zeroGradOk?.(s.p)).map((s) => s.p);
+    if (missing.length) fail(b, `no gradient reached: ${missing.join(', ')}`);
+    if (nonFinite.length) fail(b, `non-finite gradients: ${nonFinite.join(', ')}`);
+    if (zero.length) fail(b, `all-zero gradients: ${zero.join(', ')}`);
+    // 5. no tensor leak over a training step (forward, backward, SGD update)
+    const step = () =>
+      withInputs(c, (xs) =>
+        tf.tidy(() => {
+          const { value, grads } = tf.variableGrads(
+            () => lossFn(xs),
+            named.map(([, v]) => v),
+          );
+          for (const [, v] of named) v.assign(v.sub(grads[v.name]!.mul(1e-3)));
+          return value.dataSync()[0];
+        }),
+      );
+    step();
+    const before = tf.memory().numTensors;
+    step();
+    const after = tf.memory().numTensors;
+    if (after !== before) fail(b, `tensor leak over a training step: ${before} tensors before, ${after} after`);
+    m.dispose();
+  }
+  let maxCrossBackendDiff = 0;
+  for (let i = 1; i < outputs.length; i++) maxCrossBackendDiff = Math.max(maxCrossBackendDiff, maxAbsDiff(outputs[0]!, outputs[i]!));
+  const tol = c.crossBackendTol ?? 1e-3;
+  if (maxCrossBackendDiff > tol)
+    throw new Error(
+      `model contract "${c.name}": backends ${backends.join(' vs ')} disagree (max abs diff ${maxCrossBackendDiff} > ${tol})`,
+    );
+  return { backends, numParameters, maxCrossBackendDiff };
+}
