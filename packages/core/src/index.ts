@@ -16,3 +16,4 @@ export * from './testing/index.js';
 export type { DataType, Rank, Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, TensorLike, Variable } from './tf.js';
 export { tf } from './tf.js';
 export * from './train/index.js';
+export * from './experiment/index.js';

@@ -1,0 +1,58 @@
+/**
+ * A minimal in-process experiment context (no progress bars, no reports): for tests and for
+ * running an experiment from code. The lab app provides the full one.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { currentBackend, initBackend } from '../backend/init.js';
+import type { Experiment, ExperimentContext, ExperimentResult } from './types.js';
+
+export interface InlineRunOptions {
+  preset?: string;
+  seed?: number;
+  outDir: string;
+  dataPath?: string;
+  /** Where log lines go (default: nowhere). */
+  log?: (line: string) => void;
+}
+
+export function inlineContext(exp: Experiment, opts: InlineRunOptions): ExperimentContext {
+  const preset = opts.preset ?? 'tiny';
+  if (!exp.presets[preset])
+    throw new Error(`experiment ${exp.id}: unknown preset "${preset}"; expected one of ${Object.keys(exp.presets).join(', ')}`);
+  mkdirSync(opts.outDir, { recursive: true });
+  const log = opts.log ?? (() => {});
+  return {
+    experimentId: exp.id,
+    preset,
+    seed: opts.seed ?? 0,
+    backend: currentBackend()?.backend ?? 'unknown',
+    outDir: opts.outDir,
+    dataPath: opts.dataPath,
+    log,
+    progress: (name, total) => ({
+      tick: (step, info) => {
+        if (step === total) log(`${name}: ${step}/${total} ${JSON.stringify(info ?? {})}`);
+      },
+      done: () => {},
+    }),
+    metric: (r) => appendFileSync(join(opts.outDir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`),
+    subrun: async (name, fn) => {
+      const safe = name.replace(/[^\w.-]+/g, '_');
+      const dir = join(opts.outDir, 'subruns', safe);
+      const done = join(dir, 'result.json');
+      if (existsSync(done)) return JSON.parse(readFileSync(done, 'utf8'));
+      mkdirSync(dir, { recursive: true });
+      const r = await fn(dir);
+      writeFileSync(`${done}.tmp`, JSON.stringify(r, null, 2));
+      renameSync(`${done}.tmp`, done);
+      return r;
+    },
+  };
+}
+
+/** Run an experiment in-process with the inline context (initialises the backend if needed). */
+export async function runExperimentInline(exp: Experiment, opts: InlineRunOptions): Promise<ExperimentResult> {
+  if (!currentBackend()) await initBackend({ log: false });
+  return exp.run(inlineContext(exp, opts));
+}
