@@ -1,4 +1,7 @@
 import { defineProject, mergeConfig } from 'vitest/config';
 import { shared } from '../vitest.shared.js';
 
-export default mergeConfig(shared, defineProject({ test: { name: 'cross-package', include: ['**/*.test.ts'], exclude: ['**/node_modules/**'] } }));
+export default mergeConfig(
+  shared,
+  defineProject({ test: { name: 'cross-package', include: ['**/*.test.ts'], exclude: ['**/node_modules/**'] } }),
+);

@@ -4,6 +4,7 @@
  * embedded default, with the kernels it lacks supplied by core); else `cpu`.
  */
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import util from 'node:util';
 import { tf } from '../tf.js';
 import { registerCoreKernels } from './kernels/index.js';
@@ -71,10 +72,34 @@ function polyfillNodeUtil(): void {
   if (typeof u.isArray !== 'function') u.isArray = Array.isArray;
 }
 
+/**
+ * Load an optional peer: from core's own location first, then from the working directory's
+ * project (pnpm's strict layout does not link an app's optional peers into core's folder).
+ * tfjs-node registers its kernels before it loads its native addon, so a second attempt after a
+ * failed one repeats hundreds of "already registered" warnings: those are dropped.
+ */
+function requireOptional(pkg: string): unknown {
+  const warn = console.warn;
+  console.warn = (...a: unknown[]) => {
+    if (!String(a[0]).includes('already registered')) warn(...a);
+  };
+  try {
+    try {
+      return require(pkg);
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      if (e?.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes(pkg)) throw err;
+      return createRequire(join(process.cwd(), 'package.json'))(pkg);
+    }
+  } finally {
+    console.warn = warn;
+  }
+}
+
 function tryNodeBackend(pkg: string): string | null {
   polyfillNodeUtil();
   try {
-    require(pkg);
+    requireOptional(pkg);
   } catch (err) {
     return classifyNodeBackendError(pkg, err);
   }
