@@ -1,0 +1,2 @@
+import type { Experiment } from '@mmlm/core';
+export const labExperiments: Experiment[] = [];

@@ -1,0 +1,51 @@
+/** Progress: a cli-progress bar per sub-run on a terminal, plain lines otherwise. */
+
+import type { ProgressHandle } from '@mmlm/core';
+import cliProgress from 'cli-progress';
+
+export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
+
+function fmt(info?: Record<string, number>): string {
+  if (!info) return '';
+  return Object.entries(info)
+    .map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toPrecision(4)}`)
+    .join('  ');
+}
+
+export function makeProgress(mode: ProgressMode, write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)) {
+  const useBar = mode === 'bar' || (mode === 'auto' && process.stdout.isTTY === true && !process.env.CI);
+  return (name: string, total: number): ProgressHandle => {
+    if (mode === 'none') return { tick: () => {}, done: () => {} };
+    if (useBar) {
+      const bar = new cliProgress.SingleBar(
+        {
+          format: `${name.padEnd(24).slice(0, 24)} [{bar}] {value}/{total} | {info} | ETA {eta_formatted}`,
+          hideCursor: true,
+          etaBuffer: 20,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(total, 0, { info: '' });
+      return { tick: (step, info) => bar.update(step, { info: fmt(info) }), done: () => bar.stop() };
+    }
+    const t0 = Date.now();
+    let lastPrint = 0;
+    let last = 0;
+    return {
+      tick: (step, info) => {
+        last = step;
+        const now = Date.now();
+        // about ten lines per sub-run, and at least one every 30 s
+        if (step === 1 || step === total || step % Math.max(1, Math.round(total / 10)) === 0 || now - lastPrint > 30_000) {
+          lastPrint = now;
+          const el = (now - t0) / 1000;
+          const eta = step > 0 ? (el / step) * (total - step) : 0;
+          write(`${name}: step ${step}/${total}  ${fmt(info)}  (${el.toFixed(0)} s, eta ${eta.toFixed(0)} s)`);
+        }
+      },
+      done: () => {
+        if (last !== total) write(`${name}: done at ${last}/${total}`);
+      },
+    };
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * Runs one experiment into its own folder and writes what a reader needs: result.json (resolved
+ * config, seed, backend, versions, git revision, wall time, metrics), metrics.jsonl, report.md and
+ * PNG figures. Re-running the same folder skips finished sub-runs (ctx.subrun) and a finished run.
+ */
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
+import { currentBackend, type Experiment, type ExperimentContext, type ExperimentResult, type Figure, initBackend, tf } from '@mmlm/core';
+import { lineChartSpec, renderPng } from './plot.js';
+import { makeProgress, type ProgressMode } from './progress.js';
+import { renderReportMarkdown } from './report.js';
+
+export interface RunOptions {
+  preset: string;
+  seed: number;
+  /** Root folder of all runs (default ./runs). */
+  outRoot: string;
+  backend?: string;
+  dataPath?: string;
+  progress?: ProgressMode;
+  /** Re-run even when result.json says the run finished. */
+  force?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface RunRecord {
+  experiment: { id: string; paper: string; claim: string };
+  preset: string;
+  seed: number;
+  backend: string;
+  dataPath: string | null;
+  command: string;
+  versions: Record<string, string>;
+  machine: { cpu: string; cores: number; memoryGB: number; platform: string };
+  gitRevision: string;
+  startedAt: string;
+  wallTimeSec: number;
+  result: ExperimentResult;
+}
+
+export function runDir(outRoot: string, exp: Experiment, preset: string, seed: number): string {
+  return join(outRoot, exp.id, `${preset}-seed${seed}`);
+}
+
+function gitRevision(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function versions(): Record<string, string> {
+  const v: Record<string, string> = { node: process.version };
+  for (const [k, val] of Object.entries(tf.version)) v[k] = String(val);
+  return v;
+}
+
+function writeAtomic(path: string, data: string | Buffer): void {
+  writeFileSync(`${path}.tmp`, data);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Loss curves from metrics.jsonl: records with numeric `step` and `loss`, one line per `subrun`. */
+async function lossFigure(dir: string): Promise<Figure | null> {
+  const path = join(dir, 'metrics.jsonl');
+  if (!existsSync(path)) return null;
+  const points: { x: number; y: number; series: string }[] = [];
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const r = JSON.parse(line) as Record<string, unknown>;
+      if (typeof r.step === 'number' && typeof r.loss === 'number' && Number.isFinite(r.loss))
+        points.push({ x: r.step, y: r.loss, series: String(r.subrun ?? r.series ?? 'train') });
+    } catch {
+      // a torn last line from an interrupted run: skip it
+    }
+  }
+  if (points.length < 2) return null;
+  // keep at most ~400 points per series so the SVG stays small
+  const bySeries = new Map<string, typeof points>();
+  for (const p of points) bySeries.set(p.series, [...(bySeries.get(p.series) ?? []), p]);
+  const thinned = [...bySeries.values()].flatMap((ps) => ps.filter((_, i) => i % Math.ceil(ps.length / 400) === 0 || i === ps.length - 1));
+  const png = await renderPng(lineChartSpec(thinned, { title: 'Training loss', xTitle: 'step', yTitle: 'loss' }));
+  writeAtomic(join(dir, 'loss.png'), png);
+  return { title: 'Training loss', path: 'loss.png', caption: 'From metrics.jsonl (one line per sub-run).' };
+}
+
+export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<{ dir: string; record: RunRecord; skipped: boolean }> {
+  if (!exp.presets[opts.preset])
+    throw new Error(`experiment "${exp.id}" has no preset "${opts.preset}"; expected one of: ${Object.keys(exp.presets).join(', ')}`);
+  const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const dir = runDir(opts.outRoot, exp, opts.preset, opts.seed);
+  const resultPath = join(dir, 'result.json');
+  if (!opts.force && existsSync(resultPath)) {
+    log(`${exp.id} (${opts.preset}, seed ${opts.seed}) already finished: ${relative(process.cwd(), dir) || dir}`);
+    return { dir, record: JSON.parse(readFileSync(resultPath, 'utf8')) as RunRecord, skipped: true };
+  }
+  mkdirSync(dir, { recursive: true });
+  if (opts.backend || !currentBackend()) await initBackend({ backend: opts.backend });
+  const backend = currentBackend()?.backend ?? tf.getBackend();
+  const progress = makeProgress(opts.progress ?? 'auto');
+  const ctx: ExperimentContext = {
+    experimentId: exp.id,
+    preset: opts.preset,
+    seed: opts.seed,
+    backend,
+    outDir: dir,
+    dataPath: opts.dataPath,
+    log,
+    progress,
+    metric: (r) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`),
+    subrun: async <T>(name: string, fn: (d: string) => Promise<T>): Promise<T> => {
+      const sub = join(dir, 'subruns', name.replace(/[^\w.-]+/g, '_'));
+      const done = join(sub, 'result.json');
+      if (existsSync(done)) {
+        log(`  sub-run "${name}" already finished; reusing its result`);
+        return JSON.parse(readFileSync(done, 'utf8')) as T;
+      }
+      mkdirSync(sub, { recursive: true });
+      const r = await fn(sub);
+      writeAtomic(done, JSON.stringify(r, null, 2));
+      return r;
+    },
+  };
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  log(`running ${exp.id} (${exp.paper}) preset ${opts.preset}, seed ${opts.seed}, backend ${backend} -> ${dir}`);
+  const result = await exp.run(ctx);
+  const wallTimeSec = (performance.now() - t0) / 1000;
+  const loss = await lossFigure(dir);
+  if (loss && !(result.figures ?? []).some((f) => f.path === loss.path)) result.figures = [...(result.figures ?? []), loss];
+  const record: RunRecord = {
+    experiment: { id: exp.id, paper: exp.paper, claim: exp.claim },
+    preset: opts.preset,
+    seed: opts.seed,
+    backend,
+    dataPath: opts.dataPath ?? null,
+    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}`,
+    versions: versions(),
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryGB: Math.round(totalmem() / 2 ** 30),
+      platform: `${process.platform}-${process.arch}`,
+    },
+    gitRevision: gitRevision(),
+    startedAt,
+    wallTimeSec,
+    result,
+  };
+  writeAtomic(join(dir, 'report.md'), renderReportMarkdown(record));
+  writeAtomic(resultPath, JSON.stringify(record, null, 2)); // last: its presence marks the run finished
+  log(`finished ${exp.id} in ${wallTimeSec.toFixed(1)} s: ${join(dir, 'report.md')}`);
+  return { dir, record, skipped: false };
+}

@@ -1,0 +1,115 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Experiment } from '@mmlm/core';
+import { describe, expect, it } from 'vitest';
+import { buildIndex, findRuns, parseCli, runExperiment } from '../src/index.js';
+import { resolveTargets } from '../src/registry.js';
+
+/** A fake experiment: two sub-runs that log a loss curve; counts how often each body ran. */
+function fake(calls: Record<string, number>, failAt?: string): Experiment {
+  return {
+    id: 'test.fake',
+    paper: 'Fake',
+    claim: 'loss goes down',
+    presets: { tiny: { description: 'a few steps', expectedMinutes: 0.01 } },
+    async run(ctx) {
+      const out: number[] = [];
+      for (const name of ['a', 'b']) {
+        out.push(
+          await ctx.subrun(name, async () => {
+            calls[name] = (calls[name] ?? 0) + 1;
+            if (failAt === name) throw new Error(`crash in ${name}`);
+            const p = ctx.progress(name, 5);
+            for (let s = 1; s <= 5; s++) {
+              ctx.metric({ subrun: name, step: s, loss: 1 / s });
+              p.tick(s, { loss: 1 / s });
+            }
+            p.done();
+            return 0.2;
+          }),
+        );
+      }
+      return {
+        metrics: { final: out[1]!, ok: true },
+        tables: [
+          {
+            title: 'Results',
+            columns: ['run', 'loss'],
+            rows: [
+              ['a', out[0]!],
+              ['b', out[1]!],
+            ],
+            note: 'paper: lower',
+          },
+        ],
+        summary: 'Loss went down.',
+      };
+    },
+  };
+}
+
+describe('lab runner', () => {
+  it('writes result.json, metrics.jsonl, report.md and a loss figure; resumes finished sub-runs', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-'));
+    const calls: Record<string, number> = {};
+    // first attempt crashes in sub-run b: a is saved, no result.json
+    await expect(
+      runExperiment(fake(calls, 'b'), { preset: 'tiny', seed: 0, outRoot: root, progress: 'none', log: () => {} }),
+    ).rejects.toThrow(/crash in b/);
+    const dir = join(root, 'test.fake', 'tiny-seed0');
+    expect(existsSync(join(dir, 'result.json'))).toBe(false);
+    expect(existsSync(join(dir, 'subruns', 'a', 'result.json'))).toBe(true);
+    // rerun: a is skipped, b runs
+    const lines: string[] = [];
+    const { record } = await runExperiment(fake(calls), {
+      preset: 'tiny',
+      seed: 0,
+      outRoot: root,
+      progress: 'lines',
+      log: (l) => lines.push(l),
+    });
+    expect(calls).toEqual({ a: 1, b: 2 });
+    expect(lines.join('\n')).toMatch(/sub-run "a" already finished/);
+    expect(record.result.metrics.final).toBe(0.2);
+    expect(record.versions['tfjs-core']).toBe('4.22.0');
+    for (const f of ['result.json', 'metrics.jsonl', 'report.md', 'loss.png']) expect(existsSync(join(dir, f))).toBe(true);
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toMatch(/\| a \| 0\.2000 \|/);
+    expect(md).toMatch(/pnpm lab run test.fake --preset tiny --seed 0/);
+    expect(md).toMatch(/!\[Training loss\]\(loss.png\)/);
+    const png = readFileSync(join(dir, 'loss.png'));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    // a finished run is skipped entirely
+    const again = await runExperiment(fake(calls), { preset: 'tiny', seed: 0, outRoot: root, progress: 'none', log: () => {} });
+    expect(again.skipped).toBe(true);
+    expect(calls).toEqual({ a: 1, b: 2 });
+    // index
+    expect(findRuns(root)).toHaveLength(1);
+    const html = readFileSync(buildIndex(root), 'utf8');
+    expect(html).toMatch(/<caption>Results<\/caption>/);
+    expect(html).toMatch(/test\.fake\/tiny-seed0\/loss\.png/);
+  });
+
+  it('rejects an unknown preset', async () => {
+    await expect(runExperiment(fake({}), { preset: 'huge', seed: 0, outRoot: tmpdir(), progress: 'none' })).rejects.toThrow(
+      /has no preset "huge"; expected one of: tiny/,
+    );
+  });
+});
+
+describe('CLI arguments', () => {
+  it('parses run options', () => {
+    const a = parseCli(['run', 'core.tiny-gpt', '--preset', 'tiny', '--seed', '3', '--backend', 'cpu', '--out', '/tmp/x']);
+    expect(a).toMatchObject({ command: 'run', target: 'core.tiny-gpt', preset: 'tiny', seed: 3, backend: 'cpu', out: '/tmp/x' });
+  });
+  it('gives helpful errors', () => {
+    expect(() => parseCli(['frobnicate'])).toThrow(/unknown command "frobnicate"; expected list, run or report/);
+    expect(() => parseCli(['run'])).toThrow(/run needs an experiment id/);
+    expect(() => parseCli(['run', 'x', '--sede', '1'])).toThrow(/Unknown option '--sede'/);
+    expect(() => parseCli(['run', 'x', '--seed', '-1'])).toThrow(/--seed must be a non-negative integer, got "-1"/);
+    expect(() => parseCli(['run', 'x', '--backend', 'webgpu'])).toThrow(/--backend must be tensorflow, wasm or cpu/);
+    expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*core\.tiny-gpt/);
+    expect(() => resolveTargets('core.tiny-gpt', 'huge')).toThrow(/has no preset "huge"/);
+  });
+});
