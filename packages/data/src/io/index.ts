@@ -1,0 +1,4 @@
+export * from './fft.js';
+export * from './idx.js';
+export * from './spectrogram.js';
+export * from './wav.js';
