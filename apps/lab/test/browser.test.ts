@@ -67,7 +67,7 @@ describe.skipIf(skip)('index.html in headless Chromium', () => {
       expect(await page.locator('table.data td', { hasText: 'sparse' }).count()).toBe(1);
       const img = page.locator('figure img').first();
       await img.waitFor();
-      const natural = await img.evaluate((el) => (el as HTMLImageElement).naturalWidth);
+      const natural = await img.evaluate((el) => (el as unknown as { naturalWidth: number }).naturalWidth);
       expect(natural).toBeGreaterThan(100); // the loss PNG loaded
       const out = resolve(import.meta.dirname, '..', 'test-artifacts');
       mkdirSync(out, { recursive: true });

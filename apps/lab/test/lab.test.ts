@@ -107,7 +107,7 @@ describe('CLI arguments', () => {
     expect(() => parseCli(['frobnicate'])).toThrow(/unknown command "frobnicate"; expected list, run or report/);
     expect(() => parseCli(['run'])).toThrow(/run needs an experiment id/);
     expect(() => parseCli(['run', 'x', '--sede', '1'])).toThrow(/Unknown option '--sede'/);
-    expect(() => parseCli(['run', 'x', '--seed', '-1'])).toThrow(/--seed must be a non-negative integer, got "-1"/);
+    expect(() => parseCli(['run', 'x', '--seed=-1'])).toThrow(/--seed must be a non-negative integer, got "-1"/);
     expect(() => parseCli(['run', 'x', '--backend', 'webgpu'])).toThrow(/--backend must be tensorflow, wasm or cpu/);
     expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*core\.tiny-gpt/);
     expect(() => resolveTargets('core.tiny-gpt', 'huge')).toThrow(/has no preset "huge"/);

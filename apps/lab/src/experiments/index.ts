@@ -1,2 +1,5 @@
 import type { Experiment } from '@mmlm/core';
-export const labExperiments: Experiment[] = [];
+import { tinyGpt } from './tinyGpt.js';
+
+/** Experiments that belong to the lab itself (the paper packages register theirs). */
+export const labExperiments: Experiment[] = [tinyGpt];

@@ -13,7 +13,7 @@ export interface PresetInfo {
 export interface Table {
   title: string;
   columns: string[];
-  rows: (string | number | null)[][];
+  rows: (string | number | boolean | null)[][];
   /** Markdown shown under the table (e.g. the paper's numbers and how to read ours). */
   note?: string;
 }

@@ -1,0 +1,18 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tinyGpt } from '../src/experiments/tinyGpt.js';
+import { runExperiment } from '../src/index.js';
+
+describe('core.tiny-gpt', () => {
+  it('trains at the tiny preset: loss goes down and bits/char stay above the grammar entropy', async () => {
+    const preset = process.env.TINY_GPT_PRESET ?? 'tiny';
+    const root = mkdtempSync(join(tmpdir(), 'tinygpt-'));
+    const { record } = await runExperiment(tinyGpt, { preset, seed: 0, outRoot: root, progress: 'lines', log: (l) => console.log(l) });
+    const m = record.result.metrics as Record<string, number>;
+    expect(m.finalLoss).toBeLessThan(m.firstLoss);
+    expect(m.valBitsPerChar).toBeGreaterThan(m.grammarEntropyBitsPerChar); // no model beats the entropy rate
+    expect(m.firstLoss).toBeGreaterThan(Math.log(2)); // first loss is near ln(V), far from 0
+  });
+});
