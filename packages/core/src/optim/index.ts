@@ -1,1 +1,4 @@
-export {};
+export * from './adamw.js';
+export * from './ema.js';
+export * from './grads.js';
+export * from './schedule.js';
