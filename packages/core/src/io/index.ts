@@ -1,1 +1,2 @@
-export {};
+export * from './checkpoint.js';
+export * from './safetensors.js';

@@ -145,6 +145,7 @@ export class TransformerDecoder extends Module {
   readonly blocks: ModuleList<DecoderBlock>;
   readonly norm: LayerNorm | RMSNorm;
   readonly head: Linear | null;
+  private readonly dropoutStreams: Record<string, Rng> = {};
 
   constructor(config: TransformerDecoderConfig) {
     super();
@@ -163,7 +164,11 @@ export class TransformerDecoder extends Module {
         : null;
     const dropRng = rng.fork('dropout');
     this.blocks = this.module('blocks', new ModuleList<DecoderBlock>());
-    for (let i = 0; i < config.numLayers; i++) this.blocks.push(new DecoderBlock(config, rope, dropRng.fork(i)));
+    for (let i = 0; i < config.numLayers; i++) {
+      const r = dropRng.fork(i);
+      this.dropoutStreams[`blocks.${i}.dropout`] = r;
+      this.blocks.push(new DecoderBlock(config, rope, r));
+    }
     this.norm = this.module(
       'norm',
       config.norm === 'rmsnorm'
@@ -174,6 +179,11 @@ export class TransformerDecoder extends Module {
       vocabSize > 0 && !config.tieEmbeddings
         ? this.module('head', new Linear(dim, vocabSize, { bias: false, init: { kind: 'normal', std }, rng }))
         : null;
+  }
+
+  /** The dropout random streams by name: checkpoint them (trainLoop's `rngs`) for an exact resume. */
+  rngs(): Record<string, Rng> {
+    return { ...this.dropoutStreams };
   }
 
   /** A fresh KV cache for this model (dispose it when done). */
