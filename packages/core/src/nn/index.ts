@@ -7,5 +7,6 @@ export * from './masks.js';
 export * from './mlp.js';
 export * from './module.js';
 export * from './norm.js';
+export * from './ops.js';
 export * from './rope.js';
 export * from './transformer.js';

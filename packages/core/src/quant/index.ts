@@ -1,1 +1,2 @@
-export {};
+export * from './fsq.js';
+export * from './vq.js';
