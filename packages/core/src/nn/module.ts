@@ -70,6 +70,13 @@ export abstract class Module {
     if (!old)
       throw new Error(`${this.constructor.name}: no child "${name}" to replace; children: ${[...this._children.keys()].join(', ')}`);
     this._children.set(name, m);
+    // fields and arrays that held the old child now hold the new one, so forward() uses it
+    const self = this as unknown as Record<string, unknown>;
+    for (const key of Object.keys(self)) {
+      const v = self[key];
+      if (v === old) self[key] = m;
+      else if (Array.isArray(v)) v.forEach((x, i) => x === old && (v[i] = m));
+    }
     return old;
   }
 
