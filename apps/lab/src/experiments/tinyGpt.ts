@@ -3,7 +3,17 @@
  * trained on the procedural shapes grammar (@mmlm/data), reporting training loss and validation
  * bits per character against the grammar's exact entropy rate (the floor no model can beat).
  */
-import { type Experiment, type PresetInfo, TransformerDecoder, tf } from '@mmlm/core';
+import {
+  AdamW,
+  crossEntropy,
+  type Experiment,
+  type PresetInfo,
+  paramGroups,
+  TransformerDecoder,
+  tf,
+  valueAndGrads,
+  warmupCosine,
+} from '@mmlm/core';
 import {
   CharTokenizer,
   GRAMMARS,
@@ -50,9 +60,9 @@ const PRESETS: Record<string, TinyGptPreset> = {
     heads: 4,
     block: 64,
     batch: 16,
-    steps: 300,
-    lr: 2e-3,
-    evalEvery: 50,
+    steps: 600,
+    lr: 3e-3,
+    evalEvery: 100,
   },
   small: {
     description: 'a few minutes: 4 layers, 128 wide, context 128',
@@ -71,8 +81,7 @@ const PRESETS: Record<string, TinyGptPreset> = {
 
 /** Mean cross-entropy in nats of logits [B, T, V] against targets [B, T]. */
 function meanCE(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
-  const V = logits.shape[2] as number;
-  return tf.losses.softmaxCrossEntropy(tf.oneHot(targets.reshape([-1]), V), logits.reshape([-1, V])) as tf.Scalar;
+  return crossEntropy(logits, targets) as tf.Scalar;
 }
 
 export const tinyGpt: Experiment = {
@@ -99,9 +108,9 @@ export const tinyGpt: Experiment = {
     ctx.log(
       `tiny GPT: ${model.numParameters().toLocaleString()} parameters, vocabulary ${tok.vocabSize}, ${trainIds.length.toLocaleString()} training characters`,
     );
-    const opt = tf.train.adam(p.lr);
+    const opt = new AdamW(paramGroups(model), { lr: p.lr, weightDecay: 0.1, beta2: 0.99 });
+    const lr = warmupCosine({ peak: p.lr, min: p.lr / 10, warmup: Math.ceil(p.steps / 20), total: p.steps });
     const batcher = new WindowBatcher(trainIds, { batchSize: p.batch, blockSize: p.block, seed: ctx.seed });
-    const params = model.trainableParameters();
     const evalBpc = (): number => {
       let sum = 0;
       let n = 0;
@@ -125,7 +134,9 @@ export const tinyGpt: Experiment = {
       const loss = tf.tidy(() => {
         const x = tf.tensor2d(inputs, shape, 'int32');
         const y = tf.tensor2d(targets, shape, 'int32');
-        const l = opt.minimize(() => meanCE(model.forward(x), y), true, params) as tf.Scalar;
+        opt.setLr(lr(step - 1));
+        const { loss: l, grads } = valueAndGrads(model, () => meanCE(model.forward(x), y));
+        opt.step(grads);
         return l.dataSync()[0]!;
       });
       if (step === 1) first = loss;
