@@ -37,7 +37,10 @@ export class Rng {
   constructor(seed: number | RngState = 0) {
     if (typeof seed === 'number') {
       if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
-      this.gen = xoroshiro128plus(seed | 0);
+      // pure-rand seeds xoroshiro128+ from the 32-bit seed directly, and its first outputs for small
+      // seeds are all near 2^32 - 1: mix the seed and discard a warm-up.
+      this.gen = xoroshiro128plus(mix32((seed | 0) ^ 0x9e3779b9) | 0);
+      for (let i = 0; i < 16; i++) this.gen.unsafeNext();
     } else {
       if (!Array.isArray(seed.state) || seed.state.length !== 4)
         throw new Error(`Rng: state must hold 4 numbers, got ${JSON.stringify(seed.state)}`);
