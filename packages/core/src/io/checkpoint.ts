@@ -1,87 +1,218 @@
 /**
- * Checkpoints: weights (safetensors) + optimizer state (safetensors + JSON) + step + RNG state +
- * config JSON, in one folder per step under a root (`<root>/step-00000123/`). Each checkpoint is
- * written into a temporary folder and renamed into place, so a crash mid-write never leaves a
- * half-written checkpoint where `latestCheckpoint` would find it.
+ * Training checkpoints: one folder per step under a root (`<root>/step-00000123/`) holding
+ *   model.safetensors      the weights (Module.stateDict() or a name -> tensor record)
+ *   optimizer.safetensors  the optimizer's tensors (StatefulOptimizer.stateDict().tensors), when any
+ *   state.json             step, optimizer JSON, RNG states (Rng.getState()), config, extra
+ * A checkpoint is written into a temporary folder (every file flushed to disk, state.json last)
+ * and renamed into place, so a crash mid-write never damages the last good checkpoint and never
+ * leaves a half-written folder where `latestCheckpoint` looks. Temporary folders left by a crashed
+ * writer are ignored by readers and removed by the next save.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Module } from '../nn/module.js';
 import type { Rng, RngState } from '../rng/index.js';
 import type { tf } from '../tf.js';
-import { encodeSafetensors, loadSafetensors } from './safetensors.js';
+import type { OptimizerStateDict, StatefulOptimizer } from '../train/optimizer.js';
+import { encodeSafetensorsHost, type HostTensor, loadSafetensors, tensorsToHost } from './safetensors.js';
 
-export interface StatefulOptimizer {
-  stateDict(): { tensors: Record<string, tf.Tensor>; json: unknown };
-  loadStateDict(s: { tensors: Record<string, tf.Tensor>; json: unknown }): void;
-}
+export const CHECKPOINT_FORMAT = 'mmlm-checkpoint';
+export const CHECKPOINT_VERSION = 1;
 
 export interface CheckpointInput {
   model: Module | Record<string, tf.Tensor>;
-  optimizer?: StatefulOptimizer;
+  optimizer?: Pick<StatefulOptimizer, 'stateDict'>;
+  /** Completed training steps. */
   step: number;
-  rng?: Rng | RngState | Record<string, RngState>;
+  rng?: Rng | RngState;
+  /** Named random streams (data order, dropout, ...). */
+  rngs?: Record<string, Rng | RngState>;
   config?: unknown;
   extra?: unknown;
+}
+
+export interface SaveCheckpointOptions {
+  /** Keep the newest `keep` checkpoints under the root (default 2; Infinity keeps all). */
+  keep?: number;
+  /** Refuse to save when a float weight or optimizer tensor holds NaN or Inf (default true). */
+  requireFinite?: boolean;
 }
 
 export interface Checkpoint {
   dir: string;
   step: number;
+  /** The caller owns these tensors. */
   weights: Record<string, tf.Tensor>;
-  optimizer?: { tensors: Record<string, tf.Tensor>; json: unknown };
-  rng?: RngState | Record<string, RngState>;
+  /** The caller owns `tensors`. */
+  optimizer?: OptimizerStateDict;
+  rng?: RngState;
+  rngs?: Record<string, RngState>;
   config?: unknown;
   extra?: unknown;
 }
 
+/** A tensor to be checkpointed holds NaN or Inf. */
+export class NonFiniteTensorError extends Error {
+  constructor(
+    readonly tensor: string,
+    readonly index: number,
+    readonly value: number,
+    readonly step: number,
+  ) {
+    super(`saveCheckpoint: ${tensor} holds ${value} at flat index ${index}; step ${step} was not saved`);
+    this.name = 'NonFiniteTensorError';
+  }
+}
+
 const STEP_DIR = /^step-(\d{8,})$/;
+const SCRATCH_DIR = /^\.(tmp|old)-(step-\d{8,})-(\d+)-[0-9a-f]+$/;
 
 export function checkpointDirName(step: number): string {
   return `step-${String(step).padStart(8, '0')}`;
 }
 
-function rngState(r: CheckpointInput['rng']): RngState | Record<string, RngState> | undefined {
-  if (!r) return undefined;
-  if (typeof (r as Rng).getState === 'function') return (r as Rng).getState();
-  return r as RngState | Record<string, RngState>;
+function isRngState(s: unknown): s is RngState {
+  const st = (s as RngState | null)?.state;
+  return Array.isArray(st) && st.length === 4 && st.every((w) => Number.isInteger(w));
 }
 
-/** Write a checkpoint for `step` under `root` atomically; keeps the newest `keep` (default 2). Returns its folder. */
-export function saveCheckpoint(root: string, c: CheckpointInput, opts: { keep?: number } = {}): string {
-  if (!Number.isInteger(c.step) || c.step < 0) throw new Error(`saveCheckpoint: step must be an integer >= 0, got ${c.step}`);
-  mkdirSync(root, { recursive: true });
-  const final = join(root, checkpointDirName(c.step));
-  const tmp = join(root, `.tmp-${checkpointDirName(c.step)}-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp);
-  const weights =
+function toRngState(r: Rng | RngState, what: string): RngState {
+  const s = typeof (r as Rng).getState === 'function' ? (r as Rng).getState() : r;
+  if (!isRngState(s))
+    throw new Error(`saveCheckpoint: ${what} must be an Rng or an RngState {state: [4 integers]}, got ${JSON.stringify(s)}`);
+  return s;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Remove scratch folders of writers that are no longer running; put back a checkpoint moved aside by a crash. */
+function recoverScratch(root: string): void {
+  for (const name of readdirSync(root)) {
+    const m = SCRATCH_DIR.exec(name);
+    if (!m || Number(m[3]) === process.pid || pidAlive(Number(m[3]))) continue;
+    const final = join(root, m[2]!);
+    if (m[1] === 'old' && !existsSync(final) && existsSync(join(root, name, 'state.json'))) renameSync(join(root, name), final);
+    else rmSync(join(root, name), { recursive: true, force: true });
+  }
+}
+
+async function writeSynced(path: string, bytes: Uint8Array | string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    // Some platforms cannot fsync a folder; the rename is still atomic.
+  }
+}
+
+function assertFinite(host: Record<string, HostTensor>, kind: string, step: number): void {
+  for (const [name, t] of Object.entries(host)) {
+    if (t.dtype !== 'F32') continue;
+    const d = t.data;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) throw new NonFiniteTensorError(`${kind} "${name}"`, i, d[i]!, step);
+  }
+}
+
+function toJson(value: unknown, what: string): unknown {
+  if (value === undefined) return null;
+  try {
+    return JSON.parse(JSON.stringify(value) ?? 'null');
+  } catch (e) {
+    throw new Error(`saveCheckpoint: ${what} is not JSON-serializable (${(e as Error).message})`);
+  }
+}
+
+/**
+ * Write a checkpoint for `c.step` under `root`, atomically, and prune to the newest `keep`. Returns
+ * the checkpoint's folder. Saving a step that already exists replaces it.
+ */
+export async function saveCheckpoint(root: string, c: CheckpointInput, opts: SaveCheckpointOptions = {}): Promise<string> {
+  if (!Number.isSafeInteger(c.step) || c.step < 0) throw new Error(`saveCheckpoint: step must be an integer >= 0, got ${c.step}`);
+  const keep = opts.keep ?? 2;
+  if (!(keep === Number.POSITIVE_INFINITY || (Number.isInteger(keep) && keep >= 1)))
+    throw new Error(`saveCheckpoint: keep must be an integer >= 1 or Infinity, got ${keep}`);
+  const requireFinite = opts.requireFinite ?? true;
+  // Everything that can fail on bad input runs before anything touches the disk.
+  const model =
     typeof (c.model as Module).stateDict === 'function' ? (c.model as Module).stateDict() : (c.model as Record<string, tf.Tensor>);
-  writeFileSync(join(tmp, 'model.safetensors'), encodeSafetensors(weights));
-  let optJson: unknown;
+  const weights = tensorsToHost(model);
+  if (requireFinite) assertFinite(weights, 'weight', c.step);
+  let optHost: Record<string, HostTensor> | null = null;
+  let optJson: unknown = null;
   if (c.optimizer) {
     const s = c.optimizer.stateDict();
-    writeFileSync(join(tmp, 'optimizer.safetensors'), encodeSafetensors(s.tensors));
-    optJson = s.json;
+    optHost = tensorsToHost(s.tensors);
+    if (requireFinite) assertFinite(optHost, 'optimizer tensor', c.step);
+    optJson = { json: toJson(s.json, 'optimizer state json') };
   }
   const state = {
-    format: 'mmlm-checkpoint',
-    version: 1,
+    format: CHECKPOINT_FORMAT,
+    version: CHECKPOINT_VERSION,
     step: c.step,
-    rng: rngState(c.rng) ?? null,
-    optimizer: optJson ?? null,
-    config: c.config ?? null,
-    extra: c.extra ?? null,
+    savedAt: new Date().toISOString(),
+    optimizer: optJson,
+    rng: c.rng === undefined ? null : toRngState(c.rng, 'rng'),
+    rngs: c.rngs === undefined ? null : Object.fromEntries(Object.entries(c.rngs).map(([k, r]) => [k, toRngState(r, `rngs["${k}"]`)])),
+    config: toJson(c.config, 'config'),
+    extra: toJson(c.extra, 'extra'),
   };
-  writeFileSync(join(tmp, 'state.json'), JSON.stringify(state, null, 2));
-  if (existsSync(final)) rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
-  const keep = opts.keep ?? 2;
-  const all = listCheckpoints(root);
-  for (const old of all.slice(0, Math.max(0, all.length - keep))) rmSync(old.dir, { recursive: true, force: true });
+  const modelBytes = encodeSafetensorsHost(weights, { step: String(c.step) });
+  const optBytes = optHost ? encodeSafetensorsHost(optHost, { step: String(c.step) }) : null;
+
+  await mkdir(root, { recursive: true });
+  recoverScratch(root);
+  const name = checkpointDirName(c.step);
+  const final = join(root, name);
+  const tag = `${name}-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
+  const tmp = join(root, `.tmp-${tag}`);
+  await mkdir(tmp);
+  try {
+    await writeSynced(join(tmp, 'model.safetensors'), modelBytes);
+    if (optBytes) await writeSynced(join(tmp, 'optimizer.safetensors'), optBytes);
+    await writeSynced(join(tmp, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+    await syncDir(tmp);
+    if (existsSync(final)) {
+      const old = join(root, `.old-${tag}`);
+      await rename(final, old);
+      await rename(tmp, final);
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(tmp, final);
+    }
+    await syncDir(root);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const others = listCheckpoints(root).filter((x) => x.dir !== final);
+  const excess = others.length - (keep - 1);
+  for (const old of others.slice(0, Math.max(0, excess))) await rm(old.dir, { recursive: true, force: true });
   return final;
 }
 
-/** Complete checkpoints under `root`, oldest first. */
+/** The complete checkpoints under `root`, oldest first. */
 export function listCheckpoints(root: string): { dir: string; step: number }[] {
   if (!existsSync(root)) return [];
   return readdirSync(root)
@@ -91,41 +222,88 @@ export function listCheckpoints(root: string): { dir: string; step: number }[] {
     .sort((a, b) => a.step - b.step);
 }
 
+/** The newest complete checkpoint folder under `root`, or null when there is none. */
 export function latestCheckpoint(root: string): string | null {
   const all = listCheckpoints(root);
   return all.length ? all[all.length - 1]!.dir : null;
 }
 
-/** Read a checkpoint folder; clear errors for missing or corrupt parts. The caller owns the tensors. */
+type StateJson = {
+  format?: unknown;
+  version?: unknown;
+  step?: unknown;
+  optimizer?: { json?: unknown } | null;
+  rng?: unknown;
+  rngs?: unknown;
+  config?: unknown;
+  extra?: unknown;
+};
+
+/** Read a checkpoint folder (as returned by saveCheckpoint / latestCheckpoint). The caller owns the tensors. */
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  const info = await stat(dir).catch(() => null);
+  if (!info?.isDirectory()) throw new Error(`loadCheckpoint: ${dir} is not a folder`);
   const statePath = join(dir, 'state.json');
-  if (!existsSync(statePath)) throw new Error(`loadCheckpoint: ${dir} is not a checkpoint (no state.json)`);
-  let state: { format?: string; step?: number; rng?: unknown; optimizer?: unknown; config?: unknown; extra?: unknown };
+  if (!existsSync(statePath)) {
+    const latest = latestCheckpoint(dir);
+    throw new Error(
+      latest
+        ? `loadCheckpoint: ${dir} is a checkpoint root, not a checkpoint; pass latestCheckpoint(root) (= ${latest})`
+        : `loadCheckpoint: ${dir} is not a checkpoint (no state.json)`,
+    );
+  }
+  let state: StateJson;
   try {
-    state = JSON.parse(readFileSync(statePath, 'utf8'));
+    state = JSON.parse(await readFile(statePath, 'utf8'));
   } catch (e) {
     throw new Error(`loadCheckpoint: ${statePath} is not valid JSON (${(e as Error).message})`);
   }
-  if (state.format !== 'mmlm-checkpoint' || !Number.isInteger(state.step))
-    throw new Error(
-      `loadCheckpoint: ${statePath} is not an mmlm checkpoint state (format ${JSON.stringify(state.format)}, step ${state.step})`,
-    );
+  if (typeof state !== 'object' || state === null || state.format !== CHECKPOINT_FORMAT)
+    throw new Error(`loadCheckpoint: ${statePath} has format ${JSON.stringify(state?.format)}, expected "${CHECKPOINT_FORMAT}"`);
+  if (state.version !== CHECKPOINT_VERSION)
+    throw new Error(`loadCheckpoint: ${statePath} has version ${JSON.stringify(state.version)}, expected ${CHECKPOINT_VERSION}`);
+  if (!Number.isSafeInteger(state.step) || (state.step as number) < 0)
+    throw new Error(`loadCheckpoint: ${statePath} has step ${JSON.stringify(state.step)}, expected an integer >= 0`);
+  if (state.rng != null && !isRngState(state.rng))
+    throw new Error(`loadCheckpoint: ${statePath} rng must be {state: [4 integers]}, got ${JSON.stringify(state.rng)}`);
+  if (state.rngs != null) {
+    if (typeof state.rngs !== 'object' || Array.isArray(state.rngs))
+      throw new Error(`loadCheckpoint: ${statePath} rngs must be an object of RNG states, got ${JSON.stringify(state.rngs)}`);
+    for (const [k, s] of Object.entries(state.rngs))
+      if (!isRngState(s))
+        throw new Error(`loadCheckpoint: ${statePath} rngs["${k}"] must be {state: [4 integers]}, got ${JSON.stringify(s)}`);
+  }
+  if (state.optimizer != null && (typeof state.optimizer !== 'object' || Array.isArray(state.optimizer)))
+    throw new Error(`loadCheckpoint: ${statePath} optimizer must be {json} or null, got ${JSON.stringify(state.optimizer)}`);
   const modelPath = join(dir, 'model.safetensors');
   if (!existsSync(modelPath)) throw new Error(`loadCheckpoint: ${modelPath} is missing`);
+  const optPath = join(dir, 'optimizer.safetensors');
+  if (state.optimizer != null && !existsSync(optPath))
+    throw new Error(`loadCheckpoint: ${optPath} is missing but ${statePath} records optimizer state`);
   const weights = (await loadSafetensors(modelPath)).tensors;
-  let optimizer: Checkpoint['optimizer'];
-  if (state.optimizer !== null && state.optimizer !== undefined) {
-    const p = join(dir, 'optimizer.safetensors');
-    if (!existsSync(p)) throw new Error(`loadCheckpoint: ${p} is missing but state.json has optimizer state`);
-    optimizer = { tensors: (await loadSafetensors(p)).tensors, json: state.optimizer };
+  let optimizer: OptimizerStateDict | undefined;
+  if (state.optimizer != null) {
+    try {
+      optimizer = { tensors: (await loadSafetensors(optPath)).tensors, json: state.optimizer.json ?? null };
+    } catch (e) {
+      for (const t of Object.values(weights)) t.dispose();
+      throw e;
+    }
   }
   return {
     dir,
     step: state.step as number,
     weights,
-    optimizer,
-    rng: (state.rng ?? undefined) as Checkpoint['rng'],
-    config: state.config ?? undefined,
-    extra: state.extra ?? undefined,
+    ...(optimizer ? { optimizer } : {}),
+    ...(state.rng != null ? { rng: state.rng as RngState } : {}),
+    ...(state.rngs != null ? { rngs: state.rngs as Record<string, RngState> } : {}),
+    ...(state.config != null ? { config: state.config } : {}),
+    ...(state.extra != null ? { extra: state.extra } : {}),
   };
+}
+
+/** Dispose every tensor a loaded checkpoint holds. */
+export function disposeCheckpoint(ck: Checkpoint): void {
+  for (const t of Object.values(ck.weights)) t.dispose();
+  if (ck.optimizer) for (const t of Object.values(ck.optimizer.tensors)) t.dispose();
 }

@@ -1,299 +1,512 @@
 /**
- * safetensors read/write (huggingface/safetensors format): an 8-byte little-endian u64 header
- * length N, N bytes of UTF-8 JSON {name: {dtype, shape, data_offsets: [begin, end]}, optional
- * "__metadata__": {string: string}}, then the raw little-endian tensor bytes (offsets relative to
- * the end of the header). Written by hand: the npm `safetensors` package is abandoned and
- * @huggingface/hub only parses headers.
+ * safetensors read/write, the huggingface/safetensors format: an 8-byte little-endian u64 header
+ * length N, then N bytes of UTF-8 JSON
+ * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {string: string}}`, then the
+ * raw little-endian, C-order tensor bytes (offsets count from the first byte after the header).
  *
- * Writing follows the reference serializer: tensors sorted by dtype alignment (descending), then
- * by name; laid out contiguously; the header padded with spaces to a multiple of 8 bytes.
- * Reading validates everything before allocating: header length bound, JSON, dtypes, shapes,
- * byte ranges (size, bounds, no overlap, full coverage).
+ * Hand-written: no maintained npm package reads and writes safetensors (the `safetensors` npm
+ * package is abandoned, @huggingface/hub only parses headers).
+ *
+ * Writing follows the reference serializer (Rust crate `safetensors`, `tensor.rs` `prepare`, which
+ * the Python `save_file` calls): tensors sorted by the reference `Dtype` enum order descending
+ * (that enum lists dtypes in increasing alignment: F32 comes before I32, which comes before BOOL),
+ * then by name (byte-wise on UTF-8); laid out contiguously from offset 0; `__metadata__` first when
+ * given; the JSON compact (no spaces) and padded with spaces to a multiple of 8 bytes.
+ *
+ * Reading validates everything before allocating tensor memory: header length bound (100 MB, as
+ * the reference), header against file size, UTF-8 JSON object, dtypes, shapes, byte sizes, ranges
+ * (bounds, no overlap, full coverage of the data section), metadata values being strings.
+ *
+ * Interop: no file written by PyTorch's safetensors was available on this machine (no network to
+ * PyPI, no Debian package). Checked instead: the reference crate's own serialization vectors and a
+ * hand-derived mixed-dtype example are reproduced byte for byte, and a Python standard-library
+ * writer (test/io/write_safetensors.py) is read back (test/io/safetensors.test.ts).
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { tf } from '../tf.js';
 
-export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8' | 'BOOL' | 'F64';
+/** The dtypes this reader decodes. */
+export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
-const DTYPE_SIZE: Record<SafetensorsDtype, number> = { F64: 8, I64: 8, F32: 4, I32: 4, F16: 2, BF16: 2, U8: 1, I8: 1, BOOL: 1 };
+/** The dtypes this writer produces (float32 -> F32, int32 -> I32, bool -> BOOL). */
+export type SafetensorsWriteDtype = 'F32' | 'I32' | 'BOOL';
 
-/** Headers larger than this are rejected (the reference uses 100 MB). */
+/** The reference `Dtype` enum in declaration order (increasing alignment); the writer sorts by it. */
+const REFERENCE_DTYPE_ORDER = [
+  'BOOL',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'F8_E4M3FNUZ',
+  'F8_E5M2FNUZ',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'C64',
+  'F64',
+  'I64',
+  'U64',
+] as const;
+
+const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
+};
+
+/** Headers longer than this are rejected (the reference's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
-export interface SafetensorsEntry {
-  name: string;
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+/** One tensor's header record. */
+export interface SafetensorsTensorInfo {
   dtype: SafetensorsDtype;
   shape: number[];
-  /** Decoded to float32 (float dtypes, u8/i8/bool) or int32 (i32, i64). */
-  data: Float32Array | Int32Array;
+  data_offsets: [number, number];
+}
+
+export interface SafetensorsHeader {
+  /** Tensor records in file (offset) order. */
+  tensors: Record<string, SafetensorsTensorInfo>;
+  metadata: Record<string, string>;
+  /** N, the header length in bytes (the data section starts at 8 + N). */
+  headerLength: number;
+}
+
+/** A tensor decoded to host memory: float dtypes to Float32Array, integer dtypes to Int32Array, BOOL to Uint8Array (0/1). */
+export interface SafetensorsEntry {
+  name: string;
+  /** The dtype stored in the file. */
+  dtype: SafetensorsDtype;
+  /** The tfjs dtype the data maps to. */
+  tfDtype: 'float32' | 'int32' | 'bool';
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array;
 }
 
 export interface ParsedSafetensors {
+  header: SafetensorsHeader;
+  /** In file (offset) order. */
   entries: SafetensorsEntry[];
   metadata: Record<string, string>;
 }
 
+/** A host tensor for the writer. */
+export interface HostTensor {
+  dtype: SafetensorsWriteDtype;
+  shape: number[];
+  data: Float32Array | Int32Array | Uint8Array;
+}
+
+export interface SafetensorsOptions {
+  /** Names the source (a file path) in errors. */
+  name?: string;
+}
+
 export class SafetensorsError extends Error {
-  constructor(source: string, problem: string) {
+  constructor(
+    readonly source: string,
+    problem: string,
+  ) {
     super(`safetensors ${source}: ${problem}`);
     this.name = 'SafetensorsError';
   }
 }
 
-function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
+function assertLittleEndianHost(): void {
+  if (endianness() !== 'LE') throw new Error(`safetensors: this implementation needs a little-endian host, got ${endianness()}`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function sourceName(opts: SafetensorsOptions | string | undefined): string {
+  if (typeof opts === 'string') return opts;
+  return opts?.name ?? '<buffer>';
+}
+
+/** IEEE 754 binary16 bits to a number (exact). */
+function f16ToNumber(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const f = h & 0x3ff;
-  if (e === 0) return s * 2 ** -14 * (f / 1024);
-  if (e === 31) return f ? Number.NaN : s * Number.POSITIVE_INFINITY;
-  return s * 2 ** (e - 15) * (1 + f / 1024);
+  if (e === 0) return sign * 2 ** -24 * f;
+  if (e === 31) return f ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-function decode(bytes: Uint8Array, dtype: SafetensorsDtype, n: number, source: string, name: string): Float32Array | Int32Array {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  switch (dtype) {
-    case 'F32': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
-      return out;
-    }
-    case 'F64': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(8 * i, true);
-      return out;
-    }
-    case 'F16': {
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(2 * i, true));
-      return out;
-    }
-    case 'BF16': {
-      const out = new Float32Array(n);
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u[i] = dv.getUint16(2 * i, true) << 16;
-      return out;
-    }
-    case 'I32': {
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) out[i] = dv.getInt32(4 * i, true);
-      return out;
-    }
-    case 'I64': {
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        const v = dv.getBigInt64(8 * i, true);
-        if (v > 2147483647n || v < -2147483648n)
-          throw new SafetensorsError(source, `tensor "${name}" (I64) element ${i} = ${v} does not fit in int32 (tfjs has no int64)`);
-        out[i] = Number(v);
-      }
-      return out;
-    }
-    case 'U8':
-    case 'BOOL':
-      return Float32Array.from(bytes.subarray(0, n));
-    case 'I8':
-      return Float32Array.from(new Int8Array(bytes.buffer, bytes.byteOffset, n));
-  }
-}
-
-/** Parse and validate safetensors bytes into host arrays (no tensors). */
-export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): ParsedSafetensors {
-  if (bytes.byteLength < 8) throw new SafetensorsError(source, `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n64 = dv.getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER_BYTES))
-    throw new SafetensorsError(source, `header length ${n64} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
-  const n = Number(n64);
-  if (8 + n > bytes.byteLength)
-    throw new SafetensorsError(source, `header length ${n} runs past the end of the file (${bytes.byteLength} bytes): truncated?`);
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
-  } catch (e) {
-    throw new SafetensorsError(source, `header is not valid UTF-8 JSON (${(e as Error).message})`);
-  }
-  if (typeof header !== 'object' || header === null || Array.isArray(header))
-    throw new SafetensorsError(source, 'header must be a JSON object');
-  const dataLen = bytes.byteLength - 8 - n;
+/**
+ * Validate the header JSON against a data section of `dataLength` bytes. Returns the tensor records
+ * in offset order.
+ */
+function validateHeader(header: unknown, dataLength: number, source: string): Omit<SafetensorsHeader, 'headerLength'> {
+  if (!isPlainObject(header))
+    throw new SafetensorsError(source, `header must be a JSON object, got ${Array.isArray(header) ? 'an array' : JSON.stringify(header)}`);
   const metadata: Record<string, string> = {};
-  const ranges: { name: string; begin: number; end: number }[] = [];
-  const specs: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
-  for (const [name, spec] of Object.entries(header as Record<string, unknown>)) {
+  const infos: [string, SafetensorsTensorInfo][] = [];
+  for (const [name, spec] of Object.entries(header)) {
     if (name === '__metadata__') {
-      if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
-        throw new SafetensorsError(source, '__metadata__ must be an object of strings');
+      if (!isPlainObject(spec))
+        throw new SafetensorsError(source, `__metadata__ must be an object of strings, got ${JSON.stringify(spec)}`);
       for (const [k, v] of Object.entries(spec)) {
-        if (typeof v !== 'string') throw new SafetensorsError(source, `__metadata__["${k}"] must be a string, got ${typeof v}`);
+        if (typeof v !== 'string')
+          throw new SafetensorsError(source, `__metadata__["${k}"] must be a string, got ${typeof v} ${JSON.stringify(v)}`);
         metadata[k] = v;
       }
       continue;
     }
-    const s = spec as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof s !== 'object' || s === null) throw new SafetensorsError(source, `entry "${name}" must be an object`);
-    if (typeof s.dtype !== 'string' || !(s.dtype in DTYPE_SIZE))
+    if (!isPlainObject(spec))
+      throw new SafetensorsError(source, `tensor "${name}": expected an object {dtype, shape, data_offsets}, got ${JSON.stringify(spec)}`);
+    const { dtype, shape, data_offsets: off } = spec;
+    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) {
+      const known = (REFERENCE_DTYPE_ORDER as readonly string[]).includes(dtype as string);
       throw new SafetensorsError(
         source,
-        `tensor "${name}": unsupported dtype ${JSON.stringify(s.dtype)}; expected one of ${Object.keys(DTYPE_SIZE).join(', ')}`,
+        `tensor "${name}": ${known ? 'safetensors dtype' : 'unknown dtype'} ${JSON.stringify(dtype)} is not supported; expected one of ${Object.keys(DTYPE_SIZE).join(', ')}`,
       );
-    if (!Array.isArray(s.shape) || !s.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      throw new SafetensorsError(
-        source,
-        `tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(s.shape)}`,
-      );
-    const off = s.data_offsets;
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new SafetensorsError(source, `tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1])
       throw new SafetensorsError(
         source,
-        `tensor "${name}": data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(off)}`,
+        `tensor "${name}": data_offsets must be [begin, end] with integers 0 <= begin <= end, got ${JSON.stringify(off)}`,
       );
-    const dtype = s.dtype as SafetensorsDtype;
-    const count = (s.shape as number[]).reduce((a, b) => a * b, 1);
-    const want = count * DTYPE_SIZE[dtype];
+    const st = dtype as SafetensorsDtype;
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    const bytes = count * DTYPE_SIZE[st];
+    if (!Number.isSafeInteger(bytes))
+      throw new SafetensorsError(source, `tensor "${name}": shape ${JSON.stringify(shape)} x ${st} overflows (${bytes} bytes)`);
     const [begin, end] = off as [number, number];
-    if (end - begin !== want)
+    if (end - begin !== bytes)
       throw new SafetensorsError(
         source,
-        `tensor "${name}": shape [${s.shape}] x ${dtype} needs ${want} bytes but data_offsets span ${end - begin}`,
+        `tensor "${name}": shape ${JSON.stringify(shape)} x ${st} needs ${bytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
-    if (end > dataLen)
+    if (end > dataLength)
       throw new SafetensorsError(
         source,
-        `tensor "${name}": data_offsets end ${end} is past the data section (${dataLen} bytes): truncated?`,
+        `tensor "${name}": data_offsets end ${end} is past the end of the data section (${dataLength} bytes); truncated file?`,
       );
-    ranges.push({ name, begin, end });
-    specs.push({ name, dtype, shape: s.shape as number[], begin, end });
+    infos.push([name, { dtype: st, shape: shape as number[], data_offsets: [begin, end] }]);
   }
-  ranges.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  infos.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1]);
   let pos = 0;
-  for (const r of ranges) {
-    if (r.begin < pos)
-      throw new SafetensorsError(source, `tensor "${r.name}" overlaps the previous tensor (begins at ${r.begin}, previous ends at ${pos})`);
-    if (r.begin > pos) throw new SafetensorsError(source, `bytes ${pos}..${r.begin} of the data section belong to no tensor`);
-    pos = r.end;
+  let prev = '';
+  for (const [name, info] of infos) {
+    const [begin, end] = info.data_offsets;
+    if (begin < pos)
+      throw new SafetensorsError(source, `tensor "${name}" (bytes ${begin}..${end}) overlaps tensor "${prev}" (ends at ${pos})`);
+    if (begin > pos) throw new SafetensorsError(source, `bytes ${pos}..${begin} of the data section belong to no tensor`);
+    pos = end;
+    prev = name;
   }
-  if (pos !== dataLen) throw new SafetensorsError(source, `data section is ${dataLen} bytes but the tensors cover ${pos}`);
-  const base = 8 + n;
-  const entries = specs.map((s) => ({
-    name: s.name,
-    dtype: s.dtype,
-    shape: s.shape,
-    data: decode(
-      bytes.subarray(base + s.begin, base + s.end),
-      s.dtype,
-      s.shape.reduce((a, b) => a * b, 1),
-      source,
-      s.name,
-    ),
-  }));
-  return { entries, metadata };
+  if (pos !== dataLength)
+    throw new SafetensorsError(source, `the data section is ${dataLength} bytes but the tensors cover only ${pos} (trailing bytes)`);
+  return { tensors: Object.fromEntries(infos), metadata };
 }
 
-/** Decode to tensors (float32 or int32). The caller owns them. */
+/** Read N from the first 8 bytes and check it against the limit and the total size. */
+function headerLength(first8: Uint8Array, totalSize: number, source: string): number {
+  if (totalSize < 8) throw new SafetensorsError(source, `file is ${totalSize} bytes, shorter than the 8-byte header length`);
+  const n = new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES))
+    throw new SafetensorsError(
+      source,
+      `header length ${n} exceeds the limit of ${MAX_HEADER_BYTES} bytes (corrupt or not a safetensors file?)`,
+    );
+  if (n + 8n > BigInt(totalSize))
+    throw new SafetensorsError(source, `header length ${n} runs past the end of the file (${totalSize} bytes); truncated file?`);
+  return Number(n);
+}
+
+function parseHeaderJson(bytes: Uint8Array, source: string): unknown {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new SafetensorsError(source, 'header is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Parse and validate the header of a complete safetensors buffer. */
+export function parseSafetensorsHeader(bytes: Uint8Array, opts?: SafetensorsOptions | string): SafetensorsHeader {
+  const source = sourceName(opts);
+  const n = headerLength(bytes.subarray(0, 8), bytes.byteLength, source);
+  const h = validateHeader(parseHeaderJson(bytes.subarray(8, 8 + n), source), bytes.byteLength - 8 - n, source);
+  return { ...h, headerLength: n };
+}
+
+function decodeData(
+  raw: Uint8Array,
+  info: SafetensorsTensorInfo,
+  name: string,
+  source: string,
+): Pick<SafetensorsEntry, 'data' | 'tfDtype'> {
+  const n = info.shape.reduce((a, b) => a * b, 1);
+  // A copy: aligned, and not a view on the caller's buffer.
+  const buf = raw.slice().buffer;
+  const outOfRange = (i: number, v: bigint | number) =>
+    new SafetensorsError(
+      source,
+      `tensor "${name}" (${info.dtype}) element ${i} = ${v} does not fit in int32 (tfjs has no 64-bit integers)`,
+    );
+  switch (info.dtype) {
+    case 'F32':
+      return { tfDtype: 'float32', data: new Float32Array(buf) };
+    case 'F64':
+      return { tfDtype: 'float32', data: Float32Array.from(new Float64Array(buf)) };
+    case 'F16': {
+      const h = new Uint16Array(buf);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = f16ToNumber(h[i]!);
+      return { tfDtype: 'float32', data: out };
+    }
+    case 'BF16': {
+      const h = new Uint16Array(buf);
+      const out = new Float32Array(n);
+      const bits = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) bits[i] = h[i]! << 16;
+      return { tfDtype: 'float32', data: out };
+    }
+    case 'I32':
+      return { tfDtype: 'int32', data: new Int32Array(buf) };
+    case 'U32': {
+      const u = new Uint32Array(buf);
+      for (let i = 0; i < n; i++) if (u[i]! > INT32_MAX) throw outOfRange(i, u[i]!);
+      return { tfDtype: 'int32', data: new Int32Array(buf) };
+    }
+    case 'I64':
+    case 'U64': {
+      const w = info.dtype === 'I64' ? new BigInt64Array(buf) : new BigUint64Array(buf);
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = w[i]!;
+        if (v > BigInt(INT32_MAX) || v < BigInt(INT32_MIN)) throw outOfRange(i, v);
+        out[i] = Number(v);
+      }
+      return { tfDtype: 'int32', data: out };
+    }
+    case 'I16':
+      return { tfDtype: 'int32', data: Int32Array.from(new Int16Array(buf)) };
+    case 'U16':
+      return { tfDtype: 'int32', data: Int32Array.from(new Uint16Array(buf)) };
+    case 'I8':
+      return { tfDtype: 'int32', data: Int32Array.from(new Int8Array(buf)) };
+    case 'U8':
+      return { tfDtype: 'int32', data: Int32Array.from(new Uint8Array(buf)) };
+    case 'BOOL':
+      return { tfDtype: 'bool', data: new Uint8Array(buf).map((b) => (b ? 1 : 0)) };
+  }
+}
+
+/** Parse and validate safetensors bytes into host arrays (no tensors are made). */
+export function parseSafetensors(bytes: Uint8Array, opts?: SafetensorsOptions | string): ParsedSafetensors {
+  assertLittleEndianHost();
+  const source = sourceName(opts);
+  const header = parseSafetensorsHeader(bytes, source);
+  const base = 8 + header.headerLength;
+  const entries = Object.entries(header.tensors).map(([name, info]) => ({
+    name,
+    dtype: info.dtype,
+    shape: info.shape,
+    ...decodeData(bytes.subarray(base + info.data_offsets[0], base + info.data_offsets[1]), info, name, source),
+  }));
+  return { header, entries, metadata: header.metadata };
+}
+
+/** Decode safetensors bytes to tensors (float32, int32 or bool). The caller owns the tensors. */
 export function decodeSafetensors(
   bytes: Uint8Array,
-  source = '<buffer>',
+  opts?: SafetensorsOptions | string,
 ): { tensors: Record<string, tf.Tensor>; metadata: Record<string, string> } {
-  const { entries, metadata } = parseSafetensors(bytes, source);
+  const { entries, metadata } = parseSafetensors(bytes, opts);
   const tensors: Record<string, tf.Tensor> = {};
-  for (const e of entries) tensors[e.name] = tf.tensor(e.data, e.shape, e.data instanceof Int32Array ? 'int32' : 'float32');
+  for (const e of entries) tensors[e.name] = tf.tensor(e.data, e.shape, e.tfDtype);
   return { tensors, metadata };
 }
 
-export interface HostTensor {
-  dtype: 'F32' | 'I32';
-  shape: number[];
-  data: Float32Array | Int32Array;
+const utf8 = new TextEncoder();
+
+/** Byte-wise comparison of the UTF-8 encodings (Rust's `String` order). */
+function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** Encode host arrays (F32 / I32) with the reference serializer's layout. */
+function dtypeRank(d: string): number {
+  return (REFERENCE_DTYPE_ORDER as readonly string[]).indexOf(d);
+}
+
+/** Encode host arrays (F32 / I32 / BOOL) exactly as the reference serializer lays them out. */
 export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metadata?: Record<string, string>): Uint8Array {
-  const names = Object.keys(tensors).sort((a, b) => {
-    const da = DTYPE_SIZE[tensors[a]!.dtype];
-    const db = DTYPE_SIZE[tensors[b]!.dtype];
-    return db - da || (a < b ? -1 : a > b ? 1 : 0);
-  });
+  assertLittleEndianHost();
+  const names = Object.keys(tensors);
+  for (const name of names) {
+    const t = tensors[name]!;
+    if (name === '__metadata__') throw new Error('encodeSafetensors: "__metadata__" is reserved and cannot name a tensor');
+    if (!['F32', 'I32', 'BOOL'].includes(t.dtype))
+      throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${JSON.stringify(t.dtype)}; expected F32, I32 or BOOL`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw new Error(`encodeSafetensors: tensor "${name}" shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length)
+      throw new Error(`encodeSafetensors: tensor "${name}" has shape [${t.shape}] (${count} values) but ${t.data.length} values`);
+    const want = t.dtype === 'F32' ? Float32Array : t.dtype === 'I32' ? Int32Array : Uint8Array;
+    if (!(t.data instanceof want))
+      throw new Error(`encodeSafetensors: tensor "${name}" (${t.dtype}) data must be a ${want.name}, got ${t.data.constructor.name}`);
+  }
+  names.sort((a, b) => dtypeRank(tensors[b]!.dtype) - dtypeRank(tensors[a]!.dtype) || compareUtf8(a, b));
   const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length) {
+  if (metadata !== undefined) {
+    if (!isPlainObject(metadata))
+      throw new Error(`encodeSafetensors: metadata must be an object of strings, got ${JSON.stringify(metadata)}`);
     for (const [k, v] of Object.entries(metadata))
-      if (typeof v !== 'string') throw new Error(`saveSafetensors: metadata["${k}"] must be a string, got ${typeof v}`);
+      if (typeof v !== 'string') throw new Error(`encodeSafetensors: metadata["${k}"] must be a string, got ${typeof v}`);
     header.__metadata__ = metadata;
   }
-  let off = 0;
-  for (const name of names) {
-    if (name === '__metadata__') throw new Error('saveSafetensors: "__metadata__" is reserved and cannot be a tensor name');
-    const t = tensors[name]!;
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) throw new Error(`saveSafetensors: tensor "${name}" has ${t.data.length} values for shape [${t.shape}]`);
-    const size = count * 4;
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + size] };
-    off += size;
-  }
-  let json = JSON.stringify(header);
-  const enc = new TextEncoder();
-  let hb = enc.encode(json);
-  const pad = (8 - (hb.byteLength % 8)) % 8;
-  if (pad) {
-    json += ' '.repeat(pad);
-    hb = enc.encode(json);
-  }
-  const out = new Uint8Array(8 + hb.byteLength + off);
-  const dv = new DataView(out.buffer);
-  dv.setBigUint64(0, BigInt(hb.byteLength), true);
-  out.set(hb, 8);
-  let p = 8 + hb.byteLength;
+  let offset = 0;
   for (const name of names) {
     const t = tensors[name]!;
-    for (let i = 0; i < t.data.length; i++, p += 4) {
-      if (t.dtype === 'F32') dv.setFloat32(p, t.data[i] as number, true);
-      else dv.setInt32(p, t.data[i] as number, true);
-    }
+    const size = t.data.byteLength;
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    offset += size;
+  }
+  const json = utf8.encode(JSON.stringify(header));
+  const n = json.byteLength + ((8 - (json.byteLength % 8)) % 8);
+  const out = new Uint8Array(8 + n + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
+  out.set(json, 8);
+  out.fill(0x20, 8 + json.byteLength, 8 + n);
+  let p = 8 + n;
+  for (const name of names) {
+    const d = tensors[name]!.data;
+    const bytes = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    if (tensors[name]!.dtype === 'BOOL') for (let i = 0; i < bytes.length; i++) out[p + i] = bytes[i] ? 1 : 0;
+    else out.set(bytes, p);
+    p += bytes.byteLength;
   }
   return out;
 }
 
-/** Encode tensors (float32 -> F32, int32 -> I32; bool is written as I32). Reads them to the host. */
-export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Uint8Array {
+/** Read tensors to the host as writer inputs (float32 -> F32, int32 -> I32, bool -> BOOL). */
+export function tensorsToHost(tensors: Record<string, tf.Tensor>): Record<string, HostTensor> {
   const host: Record<string, HostTensor> = {};
   for (const [name, t] of Object.entries(tensors)) {
+    if (t.isDisposed) throw new Error(`encodeSafetensors: tensor "${name}" is disposed`);
     if (t.dtype === 'float32') host[name] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
-    else if (t.dtype === 'int32' || t.dtype === 'bool') host[name] = { dtype: 'I32', shape: t.shape, data: Int32Array.from(t.dataSync()) };
-    else throw new Error(`saveSafetensors: tensor "${name}" has dtype ${t.dtype}; only float32, int32 and bool can be written`);
+    else if (t.dtype === 'int32') host[name] = { dtype: 'I32', shape: t.shape, data: t.dataSync() as Int32Array };
+    else if (t.dtype === 'bool') host[name] = { dtype: 'BOOL', shape: t.shape, data: Uint8Array.from(t.dataSync() as Uint8Array) };
+    else throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${t.dtype}; expected float32, int32 or bool`);
   }
-  return encodeSafetensorsHost(host, metadata);
+  return host;
 }
 
-/** Write bytes atomically: a temp file in the same folder, then rename. */
-export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
+/** Encode tensors (float32 -> F32, int32 -> I32, bool -> BOOL); reads them to the host. */
+export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Uint8Array {
+  return encodeSafetensorsHost(tensorsToHost(tensors), metadata);
 }
 
-/** Save tensors as safetensors (f32 / i32), atomically. */
+/**
+ * Write `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk, then
+ * renamed over `path`. A crash leaves either the old file or the new one, never a mix.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(bytes);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Save tensors as a safetensors file (F32 / I32 / BOOL), atomically. */
 export async function saveSafetensors(path: string, tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Promise<void> {
-  writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
 
-/** Load a safetensors file (f32, f16, bf16, f64 -> float32; i32, i64 -> int32; u8, i8, bool -> float32). */
-export async function loadSafetensors(path: string): Promise<{ tensors: Record<string, tf.Tensor>; metadata: Record<string, string> }> {
-  // Check the header length against the file size before reading the whole file.
+async function readWhole(path: string): Promise<Uint8Array> {
   const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new SafetensorsError(path, e.code === 'ENOENT' ? 'file not found' : e.message);
   });
   try {
     const { size } = await fh.stat();
-    if (size < 8) throw new SafetensorsError(path, `file is ${size} bytes, shorter than the 8-byte header length`);
-    const head = Buffer.alloc(8);
-    await fh.read(head, 0, 8, 0);
-    const n = head.readBigUInt64LE(0);
-    if (n > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError(path, `header length ${n} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
-    if (Number(n) + 8 > size)
-      throw new SafetensorsError(path, `header length ${n} runs past the end of the file (${size} bytes): truncated?`);
+    const first8 = new Uint8Array(8);
+    if (size >= 8) await fh.read(first8, 0, 8, 0);
+    // Bound the header against the file size before reading the rest.
+    headerLength(first8, size, path);
+    return new Uint8Array(await readFile(fh));
   } finally {
     await fh.close();
   }
-  return decodeSafetensors(new Uint8Array(readFileSync(path)), path);
+}
+
+/** Read and validate only the header of a safetensors file (checks it against the file size). */
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
+    throw new SafetensorsError(path, e.code === 'ENOENT' ? 'file not found' : e.message);
+  });
+  try {
+    const { size } = await fh.stat();
+    const first8 = new Uint8Array(8);
+    if (size >= 8) await fh.read(first8, 0, 8, 0);
+    const n = headerLength(first8, size, path);
+    const hb = new Uint8Array(n);
+    await fh.read(hb, 0, n, 8);
+    return { ...validateHeader(parseHeaderJson(hb, path), size - 8 - n, path), headerLength: n };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Read a safetensors file without making tensors (host arrays). */
+export async function readSafetensors(path: string): Promise<ParsedSafetensors> {
+  return parseSafetensors(await readWhole(path), path);
+}
+
+/**
+ * Load a safetensors file as tensors: F32, F16, BF16, F64 -> float32; I32, I64, U32, U64, I16, U16,
+ * I8, U8 -> int32 (an error names any value outside int32); BOOL -> bool. The caller owns them.
+ */
+export async function loadSafetensors(path: string): Promise<{ tensors: Record<string, tf.Tensor>; metadata: Record<string, string> }> {
+  return decodeSafetensors(await readWhole(path), path);
 }

@@ -1,27 +1,40 @@
 /**
- * AdamW (Loshchilov & Hutter 2019) exactly as torch.optim.AdamW:
- *   p <- p - lr*wd*p;  m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
- *   p <- p - lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
- * with parameter groups (lr multiplier, own weight decay). State is keyed by the parameter's dotted
- * path, so it survives a process restart (checkpoints).
+ * AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization") with the update of
+ * torch.optim.AdamW (single-tensor path, amsgrad off), per parameter with its own step t:
+ *   p <- p - lr*wd*p
+ *   m <- b1 m + (1 - b1) g;   v <- b2 v + (1 - b2) g^2
+ *   p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Parameter groups carry an lr multiplier (the group's lr is lr * lrMultiplier, as MaskLLM's
+ * `--lr-mult`) and their own weight decay. State is keyed by the parameter's dotted path
+ * (`<path>.exp_avg`, `<path>.exp_avg_sq`, as torch's state names), so it survives a restart.
  */
 import type { Module } from '../nn/module.js';
 import { tf } from '../tf.js';
 
+/** Parameters as [dotted path, variable] pairs, or bare variables (keyed by `Variable.name`). */
+export type Params = [string, tf.Variable][] | tf.Variable[];
+
 export interface ParamGroup {
-  /** Parameters as [dotted path, variable]. */
-  params: [string, tf.Variable][];
-  /** Multiplies the optimizer's lr (e.g. MaskLLM's logits multiplier). Default 1. */
+  params: Params;
+  /** The group's lr is the optimizer's lr times this (e.g. MaskLLM's gate multiplier 10). Default 1. */
   lrMultiplier?: number;
   /** Overrides the optimizer's weight decay (0 for biases and norm gains). */
   weightDecay?: number;
 }
 
+/** A group whose parameters carry their dotted paths (what paramGroups returns). */
+export type NamedParamGroup = ParamGroup & { params: [string, tf.Variable][] };
+
 export interface AdamWOptions {
+  /** Default 1e-3 (torch). */
   lr?: number;
+  /** Default 0.9 (torch). */
   beta1?: number;
+  /** Default 0.999 (torch). */
   beta2?: number;
+  /** Default 1e-8 (torch). */
   eps?: number;
+  /** Decoupled weight decay; default 0.01 (torch.optim.AdamW). */
   weightDecay?: number;
 }
 
@@ -30,19 +43,31 @@ export interface OptimizerState {
   json: unknown;
 }
 
-/** Groups a module's trainable parameters: no weight decay for rank < 2 (biases, norm gains) by default. */
-export function paramGroups(
-  module: Module,
-  opts: { noDecay?: (path: string, v: tf.Variable) => boolean; lrMultipliers?: [(path: string) => boolean, number][] } = {},
-): ParamGroup[] {
+export interface ParamGroupsOptions {
+  /** Parameters that get weight decay 0. Default: rank < 2 (biases, norm gains). */
+  noDecay?: (path: string, v: tf.Variable) => boolean;
+  /** [predicate on the path, lr multiplier]; the first matching entry wins. */
+  lrMultipliers?: [(path: string) => boolean, number][];
+}
+
+/**
+ * A module's trainable parameters split into AdamW groups: one group per (lr multiplier,
+ * decay / no decay) pair that occurs, in order of first appearance.
+ */
+export function paramGroups(module: Module, opts: ParamGroupsOptions = {}): NamedParamGroup[] {
   const noDecay = opts.noDecay ?? ((_p: string, v: tf.Variable) => v.rank < 2);
-  const groups = new Map<string, ParamGroup>();
+  for (const [, mult] of opts.lrMultipliers ?? []) checkNonNegative('paramGroups', 'lr multiplier', mult);
+  const groups = new Map<string, NamedParamGroup>();
   for (const [path, v] of module.namedTrainableParameters()) {
     const mult = opts.lrMultipliers?.find(([f]) => f(path))?.[1] ?? 1;
     const nd = noDecay(path, v);
     const key = `${mult}|${nd}`;
-    if (!groups.has(key)) groups.set(key, { params: [], lrMultiplier: mult, ...(nd ? { weightDecay: 0 } : {}) });
-    groups.get(key)!.params.push([path, v]);
+    let g = groups.get(key);
+    if (!g) {
+      g = { params: [], lrMultiplier: mult, ...(nd ? { weightDecay: 0 } : {}) };
+      groups.set(key, g);
+    }
+    g.params.push([path, v]);
   }
   return [...groups.values()];
 }
@@ -50,11 +75,15 @@ export function paramGroups(
 interface Slot {
   path: string;
   v: tf.Variable;
-  m: tf.Variable;
-  s: tf.Variable; // second moment
+  m: tf.Variable; // exp_avg
+  s: tf.Variable; // exp_avg_sq
   lrMult: number;
   wd: number;
+  /** Steps this parameter has taken (torch keeps `step` per parameter). */
+  t: number;
 }
+
+type Grads = Map<string | tf.Variable, tf.Tensor> | Map<string, tf.Tensor> | Map<tf.Variable, tf.Tensor> | Record<string, tf.Tensor>;
 
 export class AdamW {
   lr: number;
@@ -62,118 +91,150 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
-  /** Number of steps taken. */
+  /** Number of step() calls. */
   t = 0;
   private readonly slots: Slot[] = [];
-  private readonly byPath = new Map<string, Slot>();
-  private readonly byVar = new Map<tf.Variable, Slot>();
 
-  constructor(params: ParamGroup[] | [string, tf.Variable][] | Module, opts: AdamWOptions = {}) {
+  /** `params`: a module (all trainable parameters, one group), named pairs, bare variables, or groups. */
+  constructor(params: Module | Params | ParamGroup[], opts: AdamWOptions = {}) {
     this.lr = opts.lr ?? 1e-3;
     this.beta1 = opts.beta1 ?? 0.9;
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
-    for (const [name, x] of [
-      ['lr', this.lr],
-      ['eps', this.eps],
-      ['weightDecay', this.weightDecay],
-    ] as const)
-      if (!(x >= 0 && Number.isFinite(x))) throw new Error(`AdamW: ${name} must be a finite number >= 0, got ${x}`);
+    checkNonNegative('AdamW', 'lr', this.lr);
+    checkNonNegative('AdamW', 'eps', this.eps);
+    checkNonNegative('AdamW', 'weightDecay', this.weightDecay);
     for (const [name, b] of [
       ['beta1', this.beta1],
       ['beta2', this.beta2],
     ] as const)
       if (!(b >= 0 && b < 1)) throw new Error(`AdamW: ${name} must be in [0, 1), got ${b}`);
-    const groups: ParamGroup[] =
-      params instanceof Object && 'namedTrainableParameters' in params
-        ? [{ params: (params as Module).namedTrainableParameters() }]
-        : Array.isArray(params) && params.length > 0 && Array.isArray(params[0])
-          ? [{ params: params as [string, tf.Variable][] }]
-          : (params as ParamGroup[]);
-    for (const g of groups) {
-      for (const [path, v] of g.params) {
-        if (this.byPath.has(path)) throw new Error(`AdamW: parameter "${path}" appears twice`);
-        const slot: Slot = {
+    const seenPath = new Set<string>();
+    const seenVar = new Map<tf.Variable, string>();
+    for (const [gi, g] of toGroups(params).entries()) {
+      if (!g || !Array.isArray(g.params)) throw new Error(`AdamW: group ${gi} must be { params: [...] }, got ${JSON.stringify(g)}`);
+      const lrMult = g.lrMultiplier ?? 1;
+      const wd = g.weightDecay ?? this.weightDecay;
+      checkNonNegative('AdamW', `group ${gi} lrMultiplier`, lrMult);
+      checkNonNegative('AdamW', `group ${gi} weightDecay`, wd);
+      for (const [path, v] of named(g.params)) {
+        if (!(v instanceof tf.Variable)) throw new Error(`AdamW: parameter "${path}" must be a tf.Variable, got ${describe(v)}`);
+        if (v.dtype !== 'float32') throw new Error(`AdamW: parameter "${path}" must be float32, got ${v.dtype}`);
+        if (seenPath.has(path)) throw new Error(`AdamW: parameter "${path}" appears twice`);
+        const other = seenVar.get(v);
+        if (other !== undefined) throw new Error(`AdamW: the variable of "${path}" is also given as "${other}"`);
+        seenPath.add(path);
+        seenVar.set(v, path);
+        this.slots.push({
           path,
           v,
-          m: tf.variable(tf.zerosLike(v), false),
-          s: tf.variable(tf.zerosLike(v), false),
-          lrMult: g.lrMultiplier ?? 1,
-          wd: g.weightDecay ?? this.weightDecay,
-        };
-        this.slots.push(slot);
-        this.byPath.set(path, slot);
-        this.byVar.set(v, slot);
+          m: zerosVariable(v),
+          s: zerosVariable(v),
+          lrMult,
+          wd,
+          t: 0,
+        });
       }
     }
+    if (this.slots.length === 0) throw new Error('AdamW: got an empty parameter list');
   }
 
-  /** Paths of the parameters this optimizer updates. */
+  /** Paths of the parameters this optimizer updates, in order. */
   paths(): string[] {
     return this.slots.map((s) => s.path);
   }
 
   setLr(lr: number): void {
-    if (!(lr >= 0 && Number.isFinite(lr))) throw new Error(`AdamW.setLr: lr must be a finite number >= 0, got ${lr}`);
+    checkNonNegative('AdamW.setLr', 'lr', lr);
     this.lr = lr;
   }
 
   /**
-   * One update from gradients keyed by path (Record or Map) or by variable (Map). Parameters
-   * without a gradient are left unchanged (their moments too). No host reads.
+   * One update, in place (Variable.assign), from gradients keyed by dotted path (Map or Record),
+   * by variable (Map), or by `Variable.name` (as tf.variableGrads returns them). Parameters without
+   * a gradient are left alone (their moments and step too, as in torch). No host reads.
    */
-  step(grads: Map<string | tf.Variable, tf.Tensor> | Record<string, tf.Tensor>): void {
-    const get = (s: Slot): tf.Tensor | undefined =>
-      grads instanceof Map ? (grads.get(s.path) ?? grads.get(s.v)) : (grads as Record<string, tf.Tensor>)[s.path];
+  step(grads: Grads): void {
+    const work: [Slot, tf.Tensor][] = [];
+    const size = grads instanceof Map ? grads.size : Object.keys(grads).length;
+    for (const s of this.slots) {
+      const g = lookup(grads, s);
+      if (g === undefined) continue;
+      if (!(g instanceof tf.Tensor)) throw new Error(`AdamW.step: gradient of "${s.path}" must be a tensor, got ${describe(g)}`);
+      if (g.dtype !== 'float32') throw new Error(`AdamW.step: gradient of "${s.path}" must be float32, got ${g.dtype}`);
+      if (!sameShape(g.shape, s.v.shape))
+        throw new Error(`AdamW.step: gradient of "${s.path}" has shape [${g.shape}], expected [${s.v.shape}]`);
+      work.push([s, g]);
+    }
+    if (work.length === 0 && size > 0)
+      throw new Error(
+        `AdamW.step: none of the ${size} gradients matches a parameter; expected keys like "${this.slots[0]!.path}", got "${firstKey(grads)}"`,
+      );
     this.t += 1;
-    const bc1 = 1 - this.beta1 ** this.t;
-    const bc2 = 1 - this.beta2 ** this.t;
+    const { beta1: b1, beta2: b2, eps } = this;
     tf.tidy(() => {
-      for (const s of this.slots) {
-        const g = get(s);
-        if (!g) continue;
-        if (g.shape.join() !== s.v.shape.join())
-          throw new Error(`AdamW.step: gradient of "${s.path}" has shape [${g.shape}], expected [${s.v.shape}]`);
+      for (const [s, g] of work) {
+        s.t += 1;
         const lr = this.lr * s.lrMult;
-        const m = s.m.mul(this.beta1).add(g.mul(1 - this.beta1));
-        const v2 = s.s.mul(this.beta2).add(g.square().mul(1 - this.beta2));
+        const stepSize = lr / (1 - b1 ** s.t);
+        const bc2Sqrt = Math.sqrt(1 - b2 ** s.t);
+        const decay = 1 - lr * s.wd;
+        const p = decay !== 1 ? s.v.mul(decay) : s.v;
+        const m = s.m.mul(b1).add(g.mul(1 - b1));
+        const v = s.s.mul(b2).add(g.square().mul(1 - b2));
+        const denom = v.sqrt().div(bc2Sqrt).add(eps);
         s.m.assign(m);
-        s.s.assign(v2);
-        const denom = v2.div(bc2).sqrt().add(this.eps);
-        let p: tf.Tensor = s.v;
-        if (s.wd !== 0) p = p.mul(1 - lr * s.wd);
-        s.v.assign(p.sub(m.div(bc1).div(denom).mul(lr)));
+        s.s.assign(v);
+        s.v.assign(p.sub(m.div(denom).mul(stepSize)));
       }
     });
   }
 
+  /**
+   * Moments by `<path>.exp_avg` / `<path>.exp_avg_sq` (the optimizer's own variables: read, do not
+   * dispose) and JSON with the step counters and hyperparameters.
+   */
   stateDict(): OptimizerState {
     const tensors: Record<string, tf.Tensor> = {};
+    const steps: Record<string, number> = {};
     for (const s of this.slots) {
       tensors[`${s.path}.exp_avg`] = s.m;
       tensors[`${s.path}.exp_avg_sq`] = s.s;
+      steps[s.path] = s.t;
     }
-    return {
-      tensors,
-      json: { kind: 'AdamW', t: this.t, lr: this.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay },
-    };
+    const { t, lr, beta1, beta2, eps, weightDecay } = this;
+    return { tensors, json: { kind: 'AdamW', t, lr, beta1, beta2, eps, weightDecay, steps } };
   }
 
+  /**
+   * Copy a saved state in (the caller keeps `state.tensors`). Restores moments, step counters and
+   * lr; betas, eps and weight decay stay as constructed. Every missing, unexpected, mis-shaped or
+   * mis-typed entry is reported in one error, and nothing is assigned then.
+   */
   loadStateDict(state: OptimizerState): void {
-    const j = state.json as { kind?: string; t?: number; lr?: number };
-    if (j?.kind !== 'AdamW' || !Number.isInteger(j.t))
-      throw new Error(`AdamW.loadStateDict: not an AdamW state (json ${JSON.stringify(state.json)})`);
+    const j = state?.json as { kind?: unknown; t?: unknown; lr?: unknown; steps?: unknown } | undefined;
+    if (j?.kind !== 'AdamW') throw new Error(`AdamW.loadStateDict: json.kind must be "AdamW", got ${JSON.stringify(j?.kind)}`);
+    if (!Number.isInteger(j.t) || (j.t as number) < 0)
+      throw new Error(`AdamW.loadStateDict: json.t must be an integer >= 0, got ${JSON.stringify(j.t)}`);
+    if (j.lr !== undefined && !(typeof j.lr === 'number' && j.lr >= 0 && Number.isFinite(j.lr)))
+      throw new Error(`AdamW.loadStateDict: json.lr must be a finite number >= 0, got ${JSON.stringify(j.lr)}`);
+    const steps = (j.steps ?? {}) as Record<string, unknown>;
     const problems: string[] = [];
     for (const s of this.slots) {
       for (const [suffix, slot] of [
         ['exp_avg', s.m],
         ['exp_avg_sq', s.s],
       ] as const) {
-        const t = state.tensors[`${s.path}.${suffix}`];
-        if (!t) problems.push(`missing ${s.path}.${suffix}`);
-        else if (t.shape.join() !== slot.shape.join()) problems.push(`${s.path}.${suffix} expected [${slot.shape}] got [${t.shape}]`);
+        const key = `${s.path}.${suffix}`;
+        const t = state.tensors[key];
+        if (!t) problems.push(`missing ${key}`);
+        else if (!sameShape(t.shape, slot.shape)) problems.push(`${key} expected shape [${slot.shape}] got [${t.shape}]`);
+        else if (t.dtype !== 'float32') problems.push(`${key} expected float32 got ${t.dtype}`);
       }
+      const st = steps[s.path];
+      if (j.steps !== undefined && !(Number.isInteger(st) && (st as number) >= 0))
+        problems.push(`json.steps["${s.path}"] expected an integer >= 0 got ${JSON.stringify(st)}`);
     }
     const known = new Set(this.slots.flatMap((s) => [`${s.path}.exp_avg`, `${s.path}.exp_avg_sq`]));
     const unexpected = Object.keys(state.tensors).filter((k) => !known.has(k));
@@ -182,15 +243,62 @@ export class AdamW {
     for (const s of this.slots) {
       s.m.assign(state.tensors[`${s.path}.exp_avg`]!);
       s.s.assign(state.tensors[`${s.path}.exp_avg_sq`]!);
+      s.t = j.steps === undefined ? (j.t as number) : (steps[s.path] as number);
     }
     this.t = j.t as number;
     if (typeof j.lr === 'number') this.lr = j.lr;
   }
 
+  /** Dispose the moment variables (not the parameters). */
   dispose(): void {
     for (const s of this.slots) {
       s.m.dispose();
       s.s.dispose();
     }
   }
+}
+
+function zerosVariable(v: tf.Variable): tf.Variable {
+  return tf.tidy(() => tf.variable(tf.zerosLike(v), false));
+}
+
+function toGroups(params: Module | Params | ParamGroup[]): ParamGroup[] {
+  if (params !== null && typeof params === 'object' && 'namedTrainableParameters' in params)
+    return [{ params: (params as Module).namedTrainableParameters() }];
+  if (!Array.isArray(params))
+    throw new Error(`AdamW: params must be a Module, an array of parameters or of groups, got ${describe(params)}`);
+  const first = params[0];
+  if (Array.isArray(first) || first instanceof tf.Variable) return [{ params: params as Params }];
+  return params as ParamGroup[];
+}
+
+function named(params: Params): [string, tf.Variable][] {
+  return (params as ([string, tf.Variable] | tf.Variable)[]).map((x) => (Array.isArray(x) ? x : [x?.name, x]));
+}
+
+function lookup(grads: Grads, s: Slot): tf.Tensor | undefined {
+  if (grads instanceof Map) {
+    const m = grads as Map<string | tf.Variable, tf.Tensor>;
+    return m.get(s.path) ?? m.get(s.v);
+  }
+  const r = grads as Record<string, tf.Tensor>;
+  return Object.hasOwn(r, s.path) ? r[s.path] : Object.hasOwn(r, s.v.name) ? r[s.v.name] : undefined;
+}
+
+function firstKey(grads: Grads): string {
+  const k = grads instanceof Map ? grads.keys().next().value : Object.keys(grads)[0];
+  return k instanceof tf.Variable ? `Variable ${k.name}` : String(k);
+}
+
+function checkNonNegative(who: string, name: string, x: number): void {
+  if (!(typeof x === 'number' && x >= 0 && Number.isFinite(x))) throw new Error(`${who}: ${name} must be a finite number >= 0, got ${x}`);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+function describe(x: unknown): string {
+  if (x instanceof tf.Tensor) return `a ${x.dtype} tensor [${x.shape}]`;
+  return x === null ? 'null' : typeof x === 'object' ? (x.constructor?.name ?? 'object') : `${typeof x} ${String(x)}`;
 }

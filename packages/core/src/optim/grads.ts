@@ -1,10 +1,15 @@
-/** Gradients of a module's loss by parameter path, and global-norm clipping. */
+/**
+ * Gradients of a module's loss by parameter path (tf.variableGrads), and global-norm clipping as
+ * torch.nn.utils.clip_grad_norm_ (norm_type 2): total = ||(||g_1||, ..., ||g_n||)||_2,
+ * g <- g * min(1, maxNorm / (total + 1e-6)).
+ */
 import type { Module } from '../nn/module.js';
 import { tf } from '../tf.js';
 
 /**
- * loss and d loss / d p for every trainable parameter p of `module`, keyed by dotted path. The
- * returned tensors are the caller's (dispose them, or call inside tf.tidy).
+ * The loss and d loss / d p for every trainable parameter p of `module`, keyed by dotted path.
+ * Parameters the loss does not reach get no entry. The returned tensors belong to the enclosing
+ * tf.tidy scope when there is one, to the caller otherwise (dispose them).
  */
 export function valueAndGrads(module: Module, lossFn: () => tf.Scalar): { loss: tf.Scalar; grads: Map<string, tf.Tensor> } {
   const named = module.namedTrainableParameters();
@@ -22,20 +27,26 @@ export function valueAndGrads(module: Module, lossFn: () => tf.Scalar): { loss: 
 }
 
 /**
- * Scale gradients in place so their global L2 norm is at most maxNorm (torch.nn.utils.
- * clip_grad_norm_: factor maxNorm / (norm + 1e-6), applied only when < 1). Returns the norm
- * before clipping as a scalar tensor (read it when you need it; no host sync here).
+ * Scale the gradients in place (each entry of the Map or Record is replaced by the scaled tensor
+ * and the old one is disposed) so their global L2 norm is at most maxNorm. Returns the norm before
+ * clipping as a scalar tensor (the enclosing tf.tidy's, or the caller's to dispose); no host read.
+ * No gradients give norm 0.
  */
-export function clipGradNorm(grads: Map<string, tf.Tensor>, maxNorm: number): tf.Scalar {
-  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
-  const gs = [...grads.entries()];
-  return tf.tidy(() => {
-    const norm = tf.sqrt(tf.addN(gs.map(([, g]) => g.square().sum()))) as tf.Scalar;
-    const factor = tf.minimum(tf.scalar(1), tf.scalar(maxNorm).div(norm.add(1e-6)));
-    for (const [k, g] of gs) {
-      grads.set(k, tf.keep(g.mul(factor)));
-      g.dispose();
-    }
-    return norm;
+export function clipGradNorm<K>(grads: Map<K, tf.Tensor> | Record<string, tf.Tensor>, maxNorm: number): tf.Scalar {
+  if (!(typeof maxNorm === 'number' && maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be a number > 0, got ${maxNorm}`);
+  const gs: [unknown, tf.Tensor][] = grads instanceof Map ? [...grads.entries()] : Object.entries(grads);
+  for (const [k, g] of gs)
+    if (!(g instanceof tf.Tensor)) throw new Error(`clipGradNorm: gradient "${String(k)}" must be a tensor, got ${typeof g}`);
+  if (gs.length === 0) return tf.scalar(0);
+  const [total, ...scaled] = tf.tidy(() => {
+    const total = tf.sqrt(tf.addN(gs.map(([, g]) => tf.sum(tf.square(g))))); // []
+    const clipCoef = tf.minimum(tf.div(maxNorm, total.add(1e-6)), 1); // []
+    return [total, ...gs.map(([, g]) => g.mul(clipCoef))];
   });
+  gs.forEach(([k, g], i) => {
+    if (grads instanceof Map) grads.set(k as K, scaled[i]!);
+    else grads[k as string] = scaled[i]!;
+    g.dispose();
+  });
+  return total as tf.Scalar;
 }

@@ -1,156 +1,293 @@
 /**
- * A minimal training loop: progress (a bar on a terminal, plain lines otherwise), metrics to JSONL,
- * periodic eval, a checkpoint every N steps, exact resume (weights, optimizer, RNG streams and
- * step restored, so a resumed run reproduces the uninterrupted run's losses on the same backend),
- * a NaN/Inf guard that stops with a clear error and keeps the last good checkpoint, and SIGINT
- * handling (save, then stop cleanly).
+ * A minimal training loop: progress (a cli-progress bar on a terminal, plain lines otherwise),
+ * metrics as JSONL (one object per step), periodic evaluation, a checkpoint every N steps, exact
+ * resume (weights, optimizer state, RNG streams and step are restored, so a resumed run reproduces
+ * the uninterrupted run's losses on the same backend), a NaN/Inf guard that stops with an error
+ * and leaves the last good checkpoint untouched, and SIGINT / AbortSignal handling (finish the
+ * current step, save a checkpoint, return with `interrupted: true`).
+ *
+ * Steps are numbered 1..steps; a checkpoint at step k holds the state after k completed steps.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { type Checkpoint, latestCheckpoint, loadCheckpoint, type StatefulOptimizer, saveCheckpoint } from '../io/checkpoint.js';
+import {
+  type Checkpoint,
+  disposeCheckpoint,
+  latestCheckpoint,
+  loadCheckpoint,
+  NonFiniteTensorError,
+  saveCheckpoint,
+} from '../io/checkpoint.js';
+import { writeFileAtomic } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
-import type { Rng, RngState } from '../rng/index.js';
+import type { RngState } from '../rng/index.js';
+import type { StatefulOptimizer } from './optimizer.js';
+
+/** Anything with Rng's state accessors. */
+export interface RngLike {
+  getState(): RngState;
+  setState(s: RngState): void;
+}
+
+export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
+
+/** One line of the metrics JSONL. */
+export interface StepRecord {
+  step: number;
+  loss: number;
+  /** Seconds since this trainLoop call started. */
+  time: number;
+  lr?: number;
+  [evalMetric: string]: number | undefined;
+}
 
 export interface TrainLoopOptions {
-  /** Total steps (1-based step numbers 1..steps). */
+  /** The last step number (steps run are start+1..steps, where start is 0 or the resumed step). */
   steps: number;
-  /** One training step; returns the loss (a number: the caller reads it inside its own tidy). */
+  /** One optimisation step; returns the loss as a number (read it inside the step's own tf.tidy). */
   step: (step: number) => number | Promise<number>;
   model: Module;
   optimizer?: StatefulOptimizer;
-  /** Random streams to checkpoint and restore (e.g. data order, dropout), by name. */
-  rngs?: Record<string, Rng | { getState(): RngState; setState(s: RngState): void }>;
+  /** A random stream to checkpoint and restore (e.g. the data order). */
+  rng?: RngLike;
+  /** More named random streams (e.g. TransformerDecoder.rngs() for dropout). */
+  rngs?: Record<string, RngLike>;
+  /** Saved in every checkpoint; on resume a different config is reported through `log`. */
   config?: unknown;
+  /** Run evalFn every evalEvery steps and after the last step. */
   evalEvery?: number;
   evalFn?: (step: number) => Record<string, number> | Promise<Record<string, number>>;
+  /** Save every checkpointEvery steps; with checkpointDir set a checkpoint is also saved after the last step and on interrupt. */
   checkpointEvery?: number;
   checkpointDir?: string;
-  /** Resume from the latest checkpoint in checkpointDir when there is one (default true when checkpointDir is set). */
+  /** Checkpoints kept under checkpointDir (default 2). */
+  keepCheckpoints?: number;
+  /** Continue from the latest checkpoint in checkpointDir when there is one. Without it, a checkpointDir that already holds checkpoints is an error. */
   resume?: boolean;
+  /** JSONL metrics. A fresh run starts the file anew; a resumed run keeps the records up to the resumed step. */
   metricsPath?: string;
-  /** Learning rate reported with each step's metrics. */
-  lr?: (step: number) => number;
-  progress?: 'auto' | 'bar' | 'lines' | 'none';
+  /** Learning rate recorded with each step. */
+  lr?: number | ((step: number) => number);
+  progress?: ProgressMode;
+  /** Plain-line progress every logEvery steps (default: about 20 lines per run). */
+  logEvery?: number;
+  /** Prefix of log lines and the bar. */
   name?: string;
-  /** Stops the loop (checkpoint first) when aborted; SIGINT aborts it too unless handleSigint is false. */
+  /** Stop (after the current step, with a checkpoint) when aborted. */
   signal?: AbortSignal;
+  /** Treat SIGINT like an abort (default true). A second SIGINT during the same run kills the process as usual. */
   handleSigint?: boolean;
+  /** Where log lines go (default stdout). */
   log?: (line: string) => void;
-  onStep?: (step: number, loss: number) => void;
+  onStep?: (step: number, loss: number, record: StepRecord) => void | Promise<void>;
 }
 
 export interface TrainLoopResult {
-  /** Last step completed. */
+  /** The last completed step. */
   step: number;
+  /** The losses of the steps this call ran (start+1..step). */
   losses: number[];
   resumedFrom: number | null;
+  /** Stopped early by SIGINT or the AbortSignal. */
   interrupted: boolean;
   evals: { step: number; metrics: Record<string, number> }[];
+  /** The newest checkpoint folder, if any. */
+  lastCheckpoint: string | null;
 }
 
+/** The loss (or a tensor about to be checkpointed) became NaN or Inf. */
 export class NonFiniteLossError extends Error {
   constructor(
     readonly step: number,
     readonly value: number,
     readonly lastCheckpoint: string | null,
+    what = `loss is ${value}`,
   ) {
-    super(`training stopped: loss is ${value} at step ${step}; the last good checkpoint is ${lastCheckpoint ?? '(none written)'}`);
+    super(`trainLoop: ${what} at step ${step}; stopped. The last good checkpoint is ${lastCheckpoint ?? '(none written)'}`);
     this.name = 'NonFiniteLossError';
   }
 }
 
-/** Restore a model/optimizer/rngs from a loaded checkpoint (disposes the loaded tensors). */
-export function restoreCheckpoint(ck: Checkpoint, model: Module, optimizer?: StatefulOptimizer, rngs?: TrainLoopOptions['rngs']): void {
-  model.loadStateDict(ck.weights);
-  for (const t of Object.values(ck.weights)) t.dispose();
-  if (optimizer) {
-    if (!ck.optimizer) throw new Error(`resume: checkpoint ${ck.dir} has no optimizer state`);
-    optimizer.loadStateDict(ck.optimizer);
-    for (const t of Object.values(ck.optimizer.tensors)) t.dispose();
-  }
-  if (rngs) {
-    const saved = (ck.rng ?? {}) as Record<string, RngState>;
-    for (const [name, r] of Object.entries(rngs)) {
-      if (!saved[name]) throw new Error(`resume: checkpoint ${ck.dir} has no state for rng "${name}"`);
-      r.setState(saved[name]);
-    }
+const RESERVED = new Set(['step', 'loss', 'time', 'lr']);
+
+function positiveInt(v: number | undefined, what: string): void {
+  if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw new Error(`trainLoop: ${what} must be an integer >= 1, got ${v}`);
+}
+
+/** Restore model, optimizer and random streams from a loaded checkpoint; disposes the checkpoint's tensors. */
+export function restoreCheckpoint(
+  ck: Checkpoint,
+  target: { model: Module; optimizer?: StatefulOptimizer; rng?: RngLike; rngs?: Record<string, RngLike> },
+): void {
+  try {
+    if (target.optimizer && !ck.optimizer)
+      throw new Error(`restoreCheckpoint: ${ck.dir} holds no optimizer state, but an optimizer was given`);
+    if (target.rng && !ck.rng) throw new Error(`restoreCheckpoint: ${ck.dir} holds no rng state, but rng was given`);
+    const missing = Object.keys(target.rngs ?? {}).filter((k) => !ck.rngs?.[k]);
+    if (missing.length)
+      throw new Error(
+        `restoreCheckpoint: ${ck.dir} holds no state for rngs ${missing.map((k) => `"${k}"`).join(', ')} (it has ${Object.keys(ck.rngs ?? {}).join(', ') || 'none'})`,
+      );
+    target.model.loadStateDict(ck.weights);
+    if (target.optimizer && ck.optimizer) target.optimizer.loadStateDict(ck.optimizer);
+    if (target.rng && ck.rng) target.rng.setState(ck.rng);
+    for (const [k, r] of Object.entries(target.rngs ?? {})) r.setState(ck.rngs![k]!);
+  } finally {
+    disposeCheckpoint(ck);
   }
 }
 
+/** Keep the records with step <= `upTo` that parse as whole JSON lines; rewrite the file atomically. */
+async function trimMetrics(path: string, upTo: number): Promise<number> {
+  if (!existsSync(path)) {
+    await writeFileAtomic(path, '');
+    return 0;
+  }
+  const kept: string[] = [];
+  let dropped = 0;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let rec: { step?: unknown } | null = null;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      rec = null;
+    }
+    if (rec && typeof rec.step === 'number' && rec.step <= upTo) kept.push(line);
+    else dropped++;
+  }
+  await writeFileAtomic(path, kept.length ? `${kept.join('\n')}\n` : '');
+  return dropped;
+}
+
 export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
-  if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`trainLoop: steps must be an integer >= 1, got ${o.steps}`);
+  positiveInt(o.steps, 'steps');
+  if (o.steps === undefined) throw new Error('trainLoop: steps is required');
+  positiveInt(o.evalEvery, 'evalEvery');
+  positiveInt(o.checkpointEvery, 'checkpointEvery');
+  positiveInt(o.logEvery, 'logEvery');
+  if (typeof o.step !== 'function') throw new Error(`trainLoop: step must be a function, got ${typeof o.step}`);
+  if (o.evalEvery && !o.evalFn) throw new Error('trainLoop: evalEvery needs evalFn');
   if (o.checkpointEvery && !o.checkpointDir) throw new Error('trainLoop: checkpointEvery needs checkpointDir');
+  if (o.resume && !o.checkpointDir) throw new Error('trainLoop: resume needs checkpointDir');
+  const mode = o.progress ?? 'auto';
+  if (!['auto', 'bar', 'lines', 'none'].includes(mode))
+    throw new Error(`trainLoop: progress must be 'auto', 'bar', 'lines' or 'none', got ${JSON.stringify(mode)}`);
   const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const name = o.name ?? 'train';
+
   let start = 0;
   let resumedFrom: number | null = null;
   let lastGood: string | null = null;
-  if (o.checkpointDir && (o.resume ?? true)) {
+  if (o.checkpointDir) {
     const latest = latestCheckpoint(o.checkpointDir);
+    if (latest && !o.resume)
+      throw new Error(
+        `trainLoop: ${o.checkpointDir} already holds checkpoints (latest ${latest}); pass resume: true to continue that run, or use an empty folder`,
+      );
     if (latest) {
       const ck = await loadCheckpoint(latest);
-      restoreCheckpoint(ck, o.model, o.optimizer, o.rngs);
-      start = ck.step;
-      resumedFrom = ck.step;
+      const step = ck.step;
+      if (o.config !== undefined && JSON.stringify(ck.config ?? null) !== JSON.stringify(o.config))
+        log(`${name}: note: the config differs from the checkpoint's (${latest})`);
+      restoreCheckpoint(ck, { model: o.model, optimizer: o.optimizer, rng: o.rng, rngs: o.rngs });
+      start = step;
+      resumedFrom = step;
       lastGood = latest;
-      log(`${name}: resumed from ${latest} (step ${ck.step})`);
+      log(`${name}: resumed from ${latest} (step ${step})`);
     }
   }
-  const save = (step: number) => {
-    if (!o.checkpointDir) return;
-    const rng = o.rngs ? Object.fromEntries(Object.entries(o.rngs).map(([k, r]) => [k, r.getState()])) : undefined;
-    lastGood = saveCheckpoint(o.checkpointDir, { model: o.model, optimizer: o.optimizer, step, rng, config: o.config });
+  if (o.metricsPath) {
+    if (resumedFrom === null) await writeFileAtomic(o.metricsPath, '');
+    else {
+      const dropped = await trimMetrics(o.metricsPath, resumedFrom);
+      if (dropped) log(`${name}: dropped ${dropped} metrics lines past step ${resumedFrom} (or torn) from ${o.metricsPath}`);
+    }
+  }
+
+  let lastSaved = resumedFrom ?? -1;
+  const save = async (step: number) => {
+    if (!o.checkpointDir || step === lastSaved) return;
+    try {
+      lastGood = await saveCheckpoint(
+        o.checkpointDir,
+        {
+          model: o.model,
+          optimizer: o.optimizer,
+          step,
+          ...(o.rng ? { rng: o.rng.getState() } : {}),
+          ...(o.rngs ? { rngs: Object.fromEntries(Object.entries(o.rngs).map(([k, r]) => [k, r.getState()])) } : {}),
+          config: o.config,
+        },
+        { keep: o.keepCheckpoints ?? 2 },
+      );
+      lastSaved = step;
+    } catch (e) {
+      if (e instanceof NonFiniteTensorError) throw new NonFiniteLossError(step, e.value, lastGood, `${e.tensor} holds ${e.value}`);
+      throw e;
+    }
   };
-  if (o.metricsPath) mkdirSync(dirname(o.metricsPath), { recursive: true });
-  const mode = o.progress ?? 'auto';
-  const useBar = mode === 'bar' || (mode === 'auto' && process.stdout.isTTY === true && !process.env.CI);
-  const bar = useBar
-    ? new cliProgress.SingleBar(
-        { format: `${name} [{bar}] {value}/{total} loss {loss} ETA {eta_formatted}` },
-        cliProgress.Presets.shades_classic,
-      )
-    : null;
+
+  const useBar = mode === 'bar' || (mode === 'auto' && process.stderr.isTTY === true && !process.env.CI);
+  const logEvery = o.logEvery ?? Math.max(1, Math.round(o.steps / 20));
+  const bar =
+    useBar && start < o.steps
+      ? new cliProgress.SingleBar(
+          { format: `${name} [{bar}] {value}/{total} loss {loss} | {duration_formatted} ETA {eta_formatted}`, hideCursor: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
   bar?.start(o.steps, start, { loss: '-' });
-  let interrupted = false;
+
+  let stopRequested = false;
   const onSigint = () => {
-    interrupted = true;
+    stopRequested = true;
+    (bar ? process.stderr : process.stdout).write(`\n${name}: SIGINT, stopping after this step (press Ctrl-C again to quit now)\n`);
+    process.removeListener('SIGINT', onSigint);
   };
-  if (o.handleSigint !== false) process.once('SIGINT', onSigint);
+  if (o.handleSigint !== false) process.on('SIGINT', onSigint);
+
   const losses: number[] = [];
   const evals: TrainLoopResult['evals'] = [];
-  const t0 = Date.now();
-  let step = start;
+  const t0 = performance.now();
+  let done = start;
+  let interrupted = false;
   try {
-    for (step = start + 1; step <= o.steps; step++) {
-      if (interrupted || o.signal?.aborted) {
+    for (let i = start + 1; i <= o.steps; i++) {
+      if (stopRequested || o.signal?.aborted) {
         interrupted = true;
-        step -= 1;
-        save(step);
-        log(`${name}: interrupted; saved checkpoint at step ${step}${lastGood ? ` (${lastGood})` : ''}`);
         break;
       }
-      const loss = await o.step(step);
-      if (!Number.isFinite(loss)) throw new NonFiniteLossError(step, loss, lastGood);
+      const loss = await o.step(i);
+      if (typeof loss !== 'number') throw new Error(`trainLoop: step ${i} returned ${typeof loss}, expected the loss as a number`);
+      if (!Number.isFinite(loss)) throw new NonFiniteLossError(i, loss, lastGood);
+      done = i;
       losses.push(loss);
-      o.onStep?.(step, loss);
-      const rec: Record<string, number> = { step, loss, time: (Date.now() - t0) / 1000 };
-      if (o.lr) rec.lr = o.lr(step);
-      if (o.evalFn && o.evalEvery && (step % o.evalEvery === 0 || step === o.steps)) {
-        const m = await o.evalFn(step);
-        evals.push({ step, metrics: m });
+      const rec: StepRecord = { step: i, loss, time: (performance.now() - t0) / 1000 };
+      const lr = typeof o.lr === 'function' ? o.lr(i) : o.lr;
+      if (lr !== undefined) rec.lr = lr;
+      if (o.evalFn && ((o.evalEvery && i % o.evalEvery === 0) || i === o.steps)) {
+        const m = await o.evalFn(i);
+        for (const k of Object.keys(m))
+          if (RESERVED.has(k))
+            throw new Error(`trainLoop: evalFn returned the reserved metric name "${k}" (reserved: ${[...RESERVED].join(', ')})`);
+        evals.push({ step: i, metrics: m });
         Object.assign(rec, m);
       }
       if (o.metricsPath) appendFileSync(o.metricsPath, `${JSON.stringify(rec)}\n`);
-      if (bar) bar.update(step, { loss: loss.toFixed(4) });
-      else if (mode !== 'none' && (step === 1 || step === o.steps || step % Math.max(1, Math.round(o.steps / 10)) === 0))
-        log(`${name}: step ${step}/${o.steps} loss ${loss.toFixed(4)}`);
-      if (o.checkpointEvery && (step % o.checkpointEvery === 0 || step === o.steps)) save(step);
+      if (bar) bar.update(i, { loss: loss.toFixed(4) });
+      else if (mode !== 'none' && (i === start + 1 || i === o.steps || i % logEvery === 0)) {
+        const ev = Object.keys(rec).filter((k) => !RESERVED.has(k));
+        log(`${name}: step ${i}/${o.steps} loss ${loss.toFixed(4)}${ev.map((k) => ` ${k} ${rec[k]!.toFixed(4)}`).join('')}`);
+      }
+      await o.onStep?.(i, loss, rec);
+      if (o.checkpointEvery && i % o.checkpointEvery === 0) await save(i);
     }
-    if (step > o.steps) step = o.steps;
+    if (done > start) await save(done);
   } finally {
     bar?.stop();
     process.removeListener('SIGINT', onSigint);
   }
-  return { step, losses, resumedFrom, interrupted, evals };
+  if (interrupted) log(`${name}: interrupted after step ${done}${lastGood ? `; checkpoint ${lastGood}` : ''}`);
+  return { step: done, losses, resumedFrom, interrupted, evals, lastCheckpoint: lastGood };
 }

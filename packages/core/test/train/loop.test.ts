@@ -1,16 +1,20 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AdamW,
   crossEntropy,
+  Linear,
   latestCheckpoint,
   listCheckpoints,
-  loadCheckpoint,
+  type Module,
   NonFiniteLossError,
+  type OptimizerStateDict,
   Rng,
+  type StatefulOptimizer,
   saveCheckpoint,
+  TEST_BACKENDS,
   TransformerDecoder,
   tf,
   trainLoop,
@@ -18,16 +22,78 @@ import {
   valueAndGrads,
 } from '../../src/index.js';
 
-/** Fresh model, optimizer and data stream, as a new process would build them. */
-function setup(dropout = 0.1) {
+const made: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'loop-'));
+  made.push(d);
+  return d;
+};
+
+/** SGD with momentum (PyTorch's form: b = mu b + g; p -= lr b), holding a buffer per parameter. */
+class SGDMomentum implements StatefulOptimizer {
+  private readonly bufs = new Map<string, tf.Variable>();
+  t = 0;
+  constructor(
+    private readonly model: Module,
+    private readonly lr: number,
+    private readonly mu = 0.9,
+  ) {
+    for (const [p, v] of model.namedTrainableParameters()) this.bufs.set(p, tf.variable(tf.zerosLike(v), false));
+  }
+  step(grads: Map<string, tf.Tensor>): void {
+    tf.tidy(() => {
+      for (const [p, v] of this.model.namedTrainableParameters()) {
+        const b = this.bufs.get(p)!;
+        b.assign(b.mul(this.mu).add(grads.get(p)!));
+        v.assign(v.sub(b.mul(this.lr)));
+      }
+    });
+    this.t++;
+  }
+  stateDict(): OptimizerStateDict {
+    return { tensors: Object.fromEntries(this.bufs), json: { t: this.t, lr: this.lr, mu: this.mu } };
+  }
+  loadStateDict(s: OptimizerStateDict): void {
+    for (const [p, b] of this.bufs) b.assign(s.tensors[p]!);
+    this.t = (s.json as { t: number }).t;
+  }
+  dispose(): void {
+    for (const b of this.bufs.values()) b.dispose();
+  }
+}
+
+/** Linear regression y = x w* + noise, as a new process would build it (its own seeds). */
+function linearSetup(initSeed = 1, dataSeed = 2) {
+  const model = new Linear(3, 1, { rng: new Rng(initSeed) });
+  const opt = new SGDMomentum(model, 0.05);
+  const data = new Rng(dataSeed);
+  const wStar = tf.tensor2d([[1], [-2], [0.5]]);
+  const step = () =>
+    tf.tidy(() => {
+      const x = data.randn([8, 3]); // [B, 3]
+      const y = x.matMul(wStar).add(data.randn([8, 1], 0, 0.1)); // [B, 1]
+      const { loss, grads } = valueAndGrads(model, () => model.forward(x).sub(y).square().mean() as tf.Scalar);
+      opt.step(grads);
+      return loss.dataSync()[0]!;
+    });
+  const dispose = () => {
+    model.dispose();
+    opt.dispose();
+    wStar.dispose();
+  };
+  return { model, opt, data, step, dispose };
+}
+
+/** A small transformer with dropout and AdamW: every random stream matters for an exact resume. */
+function transformerSetup(dropout = 0.1) {
   const model = new TransformerDecoder({ vocabSize: 9, dim: 16, numLayers: 1, numHeads: 2, maxSeqLen: 8, seed: 3, dropout });
   const opt = new AdamW(model, { lr: 1e-2 });
   const data = new Rng(42);
   const step = () =>
     tf.tidy(() => {
-      const ids = data.randint([4, 9], 0, 9);
-      const x = ids.slice([0, 0], [4, 8]);
-      const y = ids.slice([0, 1], [4, 8]);
+      const ids = data.randint([4, 9], 0, 9); // [B, T+1]
+      const x = ids.slice([0, 0], [4, 8]); // [B, T]
+      const y = ids.slice([0, 1], [4, 8]); // [B, T]
       const { loss, grads } = valueAndGrads(model, () => crossEntropy(model.forward(x), y) as tf.Scalar);
       opt.step(grads);
       return loss.dataSync()[0]!;
@@ -35,21 +101,90 @@ function setup(dropout = 0.1) {
   return { model, opt, data, step };
 }
 
+const quiet = { progress: 'none' as const, log: () => {} };
+const readJsonl = (p: string) =>
+  readFileSync(p, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+
 describe('trainLoop', () => {
   beforeAll(async () => useBackend('cpu'));
+  afterAll(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
 
-  it('a resumed run reproduces the uninterrupted run exactly (with dropout)', async () => {
-    const full = setup(0.1);
+  it.each(TEST_BACKENDS)(
+    'a resumed run reproduces the uninterrupted run exactly on %s (linear regression, SGD with momentum)',
+    async (backend) => {
+      await useBackend(backend);
+      const a = linearSetup();
+      const n0 = tf.memory().numTensors;
+      const ra = await trainLoop({ steps: 8, step: a.step, model: a.model, optimizer: a.opt, rng: a.data, ...quiet });
+      expect(tf.memory().numTensors).toBe(n0);
+      expect(ra.losses).toHaveLength(8);
+      expect(ra.losses[7]!).toBeLessThan(ra.losses[0]!);
+
+      const dir = tmp();
+      const b1 = linearSetup();
+      const r1 = await trainLoop({
+        steps: 4,
+        step: b1.step,
+        model: b1.model,
+        optimizer: b1.opt,
+        rng: b1.data,
+        checkpointDir: dir,
+        checkpointEvery: 2,
+        ...quiet,
+      });
+      expect(r1.step).toBe(4);
+      expect(r1.lastCheckpoint).toBe(join(dir, 'step-00000004'));
+      b1.dispose();
+
+      // "a new process": fresh objects with different seeds; the checkpoint must overwrite all of it
+      const b2 = linearSetup(77, 78);
+      const n1 = tf.memory().numTensors;
+      const r2 = await trainLoop({
+        steps: 8,
+        step: b2.step,
+        model: b2.model,
+        optimizer: b2.opt,
+        rng: b2.data,
+        checkpointDir: dir,
+        checkpointEvery: 2,
+        resume: true,
+        ...quiet,
+      });
+      expect(tf.memory().numTensors).toBe(n1);
+      expect(r2.resumedFrom).toBe(4);
+      expect(b2.opt.t).toBe(8);
+      expect([...r1.losses, ...r2.losses]).toEqual(ra.losses);
+      expect(Array.from(b2.model.weight.dataSync())).toEqual(Array.from(a.model.weight.dataSync()));
+
+      // negative control: resuming without the optimizer's momentum gives different losses
+      const ctlDir = tmp();
+      const c1 = linearSetup();
+      await trainLoop({ steps: 4, step: c1.step, model: c1.model, optimizer: c1.opt, rng: c1.data, checkpointDir: ctlDir, ...quiet });
+      const c2 = linearSetup();
+      const rc = await trainLoop({ steps: 8, step: c2.step, model: c2.model, rng: c2.data, checkpointDir: ctlDir, resume: true, ...quiet });
+      expect(rc.losses).not.toEqual(ra.losses.slice(4));
+      for (const s of [a, b2, c1, c2]) s.dispose();
+      await useBackend('cpu');
+    },
+  );
+
+  it('a resumed run reproduces the uninterrupted run exactly (transformer, AdamW, dropout streams)', async () => {
+    const full = transformerSetup();
     const a = await trainLoop({
       steps: 6,
       step: full.step,
       model: full.model,
       optimizer: full.opt,
       rngs: { data: full.data, ...full.model.rngs() },
-      progress: 'none',
+      ...quiet,
     });
-    const dir = mkdtempSync(join(tmpdir(), 'ck-'));
-    const first = setup(0.1);
+    const dir = tmp();
+    const first = transformerSetup();
     const b1 = await trainLoop({
       steps: 3,
       step: first.step,
@@ -57,12 +192,9 @@ describe('trainLoop', () => {
       optimizer: first.opt,
       rngs: { data: first.data, ...first.model.rngs() },
       checkpointDir: dir,
-      checkpointEvery: 3,
-      progress: 'none',
+      ...quiet,
     });
-    expect(b1.step).toBe(3);
-    const second = setup(0.1);
-    const metrics = join(dir, 'metrics.jsonl');
+    const second = transformerSetup();
     const b2 = await trainLoop({
       steps: 6,
       step: second.step,
@@ -70,95 +202,245 @@ describe('trainLoop', () => {
       optimizer: second.opt,
       rngs: { data: second.data, ...second.model.rngs() },
       checkpointDir: dir,
-      checkpointEvery: 3,
-      metricsPath: metrics,
-      progress: 'none',
-      log: () => {},
+      resume: true,
+      ...quiet,
     });
     expect(b2.resumedFrom).toBe(3);
     expect([...b1.losses, ...b2.losses]).toEqual(a.losses);
-    expect(
-      readFileSync(metrics, 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l).step),
-    ).toEqual([4, 5, 6]);
-    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([3, 6]);
+    for (const s of [full, first, second]) {
+      s.model.dispose();
+      s.opt.dispose();
+    }
   });
 
-  it('stops on a non-finite loss and keeps the last good checkpoint', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ck-'));
-    const s = setup();
+  it('stops on a non-finite loss with the step and value, leaving the last good checkpoint intact', async () => {
+    const dir = tmp();
+    const s = linearSetup();
+    let snapshot: Buffer | null = null;
+    const err = await trainLoop({
+      steps: 10,
+      step: (i) => {
+        if (i === 5) {
+          snapshot = readFileSync(join(dir, 'step-00000004', 'model.safetensors'));
+          return Number.NaN;
+        }
+        return s.step();
+      },
+      model: s.model,
+      optimizer: s.opt,
+      rng: s.data,
+      checkpointDir: dir,
+      checkpointEvery: 2,
+      ...quiet,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteLossError);
+    const e = err as NonFiniteLossError;
+    expect([e.step, e.value, e.lastCheckpoint]).toEqual([5, Number.NaN, join(dir, 'step-00000004')]);
+    expect(e.message).toBe(`trainLoop: loss is NaN at step 5; stopped. The last good checkpoint is ${join(dir, 'step-00000004')}`);
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([2, 4]);
+    expect(readFileSync(join(dir, 'step-00000004', 'model.safetensors')).equals(snapshot!)).toBe(true);
+    await expect(trainLoop({ steps: 3, step: () => Number.NEGATIVE_INFINITY, model: s.model, ...quiet })).rejects.toThrow(
+      'trainLoop: loss is -Infinity at step 1; stopped. The last good checkpoint is (none written)',
+    );
+    s.dispose();
+  });
+
+  it('refuses to checkpoint NaN weights behind a finite loss, keeping the last good checkpoint', async () => {
+    const dir = tmp();
+    const s = linearSetup();
     const run = trainLoop({
       steps: 10,
-      step: (i) => (i === 5 ? Number.NaN : s.step()),
+      step: (i) => {
+        if (i < 3) return s.step();
+        // a bad update the loss does not show yet
+        if (i === 3) tf.tidy(() => s.model.weight.assign(tf.fill([1, 3], Number.NaN)));
+        return 1;
+      },
       model: s.model,
       optimizer: s.opt,
       checkpointDir: dir,
       checkpointEvery: 2,
-      progress: 'none',
+      ...quiet,
     });
-    await expect(run).rejects.toThrow(NonFiniteLossError);
-    await expect(
-      trainLoop({
-        steps: 10,
-        step: () => Number.POSITIVE_INFINITY,
-        model: s.model,
-        checkpointDir: mkdtempSync(join(tmpdir(), 'ck-')),
-        progress: 'none',
-      }),
-    ).rejects.toThrow(/loss is Infinity at step 1; the last good checkpoint is \(none written\)/);
-    expect(latestCheckpoint(dir)).toMatch(/step-00000004$/);
-    const ck = await loadCheckpoint(latestCheckpoint(dir)!);
-    expect(ck.step).toBe(4);
+    await expect(run).rejects.toThrow(
+      `trainLoop: weight "weight" holds NaN at step 4; stopped. The last good checkpoint is ${join(dir, 'step-00000002')}`,
+    );
+    expect(latestCheckpoint(dir)).toBe(join(dir, 'step-00000002'));
+    s.dispose();
   });
 
-  it('an abort (as SIGINT does) saves a checkpoint and stops cleanly', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ck-'));
-    const s = setup();
+  it('an AbortSignal stops after the current step with a checkpoint; resume continues from there', async () => {
+    const dir = tmp();
+    const s = linearSetup();
     const ac = new AbortController();
+    const lines: string[] = [];
     const r = await trainLoop({
       steps: 10,
       step: s.step,
       model: s.model,
       optimizer: s.opt,
+      rng: s.data,
       checkpointDir: dir,
       signal: ac.signal,
-      onStep: (i) => i === 2 && ac.abort(),
+      onStep: (i) => {
+        if (i === 2) ac.abort();
+      },
       progress: 'none',
-      log: () => {},
+      log: (l) => lines.push(l),
     });
-    expect(r.interrupted).toBe(true);
-    expect(r.step).toBe(2);
-    expect(latestCheckpoint(dir)).toMatch(/step-00000002$/);
+    expect([r.interrupted, r.step, r.losses.length]).toEqual([true, 2, 2]);
+    expect(latestCheckpoint(dir)).toBe(join(dir, 'step-00000002'));
+    expect(lines).toEqual([`train: interrupted after step 2; checkpoint ${join(dir, 'step-00000002')}`]);
+    const again = await trainLoop({
+      steps: 4,
+      step: s.step,
+      model: s.model,
+      optimizer: s.opt,
+      rng: s.data,
+      checkpointDir: dir,
+      resume: true,
+      ...quiet,
+    });
+    expect([again.resumedFrom, again.step, again.interrupted]).toEqual([2, 4, false]);
+    s.dispose();
   });
 
-  it('SIGINT sets the stop flag', async () => {
-    const s = setup();
+  it('SIGINT sets the stop flag (handler invoked directly); the handler is removed afterwards', async () => {
+    const dir = tmp();
+    const s = linearSetup();
+    const before = process.listeners('SIGINT');
+    const write = process.stdout.write;
     const r = await trainLoop({
       steps: 10,
-      step: (i) => (i === 3 && process.emit('SIGINT'), s.step()),
+      step: (i) => {
+        const ours = process.listeners('SIGINT').filter((l) => !before.includes(l));
+        expect(ours).toHaveLength(1);
+        if (i === 3) {
+          process.stdout.write = () => true;
+          (ours[0] as () => void)();
+          process.stdout.write = write;
+        }
+        return s.step();
+      },
       model: s.model,
-      progress: 'none',
-      log: () => {},
+      optimizer: s.opt,
+      checkpointDir: dir,
+      ...quiet,
     });
-    expect(r.interrupted).toBe(true);
-    expect(r.step).toBe(3);
+    expect([r.interrupted, r.step]).toEqual([true, 3]);
+    expect(latestCheckpoint(dir)).toBe(join(dir, 'step-00000003'));
+    expect(process.listeners('SIGINT')).toEqual(before);
+    await trainLoop({
+      steps: 1,
+      step: () => {
+        expect(process.listeners('SIGINT')).toEqual(before);
+        return 1;
+      },
+      model: s.model,
+      handleSigint: false,
+      ...quiet,
+    });
+    s.dispose();
   });
 
-  it('checkpoints are atomic folders and bad ones give clear errors', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ck-'));
-    const s = setup();
-    saveCheckpoint(dir, { model: s.model, step: 1, config: { a: 1 } });
-    expect(readdirSync(dir).filter((f) => f.startsWith('.tmp'))).toEqual([]);
-    const ck = await loadCheckpoint(join(dir, 'step-00000001'));
-    expect(ck.config).toEqual({ a: 1 });
-    expect(Object.keys(ck.weights)).toEqual(
-      Object.keys(s.model.stateDict())
-        .sort((x, y) => (x < y ? -1 : 1))
-        .sort(),
+  it('writes one JSONL record per step (loss, time, lr, eval metrics); a resume drops records past the checkpoint and torn lines', async () => {
+    const dir = tmp();
+    const metrics = join(dir, 'logs', 'metrics.jsonl');
+    const s = linearSetup();
+    const common = {
+      step: s.step,
+      model: s.model,
+      optimizer: s.opt,
+      rng: s.data,
+      checkpointDir: join(dir, 'ck'),
+      checkpointEvery: 4,
+      metricsPath: metrics,
+      lr: (i: number) => 0.1 / i,
+      evalEvery: 3,
+      evalFn: (i: number) => ({ val_loss: i / 10 }),
+      ...quiet,
+    };
+    await expect(trainLoop({ ...common, steps: 8, step: (i) => (i === 6 ? Number.NaN : s.step()) })).rejects.toThrow(NonFiniteLossError);
+    const firstRun = readJsonl(metrics);
+    expect(firstRun.map((r) => r.step)).toEqual([1, 2, 3, 4, 5]);
+    expect(firstRun[0]).toEqual({ step: 1, loss: expect.any(Number), time: expect.any(Number), lr: 0.1 });
+    expect(firstRun[2].val_loss).toBe(0.3);
+    appendFileSync(metrics, '{"step": 6, "lo');
+    const lines: string[] = [];
+    const r = await trainLoop({ ...common, steps: 8, resume: true, log: (l) => lines.push(l) });
+    expect(lines).toContain(`train: dropped 2 metrics lines past step 4 (or torn) from ${metrics}`);
+    const recs = readJsonl(metrics);
+    expect(recs.map((x) => x.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(recs.filter((x) => 'val_loss' in x).map((x) => x.step)).toEqual([3, 6, 8]);
+    expect(r.evals).toEqual([
+      { step: 6, metrics: { val_loss: 0.6 } },
+      { step: 8, metrics: { val_loss: 0.8 } },
+    ]);
+    // a fresh run (no checkpoint to resume) starts the file anew
+    await trainLoop({ ...common, checkpointDir: join(dir, 'ck2'), steps: 2 });
+    expect(readJsonl(metrics).map((x) => x.step)).toEqual([1, 2]);
+    s.dispose();
+  });
+
+  it('logs plain progress lines every logEvery steps; none logs nothing; bar works off a terminal', async () => {
+    const lines: string[] = [];
+    const model = new Linear(1, 1, { rng: new Rng(0) });
+    await trainLoop({ steps: 6, step: (i) => 1 / i, model, progress: 'lines', logEvery: 2, name: 'fit', log: (l) => lines.push(l) });
+    expect(lines).toEqual([
+      'fit: step 1/6 loss 1.0000',
+      'fit: step 2/6 loss 0.5000',
+      'fit: step 4/6 loss 0.2500',
+      'fit: step 6/6 loss 0.1667',
+    ]);
+    const none: string[] = [];
+    await trainLoop({ steps: 3, step: () => 1, model, progress: 'none', log: (l) => none.push(l) });
+    expect(none).toEqual([]);
+    const r = await trainLoop({ steps: 2, step: () => 1, model, progress: 'bar', log: () => {} });
+    expect(r.step).toBe(2);
+    model.dispose();
+  });
+
+  it('rejects bad options and inconsistent checkpoint folders with clear errors', async () => {
+    const model = new Linear(1, 1, { rng: new Rng(0) });
+    const base = { step: () => 1, model, ...quiet };
+    await expect(trainLoop({ ...base, steps: 0 })).rejects.toThrow('trainLoop: steps must be an integer >= 1, got 0');
+    await expect(trainLoop({ ...base, steps: 2, evalEvery: 1 })).rejects.toThrow('trainLoop: evalEvery needs evalFn');
+    await expect(trainLoop({ ...base, steps: 2, checkpointEvery: 1 })).rejects.toThrow('trainLoop: checkpointEvery needs checkpointDir');
+    await expect(trainLoop({ ...base, steps: 2, checkpointEvery: 0.5, checkpointDir: tmp() })).rejects.toThrow(
+      'trainLoop: checkpointEvery must be an integer >= 1, got 0.5',
     );
-    await expect(loadCheckpoint(join(dir, 'nope'))).rejects.toThrow(/is not a checkpoint \(no state.json\)/);
-    expect(existsSync(join(dir, 'step-00000001', 'model.safetensors'))).toBe(true);
+    await expect(trainLoop({ ...base, steps: 2, resume: true })).rejects.toThrow('trainLoop: resume needs checkpointDir');
+    await expect(trainLoop({ ...base, steps: 2, progress: 'fancy' as 'bar' })).rejects.toThrow(
+      `trainLoop: progress must be 'auto', 'bar', 'lines' or 'none', got "fancy"`,
+    );
+    await expect(trainLoop({ ...base, steps: 2, step: () => ({}) as number })).rejects.toThrow(
+      'trainLoop: step 1 returned object, expected the loss as a number',
+    );
+    await expect(trainLoop({ ...base, steps: 2, evalFn: () => ({ loss: 1 }) })).rejects.toThrow(
+      'trainLoop: evalFn returned the reserved metric name "loss"',
+    );
+    const dir = tmp();
+    await saveCheckpoint(dir, { model, step: 5 });
+    await expect(trainLoop({ ...base, steps: 9, checkpointDir: dir })).rejects.toThrow(
+      `trainLoop: ${dir} already holds checkpoints (latest ${join(dir, 'step-00000005')}); pass resume: true`,
+    );
+    await expect(trainLoop({ ...base, steps: 9, checkpointDir: dir, resume: true, rngs: { data: new Rng(1) } })).rejects.toThrow(
+      `restoreCheckpoint: ${join(dir, 'step-00000005')} holds no state for rngs "data" (it has none)`,
+    );
+    await expect(
+      trainLoop({
+        ...base,
+        steps: 9,
+        checkpointDir: dir,
+        resume: true,
+        optimizer: { stateDict: () => ({ tensors: {}, json: null }), loadStateDict: () => {} },
+      }),
+    ).rejects.toThrow('holds no optimizer state, but an optimizer was given');
+    // resuming at or past `steps` runs nothing
+    const done = await trainLoop({ ...base, steps: 5, checkpointDir: dir, resume: true });
+    expect([done.step, done.losses, done.resumedFrom]).toEqual([5, [], 5]);
+    expect(readdirSync(dir)).toEqual(['step-00000005']);
+    expect(existsSync(join(dir, 'step-00000006'))).toBe(false);
+    model.dispose();
   });
 });

@@ -1,38 +1,52 @@
 /**
- * Kernels the stock wasm backend lacks and training needs (see anchors: UnsortedSegmentSum is the
- * gather/embedding gradient; Conv2DBackpropFilter is the conv weight gradient).
+ * Kernels the stock wasm backend (tfjs-backend-wasm 4.22) lacks and training needs, with the cpu
+ * backend's semantics (tfjs-backend-cpu kernels of the same names are the reference):
+ * - UnsortedSegmentSum: the gradient of gather (embeddings, codebooks).
+ * - Conv2DBackpropFilter: the conv2d weight gradient, as im2col + GEMM (Chellapilla et al.,
+ *   "High Performance Convolutional Neural Networks for Document Processing", 2006):
+ *   dW[(r, c, d1), d2] = sum over output pixels p of col[p, (r, c, d1)] dy[p, d2].
+ * - DepthwiseConv2dNativeBackpropFilter / BackpropInput: the depthwise conv gradients.
+ *
+ * Geometry comes from tfjs-core's computeConv2DInfo (strides, 'same' / 'valid' / explicit
+ * padding, dimRoundingMode, NHWC or NCHW). Input pixel (xR, xC) of filter tap (wR, wC) at output
+ * pixel (yR, yC) is xR = yR strideH + wR dilationH - padTop (and likewise for columns). For
+ * dilation 1, the only case tfjs' conv gradients allow, this is exactly the cpu kernels' indexing;
+ * the cpu kernels apply dilation only to the output size, these apply it to the taps too (the true
+ * gradient of a dilated convolution).
  */
 import { tf } from '../../tf.js';
+import { gemmFor, type WasmBackendInternals } from './wasm_matmul.js';
 
-interface WasmBackendLike {
-  readSync(dataId: object): Float32Array | Int32Array | Uint8Array;
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+interface Backend extends WasmBackendInternals {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
+  wasm: WasmBackendInternals['wasm'] & { _free(ptr: number): void; HEAPF32: Float32Array };
 }
 
-/** UnsortedSegmentSum: out[ids[i], ...] += x[i, ...]; ids outside [0, numSegments) are dropped. */
-function unsortedSegmentSum({
-  inputs,
-  backend,
-  attrs,
-}: {
+interface KernelArgs {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
-}): tf.TensorInfo {
-  const be = backend as WasmBackendLike;
+}
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** UnsortedSegmentSum: out[ids[i], ...] += x[i, ...]; ids may have rank > 1 (a prefix of x's shape); ids outside [0, numSegments) are dropped. */
+function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backend as Backend;
   const x = inputs.x as tf.TensorInfo;
   const segmentIds = inputs.segmentIds as tf.TensorInfo;
   const numSegments = (attrs as { numSegments: number }).numSegments;
-  const xv = be.readSync(x.dataId);
-  const ids = be.readSync(segmentIds.dataId);
-  // ids may have rank > 1 (a prefix of x's shape); the segment axis is the flattened prefix.
-  const outer = ids.length;
-  const inner = x.shape.slice(segmentIds.shape.length).reduce((a, b) => a * b, 1);
-  const out = be.makeOutput([numSegments, ...x.shape.slice(segmentIds.shape.length)], x.dtype);
+  const idsRank = segmentIds.shape.length;
+  if (!segmentIds.shape.every((d, i) => d === x.shape[i]))
+    throw new Error(`UnsortedSegmentSum (wasm): segmentIds shape [${segmentIds.shape}] must be a prefix of x shape [${x.shape}]`);
+  const innerShape = x.shape.slice(idsRank);
+  const inner = size(innerShape);
+  const out = be.makeOutput([numSegments, ...innerShape], x.dtype);
   const ov = be.typedArrayFromHeap(out);
+  const xv = be.typedArrayFromHeap(x);
+  const ids = be.typedArrayFromHeap(segmentIds);
   ov.fill(0);
-  for (let i = 0; i < outer; i++) {
+  for (let i = 0; i < ids.length; i++) {
     const s = ids[i] as number;
     if (s < 0 || s >= numSegments) continue;
     const o = s * inner;
@@ -42,6 +56,222 @@ function unsortedSegmentSum({
   return out;
 }
 
+type ConvInfo = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
+
+/** Strides (elements) of a 4-D activation in NHWC or NCHW: [batch, row, col, channel]. */
+function actStrides(info: ConvInfo, h: number, w: number, c: number): [number, number, number, number] {
+  return info.dataFormat === 'channelsLast' ? [h * w * c, w * c, c, 1] : [c * h * w, w, 1, h * w];
+}
+
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backend as Backend;
+  const x = inputs.x as tf.TensorInfo;
+  const dy = inputs.dy as tf.TensorInfo;
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs as unknown as {
+    strides: [number, number] | number;
+    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW';
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+    filterShape: [number, number, number, number];
+  };
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32')
+    throw new Error(`Conv2DBackpropFilter (wasm): only float32 is supported, got x ${x.dtype} and dy ${dy.dtype}`);
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+    false,
+    tf.backend_util.convertConv2DDataFormat(dataFormat ?? 'NHWC'),
+  );
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  const expectDy =
+    info.dataFormat === 'channelsLast' ? [batchSize, outHeight, outWidth, outChannels] : [batchSize, outChannels, outHeight, outWidth];
+  if (dy.shape.join() !== expectDy.join())
+    throw new Error(
+      `Conv2DBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${expectDy}] for x [${x.shape}] and filter [${filterShape}]`,
+    );
+  const out = be.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
+  const taps = filterHeight * filterWidth * inChannels; // rows of dW
+  const P = outHeight * outWidth; // output pixels per image
+  const outPtr = be.dataIdMap.get(out.dataId).memoryOffset;
+  if (taps * outChannels === 0) return out;
+  if (P * batchSize === 0) {
+    (be.typedArrayFromHeap(out) as Float32Array).fill(0);
+    return out;
+  }
+  const colPtr = be.wasm._malloc(4 * P * taps) >>> 0;
+  try {
+    const [xsB, xsR, xsC, xsD] = actStrides(info, inHeight, inWidth, inChannels);
+    const [dsB, , dsC, dsD] = actStrides(info, outHeight, outWidth, outChannels); // pixel p = yR OW + yC has stride dsC
+    const { top, left } = info.padInfo;
+    const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+    const xPtr = be.dataIdMap.get(x.dataId).memoryOffset;
+    const dyPtr = be.dataIdMap.get(dy.dataId).memoryOffset;
+    const g = gemmFor(be);
+    for (let b = 0; b < batchSize; b++) {
+      const heap = be.wasm.HEAPF32;
+      const col = colPtr >>> 2;
+      const xb = (xPtr >>> 2) + b * xsB;
+      for (let yR = 0; yR < outHeight; yR++) {
+        for (let yC = 0; yC < outWidth; yC++) {
+          let o = col + (yR * outWidth + yC) * taps;
+          for (let wR = 0; wR < filterHeight; wR++) {
+            const xR = yR * sh + wR * dh - top;
+            for (let wC = 0; wC < filterWidth; wC++) {
+              const xC = yC * sw + wC * dw - left;
+              if (xR < 0 || xR >= inHeight || xC < 0 || xC >= inWidth) {
+                heap.fill(0, o, o + inChannels);
+              } else {
+                const xi = xb + xR * xsR + xC * xsC;
+                for (let d1 = 0; d1 < inChannels; d1++) heap[o + d1] = heap[xi + d1 * xsD] as number;
+              }
+              o += inChannels;
+            }
+          }
+        }
+      }
+      // dW[taps, Cout] (+)= col[P, taps]^T dy_b[P, Cout]
+      g.gemm(
+        taps,
+        outChannels,
+        P,
+        { ptr: colPtr, rs: 1, cs: taps },
+        { ptr: dyPtr + 4 * b * dsB, rs: dsC, cs: dsD },
+        outPtr,
+        outChannels,
+        b > 0,
+      );
+    }
+  } finally {
+    be.wasm._free(colPtr);
+  }
+  return out;
+}
+
+interface DepthwiseAttrs {
+  strides: [number, number] | number;
+  dilations: [number, number] | number;
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function depthwiseInfo(inShape: number[], filterShape: number[], a: DepthwiseAttrs): ConvInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    a.dilations ?? 1,
+    a.pad,
+    a.dimRoundingMode,
+    true,
+  );
+}
+
+/** dW[wR, wC, d1, m] = sum_{b, yR, yC} x[b, xR, xC, d1] dy[b, yR, yC, d1 chMul + m] (NHWC). */
+function depthwiseConv2dNativeBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backend as Backend;
+  const x = inputs.x as tf.TensorInfo;
+  const dy = inputs.dy as tf.TensorInfo;
+  const a = attrs as unknown as DepthwiseAttrs & { filterShape: [number, number, number, number] };
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32')
+    throw new Error(`DepthwiseConv2dNativeBackpropFilter (wasm): only float32 is supported, got x ${x.dtype} and dy ${dy.dtype}`);
+  const info = depthwiseInfo(x.shape, a.filterShape, a);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  if (dy.shape.join() !== [batchSize, outHeight, outWidth, outChannels].join())
+    throw new Error(
+      `DepthwiseConv2dNativeBackpropFilter (wasm): dy has shape [${dy.shape}], expected [${[batchSize, outHeight, outWidth, outChannels]}]`,
+    );
+  const chMul = outChannels / inChannels;
+  const out = be.makeOutput(info.filterShape, 'float32');
+  const dw = be.typedArrayFromHeap(out) as Float32Array;
+  const xv = be.typedArrayFromHeap(x) as Float32Array;
+  const dyv = be.typedArrayFromHeap(dy) as Float32Array;
+  dw.fill(0);
+  const { top, left } = info.padInfo;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwid } = info;
+  for (let b = 0; b < batchSize; b++) {
+    for (let yR = 0; yR < outHeight; yR++) {
+      for (let yC = 0; yC < outWidth; yC++) {
+        const dyo = ((b * outHeight + yR) * outWidth + yC) * outChannels;
+        for (let wR = 0; wR < filterHeight; wR++) {
+          const xR = yR * sh + wR * dh - top;
+          if (xR < 0 || xR >= inHeight) continue;
+          for (let wC = 0; wC < filterWidth; wC++) {
+            const xC = yC * sw + wC * dwid - left;
+            if (xC < 0 || xC >= inWidth) continue;
+            const xo = ((b * inHeight + xR) * inWidth + xC) * inChannels;
+            const wo = (wR * filterWidth + wC) * outChannels; // [wR, wC, d1, m] flattened: d1 * chMul + m = d2
+            for (let d2 = 0; d2 < outChannels; d2++) dw[wo + d2] += (xv[xo + ((d2 / chMul) | 0)] as number) * (dyv[dyo + d2] as number);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** dx[b, xR, xC, d1] = sum over taps hitting (xR, xC) and m of dy[b, yR, yC, d1 chMul + m] w[wR, wC, d1, m] (NHWC). */
+function depthwiseConv2dNativeBackpropInput({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const be = backend as Backend;
+  const dy = inputs.dy as tf.TensorInfo;
+  const filter = inputs.filter as tf.TensorInfo;
+  const a = attrs as unknown as DepthwiseAttrs & { inputShape: [number, number, number, number] };
+  if (dy.dtype !== 'float32' || filter.dtype !== 'float32')
+    throw new Error(`DepthwiseConv2dNativeBackpropInput (wasm): only float32 is supported, got dy ${dy.dtype} and filter ${filter.dtype}`);
+  const info = depthwiseInfo(a.inputShape, filter.shape, a);
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
+  if (dy.shape.join() !== [batchSize, outHeight, outWidth, outChannels].join())
+    throw new Error(
+      `DepthwiseConv2dNativeBackpropInput (wasm): dy has shape [${dy.shape}], expected [${[batchSize, outHeight, outWidth, outChannels]}]`,
+    );
+  const chMul = outChannels / inChannels;
+  const out = be.makeOutput(info.inShape, 'float32');
+  const dx = be.typedArrayFromHeap(out) as Float32Array;
+  const wv = be.typedArrayFromHeap(filter) as Float32Array;
+  const dyv = be.typedArrayFromHeap(dy) as Float32Array;
+  dx.fill(0);
+  const { top, left } = info.padInfo;
+  const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dwid } = info;
+  for (let b = 0; b < batchSize; b++) {
+    for (let yR = 0; yR < outHeight; yR++) {
+      for (let yC = 0; yC < outWidth; yC++) {
+        const dyo = ((b * outHeight + yR) * outWidth + yC) * outChannels;
+        for (let wR = 0; wR < filterHeight; wR++) {
+          const xR = yR * sh + wR * dh - top;
+          if (xR < 0 || xR >= inHeight) continue;
+          for (let wC = 0; wC < filterWidth; wC++) {
+            const xC = yC * sw + wC * dwid - left;
+            if (xC < 0 || xC >= inWidth) continue;
+            const xo = ((b * inHeight + xR) * inWidth + xC) * inChannels;
+            const wo = (wR * filterWidth + wC) * outChannels;
+            for (let d2 = 0; d2 < outChannels; d2++) dx[xo + ((d2 / chMul) | 0)] += (dyv[dyo + d2] as number) * (wv[wo + d2] as number);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+export const wasmGapKernels: tf.KernelConfig[] = [
+  { kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as tf.KernelFunc },
+  { kernelName: 'Conv2DBackpropFilter', backendName: 'wasm', kernelFunc: conv2DBackpropFilter as unknown as tf.KernelFunc },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    backendName: 'wasm',
+    kernelFunc: depthwiseConv2dNativeBackpropFilter as unknown as tf.KernelFunc,
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    backendName: 'wasm',
+    kernelFunc: depthwiseConv2dNativeBackpropInput as unknown as tf.KernelFunc,
+  },
+];
+
+/** Register the gap kernels for wasm (only those the backend does not already have). */
 export function registerWasmGapKernels(): void {
-  tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum as unknown as tf.KernelFunc });
+  for (const k of wasmGapKernels) if (!tf.getKernel(k.kernelName, 'wasm')) tf.registerKernel(k);
 }

@@ -1,0 +1,136 @@
+/**
+ * The optional native GEMM (native/mmlm_blas.c: cblas_sgemm on the wasm heap). Built only on
+ * request (`pnpm --filter @mmlm/core build:native`, needs a C compiler and libopenblas-dev); when
+ * it is absent or fails to load, core's WebAssembly SIMD GEMM runs instead.
+ *
+ * Environment: MMLM_NATIVE_BLAS=0 disables it; MMLM_NATIVE_BLAS_PATH points at another build;
+ * MMLM_BLAS_THREADS sets its thread count (default: OpenBLAS' own, OPENBLAS_NUM_THREADS or all cores;
+ * 1 under vitest, whose parallel workers would otherwise oversubscribe the cores).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { StridedMatrix } from './simd_gemm.js';
+
+export interface NativeBlas {
+  sgemm(
+    heap: ArrayBuffer,
+    transA: number,
+    transB: number,
+    M: number,
+    N: number,
+    K: number,
+    aOffset: number,
+    lda: number,
+    bOffset: number,
+    ldb: number,
+    cOffset: number,
+    ldc: number,
+    beta: number,
+  ): void;
+  setThreads(n: number): void;
+  threads(): number;
+  config(): string;
+}
+
+export interface NativeBlasInfo {
+  available: boolean;
+  enabled: boolean;
+  path: string | null;
+  threads: number | null;
+  config: string | null;
+  /** Why it is not available. */
+  reason?: string;
+}
+
+let loaded: { blas: NativeBlas; path: string } | null = null;
+let loadError: string | null = null;
+let tried = false;
+let enabled = process.env.MMLM_NATIVE_BLAS !== '0';
+
+function candidates(): string[] {
+  const rel = ['./native/build/mmlm_blas.node', '../../../src/backend/kernels/native/build/mmlm_blas.node'];
+  const env = process.env.MMLM_NATIVE_BLAS_PATH;
+  return [...(env ? [env] : []), ...rel.map((r) => fileURLToPath(new URL(r, import.meta.url)))];
+}
+
+function load(): void {
+  if (tried) return;
+  tried = true;
+  const path = candidates().find((p) => existsSync(p));
+  if (!path) {
+    loadError = 'not built (run `pnpm --filter @mmlm/core build:native`)';
+    return;
+  }
+  try {
+    const blas = createRequire(import.meta.url)(path) as NativeBlas;
+    const threads = Number(process.env.MMLM_BLAS_THREADS ?? (process.env.VITEST ? 1 : 0));
+    if (Number.isInteger(threads) && threads > 0) blas.setThreads(threads);
+    loaded = { blas, path };
+  } catch (e) {
+    loadError = `failed to load ${path}: ${String((e as Error).message).split('\n')[0]}`;
+  }
+}
+
+/** The native GEMM when it is built, loads and is enabled; else null. */
+export function nativeBlas(): NativeBlas | null {
+  if (!enabled) return null;
+  load();
+  return loaded?.blas ?? null;
+}
+
+/** Turn the native GEMM on or off at run time (it stays off if it is not built). */
+export function setNativeBlasEnabled(on: boolean): void {
+  enabled = on;
+}
+
+/** Set the native GEMM's thread count (no effect when it is not loaded). */
+export function setNativeBlasThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setNativeBlasThreads: threads must be a positive integer, got ${n}`);
+  load();
+  loaded?.blas.setThreads(n);
+}
+
+export function nativeBlasInfo(): NativeBlasInfo {
+  load();
+  return {
+    available: loaded !== null,
+    enabled,
+    path: loaded?.path ?? null,
+    threads: loaded ? loaded.blas.threads() : null,
+    config: loaded ? loaded.blas.config() : null,
+    ...(loaded ? {} : { reason: loadError ?? 'not loaded' }),
+  };
+}
+
+/** BLAS form of an [rows, cols] strided matrix: row-major with leading dimension ld, or its transpose. */
+function blasForm(m: StridedMatrix, rows: number, cols: number): { trans: number; ld: number } | null {
+  if (m.cs === 1 && m.rs >= Math.max(cols, 1)) return { trans: 0, ld: m.rs };
+  if (m.rs === 1 && m.cs >= Math.max(rows, 1)) return { trans: 1, ld: m.cs };
+  if (rows === 1 && m.cs === 1) return { trans: 0, ld: Math.max(cols, 1) };
+  if (cols === 1 && m.rs === 1) return { trans: 1, ld: Math.max(rows, 1) };
+  return null;
+}
+
+/**
+ * C[M, N] (row stride ldc) = A B (+ C) with the native GEMM; false when the strides have no BLAS
+ * form (then the caller runs its own GEMM).
+ */
+export function nativeGemm(
+  blas: NativeBlas,
+  heap: ArrayBuffer,
+  M: number,
+  N: number,
+  K: number,
+  A: StridedMatrix,
+  B: StridedMatrix,
+  C: number,
+  ldc: number,
+  accumulate: boolean,
+): boolean {
+  const a = blasForm(A, M, K);
+  const b = blasForm(B, K, N);
+  if (!a || !b || ldc < N) return false;
+  blas.sgemm(heap, a.trans, b.trans, M, N, K, A.ptr, a.ld, B.ptr, b.ld, C, ldc, accumulate ? 1 : 0);
+  return true;
+}

@@ -1,0 +1,443 @@
+/**
+ * Elementwise and reduction kernels in WebAssembly SIMD on the tfjs-wasm heap: float32 sums over
+ * a contiguous block of axes, integer powers, exp, sqrt, tanh, and GELU (tanh form) with its
+ * derivative.
+ *
+ * e^x = 2^n e^r with n = round(x log2 e), r = x - n ln 2 (Cody-Waite split of ln 2, so |r| <= ln2/2)
+ * and e^r by its Taylor polynomial to r^7 (truncation error < 1e-8 relative).
+ * tanh(x) for |x| < 1/2 is its Maclaurin series to x^13 (coefficients from the Bernoulli-number
+ * expansion, Abramowitz & Stegun 4.5.64; the first omitted term is < 5e-8 relative there); for
+ * |x| >= 1/2 it is sign(x) (1 - 2 / (e^{2|x|} + 1)), |x| clamped at 20 where tanh is 1 in float32.
+ */
+
+import { WasmJs, type WasmMemory } from './simd_gemm.js';
+import {
+  assembleModule,
+  block,
+  br,
+  br_if,
+  type Code,
+  FuncBuilder,
+  f32,
+  f32x4,
+  get,
+  i32,
+  i32x4,
+  type Local,
+  loop,
+  seq,
+  set,
+  v128,
+  v128ops,
+} from './wasm_asm.js';
+
+const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
+const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
+
+/** sumRows(x, R, inner, out): out[i] = sum_r x[r * inner + i], i < inner (addresses in bytes). */
+function sumRows(): FuncBuilder {
+  const f = new FuncBuilder('sumRows', ['i32', 'i32', 'i32', 'i32']);
+  const [x, R, inner, out] = f.params as [Local, Local, Local, Local];
+  const r = f.local('i32');
+  const i = f.local('i32');
+  const p = f.local('i32');
+  const q = f.local('i32');
+  const vecEnd = f.local('i32');
+  f.body = seq(
+    set(vecEnd, i32.and(get(inner), i32.const(~3))),
+    set(i, i32.const(0)),
+    whileLoop(
+      i32.lt_u(get(i), get(inner)),
+      f32.store(i32.add(get(out), i32.shl(get(i), i32.const(2))), f32.const(0)),
+      inc(i, i32.const(1)),
+    ),
+    set(p, get(x)),
+    whileLoop(
+      i32.lt_u(get(r), get(R)),
+      set(q, get(out)),
+      set(i, i32.const(0)),
+      whileLoop(
+        i32.lt_u(get(i), get(vecEnd)),
+        v128.store(get(q), f32x4.add(v128.load(get(q)), v128.load(get(p)))),
+        inc(p, i32.const(16)),
+        inc(q, i32.const(16)),
+        inc(i, i32.const(4)),
+      ),
+      whileLoop(
+        i32.lt_u(get(i), get(inner)),
+        f32.store(get(q), f32.add(f32.load(get(q)), f32.load(get(p)))),
+        inc(p, i32.const(4)),
+        inc(q, i32.const(4)),
+        inc(i, i32.const(1)),
+      ),
+      inc(r, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
+/** rowSums(x, rows, R, out): out[o] = sum_r x[o * R + r] (four interleaved partial sums per row). */
+function rowSums(): FuncBuilder {
+  const f = new FuncBuilder('rowSums', ['i32', 'i32', 'i32', 'i32']);
+  const [x, rows, R, out] = f.params as [Local, Local, Local, Local];
+  const o = f.local('i32');
+  const r = f.local('i32');
+  const vecEnd = f.local('i32');
+  const acc = f.local('v128');
+  const s = f.local('f32');
+  f.body = seq(
+    set(vecEnd, i32.and(get(R), i32.const(~3))),
+    whileLoop(
+      i32.lt_u(get(o), get(rows)),
+      set(acc, v128.zero()),
+      set(r, i32.const(0)),
+      whileLoop(
+        i32.lt_u(get(r), get(vecEnd)),
+        set(acc, f32x4.add(get(acc), v128.load(get(x)))),
+        inc(x, i32.const(16)),
+        inc(r, i32.const(4)),
+      ),
+      set(
+        s,
+        f32.add(
+          f32.add(f32x4.extract_lane(get(acc), 0), f32x4.extract_lane(get(acc), 1)),
+          f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
+        ),
+      ),
+      whileLoop(i32.lt_u(get(r), get(R)), set(s, f32.add(get(s), f32.load(get(x)))), inc(x, i32.const(4)), inc(r, i32.const(1))),
+      f32.store(get(out), get(s)),
+      inc(out, i32.const(4)),
+      inc(o, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
+/** powInt(x, n, e, inv, out): out[i] = x[i]^e (e >= 1), or 1 / x[i]^e when inv != 0. */
+function powInt(): FuncBuilder {
+  const f = new FuncBuilder('powInt', ['i32', 'i32', 'i32', 'i32', 'i32']);
+  const [x, n, e, inv, out] = f.params as [Local, Local, Local, Local, Local];
+  const i = f.local('i32');
+  const j = f.local('i32');
+  const vecEnd = f.local('i32');
+  const v = f.local('v128');
+  const acc = f.local('v128');
+  const sv = f.local('f32');
+  const sacc = f.local('f32');
+  f.body = seq(
+    set(vecEnd, i32.and(get(n), i32.const(~3))),
+    whileLoop(
+      i32.lt_u(get(i), get(vecEnd)),
+      set(v, v128.load(get(x))),
+      set(acc, get(v)),
+      set(j, i32.const(1)),
+      whileLoop(i32.lt_u(get(j), get(e)), set(acc, f32x4.mul(get(acc), get(v))), inc(j, i32.const(1))),
+      v128.store(get(out), get(acc)),
+      block(br_if(0, i32.eqz(get(inv))), v128.store(get(out), f32x4.div(v128ops.f32(1), get(acc)))),
+      inc(x, i32.const(16)),
+      inc(out, i32.const(16)),
+      inc(i, i32.const(4)),
+    ),
+    whileLoop(
+      i32.lt_u(get(i), get(n)),
+      set(sv, f32.load(get(x))),
+      set(sacc, get(sv)),
+      set(j, i32.const(1)),
+      whileLoop(i32.lt_u(get(j), get(e)), set(sacc, f32.mul(get(sacc), get(sv))), inc(j, i32.const(1))),
+      f32.store(get(out), get(sacc)),
+      block(br_if(0, i32.eqz(get(inv))), f32.store(get(out), f32.div(f32.const(1), get(sacc)))),
+      inc(x, i32.const(4)),
+      inc(out, i32.const(4)),
+      inc(i, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
+const TANH_SERIES = [1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21844 / 6081075];
+const EXP_TAYLOR = [1, 1, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040];
+const LN2_HI = 0.693359375; // 9 significant bits: n * LN2_HI is exact for |n| < 2^15
+const LN2_LO = -2.1219444e-4;
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+
+/**
+ * Scratch v128 locals (v) and constants (f32 splats, i32 splats) of the function being built; the
+ * constants are materialised once before its loop (V8 rebuilds a v128.const at every use).
+ */
+interface Vars {
+  (): Local;
+  f(x: number): Code;
+  i(x: number): Code;
+}
+
+function makeVars(f: FuncBuilder): { v: Vars; init: () => Code } {
+  const consts = new Map<string, { local: Local; value: Code }>();
+  const constant = (key: string, value: Code): Code => {
+    let e = consts.get(key);
+    if (!e) {
+      e = { local: f.local('v128'), value };
+      consts.set(key, e);
+    }
+    return get(e.local);
+  };
+  const v = (() => f.local('v128')) as Vars;
+  v.f = (x) => constant(`f${x}`, v128ops.f32(x));
+  v.i = (x) => constant(`i${x}`, v128ops.i32(x));
+  return { v, init: () => seq(...[...consts.values()].map((e) => set(e.local, e.value))) };
+}
+
+/**
+ * sum_k coef[k] z^k by Estrin's scheme (pairs (c_2k + c_2k+1 z) combined with z^2, z^4, ...): the
+ * same terms as Horner's rule with a dependency chain of depth log2(degree) instead of degree.
+ */
+function poly(coef: number[], z: Code, v: Vars): Code {
+  const zs = v();
+  const pre: Code[] = [set(zs, z)];
+  let terms: Code[] = [];
+  for (let k = 0; k < coef.length; k += 2)
+    terms.push(
+      k + 1 < coef.length ? f32x4.add(v.f(coef[k] as number), f32x4.mul(get(zs), v.f(coef[k + 1] as number))) : v.f(coef[k] as number),
+    );
+  let zp = zs;
+  while (terms.length > 1) {
+    const z2 = v();
+    pre.push(set(z2, f32x4.mul(get(zp), get(zp))));
+    const next: Code[] = [];
+    for (let k = 0; k < terms.length; k += 2)
+      next.push(k + 1 < terms.length ? f32x4.add(terms[k] as Code, f32x4.mul(get(z2), terms[k + 1] as Code)) : (terms[k] as Code));
+    terms = next;
+    zp = z2;
+  }
+  return seq(...pre, terms[0] as Code);
+}
+
+/**
+ * Round-to-nearest by the float adder: t = y + 1.5 * 2^23 holds round(y) in its low mantissa bits
+ * (|y| < 2^22), so n = t - 1.5 * 2^23 and the bits of 2^n are (bits(t) - bits(1.5 * 2^23) + 127) << 23.
+ */
+const MAGIC = 12582912;
+const MAGIC_BITS = 0x4b400000;
+/** 2^n from t = n + MAGIC, for n in [-126, 127]. */
+const pow2FromMagic = (t: Code, v: Vars): Code => i32x4.shl(i32x4.add(t, v.i(127 - MAGIC_BITS)), i32.const(23));
+
+/**
+ * e^x: x clamped to [-104, 89] (beyond, e^x is 0 or overflows in float32), n = round(x log2 e),
+ * r = x - n ln 2, e^r by Taylor to r^7, times 2^n applied as 2^(n - 64) 2^64 when n > 63 and as
+ * 2^(n + 64) 2^-64 when n < -63, so that the overflow to infinity and subnormal results come out right.
+ */
+function expVec(x: Code, v: Vars): Code {
+  const y = v();
+  const t = v();
+  const n = v();
+  const r = v();
+  const hi = v();
+  const lo = v();
+  return seq(
+    set(y, f32x4.pmax(f32x4.pmin(x, v.f(89)), v.f(-104))),
+    set(t, f32x4.add(f32x4.mul(get(y), v.f(Math.LOG2E)), v.f(MAGIC))),
+    set(n, f32x4.sub(get(t), v.f(MAGIC))),
+    set(r, f32x4.sub(f32x4.sub(get(y), f32x4.mul(get(n), v.f(LN2_HI))), f32x4.mul(get(n), v.f(LN2_LO)))),
+    set(hi, f32x4.gt(get(n), v.f(63))),
+    set(lo, f32x4.lt(get(n), v.f(-63))),
+    f32x4.mul(
+      f32x4.mul(
+        poly(EXP_TAYLOR, get(r), v),
+        // 2^(n - 64 [hi] + 64 [lo]): bias 127 shifted by -64 / +64 where the lane is out of the normal range
+        pow2FromMagic(i32x4.sub(i32x4.add(get(t), v128ops.and(get(lo), v.i(64))), v128ops.and(get(hi), v.i(64))), v),
+      ),
+      v128ops.bitselect(v.f(2 ** 64), v128ops.bitselect(v.f(2 ** -64), v.f(1), get(lo)), get(hi)),
+    ),
+  );
+}
+
+/** tanh (see the file comment). */
+function tanhVec(x: Code, v: Vars): Code {
+  const xs = v();
+  const ax = v();
+  const small = v();
+  const y = v();
+  const t = v();
+  const n = v();
+  const r = v();
+  const p = v();
+  return seq(
+    set(xs, x),
+    set(ax, f32x4.abs(get(xs))),
+    set(small, f32x4.mul(get(xs), poly(TANH_SERIES, f32x4.mul(get(xs), get(xs)), v))),
+    set(y, f32x4.pmin(f32x4.add(get(ax), get(ax)), v.f(40))),
+    set(t, f32x4.add(f32x4.mul(get(y), v.f(Math.LOG2E)), v.f(MAGIC))),
+    set(n, f32x4.sub(get(t), v.f(MAGIC))),
+    set(r, f32x4.sub(f32x4.sub(get(y), f32x4.mul(get(n), v.f(LN2_HI))), f32x4.mul(get(n), v.f(LN2_LO)))),
+    set(p, f32x4.mul(poly(EXP_TAYLOR, get(r), v), pow2FromMagic(get(t), v))), // e^{2|x|}
+    set(p, f32x4.sub(v.f(1), f32x4.div(v.f(2), f32x4.add(get(p), v.f(1))))),
+    set(p, v128ops.bitselect(get(p), get(xs), v.i(0x7fffffff))),
+    v128ops.bitselect(get(small), get(p), f32x4.lt(get(ax), v.f(0.5))),
+  );
+}
+
+/** GELU, tanh form (Hendrycks & Gimpel 2016, eq. 2): 0.5 x (1 + tanh(c (x + a x^3))). */
+function geluVec(x: Code, v: Vars): Code {
+  const xs = v();
+  const t = v();
+  return seq(
+    set(xs, x),
+    set(t, tanhVec(f32x4.mul(v.f(GELU_C), f32x4.mul(get(xs), f32x4.add(v.f(1), f32x4.mul(v.f(GELU_A), f32x4.mul(get(xs), get(xs)))))), v)),
+    f32x4.mul(f32x4.mul(v.f(0.5), get(xs)), f32x4.add(v.f(1), get(t))),
+  );
+}
+
+/** dy * d/dx GELU_tanh(x) = dy (0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)), t = tanh(c (x + a x^3)). */
+function geluGradVec(dy: Code, x: Code, v: Vars): Code {
+  const xs = v();
+  const x2 = v();
+  const t = v();
+  return seq(
+    set(xs, x),
+    set(x2, f32x4.mul(get(xs), get(xs))),
+    set(t, tanhVec(f32x4.mul(v.f(GELU_C), f32x4.mul(get(xs), f32x4.add(v.f(1), f32x4.mul(v.f(GELU_A), get(x2))))), v)),
+    f32x4.mul(
+      dy,
+      f32x4.add(
+        f32x4.mul(v.f(0.5), f32x4.add(v.f(1), get(t))),
+        f32x4.mul(
+          f32x4.mul(f32x4.mul(v.f(0.5 * GELU_C), get(xs)), f32x4.sub(v.f(1), f32x4.mul(get(t), get(t)))),
+          f32x4.add(v.f(1), f32x4.mul(v.f(3 * GELU_A), get(x2))),
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * name(in_0 .. in_{k-1}, n, out, tmp): out[i] = body(in_0[i], ..) over n floats; the last n mod 4
+ * go through zero-padded copies at tmp (16 (k + 1) bytes).
+ */
+function mapFunc(name: string, arity: number, body: (ins: Code[], v: Vars) => Code): FuncBuilder {
+  const f = new FuncBuilder(name, [...new Array<'i32'>(arity).fill('i32'), 'i32', 'i32', 'i32']);
+  const ins = f.params.slice(0, arity);
+  const [n, out, tmp] = f.params.slice(arity) as [Local, Local, Local];
+  const i = f.local('i32');
+  const k = f.local('i32');
+  const vecEnd = f.local('i32');
+  const { v, init } = makeVars(f);
+  const at = (p: Code, kk: Local) => i32.add(p, i32.shl(get(kk), i32.const(2)));
+  const tail: Code[] = [];
+  ins.forEach((p, j) => {
+    tail.push(
+      v128.store(get(tmp), v128.zero(), 16 * j),
+      set(k, i32.const(0)),
+      whileLoop(
+        i32.lt_u(i32.add(get(i), get(k)), get(n)),
+        f32.store(at(get(tmp), k), f32.load(at(get(p), k)), 16 * j),
+        inc(k, i32.const(1)),
+      ),
+    );
+  });
+  tail.push(
+    v128.store(
+      get(tmp),
+      body(
+        ins.map((_, j) => v128.load(get(tmp), 16 * j)),
+        v,
+      ),
+      16 * arity,
+    ),
+    set(k, i32.const(0)),
+    whileLoop(
+      i32.lt_u(i32.add(get(i), get(k)), get(n)),
+      f32.store(at(get(out), k), f32.load(at(get(tmp), k), 16 * arity)),
+      inc(k, i32.const(1)),
+    ),
+  );
+  const main = whileLoop(
+    i32.lt_u(get(i), get(vecEnd)),
+    v128.store(
+      get(out),
+      body(
+        ins.map((p) => v128.load(get(p))),
+        v,
+      ),
+    ),
+    ...ins.map((p) => inc(p, i32.const(16))),
+    inc(out, i32.const(16)),
+    inc(i, i32.const(4)),
+  );
+  f.body = seq(set(vecEnd, i32.and(get(n), i32.const(~3))), init(), main, block(br_if(0, i32.eq(get(i), get(n))), ...tail));
+  return f;
+}
+
+let moduleCache: object | null = null;
+
+export function simdOpsModule(): object {
+  moduleCache ??= new WasmJs.Module(
+    assembleModule([
+      sumRows(),
+      rowSums(),
+      powInt(),
+      mapFunc('tanh', 1, ([x], v) => tanhVec(x as Code, v)),
+      mapFunc('exp', 1, ([x], v) => expVec(x as Code, v)),
+      mapFunc('sqrt', 1, ([x]) => f32x4.sqrt(x as Code)),
+      mapFunc('gelu', 1, ([x], v) => geluVec(x as Code, v)),
+      mapFunc('geluGrad', 2, ([dy, x], v) => geluGradVec(dy as Code, x as Code, v)),
+    ]),
+  );
+  return moduleCache;
+}
+
+interface Exports {
+  sumRows(x: number, R: number, inner: number, out: number): void;
+  rowSums(x: number, rows: number, R: number, out: number): void;
+  powInt(x: number, n: number, e: number, inv: number, out: number): void;
+  tanh(x: number, n: number, out: number, tmp: number): void;
+  exp(x: number, n: number, out: number, tmp: number): void;
+  sqrt(x: number, n: number, out: number, tmp: number): void;
+  gelu(x: number, n: number, out: number, tmp: number): void;
+  geluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
+}
+
+/** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
+export class SimdOps {
+  private readonly x: Exports;
+  private readonly tmp: number;
+
+  constructor(memory: WasmMemory, malloc: (bytes: number) => number) {
+    this.x = new WasmJs.Instance(simdOpsModule(), { env: { memory } }).exports as unknown as Exports;
+    this.tmp = (malloc(64 + 15) + 15) & ~15;
+  }
+
+  /** out[o, i] = sum_r x[o, r, i] for x [outer, R, inner]. */
+  sum(x: number, outer: number, R: number, inner: number, out: number): void {
+    if (inner === 1) {
+      this.x.rowSums(x, outer, R, out);
+      return;
+    }
+    for (let o = 0; o < outer; o++) this.x.sumRows(x + 4 * o * R * inner, R, inner, out + 4 * o * inner);
+  }
+
+  /** out = x^e for an integer e != 0. */
+  powInt(x: number, n: number, e: number, out: number): void {
+    this.x.powInt(x, n, Math.abs(e), e < 0 ? 1 : 0, out);
+  }
+
+  tanh(x: number, n: number, out: number): void {
+    this.x.tanh(x, n, out, this.tmp);
+  }
+
+  exp(x: number, n: number, out: number): void {
+    this.x.exp(x, n, out, this.tmp);
+  }
+
+  sqrt(x: number, n: number, out: number): void {
+    this.x.sqrt(x, n, out, this.tmp);
+  }
+
+  /** GELU, tanh form, and its vector-Jacobian product dy * gelu'(x). */
+  gelu(x: number, n: number, out: number): void {
+    this.x.gelu(x, n, out, this.tmp);
+  }
+
+  geluGrad(dy: number, x: number, n: number, out: number): void {
+    this.x.geluGrad(dy, x, n, out, this.tmp);
+  }
+}

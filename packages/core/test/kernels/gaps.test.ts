@@ -1,0 +1,311 @@
+/**
+ * The kernels core adds to the wasm backend (src/backend/kernels/wasm_gaps.ts) against the cpu
+ * backend: UnsortedSegmentSum (gather's gradient), Conv2DBackpropFilter (conv2d's weight gradient)
+ * and DepthwiseConv2dNativeBackpropFilter / Input (depthwiseConv2d's gradients), through tf.grads
+ * and as raw kernels, on random inputs with odd sizes, strides, and 'same' / 'valid' / numeric /
+ * explicit padding; dilated taps against a naive host convolution.
+ *
+ * Tolerance: norm-wise relative error 1e-5 (filter gradients sum B * OH * OW float32 products; the
+ * cpu kernels accumulate in float64).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { tf, useBackend } from '../../src/index.js';
+import { on, randn, relErr, size } from './helpers.js';
+
+const TOL = 1e-5;
+afterAll(async () => useBackend('cpu'));
+
+async function both<T>(fn: () => T): Promise<[T, T]> {
+  return [await on('wasm', fn), await on('cpu', fn)];
+}
+
+const arr = (t: tf.Tensor) => Float32Array.from(t.dataSync());
+
+describe('wasm UnsortedSegmentSum', () => {
+  const cases: { x: number[]; ids: number[]; idsShape: number[]; n: number }[] = [
+    { x: [6, 3], ids: [0, 2, 2, 1, 0, 4], idsShape: [6], n: 5 },
+    { x: [2, 3, 4], ids: [1, 0, 1, 3, 3, 1], idsShape: [2, 3], n: 4 }, // ids of rank 2
+    { x: [5, 2], ids: [0, -1, 7, 2, 2], idsShape: [5], n: 3 }, // negative and out-of-range ids are dropped
+    { x: [4], ids: [3, 3, 0, 1], idsShape: [4], n: 6 },
+  ];
+  for (const c of cases) {
+    it(`x [${c.x}] ids [${c.ids}] numSegments ${c.n}`, async () => {
+      const x = randn(size(c.x), size(c.x));
+      const w = await on('wasm', () =>
+        tf.tidy(() => {
+          const ids: tf.Tensor = tf.tensor(c.ids, c.idsShape, 'int32');
+          const y = tf.unsortedSegmentSum(tf.tensor(x, c.x), ids as tf.Tensor1D, c.n);
+          return [arr(y), y.shape] as const;
+        }),
+      );
+      // TensorFlow semantics for ids of rank r: the first r axes of x are one segment axis. The cpu
+      // kernel only takes rank-1 ids, so it gets the flattened equivalent.
+      const inner = c.x.slice(c.idsShape.length);
+      const cpu = await on('cpu', () =>
+        tf.tidy(() => {
+          const y = tf.unsortedSegmentSum(tf.tensor(x, [c.ids.length, ...inner]), tf.tensor1d(c.ids, 'int32'), c.n);
+          return [arr(y), y.shape] as const;
+        }),
+      );
+      expect(w[1]).toEqual(cpu[1]);
+      expect(relErr(w[0], cpu[0])).toBeLessThanOrEqual(TOL);
+    });
+  }
+
+  it('is the gradient of gather (an embedding lookup with repeated ids)', async () => {
+    const table = randn(1, 7 * 5);
+    const ids = [3, 1, 3, 0, 6, 6, 6, 2];
+    const up = randn(2, 8 * 5);
+    const [w, c] = await both(() =>
+      tf.tidy(() =>
+        arr(
+          tf.grad((t: tf.Tensor) =>
+            tf
+              .gather(t, tf.tensor2d(ids, [2, 4], 'int32'))
+              .mul(tf.tensor(up, [2, 4, 5]))
+              .sum(),
+          )(tf.tensor(table, [7, 5])),
+        ),
+      ),
+    );
+    expect(relErr(w, c)).toBeLessThanOrEqual(TOL);
+  });
+
+  it('rejects ids whose shape is not a prefix of x', async () => {
+    await useBackend('wasm');
+    const k = tf.getKernel('UnsortedSegmentSum', 'wasm')!;
+    const x = tf.ones([3, 2]);
+    const ids = tf.tensor1d([0, 1], 'int32');
+    expect(() => k.kernelFunc({ inputs: { x, segmentIds: ids }, backend: tf.backend(), attrs: { numSegments: 2 } } as never)).toThrow(
+      /segmentIds shape \[2\] must be a prefix of x shape \[3,2\]/,
+    );
+    tf.dispose([x, ids]);
+  });
+});
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+describe('wasm Conv2DBackpropFilter', () => {
+  const cases: { x: number[]; f: number[]; strides: [number, number]; pad: Pad; round?: 'floor' | 'ceil' | 'round' }[] = [
+    { x: [2, 7, 5, 3], f: [3, 2, 3, 4], strides: [1, 1], pad: 'same' },
+    { x: [2, 7, 5, 3], f: [3, 2, 3, 4], strides: [2, 1], pad: 'valid' },
+    { x: [1, 9, 8, 2], f: [3, 3, 2, 5], strides: [2, 2], pad: 'same' },
+    {
+      x: [3, 6, 7, 1],
+      f: [2, 3, 1, 3],
+      strides: [1, 2],
+      pad: [
+        [0, 0],
+        [1, 2],
+        [0, 1],
+        [0, 0],
+      ],
+    },
+    { x: [2, 5, 5, 4], f: [3, 3, 4, 2], strides: [2, 2], pad: 1, round: 'floor' },
+    { x: [1, 4, 6, 3], f: [1, 1, 3, 7], strides: [1, 1], pad: 'valid' },
+  ];
+  for (const c of cases) {
+    it(`conv2d x [${c.x}] filter [${c.f}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}: gradients match cpu`, async () => {
+      const x = randn(size(c.x), size(c.x));
+      const f = randn(size(c.f) + 1, size(c.f));
+      const [w, cpu] = await both(() =>
+        tf.tidy(() => {
+          const conv = (a: tf.Tensor, b: tf.Tensor) =>
+            tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.round);
+          const tx = tf.tensor(x, c.x);
+          const tw = tf.tensor(f, c.f);
+          const y = conv(tx, tw);
+          const up = tf.tensor(randn(7, y.size), y.shape);
+          const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
+          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
+        }),
+      );
+      expect(relErr(w[0] as Float32Array, cpu[0] as Float32Array)).toBeLessThanOrEqual(TOL);
+      expect(relErr(w[1] as Float32Array, cpu[1] as Float32Array)).toBeLessThanOrEqual(TOL);
+    });
+  }
+
+  it('NCHW as a raw kernel matches cpu', async () => {
+    const xs = [2, 3, 7, 6];
+    const fs: [number, number, number, number] = [3, 2, 3, 4];
+    const x = randn(31, size(xs));
+    const attrs = { strides: [2, 1], pad: 'same', dataFormat: 'NCHW', filterShape: fs };
+    const info = tf.backend_util.computeConv2DInfo(
+      xs as [number, number, number, number],
+      fs,
+      [2, 1],
+      1,
+      'same',
+      undefined,
+      false,
+      'channelsFirst',
+    );
+    const dy = randn(32, size(info.outShape));
+    const [w, cpu] = await both(() =>
+      tf.tidy(() =>
+        arr(
+          tf
+            .engine()
+            .runKernel('Conv2DBackpropFilter', { x: tf.tensor(x, xs), dy: tf.tensor(dy, info.outShape) }, attrs as never) as tf.Tensor,
+        ),
+      ),
+    );
+    expect(relErr(w, cpu)).toBeLessThanOrEqual(TOL);
+  });
+
+  it('rejects a dy of the wrong shape', async () => {
+    await useBackend('wasm');
+    const x = tf.ones([1, 4, 4, 1]);
+    const dy = tf.ones([1, 3, 3, 1]);
+    expect(() =>
+      tf
+        .engine()
+        .runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [2, 2, 1, 1] } as never),
+    ).toThrow(/dy has shape \[1,3,3,1\], expected \[1,4,4,1\]/);
+    tf.dispose([x, dy]);
+  });
+});
+
+/** Naive depthwise conv (NHWC, dilated taps) and its gradients on host arrays, in float64. */
+function hostDepthwise(
+  x: Float32Array,
+  xs: number[],
+  w: Float32Array,
+  fs: number[],
+  s: [number, number],
+  d: [number, number],
+  top: number,
+  left: number,
+  oh: number,
+  ow: number,
+) {
+  const [B, H, W, C] = xs as [number, number, number, number];
+  const [fh, fw, , m] = fs as [number, number, number, number];
+  const y = new Float64Array(B * oh * ow * C * m);
+  const forEach = (fn: (yi: number, xi: number, wi: number) => void) => {
+    for (let b = 0; b < B; b++)
+      for (let r = 0; r < oh; r++)
+        for (let c = 0; c < ow; c++)
+          for (let i = 0; i < fh; i++)
+            for (let j = 0; j < fw; j++) {
+              const xr = r * s[0] + i * d[0] - top;
+              const xc = c * s[1] + j * d[1] - left;
+              if (xr < 0 || xr >= H || xc < 0 || xc >= W) continue;
+              for (let ch = 0; ch < C; ch++)
+                for (let k = 0; k < m; k++)
+                  fn((((b * oh + r) * ow + c) * C + ch) * m + k, ((b * H + xr) * W + xc) * C + ch, ((i * fw + j) * C + ch) * m + k);
+            }
+  };
+  forEach((yi, xi, wi) => {
+    y[yi] = (y[yi] as number) + (x[xi] as number) * (w[wi] as number);
+  });
+  return { y, forEach };
+}
+
+describe('wasm DepthwiseConv2dNativeBackpropFilter / BackpropInput', () => {
+  const cases: { x: number[]; f: number[]; strides: [number, number]; pad: Pad }[] = [
+    { x: [2, 7, 5, 3], f: [3, 2, 3, 1], strides: [1, 1], pad: 'same' },
+    { x: [2, 7, 5, 3], f: [3, 2, 3, 2], strides: [2, 1], pad: 'valid' },
+    { x: [1, 8, 9, 2], f: [3, 3, 2, 3], strides: [2, 2], pad: 'same' },
+    {
+      x: [3, 6, 5, 4],
+      f: [2, 3, 4, 1],
+      strides: [1, 2],
+      pad: [
+        [0, 0],
+        [1, 0],
+        [2, 1],
+        [0, 0],
+      ],
+    },
+    { x: [2, 5, 6, 1], f: [3, 3, 1, 2], strides: [1, 1], pad: 1 },
+  ];
+  for (const c of cases) {
+    it(`depthwiseConv2d x [${c.x}] filter [${c.f}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}: gradients match cpu`, async () => {
+      const x = randn(size(c.x) + 5, size(c.x));
+      const f = randn(size(c.f) + 6, size(c.f));
+      const [w, cpu] = await both(() =>
+        tf.tidy(() => {
+          const conv = (a: tf.Tensor, b: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same');
+          const tx = tf.tensor(x, c.x);
+          const tw = tf.tensor(f, c.f);
+          const y = conv(tx, tw);
+          const up = tf.tensor(randn(8, y.size), y.shape);
+          const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
+          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
+        }),
+      );
+      expect(relErr(w[0] as Float32Array, cpu[0] as Float32Array)).toBeLessThanOrEqual(TOL);
+      expect(relErr(w[1] as Float32Array, cpu[1] as Float32Array)).toBeLessThanOrEqual(TOL);
+    });
+  }
+
+  it('with dilations, the raw kernels give the gradients of a naive dilated depthwise conv', async () => {
+    await useBackend('wasm');
+    const xs = [2, 9, 8, 2];
+    const fs = [3, 2, 2, 2];
+    const strides: [number, number] = [1, 2];
+    const dil: [number, number] = [2, 3];
+    const info = tf.backend_util.computeConv2DInfo(
+      xs as [number, number, number, number],
+      fs as [number, number, number, number],
+      strides,
+      dil,
+      'same',
+      undefined,
+      true,
+    );
+    const x = randn(41, size(xs));
+    const f = randn(42, size(fs));
+    const dy = randn(43, size(info.outShape));
+    const { forEach } = hostDepthwise(x, xs, f, fs, strides, dil, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth);
+    const dxRef = new Float64Array(x.length);
+    const dwRef = new Float64Array(f.length);
+    forEach((yi, xi, wi) => {
+      dxRef[xi] = (dxRef[xi] as number) + (dy[yi] as number) * (f[wi] as number);
+      dwRef[wi] = (dwRef[wi] as number) + (dy[yi] as number) * (x[xi] as number);
+    });
+    const attrs = { strides, dilations: dil, pad: 'same' };
+    const dw = tf.tidy(() =>
+      arr(
+        tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x: tf.tensor(x, xs), dy: tf.tensor(dy, info.outShape) }, {
+          ...attrs,
+          filterShape: fs,
+        } as never) as tf.Tensor,
+      ),
+    );
+    const dx = tf.tidy(() =>
+      arr(
+        tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: tf.tensor(dy, info.outShape), filter: tf.tensor(f, fs) }, {
+          ...attrs,
+          inputShape: xs,
+        } as never) as tf.Tensor,
+      ),
+    );
+    expect(relErr(dw, dwRef)).toBeLessThanOrEqual(TOL);
+    expect(relErr(dx, dxRef)).toBeLessThanOrEqual(TOL);
+  });
+
+  it('leaves no tensors behind over a conv training step', async () => {
+    await useBackend('wasm');
+    const x = tf.randomNormal([2, 6, 6, 3], 0, 1, 'float32', 1);
+    const w = tf.variable(tf.randomNormal([3, 3, 3, 2], 0, 1, 'float32', 2));
+    const dw = tf.variable(tf.randomNormal([3, 3, 2, 2], 0, 1, 'float32', 3));
+    const before = tf.memory().numTensors;
+    const bytes = tf.memory().numBytes;
+    for (let i = 0; i < 2; i++) {
+      const { value, grads } = tf.variableGrads(
+        () =>
+          tf
+            .depthwiseConv2d(tf.conv2d(x as tf.Tensor4D, w as unknown as tf.Tensor4D, 1, 'same'), dw as unknown as tf.Tensor4D, 2, 'same')
+            .square()
+            .sum() as tf.Scalar,
+      );
+      value.dispose();
+      tf.dispose(Object.values(grads));
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    expect(tf.memory().numBytes).toBe(bytes);
+    tf.dispose([x, w, dw]);
+  });
+});

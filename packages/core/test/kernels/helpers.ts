@@ -1,0 +1,49 @@
+/** Shared helpers of the kernel tests: host data from a seeded Rng, cpu-vs-wasm runs, errors. */
+import { type BackendName, Rng, type tf, useBackend } from '../../src/index.js';
+
+/** Host array of n draws from N(0, 1), reproducible by seed. */
+export function randn(seed: number, n: number): Float32Array {
+  const rng = new Rng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.normal();
+  return out;
+}
+
+export const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Run fn on `backend` and return its host results (tensors are created and freed inside). */
+export async function on<T>(backend: BackendName, fn: () => T): Promise<T> {
+  await useBackend(backend);
+  return fn();
+}
+
+/**
+ * Norm-wise relative error max_i |a_i - b_i| / max_i |b_i| (elementwise relative error is
+ * meaningless for entries that are sums cancelling to near zero).
+ */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relErr: lengths ${a.length} and ${b.length} differ`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (Number.isNaN(x) !== Number.isNaN(y)) return Number.POSITIVE_INFINITY;
+    if (Number.isNaN(y) || x === y) continue;
+    num = Math.max(num, Math.abs(x - y));
+    den = Math.max(den, Math.abs(y));
+  }
+  return num === 0 ? 0 : num / Math.max(den, 1e-30);
+}
+
+/** Values of every tensor in `ts` as plain arrays, then dispose them. */
+export function take(ts: tf.Tensor | tf.Tensor[]): Float32Array[] {
+  const list = Array.isArray(ts) ? ts : [ts];
+  const out = list.map((t) => Float32Array.from(t.dataSync()));
+  for (const t of list) t.dispose();
+  return out;
+}
+
+/** A deterministic shape-dependent seed. */
+export const seedOf = (...xs: (number | boolean | string)[]) =>
+  xs.reduce<number>((h, x) => (Math.imul(h, 31) + (typeof x === 'number' ? x : String(x).length + (x === true ? 7 : 0))) | 0, 17) >>> 0;
