@@ -1,0 +1,200 @@
+/**
+ * Building blocks shared by the LatentLM experiments: tokenizer training (sigma-VAE or the
+ * learned-variance baseline), LatentLM training on mixed sequences with the reference recipe
+ * (AdamW 0.9/0.98, weight decay 0.01, clip 1.0, warm-up then cosine), latent statistics, and
+ * safetensors checkpoints that keep the latent standardisation with the weights.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  AdamW,
+  clipGradNorm,
+  type ExperimentContext,
+  loadSafetensors,
+  type Module,
+  paramGroups,
+  Rng,
+  saveSafetensors,
+  tf,
+  valueAndGrads,
+  warmupCosine,
+} from '@mmlm/core';
+import type { LatentLMConfig } from '../config.js';
+import { LatentLM } from '../model.js';
+import { NoiseSchedule } from '../schedule.js';
+import { buildMixedBatch, type MixedSequence, trainStep } from '../train.js';
+import type { LatentTokenizer, Posterior } from '../vae.js';
+
+export interface TokenizerTrainOptions {
+  steps: number;
+  lr: number;
+  warmup?: number;
+  /** A training batch for step `step` (the caller owns the rng). */
+  batch: (rng: Rng, step: number) => tf.Tensor;
+  seed: number;
+  name: string;
+  ctx: ExperimentContext;
+}
+
+/** Trains a tokenizer with AdamW (0.9, 0.99), clip 1.0, warm-up then cosine; returns the mean loss parts of the last 10% of steps. */
+export function trainTokenizer(vae: LatentTokenizer & Module, o: TokenizerTrainOptions): { rec: number; kl: number } {
+  const rng = new Rng(o.seed);
+  const opt = new AdamW(paramGroups(vae), { beta1: 0.9, beta2: 0.99, weightDecay: 0.01 });
+  const lr = warmupCosine({ peak: o.lr, warmup: o.warmup ?? Math.min(50, Math.ceil(o.steps / 10)), total: o.steps });
+  const prog = o.ctx.progress(o.name, o.steps);
+  const tail = Math.max(1, Math.floor(o.steps / 10));
+  let rec = 0;
+  let kl = 0;
+  try {
+    for (let s = 0; s < o.steps; s++) {
+      const x = o.batch(rng, s);
+      let parts = { rec: 0, kl: 0 };
+      const { loss: value, grads } = valueAndGrads(vae, () => {
+        const l = vae.loss(x, rng);
+        parts = { rec: l.rec.dataSync()[0] as number, kl: l.kl.dataSync()[0] as number };
+        return l.loss;
+      });
+      clipGradNorm(grads, 1).dispose();
+      opt.setLr(lr(s));
+      opt.step(grads);
+      const loss = value.dataSync()[0] as number;
+      tf.dispose([x, value, ...grads.values()]);
+      if (!Number.isFinite(loss)) throw new Error(`${o.name}: non-finite loss at step ${s}`);
+      if (s >= o.steps - tail) {
+        rec += parts.rec / tail;
+        kl += parts.kl / tail;
+      }
+      if (s % 25 === 0 || s === o.steps - 1) o.ctx.metric({ run: o.name, step: s, loss, ...parts });
+      prog.tick(s + 1, { loss });
+    }
+  } finally {
+    prog.done();
+    opt.dispose();
+  }
+  return { rec, kl };
+}
+
+/** Posterior means [B, N, C] of a batch, as a host array, disposing the posterior. */
+export function posteriorMeans(vae: LatentTokenizer, x: tf.Tensor): { mu: Float32Array; logvar: Float32Array | null; shape: number[] } {
+  const p: Posterior = vae.encode(x);
+  const out = { mu: p.mu.dataSync() as Float32Array, logvar: p.logvar ? (p.logvar.dataSync() as Float32Array) : null, shape: p.mu.shape };
+  p.mu.dispose();
+  p.logvar?.dispose();
+  return out;
+}
+
+export interface LMTrainOptions {
+  /** The training sequences of one step (already standardised latents). */
+  batch: (rng: Rng, step: number) => MixedSequence[];
+  spanStop?: boolean;
+  seed: number;
+  name: string;
+  ctx: ExperimentContext;
+}
+
+/** Trains LatentLM with cfg.train (the reference recipe); returns the mean loss parts of the last 10% of steps. */
+export function trainLatentLM(model: LatentLM, cfg: LatentLMConfig, o: LMTrainOptions): { loss: number; lm: number; diff: number } {
+  const t = cfg.train;
+  const schedule = new NoiseSchedule({ numTrainTimesteps: cfg.diffusion.numTrainTimesteps });
+  const rng = new Rng(o.seed);
+  const opt = new AdamW(paramGroups(model), { beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay });
+  const lr = warmupCosine({ peak: t.lr, warmup: Math.min(t.warmupSteps, t.steps), total: t.steps });
+  const prog = o.ctx.progress(o.name, t.steps);
+  const tail = Math.max(1, Math.floor(t.steps / 10));
+  const acc = { loss: 0, lm: 0, diff: 0 };
+  try {
+    for (let s = 0; s < t.steps; s++) {
+      const batch = buildMixedBatch(o.batch(rng, s), model.config, { spanStop: o.spanStop });
+      const r = trainStep(model, opt, batch, {
+        schedule,
+        diffusion: cfg.diffusion,
+        rng,
+        lr: lr(s),
+        gradClip: t.gradClip,
+      });
+      if (!Number.isFinite(r.loss)) throw new Error(`${o.name}: non-finite loss at step ${s}`);
+      if (s >= t.steps - tail) {
+        acc.loss += r.loss / tail;
+        acc.lm += r.lm / tail;
+        acc.diff += r.diff / tail;
+      }
+      if (s % 25 === 0 || s === t.steps - 1) o.ctx.metric({ run: o.name, step: s, ...r });
+      prog.tick(s + 1, { loss: r.loss, lm: r.lm, diff: r.diff });
+    }
+  } finally {
+    prog.done();
+    opt.dispose();
+  }
+  return acc;
+}
+
+/** Saves a module's state dict (f32 safetensors) with a JSON config in the metadata. */
+export async function saveModule(m: Module, path: string, config: unknown): Promise<void> {
+  await saveSafetensors(path, m.stateDict(), { config: JSON.stringify(config) });
+}
+
+/** Loads weights saved by saveModule into `m` (strict). */
+export async function loadModule(m: Module, path: string): Promise<void> {
+  const { tensors } = await loadSafetensors(path);
+  try {
+    m.loadStateDict(tensors);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
+
+/**
+ * Resumable training inside a sub-run folder: when `<name>.safetensors` and `<name>.json` exist
+ * (an interrupted run trained this model already), load the weights and return the saved fit;
+ * otherwise train, then save both (the JSON last, atomically, so a partial save is never trusted).
+ */
+export async function trainOrLoad<T>(m: Module, dir: string, name: string, config: unknown, train: () => T): Promise<T> {
+  const weights = join(dir, `${name}.safetensors`);
+  const meta = join(dir, `${name}.json`);
+  if (existsSync(weights) && existsSync(meta)) {
+    const saved = JSON.parse(readFileSync(meta, 'utf8')) as { config: unknown; fit: T };
+    if (JSON.stringify(saved.config) === JSON.stringify(config)) {
+      await loadModule(m, weights);
+      return saved.fit;
+    }
+  }
+  const fit = train();
+  await saveModule(m, weights, config);
+  writeFileSync(`${meta}.tmp`, JSON.stringify({ config, fit }));
+  renameSync(`${meta}.tmp`, meta);
+  return fit;
+}
+
+/** The part of a LatentLM config that determines training (sampling settings excluded), the cache key of trainOrLoad. */
+export function trainingKey(cfg: LatentLMConfig): unknown {
+  const { headSteps: _h, cfgScale: _c, lambdaMinClipped: _l, ...diffusion } = cfg.diffusion;
+  return { model: cfg.model, train: cfg.train, diffusion };
+}
+
+/** A LatentLM config's copy with the vocabulary, latent size and sequence length of an experiment. */
+export function withData(cfg: LatentLMConfig, o: { vocabSize: number; latentDim: number; maxSeqLen: number }): LatentLMConfig {
+  const c = structuredClone(cfg);
+  c.model = { ...c.model, ...o, bodId: o.vocabSize - 4, eodId: o.vocabSize - 3, latId: o.vocabSize - 2, padId: o.vocabSize - 1 };
+  return c;
+}
+
+export function mean(xs: readonly number[]): number {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
+}
+
+export function fmt(x: number | null | undefined, digits = 3): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
+}
+
+/** The model standardises its own training latents: shift = -mean, scale = 1 / std from a first batch (reference train_hf.py). */
+export function standardiseFrom(model: LatentLM, firstBatch: Float32Array): void {
+  let m = 0;
+  for (const v of firstBatch) m += v;
+  m /= firstBatch.length;
+  let v2 = 0;
+  for (const v of firstBatch) v2 += (v - m) ** 2;
+  const sd = Math.sqrt(v2 / firstBatch.length);
+  model.setLatentStats({ shift: -m, scale: 1 / sd });
+}
+
+export { LatentLM };

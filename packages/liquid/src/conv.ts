@@ -1,0 +1,185 @@
+/**
+ * Convolutional layers of a VQGAN (Esser et al. 2021, taming-transformers `diffusionmodules/model.py`;
+ * the same blocks as Chameleon's `vqgan.py` that Liquid uses frozen), on NHWC tensors with tf.conv2d:
+ *   Conv2d          y = conv(x, W) + b, W [kh, kw, in, out] (TF layout; a PyTorch [out, in, kh, kw]
+ *                   weight maps by permute(2, 3, 1, 0)); PyTorch's default U(+-1/sqrt(in kh kw)) init.
+ *   GroupNorm       (Wu & He 2018) per-sample statistics over H, W and C/G channels of each group.
+ *   ResnetBlock     x' = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))).
+ *   Downsample      zero-pad (0, 1, 0, 1), 3x3 conv stride 2 (taming's asymmetric padding); TF's
+ *                   'same' padding at stride 2 on an even size pads exactly (0, 1), so it is used.
+ *   Upsample        nearest x2 (as F.interpolate(mode='nearest')), then a 3x3 conv.
+ * Candidates to move into @mmlm/core (LatentLM's conv VAE needs the same).
+ */
+import { defaultRng, Module, type Rng, tf } from '@mmlm/core';
+
+function checkPosInt(who: string, name: string, v: number): void {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${who}: ${name} must be a positive integer, got ${v}`);
+}
+
+function checkNHWC(who: string, x: tf.Tensor, channels: number): void {
+  if (x.rank !== 4 || x.shape[3] !== channels)
+    throw new Error(`${who}: input must be NHWC [B, H, W, ${channels}], got shape [${x.shape}]`);
+}
+
+export interface Conv2dOptions {
+  stride?: number;
+  /** 'same' (PyTorch padding = k // 2 for odd k at stride 1) or 'valid'. Default 'same'. */
+  padding?: 'same' | 'valid';
+  bias?: boolean;
+  rng?: Rng;
+}
+
+/** 2-D convolution, NHWC. */
+export class Conv2d extends Module {
+  readonly weight: tf.Variable; // [kh, kw, in, out]
+  readonly bias: tf.Variable | null; // [out]
+  readonly stride: number;
+  readonly padding: 'same' | 'valid';
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    opts: Conv2dOptions = {},
+  ) {
+    super();
+    checkPosInt('Conv2d', 'inChannels', inChannels);
+    checkPosInt('Conv2d', 'outChannels', outChannels);
+    checkPosInt('Conv2d', 'kernelSize', kernelSize);
+    this.stride = opts.stride ?? 1;
+    checkPosInt('Conv2d', 'stride', this.stride);
+    this.padding = opts.padding ?? 'same';
+    const rng = opts.rng ?? defaultRng();
+    const b = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
+    this.weight = this.param('weight', rng.rand([kernelSize, kernelSize, inChannels, outChannels], -b, b));
+    this.bias = opts.bias === false ? null : this.param('bias', rng.rand([outChannels], -b, b));
+  }
+
+  forward(x: tf.Tensor /* [B, H, W, in] */): tf.Tensor /* [B, H', W', out] */ {
+    return tf.tidy(() => {
+      checkNHWC('Conv2d', x, this.inChannels);
+      const y = tf.conv2d(x as tf.Tensor4D, this.weight as tf.Tensor4D, this.stride, this.padding);
+      return this.bias ? y.add(this.bias) : y;
+    });
+  }
+}
+
+/** GroupNorm over NHWC: G groups of C/G channels, statistics over (H, W, C/G) per sample. */
+export class GroupNorm extends Module {
+  readonly weight: tf.Variable; // [C]
+  readonly bias: tf.Variable; // [C]
+
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-6,
+  ) {
+    super();
+    checkPosInt('GroupNorm', 'numGroups', numGroups);
+    checkPosInt('GroupNorm', 'numChannels', numChannels);
+    if (numChannels % numGroups !== 0)
+      throw new Error(`GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`);
+    this.weight = this.param('weight', tf.ones([numChannels]));
+    this.bias = this.param('bias', tf.zeros([numChannels]));
+  }
+
+  forward(x: tf.Tensor /* [B, H, W, C] */): tf.Tensor {
+    return tf.tidy(() => {
+      checkNHWC('GroupNorm', x, this.numChannels);
+      const [B, H, W, C] = x.shape as [number, number, number, number];
+      const G = this.numGroups;
+      const xg = x.reshape([B, H, W, G, C / G]); // [B, H, W, G, C/G]
+      const { mean, variance } = tf.moments(xg, [1, 2, 4], true); // [B, 1, 1, G, 1]
+      const y = xg.sub(mean).mul(tf.rsqrt(variance.add(this.eps))).reshape([B, H, W, C]);
+      return y.mul(this.weight).add(this.bias);
+    });
+  }
+}
+
+/** Groups for a GroupNorm of C channels: taming uses 32; smaller widths use the largest divisor <= 32. */
+export function groupsFor(channels: number, preferred = 32): number {
+  for (let g = Math.min(preferred, channels); g > 1; g--) if (channels % g === 0) return g;
+  return 1;
+}
+
+/** swish(x) = x * sigmoid(x) (taming's `nonlinearity`). */
+export function swish(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(tf.sigmoid(x)));
+}
+
+/** taming ResnetBlock without the timestep projection and dropout. */
+export class ResnetBlock extends Module {
+  readonly norm1: GroupNorm;
+  readonly conv1: Conv2d;
+  readonly norm2: GroupNorm;
+  readonly conv2: Conv2d;
+  readonly nin_shortcut: Conv2d | null;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    rng: Rng,
+  ) {
+    super();
+    this.norm1 = this.module('norm1', new GroupNorm(groupsFor(inChannels), inChannels));
+    this.conv1 = this.module('conv1', new Conv2d(inChannels, outChannels, 3, { rng }));
+    this.norm2 = this.module('norm2', new GroupNorm(groupsFor(outChannels), outChannels));
+    this.conv2 = this.module('conv2', new Conv2d(outChannels, outChannels, 3, { rng }));
+    this.nin_shortcut = inChannels !== outChannels ? this.module('nin_shortcut', new Conv2d(inChannels, outChannels, 1, { rng })) : null;
+  }
+
+  forward(x: tf.Tensor /* [B, H, W, in] */): tf.Tensor /* [B, H, W, out] */ {
+    return tf.tidy(() => {
+      const h = this.conv2.forward(swish(this.norm2.forward(this.conv1.forward(swish(this.norm1.forward(x))))));
+      return (this.nin_shortcut ? this.nin_shortcut.forward(x) : x).add(h);
+    });
+  }
+}
+
+/** Halves H and W: pad (0, 1, 0, 1) and a 3x3 conv at stride 2. */
+export class Downsample extends Module {
+  readonly conv: Conv2d;
+  constructor(channels: number, rng: Rng) {
+    super();
+    this.conv = this.module('conv', new Conv2d(channels, channels, 3, { stride: 2, padding: 'valid', rng }));
+  }
+
+  forward(x: tf.Tensor /* [B, H, W, C] */): tf.Tensor /* [B, H/2, W/2, C] */ {
+    return tf.tidy(() => {
+      if (x.rank !== 4 || (x.shape[1] as number) % 2 !== 0 || (x.shape[2] as number) % 2 !== 0)
+        throw new Error(`Downsample: input must be NHWC with even H and W, got shape [${x.shape}]`);
+      const xp = tf.pad(x, [
+        [0, 0],
+        [0, 1],
+        [0, 1],
+        [0, 0],
+      ]); // [B, H+1, W+1, C]
+      return this.conv.forward(xp);
+    });
+  }
+}
+
+/** Nearest-neighbour x2 upsampling of NHWC (each pixel becomes a 2x2 block). */
+export function upsampleNearest2x(x: tf.Tensor /* [B, H, W, C] */): tf.Tensor /* [B, 2H, 2W, C] */ {
+  return tf.tidy(() => {
+    const [B, H, W, C] = x.shape as [number, number, number, number];
+    const wide = x.reshape([B * H, W, 1, C]).tile([1, 1, 2, 1]); // [B H, W, 2, C] (rank-4 tile has a gradient)
+    return wide
+      .reshape([B, H, 1, 2 * W * C])
+      .tile([1, 1, 2, 1]) // [B, H, 2, 2W C]
+      .reshape([B, 2 * H, 2 * W, C]);
+  });
+}
+
+/** Doubles H and W: nearest x2, then a 3x3 conv. */
+export class Upsample extends Module {
+  readonly conv: Conv2d;
+  constructor(channels: number, rng: Rng) {
+    super();
+    this.conv = this.module('conv', new Conv2d(channels, channels, 3, { rng }));
+  }
+
+  forward(x: tf.Tensor /* [B, H, W, C] */): tf.Tensor /* [B, 2H, 2W, C] */ {
+    return tf.tidy(() => this.conv.forward(upsampleNearest2x(x)));
+  }
+}

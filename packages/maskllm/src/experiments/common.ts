@@ -1,0 +1,337 @@
+/**
+ * Building blocks shared by the MaskLLM experiments: character data, a dense decoder trained from
+ * scratch and saved, one-shot baselines (§4.1 baselines of Table 1), and MaskLLM mask-only runs
+ * (§3-4) whose hard masks are saved as a mask file, loaded into a fresh dense copy, checked to be
+ * exactly N:M on every layer, and only then evaluated: the numbers reported are the exported
+ * model's.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ExperimentContext, Rng, type Table, TransformerDecoder, tf } from '@mmlm/core';
+import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
+import { type MaskConfig, type MaskLLMConfig, type MaskTrainConfig, preset } from '../config.js';
+import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
+import { type OneShotMethod, oneShotPrune } from '../prune.js';
+import { evaluatePerplexity } from '../sample.js';
+import { applyMaskFile, decodeSafetensors, encodeSafetensors, loadMasks, type RawTensor, saveMasks, withShapes } from '../storage.js';
+import { denseOptimizer, denseTrainStep, maskOptimizer, maskTrainStep } from '../train.js';
+
+/** Token ids of one corpus split. */
+export interface Corpus {
+  name: string;
+  train: Int32Array;
+  val: Int32Array;
+}
+
+/** A character tokenizer over all texts, and each text split 90/10 (contiguous) into token ids. */
+export function charCorpora(texts: { name: string; text: string }[], valFraction = 0.1): { tokenizer: CharTokenizer; corpora: Corpus[] } {
+  const tokenizer = CharTokenizer.fromText(texts.map((t) => t.text).join(''));
+  const corpora = texts.map(({ name, text }) => {
+    const s = splitText(text, { valFraction, atLineBreak: true });
+    return { name, train: Int32Array.from(tokenizer.encode(s.train)), val: Int32Array.from(tokenizer.encode(s.val)) };
+  });
+  return { tokenizer, corpora };
+}
+
+/** A preset's config with the tokenizer's vocabulary size. */
+export function configFor(name: 'tiny' | 'small', vocabSize: number): MaskLLMConfig {
+  const cfg = preset(name);
+  cfg.model.vocabSize = vocabSize;
+  return cfg;
+}
+
+export function decoderOf(cfg: MaskLLMConfig, seed: number): TransformerDecoder {
+  const m = cfg.model;
+  return new TransformerDecoder({
+    vocabSize: m.vocabSize,
+    dim: m.dim,
+    numLayers: m.numLayers,
+    numHeads: m.numHeads,
+    maxSeqLen: m.maxSeqLen,
+    mlp: m.mlp,
+    mlpHidden: m.mlpHidden,
+    norm: m.norm,
+    pos: m.pos,
+    bias: m.bias,
+    tieEmbeddings: m.tieEmbeddings,
+    seed,
+  });
+}
+
+/** Save a decoder's state dict (f32 safetensors). */
+export function saveDecoder(dec: TransformerDecoder, path: string): void {
+  const tensors: Record<string, RawTensor> = {};
+  for (const [k, v] of Object.entries(dec.stateDict())) tensors[k] = { dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array };
+  writeFileSync(`${path}.tmp`, encodeSafetensors(tensors));
+  renameSync(`${path}.tmp`, path);
+}
+
+/** A fresh decoder with the weights saved at `path`. */
+export function loadDecoder(cfg: MaskLLMConfig, path: string): TransformerDecoder {
+  const dec = decoderOf(cfg, 0);
+  const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(path)));
+  const sd = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, tf.tensor(t.data as Float32Array, t.shape, 'float32')]));
+  try {
+    dec.loadStateDict(sd);
+  } finally {
+    Object.values(sd).forEach((t) => t.dispose());
+  }
+  return dec;
+}
+
+/** Draws [B, T+1] windows from one or more corpora (each row from corpus i with probability weights[i]). */
+export class MixedBatcher {
+  private readonly batchers: WindowBatcher[];
+  private readonly rng: Rng;
+
+  constructor(
+    corpora: Int32Array[],
+    readonly batchSize: number,
+    readonly blockSize: number,
+    seed: number,
+    private readonly weights: number[] = corpora.map(() => 1),
+  ) {
+    this.rng = new Rng(seed);
+    this.batchers = corpora.map((c, i) => new WindowBatcher(c, { batchSize: 1, blockSize, seed: this.rng.fork(i).nextSeed() }));
+  }
+
+  next(): tf.Tensor2D {
+    const W = this.blockSize + 1;
+    const data = new Int32Array(this.batchSize * W);
+    const total = this.weights.reduce((a, b) => a + b, 0);
+    for (let b = 0; b < this.batchSize; b++) {
+      let u = this.rng.uniform() * total;
+      let i = 0;
+      while (i < this.weights.length - 1 && u >= (this.weights[i] as number)) u -= this.weights[i++] as number;
+      data.set(this.batchers[i]!.next().data, b * W);
+    }
+    return tf.tensor2d(data, [this.batchSize, W], 'int32');
+  }
+}
+
+export interface EvalSettings {
+  /** Evaluation windows (of maxSeqLen tokens) per corpus; the rest of the split is unused. */
+  evalWindows: number;
+}
+
+export interface DenseSettings extends EvalSettings {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  lrMin: number;
+  weightDecay: number;
+}
+
+export interface DenseRun {
+  path: string;
+  steps: number;
+  seconds: number;
+  finalTrainLoss: number;
+  /** Validation loss (nats/token) per corpus name. */
+  val: Record<string, number>;
+}
+
+/** Train the dense decoder (a sub-run: skipped when already done in this run folder). */
+export function trainDense(
+  ctx: ExperimentContext,
+  cfg: MaskLLMConfig,
+  corpora: Corpus[],
+  s: DenseSettings,
+  weights?: number[],
+): Promise<DenseRun> {
+  return ctx.subrun('dense', async (dir) => {
+    const t0 = performance.now();
+    const dec = decoderOf(cfg, ctx.seed);
+    const opt = denseOptimizer(dec, s.weightDecay);
+    const batcher = new MixedBatcher(
+      corpora.map((c) => c.train),
+      s.batchSize,
+      cfg.model.maxSeqLen,
+      new Rng(ctx.seed).fork('dense-batches').nextSeed(),
+      weights,
+    );
+    const bar = ctx.progress('dense', s.steps);
+    let ema = 0;
+    for (let t = 0; t < s.steps; t++) {
+      const ids = batcher.next();
+      const loss = denseTrainStep(dec, opt, ids, t, { steps: s.steps, lr: s.lr, lrMin: s.lrMin, weightDecay: s.weightDecay, gradClip: 1 });
+      ids.dispose();
+      ema = t === 0 ? loss : 0.95 * ema + 0.05 * loss;
+      if (t % 25 === 0 || t === s.steps - 1) ctx.metric({ run: 'dense', step: t, loss });
+      bar.tick(t + 1, { loss: ema });
+    }
+    bar.done();
+    opt.dispose();
+    const path = join(dir, 'dense.safetensors');
+    saveDecoder(dec, path);
+    const val: Record<string, number> = {};
+    for (const c of corpora) val[c.name] = evalLoss(dec, c.val, cfg, s);
+    dec.dispose();
+    return { path, steps: s.steps, seconds: (performance.now() - t0) / 1000, finalTrainLoss: ema, val };
+  });
+}
+
+/** Validation loss (nats/token) of a decoder on the first evalWindows windows of `val`. */
+export function evalLoss(dec: TransformerDecoder, val: Int32Array, cfg: MaskLLMConfig, s: EvalSettings): number {
+  return evaluatePerplexity(dec, val, { seqLen: cfg.model.maxSeqLen, maxWindows: s.evalWindows }).loss;
+}
+
+/** Calibration sequences [n, T] (random windows of the training split). */
+export function calibration(train: Int32Array, n: number, T: number, seed: number): tf.Tensor2D {
+  const b = new WindowBatcher(train, { batchSize: n, blockSize: T - 1, seed });
+  return tf.tensor2d(b.next().data, [n, T], 'int32');
+}
+
+export interface OneShotRun {
+  /** Validation loss per corpus of the pruned model. */
+  val: Record<string, number>;
+  masks: Map<string, Uint8Array>;
+}
+
+/** Prune a fresh copy of the dense model one-shot and evaluate it. */
+export function runOneShot(
+  cfg: MaskLLMConfig,
+  densePath: string,
+  method: OneShotMethod,
+  update: boolean,
+  calib: tf.Tensor | null,
+  evalOn: Corpus[],
+  s: EvalSettings,
+): OneShotRun {
+  const dec = loadDecoder(cfg, densePath);
+  try {
+    const masks = oneShotPrune(dec, method, calib, { n: cfg.mask.n, m: cfg.mask.m, update });
+    const val: Record<string, number> = {};
+    for (const c of evalOn) val[c.name] = evalLoss(dec, c.val, cfg, s);
+    return { val, masks };
+  } finally {
+    dec.dispose();
+  }
+}
+
+export interface MaskSettings extends EvalSettings {
+  mask?: Partial<MaskConfig>;
+  train?: Partial<MaskTrainConfig>;
+}
+
+export interface MaskRun {
+  maskPath: string;
+  seconds: number;
+  /** Validation loss per corpus of the exported model (hard masks loaded from the mask file). */
+  val: Record<string, number>;
+  /** Loss of the initial hard mask (the prior's argmax) on the first evaluation corpus. */
+  initialVal: number;
+  /** Groups of the exported model's block linears without exactly N non-zero weights (must be 0). */
+  invalidGroups: number;
+  /** Mean LM loss and regulariser over the last 10% of the steps. */
+  finalLm: number;
+  finalReg: number;
+  /** Fraction of groups whose final mask differs from the initial (prior) argmax. */
+  changed: number;
+}
+
+/**
+ * MaskLLM mask-only training of a fresh copy of the dense model on `train` (a sub-run), starting
+ * from `prior` masks (or none), then export, save, reload and evaluate.
+ */
+export function runMaskLLM(
+  ctx: ExperimentContext,
+  name: string,
+  cfg: MaskLLMConfig,
+  densePath: string,
+  train: Int32Array,
+  evalOn: Corpus[],
+  prior: (() => Map<string, Uint8Array>) | null,
+  s: MaskSettings,
+): Promise<MaskRun> {
+  return ctx.subrun(name, async (dir) => {
+    const t0 = performance.now();
+    const mask = { ...cfg.mask, ...s.mask };
+    const trainCfg = { ...cfg.train, ...s.train };
+    const dec = loadDecoder(cfg, densePath);
+    const seed = new Rng(ctx.seed).fork(name).nextSeed();
+    sparsify(dec, { n: mask.n, m: mask.m, initStd: mask.gateInitStd, hard: mask.hard, seed });
+    if (prior) injectPrior(dec, prior(), mask.priorStrength);
+    const initial = hardMasks(dec);
+    dec.eval();
+    const initialVal = evalLoss(dec, evalOn[0]!.val, cfg, s);
+    dec.train();
+    const opt = maskOptimizer(dec, trainCfg);
+    const batcher = new MixedBatcher([train], trainCfg.batchSize, cfg.model.maxSeqLen, new Rng(seed).fork('batches').nextSeed());
+    const bar = ctx.progress(name, trainCfg.steps);
+    const tail = Math.max(1, Math.floor(trainCfg.steps / 10));
+    let lmSum = 0;
+    let regSum = 0;
+    for (let t = 0; t < trainCfg.steps; t++) {
+      const ids = batcher.next();
+      const r = maskTrainStep(dec, opt, ids, t, { mask, train: trainCfg });
+      ids.dispose();
+      if (t >= trainCfg.steps - tail) {
+        lmSum += r.lm;
+        regSum += r.reg;
+      }
+      if (t % 25 === 0 || t === trainCfg.steps - 1) ctx.metric({ run: name, ...r });
+      bar.tick(t + 1, { lm: r.lm });
+    }
+    bar.done();
+    opt.dispose();
+    const final = hardMasks(dec);
+    let changedGroups = 0;
+    let groups = 0;
+    for (const [p, m] of final) {
+      const a = initial.get(p)!;
+      for (let g = 0; g < m.length / mask.m; g++, groups++)
+        for (let j = 0; j < mask.m; j++)
+          if (m[g * mask.m + j] !== a[g * mask.m + j]) {
+            changedGroups++;
+            break;
+          }
+    }
+    const maskPath = join(dir, 'mask.safetensors');
+    saveMasks(maskPath, { n: mask.n, m: mask.m, encoding: 'index', layers: withShapes(dec, final) });
+    dec.dispose();
+    const exported = loadDecoder(cfg, densePath);
+    const val: Record<string, number> = {};
+    let bad = 0;
+    try {
+      applyMaskFile(exported, loadMasks(maskPath));
+      bad = exportedInvalidGroups(exported, mask.n, mask.m);
+      for (const c of evalOn) val[c.name] = evalLoss(exported, c.val, cfg, s);
+    } finally {
+      exported.dispose();
+    }
+    return {
+      maskPath,
+      seconds: (performance.now() - t0) / 1000,
+      val,
+      initialVal,
+      invalidGroups: bad,
+      finalLm: lmSum / tail,
+      finalReg: regSum / tail,
+      changed: changedGroups / groups,
+    };
+  });
+}
+
+/** Non-zero count check of an exported model: groups of the block linears without exactly N non-zeros. */
+export function exportedInvalidGroups(dec: TransformerDecoder, n: number, m: number): number {
+  let bad = 0;
+  for (const [, l] of blockLinears(dec)) bad += invalidGroups(l.weight.dataSync(), n, m);
+  return bad;
+}
+
+export const ppl = (loss: number) => Math.exp(loss);
+
+/** Number formatting for tables: 3 significant decimals for perplexities. */
+export function fmt(x: number | null | undefined, digits = 3): string | null {
+  if (x === null || x === undefined || !Number.isFinite(x)) return null;
+  if (Math.abs(x) >= 1000) return x.toExponential(2);
+  return x.toFixed(digits);
+}
+
+/** Markdown of a table (for summaries and the README). */
+export function tableMarkdown(t: Table): string {
+  const head = `| ${t.columns.join(' | ')} |\n|${t.columns.map(() => '---').join('|')}|`;
+  const rows = t.rows.map((r) => `| ${r.map((v) => (v === null ? '–' : String(v))).join(' | ')} |`);
+  return [`**${t.title}**`, '', head, ...rows, ...(t.note ? ['', t.note] : [])].join('\n');
+}
