@@ -83,7 +83,7 @@ export interface CodeCache {
 }
 
 /** Write a code cache (safetensors `codes` I32 [N, L]; numCodes and metadata in the header), atomically. */
-export async function saveCodeCache(path: string, cache: Omit<CodeCache, 'numImages'>, ): Promise<void> {
+export async function saveCodeCache(path: string, cache: Omit<CodeCache, 'numImages'>): Promise<void> {
   const { codes, tokensPerImage: L, numCodes } = cache;
   if (codes.length % L !== 0) throw new Error(`saveCodeCache: codes must hold N x ${L} values, got ${codes.length}`);
   checkCodeRange('saveCodeCache', codes, numCodes);
@@ -99,11 +99,12 @@ export async function saveCodeCache(path: string, cache: Omit<CodeCache, 'numIma
 export async function loadCodeCache(path: string, expect: { tokensPerImage?: number; numCodes?: number } = {}): Promise<CodeCache> {
   const { entries, metadata } = await readSafetensors(path);
   const e = entries.find((x) => x.name === 'codes');
-  if (!e || e.tfDtype !== 'int32' || e.shape.length !== 2)
+  if (e?.tfDtype !== 'int32' || e.shape.length !== 2)
     throw new Error(`loadCodeCache ${path}: expected an int32 tensor "codes" [N, L], got ${e ? `${e.dtype} [${e.shape}]` : 'none'}`);
   const [N, L] = e.shape as [number, number];
   const numCodes = Number(metadata.numCodes);
-  if (!Number.isInteger(numCodes) || numCodes < 1) throw new Error(`loadCodeCache ${path}: metadata numCodes must be a positive integer, got ${metadata.numCodes}`);
+  if (!Number.isInteger(numCodes) || numCodes < 1)
+    throw new Error(`loadCodeCache ${path}: metadata numCodes must be a positive integer, got ${metadata.numCodes}`);
   if (expect.tokensPerImage !== undefined && L !== expect.tokensPerImage)
     throw new Error(`loadCodeCache ${path}: expected ${expect.tokensPerImage} codes per image, got ${L}`);
   if (expect.numCodes !== undefined && numCodes !== expect.numCodes)

@@ -119,7 +119,10 @@ export const CollatorConfigSchema = z.object({
   /** Truncation length of every sequence (train.py: model_max_length 2048); default the LM context. */
   maxLength: z.number().int().positive().optional(),
   /** The T2I instruction suffixes, one drawn uniformly per example. */
-  t2iSuffixes: z.array(z.string()).min(1).default([...T2I_SUFFIXES]),
+  t2iSuffixes: z
+    .array(z.string())
+    .min(1)
+    .default([...T2I_SUFFIXES]),
   /** Text between `<eoi>` and the caption in the captioning format. */
   captionInstruction: z.string().default(CAPTION_INSTRUCTION),
 });
@@ -205,7 +208,9 @@ export function lmConfig(input: LMConfigInput = {}): LMConfig {
 function validateTokenizerConfig(c: ImageTokenizerConfig): void {
   const f = downsampleFactor(c);
   if (c.imageSize % f !== 0)
-    throw new Error(`Liquid image tokenizer config: imageSize (${c.imageSize}) must be divisible by the downsampling factor ${f} (chMult [${c.chMult}])`);
+    throw new Error(
+      `Liquid image tokenizer config: imageSize (${c.imageSize}) must be divisible by the downsampling factor ${f} (chMult [${c.chMult}])`,
+    );
 }
 
 function validateLMConfig(c: LMConfig): void {
@@ -292,13 +297,13 @@ export const PRESETS = {
       unified: { steps: 4, batchSize: 4, warmup: 1 },
     },
   }),
-  /** 2-core CPU reproductions: 32x32 images to 8x8 = 64 codes of K = 64, a width-96 four-block LM. */
+  /** 2-core CPU reproductions: 32x32 images to 8x8 = 64 codes of K = 64 (a width-16 VQGAN), a width-96 four-block LM. */
   small: liquidConfig({
-    tokenizer: { imageSize: 32, ch: 32, chMult: [1, 2, 2], zChannels: 32, codeDim: 16, numCodes: 64, deadCodeSteps: 20 },
+    tokenizer: { imageSize: 32, ch: 16, chMult: [1, 2, 2], zChannels: 16, codeDim: 8, numCodes: 64, deadCodeSteps: 20 },
     lm: { textVocabSize: 128, dim: 96, numLayers: 4, numHeads: 4, maxSeqLen: 112 },
     sampling: { batchSize: 32 },
     train: {
-      tokenizer: { steps: 1200, batchSize: 32, lr: 2e-3, warmup: 50 },
+      tokenizer: { steps: 800, batchSize: 16, lr: 2e-3, warmup: 50 },
       text: { steps: 600, batchSize: 32, lr: 2e-3, warmup: 30 },
       unified: { steps: 1500, batchSize: 32, lr: 1e-3, warmup: 50 },
     },
@@ -310,7 +315,15 @@ export const PRESETS = {
    * gradient clip 0.5 (paper only). Counted by parameterCount, never instantiated.
    */
   paper: liquidConfig({
-    tokenizer: { imageSize: 512, ch: 128, chMult: [1, 1, 2, 2, 4], numResBlocks: 2, zChannels: 256, codeDim: 256, numCodes: CHAMELEON_CODES },
+    tokenizer: {
+      imageSize: 512,
+      ch: 128,
+      chMult: [1, 1, 2, 2, 4],
+      numResBlocks: 2,
+      zChannels: 256,
+      codeDim: 256,
+      numCodes: CHAMELEON_CODES,
+    },
     lm: {
       textVocabSize: GEMMA_VOCAB,
       dim: 3072,

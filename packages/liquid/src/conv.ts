@@ -3,6 +3,11 @@
  * the same blocks as Chameleon's `vqgan.py` that Liquid uses frozen), on NHWC tensors with tf.conv2d:
  *   Conv2d          y = conv(x, W) + b, W [kh, kw, in, out] (TF layout; a PyTorch [out, in, kh, kw]
  *                   weight maps by permute(2, 3, 1, 0)); PyTorch's default U(+-1/sqrt(in kh kw)) init.
+ *                   Stride-1 'same' convolutions run through a kernel of this package whose
+ *                   gradient computes dx as a forward convolution with the flipped, transposed filter
+ *                   (dx = conv(dy, rot180(W)^T), 'same'), and dW with the backend's
+ *                   Conv2DBackpropFilter: on the wasm backend, tf.conv2d's own input gradient
+ *                   (Conv2DBackpropInput) is a direct loop about 10x slower than its forward Conv2D.
  *   GroupNorm       (Wu & He 2018) per-sample statistics over H, W and C/G channels of each group.
  *   ResnetBlock     x' = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))).
  *   Downsample      zero-pad (0, 1, 0, 1), 3x3 conv stride 2 (taming's asymmetric padding); TF's
@@ -17,8 +22,7 @@ function checkPosInt(who: string, name: string, v: number): void {
 }
 
 function checkNHWC(who: string, x: tf.Tensor, channels: number): void {
-  if (x.rank !== 4 || x.shape[3] !== channels)
-    throw new Error(`${who}: input must be NHWC [B, H, W, ${channels}], got shape [${x.shape}]`);
+  if (x.rank !== 4 || x.shape[3] !== channels) throw new Error(`${who}: input must be NHWC [B, H, W, ${channels}], got shape [${x.shape}]`);
 }
 
 export interface Conv2dOptions {
@@ -58,10 +62,70 @@ export class Conv2d extends Module {
   forward(x: tf.Tensor /* [B, H, W, in] */): tf.Tensor /* [B, H', W', out] */ {
     return tf.tidy(() => {
       checkNHWC('Conv2d', x, this.inChannels);
-      const y = tf.conv2d(x as tf.Tensor4D, this.weight as tf.Tensor4D, this.stride, this.padding);
+      const k = this.kernelSize;
+      let y: tf.Tensor;
+      if (k === 1 && this.stride === 1) {
+        const [B, H, W] = x.shape as [number, number, number, number];
+        y = tf
+          .matMul(x.reshape([B * H * W, this.inChannels]), this.weight.reshape([this.inChannels, this.outChannels]))
+          .reshape([B, H, W, this.outChannels]); // [B, H, W, out]
+      } else if (this.stride === 1 && this.padding === 'same' && k % 2 === 1) y = conv2dSame(x as tf.Tensor4D, this.weight as tf.Tensor4D);
+      else y = tf.conv2d(x as tf.Tensor4D, this.weight as tf.Tensor4D, this.stride, this.padding);
       return this.bias ? y.add(this.bias) : y;
     });
   }
+}
+
+const CONV_SAME = 'MmlmLiquidConv2DSame';
+let convSameGradient = false;
+
+function convSameAttrs(filterShape?: number[]) {
+  return {
+    strides: [1, 1],
+    pad: 'same',
+    dataFormat: 'NHWC',
+    dilations: [1, 1],
+    dimRoundingMode: undefined,
+    ...(filterShape ? { filterShape } : {}),
+  } as unknown as tf.NamedAttrMap;
+}
+
+/** Registers the stride-1 'same' convolution kernel for the active backend (forward: the backend's Conv2D). */
+function ensureConvSameKernel(): void {
+  const backend = tf.getBackend();
+  if (!tf.getKernel(CONV_SAME, backend)) {
+    const conv = tf.getKernel('Conv2D', backend);
+    if (!conv) throw new Error(`conv2dSame: backend "${backend}" has no Conv2D kernel`);
+    tf.registerKernel({
+      kernelName: CONV_SAME,
+      backendName: backend,
+      kernelFunc: ({ inputs, backend: b }) => conv.kernelFunc({ inputs, backend: b, attrs: convSameAttrs() }),
+    });
+  }
+  if (!convSameGradient) {
+    tf.registerGradient({
+      kernelName: CONV_SAME,
+      inputsToSave: ['x', 'filter'],
+      gradFunc: (dy, saved) => {
+        const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+        const g = dy as tf.Tensor4D;
+        return {
+          x: () => tf.conv2d(g, tf.reverse(filter, [0, 1]).transpose([0, 1, 3, 2]) as tf.Tensor4D, 1, 'same'),
+          filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: g }, convSameAttrs(filter.shape)) as tf.Tensor4D,
+        };
+      },
+    });
+    convSameGradient = true;
+  }
+}
+
+/** Stride-1 convolution with 'same' padding and an odd kernel: x [B, H, W, C], w [k, k, C, O] -> [B, H, W, O]. */
+export function conv2dSame(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
+  const k = w.shape[0];
+  if (k % 2 !== 1 || w.shape[1] !== k) throw new Error(`conv2dSame: the kernel must be square with an odd size, got [${w.shape}]`);
+  if (x.shape[3] !== w.shape[2]) throw new Error(`conv2dSame: x has ${x.shape[3]} channels, the filter expects ${w.shape[2]}`);
+  ensureConvSameKernel();
+  return tf.engine().runKernel(CONV_SAME, { x, filter: w }, {}) as tf.Tensor4D;
 }
 
 /** GroupNorm over NHWC: G groups of C/G channels, statistics over (H, W, C/G) per sample. */
@@ -90,7 +154,10 @@ export class GroupNorm extends Module {
       const G = this.numGroups;
       const xg = x.reshape([B, H, W, G, C / G]); // [B, H, W, G, C/G]
       const { mean, variance } = tf.moments(xg, [1, 2, 4], true); // [B, 1, 1, G, 1]
-      const y = xg.sub(mean).mul(tf.rsqrt(variance.add(this.eps))).reshape([B, H, W, C]);
+      const y = xg
+        .sub(mean)
+        .mul(tf.rsqrt(variance.add(this.eps)))
+        .reshape([B, H, W, C]);
       return y.mul(this.weight).add(this.bias);
     });
   }
@@ -163,10 +230,12 @@ export class Downsample extends Module {
 export function upsampleNearest2x(x: tf.Tensor /* [B, H, W, C] */): tf.Tensor /* [B, 2H, 2W, C] */ {
   return tf.tidy(() => {
     const [B, H, W, C] = x.shape as [number, number, number, number];
-    const wide = x.reshape([B * H, W, 1, C]).tile([1, 1, 2, 1]); // [B H, W, 2, C] (rank-4 tile has a gradient)
-    return wide
+    const two = tf.ones([1, 1, 2, 1]);
+    return x
+      .reshape([B * H, W, 1, C])
+      .mul(two) // [B H, W, 2, C] by broadcasting (its gradient is a sum, not a Tile gradient)
       .reshape([B, H, 1, 2 * W * C])
-      .tile([1, 1, 2, 1]) // [B, H, 2, 2W C]
+      .mul(two) // [B, H, 2, 2 W C]
       .reshape([B, 2 * H, 2 * W, C]);
   });
 }

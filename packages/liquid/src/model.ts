@@ -175,7 +175,12 @@ export class VQTokenizer extends Module {
     this.quant_conv = this.module('quant_conv', new Conv2d(c.zChannels, c.codeDim, 1, { rng }));
     this.quantize = this.module(
       'quantize',
-      new VectorQuantizer(c.numCodes, c.codeDim, { beta: c.beta, legacy: c.legacyLoss, deadCodeSteps: c.deadCodeSteps, rng: rng.fork('vq') }),
+      new VectorQuantizer(c.numCodes, c.codeDim, {
+        beta: c.beta,
+        legacy: c.legacyLoss,
+        deadCodeSteps: c.deadCodeSteps,
+        rng: rng.fork('vq'),
+      }),
     );
     this.post_quant_conv = this.module('post_quant_conv', new Conv2d(c.codeDim, c.zChannels, 1, { rng }));
     this.decoder = this.module('decoder', new Decoder(c, rng));
@@ -255,7 +260,8 @@ function tidyObject<T extends object>(f: () => T): T {
 export function checkCodeRange(who: string, codes: ArrayLike<number>, numCodes: number): void {
   for (let i = 0; i < codes.length; i++) {
     const c = codes[i] as number;
-    if (!Number.isInteger(c) || c < 0 || c >= numCodes) throw new Error(`${who}: code ${c} at index ${i} must be an integer in [0, ${numCodes})`);
+    if (!Number.isInteger(c) || c < 0 || c >= numCodes)
+      throw new Error(`${who}: code ${c} at index ${i} must be an integer in [0, ${numCodes})`);
   }
 }
 
@@ -313,7 +319,8 @@ export function liquidVocab(s: VocabSpec): LiquidVocab {
   for (const k of ['textVocabSize', 'numCodes', 'tokensPerImage'] as const)
     if (!Number.isInteger(s[k]) || s[k] < 1) bad.push(`${k} must be a positive integer, got ${s[k]}`);
   for (const k of ['bos', 'eos', 'pad'] as const)
-    if (!Number.isInteger(s[k]) || s[k] < 0 || s[k] >= s.textVocabSize) bad.push(`${k} must be a text id in [0, ${s.textVocabSize}), got ${s[k]}`);
+    if (!Number.isInteger(s[k]) || s[k] < 0 || s[k] >= s.textVocabSize)
+      bad.push(`${k} must be a text id in [0, ${s.textVocabSize}), got ${s[k]}`);
   if (bad.length) throw new Error(`liquidVocab: ${bad.join('; ')}`);
   const V = s.textVocabSize;
   const K = s.numCodes;
@@ -411,8 +418,7 @@ export function extendVocabulary(model: TransformerDecoder, newRows: number, opt
   const sd = model.stateDict();
   const rows = (w: tf.Tensor): tf.Tensor =>
     tf.tidy(() => {
-      const extra =
-        init === 'mean' ? w.mean(0, true).tile([newRows, 1]) : rng.randn([newRows, D], 0, std); // [newRows, D]
+      const extra = init === 'mean' ? w.mean(0, true).tile([newRows, 1]) : rng.randn([newRows, D], 0, std); // [newRows, D]
       return tf.concat([w, extra], 0); // [V + newRows, D]
     });
   const next: Record<string, tf.Tensor> = {};

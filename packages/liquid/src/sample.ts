@@ -247,7 +247,12 @@ export function captionImages(
  * Mean next-token NLL (nats) of text sequences, each scored as [BOS] + ids (the text format) in
  * batches; targets are every id of each sequence. Perplexity = exp(loss).
  */
-export function textLoss(model: TransformerDecoder, vocab: Pick<LiquidVocab, 'bos' | 'pad'>, sequences: readonly (readonly number[])[], batchSize = 16): number {
+export function textLoss(
+  model: TransformerDecoder,
+  vocab: Pick<LiquidVocab, 'bos' | 'pad'>,
+  sequences: readonly (readonly number[])[],
+  batchSize = 16,
+): number {
   if (sequences.length === 0) throw new Error('textLoss: need at least one sequence, got 0');
   const wasTraining = model.training;
   model.eval();
@@ -270,16 +275,18 @@ export function textLoss(model: TransformerDecoder, vocab: Pick<LiquidVocab, 'bo
         const x = tf.tensor2d(ids, [chunk.length, T], 'int32');
         const y = tf.tensor2d(labels, [chunk.length, T], 'int32');
         const logits = model.forward(x.slice([0, 0], [chunk.length, T - 1]));
-        return tf.sum(
-          tf.tidy(() => {
-            const yy = y.slice([0, 1], [chunk.length, T - 1]);
-            const logp = tf.logSoftmax(logits); // [b, T-1, V]
-            const valid = tf.notEqual(yy, -100);
-            const safe = tf.where(valid, yy, tf.zerosLike(yy));
-            const picked = tf.sum(logp.mul(tf.oneHot(safe, logits.shape[2] as number)), -1); // [b, T-1]
-            return tf.where(valid, picked.neg(), tf.zerosLike(picked));
-          }),
-        ).dataSync()[0] as number;
+        return tf
+          .sum(
+            tf.tidy(() => {
+              const yy = y.slice([0, 1], [chunk.length, T - 1]);
+              const logp = tf.logSoftmax(logits); // [b, T-1, V]
+              const valid = tf.notEqual(yy, -100);
+              const safe = tf.where(valid, yy, tf.zerosLike(yy));
+              const picked = tf.sum(logp.mul(tf.oneHot(safe, logits.shape[2] as number)), -1); // [b, T-1]
+              return tf.where(valid, picked.neg(), tf.zerosLike(picked));
+            }),
+          )
+          .dataSync()[0] as number;
       });
       sum += l;
       count += n;

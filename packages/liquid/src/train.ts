@@ -9,8 +9,9 @@
  * One step = loss, gradients of every trainable parameter, global-norm clip, AdamW at the step's
  * learning rate (linear warmup, cosine decay to minLrRatio * lr).
  */
-import { AdamW, clipGradNorm, crossEntropy, paramGroups, type TransformerDecoder, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
+
 import type { Module } from '@mmlm/core';
+import { AdamW, clipGradNorm, crossEntropy, paramGroups, type TransformerDecoder, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
 import type { Batch } from './collate.js';
 import type { TrainPhase } from './config.js';
 import type { VQTokenizer } from './model.js';

@@ -15,8 +15,8 @@ import {
   collate,
   extendVocabulary,
   fromModelRange,
-  i2tExample,
   IGNORE_INDEX,
+  i2tExample,
   imageTokenLogits,
   LiquidCollator,
   liquidVocab,
@@ -38,7 +38,13 @@ beforeAll(async () => {
 // ids 8..11, then <boi> 12, <eoi> 13, <unconditional> 14. Three codes per image.
 const vocab = liquidVocab({ textVocabSize: 8, numCodes: 4, tokensPerImage: 3, bos: 1, eos: 2, pad: 0 });
 const WORDS: Record<string, number> = { a: 3, red: 4, circle: 5, caption: 6, go: 7 };
-const toy = { encode: (s: string) => s.split(/\s+/).filter(Boolean).map((w) => WORDS[w] ?? 7) };
+const toy = {
+  encode: (s: string) =>
+    s
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((w) => WORDS[w] ?? 7),
+};
 
 describe('vocabulary layout', () => {
   it('puts code k at V + k, then <boi>, <eoi>, <unconditional>', () => {

@@ -81,7 +81,8 @@ function squares(n: number, seed: number): Float32Array {
     const x0 = rng.int(0, 9);
     const y0 = rng.int(0, 9);
     const col = [rng.uniform(), rng.uniform(), rng.uniform()];
-    for (let y = y0; y < y0 + 7; y++) for (let x = x0; x < x0 + 7; x++) for (let c = 0; c < 3; c++) out[((i * S + y) * S + x) * 3 + c] = col[c]!;
+    for (let y = y0; y < y0 + 7; y++)
+      for (let x = x0; x < x0 + 7; x++) for (let c = 0; c < 3; c++) out[((i * S + y) * S + x) * 3 + c] = col[c]!;
   }
   return out;
 }
@@ -130,7 +131,11 @@ describe('generation', () => {
     const out: number[] = [];
     for (let i = 0; i < N; i++) {
       const id = tf.tidy(() => {
-        const last = (ids: number[]) => m.forward(tf.tensor2d([ids], [1, ids.length], 'int32')).slice([0, ids.length - 1, 0], [1, 1, -1]).reshape([1, -1]);
+        const last = (ids: number[]) =>
+          m
+            .forward(tf.tensor2d([ids], [1, ids.length], 'int32'))
+            .slice([0, ids.length - 1, 0], [1, 1, -1])
+            .reshape([1, -1]);
         const l = s === 1 ? last(cond) : cfgLogits(last(cond), last(uncond), s);
         const masked = l.dataSync().map((v, j) => (j >= vocab.codeOffset && j < vocab.codeOffset + K ? v : Number.NEGATIVE_INFINITY));
         return masked.indexOf(Math.max(...masked));
@@ -267,7 +272,9 @@ describe('configs and parameter counts', () => {
 
 describe('bad inputs', () => {
   it('code ids out of range', () => {
-    expect(() => t2iExample(vocab, [5], [...codesOf(0).slice(1), K])).toThrow(`code ${K} at index ${N - 1} must be an integer in [0, ${K})`);
+    expect(() => t2iExample(vocab, [5], [...codesOf(0).slice(1), K])).toThrow(
+      `code ${K} at index ${N - 1} must be an integer in [0, ${K})`,
+    );
     expect(() => i2tExample(vocab, [...codesOf(0).slice(1), -1], [8], [9])).toThrow(`code -1 at index ${N - 1}`);
     const m = unifiedModel(7);
     expect(() => captionImages(m, vocab, [[...codesOf(0).slice(1), K]], [8])).toThrow(`code ${K} at index ${N - 1}`);
@@ -302,7 +309,9 @@ describe('bad inputs', () => {
     expect(() => generateImageCodes(m, vocab, [[5]], { cfgScale: 0 })).toThrow('cfgScale must be a finite number > 0, got 0');
     expect(() => t2iExample(vocab, [5, vocab.boi], codesOf(0))).toThrow(`text id ${vocab.boi} at index 1 must be an integer in [0, ${V})`);
     const small = buildLM(tiny.lm, V);
-    expect(() => generateImageCodes(small, vocab, [[5]])).toThrow(`the model's vocabulary is ${V}, the unified vocabulary is ${vocab.size}`);
+    expect(() => generateImageCodes(small, vocab, [[5]])).toThrow(
+      `the model's vocabulary is ${V}, the unified vocabulary is ${vocab.size}`,
+    );
     small.dispose();
     m.dispose();
   });
@@ -316,7 +325,9 @@ describe('bad inputs', () => {
     expect(() => liquidVocab({ textVocabSize: 8, numCodes: 4, tokensPerImage: 3, bos: 8, eos: 2, pad: 0 })).toThrow(
       'bos must be a text id in [0, 8), got 8',
     );
-    expect(() => imageTokenizerConfig({ imageSize: 18, chMult: [1, 2, 2] })).toThrow('imageSize (18) must be divisible by the downsampling factor 4');
+    expect(() => imageTokenizerConfig({ imageSize: 18, chMult: [1, 2, 2] })).toThrow(
+      'imageSize (18) must be divisible by the downsampling factor 4',
+    );
     expect(() => lmConfig({ dim: 30, numHeads: 4 })).toThrow('dim (30) must be divisible by numHeads (4)');
     expect(() => liquidConfig({ mix: { text: 0, t2i: 0, i2t: 0 } })).toThrow('mix weights must not all be 0');
     expect(() => liquidConfig({ sampling: { topP: 1.5 } })).toThrow('sampling.topP');

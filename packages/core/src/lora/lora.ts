@@ -1,23 +1,47 @@
 /**
- * LoRA (Hu et al. 2021): y = W x + b + (alpha / r) * B A dropout(x), with A [r, in] initialised as
- * PEFT does (kaiming-uniform, a = sqrt 5, i.e. U(+-1/sqrt(in))) and B [out, r] zeros, so a freshly
- * wrapped layer equals the base layer. Parameter names follow PEFT: `base_layer.weight`,
- * `base_layer.bias`, `lora_A.weight`, `lora_B.weight`. The base layer is frozen.
+ * LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models", eq. 3 and sec. 4.1),
+ * as HF PEFT's lora.Linear:
+ *   y = base(x) + (alpha / r) dropout(x) A^T B^T,   A [r, in], B [out, r]
+ * A is initialised as PEFT (kaiming_uniform with a = sqrt(5), which is U(-1/sqrt(in), 1/sqrt(in)))
+ * and B with zeros, so a freshly wrapped layer computes exactly its base layer. The base layer is
+ * frozen; dropout acts on the LoRA branch's input in training mode only, with seeds from the Rng.
+ *
+ * Names follow PEFT's module tree: `<path>.base_layer.weight`, `<path>.base_layer.bias`,
+ * `<path>.lora_A.weight`, `<path>.lora_B.weight`. (PEFT keeps A and B in a dict keyed by adapter
+ * name, `lora_A.default.weight`, and drops that key when it saves adapter_model.safetensors;
+ * loraStateDict() returns the adapter-file names.) A checkpoint of the unwrapped model maps
+ * `<path>.weight` to `<path>.base_layer.weight`; mergeAndUnloadLoRA() restores the plain names.
+ *
+ * Rank: r must be an integer in [1, min(in, out)]. PEFT accepts larger r, but B A has rank at most
+ * min(in, out), so a larger r only adds parameters; we treat it as a configuration error.
  */
 import { Linear } from '../nn/linear.js';
-import { Module } from '../nn/module.js';
+import { Module, type StateDict } from '../nn/module.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
 
 export interface LoRAOptions {
-  /** Rank r (>= 1, at most min(in, out)). */
+  /** Rank r, an integer in [1, min(in, out)]. */
   r: number;
-  /** Scale numerator: the update is multiplied by alpha / r. Default r (scale 1). */
+  /** The update is scaled by alpha / r (PEFT's lora_alpha). Default r, i.e. scale 1. */
   alpha?: number;
-  /** Dropout on the LoRA branch's input in training mode. Default 0. */
+  /** Dropout probability on the LoRA branch's input in training mode, in [0, 1). Default 0. */
   dropout?: number;
   rng?: Rng;
+}
+
+const LORA_PARAM = /(^|\.)lora_[AB]\.weight$/;
+
+function checkLoRAOptions(where: string, opts: LoRAOptions, inFeatures: number, outFeatures: number): void {
+  const { r } = opts;
+  const maxR = Math.min(inFeatures, outFeatures);
+  if (!Number.isInteger(r) || r < 1 || r > maxR)
+    throw new Error(`${where}: r must be an integer in [1, ${maxR}] (min(in, out) of a ${inFeatures} -> ${outFeatures} Linear), got ${r}`);
+  const alpha = opts.alpha ?? r;
+  if (!(Number.isFinite(alpha) && alpha > 0)) throw new Error(`${where}: alpha must be a finite number > 0, got ${alpha}`);
+  const dropout = opts.dropout ?? 0;
+  if (!(dropout >= 0 && dropout < 1)) throw new Error(`${where}: dropout must be in [0, 1), got ${dropout}`);
 }
 
 export class LoRALinear extends Module {
@@ -25,6 +49,8 @@ export class LoRALinear extends Module {
   readonly lora_A: Linear; // weight [r, in]
   readonly lora_B: Linear; // weight [out, r]
   readonly r: number;
+  readonly alpha: number;
+  /** alpha / r */
   readonly scale: number;
   readonly dropout: number;
   private merged = false;
@@ -32,21 +58,21 @@ export class LoRALinear extends Module {
 
   constructor(base: Linear, opts: LoRAOptions) {
     super();
-    if (!(base instanceof Linear)) throw new Error(`LoRALinear: base must be a Linear, got ${(base as object)?.constructor?.name}`);
-    const { r } = opts;
-    const maxR = Math.min(base.inFeatures, base.outFeatures);
-    if (!Number.isInteger(r) || r < 1 || r > maxR)
-      throw new Error(`LoRALinear: r must be an integer in [1, ${maxR}] (min(in, out)), got ${r}`);
-    const dropout = opts.dropout ?? 0;
-    if (!(dropout >= 0 && dropout < 1)) throw new Error(`LoRALinear: dropout must be in [0, 1), got ${dropout}`);
+    if (!(base instanceof Linear))
+      throw new Error(`LoRALinear: base must be a Linear, got ${(base as object | null)?.constructor?.name ?? String(base)}`);
+    checkLoRAOptions('LoRALinear', opts, base.inFeatures, base.outFeatures);
     this.rng = opts.rng ?? defaultRng();
-    this.r = r;
-    this.scale = (opts.alpha ?? r) / r;
-    this.dropout = dropout;
+    this.r = opts.r;
+    this.alpha = opts.alpha ?? opts.r;
+    this.scale = this.alpha / this.r;
+    this.dropout = opts.dropout ?? 0;
     this.base_layer = this.module('base_layer', base);
     base.freeze();
-    this.lora_A = this.module('lora_A', new Linear(base.inFeatures, r, { bias: false, init: { kind: 'torch_default' }, rng: this.rng }));
-    this.lora_B = this.module('lora_B', new Linear(r, base.outFeatures, { bias: false, init: { kind: 'zeros' }, rng: this.rng }));
+    this.lora_A = this.module(
+      'lora_A',
+      new Linear(base.inFeatures, this.r, { bias: false, init: { kind: 'torch_default' }, rng: this.rng }),
+    );
+    this.lora_B = this.module('lora_B', new Linear(this.r, base.outFeatures, { bias: false, init: { kind: 'zeros' }, rng: this.rng }));
   }
 
   get inFeatures(): number {
@@ -57,14 +83,18 @@ export class LoRALinear extends Module {
     return this.base_layer.outFeatures;
   }
 
-  /** scale * B A: [out, in]. */
-  delta(): tf.Tensor {
-    return tf.tidy(() => tf.matMul(this.lora_B.weight, this.lora_A.weight).mul(this.scale));
+  get isMerged(): boolean {
+    return this.merged;
+  }
+
+  /** scale B A: [out, in]. */
+  delta(): tf.Tensor2D {
+    return tf.tidy(() => tf.matMul(this.lora_B.weight, this.lora_A.weight).mul(this.scale) as tf.Tensor2D);
   }
 
   forward(x: tf.Tensor /* [..., in] */): tf.Tensor /* [..., out] */ {
     return tf.tidy(() => {
-      const y = this.base_layer.forward(x);
+      const y = this.base_layer.forward(x); // [..., out]
       if (this.merged) return y;
       const h = this.training && this.dropout > 0 ? tf.dropout(x, this.dropout, undefined, this.rng.nextSeed()) : x;
       return y.add(this.lora_B.forward(this.lora_A.forward(h)).mul(this.scale));
@@ -74,40 +104,92 @@ export class LoRALinear extends Module {
   /** Fold the update into the base weight (W += scale B A); forward then skips the branch. */
   merge(): void {
     if (this.merged) return;
+    this.checkPlainBase('merge');
     tf.tidy(() => this.base_layer.weight.assign(this.base_layer.weight.add(this.delta())));
     this.merged = true;
   }
 
+  /** Undo merge() (W -= scale B A, exact up to float round-off). */
   unmerge(): void {
     if (!this.merged) return;
     tf.tidy(() => this.base_layer.weight.assign(this.base_layer.weight.sub(this.delta())));
     this.merged = false;
   }
 
-  get isMerged(): boolean {
-    return this.merged;
+  /** merge() assumes forward uses `weight` itself; a subclass with its own effectiveWeight (masks) would break that. */
+  private checkPlainBase(what: string): void {
+    if (this.base_layer.effectiveWeight !== Linear.prototype.effectiveWeight)
+      throw new Error(
+        `LoRALinear.${what}: the base layer (${this.base_layer.constructor.name}) overrides effectiveWeight(), so W += scale B A would not equal the unmerged forward`,
+      );
   }
 }
 
+export interface ApplyLoRAOptions extends LoRAOptions {
+  /** Which Linear layers to wrap, by dotted path (default: every Linear). */
+  targets?: (path: string, layer: Linear) => boolean;
+}
+
 /**
- * Wrap every Linear below `root` whose dotted path passes `targets` in a LoRALinear (in place, via
- * replaceChild), and freeze every other parameter. Returns the wrapped paths.
+ * Wrap every Linear below `root` whose dotted path passes `targets` in a LoRALinear, in place (via
+ * Module.replaceChild), then freeze every parameter except the `lora_A` / `lora_B` weights.
+ * Layers already inside a LoRALinear are skipped, so applying twice does not nest; `root` itself is
+ * never wrapped. Options are checked against every matched layer before anything is changed.
+ * Returns the wrapped paths; throws when nothing matches.
  */
-export function applyLoRA(root: Module, opts: LoRAOptions & { targets?: (path: string, layer: Linear) => boolean }): string[] {
-  const wrapped: string[] = [];
-  const rng = opts.rng ?? defaultRng();
-  for (const [path, m] of root.namedModules()) {
-    if (m instanceof LoRALinear) continue;
+export function applyLoRA(root: Module, opts: ApplyLoRAOptions): string[] {
+  const matches: { parent: Module; name: string; path: string; layer: Linear }[] = [];
+  const visit = (m: Module, prefix: string): void => {
+    if (m instanceof LoRALinear) return;
     for (const [name, child] of m.children()) {
-      const childPath = path ? `${path}.${name}` : name;
-      if (!(child instanceof Linear) || m instanceof LoRALinear) continue;
-      if (opts.targets && !opts.targets(childPath, child)) continue;
-      m.replaceChild(name, new LoRALinear(child, { ...opts, rng }));
-      wrapped.push(childPath);
+      const path = prefix ? `${prefix}.${name}` : name;
+      if (child instanceof Linear) {
+        if (!opts.targets || opts.targets(path, child)) matches.push({ parent: m, name, path, layer: child });
+      } else visit(child, path);
+    }
+  };
+  visit(root, '');
+  if (matches.length === 0)
+    throw new Error(
+      `applyLoRA: no Linear layer under ${root.constructor.name} matched the targets (layers already inside a LoRALinear are skipped)`,
+    );
+  for (const { path, layer } of matches) checkLoRAOptions(`applyLoRA (${path})`, opts, layer.inFeatures, layer.outFeatures);
+  const rng = opts.rng ?? defaultRng();
+  const loraOpts: LoRAOptions = { r: opts.r, alpha: opts.alpha, dropout: opts.dropout, rng };
+  for (const { parent, name, layer } of matches) parent.replaceChild(name, new LoRALinear(layer, loraOpts));
+  root.freeze((p) => !LORA_PARAM.test(p));
+  root.unfreeze((p) => LORA_PARAM.test(p));
+  return matches.map((m) => m.path);
+}
+
+/** Every LoRALinear below `root` (and `root` itself), by dotted path. */
+export function loraLayers(root: Module): [string, LoRALinear][] {
+  return root.namedModules().filter((e): e is [string, LoRALinear] => e[1] instanceof LoRALinear);
+}
+
+/** The adapter weights only (`<path>.lora_A.weight`, `<path>.lora_B.weight`), as PEFT's adapter file. */
+export function loraStateDict(root: Module): StateDict {
+  const out: StateDict = {};
+  for (const [n, v] of root.namedParameters()) if (LORA_PARAM.test(n)) out[n] = v;
+  return out;
+}
+
+/**
+ * PEFT's merge_and_unload: merge every LoRALinear below `root` into its base layer and put the base
+ * layer back in its place (the LoRA weights are disposed). Trainable flags are left as they are.
+ * Returns the unloaded paths.
+ */
+export function mergeAndUnloadLoRA(root: Module): string[] {
+  const done: string[] = [];
+  for (const [path, m] of root.namedModules()) {
+    for (const [name, child] of m.children()) {
+      if (!(child instanceof LoRALinear)) continue;
+      child.merge();
+      m.replaceChild(name, child.base_layer);
+      child.lora_A.dispose();
+      child.lora_B.dispose();
+      done.push(path ? `${path}.${name}` : name);
     }
   }
-  if (wrapped.length === 0) throw new Error(`applyLoRA: no Linear layer matched the targets under ${root.constructor.name}`);
-  root.freeze((p) => !/(^|\.)lora_[AB]\.weight$/.test(p));
-  root.unfreeze((p) => /(^|\.)lora_[AB]\.weight$/.test(p));
-  return wrapped;
+  return done;
 }

@@ -1,2 +1,3 @@
 export * from './fsq.js';
+export * from './rvq.js';
 export * from './vq.js';

@@ -1,58 +1,190 @@
 /**
- * Vector quantizer (VQ-VAE, van den Oord et al. 2017), laid out as taming-transformers'
- * VectorQuantizer2 (used by SEED and Liquid's VQGAN): codebook `embedding.weight` [K, D], nearest
- * code by the expanded squared distance ||z||^2 + ||e||^2 - 2 z.e, straight-through z_q.
- *   loss = ||sg(z_q) - z||^2 * commit + ||z_q - sg(z)||^2 * codebook   (means over elements)
- * with VectorQuantizer2's `legacy` default (commit 1, codebook beta) or the non-legacy form
- * (commit beta, codebook 1). Optional EMA codebook updates (VQ-VAE-2: decay, Laplace smoothing;
- * the codebook term is then dropped), dead-code restart from batch vectors, and usage/perplexity.
+ * Vector quantizer (van den Oord et al. 2017, "Neural Discrete Representation Learning", eq. 3),
+ * laid out as taming-transformers' VectorQuantizer2 (the quantizer of SEED and of Liquid's VQGAN):
+ * codebook `embedding.weight` [K, D], nearest code by the expanded squared distance
+ * ||z||^2 + ||e||^2 - 2 z.e (first index on ties, as torch.argmin), straight-through output
+ * z_q = z + sg(e - z).
+ *
+ *   commitLoss   = mean (z - sg(e))^2        codebookLoss = mean (sg(z) - e)^2   (means over elements)
+ *   legacy (VectorQuantizer2 default): loss = commitLoss + beta * codebookLoss   (beta on the codebook term)
+ *   legacy = false (the paper's eq. 3): loss = beta * commitLoss + codebookLoss
+ *   EMA codebook:                       loss = beta * commitLoss                  (codebook term dropped)
+ *
+ * Hence with legacy, dL/dz = 2 (z - sg(z_q)) / N and dL/de_k = 2 beta sum_{z -> k} (e_k - z) / N
+ * (N = number of elements of z), the SEED brief's golden gradients.
+ *
+ * Options:
+ * - EMA codebook (VQ-VAE-2, Razavi et al. 2019, App. A; lucidrains' EuclideanCodebook): with n_k the
+ *   batch count and s_k the batch sum of code k, N_k <- d N_k + (1 - d) n_k, m_k <- d m_k + (1 - d) s_k,
+ *   e_k = m_k / N~_k with Laplace smoothing N~_k = (N_k + eps) / (sum N + K eps) * sum N. The codebook is
+ *   then a buffer (`embedding.weight`, with `cluster_size` and `embed_avg`). Cluster sizes start at 1
+ *   and `embed_avg` at the codebook, so e = m / N holds at init and an unused code decays towards
+ *   itself instead of being divided by ~eps.
+ * - Dead-code restart (Jukebox / lucidrains' `threshold_ema_dead_code`, counted in steps here): a code
+ *   unused for `deadCodeSteps` consecutive training forwards is replaced by a batch vector drawn with
+ *   the module's Rng (distinct vectors while the batch has enough).
+ * - Cosine codes (ViT-VQGAN, Yu et al. 2022, sec. 3.2): z and the codes are l2-normalised before the
+ *   lookup, the losses and the output.
+ *
+ * The code lookup is a gather whose indices are copied off the autodiff tape (tfjs differentiates
+ * gather with respect to its indices and fails on int32 otherwise); the codebook gradient is then
+ * UnsortedSegmentSum, which initBackend registers for wasm.
  */
 import { type Init, initTensor } from '../nn/init.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 import { stopGradient } from '../nn/ops.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
 
-export interface VectorQuantizerOptions {
-  /** Weight of the commitment/codebook terms, as VectorQuantizer2's beta (default 0.25). */
+export interface VectorQuantizeOptions {
+  /** Weight of the commitment or codebook term, as VectorQuantizer2's beta (default 0.25). */
   beta?: number;
   /** VectorQuantizer2 `legacy` (default true): beta multiplies the codebook term; false: the commitment term. */
   legacy?: boolean;
-  /** EMA codebook updates with this decay (e.g. 0.99); the codebook is then a buffer. */
-  emaDecay?: number;
-  /** Laplace smoothing epsilon of the EMA cluster sizes (default 1e-5). */
-  emaEps?: number;
-  /** Restart codes unused for this many training forwards with random batch vectors (0 = off). */
-  deadCodeSteps?: number;
-  /** Default U(-1/K, 1/K) as VectorQuantizer2. */
-  init?: Init;
-  rng?: Rng;
+  /** The codebook is EMA-updated: the loss is beta * commitLoss only. */
+  ema?: boolean;
+  /** l2-normalise z and the codes (cosine-similarity lookup). */
+  cosine?: boolean;
 }
 
-export interface VQOutput {
+export type VQOutput = {
   /** Straight-through quantized vectors, same shape as z. */
   zq: tf.Tensor;
   /** Code indices, int32, z's shape without the last axis. */
   indices: tf.Tensor;
+  /** The weighted sum of the two terms (see the file comment). */
   loss: tf.Scalar;
+  /** mean (z - sg(e))^2, unweighted. */
   commitLoss: tf.Scalar;
+  /** mean (sg(z) - e)^2, unweighted; 0 with an EMA codebook. */
   codebookLoss: tf.Scalar;
-  /** exp(entropy) of the batch's code distribution. */
+  /** exp(entropy) of the batch's average one-hot code distribution. */
   perplexity: tf.Scalar;
-  /** Fraction of codes used in the batch. */
+  /** Fraction of the K codes used in the batch. */
   usage: tf.Scalar;
+};
+
+/** Weights [commit, codebook] of the two loss terms. */
+export function vqLossWeights(opts: VectorQuantizeOptions = {}): [number, number] {
+  const beta = opts.beta ?? 0.25;
+  if (opts.ema) return [beta, 0];
+  return (opts.legacy ?? true) ? [1, beta] : [beta, 1];
+}
+
+/** Rows scaled to unit l2 norm (F.normalize, eps 1e-12). */
+export function l2Normalize(x: tf.Tensor, axis = -1): tf.Tensor {
+  return tf.tidy(() => x.div(tf.maximum(tf.norm(x, 'euclidean', axis, true), 1e-12)));
+}
+
+/**
+ * Index of the nearest code of each row by ||z||^2 + ||e||^2 - 2 z.e (first index on ties).
+ * flat [N, D], codebook [K, D] -> int32 [N], a fresh tensor with no autodiff history.
+ */
+export function nearestCode(flat: tf.Tensor2D, codebook: tf.Tensor2D): tf.Tensor1D {
+  if (flat.rank !== 2 || codebook.rank !== 2 || flat.shape[1] !== codebook.shape[1])
+    throw new Error(`nearestCode: expected z [N, D] and codebook [K, D] with equal D, got [${flat.shape}] and [${codebook.shape}]`);
+  const idx = tf.tidy(() => {
+    const d = flat
+      .square()
+      .sum(1, true) // [N, 1]
+      .add(codebook.square().sum(1).reshape([1, -1])) // [N, K]
+      .sub(tf.matMul(flat, codebook, false, true).mul(2)); // [N, K]
+    return tf.argMin(d, 1); // [N]
+  });
+  const values = idx.dataSync() as Int32Array;
+  idx.dispose();
+  return tf.tensor1d(values, 'int32');
+}
+
+interface QuantizeParts {
+  out: VQOutput;
+  /** Vectors as looked up (normalised with cosine), no gradient. [N, D] */
+  flat: tf.Tensor2D;
+  idx: tf.Tensor1D;
+  /** Batch count of each code. [K] */
+  counts: tf.Tensor1D;
+}
+
+function quantizeParts(z: tf.Tensor, codebook: tf.Tensor2D, opts: VectorQuantizeOptions): QuantizeParts {
+  const [K, D] = codebook.shape;
+  if (z.shape[z.rank - 1] !== D) throw new Error(`vectorQuantize: z's last dim must be ${D} (codebook dim), got shape [${z.shape}]`);
+  let flat = z.reshape([-1, D]) as tf.Tensor2D; // [N, D]
+  let e = codebook; // [K, D]
+  if (opts.cosine) {
+    flat = l2Normalize(flat) as tf.Tensor2D;
+    e = l2Normalize(e) as tf.Tensor2D;
+  }
+  const idx = nearestCode(flat, e); // [N], off the tape
+  const q = tf.gather(e, idx); // [N, D]
+  const commitLoss = flat.sub(stopGradient(q)).square().mean() as tf.Scalar;
+  const codebookLoss = (opts.ema ? tf.scalar(0) : q.sub(stopGradient(flat)).square().mean()) as tf.Scalar;
+  const [wc, wb] = vqLossWeights(opts);
+  const loss = commitLoss.mul(wc).add(codebookLoss.mul(wb)) as tf.Scalar;
+  const zq = flat.add(stopGradient(q.sub(flat))).reshape(z.shape); // [..., D]
+  const N = idx.shape[0];
+  const counts = tf.unsortedSegmentSum(tf.ones([N]), idx, K) as tf.Tensor1D; // [K]
+  const p = counts.div(Math.max(N, 1));
+  const perplexity = tf.exp(
+    p
+      .mul(tf.log(p.add(1e-10)))
+      .sum()
+      .neg(),
+  ) as tf.Scalar;
+  const usage = tf.greater(counts, 0).toFloat().mean() as tf.Scalar;
+  const indices = idx.reshape(z.shape.slice(0, -1));
+  return {
+    out: { zq, indices, loss, commitLoss, codebookLoss, perplexity, usage },
+    flat: stopGradient(flat) as tf.Tensor2D,
+    idx,
+    counts,
+  };
+}
+
+/** Quantize z [..., D] with a codebook [K, D] (no state, no updates): VectorQuantizer's forward as a function. */
+export function vectorQuantize(z: tf.Tensor, codebook: tf.Tensor, opts: VectorQuantizeOptions = {}): VQOutput {
+  if (codebook.rank !== 2) throw new Error(`vectorQuantize: codebook must be [K, D], got shape [${codebook.shape}]`);
+  return tf.tidy(() => quantizeParts(z, codebook as tf.Tensor2D, opts).out);
+}
+
+export interface VectorQuantizerOptions {
+  /** Weight of the commitment or codebook term, as VectorQuantizer2's beta (default 0.25). */
+  beta?: number;
+  /** VectorQuantizer2 `legacy` (default true): beta multiplies the codebook term; false: the commitment term. */
+  legacy?: boolean;
+  /** EMA codebook updates with this decay in (0, 1) (e.g. 0.99); the codebook is then a buffer. */
+  emaDecay?: number;
+  /** Laplace smoothing epsilon of the EMA cluster sizes (default 1e-5). */
+  emaEps?: number;
+  /** Restart codes unused for this many consecutive training forwards (default 0 = off). */
+  deadCodeSteps?: number;
+  /** l2-normalised codes and inputs (cosine lookup). Default false. */
+  cosine?: boolean;
+  /** Codebook init; default U(-1/K, 1/K) as VectorQuantizer2. */
+  init?: Init;
+  rng?: Rng;
+}
+
+/** Holds the codebook under the name `embedding.weight` (a parameter, or a buffer with EMA). */
+export class CodebookHolder extends Module {
+  readonly weight: tf.Variable; // [K, D]
+  constructor(init: tf.Tensor, trainable: boolean) {
+    super();
+    this.weight = trainable ? this.param('weight', init) : this.buffer('weight', init);
+  }
 }
 
 export class VectorQuantizer extends Module {
   readonly embedding: CodebookHolder;
   readonly beta: number;
   readonly legacy: boolean;
-  private readonly emaDecay: number | null;
-  private readonly emaEps: number;
+  readonly cosine: boolean;
+  readonly emaDecay: number | null;
+  readonly emaEps: number;
+  readonly deadCodeSteps: number;
   private readonly clusterSize: tf.Variable | null; // [K]
-  private readonly embedSum: tf.Variable | null; // [K, D]
-  private readonly deadCodeSteps: number;
+  private readonly embedAvg: tf.Variable | null; // [K, D]
+  /** Consecutive training forwards each code went unused (host-side; not in the state dict). */
   private readonly unusedFor: Int32Array;
   private readonly rng: Rng;
 
@@ -65,163 +197,124 @@ export class VectorQuantizer extends Module {
     if (!Number.isInteger(numCodes) || numCodes < 1)
       throw new Error(`VectorQuantizer: numCodes must be a positive integer, got ${numCodes}`);
     if (!Number.isInteger(dim) || dim < 1) throw new Error(`VectorQuantizer: dim must be a positive integer, got ${dim}`);
-    this.rng = opts.rng ?? defaultRng();
     this.beta = opts.beta ?? 0.25;
+    if (!(Number.isFinite(this.beta) && this.beta >= 0))
+      throw new Error(`VectorQuantizer: beta must be a finite number >= 0, got ${this.beta}`);
     this.legacy = opts.legacy ?? true;
+    this.cosine = opts.cosine ?? false;
     this.emaDecay = opts.emaDecay ?? null;
     if (this.emaDecay !== null && !(this.emaDecay > 0 && this.emaDecay < 1))
       throw new Error(`VectorQuantizer: emaDecay must be in (0, 1), got ${this.emaDecay}`);
     this.emaEps = opts.emaEps ?? 1e-5;
+    if (!(Number.isFinite(this.emaEps) && this.emaEps >= 0))
+      throw new Error(`VectorQuantizer: emaEps must be a finite number >= 0, got ${this.emaEps}`);
+    this.deadCodeSteps = opts.deadCodeSteps ?? 0;
+    if (!Number.isInteger(this.deadCodeSteps) || this.deadCodeSteps < 0)
+      throw new Error(`VectorQuantizer: deadCodeSteps must be an integer >= 0, got ${this.deadCodeSteps}`);
+    this.rng = opts.rng ?? defaultRng();
     const init = initTensor([numCodes, dim], opts.init ?? { kind: 'uniform', bound: 1 / numCodes }, this.rng, dim, numCodes);
     this.embedding = this.module('embedding', new CodebookHolder(init, this.emaDecay === null));
     if (this.emaDecay !== null) {
       this.clusterSize = this.buffer('cluster_size', tf.ones([numCodes]));
-      this.embedSum = this.buffer('embed_avg', this.embedding.weight.clone());
+      this.embedAvg = this.buffer('embed_avg', this.embedding.weight.clone());
     } else {
       this.clusterSize = null;
-      this.embedSum = null;
+      this.embedAvg = null;
     }
-    this.deadCodeSteps = opts.deadCodeSteps ?? 0;
     this.unusedFor = new Int32Array(numCodes);
   }
 
-  /** Nearest-code indices of flat vectors [N, D] by the expanded squared distance. */
+  /** The options of the stateless vectorQuantize() this module applies. */
+  get quantizeOptions(): VectorQuantizeOptions {
+    return { beta: this.beta, legacy: this.legacy, ema: this.emaDecay !== null, cosine: this.cosine };
+  }
+
+  /** Weights [commit, codebook] of the loss terms. */
+  get lossWeights(): [number, number] {
+    return vqLossWeights(this.quantizeOptions);
+  }
+
+  /** The codes as used in the lookup (l2-normalised with `cosine`). [K, D] */
+  codebook(): tf.Tensor2D {
+    return tf.tidy(() => (this.cosine ? l2Normalize(this.embedding.weight) : this.embedding.weight.clone()) as tf.Tensor2D);
+  }
+
+  /** Nearest-code indices of rows [N, D] (int32 [N], no autodiff history). */
   nearest(flat: tf.Tensor2D): tf.Tensor1D {
-    return tf.tidy(() => {
-      const e = this.embedding.weight; // [K, D]
-      const d = flat
-        .square()
-        .sum(1, true)
-        .add(e.square().sum(1).reshape([1, -1]))
-        .sub(tf.matMul(flat, e, false, true).mul(2)); // [N, K]
-      return tf.argMin(d, 1).toInt() as tf.Tensor1D;
-    });
+    if (flat.rank !== 2 || flat.shape[1] !== this.dim)
+      throw new Error(`VectorQuantizer.nearest: expected [N, ${this.dim}], got shape [${flat.shape}]`);
+    return tf.tidy(() => nearestCode((this.cosine ? l2Normalize(flat) : flat) as tf.Tensor2D, this.codebook()));
   }
 
-  /** Code vectors of indices [...] -> [..., D]. */
+  /** Code vectors of int32 indices [...] -> [..., D] (reads the indices to check their range). */
   decode(indices: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      if (indices.dtype !== 'int32') throw new Error(`VectorQuantizer.decode: indices must be int32, got ${indices.dtype}`);
-      return tf.gather(this.embedding.weight, indices.reshape([-1])).reshape([...indices.shape, this.dim]);
-    });
+    if (indices.dtype !== 'int32') throw new Error(`VectorQuantizer.decode: indices must be int32, got ${indices.dtype}`);
+    const v = indices.dataSync();
+    for (let i = 0; i < v.length; i++) {
+      const k = v[i] as number;
+      if (k < 0 || k >= this.numCodes)
+        throw new Error(`VectorQuantizer.decode: index ${k} at flat position ${i} is out of range [0, ${this.numCodes})`);
+    }
+    return tf.tidy(() => tf.gather(this.codebook(), indices.reshape([-1])).reshape([...indices.shape, this.dim]));
   }
 
-  forward(z: tf.Tensor /* [..., D] */): VQOutput {
+  /** z [..., D] -> VQOutput. In training mode also applies the EMA update and dead-code restart. */
+  forward(z: tf.Tensor): VQOutput {
     if (z.shape[z.rank - 1] !== this.dim) throw new Error(`VectorQuantizer.forward: last dim must be ${this.dim}, got shape [${z.shape}]`);
-    const out = tf.tidy(() => {
-      const flat = z.reshape([-1, this.dim]) as tf.Tensor2D; // [N, D]
-      const idx = this.nearest(stopGradient(flat) as tf.Tensor2D); // [N]
-      // one-hot @ codebook rather than gather: gather's gradient rejects int indices that sit on the
-      // tape, and the codebook gradient becomes one matmul (no UnsortedSegmentSum)
-      const q = tf.matMul(tf.oneHot(idx, this.numCodes).toFloat(), this.embedding.weight); // [N, D]
-      const commitLoss = stopGradient(q).sub(flat).square().mean() as tf.Scalar;
-      const codebookLoss = (this.emaDecay === null ? q.sub(stopGradient(flat)).square().mean() : tf.scalar(0)) as tf.Scalar;
-      const [wc, wb] = this.legacy ? [1, this.beta] : [this.beta, 1];
-      const loss = commitLoss.mul(wc).add(codebookLoss.mul(wb)) as tf.Scalar;
-      const zq = flat.add(stopGradient(q.sub(flat))).reshape(z.shape); // straight-through
-      const counts = tf.oneHot(idx, this.numCodes).sum(0); // [K]
-      const p = counts.div(idx.shape[0]);
-      const perplexity = tf.exp(tf.neg(p.mul(tf.log(p.add(1e-10))).sum())) as tf.Scalar;
-      const usage = tf.greater(counts, 0).toFloat().mean() as tf.Scalar;
-      if (this.training) this.trainUpdates(stopGradient(flat) as tf.Tensor2D, idx, counts);
-      return { zq, indices: idx.reshape(z.shape.slice(0, -1)), loss, commitLoss, codebookLoss, perplexity, usage };
+    return tf.tidy(() => {
+      const parts = quantizeParts(z, this.embedding.weight as tf.Tensor2D, this.quantizeOptions);
+      if (this.training) this.trainUpdates(parts.flat, parts.idx, parts.counts);
+      return parts.out;
     });
-    return out;
   }
 
-  /** EMA codebook update and dead-code restart (training mode only; no gradient). */
-  private trainUpdates(flat: tf.Tensor2D, idx: tf.Tensor1D, counts: tf.Tensor): void {
-    if (this.emaDecay !== null && this.clusterSize && this.embedSum) {
+  /** EMA codebook update and dead-code restart (no gradient). */
+  private trainUpdates(flat: tf.Tensor2D, idx: tf.Tensor1D, counts: tf.Tensor1D): void {
+    const K = this.numCodes;
+    if (this.emaDecay !== null && this.clusterSize && this.embedAvg) {
       const d = this.emaDecay;
-      const onehot = tf.oneHot(idx, this.numCodes).toFloat(); // [N, K]
       this.clusterSize.assign(this.clusterSize.mul(d).add(counts.mul(1 - d)));
-      this.embedSum.assign(this.embedSum.mul(d).add(tf.matMul(onehot, flat, true, false).mul(1 - d))); // [K, D]
+      const sums = tf.unsortedSegmentSum(flat, idx, K); // [K, D]
+      this.embedAvg.assign(this.embedAvg.mul(d).add(sums.mul(1 - d)));
       const n = this.clusterSize.sum();
       const smoothed = this.clusterSize
         .add(this.emaEps)
-        .div(n.add(this.numCodes * this.emaEps))
-        .mul(n); // Laplace
-      this.embedding.weight.assign(this.embedSum.div(smoothed.expandDims(1)));
+        .div(n.add(K * this.emaEps))
+        .mul(n); // [K]
+      this.embedding.weight.assign(this.embedAvg.div(smoothed.expandDims(1)));
     }
     if (this.deadCodeSteps > 0) {
       const c = counts.dataSync();
       const dead: number[] = [];
-      for (let k = 0; k < this.numCodes; k++) {
+      for (let k = 0; k < K; k++) {
         this.unusedFor[k] = (c[k] as number) > 0 ? 0 : (this.unusedFor[k] as number) + 1;
         if ((this.unusedFor[k] as number) >= this.deadCodeSteps) dead.push(k);
       }
-      if (dead.length) {
-        const N = flat.shape[0];
-        const pick = tf.tensor1d(
-          dead.map(() => this.rng.int(0, N)),
-          'int32',
-        );
-        const fresh = tf.gather(flat, pick); // [dead, D]
-        const w = this.embedding.weight;
-        const mask = tf.oneHot(tf.tensor1d(dead, 'int32'), this.numCodes).sum(0).reshape([-1, 1]); // [K, 1]
-        const scattered = tf.matMul(tf.oneHot(tf.tensor1d(dead, 'int32'), this.numCodes).toFloat(), fresh, true, false); // [K, D]
-        w.assign(w.mul(tf.sub(1, mask)).add(scattered));
-        if (this.embedSum && this.clusterSize) {
-          this.embedSum.assign(this.embedSum.mul(tf.sub(1, mask)).add(scattered));
-          this.clusterSize.assign(this.clusterSize.mul(tf.sub(1, mask.reshape([-1]))).add(mask.reshape([-1])));
-        }
-        for (const k of dead) this.unusedFor[k] = 0;
-      }
+      if (dead.length) this.restart(dead, flat);
     }
   }
-}
 
-/** Holds the codebook under the name `embedding.weight` (trainable, or a buffer with EMA). */
-export class CodebookHolder extends Module {
-  readonly weight: tf.Variable;
-  constructor(init: tf.Tensor, trainable: boolean) {
-    super();
-    this.weight = trainable ? this.param('weight', init) : this.buffer('weight', init);
-  }
-}
-
-/** Residual VQ (SoundStream): quantizer q_i codes the residual left by q_1..q_{i-1}. */
-export class ResidualVQ extends Module {
-  readonly layers: ModuleList<VectorQuantizer>;
-
-  constructor(
-    readonly numQuantizers: number,
-    numCodes: number,
-    readonly dim: number,
-    opts: VectorQuantizerOptions = {},
-  ) {
-    super();
-    if (!Number.isInteger(numQuantizers) || numQuantizers < 1)
-      throw new Error(`ResidualVQ: numQuantizers must be a positive integer, got ${numQuantizers}`);
-    this.layers = this.module('layers', new ModuleList<VectorQuantizer>());
-    for (let i = 0; i < numQuantizers; i++) this.layers.push(new VectorQuantizer(numCodes, dim, opts));
-  }
-
-  /** z [..., D] -> summed straight-through zq, indices [..., Nq], summed losses. */
-  forward(z: tf.Tensor): { zq: tf.Tensor; indices: tf.Tensor; loss: tf.Scalar } {
-    return tf.tidy(() => {
-      let residual = z;
-      let total = tf.zerosLike(z);
-      let loss = tf.scalar(0);
-      const idx: tf.Tensor[] = [];
-      for (const q of this.layers) {
-        const o = q.forward(residual);
-        total = total.add(o.zq);
-        residual = residual.sub(stopGradient(o.zq));
-        loss = loss.add(o.loss);
-        idx.push(o.indices);
+  /** Replace codes `dead` with batch vectors drawn by the Rng (distinct rows while N >= dead.length). */
+  private restart(dead: number[], flat: tf.Tensor2D): void {
+    const N = flat.shape[0];
+    const pool = Array.from({ length: N }, (_, i) => i);
+    const pick = dead.map((_, j) => {
+      if (N >= dead.length) {
+        const r = this.rng.int(j, N);
+        [pool[j], pool[r]] = [pool[r] as number, pool[j] as number];
+        return pool[j] as number;
       }
-      return { zq: z.add(stopGradient(total.sub(z))), indices: tf.stack(idx, -1), loss: loss as tf.Scalar };
+      return this.rng.int(0, N);
     });
-  }
-
-  /** indices [..., Nq] -> sum of the codes [..., D]. */
-  decode(indices: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      if (indices.shape[indices.rank - 1] !== this.numQuantizers)
-        throw new Error(`ResidualVQ.decode: last dim must be ${this.numQuantizers}, got shape [${indices.shape}]`);
-      const parts = tf.unstack(indices, indices.rank - 1);
-      return parts.map((p, i) => this.layers.at(i).decode(p)).reduce((a, b) => a.add(b));
-    });
+    const deadIdx = tf.tensor1d(dead, 'int32');
+    const fresh = tf.unsortedSegmentSum(tf.gather(flat, tf.tensor1d(pick, 'int32')), deadIdx, this.numCodes); // [K, D]
+    const keep = tf.sub(1, tf.unsortedSegmentSum(tf.ones([dead.length]), deadIdx, this.numCodes)); // [K]
+    const w = this.embedding.weight;
+    w.assign(w.mul(keep.expandDims(1)).add(fresh));
+    if (this.embedAvg && this.clusterSize) {
+      this.embedAvg.assign(this.embedAvg.mul(keep.expandDims(1)).add(fresh));
+      this.clusterSize.assign(this.clusterSize.mul(keep).add(tf.sub(1, keep)));
+    }
+    for (const k of dead) this.unusedFor[k] = 0;
   }
 }

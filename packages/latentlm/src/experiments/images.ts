@@ -396,9 +396,13 @@ export const varianceCollapseExperiment: Experiment = {
           ],
         },
       ],
-      summary: reproduced
-        ? `Reproduced at our scale: with the sigma-VAE the best generation score is ${fmt(bs.score)} (FD ${fmt(bs.fd, 4)}, CFG ${bs.cfgScale}) vs ${fmt(bg.score)} (FD ${fmt(bg.fd, 4)}, CFG ${bg.cfgScale}) with the learned-variance VAE, whose posterior std collapsed to ${fmt(mean(runs.gaussian.tokenizer.posteriorStd), 4)}.`
-        : `Not reproduced at our scale: sigma-VAE best score ${fmt(bs.score)} (FD ${fmt(bs.fd, 4)}) vs learned-variance VAE ${fmt(bg.score)} (FD ${fmt(bg.fd, 4)}); posterior std ${fmt(mean(runs.sigma.tokenizer.posteriorStd), 3)} vs ${fmt(mean(runs.gaussian.tokenizer.posteriorStd), 4)}.`,
+      summary: [
+        `Variance collapse: the learned-variance VAE's posterior std is ${fmt(mean(runs.gaussian.tokenizer.posteriorStd), 4)} (noise / signal ${fmt(metrics['gaussian.meanNoiseToSignal'], 3)}) against the sigma-VAE's fixed ${fmt(mean(runs.sigma.tokenizer.posteriorStd), 3)} (${fmt(metrics['sigma.meanNoiseToSignal'], 3)}).`,
+        `Decoder robustness at r = ${p.radii[p.radii.length - 2] ?? p.radii[0]}: accuracy ${fmt(runs.sigma.tokenizer.robustness[p.radii.length - 2]?.accuracy)} (sigma) vs ${fmt(runs.gaussian.tokenizer.robustness[p.radii.length - 2]?.accuracy)} (learned variance).`,
+        reproduced
+          ? `Autoregressive generation: reproduced at our scale, best score ${fmt(bs.score)} (FD ${fmt(bs.fd, 4)}) with the sigma-VAE vs ${fmt(bg.score)} (FD ${fmt(bg.fd, 4)}).`
+          : `Autoregressive generation: not reproduced at our scale, best score ${fmt(bs.score)} (FD ${fmt(bs.fd, 4)}, CFG ${bs.cfgScale}) with the sigma-VAE vs ${fmt(bg.score)} (FD ${fmt(bg.fd, 4)}, CFG ${bg.cfgScale}) with the learned-variance VAE.`,
+      ].join(' '),
     };
   },
 };

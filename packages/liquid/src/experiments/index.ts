@@ -1,0 +1,9 @@
+/** Liquid's claims as runnable experiments (registered with the lab app). */
+import type { Experiment } from '@mmlm/core';
+import { cfgSweepExperiment } from './cfg.js';
+import { initExperiment } from './init.js';
+import { synergyExperiment } from './synergy.js';
+import { tradeoffExperiment } from './tradeoff.js';
+
+export { cfgSweepExperiment, initExperiment, synergyExperiment, tradeoffExperiment };
+export const experiments: Experiment[] = [cfgSweepExperiment, tradeoffExperiment, synergyExperiment, initExperiment];
