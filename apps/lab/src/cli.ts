@@ -92,7 +92,7 @@ export function parseCli(argv: string[]): ParsedArgs {
   };
 }
 
-function list(): string {
+export function listText(): string {
   const lines: string[] = [];
   for (const e of allExperiments()) {
     lines.push(`${e.id}  [${e.paper}]`);
@@ -120,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (a.command === 'list') {
-    process.stdout.write(`${list()}\n`);
+    process.stdout.write(`${listText()}\n`);
     return 0;
   }
   if (a.command === 'report') {

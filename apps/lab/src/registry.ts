@@ -1,11 +1,22 @@
 /**
- * Every experiment the lab knows: the lists the paper packages export, plus the lab's own.
+ * Every experiment the lab knows: the lists the paper packages export from their `experiments`
+ * subpath, plus the lab's own (comparative experiments and the tiny-GPT smoke run).
  */
 import type { Experiment } from '@mmlm/core';
+import { experiments as latentlmExperiments } from '@mmlm/latentlm/experiments';
+import { experiments as liquidExperiments } from '@mmlm/liquid/experiments';
+import { experiments as maskllmExperiments } from '@mmlm/maskllm/experiments';
 import { labExperiments } from './experiments/index.js';
 
+/** Paper package -> its exported experiments (what `mmlm-lab list` shows). */
+export const PAPER_PACKAGES: Record<string, readonly Experiment[]> = {
+  '@mmlm/maskllm': maskllmExperiments,
+  '@mmlm/latentlm': latentlmExperiments,
+  '@mmlm/liquid': liquidExperiments,
+};
+
 export function allExperiments(): Experiment[] {
-  const all = [...labExperiments];
+  const all = [...labExperiments, ...Object.values(PAPER_PACKAGES).flat()];
   const seen = new Set<string>();
   for (const e of all) {
     if (seen.has(e.id)) throw new Error(`duplicate experiment id "${e.id}"`);
@@ -13,7 +24,6 @@ export function allExperiments(): Experiment[] {
   }
   return all;
 }
-
 /** The curated main job: runs in minutes on a 2-core CPU and ends with the report's path. */
 export const QUICKSTART: { id: string; preset: string }[] = [{ id: 'core.tiny-gpt', preset: 'quick' }];
 

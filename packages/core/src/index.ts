@@ -3,6 +3,7 @@
  */
 
 export * from './backend/init.js';
+export * from './experiment/index.js';
 export * from './io/index.js';
 export * from './lora/index.js';
 export * from './losses/index.js';
@@ -16,4 +17,3 @@ export * from './testing/index.js';
 export type { DataType, Rank, Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, TensorLike, Variable } from './tf.js';
 export { tf } from './tf.js';
 export * from './train/index.js';
-export * from './experiment/index.js';

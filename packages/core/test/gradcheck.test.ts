@@ -7,7 +7,8 @@ describe('checkGradients', () => {
     const x = tf.tensor1d([0.3, -1.2, 2.0]);
     expect(checkGradients(([a]) => a!.square().sum(), [x]).checked).toBe(3);
     // A custom op whose declared gradient is wrong by a factor 2 must be caught.
-    const wrong = tf.customGrad((a: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
+    const wrong = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const [a, save] = args as [tf.Tensor, tf.GradSaveFunc];
       save([a]);
       return { value: a.square().sum(), gradFunc: (dy: tf.Tensor, [s]: tf.Tensor[]) => dy.mul(s!).mul(4) };
     });

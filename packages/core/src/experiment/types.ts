@@ -75,3 +75,56 @@ export interface Experiment {
   presets: Record<string, PresetInfo>;
   run(ctx: ExperimentContext): Promise<ExperimentResult>;
 }
+
+/**
+ * The lab's discrete-vs-continuous image-token comparison (issue: "Image tokens: discrete vs
+ * continuous"). Each paper package with an image tokenizer exports an `ImageTokenArmFactory` from its
+ * experiments subpath; the lab gives every arm the same data, backbone size and budget, then measures
+ * all arms with the same evaluators from @mmlm/data. Images are HWC Float32Array in [0, 1].
+ */
+export interface ImageTextData {
+  /** Side S of the square RGB images: each image is a Float32Array of S * S * 3 values in [0, 1]. */
+  imageSize: number;
+  /** Training pairs (captions in lowercase words). */
+  train: { images: Float32Array[]; captions: string[] };
+  /** Every caption the arm will be asked to generate from (for building the word vocabulary). */
+  evalCaptions: string[];
+}
+
+export interface ImageTokenArmOptions {
+  data: ImageTextData;
+  /** The autoregressive backbone, identical across arms. */
+  backbone: { dim: number; numLayers: number; numHeads: number };
+  /** Tokenizer (VQ / sigma-VAE) training steps, then backbone training steps, batch size. */
+  tokenizerSteps: number;
+  backboneSteps: number;
+  batchSize: number;
+  /** Fraction of backbone examples that are image-to-text (captioning); the rest are text-to-image. */
+  captionFraction: number;
+  seed: number;
+  /** Folder for this arm's checkpoints / caches. */
+  dir: string;
+  progress?: (name: string, total: number) => ProgressHandle;
+  log?: (line: string) => void;
+}
+
+export interface ImageTokenArm {
+  /** e.g. 'liquid-vq' or 'latentlm-sigma-vae'. */
+  name: string;
+  /** Tokens (codes or latent vectors) per image, and a one-line description of the tokenizer. */
+  tokensPerImage: number;
+  description: string;
+  parameterCounts: { tokenizer: number; backbone: number; head: number };
+  /** Tokenizer round trip (encode then decode) of each image. */
+  reconstruct(images: Float32Array[]): Promise<Float32Array[]>;
+  /** Text-to-image. `backboneSteps` / `headEvals` are per image (forward passes of the backbone and of the head). */
+  generate(
+    captions: string[],
+    opts: { seed: number; cfgScale?: number },
+  ): Promise<{ images: Float32Array[]; backboneStepsPerImage: number; headEvalsPerImage: number }>;
+  /** Image-to-text (greedy). */
+  caption(images: Float32Array[], opts: { seed: number }): Promise<string[]>;
+  dispose(): void;
+}
+
+export type ImageTokenArmFactory = (opts: ImageTokenArmOptions) => Promise<ImageTokenArm>;

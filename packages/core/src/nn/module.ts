@@ -75,7 +75,9 @@ export abstract class Module {
     for (const key of Object.keys(self)) {
       const v = self[key];
       if (v === old) self[key] = m;
-      else if (Array.isArray(v)) v.forEach((x, i) => x === old && (v[i] = m));
+      else if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (v[i] === old) v[i] = m;
+      }
     }
     return old;
   }

@@ -1,0 +1,34 @@
+import { experiments as latentlm } from '@mmlm/latentlm/experiments';
+import { experiments as liquid } from '@mmlm/liquid/experiments';
+import { experiments as maskllm } from '@mmlm/maskllm/experiments';
+import { describe, expect, it } from 'vitest';
+import { listText } from '../src/cli.js';
+import { allExperiments, PAPER_PACKAGES, QUICKSTART, resolveTargets } from '../src/registry.js';
+
+describe('registry', () => {
+  it('lists every experiment of every paper package, each with a tiny preset and its expected time', () => {
+    const text = listText();
+    const lists = { '@mmlm/maskllm': maskllm, '@mmlm/latentlm': latentlm, '@mmlm/liquid': liquid };
+    expect(Object.keys(PAPER_PACKAGES).sort()).toEqual(Object.keys(lists).sort());
+    for (const [pkg, exps] of Object.entries(lists)) {
+      expect(exps.length, `${pkg} exports no experiments`).toBeGreaterThan(0);
+      for (const e of exps) {
+        expect(text).toContain(`${e.id}  [${e.paper}]`);
+        expect(e.presets.tiny, `${e.id} has no tiny preset`).toBeDefined();
+        for (const [name, p] of Object.entries(e.presets)) {
+          expect(p.expectedMinutes).toBeGreaterThan(0);
+          expect(text).toContain(`--preset ${name.padEnd(6)} ~${p.expectedMinutes} min`);
+        }
+      }
+    }
+    const ids = allExperiments().map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('resolves a paper name to all its experiments and the quickstart to its curated presets', () => {
+    expect(resolveTargets('maskllm', 'tiny').map((t) => t.experiment.id)).toEqual(maskllm.map((e) => e.id));
+    expect(resolveTargets('quickstart').map((t) => `${t.experiment.id}:${t.preset}`)).toEqual(QUICKSTART.map((q) => `${q.id}:${q.preset}`));
+    expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*maskllm\.ladder/);
+    expect(() => resolveTargets('maskllm.ladder', 'huge')).toThrow(/has no preset "huge"; expected one of: tiny/);
+  });
+});
