@@ -1,14 +1,13 @@
 /** Activation functions used by the layers (tfjs-core has no GELU or SiLU op). */
+import { geluTanh as fusedGeluTanh } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 
-const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
-/** GELU, tanh approximation (GPT-2 / PyTorch approximate='tanh'). */
+/**
+ * GELU, tanh approximation (GPT-2 / PyTorch approximate='tanh'): one fused kernel forward and one
+ * backward where the backend has core's kernel (wasm), the composite formula elsewhere.
+ */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const inner = x.add(x.pow(3).mul(0.044715)).mul(SQRT_2_OVER_PI);
-    return x.mul(0.5).mul(tf.tanh(inner).add(1));
-  });
+  return fusedGeluTanh(x);
 }
 
 /** GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
