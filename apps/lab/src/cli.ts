@@ -5,9 +5,11 @@
  *   mmlm-lab list
  *   mmlm-lab run <experiment id | paper | quickstart> [--preset P] [--seed N] [--backend B] [--out DIR] [--data PATH] [--force]
  *   mmlm-lab report [--out DIR]
+ *   mmlm-lab docs [--out DIR] [--docs DIR]
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { updateDocs } from './docs.js';
 import { allExperiments, QUICKSTART, resolveTargets } from './registry.js';
 import { buildIndex } from './report.js';
 import { runExperiment } from './runner.js';
@@ -18,6 +20,7 @@ commands:
   list                              experiments with paper, claim, presets and expected time on a 2-core CPU
   run <id | paper | quickstart>     run one experiment, every experiment of a paper, or the curated quickstart
   report                            rebuild index.html over the runs in --out
+  docs                              copy the runs in --out into the docs/papers/<paper>.md pages (between their lab:runs markers)
 
 run options:
   --preset <name>     preset (default: small; quickstart picks its own)
@@ -27,18 +30,22 @@ run options:
   --data <path>       a local data file for experiments that take one (e.g. a UTF-8 text corpus)
   --force             re-run even if the run already finished
   --progress <mode>   auto | bar | lines | none (default auto: a bar on a terminal, lines otherwise)
+
+docs options:
+  --docs <dir>        the docs folder (default ./docs)
 `;
 
 export class UsageError extends Error {}
 
 export interface ParsedArgs {
-  command: 'list' | 'run' | 'report' | 'help';
+  command: 'list' | 'run' | 'report' | 'docs' | 'help';
   target?: string;
   preset?: string;
   seed: number;
   backend?: string;
   out: string;
   data?: string;
+  docs: string;
   force: boolean;
   progress: 'auto' | 'bar' | 'lines' | 'none';
 }
@@ -56,6 +63,7 @@ export function parseCli(argv: string[]): ParsedArgs {
         backend: { type: 'string' },
         out: { type: 'string' },
         data: { type: 'string' },
+        docs: { type: 'string' },
         force: { type: 'boolean' },
         progress: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -66,8 +74,9 @@ export function parseCli(argv: string[]): ParsedArgs {
   }
   const { values: v, positionals } = parsed;
   const [cmd, target, ...rest] = positionals;
-  if (v.help || !cmd || cmd === 'help') return { command: 'help', seed: 0, out: 'runs', force: false, progress: 'auto' };
-  if (!['list', 'run', 'report'].includes(cmd)) throw new UsageError(`unknown command "${cmd}"; expected list, run or report`);
+  if (v.help || !cmd || cmd === 'help') return { command: 'help', seed: 0, out: 'runs', docs: 'docs', force: false, progress: 'auto' };
+  if (!['list', 'run', 'report', 'docs'].includes(cmd))
+    throw new UsageError(`unknown command "${cmd}"; expected list, run, report or docs`);
   if (cmd === 'run' && !target) throw new UsageError('run needs an experiment id, a paper name or "quickstart" (see `mmlm-lab list`)');
   if (cmd !== 'run' && target) throw new UsageError(`${cmd} takes no positional argument, got "${target}"`);
   if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
@@ -87,6 +96,7 @@ export function parseCli(argv: string[]): ParsedArgs {
     backend,
     out: resolve((v.out as string | undefined) ?? 'runs'),
     data: v.data === undefined ? undefined : resolve(v.data as string),
+    docs: resolve((v.docs as string | undefined) ?? 'docs'),
     force: Boolean(v.force),
     progress: progress as ParsedArgs['progress'],
   };
@@ -121,6 +131,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (a.command === 'list') {
     process.stdout.write(`${listText()}\n`);
+    return 0;
+  }
+  if (a.command === 'docs') {
+    const pages = updateDocs(a.out, a.docs);
+    process.stdout.write(pages.length ? `updated:\n${pages.join('\n')}\n` : `no docs page matched a run in ${a.out}\n`);
     return 0;
   }
   if (a.command === 'report') {

@@ -81,3 +81,4 @@ export function barChartSpec(
 export async function renderPng(spec: TopLevelSpec, width = 900): Promise<Buffer> {
   return svgToPng(await specToSvg(spec), width);
 }
+

@@ -11,6 +11,7 @@ import { currentBackend, type Experiment, type ExperimentContext, type Experimen
 import { lineChartSpec, renderPng } from './plot.js';
 import { makeProgress, type ProgressMode } from './progress.js';
 import { renderReportMarkdown } from './report.js';
+import { writeAtomic } from './util.js';
 
 export interface RunOptions {
   preset: string;
@@ -56,11 +57,6 @@ export function versions(): Record<string, string> {
   const v: Record<string, string> = { node: process.version };
   for (const [k, val] of Object.entries(tf.version)) v[k] = String(val);
   return v;
-}
-
-function writeAtomic(path: string, data: string | Buffer): void {
-  writeFileSync(`${path}.tmp`, data);
-  renameSync(`${path}.tmp`, path);
 }
 
 /** Loss curves from metrics.jsonl: records with numeric `step` and `loss`, one line per `subrun`. */

@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Experiment } from '@mmlm/core';
 import { describe, expect, it } from 'vitest';
+import { BEGIN, END, updateDocs } from '../src/docs.js';
 import { buildIndex, findRuns, parseCli, runExperiment } from '../src/index.js';
 import { resolveTargets } from '../src/registry.js';
 
@@ -104,12 +105,35 @@ describe('CLI arguments', () => {
     expect(a).toMatchObject({ command: 'run', target: 'core.tiny-gpt', preset: 'tiny', seed: 3, backend: 'cpu', out: '/tmp/x' });
   });
   it('gives helpful errors', () => {
-    expect(() => parseCli(['frobnicate'])).toThrow(/unknown command "frobnicate"; expected list, run or report/);
+    expect(() => parseCli(['frobnicate'])).toThrow(/unknown command "frobnicate"; expected list, run, report or docs/);
     expect(() => parseCli(['run'])).toThrow(/run needs an experiment id/);
     expect(() => parseCli(['run', 'x', '--sede', '1'])).toThrow(/Unknown option '--sede'/);
     expect(() => parseCli(['run', 'x', '--seed=-1'])).toThrow(/--seed must be a non-negative integer, got "-1"/);
     expect(() => parseCli(['run', 'x', '--backend', 'webgpu'])).toThrow(/--backend must be tensorflow, wasm or cpu/);
     expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*core\.tiny-gpt/);
     expect(() => resolveTargets('core.tiny-gpt', 'huge')).toThrow(/has no preset "huge"/);
+  });
+});
+
+describe('docs', () => {
+  it('copies a run (command, backend, tables, figures) between the markers of its paper page and keeps the rest', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-docs-'));
+    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
+    const pages = join(root, 'docs', 'papers');
+    mkdirSync(pages, { recursive: true });
+    writeFileSync(join(pages, 'fake.md'), `# Fake\n\nmethod notes\n\n${BEGIN}\nold numbers\n${END}\n\ntrailer\n`);
+    writeFileSync(join(pages, 'other.md'), `# Other\n\n${BEGIN}\n${END}\n`);
+    const written = updateDocs(join(root, 'runs'), join(root, 'docs'));
+    expect(written).toEqual([join(pages, 'fake.md')]);
+    const md = readFileSync(join(pages, 'fake.md'), 'utf8');
+    expect(md).toMatch(/^# Fake\n\nmethod notes\n\n<!-- lab:runs -->/);
+    expect(md).not.toMatch(/old numbers/);
+    expect(md).toMatch(/pnpm lab run test.fake --preset tiny --seed 0/);
+    expect(md).toMatch(/Backend `cpu`|Backend `wasm`|Backend `tensorflow`/);
+    expect(md).toMatch(/\| a \| 0\.2000 \|/);
+    expect(md).toMatch(/!\[Training loss\]\(img\/test\.fake-tiny-seed0-loss\.png\)/);
+    expect(existsSync(join(pages, 'img', 'test.fake-tiny-seed0-loss.png'))).toBe(true);
+    expect(md).toMatch(/<!-- \/lab:runs -->\n\ntrailer\n$/);
+    expect(() => updateDocs(join(root, 'runs'), join(root, 'nope'))).toThrow(/no folder .*nope\/papers/);
   });
 });

@@ -1,0 +1,85 @@
+/**
+ * `mmlm-lab docs`: copy the tables, summaries and figures of finished runs into the per-paper docs
+ * pages, so no number reaches the docs without the command and backend that produced it. A page
+ * docs/papers/<paper>.md owns a block between `<!-- lab:runs -->` and `<!-- /lab:runs -->`; the
+ * block is rewritten from the newest run of each (experiment, preset, seed, data) found under --out,
+ * and everything outside it (the hand-written method notes) is left alone.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { findRuns, tableMarkdown } from './report.js';
+import type { RunRecord } from './runner.js';
+import { writeAtomic } from './util.js';
+
+export const BEGIN = '<!-- lab:runs -->';
+export const END = '<!-- /lab:runs -->';
+
+export function paperSlug(paper: string): string {
+  return paper
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '');
+}
+
+function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): string {
+  const res = r.result;
+  const tag = `${r.experiment.id}-${r.preset}-seed${r.seed}${r.dataPath ? `-${paperSlug(basename(r.dataPath))}` : ''}`;
+  const out = [
+    `### ${r.experiment.id}, preset \`${r.preset}\`${r.dataPath ? `, data \`${basename(r.dataPath)}\`` : ''}`,
+    '',
+    `*Claim tested:* ${r.experiment.claim}`,
+    '',
+    `Backend \`${r.backend}\`, seed ${r.seed}, ${r.wallTimeSec.toFixed(0)} s on ${r.machine.cores} × ${r.machine.cpu}, git ${r.gitRevision}, ${r.startedAt.slice(0, 10)}. Reproduce:`,
+    '',
+    '```bash',
+    r.command,
+    '```',
+    '',
+  ];
+  if (res.summary) out.push(res.summary, '');
+  for (const t of res.tables ?? []) out.push(tableMarkdown(t), '');
+  for (const f of res.figures ?? []) {
+    const src = join(dir, f.path);
+    if (!existsSync(src)) continue;
+    const name = `${tag}-${f.path.replace(/[^\w.-]+/g, '_')}`;
+    copyFileSync(src, join(imgDir, name));
+    out.push(`![${f.title}](${imgRel}/${name})`, '', f.caption ? `*${f.caption}*` : '', '');
+  }
+  return out.join('\n');
+}
+
+/** Rewrite the run blocks of every page in `docsDir`/papers; returns the pages written. */
+export function updateDocs(runsRoot: string, docsDir: string): string[] {
+  const pagesDir = join(docsDir, 'papers');
+  if (!existsSync(pagesDir)) throw new Error(`mmlm-lab docs: no folder ${pagesDir} (expected docs/papers/<paper>.md pages)`);
+  const runs = findRuns(runsRoot);
+  const seen = new Set<string>();
+  const byPaper = new Map<string, { dir: string; record: RunRecord }[]>();
+  for (const run of runs) {
+    const r = run.record;
+    const key = `${r.experiment.id}|${r.preset}|${r.seed}|${r.dataPath ?? ''}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const slug = paperSlug(r.experiment.paper);
+    byPaper.set(slug, [...(byPaper.get(slug) ?? []), run]);
+  }
+  const written: string[] = [];
+  for (const file of readdirSync(pagesDir).filter((f) => f.endsWith('.md'))) {
+    const slug = file.slice(0, -3);
+    const page = join(pagesDir, file);
+    const text = readFileSync(page, 'utf8');
+    const i = text.indexOf(BEGIN);
+    const j = text.indexOf(END);
+    if (i < 0 || j < i) continue;
+    const found = (byPaper.get(slug) ?? []).sort(
+      (a, b) => a.record.experiment.id.localeCompare(b.record.experiment.id) || a.record.preset.localeCompare(b.record.preset),
+    );
+    if (!found.length) continue;
+    const imgDir = join(pagesDir, 'img');
+    mkdirSync(imgDir, { recursive: true });
+    const block = found.map(({ dir, record }) => runSection(dir, record, imgDir, 'img')).join('\n');
+    writeAtomic(page, `${text.slice(0, i + BEGIN.length)}\n\n${block}\n${text.slice(j)}`);
+    written.push(page);
+  }
+  return written;
+}
