@@ -247,8 +247,10 @@ export class LatentLM extends Module {
   setLatentStats(stats: LatentStats): void {
     if (!(Number.isFinite(stats.shift) && Number.isFinite(stats.scale) && stats.scale > 0))
       throw new Error(`LatentLM.setLatentStats: need finite shift and positive scale, got ${JSON.stringify(stats)}`);
-    this.latent_shift.assign(tf.scalar(stats.shift));
-    this.latent_scale.assign(tf.scalar(stats.scale));
+    tf.tidy(() => {
+      this.latent_shift.assign(tf.scalar(stats.shift));
+      this.latent_scale.assign(tf.scalar(stats.scale));
+    });
   }
 
   latentStats(): LatentStats {

@@ -87,7 +87,10 @@ export interface GenerateResult {
   outputs: MixedSequence[];
   /** Per row: the latents [n * C] of each span closed during generation (a prompt's open span included). */
   spans: Float32Array[][];
-  /** Backbone steps taken after the prompt. */
+  /**
+   * Backbone steps taken after the prompt (one per fed-back element; with `spanLength` and
+   * `stopAfterSpan` the last latent of the span is not fed back, as nothing follows it).
+   */
   steps: number;
   /** Per row: whether a span was force-closed at the limit. */
   forcedClose: boolean[];
@@ -270,6 +273,14 @@ export function generate(model: LatentLM, opts: GenerateOptions): GenerateResult
           r.spanLatents.push(...v);
           inLat.set(v, b * C);
           if (guided) inLat.set(v, (b + B) * C);
+          if (opts.stopAfterSpan && opts.spanLength !== undefined && r.spanLatents.length >= opts.spanLength * C) {
+            // the span is complete and nothing follows it: close it without another backbone step
+            r.tokens.push(cfg.eodId);
+            r.spans.push(Float32Array.from(r.spanLatents));
+            r.spanLatents = [];
+            r.inSpan = false;
+            r.done = true;
+          }
         } else if (id === cfg.eodId) {
           r.spans.push(Float32Array.from(r.spanLatents));
           r.spanLatents = [];

@@ -9,9 +9,11 @@ import {
   cfgCombine,
   cosineAlphaBar,
   DPMSolverMultistep,
+  FinalLayer,
   forwardWithCfg,
   gaussianKl,
   LatentLM,
+  MLPBlock,
   NoiseSchedule,
   PRESETS,
   roundHalfEven,
@@ -139,6 +141,57 @@ describe('diffusion head', () => {
     expect(Array.from(out.dataSync()).every((v) => v === 0)).toBe(true);
     out.dispose();
     m.dispose();
+  });
+
+  it('MLPBlock and FinalLayer with random weights match the reference formulas in float64 on the host', () => {
+    // reference DiT.py: (shift, scale, gate) = Linear(SiLU(c)).chunk(3); x + gate * fc2(silu(fc1(m)) * gate_lin(m)),
+    // m = RMSNorm(x) (1 + scale) + shift; FinalLayer: Linear(RMSNorm(x) (1 + scale) + shift), (shift, scale) = Linear(SiLU(c)).chunk(2)
+    const D = 6;
+    const H = 8;
+    const N = 3;
+    const rng = new Rng(21);
+    const block = new MLPBlock(D, H, rng);
+    const fin = new FinalLayer(D, 4, rng);
+    for (const m of [block, fin]) for (const [, v] of m.namedParameters()) v.assign(rng.randn(v.shape, 0, 0.5));
+    const W = (m: MLPBlock | FinalLayer, name: string) => {
+      const p = m.namedParameters().find(([k]) => k === name);
+      if (!p) throw new Error(`no parameter ${name}: ${m.namedParameters().map(([k]) => k)}`);
+      return p[1].arraySync() as number[][]; // [out, in]
+    };
+    const lin = (w: number[][], x: number[]) => w.map((row) => row.reduce((a, v, i) => a + v * x[i]!, 0));
+    const silu = (v: number) => v / (1 + Math.exp(-v));
+    const rms = (x: number[]) => {
+      const r = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + 1e-6);
+      return x.map((v) => v * r);
+    };
+    const x = rng.randn([N, D]);
+    const c = rng.randn([N, D]);
+    const xs = x.arraySync() as number[][];
+    const cs = c.arraySync() as number[][];
+    const got = block.forward(x, c).arraySync() as number[][];
+    const gotF = fin.forward(x, c).arraySync() as number[][];
+    for (let n = 0; n < N; n++) {
+      const mod = lin(W(block, 'adaLN_modulation.linear.weight'), cs[n]!.map(silu));
+      const [shift, scale, gate] = [mod.slice(0, D), mod.slice(D, 2 * D), mod.slice(2 * D)];
+      const m = rms(xs[n]!).map((v, i) => v * (1 + scale[i]!) + shift[i]!);
+      const a = lin(W(block, 'mlp.fc1.weight'), m).map(silu);
+      const g = lin(W(block, 'mlp.gate.weight'), m);
+      const y = lin(
+        W(block, 'mlp.fc2.weight'),
+        a.map((v, i) => v * g[i]!),
+      );
+      close(
+        got[n]!,
+        xs[n]!.map((v, i) => v + gate[i]! * y[i]!),
+        1e-4,
+      );
+      const modF = lin(W(fin, 'adaLN_modulation.linear.weight'), cs[n]!.map(silu));
+      const mF = rms(xs[n]!).map((v, i) => v * (1 + modF[D + i]!) + modF[i]!);
+      close(gotF[n]!, lin(W(fin, 'linear.weight'), mF), 1e-4);
+    }
+    tf.dispose([x, c]);
+    block.dispose();
+    fin.dispose();
   });
 
   it('CFG: eps_u + w (eps_c - eps_u) by hand', () => {

@@ -130,6 +130,8 @@ describe('generation', () => {
       [LAT, LAT, LAT, EOD],
     ]);
     expect(res.spans.map((s) => s.map((x) => x.length))).toEqual([[12], [12]]);
+    // the prompt's forward gives latent 1, two fed-back latents give 2 and 3; the last one is not fed back
+    expect(res.steps).toBe(2);
     // manual: parallel forward of each (left-padded) prefix, condition at the last position, same rng stream
     const rng = new Rng(42);
     const seqs = [...prompts, ...uncond].map((p) => ({ tokens: Array.from(p.tokens), latents: [] as number[] }));
@@ -251,7 +253,9 @@ describe('latent dim and shapes', () => {
 
   it('latent standardisation round-trips and is stored in the state dict', () => {
     const m = new LatentLM(cfg);
+    const n0 = tf.memory().numTensors;
     m.setLatentStats({ shift: -0.5, scale: 2 });
+    expect(tf.memory().numTensors).toBe(n0);
     const z = tf.tensor1d([0.5, 1.5]);
     expect(Array.from(m.normalizeLatents(z).dataSync())).toEqual([0, 2]);
     expect(Array.from(m.denormalizeLatents(m.normalizeLatents(z)).dataSync())).toEqual([0.5, 1.5]);

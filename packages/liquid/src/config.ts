@@ -54,8 +54,8 @@ export const ImageTokenizerConfigSchema = z.object({
   ch: z.number().int().positive().default(32),
   /** Width multiplier per resolution, taming `ch_mult`; downsampling is 2^(length - 1) (Chameleon: 16x). */
   chMult: z.array(z.number().int().positive()).min(1).default([1, 2, 2]),
-  /** ResnetBlocks per resolution, taming `num_res_blocks`. */
-  numResBlocks: z.number().int().positive().default(1),
+  /** ResnetBlocks per resolution, taming `num_res_blocks` (the decoder has one more); 0 needs a constant chMult. */
+  numResBlocks: z.number().int().nonnegative().default(1),
   /** Encoder output channels, taming `z_channels`. */
   zChannels: z.number().int().positive().default(16),
   /** Codebook vector size, taming `embed_dim` (quant_conv maps z_channels to it). */
@@ -68,6 +68,10 @@ export const ImageTokenizerConfigSchema = z.object({
   legacyLoss: z.boolean().default(false),
   /** Restart codes unused for this many training batches from batch vectors (0 = off); keeps usage up at small K. */
   deadCodeSteps: z.number().int().nonnegative().default(20),
+  /** EMA codebook updates with this decay (VQ-VAE-2); unset: the codebook learns by gradient, as taming. */
+  emaDecay: z.number().gt(0).lt(1).optional(),
+  /** l2-normalised codes and encoder outputs (ViT-VQGAN's cosine lookup); taming: false. */
+  cosine: z.boolean().default(false),
   /** Seed of the parameter init. */
   seed: z.number().int().default(0),
 });
@@ -206,6 +210,10 @@ export function lmConfig(input: LMConfigInput = {}): LMConfig {
 }
 
 function validateTokenizerConfig(c: ImageTokenizerConfig): void {
+  if (c.numResBlocks === 0 && c.chMult.some((m) => m !== c.chMult[0]))
+    throw new Error(
+      `Liquid image tokenizer config: numResBlocks 0 leaves no block to change the width, so chMult must be constant, got [${c.chMult}]`,
+    );
   const f = downsampleFactor(c);
   if (c.imageSize % f !== 0)
     throw new Error(
@@ -297,15 +305,18 @@ export const PRESETS = {
       unified: { steps: 4, batchSize: 4, warmup: 1 },
     },
   }),
-  /** 2-core CPU reproductions: 32x32 images to 8x8 = 64 codes of K = 64 (a width-16 VQGAN), a width-96 four-block LM. */
+  /**
+   * 2-core CPU reproductions in minutes: 16x16 images to 4x4 = 16 codes of K = 64 (the lab arm's
+   * width-16 VQGAN, trained once and shared by every experiment), a width-64 three-block LM.
+   */
   small: liquidConfig({
-    tokenizer: { imageSize: 32, ch: 16, chMult: [1, 2, 2], zChannels: 16, codeDim: 8, numCodes: 64, deadCodeSteps: 20 },
-    lm: { textVocabSize: 128, dim: 96, numLayers: 4, numHeads: 4, maxSeqLen: 112 },
-    sampling: { batchSize: 32 },
+    tokenizer: { imageSize: 16, ch: 16, chMult: [1, 1, 1], numResBlocks: 1, zChannels: 16, codeDim: 8, numCodes: 64, deadCodeSteps: 20 },
+    lm: { textVocabSize: 128, dim: 64, numLayers: 3, numHeads: 4, maxSeqLen: 64 },
+    sampling: { batchSize: 64 },
     train: {
-      tokenizer: { steps: 800, batchSize: 16, lr: 2e-3, warmup: 50 },
-      text: { steps: 600, batchSize: 32, lr: 2e-3, warmup: 30 },
-      unified: { steps: 1500, batchSize: 32, lr: 1e-3, warmup: 50 },
+      tokenizer: { steps: 400, batchSize: 16, lr: 2e-3, warmup: 40 },
+      text: { steps: 300, batchSize: 16, lr: 2e-3, warmup: 30 },
+      unified: { steps: 1000, batchSize: 16, lr: 1e-3, warmup: 50 },
     },
   }),
   /**

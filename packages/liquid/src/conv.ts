@@ -163,9 +163,14 @@ export class GroupNorm extends Module {
   }
 }
 
-/** Groups for a GroupNorm of C channels: taming uses 32; smaller widths use the largest divisor <= 32. */
+/**
+ * Groups for a GroupNorm of C channels: taming uses 32 groups at widths >= 128, i.e. at least 4
+ * channels per group; smaller widths keep that minimum (the largest divisor of C that is <= 32 and
+ * <= C / 4). One channel per group would be instance norm, which erases each channel's mean
+ * (an object's colour) on the small maps of a small tokenizer.
+ */
 export function groupsFor(channels: number, preferred = 32): number {
-  for (let g = Math.min(preferred, channels); g > 1; g--) if (channels % g === 0) return g;
+  for (let g = Math.min(preferred, Math.floor(channels / 4)); g > 1; g--) if (channels % g === 0) return g;
   return 1;
 }
 

@@ -179,6 +179,8 @@ export class VQTokenizer extends Module {
         beta: c.beta,
         legacy: c.legacyLoss,
         deadCodeSteps: c.deadCodeSteps,
+        emaDecay: c.emaDecay,
+        cosine: c.cosine,
         rng: rng.fork('vq'),
       }),
     );

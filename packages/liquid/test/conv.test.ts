@@ -5,7 +5,7 @@
  */
 import { checkGradients, Rng, TEST_BACKENDS, tf, useBackend } from '@mmlm/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Conv2d, conv2dSame, Downsample, GroupNorm, upsampleNearest2x } from '../src/index.js';
+import { Conv2d, conv2dSame, Downsample, GroupNorm, groupsFor, upsampleNearest2x } from '../src/index.js';
 
 afterAll(async () => {
   await useBackend('cpu');
@@ -74,6 +74,10 @@ describe.each(TEST_BACKENDS)('conv2dSame on %s', (backend) => {
 });
 
 describe('layers', () => {
+  it('GroupNorm groups: taming 32 at width >= 128, at least 4 channels per group below', () => {
+    expect([4, 8, 12, 16, 32, 64, 128, 256, 512].map((c) => groupsFor(c))).toEqual([1, 2, 3, 4, 8, 16, 32, 32, 32]);
+  });
+
   it('nearest x2 upsampling copies each pixel to a 2x2 block', async () => {
     await useBackend('cpu');
     const x = tf.tensor4d([1, 10, 2, 20, 3, 30, 4, 40], [1, 2, 2, 2]);

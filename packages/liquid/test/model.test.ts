@@ -252,6 +252,19 @@ describe('code cache and weights', () => {
 });
 
 describe('configs and parameter counts', () => {
+  it('passes the EMA codebook and cosine lookup options to the quantizer', () => {
+    const ema = new VQTokenizer({ ...PRESETS.tiny.tokenizer, emaDecay: 0.99, cosine: true });
+    const plain = new VQTokenizer(PRESETS.tiny.tokenizer);
+    expect(ema.quantize.emaDecay).toBe(0.99);
+    expect(ema.quantize.cosine).toBe(true);
+    expect(plain.quantize.emaDecay).toBeNull();
+    expect(plain.quantize.cosine).toBe(false);
+    // with EMA the codebook is a buffer, not a trainable parameter
+    expect(plain.numParameters() - ema.numParameters()).toBe(16 * 8);
+    ema.dispose();
+    plain.dispose();
+  });
+
   it('paper preset: Gemma-7B has 8,537,680,896 parameters; + 8192 codes + 3 specials (tied) adds 8195 x 3072', () => {
     const p = PRESETS.paper.lm;
     expect(parameterCount(p, 256_000).total).toBe(8_537_680_896);
@@ -328,6 +341,10 @@ describe('bad inputs', () => {
     expect(() => imageTokenizerConfig({ imageSize: 18, chMult: [1, 2, 2] })).toThrow(
       'imageSize (18) must be divisible by the downsampling factor 4',
     );
+    expect(() => imageTokenizerConfig({ numResBlocks: 0, chMult: [1, 2, 2] })).toThrow(
+      'numResBlocks 0 leaves no block to change the width, so chMult must be constant, got [1,2,2]',
+    );
+    expect(() => imageTokenizerConfig({ emaDecay: 1 })).toThrow('emaDecay');
     expect(() => lmConfig({ dim: 30, numHeads: 4 })).toThrow('dim (30) must be divisible by numHeads (4)');
     expect(() => liquidConfig({ mix: { text: 0, t2i: 0, i2t: 0 } })).toThrow('mix weights must not all be 0');
     expect(() => liquidConfig({ sampling: { topP: 1.5 } })).toThrow('sampling.topP');

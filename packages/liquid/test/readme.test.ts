@@ -1,4 +1,6 @@
 /** The README's usage example, verbatim between the markers (the README adds only the import lines above them). */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { initBackend, Rng, tf } from '@mmlm/core';
 import { WordTokenizer } from '@mmlm/data';
 import {
@@ -17,6 +19,18 @@ import {
   VQTokenizer,
 } from '@mmlm/liquid';
 import { expect, it } from 'vitest';
+
+it('the README shows this example verbatim', () => {
+  const self = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const body = self.split('// --- README example start ---\n')[1]!.split('  // --- README example end ---')[0]!;
+  const snippet = body
+    .split('\n')
+    .map((l) => l.replace(/^ {2}/, ''))
+    .join('\n')
+    .trimEnd();
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  expect(readme).toContain(snippet);
+});
 
 it('README usage example', async () => {
   await initBackend({ backend: 'cpu', log: false });

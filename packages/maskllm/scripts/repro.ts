@@ -33,11 +33,13 @@ const result = await runExperimentInline(exp, {
   log: (line) => console.error(line),
 });
 const minutes = (performance.now() - t0) / 60000;
+const cpu = process.cpuUsage();
+const cpuMinutes = (cpu.user + cpu.system) / 60e6; // this process's CPU time: the wall time on an idle core
 writeFileSync(
   join(outDir, 'result.json'),
-  JSON.stringify({ id: exp.id, preset: presetName, seed, backend: currentBackend()?.backend, minutes, ...result }, null, 2),
+  JSON.stringify({ id: exp.id, preset: presetName, seed, backend: currentBackend()?.backend, minutes, cpuMinutes, ...result }, null, 2),
 );
 console.log(result.summary ?? '');
 console.log(
-  `\n(${exp.id} ${presetName}, seed ${seed}, backend ${currentBackend()?.backend}, ${minutes.toFixed(1)} min; output in ${outDir})`,
+  `\n(${exp.id} ${presetName}, seed ${seed}, backend ${currentBackend()?.backend}, ${minutes.toFixed(1)} min wall, ${cpuMinutes.toFixed(1)} min CPU; output in ${outDir})`,
 );

@@ -3,8 +3,8 @@
  * linears are sparsified, the differentiable N:M mask (§3.1-3.2, eq. 3-5), and the mask-only
  * training recipe (§4.1; NVlabs/MaskLLM `scripts/learnable_sparsity/llama2_7b_mask_only_tp8_c4.sh`).
  *
- * Presets: `tiny` (tests, < 1 s), `small` (a character-level decoder trained and sparsified on a
- * 2-core CPU in minutes), `paper` (LLaMA-2 7B with the paper's recipe; only counted, never built).
+ * Presets: `tiny` (tests, < 1 s), `quick` (the lab quickstart's ladder, about a minute), `small` (a
+ * character-level decoder trained and sparsified on a 2-core CPU in minutes), `paper` (LLaMA-2 7B with the paper's recipe; only counted, never built).
  */
 import { z } from 'zod';
 
@@ -126,6 +126,15 @@ export const PRESETS = {
     model: { dim: 128, numLayers: 2, numHeads: 4, maxSeqLen: 64 },
     mask: { weightReg: 2e-3 },
     train: { steps: 300, batchSize: 8, lr: 5e-3, lrMin: 5e-4, lrMult: 1, weightDecay: 0.1 },
+  }),
+  /**
+   * The lab quickstart's sparsity ladder (about a minute on 2 cores): a 2-block character decoder
+   * of width 64 (0.1M parameters), with the small preset's mask recipe and fewer steps.
+   */
+  quick: maskllmConfig({
+    model: { dim: 64, numLayers: 2, numHeads: 4, maxSeqLen: 64 },
+    mask: { weightReg: 2e-3 },
+    train: { steps: 150, batchSize: 8, lr: 5e-3, lrMin: 5e-4, lrMult: 1, weightDecay: 0.1 },
   }),
   /** LLaMA-2 7B with the reference recipe (counted by parameterCount; never instantiated). */
   paper: maskllmConfig({

@@ -8,6 +8,5 @@ export * from './model.js';
 export * from './prune.js';
 export * from './sample.js';
 export * from './sparse.js';
-export * from './standins.js';
 export * from './storage.js';
 export * from './train.js';

@@ -99,15 +99,13 @@ export function hardMask(logits: tf.Tensor2D /* [G, K] */, S: tf.Tensor2D /* [K,
 export const GUMBEL_EPS = 1e-7;
 
 /**
- * Gumbel(0, 1) noise g = -log(-log u), u ~ U(eps, 1 - eps), from a seeded stream. eps must be
- * representable next to 1 in float32: with eps = 1e-10 (torch's default for float64) u rounds to
- * 1 and g to +Infinity, which turns the softmax into NaN.
+ * Gumbel(0, 1) noise g = -log(-log u), u ~ U(eps, 1 - eps), from a seeded stream (core's
+ * Rng.gumbel with eps = GUMBEL_EPS). eps must be representable next to 1 in float32: with
+ * eps = 1e-10 (torch's default for float64) u rounds to 1 and g to +Infinity, which turns the
+ * softmax into NaN.
  */
 export function gumbelNoise(rng: Rng, shape: number[]): tf.Tensor {
-  return tf.tidy(() => {
-    const u = rng.rand(shape, 0, 1).clipByValue(GUMBEL_EPS, 1 - GUMBEL_EPS);
-    return tf.neg(tf.log(tf.neg(tf.log(u))));
-  });
+  return rng.gumbel(shape, GUMBEL_EPS);
 }
 
 /** Unbiased standard deviation of all entries (torch.std). */

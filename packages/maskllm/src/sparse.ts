@@ -125,6 +125,9 @@ export function compressedBytes(c: CompressedNM): { compressed: number; dense: n
   return { compressed: c.values.byteLength + c.positions.byteLength, dense: 4 * c.rows * c.cols };
 }
 
+/** Up to this many tokens the 2:4 kernel decodes positions inline (no per-row index buffer). */
+export const FUSED_MAX_TOKENS = 4;
+
 /**
  * y = x W^T from the compressed weight: x [T, cols] -> y [T, rows] (row-major Float32Arrays).
  * Per output row the positions are decoded once and reused for every token.
@@ -135,8 +138,29 @@ export function sparseMatMul(x: Float32Array, T: number, c: CompressedNM, out?: 
   const y = out ?? new Float32Array(T * rows);
   if (y.length !== T * rows) throw new Error(`sparseMatMul: out must have ${T * rows} entries, got ${y.length}`);
   const kPerRow = (cols / m) * n;
-  const colIdx = new Int32Array(kPerRow);
   const { values, positions, bits } = c;
+  if (n === 2 && m === 4 && T <= FUSED_MAX_TOKENS) {
+    // 2:4 with few tokens: a group's two 2-bit positions are one nibble (a row is `cols` bits, so
+    // every row starts on a nibble), decoded inline for every token instead of into colIdx.
+    for (let r = 0; r < rows; r++) {
+      const bitRow = r * cols;
+      const vOff = r * kPerRow;
+      for (let t = 0; t < T; t++) {
+        const xOff = t * cols;
+        let acc = 0;
+        for (let g = 0, base = 0; base < cols; g++, base += 4) {
+          const bit = bitRow + 4 * g;
+          const nib = ((positions[bit >> 3] as number) >> (bit & 7)) & 15;
+          acc +=
+            (values[vOff + 2 * g] as number) * (x[xOff + base + (nib & 3)] as number) +
+            (values[vOff + 2 * g + 1] as number) * (x[xOff + base + (nib >> 2)] as number);
+        }
+        y[t * rows + r] = acc;
+      }
+    }
+    return y;
+  }
+  const colIdx = new Int32Array(kPerRow);
   const mask = (1 << bits) - 1;
   for (let r = 0; r < rows; r++) {
     let bit = r * kPerRow * bits;

@@ -5,93 +5,27 @@
  *  - `index`: the candidate index per group of M, ceil(log2 C(M,N)) bits (3 bits for 2:4: 0.75 bits
  *    per weight), LSB-first;
  *  - `bitmask`: one bit per weight, MSB-first within a byte (np.packbits' default order).
- * The safetensors container (8-byte LE header length, JSON header, raw little-endian bytes) is
- * written here for U8/F32/I32 tensors.
+ * The container is @mmlm/core's safetensors (whose writer has F32, I32 and BOOL): each layer's
+ * bit stream is stored as little-endian int32 words, so the file bytes are the packed stream itself
+ * (padded to a multiple of 4 bytes), and the layer shapes, N:M and the encoding are in the metadata.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import type { TransformerDecoder } from '@mmlm/core';
+import { readFileSync } from 'node:fs';
+import { encodeSafetensorsHost, parseSafetensors, type TransformerDecoder, writeFileAtomic } from '@mmlm/core';
 import { binomial } from './config.js';
 import { applyMasks, blockLinears, candidateMasks, validateNM } from './model.js';
 import { packBits, unpackBits } from './sparse.js';
 
-export type SafeDType = 'U8' | 'I32' | 'F32';
-
-export interface RawTensor {
-  dtype: SafeDType;
-  shape: number[];
-  data: Uint8Array | Int32Array | Float32Array;
+/** A byte stream as int32 words (little-endian, zero-padded to a multiple of 4 bytes). */
+function bytesToWords(bytes: Uint8Array): Int32Array {
+  const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+  padded.set(bytes);
+  return new Int32Array(padded.buffer);
 }
 
-const DTYPE_BYTES: Record<SafeDType, number> = { U8: 1, I32: 4, F32: 4 };
-
-/** Serialise tensors (and string metadata) to safetensors bytes. */
-export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata: Record<string, string> = {}): Uint8Array {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length) header.__metadata__ = metadata;
-  let offset = 0;
-  const names = Object.keys(tensors);
-  for (const name of names) {
-    const t = tensors[name]!;
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    if (t.data.length !== count)
-      throw new Error(`encodeSafetensors: tensor ${name} has shape [${t.shape}] (${count} entries) but ${t.data.length} values`);
-    const bytes = count * DTYPE_BYTES[t.dtype];
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  while ((8 + json.length) % 8 !== 0) json += ' ';
-  const head = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + head.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(head.length), true);
-  out.set(head, 8);
-  let pos = 8 + head.length;
-  for (const name of names) {
-    const t = tensors[name]!;
-    const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    out.set(src, pos);
-    pos += src.length;
-  }
-  return out;
-}
-
-/** Parse safetensors bytes (U8, I32, F32 tensors). Corrupt input gives an error saying what is wrong. */
-export function decodeSafetensors(bytes: Uint8Array): { tensors: Record<string, RawTensor>; metadata: Record<string, string> } {
-  if (bytes.length < 8) throw new Error(`safetensors: file too short (${bytes.length} bytes, need at least 8 for the header length)`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(dv.getBigUint64(0, true));
-  if (n > bytes.length - 8)
-    throw new Error(`safetensors: header length ${n} exceeds the file (${bytes.length - 8} bytes after the length)`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
-  try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  } catch (e) {
-    throw new Error(`safetensors: header is not valid JSON (${(e as Error).message})`);
-  }
-  const dataStart = 8 + n;
-  const tensors: Record<string, RawTensor> = {};
-  let metadata: Record<string, string> = {};
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') {
-      metadata = entry as Record<string, string>;
-      continue;
-    }
-    const e = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    if (!(e.dtype in DTYPE_BYTES)) throw new Error(`safetensors: tensor ${name} has dtype ${e.dtype}; expected one of U8, I32, F32`);
-    const dtype = e.dtype as SafeDType;
-    const count = e.shape.reduce((a, b) => a * b, 1);
-    const [s, t] = e.data_offsets;
-    if (t - s !== count * DTYPE_BYTES[dtype])
-      throw new Error(
-        `safetensors: tensor ${name} [${e.shape}] ${dtype} needs ${count * DTYPE_BYTES[dtype]} bytes, its offsets span ${t - s}`,
-      );
-    if (dataStart + t > bytes.length)
-      throw new Error(`safetensors: tensor ${name} ends at byte ${dataStart + t}, past the end of the file (${bytes.length} bytes)`);
-    const raw = bytes.slice(dataStart + s, dataStart + t);
-    const data = dtype === 'U8' ? raw : dtype === 'I32' ? new Int32Array(raw.buffer) : new Float32Array(raw.buffer);
-    tensors[name] = { dtype, shape: e.shape, data };
-  }
-  return { tensors, metadata };
+/** The first `count` bytes of int32 words. */
+function wordsToBytes(words: Int32Array, count: number, what: string): Uint8Array {
+  if (words.byteLength < count) throw new Error(`${what}: needs ${count} bytes, the file holds ${words.byteLength}`);
+  return new Uint8Array(words.buffer, words.byteOffset, count).slice();
 }
 
 export type MaskEncoding = 'index' | 'bitmask';
@@ -162,23 +96,30 @@ export function indicesToMask(idx: Int32Array, n: number, m: number): Uint8Array
   return out;
 }
 
+/** Bytes of one layer's packed stream: ceil(G * indexBits / 8) (index) or ceil(out*in / 8) (bitmask). */
+export function packedBytes(shape: [number, number], n: number, m: number, encoding: MaskEncoding): number {
+  const size = shape[0] * shape[1];
+  return encoding === 'index' ? Math.ceil(((size / m) * indexBits(n, m)) / 8) : Math.ceil(size / 8);
+}
+
 /** Serialise masks (by layer path) to safetensors bytes. */
 export function encodeMaskFile(file: MaskFile): Uint8Array {
   const { n, m, encoding } = file;
   validateNM(n, m);
   if (encoding !== 'index' && encoding !== 'bitmask')
     throw new Error(`encodeMaskFile: encoding must be 'index' or 'bitmask', got ${encoding}`);
-  const tensors: Record<string, RawTensor> = {};
+  const tensors: Parameters<typeof encodeSafetensorsHost>[0] = {};
   const shapes: Record<string, [number, number]> = {};
   for (const [path, { shape, mask }] of file.layers) {
     if (mask.length !== shape[0] * shape[1])
       throw new Error(`encodeMaskFile: mask of ${path} has ${mask.length} entries, expected ${shape[0] * shape[1]} ([${shape}])`);
     if (shape[1] % m !== 0) throw new Error(`encodeMaskFile: layer ${path} input dimension ${shape[1]} is not divisible by M=${m}`);
     const data = encoding === 'index' ? packBits(maskToIndices(mask, n, m, `encodeMaskFile(${path})`), indexBits(n, m)) : packbitsBig(mask);
-    tensors[`${path}.mask`] = { dtype: 'U8', shape: [data.length], data };
+    const words = bytesToWords(data);
+    tensors[`${path}.mask`] = { dtype: 'I32', shape: [words.length], data: words };
     shapes[path] = shape;
   }
-  return encodeSafetensors(tensors, { format: MASK_FORMAT, n: String(n), m: String(m), encoding, shapes: JSON.stringify(shapes) });
+  return encodeSafetensorsHost(tensors, { format: MASK_FORMAT, n: String(n), m: String(m), encoding, shapes: JSON.stringify(shapes) });
 }
 
 /** Bits per stored candidate index: ceil(log2 C(M, N)). */
@@ -186,42 +127,65 @@ export function indexBits(n: number, m: number): number {
   return Math.max(1, Math.ceil(Math.log2(binomial(m, n))));
 }
 
-/** Parse a mask file written by encodeMaskFile. */
-export function decodeMaskFile(bytes: Uint8Array): MaskFile {
-  const { tensors, metadata } = decodeSafetensors(bytes);
-  if (metadata.format !== MASK_FORMAT) throw new Error(`mask file: format must be "${MASK_FORMAT}", got "${metadata.format ?? '(none)'}"`);
+/**
+ * Parse a mask file written by encodeMaskFile (a layer's stream may also be a U8 tensor of the
+ * packed bytes, as numpy writes them). `source` names the file in errors.
+ */
+export function decodeMaskFile(bytes: Uint8Array, source = 'mask file'): MaskFile {
+  const { entries, metadata } = parseSafetensors(bytes, source);
+  if (metadata.format !== MASK_FORMAT) throw new Error(`${source}: format must be "${MASK_FORMAT}", got "${metadata.format ?? '(none)'}"`);
   const n = Number(metadata.n);
   const m = Number(metadata.m);
   validateNM(n, m);
   const encoding = metadata.encoding as MaskEncoding;
-  if (encoding !== 'index' && encoding !== 'bitmask') throw new Error(`mask file: encoding must be 'index' or 'bitmask', got ${encoding}`);
-  const shapes = JSON.parse(metadata.shapes ?? '{}') as Record<string, [number, number]>;
+  if (encoding !== 'index' && encoding !== 'bitmask') throw new Error(`${source}: encoding must be 'index' or 'bitmask', got ${encoding}`);
+  let shapes: Record<string, [number, number]>;
+  try {
+    shapes = JSON.parse(metadata.shapes ?? '{}');
+  } catch (e) {
+    throw new Error(`${source}: metadata "shapes" is not valid JSON (${(e as Error).message})`);
+  }
+  const byName = new Map(entries.map((e) => [e.name, e]));
   const layers = new Map<string, LayerMask>();
   for (const [path, shape] of Object.entries(shapes)) {
-    const t = tensors[`${path}.mask`];
-    if (!t) throw new Error(`mask file: layer ${path} is listed but its tensor "${path}.mask" is missing`);
+    const t = byName.get(`${path}.mask`);
+    if (!t) throw new Error(`${source}: layer ${path} is listed but its tensor "${path}.mask" is missing`);
+    if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d > 0) || shape[1] % m !== 0)
+      throw new Error(`${source}: layer ${path} shape must be [out, in] with in divisible by M=${m}, got ${JSON.stringify(shape)}`);
+    const need = packedBytes(shape, n, m, encoding);
+    let stream: Uint8Array;
+    if (t.dtype === 'I32') stream = wordsToBytes(t.data as Int32Array, need, `${source}: layer ${path} [${shape}]`);
+    else if (t.dtype === 'U8') {
+      if (t.data.length < need) throw new Error(`${source}: layer ${path} [${shape}] needs ${need} bytes, got ${t.data.length}`);
+      stream = Uint8Array.from(t.data.subarray(0, need));
+    } else throw new Error(`${source}: tensor "${path}.mask" must be I32 words or U8 bytes, got ${t.dtype}`);
+    if (Math.ceil(need / (t.dtype === 'I32' ? 4 : 1)) !== t.data.length)
+      throw new Error(
+        `${source}: layer ${path} [${shape}] needs ${need} bytes, its tensor holds ${t.data.length * (t.dtype === 'I32' ? 4 : 1)}`,
+      );
     const size = shape[0] * shape[1];
-    const mask =
-      encoding === 'index'
-        ? indicesToMask(unpackBits(t.data as Uint8Array, indexBits(n, m), size / m), n, m)
-        : unpackbitsBig(t.data as Uint8Array, size);
-    if (encoding === 'bitmask' && t.data.length !== Math.ceil(size / 8))
-      throw new Error(`mask file: layer ${path} [${shape}] needs ${Math.ceil(size / 8)} bytes, got ${t.data.length}`);
+    const mask = encoding === 'index' ? indicesToMask(unpackBits(stream, indexBits(n, m), size / m), n, m) : unpackbitsBig(stream, size);
     layers.set(path, { shape, mask });
   }
   return { n, m, encoding, layers };
 }
 
-/** Write masks to a safetensors file (atomically: temp file, then rename). Returns the byte size. */
-export function saveMasks(path: string, file: MaskFile): number {
+/** Write masks to a safetensors file atomically (core's writeFileAtomic). Returns the byte size. */
+export async function saveMasks(path: string, file: MaskFile): Promise<number> {
   const bytes = encodeMaskFile(file);
-  writeFileSync(`${path}.tmp`, bytes);
-  renameSync(`${path}.tmp`, path);
+  await writeFileAtomic(path, bytes);
   return bytes.length;
 }
 
+/** Read a mask file written by saveMasks. */
 export function loadMasks(path: string): MaskFile {
-  return decodeMaskFile(new Uint8Array(readFileSync(path)));
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new Error(`loadMasks: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return decodeMaskFile(bytes, path);
 }
 
 /** Masks by path plus their shapes from a decoder's block linears (for MaskFile.layers). */

@@ -6,10 +6,14 @@
  * keeps the surviving weights large so gradients keep flowing (§3.4). Also the plain dense LM step
  * used to train the models that are then sparsified.
  */
-import { type TransformerDecoder, tf } from '@mmlm/core';
+import { AdamW, clipGradNorm, crossEntropy, paramGroups, type TransformerDecoder, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
 import type { MaskConfig, MaskTrainConfig } from './config.js';
 import { linearSchedule, maskedLinears, setMaskSchedule } from './model.js';
-import { AdamW, clipGradNorm, cosineLr, crossEntropy } from './standins.js';
+
+/** Megatron's cosine decay without warmup: lrMin + (lr - lrMin) (1 + cos(pi t / T)) / 2. */
+export function cosineLr(lr: number, lrMin: number, t: number, T: number): number {
+  return warmupCosine({ peak: lr, min: lrMin, warmup: 0, total: T })(Math.max(0, t));
+}
 
 /** Next-token cross-entropy (nats per token) of ids [B, T+1]: inputs ids[:, :T], targets ids[:, 1:]. */
 export function lmLoss(decoder: TransformerDecoder, ids: tf.Tensor /* [B, T+1] int32 */): tf.Scalar {
@@ -21,7 +25,7 @@ export function lmLoss(decoder: TransformerDecoder, ids: tf.Tensor /* [B, T+1] i
     const x = tf.slice(ids, [0, 0], [B, T]); // [B, T]
     const y = tf.slice(ids, [0, 1], [B, T]); // [B, T]
     const logits = decoder.forward(x); // [B, T, V]
-    return crossEntropy(logits.reshape([B * T, -1]), y.reshape([B * T]));
+    return crossEntropy(logits, y); // logits [B, T, V], targets [B, T]
   });
 }
 
@@ -66,9 +70,15 @@ export function maskSchedule(mask: MaskConfig, train: MaskTrainConfig, t: number
 
 /** AdamW over the mask logits of a sparsified decoder, with the recipe's betas, eps and weight decay. */
 export function maskOptimizer(decoder: TransformerDecoder, train: MaskTrainConfig): AdamW {
-  const gates = maskedLinears(decoder).map(([, l]) => l.diff_mask.gate);
+  const gates = maskedLinears(decoder).map(([p, l]): [string, tf.Variable] => [`${p}.diff_mask.gate`, l.diff_mask.gate]);
   if (!gates.length) throw new Error('maskOptimizer: the decoder has no masked layers; call sparsify(decoder) first');
-  return new AdamW([{ params: gates, weightDecay: train.weightDecay }], { beta1: train.beta1, beta2: train.beta2, eps: train.eps });
+  return new AdamW([{ params: gates, weightDecay: train.weightDecay }], {
+    lr: train.lr,
+    beta1: train.beta1,
+    beta2: train.beta2,
+    eps: train.eps,
+    weightDecay: train.weightDecay,
+  });
 }
 
 export interface MaskStepResult extends MaskSchedule {
@@ -109,8 +119,11 @@ export function maskTrainStep(
   clearSampledMasks(decoder);
   const loss = value.dataSync()[0] as number;
   value.dispose();
-  const gradNorm = clipGradNorm(grads, cfg.train.gradClip);
-  opt.step(grads, s.lr);
+  const norm = clipGradNorm(grads, cfg.train.gradClip > 0 ? cfg.train.gradClip : Number.POSITIVE_INFINITY);
+  const gradNorm = norm.dataSync()[0] as number;
+  norm.dispose();
+  opt.setLr(s.lr);
+  opt.step(grads);
   Object.values(grads).forEach((g) => g.dispose());
   return { ...s, step: t, loss, lm, reg, gradNorm };
 }
@@ -125,25 +138,17 @@ export interface DenseTrainConfig {
 
 /** AdamW over every trainable parameter (dense pretraining; GPT-style betas 0.9/0.95). */
 export function denseOptimizer(decoder: TransformerDecoder, weightDecay: number): AdamW {
-  const params = decoder.trainableParameters();
-  const decay = params.filter((p) => p.rank >= 2);
-  const noDecay = params.filter((p) => p.rank < 2);
-  return new AdamW(
-    [
-      { params: decay, weightDecay },
-      { params: noDecay, weightDecay: 0 },
-    ],
-    { beta1: 0.9, beta2: 0.95, eps: 1e-8 },
-  );
+  return new AdamW(paramGroups(decoder), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay });
 }
 
 /** One dense LM step at step t of cfg.steps (cosine learning rate); returns the loss. */
 export function denseTrainStep(decoder: TransformerDecoder, opt: AdamW, ids: tf.Tensor, t: number, cfg: DenseTrainConfig): number {
-  const { value, grads } = tf.variableGrads(() => lmLoss(decoder, ids));
+  const { loss: value, grads } = valueAndGrads(decoder, () => lmLoss(decoder, ids));
   const loss = value.dataSync()[0] as number;
   value.dispose();
-  clipGradNorm(grads, cfg.gradClip);
-  opt.step(grads, cosineLr(cfg.lr, cfg.lrMin, t, cfg.steps));
-  Object.values(grads).forEach((g) => g.dispose());
+  clipGradNorm(grads, cfg.gradClip > 0 ? cfg.gradClip : Number.POSITIVE_INFINITY).dispose();
+  opt.setLr(cosineLr(cfg.lr, cfg.lrMin, t, cfg.steps));
+  opt.step(grads);
+  grads.forEach((g) => g.dispose());
   return loss;
 }

@@ -43,7 +43,7 @@ describe('experiments at the tiny preset', () => {
     expect(experiments.map((e) => e.id)).toEqual(['maskllm.ladder', 'maskllm.transfer', 'maskllm.ablations']);
     for (const e of experiments) {
       expect(e.paper).toBe('MaskLLM');
-      expect(Object.keys(e.presets)).toEqual(['tiny', 'small']);
+      expect(Object.keys(e.presets)).toEqual(e.id === 'maskllm.ladder' ? ['tiny', 'quick', 'small'] : ['tiny', 'small']);
     }
   });
 
@@ -143,7 +143,7 @@ describe('experiments at the tiny preset', () => {
 
   it('an unknown preset is a clear error', async () => {
     await expect(runExperimentInline(ladderExperiment, { preset: 'paper', seed: 0, outDir: join(root, 'bad') })).rejects.toThrow(
-      /unknown preset "paper"; expected one of tiny, small/,
+      /unknown preset "paper"; expected one of tiny, quick, small/,
     );
     expect(preset('tiny').model.dim).toBe(16);
   });

@@ -1,8 +1,9 @@
 /** LatentLM's claims as runnable experiments (registered with the lab app). */
 import type { Experiment } from '@mmlm/core';
 import { headStepsExperiment, varianceCollapseExperiment } from './images.js';
+import { ARM_SETTINGS, imageTokenArm } from './imageTokenArm.js';
 import { mixedExperiment } from './mixed.js';
 import { ttsExperiment } from './tts.js';
 
-export { headStepsExperiment, mixedExperiment, ttsExperiment, varianceCollapseExperiment };
+export { ARM_SETTINGS, headStepsExperiment, imageTokenArm, mixedExperiment, ttsExperiment, varianceCollapseExperiment };
 export const experiments: Experiment[] = [varianceCollapseExperiment, headStepsExperiment, ttsExperiment, mixedExperiment];

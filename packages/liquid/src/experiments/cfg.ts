@@ -36,7 +36,7 @@ const SETTINGS: Record<'tiny' | 'small', Settings> = {
     evalCaptions: 8,
   },
   small: {
-    sizes: { images: { train: 4000, val: 256 }, textChars: 600_000, textEvalWindows: 64 },
+    sizes: { images: { train: 2000, val: 256 }, textChars: 200_000, textEvalWindows: 64 },
     scales: [1, 2, 3, 5, 7],
     evalPrompts: 192,
     evalCaptions: 128,
@@ -51,7 +51,8 @@ export const cfgSweepExperiment: Experiment = {
   presets: {
     tiny: { description: '16x16 shapes, K = 16, width-32 LM, 4 steps per stage; checks the metrics, not the claim', expectedMinutes: 0.2 },
     small: {
-      description: '32x32 shapes, K = 64, 64 codes per image, width-96 four-block LM; generation score and FD at s = 1, 2, 3, 5, 7',
+      description:
+        '16x16 shapes, K = 64, 16 codes per image, width-64 three-block LM (300 text + 1000 mixed steps); generation score and FD at s = 1, 2, 3, 5, 7',
       expectedMinutes: 20,
     },
   },

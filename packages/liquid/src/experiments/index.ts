@@ -7,3 +7,4 @@ import { tradeoffExperiment } from './tradeoff.js';
 
 export { cfgSweepExperiment, initExperiment, synergyExperiment, tradeoffExperiment };
 export const experiments: Experiment[] = [cfgSweepExperiment, tradeoffExperiment, synergyExperiment, initExperiment];
+export { ARM_DEFAULT_CFG, armTokenizerConfig, imageTokenArm } from './arm.js';

@@ -29,9 +29,9 @@ const SETTINGS: Record<'tiny' | 'small', Settings> = {
     target: 0.5,
   },
   small: {
-    sizes: { images: { train: 4000, val: 256 }, textChars: 600_000, textEvalWindows: 64 },
-    steps: 1500,
-    evalEvery: 150,
+    sizes: { images: { train: 2000, val: 256 }, textChars: 200_000, textEvalWindows: 64 },
+    steps: 600,
+    evalEvery: 100,
     evalPrompts: 96,
     evalScale: 3,
     target: 0.5,
@@ -51,7 +51,10 @@ export const initExperiment: Experiment = {
     'Starting from a trained LLM (vocabulary extended, new rows mean-initialised) reaches image generation with far less training than starting from scratch while keeping the language ability ("saving 100x in training costs").',
   presets: {
     tiny: { description: 'three 4-step runs with two evaluations each; checks the metrics, not the claim', expectedMinutes: 0.2 },
-    small: { description: 'trained text LM (mean or random new rows) vs scratch, generation score every 150 steps', expectedMinutes: 25 },
+    small: {
+      description: 'trained text LM (mean or random new rows) vs scratch, 600 steps each, generation score every 100 steps',
+      expectedMinutes: 25,
+    },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
     const name = ctx.preset === 'small' ? 'small' : 'tiny';

@@ -42,13 +42,13 @@ const SETTINGS: Record<'tiny' | 'small', Settings> = {
     evalScale: 3,
   },
   small: {
-    sizes: { images: { train: 4000, val: 256 }, textChars: 600_000, textEvalWindows: 64 },
+    sizes: { images: { train: 2000, val: 256 }, textChars: 200_000, textEvalWindows: 64 },
     widths: [32, 64, 128],
     numHeads: 4,
     numLayers: 2,
-    seeds: [0, 1, 2],
-    textSteps: 300,
-    steps: 400,
+    seeds: [0, 1],
+    textSteps: 100,
+    steps: 150,
     batchSize: 16,
     mixedStepsFactor: 1,
     evalPrompts: 128,
@@ -70,7 +70,7 @@ export const tradeoffExperiment: Experiment = {
   presets: {
     tiny: { description: 'three widths (16, 24, 32), one seed, 2 steps per run; checks the metrics, not the claim', expectedMinutes: 0.3 },
     small: {
-      description: 'widths 32, 64, 128 (2 blocks), 3 seeds, text-only / image-only / mixed runs of equal steps',
+      description: 'widths 32, 64, 128 (2 blocks), 2 seeds, text-only / image-only / mixed runs of 150 steps each from a 100-step text LM',
       expectedMinutes: 30,
     },
   },

@@ -5,15 +5,15 @@
  * exactly N:M on every layer, and only then evaluated: the numbers reported are the exported
  * model's.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ExperimentContext, Rng, type Table, TransformerDecoder, tf } from '@mmlm/core';
+import { decodeSafetensors, type ExperimentContext, Rng, saveSafetensors, type Table, TransformerDecoder, tf } from '@mmlm/core';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
 import { type MaskConfig, type MaskLLMConfig, type MaskTrainConfig, preset } from '../config.js';
 import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
 import { type OneShotMethod, oneShotPrune } from '../prune.js';
 import { evaluatePerplexity } from '../sample.js';
-import { applyMaskFile, decodeSafetensors, encodeSafetensors, loadMasks, type RawTensor, saveMasks, withShapes } from '../storage.js';
+import { applyMaskFile, loadMasks, saveMasks, withShapes } from '../storage.js';
 import { denseOptimizer, denseTrainStep, maskOptimizer, maskTrainStep } from '../train.js';
 
 /** Token ids of one corpus split. */
@@ -34,7 +34,7 @@ export function charCorpora(texts: { name: string; text: string }[], valFraction
 }
 
 /** A preset's config with the tokenizer's vocabulary size. */
-export function configFor(name: 'tiny' | 'small', vocabSize: number): MaskLLMConfig {
+export function configFor(name: 'tiny' | 'quick' | 'small', vocabSize: number): MaskLLMConfig {
   const cfg = preset(name);
   cfg.model.vocabSize = vocabSize;
   return cfg;
@@ -58,19 +58,15 @@ export function decoderOf(cfg: MaskLLMConfig, seed: number): TransformerDecoder 
   });
 }
 
-/** Save a decoder's state dict (f32 safetensors). */
-export function saveDecoder(dec: TransformerDecoder, path: string): void {
-  const tensors: Record<string, RawTensor> = {};
-  for (const [k, v] of Object.entries(dec.stateDict())) tensors[k] = { dtype: 'F32', shape: v.shape, data: v.dataSync() as Float32Array };
-  writeFileSync(`${path}.tmp`, encodeSafetensors(tensors));
-  renameSync(`${path}.tmp`, path);
+/** Save a decoder's state dict (f32 safetensors, written atomically). */
+export function saveDecoder(dec: TransformerDecoder, path: string): Promise<void> {
+  return saveSafetensors(path, dec.stateDict());
 }
 
 /** A fresh decoder with the weights saved at `path`. */
 export function loadDecoder(cfg: MaskLLMConfig, path: string): TransformerDecoder {
   const dec = decoderOf(cfg, 0);
-  const { tensors } = decodeSafetensors(new Uint8Array(readFileSync(path)));
-  const sd = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, tf.tensor(t.data as Float32Array, t.shape, 'float32')]));
+  const { tensors: sd } = decodeSafetensors(new Uint8Array(readFileSync(path)), path);
   try {
     dec.loadStateDict(sd);
   } finally {
@@ -163,7 +159,7 @@ export function trainDense(
     bar.done();
     opt.dispose();
     const path = join(dir, 'dense.safetensors');
-    saveDecoder(dec, path);
+    await saveDecoder(dec, path);
     const val: Record<string, number> = {};
     for (const c of corpora) val[c.name] = evalLoss(dec, c.val, cfg, s);
     dec.dispose();
@@ -288,7 +284,7 @@ export function runMaskLLM(
           }
     }
     const maskPath = join(dir, 'mask.safetensors');
-    saveMasks(maskPath, { n: mask.n, m: mask.m, encoding: 'index', layers: withShapes(dec, final) });
+    await saveMasks(maskPath, { n: mask.n, m: mask.m, encoding: 'index', layers: withShapes(dec, final) });
     dec.dispose();
     const exported = loadDecoder(cfg, densePath);
     const val: Record<string, number> = {};

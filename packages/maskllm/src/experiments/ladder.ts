@@ -27,7 +27,7 @@ export type PriorKind = 'none' | 'magnitude' | 'wanda' | 'sparsegpt';
 
 export interface LadderSettings {
   /** Model/mask/train preset of config.ts. */
-  model: 'tiny' | 'small';
+  model: 'tiny' | 'quick' | 'small';
   /** Characters of the procedural corpus (ignored with --data). */
   chars: number;
   /** At most this many characters of a --data file. */
@@ -39,7 +39,7 @@ export interface LadderSettings {
   priors: PriorKind[];
 }
 
-export const LADDER_SETTINGS: Record<'tiny' | 'small', LadderSettings> = {
+export const LADDER_SETTINGS: Record<'tiny' | 'quick' | 'small', LadderSettings> = {
   tiny: {
     model: 'tiny',
     chars: 6000,
@@ -47,6 +47,15 @@ export const LADDER_SETTINGS: Record<'tiny' | 'small', LadderSettings> = {
     dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
     calib: 4,
     maskllm: { evalWindows: 4 },
+    priors: ['none', 'magnitude', 'sparsegpt'],
+  },
+  quick: {
+    model: 'quick',
+    chars: 150_000,
+    maxDataChars: 300_000,
+    dense: { steps: 400, batchSize: 16, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 100 },
+    calib: 32,
+    maskllm: { evalWindows: 100 },
     priors: ['none', 'magnitude', 'sparsegpt'],
   },
   small: {
@@ -107,8 +116,8 @@ const LABELS: Record<string, string> = {
 };
 
 async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
-  const S = LADDER_SETTINGS[ctx.preset as 'tiny' | 'small'];
-  if (!S) throw new Error(`maskllm.ladder: unknown preset "${ctx.preset}"; expected tiny or small`);
+  const S = LADDER_SETTINGS[ctx.preset as 'tiny' | 'quick' | 'small'];
+  if (!S) throw new Error(`maskllm.ladder: unknown preset "${ctx.preset}"; expected tiny, quick or small`);
   const corpus = ladderCorpus(ctx, S.chars, S.maxDataChars);
   const { tokenizer, corpora } = charCorpora([{ name: 'A', text: corpus.text }]);
   const A = corpora[0]!;
@@ -231,6 +240,11 @@ export const ladderExperiment: Experiment = {
     'Learned 2:4 masks (MaskLLM) beat one-shot magnitude, Wanda and SparseGPT masks on frozen weights, best with the SparseGPT prior, with no prior clearly worse at short budgets and magnitude worst (Tables 1-2).',
   presets: {
     tiny: { description: 'width-16 one-block decoder, a few steps: checks the pipeline and the metrics (seconds)', expectedMinutes: 0.1 },
+    quick: {
+      description:
+        'the quickstart ladder: width-64 two-block decoder on 150k characters of corpus A (or --data), 400 dense steps, the four one-shot baselines, MaskLLM without prior, with the magnitude prior and with the SparseGPT prior (150 steps each)',
+      expectedMinutes: 1.5,
+    },
     small: {
       description:
         'width-128 two-block character decoder on 400k characters of corpus A (or --data), 1000 dense steps, 4 MaskLLM runs of 300 steps',
