@@ -81,4 +81,3 @@ export function barChartSpec(
 export async function renderPng(spec: TopLevelSpec, width = 900): Promise<Buffer> {
   return svgToPng(await specToSvg(spec), width);
 }
-

@@ -24,8 +24,14 @@ export function allExperiments(): Experiment[] {
   }
   return all;
 }
-/** The curated main job: runs in minutes on a 2-core CPU and ends with the report's path. */
-export const QUICKSTART: { id: string; preset: string }[] = [{ id: 'core.tiny-gpt', preset: 'quick' }];
+/**
+ * The curated main job (README's first command), <= 5 minutes on a 2-core CPU: the discrete-vs-
+ * continuous image-token comparison at its quick preset, then a small sparsity ladder.
+ */
+export const QUICKSTART: { id: string; preset: string }[] = [
+  { id: 'lab.image-tokens', preset: 'quick' },
+  { id: 'maskllm.ladder', preset: 'quick' },
+];
 
 export interface Target {
   experiment: Experiment;

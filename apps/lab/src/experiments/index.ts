@@ -1,5 +1,6 @@
 import type { Experiment } from '@mmlm/core';
+import { imageTokens } from './imageTokens.js';
 import { tinyGpt } from './tinyGpt.js';
 
-/** Experiments that belong to the lab itself (the paper packages register theirs). */
-export const labExperiments: Experiment[] = [tinyGpt];
+/** Experiments that belong to the lab itself: the comparative ones and the tiny-GPT smoke run (the paper packages register theirs). */
+export const labExperiments: Experiment[] = [imageTokens, tinyGpt];

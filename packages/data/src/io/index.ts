@@ -1,4 +1,5 @@
 export * from './fft.js';
 export * from './idx.js';
+export * from './png.js';
 export * from './spectrogram.js';
 export * from './wav.js';
