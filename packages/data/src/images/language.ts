@@ -5,7 +5,8 @@
  *   objects   "two red squares and a blue circle"
  *   sizes     "a small red square and a large blue circle"
  *   places    "a small green triangle in the top left and a large red ring in the middle"
- *   relation  "a red circle above a blue square" (+ "and a green cross in the top right" for a third)
+ *   relation  "a red circle above a blue square" (+ "and a green cross in the top right" for a third;
+ *             only for a pair each alone in its shape and colour, at a clear angle)
  *   there     "there is a red circle" / "there are two red squares and a blue circle"
  * `parseCaption` reads any caption of this grammar back into a `SceneQuery` (what the generation
  * score checks an image against), so captions written by hand in the same words work too:
@@ -107,10 +108,12 @@ function clearRelation(a: ShapeObject, b: ShapeObject): Relation | null {
   return relationOf(a.x, a.y, b.x, b.y);
 }
 
-/** The first pair (in reading order) with a clear relation. */
+/** The first pair (in reading order) with a clear relation, each the only object of its shape and colour. */
 function clearPair(objs: ShapeObject[]): [ShapeObject, ShapeObject, Relation] | null {
+  const unique = (o: ShapeObject) => objs.filter((p) => p.shape === o.shape && p.colour === o.colour).length === 1;
   for (let i = 0; i < objs.length; i++)
     for (let j = i + 1; j < objs.length; j++) {
+      if (!unique(objs[i]!) || !unique(objs[j]!)) continue;
       const rel = clearRelation(objs[i]!, objs[j]!);
       if (rel) return [objs[i]!, objs[j]!, rel];
     }
