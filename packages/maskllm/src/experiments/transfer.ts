@@ -138,7 +138,7 @@ export const transferExperiment: Experiment = {
     small: {
       description:
         'width-128 two-block decoder on corpora A + B (300k characters each), general mask on A (300 steps), scratch and transfer on B (100 steps each)',
-      expectedMinutes: 10,
+      expectedMinutes: 4,
     },
   },
   run,
