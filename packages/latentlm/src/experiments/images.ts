@@ -317,7 +317,7 @@ export const varianceCollapseExperiment: Experiment = {
     small: {
       description:
         'ViT sigma-VAE and learned-variance VAE (32 px -> 4x4x16) on 4000 Shapes images, a width-64 LatentLM per tokenizer, 240 generated images per CFG scale',
-      expectedMinutes: 15,
+      expectedMinutes: 18,
     },
   },
   async run(ctx) {
