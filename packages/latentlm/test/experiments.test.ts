@@ -90,7 +90,7 @@ describe('experiments (tiny)', () => {
       expect(r.metrics[k] as number).toBeGreaterThan(10);
       expect(r.metrics[k] as number).toBeLessThan(3 * (r.metrics.vocabSize as number));
     }
-    for (const k of ['t2iScore', 'captionExact', 'captionAttr', 'qaExact'])
+    for (const k of ['t2iScore', 'captionExact', 'captionScore', 'qaExact'])
       expect((r.metrics[k] as number) >= 0 && (r.metrics[k] as number) <= 1).toBe(true);
   });
 });

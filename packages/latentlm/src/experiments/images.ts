@@ -11,9 +11,26 @@
  * Class-conditional sequences are [class, <BOD>, z_1 .. z_16, <EOD>] with 10% of the class tokens
  * replaced by <NULL> (the reference LabelEmbedder's null class); latents are the sampled z = mu + sigma eps
  * (reference train_hf.py), re-drawn every step and standardised with first-batch statistics.
+ *
+ * Data and evaluators come from @mmlm/data: one-object Shapes scenes (32 px, 4 shapes x 6 colours,
+ * no held-out pairs, so all 24 classes are trained); a class is a (shape, colour) pair whose caption
+ * ("a red circle") the generation score checks; the Frechet distance uses the data package's conv
+ * features against the 'val' split.
  */
 import { join } from 'node:path';
 import { type Experiment, type ExperimentContext, Rng, tf } from '@mmlm/core';
+import {
+  article,
+  frechetDistanceFromFeatures,
+  generationScore,
+  imageFeatures,
+  imagesToTensor,
+  type ShapesConfig,
+  ShapesDataset,
+  type ShapesSample,
+  tensorToImages,
+  writeImageGrid,
+} from '@mmlm/data';
 import { type LatentLMConfig, PRESETS } from '../config.js';
 import { LatentLM } from '../model.js';
 import { generate } from '../sample.js';
@@ -21,19 +38,10 @@ import { NoiseSchedule } from '../schedule.js';
 import type { MixedSequence } from '../train.js';
 import { ImageVAE } from '../vae.js';
 import { fmt, mean, posteriorMeans, standardiseFrom, trainingKey, trainLatentLM, trainOrLoad, trainTokenizer, withData } from './common.js';
-import { writeImageGrid } from './png.js';
-import {
-  COLOUR_NAMES,
-  frechetDistance,
-  generationScore,
-  IMAGE_SIZE,
-  imageFeatures,
-  NUM_CLASSES,
-  type ShapeItem,
-  shapeItem,
-} from './shapes.js';
 
 export interface ImagePreset {
+  /** Shapes dataset options (seed comes from the run). */
+  data: Omit<Partial<ShapesConfig>, 'seed'>;
   vae: { patchSize: number; latentDim: number; dim: number; depth: number; numHeads: number; steps: number; batch: number; lr: number };
   /** Weight of mean(mu^2) for the sigma-VAE (reference default 1e-2; see IMAGE_PRESETS.small). */
   sigmaKlWeight: number;
@@ -58,8 +66,19 @@ function lmConfig(base: LatentLMConfig, over: Partial<LatentLMConfig['train']> &
   return c;
 }
 
+/** One object per 32 px image; 4 shapes x 6 colours = 24 classes, none held out. */
+const CLASS_DATA: ImagePreset['data'] = {
+  imageSize: 32,
+  minObjects: 1,
+  maxObjects: 1,
+  shapes: ['circle', 'square', 'triangle', 'cross'],
+  colours: ['red', 'green', 'blue', 'yellow', 'white', 'orange'],
+  heldOut: [],
+};
+
 export const IMAGE_PRESETS: Record<string, ImagePreset> = {
   tiny: {
+    data: CLASS_DATA,
     vae: { patchSize: 8, latentDim: 4, dim: 16, depth: 1, numHeads: 2, steps: 3, batch: 4, lr: 2e-3 },
     sigmaKlWeight: 1e-2,
     gaussianKlWeight: 1e-4,
@@ -78,6 +97,7 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = {
    * The baseline's 1e-6 is LDM's weak KL weight.
    */
   small: {
+    data: CLASS_DATA,
     vae: { patchSize: 8, latentDim: 16, dim: 64, depth: 2, numHeads: 4, steps: 2000, batch: 32, lr: 2e-3 },
     sigmaKlWeight: 1e-4,
     gaussianKlWeight: 1e-6,
@@ -91,24 +111,47 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = {
   },
 };
 
-/** Image batch [B, 32, 32, 3] of items. */
-export function imageBatch(items: ShapeItem[]): tf.Tensor4D {
-  const buf = new Float32Array(items.length * IMAGE_SIZE * IMAGE_SIZE * 3);
-  items.forEach((it, i) => buf.set(it.image, i * IMAGE_SIZE * IMAGE_SIZE * 3));
-  return tf.tensor4d(buf, [items.length, IMAGE_SIZE, IMAGE_SIZE, 3]);
+/** The run's Shapes dataset for one split. */
+export function shapesData(p: ImagePreset, seed: number, split: 'train' | 'val' | 'test'): ShapesDataset {
+  return new ShapesDataset({ ...p.data, seed, split });
 }
 
-export function splitImages(t: tf.Tensor): Float32Array[] {
-  const d = t.dataSync() as Float32Array;
-  const n = IMAGE_SIZE * IMAGE_SIZE * 3;
-  return Array.from({ length: t.shape[0] as number }, (_, i) => d.slice(i * n, (i + 1) * n));
+/** Samples 0 .. n - 1 of a dataset. */
+export function samples(ds: ShapesDataset, n: number): ShapesSample[] {
+  return Array.from({ length: n }, (_, i) => ds.sample(i));
+}
+
+/** Image batch [B, S, S, 3] of samples. */
+export function imageBatch(items: readonly ShapesSample[], imageSize: number): tf.Tensor4D {
+  return imagesToTensor(
+    items.map((it) => it.image),
+    imageSize,
+  );
+}
+
+/** Class captions ("a red circle", "an orange cross") in label order: label = shape index * colours + colour index. */
+export function classCaptions(config: ShapesConfig): string[] {
+  return config.shapes.flatMap((s) => config.colours.map((c) => `${article(c)} ${c} ${s}`));
+}
+
+/** Class label of a one-object sample. */
+export function classLabel(config: ShapesConfig, it: ShapesSample): number {
+  const o = it.scene.objects[0];
+  if (!o || it.scene.objects.length !== 1)
+    throw new Error(`classLabel: expected a one-object scene, got ${it.scene.objects.length} objects (sample ${it.index})`);
+  return config.shapes.indexOf(o.shape) * config.colours.length + config.colours.indexOf(o.colour);
+}
+
+/** The caption naming every attribute of a sample's scene (the 'places' template when present). */
+export function fullCaption(it: ShapesSample): string {
+  return (it.captions.find((c) => c.template === 'places') ?? it.captions[0])?.text ?? it.caption;
 }
 
 export interface TokenizerReport {
   posterior: 'sigma' | 'gaussian';
   klWeight: number;
   recMse: number;
-  /** Analyzer accuracy (shape, colour, place) on reconstructions from the posterior mean. */
+  /** Generation score of reconstructions from the posterior mean against the full caption (count, shape, colour, size, cell). */
   recAccuracy: number;
   /** Per channel: mean posterior std (E|sigma| for the sigma-VAE) and std of mu across the data. */
   posteriorStd: number[];
@@ -131,10 +174,12 @@ export async function tokenizerStage(
   p: ImagePreset,
   posterior: 'sigma' | 'gaussian',
   dir: string,
-): Promise<{ vae: ImageVAE; report: TokenizerReport; items: ShapeItem[] }> {
+): Promise<{ vae: ImageVAE; report: TokenizerReport; items: ShapesSample[]; data: ShapesDataset }> {
   const klWeight = posterior === 'sigma' ? p.sigmaKlWeight : p.gaussianKlWeight;
-  const vae = new ImageVAE({ imageSize: IMAGE_SIZE, ...p.vae, posterior, klWeight, cSigma: 0.75, seed: ctx.seed });
-  const items = Array.from({ length: p.trainImages }, (_, i) => shapeItem(ctx.seed, i));
+  const data = shapesData(p, ctx.seed, 'train');
+  const S = data.config.imageSize;
+  const vae = new ImageVAE({ imageSize: S, ...p.vae, posterior, klWeight, cSigma: 0.75, seed: ctx.seed });
+  const items = samples(data, p.trainImages);
   await trainOrLoad(vae, dir, 'vae', { ...vae.config, steps: p.vae.steps, batch: p.vae.batch, images: p.trainImages }, () =>
     trainTokenizer(vae, {
       steps: p.vae.steps,
@@ -142,12 +187,16 @@ export async function tokenizerStage(
       seed: ctx.seed,
       name: `${posterior}/vae`,
       ctx,
-      batch: (rng) => imageBatch(Array.from({ length: p.vae.batch }, () => items[rng.int(0, items.length)]!)),
+      batch: (rng) =>
+        imageBatch(
+          Array.from({ length: p.vae.batch }, () => items[rng.int(0, items.length)]!),
+          S,
+        ),
     }),
   );
-  // measurements on held-out images
-  const held = Array.from({ length: Math.max(8, Math.min(256, p.refImages)) }, (_, i) => shapeItem(ctx.seed, 1_000_000 + i));
-  const x = imageBatch(held);
+  // measurements on the test split
+  const held = samples(shapesData(p, ctx.seed, 'test'), Math.max(8, Math.min(256, p.refImages)));
+  const x = imageBatch(held, S);
   const { mu, logvar, shape } = posteriorMeans(vae, x);
   const [B, N, C] = shape as [number, number, number];
   const muStd: number[] = [];
@@ -171,9 +220,13 @@ export async function tokenizerStage(
       return vae.decode(tf.tensor3d(mu, [B, N, C]).add(noise));
     });
     const mse = tf.tidy(() => recon.sub(x).square().mean().dataSync()[0] as number);
-    const imgs = splitImages(recon);
+    const imgs = tensorToImages(recon);
     recon.dispose();
-    return { radius, mse, accuracy: generationScore(imgs, held) };
+    const score = generationScore(
+      imgs.map((image, i) => ({ caption: fullCaption(held[i]!), image })),
+      data.config,
+    );
+    return { radius, mse, accuracy: score.overall };
   });
   x.dispose();
   const report: TokenizerReport = {
@@ -186,7 +239,7 @@ export async function tokenizerStage(
     robustness,
   };
   ctx.log(`${posterior} tokenizer: ${JSON.stringify(report)}`);
-  return { vae, report, items };
+  return { vae, report, items, data };
 }
 
 /** Trains class-conditional next-token diffusion on the tokenizer's sampled latents. */
@@ -194,20 +247,23 @@ async function lmStage(
   ctx: ExperimentContext,
   p: ImagePreset,
   vae: ImageVAE,
-  items: ShapeItem[],
+  items: ShapesSample[],
+  config: ShapesConfig,
   name: string,
   dir: string,
 ): Promise<{ model: LatentLM; cfg: LatentLMConfig; fit: { loss: number; lm: number; diff: number } }> {
   const C = vae.latentDim;
   const N = vae.numTokens;
   // vocabulary: classes, <NULL>, then <BOD> <EOD> <LAT> <PAD>
-  const NULL = NUM_CLASSES;
-  const cfg = withData(p.lm, { vocabSize: NUM_CLASSES + 1 + 4, latentDim: C, maxSeqLen: N + 3 });
+  const numClasses = classCaptions(config).length;
+  const NULL = numClasses;
+  const labels = items.map((it) => classLabel(config, it));
+  const cfg = withData(p.lm, { vocabSize: numClasses + 1 + 4, latentDim: C, maxSeqLen: N + 3 });
   const model = new LatentLM({ ...cfg.model, seed: ctx.seed });
   // posterior of every training image, once; z is re-sampled each step
   const post: { mu: Float32Array; logvar: Float32Array | null }[] = [];
   for (let i = 0; i < items.length; i += 256) {
-    const x = imageBatch(items.slice(i, i + 256));
+    const x = imageBatch(items.slice(i, i + 256), config.imageSize);
     const { mu, logvar } = posteriorMeans(vae, x);
     x.dispose();
     for (let k = 0; k < mu.length / (N * C); k++)
@@ -234,7 +290,7 @@ async function lmStage(
       batch: (rng) =>
         Array.from({ length: cfg.train.batchSize }, (): MixedSequence => {
           const i = rng.int(0, items.length);
-          const cls = rng.uniform() < cfg.diffusion.condDropout ? NULL : items[i]!.label;
+          const cls = rng.uniform() < cfg.diffusion.condDropout ? NULL : labels[i]!;
           return { tokens: [cls, bodId, ...Array(N).fill(latId), eodId], latents: sampleZ(i, rng).map((v) => (v + shift) * scale) };
         }),
     }),
@@ -242,21 +298,33 @@ async function lmStage(
   return { model, cfg, fit };
 }
 
-/** Generates `count` images (classes in turn) and scores them against the classes and real images. */
+/** Conv features (@mmlm/data) of `p.refImages` real images of the 'val' split: the Frechet reference. */
+function referenceFeatures(p: ImagePreset, seed: number): Float64Array[] {
+  const ds = shapesData(p, seed, 'val');
+  return imageFeatures(
+    samples(ds, p.refImages).map((s) => s.image),
+    { imageSize: ds.config.imageSize },
+  );
+}
+
+/** Generates `p.genImages` images (classes in turn) and scores them against the class captions and real images. */
 function evaluateGeneration(
-  ctx: ExperimentContext,
   p: ImagePreset,
   model: LatentLM,
   cfg: LatentLMConfig,
   vae: ImageVAE,
+  config: ShapesConfig,
+  ref: Float64Array[],
   o: { cfgScale: number; headSteps: number; seed: number; grid?: string },
 ): GenerationReport {
   const { bodId } = cfg.model;
-  const labels = Array.from({ length: p.genImages }, (_, i) => i % NUM_CLASSES);
+  const captions = classCaptions(config);
+  const numClasses = captions.length;
+  const labels = Array.from({ length: p.genImages }, (_, i) => i % numClasses);
   const t0 = performance.now();
   const res = generate(model, {
     prompts: labels.map((l) => ({ tokens: [l, bodId] })),
-    uncondPrompts: labels.map(() => ({ tokens: [NUM_CLASSES, bodId] })),
+    uncondPrompts: labels.map(() => ({ tokens: [numClasses, bodId] })),
     schedule: new NoiseSchedule({ numTrainTimesteps: cfg.diffusion.numTrainTimesteps }),
     headSteps: o.headSteps,
     cfgScale: o.cfgScale,
@@ -269,17 +337,19 @@ function evaluateGeneration(
   });
   const z = Float32Array.from(res.spans.flatMap((s) => Array.from(s[0]!)));
   const imgs = tf.tidy(() =>
-    splitImages(vae.decode(model.denormalizeLatents(tf.tensor3d(z, [labels.length, vae.numTokens, vae.latentDim])))),
+    tensorToImages(vae.decode(model.denormalizeLatents(tf.tensor3d(z, [labels.length, vae.numTokens, vae.latentDim])))),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const ref = Array.from({ length: p.refImages }, (_, i) => imageFeatures(shapeItem(ctx.seed, 2_000_000 + i).image));
-  const prompts = labels.map((l) => ({ shape: Math.floor(l / COLOUR_NAMES.length), colour: l % COLOUR_NAMES.length }));
-  if (o.grid) writeImageGrid(o.grid, imgs.slice(0, 48), IMAGE_SIZE, 12);
+  if (o.grid) writeImageGrid(o.grid, imgs.slice(0, 48), { size: config.imageSize, cols: 12, scale: 2 });
+  const score = generationScore(
+    imgs.map((image, i) => ({ caption: captions[labels[i]!]!, image })),
+    config,
+  );
   return {
     cfgScale: o.cfgScale,
     headSteps: o.headSteps,
-    score: generationScore(imgs, prompts),
-    fd: frechetDistance(imgs.map(imageFeatures), ref),
+    score: score.overall,
+    fd: frechetDistanceFromFeatures(ref, imageFeatures(imgs, { imageSize: config.imageSize })),
     secondsPerImage: seconds / labels.length,
   };
 }
@@ -291,10 +361,11 @@ interface CollapseResult {
 }
 
 async function collapseRun(ctx: ExperimentContext, p: ImagePreset, posterior: 'sigma' | 'gaussian', dir: string): Promise<CollapseResult> {
-  const { vae, report, items } = await tokenizerStage(ctx, p, posterior, dir);
-  const { model, cfg, fit } = await lmStage(ctx, p, vae, items, posterior, dir);
+  const { vae, report, items, data } = await tokenizerStage(ctx, p, posterior, dir);
+  const { model, cfg, fit } = await lmStage(ctx, p, vae, items, data.config, posterior, dir);
+  const ref = referenceFeatures(p, ctx.seed);
   const generation = p.cfgScales.map((w, k) =>
-    evaluateGeneration(ctx, p, model, cfg, vae, {
+    evaluateGeneration(p, model, cfg, vae, data.config, ref, {
       cfgScale: w,
       headSteps: cfg.diffusion.headSteps,
       seed: ctx.seed + 100 + k,
@@ -353,7 +424,7 @@ export const varianceCollapseExperiment: Experiment = {
       ),
       tables: [
         {
-          title: 'Tokenizers (held-out Shapes images)',
+          title: 'Tokenizers (Shapes test split, @mmlm/data)',
           columns: ['tokenizer', 'rec. MSE', 'rec. accuracy', 'posterior std per channel', 'std of mu per channel', 'mean noise / signal'],
           rows: (['sigma', 'gaussian'] as const).map((k) => {
             const t = runs[k].tokenizer;
@@ -385,7 +456,7 @@ export const varianceCollapseExperiment: Experiment = {
           rows: (['sigma', 'gaussian'] as const).flatMap((k) =>
             runs[k].generation.map((g) => [names[k], g.cfgScale, fmt(g.score), fmt(g.fd, 4), fmt(runs[k].lm.diff, 4)]),
           ),
-          note: 'Generation score: fraction of generated images whose analysed shape and colour match the class. Frechet distance on 4x4-pooled RGB features against held-out real images (lower is better).',
+          note: "Generation score (@mmlm/data generationScore): fraction of generated images whose analysed objects match the class caption (one object, its shape and colour). Frechet distance on @mmlm/data's conv features against real images of the val split (lower is better).",
         },
         {
           title: 'Paper (ImageNet 256, revision): FID by tokenizer',
@@ -428,11 +499,12 @@ export const headStepsExperiment: Experiment = {
     const p = IMAGE_PRESETS[ctx.preset];
     if (!p) throw new Error(`${this.id}: unknown preset "${ctx.preset}"`);
     const r = (await ctx.subrun('sigma-sweep', async (dir): Promise<HeadStepsResult> => {
-      const { vae, items } = await tokenizerStage(ctx, p, 'sigma', dir);
-      const { model, cfg, fit } = await lmStage(ctx, p, vae, items, 'sigma', dir);
+      const { vae, items, data } = await tokenizerStage(ctx, p, 'sigma', dir);
+      const { model, cfg, fit } = await lmStage(ctx, p, vae, items, data.config, 'sigma', dir);
+      const ref = referenceFeatures(p, ctx.seed);
       const w = p.cfgScales.includes(2) ? 2 : p.cfgScales[0]!;
       const generation = p.headSteps.map((s) =>
-        evaluateGeneration(ctx, p, model, cfg, vae, {
+        evaluateGeneration(p, model, cfg, vae, data.config, ref, {
           cfgScale: w,
           headSteps: s,
           seed: ctx.seed + 200,
