@@ -9,9 +9,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { currentBackend, initBackend } from '@mmlm/core';
+import { captionScore, generationScore, writeImageGrid } from '@mmlm/data';
+import { shapesData } from '../src/experiments/common.js';
 import { imageTokenArm } from '../src/experiments/index.js';
-import { writeImageGrid } from '../src/experiments/png.js';
-import { captionAccuracy, generationScore, shapesData } from '../src/experiments/shapes.js';
 
 await initBackend({ log: false });
 const dir = process.argv[2] ?? mkdtempSync(join(tmpdir(), 'liquid-arm-'));
@@ -59,8 +59,8 @@ const caps = await arm.caption(
   { seed: 0 },
 );
 const tCap = (performance.now() - t3) / 1000;
-writeImageGrid(join(dir, 'recon.png'), [...d.val.slice(0, 8).map((x) => x.image), ...rec.slice(0, 8)], S, 8, 6);
-writeImageGrid(join(dir, 'gen.png'), gen.images.slice(0, 16), S, 8, 6);
+writeImageGrid(join(dir, 'recon.png'), [...d.val.slice(0, 8).map((x) => x.image), ...rec.slice(0, 8)], { size: S, cols: 8, scale: 6 });
+writeImageGrid(join(dir, 'gen.png'), gen.images.slice(0, 16), { size: S, cols: 8, scale: 6 });
 let se = 0;
 d.val.forEach((x, i) => x.image.forEach((v, j) => (se += (v - rec[i]![j]!) ** 2)));
 console.log(
@@ -79,8 +79,11 @@ console.log(
       })(),
       loadAverage: (await import('node:os')).loadavg()[0],
       psnr: -10 * Math.log10(se / (32 * S * S * 3)),
-      standInGenerationScore: generationScore(gen.images, d.val, S).score,
-      standInCaptionAccuracy: captionAccuracy(caps, d.val),
+      generationScore: generationScore(
+        d.val.map((x, i) => ({ caption: x.caption, image: gen.images[i]! })),
+        d.config,
+      ).overall,
+      captionAccuracy: captionScore(caps.map((caption, i) => ({ caption, scene: d.val[i]!.scene }))).overall,
       captions: caps.slice(0, 4),
       params: arm.parameterCounts,
     },
@@ -90,6 +93,10 @@ console.log(
 );
 for (const s of scales) {
   const g = await arm.generate(data.evalCaptions, { seed: 0, cfgScale: s });
-  console.log(`cfg ${s}: stand-in generation score ${generationScore(g.images, d.val, S).score}`);
+  const score = generationScore(
+    d.val.map((x, i) => ({ caption: x.caption, image: g.images[i]! })),
+    d.config,
+  ).overall;
+  console.log(`cfg ${s}: generation score ${score}`);
 }
 arm.dispose();

@@ -6,7 +6,7 @@
  * Each entry is [name, tokenizer config overrides of the base (width 16, chMult [1, 1, 1], one block), lr].
  */
 import { initBackend, Rng, tf } from '@mmlm/core';
-import { shapesData } from '../src/experiments/shapes.js';
+import { shapesData } from '../src/experiments/common.js';
 import { imageTokenizerConfig, makeOptimizer, TrainPhaseSchema, tokenizerStats, tokenizerTrainStep, VQTokenizer } from '../src/index.js';
 
 await initBackend({ log: false });

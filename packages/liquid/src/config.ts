@@ -306,8 +306,8 @@ export const PRESETS = {
     },
   }),
   /**
-   * 2-core CPU reproductions in minutes: 16x16 images to 4x4 = 16 codes of K = 64 (the lab arm's
-   * width-16 VQGAN, trained once and shared by every experiment), a width-64 three-block LM.
+   * 2-core CPU reproductions in minutes: 16x16 images to 4x4 = 16 codes of K = 64 (a
+   * width-16 VQGAN with one block per level, trained once and shared by every experiment), a width-64 three-block LM.
    */
   small: liquidConfig({
     tokenizer: { imageSize: 16, ch: 16, chMult: [1, 1, 1], numResBlocks: 1, zChannels: 16, codeDim: 8, numCodes: 64, deadCodeSteps: 20 },

@@ -55,17 +55,17 @@ export const ARM_DEFAULT_CFG = 3;
 
 /**
  * The arm's tokenizer: 4x downsampling (a 16 px image is 4 x 4 = 16 codes), K = 64, a constant
- * width of 16 with one ResnetBlock per encoder level (two per decoder level, two mid blocks). At
- * the lab's quick budget (300 steps of 16 images) it reached 20.4 dB validation PSNR on 16 px
- * shapes, against 19.4 dB without the level blocks (half the time) and 21.2 dB with widths
- * [16, 32, 32] (twice the time, over the budget).
+ * width of 16, no ResnetBlock in the encoder levels (the two mid blocks remain, and one block per
+ * decoder level): the lab's quick budget (about 75 s per arm on 2 cores) leaves no room for more.
+ * One block per encoder level costs about twice the tokenizer time for about 1 dB more PSNR;
+ * `scripts/tokenizer-sweep.ts` compares such variants.
  */
 export function armTokenizerConfig(imageSize: number, seed: number): ImageTokenizerConfig {
   return imageTokenizerConfig({
     imageSize,
     ch: 16,
     chMult: [1, 1, 1],
-    numResBlocks: 1,
+    numResBlocks: 0,
     zChannels: 16,
     codeDim: 8,
     numCodes: 64,

@@ -5,12 +5,24 @@
  * this one); a text LM trained on the text; its vocabulary extended by K codes + `<boi>`, `<eoi>`,
  * `<unconditional>` (mean-resized rows); continued next-token training on a mix of text, T2I and
  * caption examples; and the evaluations (text perplexity, generation score and Frechet distance
- * through the analyzer, caption accuracy). Dataset and evaluator calls live in ./shapes.ts only.
+ * through @mmlm/data's ShapeAnalyzer, caption accuracy by its caption judge). Images and captions are
+ * @mmlm/data's ShapesDataset (train and val splits).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type ExperimentContext, Rng, type TransformerDecoder, tf } from '@mmlm/core';
-import { grammarCorpus, splitText, WordTokenizer } from '@mmlm/data';
+import {
+  captionScore,
+  frechetDistance,
+  generationScore,
+  grammarCorpus,
+  type Scene,
+  type ShapesConfig,
+  ShapesDataset,
+  splitText,
+  WordTokenizer,
+  writeImageGrid,
+} from '@mmlm/data';
 import { decodeCodesToImages, extractCodes, loadCodeCache, loadWeights, saveCodeCache, saveWeights, tokenizerStats } from '../codes.js';
 import { type Batch, drawKind, type Example, LiquidCollator } from '../collate.js';
 import {
@@ -27,16 +39,38 @@ import {
 import { buildLM, extendVocabulary, type LiquidVocab, liquidVocab, VQTokenizer } from '../model.js';
 import { captionImages, generateImageCodes, textLoss } from '../sample.js';
 import { lmTrainStep, makeOptimizer, tokenizerTrainStep } from '../train.js';
-import { writeImageGrid } from './png.js';
-import {
-  captionAccuracy,
-  generationScore,
-  imageFrechetDistance,
-  type ShapeItem,
-  type ShapesData,
-  shapesData,
-  type Verdict,
-} from './shapes.js';
+
+/** One Shapes image with its caption and scene. */
+export interface ShapeItem {
+  /** [S * S * 3], HWC, pixels in [0, 1]. */
+  image: Float32Array;
+  caption: string;
+  scene: Scene;
+}
+
+export interface ShapesData {
+  imageSize: number;
+  /** The dataset's resolved config (for the analyzer). */
+  config: ShapesConfig;
+  train: ShapeItem[];
+  val: ShapeItem[];
+}
+
+/** The first `train` / `val` items of @mmlm/data's Shapes train and val splits (one object at 16 px). */
+export function shapesData(o: { imageSize: number; train: number; val: number; seed: number }): ShapesData {
+  const split = (name: 'train' | 'val', n: number) => {
+    const ds = new ShapesDataset({ seed: o.seed, imageSize: o.imageSize, split: name });
+    return { ds, items: [...ds.iterate(0, n)].map((x) => ({ image: x.image, caption: x.caption, scene: x.scene })) };
+  };
+  const tr = split('train', o.train);
+  return { imageSize: o.imageSize, config: tr.ds.config, train: tr.items, val: split('val', o.val).items };
+}
+
+export interface Verdict {
+  ok: boolean;
+  /** What the analyzer read from the pixels, e.g. "small red circle (middle)". */
+  read: string;
+}
 
 export interface DataSizes {
   /** Image-caption pairs for training and validation. */
@@ -383,13 +417,20 @@ export function evalGeneration(
   const pix = decodeCodesToImages(tok.vq, flat);
   const S = prep.cfg.tokenizer.imageSize;
   const images = items.map((_, i) => pix.slice(i * S * S * 3, (i + 1) * S * S * 3));
-  const g = generationScore(images, items, S);
-  const fd = imageFrechetDistance(
+  const g = generationScore(
+    items.map((d, i) => ({ caption: d.caption, image: images[i] as Float32Array })),
+    prep.data.config,
+  );
+  const fd = frechetDistance(
     items.map((d) => d.image),
     images,
-    S,
+    { imageSize: S },
   );
-  return { score: g.score, fd, images, prompts: items.map((d) => d.caption), verdicts: g.verdicts };
+  const verdicts = g.pairs.map((p) => ({
+    ok: p.match.overall,
+    read: p.detected.length ? p.detected.map((o) => `${o.size} ${o.colour} ${o.shape}`).join(', ') : 'nothing detected',
+  }));
+  return { score: g.overall, fd, images, prompts: items.map((d) => d.caption), verdicts };
 }
 
 /** Greedy captions of the first n validation images (from the cached codes); accuracy by the caption parser. */
@@ -407,7 +448,7 @@ export function evalCaptions(
   for (let i = 0; i < codes.length; i += 32)
     for (const ids of captionImages(model, prep.vocab, codes.slice(i, i + 32), instruction, { maxNewTokens: 12 }))
       out.push(prep.tokenizer.decode(ids, { skipSpecial: true }));
-  return { accuracy: captionAccuracy(out, items), captions: out };
+  return { accuracy: captionScore(out.map((caption, i) => ({ caption, scene: (items[i] as ShapeItem).scene }))).overall, captions: out };
 }
 
 /** Perplexity of the validation text. */
@@ -418,7 +459,7 @@ export function evalTextPpl(model: TransformerDecoder, prep: Prepared): number {
 /** Write a sample grid PNG and return a markdown table of its cells (prompt, what the analyzer read, verdict). */
 export function sampleGrid(ctx: ExperimentContext, file: string, g: GenerationEval, S: number, count = 12, cols = 6): string {
   const n = Math.min(count, g.images.length);
-  writeImageGrid(join(ctx.outDir, file), g.images.slice(0, n), S, cols, Math.max(2, Math.round(96 / S)));
+  writeImageGrid(join(ctx.outDir, file), g.images.slice(0, n), { size: S, cols, scale: Math.max(2, Math.round(96 / S)) });
   const rows = Array.from(
     { length: n },
     (_, i) =>
