@@ -57,7 +57,8 @@ export const ARM_DEFAULT_CFG = 3;
  * The arm's tokenizer: 4x downsampling (a 16 px image is 4 x 4 = 16 codes), K = 64, a constant
  * width of 16, no ResnetBlock in the encoder levels (the two mid blocks remain, and one block per
  * decoder level): the lab's quick budget (about 75 s per arm on 2 cores) leaves no room for more.
- * One block per encoder level costs about twice the tokenizer time for about 1 dB more PSNR;
+ * One block per encoder level took about twice the tokenizer time for no better PSNR on 16 px
+ * Shapes (16.8 vs 16.9 dB at the quick budget, README);
  * `scripts/tokenizer-sweep.ts` compares such variants.
  */
 export function armTokenizerConfig(imageSize: number, seed: number): ImageTokenizerConfig {

@@ -53,7 +53,7 @@ export const initExperiment: Experiment = {
     tiny: { description: 'three 4-step runs with two evaluations each; checks the metrics, not the claim', expectedMinutes: 0.2 },
     small: {
       description: 'trained text LM (mean or random new rows) vs scratch, 600 steps each, generation score every 100 steps',
-      expectedMinutes: 25,
+      expectedMinutes: 9,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {

@@ -71,7 +71,7 @@ export const tradeoffExperiment: Experiment = {
     tiny: { description: 'three widths (16, 24, 32), one seed, 2 steps per run; checks the metrics, not the claim', expectedMinutes: 0.3 },
     small: {
       description: 'widths 32, 64, 128 (2 blocks), 2 seeds, text-only / image-only / mixed runs of 150 steps each from a 100-step text LM',
-      expectedMinutes: 26,
+      expectedMinutes: 7,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
