@@ -4,7 +4,7 @@
  * PNG figures. Re-running the same folder skips finished sub-runs (ctx.subrun) and a finished run.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { currentBackend, type Experiment, type ExperimentContext, type ExperimentResult, type Figure, initBackend, tf } from '@mmlm/core';

@@ -61,7 +61,8 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     captionFraction: 0.3,
   },
   small: {
-    description: '32 px, one object in a 3x3 grid, 4-layer 128-wide backbone, 1500 + 3000 steps per arm (time extrapolated from quick, not yet measured)',
+    description:
+      '32 px, one object in a 3x3 grid, 4-layer 128-wide backbone, 1500 + 3000 steps per arm (time extrapolated from quick, not yet measured)',
     expectedMinutes: 60,
     imageSize: 32,
     maxObjects: 1,

@@ -139,7 +139,7 @@ export class MultiHeadAttention extends Module {
       const heads = (t: tf.Tensor, n: number, len: number) => t.reshape([B, len, n, hs]).transpose([0, 2, 1, 3]); // [B, n, len, hs]
       if (this.isCross) {
         const ctx = call.context;
-        if (!ctx || ctx.rank !== 3 || ctx.shape[0] !== B)
+        if (ctx?.rank !== 3 || ctx.shape[0] !== B)
           throw new Error(
             `MultiHeadAttention: cross-attention needs context [${B}, S, ${this.kv!.inFeatures}], got ${ctx ? `[${ctx.shape}]` : 'none'}`,
           );
