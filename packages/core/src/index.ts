@@ -3,6 +3,7 @@
  */
 
 export * from './backend/init.js';
+export * from './config.js';
 export * from './experiment/index.js';
 export * from './io/index.js';
 export * from './lora/index.js';

@@ -1,45 +1,11 @@
 /**
- * Run one LatentLM experiment in-process and print its tables as markdown (until the lab CLI runs
- * it: `pnpm lab run <id> --preset small`).
- *   pnpm --filter @mmlm/latentlm repro latentlm.tts-frame-rate small [--out runs/x] [--seed 0]
+ * Run one @mmlm/latentlm experiment in-process and print its tables as markdown: the package's own
+ * runner, for when the lab app (`pnpm lab run <id> --preset small`, same experiment code, plus
+ * progress bars and an HTML report) is not installed.
+ *   pnpm --filter @mmlm/latentlm repro latentlm.tts-frame-rate [--out dir] [--seed n]
  */
-import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { currentBackend, initBackend, runExperimentInline, type Table } from '@mmlm/core';
+import { runExperimentCli } from '@mmlm/core';
 import { experiments } from '../src/experiments/index.js';
 
-const { positionals, values } = parseArgs({
-  allowPositionals: true,
-  options: { out: { type: 'string' }, seed: { type: 'string', default: '0' } },
-});
-const [id, presetName = 'small'] = positionals;
-const exp = experiments.find((e) => e.id === id);
-if (!exp) {
-  console.error(
-    `usage: repro <experiment-id> [tiny|small] [--out dir] [--seed n]; experiments: ${experiments.map((e) => e.id).join(', ')}`,
-  );
-  process.exit(2);
-}
-const seed = Number(values.seed);
-const outDir = resolve(values.out ?? join('runs', `${exp.id}-${presetName}-seed${seed}`));
-await initBackend();
-const t0 = performance.now();
-const result = await runExperimentInline(exp, { preset: presetName, seed, outDir, log: (line) => console.error(line) });
-const minutes = (performance.now() - t0) / 60000;
-writeFileSync(
-  join(outDir, 'result.json'),
-  JSON.stringify({ id: exp.id, preset: presetName, seed, backend: currentBackend()?.backend, minutes, ...result }, null, 2),
-);
-const md = (t: Table) =>
-  [
-    `**${t.title}**`,
-    '',
-    `| ${t.columns.join(' | ')} |`,
-    `|${t.columns.map(() => '---').join('|')}|`,
-    ...t.rows.map((r) => `| ${r.join(' | ')} |`),
-    '',
-    t.note ?? '',
-  ].join('\n');
-console.log((result.tables ?? []).map(md).join('\n\n'));
-console.log(`\n${result.summary ?? ''}\n\n(${minutes.toFixed(1)} min on ${currentBackend()?.backend})`);
+const { code } = await runExperimentCli(experiments, { name: '@mmlm/latentlm' });
+process.exitCode = code;

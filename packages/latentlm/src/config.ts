@@ -8,22 +8,8 @@
  * (LatentLM-L of the reference code; B / L / H in `PAPER_SIZES`, counted by `parameterCount`,
  * never instantiated in tests).
  */
+import { parseConfig } from '@mmlm/core';
 import { z } from 'zod';
-
-function parseOrThrow<S extends z.ZodType>(what: string, schema: S, input: unknown): z.infer<S> {
-  const r = schema.safeParse(input);
-  if (!r.success)
-    throw new Error(
-      `${what} config: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message} (got ${JSON.stringify(pathGet(input, i.path))})`).join('; ')}`,
-    );
-  return r.data;
-}
-
-function pathGet(obj: unknown, path: PropertyKey[]): unknown {
-  let o = obj as Record<PropertyKey, unknown> | undefined;
-  for (const k of path) o = o && typeof o === 'object' ? (o[k] as Record<PropertyKey, unknown>) : undefined;
-  return o;
-}
 
 export const ModelConfigSchema = z.object({
   /** Discrete vocabulary, special tokens included (ImageNet class-conditional: 1000 classes + the null class). */
@@ -119,7 +105,7 @@ export interface LatentLMConfig {
 
 /** Resolve the special token ids and check them against the vocabulary. */
 export function resolveModelConfig(input: ModelConfigInput = {}): ModelConfig {
-  const m = parseOrThrow('LatentLM model', ModelConfigSchema, input);
+  const m = parseConfig('LatentLM model', ModelConfigSchema, input);
   const V = m.vocabSize;
   const out: ModelConfig = {
     ...m,
@@ -143,7 +129,7 @@ export function resolveModelConfig(input: ModelConfigInput = {}): ModelConfig {
 
 /** Parse and validate a full config; errors name the field, the expectation and the value. */
 export function latentlmConfig(input: LatentLMConfigInput = {}): LatentLMConfig {
-  const c = parseOrThrow('LatentLM', LatentLMConfigSchema, input);
+  const c = parseConfig('LatentLM', LatentLMConfigSchema, input);
   return { model: resolveModelConfig(input.model ?? {}), diffusion: c.diffusion, train: c.train };
 }
 
@@ -209,7 +195,7 @@ export type ImageVaeConfigInput = z.input<typeof ImageVaeConfigSchema>;
 export type ImageVaeConfig = z.infer<typeof ImageVaeConfigSchema>;
 
 export function imageVaeConfig(input: ImageVaeConfigInput = {}): ImageVaeConfig {
-  const c = parseOrThrow('image VAE', ImageVaeConfigSchema, input);
+  const c = parseConfig('image VAE', ImageVaeConfigSchema, input);
   const bad: string[] = [];
   if (c.imageSize % c.patchSize !== 0) bad.push(`imageSize (${c.imageSize}) must be divisible by patchSize (${c.patchSize})`);
   if (c.dim % c.numHeads !== 0) bad.push(`dim (${c.dim}) must be divisible by numHeads (${c.numHeads})`);
@@ -246,7 +232,7 @@ export type SpeechVaeConfigInput = z.input<typeof SpeechVaeConfigSchema>;
 export type SpeechVaeConfig = z.infer<typeof SpeechVaeConfigSchema>;
 
 export function speechVaeConfig(input: SpeechVaeConfigInput = {}): SpeechVaeConfig {
-  const c = parseOrThrow('speech VAE', SpeechVaeConfigSchema, input);
+  const c = parseConfig('speech VAE', SpeechVaeConfigSchema, input);
   const bad: string[] = [];
   if ((c.nFft & (c.nFft - 1)) !== 0 || c.nFft < 8) bad.push(`nFft must be a power of two >= 8, got ${c.nFft}`);
   if (c.stftHop > c.nFft) bad.push(`stftHop (${c.stftHop}) must be <= nFft (${c.nFft})`);

@@ -8,22 +8,8 @@
  * (Liquid-7B: Gemma-7B with 256,000 text tokens + 8,192 image codes; counted by `parameterCount`,
  * never instantiated).
  */
+import { parseConfig } from '@mmlm/core';
 import { z } from 'zod';
-
-function parseOrThrow<S extends z.ZodType>(what: string, schema: S, input: unknown): z.infer<S> {
-  const r = schema.safeParse(input);
-  if (!r.success)
-    throw new Error(
-      `${what} config: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message} (got ${JSON.stringify(pathGet(input, i.path))})`).join('; ')}`,
-    );
-  return r.data;
-}
-
-function pathGet(obj: unknown, path: PropertyKey[]): unknown {
-  let o = obj as Record<PropertyKey, unknown> | undefined;
-  for (const k of path) o = o && typeof o === 'object' ? (o[k] as Record<PropertyKey, unknown>) : undefined;
-  return o;
-}
 
 /** The ten T2I instruction suffixes of `random_choice_t2iprompt_from_list` (train.py), verbatim. */
 export const T2I_SUFFIXES: readonly string[] = [
@@ -189,7 +175,7 @@ export type LiquidConfig = z.infer<typeof LiquidConfigSchema>;
 
 /** Parse and validate a full config; errors name the field, the expectation and the value. */
 export function liquidConfig(input: LiquidConfigInput = {}): LiquidConfig {
-  const c = parseOrThrow('Liquid', LiquidConfigSchema, input);
+  const c = parseConfig('Liquid', LiquidConfigSchema, input);
   validateTokenizerConfig(c.tokenizer);
   validateLMConfig(c.lm);
   const mixTotal = c.mix.text + c.mix.t2i + c.mix.i2t;
@@ -198,13 +184,13 @@ export function liquidConfig(input: LiquidConfigInput = {}): LiquidConfig {
 }
 
 export function imageTokenizerConfig(input: ImageTokenizerConfigInput = {}): ImageTokenizerConfig {
-  const c = parseOrThrow('Liquid image tokenizer', ImageTokenizerConfigSchema, input);
+  const c = parseConfig('Liquid image tokenizer', ImageTokenizerConfigSchema, input);
   validateTokenizerConfig(c);
   return c;
 }
 
 export function lmConfig(input: LMConfigInput = {}): LMConfig {
-  const c = parseOrThrow('Liquid LM', LMConfigSchema, input);
+  const c = parseConfig('Liquid LM', LMConfigSchema, input);
   validateLMConfig(c);
   return c;
 }

@@ -1,2 +1,3 @@
+export * from './cli.js';
 export * from './inline.js';
 export * from './types.js';

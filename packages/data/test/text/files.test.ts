@@ -48,7 +48,7 @@ describe('readTextFile', () => {
     expect(() => readTextFile('')).toThrow(/path must be a non-empty string/);
   });
 
-  it.skipIf(!hasShakespeare)('reads tinyshakespeare (skipped when /work/shared/data is absent)', () => {
+  it.skipIf(!hasShakespeare)('reads tinyshakespeare (skipped when ../shared/data beside the repository is absent)', () => {
     const text = readTextFile(SHAKESPEARE);
     expect(text.length).toBeGreaterThan(1_000_000);
     expect(text.startsWith('First Citizen:')).toBe(true);

@@ -1,0 +1,85 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type Experiment, parseConfig, runExperimentCli, tableToMarkdown } from '../../src/index.js';
+
+const toy: Experiment = {
+  id: 'toy.sum',
+  paper: 'Toy',
+  claim: 'adds',
+  presets: { tiny: { description: 'one', expectedMinutes: 0 }, small: { description: 'two', expectedMinutes: 0 } },
+  async run(ctx) {
+    const v = await ctx.subrun('part', async () => ({ x: ctx.seed + (ctx.preset === 'small' ? 2 : 1) }));
+    return {
+      metrics: { x: v.x },
+      tables: [{ title: 'T', columns: ['a', 'b|c'], rows: [[1, 'p|q']], note: 'n' }],
+      summary: `x = ${v.x}`,
+    };
+  },
+};
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { out, err, opts: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
+}
+
+describe('runExperimentCli', () => {
+  it('runs an experiment, writes result.json and prints markdown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-cli-'));
+    const c = capture();
+    const r = await runExperimentCli([toy], { name: 'toy', argv: ['toy.sum', 'small', '--seed', '3', '--out', dir], ...c.opts });
+    expect(r.code).toBe(0);
+    expect(r.result?.metrics.x).toBe(5);
+    const saved = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8'));
+    expect(saved).toMatchObject({ id: 'toy.sum', preset: 'small', seed: 3, metrics: { x: 5 } });
+    expect(existsSync(join(dir, 'result.json.tmp'))).toBe(false);
+    const text = c.out.join('\n');
+    expect(text).toContain('| a | b\\|c |');
+    expect(text).toContain('| 1 | p\\|q |');
+    expect(text).toContain('x = 5');
+  });
+
+  it('rejects bad arguments with exit code 2 and a message naming them', async () => {
+    const cases: [string[], RegExp][] = [
+      [[], /no experiment id given/],
+      [['nope'], /unknown experiment "nope"/],
+      [['toy.sum', 'huge'], /has no preset "huge"; expected one of tiny, small/],
+      [['toy.sum', 'tiny', '--seed', '1.5'], /--seed must be a non-negative integer, got "1.5"/],
+      [['toy.sum', '--bogus'], /Unknown option '--bogus'/],
+    ];
+    for (const [argv, re] of cases) {
+      const c = capture();
+      const r = await runExperimentCli([toy], { name: 'toy', argv, ...c.opts });
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(c.err.join('\n')).toMatch(re);
+    }
+  });
+
+  it('tableToMarkdown omits an absent note', () => {
+    expect(tableToMarkdown({ title: 'A', columns: ['x'], rows: [[1]] })).toBe('**A**\n\n| x |\n| --- |\n| 1 |');
+  });
+});
+
+describe('parseConfig', () => {
+  // A hand-written schema with zod's safeParse result shape (core does not depend on zod).
+  const schema = {
+    safeParse(input: unknown) {
+      const o = input as { a?: { b?: unknown }; c?: unknown };
+      const issues = [];
+      if (typeof o.a?.b !== 'number') issues.push({ path: ['a', 'b'], message: 'expected number' });
+      if (o.c !== undefined && o.c !== 'x') issues.push({ path: ['c'], message: 'expected "x"' });
+      return issues.length ? ({ success: false, error: { issues } } as const) : ({ success: true, data: { b: o.a!.b as number } } as const);
+    },
+  };
+  it('returns the parsed value', () => {
+    expect(parseConfig('Toy', schema, { a: { b: 2 } })).toEqual({ b: 2 });
+  });
+  it('names every bad field, the expectation and the value', () => {
+    expect(() => parseConfig('Toy', schema, { a: { b: 'two' }, c: 5 })).toThrow(
+      'Toy config: a.b: expected number (got "two"); c: expected "x" (got 5)',
+    );
+    expect(() => parseConfig('Toy', schema, {})).toThrow('Toy config: a.b: expected number (got undefined)');
+  });
+});
