@@ -7,6 +7,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { markdownText } from '@mmlm/core';
 import { findRuns, tableMarkdown } from './report.js';
 import type { RunRecord } from './runner.js';
 import { writeAtomic } from './util.js';
@@ -27,7 +28,7 @@ function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): 
   const out = [
     `### ${r.experiment.id}, preset \`${r.preset}\`${r.dataPath ? `, data \`${basename(r.dataPath)}\`` : ''}`,
     '',
-    `*Claim tested:* ${r.experiment.claim}`,
+    `*Claim tested:* ${markdownText(r.experiment.claim)}`,
     '',
     `Backend \`${r.backend}\`, seed ${r.seed}, ${r.wallTimeSec.toFixed(0)} s on ${r.machine.cores} × ${r.machine.cpu}, git ${r.gitRevision}, ${r.startedAt.slice(0, 10)}. Reproduce:`,
     '',
@@ -36,14 +37,14 @@ function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): 
     '```',
     '',
   ];
-  if (res.summary) out.push(res.summary, '');
+  if (res.summary) out.push(markdownText(res.summary), '');
   for (const t of res.tables ?? []) out.push(tableMarkdown(t), '');
   for (const f of res.figures ?? []) {
     const src = join(dir, f.path);
     if (!existsSync(src)) continue;
     const name = `${tag}-${f.path.replace(/[^\w.-]+/g, '_')}`;
     copyFileSync(src, join(imgDir, name));
-    out.push(`![${f.title}](${imgRel}/${name})`, '', f.caption ? `*${f.caption}*` : '', '');
+    out.push(`![${f.title}](${imgRel}/${name})`, '', f.caption ? `*${markdownText(f.caption)}*` : '', '');
   }
   return out.join('\n');
 }

@@ -1,30 +1,18 @@
 /** Reports: report.md per run, and a static index.html over every run under a folder. */
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { Table } from '@mmlm/core';
+import { formatCell, markdownText, type Table, tableToMarkdown } from '@mmlm/core';
 import type { RunRecord } from './runner.js';
 
-function cell(v: string | number | boolean | null | undefined): string {
-  if (v === null || v === undefined) return '—';
-  if (typeof v === 'number')
-    return Number.isInteger(v) ? String(v) : Math.abs(v) >= 1000 || Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
-  return String(v);
-}
-
-export function tableMarkdown(t: Table): string {
-  const esc = (s: string) => s.replace(/\|/g, '\\|');
-  const lines = [`**${t.title}**`, '', `| ${t.columns.map(esc).join(' | ')} |`, `| ${t.columns.map(() => '---').join(' | ')} |`];
-  for (const r of t.rows) lines.push(`| ${r.map((v) => esc(cell(v))).join(' | ')} |`);
-  if (t.note) lines.push('', t.note);
-  return lines.join('\n');
-}
+/** Markdown of a result table: core's `tableToMarkdown` (numbers to 4 significant digits, `|` and `<` escaped). */
+export const tableMarkdown = tableToMarkdown;
 
 export function renderReportMarkdown(r: RunRecord): string {
   const res = r.result;
   const out = [
     `# ${r.experiment.id} (${r.experiment.paper})`,
     '',
-    `**Claim.** ${r.experiment.claim}`,
+    `**Claim.** ${markdownText(r.experiment.claim)}`,
     '',
     `Preset \`${r.preset}\`, seed ${r.seed}, backend \`${r.backend}\`, ${r.wallTimeSec.toFixed(1)} s on ${r.machine.cores} × ${r.machine.cpu}; git ${r.gitRevision}, ${r.startedAt}.`,
     '',
@@ -35,7 +23,7 @@ export function renderReportMarkdown(r: RunRecord): string {
     '```',
     '',
   ];
-  if (res.summary) out.push('## Summary', '', res.summary, '');
+  if (res.summary) out.push('## Summary', '', markdownText(res.summary), '');
   const metrics = Object.entries(res.metrics);
   if (metrics.length)
     out.push(
@@ -47,7 +35,7 @@ export function renderReportMarkdown(r: RunRecord): string {
   for (const t of res.tables ?? []) out.push(tableMarkdown(t), '');
   if (res.figures?.length) {
     out.push('## Figures', '');
-    for (const f of res.figures) out.push(`![${f.title}](${f.path})`, '', f.caption ? `*${f.caption}*` : '', '');
+    for (const f of res.figures) out.push(`![${f.title}](${f.path})`, '', f.caption ? `*${markdownText(f.caption)}*` : '', '');
   }
   out.push(
     '## Versions',
@@ -84,7 +72,7 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 
 function tableHtml(t: Table): string {
   const head = t.columns.map((c) => `<th>${esc(c)}</th>`).join('');
-  const body = t.rows.map((r) => `<tr>${r.map((v) => `<td>${esc(cell(v))}</td>`).join('')}</tr>`).join('\n');
+  const body = t.rows.map((r) => `<tr>${r.map((v) => `<td>${esc(formatCell(v))}</td>`).join('')}</tr>`).join('\n');
   return `<table class="data"><caption>${esc(t.title)}</caption><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>${
     t.note ? `<p class="note">${esc(t.note)}</p>` : ''
   }`;

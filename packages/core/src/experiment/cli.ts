@@ -26,16 +26,35 @@ export interface ExperimentCliOptions {
   err?: (line: string) => void;
 }
 
+/**
+ * Text for markdown outside code: `<` outside backtick spans becomes `&lt;`, so token names such as
+ * <BOD> / <EOD> are shown instead of being swallowed as HTML tags.
+ */
+export function markdownText(s: string): string {
+  return s
+    .split(/(`[^`]*`)/)
+    .map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, '&lt;')))
+    .join('');
+}
+
+/** A table cell: null as an em dash, integers as they are, other numbers to 4 significant digits. */
+export function formatCell(v: string | number | boolean | null | undefined): string {
+  if (v === null || v === undefined) return '—';
+  if (typeof v === 'number')
+    return Number.isInteger(v) ? String(v) : Math.abs(v) >= 1000 || Math.abs(v) < 1e-3 ? v.toExponential(3) : v.toPrecision(4);
+  return String(v);
+}
+
 /** Markdown for one result table (a bold title, the table, its note). */
 export function tableToMarkdown(t: Table): string {
-  const cell = (v: unknown) => String(v).replace(/\|/g, '\\|');
+  const cell = (v: string | number | boolean | null | undefined) => markdownText(formatCell(v)).replace(/\|/g, '\\|');
   return [
-    `**${t.title}**`,
+    `**${markdownText(t.title)}**`,
     '',
     `| ${t.columns.map(cell).join(' | ')} |`,
     `| ${t.columns.map(() => '---').join(' | ')} |`,
     ...t.rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
-    ...(t.note ? ['', t.note] : []),
+    ...(t.note ? ['', markdownText(t.note)] : []),
   ].join('\n');
 }
 
@@ -98,7 +117,7 @@ export async function runExperimentCli(
   writeFileSync(`${file}.tmp`, JSON.stringify({ id: exp.id, preset, seed, backend, minutes, cpuMinutes, ...result }, null, 2));
   renameSync(`${file}.tmp`, file);
   for (const t of result.tables ?? []) out(`\n${tableToMarkdown(t)}`);
-  if (result.summary) out(`\n${result.summary}`);
+  if (result.summary) out(`\n${markdownText(result.summary)}`);
   out(
     `\n(${exp.id} ${preset}, seed ${seed}, backend ${backend}, ${minutes.toFixed(1)} min wall, ${cpuMinutes.toFixed(1)} min CPU; output in ${outDir})`,
   );

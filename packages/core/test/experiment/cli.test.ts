@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Experiment, parseConfig, runExperimentCli, tableToMarkdown } from '../../src/index.js';
+import { type Experiment, formatCell, markdownText, parseConfig, runExperimentCli, tableToMarkdown } from '../../src/index.js';
 
 const toy: Experiment = {
   id: 'toy.sum',
@@ -55,6 +55,22 @@ describe('runExperimentCli', () => {
       expect(r.code, argv.join(' ')).toBe(2);
       expect(c.err.join('\n')).toMatch(re);
     }
+  });
+
+  it('markdownText escapes < outside code spans only; formatCell rounds to 4 significant digits', () => {
+    expect(markdownText('ends at <EOD>, see `<EOD>` and a < b')).toBe('ends at &lt;EOD>, see `<EOD>` and a &lt; b');
+    expect(markdownText(markdownText('<BOD>'))).toBe('&lt;BOD>');
+    expect([0.30472034650544316, 12, 1234.5, 0.0001234, null, 'x'].map(formatCell)).toEqual([
+      '0.3047',
+      '12',
+      '1.235e+3',
+      '1.234e-4',
+      '—',
+      'x',
+    ]);
+    expect(tableToMarkdown({ title: 'T <x>', columns: ['forced <EOD>'], rows: [[0.5]], note: 'plus <EOD>' })).toBe(
+      '**T &lt;x>**\n\n| forced &lt;EOD> |\n| --- |\n| 0.5000 |\n\nplus &lt;EOD>',
+    );
   });
 
   it('tableToMarkdown omits an absent note', () => {

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSafetensors, type ExperimentContext, Rng, saveSafetensors, type Table, TransformerDecoder, tf } from '@mmlm/core';
+import { decodeSafetensors, type ExperimentContext, Rng, saveSafetensors, TransformerDecoder, tableToMarkdown, tf } from '@mmlm/core';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
 import { type MaskConfig, type MaskLLMConfig, type MaskTrainConfig, preset } from '../config.js';
 import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
@@ -325,9 +325,5 @@ export function fmt(x: number | null | undefined, digits = 3): string | null {
   return x.toFixed(digits);
 }
 
-/** Markdown of a table (for summaries and the README). */
-export function tableMarkdown(t: Table): string {
-  const head = `| ${t.columns.join(' | ')} |\n|${t.columns.map(() => '---').join('|')}|`;
-  const rows = t.rows.map((r) => `| ${r.map((v) => (v === null ? '–' : String(v))).join(' | ')} |`);
-  return [`**${t.title}**`, '', head, ...rows, ...(t.note ? ['', t.note] : [])].join('\n');
-}
+/** Markdown of a table (for summaries and the README): core's `tableToMarkdown`. */
+export const tableMarkdown = tableToMarkdown;
