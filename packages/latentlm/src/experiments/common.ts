@@ -178,6 +178,35 @@ export function withData(cfg: LatentLMConfig, o: { vocabSize: number; latentDim:
   return c;
 }
 
+/** A preset's LatentLM: `base` with the experiment's backbone size, training recipe and sampler settings. */
+export function sizedConfig(
+  base: LatentLMConfig,
+  o: {
+    dim: number;
+    numLayers: number;
+    numHeads: number;
+    /** Head depth (default: the base preset's). */
+    diffusionDepth?: number;
+    steps: number;
+    batchSize: number;
+    lr: number;
+    headSteps: number;
+    cfgScale: number;
+  },
+): LatentLMConfig {
+  const c = structuredClone(base);
+  c.model = {
+    ...c.model,
+    dim: o.dim,
+    numLayers: o.numLayers,
+    numHeads: o.numHeads,
+    diffusionDepth: o.diffusionDepth ?? c.model.diffusionDepth,
+  };
+  c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr };
+  c.diffusion = { ...c.diffusion, headSteps: o.headSteps, cfgScale: o.cfgScale };
+  return c;
+}
+
 export function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
 }

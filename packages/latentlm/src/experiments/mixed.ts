@@ -33,7 +33,7 @@ import { LatentLM } from '../model.js';
 import { generate } from '../sample.js';
 import { NoiseSchedule } from '../schedule.js';
 import { buildMixedBatch, IGNORE_INDEX, latentLMLoss, type MixedSequence } from '../train.js';
-import { fmt, mean, posteriorMeans, standardiseFrom, trainingKey, trainLatentLM, trainOrLoad } from './common.js';
+import { fmt, mean, posteriorMeans, sizedConfig, standardiseFrom, trainingKey, trainLatentLM, trainOrLoad } from './common.js';
 import { IMAGE_PRESETS, type ImagePreset, imageBatch, samples, shapesData, tokenizerStage } from './images.js';
 
 interface MixedPreset {
@@ -47,30 +47,10 @@ interface MixedPreset {
   textOnlyBaseline: boolean;
 }
 
-function lm(
-  base: LatentLMConfig,
-  o: {
-    dim: number;
-    numLayers: number;
-    numHeads: number;
-    steps: number;
-    batchSize: number;
-    lr: number;
-    headSteps: number;
-    cfgScale: number;
-  },
-): LatentLMConfig {
-  const c = structuredClone(base);
-  c.model = { ...c.model, dim: o.dim, numLayers: o.numLayers, numHeads: o.numHeads };
-  c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr };
-  c.diffusion = { ...c.diffusion, headSteps: o.headSteps, cfgScale: o.cfgScale };
-  return c;
-}
-
 export const MIXED_PRESETS: Record<string, MixedPreset> = {
   tiny: {
     image: IMAGE_PRESETS.tiny!,
-    lm: lm(PRESETS.tiny, { dim: 32, numLayers: 1, numHeads: 2, steps: 3, batchSize: 4, lr: 1e-3, headSteps: 2, cfgScale: 2 }),
+    lm: sizedConfig(PRESETS.tiny, { dim: 32, numLayers: 1, numHeads: 2, steps: 3, batchSize: 4, lr: 1e-3, headSteps: 2, cfgScale: 2 }),
     textLines: 50,
     maxTextTokens: 24,
     evalText: 4,
@@ -79,7 +59,16 @@ export const MIXED_PRESETS: Record<string, MixedPreset> = {
   },
   small: {
     image: IMAGE_PRESETS.small!,
-    lm: lm(PRESETS.small, { dim: 96, numLayers: 3, numHeads: 4, steps: 3000, batchSize: 32, lr: 1e-3, headSteps: 10, cfgScale: 2 }),
+    lm: sizedConfig(PRESETS.small, {
+      dim: 96,
+      numLayers: 3,
+      numHeads: 4,
+      steps: 3000,
+      batchSize: 32,
+      lr: 1e-3,
+      headSteps: 10,
+      cfgScale: 2,
+    }),
     textLines: 20000,
     maxTextTokens: 32,
     evalText: 500,

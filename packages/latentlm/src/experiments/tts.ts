@@ -24,7 +24,18 @@ import { generate } from '../sample.js';
 import { NoiseSchedule } from '../schedule.js';
 import type { MixedSequence } from '../train.js';
 import { SpeechVAE } from '../vae.js';
-import { fmt, mean, posteriorMeans, standardiseFrom, trainingKey, trainLatentLM, trainOrLoad, trainTokenizer, withData } from './common.js';
+import {
+  fmt,
+  mean,
+  posteriorMeans,
+  sizedConfig,
+  standardiseFrom,
+  trainingKey,
+  trainLatentLM,
+  trainOrLoad,
+  trainTokenizer,
+  withData,
+} from './common.js';
 
 interface RateSpec {
   strides: number[];
@@ -47,26 +58,6 @@ interface TtsPreset {
 
 const SR = 8000;
 
-function lmConfig(
-  base: LatentLMConfig,
-  over: {
-    dim: number;
-    numLayers: number;
-    numHeads: number;
-    steps: number;
-    batchSize: number;
-    lr: number;
-    headSteps: number;
-    cfgScale: number;
-  },
-): LatentLMConfig {
-  const c = structuredClone(base);
-  c.model = { ...c.model, dim: over.dim, numLayers: over.numLayers, numHeads: over.numHeads, diffusionDepth: 3 };
-  c.train = { ...c.train, steps: over.steps, batchSize: over.batchSize, lr: over.lr };
-  c.diffusion = { ...c.diffusion, headSteps: over.headSteps, cfgScale: over.cfgScale };
-  return c;
-}
-
 export const TTS_PRESETS: Record<string, TtsPreset> = {
   tiny: {
     rates: [
@@ -79,7 +70,17 @@ export const TTS_PRESETS: Record<string, TtsPreset> = {
     vaeSteps: 3,
     vaeBatch: 2,
     vaeChannels: 8,
-    lm: lmConfig(PRESETS.tiny, { dim: 32, numLayers: 1, numHeads: 2, steps: 3, batchSize: 2, lr: 1e-3, headSteps: 2, cfgScale: 2 }),
+    lm: sizedConfig(PRESETS.tiny, {
+      dim: 32,
+      numLayers: 1,
+      numHeads: 2,
+      diffusionDepth: 3,
+      steps: 3,
+      batchSize: 2,
+      lr: 1e-3,
+      headSteps: 2,
+      cfgScale: 2,
+    }),
     glIters: 2,
     examples: 1,
   },
@@ -95,7 +96,17 @@ export const TTS_PRESETS: Record<string, TtsPreset> = {
     vaeSteps: 800,
     vaeBatch: 16,
     vaeChannels: 64,
-    lm: lmConfig(PRESETS.small, { dim: 96, numLayers: 3, numHeads: 4, steps: 1200, batchSize: 12, lr: 1e-3, headSteps: 10, cfgScale: 3 }),
+    lm: sizedConfig(PRESETS.small, {
+      dim: 96,
+      numLayers: 3,
+      numHeads: 4,
+      diffusionDepth: 3,
+      steps: 1200,
+      batchSize: 12,
+      lr: 1e-3,
+      headSteps: 10,
+      cfgScale: 3,
+    }),
     glIters: 32,
     examples: 3,
   },
