@@ -14,10 +14,9 @@ import {
   evalTextPpl,
   fmt,
   loadUnified,
-  prepare,
   sampleGrid,
+  setupStages,
   textStage,
-  tokenizerStage,
   unifiedStage,
 } from './common.js';
 
@@ -57,11 +56,7 @@ export const cfgSweepExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const name = ctx.preset === 'small' ? 'small' : 'tiny';
-    const st = SETTINGS[name];
-    const prep = prepare(name, st.sizes, ctx.seed);
-    const cfg = prep.cfg;
-    const tok = await tokenizerStage(ctx, prep);
+    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
     const text = await textStage(ctx, prep, 'base', cfg.lm, cfg.train.text, ctx.seed);
     const uni = await unifiedStage(ctx, prep, tok, {
       tag: 'mix',

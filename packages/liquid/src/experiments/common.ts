@@ -259,6 +259,20 @@ export class MixSampler {
 // ---------------------------------------------------------------------------------------------
 // Language-model stages
 
+/**
+ * The start every Liquid experiment shares: its settings for the preset (`small`, else `tiny`; the
+ * runner has already rejected unknown presets), the data and config, and the trained VQ tokenizer.
+ */
+export async function setupStages<S extends { sizes: DataSizes }>(
+  ctx: ExperimentContext,
+  settings: Record<'tiny' | 'small', S>,
+): Promise<{ st: S; prep: Prepared; cfg: Prepared['cfg']; tok: TokenizerStage }> {
+  const name = ctx.preset === 'small' ? 'small' : 'tiny';
+  const st = settings[name];
+  const prep = prepare(name, st.sizes, ctx.seed);
+  return { st, prep, cfg: prep.cfg, tok: await tokenizerStage(ctx, prep) };
+}
+
 export interface TextStageResult {
   path: string;
   /** Validation text loss (nats per token). */

@@ -7,7 +7,7 @@
  * training and the steps each run needs to reach a target score, and the text perplexity retained.
  */
 import type { Experiment, ExperimentContext, ExperimentResult } from '@mmlm/core';
-import { type DataSizes, fmt, prepare, textStage, tokenizerStage, type UnifiedResult, unifiedStage } from './common.js';
+import { type DataSizes, fmt, setupStages, textStage, type UnifiedResult, unifiedStage } from './common.js';
 
 interface Settings {
   sizes: DataSizes;
@@ -57,11 +57,7 @@ export const initExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const name = ctx.preset === 'small' ? 'small' : 'tiny';
-    const st = SETTINGS[name];
-    const prep = prepare(name, st.sizes, ctx.seed);
-    const cfg = prep.cfg;
-    const tok = await tokenizerStage(ctx, prep);
+    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
     const text = await textStage(ctx, prep, 'base', cfg.lm, cfg.train.text, ctx.seed);
     const results: Record<string, UnifiedResult> = {};
     for (const a of ARMS)

@@ -16,9 +16,8 @@ import {
   fmt,
   loadUnified,
   meanStd,
-  prepare,
+  setupStages,
   textStage,
-  tokenizerStage,
   unifiedStage,
 } from './common.js';
 
@@ -73,11 +72,7 @@ export const synergyExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const name = ctx.preset === 'small' ? 'small' : 'tiny';
-    const st = SETTINGS[name];
-    const prep = prepare(name, st.sizes, ctx.seed);
-    const cfg = prep.cfg;
-    const tok = await tokenizerStage(ctx, prep);
+    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
     const metrics: Record<string, number> = {};
     const per: Record<string, { score: number[]; fd: number[]; cap: number[]; ppl: number[] }> = {};
     for (const seed of st.seeds.map((s) => s + ctx.seed)) {

@@ -10,7 +10,7 @@
 import type { Experiment, ExperimentContext, ExperimentResult } from '@mmlm/core';
 import type { LMConfig, Mix } from '../config.js';
 import { parameterCount } from '../config.js';
-import { type DataSizes, evalGeneration, fmt, loadUnified, meanStd, prepare, textStage, tokenizerStage, unifiedStage } from './common.js';
+import { type DataSizes, evalGeneration, fmt, loadUnified, meanStd, setupStages, textStage, unifiedStage } from './common.js';
 
 interface Settings {
   sizes: DataSizes;
@@ -75,11 +75,7 @@ export const tradeoffExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const name = ctx.preset === 'small' ? 'small' : 'tiny';
-    const st = SETTINGS[name];
-    const prep = prepare(name, st.sizes, ctx.seed);
-    const cfg = prep.cfg;
-    const tok = await tokenizerStage(ctx, prep);
+    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
     const metrics: Record<string, number> = {};
     const rows: (string | number)[][] = [];
     const gaps: { width: number; text: number; gen: number }[] = [];
