@@ -5,22 +5,16 @@
  *  - `index`: the candidate index per group of M, ceil(log2 C(M,N)) bits (3 bits for 2:4: 0.75 bits
  *    per weight), LSB-first;
  *  - `bitmask`: one bit per weight, MSB-first within a byte (np.packbits' default order).
- * The container is @mmlm/core's safetensors (whose writer has F32, I32 and BOOL): each layer's
- * bit stream is stored as little-endian int32 words, so the file bytes are the packed stream itself
- * (padded to a multiple of 4 bytes), and the layer shapes, N:M and the encoding are in the metadata.
+ * The container is @mmlm/core's safetensors: each layer's bit stream is a U8 tensor of the packed
+ * bytes (as numpy's packbits output would be saved), and the layer shapes, N:M and the encoding are
+ * in the metadata. Files from earlier versions, which stored the stream as little-endian int32 words
+ * (padded to a multiple of 4 bytes), are still read.
  */
 import { readFileSync } from 'node:fs';
 import { encodeSafetensorsHost, parseSafetensors, type TransformerDecoder, writeFileAtomic } from '@mmlm/core';
 import { binomial } from './config.js';
 import { applyMasks, blockLinears, candidateMasks, validateNM } from './model.js';
 import { packBits, unpackBits } from './sparse.js';
-
-/** A byte stream as int32 words (little-endian, zero-padded to a multiple of 4 bytes). */
-function bytesToWords(bytes: Uint8Array): Int32Array {
-  const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
-  padded.set(bytes);
-  return new Int32Array(padded.buffer);
-}
 
 /** The first `count` bytes of int32 words. */
 function wordsToBytes(words: Int32Array, count: number, what: string): Uint8Array {
@@ -115,8 +109,7 @@ export function encodeMaskFile(file: MaskFile): Uint8Array {
       throw new Error(`encodeMaskFile: mask of ${path} has ${mask.length} entries, expected ${shape[0] * shape[1]} ([${shape}])`);
     if (shape[1] % m !== 0) throw new Error(`encodeMaskFile: layer ${path} input dimension ${shape[1]} is not divisible by M=${m}`);
     const data = encoding === 'index' ? packBits(maskToIndices(mask, n, m, `encodeMaskFile(${path})`), indexBits(n, m)) : packbitsBig(mask);
-    const words = bytesToWords(data);
-    tensors[`${path}.mask`] = { dtype: 'I32', shape: [words.length], data: words };
+    tensors[`${path}.mask`] = { dtype: 'U8', shape: [data.length], data };
     shapes[path] = shape;
   }
   return encodeSafetensorsHost(tensors, { format: MASK_FORMAT, n: String(n), m: String(m), encoding, shapes: JSON.stringify(shapes) });
@@ -128,8 +121,8 @@ export function indexBits(n: number, m: number): number {
 }
 
 /**
- * Parse a mask file written by encodeMaskFile (a layer's stream may also be a U8 tensor of the
- * packed bytes, as numpy writes them). `source` names the file in errors.
+ * Parse a mask file written by encodeMaskFile (U8 streams) or by earlier versions (the same stream
+ * as little-endian int32 words, zero-padded to 4 bytes). `source` names the file in errors.
  */
 export function decodeMaskFile(bytes: Uint8Array, source = 'mask file'): MaskFile {
   const { entries, metadata } = parseSafetensors(bytes, source);

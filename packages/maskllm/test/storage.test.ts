@@ -33,11 +33,11 @@ function handWrittenU8(name: string, data: Uint8Array, metadata: Record<string, 
   return out;
 }
 
-/** The packed bytes of one layer's stream as stored in a mask file (int32 words, little-endian). */
+/** The packed bytes of one layer's stream as stored in a mask file (a U8 tensor). */
 function streamBytes(file: Uint8Array, name: string): Uint8Array {
   const e = parseSafetensors(file).entries.find((x) => x.name === name)!;
-  expect(e.dtype).toBe('I32');
-  return new Uint8Array(e.data.buffer, e.data.byteOffset, e.data.byteLength);
+  expect(e.dtype).toBe('U8');
+  return Uint8Array.from(e.data);
 }
 
 describe('mask storage', () => {
@@ -75,17 +75,29 @@ describe('mask storage', () => {
       ['blocks.0.mlp.fc1', { shape: [4, 16] as [number, number], mask: new Uint8Array(64).map((_, i) => (i % 4 < 2 ? 1 : 0)) }],
     ]);
     const idx = streamBytes(encodeMaskFile({ n: 2, m: 4, encoding: 'index', layers }), 'blocks.0.mlp.fc1.mask');
-    expect(idx.length).toBe(8); // 16 groups x 3 bits = 6 bytes, padded to 2 int32 words
-    expect(Array.from(idx)).toEqual(new Array(8).fill(0)); // every group is candidate 0 (1100)
+    expect(idx.length).toBe(6); // 16 groups x 3 bits = 6 bytes
+    expect(Array.from(idx)).toEqual(new Array(6).fill(0)); // every group is candidate 0 (1100)
     const mixed = new Map([['l', { shape: [1, 8] as [number, number], mask: new Uint8Array([0, 0, 1, 1, 1, 0, 1, 0]) }]]);
     // candidates 5 (0011) and 1 (1010), 3 bits each LSB-first: 101 then 100 -> bits 0..5 = 1,0,1,1,0,0 -> 0b001101
-    expect(Array.from(streamBytes(encodeMaskFile({ n: 2, m: 4, encoding: 'index', layers: mixed }), 'l.mask'))).toEqual([
-      0b001101, 0, 0, 0,
-    ]);
+    expect(Array.from(streamBytes(encodeMaskFile({ n: 2, m: 4, encoding: 'index', layers: mixed }), 'l.mask'))).toEqual([0b001101]);
     const bm = streamBytes(encodeMaskFile({ n: 2, m: 4, encoding: 'bitmask', layers }), 'blocks.0.mlp.fc1.mask');
     expect(bm.length).toBe(8);
     expect(Array.from(bm)).toEqual(new Array(8).fill(0b11001100));
     expect(Array.from(maskToIndices(new Uint8Array([0, 0, 1, 1, 1, 0, 1, 0]), 2, 4))).toEqual([5, 1]);
+  });
+
+  it('reads files of earlier versions, which stored each stream as int32 words', () => {
+    const layers = new Map([
+      ['l', { shape: [2, 8] as [number, number], mask: new Uint8Array([0, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 0, 1]) }],
+    ]);
+    const now = encodeMaskFile({ n: 2, m: 4, encoding: 'index', layers });
+    const stream = streamBytes(now, 'l.mask'); // 4 groups x 3 bits -> 2 bytes
+    const padded = new Uint8Array(4);
+    padded.set(stream);
+    const meta = parseSafetensors(now).metadata;
+    const old = encodeSafetensorsHost({ 'l.mask': { dtype: 'I32', shape: [1], data: new Int32Array(padded.buffer) } }, meta);
+    expect(Array.from(decodeMaskFile(old).layers.get('l')!.mask)).toEqual(Array.from(layers.get('l')!.mask));
+    expect(Array.from(decodeMaskFile(now).layers.get('l')!.mask)).toEqual(Array.from(layers.get('l')!.mask));
   });
 
   it('a mask file for a different model shape is rejected with every mismatch named', () => {

@@ -31,8 +31,8 @@ import { tf } from '../tf.js';
 /** The dtypes this reader decodes. */
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
-/** The dtypes this writer produces (float32 -> F32, int32 -> I32, bool -> BOOL). */
-export type SafetensorsWriteDtype = 'F32' | 'I32' | 'BOOL';
+/** The dtypes this writer produces (float32 -> F32, int32 -> I32, bool -> BOOL; U8 bytes from host data, e.g. packed bits). */
+export type SafetensorsWriteDtype = 'F32' | 'I32' | 'BOOL' | 'U8';
 
 /** The reference `Dtype` enum in declaration order (increasing alignment); the writer sorts by it. */
 const REFERENCE_DTYPE_ORDER = [
@@ -374,8 +374,8 @@ export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metad
   for (const name of names) {
     const t = tensors[name]!;
     if (name === '__metadata__') throw new Error('encodeSafetensors: "__metadata__" is reserved and cannot name a tensor');
-    if (!['F32', 'I32', 'BOOL'].includes(t.dtype))
-      throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${JSON.stringify(t.dtype)}; expected F32, I32 or BOOL`);
+    if (!['F32', 'I32', 'BOOL', 'U8'].includes(t.dtype))
+      throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${JSON.stringify(t.dtype)}; expected F32, I32, BOOL or U8`);
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
       throw new Error(`encodeSafetensors: tensor "${name}" shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
     const count = t.shape.reduce((a, b) => a * b, 1);

@@ -253,6 +253,7 @@ describe('safetensors', () => {
         a: { dtype: 'I32', shape: [2], data: Int32Array.of(1, -2) },
         c: { dtype: 'F32', shape: [0], data: new Float32Array(0) },
         m: { dtype: 'BOOL', shape: [3], data: Uint8Array.of(1, 0, 1) },
+        bits: { dtype: 'U8', shape: [3], data: Uint8Array.of(0, 171, 255) },
         été: { dtype: 'F32', shape: [1], data: Float32Array.of(0.25) },
       },
       { format: 'pt' },
@@ -345,7 +346,7 @@ describe('safetensors', () => {
     expect(() => encodeSafetensorsHost({ x: f(Float32Array.of(1, 2), [3]) })).toThrow('tensor "x" has shape [3] (3 values) but 2 values');
     expect(() => encodeSafetensorsHost({ x: f(Float32Array.of(1), [-1]) })).toThrow(/shape must be non-negative integers, got \[-1\]/);
     expect(() => encodeSafetensorsHost({ x: { dtype: 'F16' as 'F32', shape: [1], data: Float32Array.of(1) } })).toThrow(
-      'tensor "x" has dtype "F16"; expected F32, I32 or BOOL',
+      'tensor "x" has dtype "F16"; expected F32, I32, BOOL or U8',
     );
     expect(() => encodeSafetensorsHost({ x: { dtype: 'I32', shape: [1], data: Float32Array.of(1) } })).toThrow(
       'tensor "x" (I32) data must be a Int32Array, got Float32Array',

@@ -7,7 +7,7 @@ as an interop check; the real PyTorch safetensors package is not installed on th
 
 usage: python3 write_safetensors.py OUT_MIXED OUT_WRITABLE
   OUT_MIXED     many dtypes (F64, I64, F32, I32, BF16, F16, U8, I8, BOOL) plus metadata
-  OUT_WRITABLE  only F32 / I32 / BOOL, the dtypes the TypeScript writer emits
+  OUT_WRITABLE  only F32 / I32 / BOOL / U8, the dtypes the TypeScript writer emits
 """
 import json
 import struct
@@ -65,6 +65,7 @@ writable = {
     "a": ("I32", [2], [1, -2]),
     "c": ("F32", [0], []),
     "m": ("BOOL", [3], [True, False, True]),
+    "bits": ("U8", [3], [0, 171, 255]),
     "\u00e9t\u00e9": ("F32", [1], [0.25]),
 }
 write(sys.argv[1], mixed, {"format": "pt", "source": "write_safetensors.py"})
