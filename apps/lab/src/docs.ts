@@ -26,7 +26,7 @@ function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): 
   const res = r.result;
   const tag = `${r.experiment.id}-${r.preset}-seed${r.seed}${r.dataPath ? `-${paperSlug(basename(r.dataPath))}` : ''}`;
   const out = [
-    `### ${r.experiment.id}, preset \`${r.preset}\`${r.dataPath ? `, data \`${basename(r.dataPath)}\`` : ''}`,
+    `### ${r.experiment.id}, preset \`${r.preset}\`, seed ${r.seed}${r.dataPath ? `, data \`${basename(r.dataPath)}\`` : ''}`,
     '',
     `*Claim tested:* ${markdownText(r.experiment.claim)}`,
     '',
@@ -73,7 +73,10 @@ export function updateDocs(runsRoot: string, docsDir: string): string[] {
     const j = text.indexOf(END);
     if (i < 0 || j < i) continue;
     const found = (byPaper.get(slug) ?? []).sort(
-      (a, b) => a.record.experiment.id.localeCompare(b.record.experiment.id) || a.record.preset.localeCompare(b.record.preset),
+      (a, b) =>
+        a.record.experiment.id.localeCompare(b.record.experiment.id) ||
+        a.record.preset.localeCompare(b.record.preset) ||
+        a.record.seed - b.record.seed,
     );
     if (!found.length) continue;
     const imgDir = join(pagesDir, 'img');

@@ -17,7 +17,6 @@ import {
   ppl,
   runMaskLLM,
   runOneShot,
-  tableMarkdown,
   trainDense,
 } from './common.js';
 import { ladderCorpus } from './ladder.js';
@@ -120,13 +119,9 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   };
   const yes = (b: unknown) => (b ? 'yes' : 'no');
   const summary = [
-    `### maskllm.ablations (${ctx.preset})`,
-    '',
     `- The regulariser improves PPL: **${yes(metrics.claim_reg_helps)}** (${fmt(ppl(runs.default!.val.A!))} with vs ${fmt(ppl(runs.no_reg!.val.A!))} without; paper 11.42 vs 11.59).`,
     `- Hard vs soft samples: ${fmt(ppl(runs.hard!.val.A!))} vs ${fmt(ppl(runs.default!.val.A!))}.`,
     `- Constant tau/kappa at the start values: ${fmt(ppl(runs.const_start!.val.A!))}; at the end values: ${fmt(ppl(runs.const_end!.val.A!))}; annealed: ${fmt(ppl(runs.default!.val.A!))}.`,
-    '',
-    tableMarkdown(table),
   ].join('\n');
   return { metrics, tables: [table], summary };
 }

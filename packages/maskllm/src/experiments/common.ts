@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSafetensors, type ExperimentContext, Rng, saveSafetensors, TransformerDecoder, tableToMarkdown, tf } from '@mmlm/core';
+import { decodeSafetensors, type ExperimentContext, Rng, saveSafetensors, TransformerDecoder, tf } from '@mmlm/core';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
 import { type MaskConfig, type MaskLLMConfig, type MaskTrainConfig, preset } from '../config.js';
 import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
@@ -324,6 +324,3 @@ export function fmt(x: number | null | undefined, digits = 3): string | null {
   if (Math.abs(x) >= 1000) return x.toExponential(2);
   return x.toFixed(digits);
 }
-
-/** Markdown of a table (for summaries and the README): core's `tableToMarkdown`. */
-export const tableMarkdown = tableToMarkdown;

@@ -19,7 +19,6 @@ import {
   ppl,
   runMaskLLM,
   runOneShot,
-  tableMarkdown,
   trainDense,
 } from './common.js';
 
@@ -143,14 +142,13 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
       runs[p] = await runMaskLLM(ctx, `maskllm-${p}`, cfg, dense.path, A.train, [A], prior, S.maskllm);
       loss[`maskllm_${p}`] = runs[p]!.val.A!;
     }
-    return report(ctx, S, corpus, cfg, loss, runs, dense.seconds);
+    return report(S, corpus, cfg, loss, runs, dense.seconds);
   } finally {
     calib.dispose();
   }
 }
 
 function report(
-  ctx: ExperimentContext,
   S: LadderSettings,
   corpus: CorpusChoice,
   cfg: MaskLLMConfig,
@@ -229,7 +227,7 @@ function report(
   return {
     metrics,
     tables: [t1, t2],
-    summary: [`### maskllm.ladder (${ctx.preset})`, '', ...lines, '', tableMarkdown(t1), '', tableMarkdown(t2)].join('\n'),
+    summary: lines.join('\n'), // the tables travel in `tables`; runners render them
   };
 }
 

@@ -18,7 +18,6 @@ import {
   ppl,
   runMaskLLM,
   runOneShot,
-  tableMarkdown,
   trainDense,
 } from './common.js';
 
@@ -113,13 +112,9 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
     };
     const yes = (b: unknown) => (b ? 'yes' : 'no');
     const summary = [
-      `### maskllm.transfer (${ctx.preset})`,
-      '',
       `- Transfer beats the general mask on B: **${yes(metrics.claim_transfer_beats_general)}** (${fmt(ppl(lossB.transfer))} vs ${fmt(ppl(lossB.general))}; paper 7.39 vs 10.61).`,
       `- Transfer beats scratch at the same budget: **${yes(metrics.claim_transfer_beats_scratch)}** (${fmt(ppl(lossB.transfer))} vs ${fmt(ppl(lossB.scratch))}; paper 7.39 vs 7.51).`,
       `- Dense on B: ${fmt(ppl(lossB.dense))} (paper 7.42: transfer is "lossless" there).`,
-      '',
-      tableMarkdown(table),
     ].join('\n');
     return { metrics, tables: [table], summary };
   } finally {
