@@ -28,7 +28,7 @@ describe('experiments (tiny)', () => {
       'latentlm.mixed',
     ]);
     for (const e of experiments) {
-      expect(Object.keys(e.presets)).toEqual(['tiny', 'small']);
+      expect(Object.keys(e.presets)).toEqual(e.id === 'latentlm.tts-frame-rate' ? ['tiny', 'small', 'long'] : ['tiny', 'small']);
       expect(e.paper).toBe('LatentLM');
     }
   });

@@ -110,6 +110,29 @@ export const TTS_PRESETS: Record<string, TtsPreset> = {
     glIters: 32,
     examples: 3,
   },
+  /** The middle rate of `small` with 4x the LM steps: does intelligibility come with training? */
+  long: {
+    rates: [{ strides: [2, 2, 2], latentDim: 16 }],
+    numSpeakers: 8,
+    trainUtterances: 800,
+    testUtterances: 40,
+    vaeSteps: 800,
+    vaeBatch: 16,
+    vaeChannels: 64,
+    lm: sizedConfig(PRESETS.small, {
+      dim: 96,
+      numLayers: 3,
+      numHeads: 4,
+      diffusionDepth: 3,
+      steps: 4800,
+      batchSize: 12,
+      lr: 1e-3,
+      headSteps: 10,
+      cfgScale: 3,
+    }),
+    glIters: 32,
+    examples: 3,
+  },
 };
 
 /** Token layout: 16 words, the speakers, <UNC>, then <BOD> <EOD> <LAT> <PAD>. */
@@ -313,6 +336,10 @@ export const ttsExperiment: Experiment = {
       description:
         'three speech sigma-VAEs (31.25 / 15.6 / 7.8 Hz, 8 / 16 / 32 dims) on 800 tone-speech utterances, a 3-layer width-96 LatentLM per rate, 40 held-out texts',
       expectedMinutes: 30,
+    },
+    long: {
+      description: 'the 15.6 Hz tokenizer of `small` with 4x the LatentLM steps (4800): does intelligibility come with training?',
+      expectedMinutes: 18,
     },
   },
   async run(ctx) {
