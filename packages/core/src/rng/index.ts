@@ -26,6 +26,11 @@ function hashString(s: string): number {
   return h >>> 0;
 }
 
+/** A stable 32-bit hash of a string: FNV-1a finished with MurmurHash3's fmix32 so every bit is mixed. */
+export function stableHash32(s: string): number {
+  return mix32(hashString(s));
+}
+
 export interface RngState {
   /** xoroshiro128+ state words. */
   state: number[];

@@ -23,18 +23,11 @@
 import { type ObjectQuery, parseCaption, type QA, type SceneQuery } from '../images/language.js';
 import type { Scene } from '../images/scene.js';
 import { type ColourName, relationOf, type ShapeName, type SizeName } from '../images/vocab.js';
-import { ShapeAnalyzer, type ShapeAnalyzerOptions } from './analyzer.js';
+import { type DetectedObject, ShapeAnalyzer, type ShapeAnalyzerOptions } from './analyzer.js';
 import { type AnswerScores, evaluateAnswers } from './text.js';
 
 /** What the checks need of an object (a DetectedObject or a scene's ShapeObject). */
-export interface ObservedObject {
-  shape: ShapeName;
-  colour: ColourName;
-  size: SizeName;
-  cell: string;
-  x: number;
-  y: number;
-}
+export type ObservedObject = Pick<DetectedObject, 'shape' | 'colour' | 'size' | 'cell' | 'x' | 'y'>;
 
 export const GENERATION_ATTRIBUTES = ['objects', 'count', 'colour', 'size', 'position'] as const;
 export type GenerationAttribute = (typeof GENERATION_ATTRIBUTES)[number];

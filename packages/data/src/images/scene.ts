@@ -9,7 +9,7 @@
  * its key (FNV-1a + fmix32, independent of the seed), so the splits are disjoint as sets of keys: no test caption
  * ever appears in train, under any seed.
  */
-import type { Rng } from '@mmlm/core';
+import { type Rng, stableHash32 } from '@mmlm/core';
 import { layoutOf, type ShapesConfig, type Split } from './config.js';
 import {
   BACKGROUND_NAMES,
@@ -168,17 +168,8 @@ export function sceneKey(scene: Scene): string {
     .join(' | ');
 }
 
-/** 32-bit FNV-1a of a string, finished with MurmurHash3's fmix32 so every bit is mixed. */
-export function hashKey(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+/** 32-bit FNV-1a of a string, finished with MurmurHash3's fmix32 (core's `stableHash32`). */
+export const hashKey = stableHash32;
 
 /** True when any object of the scene is a held-out (shape, colour) pair of the config. */
 export function hasHeldOutPair(objects: readonly { shape: ShapeName; colour: ColourName }[], config: ShapesConfig): boolean {

@@ -58,6 +58,33 @@ interface TtsPreset {
 
 const SR = 8000;
 
+const SMALL: TtsPreset = {
+  rates: [
+    { strides: [2, 2], latentDim: 8 },
+    { strides: [2, 2, 2], latentDim: 16 },
+    { strides: [2, 2, 2, 2], latentDim: 32 },
+  ],
+  numSpeakers: 8,
+  trainUtterances: 800,
+  testUtterances: 40,
+  vaeSteps: 800,
+  vaeBatch: 16,
+  vaeChannels: 64,
+  lm: sizedConfig(PRESETS.small, {
+    dim: 96,
+    numLayers: 3,
+    numHeads: 4,
+    diffusionDepth: 3,
+    steps: 1200,
+    batchSize: 12,
+    lr: 1e-3,
+    headSteps: 10,
+    cfgScale: 3,
+  }),
+  glIters: 32,
+  examples: 3,
+};
+
 export const TTS_PRESETS: Record<string, TtsPreset> = {
   tiny: {
     rates: [
@@ -84,55 +111,9 @@ export const TTS_PRESETS: Record<string, TtsPreset> = {
     glIters: 2,
     examples: 1,
   },
-  small: {
-    rates: [
-      { strides: [2, 2], latentDim: 8 },
-      { strides: [2, 2, 2], latentDim: 16 },
-      { strides: [2, 2, 2, 2], latentDim: 32 },
-    ],
-    numSpeakers: 8,
-    trainUtterances: 800,
-    testUtterances: 40,
-    vaeSteps: 800,
-    vaeBatch: 16,
-    vaeChannels: 64,
-    lm: sizedConfig(PRESETS.small, {
-      dim: 96,
-      numLayers: 3,
-      numHeads: 4,
-      diffusionDepth: 3,
-      steps: 1200,
-      batchSize: 12,
-      lr: 1e-3,
-      headSteps: 10,
-      cfgScale: 3,
-    }),
-    glIters: 32,
-    examples: 3,
-  },
+  small: SMALL,
   /** The middle rate of `small` with 4x the LM steps: does intelligibility come with training? */
-  long: {
-    rates: [{ strides: [2, 2, 2], latentDim: 16 }],
-    numSpeakers: 8,
-    trainUtterances: 800,
-    testUtterances: 40,
-    vaeSteps: 800,
-    vaeBatch: 16,
-    vaeChannels: 64,
-    lm: sizedConfig(PRESETS.small, {
-      dim: 96,
-      numLayers: 3,
-      numHeads: 4,
-      diffusionDepth: 3,
-      steps: 4800,
-      batchSize: 12,
-      lr: 1e-3,
-      headSteps: 10,
-      cfgScale: 3,
-    }),
-    glIters: 32,
-    examples: 3,
-  },
+  long: { ...SMALL, rates: [SMALL.rates[1]!], lm: { ...SMALL.lm, train: { ...SMALL.lm.train, steps: 4 * SMALL.lm.train.steps } } },
 };
 
 /** Token layout: 16 words, the speakers, <UNC>, then <BOD> <EOD> <LAT> <PAD>. */
