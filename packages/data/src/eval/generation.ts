@@ -22,7 +22,7 @@
  */
 import { type ObjectQuery, parseCaption, type QA, type SceneQuery } from '../images/language.js';
 import type { Scene } from '../images/scene.js';
-import { type ColourName, relationOf, type ShapeName, type SizeName } from '../images/vocab.js';
+import { relationOf, type ShapeName } from '../images/vocab.js';
 import { type DetectedObject, ShapeAnalyzer, type ShapeAnalyzerOptions } from './analyzer.js';
 import { type AnswerScores, evaluateAnswers } from './text.js';
 
