@@ -3,7 +3,7 @@
  * mmlm-lab: list and run experiments, and rebuild the HTML index of runs.
  *
  *   mmlm-lab list
- *   mmlm-lab run <experiment id | paper | quickstart> [--preset P] [--seed N] [--backend B] [--out DIR] [--data PATH] [--force]
+ *   mmlm-lab run <experiment id | paper | quickstart> [--preset P] [--seed N | --seeds 0,1,2] [--backend B] [--out DIR] [--data PATH] [--force]
  *   mmlm-lab report [--out DIR]
  *   mmlm-lab docs [--out DIR] [--docs DIR]
  */
@@ -13,6 +13,7 @@ import { updateDocs } from './docs.js';
 import { allExperiments, QUICKSTART, resolveTargets } from './registry.js';
 import { buildIndex } from './report.js';
 import { runExperiment } from './runner.js';
+import { runSeeds } from './seeds.js';
 
 export const USAGE = `usage: mmlm-lab <command> [options]
 
@@ -25,6 +26,9 @@ commands:
 run options:
   --preset <name>     preset (default: small; quickstart picks its own)
   --seed <n>          seed (default 0)
+  --seeds <list>      run once per seed (comma-separated, e.g. 0,1,2), each into its <preset>-seed<n> folder,
+                      then write mean ± std over the seeds to <id>/<preset>-seeds<0-1-2>/ (aggregate.json,
+                      report.md); not together with --seed
   --backend <name>    tensorflow | wasm | cpu (default: auto, see @mmlm/core initBackend)
   --out <dir>         runs folder (default ./runs)
   --data <path>       a local data file for experiments that take one (e.g. a UTF-8 text corpus)
@@ -42,6 +46,8 @@ export interface ParsedArgs {
   target?: string;
   preset?: string;
   seed: number;
+  /** --seeds: distinct non-negative integers, ascending; absent for a single-seed run. */
+  seeds?: number[];
   backend?: string;
   out: string;
   data?: string;
@@ -60,6 +66,7 @@ export function parseCli(argv: string[]): ParsedArgs {
       options: {
         preset: { type: 'string' },
         seed: { type: 'string' },
+        seeds: { type: 'string' },
         backend: { type: 'string' },
         out: { type: 'string' },
         data: { type: 'string' },
@@ -82,6 +89,12 @@ export function parseCli(argv: string[]): ParsedArgs {
   if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
   const seed = v.seed === undefined ? 0 : Number(v.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${v.seed}"`);
+  if (v.seeds !== undefined && v.seed !== undefined)
+    throw new UsageError(
+      `--seed and --seeds cannot be used together (got --seed ${v.seed} and --seeds ${v.seeds}); use --seeds ${v.seed} for one seed`,
+    );
+  if (v.seeds !== undefined && cmd !== 'run') throw new UsageError(`--seeds is an option of run, not of ${cmd}`);
+  const seeds = v.seeds === undefined ? undefined : parseSeeds(v.seeds as string);
   const backend = v.backend as string | undefined;
   if (backend && !['tensorflow', 'wasm', 'cpu'].includes(backend))
     throw new UsageError(`--backend must be tensorflow, wasm or cpu, got "${backend}"`);
@@ -93,6 +106,7 @@ export function parseCli(argv: string[]): ParsedArgs {
     target,
     preset: v.preset as string | undefined,
     seed,
+    ...(seeds ? { seeds } : {}),
     backend,
     out: resolve((v.out as string | undefined) ?? 'runs'),
     data: v.data === undefined ? undefined : resolve(v.data as string),
@@ -100,6 +114,22 @@ export function parseCli(argv: string[]): ParsedArgs {
     force: Boolean(v.force),
     progress: progress as ParsedArgs['progress'],
   };
+}
+
+/** `--seeds 0,1,2`: distinct non-negative integers, returned ascending; errors name the bad value. */
+export function parseSeeds(text: string): number[] {
+  if (!text.trim()) throw new UsageError('--seeds needs a comma-separated list of non-negative integers, e.g. --seeds 0,1,2; got ""');
+  const seeds: number[] = [];
+  for (const part of text.split(',')) {
+    const s = part.trim();
+    if (/^-\d+$/.test(s)) throw new UsageError(`--seeds: "${s}" is negative; seeds are non-negative integers (in "${text}")`);
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
+      throw new UsageError(`--seeds: "${s}" is not a non-negative integer (in "${text}"); expected e.g. --seeds 0,1,2`);
+    const n = Number(s);
+    if (seeds.includes(n)) throw new UsageError(`--seeds: seed ${n} is listed twice (in "${text}")`);
+    seeds.push(n);
+  }
+  return seeds.sort((a, b) => a - b);
 }
 
 export function listText(): string {
@@ -151,6 +181,18 @@ export async function main(argv: string[]): Promise<number> {
   }
   const t0 = performance.now();
   for (const t of targets) {
+    if (a.seeds) {
+      await runSeeds(t.experiment, {
+        preset: t.preset,
+        seeds: a.seeds,
+        outRoot: a.out,
+        backend: a.backend,
+        dataPath: a.data,
+        force: a.force,
+        progress: a.progress,
+      });
+      continue;
+    }
     await runExperiment(t.experiment, {
       preset: t.preset,
       seed: a.seed,

@@ -3,11 +3,14 @@
  * pages, so no number reaches the docs without the command and backend that produced it. A page
  * docs/papers/<paper>.md owns a block between `<!-- lab:runs -->` and `<!-- /lab:runs -->`; the
  * block is rewritten from the newest run of each (experiment, preset, seed, data) found under --out,
- * and everything outside it (the hand-written method notes) is left alone.
+ * and everything outside it (the hand-written method notes) is left alone. Seed aggregates
+ * (`--seeds`) follow the single runs: the mean ± std table and the experiment's own aggregate tables,
+ * from the newest aggregate of each (experiment, preset, seeds, data).
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { markdownText } from '@mmlm/core';
+import { type AggregateRecord, aggregateTable, findAggregates } from './aggregate.js';
 import { findRuns, tableMarkdown } from './report.js';
 import type { RunRecord } from './runner.js';
 import { writeAtomic } from './util.js';
@@ -49,6 +52,27 @@ function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): 
   return out.join('\n');
 }
 
+function aggregateSection(a: AggregateRecord): string {
+  const out = [
+    `### ${a.experiment.id}, preset \`${a.preset}\`, seeds ${a.seeds.join(', ')}${a.dataPath ? `, data \`${basename(a.dataPath)}\`` : ''} (mean ± std)`,
+    '',
+    `*Claim tested:* ${markdownText(a.experiment.claim)}`,
+    '',
+    `${a.seeds.length} seed(s), backend ${[...new Set(a.runs.map((r) => `\`${r.backend}\``))].join(' / ')}, aggregated at git ${a.gitRevision}, ${a.createdAt.slice(0, 10)}. Reproduce:`,
+    '',
+    '```bash',
+    a.command,
+    '```',
+    '',
+    tableMarkdown(aggregateTable(a)),
+    '',
+  ];
+  if (a.aggregateError) out.push(`**The experiment's aggregate() failed:** ${markdownText(a.aggregateError)}`, '');
+  if (a.summary) out.push(markdownText(a.summary), '');
+  for (const t of a.tables ?? []) out.push(tableMarkdown(t), '');
+  return out.join('\n');
+}
+
 /** Rewrite the run blocks of every page in `docsDir`/papers; returns the pages written. */
 export function updateDocs(runsRoot: string, docsDir: string): string[] {
   const pagesDir = join(docsDir, 'papers');
@@ -64,6 +88,15 @@ export function updateDocs(runsRoot: string, docsDir: string): string[] {
     const slug = paperSlug(r.experiment.paper);
     byPaper.set(slug, [...(byPaper.get(slug) ?? []), run]);
   }
+  const seenAgg = new Set<string>();
+  const aggByPaper = new Map<string, AggregateRecord[]>();
+  for (const { aggregate: a } of findAggregates(runsRoot)) {
+    const key = `${a.experiment.id}|${a.preset}|${a.seeds.join(',')}|${a.dataPath ?? ''}`;
+    if (seenAgg.has(key)) continue;
+    seenAgg.add(key);
+    const slug = paperSlug(a.experiment.paper);
+    aggByPaper.set(slug, [...(aggByPaper.get(slug) ?? []), a]);
+  }
   const written: string[] = [];
   for (const file of readdirSync(pagesDir).filter((f) => f.endsWith('.md'))) {
     const slug = file.slice(0, -3);
@@ -78,10 +111,17 @@ export function updateDocs(runsRoot: string, docsDir: string): string[] {
         a.record.preset.localeCompare(b.record.preset) ||
         a.record.seed - b.record.seed,
     );
-    if (!found.length) continue;
+    const aggs = (aggByPaper.get(slug) ?? []).sort(
+      (a, b) =>
+        a.experiment.id.localeCompare(b.experiment.id) ||
+        a.preset.localeCompare(b.preset) ||
+        a.seeds.length - b.seeds.length ||
+        a.seeds.join(',').localeCompare(b.seeds.join(',')),
+    );
+    if (!found.length && !aggs.length) continue;
     const imgDir = join(pagesDir, 'img');
     mkdirSync(imgDir, { recursive: true });
-    const block = found.map(({ dir, record }) => runSection(dir, record, imgDir, 'img')).join('\n');
+    const block = [...found.map(({ dir, record }) => runSection(dir, record, imgDir, 'img')), ...aggs.map(aggregateSection)].join('\n');
     writeAtomic(page, `${text.slice(0, i + BEGIN.length)}\n\n${block}\n${text.slice(j)}`);
     written.push(page);
   }

@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { formatCell, markdownText, type Table, tableToMarkdown } from '@mmlm/core';
+import { aggregateTable, findAggregates } from './aggregate.js';
 import type { RunRecord } from './runner.js';
 
 /** Markdown of a result table: core's `tableToMarkdown` (numbers to 4 significant digits, `|` and `<` escaped). */
@@ -118,6 +119,24 @@ ${(res.tables ?? []).map(tableHtml).join('\n')}
 ${figs}
 </section>`;
   });
+  const aggregates = findAggregates(root);
+  const aggOverview: Table = {
+    title: 'Seed aggregates',
+    columns: ['experiment', 'paper', 'preset', 'seeds', 'aggregated'],
+    rows: aggregates.map(({ aggregate: a }) => [a.experiment.id, a.experiment.paper, a.preset, a.seeds.join(', '), a.createdAt]),
+  };
+  const aggSections = aggregates.map(({ dir, aggregate: a }) => {
+    const rel = relative(root, dir);
+    return `<section class="run aggregate" id="${esc(rel)}">
+<h2>${esc(a.experiment.id)} <small>${esc(a.preset)}, seeds ${esc(a.seeds.join(', '))}, mean ± std</small></h2>
+<p class="claim"><b>Claim.</b> ${esc(a.experiment.claim)}</p>
+<p><a href="${esc(join(rel, 'report.md'))}">report.md</a> · <a href="${esc(join(rel, 'aggregate.json'))}">aggregate.json</a> · reproduce: <code>${esc(a.command)}</code></p>
+${a.aggregateError ? `<p class="note"><b>The experiment's aggregate() failed:</b> ${esc(a.aggregateError)}</p>` : ''}
+${tableHtml(aggregateTable(a))}
+${a.summary ? `<div class="summary"><pre>${esc(a.summary)}</pre></div>` : ''}
+${(a.tables ?? []).map(tableHtml).join('\n')}
+</section>`;
+  });
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mmlm lab runs</title>
 <style>
@@ -127,9 +146,10 @@ table.data caption{font-weight:bold;text-align:left;padding:4px 0}figure img{max
 .summary pre{white-space:pre-wrap;background:#f7f7f7;padding:8px}small{color:#666;font-weight:normal}.note{color:#555}
 </style></head><body>
 <h1>mmlm lab runs</h1>
-<p>${runs.length} run(s) under <code>${esc(root)}</code>. Rebuild with <code>pnpm lab report --out ${esc(root)}</code>.</p>
+<p>${runs.length} run(s)${aggregates.length ? ` and ${aggregates.length} seed aggregate(s)` : ''} under <code>${esc(root)}</code>. Rebuild with <code>pnpm lab report --out ${esc(root)}</code>.</p>
 ${tableHtml(overview)}
 ${sections.join('\n')}
+${aggregates.length ? `<h1>Seed aggregates</h1>\n${tableHtml(aggOverview)}\n${aggSections.join('\n')}` : ''}
 </body></html>
 `;
   const path = join(root, 'index.html');

@@ -7,8 +7,17 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { currentBackend, type Experiment, type ExperimentContext, type ExperimentResult, type Figure, initBackend, tf } from '@mmlm/core';
-import { lineChartSpec, renderPng } from './plot.js';
+import {
+  currentBackend,
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  type Figure,
+  initBackend,
+  makeSubrun,
+  tf,
+} from '@mmlm/core';
+import { type LinePoint, lineChartSpec, renderPng } from './plot.js';
 import { makeProgress, type ProgressMode } from './progress.js';
 import { renderReportMarkdown } from './report.js';
 import { writeAtomic } from './util.js';
@@ -45,7 +54,7 @@ export function runDir(outRoot: string, exp: Experiment, preset: string, seed: n
   return join(outRoot, exp.id, `${preset}-seed${seed}`);
 }
 
-function gitRevision(): string {
+export function gitRevision(): string {
   try {
     return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
@@ -59,29 +68,55 @@ export function versions(): Record<string, string> {
   return v;
 }
 
-/** Loss curves from metrics.jsonl: records with numeric `step` and `loss`, one line per `subrun`. */
+/**
+ * The points of the loss figure from metrics.jsonl text: records with a numeric `step` and a finite
+ * `loss`, one series per `subrun ?? run ?? series` (records without any are 'train'). Where a
+ * series' step counter goes down (the same name trained again, e.g. a stage repeated per seed), a
+ * new phase starts and is drawn as its own line, `<series> #2`, `#3`, ..., instead of a sawtooth.
+ * Unparseable lines (a torn last line of an interrupted run) are skipped.
+ */
+export function lossPoints(jsonl: string): LinePoint[] {
+  const points: LinePoint[] = [];
+  const last = new Map<string, { step: number; phase: number }>();
+  for (const line of jsonl.split('\n')) {
+    if (!line.trim()) continue;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue;
+    }
+    if (!r || typeof r !== 'object' || typeof r.step !== 'number' || typeof r.loss !== 'number' || !Number.isFinite(r.loss)) continue;
+    const base = String(r.subrun ?? r.run ?? r.series ?? 'train');
+    const prev = last.get(base);
+    const phase = prev ? (r.step < prev.step ? prev.phase + 1 : prev.phase) : 1;
+    last.set(base, { step: r.step, phase });
+    points.push({ x: r.step, y: r.loss, series: phase > 1 ? `${base} #${phase}` : base });
+  }
+  return points;
+}
+
+/** Loss curves from metrics.jsonl (see `lossPoints`), written as loss.png. */
 async function lossFigure(dir: string): Promise<Figure | null> {
   const path = join(dir, 'metrics.jsonl');
   if (!existsSync(path)) return null;
-  const points: { x: number; y: number; series: string }[] = [];
-  for (const line of readFileSync(path, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const r = JSON.parse(line) as Record<string, unknown>;
-      if (typeof r.step === 'number' && typeof r.loss === 'number' && Number.isFinite(r.loss))
-        points.push({ x: r.step, y: r.loss, series: String(r.subrun ?? r.series ?? 'train') });
-    } catch {
-      // a torn last line from an interrupted run: skip it
-    }
-  }
+  const points = lossPoints(readFileSync(path, 'utf8'));
   if (points.length < 2) return null;
   // keep at most ~400 points per series so the SVG stays small
-  const bySeries = new Map<string, typeof points>();
-  for (const p of points) bySeries.set(p.series, [...(bySeries.get(p.series) ?? []), p]);
+  const bySeries = new Map<string, LinePoint[]>();
+  for (const p of points) {
+    const ps = bySeries.get(p.series);
+    if (ps) ps.push(p);
+    else bySeries.set(p.series, [p]);
+  }
   const thinned = [...bySeries.values()].flatMap((ps) => ps.filter((_, i) => i % Math.ceil(ps.length / 400) === 0 || i === ps.length - 1));
   const png = await renderPng(lineChartSpec(thinned, { title: 'Training loss', xTitle: 'step', yTitle: 'loss' }));
   writeAtomic(join(dir, 'loss.png'), png);
-  return { title: 'Training loss', path: 'loss.png', caption: 'From metrics.jsonl (one line per sub-run).' };
+  return {
+    title: 'Training loss',
+    path: 'loss.png',
+    caption: 'From metrics.jsonl: one line per sub-run (or `run`); a name whose step counter restarts is drawn again as "#2".',
+  };
 }
 
 export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<{ dir: string; record: RunRecord; skipped: boolean }> {
@@ -98,6 +133,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   if (opts.backend || !currentBackend()) await initBackend({ backend: opts.backend });
   const backend = currentBackend()?.backend ?? tf.getBackend();
   const progress = makeProgress(opts.progress ?? 'auto');
+  const metric = (r: Record<string, unknown>) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
   const ctx: ExperimentContext = {
     experimentId: exp.id,
     preset: opts.preset,
@@ -107,19 +143,8 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     dataPath: opts.dataPath,
     log,
     progress,
-    metric: (r) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`),
-    subrun: async <T>(name: string, fn: (d: string) => Promise<T>): Promise<T> => {
-      const sub = join(dir, 'subruns', name.replace(/[^\w.-]+/g, '_'));
-      const done = join(sub, 'result.json');
-      if (existsSync(done)) {
-        log(`  sub-run "${name}" already finished; reusing its result`);
-        return JSON.parse(readFileSync(done, 'utf8')) as T;
-      }
-      mkdirSync(sub, { recursive: true });
-      const r = await fn(sub);
-      writeAtomic(done, JSON.stringify(r, null, 2));
-      return r;
-    },
+    metric,
+    subrun: makeSubrun({ dir, log, progress, metric, onReuse: (name) => log(`  sub-run "${name}" already finished; reusing its result`) }),
   };
   const t0 = performance.now();
   const startedAt = new Date().toISOString();

@@ -43,6 +43,8 @@ export const ModelConfigSchema = z.object({
   /** Placeholder id at continuous positions (its embedding is replaced by the projected latent). */
   latId: z.number().int().nonnegative().optional(),
   padId: z.number().int().nonnegative().optional(),
+  /** Dropout in the backbone blocks (reference: none); a regulariser at toy scale. */
+  dropout: z.number().min(0).lt(1).default(0),
   /** Seed of the parameter init. */
   seed: z.number().int().default(0),
 });

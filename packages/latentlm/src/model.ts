@@ -194,6 +194,7 @@ export class LatentLM extends Module {
         ropeStyle: 'interleaved',
         ropeFreqs: 'linspace',
         tieEmbeddings: cfg.tieEmbeddings,
+        dropout: cfg.dropout,
         seed: rng.nextSeed(),
       }),
     );

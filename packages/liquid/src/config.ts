@@ -58,6 +58,11 @@ export const ImageTokenizerConfigSchema = z.object({
   emaDecay: z.number().gt(0).lt(1).optional(),
   /** l2-normalised codes and encoder outputs (ViT-VQGAN's cosine lookup); taming: false. */
   cosine: z.boolean().default(false),
+  /**
+   * k-means codebook init on the first training batch of encoder outputs (lucidrains' kmeans_init;
+   * Łańcucki et al. 2020); taming: false (uniform init).
+   */
+  kmeansInit: z.boolean().default(false),
   /** Seed of the parameter init. */
   seed: z.number().int().default(0),
 });
@@ -87,6 +92,8 @@ export const LMConfigSchema = z.object({
   tieEmbeddings: z.boolean().default(false),
   /** Std of the normal init (GPT-2 / Gemma 0.02). */
   initStd: z.number().positive().default(0.02),
+  /** Dropout after attention and MLP (Gemma pre-training: 0); a regulariser at toy scale. */
+  dropout: z.number().min(0).lt(1).default(0),
   /** Seed of the parameter init. */
   seed: z.number().int().default(0),
 });

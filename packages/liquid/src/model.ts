@@ -181,6 +181,7 @@ export class VQTokenizer extends Module {
         deadCodeSteps: c.deadCodeSteps,
         emaDecay: c.emaDecay,
         cosine: c.cosine,
+        ...(c.kmeansInit ? { kmeansInit: {} } : {}),
         rng: rng.fork('vq'),
       }),
     );
@@ -389,6 +390,7 @@ export function buildLM(c: LMConfig, vocabSize: number, seed = c.seed): Transfor
     pos: 'rope',
     tieEmbeddings: c.tieEmbeddings,
     initStd: c.initStd,
+    dropout: c.dropout,
     seed,
   });
 }

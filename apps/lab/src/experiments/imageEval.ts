@@ -2,70 +2,137 @@
  * Shared measuring for image-token arms: the same Shapes data for every arm, and every metric computed
  * here with @mmlm/data's instruments (ShapeAnalyzer, generation score, Fréchet distance, caption
  * scoring), never by the arm itself.
+ *
+ * Generation and captioning are measured on two sets apart (@mmlm/data `seenHeldOutSets`): **seen**
+ * (new renders of scene keys present among the training images: did the arm learn what it was
+ * shown?) and **held-out** (keys no training image has: does it compose?), with the memoriser
+ * ceiling (the score of the best-matching training image or caption) beside every held-out figure.
  */
 import { join } from 'node:path';
 import type { ExperimentContext, Figure, ImageTextData, ImageTokenArmFactory, ImageTokenArmOptions } from '@mmlm/core';
 import {
+  binomialSE,
+  captionCeiling,
   captionScore,
   frechetDistance,
+  generationCeiling,
   generationScore,
+  memoryOf,
   type Scene,
   ShapeAnalyzer,
   type ShapesConfig,
-  ShapesDataset,
+  type ShapesSample,
+  seenHeldOutSets,
   tokenF1,
 } from '@mmlm/data';
 import { labelledGridPng } from '../grid.js';
 import { writeAtomic } from '../util.js';
 
+/** One evaluation set: images, their scenes, the prompt caption of each and all reference captions. */
+export interface PromptSet {
+  images: Float32Array[];
+  scenes: Scene[];
+  captions: string[];
+  references: string[][];
+}
+
 export interface EvalSet extends ImageTextData {
-  /** Val-split images, their scenes and all reference captions (eval captions are evalCaptions[i]). */
-  evalImages: Float32Array[];
-  evalScenes: Scene[];
-  evalReferences: string[][];
+  seen: PromptSet;
+  heldOut: PromptSet;
+  /** Memoriser ceilings of the held-out set (and of the seen set, 1 by construction for generation). */
+  ceilings: { generationHeldOut: number; captionHeldOut: number; generationSeen: number; captionSeen: number };
+  /** Distinct scene keys among the training images. */
+  trainKeys: number;
   /** The resolved Shapes config (the analyzer is built from it so grid and size threshold match). */
   config: ShapesConfig;
+}
+
+function promptSet(samples: readonly ShapesSample[]): PromptSet {
+  return {
+    images: samples.map((s) => s.image),
+    scenes: samples.map((s) => s.scene),
+    captions: samples.map((s) => s.caption),
+    references: samples.map((s) => s.captions.map((c) => c.text)),
+  };
 }
 
 export function loadImageTextData(o: {
   imageSize: number;
   maxObjects: number;
   trainImages: number;
+  /** Size of each of the seen and held-out sets. */
   evalImages: number;
   seed: number;
 }): EvalSet {
-  const common = { imageSize: o.imageSize, minObjects: 1, maxObjects: o.maxObjects, seed: o.seed };
-  const train = new ShapesDataset({ ...common, split: 'train' });
-  const val = new ShapesDataset({ ...common, split: 'val' });
-  const tr = [...train.iterate(0, o.trainImages)];
-  const ev = [...val.iterate(0, o.evalImages)];
+  const sets = seenHeldOutSets(
+    { imageSize: o.imageSize, minObjects: 1, maxObjects: o.maxObjects, seed: o.seed },
+    { train: o.trainImages, seen: o.evalImages, heldOut: o.evalImages },
+  );
+  const analyzer = new ShapeAnalyzer(sets.config);
+  const memory = memoryOf(sets.train, analyzer);
+  const trainCaptions = sets.train.map((s) => s.caption);
+  const seen = promptSet(sets.seen);
+  const heldOut = promptSet(sets.heldOut);
   return {
     imageSize: o.imageSize,
-    train: { images: tr.map((s) => s.image), captions: tr.map((s) => s.caption) },
-    evalCaptions: ev.map((s) => s.caption),
-    evalImages: ev.map((s) => s.image),
-    evalScenes: ev.map((s) => s.scene),
-    evalReferences: ev.map((s) => s.captions.map((c) => c.text)),
-    config: train.config,
+    train: { images: sets.train.map((s) => s.image), captions: trainCaptions },
+    evalCaptions: [...seen.captions, ...heldOut.captions],
+    seen,
+    heldOut,
+    ceilings: {
+      generationHeldOut: generationCeiling(heldOut.captions, memory),
+      captionHeldOut: captionCeiling(heldOut.scenes, trainCaptions),
+      generationSeen: generationCeiling(seen.captions, memory),
+      captionSeen: captionCeiling(seen.scenes, trainCaptions),
+    },
+    trainKeys: sets.trainKeys.size,
+    config: sets.config,
   };
 }
 
-export interface ArmEvaluation {
-  arm: string;
-  description: string;
-  tokensPerImage: number;
+/** Per-set generation and captioning figures. */
+export interface SetScores {
   generationScore: number;
   genShape: number;
   genColour: number;
   genCount: number;
   genSize: number;
   genPosition: number;
-  frechet: number;
   captionAccuracy: number;
   captionParsed: number;
   captionTokenF1: number;
+}
+
+export interface ArmEvaluation {
+  arm: string;
+  description: string;
+  tokensPerImage: number;
+  /** The CFG scale generation ran at (the arm's default when the budget names none). */
+  cfgScale: number | null;
+  generationScoreSeen: number;
+  generationScoreHeldOut: number;
+  generationCeilingHeldOut: number;
+  genShapeSeen: number;
+  genColourSeen: number;
+  genCountSeen: number;
+  genSizeSeen: number;
+  genPositionSeen: number;
+  genShapeHeldOut: number;
+  genColourHeldOut: number;
+  genSizeHeldOut: number;
+  genPositionHeldOut: number;
+  /** Generated images of the seen prompts against the real seen images. */
+  frechetSeen: number;
+  captionAccuracySeen: number;
+  captionAccuracyHeldOut: number;
+  captionCeilingHeldOut: number;
+  captionParsedSeen: number;
+  captionTokenF1Seen: number;
+  /** Over the seen and held-out images together. */
   reconPsnr: number;
   reconAnalyzerAgreement: number;
+  /** Prompts per set (binomial standard error of a score p is sqrt(p (1 - p) / n)). */
+  promptsPerSet: number;
   backboneStepsPerImage: number;
   headEvalsPerImage: number;
   generateMsPerImage: number;
@@ -75,6 +142,9 @@ export interface ArmEvaluation {
   headParams: number;
   figures: Figure[];
 }
+
+/** The agreement below which a tokenizer does not read back well enough to judge its downstream arm. */
+export const AGREEMENT_FLOOR = 0.95;
 
 /** Peak signal-to-noise ratio of images in [0, 1], over the whole set. */
 export function psnr(a: Float32Array[], b: Float32Array[]): number {
@@ -100,23 +170,38 @@ function verdict(p: ReturnType<typeof generationScore>['pairs'][number]): string
 }
 
 function sameObjects(a: ReturnType<ShapeAnalyzer['analyze']>, b: ReturnType<ShapeAnalyzer['analyze']>): boolean {
-  const key = (o: (typeof a.objects)[number]) => `${o.shape}/${o.colour}/${o.cell}`;
+  const key = (o: (typeof a.objects)[number]) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`;
   const ka = a.objects.map(key).sort().join(',');
   return ka === b.objects.map(key).sort().join(',');
 }
+
+/** Fraction of reconstructions the analyzer reads as the same objects (shape, colour, size, cell) as their originals. */
+export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
+  if (originals.length !== recon.length || originals.length === 0)
+    throw new Error(
+      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
+    );
+  return recon.filter((r, i) => sameObjects(analyzer.analyze(r), analyzer.analyze(originals[i]!))).length / recon.length;
+}
+
+export type ArmBudget = Pick<
+  ImageTokenArmOptions,
+  'backbone' | 'tokenizerSteps' | 'backboneSteps' | 'batchSize' | 'captionFraction' | 'recipe'
+> & { cfgScale?: number };
 
 export async function evaluateArm(
   name: string,
   factory: ImageTokenArmFactory,
   data: EvalSet,
-  ctx: ExperimentContext,
+  ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>,
   dir: string,
-  budget: Pick<ImageTokenArmOptions, 'backbone' | 'tokenizerSteps' | 'backboneSteps' | 'batchSize' | 'captionFraction'>,
+  budget: ArmBudget,
 ): Promise<ArmEvaluation> {
   const t0 = performance.now();
+  const { cfgScale, ...armBudget } = budget;
   const arm = await factory({
     data,
-    ...budget,
+    ...armBudget,
     seed: ctx.seed,
     dir,
     progress: (n, total) => ctx.progress(`${name} ${n}`, total),
@@ -125,78 +210,117 @@ export async function evaluateArm(
   const trainSeconds = (performance.now() - t0) / 1000;
   try {
     const analyzer = new ShapeAnalyzer(data.config);
-    const recon = await arm.reconstruct(data.evalImages);
-    const reconPsnr = psnr(data.evalImages, recon);
-    const agree = recon.filter((r, i) => sameObjects(analyzer.analyze(r), analyzer.analyze(data.evalImages[i]!))).length / recon.length;
+    const originals = [...data.seen.images, ...data.heldOut.images];
+    const recon = await arm.reconstruct(originals);
+    const reconPsnr = psnr(originals, recon);
+    const agree = analyzerAgreement(originals, recon, analyzer);
+    if (agree < AGREEMENT_FLOOR)
+      ctx.log(
+        `WARNING ${name}: tokenizer reconstruction agreement ${agree.toFixed(3)} < ${AGREEMENT_FLOOR}: its downstream figures cannot judge the method`,
+      );
 
     const t1 = performance.now();
-    const gen = await arm.generate(data.evalCaptions, { seed: ctx.seed });
-    const generateMsPerImage = (performance.now() - t1) / data.evalCaptions.length;
-    const score = generationScore(
-      data.evalCaptions.map((caption, i) => ({ caption, image: gen.images[i]! })),
-      analyzer,
-    );
-    const frechet = frechetDistance(data.evalImages, gen.images, { imageSize: data.imageSize, seed: 0 });
+    const genOpts = cfgScale === undefined ? { seed: ctx.seed } : { seed: ctx.seed, cfgScale };
+    const genSeen = await arm.generate(data.seen.captions, genOpts);
+    const genHeld = await arm.generate(data.heldOut.captions, { ...genOpts, seed: ctx.seed + 1 });
+    const generateMsPerImage = (performance.now() - t1) / (data.seen.captions.length + data.heldOut.captions.length);
+    const score = (set: PromptSet, images: Float32Array[]) =>
+      generationScore(
+        set.captions.map((caption, i) => ({ caption, image: images[i]! })),
+        analyzer,
+      );
+    const sSeen = score(data.seen, genSeen.images);
+    const sHeld = score(data.heldOut, genHeld.images);
+    const frechetSeen = frechetDistance(data.seen.images, genSeen.images, { imageSize: data.imageSize, seed: 0 });
 
-    const caps = await arm.caption(data.evalImages, { seed: ctx.seed });
-    const capScore = captionScore(caps.map((caption, i) => ({ caption, scene: data.evalScenes[i]! })));
-    const captionTokenF1 = caps.reduce((s, c, i) => s + tokenF1(c, data.evalReferences[i]!), 0) / caps.length;
+    const captionSet = async (set: PromptSet) => {
+      const caps = await arm.caption(set.images, { seed: ctx.seed });
+      const s = captionScore(caps.map((caption, i) => ({ caption, scene: set.scenes[i]! })));
+      return { s, f1: caps.reduce((a, c, i) => a + tokenF1(c, set.references[i]!), 0) / caps.length, caps };
+    };
+    const cSeen = await captionSet(data.seen);
+    const cHeld = await captionSet(data.heldOut);
 
     const S = data.imageSize;
-    const k = Math.min(16, data.evalCaptions.length);
-    const samples = `subruns/${name.replace(/[^\w.-]+/g, '_')}/samples.png`;
-    writeAtomic(
-      join(dir, 'samples.png'),
-      await labelledGridPng(
-        gen.images.slice(0, k).map((image, i) => ({
-          image,
-          size: S,
-          lines: [data.evalCaptions[i]!, verdict(score.pairs[i]!)],
-          ok: score.pairs[i]!.match.overall,
-        })),
-        { cols: 4, title: `${name}: generated from val captions (seed ${ctx.seed})` },
-      ),
-    );
-    const reconPath = `subruns/${name.replace(/[^\w.-]+/g, '_')}/reconstructions.png`;
+    const k = Math.min(16, data.seen.captions.length);
+    const sub = `subruns/${name.replace(/[^\w.-]+/g, '_')}`;
+    const grid = async (file: string, set: PromptSet, images: Float32Array[], sc: typeof sSeen, what: string) => {
+      writeAtomic(
+        join(dir, file),
+        await labelledGridPng(
+          images.slice(0, k).map((image, i) => ({
+            image,
+            size: S,
+            lines: [set.captions[i]!, verdict(sc.pairs[i]!)],
+            ok: sc.pairs[i]!.match.overall,
+          })),
+          { cols: 4, title: `${name}: generated from ${what} prompts (seed ${ctx.seed})` },
+        ),
+      );
+    };
+    await grid('samples-seen.png', data.seen, genSeen.images, sSeen, 'seen');
+    await grid('samples-heldout.png', data.heldOut, genHeld.images, sHeld, 'held-out');
     writeAtomic(
       join(dir, 'reconstructions.png'),
       await labelledGridPng(
-        data.evalImages.slice(0, 8).flatMap((image, i) => [
+        originals.slice(0, 8).flatMap((image, i) => [
           { image, size: S, lines: ['original'] },
           { image: recon[i]!, size: S, lines: [`${name} reconstruction`] },
         ]),
-        { cols: 4, title: `${name}: tokenizer round trip on val images` },
+        { cols: 4, title: `${name}: tokenizer round trip on seen images` },
       ),
     );
+    const a = (s: typeof sSeen, key: keyof typeof s.attributes) => s.attributes[key].accuracy;
     return {
       arm: name,
       description: arm.description,
       tokensPerImage: arm.tokensPerImage,
-      generationScore: score.overall,
-      genShape: score.attributes.objects.accuracy,
-      genColour: score.attributes.colour.accuracy,
-      genCount: score.attributes.count.accuracy,
-      genSize: score.attributes.size.accuracy,
-      genPosition: score.attributes.position.accuracy,
-      frechet,
-      captionAccuracy: capScore.overall,
-      captionParsed: capScore.parsed,
-      captionTokenF1,
+      cfgScale: cfgScale ?? null,
+      generationScoreSeen: sSeen.overall,
+      generationScoreHeldOut: sHeld.overall,
+      generationCeilingHeldOut: data.ceilings.generationHeldOut,
+      genShapeSeen: a(sSeen, 'objects'),
+      genColourSeen: a(sSeen, 'colour'),
+      genCountSeen: a(sSeen, 'count'),
+      genSizeSeen: a(sSeen, 'size'),
+      genPositionSeen: a(sSeen, 'position'),
+      genShapeHeldOut: a(sHeld, 'objects'),
+      genColourHeldOut: a(sHeld, 'colour'),
+      genSizeHeldOut: a(sHeld, 'size'),
+      genPositionHeldOut: a(sHeld, 'position'),
+      frechetSeen,
+      captionAccuracySeen: cSeen.s.overall,
+      captionAccuracyHeldOut: cHeld.s.overall,
+      captionCeilingHeldOut: data.ceilings.captionHeldOut,
+      captionParsedSeen: cSeen.s.parsed,
+      captionTokenF1Seen: cSeen.f1,
       reconPsnr,
       reconAnalyzerAgreement: agree,
-      backboneStepsPerImage: gen.backboneStepsPerImage,
-      headEvalsPerImage: gen.headEvalsPerImage,
+      promptsPerSet: data.seen.captions.length,
+      backboneStepsPerImage: genSeen.backboneStepsPerImage,
+      headEvalsPerImage: genSeen.headEvalsPerImage,
       generateMsPerImage,
       trainSeconds,
       tokenizerParams: arm.parameterCounts.tokenizer,
       backboneParams: arm.parameterCounts.backbone,
       headParams: arm.parameterCounts.head,
       figures: [
-        { title: `${name}: samples`, path: samples, caption: 'Generated images with their prompts and the ShapeAnalyzer verdict.' },
-        { title: `${name}: reconstructions`, path: reconPath, caption: 'Originals and tokenizer round trips.' },
+        {
+          title: `${name}: samples (seen prompts)`,
+          path: `${sub}/samples-seen.png`,
+          caption: 'Generated from seen prompts, with the ShapeAnalyzer verdict.',
+        },
+        {
+          title: `${name}: samples (held-out prompts)`,
+          path: `${sub}/samples-heldout.png`,
+          caption: 'Generated from held-out prompts (attribute combinations never trained), with the ShapeAnalyzer verdict.',
+        },
+        { title: `${name}: reconstructions`, path: `${sub}/reconstructions.png`, caption: 'Originals and tokenizer round trips.' },
       ],
     };
   } finally {
     arm.dispose();
   }
 }
+
+export { binomialSE };

@@ -1,3 +1,4 @@
 export * from './cli.js';
 export * from './inline.js';
+export * from './subrun.js';
 export * from './types.js';

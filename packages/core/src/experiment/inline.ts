@@ -2,10 +2,11 @@
  * A minimal in-process experiment context (no progress bars, no reports): for tests and for
  * running an experiment from code. The lab app provides the full one.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentBackend, initBackend } from '../backend/init.js';
-import type { Experiment, ExperimentContext, ExperimentResult } from './types.js';
+import { makeSubrun } from './subrun.js';
+import type { Experiment, ExperimentContext, ExperimentResult, ProgressHandle } from './types.js';
 
 export interface InlineRunOptions {
   preset?: string;
@@ -22,6 +23,13 @@ export function inlineContext(exp: Experiment, opts: InlineRunOptions): Experime
     throw new Error(`experiment ${exp.id}: unknown preset "${preset}"; expected one of ${Object.keys(exp.presets).join(', ')}`);
   mkdirSync(opts.outDir, { recursive: true });
   const log = opts.log ?? (() => {});
+  const progress = (name: string, total: number): ProgressHandle => ({
+    tick: (step, info) => {
+      if (step === total) log(`${name}: ${step}/${total} ${JSON.stringify(info ?? {})}`);
+    },
+    done: () => {},
+  });
+  const metric = (r: Record<string, unknown>) => appendFileSync(join(opts.outDir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
   return {
     experimentId: exp.id,
     preset,
@@ -30,24 +38,9 @@ export function inlineContext(exp: Experiment, opts: InlineRunOptions): Experime
     outDir: opts.outDir,
     dataPath: opts.dataPath,
     log,
-    progress: (name, total) => ({
-      tick: (step, info) => {
-        if (step === total) log(`${name}: ${step}/${total} ${JSON.stringify(info ?? {})}`);
-      },
-      done: () => {},
-    }),
-    metric: (r) => appendFileSync(join(opts.outDir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`),
-    subrun: async (name, fn) => {
-      const safe = name.replace(/[^\w.-]+/g, '_');
-      const dir = join(opts.outDir, 'subruns', safe);
-      const done = join(dir, 'result.json');
-      if (existsSync(done)) return JSON.parse(readFileSync(done, 'utf8'));
-      mkdirSync(dir, { recursive: true });
-      const r = await fn(dir);
-      writeFileSync(`${done}.tmp`, JSON.stringify(r, null, 2));
-      renameSync(`${done}.tmp`, done);
-      return r;
-    },
+    progress,
+    metric,
+    subrun: makeSubrun({ dir: opts.outDir, log, progress, metric }),
   };
 }
 

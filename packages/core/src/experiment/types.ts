@@ -58,10 +58,33 @@ export interface ExperimentContext {
   metric(record: Record<string, unknown>): void;
   /**
    * A resumable sub-run: if `name` finished in an earlier run of this folder, its saved JSON result
-   * is returned without running `fn`; otherwise `fn(dir)` runs with a folder for its checkpoints
-   * (to resume an interrupted run) and its result is saved.
+   * is returned without running `fn`; otherwise `fn(dir, sub)` runs with a folder for its checkpoints
+   * (to resume an interrupted run) and its result is saved. `sub.metric()` tags each record with
+   * `subrun: name`, so the loss figure draws one curve per sub-run; `fn(dir)` alone also works.
    */
-  subrun<T>(name: string, fn: (dir: string) => Promise<T>): Promise<T>;
+  subrun<T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>): Promise<T>;
+}
+
+/** What a sub-run's body gets beside its folder (`ctx.subrun(name, (dir, sub) => ...)`). */
+export interface SubrunContext {
+  /** The sub-run's full name: nested sub-runs join their names with '/' ('arm-a/tokenizer'). */
+  name: string;
+  /** The sub-run's folder (exists); the same as the body's first argument. */
+  dir: string;
+  /** A human-readable line (the run's log). */
+  log(line: string): void;
+  /** A progress reporter (the run's). */
+  progress(name: string, total: number): ProgressHandle;
+  /**
+   * Append one record to the run's metrics.jsonl with `subrun` set to this sub-run's full name
+   * (it replaces a `subrun` key of the record).
+   */
+  metric(record: Record<string, unknown>): void;
+  /**
+   * A nested resumable sub-run named `<name>/<child>`, its folder under this one's `subruns/`.
+   * It is reused while this sub-run is unfinished (this sub-run's saved result covers it after).
+   */
+  subrun<T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>): Promise<T>;
 }
 
 export interface Experiment {
@@ -74,6 +97,18 @@ export interface Experiment {
   /** Presets by name ('tiny' always exists and runs in seconds, for tests). */
   presets: Record<string, PresetInfo>;
   run(ctx: ExperimentContext): Promise<ExperimentResult>;
+  /**
+   * Optional: combine the results of several seeds (`pnpm lab run <id> --seeds 0,1,2`) into tables
+   * and a summary of the experiment's own, e.g. a claim table with mean ± std per arm and a verdict
+   * from `compareSeeds` (a difference is called only beyond two standard errors). `results[i]` is
+   * the result of seed `seeds[i]`, seeds ascending; a run reused from an earlier invocation gives its
+   * saved result (read back from JSON: NaN there is `null`). The lab writes the generic table (every
+   * numeric headline metric, mean ± sample std and each seed's value) first, then these tables and
+   * this summary, into the aggregate's report.md, the index and the docs page. Called with one seed
+   * too (then no standard error exists); keep it pure and quick: the lab calls it on every
+   * `--seeds` invocation, also when all seeds were reused.
+   */
+  aggregate?(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string };
 }
 
 /**
@@ -101,6 +136,11 @@ export interface ImageTokenArmOptions {
   batchSize: number;
   /** Fraction of backbone examples that are image-to-text (captioning); the rest are text-to-image. */
   captionFraction: number;
+  /**
+   * The arm's own recipe overrides (codebook init, regularisation, learning rates, sampling), parsed
+   * and validated by the arm's schema; unset fields take the arm's documented defaults.
+   */
+  recipe?: unknown;
   seed: number;
   /** Folder for this arm's checkpoints / caches. */
   dir: string;
@@ -120,7 +160,8 @@ export interface ImageTokenArm {
   /** Text-to-image. `backboneSteps` / `headEvals` are per image (forward passes of the backbone and of the head). */
   generate(
     captions: string[],
-    opts: { seed: number; cfgScale?: number },
+    /** cfgScale / temperature default to the arm's recipe. */
+    opts: { seed: number; cfgScale?: number; temperature?: number },
   ): Promise<{ images: Float32Array[]; backboneStepsPerImage: number; headEvalsPerImage: number }>;
   /** Image-to-text (greedy). */
   caption(images: Float32Array[], opts: { seed: number }): Promise<string[]>;

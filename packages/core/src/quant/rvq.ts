@@ -4,12 +4,16 @@
  * is detached before it is subtracted and one straight-through estimator z + sg(sum_i q_i - z)
  * covers the sum, so dzq/dz = I; stage i's losses are computed on its own residual (whose
  * gradient reaches z) and summed.
+ *
+ * The options go to every stage's VectorQuantizer; with `kmeansInit` each stage initialises its
+ * codebook on its own residual on the first training forward (as lucidrains' ResidualVQ), and
+ * initFromData does the same explicitly, stage by stage.
  */
 import { Module, ModuleList } from '../nn/module.js';
 import { stopGradient } from '../nn/ops.js';
 import { defaultRng } from '../rng/global.js';
 import { tf } from '../tf.js';
-import { VectorQuantizer, type VectorQuantizerOptions } from './vq.js';
+import { type KMeansInitOptions, VectorQuantizer, type VectorQuantizerOptions } from './vq.js';
 
 export type RVQOutput = {
   /** Straight-through sum of the Nq quantized residuals, same shape as z. */
@@ -66,6 +70,23 @@ export class ResidualVQ extends Module {
         commitLoss: commitLoss as tf.Scalar,
         codebookLoss: codebookLoss as tf.Scalar,
       };
+    });
+  }
+
+  /**
+   * k-means init of every stage's codebook (VectorQuantizer.initFromData): stage i on the residuals
+   * of z [..., D] left by stages < i after their init. Returns each stage's counts and inertia.
+   */
+  initFromData(z: tf.Tensor, opts: KMeansInitOptions = {}): { counts: Int32Array; inertia: number }[] {
+    if (z.rank < 1 || z.shape[z.rank - 1] !== this.dim)
+      throw new Error(`ResidualVQ.initFromData: z's last dim must be ${this.dim}, got shape [${z.shape}]`);
+    return tf.tidy(() => {
+      let residual = stopGradient(z.reshape([-1, this.dim])) as tf.Tensor2D; // [N, D]
+      return this.layers.items.map((q) => {
+        const r = q.initFromData(residual, opts);
+        residual = residual.sub(tf.gather(q.codebook(), q.nearest(residual))) as tf.Tensor2D;
+        return r;
+      });
     });
   }
 

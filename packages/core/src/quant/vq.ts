@@ -25,6 +25,18 @@
  *   the module's Rng (distinct vectors while the batch has enough).
  * - Cosine codes (ViT-VQGAN, Yu et al. 2022, sec. 3.2): z and the codes are l2-normalised before the
  *   lookup, the losses and the output.
+ * - k-means codebook init (`kmeansInit`; Łańcucki et al. 2020, "Robust training of vector quantized
+ *   bottleneck models"; lucidrains' `kmeans_init`): on the first training forward, before the lookup,
+ *   the codebook becomes the k-means centres (kmeans.ts: k-means++ seeds from the module's Rng, then
+ *   Lloyd) of at most `sample` rows of the batch (l2-normalised with `cosine`). With EMA the statistics
+ *   start as if the codebook had seen that batch: cluster_size = max(n_k, 1) (lucidrains' bins, with
+ *   empty clusters at 1 as at the default init) and embed_avg = c_k * cluster_size (lucidrains'
+ *   embed_sum), so e = m / N still holds. The float32 buffer `initted` [1] (0 = not yet, as lucidrains)
+ *   is in the state dict, so a loaded checkpoint is not re-initialised; it exists only with
+ *   `kmeansInit`, so checkpoints of the default quantizer keep their keys. `initFromData` does the same
+ *   on demand (e.g. from a large sample of encoder outputs). Inside a gradient scope (tf.grad,
+ *   optimizer.minimize) tfjs keeps the Lloyd steps' [N, K] intermediates on its tape until the scope
+ *   ends; for a large sample x K call initFromData before training instead.
  *
  * The code lookup is a gather whose indices are copied off the autodiff tape (tfjs differentiates
  * gather with respect to its indices and fails on int32 otherwise); the codebook gradient is then
@@ -36,6 +48,7 @@ import { stopGradient } from '../nn/ops.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
+import { kmeans } from './kmeans.js';
 
 export interface VectorQuantizeOptions {
   /** Weight of the commitment or codebook term, as VectorQuantizer2's beta (default 0.25). */
@@ -162,7 +175,27 @@ export interface VectorQuantizerOptions {
   cosine?: boolean;
   /** Codebook init; default U(-1/K, 1/K) as VectorQuantizer2. */
   init?: Init;
+  /**
+   * k-means codebook init on the first training forward (default off; `true` = `{}`). The state dict
+   * then holds the float32 flag `initted` [1].
+   */
+  kmeansInit?: boolean | KMeansInitOptions;
   rng?: Rng;
+}
+
+export interface KMeansInitOptions {
+  /** Lloyd iterations, an integer >= 1 (default 10). */
+  iters?: number;
+  /** At most this many rows (drawn without replacement with the module's Rng) go into k-means (default 4096). */
+  sample?: number;
+}
+
+function checkKMeansInit(where: string, o: KMeansInitOptions): Required<KMeansInitOptions> {
+  const iters = o.iters ?? 10;
+  if (!Number.isInteger(iters) || iters < 1) throw new Error(`${where}: kmeansInit.iters must be an integer >= 1, got ${iters}`);
+  const sample = o.sample ?? 4096;
+  if (!Number.isInteger(sample) || sample < 1) throw new Error(`${where}: kmeansInit.sample must be an integer >= 1, got ${sample}`);
+  return { iters, sample };
 }
 
 /** Holds the codebook under the name `embedding.weight` (a parameter, or a buffer with EMA). */
@@ -182,6 +215,10 @@ export class VectorQuantizer extends Module {
   readonly emaDecay: number | null;
   readonly emaEps: number;
   readonly deadCodeSteps: number;
+  /** k-means init settings, or null when off. */
+  readonly kmeansInit: Required<KMeansInitOptions> | null;
+  /** 1 once the codebook was initialised from data (only with kmeansInit). [1] */
+  private readonly initted: tf.Variable | null;
   private readonly clusterSize: tf.Variable | null; // [K]
   private readonly embedAvg: tf.Variable | null; // [K, D]
   /** Consecutive training forwards each code went unused (host-side; not in the state dict). */
@@ -211,6 +248,8 @@ export class VectorQuantizer extends Module {
     this.deadCodeSteps = opts.deadCodeSteps ?? 0;
     if (!Number.isInteger(this.deadCodeSteps) || this.deadCodeSteps < 0)
       throw new Error(`VectorQuantizer: deadCodeSteps must be an integer >= 0, got ${this.deadCodeSteps}`);
+    const km = opts.kmeansInit ?? false;
+    this.kmeansInit = km === false ? null : checkKMeansInit('VectorQuantizer', km === true ? {} : km);
     this.rng = opts.rng ?? defaultRng();
     const init = initTensor([numCodes, dim], opts.init ?? { kind: 'uniform', bound: 1 / numCodes }, this.rng, dim, numCodes);
     this.embedding = this.module('embedding', new CodebookHolder(init, this.emaDecay === null));
@@ -221,6 +260,7 @@ export class VectorQuantizer extends Module {
       this.clusterSize = null;
       this.embedAvg = null;
     }
+    this.initted = this.kmeansInit ? this.buffer('initted', tf.zeros([1])) : null;
     this.unusedFor = new Int32Array(numCodes);
   }
 
@@ -258,9 +298,55 @@ export class VectorQuantizer extends Module {
     return tf.tidy(() => tf.gather(this.codebook(), indices.reshape([-1])).reshape([...indices.shape, this.dim]));
   }
 
-  /** z [..., D] -> VQOutput. In training mode also applies the EMA update and dead-code restart. */
+  /** Whether the first training forward will initialise the codebook by k-means. */
+  get needsInit(): boolean {
+    return this.initted !== null && this.initted.dataSync()[0] === 0;
+  }
+
+  /**
+   * Set the codebook to the k-means centres of the rows of z [..., D] (at most `sample` rows, drawn with
+   * the module's Rng; see the file comment), set the EMA statistics from the cluster counts and mark
+   * the module initialised. Options default to the module's kmeansInit, else iters 10, sample 4096.
+   */
+  initFromData(z: tf.Tensor, opts: KMeansInitOptions = {}): { counts: Int32Array; inertia: number } {
+    const where = 'VectorQuantizer.initFromData';
+    if (z.rank < 1 || z.shape[z.rank - 1] !== this.dim)
+      throw new Error(`${where}: z's last dim must be ${this.dim}, got shape [${z.shape}]`);
+    const { iters, sample } = checkKMeansInit(where, { ...this.kmeansInit, ...opts });
+    const N = z.size / this.dim;
+    if (N < 1) throw new Error(`${where}: z must hold at least one row, got shape [${z.shape}]`);
+    let rows: number[] | null = null;
+    if (N > sample) {
+      const pool = Int32Array.from({ length: N }, (_, i) => i);
+      for (let j = 0; j < sample; j++) {
+        const r = this.rng.int(j, N);
+        [pool[j], pool[r]] = [pool[r] as number, pool[j] as number];
+      }
+      rows = Array.from(pool.subarray(0, sample)).sort((a, b) => a - b);
+    }
+    return tf.tidy(() => {
+      let flat = stopGradient(z.reshape([-1, this.dim])) as tf.Tensor2D; // [N, D]
+      if (rows) flat = tf.gather(flat, tf.tensor1d(rows, 'int32')); // [sample, D]
+      const { centres, counts, inertia } = kmeans(flat, this.numCodes, { iters, rng: this.rng, cosine: this.cosine });
+      this.embedding.weight.assign(centres);
+      if (this.clusterSize && this.embedAvg) {
+        const n = tf.tensor1d(Array.from(counts, (c) => Math.max(c, 1))); // [K]
+        this.clusterSize.assign(n);
+        this.embedAvg.assign(centres.mul(n.expandDims(1)));
+      }
+      this.initted?.assign(tf.ones([1]));
+      this.unusedFor.fill(0);
+      return { counts, inertia };
+    });
+  }
+
+  /**
+   * z [..., D] -> VQOutput. In training mode also applies the k-means init (first forward, with
+   * kmeansInit), the EMA update and dead-code restart.
+   */
   forward(z: tf.Tensor): VQOutput {
     if (z.shape[z.rank - 1] !== this.dim) throw new Error(`VectorQuantizer.forward: last dim must be ${this.dim}, got shape [${z.shape}]`);
+    if (this.training && this.needsInit) this.initFromData(z);
     return tf.tidy(() => {
       const parts = quantizeParts(z, this.embedding.weight as tf.Tensor2D, this.quantizeOptions);
       if (this.training) this.trainUpdates(parts.flat, parts.idx, parts.counts);

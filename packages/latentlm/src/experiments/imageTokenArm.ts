@@ -30,6 +30,7 @@ import {
   latestCheckpoint,
   type ProgressHandle,
   paramGroups,
+  parseConfig,
   Rng,
   tf,
   trainLoop,
@@ -37,6 +38,7 @@ import {
   warmupCosine,
 } from '@mmlm/core';
 import { WordTokenizer } from '@mmlm/data';
+import { z } from 'zod';
 import { type LatentLMConfig, latentlmConfig, parameterCount } from '../config.js';
 import { LatentLM } from '../model.js';
 import { generate } from '../sample.js';
@@ -44,27 +46,63 @@ import { NoiseSchedule } from '../schedule.js';
 import { buildMixedBatch, type MixedSequence, trainStep } from '../train.js';
 import { ImageVAE } from '../vae.js';
 
-/** Sampling and recipe settings of the arm (the lab fixes data, backbone size, steps and batch). */
+/**
+ * The arm's recipe (ImageTokenArmOptions.recipe): every setting the lab does not fix, with the
+ * defaults chosen by the `lab.image-tokens-sweep` experiment (apps/lab; table in
+ * docs/papers/comparative.md). Deviations from the reference recipe are named at each field.
+ */
+export const LatentLMArmRecipeSchema = z.object({
+  tokenizer: z
+    .object({
+      lr: z.number().positive().default(2e-3),
+      /**
+       * sigma-VAE beta. At the lab's quick budget (16 px, 300 + 600 steps, seed 0), 1e-3 against 1e-4:
+       * rms(mu) 2.0 vs 3.3 (E|sigma| 0.75), equal reconstruction (PSNR 20.0 dB), captions naming the
+       * right shape and colour 21/32 vs 5/32 (the reference's 1e-2 blurred 32 px reconstructions).
+       */
+      klWeight: z.number().nonnegative().default(1e-3),
+      /** C_sigma of sigma ~ N(0, (C_sigma / 0.8)^2) (paper: 0.75... per modality). */
+      cSigma: z.number().nonnegative().default(0.75),
+    })
+    .prefault({}),
+  backbone: z
+    .object({
+      lr: z.number().positive().default(3e-3),
+      /** AdamW decoupled weight decay (reference: 0.01). */
+      weightDecay: z.number().nonnegative().default(0.01),
+      /** Dropout in the backbone blocks (reference: 0). */
+      dropout: z.number().min(0).lt(1).default(0),
+      /** Warmup steps as a fraction of the phase (capped at 100, the reference's count). */
+      warmupFraction: z.number().min(0).max(1).default(0.1),
+      /** adaLN-Zero blocks of the diffusion head (reference default 3). */
+      diffusionDepth: z.number().int().positive().default(3),
+      /** Noise draws per latent (reference ddpm_batch_mul 4). */
+      batchMul: z.number().int().positive().default(4),
+    })
+    .prefault({}),
+  sampling: z
+    .object({
+      /** DPM-Solver++(2M) steps per latent. */
+      headSteps: z.number().int().positive().default(10),
+      /** CFG scale in eps space (reference ImageNet: 1.65). */
+      cfgScale: z.number().positive().default(2),
+      /** Log-SNR floor of the head solver's timestep grid (the `small` preset's; see config.ts). */
+      lambdaMinClipped: z.number().default(-3),
+    })
+    .prefault({}),
+});
+export type LatentLMArmRecipeInput = z.input<typeof LatentLMArmRecipeSchema>;
+export type LatentLMArmRecipe = z.infer<typeof LatentLMArmRecipeSchema>;
+
+/** The arm's recipe with defaults filled in; errors name the field, the expectation and the value. */
+export function latentlmArmRecipe(input: unknown = {}): LatentLMArmRecipe {
+  return parseConfig('latentlm imageTokenArm recipe', LatentLMArmRecipeSchema, input ?? {});
+}
+
+/** Fixed settings of the arm (not part of the recipe). */
 export const ARM_SETTINGS = {
   /** Latent grid side: 16 continuous tokens per image. */
   grid: 4,
-  tokenizerLr: 2e-3,
-  /**
-   * sigma-VAE beta. At the lab's quick budget (16 px, 300 + 600 steps, seed 0), 1e-3 against 1e-4:
-   * rms(mu) 2.0 vs 3.3 (E|sigma| 0.75), equal reconstruction (PSNR 20.0 dB), captions naming the
-   * right shape and colour 21/32 vs 5/32, generations showing them 2/32 vs 5/32 (6/128 vs 9/128)
-   * (scripts/arm-budget.ts, ShapeAnalyzer; the reference's 1e-2 blurred 32 px reconstructions, see
-   * IMAGE_PRESETS.small).
-   */
-  klWeight: 1e-3,
-  cSigma: 0.75,
-  /** 3e-3 rather than 1e-3 (the small preset's): at 600 steps and beta 1e-4, generations 5/32 vs 0/32, captions 5/32 vs 3/32. */
-  backboneLr: 3e-3,
-  diffusionDepth: 3,
-  headSteps: 10,
-  cfgScale: 2,
-  /** Log-SNR floor of the head solver's timestep grid (the `small` preset's; see config.ts). */
-  lambdaMinClipped: -3,
   condDropout: 0.1,
   checkpointEvery: 100,
 } as const;
@@ -156,8 +194,10 @@ function progressOf(o: ImageTokenArmOptions, name: string, total: number): Progr
 
 export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOptions): Promise<ImageTokenArm> => {
   validate(o);
+  const recipe = latentlmArmRecipe(o.recipe);
   const S = o.data.imageSize;
-  const A = ARM_SETTINGS;
+  const A = { ...ARM_SETTINGS, ...recipe.tokenizer, ...recipe.sampling };
+  const B = recipe.backbone;
   const patchSize = S / A.grid;
   const latentDim = Math.min(16, Math.max(4, (patchSize * patchSize * 3) / 6));
   const log = o.log ?? (() => {});
@@ -171,8 +211,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     depth: Math.min(2, o.backbone.numLayers),
     numHeads: o.backbone.numHeads,
     posterior: 'sigma',
-    cSigma: A.cSigma,
-    klWeight: A.klWeight,
+    cSigma: recipe.tokenizer.cSigma,
+    klWeight: recipe.tokenizer.klWeight,
     seed: o.seed,
   });
   let model: LatentLM | null = null;
@@ -186,11 +226,15 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         batchSize: o.batchSize,
         images: images.length,
         data: fingerprint(images, o.data.train.captions),
-        settings: A,
+        settings: { ...ARM_SETTINGS, ...recipe.tokenizer },
       };
       checkResumable(join(o.dir, 'tokenizer'), config);
       const opt = new AdamW(paramGroups(vae), { beta1: 0.9, beta2: 0.99, weightDecay: 0.01 });
-      const lr = warmupCosine({ peak: A.tokenizerLr, warmup: Math.min(50, Math.ceil(o.tokenizerSteps / 10)), total: o.tokenizerSteps });
+      const lr = warmupCosine({
+        peak: recipe.tokenizer.lr,
+        warmup: Math.min(50, Math.ceil(o.tokenizerSteps / 10)),
+        total: o.tokenizerSteps,
+      });
       const prog = progressOf(o, 'sigma-VAE', o.tokenizerSteps);
       try {
         const r = await trainLoop({
@@ -263,7 +307,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         dim: o.backbone.dim,
         numLayers: o.backbone.numLayers,
         numHeads: o.backbone.numHeads,
-        diffusionDepth: A.diffusionDepth,
+        diffusionDepth: B.diffusionDepth,
+        dropout: B.dropout,
         maxSeqLen: maxWords + N + 4,
         bodId: BOD!,
         eodId: EOD!,
@@ -276,12 +321,14 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         cfgScale: A.cfgScale,
         lambdaMinClipped: A.lambdaMinClipped,
         condDropout: A.condDropout,
+        batchMul: B.batchMul,
       },
       train: {
         steps: o.backboneSteps,
         batchSize: o.batchSize,
-        lr: A.backboneLr,
-        warmupSteps: Math.min(50, Math.ceil(o.backboneSteps / 10)),
+        lr: B.lr,
+        weightDecay: B.weightDecay,
+        warmupSteps: Math.min(100, Math.ceil(o.backboneSteps * B.warmupFraction)),
       },
     });
     model = new LatentLM(cfg.model);
@@ -325,7 +372,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     {
       const t = cfg.train;
       const rng = new Rng(o.seed + 3);
-      const config = { model: cfg.model, train: cfg.train, captionFraction: o.captionFraction, words: tok.words };
+      const config = { model: cfg.model, train: cfg.train, diffusion: cfg.diffusion, captionFraction: o.captionFraction, words: tok.words };
       checkResumable(join(o.dir, 'backbone'), config);
       const opt = new AdamW(paramGroups(lm), { beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay });
       const lr = warmupCosine({ peak: t.lr, warmup: t.warmupSteps, total: t.steps });
@@ -336,6 +383,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
           model: lm,
           optimizer: opt,
           rng,
+          rngs: lm.backbone.rngs(),
           config,
           checkpointDir: join(o.dir, 'backbone'),
           checkpointEvery: A.checkpointEvery,
@@ -370,7 +418,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     return {
       name: 'latentlm-sigma-vae',
       tokensPerImage: N,
-      description: `sigma-VAE (C_sigma ${A.cSigma}): ${S} px -> ${A.grid}x${A.grid} latents of ${C} dims; next-token diffusion head (${A.diffusionDepth} adaLN blocks, DPM-Solver++ ${A.headSteps} steps, CFG ${A.cfgScale}: head evaluations count the conditional and unconditional passes)`,
+      description: `sigma-VAE (C_sigma ${A.cSigma}): ${S} px -> ${A.grid}x${A.grid} latents of ${C} dims; next-token diffusion head (${B.diffusionDepth} adaLN blocks, DPM-Solver++ ${A.headSteps} steps, CFG ${A.cfgScale}: head evaluations count the conditional and unconditional passes)`,
       parameterCounts: { tokenizer: vae.numParameters(), backbone: pc.backbone + pc.embeddings, head: pc.head },
 
       async reconstruct(ims) {
@@ -387,6 +435,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
       async generate(captions, g) {
         if (!Number.isInteger(g?.seed)) throw new Error(`imageTokenArm.generate: seed must be an integer, got ${g?.seed}`);
         const w = g.cfgScale ?? A.cfgScale;
+        if (g.temperature !== undefined)
+          throw new Error('imageTokenArm.generate: the diffusion head has no temperature; set cfgScale or headSteps instead');
         if (!(w > 0)) throw new Error(`imageTokenArm.generate: cfgScale must be > 0, got ${w}`);
         const out: Float32Array[] = [];
         for (let i = 0; i < captions.length; i += CHUNK) {

@@ -26,12 +26,14 @@ import {
   type ImageTokenArmFactory,
   type ImageTokenArmOptions,
   type ProgressHandle,
+  parseConfig,
   Rng,
   type TransformerDecoder,
   tf,
   trainLoop,
 } from '@mmlm/core';
 import { WordTokenizer } from '@mmlm/data';
+import { z } from 'zod';
 import { decodeCodesToImages, extractCodes, loadCodeCache, loadWeights, saveCodeCache, saveWeights } from '../codes.js';
 import { type Example, LiquidCollator } from '../collate.js';
 import {
@@ -50,27 +52,86 @@ import { buildLM, headWeight, type LiquidVocab, liquidVocab, VQTokenizer } from 
 import { captionImages, generateImageCodes } from '../sample.js';
 import { lmTrainStep, lrAt, makeOptimizer, tokenizerTrainStep } from '../train.js';
 
-/** Default CFG scale of `generate` (the cfg-sweep experiment measures the others). */
-export const ARM_DEFAULT_CFG = 3;
+/**
+ * The arm's recipe (ImageTokenArmOptions.recipe), chosen by the `lab.image-tokens-sweep` experiment
+ * (apps/lab; its table is in docs/papers/comparative.md). Deviations from Liquid's reference recipe,
+ * all for the toy scale (K = 64 codes, 1,000-4,000 images, minutes of CPU):
+ * - the VQ codebook is initialised by k-means over the first batch of encoder outputs and updated by
+ *   EMA (VQ-VAE-2), with dead-code restart; the reference (taming VectorQuantizer2) learns a
+ *   uniformly initialised codebook by gradient, which at this budget leaves most codes unused and
+ *   the reconstructions unreadable;
+ * - the LM has dropout 0.1 and AdamW weight decay 0.1 (Liquid's script: 0 and 0): the model sees the
+ *   same few hundred scene keys many times and memorises noise without them.
+ */
+export const LiquidArmRecipeSchema = z.object({
+  tokenizer: z
+    .object({
+      /** Codebook size K. */
+      numCodes: z.number().int().min(2).default(64),
+      /** Code vector size. */
+      codeDim: z.number().int().positive().default(8),
+      /** Conv width of the encoder / decoder. */
+      ch: z.number().int().positive().default(16),
+      lr: z.number().positive().default(2e-3),
+      /** EMA decay of the codebook; null learns it by gradient as taming's VectorQuantizer2. */
+      emaDecay: z.number().gt(0).lt(1).nullable().default(0.99),
+      /** k-means codebook init on the first training batch (lucidrains' kmeans_init). */
+      kmeansInit: z.boolean().default(true),
+      /** Restart codes unused for this many batches (0 = off). */
+      deadCodeSteps: z.number().int().nonnegative().default(20),
+    })
+    .prefault({}),
+  backbone: z
+    .object({
+      lr: z.number().positive().default(1e-3),
+      weightDecay: z.number().nonnegative().default(0.1),
+      dropout: z.number().min(0).lt(1).default(0.1),
+      /** Warmup steps as a fraction of the phase (capped at 100 steps). */
+      warmupFraction: z.number().min(0).max(1).default(0.1),
+    })
+    .prefault({}),
+  sampling: z
+    .object({
+      /** CFG scale s of l_u + s (l_c - l_u) (Liquid's evaluation: 7). */
+      cfgScale: z.number().positive().default(3),
+      /** Temperature (Liquid's evaluation: 0.99). */
+      temperature: z.number().nonnegative().default(0.99),
+      topK: z.number().int().nonnegative().default(4096),
+      topP: z.number().positive().max(1).default(0.96),
+    })
+    .prefault({}),
+});
+export type LiquidArmRecipeInput = z.input<typeof LiquidArmRecipeSchema>;
+export type LiquidArmRecipe = z.infer<typeof LiquidArmRecipeSchema>;
+
+/** The arm's recipe with defaults filled in; errors name the field, the expectation and the value. */
+export function liquidArmRecipe(input: unknown = {}): LiquidArmRecipe {
+  return parseConfig('liquid imageTokenArm recipe', LiquidArmRecipeSchema, input ?? {});
+}
+
+/** Default CFG scale of `generate` (the recipe's; the cfg-sweep experiment measures the others). */
+export const ARM_DEFAULT_CFG = LiquidArmRecipeSchema.parse({}).sampling.cfgScale;
 
 /**
- * The arm's tokenizer: 4x downsampling (a 16 px image is 4 x 4 = 16 codes), K = 64, a constant
- * width of 16, no ResnetBlock in the encoder levels (the two mid blocks remain, and one block per
- * decoder level): the lab's quick budget (about 75 s per arm on 2 cores) leaves no room for more.
- * One block per encoder level took about twice the tokenizer time for no better PSNR on 16 px
- * Shapes (16.8 vs 16.9 dB at the quick budget, README);
+ * The arm's tokenizer: 4x downsampling (a 16 px image is 4 x 4 = 16 codes), a constant conv width,
+ * no ResnetBlock in the encoder levels (the two mid blocks remain, and one block per decoder level):
+ * the lab's quick budget leaves no room for more. One block per encoder level took about twice the
+ * tokenizer time for no better PSNR on 16 px Shapes (16.8 vs 16.9 dB at the quick budget, README);
  * `scripts/tokenizer-sweep.ts` compares such variants.
  */
-export function armTokenizerConfig(imageSize: number, seed: number): ImageTokenizerConfig {
+export function armTokenizerConfig(imageSize: number, seed: number, recipe: LiquidArmRecipe = liquidArmRecipe()): ImageTokenizerConfig {
+  const t = recipe.tokenizer;
   return imageTokenizerConfig({
     imageSize,
-    ch: 16,
+    ch: t.ch,
     chMult: [1, 1, 1],
     numResBlocks: 0,
     zChannels: 16,
-    codeDim: 8,
-    numCodes: 64,
-    deadCodeSteps: 20,
+    codeDim: t.codeDim,
+    numCodes: t.numCodes,
+    deadCodeSteps: t.deadCodeSteps,
+    ...(t.emaDecay === null ? {} : { emaDecay: t.emaDecay }),
+    kmeansInit: t.kmeansInit,
     seed,
   });
 }
@@ -113,9 +174,16 @@ function checkOptions(o: ImageTokenArmOptions): void {
   if (typeof o.dir !== 'string' || o.dir === '') fail(`dir must be a folder path, got ${JSON.stringify(o.dir)}`);
 }
 
-/** A phase's warmup and cosine decay at the arm's budget (Liquid's recipe scaled down: lr 1e-3 / 2e-3). */
-function phaseOf(steps: number, batchSize: number, lr: number): TrainPhase {
-  return TrainPhaseSchema.parse({ steps, batchSize, lr, warmup: Math.min(50, Math.floor(steps / 10)), minLrRatio: 0.1 });
+/** A phase's warmup and cosine decay at the arm's budget (Liquid's recipe scaled down). */
+function phaseOf(steps: number, batchSize: number, lr: number, weightDecay = 0, warmupFraction = 0.1): TrainPhase {
+  return TrainPhaseSchema.parse({
+    steps,
+    batchSize,
+    lr,
+    warmup: Math.min(100, Math.floor(steps * warmupFraction)),
+    minLrRatio: 0.1,
+    weightDecay,
+  });
 }
 
 function fingerprint(x: unknown): string {
@@ -141,6 +209,7 @@ function progressBridge(o: ImageTokenArmOptions, name: string, total: number): P
 /** Liquid's arm: a VQ tokenizer and one LM with an extended vocabulary, trained at the lab's budget. */
 export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions): Promise<ImageTokenArm> => {
   checkOptions(opts);
+  const recipe = liquidArmRecipe(opts.recipe);
   const { data, seed, dir } = opts;
   const log = opts.log ?? (() => {});
   const S = data.imageSize;
@@ -148,9 +217,9 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   mkdirSync(dir, { recursive: true });
 
   // ---- 1. the VQ tokenizer, trained then frozen; codes extracted once
-  const tcfg = armTokenizerConfig(S, seed);
+  const tcfg = armTokenizerConfig(S, seed, recipe);
   const vq = new VQTokenizer(tcfg);
-  const tPhase = phaseOf(opts.tokenizerSteps, opts.batchSize, 2e-3);
+  const tPhase = phaseOf(opts.tokenizerSteps, opts.batchSize, recipe.tokenizer.lr);
   const N = vq.tokensPerImage;
   const nTrain = data.train.images.length;
   const tKey = fingerprint({ tcfg, tPhase, nTrain, seed, first: Array.from(data.train.images[0]!.subarray(0, 16)) });
@@ -234,9 +303,11 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
     numLayers: opts.backbone.numLayers,
     numHeads: opts.backbone.numHeads,
     maxSeqLen: Math.max(t2iLen, i2tLen + 1),
+    dropout: recipe.backbone.dropout,
     seed,
   });
-  const bPhase = phaseOf(opts.backboneSteps, opts.batchSize, 1e-3);
+  const bb = recipe.backbone;
+  const bPhase = phaseOf(opts.backboneSteps, opts.batchSize, bb.lr, bb.weightDecay, bb.warmupFraction);
   const model: TransformerDecoder = buildLM(lm, vocab.size, seed);
   const bKey = fingerprint({ tKey, lm, bPhase, vocab, captionFraction: opts.captionFraction });
   const bDone = join(dir, 'backbone.json');
@@ -256,7 +327,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
         model,
         optimizer: opt,
         rng,
-        rngs: { collator: collatorRng },
+        rngs: { collator: collatorRng, ...model.rngs() },
         checkpointDir: join(dir, 'backbone-ckpt'),
         checkpointEvery: 100,
         resume: true,
@@ -305,7 +376,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   return {
     name: 'liquid-vq',
     tokensPerImage: N,
-    description: `Liquid: VQ tokenizer (${S} px -> ${vq.gridSize}x${vq.gridSize} codes of K = ${vq.numCodes}, conv encoder/decoder), one LM over words + codes with a softmax head; CFG s = ${ARM_DEFAULT_CFG}, top-k/top-p sampling`,
+    description: `Liquid: VQ tokenizer (${S} px -> ${vq.gridSize}x${vq.gridSize} codes of K = ${vq.numCodes}, conv encoder/decoder, ${recipe.tokenizer.kmeansInit ? 'k-means init, ' : ''}${recipe.tokenizer.emaDecay === null ? 'gradient' : 'EMA'} codebook), one LM over words + codes with a softmax head (dropout ${recipe.backbone.dropout}, weight decay ${recipe.backbone.weightDecay}); CFG s = ${recipe.sampling.cfgScale}, temperature ${recipe.sampling.temperature}`,
     parameterCounts: { tokenizer: vq.numParameters(), backbone: model.numParameters() - headParams, head: headParams },
 
     async reconstruct(images) {
@@ -320,13 +391,21 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
       alive('generate');
       if (!Array.isArray(captions)) fail(`generate: captions must be an array of strings, got ${typeof captions}`);
       if (!Number.isInteger(o?.seed)) fail(`generate: seed must be an integer, got ${o?.seed}`);
-      const cfgScale = o.cfgScale ?? ARM_DEFAULT_CFG;
+      const cfgScale = o.cfgScale ?? recipe.sampling.cfgScale;
+      const temperature = o.temperature ?? recipe.sampling.temperature;
       if (captions.length === 0) return { images: [], backboneStepsPerImage: N, headEvalsPerImage: N };
       const prompts = captions.map((c, i) => {
         if (typeof c !== 'string') fail(`generate: captions[${i}] must be a string, got ${typeof c}`);
         return words.encode(c + EVAL_T2I_SUFFIX);
       });
-      const codes = generateImageCodes(model, vocab, prompts, { cfgScale, rng: new Rng(o.seed), batchSize: 32 });
+      const codes = generateImageCodes(model, vocab, prompts, {
+        cfgScale,
+        temperature,
+        topK: recipe.sampling.topK,
+        topP: recipe.sampling.topP,
+        rng: new Rng(o.seed),
+        batchSize: 32,
+      });
       const flat = new Int32Array(codes.length * N);
       codes.forEach((c, i) => flat.set(c, i * N));
       return { images: split(decodeCodesToImages(vq, flat), captions.length), backboneStepsPerImage: N, headEvalsPerImage: N };
