@@ -24,7 +24,10 @@ const arm = IMAGE_TOKEN_ARMS.find((a) => a.name === o.arm)!;
 mkdirSync(o.dir, { recursive: true });
 const noProgress = { tick() {}, done() {} };
 const last = 0;
-for (const cfg of o.cfgScales ?? [undefined]) {
+for (const [cfg, temp] of (o.gen ?? (o.cfgScales ?? [undefined]).map((c: number | undefined) => [c, undefined])) as [
+  number | undefined,
+  number | undefined,
+][]) {
   const t0 = performance.now();
   const r = await evaluateArm(
     arm.name,
@@ -49,11 +52,12 @@ for (const cfg of o.cfgScales ?? [undefined]) {
       batchSize: o.batchSize,
       captionFraction: o.captionFraction ?? 0.3,
       recipe: o.recipe,
-      ...(cfg === undefined ? {} : { cfgScale: cfg }),
+      ...(cfg == null ? {} : { cfgScale: cfg }),
+      ...(temp == null ? {} : { temperature: temp }),
     },
   );
   void noProgress;
   void last;
   const { figures, description, ...m } = r;
-  console.log(JSON.stringify({ cfg, ...m, label: o.label }));
+  console.log(JSON.stringify({ cfg, temp, ...m, label: o.label }));
 }

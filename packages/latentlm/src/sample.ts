@@ -20,6 +20,13 @@ export interface HeadSampleOptions {
   cfgScale?: number;
   /** diffusers' lambda_min_clipped for the solver's timestep grid (default -Infinity). */
   lambdaMinClipped?: number;
+  /**
+   * Temperature tau of the head: x_T ~ N(0, tau^2 I) (default 1, the reference). DPM-Solver++ is
+   * deterministic given x_T, so tau < 1 draws nearer the mode of each latent's distribution, the role
+   * MAR's diffusion-head temperature plays (Li et al. 2024, sec. 3.4; there it scales the DDPM noise).
+   * Not in LatentLM's reference code.
+   */
+  noiseScale?: number;
   rng: Rng;
 }
 
@@ -47,7 +54,12 @@ export function sampleLatents(model: LatentLM, cond: tf.Tensor, uncond: tf.Tenso
       const [c, u] = tf.split(out, 2, 0);
       return cfgCombine(c!, u!, w);
     });
-  const xT = opts.rng.randn([N, model.config.latentDim]);
+  const tau = opts.noiseScale ?? 1;
+  if (!(tau > 0 && Number.isFinite(tau))) throw new Error(`sampleLatents: noiseScale must be a finite number > 0, got ${tau}`);
+  const xT = tf.tidy(() => {
+    const n = opts.rng.randn([N, model.config.latentDim]);
+    return tau === 1 ? n : n.mul(tau);
+  });
   const x0 = solver.sample(denoise, xT) as tf.Tensor2D;
   xT.dispose();
   both?.dispose();
@@ -65,6 +77,8 @@ export interface GenerateOptions {
   cfgScale?: number;
   /** diffusers' lambda_min_clipped for the head solver (default -Infinity). */
   lambdaMinClipped?: number;
+  /** Head temperature tau: x_T ~ N(0, tau^2 I) (default 1; see HeadSampleOptions.noiseScale). */
+  noiseScale?: number;
   /** Latents per span; undefined lets the softmax head choose <EOD> vs <LAT> (models trained with spanStop). */
   spanLength?: number;
   /** Generation limit (new elements per row; also bounded by maxSeqLen). */
@@ -247,6 +261,7 @@ export function generate(model: LatentLM, opts: GenerateOptions): GenerateResult
             predictionType: opts.predictionType,
             cfgScale: w,
             lambdaMinClipped: opts.lambdaMinClipped,
+            noiseScale: opts.noiseScale,
             rng,
           }).dataSync() as Float32Array;
         });

@@ -170,6 +170,29 @@ describe('generation', () => {
     m.dispose();
   });
 
+  it('head temperature: noiseScale 1 is the default; as tau -> 0 draws from different noise meet; bad values throw', () => {
+    const m = randomHeadModel();
+    const cond = tf.randomNormal([3, m.config.dim], 0, 1, 'float32', 5);
+    const draw = (seed: number, noiseScale?: number) =>
+      sampleLatents(m, cond, null, {
+        schedule,
+        headSteps: 2,
+        lambdaMinClipped: -3, // start where alpha is not ~5e-5 (no 2e4-fold amplification of the head's error)
+        rng: new Rng(seed),
+        ...(noiseScale === undefined ? {} : { noiseScale }),
+      });
+    const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => a.sub(b).abs().max().dataSync()[0]!);
+    const [base, one] = [draw(9), draw(9, 1)];
+    expect(Array.from(one.dataSync())).toEqual(Array.from(base.dataSync()));
+    // x_T = tau * n: two noise draws give samples that differ at tau = 1 and nearly coincide at tau = 1e-6 (a random head is very steep)
+    const [hotA, hotB, coldA, coldB] = [draw(9, 1), draw(10, 1), draw(9, 1e-6), draw(10, 1e-6)];
+    expect(maxDiff(coldA, coldB)).toBeLessThan(maxDiff(hotA, hotB) / 100);
+    expect(() => draw(9, 0)).toThrow(/noiseScale must be a finite number > 0, got 0/);
+    expect(() => draw(9, Number.NaN)).toThrow(/noiseScale must be a finite number > 0, got NaN/);
+    tf.dispose([cond, base, one, hotA, hotB, coldA, coldB]);
+    m.dispose();
+  });
+
   it('same seed, same output; no tensor leak', () => {
     const m = randomHeadModel();
     const opts = { prompts: [{ tokens: [1, BOD] }], schedule, headSteps: 2, spanLength: 2, maxNewTokens: 4, seed: 3 };

@@ -1,21 +1,25 @@
 /**
- * Every experiment runs at the `tiny` preset (sharing one frozen tokenizer and code cache), and its
- * metrics are recomputed here by independent paths (the saved weights; reconstruction through the
- * straight-through forward instead of tokenize + decode; text loss by a float64 log-softmax; the
- * identities between reported numbers). The paper's claims are not asserted: the small preset
- * reports them.
+ * Every experiment runs at the `tiny` preset (sharing one frozen tokenizer and code cache), reports
+ * its generation and captioning metrics on the seen and held-out sets (values in [0, 1]), logs its
+ * losses per sub-run, and its metrics are recomputed here by independent paths (the saved weights;
+ * reconstruction through the straight-through forward instead of tokenize + decode; the analyzer
+ * agreement from those reconstructions; text loss by a float64 log-softmax; the identities between
+ * reported numbers). The paper's claims are not asserted: the small preset reports them, over seeds
+ * (aggregate.test.ts checks the aggregates).
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, runExperimentInline, type TransformerDecoder, tf } from '@mmlm/core';
+import { ShapeAnalyzer, seenHeldOutSets } from '@mmlm/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { liquidArmRecipe } from '../src/experiments/arm.js';
 import { type Prepared, prepare } from '../src/experiments/common.js';
 import { cfgSweepExperiment, experiments, initExperiment, synergyExperiment, tradeoffExperiment } from '../src/experiments/index.js';
 import { buildLM, fromModelRange, loadCodeCache, loadWeights, toModelRange, VQTokenizer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'liquid-exp-'));
-const tinySizes = { images: { train: 48, val: 16 }, textChars: 6000, textEvalWindows: 4 };
+const tinySizes = { images: { train: 48, evalPrompts: 6 }, textChars: 6000, textEvalWindows: 4 };
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: false });
@@ -47,28 +51,99 @@ function subrunResult(dir: string, name: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(dir, 'subruns', name, 'result.json'), 'utf8'));
 }
 
+function inUnit(m: Record<string, unknown>, keys: string[]): void {
+  for (const k of keys) {
+    expect(typeof m[k], k).toBe('number');
+    expect(m[k] as number, k).toBeGreaterThanOrEqual(0);
+    expect(m[k] as number, k).toBeLessThanOrEqual(1);
+  }
+}
+
+function metricRecords(dir: string): Record<string, unknown>[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
+}
+
+/** Loss records are tagged with the sub-run they train (one loss curve per sub-run), never `run`. */
+function expectSubrunTagged(dir: string, names: string[]): void {
+  const recs = metricRecords(dir);
+  const loss = recs.filter((r) => typeof r.loss === 'number');
+  expect(loss.length).toBeGreaterThan(0);
+  for (const r of recs) expect(r.run).toBeUndefined();
+  for (const r of loss) expect(typeof r.subrun).toBe('string');
+  const tagged = new Set(loss.map((r) => r.subrun));
+  for (const n of names) expect(tagged.has(n), n).toBe(true);
+  expect(recs.some((r) => r.subrun === 'tokenizer' && typeof r.tokenizerAgreement === 'number')).toBe(true);
+}
+
+const RED = '<span style="color:#c00">';
+
+function expectTokenizerWarning(r: { metrics: Record<string, unknown>; summary?: string }): void {
+  const a = r.metrics.tokenizerAgreement as number;
+  inUnit(r.metrics, ['tokenizerAgreement']);
+  if (a < 0.95) expect(r.summary).toContain(`${RED}**Warning:** the tokenizer does not read back`);
+  else expect(r.summary).not.toContain(RED);
+}
+
 describe('experiments at the tiny preset', () => {
-  it('are registered with ids, claims and tiny/small presets', () => {
+  it('are registered with ids, claims, tiny/small presets and an aggregate', () => {
     expect(experiments.map((e) => e.id)).toEqual(['liquid.cfg-sweep', 'liquid.tradeoff', 'liquid.synergy', 'liquid.init']);
     for (const e of experiments) {
       expect(e.paper).toBe('Liquid');
       expect(e.claim.length).toBeGreaterThan(40);
       expect(Object.keys(e.presets)).toEqual(['tiny', 'small']);
+      expect(typeof e.aggregate).toBe('function');
+      // the small preset names the arm recipe it takes (deviations from Liquid's script)
+      expect(e.presets.small?.description).toContain('arm recipe: k-means + EMA 0.99 VQ codebook');
     }
   });
 
-  it('cfg-sweep: tokenizer, text and generation metrics match independent recomputations', async () => {
+  it('data: seen and held-out sets apart, the arm recipe applied, eval captions in the word vocabulary', () => {
+    const prep = prepare('tiny', tinySizes, 0);
+    const d = prep.data;
+    expect(d.seen.length).toBe(6);
+    expect(d.heldOut.length).toBe(6);
+    const sets = seenHeldOutSets({ seed: 0, imageSize: 16 }, { train: 48, seen: 6, heldOut: 6 });
+    expect(d.trainKeys).toBe(sets.trainKeys.size);
+    expect(d.heldOut.map((x) => x.caption)).toEqual(sets.heldOut.map((x) => x.caption));
+    for (const s of sets.heldOut) expect(sets.trainKeys.has(s.key)).toBe(false);
+    for (const s of sets.seen) expect(sets.trainKeys.has(s.key)).toBe(true);
+    inUnit(d.ceilings, ['generationHeldOut', 'captionHeldOut']);
+    const unk = prep.tokenizer.specialId('<unk>');
+    for (const x of [...d.seen, ...d.heldOut]) expect(prep.tokenizer.encode(x.caption)).not.toContain(unk);
+    const recipe = liquidArmRecipe();
+    expect(prep.cfg.tokenizer.kmeansInit).toBe(recipe.tokenizer.kmeansInit);
+    expect(prep.cfg.tokenizer.emaDecay).toBe(recipe.tokenizer.emaDecay);
+    expect(prep.cfg.tokenizer.deadCodeSteps).toBe(recipe.tokenizer.deadCodeSteps);
+    expect(prep.cfg.lm.dropout).toBe(recipe.backbone.dropout);
+    expect(prep.cfg.train.unified.weightDecay).toBe(recipe.backbone.weightDecay);
+    expect(prep.cfg.train.text.weightDecay).toBe(0);
+  });
+
+  it('cfg-sweep: seen / held-out metrics, and tokenizer and text metrics match independent recomputations', async () => {
     const outDir = join(root, 'cfg');
     const r = await runExperimentInline(cfgSweepExperiment, { preset: 'tiny', seed: 0, outDir });
     const m = r.metrics;
     for (const s of [1, 2, 3, 5, 7]) {
-      expect(m[`score_s${s}`]).toBeGreaterThanOrEqual(0);
-      expect(m[`score_s${s}`]).toBeLessThanOrEqual(1);
-      expect(Number.isFinite(m[`fd_s${s}`])).toBe(true);
+      inUnit(m, [`s${s}_generationScoreSeen`, `s${s}_generationScoreHeldOut`]);
+      expect(Number.isFinite(m[`s${s}_frechetSeen`])).toBe(true);
     }
+    inUnit(m, ['generationCeilingHeldOut', 'captionAccuracySeen', 'captionAccuracyHeldOut', 'captionCeilingHeldOut']);
+    expect(m.promptsPerSet).toBe(6);
     expect(r.tables?.[0]?.rows.length).toBe(5);
-    expect(existsSync(join(outDir, 'samples-cfg1.png'))).toBe(true);
+    expect(r.tables?.[0]?.rows[0]?.slice(0, 4)).toEqual([
+      1,
+      m.s1_generationScoreSeen,
+      m.s1_generationScoreHeldOut,
+      m.generationCeilingHeldOut,
+    ]);
+    for (const f of ['samples-seen-cfg1.png', 'samples-heldout-cfg7.png']) expect(existsSync(join(outDir, f)), f).toBe(true);
     expect(r.summary).toContain('liquid.cfg-sweep');
+    expect(r.summary).toContain('One seed (0)');
+    expectTokenizerWarning(r);
+    expectSubrunTagged(outDir, ['tokenizer', 'text-base', 'unified-mix']);
 
     const prep = prepare('tiny', tinySizes, 0);
     // the frozen tokenizer from the shared cache: reconstruction MSE via the straight-through forward
@@ -78,20 +153,30 @@ describe('experiments at the tiny preset', () => {
     await loadWeights(join(dir, 'vq.safetensors'), vq);
     vq.eval();
     const S = prep.cfg.tokenizer.imageSize;
-    const x = tf.tensor4d(Float32Array.from(prep.data.val.flatMap((d) => Array.from(d.image))), [prep.data.val.length, S, S, 3]);
-    const mse = tf.tidy(
-      () =>
-        fromModelRange(vq.forward(toModelRange(x)).xRec)
-          .sub(x)
-          .square()
-          .mean()
-          .dataSync()[0] as number,
-    );
+    const items = [...prep.data.seen, ...prep.data.heldOut];
+    const x = tf.tensor4d(Float32Array.from(items.flatMap((d) => Array.from(d.image))), [items.length, S, S, 3]);
+    const rec = tf.tidy(() => fromModelRange(vq.forward(toModelRange(x)).xRec));
+    const mse = tf.tidy(() => rec.sub(x).square().mean().dataSync()[0] as number);
     expect(Math.abs(mse - (m.tokenizer_mse as number))).toBeLessThan(1e-5);
-    const codes = await loadCodeCache(join(dir, 'codes-val.safetensors'));
+    // analyzer agreement: same objects (shape, colour, size, cell) read from original and reconstruction
+    const recPix = rec.dataSync() as Float32Array;
+    const analyzer = new ShapeAnalyzer(prep.data.config);
+    const read = (im: Float32Array) =>
+      JSON.stringify(
+        analyzer
+          .analyze(im)
+          .objects.map((o) => [o.shape, o.colour, o.size, o.cell].join(' '))
+          .sort(),
+      );
+    const per = S * S * 3;
+    const agree = items.filter((d, i) => read(d.image) === read(recPix.slice(i * per, (i + 1) * per))).length / items.length;
+    expect(m.tokenizerAgreement).toBeCloseTo(agree, 10);
+    const codes = await loadCodeCache(join(dir, 'codes-eval.safetensors'));
+    expect(codes.numImages).toBe(12);
     const used = new Set(codes.codes).size / prep.cfg.tokenizer.numCodes;
     expect(m.codebook_usage).toBeCloseTo(used, 10);
     x.dispose();
+    rec.dispose();
     vq.dispose();
     // text perplexity of the saved unified model by a float64 log-softmax
     const uni = subrunResult(outDir, 'unified-mix') as { path: string; textLoss: number };
@@ -101,6 +186,10 @@ describe('experiments at the tiny preset', () => {
     model.dispose();
     const text = subrunResult(outDir, 'text-base') as { valLoss: number };
     expect(m.text_ppl_before).toBeCloseTo(Math.exp(text.valLoss), 10);
+    // one seed: the aggregate calls nothing
+    const agg = cfgSweepExperiment.aggregate!(JSON.parse(JSON.stringify([r])), [0]);
+    expect(agg.summary).toContain('one seed, cannot judge');
+    expect(agg.tables?.[0]?.rows.length).toBe(5);
   });
 
   it('tradeoff: gaps are the differences of the runs it reports', async () => {
@@ -108,25 +197,40 @@ describe('experiments at the tiny preset', () => {
     const r = await runExperimentInline(tradeoffExperiment, { preset: 'tiny', seed: 0, outDir });
     const m = r.metrics;
     expect(r.tables?.[0]?.rows.length).toBe(3);
+    inUnit(m, ['generationCeilingHeldOut']);
     for (const w of [16, 24, 32]) {
       const t = subrunResult(outDir, `unified-w${w}-s0-text`) as { textLoss: number };
       const x = subrunResult(outDir, `unified-w${w}-s0-mixed`) as { textLoss: number };
       expect(m[`w${w}_ppl_text_only`]).toBeCloseTo(Math.exp(t.textLoss), 8);
       expect(m[`w${w}_ppl_gap`]).toBeCloseTo(Math.exp(x.textLoss) - Math.exp(t.textLoss), 8);
-      expect(m[`w${w}_score_gap`]).toBeCloseTo((m[`w${w}_score_image_only`] as number) - (m[`w${w}_score_mixed`] as number), 10);
+      for (const arm of ['imageOnly', 'mixed']) inUnit(m, [`w${w}_${arm}_generationScoreSeen`, `w${w}_${arm}_generationScoreHeldOut`]);
+      for (const set of ['Seen', 'HeldOut'])
+        expect(m[`w${w}_scoreGap${set}`]).toBeCloseTo(
+          (m[`w${w}_imageOnly_generationScore${set}`] as number) - (m[`w${w}_mixed_generationScore${set}`] as number),
+          10,
+        );
     }
+    expectTokenizerWarning(r);
+    expectSubrunTagged(outDir, ['text-w16-s0', 'unified-w16-s0-text', 'unified-w32-s0-mixed']);
   });
 
   it('synergy: three runs, the added-data runs train 4/3 as many steps', async () => {
     const outDir = join(root, 'synergy');
     const r = await runExperimentInline(synergyExperiment, { preset: 'tiny', seed: 0, outDir });
     expect(r.tables?.[0]?.rows.map((row) => row[1])).toEqual([3, 4, 4]);
+    inUnit(r.metrics, ['generationCeilingHeldOut', 'captionCeilingHeldOut']);
     for (const k of ['baseline', 'add_gen', 'add_und']) {
-      expect(r.metrics[`${k}_caption_accuracy`]).toBeGreaterThanOrEqual(0);
-      expect(r.metrics[`${k}_caption_accuracy`]).toBeLessThanOrEqual(1);
+      inUnit(r.metrics, [
+        `${k}_generationScoreSeen`,
+        `${k}_generationScoreHeldOut`,
+        `${k}_captionAccuracySeen`,
+        `${k}_captionAccuracyHeldOut`,
+      ]);
       const u = subrunResult(outDir, `unified-${k}-s0`) as { textLoss: number };
       expect(r.metrics[`${k}_text_ppl`]).toBeCloseTo(Math.exp(u.textLoss), 4);
     }
+    expectTokenizerWarning(r);
+    expectSubrunTagged(outDir, ['text-base-s0', 'unified-baseline-s0', 'unified-add_und-s0']);
   });
 
   it('init: steps-to-target and perplexities follow from the saved curves', async () => {
@@ -134,16 +238,24 @@ describe('experiments at the tiny preset', () => {
     const r = await runExperimentInline(initExperiment, { preset: 'tiny', seed: 0, outDir });
     for (const arm of ['pretrained_mean', 'pretrained_normal', 'scratch']) {
       const u = subrunResult(outDir, `unified-${arm}`) as {
-        curve: { step: number; score: number }[];
+        curve: { step: number; seen: number; heldOut: number }[];
         textLoss: number;
         textLossStart: number | null;
       };
       expect(u.curve.map((p) => p.step)).toEqual([1, 2, 4]);
-      const reach = u.curve.find((p) => p.score >= 0.5)?.step ?? null;
+      const reach = u.curve.find((p) => p.seen >= 0.5)?.step ?? null;
       expect(r.metrics[`${arm}_steps_to_target`]).toBe(reach);
+      expect(r.metrics[`${arm}_final_generationScoreSeen`]).toBe(u.curve[2]!.seen);
+      expect(r.metrics[`${arm}_final_generationScoreHeldOut`]).toBe(u.curve[2]!.heldOut);
+      inUnit(r.metrics, [`${arm}_final_generationScoreSeen`, `${arm}_final_generationScoreHeldOut`]);
       expect(r.metrics[`${arm}_text_ppl_after`]).toBeCloseTo(Math.exp(u.textLoss), 8);
       if (arm === 'scratch') expect(u.textLossStart).toBeNull();
       else expect(r.metrics[`${arm}_text_ppl_start`]).toBeCloseTo(Math.exp(u.textLossStart as number), 8);
     }
+    inUnit(r.metrics, ['generationCeilingHeldOut']);
+    expectTokenizerWarning(r);
+    expectSubrunTagged(outDir, ['text-base', 'unified-pretrained_mean', 'unified-scratch']);
+    const curve = metricRecords(outDir).filter((x) => x.subrun === 'unified-scratch' && typeof x.generationScoreSeen === 'number');
+    expect(curve.map((x) => x.step)).toEqual([1, 2, 4]);
   });
 });

@@ -3,7 +3,7 @@
  * path (the saved dense weights and mask files, a plain log-softmax in float64) to check they are
  * computed correctly. The paper's claims are not asserted: they are reported by the small preset.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, runExperimentInline, type TransformerDecoder, tf } from '@mmlm/core';
@@ -69,6 +69,21 @@ describe('experiments at the tiny preset', () => {
     expect(r.tables?.[1]?.rows.length).toBe(3);
     expect(r.summary).toMatch(/^Dense [\d.]+ PPL\. Best sparse: /);
     expect(r.summary).not.toContain('|'); // tables travel in `tables`, not in the summary
+    expect(r.summary).toMatch(/One seed \(seed 0\)/);
+    for (const p of ['magnitude', 'sparsegpt']) expect(Number.isFinite(m[`maskllm_${p}_prior_ppl`]), p).toBe(true);
+    for (const p of ['none', 'magnitude', 'sparsegpt']) expect(m[`maskllm_${p}_changed`] as number).toBeGreaterThanOrEqual(0);
+    // training metrics are tagged with their sub-run: one loss curve per training phase
+    const records = readFileSync(join(outDir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(new Set(records.map((x) => x.subrun))).toEqual(new Set(['dense', 'maskllm-none', 'maskllm-magnitude', 'maskllm-sparsegpt']));
+    expect(records.every((x) => x.run === undefined && typeof x.step === 'number' && typeof x.loss === 'number')).toBe(true);
+    // the lab's aggregate of one seed: the tables with no standard deviation, and nothing judged
+    const one = ladderExperiment.aggregate!([r], [0]);
+    expect(one.tables![0]!.rows).toHaveLength(8);
+    expect(one.summary).toMatch(/^One seed \(seed 0\)/);
+    expect(one.summary).toMatch(/one seed, cannot judge/);
 
     const { tokenizer, corpora } = charCorpora([{ name: 'A', text: grammarCorpus({ grammar: 'shapes', seed: 0, chars: 6000 }) }]);
     const cfg = configFor('tiny', tokenizer.vocabSize);

@@ -187,7 +187,7 @@ export function analyzerAgreement(originals: readonly Float32Array[], recon: rea
 export type ArmBudget = Pick<
   ImageTokenArmOptions,
   'backbone' | 'tokenizerSteps' | 'backboneSteps' | 'batchSize' | 'captionFraction' | 'recipe'
-> & { cfgScale?: number };
+> & { cfgScale?: number; temperature?: number };
 
 export async function evaluateArm(
   name: string,
@@ -198,7 +198,7 @@ export async function evaluateArm(
   budget: ArmBudget,
 ): Promise<ArmEvaluation> {
   const t0 = performance.now();
-  const { cfgScale, ...armBudget } = budget;
+  const { cfgScale, temperature, ...armBudget } = budget;
   const arm = await factory({
     data,
     ...armBudget,
@@ -220,7 +220,11 @@ export async function evaluateArm(
       );
 
     const t1 = performance.now();
-    const genOpts = cfgScale === undefined ? { seed: ctx.seed } : { seed: ctx.seed, cfgScale };
+    const genOpts = {
+      seed: ctx.seed,
+      ...(cfgScale === undefined ? {} : { cfgScale }),
+      ...(temperature === undefined ? {} : { temperature }),
+    };
     const genSeen = await arm.generate(data.seen.captions, genOpts);
     const genHeld = await arm.generate(data.heldOut.captions, { ...genOpts, seed: ctx.seed + 1 });
     const generateMsPerImage = (performance.now() - t1) / (data.seen.captions.length + data.heldOut.captions.length);

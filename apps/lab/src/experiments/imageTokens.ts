@@ -10,7 +10,7 @@
  * tokenizer's reconstruction PSNR, backbone steps and head evaluations per image, and wall time.
  * Each arm is built by its paper package (`imageTokenArm` from its experiments subpath).
  */
-import type { Experiment, ExperimentContext, ImageTokenArmFactory, PresetInfo, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ImageTokenArmFactory, type PresetInfo, type Table, warningText } from '@mmlm/core';
 import { imageTokenArm as latentlmArm } from '@mmlm/latentlm/experiments';
 import { imageTokenArm as liquidArm } from '@mmlm/liquid/experiments';
 import { AGREEMENT_FLOOR, type ArmEvaluation, type EvalSet, evaluateArm, loadImageTextData } from './imageEval.js';
@@ -162,7 +162,7 @@ async function run(ctx: ExperimentContext) {
     const cells = vals.map((v) => fmt(v, row.digits));
     if (row.key === 'reconAnalyzerAgreement')
       cells.forEach((c, i) => {
-        if (vals[i]! < AGREEMENT_FLOOR) cells[i] = `<span style="color:#c00">**${c} < ${AGREEMENT_FLOOR}**</span>`;
+        if (vals[i]! < AGREEMENT_FLOOR) cells[i] = warningText(`${c} < ${AGREEMENT_FLOOR}`);
       });
     rows.push([row.label, ...cells, winner]);
   }
@@ -186,7 +186,7 @@ async function run(ctx: ExperimentContext) {
     `At the \`${ctx.preset}\` preset (${p.imageSize} px Shapes, ${p.numLayers}x${p.dim} backbone, ${p.tokenizerSteps} tokenizer + ${p.backboneSteps} backbone steps per arm):`,
     ...broken.map(
       (r) =>
-        `- <span style="color:#c00">**${r.arm}: the tokenizer does not read back** (analyzer agreement ${f3(r.reconAnalyzerAgreement)} < ${AGREEMENT_FLOOR}); its generation and caption figures cannot judge the method.</span>`,
+        `- ${warningText(`${r.arm}: the tokenizer does not read back (analyzer agreement ${f3(r.reconAnalyzerAgreement)} < ${AGREEMENT_FLOOR}); its generation and caption figures cannot judge the method.`)}`,
     ),
     ...names.map((nm) => `- **${nm}** is better on: ${wins[nm]!.length ? wins[nm]!.join('; ') : 'nothing measured here'}.`),
     ...results.map(

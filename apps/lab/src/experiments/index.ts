@@ -1,6 +1,7 @@
 import type { Experiment } from '@mmlm/core';
 import { imageTokens } from './imageTokens.js';
+import { imageTokensSweep } from './imageTokensSweep.js';
 import { tinyGpt } from './tinyGpt.js';
 
 /** Experiments that belong to the lab itself: the comparative ones and the tiny-GPT smoke run (the paper packages register theirs). */
-export const labExperiments: Experiment[] = [imageTokens, tinyGpt];
+export const labExperiments: Experiment[] = [imageTokens, imageTokensSweep, tinyGpt];

@@ -33,8 +33,27 @@ export interface ExperimentCliOptions {
 export function markdownText(s: string): string {
   return s
     .split(/(`[^`]*`)/)
-    .map((part, i) => (i % 2 === 1 ? part : part.replace(/</g, '&lt;')))
+    .map((part, i) =>
+      i % 2 === 1
+        ? part
+        : part
+            .replace(/</g, '&lt;')
+            .replaceAll(`&lt;span style="color:${WARNING_COLOUR}">`, WARNING_OPEN)
+            .replaceAll('&lt;/span>', '</span>'),
+    )
     .join('');
+}
+
+const WARNING_COLOUR = '#c00';
+const WARNING_OPEN = `<span style="color:${WARNING_COLOUR}">`;
+
+/**
+ * A warning for reports: red where the renderer keeps inline styles (the lab's HTML pages), and
+ * marked with a warning sign where it does not (GitHub strips styles). `markdownText` keeps exactly
+ * this span and escapes every other `<`.
+ */
+export function warningText(s: string): string {
+  return `${WARNING_OPEN}⚠ ${s}</span>`;
 }
 
 /** A table cell: null as an em dash, integers as they are, other numbers to 4 significant digits. */

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Experiment, formatCell, markdownText, parseConfig, runExperimentCli, tableToMarkdown } from '../../src/index.js';
+import { type Experiment, formatCell, markdownText, parseConfig, runExperimentCli, tableToMarkdown, warningText } from '../../src/index.js';
 
 const toy: Experiment = {
   id: 'toy.sum',
@@ -59,6 +59,9 @@ describe('runExperimentCli', () => {
 
   it('markdownText escapes < outside code spans only; formatCell rounds to 4 significant digits', () => {
     expect(markdownText('ends at <EOD>, see `<EOD>` and a < b')).toBe('ends at &lt;EOD>, see `<EOD>` and a &lt; b');
+    // the warning span survives, any other tag (another colour, a script) is escaped
+    expect(markdownText(warningText('agreement 0.62 < 0.95'))).toBe('<span style="color:#c00">⚠ agreement 0.62 &lt; 0.95</span>');
+    expect(markdownText('<span style="color:#0c0">x</span><script>')).toBe('&lt;span style="color:#0c0">x</span>&lt;script>');
     expect(markdownText(markdownText('<BOD>'))).toBe('&lt;BOD>');
     expect([0.30472034650544316, 12, 1234.5, 0.0001234, null, 'x'].map(formatCell)).toEqual([
       '0.3047',

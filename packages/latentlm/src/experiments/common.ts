@@ -9,9 +9,13 @@ import { join } from 'node:path';
 import {
   AdamW,
   clipGradNorm,
+  compareSeeds,
   type ExperimentContext,
+  type ExperimentResult,
+  formatMeanStd,
   loadSafetensors,
   type Module,
+  meanStd,
   paramGroups,
   Rng,
   saveSafetensors,
@@ -32,6 +36,7 @@ export interface TokenizerTrainOptions {
   /** A training batch for step `step` (the caller owns the rng). */
   batch: (rng: Rng, step: number) => tf.Tensor;
   seed: number;
+  /** The training phase's name, e.g. 'sigma/vae': its metrics are tagged `subrun: name` (one loss curve). */
   name: string;
   ctx: ExperimentContext;
 }
@@ -64,7 +69,7 @@ export function trainTokenizer(vae: LatentTokenizer & Module, o: TokenizerTrainO
         rec += parts.rec / tail;
         kl += parts.kl / tail;
       }
-      if (s % 25 === 0 || s === o.steps - 1) o.ctx.metric({ run: o.name, step: s, loss, ...parts });
+      if (s % 25 === 0 || s === o.steps - 1) o.ctx.metric({ subrun: o.name, step: s, loss, ...parts });
       prog.tick(s + 1, { loss });
     }
   } finally {
@@ -88,6 +93,7 @@ export interface LMTrainOptions {
   batch: (rng: Rng, step: number) => MixedSequence[];
   spanStop?: boolean;
   seed: number;
+  /** The training phase's name, e.g. 'sigma/lm': its metrics are tagged `subrun: name` (one loss curve). */
   name: string;
   ctx: ExperimentContext;
 }
@@ -118,7 +124,7 @@ export function trainLatentLM(model: LatentLM, cfg: LatentLMConfig, o: LMTrainOp
         acc.lm += r.lm / tail;
         acc.diff += r.diff / tail;
       }
-      if (s % 25 === 0 || s === t.steps - 1) o.ctx.metric({ run: o.name, step: s, ...r });
+      if (s % 25 === 0 || s === t.steps - 1) o.ctx.metric({ subrun: o.name, step: s, ...r });
       prog.tick(s + 1, { loss: r.loss, lm: r.lm, diff: r.diff });
     }
   } finally {
@@ -224,6 +230,73 @@ export function standardiseFrom(model: LatentLM, firstBatch: Float32Array): void
   for (const v of firstBatch) v2 += (v - m) ** 2;
   const sd = Math.sqrt(v2 / firstBatch.length);
   model.setLatentStats({ shift: -m, scale: 1 / sd });
+}
+
+/** Below this analyzer agreement a tokenizer does not read back well enough to judge what is built on it. */
+export const AGREEMENT_FLOOR = 0.95;
+
+/** A red warning (HTML span in the markdown summary) when a tokenizer's agreement is below AGREEMENT_FLOOR, else ''. */
+export function agreementWarning(what: string, agreement: number): string {
+  if (agreement >= AGREEMENT_FLOOR) return '';
+  return `<span style="color:#c00">**${what} does not read back**: analyzer agreement ${fmt(agreement)} is below ${AGREEMENT_FLOOR}, so the figures built on it cannot judge the method (they are reported all the same).</span>`;
+}
+
+/** The line a single-seed summary ends with. */
+export function oneSeedNote(seed: number): string {
+  return `One seed (seed ${seed}): no standard deviation, and no difference is judged; \`--seeds 0,1,2\` gives mean ± std and verdicts beyond two standard errors.`;
+}
+
+/** The finite values of metric `key` over the seeds' results (null, NaN, strings and missing values left out). */
+export function seedValues(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string): number[] {
+  const out: number[] = [];
+  for (const r of results) {
+    const v = r.metrics[key];
+    if (typeof v === 'number' && Number.isFinite(v)) out.push(v);
+  }
+  return out;
+}
+
+/** "mean ± std" of metric `key` over the seeds ('n/a' when no seed has a finite value); `scale` multiplies each value first (100 for percent). */
+export function seedCell(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string, scale = 1): string {
+  const xs = seedValues(results, key).map((x) => x * scale);
+  return xs.length ? formatMeanStd(meanStd(xs)) : 'n/a';
+}
+
+export interface Verdict {
+  /** One line with both sides' mean ± std, the difference ± its standard error and the call. */
+  text: string;
+  /** |difference| > 2 standard errors (needs at least two seeds per side). */
+  significant: boolean;
+  /** The side that is better beyond two standard errors, else null. */
+  winner: 'a' | 'b' | null;
+}
+
+/**
+ * Compares metric values of two arms over seeds with core's `compareSeeds` (Welch standard error of
+ * the difference of means): "exceeds two standard errors" (and which side is better) or "within two
+ * standard errors: not distinguishable"; with one seed on either side nothing is judged.
+ */
+export function verdict(a: readonly number[], b: readonly number[], better: 'higher' | 'lower', labels: [string, string]): Verdict {
+  if (!a.length || !b.length) return { text: `${labels[0]} vs ${labels[1]}: no values to compare`, significant: false, winner: null };
+  const ma = meanStd(a);
+  const mb = meanStd(b);
+  const c = compareSeeds(a, b, better, labels);
+  const sides = `${labels[0]} ${formatMeanStd(ma)} vs ${labels[1]} ${formatMeanStd(mb)}`;
+  const sign = c.diff >= 0 ? '+' : '';
+  if (ma.n < 2 || mb.n < 2)
+    return { text: `${sides}: one seed, cannot judge (difference ${sign}${c.diff.toPrecision(3)})`, significant: false, winner: null };
+  const delta = `difference ${sign}${c.diff.toPrecision(3)} ± ${c.se.toPrecision(2)} (SE, n = ${ma.n} and ${mb.n})`;
+  const text = c.winner
+    ? `${sides}: ${delta} exceeds two standard errors, ${labels[c.winner === 'a' ? 0 : 1]} better (${better} is better)`
+    : `${sides}: ${delta} is within two standard errors: not distinguishable`;
+  return { text, significant: c.significant, winner: c.winner };
+}
+
+/** The first line of an aggregate summary: which seeds, and that one seed judges nothing. */
+export function seedsHeader(seeds: readonly number[]): string {
+  return seeds.length < 2
+    ? `One seed (seed ${seeds.join(', ')}): mean only, no standard deviation, and no difference is judged.`
+    : `Over ${seeds.length} seeds (${seeds.join(', ')}): mean ± sample std per cell; a difference is called only where it exceeds two standard errors of the difference of means.`;
 }
 
 export { LatentLM };

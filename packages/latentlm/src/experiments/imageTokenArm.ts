@@ -88,6 +88,11 @@ export const LatentLMArmRecipeSchema = z.object({
       cfgScale: z.number().positive().default(2),
       /** Log-SNR floor of the head solver's timestep grid (the `small` preset's; see config.ts). */
       lambdaMinClipped: z.number().default(-3),
+      /**
+       * Head temperature tau: x_T ~ N(0, tau^2 I) (MAR's diffusion temperature; the reference has
+       * none, i.e. 1). `generate({ temperature })` overrides it.
+       */
+      temperature: z.number().positive().default(1),
     })
     .prefault({}),
 });
@@ -435,8 +440,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
       async generate(captions, g) {
         if (!Number.isInteger(g?.seed)) throw new Error(`imageTokenArm.generate: seed must be an integer, got ${g?.seed}`);
         const w = g.cfgScale ?? A.cfgScale;
-        if (g.temperature !== undefined)
-          throw new Error('imageTokenArm.generate: the diffusion head has no temperature; set cfgScale or headSteps instead');
+        const tau = g.temperature ?? A.temperature;
+        if (!(tau > 0)) throw new Error(`imageTokenArm.generate: temperature (the head's noise scale) must be > 0, got ${tau}`);
         if (!(w > 0)) throw new Error(`imageTokenArm.generate: cfgScale must be > 0, got ${w}`);
         const out: Float32Array[] = [];
         for (let i = 0; i < captions.length; i += CHUNK) {
@@ -448,6 +453,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
             headSteps: A.headSteps,
             cfgScale: w,
             lambdaMinClipped: A.lambdaMinClipped,
+            noiseScale: tau,
             spanLength: N,
             maxNewTokens: N + 1,
             stopAfterSpan: true,

@@ -3,31 +3,44 @@
  *
  * - `latentlm.variance-collapse` (paper §2.3, Fig. 6 and the revision's DiT/LatentLM table): a
  *   sigma-VAE and a learned-variance VAE tokenizer of the same architecture; per-channel posterior
- *   std, decoder robustness to latent perturbation, and class-conditional next-token diffusion on
- *   each tokenizer's latents with the same backbone (generation score and Frechet distance).
+ *   std, decoder robustness to latent perturbation, and attribute-conditional next-token diffusion
+ *   on each tokenizer's latents with the same backbone (generation score and Frechet distance).
  * - `latentlm.head-steps` (paper §4.3: quality saturates at about 5 head steps for TTS; 20 for
- *   ImageNet): DPM-Solver++ steps in {1, 2, 5, 10, 20} on one trained class-conditional model.
+ *   ImageNet): DPM-Solver++ steps in {1, 2, 5, 10, 20} on one trained conditional model, saturation
+ *   judged on the seen generation score and on the Frechet distance.
  *
- * Class-conditional sequences are [class, <BOD>, z_1 .. z_16, <EOD>] with 10% of the class tokens
- * replaced by <NULL> (the reference LabelEmbedder's null class); latents are the sampled z = mu + sigma eps
- * (reference train_hf.py), re-drawn every step and standardised with first-batch statistics.
+ * Conditional sequences are [shape, colour, size, cell, <BOD>, z_1 .. z_16, <EOD>]: the "class" is
+ * the scene's whole key (one token per attribute, so an attribute combination never trained can be
+ * asked for), with 10% of the conditions replaced by one <NULL> token (the reference LabelEmbedder's
+ * null class, for classifier-free guidance); latents are the sampled z = mu + sigma eps (reference
+ * train_hf.py), re-drawn every step and standardised with first-batch statistics.
  *
- * Data and evaluators come from @mmlm/data: one-object Shapes scenes (32 px, 4 shapes x 6 colours,
- * no held-out pairs, so all 24 classes are trained); a class is a (shape, colour) pair whose caption
- * ("a red circle") the generation score checks; the Frechet distance uses the data package's conv
- * features against the 'val' split.
+ * Data and evaluators come from @mmlm/data: one-object Shapes scenes (32 px, 4 shapes x 6 colours x
+ * 2 sizes x 9 cells, four (shape, colour) pairs held out) split by `seenHeldOutSets` into training
+ * images, a **seen** set (new renders of scene keys present in training) and a **held-out** set
+ * (keys no training image has: the val split's unseen combinations and the held-out pairs). Every
+ * generation metric is taken on both sets, prompted with the full caption ("a large red circle in
+ * the top left") and scored by `generationScore` (the ShapeAnalyzer reads shape, colour, size and
+ * cell back); the memoriser ceiling (could the best-matching training image satisfy the prompt?)
+ * stands beside the held-out figure, and the Frechet distance compares the generated seen images
+ * with the real ones. Each tokenizer reports its analyzer agreement (reconstructions read as the
+ * same objects as the originals); below 0.95 the downstream figures are reported but flagged.
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, Rng, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, Rng, type Table, tf } from '@mmlm/core';
 import {
-  article,
+  CELL_NAMES,
   frechetDistanceFromFeatures,
+  generationCeiling,
   generationScore,
   imageFeatures,
   imagesToTensor,
+  memoryOf,
+  ShapeAnalyzer,
   type ShapesConfig,
   ShapesDataset,
   type ShapesSample,
+  seenHeldOutSets,
   tensorToImages,
   writeImageGrid,
 } from '@mmlm/data';
@@ -37,7 +50,24 @@ import { generate } from '../sample.js';
 import { NoiseSchedule } from '../schedule.js';
 import type { MixedSequence } from '../train.js';
 import { ImageVAE } from '../vae.js';
-import { fmt, mean, posteriorMeans, standardiseFrom, trainingKey, trainLatentLM, trainOrLoad, trainTokenizer, withData } from './common.js';
+import {
+  AGREEMENT_FLOOR,
+  agreementWarning,
+  fmt,
+  mean,
+  oneSeedNote,
+  posteriorMeans,
+  seedCell,
+  seedsHeader,
+  seedValues,
+  standardiseFrom,
+  trainingKey,
+  trainLatentLM,
+  trainOrLoad,
+  trainTokenizer,
+  verdict,
+  withData,
+} from './common.js';
 
 export interface ImagePreset {
   /** Shapes dataset options (seed comes from the run). */
@@ -49,10 +79,8 @@ export interface ImagePreset {
   gaussianKlWeight: number;
   lm: LatentLMConfig;
   trainImages: number;
-  /** Images generated per evaluation (classes in turn). */
-  genImages: number;
-  /** Real images for the Frechet reference. */
-  refImages: number;
+  /** Size of each evaluation set (seen and held-out): generation prompts, tokenizer measurements and the Frechet reference. */
+  evalImages: number;
   cfgScales: number[];
   /** Latent perturbation radii, in units of each channel's std of mu. */
   radii: number[];
@@ -66,14 +94,22 @@ function lmConfig(base: LatentLMConfig, over: Partial<LatentLMConfig['train']> &
   return c;
 }
 
-/** One object per 32 px image; 4 shapes x 6 colours = 24 classes, none held out. */
-const CLASS_DATA: ImagePreset['data'] = {
+/**
+ * One object per 32 px image: 4 shapes x 6 colours x 2 sizes x 9 cells. Four (shape, colour) pairs
+ * (one per shape, all colours different) are never trained: their scenes join the held-out set.
+ */
+export const CLASS_DATA: ImagePreset['data'] = {
   imageSize: 32,
   minObjects: 1,
   maxObjects: 1,
   shapes: ['circle', 'square', 'triangle', 'cross'],
   colours: ['red', 'green', 'blue', 'yellow', 'white', 'orange'],
-  heldOut: [],
+  heldOut: [
+    ['circle', 'orange'],
+    ['square', 'white'],
+    ['triangle', 'yellow'],
+    ['cross', 'green'],
+  ],
 };
 
 export const IMAGE_PRESETS: Record<string, ImagePreset> = {
@@ -84,8 +120,7 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = {
     gaussianKlWeight: 1e-4,
     lm: lmConfig(PRESETS.tiny, { steps: 3, batchSize: 4, headSteps: 2 }),
     trainImages: 16,
-    genImages: 6,
-    refImages: 8,
+    evalImages: 4,
     cfgScales: [1, 2],
     radii: [0, 1],
     headSteps: [1, 2],
@@ -94,7 +129,7 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = {
    * 32 px -> 4x4 latents of 16 dims. The sigma-VAE's beta is 1e-4, not the reference's 1e-2: our
    * pixel MSE is ~1e-2, so at 1e-2 the penalty kept mu at the noise scale (std 0.2-0.7 against
    * E|sigma| = 0.75) and decoded shapes were unreadable (analyzer accuracy 0.17 after 600 steps).
-   * The baseline's 1e-6 is LDM's weak KL weight.
+   * The baseline's 1e-6 is LDM's weak KL weight. 256 prompts per evaluation set: binomial SE <= 0.03.
    */
   small: {
     data: CLASS_DATA,
@@ -103,8 +138,7 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = {
     gaussianKlWeight: 1e-6,
     lm: lmConfig(PRESETS.small, { steps: 2000, batchSize: 32, lr: 1e-3, headSteps: 10 }),
     trainImages: 4000,
-    genImages: 240,
-    refImages: 500,
+    evalImages: 256,
     cfgScales: [1, 2, 3],
     radii: [0, 0.25, 0.5, 1, 2],
     headSteps: [1, 2, 5, 10, 20],
@@ -112,7 +146,7 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = {
 };
 
 /** The run's Shapes dataset for one split. */
-export function shapesData(p: ImagePreset, seed: number, split: 'train' | 'val' | 'test'): ShapesDataset {
+export function shapesData(p: ImagePreset, seed: number, split: 'train' | 'val' | 'test' | 'heldout'): ShapesDataset {
   return new ShapesDataset({ ...p.data, seed, split });
 }
 
@@ -129,63 +163,136 @@ export function imageBatch(items: readonly ShapesSample[], imageSize: number): t
   );
 }
 
-/** Class captions ("a red circle", "an orange cross") in label order: label = shape index * colours + colour index. */
-export function classCaptions(config: ShapesConfig): string[] {
-  return config.shapes.flatMap((s) => config.colours.map((c) => `${article(c)} ${c} ${s}`));
-}
-
-/** Class label of a one-object sample. */
-export function classLabel(config: ShapesConfig, it: ShapesSample): number {
-  const o = it.scene.objects[0];
-  if (!o || it.scene.objects.length !== 1)
-    throw new Error(`classLabel: expected a one-object scene, got ${it.scene.objects.length} objects (sample ${it.index})`);
-  return config.shapes.indexOf(o.shape) * config.colours.length + config.colours.indexOf(o.colour);
-}
-
 /** The caption naming every attribute of a sample's scene (the 'places' template when present). */
 export function fullCaption(it: ShapesSample): string {
   return (it.captions.find((c) => c.template === 'places') ?? it.captions[0])?.text ?? it.caption;
+}
+
+/** The condition vocabulary: shapes, colours, sizes, cells (in the config's order), then <NULL>. */
+export function conditionVocab(config: ShapesConfig): { words: string[]; nullId: number; size: number } {
+  const words = [...config.shapes, ...config.colours, ...config.sizes, ...CELL_NAMES[config.gridSize]];
+  return { words, nullId: words.length, size: words.length + 1 };
+}
+
+/** The condition tokens [shape, colour, size, cell] of a one-object sample (ids of `conditionVocab`). */
+export function conditionTokens(config: ShapesConfig, it: ShapesSample): number[] {
+  const o = it.scene.objects[0];
+  if (!o || it.scene.objects.length !== 1)
+    throw new Error(`conditionTokens: expected a one-object scene, got ${it.scene.objects.length} objects (sample ${it.index})`);
+  const ids = [
+    config.shapes.indexOf(o.shape),
+    config.colours.indexOf(o.colour),
+    config.sizes.indexOf(o.size),
+    CELL_NAMES[config.gridSize].indexOf(o.cell),
+  ];
+  const bad = ids.findIndex((i) => i < 0);
+  if (bad >= 0)
+    throw new Error(`conditionTokens: the ${['shape', 'colour', 'size', 'cell'][bad]} of sample ${it.index} is not in the config`);
+  const offsets = [0, config.shapes.length, config.shapes.length + config.colours.length];
+  offsets.push(offsets[2]! + config.sizes.length);
+  return ids.map((i, k) => i + offsets[k]!);
+}
+
+/** Training images and the two evaluation sets of an image experiment, with the analyzer and ceilings. */
+export interface ImageSets {
+  config: ShapesConfig;
+  train: ShapesSample[];
+  /** New renders of scene keys present among `train`. */
+  seen: ShapesSample[];
+  /** Scenes whose key no training image has. */
+  heldOut: ShapesSample[];
+  /** Distinct scene keys of the training images. */
+  trainKeys: number;
+  analyzer: ShapeAnalyzer;
+  /** Generation memoriser ceilings of the full-caption prompts (seen: 1 up to analyzer misreads). */
+  ceilings: { generationSeen: number; generationHeldOut: number };
+}
+
+/** `seenHeldOutSets` for a preset and seed (`p.trainImages` training images, `p.evalImages` per evaluation set). */
+export function imageSets(p: ImagePreset, seed: number): ImageSets {
+  const sets = seenHeldOutSets({ ...p.data, seed }, { train: p.trainImages, seen: p.evalImages, heldOut: p.evalImages });
+  const analyzer = new ShapeAnalyzer(sets.config);
+  const memory = memoryOf(sets.train, analyzer);
+  return {
+    config: sets.config,
+    train: sets.train,
+    seen: sets.seen,
+    heldOut: sets.heldOut,
+    trainKeys: sets.trainKeys.size,
+    analyzer,
+    ceilings: {
+      generationSeen: generationCeiling(sets.seen.map(fullCaption), memory),
+      generationHeldOut: generationCeiling(sets.heldOut.map(fullCaption), memory),
+    },
+  };
+}
+
+/** The objects of an analysis as a sorted key (shape, colour, size, cell). */
+function objectsKey(a: ReturnType<ShapeAnalyzer['analyze']>): string {
+  return a.objects
+    .map((o) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`)
+    .sort()
+    .join(',');
+}
+
+/**
+ * Fraction of reconstructions the analyzer reads as the same objects (shape, colour, size, cell) as
+ * their originals (the lab's tokenizer check, reimplemented: a paper package does not import the lab).
+ */
+export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
+  if (originals.length !== recon.length || originals.length === 0)
+    throw new Error(
+      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
+    );
+  return recon.filter((r, i) => objectsKey(analyzer.analyze(r)) === objectsKey(analyzer.analyze(originals[i]!))).length / recon.length;
 }
 
 export interface TokenizerReport {
   posterior: 'sigma' | 'gaussian';
   klWeight: number;
   recMse: number;
-  /** Generation score of reconstructions from the posterior mean against the full caption (count, shape, colour, size, cell). */
-  recAccuracy: number;
+  /** Analyzer agreement of the posterior-mean reconstructions of the seen and held-out images. */
+  agreement: number;
   /** Per channel: mean posterior std (E|sigma| for the sigma-VAE) and std of mu across the data. */
   posteriorStd: number[];
   muStd: number[];
-  /** Per radius: MSE to the input and analyzer accuracy after decoding mu + r * std(mu_c) * eps. */
-  robustness: { radius: number; mse: number; accuracy: number }[];
+  /** Per radius: MSE to the input and analyzer agreement after decoding mu + r * std(mu_c) * eps. */
+  robustness: { radius: number; mse: number; agreement: number }[];
 }
 
 export interface GenerationReport {
   cfgScale: number;
   headSteps: number;
-  score: number;
-  fd: number;
+  /** generationScore (every attribute of the full caption read back) on the seen and held-out prompts. */
+  scoreSeen: number;
+  scoreHeldOut: number;
+  /** The 'colour' attribute of generationScore: an object of the prompted shape and colour. */
+  colourSeen: number;
+  colourHeldOut: number;
+  /** Generated images of the seen prompts against the real seen images. */
+  fdSeen: number;
   secondsPerImage: number;
 }
 
-/** Trains an image tokenizer and measures it (Table A of the variance-collapse experiment). */
+/** Trains an image tokenizer on the training images and measures it on the seen and held-out images (Table A of the variance-collapse experiment). */
 export async function tokenizerStage(
   ctx: ExperimentContext,
   p: ImagePreset,
+  sets: ImageSets,
   posterior: 'sigma' | 'gaussian',
   dir: string,
-): Promise<{ vae: ImageVAE; report: TokenizerReport; items: ShapesSample[]; data: ShapesDataset }> {
+  name: string,
+): Promise<{ vae: ImageVAE; report: TokenizerReport }> {
   const klWeight = posterior === 'sigma' ? p.sigmaKlWeight : p.gaussianKlWeight;
-  const data = shapesData(p, ctx.seed, 'train');
-  const S = data.config.imageSize;
+  const S = sets.config.imageSize;
   const vae = new ImageVAE({ imageSize: S, ...p.vae, posterior, klWeight, cSigma: 0.75, seed: ctx.seed });
-  const items = samples(data, p.trainImages);
+  const items = sets.train;
   await trainOrLoad(vae, dir, 'vae', { ...vae.config, steps: p.vae.steps, batch: p.vae.batch, images: p.trainImages }, () =>
     trainTokenizer(vae, {
       steps: p.vae.steps,
       lr: p.vae.lr,
       seed: ctx.seed,
-      name: `${posterior}/vae`,
+      name,
       ctx,
       batch: (rng) =>
         imageBatch(
@@ -194,8 +301,8 @@ export async function tokenizerStage(
         ),
     }),
   );
-  // measurements on the test split
-  const held = samples(shapesData(p, ctx.seed, 'test'), Math.max(8, Math.min(256, p.refImages)));
+  // measurements on the seen and held-out images (none of them trained on)
+  const held = [...sets.seen, ...sets.heldOut];
   const x = imageBatch(held, S);
   const { mu, logvar, shape } = posteriorMeans(vae, x);
   const [B, N, C] = shape as [number, number, number];
@@ -213,6 +320,9 @@ export async function tokenizerStage(
     // sigma-VAE: |sigma| with sigma ~ N(0, (C/0.8)^2) has mean (C/0.8) sqrt(2/pi)
     postStd.push(logvar ? ps / (B * N) : (vae.config.fixedStd ?? (vae.config.cSigma / 0.8) * Math.sqrt(2 / Math.PI)));
   }
+  const originalKeys = held.map((it) => objectsKey(sets.analyzer.analyze(it.image)));
+  const agreementOf = (imgs: Float32Array[]) =>
+    imgs.filter((im, i) => objectsKey(sets.analyzer.analyze(im)) === originalKeys[i]).length / imgs.length;
   const rng = new Rng(ctx.seed + 3);
   const robustness = p.radii.map((radius) => {
     const recon = tf.tidy(() => {
@@ -222,48 +332,49 @@ export async function tokenizerStage(
     const mse = tf.tidy(() => recon.sub(x).square().mean().dataSync()[0] as number);
     const imgs = tensorToImages(recon);
     recon.dispose();
-    const score = generationScore(
-      imgs.map((image, i) => ({ caption: fullCaption(held[i]!), image })),
-      data.config,
-    );
-    return { radius, mse, accuracy: score.overall };
+    return { radius, mse, agreement: agreementOf(imgs) };
   });
   x.dispose();
+  const r0 = robustness.find((r) => r.radius === 0);
+  const agreement = r0 ? r0.agreement : agreementOf(tf.tidy(() => tensorToImages(vae.decode(tf.tensor3d(mu, [B, N, C])))));
   const report: TokenizerReport = {
     posterior,
     klWeight,
-    recMse: robustness.find((r) => r.radius === 0)?.mse ?? Number.NaN,
-    recAccuracy: robustness.find((r) => r.radius === 0)?.accuracy ?? Number.NaN,
+    recMse: r0?.mse ?? Number.NaN,
+    agreement,
     posteriorStd: postStd,
     muStd,
     robustness,
   };
-  ctx.log(`${posterior} tokenizer: ${JSON.stringify(report)}`);
-  return { vae, report, items, data };
+  ctx.log(`${name}: ${JSON.stringify(report)}`);
+  if (agreement < AGREEMENT_FLOOR)
+    ctx.log(
+      `WARNING ${name}: tokenizer agreement ${agreement.toFixed(3)} < ${AGREEMENT_FLOOR}: its downstream figures cannot judge the method`,
+    );
+  return { vae, report };
 }
 
-/** Trains class-conditional next-token diffusion on the tokenizer's sampled latents. */
+/** Trains attribute-conditional next-token diffusion on the tokenizer's sampled latents of the training images. */
 async function lmStage(
   ctx: ExperimentContext,
   p: ImagePreset,
   vae: ImageVAE,
-  items: ShapesSample[],
-  config: ShapesConfig,
+  sets: ImageSets,
   name: string,
   dir: string,
 ): Promise<{ model: LatentLM; cfg: LatentLMConfig; fit: { loss: number; lm: number; diff: number } }> {
   const C = vae.latentDim;
   const N = vae.numTokens;
-  // vocabulary: classes, <NULL>, then <BOD> <EOD> <LAT> <PAD>
-  const numClasses = classCaptions(config).length;
-  const NULL = numClasses;
-  const labels = items.map((it) => classLabel(config, it));
-  const cfg = withData(p.lm, { vocabSize: numClasses + 1 + 4, latentDim: C, maxSeqLen: N + 3 });
+  const items = sets.train;
+  // vocabulary: the condition words, <NULL>, then <BOD> <EOD> <LAT> <PAD>
+  const cv = conditionVocab(sets.config);
+  const conds = items.map((it) => conditionTokens(sets.config, it));
+  const cfg = withData(p.lm, { vocabSize: cv.size + 4, latentDim: C, maxSeqLen: N + 6 });
   const model = new LatentLM({ ...cfg.model, seed: ctx.seed });
   // posterior of every training image, once; z is re-sampled each step
   const post: { mu: Float32Array; logvar: Float32Array | null }[] = [];
   for (let i = 0; i < items.length; i += 256) {
-    const x = imageBatch(items.slice(i, i + 256), config.imageSize);
+    const x = imageBatch(items.slice(i, i + 256), sets.config.imageSize);
     const { mu, logvar } = posteriorMeans(vae, x);
     x.dispose();
     for (let k = 0; k < mu.length / (N * C); k++)
@@ -285,72 +396,96 @@ async function lmStage(
   const fit = await trainOrLoad(model, dir, 'latentlm', trainingKey(cfg), () =>
     trainLatentLM(model, cfg, {
       seed: ctx.seed + 1,
-      name: `${name}/lm`,
+      name,
       ctx,
       batch: (rng) =>
         Array.from({ length: cfg.train.batchSize }, (): MixedSequence => {
           const i = rng.int(0, items.length);
-          const cls = rng.uniform() < cfg.diffusion.condDropout ? NULL : labels[i]!;
-          return { tokens: [cls, bodId, ...Array(N).fill(latId), eodId], latents: sampleZ(i, rng).map((v) => (v + shift) * scale) };
+          const cond = rng.uniform() < cfg.diffusion.condDropout ? [cv.nullId] : conds[i]!;
+          return { tokens: [...cond, bodId, ...Array(N).fill(latId), eodId], latents: sampleZ(i, rng).map((v) => (v + shift) * scale) };
         }),
     }),
   );
   return { model, cfg, fit };
 }
 
-/** Conv features (@mmlm/data) of `p.refImages` real images of the 'val' split: the Frechet reference. */
-function referenceFeatures(p: ImagePreset, seed: number): Float64Array[] {
-  const ds = shapesData(p, seed, 'val');
+/** Conv features (@mmlm/data) of the real seen images: the Frechet reference. */
+function referenceFeatures(sets: ImageSets): Float64Array[] {
   return imageFeatures(
-    samples(ds, p.refImages).map((s) => s.image),
-    { imageSize: ds.config.imageSize },
+    sets.seen.map((s) => s.image),
+    { imageSize: sets.config.imageSize },
   );
 }
 
-/** Generates `p.genImages` images (classes in turn) and scores them against the class captions and real images. */
-function evaluateGeneration(
-  p: ImagePreset,
+/** Images generated from the condition tokens of `items` (CFG against <NULL>), in chunks of 256 prompts. */
+function generateImages(
   model: LatentLM,
   cfg: LatentLMConfig,
   vae: ImageVAE,
-  config: ShapesConfig,
+  sets: ImageSets,
+  items: readonly ShapesSample[],
+  o: { cfgScale: number; headSteps: number; seed: number },
+): Float32Array[] {
+  const { bodId } = cfg.model;
+  const cv = conditionVocab(sets.config);
+  const out: Float32Array[] = [];
+  for (let i0 = 0; i0 < items.length; i0 += 256) {
+    const chunk = items.slice(i0, i0 + 256);
+    const res = generate(model, {
+      prompts: chunk.map((it) => ({ tokens: [...conditionTokens(sets.config, it), bodId] })),
+      uncondPrompts: chunk.map(() => ({ tokens: [cv.nullId, bodId] })),
+      schedule: new NoiseSchedule({ numTrainTimesteps: cfg.diffusion.numTrainTimesteps }),
+      headSteps: o.headSteps,
+      cfgScale: o.cfgScale,
+      predictionType: cfg.diffusion.predictionType,
+      lambdaMinClipped: cfg.diffusion.lambdaMinClipped,
+      spanLength: vae.numTokens,
+      maxNewTokens: vae.numTokens + 1,
+      stopAfterSpan: true,
+      seed: o.seed + i0,
+    });
+    const z = Float32Array.from(res.spans.flatMap((s) => Array.from(s[0]!)));
+    out.push(
+      ...tf.tidy(() => tensorToImages(vae.decode(model.denormalizeLatents(tf.tensor3d(z, [chunk.length, vae.numTokens, vae.latentDim]))))),
+    );
+  }
+  return out;
+}
+
+/** Generates one image per seen and per held-out prompt and scores them (analyzer against the full caption; Frechet against the real seen images). */
+function evaluateGeneration(
+  model: LatentLM,
+  cfg: LatentLMConfig,
+  vae: ImageVAE,
+  sets: ImageSets,
   ref: Float64Array[],
   o: { cfgScale: number; headSteps: number; seed: number; grid?: string },
 ): GenerationReport {
-  const { bodId } = cfg.model;
-  const captions = classCaptions(config);
-  const numClasses = captions.length;
-  const labels = Array.from({ length: p.genImages }, (_, i) => i % numClasses);
   const t0 = performance.now();
-  const res = generate(model, {
-    prompts: labels.map((l) => ({ tokens: [l, bodId] })),
-    uncondPrompts: labels.map(() => ({ tokens: [numClasses, bodId] })),
-    schedule: new NoiseSchedule({ numTrainTimesteps: cfg.diffusion.numTrainTimesteps }),
-    headSteps: o.headSteps,
-    cfgScale: o.cfgScale,
-    predictionType: cfg.diffusion.predictionType,
-    lambdaMinClipped: cfg.diffusion.lambdaMinClipped,
-    spanLength: vae.numTokens,
-    maxNewTokens: vae.numTokens + 1,
-    stopAfterSpan: true,
-    seed: o.seed,
-  });
-  const z = Float32Array.from(res.spans.flatMap((s) => Array.from(s[0]!)));
-  const imgs = tf.tidy(() =>
-    tensorToImages(vae.decode(model.denormalizeLatents(tf.tensor3d(z, [labels.length, vae.numTokens, vae.latentDim])))),
-  );
+  const seen = generateImages(model, cfg, vae, sets, sets.seen, o);
+  const heldOut = generateImages(model, cfg, vae, sets, sets.heldOut, { ...o, seed: o.seed + 7919 });
   const seconds = (performance.now() - t0) / 1000;
-  if (o.grid) writeImageGrid(o.grid, imgs.slice(0, 48), { size: config.imageSize, cols: 12, scale: 2 });
-  const score = generationScore(
-    imgs.map((image, i) => ({ caption: captions[labels[i]!]!, image })),
-    config,
-  );
+  const S = sets.config.imageSize;
+  if (o.grid) {
+    writeImageGrid(`${o.grid}.png`, seen.slice(0, 48), { size: S, cols: 12, scale: 2 });
+    writeImageGrid(`${o.grid}-heldout.png`, heldOut.slice(0, 48), { size: S, cols: 12, scale: 2 });
+  }
+  const score = (items: readonly ShapesSample[], imgs: Float32Array[]) =>
+    generationScore(
+      items.map((it, i) => ({ caption: fullCaption(it), image: imgs[i]! })),
+      sets.analyzer,
+    );
+  const sSeen = score(sets.seen, seen);
+  const sHeld = score(sets.heldOut, heldOut);
   return {
     cfgScale: o.cfgScale,
     headSteps: o.headSteps,
-    score: score.overall,
-    fd: frechetDistanceFromFeatures(ref, imageFeatures(imgs, { imageSize: config.imageSize })),
-    secondsPerImage: seconds / labels.length,
+    scoreSeen: sSeen.overall,
+    scoreHeldOut: sHeld.overall,
+    colourSeen: sSeen.attributes.colour.accuracy,
+    colourHeldOut: sHeld.attributes.colour.accuracy,
+    fdSeen: frechetDistanceFromFeatures(ref, imageFeatures(seen, { imageSize: S })),
+    secondsPerImage: seconds / (seen.length + heldOut.length),
   };
 }
 
@@ -360,16 +495,22 @@ interface CollapseResult {
   generation: GenerationReport[];
 }
 
-async function collapseRun(ctx: ExperimentContext, p: ImagePreset, posterior: 'sigma' | 'gaussian', dir: string): Promise<CollapseResult> {
-  const { vae, report, items, data } = await tokenizerStage(ctx, p, posterior, dir);
-  const { model, cfg, fit } = await lmStage(ctx, p, vae, items, data.config, posterior, dir);
-  const ref = referenceFeatures(p, ctx.seed);
+async function collapseRun(
+  ctx: ExperimentContext,
+  p: ImagePreset,
+  sets: ImageSets,
+  posterior: 'sigma' | 'gaussian',
+  dir: string,
+): Promise<CollapseResult> {
+  const { vae, report } = await tokenizerStage(ctx, p, sets, posterior, dir, `${posterior}/vae`);
+  const { model, cfg, fit } = await lmStage(ctx, p, vae, sets, `${posterior}/lm`, dir);
+  const ref = referenceFeatures(sets);
   const generation = p.cfgScales.map((w, k) =>
-    evaluateGeneration(p, model, cfg, vae, data.config, ref, {
+    evaluateGeneration(model, cfg, vae, sets, ref, {
       cfgScale: w,
       headSteps: cfg.diffusion.headSteps,
       seed: ctx.seed + 100 + k,
-      grid: join(dir, `samples-cfg${w}.png`),
+      grid: join(dir, `samples-cfg${w}`),
     }),
   );
   ctx.log(`${posterior} generation: ${JSON.stringify(generation)}`);
@@ -378,110 +519,253 @@ async function collapseRun(ctx: ExperimentContext, p: ImagePreset, posterior: 's
   return { tokenizer: report, lm: fit, generation };
 }
 
+const ARMS = ['sigma', 'gaussian'] as const;
+
+const GEN_NOTE =
+  'Generation score (@mmlm/data generationScore): fraction of generated images the ShapeAnalyzer reads as exactly the prompted object (shape, colour, size, cell); shape + colour: that attribute pair alone. Seen: new renders of scene keys present in training; held-out: keys no training image has (unseen attribute combinations and four never-trained (shape, colour) pairs). Memoriser ceiling: fraction of held-out prompts some training image satisfies (what a perfect memoriser scores). Frechet distance on @mmlm/data conv features, generated seen images against the real seen images (lower is better).';
+
+const PAPER_FID: Table = {
+  title: 'Paper (ImageNet 256, revision): FID by tokenizer',
+  columns: ['tokenizer', 'DiT', 'LatentLM'],
+  rows: [
+    ['MAR KL-16 VAE (learned variance)', 8.16, 9.64],
+    ['sigma-VAE (C_sigma = 0.75)', 7.35, 4.1],
+  ],
+};
+
 export const varianceCollapseExperiment: Experiment = {
   id: 'latentlm.variance-collapse',
   paper: 'LatentLM',
   claim:
     'A sigma-VAE (fixed, per-example noise scale) gives a latent space that autoregressive next-token diffusion models far better than a learned-variance VAE, whose posterior variance collapses (paper §2.3 and Fig. 6; revision: LatentLM FID 4.10 with the sigma-VAE vs 9.64 with the MAR KL-VAE).',
   presets: {
-    tiny: { description: 'both tokenizers and both LatentLMs for a few steps on 16 images (a smoke run)', expectedMinutes: 0.2 },
+    tiny: {
+      description: 'both tokenizers and both LatentLMs for a few steps on 16 images, 4 seen and 4 held-out prompts (a smoke run)',
+      expectedMinutes: 0.2,
+    },
     small: {
       description:
-        'ViT sigma-VAE and learned-variance VAE (32 px -> 4x4x16) on 4000 Shapes images, a width-64 LatentLM per tokenizer, 240 generated images per CFG scale',
-      expectedMinutes: 18,
+        'ViT sigma-VAE and learned-variance VAE (32 px -> 4x4x16) on 4000 Shapes images, a width-64 LatentLM per tokenizer, 256 seen and 256 held-out prompts per CFG scale',
+      expectedMinutes: 24,
     },
   },
   async run(ctx) {
     const p = IMAGE_PRESETS[ctx.preset];
     if (!p) throw new Error(`${this.id}: unknown preset "${ctx.preset}"`);
+    const sets = imageSets(p, ctx.seed);
     const runs = {
-      sigma: (await ctx.subrun('sigma', (dir) => collapseRun(ctx, p, 'sigma', dir))) as CollapseResult,
-      gaussian: (await ctx.subrun('gaussian', (dir) => collapseRun(ctx, p, 'gaussian', dir))) as CollapseResult,
+      sigma: (await ctx.subrun('sigma', (dir) => collapseRun(ctx, p, sets, 'sigma', dir))) as CollapseResult,
+      gaussian: (await ctx.subrun('gaussian', (dir) => collapseRun(ctx, p, sets, 'gaussian', dir))) as CollapseResult,
     };
     const names = { sigma: `sigma-VAE (C=0.75, beta ${p.sigmaKlWeight})`, gaussian: `learned-variance VAE (beta ${p.gaussianKlWeight})` };
-    const metrics: Record<string, number> = {};
-    for (const [k, r] of Object.entries(runs)) {
+    const metrics: Record<string, number> = {
+      promptsPerSet: sets.seen.length,
+      trainKeys: sets.trainKeys,
+      generationCeilingHeldOut: sets.ceilings.generationHeldOut,
+    };
+    for (const k of ARMS) {
+      const r = runs[k];
+      metrics[`${k}.tokenizerAgreement`] = r.tokenizer.agreement;
       metrics[`${k}.recMse`] = r.tokenizer.recMse;
       metrics[`${k}.meanPosteriorStd`] = mean(r.tokenizer.posteriorStd);
       metrics[`${k}.meanNoiseToSignal`] = mean(r.tokenizer.posteriorStd.map((s, c) => s / r.tokenizer.muStd[c]!));
+      for (const rb of r.tokenizer.robustness) {
+        metrics[`${k}.r${rb.radius}.mse`] = rb.mse;
+        metrics[`${k}.r${rb.radius}.agreement`] = rb.agreement;
+      }
+      metrics[`${k}.lmDiff`] = r.lm.diff;
       for (const g of r.generation) {
-        metrics[`${k}.cfg${g.cfgScale}.score`] = g.score;
-        metrics[`${k}.cfg${g.cfgScale}.fd`] = g.fd;
+        metrics[`${k}.cfg${g.cfgScale}.generationScoreSeen`] = g.scoreSeen;
+        metrics[`${k}.cfg${g.cfgScale}.generationScoreHeldOut`] = g.scoreHeldOut;
+        metrics[`${k}.cfg${g.cfgScale}.genColourSeen`] = g.colourSeen;
+        metrics[`${k}.cfg${g.cfgScale}.genColourHeldOut`] = g.colourHeldOut;
+        metrics[`${k}.cfg${g.cfgScale}.frechetSeen`] = g.fdSeen;
       }
     }
-    const best = (r: CollapseResult) => r.generation.reduce((a, b) => (b.score > a.score ? b : a));
+    const best = (r: CollapseResult) => r.generation.reduce((a, b) => (b.scoreSeen > a.scoreSeen ? b : a));
     const bs = best(runs.sigma);
     const bg = best(runs.gaussian);
-    const reproduced = bs.score > bg.score && bs.fd < bg.fd;
+    const reproduced = bs.scoreSeen > bg.scoreSeen && bs.fdSeen < bg.fdSeen;
+    const mid = Math.max(0, p.radii.length - 2);
+    const warnings = ARMS.map((k) => agreementWarning(`The ${names[k]} tokenizer`, runs[k].tokenizer.agreement)).filter(Boolean);
     return {
       metrics,
-      figures: (['sigma', 'gaussian'] as const).flatMap((k) =>
-        p.cfgScales.map((w) => ({
-          title: `${names[k]}, CFG ${w}`,
-          path: `subruns/${k}/samples-cfg${w}.png`,
-          caption: 'Generated images, classes in turn (4 shapes x 6 colours per row pair).',
-        })),
+      figures: ARMS.flatMap((k) =>
+        p.cfgScales.flatMap((w) => [
+          {
+            title: `${names[k]}, CFG ${w}, seen prompts`,
+            path: `subruns/${k}/samples-cfg${w}.png`,
+            caption: 'Generated images, one per seen prompt (scene keys present in training).',
+          },
+          {
+            title: `${names[k]}, CFG ${w}, held-out prompts`,
+            path: `subruns/${k}/samples-cfg${w}-heldout.png`,
+            caption: 'Generated images, one per held-out prompt (scene keys never trained).',
+          },
+        ]),
       ),
       tables: [
         {
-          title: 'Tokenizers (Shapes test split, @mmlm/data)',
-          columns: ['tokenizer', 'rec. MSE', 'rec. accuracy', 'posterior std per channel', 'std of mu per channel', 'mean noise / signal'],
-          rows: (['sigma', 'gaussian'] as const).map((k) => {
+          title: 'Tokenizers (seen + held-out images, @mmlm/data ShapeAnalyzer)',
+          columns: [
+            'tokenizer',
+            'rec. MSE',
+            'analyzer agreement',
+            'posterior std per channel',
+            'std of mu per channel',
+            'mean noise / signal',
+          ],
+          rows: ARMS.map((k) => {
             const t = runs[k].tokenizer;
             return [
               names[k],
               fmt(t.recMse, 4),
-              fmt(t.recAccuracy),
+              fmt(t.agreement),
               t.posteriorStd.map((s) => fmt(s, 3)).join(' '),
               t.muStd.map((s) => fmt(s, 2)).join(' '),
               fmt(metrics[`${k}.meanNoiseToSignal`], 3),
             ];
           }),
-          note: 'Posterior std: E|sigma| = (0.75 / 0.8) sqrt(2/pi) = 0.748 for the sigma-VAE (shared by all channels); mean exp(logvar / 2) for the baseline. Noise / signal = posterior std / std of mu.',
+          note: `Analyzer agreement: fraction of images whose posterior-mean reconstruction the ShapeAnalyzer reads as the same objects (shape, colour, size, cell) as the original; below ${AGREEMENT_FLOOR} the generation figures built on the tokenizer cannot judge the method. Posterior std: E|sigma| = (0.75 / 0.8) sqrt(2/pi) = 0.748 for the sigma-VAE (shared by all channels); mean exp(logvar / 2) for the baseline. Noise / signal = posterior std / std of mu.`,
         },
         {
           title: 'Decoder robustness: decode mu + r * std(mu_c) * eps',
-          columns: ['r', ...(['sigma', 'gaussian'] as const).flatMap((k) => [`${k} MSE`, `${k} accuracy`])],
+          columns: ['r', ...ARMS.flatMap((k) => [`${k} MSE`, `${k} agreement`])],
           rows: p.radii.map((r, i) => [
             r,
-            ...(['sigma', 'gaussian'] as const).flatMap((k) => [
-              fmt(runs[k].tokenizer.robustness[i]!.mse, 4),
-              fmt(runs[k].tokenizer.robustness[i]!.accuracy),
-            ]),
+            ...ARMS.flatMap((k) => [fmt(runs[k].tokenizer.robustness[i]!.mse, 4), fmt(runs[k].tokenizer.robustness[i]!.agreement)]),
           ]),
         },
         {
-          title: 'Class-conditional next-token diffusion on each tokenizer (same backbone and recipe)',
-          columns: ['tokenizer', 'CFG', 'generation score', 'Frechet distance', 'final L_Diff'],
-          rows: (['sigma', 'gaussian'] as const).flatMap((k) =>
-            runs[k].generation.map((g) => [names[k], g.cfgScale, fmt(g.score), fmt(g.fd, 4), fmt(runs[k].lm.diff, 4)]),
+          title: 'Attribute-conditional next-token diffusion on each tokenizer (same backbone and recipe)',
+          columns: GEN_COLUMNS,
+          rows: ARMS.flatMap((k) =>
+            runs[k].generation.map((g) => [
+              names[k],
+              g.cfgScale,
+              fmt(g.scoreSeen),
+              fmt(g.scoreHeldOut),
+              fmt(sets.ceilings.generationHeldOut),
+              fmt(g.colourSeen),
+              fmt(g.colourHeldOut),
+              fmt(g.fdSeen, 4),
+              fmt(runs[k].lm.diff, 4),
+            ]),
           ),
-          note: "Generation score (@mmlm/data generationScore): fraction of generated images whose analysed objects match the class caption (one object, its shape and colour). Frechet distance on @mmlm/data's conv features against real images of the val split (lower is better).",
+          note: `${GEN_NOTE} ${sets.seen.length} prompts per set (binomial SE of a score p: sqrt(p (1 - p) / ${sets.seen.length})).`,
         },
-        {
-          title: 'Paper (ImageNet 256, revision): FID by tokenizer',
-          columns: ['tokenizer', 'DiT', 'LatentLM'],
-          rows: [
-            ['MAR KL-16 VAE (learned variance)', 8.16, 9.64],
-            ['sigma-VAE (C_sigma = 0.75)', 7.35, 4.1],
-          ],
-        },
+        PAPER_FID,
       ],
       summary: [
-        `Variance collapse: the learned-variance VAE's posterior std is ${fmt(mean(runs.gaussian.tokenizer.posteriorStd), 4)} (noise / signal ${fmt(metrics['gaussian.meanNoiseToSignal'], 3)}) against the sigma-VAE's fixed ${fmt(mean(runs.sigma.tokenizer.posteriorStd), 3)} (${fmt(metrics['sigma.meanNoiseToSignal'], 3)}).`,
-        `Decoder robustness at r = ${p.radii[p.radii.length - 2] ?? p.radii[0]}: accuracy ${fmt(runs.sigma.tokenizer.robustness[p.radii.length - 2]?.accuracy)} (sigma) vs ${fmt(runs.gaussian.tokenizer.robustness[p.radii.length - 2]?.accuracy)} (learned variance).`,
-        reproduced
-          ? `Autoregressive generation: reproduced at our scale, best score ${fmt(bs.score)} (FD ${fmt(bs.fd, 4)}) with the sigma-VAE vs ${fmt(bg.score)} (FD ${fmt(bg.fd, 4)}).`
-          : `Autoregressive generation: not reproduced at our scale, best score ${fmt(bs.score)} (FD ${fmt(bs.fd, 4)}, CFG ${bs.cfgScale}) with the sigma-VAE vs ${fmt(bg.score)} (FD ${fmt(bg.fd, 4)}, CFG ${bg.cfgScale}) with the learned-variance VAE.`,
+        ...warnings,
+        `Variance collapse: the learned-variance VAE's posterior std is ${fmt(mean(runs.gaussian.tokenizer.posteriorStd), 4)} (noise / signal ${fmt(metrics['gaussian.meanNoiseToSignal'], 3)}) against the sigma-VAE's fixed ${fmt(mean(runs.sigma.tokenizer.posteriorStd), 3)} (${fmt(metrics['sigma.meanNoiseToSignal'], 3)}). Tokenizer analyzer agreement: ${fmt(runs.sigma.tokenizer.agreement)} (sigma) vs ${fmt(runs.gaussian.tokenizer.agreement)} (learned variance).`,
+        `Decoder robustness at r = ${p.radii[mid]}: agreement ${fmt(runs.sigma.tokenizer.robustness[mid]?.agreement)} (sigma) vs ${fmt(runs.gaussian.tokenizer.robustness[mid]?.agreement)} (learned variance).`,
+        `Autoregressive generation: ${reproduced ? 'reproduced' : 'not reproduced'} at our scale on seen prompts, best score ${fmt(bs.scoreSeen)} (FD ${fmt(bs.fdSeen, 4)}, CFG ${bs.cfgScale}) with the sigma-VAE vs ${fmt(bg.scoreSeen)} (FD ${fmt(bg.fdSeen, 4)}, CFG ${bg.cfgScale}) with the learned-variance VAE;`,
+        `held-out prompts at those CFG scales: ${fmt(bs.scoreHeldOut)} vs ${fmt(bg.scoreHeldOut)} (memoriser ceiling ${fmt(sets.ceilings.generationHeldOut)}).`,
+        oneSeedNote(ctx.seed),
       ].join(' '),
     };
   },
+  aggregate: aggregateCollapse,
 };
 
+const GEN_COLUMNS = [
+  'tokenizer',
+  'CFG',
+  'score (seen)',
+  'score (held-out)',
+  'memoriser ceiling (held-out)',
+  'shape + colour (seen)',
+  'shape + colour (held-out)',
+  'Frechet distance (seen)',
+  'final L_Diff',
+];
+
+/** The numbers captured by `re`'s first group over every result's metric names, ascending. */
+export function scalesIn(results: readonly Pick<ExperimentResult, 'metrics'>[], re: RegExp): number[] {
+  const xs = new Set<number>();
+  for (const r of results)
+    for (const k of Object.keys(r.metrics)) {
+      const m = re.exec(k);
+      if (m) xs.add(Number(m[1]));
+    }
+  return [...xs].sort((a, b) => a - b);
+}
+
+/** The variance-collapse claim tables as mean ± std over seeds, with a verdict per claim. */
+export function aggregateCollapse(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const cell = (k: string) => seedCell(results, k);
+  const v = (k: string) => seedValues(results, k);
+  const cfgs = scalesIn(results, /^sigma\.cfg([\d.]+)\.generationScoreSeen$/);
+  const radii = scalesIn(results, /^sigma\.r([\d.]+)\.agreement$/);
+  const label = { sigma: 'sigma-VAE', gaussian: 'learned-variance VAE' } as const;
+  const tokenizer: Table = {
+    title: `Tokenizers over seeds (${seeds.join(', ')}): mean ± std`,
+    columns: ['tokenizer', 'analyzer agreement', 'rec. MSE', 'mean posterior std', 'mean noise / signal'],
+    rows: ARMS.map((k) => [
+      label[k],
+      cell(`${k}.tokenizerAgreement`),
+      cell(`${k}.recMse`),
+      cell(`${k}.meanPosteriorStd`),
+      cell(`${k}.meanNoiseToSignal`),
+    ]),
+  };
+  const robust: Table = {
+    title: 'Decoder robustness over seeds: MSE and analyzer agreement after decoding mu + r * std(mu_c) * eps, mean ± std',
+    columns: ['r', ...ARMS.flatMap((k) => [`${label[k]} MSE`, `${label[k]} agreement`])],
+    rows: radii.map((r) => [r, ...ARMS.flatMap((k) => [cell(`${k}.r${r}.mse`), cell(`${k}.r${r}.agreement`)])]),
+  };
+  const gen: Table = {
+    title: 'Attribute-conditional generation over seeds: mean ± std',
+    columns: GEN_COLUMNS,
+    rows: ARMS.flatMap((k) =>
+      cfgs.map((w) => [
+        label[k],
+        w,
+        cell(`${k}.cfg${w}.generationScoreSeen`),
+        cell(`${k}.cfg${w}.generationScoreHeldOut`),
+        cell('generationCeilingHeldOut'),
+        cell(`${k}.cfg${w}.genColourSeen`),
+        cell(`${k}.cfg${w}.genColourHeldOut`),
+        cell(`${k}.cfg${w}.frechetSeen`),
+        cell(`${k}.lmDiff`),
+      ]),
+    ),
+    note: GEN_NOTE,
+  };
+  const labels: [string, string] = [label.sigma, label.gaussian];
+  const lines: string[] = [seedsHeader(seeds)];
+  for (const k of ARMS) {
+    const ag = v(`${k}.tokenizerAgreement`);
+    const w = ag.length ? agreementWarning(`The ${label[k]} tokenizer (mean over seeds)`, mean(ag)) : '';
+    if (w) lines.push(w);
+  }
+  lines.push(
+    'Claims (sigma-VAE vs learned-variance VAE):',
+    `- Variance collapse (the learned-variance posterior carries less noise relative to its signal): ${verdict(v('sigma.meanNoiseToSignal'), v('gaussian.meanNoiseToSignal'), 'higher', labels).text}.`,
+  );
+  const mid = radii[radii.length - 2] ?? radii[0];
+  if (mid !== undefined)
+    lines.push(
+      `- Decoder robustness at r = ${mid} (analyzer agreement): ${verdict(v(`sigma.r${mid}.agreement`), v(`gaussian.r${mid}.agreement`), 'higher', labels).text}.`,
+    );
+  for (const w of cfgs)
+    lines.push(
+      `- CFG ${w}, generation score on seen prompts: ${verdict(v(`sigma.cfg${w}.generationScoreSeen`), v(`gaussian.cfg${w}.generationScoreSeen`), 'higher', labels).text}.`,
+      `- CFG ${w}, Frechet distance on seen prompts: ${verdict(v(`sigma.cfg${w}.frechetSeen`), v(`gaussian.cfg${w}.frechetSeen`), 'lower', labels).text}.`,
+      `- CFG ${w}, generation score on held-out prompts: ${verdict(v(`sigma.cfg${w}.generationScoreHeldOut`), v(`gaussian.cfg${w}.generationScoreHeldOut`), 'higher', labels).text}.`,
+    );
+  return { tables: [tokenizer, robust, gen], summary: lines.join('\n') };
+}
+
 interface HeadStepsResult {
+  tokenizer: TokenizerReport;
   generation: GenerationReport[];
   lm: { loss: number; lm: number; diff: number };
 }
+
+/** One seed's saturation rule: seen score within this fraction of its best, and Frechet distance within this factor of its best. */
+export const SATURATION = { score: 0.95, fd: 1.1 };
 
 export const headStepsExperiment: Experiment = {
   id: 'latentlm.head-steps',
@@ -489,51 +773,181 @@ export const headStepsExperiment: Experiment = {
   claim:
     'Few DPM-Solver++ steps in the diffusion head suffice: quality saturates at about 5-10 head steps (paper: TTS saturates at 5; ImageNet uses 20).',
   presets: {
-    tiny: { description: 'a few training steps, 1 and 2 head steps (a smoke run)', expectedMinutes: 0.2 },
+    tiny: { description: 'a few training steps, 1 and 2 head steps, 4 seen and 4 held-out prompts (a smoke run)', expectedMinutes: 0.2 },
     small: {
-      description: 'sigma-VAE + class-conditional LatentLM on 4000 Shapes images, 240 images per head-step setting (1, 2, 5, 10, 20)',
-      expectedMinutes: 10,
+      description:
+        'sigma-VAE + attribute-conditional LatentLM on 4000 Shapes images, 256 seen and 256 held-out prompts per head-step setting (1, 2, 5, 10, 20)',
+      expectedMinutes: 16,
     },
   },
   async run(ctx) {
     const p = IMAGE_PRESETS[ctx.preset];
     if (!p) throw new Error(`${this.id}: unknown preset "${ctx.preset}"`);
+    const sets = imageSets(p, ctx.seed);
     const r = (await ctx.subrun('sigma-sweep', async (dir): Promise<HeadStepsResult> => {
-      const { vae, items, data } = await tokenizerStage(ctx, p, 'sigma', dir);
-      const { model, cfg, fit } = await lmStage(ctx, p, vae, items, data.config, 'sigma', dir);
-      const ref = referenceFeatures(p, ctx.seed);
+      const { vae, report } = await tokenizerStage(ctx, p, sets, 'sigma', dir, 'sigma-sweep/vae');
+      const { model, cfg, fit } = await lmStage(ctx, p, vae, sets, 'sigma-sweep/lm', dir);
+      const ref = referenceFeatures(sets);
       const w = p.cfgScales.includes(2) ? 2 : p.cfgScales[0]!;
       const generation = p.headSteps.map((s) =>
-        evaluateGeneration(p, model, cfg, vae, data.config, ref, {
+        evaluateGeneration(model, cfg, vae, sets, ref, {
           cfgScale: w,
           headSteps: s,
           seed: ctx.seed + 200,
-          grid: join(dir, `samples-steps${s}.png`),
+          grid: join(dir, `samples-steps${s}`),
         }),
       );
       model.dispose();
       vae.dispose();
-      return { generation, lm: fit };
+      return { tokenizer: report, generation, lm: fit };
     })) as HeadStepsResult;
-    const metrics: Record<string, number> = {};
+    const metrics: Record<string, number> = {
+      promptsPerSet: sets.seen.length,
+      tokenizerAgreement: r.tokenizer.agreement,
+      generationCeilingHeldOut: sets.ceilings.generationHeldOut,
+      cfgScale: r.generation[0]?.cfgScale ?? Number.NaN,
+    };
     for (const g of r.generation) {
-      metrics[`steps${g.headSteps}.score`] = g.score;
-      metrics[`steps${g.headSteps}.fd`] = g.fd;
+      metrics[`steps${g.headSteps}.generationScoreSeen`] = g.scoreSeen;
+      metrics[`steps${g.headSteps}.generationScoreHeldOut`] = g.scoreHeldOut;
+      metrics[`steps${g.headSteps}.frechetSeen`] = g.fdSeen;
+      metrics[`steps${g.headSteps}.secondsPerImage`] = g.secondsPerImage;
     }
-    const top = Math.max(...r.generation.map((g) => g.score));
-    const sat = r.generation.find((g) => g.score >= 0.95 * top);
+    const sat = saturation(r.generation);
+    metrics.saturationSteps = sat.steps ?? Number.NaN;
     return {
       metrics,
-      figures: p.headSteps.map((st) => ({ title: `${st} head steps`, path: `subruns/sigma-sweep/samples-steps${st}.png` })),
+      figures: p.headSteps.flatMap((st) => [
+        { title: `${st} head steps, seen prompts`, path: `subruns/sigma-sweep/samples-steps${st}.png` },
+        { title: `${st} head steps, held-out prompts`, path: `subruns/sigma-sweep/samples-steps${st}-heldout.png` },
+      ]),
       tables: [
         {
-          title: 'Head DPM-Solver++ steps vs quality (sigma-VAE, class-conditional, CFG as in the row)',
-          columns: ['head steps', 'CFG', 'generation score', 'Frechet distance', 'seconds / image'],
-          rows: r.generation.map((g) => [g.headSteps, g.cfgScale, fmt(g.score), fmt(g.fd, 4), fmt(g.secondsPerImage, 4)]),
-          note: 'Paper: TTS quality saturates at about 5 head steps; ImageNet results use 20.',
+          title: 'Head DPM-Solver++ steps vs quality (sigma-VAE, attribute-conditional, CFG as in the row)',
+          columns: STEPS_COLUMNS,
+          rows: r.generation.map((g) => [
+            g.headSteps,
+            g.cfgScale,
+            fmt(g.scoreSeen),
+            fmt(g.scoreHeldOut),
+            fmt(sets.ceilings.generationHeldOut),
+            fmt(g.fdSeen, 4),
+            fmt(g.secondsPerImage, 4),
+          ]),
+          note: `${GEN_NOTE} Tokenizer analyzer agreement ${fmt(r.tokenizer.agreement)}. Paper: TTS quality saturates at about 5 head steps; ImageNet results use 20.`,
         },
       ],
-      summary: `Generation score reaches 95% of its best (${fmt(top)}) at ${sat?.headSteps ?? 'n/a'} head steps; scores by steps: ${r.generation.map((g) => `${g.headSteps}: ${fmt(g.score)}`).join(', ')}. The paper finds saturation around 5-10 steps.`,
+      summary: [
+        agreementWarning('The sigma-VAE tokenizer', r.tokenizer.agreement),
+        `Saturation, judged on the seen generation score (within ${Math.round(SATURATION.score * 100)}% of its best, ${fmt(sat.topScore)}) and on the Frechet distance (within ${Math.round((SATURATION.fd - 1) * 100)}% of its best, ${fmt(sat.bestFd, 4)}) together: ${sat.steps === null ? 'not reached within the sweep' : `${sat.steps} head steps`} (score alone: ${sat.scoreSteps ?? 'n/a'}, Frechet distance alone: ${sat.fdSteps ?? 'n/a'}).`,
+        `Seen scores by steps: ${r.generation.map((g) => `${g.headSteps}: ${fmt(g.scoreSeen)} (FD ${fmt(g.fdSeen, 4)})`).join(', ')}; held-out: ${r.generation.map((g) => `${g.headSteps}: ${fmt(g.scoreHeldOut)}`).join(', ')} (memoriser ceiling ${fmt(sets.ceilings.generationHeldOut)}).`,
+        'The paper finds saturation around 5-10 steps.',
+        oneSeedNote(ctx.seed),
+      ]
+        .filter(Boolean)
+        .join(' '),
     };
   },
+  aggregate: aggregateHeadSteps,
 };
+
+const STEPS_COLUMNS = [
+  'head steps',
+  'CFG',
+  'score (seen)',
+  'score (held-out)',
+  'memoriser ceiling (held-out)',
+  'Frechet distance (seen)',
+  'seconds / image',
+];
+
+/** One seed's saturation point: the fewest head steps whose seen score and Frechet distance are both near their best (SATURATION). */
+export function saturation(gen: readonly Pick<GenerationReport, 'headSteps' | 'scoreSeen' | 'fdSeen'>[]): {
+  steps: number | null;
+  scoreSteps: number | null;
+  fdSteps: number | null;
+  topScore: number;
+  bestFd: number;
+} {
+  const sorted = [...gen].sort((a, b) => a.headSteps - b.headSteps);
+  const topScore = Math.max(...sorted.map((g) => g.scoreSeen));
+  const bestFd = Math.min(...sorted.map((g) => g.fdSeen));
+  const scoreOk = (g: (typeof sorted)[number]) => g.scoreSeen >= SATURATION.score * topScore;
+  const fdOk = (g: (typeof sorted)[number]) => g.fdSeen <= SATURATION.fd * bestFd;
+  return {
+    steps: sorted.find((g) => scoreOk(g) && fdOk(g))?.headSteps ?? null,
+    scoreSteps: sorted.find(scoreOk)?.headSteps ?? null,
+    fdSteps: sorted.find(fdOk)?.headSteps ?? null,
+    topScore,
+    bestFd,
+  };
+}
+
+/**
+ * The head-steps table as mean ± std over seeds. Saturation: the fewest head steps that the best
+ * setting (by mean) does not beat beyond two standard errors, on the seen score and on the Frechet
+ * distance; the later of the two is the verdict.
+ */
+export function aggregateHeadSteps(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const cell = (k: string) => seedCell(results, k);
+  const v = (k: string) => seedValues(results, k);
+  const steps = scalesIn(results, /^steps(\d+)\.generationScoreSeen$/);
+  const table: Table = {
+    title: `Head DPM-Solver++ steps vs quality over seeds (${seeds.join(', ')}): mean ± std`,
+    columns: STEPS_COLUMNS,
+    rows: steps.map((s) => [
+      s,
+      cell('cfgScale'),
+      cell(`steps${s}.generationScoreSeen`),
+      cell(`steps${s}.generationScoreHeldOut`),
+      cell('generationCeilingHeldOut'),
+      cell(`steps${s}.frechetSeen`),
+      cell(`steps${s}.secondsPerImage`),
+    ]),
+    note: GEN_NOTE,
+  };
+  const bestBy = (key: string, better: 'higher' | 'lower'): number | undefined => {
+    let b: number | undefined;
+    for (const s of steps) {
+      const ms = mean(v(`steps${s}.${key}`));
+      if (!Number.isFinite(ms)) continue;
+      if (b === undefined) b = s;
+      else {
+        const mb = mean(v(`steps${b}.${key}`));
+        if (better === 'higher' ? ms > mb : ms < mb) b = s;
+      }
+    }
+    return b;
+  };
+  const bs = bestBy('generationScoreSeen', 'higher');
+  const bf = bestBy('frechetSeen', 'lower');
+  const detail: string[] = [];
+  let satScore: number | null = null;
+  let satFd: number | null = null;
+  for (const s of steps) {
+    const vs =
+      bs === undefined || s === bs
+        ? null
+        : verdict(v(`steps${bs}.generationScoreSeen`), v(`steps${s}.generationScoreSeen`), 'higher', [`${bs} steps`, `${s} steps`]);
+    const vf =
+      bf === undefined || s === bf
+        ? null
+        : verdict(v(`steps${bf}.frechetSeen`), v(`steps${s}.frechetSeen`), 'lower', [`${bf} steps`, `${s} steps`]);
+    if (satScore === null && bs !== undefined && vs?.winner !== 'a') satScore = s;
+    if (satFd === null && bf !== undefined && vf?.winner !== 'a') satFd = s;
+    if (vs) detail.push(`- Seen score, ${s} vs ${bs} steps (the best mean): ${vs.text}.`);
+    if (vf) detail.push(`- Frechet distance, ${s} vs ${bf} steps (the best mean): ${vf.text}.`);
+  }
+  const sat = satScore === null || satFd === null ? null : Math.max(satScore, satFd);
+  const lines = [seedsHeader(seeds)];
+  const ag = v('tokenizerAgreement');
+  const warn = ag.length ? agreementWarning('The sigma-VAE tokenizer (mean over seeds)', mean(ag)) : '';
+  if (warn) lines.push(warn);
+  lines.push(
+    seeds.length < 2
+      ? 'Saturation cannot be judged from one seed (no standard error).'
+      : `Saturation (the fewest head steps that the best setting does not beat beyond two standard errors): seen score ${satScore ?? 'n/a'}, Frechet distance ${satFd ?? 'n/a'}; both: **${sat ?? 'n/a'} head steps**${sat === null ? '' : sat <= 10 ? ' (paper: about 5-10; consistent)' : ' (paper: about 5-10; later here)'}.`,
+    ...detail,
+  );
+  return { tables: [table], summary: lines.join('\n') };
+}

@@ -7,3 +7,4 @@ import { ttsExperiment } from './tts.js';
 
 export { ARM_SETTINGS, headStepsExperiment, imageTokenArm, mixedExperiment, ttsExperiment, varianceCollapseExperiment };
 export const experiments: Experiment[] = [varianceCollapseExperiment, headStepsExperiment, ttsExperiment, mixedExperiment];
+export { type LatentLMArmRecipe, type LatentLMArmRecipeInput, LatentLMArmRecipeSchema, latentlmArmRecipe } from './imageTokenArm.js';

@@ -7,7 +7,7 @@
  * steps per second of audio are counted from the generation loop.
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, Rng, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, Rng, type Table, tf } from '@mmlm/core';
 import {
   corpusWer,
   cosineSimilarity,
@@ -27,13 +27,18 @@ import { SpeechVAE } from '../vae.js';
 import {
   fmt,
   mean,
+  oneSeedNote,
   posteriorMeans,
+  seedCell,
+  seedsHeader,
+  seedValues,
   sizedConfig,
   standardiseFrom,
   trainingKey,
   trainLatentLM,
   trainOrLoad,
   trainTokenizer,
+  verdict,
   withData,
 } from './common.js';
 
@@ -306,6 +311,24 @@ const PAPER = [
   { system: 'VALL-E 2 (discrete, 75 Hz)', hz: 75, sim: 0.643, wer: 1.5 },
 ];
 
+const TTS_COLUMNS = [
+  'tokenizer',
+  'resynth WER %',
+  'resynth SIM',
+  'TTS WER %',
+  'TTS SIM',
+  'duration ratio',
+  'forced <EOD>',
+  'decoding steps / s audio',
+];
+const TTS_NOTE =
+  'WER from the tone decoder, SIM = cosine of timbre embeddings against the held-out utterance (same speaker); resynth = tokenizer round trip (posterior mean, Griffin-Lim), the ceiling for TTS. Test utterances are held out (dataset items never trained on; a short text may recur by chance). Duration ratio: generated / reference audio length. Decoding steps count one backbone step per latent plus <EOD>.';
+const PAPER_TABLE4: Table = {
+  title: 'Paper, Table 4 (LibriSpeech test-clean, reference-utterance prompt)',
+  columns: ['system', 'frame rate (Hz) = decoding steps / s', 'SIM', 'WER-C %'],
+  rows: PAPER.map((x) => [x.system, x.hz, x.sim, x.wer]),
+};
+
 export const ttsExperiment: Experiment = {
   id: 'latentlm.tts-frame-rate',
   paper: 'LatentLM',
@@ -344,11 +367,15 @@ export const ttsExperiment: Experiment = {
     const best = results.reduce((a, b) => (b.ttsWer < a.ttsWer ? b : a));
     const metrics: Record<string, number> = {};
     for (const r of results) {
-      const k = `${fmt(r.frameRate, 2)}Hz`;
+      const k = rateKey(r.frameRate);
       metrics[`${k}.ttsWer`] = r.ttsWer;
       metrics[`${k}.ttsSim`] = r.ttsSim;
       metrics[`${k}.resynthWer`] = r.resynthWer;
+      metrics[`${k}.resynthSim`] = r.resynthSim;
+      metrics[`${k}.durationRatio`] = r.durationRatio;
+      metrics[`${k}.forcedClose`] = r.forcedClose;
       metrics[`${k}.stepsPerSecond`] = r.stepsPerSecond;
+      metrics[`${k}.lmDiff`] = r.lmDiff;
     }
     return {
       metrics,
@@ -360,24 +387,11 @@ export const ttsExperiment: Experiment = {
       tables: [
         {
           title: 'TTS on tone speech by latent frame rate (ours)',
-          columns: [
-            'tokenizer',
-            'resynth WER %',
-            'resynth SIM',
-            'TTS WER %',
-            'TTS SIM',
-            'duration ratio',
-            'forced <EOD>',
-            'decoding steps / s audio',
-          ],
+          columns: TTS_COLUMNS,
           rows,
-          note: 'WER from the tone decoder, SIM = cosine of timbre embeddings against the held-out utterance (same speaker); resynth = tokenizer round trip (posterior mean, Griffin-Lim), the ceiling for TTS. Decoding steps count one backbone step per latent plus <EOD>.',
+          note: TTS_NOTE,
         },
-        {
-          title: 'Paper, Table 4 (LibriSpeech test-clean, reference-utterance prompt)',
-          columns: ['system', 'frame rate (Hz) = decoding steps / s', 'SIM', 'WER-C %'],
-          rows: PAPER.map((x) => [x.system, x.hz, x.sim, x.wer]),
-        },
+        PAPER_TABLE4,
       ],
       summary: [
         best.ttsWer < 0.5 && best.frameRate <= 16
@@ -386,7 +400,57 @@ export const ttsExperiment: Experiment = {
         `Best TTS WER ${fmt(best.ttsWer * 100, 1)}% at ${fmt(best.frameRate, 2)} Hz (${fmt(best.stepsPerSecond, 1)} decoding steps per second of audio).`,
         `Frame rates ${results.map((r) => `${fmt(r.frameRate, 2)} Hz: TTS WER ${fmt(r.ttsWer * 100, 1)}%, SIM ${fmt(r.ttsSim)} (resynthesis ${fmt(r.resynthWer * 100, 1)}% / ${fmt(r.resynthSim)})`).join('; ')}.`,
         'The paper reports 15 / 7.5 Hz LatentLM with WER-C 1.2% against VALL-E 2 at 75 Hz (1.5%), i.e. 5-10x fewer decoding steps per second; our decoding-step counts follow the frame rate by construction, and the WERs above say whether intelligibility survives at our scale.',
+        oneSeedNote(ctx.seed),
       ].join(' '),
     };
   },
+  aggregate(results, seeds) {
+    return aggregateTts(results, seeds);
+  },
 };
+
+/** The metric-name prefix of a frame rate ('15.63Hz'). */
+function rateKey(frameRate: number): string {
+  return `${fmt(frameRate, 2)}Hz`;
+}
+
+/** The TTS table as mean ± std over seeds per frame rate, with verdicts: TTS against its tokenizer's resynthesis, and the lowest frame rate against the highest. */
+export function aggregateTts(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const rates = new Set<string>();
+  for (const r of results)
+    for (const k of Object.keys(r.metrics)) {
+      const m = /^([\d.]+Hz)\.ttsWer$/.exec(k);
+      if (m) rates.add(m[1]!);
+    }
+  const keys = [...rates].sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  const v = (k: string) => seedValues(results, k);
+  const pct = (k: string) => seedCell(results, k, 100);
+  const table: Table = {
+    title: `TTS on tone speech by latent frame rate over seeds (${seeds.join(', ')}): mean ± std`,
+    columns: TTS_COLUMNS,
+    rows: keys.map((k) => [
+      k.replace('Hz', ' Hz'),
+      pct(`${k}.resynthWer`),
+      seedCell(results, `${k}.resynthSim`),
+      pct(`${k}.ttsWer`),
+      seedCell(results, `${k}.ttsSim`),
+      seedCell(results, `${k}.durationRatio`),
+      seedCell(results, `${k}.forcedClose`),
+      seedCell(results, `${k}.stepsPerSecond`),
+    ]),
+    note: TTS_NOTE,
+  };
+  const lines = [seedsHeader(seeds)];
+  for (const k of keys)
+    lines.push(
+      `- ${k.replace('Hz', ' Hz')}: TTS WER against the tokenizer's resynthesis WER (the ceiling; lower is better): ${verdict(v(`${k}.ttsWer`), v(`${k}.resynthWer`), 'lower', ['TTS', 'resynthesis']).text}.`,
+    );
+  const lo = keys[keys.length - 1];
+  const hi = keys[0];
+  if (lo && hi && lo !== hi)
+    lines.push(
+      `- A lower frame rate keeps intelligibility (TTS WER, ${lo.replace('Hz', ' Hz')} vs ${hi.replace('Hz', ' Hz')}; lower is better): ${verdict(v(`${lo}.ttsWer`), v(`${hi}.ttsWer`), 'lower', [lo.replace('Hz', ' Hz'), hi.replace('Hz', ' Hz')]).text}.`,
+      `- Duration ratio (generated / reference length), ${lo.replace('Hz', ' Hz')} vs ${hi.replace('Hz', ' Hz')}: ${seedCell(results, `${lo}.durationRatio`)} vs ${seedCell(results, `${hi}.durationRatio`)}.`,
+    );
+  return { tables: [table, PAPER_TABLE4], summary: lines.join('\n') };
+}

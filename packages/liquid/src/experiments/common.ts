@@ -5,20 +5,47 @@
  * this one); a text LM trained on the text; its vocabulary extended by K codes + `<boi>`, `<eoi>`,
  * `<unconditional>` (mean-resized rows); continued next-token training on a mix of text, T2I and
  * caption examples; and the evaluations (text perplexity, generation score and Frechet distance
- * through @mmlm/data's ShapeAnalyzer, caption accuracy by its caption judge). Images and captions are
- * @mmlm/data's ShapesDataset (train and val splits).
+ * through @mmlm/data's ShapeAnalyzer, caption accuracy by its caption judge).
+ *
+ * Evaluation sets (@mmlm/data `seenHeldOutSets`, as the lab's image-token comparison): **seen** (new
+ * renders of scene keys present among the training images) and **held-out** (keys no training image
+ * has), each of `evalPrompts` images; every generation and captioning metric is reported on both
+ * (names end in `Seen` / `HeldOut`), with the memoriser ceiling (the score of the best-matching
+ * training image or caption) beside the held-out figure. The frozen tokenizer reports its analyzer
+ * agreement (`tokenizerAgreement`): below AGREEMENT_FLOOR its reconstructions do not read back and
+ * the downstream figures cannot judge a claim.
+ *
+ * Recipe: the tokenizer's codebook and the continued training take the lab's Liquid arm recipe
+ * (`liquidArmRecipe()` defaults, arm.ts); `RECIPE_DEVIATIONS` lists how that departs from Liquid's
+ * reference script.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type ExperimentContext, Rng, type TransformerDecoder, tf } from '@mmlm/core';
 import {
+  compareSeeds,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatMeanStd,
+  meanStd,
+  Rng,
+  type SubrunContext,
+  type Table,
+  type TransformerDecoder,
+  tf,
+} from '@mmlm/core';
+import {
+  captionCeiling,
   captionScore,
   frechetDistance,
+  generationCeiling,
   generationScore,
   grammarCorpus,
+  memoryOf,
   type Scene,
+  ShapeAnalyzer,
   type ShapesConfig,
   ShapesDataset,
+  seenHeldOutSets,
   splitText,
   WordTokenizer,
   writeImageGrid,
@@ -28,6 +55,7 @@ import { type Batch, drawKind, type Example, LiquidCollator } from '../collate.j
 import {
   CAPTION_INSTRUCTION,
   EVAL_T2I_SUFFIX,
+  imageTokenizerConfig,
   type LiquidConfig,
   type LMConfig,
   type Mix,
@@ -39,6 +67,7 @@ import {
 import { buildLM, extendVocabulary, type LiquidVocab, liquidVocab, VQTokenizer } from '../model.js';
 import { captionImages, generateImageCodes, textLoss } from '../sample.js';
 import { lmTrainStep, makeOptimizer, tokenizerTrainStep } from '../train.js';
+import { type LiquidArmRecipe, liquidArmRecipe } from './arm.js';
 
 /** One Shapes image with its caption and scene. */
 export interface ShapeItem {
@@ -48,16 +77,69 @@ export interface ShapeItem {
   scene: Scene;
 }
 
+export type EvalSetName = 'seen' | 'heldOut';
+
 export interface ShapesData {
   imageSize: number;
   /** The dataset's resolved config (for the analyzer). */
   config: ShapesConfig;
   train: ShapeItem[];
-  val: ShapeItem[];
+  /** New renders of scene keys present among `train`. */
+  seen: ShapeItem[];
+  /** Scenes whose key no training image has (attribute combinations never trained). */
+  heldOut: ShapeItem[];
+  /** Distinct scene keys among the training images. */
+  trainKeys: number;
+  /** Memoriser ceilings of the held-out set: the score of the best-matching training image / caption. */
+  ceilings: { generationHeldOut: number; captionHeldOut: number };
 }
 
-/** The first `train` / `val` items of @mmlm/data's Shapes train and val splits (one object at 16 px). */
-export function shapesData(o: { imageSize: number; train: number; val: number; seed: number }): ShapesData {
+/**
+ * The first `train` images of @mmlm/data's Shapes train split (one object at 16 px) and the seen and
+ * held-out evaluation sets of `evalPrompts` images each (`seenHeldOutSets`), with the held-out
+ * memoriser ceilings.
+ */
+export function shapesEvalData(o: { imageSize: number; train: number; evalPrompts: number; seed: number }): ShapesData {
+  const sets = seenHeldOutSets({ seed: o.seed, imageSize: o.imageSize }, { train: o.train, seen: o.evalPrompts, heldOut: o.evalPrompts });
+  const item = (x: { image: Float32Array; caption: string; scene: Scene }): ShapeItem => ({
+    image: x.image,
+    caption: x.caption,
+    scene: x.scene,
+  });
+  const analyzer = new ShapeAnalyzer(sets.config);
+  const trainCaptions = sets.train.map((s) => s.caption);
+  const heldOut = sets.heldOut.map(item);
+  return {
+    imageSize: o.imageSize,
+    config: sets.config,
+    train: sets.train.map(item),
+    seen: sets.seen.map(item),
+    heldOut,
+    trainKeys: sets.trainKeys.size,
+    ceilings: {
+      generationHeldOut: generationCeiling(
+        heldOut.map((d) => d.caption),
+        memoryOf(sets.train, analyzer),
+      ),
+      captionHeldOut: captionCeiling(
+        heldOut.map((d) => d.scene),
+        trainCaptions,
+      ),
+    },
+  };
+}
+
+/**
+ * The first `train` / `val` items of the Shapes train and val splits, without the seen / held-out
+ * sets: kept for the package's tokenizer and arm benchmark scripts (the experiments use
+ * `shapesEvalData`).
+ */
+export function shapesData(o: { imageSize: number; train: number; val: number; seed: number }): {
+  imageSize: number;
+  config: ShapesConfig;
+  train: ShapeItem[];
+  val: ShapeItem[];
+} {
   const split = (name: 'train' | 'val', n: number) => {
     const ds = new ShapesDataset({ seed: o.seed, imageSize: o.imageSize, split: name });
     return { ds, items: [...ds.iterate(0, n)].map((x) => ({ image: x.image, caption: x.caption, scene: x.scene })) };
@@ -73,8 +155,8 @@ export interface Verdict {
 }
 
 export interface DataSizes {
-  /** Image-caption pairs for training and validation. */
-  images: { train: number; val: number };
+  /** Training images, and the size of each of the seen and held-out evaluation sets. */
+  images: { train: number; evalPrompts: number };
   /** Characters of grammar text (90% train, 10% validation). */
   textChars: number;
   /** Validation windows for text perplexity. */
@@ -87,28 +169,87 @@ export interface Prepared {
   tokenizer: WordTokenizer;
   vocab: LiquidVocab;
   data: ShapesData;
+  analyzer: ShapeAnalyzer;
   sizes: DataSizes;
   /** Token ids of the training text. */
   textTrain: Int32Array;
   /** Validation text windows (ids without BOS). */
   textVal: number[][];
+  /** Longest caption (train and evaluation) in word tokens, plus one for `<eos>`. */
+  maxCaptionTokens: number;
   seed: number;
 }
 
-/** Data, word tokenizer and vocabulary for a preset (the preset's textVocabSize is set from the tokenizer). */
+// ---------------------------------------------------------------------------------------------
+// The recipe
+
+/** Analyzer agreement of the tokenizer's reconstructions below which downstream figures cannot judge a claim. */
+export const AGREEMENT_FLOOR = 0.95;
+
+/**
+ * The preset config with the lab's Liquid arm recipe (`liquidArmRecipe()` defaults) applied where
+ * the arm found it necessary at toy scale: the VQ codebook (k-means init, EMA decay, dead-code
+ * restart), LM dropout, and AdamW weight decay of the continued (unified) training. The text LM
+ * phase keeps Liquid's script settings (no dropout, weight decay 0): `textStage` builds it without
+ * dropout.
+ */
+export function withArmRecipe(cfg: LiquidConfig, recipe: LiquidArmRecipe = liquidArmRecipe()): LiquidConfig {
+  const t = recipe.tokenizer;
+  const { emaDecay: _, ...tok } = cfg.tokenizer;
+  return {
+    ...cfg,
+    tokenizer: imageTokenizerConfig({
+      ...tok,
+      kmeansInit: t.kmeansInit,
+      deadCodeSteps: t.deadCodeSteps,
+      ...(t.emaDecay === null ? {} : { emaDecay: t.emaDecay }),
+    }),
+    lm: { ...cfg.lm, dropout: recipe.backbone.dropout },
+    train: { ...cfg.train, unified: { ...cfg.train.unified, weightDecay: recipe.backbone.weightDecay } },
+  };
+}
+
+/** The recipe's departures from Liquid's reference script, in words (for descriptions and summaries). */
+export function recipeDeviations(recipe: LiquidArmRecipe = liquidArmRecipe()): string {
+  const t = recipe.tokenizer;
+  const b = recipe.backbone;
+  const codebook = [
+    t.kmeansInit ? 'k-means-initialised on the first training batch' : 'uniformly initialised',
+    t.emaDecay === null ? 'learned by gradient' : `updated by EMA (decay ${t.emaDecay})`,
+    t.deadCodeSteps > 0 ? `dead codes restarted after ${t.deadCodeSteps} unused batches` : 'no dead-code restart',
+  ].join(', ');
+  return (
+    `Recipe (the lab's Liquid arm recipe, \`liquidArmRecipe()\` defaults; deviations from Liquid's reference): VQ codebook ${codebook} ` +
+    "(reference: taming's uniformly initialised codebook learned by gradient); " +
+    `dropout ${b.dropout} and AdamW weight decay ${b.weightDecay} in the continued training (reference script: no dropout, weight decay 0); ` +
+    'the text LM phase keeps no dropout and weight decay 0.'
+  );
+}
+
+/** One line for a preset description: the recipe settings in short. */
+export function recipeShort(recipe: LiquidArmRecipe = liquidArmRecipe()): string {
+  const t = recipe.tokenizer;
+  const b = recipe.backbone;
+  return `arm recipe: ${t.kmeansInit ? 'k-means + ' : ''}${t.emaDecay === null ? 'gradient' : `EMA ${t.emaDecay}`} VQ codebook, continued training with dropout ${b.dropout} and weight decay ${b.weightDecay} (Liquid's script: taming codebook, 0 and 0)`;
+}
+
+/**
+ * Data, word tokenizer and vocabulary for a preset with the arm recipe applied (`withArmRecipe`); the
+ * preset's textVocabSize is set from the word tokenizer, and the VQ tokenizer's init seed is `seed`.
+ */
 export function prepare(presetName: 'tiny' | 'small', sizes: DataSizes, seed: number): Prepared {
-  const cfg = preset(presetName);
-  const data = shapesData({ imageSize: cfg.tokenizer.imageSize, train: sizes.images.train, val: sizes.images.val, seed });
+  const cfg = withArmRecipe(preset(presetName));
+  cfg.tokenizer.seed = seed; // the tokenizer's init varies with the run's seed, as the data and the LM do
+  const data = shapesEvalData({
+    imageSize: cfg.tokenizer.imageSize,
+    train: sizes.images.train,
+    evalPrompts: sizes.images.evalPrompts,
+    seed,
+  });
   const text = grammarCorpus({ grammar: 'shapes', seed, chars: sizes.textChars });
   const split = splitText(text, { valFraction: 0.1, atLineBreak: true });
-  const tokenizer = WordTokenizer.fromText([
-    text,
-    ...data.train.map((d) => d.caption),
-    ...data.val.map((d) => d.caption),
-    ...T2I_SUFFIXES,
-    EVAL_T2I_SUFFIX,
-    CAPTION_INSTRUCTION,
-  ]);
+  const captions = [...data.train, ...data.seen, ...data.heldOut].map((d) => d.caption);
+  const tokenizer = WordTokenizer.fromText([text, ...captions, ...T2I_SUFFIXES, EVAL_T2I_SUFFIX, CAPTION_INSTRUCTION]);
   cfg.lm.textVocabSize = tokenizer.vocabSize;
   const vocab = liquidVocab({
     textVocabSize: tokenizer.vocabSize,
@@ -122,17 +263,43 @@ export function prepare(presetName: 'tiny' | 'small', sizes: DataSizes, seed: nu
   const val = tokenizer.encode(split.val);
   const textVal: number[][] = [];
   for (let i = 0; i + W <= val.length && textVal.length < sizes.textEvalWindows; i += W) textVal.push(val.slice(i, i + W));
-  return { presetName, cfg, tokenizer, vocab, data, sizes, textTrain: Int32Array.from(tokenizer.encode(split.train)), textVal, seed };
+  return {
+    presetName,
+    cfg,
+    tokenizer,
+    vocab,
+    data,
+    analyzer: new ShapeAnalyzer(data.config),
+    sizes,
+    textTrain: Int32Array.from(tokenizer.encode(split.train)),
+    textVal,
+    maxCaptionTokens: Math.max(...captions.map((c) => tokenizer.encode(c).length)) + 1,
+    seed,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // The frozen VQ tokenizer and its code cache
 
+export interface TokenizerStats {
+  /** Over the seen and held-out images together. */
+  mse: number;
+  psnr: number;
+  usage: number;
+  perplexity: number;
+  /** Fraction of the seen and held-out images whose reconstruction the analyzer reads as the same objects. */
+  agreement: number;
+  steps: number;
+  seconds: number;
+  cacheDir: string;
+}
+
 export interface TokenizerStage {
   vq: VQTokenizer;
   codesTrain: Int32Array;
-  codesVal: Int32Array;
-  stats: { mse: number; psnr: number; usage: number; perplexity: number; steps: number; seconds: number; cacheDir: string };
+  /** Codes of the seen images, then of the held-out images. */
+  codesEval: Int32Array;
+  stats: TokenizerStats;
 }
 
 /** The shared cache folder: LIQUID_CACHE, else `.liquid-cache` beside the run folder. */
@@ -147,24 +314,57 @@ function stackImages(items: ShapeItem[]): Float32Array {
   return out;
 }
 
+function sameObjects(a: ReturnType<ShapeAnalyzer['analyze']>, b: ReturnType<ShapeAnalyzer['analyze']>): boolean {
+  const key = (o: (typeof a.objects)[number]) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`;
+  return a.objects.map(key).sort().join(',') === b.objects.map(key).sort().join(',');
+}
+
+/**
+ * Fraction of reconstructions the analyzer reads as the same objects (shape, colour, size, cell) as
+ * their originals (the lab's `analyzerAgreement`, apps/lab/src/experiments/imageEval.ts).
+ */
+export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
+  if (originals.length !== recon.length || originals.length === 0)
+    throw new Error(
+      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
+    );
+  return recon.filter((r, i) => sameObjects(analyzer.analyze(r), analyzer.analyze(originals[i] as Float32Array))).length / recon.length;
+}
+
+/** The seen images then the held-out images (the order of `TokenizerStage.codesEval`). */
+export function evalItems(prep: Prepared): ShapeItem[] {
+  return [...prep.data.seen, ...prep.data.heldOut];
+}
+
 /**
  * Train the VQ tokenizer once, freeze it, extract every image's codes once and cache weights, codes
- * and statistics on disk; later calls with the same data and config load them.
+ * and statistics on disk; later calls with the same data and config load them. Training losses are
+ * logged as the sub-run `tokenizer`; its analyzer agreement as `tokenizerAgreement`.
  */
 export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Promise<TokenizerStage> {
   const c = prep.cfg;
-  const key = `${prep.presetName}-s${c.tokenizer.imageSize}-k${c.tokenizer.numCodes}-n${prep.sizes.images.train}-${prep.sizes.images.val}-seed${prep.seed}-${fingerprint({ t: c.tokenizer, p: c.train.tokenizer })}`;
+  const n = prep.sizes.images;
+  const key = `${prep.presetName}-s${c.tokenizer.imageSize}-k${c.tokenizer.numCodes}-n${n.train}-e${n.evalPrompts}-seed${prep.seed}-${fingerprint({ v: 2, t: c.tokenizer, p: c.train.tokenizer })}`;
   const dir = join(cacheRoot(ctx), `tokenizer-${key}`);
   const done = join(dir, 'stats.json');
   const vq = new VQTokenizer(c.tokenizer);
   const expect = { tokensPerImage: vq.tokensPerImage, numCodes: vq.numCodes };
+  const report = (stats: TokenizerStats) => {
+    ctx.metric({ subrun: 'tokenizer', tokenizerAgreement: stats.agreement, tokenizerPsnr: stats.psnr, codebookUsage: stats.usage });
+    if (stats.agreement < AGREEMENT_FLOOR)
+      ctx.log(
+        `WARNING tokenizer: reconstruction agreement ${stats.agreement.toFixed(3)} < ${AGREEMENT_FLOOR}: the downstream figures cannot judge the claim`,
+      );
+  };
   if (existsSync(done)) {
     ctx.log(`tokenizer: loading the frozen tokenizer and cached codes from ${dir}`);
     await loadWeights(join(dir, 'vq.safetensors'), vq);
     const codesTrain = (await loadCodeCache(join(dir, 'codes-train.safetensors'), expect)).codes;
-    const codesVal = (await loadCodeCache(join(dir, 'codes-val.safetensors'), expect)).codes;
+    const codesEval = (await loadCodeCache(join(dir, 'codes-eval.safetensors'), expect)).codes;
     vq.eval();
-    return { vq, codesTrain, codesVal, stats: JSON.parse(readFileSync(done, 'utf8')) };
+    const stats = JSON.parse(readFileSync(done, 'utf8')) as TokenizerStats;
+    report(stats);
+    return { vq, codesTrain, codesEval, stats };
   }
   mkdirSync(dir, { recursive: true });
   const t0 = performance.now();
@@ -175,6 +375,7 @@ export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Pr
   const per = S * S * 3;
   const rng = new Rng(prep.seed).fork('tokenizer-batches');
   const bar = ctx.progress('tokenizer', phase.steps);
+  vq.train();
   for (let t = 0; t < phase.steps; t++) {
     const x = tf.tidy(() => {
       const buf = new Float32Array(phase.batchSize * per);
@@ -186,29 +387,98 @@ export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Pr
     });
     const r = tokenizerTrainStep(vq, opt, x, t, phase);
     x.dispose();
-    if (t % 25 === 0 || t === phase.steps - 1) ctx.metric({ run: 'tokenizer', step: t, loss: r.loss, rec: r.rec, usage: r.usage });
+    if (t % 25 === 0 || t === phase.steps - 1) ctx.metric({ subrun: 'tokenizer', step: t, loss: r.loss, rec: r.rec, usage: r.usage });
     bar.tick(t + 1, { loss: r.loss, usage: r.usage });
   }
   bar.done();
   opt.dispose();
   vq.eval();
-  const val = tokenizerStats(vq, stackImages(prep.data.val));
+  const items = evalItems(prep);
+  const ev = tokenizerStats(vq, stackImages(items));
+  const rec = decodeCodesToImages(vq, ev.codes);
+  const agreement = analyzerAgreement(
+    items.map((d) => d.image),
+    items.map((_, i) => rec.subarray(i * per, (i + 1) * per)),
+    prep.analyzer,
+  );
   const codesTrain = extractCodes(vq, train);
   const meta = { tokenizer: key };
   await saveWeights(join(dir, 'vq.safetensors'), vq, meta);
   await saveCodeCache(join(dir, 'codes-train.safetensors'), { codes: codesTrain, ...expect, metadata: meta });
-  await saveCodeCache(join(dir, 'codes-val.safetensors'), { codes: val.codes, ...expect, metadata: meta });
-  const stats = {
-    mse: val.mse,
-    psnr: val.psnr,
-    usage: val.usage,
-    perplexity: val.perplexity,
+  await saveCodeCache(join(dir, 'codes-eval.safetensors'), { codes: ev.codes, ...expect, metadata: meta });
+  const stats: TokenizerStats = {
+    mse: ev.mse,
+    psnr: ev.psnr,
+    usage: ev.usage,
+    perplexity: ev.perplexity,
+    agreement,
     steps: phase.steps,
     seconds: (performance.now() - t0) / 1000,
     cacheDir: dir,
   };
   writeFileSync(done, JSON.stringify(stats, null, 2));
-  return { vq, codesTrain, codesVal: val.codes, stats };
+  report(stats);
+  return { vq, codesTrain, codesEval: ev.codes, stats };
+}
+
+/** The tokenizer's headline metrics, the same in every experiment. */
+export function tokenizerMetrics(tok: TokenizerStage): Record<string, number> {
+  return {
+    tokenizerAgreement: tok.stats.agreement,
+    tokenizer_mse: tok.stats.mse,
+    tokenizer_psnr: tok.stats.psnr,
+    codebook_usage: tok.stats.usage,
+    code_perplexity: tok.stats.perplexity,
+  };
+}
+
+/** A red warning when the tokenizer does not read back (agreement below AGREEMENT_FLOOR), else null. */
+export function agreementWarning(agreement: number): string | null {
+  if (agreement >= AGREEMENT_FLOOR) return null;
+  return `<span style="color:#c00">**Warning:** the tokenizer does not read back (analyzer agreement ${fmt(agreement)} < ${AGREEMENT_FLOOR} on the seen and held-out images): the generation and captioning figures of this run cannot judge the claim.</span>`;
+}
+
+/** A summary's opening lines: the red tokenizer warning and a blank line, or nothing when it reads back. */
+export function warningLines(tok: TokenizerStage): string[] {
+  const w = agreementWarning(tok.stats.agreement);
+  return w ? [w, ''] : [];
+}
+
+/** The tokenizer line of a summary. */
+export function tokenizerLine(tok: TokenizerStage, numCodes: number): string {
+  const s = tok.stats;
+  return `Tokenizer (seen + held-out images): analyzer agreement ${fmt(s.agreement)}${s.agreement < AGREEMENT_FLOOR ? ` (below ${AGREEMENT_FLOOR}: does not read back)` : ''}, reconstruction MSE ${fmt(s.mse, 5)} (PSNR ${fmt(s.psnr, 1)} dB), codebook usage ${fmt(s.usage * 100, 1)}% (code perplexity ${fmt(s.perplexity, 1)} of K = ${numCodes}).`;
+}
+
+/** The tokenizer table (same columns in every experiment). */
+export function tokenizerTable(tok: TokenizerStage, numCodes: number, codesPerImage: number): Table {
+  const s = tok.stats;
+  return {
+    title: 'Frozen VQ tokenizer (seen and held-out images)',
+    columns: [
+      'analyzer agreement',
+      'MSE (pixels in [0,1])',
+      'PSNR dB',
+      'codebook usage',
+      'code perplexity',
+      'K',
+      'codes per image',
+      'paper',
+    ],
+    rows: [
+      [
+        s.agreement,
+        s.mse,
+        s.psnr,
+        s.usage,
+        s.perplexity,
+        numCodes,
+        codesPerImage,
+        "Chameleon's VQGAN: K = 8192, 1024 codes per 512 px image (no reconstruction numbers in the paper)",
+      ],
+    ],
+    note: `Analyzer agreement: the fraction of images whose reconstruction the ShapeAnalyzer reads as the same objects (shape, colour, size, cell); below ${AGREEMENT_FLOOR} the tokenizer does not read back.`,
+  };
 }
 
 function fingerprint(x: unknown): string {
@@ -280,7 +550,11 @@ export interface TextStageResult {
   seconds: number;
 }
 
-/** Train the text LM over the text vocabulary (a resumable sub-run). */
+/**
+ * Train the text LM over the text vocabulary (a resumable sub-run `text-<tag>`). Liquid's script
+ * settings: no dropout here whatever `lm.dropout` says (the arm recipe's dropout is for the
+ * continued training), and the phase's own weight decay.
+ */
 export function textStage(
   ctx: ExperimentContext,
   prep: Prepared,
@@ -289,11 +563,11 @@ export function textStage(
   phase: TrainPhase,
   seed: number,
 ): Promise<TextStageResult> {
-  return ctx.subrun(`text-${tag}`, async (dir) => {
+  return ctx.subrun(`text-${tag}`, async (dir, sub) => {
     const t0 = performance.now();
-    const model = buildLM(lm, prep.vocab.textVocabSize, seed);
+    const model = buildLM({ ...lm, dropout: 0 }, prep.vocab.textVocabSize, seed);
     const sampler = new MixSampler(prep, null, { text: 1, t2i: 0, i2t: 0 }, seed + 101);
-    trainLoop(ctx, `text-${tag}`, model, sampler, phase);
+    trainLoop(sub, model, sampler, phase);
     const path = join(dir, 'text-lm.safetensors');
     await saveWeights(path, model);
     const valLoss = textLoss(model, prep.vocab, prep.textVal);
@@ -312,11 +586,18 @@ export interface UnifiedSpec {
   mix: Mix;
   phase: TrainPhase;
   seed: number;
-  /** Evaluate the generation score every this many steps (0: never). */
+  /** Evaluate the generation scores (seen and held-out) every this many steps (0: never). */
   evalEvery?: number;
-  /** Prompts and CFG scale of those evaluations. */
+  /** Prompts per set of those evaluations (default: the whole seen and held-out sets) and their CFG scale. */
   evalPrompts?: number;
   evalScale?: number;
+}
+
+export interface CurvePoint {
+  step: number;
+  /** Generation score on the seen and on the held-out prompts. */
+  seen: number;
+  heldOut: number;
 }
 
 export interface UnifiedResult {
@@ -324,14 +605,19 @@ export interface UnifiedResult {
   /** Text loss of the extended model before continued training (null from scratch). */
   textLossStart: number | null;
   textLoss: number;
-  /** Generation score during training (when evalEvery > 0). */
-  curve: { step: number; score: number }[];
+  /** Generation scores during training (when evalEvery > 0). */
+  curve: CurvePoint[];
   seconds: number;
 }
 
-/** Extend (or build) the unified model and continue training on the mix (a resumable sub-run). */
+/** The sub-run name of a unified stage. */
+export function unifiedName(tag: string): string {
+  return `unified-${tag}`;
+}
+
+/** Extend (or build) the unified model and continue training on the mix (a resumable sub-run `unified-<tag>`). */
 export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: TokenizerStage, spec: UnifiedSpec): Promise<UnifiedResult> {
-  return ctx.subrun(`unified-${spec.tag}`, async (dir) => {
+  return ctx.subrun(unifiedName(spec.tag), async (dir, sub) => {
     const t0 = performance.now();
     let model: TransformerDecoder;
     let textLossStart: number | null = null;
@@ -343,16 +629,21 @@ export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: Tokeni
       textLossStart = textLoss(model, prep.vocab, prep.textVal);
     } else model = buildLM(spec.lm, prep.vocab.size, spec.seed);
     const sampler = new MixSampler(prep, tok.codesTrain, spec.mix, spec.seed + 202);
-    const curve: { step: number; score: number }[] = [];
+    const curve: CurvePoint[] = [];
     const evalEvery = spec.evalEvery ?? 0;
     const onStep = (t: number) => {
-      if (evalEvery > 0 && ((t + 1) % evalEvery === 0 || t === 0)) {
-        const g = evalGeneration(model, prep, tok, { n: spec.evalPrompts ?? 32, cfgScale: spec.evalScale ?? 3, seed: spec.seed + 7 });
-        curve.push({ step: t + 1, score: g.score });
-        ctx.metric({ run: `unified-${spec.tag}`, step: t + 1, generationScore: g.score });
+      if (evalEvery > 0 && ((t + 1) % evalEvery === 0 || t === 0 || t === spec.phase.steps - 1)) {
+        const g = evalGenerationSets(model, prep, tok, {
+          ...(spec.evalPrompts === undefined ? {} : { n: spec.evalPrompts }),
+          cfgScale: spec.evalScale ?? 3,
+          seed: spec.seed + 7,
+          fd: false,
+        });
+        curve.push({ step: t + 1, seen: g.seen.score, heldOut: g.heldOut.score });
+        sub.metric({ step: t + 1, generationScoreSeen: g.seen.score, generationScoreHeldOut: g.heldOut.score });
       }
     };
-    trainLoop(ctx, `unified-${spec.tag}`, model, sampler, spec.phase, onStep);
+    trainLoop(sub, model, sampler, spec.phase, onStep);
     const path = join(dir, 'unified.safetensors');
     await saveWeights(path, model);
     const result = {
@@ -367,33 +658,35 @@ export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: Tokeni
   });
 }
 
+/** Next-token training on the sampler's batches; losses logged through the sub-run (one loss curve per sub-run). */
 function trainLoop(
-  ctx: ExperimentContext,
-  name: string,
+  sub: Pick<SubrunContext, 'name' | 'metric' | 'progress'>,
   model: TransformerDecoder,
   sampler: MixSampler,
   phase: TrainPhase,
   onStep?: (t: number) => void,
 ): void {
   const opt = makeOptimizer(model, phase);
-  const bar = ctx.progress(name, phase.steps);
+  const bar = sub.progress(sub.name, phase.steps);
   let ema = 0;
   model.train();
   for (let t = 0; t < phase.steps; t++) {
     const r = lmTrainStep(model, opt, sampler.batch(phase.batchSize), t, phase);
     ema = t === 0 ? r.loss : 0.95 * ema + 0.05 * r.loss;
-    if (t % 25 === 0 || t === phase.steps - 1) ctx.metric({ run: name, step: t, loss: r.loss, lr: r.lr });
+    if (t % 25 === 0 || t === phase.steps - 1) sub.metric({ step: t, loss: r.loss, lr: r.lr });
     bar.tick(t + 1, { loss: ema });
     onStep?.(t);
   }
   bar.done();
   opt.dispose();
+  model.eval();
 }
 
-/** A unified model of an LM config with weights from `path`. */
+/** A unified model of an LM config with weights from `path` (eval mode). */
 export async function loadUnified(prep: Prepared, lm: LMConfig, path: string): Promise<TransformerDecoder> {
   const m = buildLM(lm, prep.vocab.size);
   await loadWeights(path, m);
+  m.eval();
   return m;
 }
 
@@ -401,21 +694,29 @@ export async function loadUnified(prep: Prepared, lm: LMConfig, path: string): P
 // Evaluation
 
 export interface GenerationEval {
+  set: EvalSetName;
   score: number;
-  fd: number;
+  /** Prompts scored. */
+  n: number;
+  /** Frechet distance of the generated images to the real images of the set (null when not computed). */
+  fd: number | null;
   images: Float32Array[];
   prompts: string[];
   verdicts: Verdict[];
 }
 
-/** Generate one image for each of the first n validation captions; score with the analyzer; FD against the real images. */
+/**
+ * Generate one image for each of the first n prompts (default all) of an evaluation set; score with
+ * the analyzer; optionally the Frechet distance against the set's real images.
+ */
 export function evalGeneration(
   model: TransformerDecoder,
   prep: Prepared,
   tok: TokenizerStage,
-  o: { n: number; cfgScale: number; seed: number },
+  o: { set: EvalSetName; n?: number; cfgScale: number; seed: number; fd?: boolean },
 ): GenerationEval {
-  const items = prep.data.val.slice(0, o.n);
+  const all = prep.data[o.set];
+  const items = all.slice(0, o.n ?? all.length);
   const prompts = items.map((d) => prep.tokenizer.encode(d.caption + EVAL_T2I_SUFFIX));
   const s = prep.cfg.sampling;
   const codes = generateImageCodes(model, prep.vocab, prompts, {
@@ -433,36 +734,71 @@ export function evalGeneration(
   const images = items.map((_, i) => pix.slice(i * S * S * 3, (i + 1) * S * S * 3));
   const g = generationScore(
     items.map((d, i) => ({ caption: d.caption, image: images[i] as Float32Array })),
-    prep.data.config,
+    prep.analyzer,
   );
-  const fd = frechetDistance(
-    items.map((d) => d.image),
-    images,
-    { imageSize: S },
-  );
+  const fd =
+    o.fd && items.length >= 2
+      ? frechetDistance(
+          items.map((d) => d.image),
+          images,
+          { imageSize: S, seed: 0 },
+        )
+      : null;
   const verdicts = g.pairs.map((p) => ({
     ok: p.match.overall,
     read: p.detected.length ? p.detected.map((o) => `${o.size} ${o.colour} ${o.shape}`).join(', ') : 'nothing detected',
   }));
-  return { score: g.overall, fd, images, prompts: items.map((d) => d.caption), verdicts };
+  return { set: o.set, score: g.overall, n: items.length, fd, images, prompts: items.map((d) => d.caption), verdicts };
 }
 
-/** Greedy captions of the first n validation images (from the cached codes); accuracy by the caption parser. */
-export function evalCaptions(
+/**
+ * Generation on the seen prompts (seed `seed`, with the Frechet distance unless `fd` is false) and on
+ * the held-out prompts (seed `seed + 1`).
+ */
+export function evalGenerationSets(
   model: TransformerDecoder,
   prep: Prepared,
   tok: TokenizerStage,
-  n: number,
-): { accuracy: number; captions: string[] } {
+  o: { n?: number; cfgScale: number; seed: number; fd?: boolean },
+): { seen: GenerationEval; heldOut: GenerationEval } {
+  const n = o.n === undefined ? {} : { n: o.n };
+  return {
+    seen: evalGeneration(model, prep, tok, { set: 'seen', ...n, cfgScale: o.cfgScale, seed: o.seed, fd: o.fd ?? true }),
+    heldOut: evalGeneration(model, prep, tok, { set: 'heldOut', ...n, cfgScale: o.cfgScale, seed: o.seed + 1 }),
+  };
+}
+
+export interface CaptionEval {
+  set: EvalSetName;
+  accuracy: number;
+  n: number;
+  captions: string[];
+}
+
+/** Greedy captions of the first n images (default all) of an evaluation set, from the cached codes; accuracy by the caption judge. */
+export function evalCaptions(model: TransformerDecoder, prep: Prepared, tok: TokenizerStage, set: EvalSetName, n?: number): CaptionEval {
   const L = prep.vocab.tokensPerImage;
-  const items = prep.data.val.slice(0, n);
-  const codes = items.map((_, i) => tok.codesVal.subarray(i * L, (i + 1) * L));
+  const all = prep.data[set];
+  const items = all.slice(0, n ?? all.length);
+  const offset = set === 'seen' ? 0 : prep.data.seen.length;
+  const codes = items.map((_, i) => tok.codesEval.subarray((offset + i) * L, (offset + i + 1) * L));
   const out: string[] = [];
   const instruction = prep.tokenizer.encode(CAPTION_INSTRUCTION);
   for (let i = 0; i < codes.length; i += 32)
-    for (const ids of captionImages(model, prep.vocab, codes.slice(i, i + 32), instruction, { maxNewTokens: 12 }))
+    for (const ids of captionImages(model, prep.vocab, codes.slice(i, i + 32), instruction, { maxNewTokens: prep.maxCaptionTokens }))
       out.push(prep.tokenizer.decode(ids, { skipSpecial: true }));
-  return { accuracy: captionScore(out.map((caption, i) => ({ caption, scene: (items[i] as ShapeItem).scene }))).overall, captions: out };
+  const accuracy = captionScore(out.map((caption, i) => ({ caption, scene: (items[i] as ShapeItem).scene }))).overall;
+  return { set, accuracy, n: items.length, captions: out };
+}
+
+/** Captioning accuracy on the seen and on the held-out images. */
+export function evalCaptionSets(
+  model: TransformerDecoder,
+  prep: Prepared,
+  tok: TokenizerStage,
+  n?: number,
+): { seen: CaptionEval; heldOut: CaptionEval } {
+  return { seen: evalCaptions(model, prep, tok, 'seen', n), heldOut: evalCaptions(model, prep, tok, 'heldOut', n) };
 }
 
 /** Perplexity of the validation text. */
@@ -482,13 +818,128 @@ export function sampleGrid(ctx: ExperimentContext, file: string, g: GenerationEv
   return [`![${file}](${file})`, '', '| cell (row,col) | prompt | analyzer reads | verdict |', '|---|---|---|---|', ...rows].join('\n');
 }
 
-/** Mean and sample standard deviation. */
-export function meanStd(xs: number[]): { mean: number; std: number } {
-  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean, std };
-}
-
 export function fmt(x: number | null | undefined, digits = 3): string {
   return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
+}
+
+/** The line every single-seed summary carries. */
+export function oneSeedNote(seed: number): string {
+  return `One seed (${seed}): these figures carry no seed-to-seed spread, so no difference is called here; \`pnpm lab run <id> --preset small --seeds 0,1,2\` gives mean ± std over seeds and the verdicts.`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed aggregates (Experiment.aggregate)
+
+/** The finite numeric values of metric `key` over the seeds' results (a seed without one is left out). */
+export function seedValues(results: readonly ExperimentResult[], key: string): number[] {
+  return results.map((r) => r.metrics?.[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+}
+
+export interface ClaimVerdict {
+  claim: string;
+  /** mean(a) - mean(b). */
+  diff: number;
+  /** Standard error of the difference (NaN with one seed on either side). */
+  se: number;
+  /** |diff| > 2 se with at least two seeds on each side. */
+  significant: boolean;
+  /** Significant and in the claimed direction: true; significant against it: false; else null. */
+  supports: boolean | null;
+  line: string;
+}
+
+function decimals(x: number): number {
+  if (!Number.isFinite(x) || x === 0) return 3;
+  return Math.min(8, Math.max(0, 1 - Math.floor(Math.log10(Math.abs(x)))));
+}
+
+/**
+ * A verdict on one claim over seeds (core's `compareSeeds`): under the claim, `a` is `expected`
+ * ('higher' or 'lower') than `b`. A difference is called only beyond two standard errors of the
+ * difference of the seed means.
+ */
+export function claimVerdict(
+  claim: string,
+  a: readonly number[],
+  b: readonly number[],
+  expected: 'higher' | 'lower',
+  labels: [string, string],
+): ClaimVerdict {
+  if (a.length === 0 || b.length === 0)
+    return { claim, diff: Number.NaN, se: Number.NaN, significant: false, supports: null, line: `${claim}: no values to compare.` };
+  const c = compareSeeds(a, b, expected, labels);
+  const ma = meanStd(a);
+  const mb = meanStd(b);
+  const d = Number.isFinite(c.se) && c.se > 0 ? decimals(c.se) : 3;
+  const sign = c.diff >= 0 ? '+' : '';
+  const nums = `${labels[0]} ${formatMeanStd(ma)} vs ${labels[1]} ${formatMeanStd(mb)}; difference ${sign}${c.diff.toFixed(d)}`;
+  if (ma.n < 2 || mb.n < 2)
+    return { claim, diff: c.diff, se: Number.NaN, significant: false, supports: null, line: `${claim}: one seed, cannot judge (${nums}).` };
+  const stats = `${nums}, standard error ${c.se.toFixed(d)} (n = ${ma.n} and ${mb.n}), two standard errors ${(2 * c.se).toFixed(d)}`;
+  const supports = c.significant ? c.winner === 'a' : null;
+  const line = c.significant
+    ? `${claim}: difference exceeds two standard errors, ${supports ? 'in the direction the paper claims' : 'against the paper'} (${stats}).`
+    : `${claim}: within two standard errors: not distinguishable (${stats}).`;
+  return { claim, diff: c.diff, se: c.se, significant: c.significant, supports, line };
+}
+
+/**
+ * The mean ± std version of a claim table over seeds: the table titled `title` of every result,
+ * rows matched by position; cells of `keep` columns (labels, the paper's numbers) are copied from
+ * the first seed; numeric cells become "mean ± std" (sample std; "(n = k of N)" when a seed has no
+ * finite value there); other cells are copied when equal in every seed, else joined with " / ".
+ * `drop` columns are left out. Null when no result has the table.
+ */
+export function meanStdTable(
+  results: readonly ExperimentResult[],
+  seeds: readonly number[],
+  title: string,
+  opts: { keep?: number[]; drop?: number[] } = {},
+): Table | null {
+  const tables = results.map((r) => r.tables?.find((t) => t.title === title));
+  const first = tables.find((t) => t !== undefined);
+  if (!first) return null;
+  const have = tables.filter((t): t is Table => t !== undefined);
+  const keep = new Set(opts.keep ?? []);
+  const drop = new Set(opts.drop ?? []);
+  const cols = first.columns.map((_, j) => j).filter((j) => !drop.has(j));
+  const nRows = Math.min(...have.map((t) => t.rows.length));
+  const rows = Array.from({ length: nRows }, (_, i) =>
+    cols.map((j) => {
+      const cells = have.map((t) => t.rows[i]?.[j] ?? null);
+      const firstCell = cells[0] ?? null;
+      if (keep.has(j)) return firstCell;
+      const nums = cells.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+      const numericOrMissing = cells.every((v) => v === null || typeof v === 'number');
+      if (numericOrMissing && nums.length > 0) {
+        const ms = formatMeanStd(meanStd(nums));
+        return nums.length === cells.length ? ms : `${ms} (n = ${nums.length} of ${cells.length})`;
+      }
+      if (cells.every((v) => JSON.stringify(v) === JSON.stringify(firstCell))) return firstCell;
+      return cells.map((v) => (v === null ? '—' : String(v))).join(' / ');
+    }),
+  );
+  const n = have.length;
+  return {
+    title: `${title}: mean ± std over ${n} seed${n === 1 ? '' : 's'} (${seeds.join(', ')})`,
+    columns: cols.map((j) => first.columns[j] as string),
+    rows,
+    note: `${first.note ? `${first.note} ` : ''}Mean ± sample standard deviation (n − 1) over the seeds; a single seed shows no std (—).`,
+  };
+}
+
+/**
+ * The tokenizer lines of an aggregate summary (put first): the agreement over seeds, after a red
+ * warning naming the seeds whose tokenizer does not read back.
+ */
+export function aggregateTokenizerLines(results: readonly ExperimentResult[], seeds: readonly number[]): string[] {
+  const ag = seedValues(results, 'tokenizerAgreement');
+  if (ag.length === 0) return ['Tokenizer analyzer agreement: not reported.', ''];
+  const bad = results
+    .map((r, i) => ({ seed: seeds[i], a: r.metrics?.tokenizerAgreement }))
+    .filter((x) => typeof x.a === 'number' && x.a < AGREEMENT_FLOOR);
+  const line = `Tokenizer analyzer agreement over seeds: ${formatMeanStd(meanStd(ag))} (floor ${AGREEMENT_FLOOR}).`;
+  if (!bad.length) return [line, ''];
+  const warn = `<span style="color:#c00">**Warning:** the tokenizer does not read back for seed${bad.length > 1 ? 's' : ''} ${bad.map((x) => `${x.seed} (${fmt(x.a as number)})`).join(', ')} (analyzer agreement < ${AGREEMENT_FLOOR}): the figures cannot judge the claim.</span>`;
+  return [warn, '', line, ''];
 }

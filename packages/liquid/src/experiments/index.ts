@@ -7,4 +7,12 @@ import { tradeoffExperiment } from './tradeoff.js';
 
 export { cfgSweepExperiment, initExperiment, synergyExperiment, tradeoffExperiment };
 export const experiments: Experiment[] = [cfgSweepExperiment, tradeoffExperiment, synergyExperiment, initExperiment];
-export { ARM_DEFAULT_CFG, armTokenizerConfig, imageTokenArm } from './arm.js';
+export {
+  ARM_DEFAULT_CFG,
+  armTokenizerConfig,
+  imageTokenArm,
+  type LiquidArmRecipe,
+  type LiquidArmRecipeInput,
+  LiquidArmRecipeSchema,
+  liquidArmRecipe,
+} from './arm.js';

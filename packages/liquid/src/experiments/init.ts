@@ -3,36 +3,53 @@
  * saving 100x in training costs"; brief 2.10.4): continued training of a trained text LM whose
  * vocabulary is extended (new rows at the mean of the old ones, train.py's resize helper) against
  * (a) the same extension with random new rows and (b) the same architecture from scratch, on the
- * same mix and steps. Reported: text loss right after the extension, the generation score during
- * training and the steps each run needs to reach a target score, and the text perplexity retained.
+ * same mix and steps. Reported: text loss right after the extension, the generation score on the
+ * seen and held-out prompts during training (memoriser ceiling beside the held-out one), the steps
+ * each run needs to reach a target seen score, and the text perplexity retained. One seed per run;
+ * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import type { Experiment, ExperimentContext, ExperimentResult } from '@mmlm/core';
-import { type DataSizes, fmt, setupStages, textStage, type UnifiedResult, unifiedStage } from './common.js';
+import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
+import {
+  aggregateTokenizerLines,
+  claimVerdict,
+  type DataSizes,
+  fmt,
+  meanStdTable,
+  oneSeedNote,
+  recipeDeviations,
+  recipeShort,
+  seedValues,
+  setupStages,
+  textStage,
+  tokenizerLine,
+  tokenizerMetrics,
+  tokenizerTable,
+  type UnifiedResult,
+  unifiedStage,
+  warningLines,
+} from './common.js';
 
 interface Settings {
   sizes: DataSizes;
   steps: number;
   evalEvery: number;
-  evalPrompts: number;
   evalScale: number;
-  /** Generation score the runs race to. */
+  /** Generation score (seen prompts) the runs race to. */
   target: number;
 }
 
 const SETTINGS: Record<'tiny' | 'small', Settings> = {
   tiny: {
-    sizes: { images: { train: 48, val: 16 }, textChars: 6000, textEvalWindows: 4 },
+    sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
     steps: 4,
     evalEvery: 2,
-    evalPrompts: 4,
     evalScale: 3,
     target: 0.5,
   },
   small: {
-    sizes: { images: { train: 2000, val: 256 }, textChars: 200_000, textEvalWindows: 64 },
+    sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
     steps: 600,
     evalEvery: 100,
-    evalPrompts: 96,
     evalScale: 3,
     target: 0.5,
   },
@@ -44,16 +61,22 @@ const ARMS = [
   { arm: 'scratch', label: 'same architecture from scratch', pretrained: false, newRows: 'mean' as const },
 ];
 
+/** Title of the claim table. */
+export const INIT_TABLE = 'Starting from a trained text LM vs from scratch';
+
 export const initExperiment: Experiment = {
   id: 'liquid.init',
   paper: 'Liquid',
   claim:
     'Starting from a trained LLM (vocabulary extended, new rows mean-initialised) reaches image generation with far less training than starting from scratch while keeping the language ability ("saving 100x in training costs").',
   presets: {
-    tiny: { description: 'three 4-step runs with two evaluations each; checks the metrics, not the claim', expectedMinutes: 0.2 },
+    tiny: {
+      description: 'three 4-step runs with three evaluations each on 4 seen + 4 held-out prompts; checks the metrics, not the claim',
+      expectedMinutes: 0.2,
+    },
     small: {
-      description: 'trained text LM (mean or random new rows) vs scratch, 600 steps each, generation score every 100 steps',
-      expectedMinutes: 9,
+      description: `trained text LM (mean or random new rows) vs scratch, 600 steps each, generation score on 256 seen + 256 held-out prompts every 100 steps; one seed per run (--seeds 0,1,2 for the claim); ${recipeShort()}`,
+      expectedMinutes: 10,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
@@ -70,57 +93,109 @@ export const initExperiment: Experiment = {
         phase: { ...cfg.train.unified, steps: st.steps },
         seed: ctx.seed,
         evalEvery: st.evalEvery,
-        evalPrompts: st.evalPrompts,
         evalScale: st.evalScale,
       });
+    const ceiling = prep.data.ceilings.generationHeldOut;
+    const metrics: Record<string, number | null> = {
+      text_lm_ppl: Math.exp(text.valLoss),
+      generationCeilingHeldOut: ceiling,
+      promptsPerSet: prep.data.seen.length,
+      ...tokenizerMetrics(tok),
+    };
     tok.vq.dispose();
-    const metrics: Record<string, number | null> = { text_lm_ppl: Math.exp(text.valLoss) };
-    const reach = (r: UnifiedResult) => r.curve.find((p) => p.score >= st.target)?.step ?? null;
+    const reach = (r: UnifiedResult) => r.curve.find((p) => p.seen >= st.target)?.step ?? null;
     const rows = ARMS.map((a) => {
       const r = results[a.arm] as UnifiedResult;
-      const final = r.curve[r.curve.length - 1]?.score ?? Number.NaN;
+      const last = r.curve[r.curve.length - 1];
       metrics[`${a.arm}_steps_to_target`] = reach(r);
-      metrics[`${a.arm}_final_score`] = final;
+      metrics[`${a.arm}_final_generationScoreSeen`] = last?.seen ?? null;
+      metrics[`${a.arm}_final_generationScoreHeldOut`] = last?.heldOut ?? null;
       metrics[`${a.arm}_text_ppl_after`] = Math.exp(r.textLoss);
       metrics[`${a.arm}_text_ppl_start`] = r.textLossStart === null ? null : Math.exp(r.textLossStart);
       return [
         a.label,
-        r.textLossStart === null ? 'n/a (random init)' : fmt(Math.exp(r.textLossStart)),
-        fmt(Math.exp(r.textLoss)),
-        reach(r) ?? `not reached in ${st.steps}`,
-        fmt(final),
-        r.curve.map((p) => `${p.step}:${p.score.toFixed(2)}`).join(' '),
+        r.textLossStart === null ? null : Math.exp(r.textLossStart),
+        Math.exp(r.textLoss),
+        reach(r),
+        last?.seen ?? null,
+        last?.heldOut ?? null,
+        ceiling,
+        r.curve.map((p) => `${p.step}:${p.seen.toFixed(2)}/${p.heldOut.toFixed(2)}`).join(' '),
       ];
     });
     const pm = metrics.pretrained_mean_steps_to_target;
     const sc = metrics.scratch_steps_to_target;
-    const faster = pm !== null && (sc === null || (pm as number) < (sc as number));
-    const keeps = (metrics.pretrained_mean_text_ppl_after as number) < (metrics.scratch_text_ppl_after as number);
     const summary = [
-      `**liquid.init (${ctx.preset}, seed ${ctx.seed})**: generation score ${st.target} reached after ${pm ?? 'never'} steps from the trained text LM (mean-resized rows) vs ${sc ?? `not within ${st.steps}`} steps from scratch; random new rows: ${metrics.pretrained_normal_steps_to_target ?? 'never'}.`,
-      `Text perplexity: text LM ${fmt(metrics.text_lm_ppl as number)}; right after the extension ${fmt(metrics.pretrained_mean_text_ppl_start as number)} (mean rows) vs ${fmt(metrics.pretrained_normal_text_ppl_start as number)} (random rows); after continued training ${fmt(metrics.pretrained_mean_text_ppl_after as number)} (pretrained) vs ${fmt(metrics.scratch_text_ppl_after as number)} (scratch).`,
-      faster && keeps
-        ? 'Starting from the trained LM was faster to a usable image generator and kept a better language model, as the paper claims (its 100x figure compares with Chameleon trained from scratch at scale; we compare equal-step runs).'
-        : `The paper's claim did not fully reproduce at our scale (faster to the target: ${faster ? 'yes' : 'no'}; better text perplexity: ${keeps ? 'yes' : 'no'}).`,
+      ...warningLines(tok),
+      `**liquid.init (${ctx.preset}, seed ${ctx.seed})**: seen generation score ${st.target} reached after ${pm ?? 'never'} steps from the trained text LM (mean-resized rows) vs ${sc ?? `not within ${st.steps}`} steps from scratch; random new rows: ${metrics.pretrained_normal_steps_to_target ?? 'never'}.`,
+      `Final generation score (seen / held-out, ${prep.data.seen.length} prompts each): mean rows ${fmt(metrics.pretrained_mean_final_generationScoreSeen)} / ${fmt(metrics.pretrained_mean_final_generationScoreHeldOut)}, random rows ${fmt(metrics.pretrained_normal_final_generationScoreSeen)} / ${fmt(metrics.pretrained_normal_final_generationScoreHeldOut)}, scratch ${fmt(metrics.scratch_final_generationScoreSeen)} / ${fmt(metrics.scratch_final_generationScoreHeldOut)} (held-out memoriser ceiling ${fmt(ceiling)}).`,
+      `Text perplexity: text LM ${fmt(metrics.text_lm_ppl)}; right after the extension ${fmt(metrics.pretrained_mean_text_ppl_start)} (mean rows) vs ${fmt(metrics.pretrained_normal_text_ppl_start)} (random rows); after continued training ${fmt(metrics.pretrained_mean_text_ppl_after)} (pretrained) vs ${fmt(metrics.scratch_text_ppl_after)} (scratch).`,
+      tokenizerLine(tok, cfg.tokenizer.numCodes),
+      oneSeedNote(ctx.seed),
+      recipeDeviations(),
     ].join('\n');
     return {
       metrics,
       tables: [
         {
-          title: 'Starting from a trained text LM vs from scratch',
+          title: INIT_TABLE,
           columns: [
             'run',
             'text ppl after extension',
             'text ppl after training',
-            `steps to score ${st.target}`,
-            'final gen. score',
-            'score curve (step:score)',
+            `steps to seen score ${st.target}`,
+            'final gen. score, seen',
+            'final gen. score, held-out',
+            'memoriser ceiling, held-out',
+            'score curve (step:seen/held-out)',
           ],
           rows,
-          note: 'Paper: existing LLMs "saving 100x in training costs" compared with training from scratch like Chameleon (abstract, sec. 1); no per-step curve is published. New rows at the mean keep the initial loss low (brief 2.3).',
+          note: `— in "text ppl after extension": random init (no extension); in "steps to": not reached in ${st.steps} steps. Paper: existing LLMs "saving 100x in training costs" compared with training from scratch like Chameleon (abstract, sec. 1); no per-step curve is published. New rows at the mean keep the initial loss low (brief 2.3).`,
         },
+        tokenizerTable(tok, cfg.tokenizer.numCodes, prep.vocab.tokensPerImage),
       ],
       summary,
     };
+  },
+  aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
+    const tables = [meanStdTable(results, seeds, INIT_TABLE, { keep: [0], drop: [7] })].filter((t): t is Table => t !== null);
+    const v = (k: string) => seedValues(results, k);
+    const verdicts = [
+      claimVerdict(
+        'Starting from the trained LM gives a better generator at equal steps (final generation score, seen)',
+        v('pretrained_mean_final_generationScoreSeen'),
+        v('scratch_final_generationScoreSeen'),
+        'higher',
+        ['trained LM', 'scratch'],
+      ),
+      claimVerdict(
+        'Starting from the trained LM gives a better generator at equal steps (final generation score, held-out)',
+        v('pretrained_mean_final_generationScoreHeldOut'),
+        v('scratch_final_generationScoreHeldOut'),
+        'higher',
+        ['trained LM', 'scratch'],
+      ),
+      claimVerdict(
+        'Starting from the trained LM keeps a better language model (text ppl after training)',
+        v('pretrained_mean_text_ppl_after'),
+        v('scratch_text_ppl_after'),
+        'lower',
+        ['trained LM', 'scratch'],
+      ),
+      claimVerdict(
+        'Mean-initialised new rows disturb the text model less than random rows (text ppl right after the extension)',
+        v('pretrained_mean_text_ppl_start'),
+        v('pretrained_normal_text_ppl_start'),
+        'lower',
+        ['mean rows', 'random rows'],
+      ),
+    ];
+    const summary = [
+      `**liquid.init over seeds ${seeds.join(', ')}**`,
+      '',
+      ...aggregateTokenizerLines(results, seeds),
+      ...verdicts.map((x) => `- ${x.line}`),
+    ].join('\n');
+    return { tables, summary };
   },
 };

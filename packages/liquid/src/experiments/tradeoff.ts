@@ -1,57 +1,72 @@
 /**
  * Liquid sec. 3.2, Finding 2 (Fig. 5 and 6): mixing visual generation into training costs language
  * ability (and mixing language costs visual generation), and the trade-off shrinks as the model
- * grows. For each of three widths and each seed: a text LM, its vocabulary extended, then three
- * continued-training runs of equal steps from it: text-only, image-only (T2I) and mixed (text : T2I =
- * 1 : 1). Text perplexity gap = ppl(mixed) - ppl(text-only); generation gap = score(image-only) -
- * score(mixed). The paper's runs differ: 30M text, 30M T2I, and 60M mixed examples (the mixed run
- * sees both sets in full); here `mixedStepsFactor` = 1 gives every run the same number of steps.
+ * grows. For each of three widths: a text LM, its vocabulary extended, then three continued-training
+ * runs of equal steps from it: text-only, image-only (T2I) and mixed (text : T2I = 1 : 1). Text
+ * perplexity gap = ppl(mixed) - ppl(text-only); generation gap = score(image-only) - score(mixed), on
+ * the seen and on the held-out prompts. The paper's runs differ: 30M text, 30M T2I, and 60M mixed
+ * examples (the mixed run sees both sets in full); here `mixedStepsFactor` = 1 gives every run the
+ * same number of steps. One seed per run; `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import type { Experiment, ExperimentContext, ExperimentResult } from '@mmlm/core';
+import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
 import type { LMConfig, Mix } from '../config.js';
 import { parameterCount } from '../config.js';
-import { type DataSizes, evalGeneration, fmt, loadUnified, meanStd, setupStages, textStage, unifiedStage } from './common.js';
+import {
+  aggregateTokenizerLines,
+  claimVerdict,
+  type DataSizes,
+  evalGenerationSets,
+  fmt,
+  loadUnified,
+  meanStdTable,
+  oneSeedNote,
+  recipeDeviations,
+  recipeShort,
+  seedValues,
+  setupStages,
+  textStage,
+  tokenizerLine,
+  tokenizerMetrics,
+  tokenizerTable,
+  unifiedName,
+  unifiedStage,
+  warningLines,
+} from './common.js';
 
 interface Settings {
   sizes: DataSizes;
   widths: number[];
   numHeads: number;
   numLayers: number;
-  seeds: number[];
   textSteps: number;
   steps: number;
   batchSize: number;
   /** Steps of the mixed run relative to the single-task runs (paper: 2, since it sees both 30M sets). */
   mixedStepsFactor: number;
-  evalPrompts: number;
   evalScale: number;
 }
 
 const SETTINGS: Record<'tiny' | 'small', Settings> = {
   tiny: {
-    sizes: { images: { train: 48, val: 16 }, textChars: 6000, textEvalWindows: 4 },
+    sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
     widths: [16, 24, 32],
     numHeads: 2,
     numLayers: 1,
-    seeds: [0],
     textSteps: 2,
     steps: 2,
     batchSize: 4,
     mixedStepsFactor: 1,
-    evalPrompts: 4,
     evalScale: 3,
   },
   small: {
-    sizes: { images: { train: 2000, val: 256 }, textChars: 200_000, textEvalWindows: 64 },
+    sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
     widths: [32, 64, 128],
     numHeads: 4,
     numLayers: 2,
-    seeds: [0, 1],
     textSteps: 100,
     steps: 150,
     batchSize: 16,
     mixedStepsFactor: 1,
-    evalPrompts: 128,
     evalScale: 3,
   },
 };
@@ -62,23 +77,40 @@ const ARMS: { arm: 'text' | 'image' | 'mixed'; mix: Mix }[] = [
   { arm: 'mixed', mix: { text: 1, t2i: 1, i2t: 0 } },
 ];
 
+/** Title of the claim table. */
+export const TRADEOFF_TABLE = 'Trade-off vs width';
+
+/** The widths of a result, from its metric names (`w<width>_ppl_gap`). */
+function widthsOf(r: ExperimentResult): number[] {
+  return Object.keys(r.metrics)
+    .map((k) => /^w(\d+)_ppl_gap$/.exec(k)?.[1])
+    .filter((x): x is string => x !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
 export const tradeoffExperiment: Experiment = {
   id: 'liquid.tradeoff',
   paper: 'Liquid',
   claim:
     'Mixed text and image-generation training lowers language ability relative to text-only training, and the gap shrinks as the model size grows (Finding 2, Fig. 5); the visual-generation penalty of mixing also shrinks (Fig. 6).',
   presets: {
-    tiny: { description: 'three widths (16, 24, 32), one seed, 2 steps per run; checks the metrics, not the claim', expectedMinutes: 0.3 },
+    tiny: {
+      description: 'three widths (16, 24, 32), 2 steps per run, 4 seen + 4 held-out prompts; checks the metrics, not the claim',
+      expectedMinutes: 0.3,
+    },
     small: {
-      description: 'widths 32, 64, 128 (2 blocks), 2 seeds, text-only / image-only / mixed runs of 150 steps each from a 100-step text LM',
-      expectedMinutes: 7,
+      description: `widths 32, 64, 128 (2 blocks), text-only / image-only / mixed runs of 150 steps each from a 100-step text LM, generation on 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the claim); ${recipeShort()}`,
+      expectedMinutes: 5,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
     const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
-    const metrics: Record<string, number> = {};
+    const seed = ctx.seed;
+    const ceiling = prep.data.ceilings.generationHeldOut;
+    const metrics: Record<string, number> = { generationCeilingHeldOut: ceiling, promptsPerSet: prep.data.seen.length };
     const rows: (string | number)[][] = [];
-    const gaps: { width: number; text: number; gen: number }[] = [];
+    const gaps: { width: number; text: number; genSeen: number; genHeldOut: number }[] = [];
     for (const w of st.widths) {
       const lm: LMConfig = {
         ...cfg.lm,
@@ -88,111 +120,166 @@ export const tradeoffExperiment: Experiment = {
         numKvHeads: undefined,
         mlpHidden: undefined,
       };
-      const per = {
-        textOnly: [] as number[],
-        mixedPpl: [] as number[],
-        imagePpl: [] as number[],
-        genImage: [] as number[],
-        genMixed: [] as number[],
-      };
-      for (const seed of st.seeds.map((s) => s + ctx.seed)) {
-        const text = await textStage(
-          ctx,
-          prep,
-          `w${w}-s${seed}`,
+      const text = await textStage(
+        ctx,
+        prep,
+        `w${w}-s${seed}`,
+        lm,
+        { ...cfg.train.text, steps: st.textSteps, batchSize: st.batchSize },
+        seed,
+      );
+      const ppl: Record<string, number> = {};
+      const gen: Record<string, { seen: number; heldOut: number }> = {};
+      for (const { arm, mix } of ARMS) {
+        const steps = arm === 'mixed' ? Math.round(st.steps * st.mixedStepsFactor) : st.steps;
+        const tag = `w${w}-s${seed}-${arm}`;
+        const r = await unifiedStage(ctx, prep, tok, {
+          tag,
           lm,
-          { ...cfg.train.text, steps: st.textSteps, batchSize: st.batchSize },
+          textPath: text.path,
+          mix,
+          phase: { ...cfg.train.unified, steps, batchSize: st.batchSize, minLrRatio: 1, warmup: Math.min(20, steps) },
           seed,
-        );
-        for (const { arm, mix } of ARMS) {
-          const steps = arm === 'mixed' ? Math.round(st.steps * st.mixedStepsFactor) : st.steps;
-          const r = await unifiedStage(ctx, prep, tok, {
-            tag: `w${w}-s${seed}-${arm}`,
-            lm,
-            textPath: text.path,
-            mix,
-            phase: { ...cfg.train.unified, steps, batchSize: st.batchSize, minLrRatio: 1, warmup: Math.min(20, steps) },
-            seed,
+        });
+        ppl[arm] = Math.exp(r.textLoss);
+        if (arm !== 'text') {
+          const model = await loadUnified(prep, lm, r.path);
+          const g = evalGenerationSets(model, prep, tok, { cfgScale: st.evalScale, seed: seed + 1, fd: false });
+          model.dispose();
+          gen[arm] = { seen: g.seen.score, heldOut: g.heldOut.score };
+          ctx.metric({
+            subrun: unifiedName(tag),
+            generationScoreSeen: g.seen.score,
+            generationScoreHeldOut: g.heldOut.score,
+            textPpl: ppl[arm],
           });
-          const ppl = Math.exp(r.textLoss);
-          if (arm === 'text') per.textOnly.push(ppl);
-          if (arm === 'mixed') per.mixedPpl.push(ppl);
-          if (arm === 'image') per.imagePpl.push(ppl);
-          if (arm !== 'text') {
-            const model = await loadUnified(prep, lm, r.path);
-            const g = evalGeneration(model, prep, tok, { n: st.evalPrompts, cfgScale: st.evalScale, seed: seed + 1 });
-            model.dispose();
-            (arm === 'image' ? per.genImage : per.genMixed).push(g.score);
-            ctx.metric({ run: `w${w}-s${seed}-${arm}`, generationScore: g.score, textPpl: ppl });
-          }
-        }
+        } else ctx.metric({ subrun: unifiedName(tag), textPpl: ppl[arm] });
       }
-      const textGap = meanStd(per.mixedPpl.map((p, i) => p - (per.textOnly[i] as number)));
-      const genGap = meanStd(per.genImage.map((g, i) => g - (per.genMixed[i] as number)));
-      const t = meanStd(per.textOnly);
-      const m = meanStd(per.mixedPpl);
-      const gi = meanStd(per.genImage);
-      const gm = meanStd(per.genMixed);
-      gaps.push({ width: w, text: textGap.mean, gen: genGap.mean });
+      const image = gen.image as { seen: number; heldOut: number };
+      const mixed = gen.mixed as { seen: number; heldOut: number };
+      const g = {
+        width: w,
+        text: (ppl.mixed as number) - (ppl.text as number),
+        genSeen: image.seen - mixed.seen,
+        genHeldOut: image.heldOut - mixed.heldOut,
+      };
+      gaps.push(g);
       Object.assign(metrics, {
-        [`w${w}_ppl_text_only`]: t.mean,
-        [`w${w}_ppl_mixed`]: m.mean,
-        [`w${w}_ppl_gap`]: textGap.mean,
-        [`w${w}_ppl_gap_std`]: textGap.std,
-        [`w${w}_score_image_only`]: gi.mean,
-        [`w${w}_score_mixed`]: gm.mean,
-        [`w${w}_score_gap`]: genGap.mean,
+        [`w${w}_ppl_text_only`]: ppl.text,
+        [`w${w}_ppl_mixed`]: ppl.mixed,
+        [`w${w}_ppl_image_only`]: ppl.image,
+        [`w${w}_ppl_gap`]: g.text,
+        [`w${w}_imageOnly_generationScoreSeen`]: image.seen,
+        [`w${w}_imageOnly_generationScoreHeldOut`]: image.heldOut,
+        [`w${w}_mixed_generationScoreSeen`]: mixed.seen,
+        [`w${w}_mixed_generationScoreHeldOut`]: mixed.heldOut,
+        [`w${w}_scoreGapSeen`]: g.genSeen,
+        [`w${w}_scoreGapHeldOut`]: g.genHeldOut,
       });
-      const pm = (x: { mean: number; std: number }, d = 3) =>
-        st.seeds.length > 1 ? `${fmt(x.mean, d)} ± ${fmt(x.std, d)}` : fmt(x.mean, d);
       rows.push([
         w,
         parameterCount(lm, prep.vocab.size).total,
-        pm(t),
-        pm(m),
-        pm(textGap),
-        pm(gi),
-        pm(gm),
-        pm(genGap),
-        pm(meanStd(per.imagePpl), 1),
+        ppl.text as number,
+        ppl.mixed as number,
+        g.text,
+        image.seen,
+        mixed.seen,
+        g.genSeen,
+        image.heldOut,
+        mixed.heldOut,
+        g.genHeldOut,
+        ceiling,
+        ppl.image as number,
       ]);
     }
+    Object.assign(metrics, tokenizerMetrics(tok));
     tok.vq.dispose();
-    const first = gaps[0] as { text: number; gen: number };
-    const last = gaps[gaps.length - 1] as { text: number; gen: number };
+    const first = gaps[0] as (typeof gaps)[number];
+    const last = gaps[gaps.length - 1] as (typeof gaps)[number];
     const textShrinks = last.text < first.text;
-    const genShrinks = last.gen < first.gen;
+    const genShrinks = last.genSeen < first.genSeen;
     metrics.text_gap_shrinks = textShrinks ? 1 : 0;
     metrics.gen_gap_shrinks = genShrinks ? 1 : 0;
     const summary = [
-      `**liquid.tradeoff (${ctx.preset}, ${st.seeds.length} seed(s))**: text perplexity gap (mixed - text-only) ${gaps.map((g) => `width ${g.width}: ${fmt(g.text)}`).join(', ')}.`,
-      textShrinks
-        ? 'The language gap shrinks from the smallest to the largest width, as Finding 2 reports.'
-        : 'The language gap does NOT shrink from the smallest to the largest width at our scale.',
-      `Generation-score gap (image-only - mixed): ${gaps.map((g) => `width ${g.width}: ${fmt(g.gen)}`).join(', ')}; ${genShrinks ? 'it shrinks with width (paper: the VQAScore penalty shrinks, Fig. 6).' : 'it does NOT shrink with width.'}`,
+      ...warningLines(tok),
+      `**liquid.tradeoff (${ctx.preset}, seed ${ctx.seed})**: text perplexity gap (mixed - text-only) ${gaps.map((g) => `width ${g.width}: ${fmt(g.text)}`).join(', ')}; ${textShrinks ? 'it shrinks' : 'it does NOT shrink'} from the smallest to the largest width at this seed.`,
+      `Generation-score gap (image-only - mixed), seen prompts: ${gaps.map((g) => `width ${g.width}: ${fmt(g.genSeen)}`).join(', ')}; held-out prompts: ${gaps.map((g) => `width ${g.width}: ${fmt(g.genHeldOut)}`).join(', ')} (held-out memoriser ceiling ${fmt(ceiling)}).`,
+      tokenizerLine(tok, cfg.tokenizer.numCodes),
       `Protocol: equal steps for every run (${st.steps} steps, batch ${st.batchSize}, constant lr as the paper's scaling runs), so the mixed run sees half the text and half the T2I examples of the single-task runs; the paper's mixed run saw both 30M sets (60M).`,
+      oneSeedNote(ctx.seed),
+      recipeDeviations(),
     ].join('\n');
     return {
       metrics,
       tables: [
         {
-          title: 'Trade-off vs width',
+          title: TRADEOFF_TABLE,
           columns: [
             'width',
             'parameters',
             'text ppl, text-only',
             'text ppl, mixed',
             'ppl gap (mixed - text-only)',
-            'gen. score, image-only',
-            'gen. score, mixed',
-            'score gap (image-only - mixed)',
+            'gen. score seen, image-only',
+            'gen. score seen, mixed',
+            'score gap seen (image-only - mixed)',
+            'gen. score held-out, image-only',
+            'gen. score held-out, mixed',
+            'score gap held-out',
+            'memoriser ceiling, held-out',
             'text ppl, image-only',
           ],
           rows,
-          note: 'Paper (Fig. 5): the average language score of mixed training is below text-only training for small models (0.5B-2B) and the gap falls to about 0 by 7B-32B. Fig. 6: mixed training has higher visual validation loss at every size, but its VQAScore penalty shrinks with size. Mean ± sample std over seeds.',
+          note: `Generation on ${prep.data.seen.length} seen and ${prep.data.heldOut.length} held-out prompts at s = ${st.evalScale}. Paper (Fig. 5): the average language score of mixed training is below text-only training for small models (0.5B-2B) and the gap falls to about 0 by 7B-32B. Fig. 6: mixed training has higher visual validation loss at every size, but its VQAScore penalty shrinks with size.`,
         },
+        tokenizerTable(tok, cfg.tokenizer.numCodes, prep.vocab.tokensPerImage),
       ],
       summary,
     };
+  },
+  aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
+    const tables = [meanStdTable(results, seeds, TRADEOFF_TABLE, { keep: [0, 1] })].filter((t): t is Table => t !== null);
+    const widths = results[0] ? widthsOf(results[0]) : [];
+    if (widths.length < 2) return { tables, summary: 'Fewer than two widths: nothing to compare.' };
+    const lo = widths[0] as number;
+    const hi = widths[widths.length - 1] as number;
+    const v = (k: string) => seedValues(results, k);
+    const verdicts = [
+      claimVerdict(
+        `Mixing costs language ability at width ${lo} (text ppl, mixed vs text-only)`,
+        v(`w${lo}_ppl_mixed`),
+        v(`w${lo}_ppl_text_only`),
+        'higher',
+        ['mixed', 'text-only'],
+      ),
+      claimVerdict(
+        `The language gap shrinks with size (ppl gap, width ${hi} vs ${lo})`,
+        v(`w${hi}_ppl_gap`),
+        v(`w${lo}_ppl_gap`),
+        'lower',
+        [`width ${hi}`, `width ${lo}`],
+      ),
+      claimVerdict(
+        `The generation penalty of mixing shrinks with size (score gap on seen prompts, width ${hi} vs ${lo})`,
+        v(`w${hi}_scoreGapSeen`),
+        v(`w${lo}_scoreGapSeen`),
+        'lower',
+        [`width ${hi}`, `width ${lo}`],
+      ),
+      claimVerdict(
+        `The generation penalty of mixing shrinks with size (score gap on held-out prompts, width ${hi} vs ${lo})`,
+        v(`w${hi}_scoreGapHeldOut`),
+        v(`w${lo}_scoreGapHeldOut`),
+        'lower',
+        [`width ${hi}`, `width ${lo}`],
+      ),
+    ];
+    const summary = [
+      `**liquid.tradeoff over seeds ${seeds.join(', ')}**`,
+      '',
+      ...aggregateTokenizerLines(results, seeds),
+      ...verdicts.map((x) => `- ${x.line}`),
+    ].join('\n');
+    return { tables, summary };
   },
 };

@@ -14,10 +14,15 @@ import {
   fmt,
   type MaskRun,
   type MaskSettings,
+  oneSeedNote,
   ppl,
   runMaskLLM,
   runOneShot,
+  seedCell,
+  seedsHeader,
+  seedValues,
   trainDense,
+  verdict,
 } from './common.js';
 import { ladderCorpus } from './ladder.js';
 
@@ -122,6 +127,7 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
     `- The regulariser improves PPL: **${yes(metrics.claim_reg_helps)}** (${fmt(ppl(runs.default!.val.A!))} with vs ${fmt(ppl(runs.no_reg!.val.A!))} without; paper 11.42 vs 11.59).`,
     `- Hard vs soft samples: ${fmt(ppl(runs.hard!.val.A!))} vs ${fmt(ppl(runs.default!.val.A!))}.`,
     `- Constant tau/kappa at the start values: ${fmt(ppl(runs.const_start!.val.A!))}; at the end values: ${fmt(ppl(runs.const_end!.val.A!))}; annealed: ${fmt(ppl(runs.default!.val.A!))}.`,
+    oneSeedNote(ctx.seed),
   ].join('\n');
   return { metrics, tables: [table], summary };
 }
@@ -139,4 +145,27 @@ export const ablationsExperiment: Experiment = {
     },
   },
   run,
+  aggregate: aggregateAblations,
 };
+
+/** The ablation table as mean ± std over seeds; each variant judged against the default beyond two standard errors. */
+export function aggregateAblations(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const v = (k: string) => seedValues(results, `${k}_ppl`);
+  const table: Table = {
+    title: `MaskLLM ablations over seeds (${seeds.join(', ')}): validation PPL of the exported 2:4 model, mean ± std`,
+    columns: ['Variant', 'Ours: val PPL', 'Ours: sum ||W*M||^2 (last 10%)', 'Paper'],
+    rows: [
+      ['Dense', seedCell(results, 'dense_ppl'), null, null],
+      ...VARIANTS.map((x) => [x.label, seedCell(results, `${x.key}_ppl`), seedCell(results, `${x.key}_reg`), x.paper]),
+    ],
+  };
+  const lines = [
+    seedsHeader(seeds),
+    `- The regulariser improves PPL (paper 11.42 vs 11.59): ${verdict(v('default'), v('no_reg'), 'lower', ['with', 'without']).text}.`,
+    ...VARIANTS.filter((x) => x.key !== 'default' && x.key !== 'no_reg').map(
+      (x) =>
+        `- Default vs ${x.label.charAt(0).toLowerCase()}${x.label.slice(1)}: ${verdict(v('default'), v(x.key), 'lower', ['default', x.key]).text}.`,
+    ),
+  ];
+  return { tables: [table], summary: lines.join('\n') };
+}

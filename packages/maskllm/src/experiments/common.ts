@@ -7,7 +7,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSafetensors, type ExperimentContext, Rng, saveSafetensors, TransformerDecoder, tf } from '@mmlm/core';
+import {
+  compareSeeds,
+  decodeSafetensors,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatMeanStd,
+  meanStd,
+  Rng,
+  saveSafetensors,
+  TransformerDecoder,
+  tf,
+} from '@mmlm/core';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
 import { type MaskConfig, type MaskLLMConfig, type MaskTrainConfig, preset } from '../config.js';
 import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
@@ -135,7 +146,7 @@ export function trainDense(
   s: DenseSettings,
   weights?: number[],
 ): Promise<DenseRun> {
-  return ctx.subrun('dense', async (dir) => {
+  return ctx.subrun('dense', async (dir, sub) => {
     const t0 = performance.now();
     const dec = decoderOf(cfg, ctx.seed);
     const opt = denseOptimizer(dec, s.weightDecay);
@@ -153,7 +164,7 @@ export function trainDense(
       const loss = denseTrainStep(dec, opt, ids, t, { steps: s.steps, lr: s.lr, lrMin: s.lrMin, weightDecay: s.weightDecay, gradClip: 1 });
       ids.dispose();
       ema = t === 0 ? loss : 0.95 * ema + 0.05 * loss;
-      if (t % 25 === 0 || t === s.steps - 1) ctx.metric({ run: 'dense', step: t, loss });
+      if (t % 25 === 0 || t === s.steps - 1) sub.metric({ step: t, loss });
       bar.tick(t + 1, { loss: ema });
     }
     bar.done();
@@ -240,7 +251,7 @@ export function runMaskLLM(
   prior: (() => Map<string, Uint8Array>) | null,
   s: MaskSettings,
 ): Promise<MaskRun> {
-  return ctx.subrun(name, async (dir) => {
+  return ctx.subrun(name, async (dir, sub) => {
     const t0 = performance.now();
     const mask = { ...cfg.mask, ...s.mask };
     const trainCfg = { ...cfg.train, ...s.train };
@@ -266,7 +277,7 @@ export function runMaskLLM(
         lmSum += r.lm;
         regSum += r.reg;
       }
-      if (t % 25 === 0 || t === trainCfg.steps - 1) ctx.metric({ run: name, ...r });
+      if (t % 25 === 0 || t === trainCfg.steps - 1) sub.metric({ ...r });
       bar.tick(t + 1, { lm: r.lm });
     }
     bar.done();
@@ -323,4 +334,62 @@ export function fmt(x: number | null | undefined, digits = 3): string | null {
   if (x === null || x === undefined || !Number.isFinite(x)) return null;
   if (Math.abs(x) >= 1000) return x.toExponential(2);
   return x.toFixed(digits);
+}
+
+/** The line a single-seed summary ends with. */
+export function oneSeedNote(seed: number): string {
+  return `One seed (seed ${seed}): no standard deviation, and no difference is judged; \`--seeds 0,1,2\` gives mean ± std and verdicts beyond two standard errors.`;
+}
+
+/** The finite values of metric `key` over the seeds' results (null, NaN, strings, booleans and missing values left out). */
+export function seedValues(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string): number[] {
+  const out: number[] = [];
+  for (const r of results) {
+    const v = r.metrics[key];
+    if (typeof v === 'number' && Number.isFinite(v)) out.push(v);
+  }
+  return out;
+}
+
+/** "mean ± std" of metric `key` over the seeds (null when no seed has a finite value); `scale` multiplies each value first (100 for percent). */
+export function seedCell(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string, scale = 1): string | null {
+  const xs = seedValues(results, key).map((x) => x * scale);
+  return xs.length ? formatMeanStd(meanStd(xs)) : null;
+}
+
+export interface Verdict {
+  /** Both sides' mean ± std, the difference ± its standard error and the call. */
+  text: string;
+  /** |difference| > 2 standard errors (needs at least two seeds per side). */
+  significant: boolean;
+  /** The side that is better beyond two standard errors, else null. */
+  winner: 'a' | 'b' | null;
+}
+
+/**
+ * Compares two arms over seeds with core's `compareSeeds` (Welch standard error of the difference of
+ * means): "exceeds two standard errors" (and which side is better) or "within two standard errors:
+ * not distinguishable"; with one seed on either side nothing is judged.
+ */
+export function verdict(a: readonly number[], b: readonly number[], better: 'higher' | 'lower', labels: [string, string]): Verdict {
+  if (!a.length || !b.length) return { text: `${labels[0]} vs ${labels[1]}: no values to compare`, significant: false, winner: null };
+  const ma = meanStd(a);
+  const mb = meanStd(b);
+  const c = compareSeeds(a, b, better, labels);
+  const sides = `${labels[0]} ${formatMeanStd(ma)} vs ${labels[1]} ${formatMeanStd(mb)}`;
+  const sign = c.diff >= 0 ? '+' : '';
+  if (ma.n < 2 || mb.n < 2)
+    return { text: `${sides}: one seed, cannot judge (difference ${sign}${c.diff.toPrecision(3)})`, significant: false, winner: null };
+  const delta = `difference ${sign}${c.diff.toPrecision(3)} ± ${c.se.toPrecision(2)} (SE, n = ${ma.n} and ${mb.n})`;
+  const text = c.winner
+    ? `${sides}: ${delta} exceeds two standard errors, ${labels[c.winner === 'a' ? 0 : 1]} better (${better} is better)`
+    : `${sides}: ${delta} is within two standard errors: not distinguishable`;
+  return { text, significant: c.significant, winner: c.winner };
+}
+
+/** The first line of an aggregate summary: which seeds, and that one seed judges nothing. */
+export function seedsHeader(seeds: readonly number[]): string {
+  return seeds.length < 2
+    ? `One seed (seed ${seeds.join(', ')}): mean only, no standard deviation, and no difference is judged.`
+    : `Over ${seeds.length} seeds (${seeds.join(', ')}): mean ± sample std per cell; a difference is called only where it exceeds two standard errors of the difference of means.`;
 }

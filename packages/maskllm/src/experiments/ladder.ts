@@ -16,10 +16,15 @@ import {
   type MaskRun,
   type MaskSettings,
   type OneShotRun,
+  oneSeedNote,
   ppl,
   runMaskLLM,
   runOneShot,
+  seedCell,
+  seedsHeader,
+  seedValues,
   trainDense,
+  verdict,
 } from './common.js';
 
 export type PriorKind = 'none' | 'magnitude' | 'wanda' | 'sparsegpt';
@@ -114,6 +119,12 @@ const LABELS: Record<string, string> = {
   maskllm_sparsegpt: 'MaskLLM, SparseGPT prior',
 };
 
+const PRIOR_LABELS: Record<PriorKind, string> = { none: 'No prior', magnitude: 'Magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT' };
+const T1_COLUMNS = ['Method', 'Ours: val PPL', 'Ours: bits/char', 'Paper LLaMA-2 7B PPL', 'Paper GPT-3 843M PPL'];
+const T2_COLUMNS = ['Prior', 'Ours: prior PPL', 'Ours: learned PPL', 'Ours: groups changed', 'Paper GPT-3 843M', 'Paper LLaMA-2 7B'];
+const T2_NOTE =
+  '"Prior PPL" is the hard mask at step 0 (argmax of the logits after prior injection, alpha = 3); "groups changed" counts the groups of 4 whose final mask differs from it.';
+
 async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const S = LADDER_SETTINGS[ctx.preset as 'tiny' | 'quick' | 'small'];
   if (!S) throw new Error(`maskllm.ladder: unknown preset "${ctx.preset}"; expected tiny, quick or small`);
@@ -142,7 +153,7 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
       runs[p] = await runMaskLLM(ctx, `maskllm-${p}`, cfg, dense.path, A.train, [A], prior, S.maskllm);
       loss[`maskllm_${p}`] = runs[p]!.val.A!;
     }
-    return report(S, corpus, cfg, loss, runs, dense.seconds);
+    return report(S, corpus, cfg, loss, runs, dense.seconds, ctx.seed);
   } finally {
     calib.dispose();
   }
@@ -155,11 +166,16 @@ function report(
   loss: Record<string, number>,
   runs: Record<string, MaskRun>,
   denseSeconds: number,
+  seed: number,
 ): ExperimentResult {
   const metrics: ExperimentResult['metrics'] = {};
   for (const [k, v] of Object.entries(loss)) {
     metrics[`${k}_ppl`] = ppl(v);
     metrics[`${k}_bpc`] = v / Math.LN2;
+  }
+  for (const [p, r] of Object.entries(runs)) {
+    if (p !== 'none') metrics[`maskllm_${p}_prior_ppl`] = ppl(r.initialVal);
+    metrics[`maskllm_${p}_changed`] = r.changed;
   }
   const invalid = Object.values(runs).reduce((a, r) => a + r.invalidGroups, 0);
   metrics.invalid_groups = invalid;
@@ -177,7 +193,7 @@ function report(
   const order = ['dense', 'magnitude', 'wanda', 'sparsegpt', 'sparsegpt_update', ...S.priors.map((p) => `maskllm_${p}`)];
   const t1: Table = {
     title: 'MaskLLM Table 1 analogue: 2:4 sparsity, frozen weights, validation perplexity',
-    columns: ['Method', 'Ours: val PPL', 'Ours: bits/char', 'Paper LLaMA-2 7B PPL', 'Paper GPT-3 843M PPL'],
+    columns: T1_COLUMNS,
     rows: order.map((k) => [
       LABELS[k] ?? k,
       fmt(ppl(loss[k]!)),
@@ -195,14 +211,14 @@ function report(
   };
   const t2: Table = {
     title: 'MaskLLM Table 2 analogue: mask prior -> learned mask (validation PPL)',
-    columns: ['Prior', 'Ours: prior PPL', 'Ours: learned PPL', 'Ours: groups changed', 'Paper GPT-3 843M', 'Paper LLaMA-2 7B'],
+    columns: T2_COLUMNS,
     rows: S.priors.map((p) => {
       const r = runs[p]!;
       const paper = PAPER_TABLE1[`maskllm_${p}`]!;
       const priorPaper = p === 'none' ? null : PAPER_TABLE1[p];
       const arrow = (a: number | null | undefined, b: number | null) => (b === null ? null : `${a ? fmt(a, 2) : '–'} -> ${fmt(b, 2)}`);
       return [
-        p === 'none' ? 'No prior' : p === 'sparsegpt' ? 'SparseGPT' : p[0]!.toUpperCase() + p.slice(1),
+        PRIOR_LABELS[p],
         p === 'none' ? null : fmt(ppl(r.initialVal)),
         fmt(ppl(r.val.A!)),
         `${(100 * r.changed).toFixed(1)}%`,
@@ -210,7 +226,7 @@ function report(
         arrow(priorPaper?.llama7b, paper.llama7b),
       ];
     }),
-    note: '"Prior PPL" is the hard mask at step 0 (argmax of the logits after prior injection, alpha = 3); "groups changed" counts the groups of 4 whose final mask differs from it.',
+    note: T2_NOTE,
   };
   const yes = (b: unknown) => (b ? 'yes' : 'no');
   const lines = [
@@ -223,6 +239,7 @@ function report(
       : '',
     `- Magnitude is the worst: **${yes(metrics.claim_magnitude_worst)}** (paper: yes).`,
     `- Every exported MaskLLM model has exactly ${cfg.mask.n} non-zeros per group of ${cfg.mask.m} on every sparsified layer: **${yes(invalid === 0)}**.`,
+    oneSeedNote(seed),
   ].filter(Boolean);
   return {
     metrics,
@@ -250,4 +267,60 @@ export const ladderExperiment: Experiment = {
     },
   },
   run,
+  aggregate: aggregateLadder,
 };
+
+/**
+ * Tables 1 and 2 as mean ± std over seeds, and a verdict per claim of the paper (validation PPL of
+ * the exported models; a difference is called only beyond two standard errors).
+ */
+export function aggregateLadder(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const has = (k: string) => seedValues(results, `${k}_ppl`).length > 0;
+  const v = (k: string) => seedValues(results, `${k}_ppl`);
+  const priors = (['none', 'magnitude', 'wanda', 'sparsegpt'] as const).filter((p) => has(`maskllm_${p}`));
+  const order = ['dense', 'magnitude', 'wanda', 'sparsegpt', 'sparsegpt_update', ...priors.map((p) => `maskllm_${p}`)].filter(has);
+  const t1: Table = {
+    title: `MaskLLM Table 1 analogue over seeds (${seeds.join(', ')}): validation perplexity, mean ± std`,
+    columns: T1_COLUMNS,
+    rows: order.map((k) => [
+      LABELS[k] ?? k,
+      seedCell(results, `${k}_ppl`),
+      seedCell(results, `${k}_bpc`),
+      fmt(PAPER_TABLE1[k]?.llama7b ?? null, 2),
+      fmt(PAPER_TABLE1[k]?.gpt843m ?? null, 2),
+    ]),
+  };
+  const t2: Table = {
+    title: `MaskLLM Table 2 analogue over seeds (${seeds.join(', ')}): mask prior -> learned mask, mean ± std`,
+    columns: T2_COLUMNS,
+    rows: priors.map((p) => {
+      const paper = PAPER_TABLE1[`maskllm_${p}`]!;
+      const priorPaper = p === 'none' ? null : PAPER_TABLE1[p];
+      const arrow = (a: number | null | undefined, b: number | null) => (b === null ? null : `${a ? fmt(a, 2) : '–'} -> ${fmt(b, 2)}`);
+      const changed = seedCell(results, `maskllm_${p}_changed`, 100);
+      return [
+        PRIOR_LABELS[p],
+        p === 'none' ? null : seedCell(results, `maskllm_${p}_prior_ppl`),
+        seedCell(results, `maskllm_${p}_ppl`),
+        changed === null ? null : `${changed} %`,
+        arrow(priorPaper?.gpt843m, paper.gpt843m),
+        arrow(priorPaper?.llama7b, paper.llama7b),
+      ];
+    }),
+    note: T2_NOTE,
+  };
+  const lines = [seedsHeader(seeds), 'Claims (validation PPL of the exported 2:4 models, lower is better):'];
+  const cmp = (a: string, b: string) => verdict(v(a), v(b), 'lower', [LABELS[a] ?? a, LABELS[b] ?? b]).text;
+  const learned = has('maskllm_sparsegpt') ? 'maskllm_sparsegpt' : priors.length ? `maskllm_${priors[priors.length - 1]}` : null;
+  if (learned)
+    for (const b of ['magnitude', 'wanda', 'sparsegpt', 'sparsegpt_update'].filter(has))
+      lines.push(`- Learned masks beat one-shot ${LABELS[b]}: ${cmp(learned, b)}.`);
+  if (has('maskllm_sparsegpt'))
+    for (const p of priors.filter((q) => q !== 'sparsegpt'))
+      lines.push(
+        `- The SparseGPT prior is best${p === 'none' ? ' (no prior clearly worse at short budgets)' : ''}: ${cmp('maskllm_sparsegpt', `maskllm_${p}`)}.`,
+      );
+  if (has('magnitude'))
+    for (const b of order.filter((k) => k !== 'dense' && k !== 'magnitude')) lines.push(`- Magnitude is worst: ${cmp(b, 'magnitude')}.`);
+  return { tables: [t1, t2], summary: lines.join('\n') };
+}

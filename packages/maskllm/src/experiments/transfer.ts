@@ -15,10 +15,15 @@ import {
   type DenseSettings,
   fmt,
   type MaskSettings,
+  oneSeedNote,
   ppl,
   runMaskLLM,
   runOneShot,
+  seedCell,
+  seedsHeader,
+  seedValues,
   trainDense,
+  verdict,
 } from './common.js';
 
 export interface TransferSettings {
@@ -115,6 +120,7 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
       `- Transfer beats the general mask on B: **${yes(metrics.claim_transfer_beats_general)}** (${fmt(ppl(lossB.transfer))} vs ${fmt(ppl(lossB.general))}; paper 7.39 vs 10.61).`,
       `- Transfer beats scratch at the same budget: **${yes(metrics.claim_transfer_beats_scratch)}** (${fmt(ppl(lossB.transfer))} vs ${fmt(ppl(lossB.scratch))}; paper 7.39 vs 7.51).`,
       `- Dense on B: ${fmt(ppl(lossB.dense))} (paper 7.42: transfer is "lossless" there).`,
+      oneSeedNote(ctx.seed),
     ].join('\n');
     return { metrics, tables: [table], summary };
   } finally {
@@ -137,4 +143,29 @@ export const transferExperiment: Experiment = {
     },
   },
   run,
+  aggregate: aggregateTransfer,
 };
+
+const TRANSFER_ROWS: [string, string, string | null, number | null][] = [
+  ['Dense (trained on A + B)', 'B_dense_ppl', 'A_dense_ppl', PAPER_TABLE5.dense],
+  ['SparseGPT one-shot, calibrated on B (no update)', 'B_sparsegpt_ppl', null, null],
+  ['General mask (learned on A from its SparseGPT prior)', 'B_general_ppl', 'A_general_ppl', PAPER_TABLE5.general],
+  ['Scratch on B (SparseGPT-on-B prior)', 'B_scratch_ppl', null, PAPER_TABLE5.scratch],
+  ['Transfer (general mask as prior, refined on B)', 'B_transfer_ppl', null, PAPER_TABLE5.transfer],
+];
+
+/** Table 5 as mean ± std over seeds, with the two claims judged beyond two standard errors. */
+export function aggregateTransfer(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const v = (k: string) => seedValues(results, k);
+  const table: Table = {
+    title: `MaskLLM Table 5 analogue over seeds (${seeds.join(', ')}): validation PPL on B, mean ± std`,
+    columns: ['Mask', 'Ours: PPL on B', 'Ours: PPL on A', 'Paper (GPT-3 2B, avg task PPL)'],
+    rows: TRANSFER_ROWS.map(([label, b, a, paper]) => [label, seedCell(results, b), a ? seedCell(results, a) : null, fmt(paper, 2)]),
+  };
+  const summary = [
+    seedsHeader(seeds),
+    `- Transfer beats the general mask on B (paper 7.39 vs 10.61): ${verdict(v('B_transfer_ppl'), v('B_general_ppl'), 'lower', ['transfer', 'general']).text}.`,
+    `- Transfer beats scratch at the same budget (paper 7.39 vs 7.51): ${verdict(v('B_transfer_ppl'), v('B_scratch_ppl'), 'lower', ['transfer', 'scratch']).text}.`,
+  ].join('\n');
+  return { tables: [table], summary };
+}
