@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { tf } from '@mmlm/core';
 import { describe, expect, it } from 'vitest';
 import { psnr } from '../src/experiments/imageEval.js';
-import { imageTokens } from '../src/experiments/imageTokens.js';
+import { aggregateImageTokens, IMAGE_TOKEN_ARMS, imageTokens } from '../src/experiments/imageTokens.js';
+import { imageTokensSweep } from '../src/experiments/imageTokensSweep.js';
 import { runExperiment } from '../src/runner.js';
 
 describe('lab.image-tokens', () => {
@@ -56,4 +57,68 @@ describe('lab.image-tokens', () => {
     // a tiny tokenizer does not read back: the report says so in red
     expect(md).toMatch(/does not read back/);
   }, 300_000);
+
+  it('the recipe sweep: one row per variant and sampling setting, recipes reach the arms, no tensor leak', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-sweep-'));
+    const before = tf.memory().numTensors;
+    const { record } = await runExperiment(imageTokensSweep, { preset: 'tiny', seed: 0, outRoot: root, progress: 'none', log: () => {} });
+    expect(tf.memory().numTensors).toBe(before);
+    const table = record.result.tables![0]!;
+    // tiny: reference codebook (1 setting), k-means + EMA (2 settings), latentlm default (1)
+    expect(table.rows).toHaveLength(4);
+    expect(table.rows.map((r) => r[0])).toEqual(['liquid-vq', 'liquid-vq', 'liquid-vq', 'latentlm-sigma-vae']);
+    expect(table.rows[1]![3]).toBe('cfg 1');
+    expect(table.rows[2]![3]).toBe('cfg 3, T 0.5');
+    for (const r of table.rows) for (const c of [5, 6, 8]) expect(Number(r[c])).toBeGreaterThanOrEqual(0);
+  }, 300_000);
+
+  it('a bad recipe is refused by each arm, naming the field and the value', async () => {
+    const S = 8;
+    const opts = {
+      data: { imageSize: S, train: { images: [new Float32Array(S * S * 3)], captions: ['a red circle'] }, evalCaptions: [] },
+      backbone: { dim: 8, numLayers: 1, numHeads: 2 },
+      tokenizerSteps: 1,
+      backboneSteps: 1,
+      batchSize: 1,
+      captionFraction: 0,
+      seed: 0,
+      dir: mkdtempSync(join(tmpdir(), 'lab-badrecipe-')),
+    };
+    const [liquid, latent] = IMAGE_TOKEN_ARMS;
+    await expect(liquid!.factory({ ...opts, recipe: { tokenizer: { numCodes: 1 } } })).rejects.toThrow(/tokenizer\.numCodes/);
+    await expect(liquid!.factory({ ...opts, recipe: { sampling: { temperature: -1 } } })).rejects.toThrow(/sampling\.temperature/);
+    await expect(latent!.factory({ ...opts, recipe: { tokenizer: { cSigma: -0.5 } } })).rejects.toThrow(/tokenizer\.cSigma/);
+    await expect(latent!.factory({ ...opts, recipe: { backbone: { dropout: 1 } } })).rejects.toThrow(/backbone\.dropout/);
+  }, 300_000);
+
+  it('aggregate over seeds: mean ± std per arm and a verdict only beyond two standard errors', () => {
+    const res = (l: number, m: number, gl: number, gm: number, agree: number) => ({
+      metrics: {
+        'liquid-vq.generationScoreSeen': gl,
+        'latentlm-sigma-vae.generationScoreSeen': gm,
+        'liquid-vq.captionAccuracySeen': l,
+        'latentlm-sigma-vae.captionAccuracySeen': m,
+        'liquid-vq.reconAnalyzerAgreement': agree,
+        'latentlm-sigma-vae.reconAnalyzerAgreement': 1,
+      },
+    });
+    // generation: 0.7, 0.6, 0.8 vs 0.1, 0.2, 0.15 -> diff 0.55, se = sqrt(0.01/3 + 0.0025/3) = 0.0645: beyond 2 SE
+    // captions: 0.5, 0.7, 0.6 vs 0.6, 0.5, 0.8 -> diff -0.0333, se = sqrt(0.01/3 + 0.0233/3) = 0.105: not distinguishable
+    const agg = aggregateImageTokens(
+      [res(0.5, 0.6, 0.7, 0.1, 0.96), res(0.7, 0.5, 0.6, 0.2, 0.9), res(0.6, 0.8, 0.8, 0.15, 0.97)],
+      [0, 1, 2],
+    );
+    const rows = agg.tables[0]!.rows;
+    const gen = rows.find((r) => String(r[0]).startsWith('generation score, seen'))!;
+    expect(gen[1]).toBe('0.700 ± 0.100');
+    expect(gen[2]).toBe('0.150 ± 0.050');
+    expect(gen[3]).toBe('liquid-vq (beyond 2 SE)');
+    const cap = rows.find((r) => String(r[0]).startsWith('caption accuracy, seen'))!;
+    expect(cap[1]).toBe('0.600 ± 0.100');
+    expect(cap[3]).toBe('not distinguishable');
+    expect(agg.summary).toMatch(/liquid-vq seed 1 \(0\.900\)/);
+    expect(agg.summary).toMatch(/no difference beyond 2 SE/);
+    const one = aggregateImageTokens([res(0.5, 0.6, 0.7, 0.1, 1)], [4]);
+    expect(one.tables[0]!.rows.find((r) => String(r[0]).startsWith('generation score, seen'))![3]).toBe('one seed: cannot judge');
+  });
 });

@@ -10,7 +10,18 @@
  * tokenizer's reconstruction PSNR, backbone steps and head evaluations per image, and wall time.
  * Each arm is built by its paper package (`imageTokenArm` from its experiments subpath).
  */
-import { type Experiment, type ExperimentContext, type ImageTokenArmFactory, type PresetInfo, type Table, warningText } from '@mmlm/core';
+import {
+  compareSeeds,
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatMeanStd,
+  type ImageTokenArmFactory,
+  meanStd,
+  type PresetInfo,
+  type Table,
+  warningText,
+} from '@mmlm/core';
 import { imageTokenArm as latentlmArm } from '@mmlm/latentlm/experiments';
 import { imageTokenArm as liquidArm } from '@mmlm/liquid/experiments';
 import { AGREEMENT_FLOOR, type ArmEvaluation, type EvalSet, evaluateArm, loadImageTextData } from './imageEval.js';
@@ -204,6 +215,64 @@ async function run(ctx: ExperimentContext) {
   };
 }
 
+/**
+ * Over seeds: each compared metric as mean ± std per arm, the verdict of core's compareSeeds (a
+ * difference is called only beyond two standard errors), the held-out ceilings, and the seeds whose
+ * tokenizer did not read back.
+ */
+export function aggregateImageTokens(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+  const names = IMAGE_TOKEN_ARMS.map((a) => a.name);
+  const values = (arm: string, key: string) =>
+    results.map((r) => r.metrics[`${arm}.${key}`]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const rows: Table['rows'] = [];
+  const verdicts: string[] = [];
+  for (const row of ROWS) {
+    if (row.key === 'tokenizerParams' || row.key === 'backboneParams' || row.key === 'headParams' || row.key === 'tokensPerImage') continue;
+    const [a, b] = names.map((n) => values(n, row.key)) as [number[], number[]];
+    if (!a.length || !b.length) continue;
+    const cells = [a, b].map((xs) => formatMeanStd(meanStd(xs), row.digits));
+    let verdict = '';
+    if (row.better) {
+      const c = compareSeeds(a, b, row.better, [names[0]!, names[1]!]);
+      verdict = c.winner
+        ? `${c.winner === 'a' ? names[0] : names[1]} (beyond 2 SE)`
+        : Number.isNaN(c.se)
+          ? 'one seed: cannot judge'
+          : 'not distinguishable';
+      if (!row.label.startsWith('  ')) verdicts.push(`- ${row.label.trim()}: ${c.text}.`);
+    }
+    rows.push([row.label, ...cells, verdict]);
+  }
+  const broken = names.flatMap((n) =>
+    results
+      .map((r, i) => ({ seed: seeds[i], v: r.metrics[`${n}.reconAnalyzerAgreement`] }))
+      .filter((x) => typeof x.v === 'number' && x.v < AGREEMENT_FLOOR)
+      .map((x) => `${n} seed ${x.seed} (${(x.v as number).toFixed(3)})`),
+  );
+  return {
+    tables: [
+      {
+        title: `Discrete VQ codes vs continuous sigma-VAE latents, mean ± std over ${results.length} seeds (${seeds.join(', ')})`,
+        columns: ['metric', ...names, 'better (two standard errors)'],
+        rows,
+        note: 'Sample standard deviation over seeds; a difference is called only when |mean_a - mean_b| > 2 sqrt(se_a^2 + se_b^2). Ceilings are the memoriser ceilings of the held-out sets.',
+      },
+    ],
+    summary: [
+      ...(broken.length
+        ? [
+            warningText(
+              `tokenizer below the ${AGREEMENT_FLOOR} agreement floor in: ${broken.join('; ')}; those seeds' downstream figures cannot judge the method.`,
+            ),
+            '',
+          ]
+        : []),
+      `Verdicts over seeds ${seeds.join(', ')}:`,
+      ...verdicts,
+    ].join('\n'),
+  };
+}
+
 export const imageTokens: Experiment = {
   id: 'lab.image-tokens',
   paper: 'Comparative',
@@ -211,4 +280,5 @@ export const imageTokens: Experiment = {
     'Discrete image tokens (Liquid: VQ codes + softmax) vs continuous ones (LatentLM: sigma-VAE latents + diffusion head) at equal data, backbone and budget: which wins on generation, understanding, reconstruction and cost.',
   presets: PRESETS,
   run,
+  aggregate: aggregateImageTokens,
 };

@@ -189,6 +189,17 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
+        label: 'C_sigma 0.1, lr 6e-3, 1,500 steps',
+        recipe: { backbone: { lr: 6e-3 } },
+        tokenizerSteps: 300,
+        backboneSteps: 1500,
+        sampling: [
+          { cfgScale: 1, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.5 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.1, lr 1e-3, 1,500 steps',
         recipe: { backbone: { lr: 1e-3 } },
         tokenizerSteps: 300,
