@@ -79,7 +79,9 @@ describe('liquid imageTokenArm', () => {
     expect(g.images).toHaveLength(2);
     expect(g.images[0]!.length).toBe(S * S * 3);
     expect(g.backboneStepsPerImage).toBe(arm.tokensPerImage);
-    expect(g.headEvalsPerImage).toBe(arm.tokensPerImage);
+    // the default CFG (1.5) runs a conditional and an unconditional row per code; s = 1 runs one
+    expect(g.headEvalsPerImage).toBe(2 * arm.tokensPerImage);
+    expect((await arm.generate(o.data.evalCaptions, { seed: 1, cfgScale: 1 })).headEvalsPerImage).toBe(arm.tokensPerImage);
     const again = await arm.generate(o.data.evalCaptions, { seed: 1 });
     expect(again.images).toEqual(g.images);
     const caps = await arm.caption(o.data.train.images.slice(0, 5), { seed: 0 });

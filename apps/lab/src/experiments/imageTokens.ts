@@ -60,7 +60,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
   },
   quick: {
     description:
-      '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone, 600 tokenizer + 1,000 backbone steps per arm',
+      '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone, 1,000 tokenizer + 1,000 backbone steps per arm',
     expectedMinutes: 4,
     imageSize: 16,
     maxObjects: 1,
@@ -69,7 +69,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     dim: 64,
     numLayers: 2,
     numHeads: 4,
-    tokenizerSteps: 600,
+    tokenizerSteps: 1000,
     backboneSteps: 1000,
     batchSize: 16,
     captionFraction: 0.3,

@@ -6,7 +6,7 @@
  * each arm's recipe and the comparison's presets are read off this table; it is kept as an
  * experiment so the choice can be rerun and challenged.
  */
-import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type PresetInfo, stableHash32, type Table } from '@mmlm/core';
 import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
 import { IMAGE_TOKEN_ARMS } from './imageTokens.js';
 
@@ -99,12 +99,13 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'liquid-vq',
         label: 'k-means + EMA codebook K 128, lr 1e-3',
-        recipe: { backbone: { lr: 1e-3 } },
+        recipe: { tokenizer: { numCodes: 128 }, backbone: { lr: 1e-3 } },
         sampling: [{ cfgScale: 3, temperature: 0.99 }],
       },
       {
         arm: 'liquid-vq',
-        label: 'k-means + EMA K 128, lr 3e-3 (the default recipe)',
+        label: 'k-means + EMA K 128, lr 3e-3',
+        recipe: { tokenizer: { numCodes: 128 } },
         sampling: [
           { cfgScale: 1, temperature: 0.5 },
           { cfgScale: 3, temperature: 0.99 },
@@ -113,14 +114,15 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'liquid-vq',
-        label: 'default recipe without dropout / weight decay, 2,000 backbone steps',
-        recipe: { backbone: { dropout: 0, weightDecay: 0 } },
+        label: 'K 128, lr 3e-3, without dropout / weight decay, 2,000 backbone steps',
+        recipe: { tokenizer: { numCodes: 128 }, backbone: { dropout: 0, weightDecay: 0 } },
         backboneSteps: 2000,
         sampling: [{ cfgScale: 3, temperature: 0.5 }],
       },
       {
         arm: 'liquid-vq',
-        label: 'default recipe, 2,000 backbone steps',
+        label: 'K 128, lr 3e-3, 2,000 backbone steps',
+        recipe: { tokenizer: { numCodes: 128 } },
         backboneSteps: 2000,
         sampling: [
           { cfgScale: 1, temperature: 0.5 },
@@ -209,6 +211,15 @@ const PRESETS: Record<string, SweepPreset> = {
           { cfgScale: 2, temperature: 0.5 },
         ],
       },
+      {
+        arm: 'liquid-vq',
+        label: 'the default recipe (K 64) at the quick budget: 1,000 + 1,000 steps',
+        tokenizerSteps: 1000,
+        sampling: [
+          { cfgScale: 1, temperature: 0.5 },
+          { cfgScale: 1.5, temperature: 0.5 },
+        ],
+      },
     ],
   },
 };
@@ -240,7 +251,8 @@ async function run(ctx: ExperimentContext) {
       recipe: v.recipe,
     };
     const settings = v.sampling ?? [{}];
-    const evals = await ctx.subrun(`v${vi}-${v.arm}`, async (dir) => {
+    // keyed by the variant's content, so an edited variant never reuses another's finished sub-run
+    const evals = await ctx.subrun(`v${vi}-${v.arm}-${stableHash32(JSON.stringify(v)).toString(16)}`, async (dir) => {
       const out: ArmEvaluation[] = [];
       for (const s of settings) out.push(await evaluateArm(v.arm, arm.factory, data, ctx, dir, { ...budget, ...s }));
       return out.map(({ figures: _f, ...r }) => r);
