@@ -88,7 +88,9 @@ describe('imageTokenArm (microscopic)', () => {
 
     // same seed in a fresh folder: identical outputs; same folder: loaded from the checkpoints, no training
     const twin = await imageTokenArm(options('b'));
-    expect((await twin.generate(['a red square top left'], { seed: 1 })).images[0]).toEqual(gen.images[0]);
+    // the same call (same prompts, same batch: a batch of another size may round differently in the last bit)
+    const prompts = ['a red square top left', 'a blue square bottom right', 'a green square top right'];
+    expect((await twin.generate(prompts, { seed: 1 })).images).toEqual(gen.images);
     expect(await twin.caption(data.train.images.slice(0, 2), { seed: 0 })).toEqual(caps);
     twin.dispose();
     const resumedTicks: string[] = [];

@@ -1,4 +1,6 @@
 export * from './cli.js';
 export * from './inline.js';
+export * from './settings.js';
+export * from './steps.js';
 export * from './subrun.js';
 export * from './types.js';

@@ -18,11 +18,13 @@ import {
   meanStd,
   paramGroups,
   Rng,
+  runSteps,
   saveSafetensors,
   tf,
   valueAndGrads,
   warmupCosine,
 } from '@mmlm/core';
+import { z } from 'zod';
 import type { LatentLMConfig } from '../config.js';
 import { LatentLM } from '../model.js';
 import { NoiseSchedule } from '../schedule.js';
@@ -46,37 +48,32 @@ export function trainTokenizer(vae: LatentTokenizer & Module, o: TokenizerTrainO
   const rng = new Rng(o.seed);
   const opt = new AdamW(paramGroups(vae), { beta1: 0.9, beta2: 0.99, weightDecay: 0.01 });
   const lr = warmupCosine({ peak: o.lr, warmup: o.warmup ?? Math.min(50, Math.ceil(o.steps / 10)), total: o.steps });
-  const prog = o.ctx.progress(o.name, o.steps);
-  const tail = Math.max(1, Math.floor(o.steps / 10));
-  let rec = 0;
-  let kl = 0;
   try {
-    for (let s = 0; s < o.steps; s++) {
-      const x = o.batch(rng, s);
-      let parts = { rec: 0, kl: 0 };
-      const { loss: value, grads } = valueAndGrads(vae, () => {
-        const l = vae.loss(x, rng);
-        parts = { rec: l.rec.dataSync()[0] as number, kl: l.kl.dataSync()[0] as number };
-        return l.loss;
-      });
-      clipGradNorm(grads, 1).dispose();
-      opt.setLr(lr(s));
-      opt.step(grads);
-      const loss = value.dataSync()[0] as number;
-      tf.dispose([x, value, ...grads.values()]);
-      if (!Number.isFinite(loss)) throw new Error(`${o.name}: non-finite loss at step ${s}`);
-      if (s >= o.steps - tail) {
-        rec += parts.rec / tail;
-        kl += parts.kl / tail;
-      }
-      if (s % 25 === 0 || s === o.steps - 1) o.ctx.metric({ subrun: o.name, step: s, loss, ...parts });
-      prog.tick(s + 1, { loss });
-    }
+    const r = runSteps({
+      name: o.name,
+      steps: o.steps,
+      step: (s) => {
+        const x = o.batch(rng, s);
+        let parts = { rec: 0, kl: 0 };
+        const { loss: value, grads } = valueAndGrads(vae, () => {
+          const l = vae.loss(x, rng);
+          parts = { rec: l.rec.dataSync()[0] as number, kl: l.kl.dataSync()[0] as number };
+          return l.loss;
+        });
+        clipGradNorm(grads, 1).dispose();
+        opt.setLr(lr(s));
+        opt.step(grads);
+        const loss = value.dataSync()[0] as number;
+        tf.dispose([x, value, ...grads.values()]);
+        return { loss, ...parts };
+      },
+      progress: o.ctx.progress(o.name, o.steps),
+      metric: (m) => o.ctx.metric({ subrun: o.name, ...m }),
+    });
+    return { rec: r.mean?.rec ?? 0, kl: r.mean?.kl ?? 0 };
   } finally {
-    prog.done();
     opt.dispose();
   }
-  return { rec, kl };
 }
 
 /** Posterior means [B, N, C] of a batch, as a host array, disposing the posterior. */
@@ -105,33 +102,26 @@ export function trainLatentLM(model: LatentLM, cfg: LatentLMConfig, o: LMTrainOp
   const rng = new Rng(o.seed);
   const opt = new AdamW(paramGroups(model), { beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay });
   const lr = warmupCosine({ peak: t.lr, warmup: Math.min(t.warmupSteps, t.steps), total: t.steps });
-  const prog = o.ctx.progress(o.name, t.steps);
-  const tail = Math.max(1, Math.floor(t.steps / 10));
-  const acc = { loss: 0, lm: 0, diff: 0 };
   try {
-    for (let s = 0; s < t.steps; s++) {
-      const batch = buildMixedBatch(o.batch(rng, s), model.config, { spanStop: o.spanStop });
-      const r = trainStep(model, opt, batch, {
-        schedule,
-        diffusion: cfg.diffusion,
-        rng,
-        lr: lr(s),
-        gradClip: t.gradClip,
-      });
-      if (!Number.isFinite(r.loss)) throw new Error(`${o.name}: non-finite loss at step ${s}`);
-      if (s >= t.steps - tail) {
-        acc.loss += r.loss / tail;
-        acc.lm += r.lm / tail;
-        acc.diff += r.diff / tail;
-      }
-      if (s % 25 === 0 || s === t.steps - 1) o.ctx.metric({ subrun: o.name, step: s, ...r });
-      prog.tick(s + 1, { loss: r.loss, lm: r.lm, diff: r.diff });
-    }
+    const r = runSteps({
+      name: o.name,
+      steps: t.steps,
+      step: (s) =>
+        trainStep(model, opt, buildMixedBatch(o.batch(rng, s), model.config, { spanStop: o.spanStop }), {
+          schedule,
+          diffusion: cfg.diffusion,
+          rng,
+          lr: lr(s),
+          gradClip: t.gradClip,
+        }),
+      progress: o.ctx.progress(o.name, t.steps),
+      show: (m) => ({ loss: m.loss, lm: m.lm, diff: m.diff }),
+      metric: (m) => o.ctx.metric({ subrun: o.name, ...m }),
+    });
+    return { loss: r.mean?.loss ?? 0, lm: r.mean?.lm ?? 0, diff: r.mean?.diff ?? 0 };
   } finally {
-    prog.done();
     opt.dispose();
   }
-  return acc;
 }
 
 /** Saves a module's state dict (f32 safetensors) with a JSON config in the metadata. */
@@ -211,6 +201,26 @@ export function sizedConfig(
   c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr };
   c.diffusion = { ...c.diffusion, headSteps: o.headSteps, cfgScale: o.cfgScale };
   return c;
+}
+
+/**
+ * The experiment-sized LM of a settings table: `sizedConfig(base, ...)` where every field defaults to
+ * the config preset `base`'s own value, so a table names only what it changes.
+ */
+export function lmSizeSchema(base: LatentLMConfig) {
+  return z
+    .strictObject({
+      dim: z.number().int().positive().default(base.model.dim),
+      numLayers: z.number().int().positive().default(base.model.numLayers),
+      numHeads: z.number().int().positive().default(base.model.numHeads),
+      diffusionDepth: z.number().int().positive().default(base.model.diffusionDepth),
+      steps: z.number().int().positive().default(base.train.steps),
+      batchSize: z.number().int().positive().default(base.train.batchSize),
+      lr: z.number().positive().default(base.train.lr),
+      headSteps: z.number().int().positive().default(base.diffusion.headSteps),
+      cfgScale: z.number().positive().default(base.diffusion.cfgScale),
+    })
+    .transform((o) => sizedConfig(base, o));
 }
 
 export function mean(xs: readonly number[]): number {

@@ -27,7 +27,7 @@
  * same objects as the originals); below 0.95 the downstream figures are reported but flagged.
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, type ExperimentResult, Rng, type Table, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, Rng, type Table, tf } from '@mmlm/core';
 import {
   CELL_NAMES,
   frechetDistanceFromFeatures,
@@ -44,6 +44,7 @@ import {
   tensorToImages,
   writeImageGrid,
 } from '@mmlm/data';
+import { z } from 'zod';
 import { type LatentLMConfig, PRESETS } from '../config.js';
 import { LatentLM } from '../model.js';
 import { generate } from '../sample.js';
@@ -54,6 +55,7 @@ import {
   AGREEMENT_FLOOR,
   agreementWarning,
   fmt,
+  lmSizeSchema,
   mean,
   oneSeedNote,
   posteriorMeans,
@@ -69,30 +71,38 @@ import {
   withData,
 } from './common.js';
 
-export interface ImagePreset {
-  /** Shapes dataset options (seed comes from the run). */
-  data: Omit<Partial<ShapesConfig>, 'seed'>;
-  vae: { patchSize: number; latentDim: number; dim: number; depth: number; numHeads: number; steps: number; batch: number; lr: number };
-  /** Weight of mean(mu^2) for the sigma-VAE (reference default 1e-2; see IMAGE_PRESETS.small). */
-  sigmaKlWeight: number;
-  /** KL weight of the learned-variance baseline (weak, as LDM-style tokenizers). */
-  gaussianKlWeight: number;
-  lm: LatentLMConfig;
-  trainImages: number;
-  /** Size of each evaluation set (seen and held-out): generation prompts, tokenizer measurements and the Frechet reference. */
-  evalImages: number;
-  cfgScales: number[];
-  /** Latent perturbation radii, in units of each channel's std of mu. */
-  radii: number[];
-  headSteps: number[];
+/** The settings of an image preset; fields the LatentLM config preset `base` has default to it. */
+export function imageSettingsSchema(base: LatentLMConfig) {
+  const int = z.number().int().positive();
+  return z.strictObject({
+    /** Shapes dataset options (seed comes from the run; ShapesDataset checks them). */
+    data: z.custom<Omit<Partial<ShapesConfig>, 'seed'>>((v) => typeof v === 'object' && v !== null && !('seed' in v)),
+    vae: z.strictObject({
+      patchSize: int,
+      /** Default: the LM preset's `model.latentDim`. */
+      latentDim: int.default(base.model.latentDim),
+      dim: int,
+      depth: int,
+      numHeads: int,
+      steps: int,
+      batch: int,
+      lr: z.number().positive(),
+    }),
+    /** Weight of mean(mu^2) for the sigma-VAE (reference default 1e-2; see IMAGE_PRESETS.small). */
+    sigmaKlWeight: z.number().nonnegative(),
+    /** KL weight of the learned-variance baseline (weak, as LDM-style tokenizers). */
+    gaussianKlWeight: z.number().nonnegative(),
+    lm: lmSizeSchema(base),
+    trainImages: int,
+    /** Size of each evaluation set (seen and held-out): generation prompts, tokenizer measurements and the Frechet reference. */
+    evalImages: int,
+    cfgScales: z.array(z.number().positive()).min(1),
+    /** Latent perturbation radii, in units of each channel's std of mu. */
+    radii: z.array(z.number().nonnegative()).min(1),
+    headSteps: z.array(int).min(1),
+  });
 }
-
-function lmConfig(base: LatentLMConfig, over: Partial<LatentLMConfig['train']> & { headSteps?: number }): LatentLMConfig {
-  const c = structuredClone(base);
-  c.train = { ...c.train, ...over };
-  if (over.headSteps) c.diffusion = { ...c.diffusion, headSteps: over.headSteps };
-  return c;
-}
+export type ImagePreset = z.output<ReturnType<typeof imageSettingsSchema>>;
 
 /**
  * One object per 32 px image: 4 shapes x 6 colours x 2 sizes x 9 cells. Four (shape, colour) pairs
@@ -112,38 +122,43 @@ export const CLASS_DATA: ImagePreset['data'] = {
   ],
 };
 
-export const IMAGE_PRESETS: Record<string, ImagePreset> = {
-  tiny: {
-    data: CLASS_DATA,
-    vae: { patchSize: 8, latentDim: 4, dim: 16, depth: 1, numHeads: 2, steps: 3, batch: 4, lr: 2e-3 },
-    sigmaKlWeight: 1e-2,
-    gaussianKlWeight: 1e-4,
-    lm: lmConfig(PRESETS.tiny, { steps: 3, batchSize: 4, headSteps: 2 }),
-    trainImages: 16,
-    evalImages: 4,
-    cfgScales: [1, 2],
-    radii: [0, 1],
-    headSteps: [1, 2],
-  },
-  /**
-   * 32 px -> 4x4 latents of 16 dims. The sigma-VAE's beta is 1e-4, not the reference's 1e-2: our
-   * pixel MSE is ~1e-2, so at 1e-2 the penalty kept mu at the noise scale (std 0.2-0.7 against
-   * E|sigma| = 0.75) and decoded shapes were unreadable (analyzer accuracy 0.17 after 600 steps).
-   * The baseline's 1e-6 is LDM's weak KL weight. 256 prompts per evaluation set: binomial SE <= 0.03.
-   */
-  small: {
-    data: CLASS_DATA,
-    vae: { patchSize: 8, latentDim: 16, dim: 64, depth: 2, numHeads: 4, steps: 2000, batch: 32, lr: 2e-3 },
-    sigmaKlWeight: 1e-4,
-    gaussianKlWeight: 1e-6,
-    lm: lmConfig(PRESETS.small, { steps: 2000, batchSize: 32, lr: 1e-3, headSteps: 10 }),
-    trainImages: 4000,
-    evalImages: 256,
-    cfgScales: [1, 2, 3],
-    radii: [0, 0.25, 0.5, 1, 2],
-    headSteps: [1, 2, 5, 10, 20],
-  },
-};
+/** The image presets (parsed: a misspelt or out-of-range field fails at import). */
+export const IMAGE_PRESETS: Record<string, ImagePreset> = parsePresets(
+  'latentlm image settings',
+  {
+    tiny: {
+      data: CLASS_DATA,
+      vae: { patchSize: 8, dim: 16, depth: 1, numHeads: 2, steps: 3, batch: 4, lr: 2e-3 },
+      sigmaKlWeight: 1e-2,
+      gaussianKlWeight: 1e-4,
+      lm: { steps: 3, batchSize: 4, headSteps: 2 },
+      trainImages: 16,
+      evalImages: 4,
+      cfgScales: [1, 2],
+      radii: [0, 1],
+      headSteps: [1, 2],
+    },
+    /**
+     * 32 px -> 4x4 latents of 16 dims. The sigma-VAE's beta is 1e-4, not the reference's 1e-2: our
+     * pixel MSE is ~1e-2, so at 1e-2 the penalty kept mu at the noise scale (std 0.2-0.7 against
+     * E|sigma| = 0.75) and decoded shapes were unreadable (analyzer accuracy 0.17 after 600 steps).
+     * The baseline's 1e-6 is LDM's weak KL weight. 256 prompts per evaluation set: binomial SE <= 0.03.
+     */
+    small: {
+      data: CLASS_DATA,
+      vae: { patchSize: 8, dim: 64, depth: 2, numHeads: 4, steps: 2000, batch: 32, lr: 2e-3 },
+      sigmaKlWeight: 1e-4,
+      gaussianKlWeight: 1e-6,
+      lm: { steps: 2000 },
+      trainImages: 4000,
+      evalImages: 256,
+      cfgScales: [1, 2, 3],
+      radii: [0, 0.25, 0.5, 1, 2],
+      headSteps: [1, 2, 5, 10, 20],
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof imageSettingsSchema>>>,
+  (name) => imageSettingsSchema(PRESETS[name]),
+);
 
 /** The run's Shapes dataset for one split. */
 export function shapesData(p: ImagePreset, seed: number, split: 'train' | 'val' | 'test' | 'heldout'): ShapesDataset {

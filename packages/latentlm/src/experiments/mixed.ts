@@ -13,7 +13,7 @@
  * every evaluator come from @mmlm/data (one-object Shapes scenes of the image presets).
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, type ExperimentResult, Rng, type Table, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, Rng, type Table, tf } from '@mmlm/core';
 import {
   CELL_NAMES,
   COLOUR_NAMES,
@@ -34,7 +34,8 @@ import {
   WordTokenizer,
   writeImageGrid,
 } from '@mmlm/data';
-import { type LatentLMConfig, PRESETS } from '../config.js';
+import { z } from 'zod';
+import { PRESETS } from '../config.js';
 import { LatentLM } from '../model.js';
 import { generate } from '../sample.js';
 import { NoiseSchedule } from '../schedule.js';
@@ -42,13 +43,13 @@ import { buildMixedBatch, IGNORE_INDEX, latentLMLoss, type MixedSequence } from 
 import {
   agreementWarning,
   fmt,
+  lmSizeSchema,
   mean,
   oneSeedNote,
   posteriorMeans,
   seedCell,
   seedsHeader,
   seedValues,
-  sizedConfig,
   standardiseFrom,
   trainingKey,
   trainLatentLM,
@@ -57,44 +58,43 @@ import {
 } from './common.js';
 import { IMAGE_PRESETS, type ImagePreset, imageBatch, imageSets, tokenizerStage } from './images.js';
 
-interface MixedPreset {
-  /** The image data, tokenizer and evaluation sets (`evalImages` seen and as many held-out prompts). */
-  image: ImagePreset;
-  lm: LatentLMConfig;
-  textLines: number;
-  maxTextTokens: number;
-  evalText: number;
-  /** Train a text-only model with the same recipe for the perplexity reference. */
-  textOnlyBaseline: boolean;
+/** The settings of a preset; the image settings and the LM default to the presets of the same name. */
+export function mixedSettingsSchema(name: 'tiny' | 'small') {
+  const int = z.number().int().positive();
+  return z.strictObject({
+    /** The image data, tokenizer and evaluation sets (`evalImages` seen and as many held-out prompts). */
+    image: z.custom<ImagePreset>((v) => typeof v === 'object' && v !== null).default(IMAGE_PRESETS[name]),
+    lm: lmSizeSchema(PRESETS[name]),
+    textLines: int,
+    maxTextTokens: int,
+    evalText: int,
+    /** Train a text-only model with the same recipe for the perplexity reference. */
+    textOnlyBaseline: z.boolean(),
+  });
 }
+type MixedPreset = z.output<ReturnType<typeof mixedSettingsSchema>>;
 
-export const MIXED_PRESETS: Record<string, MixedPreset> = {
-  tiny: {
-    image: IMAGE_PRESETS.tiny!,
-    lm: sizedConfig(PRESETS.tiny, { dim: 32, numLayers: 1, numHeads: 2, steps: 3, batchSize: 4, lr: 1e-3, headSteps: 2, cfgScale: 2 }),
-    textLines: 50,
-    maxTextTokens: 24,
-    evalText: 4,
-    textOnlyBaseline: true,
-  },
-  small: {
-    image: IMAGE_PRESETS.small!,
-    lm: sizedConfig(PRESETS.small, {
-      dim: 96,
-      numLayers: 3,
-      numHeads: 4,
-      steps: 3000,
-      batchSize: 32,
-      lr: 1e-3,
-      headSteps: 10,
-      cfgScale: 2,
-    }),
-    textLines: 20000,
-    maxTextTokens: 32,
-    evalText: 500,
-    textOnlyBaseline: true,
-  },
-};
+/** The mixed presets (parsed: a misspelt or out-of-range field fails at import). */
+export const MIXED_PRESETS: Record<string, MixedPreset> = parsePresets(
+  'latentlm.mixed settings',
+  {
+    tiny: {
+      lm: { steps: 3, batchSize: 4, headSteps: 2, cfgScale: 2 },
+      textLines: 50,
+      maxTextTokens: 24,
+      evalText: 4,
+      textOnlyBaseline: true,
+    },
+    small: {
+      lm: { dim: 96, numLayers: 3, steps: 3000, cfgScale: 2 },
+      textLines: 20000,
+      maxTextTokens: 32,
+      evalText: 500,
+      textOnlyBaseline: true,
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof mixedSettingsSchema>>>,
+  mixedSettingsSchema,
+);
 
 const SPECIALS = ['<pad>', '<bos>', '<eos>', '<unk>', '<NULL>', '<BOD>', '<EOD>', '<LAT>'];
 

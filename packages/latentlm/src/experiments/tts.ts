@@ -7,7 +7,7 @@
  * steps per second of audio are counted from the generation loop.
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, type ExperimentResult, Rng, type Table, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, Rng, type Table, tf } from '@mmlm/core';
 import {
   corpusWer,
   cosineSimilarity,
@@ -18,6 +18,7 @@ import {
   writeSpectrogramPng,
   writeWav,
 } from '@mmlm/data';
+import { z } from 'zod';
 import { type LatentLMConfig, PRESETS } from '../config.js';
 import { LatentLM } from '../model.js';
 import { generate } from '../sample.js';
@@ -26,13 +27,13 @@ import type { MixedSequence } from '../train.js';
 import { SpeechVAE } from '../vae.js';
 import {
   fmt,
+  lmSizeSchema,
   mean,
   oneSeedNote,
   posteriorMeans,
   seedCell,
   seedsHeader,
   seedValues,
-  sizedConfig,
   standardiseFrom,
   trainingKey,
   trainLatentLM,
@@ -42,28 +43,31 @@ import {
   withData,
 } from './common.js';
 
-interface RateSpec {
-  strides: number[];
-  latentDim: number;
+/** The settings of a preset; the LM defaults to the LatentLM config preset `base` (`long` extends `small`). */
+export function ttsSettingsSchema(base: LatentLMConfig) {
+  const int = z.number().int().positive();
+  return z.strictObject({
+    /** The frame rates compared: the speech VAE's strides (hop = their product) and latent width. */
+    rates: z.array(z.strictObject({ strides: z.array(int).min(1), latentDim: int })).min(1),
+    numSpeakers: int,
+    trainUtterances: int,
+    testUtterances: int,
+    vaeSteps: int,
+    vaeBatch: int,
+    vaeChannels: int,
+    lm: lmSizeSchema(base),
+    glIters: int,
+    /** Audio files written per rate (first test items). */
+    examples: z.number().int().nonnegative(),
+  });
 }
-
-interface TtsPreset {
-  rates: RateSpec[];
-  numSpeakers: number;
-  trainUtterances: number;
-  testUtterances: number;
-  vaeSteps: number;
-  vaeBatch: number;
-  vaeChannels: number;
-  lm: LatentLMConfig;
-  glIters: number;
-  /** Audio files written per rate (first test items). */
-  examples: number;
-}
+type TtsPreset = z.output<ReturnType<typeof ttsSettingsSchema>>;
+type TtsPresetInput = z.input<ReturnType<typeof ttsSettingsSchema>>;
+type RateSpec = TtsPreset['rates'][number];
 
 const SR = 8000;
 
-const SMALL: TtsPreset = {
+const SMALL = {
   rates: [
     { strides: [2, 2], latentDim: 8 },
     { strides: [2, 2, 2], latentDim: 16 },
@@ -75,51 +79,36 @@ const SMALL: TtsPreset = {
   vaeSteps: 800,
   vaeBatch: 16,
   vaeChannels: 64,
-  lm: sizedConfig(PRESETS.small, {
-    dim: 96,
-    numLayers: 3,
-    numHeads: 4,
-    diffusionDepth: 3,
-    steps: 1200,
-    batchSize: 12,
-    lr: 1e-3,
-    headSteps: 10,
-    cfgScale: 3,
-  }),
+  lm: { dim: 96, numLayers: 3, steps: 1200, batchSize: 12, cfgScale: 3 },
   glIters: 32,
   examples: 3,
-};
+} satisfies TtsPresetInput;
 
-export const TTS_PRESETS: Record<string, TtsPreset> = {
-  tiny: {
-    rates: [
-      { strides: [2, 2], latentDim: 4 },
-      { strides: [2, 2, 2], latentDim: 8 },
-    ],
-    numSpeakers: 2,
-    trainUtterances: 4,
-    testUtterances: 2,
-    vaeSteps: 3,
-    vaeBatch: 2,
-    vaeChannels: 8,
-    lm: sizedConfig(PRESETS.tiny, {
-      dim: 32,
-      numLayers: 1,
-      numHeads: 2,
-      diffusionDepth: 3,
-      steps: 3,
-      batchSize: 2,
-      lr: 1e-3,
-      headSteps: 2,
-      cfgScale: 2,
-    }),
-    glIters: 2,
-    examples: 1,
-  },
-  small: SMALL,
-  /** The middle rate of `small` with 4x the LM steps: does intelligibility come with training? */
-  long: { ...SMALL, rates: [SMALL.rates[1]!], lm: { ...SMALL.lm, train: { ...SMALL.lm.train, steps: 4 * SMALL.lm.train.steps } } },
-};
+/** The TTS presets (parsed: a misspelt or out-of-range field fails at import). */
+export const TTS_PRESETS: Record<string, TtsPreset> = parsePresets(
+  'latentlm.tts-frame-rate settings',
+  {
+    tiny: {
+      rates: [
+        { strides: [2, 2], latentDim: 4 },
+        { strides: [2, 2, 2], latentDim: 8 },
+      ],
+      numSpeakers: 2,
+      trainUtterances: 4,
+      testUtterances: 2,
+      vaeSteps: 3,
+      vaeBatch: 2,
+      vaeChannels: 8,
+      lm: { diffusionDepth: 3, steps: 3, headSteps: 2, cfgScale: 2 },
+      glIters: 2,
+      examples: 1,
+    },
+    small: SMALL,
+    /** The middle rate of `small` with 4x the LM steps: does intelligibility come with training? */
+    long: { ...SMALL, rates: [SMALL.rates[1]], lm: { ...SMALL.lm, steps: 4 * SMALL.lm.steps } },
+  } satisfies Record<'tiny' | 'small' | 'long', TtsPresetInput>,
+  (name) => ttsSettingsSchema(PRESETS[name === 'tiny' ? 'tiny' : 'small']),
+);
 
 /** Token layout: 16 words, the speakers, <UNC>, then <BOD> <EOD> <LAT> <PAD>. */
 function vocab(numSpeakers: number) {

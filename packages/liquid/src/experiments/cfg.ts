@@ -7,11 +7,12 @@
  * must all match the prompt), with the memoriser ceiling beside the held-out figure, and the Frechet
  * distance to the real seen images. Captioning is reported on both sets too.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { z } from 'zod';
 import {
   aggregateTokenizerLines,
   claimVerdict,
-  type DataSizes,
+  DataSizesSchema,
   evalCaptionSets,
   evalGenerationSets,
   evalTextPpl,
@@ -32,21 +33,27 @@ import {
   warningLines,
 } from './common.js';
 
-interface Settings {
-  sizes: DataSizes;
-  scales: number[];
-}
+export const CfgSettingsSchema = z.strictObject({
+  sizes: DataSizesSchema,
+  /** The CFG scales s swept. */
+  scales: z.array(z.number().positive()).min(1),
+});
 
-const SETTINGS: Record<'tiny' | 'small', Settings> = {
-  tiny: {
-    sizes: { images: { train: 48, evalPrompts: 6 }, textChars: 6000, textEvalWindows: 4 },
-    scales: [1, 2, 3, 5, 7],
-  },
-  small: {
-    sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
-    scales: [1, 2, 3, 5, 7],
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const CFG_SETTINGS = parsePresets(
+  'liquid.cfg-sweep settings',
+  {
+    tiny: {
+      sizes: { images: { train: 48, evalPrompts: 6 }, textChars: 6000, textEvalWindows: 4 },
+      scales: [1, 2, 3, 5, 7],
+    },
+    small: {
+      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      scales: [1, 2, 3, 5, 7],
+    },
+  } satisfies Record<'tiny' | 'small', z.input<typeof CfgSettingsSchema>>,
+  () => CfgSettingsSchema,
+);
 
 /** Title of the claim table (the aggregate's mean ± std table is built from it). */
 export const CFG_TABLE = 'Generation vs CFG scale';
@@ -76,7 +83,7 @@ export const cfgSweepExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
+    const { st, prep, cfg, tok } = await setupStages(ctx, CFG_SETTINGS);
     const text = await textStage(ctx, prep, 'base', cfg.lm, cfg.train.text, ctx.seed);
     const uni = await unifiedStage(ctx, prep, tok, {
       tag: 'mix',

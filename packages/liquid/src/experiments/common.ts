@@ -28,6 +28,7 @@ import {
   formatMeanStd,
   meanStd,
   Rng,
+  runSteps,
   type SubrunContext,
   type Table,
   type TransformerDecoder,
@@ -50,6 +51,7 @@ import {
   WordTokenizer,
   writeImageGrid,
 } from '@mmlm/data';
+import { z } from 'zod';
 import { decodeCodesToImages, extractCodes, loadCodeCache, loadWeights, saveCodeCache, saveWeights, tokenizerStats } from '../codes.js';
 import { type Batch, drawKind, type Example, LiquidCollator } from '../collate.js';
 import {
@@ -154,14 +156,15 @@ export interface Verdict {
   read: string;
 }
 
-export interface DataSizes {
+export const DataSizesSchema = z.strictObject({
   /** Training images, and the size of each of the seen and held-out evaluation sets. */
-  images: { train: number; evalPrompts: number };
+  images: z.strictObject({ train: z.number().int().positive(), evalPrompts: z.number().int().positive() }),
   /** Characters of grammar text (90% train, 10% validation). */
-  textChars: number;
+  textChars: z.number().int().positive(),
   /** Validation windows for text perplexity. */
-  textEvalWindows: number;
-}
+  textEvalWindows: z.number().int().positive(),
+});
+export type DataSizes = z.infer<typeof DataSizesSchema>;
 
 export interface Prepared {
   presetName: 'tiny' | 'small';
@@ -374,23 +377,27 @@ export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Pr
   const S = c.tokenizer.imageSize;
   const per = S * S * 3;
   const rng = new Rng(prep.seed).fork('tokenizer-batches');
-  const bar = ctx.progress('tokenizer', phase.steps);
   vq.train();
-  for (let t = 0; t < phase.steps; t++) {
-    const x = tf.tidy(() => {
-      const buf = new Float32Array(phase.batchSize * per);
-      for (let b = 0; b < phase.batchSize; b++) {
-        const i = rng.int(0, prep.data.train.length);
-        buf.set(train.subarray(i * per, (i + 1) * per), b * per);
-      }
-      return tf.tensor4d(buf, [phase.batchSize, S, S, 3]).mul(2).sub(1);
-    });
-    const r = tokenizerTrainStep(vq, opt, x, t, phase);
-    x.dispose();
-    if (t % 25 === 0 || t === phase.steps - 1) ctx.metric({ subrun: 'tokenizer', step: t, loss: r.loss, rec: r.rec, usage: r.usage });
-    bar.tick(t + 1, { loss: r.loss, usage: r.usage });
-  }
-  bar.done();
+  runSteps({
+    name: 'tokenizer',
+    steps: phase.steps,
+    step: (t) => {
+      const x = tf.tidy(() => {
+        const buf = new Float32Array(phase.batchSize * per);
+        for (let b = 0; b < phase.batchSize; b++) {
+          const i = rng.int(0, prep.data.train.length);
+          buf.set(train.subarray(i * per, (i + 1) * per), b * per);
+        }
+        return tf.tensor4d(buf, [phase.batchSize, S, S, 3]).mul(2).sub(1);
+      });
+      const r = tokenizerTrainStep(vq, opt, x, t, phase);
+      x.dispose();
+      return r;
+    },
+    progress: ctx.progress('tokenizer', phase.steps),
+    show: (r) => ({ loss: r.loss, usage: r.usage }),
+    metric: ({ step, loss, rec, usage }) => ctx.metric({ subrun: 'tokenizer', step, loss, rec, usage }),
+  });
   opt.dispose();
   vq.eval();
   const items = evalItems(prep);
@@ -667,17 +674,16 @@ function trainLoop(
   onStep?: (t: number) => void,
 ): void {
   const opt = makeOptimizer(model, phase);
-  const bar = sub.progress(sub.name, phase.steps);
-  let ema = 0;
   model.train();
-  for (let t = 0; t < phase.steps; t++) {
-    const r = lmTrainStep(model, opt, sampler.batch(phase.batchSize), t, phase);
-    ema = t === 0 ? r.loss : 0.95 * ema + 0.05 * r.loss;
-    if (t % 25 === 0 || t === phase.steps - 1) sub.metric({ step: t, loss: r.loss, lr: r.lr });
-    bar.tick(t + 1, { loss: ema });
-    onStep?.(t);
-  }
-  bar.done();
+  runSteps({
+    name: sub.name,
+    steps: phase.steps,
+    step: (t) => lmTrainStep(model, opt, sampler.batch(phase.batchSize), t, phase),
+    progress: sub.progress(sub.name, phase.steps),
+    show: (_, ema) => ({ loss: ema }),
+    metric: ({ step, loss, lr }) => sub.metric({ step, loss, lr }),
+    after: onStep,
+  });
   opt.dispose();
   model.eval();
 }

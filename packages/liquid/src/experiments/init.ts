@@ -8,11 +8,13 @@
  * each run needs to reach a target seen score, and the text perplexity retained. One seed per run;
  * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { z } from 'zod';
+import { PRESETS } from '../config.js';
 import {
   aggregateTokenizerLines,
   claimVerdict,
-  type DataSizes,
+  DataSizesSchema,
   fmt,
   meanStdTable,
   oneSeedNote,
@@ -29,31 +31,41 @@ import {
   warningLines,
 } from './common.js';
 
-interface Settings {
-  sizes: DataSizes;
-  steps: number;
-  evalEvery: number;
-  evalScale: number;
-  /** Generation score (seen prompts) the runs race to. */
-  target: number;
+/** The settings of a preset; what the config preset of that name has defaults to it. */
+export function initSettingsSchema(name: 'tiny' | 'small') {
+  const p = PRESETS[name];
+  return z.strictObject({
+    sizes: DataSizesSchema,
+    /** Continued-training steps of each run (default: the preset's `train.unified.steps`). */
+    steps: z.number().int().positive().default(p.train.unified.steps),
+    /** Evaluate the generation scores every this many steps. */
+    evalEvery: z.number().int().positive(),
+    evalScale: z.number().positive(),
+    /** Generation score (seen prompts) the runs race to. */
+    target: z.number().min(0).max(1),
+  });
 }
 
-const SETTINGS: Record<'tiny' | 'small', Settings> = {
-  tiny: {
-    sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
-    steps: 4,
-    evalEvery: 2,
-    evalScale: 3,
-    target: 0.5,
-  },
-  small: {
-    sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
-    steps: 600,
-    evalEvery: 100,
-    evalScale: 3,
-    target: 0.5,
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const INIT_SETTINGS = parsePresets(
+  'liquid.init settings',
+  {
+    tiny: {
+      sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
+      evalEvery: 2,
+      evalScale: 3,
+      target: 0.5,
+    },
+    small: {
+      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      steps: 600,
+      evalEvery: 100,
+      evalScale: 3,
+      target: 0.5,
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof initSettingsSchema>>>,
+  initSettingsSchema,
+);
 
 const ARMS = [
   { arm: 'pretrained_mean', label: 'trained text LM, new rows = mean (Liquid)', pretrained: true, newRows: 'mean' as const },
@@ -80,7 +92,7 @@ export const initExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
+    const { st, prep, cfg, tok } = await setupStages(ctx, INIT_SETTINGS);
     const text = await textStage(ctx, prep, 'base', cfg.lm, cfg.train.text, ctx.seed);
     const results: Record<string, UnifiedResult> = {};
     for (const a of ARMS)

@@ -8,12 +8,13 @@
  * (and FD on seen), and caption accuracy, with the memoriser ceilings. One seed per run;
  * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
-import type { Mix } from '../config.js';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { z } from 'zod';
+import { type Mix, PRESETS } from '../config.js';
 import {
   aggregateTokenizerLines,
   claimVerdict,
-  type DataSizes,
+  DataSizesSchema,
   evalCaptionSets,
   evalGenerationSets,
   evalTextPpl,
@@ -34,28 +35,36 @@ import {
   warningLines,
 } from './common.js';
 
-interface Settings {
-  sizes: DataSizes;
-  /** Steps of the baseline (n examples per task = steps * batch / 3). */
-  steps: number;
-  batchSize: number;
-  evalScale: number;
+/** The settings of a preset; what the config preset of that name has defaults to it. */
+export function synergySettingsSchema(name: 'tiny' | 'small') {
+  const p = PRESETS[name];
+  return z.strictObject({
+    sizes: DataSizesSchema,
+    /** Steps of the baseline (n examples per task = steps * batch / 3). */
+    steps: z.number().int().positive(),
+    /** Batch size of the continued training (default: the preset's `train.unified.batchSize`). */
+    batchSize: z.number().int().positive().default(p.train.unified.batchSize),
+    evalScale: z.number().positive(),
+  });
 }
 
-const SETTINGS: Record<'tiny' | 'small', Settings> = {
-  tiny: {
-    sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
-    steps: 3,
-    batchSize: 4,
-    evalScale: 3,
-  },
-  small: {
-    sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
-    steps: 450,
-    batchSize: 16,
-    evalScale: 3,
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const SYNERGY_SETTINGS = parsePresets(
+  'liquid.synergy settings',
+  {
+    tiny: {
+      sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
+      steps: 3,
+      evalScale: 3,
+    },
+    small: {
+      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      steps: 450,
+      evalScale: 3,
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof synergySettingsSchema>>>,
+  synergySettingsSchema,
+);
 
 const RUNS: { run: 'baseline' | 'add_gen' | 'add_und'; label: string; mix: Mix; scale: number; paper: [number, number, number] }[] = [
   { run: 'baseline', label: 'Baseline (1 : 1 : 1)', mix: { text: 1, t2i: 1, i2t: 1 }, scale: 1, paper: [19.9, 0.6, 60.7] },
@@ -79,7 +88,7 @@ export const synergyExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
+    const { st, prep, cfg, tok } = await setupStages(ctx, SYNERGY_SETTINGS);
     const seed = ctx.seed;
     const ceil = prep.data.ceilings;
     const metrics: Record<string, number> = {

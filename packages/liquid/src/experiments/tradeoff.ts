@@ -8,13 +8,13 @@
  * examples (the mixed run sees both sets in full); here `mixedStepsFactor` = 1 gives every run the
  * same number of steps. One seed per run; `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
-import type { LMConfig, Mix } from '../config.js';
-import { parameterCount } from '../config.js';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { z } from 'zod';
+import { type LMConfig, type Mix, PRESETS, parameterCount } from '../config.js';
 import {
   aggregateTokenizerLines,
   claimVerdict,
-  type DataSizes,
+  DataSizesSchema,
   evalGenerationSets,
   fmt,
   loadUnified,
@@ -33,43 +33,53 @@ import {
   warningLines,
 } from './common.js';
 
-interface Settings {
-  sizes: DataSizes;
-  widths: number[];
-  numHeads: number;
-  numLayers: number;
-  textSteps: number;
-  steps: number;
-  batchSize: number;
-  /** Steps of the mixed run relative to the single-task runs (paper: 2, since it sees both 30M sets). */
-  mixedStepsFactor: number;
-  evalScale: number;
+/** The settings of a preset; what the config preset of that name has defaults to it. */
+export function tradeoffSettingsSchema(name: 'tiny' | 'small') {
+  const p = PRESETS[name];
+  return z.strictObject({
+    sizes: DataSizesSchema,
+    /** LM widths of the scaling runs. */
+    widths: z.array(z.number().int().positive()).min(1),
+    /** Default: the preset's `lm.numHeads`. */
+    numHeads: z.number().int().positive().default(p.lm.numHeads),
+    numLayers: z.number().int().positive(),
+    /** Steps of the text LM each unified run starts from. */
+    textSteps: z.number().int().positive(),
+    /** Steps of each single-task run. */
+    steps: z.number().int().positive(),
+    /** Batch size of the text and the continued training (default: the preset's `train.unified.batchSize`). */
+    batchSize: z.number().int().positive().default(p.train.unified.batchSize),
+    /** Steps of the mixed run relative to the single-task runs (paper: 2, since it sees both 30M sets). */
+    mixedStepsFactor: z.number().positive(),
+    evalScale: z.number().positive(),
+  });
 }
 
-const SETTINGS: Record<'tiny' | 'small', Settings> = {
-  tiny: {
-    sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
-    widths: [16, 24, 32],
-    numHeads: 2,
-    numLayers: 1,
-    textSteps: 2,
-    steps: 2,
-    batchSize: 4,
-    mixedStepsFactor: 1,
-    evalScale: 3,
-  },
-  small: {
-    sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
-    widths: [32, 64, 128],
-    numHeads: 4,
-    numLayers: 2,
-    textSteps: 100,
-    steps: 150,
-    batchSize: 16,
-    mixedStepsFactor: 1,
-    evalScale: 3,
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const TRADEOFF_SETTINGS = parsePresets(
+  'liquid.tradeoff settings',
+  {
+    tiny: {
+      sizes: { images: { train: 48, evalPrompts: 4 }, textChars: 6000, textEvalWindows: 4 },
+      widths: [16, 24, 32],
+      numLayers: 1,
+      textSteps: 2,
+      steps: 2,
+      mixedStepsFactor: 1,
+      evalScale: 3,
+    },
+    small: {
+      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      widths: [32, 64, 128],
+      numLayers: 2,
+      textSteps: 100,
+      steps: 150,
+      mixedStepsFactor: 1,
+      evalScale: 3,
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof tradeoffSettingsSchema>>>,
+  tradeoffSettingsSchema,
+);
 
 const ARMS: { arm: 'text' | 'image' | 'mixed'; mix: Mix }[] = [
   { arm: 'text', mix: { text: 1, t2i: 0, i2t: 0 } },
@@ -105,7 +115,7 @@ export const tradeoffExperiment: Experiment = {
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const { st, prep, cfg, tok } = await setupStages(ctx, SETTINGS);
+    const { st, prep, cfg, tok } = await setupStages(ctx, TRADEOFF_SETTINGS);
     const seed = ctx.seed;
     const ceiling = prep.data.ceilings.generationHeldOut;
     const metrics: Record<string, number> = { generationCeilingHeldOut: ceiling, promptsPerSet: prep.data.seen.length };

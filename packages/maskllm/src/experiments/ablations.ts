@@ -4,16 +4,17 @@
  * tau/kappa (held at the schedule's start or end values). All start from the SparseGPT prior with
  * the same budget.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { z } from 'zod';
 import type { MaskConfig } from '../config.js';
 import {
   calibration,
   charCorpora,
   configFor,
-  type DenseSettings,
+  DenseSettingsSchema,
   fmt,
   type MaskRun,
-  type MaskSettings,
+  MaskSettingsSchema,
   oneSeedNote,
   ppl,
   runMaskLLM,
@@ -26,33 +27,45 @@ import {
 } from './common.js';
 import { ladderCorpus } from './ladder.js';
 
-export interface AblationSettings {
-  model: 'tiny' | 'small';
-  chars: number;
-  maxDataChars: number;
-  dense: DenseSettings;
-  calib: number;
-  maskllm: MaskSettings;
+/** The settings of a preset; the model/mask/train config defaults to the config preset of the same name. */
+export function ablationSettingsSchema(name: 'tiny' | 'small') {
+  return z.strictObject({
+    /** Model/mask/train preset of config.ts. */
+    model: z.enum(['tiny', 'small']).default(name),
+    /** Characters of the procedural corpus (ignored with --data). */
+    chars: z.number().int().positive(),
+    /** At most this many characters of a --data file. */
+    maxDataChars: z.number().int().positive(),
+    dense: DenseSettingsSchema,
+    /** Calibration sequences for the SparseGPT prior. */
+    calib: z.number().int().positive(),
+    /** Every variant's MaskLLM run (each variant adds its own mask overrides). */
+    maskllm: MaskSettingsSchema,
+  });
 }
+export type AblationSettings = z.infer<ReturnType<typeof ablationSettingsSchema>>;
 
-export const ABLATION_SETTINGS: Record<'tiny' | 'small', AblationSettings> = {
-  tiny: {
-    model: 'tiny',
-    chars: 6000,
-    maxDataChars: 6000,
-    dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
-    calib: 4,
-    maskllm: { evalWindows: 4 },
-  },
-  small: {
-    model: 'small',
-    chars: 400_000,
-    maxDataChars: 1_200_000,
-    dense: { steps: 1000, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
-    calib: 64,
-    maskllm: { evalWindows: 300 },
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const ABLATION_SETTINGS = parsePresets(
+  'maskllm.ablations settings',
+  {
+    tiny: {
+      chars: 6000,
+      maxDataChars: 6000,
+      dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
+      calib: 4,
+      maskllm: { evalWindows: 4 },
+    },
+    small: {
+      chars: 400_000,
+      maxDataChars: 1_200_000,
+      dense: { steps: 1000, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
+      calib: 64,
+      maskllm: { evalWindows: 300 },
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof ablationSettingsSchema>>>,
+  ablationSettingsSchema,
+);
 
 interface Variant {
   key: string;

@@ -15,12 +15,14 @@ import {
   formatMeanStd,
   meanStd,
   Rng,
+  runSteps,
   saveSafetensors,
   TransformerDecoder,
   tf,
 } from '@mmlm/core';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
-import { type MaskConfig, type MaskLLMConfig, type MaskTrainConfig, preset } from '../config.js';
+import { z } from 'zod';
+import { MaskConfigSchema, type MaskLLMConfig, MaskTrainConfigSchema, preset } from '../config.js';
 import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
 import { type OneShotMethod, oneShotPrune } from '../prune.js';
 import { evaluatePerplexity } from '../sample.js';
@@ -116,18 +118,23 @@ export class MixedBatcher {
   }
 }
 
-export interface EvalSettings {
+const evalSettings = {
   /** Evaluation windows (of maxSeqLen tokens) per corpus; the rest of the split is unused. */
-  evalWindows: number;
-}
+  evalWindows: z.number().int().positive(),
+};
+export const EvalSettingsSchema = z.strictObject(evalSettings);
+export type EvalSettings = z.infer<typeof EvalSettingsSchema>;
 
-export interface DenseSettings extends EvalSettings {
-  steps: number;
-  batchSize: number;
-  lr: number;
-  lrMin: number;
-  weightDecay: number;
-}
+/** The dense decoder's training from scratch (AdamW, cosine from lr to lrMin, clip 1). */
+export const DenseSettingsSchema = z.strictObject({
+  ...evalSettings,
+  steps: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  lr: z.number().positive(),
+  lrMin: z.number().nonnegative(),
+  weightDecay: z.number().nonnegative(),
+});
+export type DenseSettings = z.infer<typeof DenseSettingsSchema>;
 
 export interface DenseRun {
   path: string;
@@ -157,17 +164,25 @@ export function trainDense(
       new Rng(ctx.seed).fork('dense-batches').nextSeed(),
       weights,
     );
-    const bar = ctx.progress('dense', s.steps);
-    let ema = 0;
-    for (let t = 0; t < s.steps; t++) {
-      const ids = batcher.next();
-      const loss = denseTrainStep(dec, opt, ids, t, { steps: s.steps, lr: s.lr, lrMin: s.lrMin, weightDecay: s.weightDecay, gradClip: 1 });
-      ids.dispose();
-      ema = t === 0 ? loss : 0.95 * ema + 0.05 * loss;
-      if (t % 25 === 0 || t === s.steps - 1) sub.metric({ step: t, loss });
-      bar.tick(t + 1, { loss: ema });
-    }
-    bar.done();
+    const { ema } = runSteps({
+      name: 'dense',
+      steps: s.steps,
+      step: (t) => {
+        const ids = batcher.next();
+        const loss = denseTrainStep(dec, opt, ids, t, {
+          steps: s.steps,
+          lr: s.lr,
+          lrMin: s.lrMin,
+          weightDecay: s.weightDecay,
+          gradClip: 1,
+        });
+        ids.dispose();
+        return loss;
+      },
+      progress: ctx.progress('dense', s.steps),
+      show: (_, ema) => ({ loss: ema }),
+      metric: sub.metric,
+    });
     opt.dispose();
     const path = join(dir, 'dense.safetensors');
     await saveDecoder(dec, path);
@@ -216,10 +231,24 @@ export function runOneShot(
   }
 }
 
-export interface MaskSettings extends EvalSettings {
-  mask?: Partial<MaskConfig>;
-  train?: Partial<MaskTrainConfig>;
+/**
+ * Overrides of a config section: each given field checked by the section's schema, none filled in
+ * from its defaults (the run spreads them over the preset's section), unknown fields rejected.
+ */
+function overridesOf<S extends z.ZodObject>(section: S): z.ZodType<Partial<z.output<S>>, Partial<z.output<S>>> {
+  const shape = Object.fromEntries(
+    Object.entries(section.shape).map(([k, v]) => [k, ((v instanceof z.ZodDefault ? v.unwrap() : v) as z.ZodType).optional()]),
+  );
+  return z.strictObject(shape) as unknown as z.ZodType<Partial<z.output<S>>, Partial<z.output<S>>>;
 }
+
+/** A MaskLLM run: the config preset's mask and train sections with these overrides. */
+export const MaskSettingsSchema = z.strictObject({
+  ...evalSettings,
+  mask: overridesOf(MaskConfigSchema).optional(),
+  train: overridesOf(MaskTrainConfigSchema).optional(),
+});
+export type MaskSettings = z.infer<typeof MaskSettingsSchema>;
 
 export interface MaskRun {
   maskPath: string;
@@ -265,22 +294,19 @@ export function runMaskLLM(
     dec.train();
     const opt = maskOptimizer(dec, trainCfg);
     const batcher = new MixedBatcher([train], trainCfg.batchSize, cfg.model.maxSeqLen, new Rng(seed).fork('batches').nextSeed());
-    const bar = ctx.progress(name, trainCfg.steps);
-    const tail = Math.max(1, Math.floor(trainCfg.steps / 10));
-    let lmSum = 0;
-    let regSum = 0;
-    for (let t = 0; t < trainCfg.steps; t++) {
-      const ids = batcher.next();
-      const r = maskTrainStep(dec, opt, ids, t, { mask, train: trainCfg });
-      ids.dispose();
-      if (t >= trainCfg.steps - tail) {
-        lmSum += r.lm;
-        regSum += r.reg;
-      }
-      if (t % 25 === 0 || t === trainCfg.steps - 1) sub.metric({ ...r });
-      bar.tick(t + 1, { lm: r.lm });
-    }
-    bar.done();
+    const trained = runSteps({
+      name,
+      steps: trainCfg.steps,
+      step: (t) => {
+        const ids = batcher.next();
+        const r = maskTrainStep(dec, opt, ids, t, { mask, train: trainCfg });
+        ids.dispose();
+        return r;
+      },
+      progress: ctx.progress(name, trainCfg.steps),
+      show: (r) => ({ lm: r.lm }),
+      metric: (m) => sub.metric({ ...m }),
+    });
     opt.dispose();
     const final = hardMasks(dec);
     let changedGroups = 0;
@@ -313,8 +339,8 @@ export function runMaskLLM(
       val,
       initialVal,
       invalidGroups: bad,
-      finalLm: lmSum / tail,
-      finalReg: regSum / tail,
+      finalLm: trained.mean?.lm ?? Number.NaN,
+      finalReg: trained.mean?.reg ?? Number.NaN,
       changed: changedGroups / groups,
     };
   });

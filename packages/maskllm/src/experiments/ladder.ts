@@ -4,17 +4,18 @@
  * with the weight update) and MaskLLM (no prior, magnitude, Wanda and SparseGPT priors) by
  * validation perplexity of the exported (hard-masked) model.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
 import { GRAMMARS, grammarCorpus, grammarEntropy, readTextFile } from '@mmlm/data';
+import { z } from 'zod';
 import type { MaskLLMConfig } from '../config.js';
 import {
   calibration,
   charCorpora,
   configFor,
-  type DenseSettings,
+  DenseSettingsSchema,
   fmt,
   type MaskRun,
-  type MaskSettings,
+  MaskSettingsSchema,
   type OneShotRun,
   oneSeedNote,
   ppl,
@@ -27,51 +28,60 @@ import {
   verdict,
 } from './common.js';
 
-export type PriorKind = 'none' | 'magnitude' | 'wanda' | 'sparsegpt';
+export const PRIOR_KINDS = ['none', 'magnitude', 'wanda', 'sparsegpt'] as const;
+export type PriorKind = (typeof PRIOR_KINDS)[number];
 
-export interface LadderSettings {
-  /** Model/mask/train preset of config.ts. */
-  model: 'tiny' | 'quick' | 'small';
-  /** Characters of the procedural corpus (ignored with --data). */
-  chars: number;
-  /** At most this many characters of a --data file. */
-  maxDataChars: number;
-  dense: DenseSettings;
-  /** Calibration sequences for Wanda and SparseGPT (reference: 128 of 4096 tokens). */
-  calib: number;
-  maskllm: MaskSettings;
-  priors: PriorKind[];
+type LadderPreset = 'tiny' | 'quick' | 'small';
+
+/** The settings of a preset; the model/mask/train config defaults to the config preset of the same name. */
+export function ladderSettingsSchema(name: LadderPreset) {
+  return z.strictObject({
+    /** Model/mask/train preset of config.ts. */
+    model: z.enum(['tiny', 'quick', 'small']).default(name),
+    /** Characters of the procedural corpus (ignored with --data). */
+    chars: z.number().int().positive(),
+    /** At most this many characters of a --data file. */
+    maxDataChars: z.number().int().positive(),
+    dense: DenseSettingsSchema,
+    /** Calibration sequences for Wanda and SparseGPT (reference: 128 of 4096 tokens). */
+    calib: z.number().int().positive(),
+    maskllm: MaskSettingsSchema,
+    priors: z.array(z.enum(PRIOR_KINDS)).min(1),
+  });
 }
+export type LadderSettings = z.infer<ReturnType<typeof ladderSettingsSchema>>;
 
-export const LADDER_SETTINGS: Record<'tiny' | 'quick' | 'small', LadderSettings> = {
-  tiny: {
-    model: 'tiny',
-    chars: 6000,
-    maxDataChars: 6000,
-    dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
-    calib: 4,
-    maskllm: { evalWindows: 4 },
-    priors: ['none', 'magnitude', 'sparsegpt'],
-  },
-  quick: {
-    model: 'quick',
-    chars: 150_000,
-    maxDataChars: 300_000,
-    dense: { steps: 400, batchSize: 16, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 100 },
-    calib: 32,
-    maskllm: { evalWindows: 100 },
-    priors: ['none', 'magnitude', 'sparsegpt'],
-  },
-  small: {
-    model: 'small',
-    chars: 400_000,
-    maxDataChars: 1_200_000,
-    dense: { steps: 1000, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
-    calib: 64,
-    maskllm: { evalWindows: 300 },
-    priors: ['none', 'magnitude', 'wanda', 'sparsegpt'],
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const LADDER_SETTINGS = parsePresets(
+  'maskllm.ladder settings',
+  {
+    tiny: {
+      chars: 6000,
+      maxDataChars: 6000,
+      dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
+      calib: 4,
+      maskllm: { evalWindows: 4 },
+      priors: ['none', 'magnitude', 'sparsegpt'],
+    },
+    quick: {
+      chars: 150_000,
+      maxDataChars: 300_000,
+      dense: { steps: 400, batchSize: 16, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 100 },
+      calib: 32,
+      maskllm: { evalWindows: 100 },
+      priors: ['none', 'magnitude', 'sparsegpt'],
+    },
+    small: {
+      chars: 400_000,
+      maxDataChars: 1_200_000,
+      dense: { steps: 1000, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
+      calib: 64,
+      maskllm: { evalWindows: 300 },
+      priors: ['none', 'magnitude', 'wanda', 'sparsegpt'],
+    },
+  } satisfies Record<LadderPreset, z.input<ReturnType<typeof ladderSettingsSchema>>>,
+  ladderSettingsSchema,
+);
 
 /** Paper Table 1 (2:4, frozen weights, Wikitext-2 PPL) for two of its models. */
 export const PAPER_TABLE1: Record<string, { llama7b: number | null; gpt843m: number | null }> = {

@@ -5,16 +5,17 @@
  * budget ("scratch"), and the transferred mask. The dense model is trained on A and B together,
  * as the paper's LLM has seen every domain.
  */
-import type { Experiment, ExperimentContext, ExperimentResult, Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
 import { grammarCorpus } from '@mmlm/data';
+import { z } from 'zod';
 import { loadMasks } from '../storage.js';
 import {
   calibration,
   charCorpora,
   configFor,
-  type DenseSettings,
+  DenseSettingsSchema,
   fmt,
-  type MaskSettings,
+  MaskSettingsSchema,
   oneSeedNote,
   ppl,
   runMaskLLM,
@@ -26,36 +27,45 @@ import {
   verdict,
 } from './common.js';
 
-export interface TransferSettings {
-  model: 'tiny' | 'small';
-  /** Characters of each procedural corpus. */
-  chars: number;
-  dense: DenseSettings;
-  calib: number;
-  /** The general mask's training on A. */
-  general: MaskSettings;
-  /** Scratch and transfer runs on B (same budget for both). */
-  refine: MaskSettings;
+/** The settings of a preset; the model/mask/train config defaults to the config preset of the same name. */
+export function transferSettingsSchema(name: 'tiny' | 'small') {
+  return z.strictObject({
+    /** Model/mask/train preset of config.ts. */
+    model: z.enum(['tiny', 'small']).default(name),
+    /** Characters of each procedural corpus. */
+    chars: z.number().int().positive(),
+    dense: DenseSettingsSchema,
+    /** Calibration sequences for the SparseGPT priors. */
+    calib: z.number().int().positive(),
+    /** The general mask's training on A. */
+    general: MaskSettingsSchema,
+    /** Scratch and transfer runs on B (same budget for both). */
+    refine: MaskSettingsSchema,
+  });
 }
+export type TransferSettings = z.infer<ReturnType<typeof transferSettingsSchema>>;
 
-export const TRANSFER_SETTINGS: Record<'tiny' | 'small', TransferSettings> = {
-  tiny: {
-    model: 'tiny',
-    chars: 6000,
-    dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
-    calib: 4,
-    general: { evalWindows: 4 },
-    refine: { evalWindows: 4, train: { steps: 3 } },
-  },
-  small: {
-    model: 'small',
-    chars: 300_000,
-    dense: { steps: 1200, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
-    calib: 64,
-    general: { evalWindows: 300 },
-    refine: { evalWindows: 300, train: { steps: 100 } },
-  },
-};
+/** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
+export const TRANSFER_SETTINGS = parsePresets(
+  'maskllm.transfer settings',
+  {
+    tiny: {
+      chars: 6000,
+      dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
+      calib: 4,
+      general: { evalWindows: 4 },
+      refine: { evalWindows: 4, train: { steps: 3 } },
+    },
+    small: {
+      chars: 300_000,
+      dense: { steps: 1200, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
+      calib: 64,
+      general: { evalWindows: 300 },
+      refine: { evalWindows: 300, train: { steps: 100 } },
+    },
+  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof transferSettingsSchema>>>,
+  transferSettingsSchema,
+);
 
 /** Paper Table 5 (GPT-3 2B, average downstream-task PPL). */
 export const PAPER_TABLE5 = { dense: 7.42, general: 10.61, scratch: 7.51, transfer: 7.39 };
