@@ -134,7 +134,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'reference-like: C_sigma 0.75, no dropout, weight decay 0.01 (the old quick preset)',
-        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { dropout: 0, weightDecay: 0.01 } },
+        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { lr: 3e-3, dropout: 0, weightDecay: 0.01 } },
         tokenizerSteps: 300,
         backboneSteps: 600,
         sampling: [
@@ -145,8 +145,8 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'C_sigma 0.75, dropout + weight decay 0.1, 1,500 steps',
-        recipe: { tokenizer: { cSigma: 0.75 } },
+        label: 'C_sigma 0.75, dropout + weight decay 0.1, lr 3e-3, 1,500 steps',
+        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -157,8 +157,8 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'C_sigma 0.25, 1,500 steps',
-        recipe: { tokenizer: { cSigma: 0.25 } },
+        label: 'C_sigma 0.25, lr 3e-3, 1,500 steps',
+        recipe: { tokenizer: { cSigma: 0.25 }, backbone: { lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -169,8 +169,8 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'C_sigma 0.25, 3,000 steps',
-        recipe: { tokenizer: { cSigma: 0.25 } },
+        label: 'C_sigma 0.25, lr 3e-3, 3,000 steps',
+        recipe: { tokenizer: { cSigma: 0.25 }, backbone: { lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 3000,
         sampling: [
@@ -180,7 +180,8 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'C_sigma 0.1 (the default recipe), 1,500 steps',
+        label: 'C_sigma 0.1, lr 3e-3, 1,500 steps',
+        recipe: { backbone: { lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -191,7 +192,7 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'C_sigma 0.1, lr 6e-3, 1,500 steps',
+        label: 'C_sigma 0.1, lr 6e-3 (the default recipe), 1,500 steps',
         recipe: { backbone: { lr: 6e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
