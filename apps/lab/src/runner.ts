@@ -54,9 +54,21 @@ export function runDir(outRoot: string, exp: Experiment, preset: string, seed: n
   return join(outRoot, exp.id, `${preset}-seed${seed}`);
 }
 
+/**
+ * The commit the code ran at, read when the run starts (a commit made during a long run must not be
+ * recorded as its revision), with `+dirty` when tracked files differ from it; `unknown` outside git.
+ */
 export function gitRevision(): string {
+  const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const rev = git('rev-parse', '--short=12', 'HEAD');
+    let dirty = false;
+    try {
+      dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+    } catch {
+      // a revision without a status is still a revision
+    }
+    return dirty ? `${rev}+dirty` : rev;
   } catch {
     return 'unknown';
   }
@@ -146,6 +158,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     metric,
     subrun: makeSubrun({ dir, log, progress, metric, onReuse: (name) => log(`  sub-run "${name}" already finished; reusing its result`) }),
   };
+  const revision = gitRevision();
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
   log(`running ${exp.id} (${exp.paper}) preset ${opts.preset}, seed ${opts.seed}, backend ${backend} -> ${dir}`);
@@ -167,7 +180,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
       memoryGB: Math.round(totalmem() / 2 ** 30),
       platform: `${process.platform}-${process.arch}`,
     },
-    gitRevision: gitRevision(),
+    gitRevision: revision,
     startedAt,
     wallTimeSec,
     result,
