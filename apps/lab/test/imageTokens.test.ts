@@ -51,6 +51,21 @@ describe('lab.image-tokens', () => {
     }
     // the diffusion head runs at least once per latent (DPM-Solver steps per position)
     expect(m['latentlm-sigma-vae.headEvalsPerImage'] as number).toBeGreaterThanOrEqual(m['latentlm-sigma-vae.tokensPerImage'] as number);
+    // every training phase of every arm is its own loss curve
+    const tags = new Set(
+      readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { subrun?: string; loss?: number })
+        .filter((r) => typeof r.loss === 'number')
+        .map((r) => r.subrun),
+    );
+    expect([...tags].sort()).toEqual([
+      'latentlm-sigma-vae/LatentLM',
+      'latentlm-sigma-vae/sigma-VAE',
+      'liquid-vq/backbone',
+      'liquid-vq/tokenizer',
+    ]);
     const md = readFileSync(join(dir, 'report.md'), 'utf8');
     expect(md).toMatch(/Discrete VQ codes vs continuous sigma-VAE latents/);
     expect(md).toMatch(/subruns\/liquid-vq\/samples-seen\.png/);

@@ -193,7 +193,7 @@ export async function evaluateArm(
   name: string,
   factory: ImageTokenArmFactory,
   data: EvalSet,
-  ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'>,
+  ctx: Pick<ExperimentContext, 'seed' | 'progress' | 'log'> & Partial<Pick<ExperimentContext, 'metric'>>,
   dir: string,
   budget: ArmBudget,
 ): Promise<ArmEvaluation> {
@@ -204,7 +204,17 @@ export async function evaluateArm(
     ...armBudget,
     seed: ctx.seed,
     dir,
-    progress: (n, total) => ctx.progress(`${name} ${n}`, total),
+    // each training phase's losses go to metrics.jsonl as sub-run `<arm>/<phase>` (one loss curve each)
+    progress: (n, total) => {
+      const bar = ctx.progress(`${name} ${n}`, total);
+      return {
+        tick(step, info) {
+          bar.tick(step, info);
+          if (ctx.metric && info && (step % 25 === 0 || step === total)) ctx.metric({ subrun: `${name}/${n}`, step, ...info });
+        },
+        done: () => bar.done(),
+      };
+    },
     log: ctx.log,
   });
   const trainSeconds = (performance.now() - t0) / 1000;
