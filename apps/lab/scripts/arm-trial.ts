@@ -1,9 +1,12 @@
 /**
  * One image-token arm at one budget and recipe, evaluated as lab.image-tokens evaluates it; prints one
  * JSON line. For recipe exploration (the kept sweep is the lab.image-tokens-sweep experiment).
- *   tsx --conditions=@mmlm/source apps/lab/scripts/arm-trial.ts '<json>'
+ *   packages/liquid/node_modules/.bin/tsx --conditions=@mmlm/source apps/lab/scripts/arm-trial.ts '<json>'
+ * (from the repository root; tsx is a dev dependency of the paper packages)
  * json: { arm, imageSize, trainImages, evalImages, dim, numLayers, numHeads, tokenizerSteps,
- *         backboneSteps, batchSize, captionFraction, seed, recipe, cfgScales?: number[], dir }
+ *         backboneSteps, batchSize, captionFraction, seed, recipe, dir,
+ *         gen?: [cfgScale | null, temperature | null][] (or cfgScales?: number[]), label? }
+ * A folder keeps the trained phases: rerunning with other sampling settings only evaluates.
  */
 import { mkdirSync } from 'node:fs';
 import { initBackend } from '@mmlm/core';
@@ -22,8 +25,6 @@ const data = loadImageTextData({
 console.error(`train keys ${data.trainKeys}, ceilings ${JSON.stringify(data.ceilings)}`);
 const arm = IMAGE_TOKEN_ARMS.find((a) => a.name === o.arm)!;
 mkdirSync(o.dir, { recursive: true });
-const noProgress = { tick() {}, done() {} };
-const last = 0;
 for (const [cfg, temp] of (o.gen ?? (o.cfgScales ?? [undefined]).map((c: number | undefined) => [c, undefined])) as [
   number | undefined,
   number | undefined,
@@ -56,8 +57,6 @@ for (const [cfg, temp] of (o.gen ?? (o.cfgScales ?? [undefined]).map((c: number 
       ...(temp == null ? {} : { temperature: temp }),
     },
   );
-  void noProgress;
-  void last;
   const { figures, description, ...m } = r;
   console.log(JSON.stringify({ cfg, temp, ...m, label: o.label }));
 }
