@@ -5,7 +5,18 @@
 export * from './backend/init.js';
 export * from './config.js';
 export * from './experiment/index.js';
-export { compareSeeds, formatMeanStd, type MeanStd, meanStd, type SeedComparison } from './experiment/stats.js';
+export {
+  compareSeeds,
+  formatMeanStd,
+  type MeanStd,
+  meanStd,
+  type SeedComparison,
+  type SeedVerdict,
+  seedCell,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+} from './experiment/stats.js';
 export * from './io/index.js';
 export * from './lora/index.js';
 export * from './losses/index.js';

@@ -5,10 +5,9 @@
  * perfect generator), and the tokenizer agreement check.
  */
 import { initBackend, tf } from '@mmlm/core';
-import { CELL_NAMES, generationScore, ShapesDataset } from '@mmlm/data';
+import { analyzerAgreement, CELL_NAMES, generationScore, ShapesDataset } from '@mmlm/data';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  analyzerAgreement,
   conditionTokens,
   conditionVocab,
   fullCaption,

@@ -11,6 +11,7 @@
 import { join } from 'node:path';
 import type { ExperimentContext, Figure, ImageTextData, ImageTokenArmFactory, ImageTokenArmOptions } from '@mmlm/core';
 import {
+  analyzerAgreement,
   binomialSE,
   captionCeiling,
   captionScore,
@@ -167,21 +168,6 @@ function verdict(p: ReturnType<typeof generationScore>['pairs'][number]): string
     .filter(([k, v]) => k !== 'overall' && v === false)
     .map(([k]) => k);
   return `saw ${seen} (${bad.join(', ')} wrong)`;
-}
-
-function sameObjects(a: ReturnType<ShapeAnalyzer['analyze']>, b: ReturnType<ShapeAnalyzer['analyze']>): boolean {
-  const key = (o: (typeof a.objects)[number]) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`;
-  const ka = a.objects.map(key).sort().join(',');
-  return ka === b.objects.map(key).sort().join(',');
-}
-
-/** Fraction of reconstructions the analyzer reads as the same objects (shape, colour, size, cell) as their originals. */
-export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
-  if (originals.length !== recon.length || originals.length === 0)
-    throw new Error(
-      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
-    );
-  return recon.filter((r, i) => sameObjects(analyzer.analyze(r), analyzer.analyze(originals[i]!))).length / recon.length;
 }
 
 export type ArmBudget = Pick<

@@ -127,7 +127,8 @@ const ROWS: { key: keyof ArmEvaluation; label: string; better: 'higher' | 'lower
   { key: 'headParams', label: 'output head parameters', better: null, digits: 0 },
 ];
 
-function fmt(v: number, digits: number): string {
+/** A metric cell: fixed decimals, 'n/a' for NaN (an attribute no prompt asked for). */
+export function fmt(v: number, digits = 3): string {
   if (Number.isNaN(v)) return 'n/a';
   return Number.isFinite(v) ? v.toFixed(digits) : String(v);
 }

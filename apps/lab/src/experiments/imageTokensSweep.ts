@@ -8,7 +8,7 @@
  */
 import { type Experiment, type ExperimentContext, type PresetInfo, stableHash32, type Table } from '@mmlm/core';
 import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
-import { IMAGE_TOKEN_ARMS } from './imageTokens.js';
+import { fmt, IMAGE_TOKEN_ARMS } from './imageTokens.js';
 
 /** One trained configuration of one arm, evaluated at one or more sampling settings. */
 export interface SweepVariant {
@@ -224,10 +224,6 @@ const PRESETS: Record<string, SweepPreset> = {
     ],
   },
 };
-
-function fmt(v: number, d = 3): string {
-  return Number.isFinite(v) ? v.toFixed(d) : 'n/a';
-}
 
 async function run(ctx: ExperimentContext) {
   const p = PRESETS[ctx.preset]!;

@@ -99,3 +99,61 @@ export function compareSeeds(
     : `no difference beyond 2 SE: ${delta}`;
   return { diff, se, significant, winner, text };
 }
+
+/** What `seedValues` reads of an experiment result. */
+interface HasMetrics {
+  metrics: Record<string, unknown>;
+}
+
+/** The finite values of metric `key` over the seeds' results (null, NaN, strings, booleans and missing values left out). */
+export function seedValues(results: readonly HasMetrics[], key: string): number[] {
+  const out: number[] = [];
+  for (const r of results) {
+    const v = r.metrics[key];
+    if (typeof v === 'number' && Number.isFinite(v)) out.push(v);
+  }
+  return out;
+}
+
+/** "mean ± std" of metric `key` over the seeds, null when no seed has a finite value; `scale` multiplies each value first (100 for percent). */
+export function seedCell(results: readonly HasMetrics[], key: string, scale = 1): string | null {
+  const xs = seedValues(results, key).map((x) => x * scale);
+  return xs.length ? formatMeanStd(meanStd(xs)) : null;
+}
+
+export interface SeedVerdict {
+  /** Both sides' mean ± std, the difference ± its standard error and the call. */
+  text: string;
+  /** |difference| > 2 standard errors (needs at least two seeds per side). */
+  significant: boolean;
+  /** The side that is better beyond two standard errors, else null. */
+  winner: 'a' | 'b' | null;
+}
+
+/**
+ * A claim verdict over seeds for an aggregate's summary: `compareSeeds` worded as "exceeds two
+ * standard errors" (and which side is better) or "within two standard errors: not distinguishable",
+ * with both sides' mean ± std; with one seed on either side nothing is judged.
+ */
+export function seedVerdict(a: readonly number[], b: readonly number[], better: 'higher' | 'lower', labels: [string, string]): SeedVerdict {
+  if (!a.length || !b.length) return { text: `${labels[0]} vs ${labels[1]}: no values to compare`, significant: false, winner: null };
+  const ma = meanStd(a);
+  const mb = meanStd(b);
+  const c = compareSeeds(a, b, better, labels);
+  const sides = `${labels[0]} ${formatMeanStd(ma)} vs ${labels[1]} ${formatMeanStd(mb)}`;
+  const sign = c.diff >= 0 ? '+' : '';
+  if (ma.n < 2 || mb.n < 2)
+    return { text: `${sides}: one seed, cannot judge (difference ${sign}${c.diff.toPrecision(3)})`, significant: false, winner: null };
+  const delta = `difference ${sign}${c.diff.toPrecision(3)} ± ${c.se.toPrecision(2)} (SE, n = ${ma.n} and ${mb.n})`;
+  const text = c.winner
+    ? `${sides}: ${delta} exceeds two standard errors, ${labels[c.winner === 'a' ? 0 : 1]} better (${better} is better)`
+    : `${sides}: ${delta} is within two standard errors: not distinguishable`;
+  return { text, significant: c.significant, winner: c.winner };
+}
+
+/** The first line of an aggregate summary: which seeds, and that one seed judges nothing. */
+export function seedsHeader(seeds: readonly number[]): string {
+  return seeds.length < 2
+    ? `One seed (seed ${seeds.join(', ')}): mean only, no standard deviation, and no difference is judged.`
+    : `Over ${seeds.length} seeds (${seeds.join(', ')}): mean ± sample std per cell; a difference is called only where it exceeds two standard errors of the difference of means.`;
+}

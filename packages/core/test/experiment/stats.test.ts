@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareSeeds, formatMeanStd, meanStd } from '../../src/index.js';
+import { compareSeeds, formatMeanStd, meanStd, seedCell, seedsHeader, seedValues, seedVerdict } from '../../src/index.js';
 
 describe('meanStd', () => {
   it('gives the mean, sample std (n - 1), n and standard error (closed forms)', () => {
@@ -86,5 +86,32 @@ describe('compareSeeds', () => {
     expect(() => compareSeeds([], [1, 2], 'lower')).toThrow(/compareSeeds \(a\): no values/);
     expect(() => compareSeeds([1, 2], [1, Number.NaN], 'lower')).toThrow(/compareSeeds \(b\): value 1 is NaN/);
     expect(() => compareSeeds([1, 2], [1, 2], 'up' as 'higher')).toThrow(/better must be 'higher' or 'lower', got up/);
+  });
+});
+
+describe('seed aggregates: seedValues, seedCell, seedVerdict, seedsHeader', () => {
+  const results = [{ metrics: { a: 1, b: 'x' } }, { metrics: { a: 3, b: Number.NaN } }, { metrics: { a: null } }, { metrics: {} }];
+
+  it('keeps only finite numbers, and formats mean ± std (scaled) or null', () => {
+    expect(seedValues(results, 'a')).toEqual([1, 3]);
+    expect(seedValues(results, 'b')).toEqual([]);
+    expect(seedCell(results, 'a')).toBe(formatMeanStd(meanStd([1, 3])));
+    expect(seedCell(results, 'a', 100)).toBe(formatMeanStd(meanStd([100, 300])));
+    expect(seedCell(results, 'b')).toBeNull();
+  });
+
+  it('words the two-standard-error call, and judges nothing from one seed or no values', () => {
+    // 1,2,3 vs 7,8,9: diff -6, se = sqrt(1/3 + 1/3) = 0.816, beyond 2 SE; lower is better -> a wins
+    const v = seedVerdict([1, 2, 3], [7, 8, 9], 'lower', ['A', 'B']);
+    expect(v.significant).toBe(true);
+    expect(v.winner).toBe('a');
+    expect(v.text).toMatch(/difference -6\.00 ± 0\.82 \(SE, n = 3 and 3\) exceeds two standard errors, A better/);
+    const w = seedVerdict([1, 2, 3], [1.5, 2.5, 3.5], 'higher', ['A', 'B']);
+    expect(w.significant).toBe(false);
+    expect(w.text).toMatch(/within two standard errors: not distinguishable/);
+    expect(seedVerdict([1], [2, 3], 'higher', ['A', 'B']).text).toMatch(/one seed, cannot judge/);
+    expect(seedVerdict([], [2], 'higher', ['A', 'B']).text).toBe('A vs B: no values to compare');
+    expect(seedsHeader([4])).toMatch(/^One seed \(seed 4\)/);
+    expect(seedsHeader([0, 1, 2])).toMatch(/^Over 3 seeds \(0, 1, 2\)/);
   });
 });

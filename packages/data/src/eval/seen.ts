@@ -131,6 +131,26 @@ export function captionCeiling(scenes: readonly Scene[], trainCaptions: readonly
   return hit / scenes.length;
 }
 
+/** The objects an analysis found as a comparable key: (shape, colour, size, cell) of each, sorted. */
+export function objectsKey(analysis: { objects: readonly ObservedObject[] }): string {
+  return analysis.objects
+    .map((o) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`)
+    .sort()
+    .join(',');
+}
+
+/**
+ * Tokenizer read-back: the fraction of reconstructions the analyzer reads as the same objects
+ * (shape, colour, size, cell; `objectsKey`) as their originals.
+ */
+export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
+  if (originals.length !== recon.length || originals.length === 0)
+    throw new Error(
+      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
+    );
+  return recon.filter((r, i) => objectsKey(analyzer.analyze(r)) === objectsKey(analyzer.analyze(originals[i]!))).length / recon.length;
+}
+
 /** Binomial standard error sqrt(p (1 - p) / n) of a fraction p over n items. */
 export function binomialSE(p: number, n: number): number {
   if (!(n > 0)) throw new Error(`binomialSE: n must be > 0, got ${n}`);

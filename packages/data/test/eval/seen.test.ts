@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  analyzerAgreement,
   binomialSE,
   captionCeiling,
   generationCeiling,
   memoryOf,
   type ObservedObject,
+  objectsKey,
   ShapeAnalyzer,
   seenHeldOutSets,
 } from '../../src/index.js';
@@ -67,5 +69,20 @@ describe('seen / held-out evaluation sets', () => {
     expect(() => seenHeldOutSets({ imageSize: 16 }, { train: 0, seen: 1, heldOut: 1 })).toThrow(/train must be an integer >= 1, got 0/);
     expect(() => seenHeldOutSets({ imageSize: 16 }, { train: 10, seen: -1, heldOut: 1 })).toThrow(/seen must be an integer >= 0, got -1/);
     expect(() => generationCeiling([], [[]])).toThrow(/at least one prompt/);
+  });
+
+  it('analyzer agreement: originals agree with themselves, a blank image agrees with nothing, bad lists throw', () => {
+    const an = new ShapeAnalyzer(sets.config);
+    const imgs = sets.seen.slice(0, 4).map((s) => s.image);
+    const blank = imgs.map((im) => new Float32Array(im.length));
+    expect(analyzerAgreement(imgs, imgs, an)).toBe(1);
+    expect(analyzerAgreement(imgs, [imgs[0]!, blank[1]!, imgs[2]!, blank[3]!], an)).toBe(0.5);
+    // the key is order-free and names every attribute
+    const o = (shape: string, colour: string) => ({ shape, colour, size: 'small', cell: 'middle', x: 0, y: 0 }) as ObservedObject;
+    expect(objectsKey({ objects: [o('ring', 'red'), o('cross', 'blue')] })).toBe('cross/blue/small/middle,ring/red/small/middle');
+    expect(() => analyzerAgreement(imgs, imgs.slice(1), an)).toThrow(
+      /expected equal non-empty lists, got 4 originals and 3 reconstructions/,
+    );
+    expect(() => analyzerAgreement([], [], an)).toThrow(/non-empty/);
   });
 });

@@ -36,6 +36,7 @@ import {
   imageFeatures,
   imagesToTensor,
   memoryOf,
+  objectsKey,
   ShapeAnalyzer,
   type ShapesConfig,
   ShapesDataset,
@@ -240,26 +241,6 @@ export function imageSets(p: ImagePreset, seed: number): ImageSets {
       generationHeldOut: generationCeiling(sets.heldOut.map(fullCaption), memory),
     },
   };
-}
-
-/** The objects of an analysis as a sorted key (shape, colour, size, cell). */
-function objectsKey(a: ReturnType<ShapeAnalyzer['analyze']>): string {
-  return a.objects
-    .map((o) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`)
-    .sort()
-    .join(',');
-}
-
-/**
- * Fraction of reconstructions the analyzer reads as the same objects (shape, colour, size, cell) as
- * their originals (the lab's tokenizer check, reimplemented: a paper package does not import the lab).
- */
-export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
-  if (originals.length !== recon.length || originals.length === 0)
-    throw new Error(
-      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
-    );
-  return recon.filter((r, i) => objectsKey(analyzer.analyze(r)) === objectsKey(analyzer.analyze(originals[i]!))).length / recon.length;
 }
 
 export interface TokenizerReport {

@@ -35,6 +35,7 @@ import {
   tf,
 } from '@mmlm/core';
 import {
+  analyzerAgreement,
   captionCeiling,
   captionScore,
   frechetDistance,
@@ -315,23 +316,6 @@ function stackImages(items: ShapeItem[]): Float32Array {
   const out = new Float32Array(items.length * per);
   items.forEach((d, i) => out.set(d.image, i * per));
   return out;
-}
-
-function sameObjects(a: ReturnType<ShapeAnalyzer['analyze']>, b: ReturnType<ShapeAnalyzer['analyze']>): boolean {
-  const key = (o: (typeof a.objects)[number]) => `${o.shape}/${o.colour}/${o.size}/${o.cell}`;
-  return a.objects.map(key).sort().join(',') === b.objects.map(key).sort().join(',');
-}
-
-/**
- * Fraction of reconstructions the analyzer reads as the same objects (shape, colour, size, cell) as
- * their originals (the lab's `analyzerAgreement`, apps/lab/src/experiments/imageEval.ts).
- */
-export function analyzerAgreement(originals: readonly Float32Array[], recon: readonly Float32Array[], analyzer: ShapeAnalyzer): number {
-  if (originals.length !== recon.length || originals.length === 0)
-    throw new Error(
-      `analyzerAgreement: expected equal non-empty lists, got ${originals.length} originals and ${recon.length} reconstructions`,
-    );
-  return recon.filter((r, i) => sameObjects(analyzer.analyze(r), analyzer.analyze(originals[i] as Float32Array))).length / recon.length;
 }
 
 /** The seen images then the held-out images (the order of `TokenizerStage.codesEval`). */

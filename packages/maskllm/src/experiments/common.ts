@@ -8,15 +8,16 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  compareSeeds,
   decodeSafetensors,
   type ExperimentContext,
-  type ExperimentResult,
-  formatMeanStd,
-  meanStd,
   Rng,
   runSteps,
+  type SeedVerdict,
   saveSafetensors,
+  seedCell,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
   TransformerDecoder,
   tf,
 } from '@mmlm/core';
@@ -367,55 +368,4 @@ export function oneSeedNote(seed: number): string {
   return `One seed (seed ${seed}): no standard deviation, and no difference is judged; \`--seeds 0,1,2\` gives mean ± std and verdicts beyond two standard errors.`;
 }
 
-/** The finite values of metric `key` over the seeds' results (null, NaN, strings, booleans and missing values left out). */
-export function seedValues(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string): number[] {
-  const out: number[] = [];
-  for (const r of results) {
-    const v = r.metrics[key];
-    if (typeof v === 'number' && Number.isFinite(v)) out.push(v);
-  }
-  return out;
-}
-
-/** "mean ± std" of metric `key` over the seeds (null when no seed has a finite value); `scale` multiplies each value first (100 for percent). */
-export function seedCell(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string, scale = 1): string | null {
-  const xs = seedValues(results, key).map((x) => x * scale);
-  return xs.length ? formatMeanStd(meanStd(xs)) : null;
-}
-
-export interface Verdict {
-  /** Both sides' mean ± std, the difference ± its standard error and the call. */
-  text: string;
-  /** |difference| > 2 standard errors (needs at least two seeds per side). */
-  significant: boolean;
-  /** The side that is better beyond two standard errors, else null. */
-  winner: 'a' | 'b' | null;
-}
-
-/**
- * Compares two arms over seeds with core's `compareSeeds` (Welch standard error of the difference of
- * means): "exceeds two standard errors" (and which side is better) or "within two standard errors:
- * not distinguishable"; with one seed on either side nothing is judged.
- */
-export function verdict(a: readonly number[], b: readonly number[], better: 'higher' | 'lower', labels: [string, string]): Verdict {
-  if (!a.length || !b.length) return { text: `${labels[0]} vs ${labels[1]}: no values to compare`, significant: false, winner: null };
-  const ma = meanStd(a);
-  const mb = meanStd(b);
-  const c = compareSeeds(a, b, better, labels);
-  const sides = `${labels[0]} ${formatMeanStd(ma)} vs ${labels[1]} ${formatMeanStd(mb)}`;
-  const sign = c.diff >= 0 ? '+' : '';
-  if (ma.n < 2 || mb.n < 2)
-    return { text: `${sides}: one seed, cannot judge (difference ${sign}${c.diff.toPrecision(3)})`, significant: false, winner: null };
-  const delta = `difference ${sign}${c.diff.toPrecision(3)} ± ${c.se.toPrecision(2)} (SE, n = ${ma.n} and ${mb.n})`;
-  const text = c.winner
-    ? `${sides}: ${delta} exceeds two standard errors, ${labels[c.winner === 'a' ? 0 : 1]} better (${better} is better)`
-    : `${sides}: ${delta} is within two standard errors: not distinguishable`;
-  return { text, significant: c.significant, winner: c.winner };
-}
-
-/** The first line of an aggregate summary: which seeds, and that one seed judges nothing. */
-export function seedsHeader(seeds: readonly number[]): string {
-  return seeds.length < 2
-    ? `One seed (seed ${seeds.join(', ')}): mean only, no standard deviation, and no difference is judged.`
-    : `Over ${seeds.length} seeds (${seeds.join(', ')}): mean ± sample std per cell; a difference is called only where it exceeds two standard errors of the difference of means.`;
-}
+export { type SeedVerdict as Verdict, seedCell, seedsHeader, seedValues, seedVerdict as verdict };
