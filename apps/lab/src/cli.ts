@@ -9,10 +9,11 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { checkDataFile, ensureOutDir, parseSeedList, parseSeedText, quoteArg, repeatedOptions, UsageError } from '@mmlm/core';
 import { updateDocs } from './docs.js';
-import { allExperiments, QUICKSTART, resolveTargets } from './registry.js';
+import { allExperiments, QUICKSTART, resolveTargets, type Target } from './registry.js';
 import { buildIndex } from './report.js';
-import { runExperiment } from './runner.js';
+import { RunMismatchError, runExperiment } from './runner.js';
 import { runSeeds } from './seeds.js';
 
 export const USAGE = `usage: mmlm-lab <command> [options]
@@ -39,23 +40,30 @@ docs options:
   --docs <dir>        the docs folder (default ./docs)
 `;
 
-export class UsageError extends Error {}
+export { UsageError };
 
 export interface ParsedArgs {
   command: 'list' | 'run' | 'report' | 'docs' | 'help';
   target?: string;
   preset?: string;
   seed: number;
-  /** --seeds: distinct non-negative integers, ascending; absent for a single-seed run. */
+  /** --seeds: distinct integers in [0, 2^32), ascending; absent for a single-seed run. */
   seeds?: number[];
   backend?: string;
   out: string;
+  /** As given (made absolute); `checkRunArgs` checks it against the experiments. */
   data?: string;
   docs: string;
   force: boolean;
   progress: 'auto' | 'bar' | 'lines' | 'none';
 }
 
+const RUN_ONLY = ['preset', 'seed', 'seeds', 'backend', 'data', 'force', 'progress'] as const;
+
+/**
+ * The command line, checked for everything that needs no experiment or file system: unknown or
+ * repeated flags, seeds, backend, progress. Throws `UsageError` (one line naming the flag).
+ */
 export function parseCli(argv: string[]): ParsedArgs {
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -63,6 +71,7 @@ export function parseCli(argv: string[]): ParsedArgs {
       args: argv,
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: {
         preset: { type: 'string' },
         seed: { type: 'string' },
@@ -80,6 +89,11 @@ export function parseCli(argv: string[]): ParsedArgs {
     throw new UsageError((e as Error).message);
   }
   const { values: v, positionals } = parsed;
+  const repeated = repeatedOptions(parsed.tokens ?? []);
+  if (repeated.length)
+    throw new UsageError(
+      `--${repeated[0]} is given ${(parsed.tokens ?? []).filter((t) => t.kind === 'option' && t.name === repeated[0]).length} times; give it once`,
+    );
   const [cmd, target, ...rest] = positionals;
   if (v.help || !cmd || cmd === 'help') return { command: 'help', seed: 0, out: 'runs', docs: 'docs', force: false, progress: 'auto' };
   if (!['list', 'run', 'report', 'docs'].includes(cmd))
@@ -87,20 +101,22 @@ export function parseCli(argv: string[]): ParsedArgs {
   if (cmd === 'run' && !target) throw new UsageError('run needs an experiment id, a paper name or "quickstart" (see `mmlm-lab list`)');
   if (cmd !== 'run' && target) throw new UsageError(`${cmd} takes no positional argument, got "${target}"`);
   if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
-  const seed = v.seed === undefined ? 0 : Number(v.seed);
-  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${v.seed}"`);
+  if (cmd !== 'run') for (const k of RUN_ONLY) if (v[k] !== undefined) throw new UsageError(`--${k} is an option of run, not of ${cmd}`);
+  if (cmd !== 'docs' && v.docs !== undefined) throw new UsageError(`--docs is an option of docs, not of ${cmd}`);
+  const seed = v.seed === undefined ? 0 : parseSeedText('--seed', v.seed as string);
   if (v.seeds !== undefined && v.seed !== undefined)
     throw new UsageError(
       `--seed and --seeds cannot be used together (got --seed ${v.seed} and --seeds ${v.seeds}); use --seeds ${v.seed} for one seed`,
     );
-  if (v.seeds !== undefined && cmd !== 'run') throw new UsageError(`--seeds is an option of run, not of ${cmd}`);
-  const seeds = v.seeds === undefined ? undefined : parseSeeds(v.seeds as string);
+  const seeds = v.seeds === undefined ? undefined : parseSeedList('--seeds', v.seeds as string);
   const backend = v.backend as string | undefined;
-  if (backend && !['tensorflow', 'wasm', 'cpu'].includes(backend))
-    throw new UsageError(`--backend must be tensorflow, wasm or cpu, got "${backend}"`);
+  if (backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(backend))
+    throw new UsageError(`--backend ${quoteArg(backend)}: expected tensorflow, wasm or cpu`);
   const progress = (v.progress as string | undefined) ?? 'auto';
   if (!['auto', 'bar', 'lines', 'none'].includes(progress))
-    throw new UsageError(`--progress must be auto, bar, lines or none, got "${progress}"`);
+    throw new UsageError(`--progress ${quoteArg(progress)}: expected auto, bar, lines or none`);
+  for (const k of ['preset', 'out', 'data', 'docs'] as const)
+    if (v[k] !== undefined && !(v[k] as string).trim()) throw new UsageError(`--${k} "": expected a value`);
   return {
     command: cmd as ParsedArgs['command'],
     target,
@@ -116,20 +132,30 @@ export function parseCli(argv: string[]): ParsedArgs {
   };
 }
 
-/** `--seeds 0,1,2`: distinct non-negative integers, returned ascending; errors name the bad value. */
-export function parseSeeds(text: string): number[] {
-  if (!text.trim()) throw new UsageError('--seeds needs a comma-separated list of non-negative integers, e.g. --seeds 0,1,2; got ""');
-  const seeds: number[] = [];
-  for (const part of text.split(',')) {
-    const s = part.trim();
-    if (/^-\d+$/.test(s)) throw new UsageError(`--seeds: "${s}" is negative; seeds are non-negative integers (in "${text}")`);
-    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
-      throw new UsageError(`--seeds: "${s}" is not a non-negative integer (in "${text}"); expected e.g. --seeds 0,1,2`);
-    const n = Number(s);
-    if (seeds.includes(n)) throw new UsageError(`--seeds: seed ${n} is listed twice (in "${text}")`);
-    seeds.push(n);
+/**
+ * What `run` needs checked against the experiments and the file system, before any backend start:
+ * the target and preset, `--data` (only for experiments that read a file; a readable file), and
+ * `--out` (created here, one level at a time). Throws `UsageError`.
+ */
+export function checkRunArgs(a: ParsedArgs): Target[] {
+  let targets: Target[];
+  try {
+    targets = resolveTargets(a.target!, a.preset);
+  } catch (e) {
+    throw e instanceof UsageError ? e : new UsageError((e as Error).message);
   }
-  return seeds.sort((a, b) => a - b);
+  if (a.data !== undefined)
+    checkDataFile(
+      a.data,
+      targets.map((t) => t.experiment),
+    );
+  ensureOutDir(a.out);
+  return targets;
+}
+
+/** `--seeds 0,1,2`: distinct integers in [0, 2^32), returned ascending; errors name the bad value. */
+export function parseSeeds(text: string): number[] {
+  return parseSeedList('--seeds', text);
 }
 
 export function listText(): string {
@@ -146,11 +172,13 @@ export function listText(): string {
 
 export async function main(argv: string[]): Promise<number> {
   let a: ParsedArgs;
+  let targets: Target[] = [];
   try {
     a = parseCli(argv);
+    if (a.command === 'run') targets = checkRunArgs(a);
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`mmlm-lab: ${e.message}\n\n${USAGE}`);
+      process.stderr.write(`mmlm-lab: ${e.message}\n(mmlm-lab --help lists the commands and options)\n`);
       return 2;
     }
     throw e;
@@ -172,36 +200,37 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${buildIndex(a.out)}\n`);
     return 0;
   }
-  let targets: ReturnType<typeof resolveTargets>;
-  try {
-    targets = resolveTargets(a.target!, a.preset);
-  } catch (e) {
-    process.stderr.write(`mmlm-lab: ${(e as Error).message}\n`);
-    return 2;
-  }
   const t0 = performance.now();
-  for (const t of targets) {
-    if (a.seeds) {
-      await runSeeds(t.experiment, {
+  try {
+    for (const t of targets) {
+      if (a.seeds) {
+        await runSeeds(t.experiment, {
+          preset: t.preset,
+          seeds: a.seeds,
+          outRoot: a.out,
+          backend: a.backend,
+          dataPath: a.data,
+          force: a.force,
+          progress: a.progress,
+        });
+        continue;
+      }
+      await runExperiment(t.experiment, {
         preset: t.preset,
-        seeds: a.seeds,
+        seed: a.seed,
         outRoot: a.out,
         backend: a.backend,
         dataPath: a.data,
         force: a.force,
         progress: a.progress,
       });
-      continue;
     }
-    await runExperiment(t.experiment, {
-      preset: t.preset,
-      seed: a.seed,
-      outRoot: a.out,
-      backend: a.backend,
-      dataPath: a.data,
-      force: a.force,
-      progress: a.progress,
-    });
+  } catch (e) {
+    if (e instanceof RunMismatchError) {
+      process.stderr.write(`mmlm-lab: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
   }
   const index = buildIndex(a.out);
   process.stdout.write(`\nall done in ${((performance.now() - t0) / 1000).toFixed(1)} s. Report: ${index}\n`);

@@ -6,9 +6,20 @@ export {
   type MetricAggregate,
   renderAggregateMarkdown,
 } from './aggregate.js';
-export { main, parseCli, parseSeeds, USAGE } from './cli.js';
+export { checkRunArgs, main, parseCli, parseSeeds, USAGE, UsageError } from './cli.js';
 export { barChartSpec, lineChartSpec, renderPng } from './plot.js';
 export { allExperiments, QUICKSTART, resolveTargets } from './registry.js';
 export { buildIndex, findRuns, renderReportMarkdown, tableMarkdown } from './report.js';
-export { lossPoints, type RunOptions, type RunRecord, runExperiment } from './runner.js';
+export {
+  dataHash,
+  dataKey,
+  lossPoints,
+  pruneUnfinishedMetrics,
+  type RunIdentity,
+  RunMismatchError,
+  type RunOptions,
+  type RunRecord,
+  runDir,
+  runExperiment,
+} from './runner.js';
 export { aggregateDir, runSeeds, type SeedsRunOptions } from './seeds.js';

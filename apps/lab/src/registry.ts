@@ -2,7 +2,7 @@
  * Every experiment the lab knows: the lists the paper packages export from their `experiments`
  * subpath, plus the lab's own (comparative experiments and the tiny-GPT smoke run).
  */
-import type { Experiment } from '@mmlm/core';
+import { checkPreset, type Experiment, UsageError } from '@mmlm/core';
 import { experiments as latentlmExperiments } from '@mmlm/latentlm/experiments';
 import { experiments as liquidExperiments } from '@mmlm/liquid/experiments';
 import { experiments as maskllmExperiments } from '@mmlm/maskllm/experiments';
@@ -38,12 +38,12 @@ export interface Target {
   preset: string;
 }
 
-/** An experiment id, a paper name (all its experiments) or 'quickstart'. */
+/** An experiment id, a paper name (all its experiments) or 'quickstart'; a bad name or preset throws UsageError. */
 export function resolveTargets(target: string, preset?: string): Target[] {
   const all = allExperiments();
   const byId = new Map(all.map((e) => [e.id, e]));
   const pick = (e: Experiment, p: string): Target => {
-    if (!e.presets[p]) throw new Error(`experiment "${e.id}" has no preset "${p}"; expected one of: ${Object.keys(e.presets).join(', ')}`);
+    checkPreset(e, p);
     return { experiment: e, preset: p };
   };
   if (target === 'quickstart') return QUICKSTART.map((q) => pick(byId.get(q.id)!, preset ?? q.preset));
@@ -52,5 +52,7 @@ export function resolveTargets(target: string, preset?: string): Target[] {
   const paper = all.filter((e) => e.paper.toLowerCase() === target.toLowerCase());
   if (paper.length) return paper.map((e) => pick(e, preset ?? 'small'));
   const papers = [...new Set(all.map((e) => e.paper))];
-  throw new Error(`unknown experiment or paper "${target}"; experiments: ${all.map((e) => e.id).join(', ')}; papers: ${papers.join(', ')}`);
+  throw new UsageError(
+    `unknown experiment or paper "${target}"; experiments: ${all.map((e) => e.id).join(', ')}; papers: ${papers.join(', ')}`,
+  );
 }

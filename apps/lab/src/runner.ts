@@ -4,17 +4,21 @@
  * PNG figures. Re-running the same folder skips finished sub-runs (ctx.subrun) and a finished run.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import {
   currentBackend,
   type Experiment,
   type ExperimentContext,
   type ExperimentResult,
   type Figure,
+  hasPreset,
   initBackend,
+  MAX_SEED,
   makeSubrun,
+  subrunFolderName,
   tf,
 } from '@mmlm/core';
 import { type LinePoint, lineChartSpec, renderPng } from './plot.js';
@@ -50,8 +54,109 @@ export interface RunRecord {
   result: ExperimentResult;
 }
 
-export function runDir(outRoot: string, exp: Experiment, preset: string, seed: number): string {
-  return join(outRoot, exp.id, `${preset}-seed${seed}`);
+/**
+ * The run's folder: `<out>/<id>/<preset>-seed<N>`, and with a data file
+ * `<preset>-seed<N>-data-<name>-<sha256 prefix>` (see `dataKey`), so runs on other data never share
+ * a folder.
+ */
+export function runDir(outRoot: string, exp: Experiment, preset: string, seed: number, dataPath?: string): string {
+  return join(outRoot, exp.id, `${preset}-seed${seed}${dataPath ? `-${dataKey(dataPath)}` : ''}`);
+}
+
+const dataHashes = new Map<string, { size: number; mtimeMs: number; sha256: string }>();
+
+/** `data-<file name, [A-Za-z0-9_.-] only, <= 40 chars>-<first 12 hex of the content's SHA-256>`. */
+export function dataKey(path: string): string {
+  return `data-${subrunFolderName(basename(path)).slice(0, 40)}-${dataHash(path).slice(0, 12)}`;
+}
+
+/** SHA-256 of a data file's content (cached per path, size and mtime within this process). */
+export function dataHash(path: string): string {
+  const st = statSync(path);
+  const hit = dataHashes.get(path);
+  if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs) return hit.sha256;
+  const h = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const sha256 = h.digest('hex');
+  dataHashes.set(path, { size: st.size, mtimeMs: st.mtimeMs, sha256 });
+  return sha256;
+}
+
+/** What a run folder was made for (`run.json`, written when a run starts): a later run must match. */
+export interface RunIdentity {
+  experiment: string;
+  preset: string;
+  seed: number;
+  /** The active backend (after `initBackend`). */
+  backend: string;
+  data: { path: string; sha256: string } | null;
+}
+
+/** A run folder holds a run made differently (another backend, data file, preset or seed). */
+export class RunMismatchError extends Error {
+  override name = 'RunMismatchError';
+}
+
+function checkIdentity(dir: string, want: RunIdentity): void {
+  const path = join(dir, 'run.json');
+  if (!existsSync(path)) return;
+  let have: RunIdentity;
+  try {
+    have = JSON.parse(readFileSync(path, 'utf8')) as RunIdentity;
+  } catch {
+    return; // a torn run.json (killed while writing) is rewritten below
+  }
+  const diffs: string[] = [];
+  if (have.backend !== want.backend) diffs.push(`backend ${have.backend} (this run: ${want.backend})`);
+  if ((have.data?.sha256 ?? null) !== (want.data?.sha256 ?? null))
+    diffs.push(
+      `data ${have.data ? `${have.data.path} sha256 ${have.data.sha256.slice(0, 12)}` : 'none'} (this run: ${want.data ? `sha256 ${want.data.sha256.slice(0, 12)}` : 'none'})`,
+    );
+  for (const k of ['experiment', 'preset', 'seed'] as const) if (have[k] !== want[k]) diffs.push(`${k} ${have[k]} (this run: ${want[k]})`);
+  if (diffs.length)
+    throw new RunMismatchError(
+      `${dir} holds a run made with ${diffs.join(', ')}; its results would mix with this one. Pass --force to replace it, or --out another folder.`,
+    );
+}
+
+/**
+ * Start an attempt in a folder that holds an unfinished one: metrics.jsonl keeps only the records of
+ * sub-runs that finished (they are reused, so their loss curves stay); records of the interrupted
+ * sub-run and of the top level are dropped, as that work is redone. Returns the number dropped.
+ */
+export function pruneUnfinishedMetrics(dir: string): number {
+  const path = join(dir, 'metrics.jsonl');
+  if (!existsSync(path)) return 0;
+  const finished = (name: string) => {
+    let d = dir;
+    for (const part of name.split('/')) d = join(d, 'subruns', subrunFolderName(part));
+    return existsSync(join(d, 'result.json'));
+  };
+  const keep: string[] = [];
+  let dropped = 0;
+  for (const line of readFileSync(path, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let r: Record<string, unknown> | null = null;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      // a torn last line of the interrupted attempt
+    }
+    if (r && typeof r.subrun === 'string' && finished(r.subrun)) keep.push(line);
+    else dropped++;
+  }
+  if (dropped) writeAtomic(path, keep.length ? `${keep.join('\n')}\n` : '');
+  return dropped;
 }
 
 /**
@@ -132,18 +237,34 @@ async function lossFigure(dir: string): Promise<Figure | null> {
 }
 
 export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<{ dir: string; record: RunRecord; skipped: boolean }> {
-  if (!exp.presets[opts.preset])
+  if (!hasPreset(exp, opts.preset))
     throw new Error(`experiment "${exp.id}" has no preset "${opts.preset}"; expected one of: ${Object.keys(exp.presets).join(', ')}`);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > MAX_SEED)
+    throw new Error(`${exp.id}: seed must be an integer in [0, ${MAX_SEED}], got ${opts.seed}`);
+  if (opts.dataPath && !exp.data) throw new Error(`experiment "${exp.id}" reads no data file; got dataPath ${opts.dataPath}`);
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
-  const dir = runDir(opts.outRoot, exp, opts.preset, opts.seed);
+  const dir = runDir(opts.outRoot, exp, opts.preset, opts.seed, opts.dataPath);
   const resultPath = join(dir, 'result.json');
+  if (opts.backend || !currentBackend()) await initBackend({ backend: opts.backend });
+  const backend = currentBackend()?.backend ?? tf.getBackend();
+  const identity: RunIdentity = {
+    experiment: exp.id,
+    preset: opts.preset,
+    seed: opts.seed,
+    backend,
+    data: opts.dataPath ? { path: opts.dataPath, sha256: dataHash(opts.dataPath) } : null,
+  };
+  if (opts.force)
+    rmSync(dir, { recursive: true, force: true }); // a forced rerun starts from an empty folder
+  else checkIdentity(dir, identity);
   if (!opts.force && existsSync(resultPath)) {
     log(`${exp.id} (${opts.preset}, seed ${opts.seed}) already finished: ${relative(process.cwd(), dir) || dir}`);
     return { dir, record: JSON.parse(readFileSync(resultPath, 'utf8')) as RunRecord, skipped: true };
   }
   mkdirSync(dir, { recursive: true });
-  if (opts.backend || !currentBackend()) await initBackend({ backend: opts.backend });
-  const backend = currentBackend()?.backend ?? tf.getBackend();
+  const dropped = pruneUnfinishedMetrics(dir);
+  if (dropped) log(`  resuming an unfinished run: ${dropped} metric records of its unfinished work dropped`);
+  writeAtomic(join(dir, 'run.json'), JSON.stringify(identity, null, 2));
   const progress = makeProgress(opts.progress ?? 'auto');
   const metric = (r: Record<string, unknown>) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
   const ctx: ExperimentContext = {

@@ -5,9 +5,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { Experiment, Table } from '@mmlm/core';
+import { type Experiment, hasPreset, MAX_SEED, type Table } from '@mmlm/core';
 import { type AggregateRecord, aggregateFolderName, buildAggregate, renderAggregateMarkdown } from './aggregate.js';
-import { gitRevision, type RunOptions, type RunRecord, runExperiment } from './runner.js';
+import { dataKey, gitRevision, type RunOptions, type RunRecord, runExperiment } from './runner.js';
 import { writeAtomic } from './util.js';
 
 export interface SeedsRunOptions extends Omit<RunOptions, 'seed'> {
@@ -15,20 +15,21 @@ export interface SeedsRunOptions extends Omit<RunOptions, 'seed'> {
   seeds: number[];
 }
 
-/** Throws unless `seeds` is a non-empty list of distinct non-negative integers; returns them ascending. */
+/** Throws unless `seeds` is a non-empty list of distinct integers in [0, 2^32); returns them ascending. */
 export function checkSeeds(seeds: readonly number[]): number[] {
   if (!seeds.length) throw new Error('seeds: the list is empty; give at least one seed, e.g. 0,1,2');
   const seen = new Set<number>();
   for (const s of seeds) {
-    if (!Number.isSafeInteger(s) || s < 0) throw new Error(`seeds: ${s} is not a non-negative integer`);
+    if (!Number.isInteger(s) || s < 0 || s > MAX_SEED) throw new Error(`seeds: ${s} is not an integer in [0, ${MAX_SEED}]`);
     if (seen.has(s)) throw new Error(`seeds: seed ${s} is listed twice`);
     seen.add(s);
   }
   return [...seeds].sort((a, b) => a - b);
 }
 
-export function aggregateDir(outRoot: string, exp: Experiment, preset: string, seeds: readonly number[]): string {
-  return join(outRoot, exp.id, aggregateFolderName(preset, seeds));
+/** `<out>/<id>/<preset>-seeds<0-1-2>`, with the data key of `runDir` when a data file is given. */
+export function aggregateDir(outRoot: string, exp: Experiment, preset: string, seeds: readonly number[], dataPath?: string): string {
+  return join(outRoot, exp.id, `${aggregateFolderName(preset, seeds)}${dataPath ? `-${dataKey(dataPath)}` : ''}`);
 }
 
 /** Run `exp` once per seed (reusing finished runs), then write the aggregate; returns its folder and record. */
@@ -37,13 +38,13 @@ export async function runSeeds(
   opts: SeedsRunOptions,
 ): Promise<{ dir: string; aggregate: AggregateRecord; runs: { dir: string; record: RunRecord; skipped: boolean }[] }> {
   const seeds = checkSeeds(opts.seeds);
-  if (!exp.presets[opts.preset])
+  if (!hasPreset(exp, opts.preset))
     throw new Error(`experiment "${exp.id}" has no preset "${opts.preset}"; expected one of: ${Object.keys(exp.presets).join(', ')}`);
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const { seeds: _, ...single } = opts;
   const runs: { dir: string; record: RunRecord; skipped: boolean }[] = [];
   for (const seed of seeds) runs.push(await runExperiment(exp, { ...single, seed, log }));
-  const dir = aggregateDir(opts.outRoot, exp, opts.preset, seeds);
+  const dir = aggregateDir(opts.outRoot, exp, opts.preset, seeds, opts.dataPath);
   mkdirSync(dir, { recursive: true });
   let extra: { tables?: Table[]; summary?: string } | undefined;
   let aggregateError: string | undefined;

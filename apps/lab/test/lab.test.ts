@@ -108,10 +108,10 @@ describe('CLI arguments', () => {
     expect(() => parseCli(['frobnicate'])).toThrow(/unknown command "frobnicate"; expected list, run, report or docs/);
     expect(() => parseCli(['run'])).toThrow(/run needs an experiment id/);
     expect(() => parseCli(['run', 'x', '--sede', '1'])).toThrow(/Unknown option '--sede'/);
-    expect(() => parseCli(['run', 'x', '--seed=-1'])).toThrow(/--seed must be a non-negative integer, got "-1"/);
-    expect(() => parseCli(['run', 'x', '--backend', 'webgpu'])).toThrow(/--backend must be tensorflow, wasm or cpu/);
+    expect(() => parseCli(['run', 'x', '--seed=-1'])).toThrow('--seed "-1": expected a decimal integer in [0, 4294967295]');
+    expect(() => parseCli(['run', 'x', '--backend', 'webgpu'])).toThrow('--backend "webgpu": expected tensorflow, wasm or cpu');
     expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*core\.tiny-gpt/);
-    expect(() => resolveTargets('core.tiny-gpt', 'huge')).toThrow(/has no preset "huge"/);
+    expect(() => resolveTargets('core.tiny-gpt', 'huge')).toThrow(/--preset "huge": core.tiny-gpt has no such preset/);
   });
 });
 

@@ -29,6 +29,8 @@ describe('registry', () => {
     expect(resolveTargets('maskllm', 'tiny').map((t) => t.experiment.id)).toEqual(maskllm.map((e) => e.id));
     expect(resolveTargets('quickstart').map((t) => `${t.experiment.id}:${t.preset}`)).toEqual(QUICKSTART.map((q) => `${q.id}:${q.preset}`));
     expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*maskllm\.ladder/);
-    expect(() => resolveTargets('maskllm.ladder', 'huge')).toThrow(/has no preset "huge"; expected one of: tiny/);
+    expect(() => resolveTargets('maskllm.ladder', 'huge')).toThrow(
+      /--preset "huge": maskllm.ladder has no such preset; expected one of tiny, quick, small/,
+    );
   });
 });

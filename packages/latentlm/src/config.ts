@@ -296,7 +296,8 @@ export const PRESETS = {
 export type PresetName = keyof typeof PRESETS;
 
 export function preset(name: string): LatentLMConfig {
-  const p = (PRESETS as Record<string, LatentLMConfig>)[name];
+  // own keys only: `constructor` or `__proto__` are not presets
+  const p = Object.hasOwn(PRESETS, name) ? (PRESETS as Record<string, LatentLMConfig>)[name] : undefined;
   if (!p) throw new Error(`LatentLM: unknown preset "${name}"; expected one of ${Object.keys(PRESETS).join(', ')}`);
   return structuredClone(p);
 }

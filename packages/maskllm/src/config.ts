@@ -158,7 +158,8 @@ export type PresetName = keyof typeof PRESETS;
 
 /** A preset by name, with a clear error for an unknown one. */
 export function preset(name: string): MaskLLMConfig {
-  const p = (PRESETS as Record<string, MaskLLMConfig>)[name];
+  // own keys only: `constructor` or `__proto__` are not presets
+  const p = Object.hasOwn(PRESETS, name) ? (PRESETS as Record<string, MaskLLMConfig>)[name] : undefined;
   if (!p) throw new Error(`MaskLLM: unknown preset "${name}"; expected one of ${Object.keys(PRESETS).join(', ')}`);
   return structuredClone(p);
 }

@@ -3,7 +3,7 @@
  * path (the saved dense weights and mask files, a plain log-softmax in float64) to check they are
  * computed correctly. The paper's claims are not asserted: they are reported by the small preset.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, runExperimentInline, type TransformerDecoder, tf } from '@mmlm/core';
@@ -162,5 +162,18 @@ describe('experiments at the tiny preset', () => {
       /unknown preset "paper"; expected one of tiny, quick, small/,
     );
     expect(preset('tiny').model.dim).toBe(16);
+  });
+
+  it('ladder --data: a corpus whose last 10% has no line break fails before any training, naming the split', async () => {
+    const dir = join(root, 'no-newline');
+    const file = join(root, 'no-newline.txt');
+    // 90% in lines, then one long line: the line-break split leaves the validation part empty
+    writeFileSync(file, `${'the red ball.\n'.repeat(300)}${'x'.repeat(1200)}`);
+    await expect(runExperimentInline(ladderExperiment, { preset: 'tiny', seed: 0, outDir: dir, dataPath: file })).rejects.toThrow(
+      /corpus A \(.*no-newline\.txt.*\): the validation split has 0 tokens, need at least \d+ .*a text whose last 10% has no line break/,
+    );
+    expect(existsSync(join(dir, 'subruns'))).toBe(false); // nothing trained
+    expect(ladderExperiment.data?.description).toMatch(/UTF-8 text corpus/);
+    expect(transferExperiment.data).toBeUndefined();
   });
 });

@@ -3,16 +3,17 @@
  * from npm can run its reproductions without the lab app:
  *
  *   runExperimentCli(experiments, { name: '@mmlm/latentlm' });
- *   // node repro.js <experiment-id> [preset] [--seed n] [--out dir] [--data file]
+ *   // node repro.js <experiment-id> [preset] [--preset P] [--seed N | --seeds 0,1,2] [--backend B] [--out DIR] [--data FILE] [--force]
  *
  * It runs the experiment with the inline context (same code path as `pnpm lab run`, without
  * progress bars or the HTML report), writes `result.json` atomically beside the run's files and
  * prints the tables as markdown. The lab app is the full runner.
  */
-import { renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { currentBackend, initBackend } from '../backend/init.js';
+import { checkDataFile, checkPreset, ensureOutDir, parseSeedList, parseSeedText, quoteArg, repeatedOptions, UsageError } from './args.js';
 import { runExperimentInline } from './inline.js';
 import type { Experiment, ExperimentResult, Table } from './types.js';
 
@@ -77,9 +78,18 @@ export function tableToMarkdown(t: Table): string {
   ].join('\n');
 }
 
+/** The flags `runExperimentCli` takes (the lab's `run` flags, same meanings). */
+const CLI_USAGE = `[preset] [--preset P] [--seed N | --seeds 0,1,2] [--backend tensorflow|wasm|cpu] [--out DIR] [--data FILE] [--force] [--progress MODE] [--help]`;
+
 /**
- * Parse the arguments, run the experiment, print its tables and summary. Returns the process exit
- * code (0 ok, 2 bad arguments) instead of exiting, so it can be tested; throws what the run throws.
+ * Parse the arguments (the lab's `run` flags: \`<id> [preset]\` or \`--preset\`, \`--seed\` or
+ * \`--seeds\`, \`--backend\`, \`--out\` (the runs folder: the run goes to
+ * \`<out>/<id>/<preset>-seed<N>\`), \`--data\`, \`--force\`, \`--progress\`, \`--help\`), run the
+ * experiment once per seed, print its tables and summary (and the experiment's own aggregate over
+ * several seeds). A finished run (its result.json) is shown again unless \`--force\`. Returns the exit
+ * code (0 ok, 2 bad arguments, printed as one line before any backend start or folder creation)
+ * instead of exiting, so it can be tested; throws what the run throws. \`result\` / \`outDir\` are the
+ * last seed's.
  */
 export async function runExperimentCli(
   experiments: readonly Experiment[],
@@ -87,66 +97,146 @@ export async function runExperimentCli(
 ): Promise<{ code: number; result?: ExperimentResult; outDir?: string }> {
   const out = opts.out ?? ((l: string) => console.log(l));
   const err = opts.err ?? ((l: string) => console.error(l));
-  const usage = () =>
-    err(
-      `usage: ${opts.name} repro <experiment-id> [preset] [--seed n] [--out dir] [--data file]\n` +
-        experiments.map((e) => `  ${e.id}  presets: ${Object.keys(e.presets).join(', ')}`).join('\n'),
-    );
-  let parsed: ReturnType<typeof parse>;
+  const usageText = () =>
+    `usage: ${opts.name} repro <experiment-id> ${CLI_USAGE}\n` +
+    experiments
+      .map((e) => `  ${e.id}  presets: ${Object.keys(e.presets).join(', ')}${e.data ? `; --data: ${e.data.description}` : ''}`)
+      .join('\n');
+  let args: CliArgs;
   try {
-    parsed = parse(opts.argv ?? process.argv.slice(2));
+    args = parseCliArgs(experiments, opts.argv ?? process.argv.slice(2));
   } catch (e) {
-    err(`${opts.name} repro: ${(e as Error).message}`);
-    usage();
+    if (!(e instanceof UsageError)) throw e;
+    err(`${opts.name} repro: ${e.message}`);
+    err(`(${opts.name} repro --help lists the experiments and options)`);
     return { code: 2 };
   }
-  const { positionals, values } = parsed;
-  const [id, preset = 'small'] = positionals;
-  const exp = experiments.find((e) => e.id === id);
-  if (!exp) {
-    err(id ? `${opts.name} repro: unknown experiment "${id}"` : `${opts.name} repro: no experiment id given`);
-    usage();
-    return { code: 2 };
+  if (args.help) {
+    out(usageText());
+    return { code: 0 };
   }
-  if (!exp.presets[preset]) {
-    err(`${opts.name} repro: ${exp.id} has no preset "${preset}"; expected one of ${Object.keys(exp.presets).join(', ')}`);
-    return { code: 2 };
-  }
-  const seed = Number(values.seed);
-  if (!Number.isInteger(seed) || seed < 0) {
-    err(`${opts.name} repro: --seed must be a non-negative integer, got "${values.seed}"`);
-    return { code: 2 };
-  }
-  const outDir = resolve(values.out ?? join('runs', exp.id, `${preset}-seed${seed}`));
-  if (!currentBackend()) await initBackend();
-  const t0 = performance.now();
-  const cpu0 = process.cpuUsage();
-  const result = await runExperimentInline(exp, {
-    preset,
-    seed,
-    outDir,
-    dataPath: values.data ? resolve(values.data) : undefined,
-    log: err,
-  });
-  const minutes = (performance.now() - t0) / 60000;
-  const cpu = process.cpuUsage(cpu0);
-  const cpuMinutes = (cpu.user + cpu.system) / 60e6;
+  const { exp, preset, seeds } = args;
+  if (args.backend || !currentBackend()) await initBackend(args.backend ? { backend: args.backend } : {});
   const backend = currentBackend()?.backend ?? 'unknown';
-  const file = join(outDir, 'result.json');
-  writeFileSync(`${file}.tmp`, JSON.stringify({ id: exp.id, preset, seed, backend, minutes, cpuMinutes, ...result }, null, 2));
-  renameSync(`${file}.tmp`, file);
-  for (const t of result.tables ?? []) out(`\n${tableToMarkdown(t)}`);
-  if (result.summary) out(`\n${markdownText(result.summary)}`);
-  out(
-    `\n(${exp.id} ${preset}, seed ${seed}, backend ${backend}, ${minutes.toFixed(1)} min wall, ${cpuMinutes.toFixed(1)} min CPU; output in ${outDir})`,
-  );
-  return { code: 0, result, outDir };
+  const results: ExperimentResult[] = [];
+  let outDir = '';
+  for (const seed of seeds) {
+    outDir = join(args.outRoot, exp.id, `${preset}-seed${seed}`);
+    const file = join(outDir, 'result.json');
+    let saved: (ExperimentResult & { backend?: string; minutes?: number; cpuMinutes?: number }) | undefined;
+    if (!args.force && existsSync(file)) {
+      try {
+        saved = JSON.parse(readFileSync(file, 'utf8')) as typeof saved;
+      } catch {
+        saved = undefined; // unreadable: run again
+      }
+    }
+    if (args.force) rmSync(outDir, { recursive: true, force: true });
+    let result: ExperimentResult;
+    let minutes = saved?.minutes ?? 0;
+    let cpuMinutes = saved?.cpuMinutes ?? 0;
+    if (saved) {
+      err(`${exp.id} ${preset}, seed ${seed}: already finished in ${outDir} (--force reruns it)`);
+      result = saved;
+    } else {
+      const t0 = performance.now();
+      const cpu0 = process.cpuUsage();
+      result = await runExperimentInline(exp, {
+        preset,
+        seed,
+        outDir,
+        dataPath: args.data,
+        log: args.progress === 'none' ? () => {} : err,
+      });
+      minutes = (performance.now() - t0) / 60000;
+      const cpu = process.cpuUsage(cpu0);
+      cpuMinutes = (cpu.user + cpu.system) / 60e6;
+      writeFileSync(
+        `${file}.tmp`,
+        JSON.stringify({ id: exp.id, preset, seed, backend, dataPath: args.data ?? null, minutes, cpuMinutes, ...result }, null, 2),
+      );
+      renameSync(`${file}.tmp`, file);
+    }
+    results.push(result);
+    for (const t of result.tables ?? []) out(`\n${tableToMarkdown(t)}`);
+    if (result.summary) out(`\n${markdownText(result.summary)}`);
+    out(
+      `\n(${exp.id} ${preset}, seed ${seed}, backend ${saved?.backend ?? backend}, ${minutes.toFixed(1)} min wall, ${cpuMinutes.toFixed(1)} min CPU; output in ${outDir})`,
+    );
+  }
+  if (seeds.length > 1 && exp.aggregate) {
+    const agg = exp.aggregate(results, seeds);
+    out(`\n## ${exp.id} over seeds ${seeds.join(', ')}`);
+    for (const t of agg.tables ?? []) out(`\n${tableToMarkdown(t)}`);
+    if (agg.summary) out(`\n${markdownText(agg.summary)}`);
+  }
+  return { code: 0, result: results[results.length - 1], outDir };
 }
 
-function parse(args: string[]) {
-  return parseArgs({
-    args,
-    allowPositionals: true,
-    options: { seed: { type: 'string', default: '0' }, out: { type: 'string' }, data: { type: 'string' } },
-  });
+interface CliArgs {
+  help: boolean;
+  exp: Experiment;
+  preset: string;
+  seeds: number[];
+  backend?: string;
+  outRoot: string;
+  data?: string;
+  force: boolean;
+  progress: string;
+}
+
+/** Everything checked before any backend start; the runs folder is created last. Throws UsageError. */
+function parseCliArgs(experiments: readonly Experiment[], argv: string[]): CliArgs {
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      tokens: true,
+      options: {
+        preset: { type: 'string' },
+        seed: { type: 'string' },
+        seeds: { type: 'string' },
+        backend: { type: 'string' },
+        out: { type: 'string' },
+        data: { type: 'string' },
+        force: { type: 'boolean' },
+        progress: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const { positionals, values: v } = parsed;
+  const repeated = repeatedOptions(parsed.tokens ?? []);
+  if (repeated.length) throw new UsageError(`--${repeated[0]} is given more than once; give it once`);
+  if (v.help) return { help: true } as CliArgs;
+  const [id, positionalPreset, ...rest] = positionals;
+  if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
+  if (!id) throw new UsageError('no experiment id given');
+  const exp = experiments.find((e) => e.id === id);
+  if (!exp) throw new UsageError(`unknown experiment ${quoteArg(id)}; expected one of ${experiments.map((e) => e.id).join(', ')}`);
+  if (positionalPreset !== undefined && v.preset !== undefined)
+    throw new UsageError(
+      `the preset is given twice (${quoteArg(positionalPreset)} and --preset ${quoteArg(v.preset as string)}); give it once`,
+    );
+  const preset = (v.preset as string | undefined) ?? positionalPreset ?? 'small';
+  checkPreset(exp, preset, positionalPreset !== undefined ? 'preset' : '--preset');
+  if (v.seed !== undefined && v.seeds !== undefined)
+    throw new UsageError('--seed and --seeds cannot be used together; use --seeds N for one seed');
+  const seeds =
+    v.seeds !== undefined
+      ? parseSeedList('--seeds', v.seeds as string)
+      : [v.seed === undefined ? 0 : parseSeedText('--seed', v.seed as string)];
+  const backend = v.backend as string | undefined;
+  if (backend !== undefined && !['tensorflow', 'wasm', 'cpu'].includes(backend))
+    throw new UsageError(`--backend ${quoteArg(backend)}: expected tensorflow, wasm or cpu`);
+  const progress = (v.progress as string | undefined) ?? 'auto';
+  if (!['auto', 'bar', 'lines', 'none'].includes(progress))
+    throw new UsageError(`--progress ${quoteArg(progress)}: expected auto, bar, lines or none`);
+  const data = v.data === undefined ? undefined : checkDataFile(v.data as string, [exp]);
+  const outRoot = ensureOutDir((v.out as string | undefined) ?? 'runs');
+  return { help: false, exp, preset, seeds, backend, outRoot, data, force: Boolean(v.force), progress };
 }

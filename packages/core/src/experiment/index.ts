@@ -1,3 +1,4 @@
+export * from './args.js';
 export * from './cli.js';
 export * from './inline.js';
 export * from './settings.js';

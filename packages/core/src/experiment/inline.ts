@@ -5,6 +5,7 @@
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { currentBackend, initBackend } from '../backend/init.js';
+import { hasPreset } from './args.js';
 import { makeSubrun } from './subrun.js';
 import type { Experiment, ExperimentContext, ExperimentResult, ProgressHandle } from './types.js';
 
@@ -19,7 +20,7 @@ export interface InlineRunOptions {
 
 export function inlineContext(exp: Experiment, opts: InlineRunOptions): ExperimentContext {
   const preset = opts.preset ?? 'tiny';
-  if (!exp.presets[preset])
+  if (!hasPreset(exp, preset))
     throw new Error(`experiment ${exp.id}: unknown preset "${preset}"; expected one of ${Object.keys(exp.presets).join(', ')}`);
   mkdirSync(opts.outDir, { recursive: true });
   const log = opts.log ?? (() => {});

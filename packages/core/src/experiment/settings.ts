@@ -14,7 +14,8 @@ export function parsePresets<N extends string, T>(
   inputs: Record<N, unknown>,
   schema: (name: NoInfer<N>) => SafeParseSchema<T>,
 ): Record<N, T> {
-  const out = {} as Record<N, T>;
+  // null prototype: SETTINGS[name] for a name that is no preset (`constructor`, `toString`) is undefined
+  const out = Object.create(null) as Record<N, T>;
   for (const name of Object.keys(inputs) as N[]) out[name] = parseConfig(`${what} [${name}]`, schema(name), inputs[name]);
   return out;
 }

@@ -46,7 +46,8 @@ export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext
       subrun: makeSubrun({ ...host, dir }, full),
     };
     const r = await fn(dir, sub);
-    writeFileSync(`${done}.tmp`, JSON.stringify(r, null, 2));
+    // a body that returns nothing is saved as null (JSON has no undefined); a reuse returns null
+    writeFileSync(`${done}.tmp`, r === undefined ? 'null' : JSON.stringify(r, null, 2));
     renameSync(`${done}.tmp`, done);
     return r;
   };

@@ -96,6 +96,12 @@ export interface Experiment {
   claim: string;
   /** Presets by name ('tiny' always exists and runs in seconds, for tests). */
   presets: Record<string, PresetInfo>;
+  /**
+   * Set when the experiment reads a user data file (`--data PATH`, `ctx.dataPath`): what the file
+   * is and what it replaces. Runners refuse `--data` for experiments without it, so a run is never
+   * recorded with a data file it did not read.
+   */
+  data?: { description: string };
   run(ctx: ExperimentContext): Promise<ExperimentResult>;
   /**
    * Optional: combine the results of several seeds (`pnpm lab run <id> --seeds 0,1,2`) into tables

@@ -32,9 +32,12 @@ describe('runExperimentCli', () => {
     const r = await runExperimentCli([toy], { name: 'toy', argv: ['toy.sum', 'small', '--seed', '3', '--out', dir], ...c.opts });
     expect(r.code).toBe(0);
     expect(r.result?.metrics.x).toBe(5);
-    const saved = JSON.parse(readFileSync(join(dir, 'result.json'), 'utf8'));
+    // --out is the runs folder, as in the lab
+    const runDir = join(dir, 'toy.sum', 'small-seed3');
+    expect(r.outDir).toBe(runDir);
+    const saved = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8'));
     expect(saved).toMatchObject({ id: 'toy.sum', preset: 'small', seed: 3, metrics: { x: 5 } });
-    expect(existsSync(join(dir, 'result.json.tmp'))).toBe(false);
+    expect(existsSync(join(runDir, 'result.json.tmp'))).toBe(false);
     const text = c.out.join('\n');
     expect(text).toContain('| a | b\\|c |');
     expect(text).toContain('| 1 | p\\|q |');
@@ -45,9 +48,21 @@ describe('runExperimentCli', () => {
     const cases: [string[], RegExp][] = [
       [[], /no experiment id given/],
       [['nope'], /unknown experiment "nope"/],
-      [['toy.sum', 'huge'], /has no preset "huge"; expected one of tiny, small/],
-      [['toy.sum', 'tiny', '--seed', '1.5'], /--seed must be a non-negative integer, got "1.5"/],
+      [['toy.sum', 'huge'], /preset "huge": toy.sum has no such preset; expected one of tiny, small/],
+      [['toy.sum', 'tiny', '--seed', '1.5'], /--seed "1.5": expected a decimal integer in \[0, 4294967295\]/],
       [['toy.sum', '--bogus'], /Unknown option '--bogus'/],
+      // the lab's flags, checked the same way
+      [['toy.sum', '--preset', 'constructor'], /--preset "constructor": toy.sum has no such preset/],
+      [['toy.sum', '--preset', '__proto__'], /--preset "__proto__": toy.sum has no such preset/],
+      [['toy.sum', 'tiny', '--preset', 'small'], /the preset is given twice/],
+      [['toy.sum', '--seed', '1', '--seed', '2'], /--seed is given more than once/],
+      [['toy.sum', '--seed', '0x10'], /--seed "0x10": expected a decimal integer/],
+      [['toy.sum', '--seed', '1e30'], /--seed "1e30": expected a decimal integer/],
+      [['toy.sum', '--seed', ''], /--seed "": expected a decimal integer/],
+      [['toy.sum', '--seed', '4294967296'], /--seed "4294967296": seeds are 32-bit/],
+      [['toy.sum', '--seeds', '0,0'], /seed 0 is listed twice/],
+      [['toy.sum', '--backend', 'gpu'], /--backend "gpu": expected tensorflow, wasm or cpu/],
+      [['toy.sum', '--data', '/etc/hostname'], /--data "\/etc\/hostname": toy.sum reads no data file; drop --data/],
     ];
     for (const [argv, re] of cases) {
       const c = capture();
@@ -55,6 +70,31 @@ describe('runExperimentCli', () => {
       expect(r.code, argv.join(' ')).toBe(2);
       expect(c.err.join('\n')).toMatch(re);
     }
+  });
+
+  it('takes --preset, --seeds (with the aggregate), --force and --help', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-cli-'));
+    const withAgg: Experiment = { ...toy, aggregate: (rs, seeds) => ({ summary: `n=${rs.length} seeds=${seeds.join('+')}` }) };
+    const c = capture();
+    const r = await runExperimentCli([withAgg], {
+      name: 'toy',
+      argv: ['toy.sum', '--preset', 'tiny', '--seeds', '2,1', '--out', dir],
+      ...c.opts,
+    });
+    expect(r.code).toBe(0);
+    expect(existsSync(join(dir, 'toy.sum', 'tiny-seed1', 'result.json'))).toBe(true);
+    expect(r.result?.metrics.x).toBe(3); // seed 2, tiny: the last seed's
+    expect(c.out.join('\n')).toContain('n=2 seeds=1+2');
+    // a finished run is shown again, not rerun; --force reruns it from an empty folder
+    const again = capture();
+    await runExperimentCli([withAgg], { name: 'toy', argv: ['toy.sum', 'tiny', '--seed', '1', '--out', dir], ...again.opts });
+    expect(again.err.join('\n')).toContain('already finished');
+    const forced = capture();
+    await runExperimentCli([withAgg], { name: 'toy', argv: ['toy.sum', 'tiny', '--seed', '1', '--out', dir, '--force'], ...forced.opts });
+    expect(forced.err.join('\n')).not.toContain('already finished');
+    const h = capture();
+    expect((await runExperimentCli([withAgg], { name: 'toy', argv: ['--help'], ...h.opts })).code).toBe(0);
+    expect(h.out.join('\n')).toMatch(/usage: toy repro <experiment-id> \[preset\] \[--preset P\]/);
   });
 
   it('markdownText escapes < outside code spans only; formatCell rounds to 4 significant digits', () => {

@@ -47,6 +47,23 @@ export function charCorpora(texts: { name: string; text: string }[], valFraction
   return { tokenizer, corpora };
 }
 
+/**
+ * Throws before any training when a corpus' train or validation split holds fewer than `minTokens`
+ * tokens (one training / evaluation window): e.g. a `--data` file whose last 10% has no line break
+ * leaves the line-break split nothing to validate on.
+ */
+export function checkCorpusSplits(corpora: readonly Corpus[], minTokens: number, description: string): void {
+  for (const c of corpora)
+    for (const part of ['train', 'val'] as const)
+      if (c[part].length < minTokens)
+        throw new Error(
+          `corpus ${c.name} (${description}): the ${part === 'val' ? 'validation' : 'training'} split has ${c[part].length} tokens, need at least ${minTokens} (one window of maxSeqLen + 1)` +
+            (part === 'val'
+              ? '; the split cuts the last 10% at a line break, so a text whose last 10% has no line break leaves nothing to validate on: add line breaks or more text'
+              : '; give more text'),
+        );
+}
+
 /** A preset's config with the tokenizer's vocabulary size. */
 export function configFor(name: 'tiny' | 'quick' | 'small', vocabSize: number): MaskLLMConfig {
   const cfg = preset(name);

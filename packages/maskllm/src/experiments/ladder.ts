@@ -11,6 +11,7 @@ import type { MaskLLMConfig } from '../config.js';
 import {
   calibration,
   charCorpora,
+  checkCorpusSplits,
   configFor,
   DenseSettingsSchema,
   fmt,
@@ -142,6 +143,7 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const { tokenizer, corpora } = charCorpora([{ name: 'A', text: corpus.text }]);
   const A = corpora[0]!;
   const cfg = configFor(S.model, tokenizer.vocabSize);
+  checkCorpusSplits([A], cfg.model.maxSeqLen + 1, corpus.description); // before any training
   ctx.log(`maskllm.ladder: ${corpus.description}; vocab ${tokenizer.vocabSize}; ${A.train.length} train / ${A.val.length} val tokens`);
   const dense = await trainDense(ctx, cfg, [A], S.dense);
   const loss: Record<string, number> = { dense: dense.val.A! };
@@ -275,6 +277,10 @@ export const ladderExperiment: Experiment = {
         'width-128 two-block character decoder on 400k characters of corpus A (or --data), 1000 dense steps, 4 MaskLLM runs of 300 steps',
       expectedMinutes: 5,
     },
+  },
+  data: {
+    description:
+      'a UTF-8 text corpus that replaces procedural corpus A (its first maxDataChars characters; the last 10%, cut at a line break, is the validation split)',
   },
   run,
   aggregate: aggregateLadder,

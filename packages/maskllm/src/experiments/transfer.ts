@@ -73,7 +73,7 @@ export const PAPER_TABLE5 = { dense: 7.42, general: 10.61, scratch: 7.51, transf
 async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const S = TRANSFER_SETTINGS[ctx.preset as 'tiny' | 'small'];
   if (!S) throw new Error(`maskllm.transfer: unknown preset "${ctx.preset}"; expected tiny or small`);
-  if (ctx.dataPath) ctx.log('maskllm.transfer: --data is not used (corpora A and B are the procedural "shapes" and "recipes" grammars)');
+  // no `data` field: runners refuse --data here (corpora A and B are the procedural "shapes" and "recipes" grammars)
   const { tokenizer, corpora } = charCorpora([
     { name: 'A', text: grammarCorpus({ grammar: 'shapes', seed: ctx.seed, chars: S.chars }) },
     { name: 'B', text: grammarCorpus({ grammar: 'recipes', seed: ctx.seed, chars: S.chars }) },
