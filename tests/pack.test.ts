@@ -63,6 +63,14 @@ describe('pack and install', () => {
         const tgz = out.trim().split('\n').pop()!.trim();
         return tgz.startsWith('/') ? tgz : join(work, tgz);
       });
+      // every tarball ships the license and the images its README links to (tests/packaging.test.ts)
+      for (const [i, p] of pkgs.entries()) {
+        const listing = execFileSync('tar', ['-tzf', tarballs[i]!], { encoding: 'utf8' }).split('\n');
+        expect(listing, p.name).toContain('package/LICENSE');
+        const readme = readFileSync(join(p.dir, 'README.md'), 'utf8');
+        for (const m of readme.matchAll(/\(https:\/\/cdn\.jsdelivr\.net\/npm\/@mmlm\/[a-z]+\/([^)\s]+)\)/g))
+          expect(listing, p.name).toContain(`package/${m[1]}`);
+      }
       const proj = join(work, 'project');
       execFileSync('mkdir', ['-p', proj]);
       writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'smoke', private: true, type: 'module' }));

@@ -1,11 +1,25 @@
 /** The README's usage example, verbatim between the markers (the README adds only the two import lines above). */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { AdamW, initBackend, paramGroups, Rng, tf } from '@mmlm/core';
 import { buildMixedBatch, generate, ImageVAE, LatentLM, NoiseSchedule, PRESETS, samplePosterior, trainStep } from '@mmlm/latentlm';
 import { expect, it } from 'vitest';
 
+it('the README shows this example verbatim', () => {
+  const self = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const body = self.split('// --- README example start ---\n')[1]!.split('  // --- README example end ---')[0]!;
+  const snippet = body
+    .split('\n')
+    .map((l) => l.replace(/^ {2}/, ''))
+    .join('\n')
+    .trimEnd();
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  expect(readme).toContain(snippet);
+});
+
 it('README usage example', async () => {
-  await initBackend({ backend: 'cpu', log: false });
   // --- README example start ---
+  await initBackend(); // wasm here (or tfjs-node where libtensorflow is installed); logs its choice
   // 1. A sigma-VAE tokenizer: 32x32 images -> 4x4 grids of 8-d latents (mean-only encoder, one sigma per image).
   const vae = new ImageVAE({ imageSize: 32, patchSize: 8, latentDim: 8, dim: 32, depth: 1, numHeads: 2 });
   const images = new Rng(0).rand([2, 32, 32, 3]);

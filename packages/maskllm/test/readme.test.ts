@@ -1,8 +1,8 @@
 /** The README's usage example, verbatim between the markers (the README adds only its import lines). */
-
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { initBackend, Rng, TransformerDecoder, tf } from '@mmlm/core';
 import {
   applyMaskFile,
@@ -24,9 +24,21 @@ import {
 } from '@mmlm/maskllm';
 import { expect, it } from 'vitest';
 
+it('the README shows this example verbatim', () => {
+  const self = readFileSync(fileURLToPath(import.meta.url), 'utf8');
+  const body = self.split('// --- README example start ---\n')[1]!.split('  // --- README example end ---')[0]!;
+  const snippet = body
+    .split('\n')
+    .map((l) => l.replace(/^ {2}/, ''))
+    .join('\n')
+    .trimEnd();
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  expect(readme).toContain(snippet);
+});
+
 it('README usage example', async () => {
-  await initBackend({ backend: 'cpu', log: false });
   // --- README example start ---
+  await initBackend(); // wasm here (or tfjs-node where libtensorflow is installed); logs its choice
   // A dense decoder (train it first, or load its weights) and a config with the mask recipe.
   const cfg = maskllmConfig({ train: { steps: 10, batchSize: 4, lr: 1e-2, lrMin: 1e-3, lrMult: 1 } });
   const decoderConfig = { vocabSize: 32, dim: 32, numLayers: 2, numHeads: 2, maxSeqLen: 16, seed: 0 };
