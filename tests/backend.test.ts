@@ -47,11 +47,14 @@ describe('initBackend', () => {
   });
 
   it('fails clearly when MMLM_BACKEND=tensorflow cannot load, saying what to install', async () => {
-    const { initBackend } = await import('@mmlm/core');
+    const { initBackend, tf } = await import('@mmlm/core');
     let msg = '';
     try {
-      await initBackend({ backend: 'tensorflow', log: false });
-      return; // libtensorflow is present on this machine: nothing to check
+      const c = await initBackend({ backend: 'tensorflow', log: false });
+      // libtensorflow is present on this machine: then the request must have been honoured
+      expect(c.backend).toBe('tensorflow');
+      expect(tf.getBackend()).toBe('tensorflow');
+      return;
     } catch (e) {
       msg = (e as Error).message;
     }

@@ -56,6 +56,15 @@ describe('model contract', () => {
       forward: (m, [ids, l]) => m.lmLogits(m.forwardHidden(ids!, l!)),
       expectedShape: [2, 6, 16],
       loss: (m) => latentLMLoss(m, batch, { schedule, diffusion, rng: new Rng(7) }).loss,
+      // the leak check runs the package's own step (AdamW, L_LM + alpha L_Diff, clipping)
+      trainStep: (m) => {
+        const opt = new AdamW(paramGroups(m), { beta1: 0.9, beta2: 0.98, weightDecay: 0.01 });
+        const rng = new Rng(8);
+        return {
+          step: () => void trainStep(m, opt, batch, { schedule, diffusion, rng, lr: 1e-3, gradClip: 1 }),
+          dispose: () => opt.dispose(),
+        };
+      },
       // adaLN-Zero: at init only the head's final linear receives gradient
       zeroGradOk: (p) => (p.startsWith('diffusion.') && p !== 'diffusion.final_layer.linear.weight') || p.startsWith('condition_layer.'),
     });

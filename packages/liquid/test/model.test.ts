@@ -97,6 +97,12 @@ describe('model contract', () => {
       forward: (m, [ids]) => m.forward(ids!),
       expectedShape: [b.shape[0], b.shape[1], vocab.size],
       loss: (m, [ids, labels]) => causalLMLoss(m, ids!, labels!),
+      // the leak check runs the package's own step (AdamW, warmup-cosine lr, clipping)
+      trainStep: (m) => {
+        const phase = liquidConfig().train.unified;
+        const opt = makeOptimizer(m, phase);
+        return { step: (_xs, t) => void lmTrainStep(m, opt, b, t, phase), dispose: () => opt.dispose() };
+      },
       // the only ids never fed as input in this batch are unused embedding rows: their gradient rows are zero,
       // but each parameter tensor as a whole must still get a non-zero gradient
     });
@@ -119,6 +125,12 @@ describe('model contract', () => {
           const o = m.forward(x!);
           return o.xRec.sub(x!).square().mean().add(o.vq.loss) as tf.Scalar;
         }),
+      trainStep: (m) => {
+        const phase = liquidConfig().train.tokenizer;
+        const opt = makeOptimizer(m, phase);
+        m.train();
+        return { step: ([x], t) => void tokenizerTrainStep(m, opt, x!, t, phase), dispose: () => opt.dispose() };
+      },
     });
   });
 });

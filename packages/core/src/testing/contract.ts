@@ -1,7 +1,8 @@
 /**
  * The model contract of DESIGN.md, shared by every package's tests: tiny config; output shape;
  * same seed gives the same output; save then load gives the same output; gradients finite and
- * non-zero for every trainable parameter; no tensor leak over a training step; runs on cpu and
+ * non-zero for every trainable parameter; no tensor leak over a training step (the package's own,
+ * `trainStep`, where given); runs on cpu and
  * wasm (and the two agree). Framework-agnostic: each check throws a descriptive Error.
  */
 import type { BackendName } from '../backend/init.js';
@@ -24,6 +25,12 @@ export interface ModelContract<M extends Module> {
   zeroGradOk?: (path: string) => boolean;
   /** Save/load round trip (default: in-memory copy of the state dict). */
   saveLoad?: (sd: StateDict) => Promise<StateDict> | StateDict;
+  /**
+   * The package's own training step for model `m` (its optimizer, loss and update), checked for
+   * tensor leaks instead of the contract's plain SGD step: `step(inputs)` runs one step; `dispose`
+   * frees what the factory made (the optimizer). Give it wherever the package has a train step.
+   */
+  trainStep?: (m: M) => { step: (inputs: tf.Tensor[], t: number) => void; dispose: () => void };
   backends?: readonly BackendName[];
   /** Max abs difference allowed between backends (default 1e-3). */
   crossBackendTol?: number;
@@ -109,23 +116,34 @@ export async function runModelContract<M extends Module>(c: ModelContract<M>): P
     if (missing.length) fail(b, `no gradient reached: ${missing.join(', ')}`);
     if (nonFinite.length) fail(b, `non-finite gradients: ${nonFinite.join(', ')}`);
     if (zero.length) fail(b, `all-zero gradients: ${zero.join(', ')}`);
-    // 5. no tensor leak over a training step (forward, backward, SGD update)
-    const step = () =>
-      withInputs(c, (xs) =>
-        tf.tidy(() => {
-          const { value, grads } = tf.variableGrads(
-            () => lossFn(xs),
-            named.map(([, v]) => v),
+    // 5. no tensor leak over a training step: the package's own (c.trainStep), else forward, backward
+    // and a plain SGD update. Two warm-up steps first (optimizer slots are made on the first).
+    const own = c.trainStep?.(m);
+    let t = 0;
+    const step = own
+      ? () => withInputs(c, (xs) => own.step(xs, t++))
+      : () =>
+          withInputs(c, (xs) =>
+            tf.tidy(() => {
+              const { value, grads } = tf.variableGrads(
+                () => lossFn(xs),
+                named.map(([, v]) => v),
+              );
+              for (const [, v] of named) v.assign(v.sub(grads[v.name]!.mul(1e-3)));
+              return value.dataSync()[0];
+            }),
           );
-          for (const [, v] of named) v.assign(v.sub(grads[v.name]!.mul(1e-3)));
-          return value.dataSync()[0];
-        }),
-      );
-    step();
-    const before = tf.memory().numTensors;
-    step();
-    const after = tf.memory().numTensors;
-    if (after !== before) fail(b, `tensor leak over a training step: ${before} tensors before, ${after} after`);
+    try {
+      step();
+      step();
+      const before = tf.memory().numTensors;
+      step();
+      const after = tf.memory().numTensors;
+      if (after !== before)
+        fail(b, `tensor leak over ${own ? "the package's training step" : 'a training step'}: ${before} tensors before, ${after} after`);
+    } finally {
+      own?.dispose();
+    }
     m.dispose();
   }
   let maxCrossBackendDiff = 0;

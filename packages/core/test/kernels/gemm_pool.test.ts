@@ -24,7 +24,7 @@ describe('GemmPool', () => {
   });
 
   it('gives the same bits as the single-threaded GEMM (batched and row-split, all transposes)', () => {
-    setNativeBlasEnabled(false);
+    const wasNative = setNativeBlasEnabled(false);
     const pool = new GemmPool(2, false);
     try {
       const memory = new WasmJs.Memory({ initial: 256 });
@@ -68,7 +68,7 @@ describe('GemmPool', () => {
       }
     } finally {
       pool.dispose();
-      setNativeBlasEnabled(true);
+      setNativeBlasEnabled(wasNative);
     }
   });
 

@@ -90,30 +90,45 @@ describe('SimdGemm', () => {
   for (const fma of [false, true])
     for (const blocking of [undefined, { kc: 5, mc: 6, nc: 9 }]) {
       it(`${fma ? 'FMA' : 'mul+add'} micro-kernel, ${blocking ? 'tiny' : 'default'} blocking: all transposes, edge tiles, strided C, accumulate`, () => {
-        setNativeBlasEnabled(false);
+        const wasNative = setNativeBlasEnabled(false);
         try {
           const { memory, malloc } = heap();
           const g = new SimdGemm(memory, malloc, { fma, ...(blocking ? { blocking } : {}) });
           expect(g.fma).toBe(fma);
           for (const p of PROBLEMS) check(p, (_m, A, B, C) => g.gemm(p.M, p.N, p.K, A, B, C, p.ldc, p.accumulate), memory, malloc);
         } finally {
-          setNativeBlasEnabled(true);
+          setNativeBlasEnabled(wasNative);
         }
       });
     }
 
   it('K = 0 gives zeros (or leaves C when accumulating)', () => {
-    setNativeBlasEnabled(false);
-    const { memory, malloc } = heap();
-    const g = new SimdGemm(memory, malloc);
-    const C = malloc(4 * 6);
-    const h = new Float32Array(memory.buffer);
-    h.fill(7, C / 4, C / 4 + 6);
-    g.gemm(2, 3, 0, { ptr: 0, rs: 0, cs: 1 }, { ptr: 0, rs: 3, cs: 1 }, C, 3, true);
-    expect(Array.from(h.slice(C / 4, C / 4 + 6))).toEqual([7, 7, 7, 7, 7, 7]);
-    g.gemm(2, 3, 0, { ptr: 0, rs: 0, cs: 1 }, { ptr: 0, rs: 3, cs: 1 }, C, 3);
-    expect(Array.from(h.slice(C / 4, C / 4 + 6))).toEqual([0, 0, 0, 0, 0, 0]);
-    setNativeBlasEnabled(true);
+    const wasNative = setNativeBlasEnabled(false);
+    try {
+      const { memory, malloc } = heap();
+      const g = new SimdGemm(memory, malloc);
+      const C = malloc(4 * 6);
+      const h = new Float32Array(memory.buffer);
+      h.fill(7, C / 4, C / 4 + 6);
+      g.gemm(2, 3, 0, { ptr: 0, rs: 0, cs: 1 }, { ptr: 0, rs: 3, cs: 1 }, C, 3, true);
+      expect(Array.from(h.slice(C / 4, C / 4 + 6))).toEqual([7, 7, 7, 7, 7, 7]);
+      g.gemm(2, 3, 0, { ptr: 0, rs: 0, cs: 1 }, { ptr: 0, rs: 3, cs: 1 }, C, 3);
+      expect(Array.from(h.slice(C / 4, C / 4 + 6))).toEqual([0, 0, 0, 0, 0, 0]);
+    } finally {
+      setNativeBlasEnabled(wasNative);
+    }
+  });
+
+  it('setNativeBlasEnabled returns the setting it replaced, so tests restore MMLM_NATIVE_BLAS=0 instead of overriding it', () => {
+    const was = setNativeBlasEnabled(false);
+    try {
+      expect(setNativeBlasEnabled(false)).toBe(false);
+      expect(setNativeBlasEnabled(true)).toBe(false);
+      expect(setNativeBlasEnabled(false)).toBe(true);
+    } finally {
+      setNativeBlasEnabled(was);
+    }
+    expect(setNativeBlasEnabled(was)).toBe(was);
   });
 });
 

@@ -167,4 +167,32 @@ describe('TransformerDecoder contract', () => {
       expect(r.maxCrossBackendDiff).toBeLessThan(1e-3);
     });
   }
+
+  it("checks the package's own training step for leaks when given (a leaking step fails, a clean one passes)", async () => {
+    const base = {
+      name: 'own step',
+      make: (seed: number) => new TransformerDecoder(tiny({ seed })),
+      inputs: () => [tf.tensor2d([[1, 5, 3, 7, 2]], undefined, 'int32')],
+      forward: (m: TransformerDecoder, [ids]: tf.Tensor[]) => m.forward(ids!),
+      expectedShape: [1, 5, 11],
+      backends: ['cpu'] as const,
+    };
+    const kept: tf.Tensor[] = [];
+    const leaky = (m: TransformerDecoder) => ({
+      step: ([ids]: tf.Tensor[]) => void kept.push(m.forward(ids!)), // forgets to dispose its output
+      dispose: () => {},
+    });
+    await expect(runModelContract({ ...base, trainStep: leaky })).rejects.toThrow(/tensor leak over the package's training step/);
+    for (const t of kept) t.dispose();
+    let steps = 0;
+    const clean = (m: TransformerDecoder) => ({
+      step: ([ids]: tf.Tensor[]) => {
+        steps++;
+        tf.tidy(() => m.forward(ids!).sum().dataSync());
+      },
+      dispose: () => {},
+    });
+    await runModelContract({ ...base, trainStep: clean });
+    expect(steps).toBe(3);
+  });
 });

@@ -80,8 +80,10 @@ export function nativeBlas(): NativeBlas | null {
 }
 
 /** Turn the native GEMM on or off at run time (it stays off if it is not built). */
-export function setNativeBlasEnabled(on: boolean): void {
+export function setNativeBlasEnabled(on: boolean): boolean {
+  const was = enabled;
   enabled = on;
+  return was; // callers restore it (tests: in a finally), so MMLM_NATIVE_BLAS=0 is never overridden
 }
 
 /** Set the native GEMM's thread count (no effect when it is not loaded). */
