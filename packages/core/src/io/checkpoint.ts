@@ -7,10 +7,17 @@
  * and renamed into place, so a crash mid-write never damages the last good checkpoint and never
  * leaves a half-written folder where `latestCheckpoint` looks. Temporary folders left by a crashed
  * writer are ignored by readers and removed by the next save.
+ *
+ * Re-saving an existing step moves the old folder aside (`.old-step-N-<pid>-<hex>`), renames the
+ * new one in, then removes the old one. A kill between the two renames leaves no `step-N`: readers
+ * then use the moved-aside copy (and put it back in place when its writer is gone), so the step
+ * never disappears. Pruning deletes state.json first, so a kill mid-prune leaves a folder without
+ * state.json: readers ignore it and the next save removes it. `loadLatestCheckpoint` falls back to
+ * the previous checkpoint, with a warning, when the newest one cannot be loaded.
  */
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Module } from '../nn/module.js';
 import type { Rng, RngState } from '../rng/index.js';
 import type { tf } from '../tf.js';
@@ -93,15 +100,42 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Remove scratch folders of writers that are no longer running; put back a checkpoint moved aside by a crash. */
+/** Tags (`step-N-<pid>-<hex>`) of the saves this process has in flight. */
+const activeSaves = new Set<string>();
+
+/**
+ * Whether the writer of a scratch folder is gone: another process that is not running, or this
+ * process with no save of that tag in flight (a previous run that had the same pid, as after a
+ * container restart).
+ */
+function writerGone(scratchName: string): boolean {
+  const m = SCRATCH_DIR.exec(scratchName);
+  if (!m) return false;
+  const pid = Number(m[3]);
+  return pid === process.pid ? !activeSaves.has(scratchName.slice(5)) : !pidAlive(pid);
+}
+
+/**
+ * Remove scratch folders of writers that are no longer running and step folders without state.json
+ * (left by a kill while pruning); put back a checkpoint moved aside by a crash.
+ */
 function recoverScratch(root: string): void {
-  for (const name of readdirSync(root)) {
+  const names = readdirSync(root).sort();
+  for (const name of names)
+    if (STEP_DIR.test(name) && !existsSync(join(root, name, 'state.json'))) rmSync(join(root, name), { recursive: true, force: true });
+  for (const name of names) {
     const m = SCRATCH_DIR.exec(name);
-    if (!m || Number(m[3]) === process.pid || pidAlive(Number(m[3]))) continue;
+    if (!m || !writerGone(name)) continue;
     const final = join(root, m[2]!);
     if (m[1] === 'old' && !existsSync(final) && existsSync(join(root, name, 'state.json'))) renameSync(join(root, name), final);
     else rmSync(join(root, name), { recursive: true, force: true });
   }
+}
+
+/** Delete a checkpoint folder: state.json first, so that a kill part-way leaves a folder every reader ignores. */
+async function removeCheckpoint(dir: string): Promise<void> {
+  await unlink(join(dir, 'state.json')).catch(() => {});
+  await rm(dir, { recursive: true, force: true });
 }
 
 async function writeSynced(path: string, bytes: Uint8Array | string): Promise<void> {
@@ -187,7 +221,28 @@ export async function saveCheckpoint(root: string, c: CheckpointInput, opts: Sav
   const final = join(root, name);
   const tag = `${name}-${process.pid}-${Math.floor(Math.random() * 2 ** 32).toString(16)}`;
   const tmp = join(root, `.tmp-${tag}`);
-  await mkdir(tmp);
+  activeSaves.add(tag);
+  try {
+    await mkdir(tmp);
+    await writeCheckpointFolder(root, tmp, final, tag, modelBytes, optBytes, state);
+  } finally {
+    activeSaves.delete(tag);
+  }
+  const others = listCheckpoints(root).filter((x) => x.dir !== final);
+  const excess = others.length - (keep - 1);
+  for (const old of others.slice(0, Math.max(0, excess))) await removeCheckpoint(old.dir);
+  return final;
+}
+
+async function writeCheckpointFolder(
+  root: string,
+  tmp: string,
+  final: string,
+  tag: string,
+  modelBytes: Uint8Array,
+  optBytes: Uint8Array | null,
+  state: unknown,
+): Promise<void> {
   try {
     await writeSynced(join(tmp, 'model.safetensors'), modelBytes);
     if (optBytes) await writeSynced(join(tmp, 'optimizer.safetensors'), optBytes);
@@ -206,20 +261,39 @@ export async function saveCheckpoint(root: string, c: CheckpointInput, opts: Sav
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
-  const others = listCheckpoints(root).filter((x) => x.dir !== final);
-  const excess = others.length - (keep - 1);
-  for (const old of others.slice(0, Math.max(0, excess))) await rm(old.dir, { recursive: true, force: true });
-  return final;
 }
 
-/** The complete checkpoints under `root`, oldest first. */
+/**
+ * The complete checkpoints under `root`, oldest first. A step whose folder is missing but whose
+ * previous copy was moved aside by an interrupted re-save is listed too: put back as `step-N` when
+ * its writer is gone (and the root is writable), else at the moved-aside path.
+ */
 export function listCheckpoints(root: string): { dir: string; step: number }[] {
   if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .map((n) => ({ n, m: STEP_DIR.exec(n) }))
-    .filter((x) => x.m && existsSync(join(root, x.n, 'state.json')))
-    .map((x) => ({ dir: join(root, x.n), step: Number(x.m![1]) }))
-    .sort((a, b) => a.step - b.step);
+  const names = readdirSync(root).sort();
+  const found = new Map<number, { dir: string; step: number }>();
+  for (const n of names) {
+    const m = STEP_DIR.exec(n);
+    if (m && existsSync(join(root, n, 'state.json'))) found.set(Number(m[1]), { dir: join(root, n), step: Number(m[1]) });
+  }
+  for (const n of names) {
+    const m = SCRATCH_DIR.exec(n);
+    if (!m || m[1] !== 'old') continue;
+    const step = Number(STEP_DIR.exec(m[2]!)![1]);
+    const aside = join(root, n);
+    if (found.has(step) || !existsSync(join(aside, 'state.json'))) continue;
+    const final = join(root, m[2]!);
+    if (writerGone(n) && !existsSync(final)) {
+      try {
+        renameSync(aside, final);
+      } catch {
+        // read-only root, or another process restored it first: checked below
+      }
+    }
+    if (existsSync(join(final, 'state.json'))) found.set(step, { dir: final, step });
+    else if (existsSync(join(aside, 'state.json'))) found.set(step, { dir: aside, step });
+  }
+  return [...found.values()].sort((a, b) => a.step - b.step);
 }
 
 /** The newest complete checkpoint folder under `root`, or null when there is none. */
@@ -239,8 +313,17 @@ type StateJson = {
   extra?: unknown;
 };
 
-/** Read a checkpoint folder (as returned by saveCheckpoint / latestCheckpoint). The caller owns the tensors. */
+/**
+ * Read a checkpoint folder (as returned by saveCheckpoint / latestCheckpoint). A missing `step-N`
+ * folder whose copy an interrupted re-save moved aside is read from that copy (`dir` of the result
+ * says where). The caller owns the tensors.
+ */
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  if (!existsSync(dir) && STEP_DIR.test(basename(dir))) {
+    const step = Number(STEP_DIR.exec(basename(dir))![1]);
+    const moved = listCheckpoints(dirname(dir)).find((c) => c.step === step);
+    if (moved) dir = moved.dir;
+  }
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new Error(`loadCheckpoint: ${dir} is not a folder`);
   const statePath = join(dir, 'state.json');
@@ -300,6 +383,40 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     ...(state.config != null ? { config: state.config } : {}),
     ...(state.extra != null ? { extra: state.extra } : {}),
   };
+}
+
+export interface LoadLatestCheckpointOptions {
+  /** Called for each checkpoint that cannot be loaded before an older one is tried (default: console.warn of the message). */
+  onWarning?: (message: string, error: unknown, dir: string) => void;
+}
+
+/**
+ * Load the newest checkpoint under `root` that loads: newest first, and on a load error (a corrupt
+ * or truncated safetensors file, bad state.json, a missing file) warn, naming the checkpoint and the
+ * error, and try the previous one. Returns null when `root` holds no checkpoint; when none of them
+ * loads, throws the newest one's error. The corrupt checkpoints are left in place (a later save of
+ * the same step replaces them). The caller owns the tensors.
+ */
+export async function loadLatestCheckpoint(root: string, opts: LoadLatestCheckpointOptions = {}): Promise<Checkpoint | null> {
+  const warn = opts.onWarning ?? ((message: string) => console.warn(message));
+  const all = listCheckpoints(root).reverse();
+  let newest: unknown;
+  for (let i = 0; i < all.length; i++) {
+    const { dir } = all[i]!;
+    try {
+      return await loadCheckpoint(dir);
+    } catch (e) {
+      if (i === 0) newest = e;
+      const next = all[i + 1];
+      warn(
+        `loadLatestCheckpoint: cannot load checkpoint ${dir} (${(e as Error)?.message ?? String(e)}); ${next ? `falling back to ${next.dir}` : 'no older checkpoint to fall back to'}`,
+        e,
+        dir,
+      );
+    }
+  }
+  if (all.length) throw newest;
+  return null;
 }
 
 /** Dispose every tensor a loaded checkpoint holds. */

@@ -14,8 +14,12 @@
  * given; the JSON compact (no spaces) and padded with spaces to a multiple of 8 bytes.
  *
  * Reading validates everything before allocating tensor memory: header length bound (100 MB, as
- * the reference), header against file size, UTF-8 JSON object, dtypes, shapes, byte sizes, ranges
- * (bounds, no overlap, full coverage of the data section), metadata values being strings.
+ * the reference), header against file size, UTF-8 JSON object, nesting depth (127 levels, as
+ * serde_json), no duplicate keys, dtypes, shapes, byte sizes, ranges (bounds, no overlap, full coverage
+ * of the data section), metadata values being strings (`"__metadata__": null` means none, as the
+ * reference's `Option`). Every failure is a SafetensorsError; values quoted in its message are cut
+ * to a few hundred characters. Returned records (tensors, metadata) have no prototype, so names
+ * such as `__proto__` or `constructor` are ordinary keys.
  *
  * Interop: no file written by PyTorch's safetensors was available on this machine (no network to
  * PyPI, no Debian package). Checked instead: the reference crate's own serialization vectors and a
@@ -79,6 +83,16 @@ const DTYPE_SIZE: Record<SafetensorsDtype, number> = {
 /** Headers longer than this are rejected (the reference's limit). */
 export const MAX_HEADER_BYTES = 100_000_000;
 
+/**
+ * Headers nested deeper than this are rejected: the most that serde_json's default recursion limit
+ * (128, counted down on entering each array or object and failing at 0) lets through, and the
+ * reference parses with serde_json.
+ */
+export const MAX_HEADER_DEPTH = 127;
+
+/** Longest text quoted from a file in an error message. */
+const MAX_SHOWN = 200;
+
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
@@ -90,7 +104,7 @@ export interface SafetensorsTensorInfo {
 }
 
 export interface SafetensorsHeader {
-  /** Tensor records in file (offset) order. */
+  /** Tensor records by name (no prototype), in file (offset) order except that integer-like names enumerate first, as in any JS object. */
   tensors: Record<string, SafetensorsTensorInfo>;
   metadata: Record<string, string>;
   /** N, the header length in bytes (the data section starts at 8 + N). */
@@ -145,6 +159,70 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A record without a prototype: `__proto__`, `constructor`, `toString` are ordinary keys of it. */
+function record<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+/** A name from a file, cut for an error message. */
+function clip(s: string): string {
+  return s.length <= MAX_SHOWN ? s : `${s.slice(0, MAX_SHOWN)}…(${s.length} chars)`;
+}
+
+/**
+ * A value from a file for an error message: JSON-like, at most MAX_SHOWN characters, at most 8
+ * levels deep, never throws (JSON.stringify would throw a RangeError on deep nesting and copy a
+ * 20 MB value whole). Small values read exactly as JSON.stringify writes them.
+ */
+export function showValue(v: unknown): string {
+  let out = '';
+  let full = false;
+  const emit = (s: string): void => {
+    if (full) return;
+    if (out.length + s.length > MAX_SHOWN) {
+      out += s.slice(0, MAX_SHOWN - out.length);
+      full = true;
+    } else out += s;
+  };
+  const walk = (x: unknown, depth: number): void => {
+    if (full) return;
+    if (x === undefined) emit('undefined');
+    else if (x === null) emit('null');
+    else if (typeof x === 'number') emit(Number.isFinite(x) ? String(x) : 'null');
+    else if (typeof x === 'boolean') emit(String(x));
+    else if (typeof x === 'string') emit(JSON.stringify(x.length > MAX_SHOWN ? x.slice(0, MAX_SHOWN) : x));
+    else if (typeof x !== 'object') emit(typeof x);
+    else if (Array.isArray(x)) {
+      if (depth >= 8) return emit('[…]');
+      emit('[');
+      for (let i = 0; i < x.length && !full; i++) {
+        if (i) emit(',');
+        walk(x[i], depth + 1);
+      }
+      emit(']');
+    } else {
+      if (depth >= 8) return emit('{…}');
+      emit('{');
+      let first = true;
+      for (const k in x) {
+        if (full) break;
+        if (!Object.hasOwn(x, k)) continue;
+        if (!first) emit(',');
+        first = false;
+        emit(`${JSON.stringify(k.length > MAX_SHOWN ? k.slice(0, MAX_SHOWN) : k)}:`);
+        walk((x as Record<string, unknown>)[k], depth + 1);
+      }
+      emit('}');
+    }
+  };
+  try {
+    walk(v, 0);
+  } catch {
+    full = true;
+  }
+  return full ? `${out}…` : out;
+}
+
 function sourceName(opts: SafetensorsOptions | string | undefined): string {
   if (typeof opts === 'string') return opts;
   return opts?.name ?? '<buffer>';
@@ -166,54 +244,63 @@ function f16ToNumber(h: number): number {
  */
 function validateHeader(header: unknown, dataLength: number, source: string): Omit<SafetensorsHeader, 'headerLength'> {
   if (!isPlainObject(header))
-    throw new SafetensorsError(source, `header must be a JSON object, got ${Array.isArray(header) ? 'an array' : JSON.stringify(header)}`);
-  const metadata: Record<string, string> = {};
+    throw new SafetensorsError(source, `header must be a JSON object, got ${Array.isArray(header) ? 'an array' : showValue(header)}`);
+  const metadata = record<string>();
   const infos: [string, SafetensorsTensorInfo][] = [];
-  for (const [name, spec] of Object.entries(header)) {
-    if (name === '__metadata__') {
+  for (const [rawName, spec] of Object.entries(header)) {
+    const name = clip(rawName);
+    if (rawName === '__metadata__') {
+      // The reference's `Option<HashMap<String, String>>`: null is no metadata.
+      if (spec === null) continue;
       if (!isPlainObject(spec))
-        throw new SafetensorsError(source, `__metadata__ must be an object of strings, got ${JSON.stringify(spec)}`);
+        throw new SafetensorsError(source, `__metadata__ must be an object of strings, got ${showValue(spec)}`);
       for (const [k, v] of Object.entries(spec)) {
         if (typeof v !== 'string')
-          throw new SafetensorsError(source, `__metadata__["${k}"] must be a string, got ${typeof v} ${JSON.stringify(v)}`);
+          throw new SafetensorsError(source, `__metadata__["${clip(k)}"] must be a string, got ${typeof v} ${showValue(v)}`);
         metadata[k] = v;
       }
       continue;
     }
     if (!isPlainObject(spec))
-      throw new SafetensorsError(source, `tensor "${name}": expected an object {dtype, shape, data_offsets}, got ${JSON.stringify(spec)}`);
-    const { dtype, shape, data_offsets: off } = spec;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) {
+      throw new SafetensorsError(source, `tensor "${name}": expected an object {dtype, shape, data_offsets}, got ${showValue(spec)}`);
+    const dtype = Object.hasOwn(spec, 'dtype') ? spec.dtype : undefined;
+    const shape = Object.hasOwn(spec, 'shape') ? spec.shape : undefined;
+    const off = Object.hasOwn(spec, 'data_offsets') ? spec.data_offsets : undefined;
+    // Object.hasOwn, not `in`: "toString" or "__proto__" must not pass for a dtype.
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, dtype)) {
       const known = (REFERENCE_DTYPE_ORDER as readonly string[]).includes(dtype as string);
       throw new SafetensorsError(
         source,
-        `tensor "${name}": ${known ? 'safetensors dtype' : 'unknown dtype'} ${JSON.stringify(dtype)} is not supported; expected one of ${Object.keys(DTYPE_SIZE).join(', ')}`,
+        `tensor "${name}": ${known ? 'safetensors dtype' : 'unknown dtype'} ${showValue(dtype)} is not supported; expected one of ${Object.keys(DTYPE_SIZE).join(', ')}`,
       );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      throw new SafetensorsError(source, `tensor "${name}": shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      throw new SafetensorsError(source, `tensor "${name}": shape must be an array of non-negative integers, got ${showValue(shape)}`);
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1])
       throw new SafetensorsError(
         source,
-        `tensor "${name}": data_offsets must be [begin, end] with integers 0 <= begin <= end, got ${JSON.stringify(off)}`,
+        `tensor "${name}": data_offsets must be [begin, end] with integers 0 <= begin <= end, got ${showValue(off)}`,
       );
     const st = dtype as SafetensorsDtype;
-    const count = (shape as number[]).reduce((a, b) => a * b, 1);
-    const bytes = count * DTYPE_SIZE[st];
-    if (!Number.isSafeInteger(bytes))
-      throw new SafetensorsError(source, `tensor "${name}": shape ${JSON.stringify(shape)} x ${st} overflows (${bytes} bytes)`);
+    // Every partial product must stay exact, as the reference's checked_mul (so [2^40, 2^40, 0] overflows too).
+    let bytes = DTYPE_SIZE[st];
+    for (const d of shape as number[]) {
+      bytes *= d;
+      if (!Number.isSafeInteger(bytes))
+        throw new SafetensorsError(source, `tensor "${name}": shape ${showValue(shape)} x ${st} overflows (more than 2^53 bytes)`);
+    }
     const [begin, end] = off as [number, number];
     if (end - begin !== bytes)
       throw new SafetensorsError(
         source,
-        `tensor "${name}": shape ${JSON.stringify(shape)} x ${st} needs ${bytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
+        `tensor "${name}": shape ${showValue(shape)} x ${st} needs ${bytes} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
     if (end > dataLength)
       throw new SafetensorsError(
         source,
         `tensor "${name}": data_offsets end ${end} is past the end of the data section (${dataLength} bytes); truncated file?`,
       );
-    infos.push([name, { dtype: st, shape: shape as number[], data_offsets: [begin, end] }]);
+    infos.push([rawName, { dtype: st, shape: (shape as number[]).slice(), data_offsets: [begin, end] }]);
   }
   infos.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1]);
   let pos = 0;
@@ -221,14 +308,16 @@ function validateHeader(header: unknown, dataLength: number, source: string): Om
   for (const [name, info] of infos) {
     const [begin, end] = info.data_offsets;
     if (begin < pos)
-      throw new SafetensorsError(source, `tensor "${name}" (bytes ${begin}..${end}) overlaps tensor "${prev}" (ends at ${pos})`);
+      throw new SafetensorsError(source, `tensor "${clip(name)}" (bytes ${begin}..${end}) overlaps tensor "${clip(prev)}" (ends at ${pos})`);
     if (begin > pos) throw new SafetensorsError(source, `bytes ${pos}..${begin} of the data section belong to no tensor`);
     pos = end;
     prev = name;
   }
   if (pos !== dataLength)
     throw new SafetensorsError(source, `the data section is ${dataLength} bytes but the tensors cover only ${pos} (trailing bytes)`);
-  return { tensors: Object.fromEntries(infos), metadata };
+  const tensors = record<SafetensorsTensorInfo>();
+  for (const [name, info] of infos) tensors[name] = info;
+  return { tensors, metadata };
 }
 
 /** Read N from the first 8 bytes and check it against the limit and the total size. */
@@ -245,6 +334,73 @@ function headerLength(first8: Uint8Array, totalSize: number, source: string): nu
   return Number(n);
 }
 
+/**
+ * One pass over the header text: nesting deeper than MAX_HEADER_DEPTH, and the first key that
+ * occurs twice in one object (at any depth; `"a"` and `"\u0061"` are the same key).
+ *
+ * Hand-written because JSON.parse cannot report either: duplicate keys silently keep the last value
+ * (serde rejects a repeated field, e.g. a second "dtype"; either way such a file could mean
+ * different things to different readers, so every duplicate is an error),
+ * and a reviver only sees the object after the duplicates are merged. The scan is iterative (no
+ * recursion, so deep nesting cannot overflow the stack) and linear in the header length. It is
+ * lenient with malformed JSON: it only stops early; JSON.parse reports the syntax error.
+ */
+function scanHeader(text: string): { tooDeep: boolean; duplicate: { key: string; where: string[] } | null } {
+  // One frame per open container: the keys seen (objects; an array while few, as in tensor records)
+  // or null (arrays), and the key it sits under.
+  const stack: { keys: string[] | Set<string> | null; under: string | null }[] = [];
+  let duplicate: { key: string; where: string[] } | null = null;
+  let expectKey = false;
+  let lastKey: string | null = null;
+  // The first backslash at or after the current string (kept, not searched again for every string).
+  let nextBackslash = text.indexOf('\\');
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      // The closing quote: the next one not preceded by an odd number of backslashes.
+      let j = text.indexOf('"', i + 1);
+      while (j !== -1) {
+        let k = j - 1;
+        while (text.charCodeAt(k) === 0x5c /* \ */) k--;
+        if ((j - 1 - k) % 2 === 0) break;
+        j = text.indexOf('"', j + 1);
+      }
+      if (j === -1) break; // unterminated: JSON.parse reports it
+      if (nextBackslash !== -1 && nextBackslash <= i) nextBackslash = text.indexOf('\\', i + 1);
+      const escaped = nextBackslash !== -1 && nextBackslash < j;
+      const top = stack[stack.length - 1];
+      if (expectKey && top?.keys) {
+        let key: string;
+        try {
+          key = escaped ? (JSON.parse(text.slice(i, j + 1)) as string) : text.slice(i + 1, j);
+        } catch {
+          break; // a bad escape: JSON.parse reports it
+        }
+        const seen = Array.isArray(top.keys) ? top.keys.includes(key) : top.keys.has(key);
+        if (duplicate === null && seen) duplicate = { key, where: stack.map((f) => f.under).filter((u): u is string => u !== null) };
+        if (!Array.isArray(top.keys)) top.keys.add(key);
+        else if (top.keys.length < 16) top.keys.push(key);
+        else top.keys = new Set([...top.keys, key]);
+        lastKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const top = stack[stack.length - 1];
+      stack.push({ keys: c === 0x7b ? [] : null, under: top?.keys ? lastKey : top ? '[]' : null });
+      if (stack.length > MAX_HEADER_DEPTH) return { tooDeep: true, duplicate };
+      expectKey = c === 0x7b;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      stack.pop();
+      expectKey = false;
+    } else if (c === 0x2c /* , */) {
+      expectKey = stack[stack.length - 1]?.keys != null;
+    }
+  }
+  return { tooDeep: false, duplicate };
+}
+
 function parseHeaderJson(bytes: Uint8Array, source: string): unknown {
   let text: string;
   try {
@@ -252,11 +408,27 @@ function parseHeaderJson(bytes: Uint8Array, source: string): unknown {
   } catch {
     throw new SafetensorsError(source, 'header is not valid UTF-8');
   }
+  const scan = scanHeader(text);
+  if (scan.tooDeep) throw new SafetensorsError(source, `header JSON is nested deeper than ${MAX_HEADER_DEPTH} levels`);
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (e) {
-    throw new SafetensorsError(source, `header is not valid JSON (${(e as Error).message})`);
+    // A RangeError (stack or memory exhausted) is as much the file's fault as a SyntaxError.
+    const why = e instanceof RangeError ? `too large or too deeply nested: ${e.message}` : (e as Error).message;
+    throw new SafetensorsError(source, `header is not valid JSON (${clip(String(why))})`);
   }
+  if (scan.duplicate) {
+    const { key, where } = scan.duplicate;
+    const place =
+      where.length === 0
+        ? 'the header'
+        : where[0] === '__metadata__'
+          ? '__metadata__'
+          : `tensor "${clip(where[0]!)}"${where.length > 1 ? ` (${where.slice(1).map(clip).join(' > ')})` : ''}`;
+    throw new SafetensorsError(source, `duplicate key "${clip(key)}" in ${place}`);
+  }
+  return value;
 }
 
 /** Parse and validate the header of a complete safetensors buffer. */
@@ -336,7 +508,11 @@ export function parseSafetensors(bytes: Uint8Array, opts?: SafetensorsOptions | 
   const source = sourceName(opts);
   const header = parseSafetensorsHeader(bytes, source);
   const base = 8 + header.headerLength;
-  const entries = Object.entries(header.tensors).map(([name, info]) => ({
+  // Sorted again: a record enumerates integer-like names ("9", "10") first, whatever the file order.
+  const infos = Object.entries(header.tensors).sort(
+    (a, b) => a[1].data_offsets[0] - b[1].data_offsets[0] || a[1].data_offsets[1] - b[1].data_offsets[1],
+  );
+  const entries = infos.map(([name, info]) => ({
     name,
     dtype: info.dtype,
     shape: info.shape,
@@ -351,8 +527,13 @@ export function decodeSafetensors(
   opts?: SafetensorsOptions | string,
 ): { tensors: Record<string, tf.Tensor>; metadata: Record<string, string> } {
   const { entries, metadata } = parseSafetensors(bytes, opts);
-  const tensors: Record<string, tf.Tensor> = {};
-  for (const e of entries) tensors[e.name] = tf.tensor(e.data, e.shape, e.tfDtype);
+  const tensors = record<tf.Tensor>();
+  try {
+    for (const e of entries) tensors[e.name] = tf.tensor(e.data, e.shape, e.tfDtype);
+  } catch (e) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw e;
+  }
   return { tensors, metadata };
 }
 
@@ -375,9 +556,9 @@ export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metad
     const t = tensors[name]!;
     if (name === '__metadata__') throw new Error('encodeSafetensors: "__metadata__" is reserved and cannot name a tensor');
     if (!['F32', 'I32', 'BOOL', 'U8'].includes(t.dtype))
-      throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${JSON.stringify(t.dtype)}; expected F32, I32, BOOL or U8`);
+      throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${showValue(t.dtype)}; expected F32, I32, BOOL or U8`);
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
-      throw new Error(`encodeSafetensors: tensor "${name}" shape must be non-negative integers, got ${JSON.stringify(t.shape)}`);
+      throw new Error(`encodeSafetensors: tensor "${name}" shape must be non-negative integers, got ${showValue(t.shape)}`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length)
       throw new Error(`encodeSafetensors: tensor "${name}" has shape [${t.shape}] (${count} values) but ${t.data.length} values`);
@@ -386,22 +567,25 @@ export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metad
       throw new Error(`encodeSafetensors: tensor "${name}" (${t.dtype}) data must be a ${want.name}, got ${t.data.constructor.name}`);
   }
   names.sort((a, b) => dtypeRank(tensors[b]!.dtype) - dtypeRank(tensors[a]!.dtype) || compareUtf8(a, b));
-  const header: Record<string, unknown> = {};
+  // The header text is assembled entry by entry, not as one object: an object would list
+  // integer-like names ("9", "10") first whatever the data order, and a name "__proto__" would set
+  // its prototype instead of adding a key.
+  const parts: string[] = [];
   if (metadata !== undefined) {
     if (!isPlainObject(metadata))
-      throw new Error(`encodeSafetensors: metadata must be an object of strings, got ${JSON.stringify(metadata)}`);
+      throw new Error(`encodeSafetensors: metadata must be an object of strings, got ${showValue(metadata)}`);
     for (const [k, v] of Object.entries(metadata))
-      if (typeof v !== 'string') throw new Error(`encodeSafetensors: metadata["${k}"] must be a string, got ${typeof v}`);
-    header.__metadata__ = metadata;
+      if (typeof v !== 'string') throw new Error(`encodeSafetensors: metadata["${clip(k)}"] must be a string, got ${typeof v}`);
+    parts.push(`"__metadata__":${JSON.stringify(metadata)}`);
   }
   let offset = 0;
   for (const name of names) {
     const t = tensors[name]!;
     const size = t.data.byteLength;
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] };
+    parts.push(`${JSON.stringify(name)}:${JSON.stringify({ dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + size] })}`);
     offset += size;
   }
-  const json = utf8.encode(JSON.stringify(header));
+  const json = utf8.encode(`{${parts.join(',')}}`);
   const n = json.byteLength + ((8 - (json.byteLength % 8)) % 8);
   const out = new Uint8Array(8 + n + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(n), true);
@@ -420,7 +604,7 @@ export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metad
 
 /** Read tensors to the host as writer inputs (float32 -> F32, int32 -> I32, bool -> BOOL). */
 export function tensorsToHost(tensors: Record<string, tf.Tensor>): Record<string, HostTensor> {
-  const host: Record<string, HostTensor> = {};
+  const host = record<HostTensor>();
   for (const [name, t] of Object.entries(tensors)) {
     if (t.isDisposed) throw new Error(`encodeSafetensors: tensor "${name}" is disposed`);
     if (t.dtype === 'float32') host[name] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };

@@ -14,7 +14,7 @@ import {
   type Checkpoint,
   disposeCheckpoint,
   latestCheckpoint,
-  loadCheckpoint,
+  loadLatestCheckpoint,
   NonFiniteTensorError,
   saveCheckpoint,
 } from '../io/checkpoint.js';
@@ -62,7 +62,11 @@ export interface TrainLoopOptions {
   checkpointDir?: string;
   /** Checkpoints kept under checkpointDir (default 2). */
   keepCheckpoints?: number;
-  /** Continue from the latest checkpoint in checkpointDir when there is one. Without it, a checkpointDir that already holds checkpoints is an error. */
+  /**
+   * Continue from the latest checkpoint in checkpointDir when there is one (the newest that loads: a
+   * corrupt newest one is reported through `log` and the previous one used). Without it, a
+   * checkpointDir that already holds checkpoints is an error.
+   */
   resume?: boolean;
   /** JSONL metrics. A fresh run starts the file anew; a resumed run keeps the records up to the resumed step. */
   metricsPath?: string;
@@ -185,16 +189,18 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       throw new Error(
         `trainLoop: ${o.checkpointDir} already holds checkpoints (latest ${latest}); pass resume: true to continue that run, or use an empty folder`,
       );
-    if (latest) {
-      const ck = await loadCheckpoint(latest);
+    // The newest checkpoint that loads: a corrupt newest one is reported and the previous one used.
+    const ck = latest ? await loadLatestCheckpoint(o.checkpointDir, { onWarning: (m) => log(`${name}: warning: ${m}`) }) : null;
+    if (ck) {
       const step = ck.step;
+      const from = ck.dir;
       if (o.config !== undefined && JSON.stringify(ck.config ?? null) !== JSON.stringify(o.config))
-        log(`${name}: note: the config differs from the checkpoint's (${latest})`);
+        log(`${name}: note: the config differs from the checkpoint's (${from})`);
       restoreCheckpoint(ck, { model: o.model, optimizer: o.optimizer, rng: o.rng, rngs: o.rngs });
       start = step;
       resumedFrom = step;
-      lastGood = latest;
-      log(`${name}: resumed from ${latest} (step ${step})`);
+      lastGood = from;
+      log(`${name}: resumed from ${from} (step ${step})`);
     }
   }
   if (o.metricsPath) {

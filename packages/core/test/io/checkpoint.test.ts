@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,11 +9,14 @@ import {
   latestCheckpoint,
   listCheckpoints,
   loadCheckpoint,
+  loadLatestCheckpoint,
   NonFiniteTensorError,
   Rng,
+  SafetensorsError,
   type StatefulOptimizer,
   saveCheckpoint,
   tf,
+  trainLoop,
   useBackend,
 } from '../../src/index.js';
 
@@ -145,7 +148,8 @@ describe('checkpoints', () => {
       JSON.stringify({ format: 'mmlm-checkpoint', version: 1, step: 3, optimizer: null, rng: null, rngs: null, config: null, extra: null }),
     );
     writeFileSync(join(movedAside, 'model.safetensors'), readFileSync(join(dir, 'step-00000001', 'model.safetensors')));
-    expect(latestCheckpoint(dir)).toBe(join(dir, 'step-00000001'));
+    // readers do not see the half-written step 2, and put the moved-aside step 3 back in place
+    expect(latestCheckpoint(dir)).toBe(join(dir, 'step-00000003'));
     await saveCheckpoint(dir, { model: { w }, step: 2 }, { keep: 5 });
     expect(existsSync(dead)).toBe(false);
     expect(readdirSync(dir).sort()).toEqual(['step-00000001', 'step-00000002', 'step-00000003']);
@@ -243,5 +247,124 @@ describe('checkpoints', () => {
     expect(tf.memory().numTensors).toBe(n0);
     w.dispose();
     m.dispose();
+  });
+
+  it('B7: a kill between the two renames of a re-save does not hide the step (readers recover it)', async () => {
+    const w = tf.ones([2]);
+    const z = tf.zeros([2]);
+    /** The state a re-save of step 3 by `pid` leaves when killed between its two renames. */
+    const killedResave = async (pid: number) => {
+      const dir = root();
+      await saveCheckpoint(dir, { model: { w }, step: 1 }, { keep: 10 });
+      await saveCheckpoint(dir, { model: { w }, step: 3 }, { keep: 10 });
+      const fresh = await saveCheckpoint(root(), { model: { w: z }, step: 3 });
+      const tag = `step-00000003-${pid}-c0ffee`;
+      renameSync(join(dir, 'step-00000003'), join(dir, `.old-${tag}`)); // first rename done
+      cpSync(fresh, join(dir, `.tmp-${tag}`), { recursive: true }); // the complete new copy, not yet renamed in
+      return { dir, aside: join(dir, `.old-${tag}`) };
+    };
+
+    // the writer is gone (pid above pid_max): the moved-aside copy is put back as step-3
+    const a = await killedResave(4194305);
+    expect(latestCheckpoint(a.dir)).toBe(join(a.dir, 'step-00000003'));
+    expect(existsSync(a.aside)).toBe(false);
+    expect(listCheckpoints(a.dir).map((c) => c.step)).toEqual([1, 3]);
+    let ck = await loadCheckpoint(join(a.dir, 'step-00000003'));
+    expect([ck.step, Array.from(ck.weights.w!.dataSync())]).toEqual([3, [1, 1]]);
+    disposeCheckpoint(ck);
+
+    // loadCheckpoint of the missing step-N folder finds the moved-aside copy by itself
+    const b = await killedResave(4194305);
+    ck = await loadCheckpoint(join(b.dir, 'step-00000003'));
+    expect(ck.step).toBe(3);
+    disposeCheckpoint(ck);
+
+    // a writer that may still be running (here: our parent process): used in place, nothing renamed
+    const c = await killedResave(process.ppid);
+    expect(latestCheckpoint(c.dir)).toBe(c.aside);
+    expect(existsSync(join(c.dir, 'step-00000003'))).toBe(false);
+    ck = await loadCheckpoint(join(c.dir, 'step-00000003'));
+    expect([ck.dir, ck.step]).toEqual([c.aside, 3]);
+    disposeCheckpoint(ck);
+
+    // our own pid without a save in flight is an earlier run with the same pid (a restarted container)
+    const d = await killedResave(process.pid);
+    expect(latestCheckpoint(d.dir)).toBe(join(d.dir, 'step-00000003'));
+    // and the next save cleans the leftover temp copy
+    await saveCheckpoint(d.dir, { model: { w }, step: 4 }, { keep: 10 });
+    expect(readdirSync(d.dir).sort()).toEqual(['step-00000001', 'step-00000003', 'step-00000004']);
+    w.dispose();
+    z.dispose();
+  });
+
+  it('B8: step folders without state.json (a kill while pruning) are ignored and removed by the next save', async () => {
+    const dir = root();
+    const w = tf.ones([2]);
+    await saveCheckpoint(dir, { model: { w }, step: 5 }, { keep: 10 });
+    await saveCheckpoint(dir, { model: { w }, step: 6 }, { keep: 10 });
+    // pruning deletes state.json first: a kill part-way leaves the other files
+    rmSync(join(dir, 'step-00000005', 'state.json'));
+    mkdirSync(join(dir, 'step-00000009'));
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([6]);
+    expect(latestCheckpoint(dir)).toBe(join(dir, 'step-00000006'));
+    await saveCheckpoint(dir, { model: { w }, step: 7 }, { keep: 10 });
+    expect(readdirSync(dir).sort()).toEqual(['step-00000006', 'step-00000007']);
+    // pruning itself leaves nothing behind
+    await saveCheckpoint(dir, { model: { w }, step: 8 }, { keep: 1 });
+    expect(readdirSync(dir)).toEqual(['step-00000008']);
+    w.dispose();
+  });
+
+  it('B9: loadLatestCheckpoint falls back to the previous checkpoint, with a warning, when the newest is corrupt', async () => {
+    const dir = root();
+    const w1 = tf.tensor1d([1, 2]);
+    const w2 = tf.tensor1d([3, 4]);
+    const n0 = tf.memory().numTensors;
+    expect(await loadLatestCheckpoint(dir)).toBeNull();
+    await saveCheckpoint(dir, { model: { w: w1 }, step: 1 });
+    await saveCheckpoint(dir, { model: { w: w2 }, step: 2 });
+    const newest = join(dir, 'step-00000002');
+    const bytes = readFileSync(join(newest, 'model.safetensors'));
+    writeFileSync(join(newest, 'model.safetensors'), bytes.subarray(0, bytes.length - 3));
+    const warnings: [string, unknown, string][] = [];
+    const ck = await loadLatestCheckpoint(dir, { onWarning: (m, e, d) => warnings.push([m, e, d]) });
+    expect([ck!.step, ck!.dir, Array.from(ck!.weights.w!.dataSync())]).toEqual([1, join(dir, 'step-00000001'), [1, 2]]);
+    disposeCheckpoint(ck!);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]![2]).toBe(newest);
+    expect(warnings[0]![1]).toBeInstanceOf(SafetensorsError);
+    expect(warnings[0]![0]).toContain(`cannot load checkpoint ${newest} (safetensors ${join(newest, 'model.safetensors')}: `);
+    expect(warnings[0]![0]).toContain(`falling back to ${join(dir, 'step-00000001')}`);
+    // bad state.json in the older one too: nothing loads, the newest error is thrown
+    writeFileSync(join(dir, 'step-00000001', 'state.json'), '{');
+    warnings.length = 0;
+    const err = await loadLatestCheckpoint(dir, { onWarning: (m, e, d) => warnings.push([m, e, d]) }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SafetensorsError);
+    expect(warnings.map((x) => x[2])).toEqual([newest, join(dir, 'step-00000001')]);
+    expect(warnings[1]![0]).toMatch(/is not valid JSON .*no older checkpoint to fall back to/);
+    expect(tf.memory().numTensors).toBe(n0);
+    w1.dispose();
+    w2.dispose();
+  });
+
+  it('B9: trainLoop resumes from the previous checkpoint when the newest is corrupt, and logs a warning', async () => {
+    const dir = root();
+    const model = new Linear(2, 1, { rng: new Rng(3) });
+    const lines: string[] = [];
+    const common = { step: () => 1, model, checkpointDir: dir, checkpointEvery: 2, progress: 'none' as const, log: (l: string) => lines.push(l) };
+    await trainLoop({ ...common, steps: 4 });
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([2, 4]);
+    const newest = join(dir, 'step-00000004');
+    const bytes = readFileSync(join(newest, 'model.safetensors'));
+    writeFileSync(join(newest, 'model.safetensors'), bytes.subarray(0, 20));
+    const r = await trainLoop({ ...common, steps: 6, resume: true, name: 'fit' });
+    expect([r.resumedFrom, r.step, r.losses.length]).toEqual([2, 6, 4]);
+    expect(lines.some((l) => l.startsWith(`fit: warning: loadLatestCheckpoint: cannot load checkpoint ${newest} (safetensors `))).toBe(true);
+    expect(lines).toContain(`fit: resumed from ${join(dir, 'step-00000002')} (step 2)`);
+    // step 4 was saved again on the way: the corrupt copy is gone
+    const ck = await loadCheckpoint(newest);
+    expect(ck.step).toBe(4);
+    disposeCheckpoint(ck);
+    model.dispose();
   });
 });
