@@ -193,7 +193,10 @@ export function showValue(v: unknown): string {
     else if (typeof x === 'string') emit(JSON.stringify(x.length > MAX_SHOWN ? x.slice(0, MAX_SHOWN) : x));
     else if (typeof x !== 'object') emit(typeof x);
     else if (Array.isArray(x)) {
-      if (depth >= 8) return emit('[…]');
+      if (depth >= 8) {
+        emit('[…]');
+        return;
+      }
       emit('[');
       for (let i = 0; i < x.length && !full; i++) {
         if (i) emit(',');
@@ -201,7 +204,10 @@ export function showValue(v: unknown): string {
       }
       emit(']');
     } else {
-      if (depth >= 8) return emit('{…}');
+      if (depth >= 8) {
+        emit('{…}');
+        return;
+      }
       emit('{');
       let first = true;
       for (const k in x) {
@@ -252,8 +258,7 @@ function validateHeader(header: unknown, dataLength: number, source: string): Om
     if (rawName === '__metadata__') {
       // The reference's `Option<HashMap<String, String>>`: null is no metadata.
       if (spec === null) continue;
-      if (!isPlainObject(spec))
-        throw new SafetensorsError(source, `__metadata__ must be an object of strings, got ${showValue(spec)}`);
+      if (!isPlainObject(spec)) throw new SafetensorsError(source, `__metadata__ must be an object of strings, got ${showValue(spec)}`);
       for (const [k, v] of Object.entries(spec)) {
         if (typeof v !== 'string')
           throw new SafetensorsError(source, `__metadata__["${clip(k)}"] must be a string, got ${typeof v} ${showValue(v)}`);
@@ -308,7 +313,10 @@ function validateHeader(header: unknown, dataLength: number, source: string): Om
   for (const [name, info] of infos) {
     const [begin, end] = info.data_offsets;
     if (begin < pos)
-      throw new SafetensorsError(source, `tensor "${clip(name)}" (bytes ${begin}..${end}) overlaps tensor "${clip(prev)}" (ends at ${pos})`);
+      throw new SafetensorsError(
+        source,
+        `tensor "${clip(name)}" (bytes ${begin}..${end}) overlaps tensor "${clip(prev)}" (ends at ${pos})`,
+      );
     if (begin > pos) throw new SafetensorsError(source, `bytes ${pos}..${begin} of the data section belong to no tensor`);
     pos = end;
     prev = name;
@@ -572,8 +580,7 @@ export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metad
   // its prototype instead of adding a key.
   const parts: string[] = [];
   if (metadata !== undefined) {
-    if (!isPlainObject(metadata))
-      throw new Error(`encodeSafetensors: metadata must be an object of strings, got ${showValue(metadata)}`);
+    if (!isPlainObject(metadata)) throw new Error(`encodeSafetensors: metadata must be an object of strings, got ${showValue(metadata)}`);
     for (const [k, v] of Object.entries(metadata))
       if (typeof v !== 'string') throw new Error(`encodeSafetensors: metadata["${clip(k)}"] must be a string, got ${typeof v}`);
     parts.push(`"__metadata__":${JSON.stringify(metadata)}`);

@@ -351,7 +351,14 @@ describe('checkpoints', () => {
     const dir = root();
     const model = new Linear(2, 1, { rng: new Rng(3) });
     const lines: string[] = [];
-    const common = { step: () => 1, model, checkpointDir: dir, checkpointEvery: 2, progress: 'none' as const, log: (l: string) => lines.push(l) };
+    const common = {
+      step: () => 1,
+      model,
+      checkpointDir: dir,
+      checkpointEvery: 2,
+      progress: 'none' as const,
+      log: (l: string) => lines.push(l),
+    };
     await trainLoop({ ...common, steps: 4 });
     expect(listCheckpoints(dir).map((c) => c.step)).toEqual([2, 4]);
     const newest = join(dir, 'step-00000004');
@@ -359,7 +366,9 @@ describe('checkpoints', () => {
     writeFileSync(join(newest, 'model.safetensors'), bytes.subarray(0, 20));
     const r = await trainLoop({ ...common, steps: 6, resume: true, name: 'fit' });
     expect([r.resumedFrom, r.step, r.losses.length]).toEqual([2, 6, 4]);
-    expect(lines.some((l) => l.startsWith(`fit: warning: loadLatestCheckpoint: cannot load checkpoint ${newest} (safetensors `))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`fit: warning: loadLatestCheckpoint: cannot load checkpoint ${newest} (safetensors `))).toBe(
+      true,
+    );
     expect(lines).toContain(`fit: resumed from ${join(dir, 'step-00000002')} (step 2)`);
     // step 4 was saved again on the way: the corrupt copy is gone
     const ck = await loadCheckpoint(newest);

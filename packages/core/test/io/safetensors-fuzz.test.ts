@@ -83,7 +83,21 @@ const TF_DTYPE: Record<string, string> = {
   U8: 'int32',
   BOOL: 'bool',
 };
-const SIZE: Record<string, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, U32: 4, I64: 8, U64: 8, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1 };
+const SIZE: Record<string, number> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F64: 8,
+  I32: 4,
+  U32: 4,
+  I64: 8,
+  U64: 8,
+  I16: 2,
+  U16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
 
 /** A valid file with any dtypes (our writer only emits F32 / I32 / BOOL / U8); values are small so that 64-bit ones fit int32. */
 function handMade(specs: [string, string, number[]][], metadata?: Record<string, string> | null): Uint8Array {
@@ -131,7 +145,19 @@ function seeds(): Uint8Array[] {
     ],
     null,
   );
-  return [host, mixed, protoNames, handMade([]), handMade([['9', 'F32', [2]], ['10', 'U8', [1]]], {})];
+  return [
+    host,
+    mixed,
+    protoNames,
+    handMade([]),
+    handMade(
+      [
+        ['9', 'F32', [2]],
+        ['10', 'U8', [1]],
+      ],
+      {},
+    ),
+  ];
 }
 
 const WEIRD_VALUES: unknown[] = [
@@ -160,7 +186,18 @@ const WEIRD_VALUES: unknown[] = [
   { dtype: 'F32' },
   { __proto__: null, length: 2 },
 ];
-const PROTO_NAMES = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '__metadata__', '', '\u0000', '🦀', 'a'.repeat(300)];
+const PROTO_NAMES = [
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  '__metadata__',
+  '',
+  '\u0000',
+  '🦀',
+  'a'.repeat(300),
+];
 const DTYPES = [...Object.keys(SIZE), 'F8_E4M3', 'C64', 'toString', '__proto__', 'constructor', 'f32', 'F32 ', ''];
 const HUGE_SHAPES: number[][] = [
   [2 ** 31, 2 ** 31],
@@ -420,7 +457,10 @@ describe('safetensors fuzz', () => {
     const check = (i: number, what: string, bytes: Uint8Array, result: { tensors: Record<string, tf.Tensor> } | unknown): void => {
       if (!(result && typeof result === 'object' && 'tensors' in result)) {
         const e = result;
-        if (!(e instanceof SafetensorsError)) failures.push(`case ${i} (${what}): threw ${(e as Error)?.constructor?.name}: ${String((e as Error)?.message ?? e).slice(0, 300)}`);
+        if (!(e instanceof SafetensorsError))
+          failures.push(
+            `case ${i} (${what}): threw ${(e as Error)?.constructor?.name}: ${String((e as Error)?.message ?? e).slice(0, 300)}`,
+          );
         else if (e.message.length > 1500) failures.push(`case ${i} (${what}): message of ${e.message.length} chars`);
         rejected++;
         return;

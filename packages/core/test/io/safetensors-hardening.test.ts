@@ -80,7 +80,11 @@ describe('safetensors hardening', () => {
     // a name that is not in the file is absent, not an Object.prototype member
     expect(decodeSafetensors(file('{}')).tensors.hasOwnProperty).toBeUndefined();
 
-    expect(parseSafetensors(bytes).entries.map((e) => e.name).sort()).toEqual(['__proto__', 'constructor', 'toString']);
+    expect(
+      parseSafetensors(bytes)
+        .entries.map((e) => e.name)
+        .sort(),
+    ).toEqual(['__proto__', 'constructor', 'toString']);
     const header = parseSafetensorsHeader(bytes);
     expect(Object.keys(header.tensors).sort()).toEqual(['__proto__', 'constructor', 'toString']);
     expect(header.tensors.__proto__!.shape).toEqual([1]);
@@ -126,14 +130,20 @@ describe('safetensors hardening', () => {
     const t = (off: number) => `{"dtype":"F32","shape":[1],"data_offsets":[${off},${off + 4}]}`;
     const e = expectError(file(`{"w":${t(0)},"w":${t(0)}}`, f32(1)), /duplicate key "w" in the header/);
     expect(e.message).toMatch(/^safetensors x\.st: /);
-    expectError(file(`{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}`, f32(1)), /duplicate key "dtype" in tensor "w"/);
+    expectError(
+      file(`{"w":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}}`, f32(1)),
+      /duplicate key "dtype" in tensor "w"/,
+    );
     expectError(file(`{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"shape":[1]}}`, f32(1)), /duplicate key "shape" in tensor "w"/);
     expectError(file('{"__metadata__":{"a":"1","b":"2","a":"3"}}'), /duplicate key "a" in __metadata__/);
     expectError(file('{"__metadata__":{},"__metadata__":{}}'), /duplicate key "__metadata__" in the header/);
     // the same key spelled with an escape is the same key
     expectError(file(`{"ab":${t(0)},"a\\u0062":${t(0)}}`, f32(1)), /duplicate key "ab" in the header/);
     // inside an ignored extra field, too
-    expectError(file(`{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":[{"k":1,"k":2}]}}`, f32(1)), /duplicate key "k" in tensor "w"/);
+    expectError(
+      file(`{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":[{"k":1,"k":2}]}}`, f32(1)),
+      /duplicate key "k" in tensor "w"/,
+    );
     // escaped quotes and backslashes in keys and values do not confuse the scan
     const meta = { 'a\\': 'x"},{\\', 'a"': '\\', a: '""', 'b\\"': ':"{' };
     const metaText = JSON.stringify(meta);
@@ -141,7 +151,12 @@ describe('safetensors hardening', () => {
     expectError(file(`{"__metadata__":${metaText.slice(0, -1)},"a\\u0022":"y"}}`), /duplicate key "a"" in __metadata__/);
     expectError(file(`{"__metadata__":${metaText.slice(0, -1)},"a\\\\":"y"}}`), /duplicate key "a\\" in __metadata__/);
     // the same key in different objects is fine, and so are strings in arrays and values equal to keys
-    const ok = decodeSafetensors(file(`{"a":${t(0)},"b":${t(4)},"__metadata__":{"a":"a","dtype":"b"},"c":{"dtype":"F32","shape":[0],"data_offsets":[8,8],"x":["a","a"]}}`, f32(1, 2)));
+    const ok = decodeSafetensors(
+      file(
+        `{"a":${t(0)},"b":${t(4)},"__metadata__":{"a":"a","dtype":"b"},"c":{"dtype":"F32","shape":[0],"data_offsets":[8,8],"x":["a","a"]}}`,
+        f32(1, 2),
+      ),
+    );
     expect(Object.keys(ok.tensors).sort()).toEqual(['a', 'b', 'c']);
     for (const x of Object.values(ok.tensors)) x.dispose();
   });
@@ -160,7 +175,10 @@ describe('safetensors hardening', () => {
     expectError(file(`{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":${objs(5000)}}}`, f32(1)), /nested deeper than 127/);
     expectError(file(`{"__metadata__":${objs(5000)}}`), /nested deeper than 127/);
     // below the limit, bad values are shown cut to a bounded size and depth
-    const e100 = expectError(file(`{"w":[${objs(100)}]}`), /tensor "w": expected an object \{dtype, shape, data_offsets\}, got \[\{"a":\{"a":/);
+    const e100 = expectError(
+      file(`{"w":[${objs(100)}]}`),
+      /tensor "w": expected an object \{dtype, shape, data_offsets\}, got \[\{"a":\{"a":/,
+    );
     expect(e100.message.length).toBeLessThan(400);
 
     const big = 'x'.repeat(20_000_000);
@@ -168,9 +186,15 @@ describe('safetensors hardening', () => {
     for (const [header, re] of [
       [`{"w":"${big}"}`, /tensor "w": expected an object/],
       [`{"w":{"dtype":"${big}","shape":[1],"data_offsets":[0,4]}}`, /unknown dtype "xxxx/],
-      [`{"w":{"dtype":"F32","shape":[${'1,'.repeat(500_000)}1],"data_offsets":[0,8]}}`, /shape \[1,1,1.*needs 4 bytes but data_offsets \[0, 8\] span 8/],
+      [
+        `{"w":{"dtype":"F32","shape":[${'1,'.repeat(500_000)}1],"data_offsets":[0,8]}}`,
+        /shape \[1,1,1.*needs 4 bytes but data_offsets \[0, 8\] span 8/,
+      ],
       [`{"__metadata__":{"k":[${'0,'.repeat(500_000)}0]}}`, /__metadata__\["k"\] must be a string, got object \[0,0,/],
-      [`{"${name}":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}`, /tensor "nnnn.*…\(1000000 chars\)": shape \[1\] x F32 needs 4 bytes/],
+      [
+        `{"${name}":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}}`,
+        /tensor "nnnn.*…\(1000000 chars\)": shape \[1\] x F32 needs 4 bytes/,
+      ],
       [`{"${name}":1,"${name}":1}`, /duplicate key "nnn.*…\(1000000 chars\)" in the header/],
     ] as [string, RegExp][]) {
       const e = errorOf(file(header, f32(1)));
