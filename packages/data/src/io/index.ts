@@ -1,3 +1,4 @@
+export { DecodeError, type DecodeErrorKind, type DecodeFormat, IdxError, PngError, WavError } from './errors.js';
 export * from './fft.js';
 export * from './idx.js';
 export * from './png.js';

@@ -4,13 +4,26 @@
  * [0, 1] with 1 (grey), 3 (RGB) or 4 (RGBA) channels; values are quantised to 8 bits as
  * round(255 v) after clipping.
  *
- * The chunk layout (signature, chunk lengths, CRC-32 of every chunk, IHDR first, IEND present) is
- * checked before pngjs decodes, because pngjs reports a truncated file as "There are some read
- * requests waitng on finished stream"; every error names the file and the problem.
+ * Decoding validates the whole file here before pngjs sees it, because pngjs is lenient in ways
+ * that turn corrupt files into plausible images: it zero-fills rows missing from the IDAT stream
+ * (a file with no IDAT, half an IDAT or an empty zlib stream decodes as black), accepts bit depth /
+ * colour type pairs the specification forbids, and reports a truncated file as "There are some read
+ * requests waitng on finished stream". So the chunk walk checks the signature, every chunk's length
+ * and CRC-32, IHDR (size, bit depth against colour type, methods), PLTE and tRNS against the colour
+ * type, that the IDAT chunks are present and consecutive, and IEND; then the concatenated IDAT
+ * stream is inflated here (zlib checks its Adler-32) with the output capped at the exact filtered
+ * size that IHDR implies, and must fill it exactly; then every row's filter byte is checked. Only
+ * then does pngjs defilter and convert the (now known good) bytes. `maxPixels` is checked from IHDR
+ * before anything is inflated, so a small hostile file cannot make the decoder allocate gigabytes.
+ * Every failure is a `PngError` naming the file and the problem.
  */
+
+import { constants as bufferConstants } from 'node:buffer';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import { inflateSync, constants as zlibConstants } from 'node:zlib';
 import { PNG } from 'pngjs';
+import { checkLimitOption, messageOf, PngError } from './errors.js';
 
 export type PngChannels = 1 | 3 | 4;
 
@@ -22,6 +35,9 @@ export interface PngImage {
   channels: PngChannels;
 }
 
+/** Default `maxPixels`: 4096 * 4096 (about 16.8 M pixels, 200 MB as float RGB). */
+export const PNG_DEFAULT_MAX_PIXELS = 4096 * 4096;
+
 export interface ReadPngOptions {
   /**
    * Channels returned (default 3). RGB from RGBA composites over `background`; grey is the mean of
@@ -30,6 +46,12 @@ export interface ReadPngOptions {
   channels?: PngChannels;
   /** RGB in [0, 1] that transparent pixels are composited over (default black). */
   background?: readonly [number, number, number];
+  /**
+   * Largest width * height accepted (default `PNG_DEFAULT_MAX_PIXELS` = 4096 * 4096), checked from
+   * IHDR before any pixel data is inflated; `Infinity` for no limit. A larger image is a
+   * `PngError` of kind 'limit'.
+   */
+  maxPixels?: number;
 }
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -56,71 +78,273 @@ function checkChannels(what: string, channels: unknown): asserts channels is Png
     throw new Error(`${what}: channels must be 1, 3 or 4, got ${JSON.stringify(channels)}`);
 }
 
-/** Walks the PNG chunks; throws naming `name` and the problem. */
-function checkPngChunks(bytes: Uint8Array, name: string): void {
-  const fail = (msg: string): never => {
-    throw new Error(`PNG ${name}: ${msg}`);
+/** Colour types (PNG specification table 11.1): samples per pixel and the bit depths allowed. */
+const COLOR_TYPES: Record<number, { name: string; samples: number; depths: readonly number[] }> = {
+  0: { name: 'greyscale', samples: 1, depths: [1, 2, 4, 8, 16] },
+  2: { name: 'truecolour', samples: 3, depths: [8, 16] },
+  3: { name: 'indexed-colour', samples: 1, depths: [1, 2, 4, 8] },
+  4: { name: 'greyscale with alpha', samples: 2, depths: [8, 16] },
+  6: { name: 'truecolour with alpha', samples: 4, depths: [8, 16] },
+};
+
+/** Adam7 passes: [x start, y start, x step, y step]. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
+
+interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colorType: number;
+  interlace: number;
+}
+
+interface PngPass {
+  /** Adam7 pass number 1-7, or 0 for a non-interlaced image. */
+  pass: number;
+  width: number;
+  height: number;
+  /** Bytes per row after the filter-type byte: ceil(width * bitsPerPixel / 8). */
+  rowBytes: number;
+}
+
+/** The non-empty passes of the image: one for a non-interlaced image, up to seven for Adam7. */
+function pngPasses(h: PngHeader): PngPass[] {
+  const bitsPerPixel = COLOR_TYPES[h.colorType]!.samples * h.bitDepth;
+  const pass = (p: number, width: number, height: number): PngPass => ({
+    pass: p,
+    width,
+    height,
+    rowBytes: Math.ceil((width * bitsPerPixel) / 8),
+  });
+  if (h.interlace === 0) return [pass(0, h.width, h.height)];
+  const out: PngPass[] = [];
+  ADAM7.forEach(([x0, y0, dx, dy], i) => {
+    const w = h.width > x0 ? Math.ceil((h.width - x0) / dx) : 0;
+    const ht = h.height > y0 ? Math.ceil((h.height - y0) / dy) : 0;
+    if (w > 0 && ht > 0) out.push(pass(i + 1, w, ht));
+  });
+  return out;
+}
+
+const MAX_LEN = 0x7fffffff; // chunk lengths, width and height are at most 2^31 - 1
+
+/**
+ * Walks the PNG chunks (see the module comment for what is checked); returns the header, the
+ * IDAT chunks' data (views into `bytes`) and the offset just past IEND. Throws a PngError naming
+ * `name` and the problem.
+ */
+function checkPngChunks(bytes: Uint8Array, name: string, maxPixels: number): { header: PngHeader; idat: Uint8Array[]; end: number } {
+  const fail = (msg: string, kind: 'corrupt' | 'unsupported' | 'limit' = 'corrupt'): never => {
+    throw new PngError(name, msg, kind);
   };
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, too short for the 8-byte PNG signature`);
   if (SIGNATURE.some((b, i) => bytes[i] !== b)) fail('not a PNG file: the first 8 bytes are not the PNG signature');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 8;
-  let first = true;
+  let header: PngHeader | undefined;
+  let paletteEntries = 0; // 0: no PLTE seen
+  let trns = false;
+  let idatState: 'before' | 'in' | 'after' = 'before';
+  const idat: Uint8Array[] = [];
   for (;;) {
     if (at + 12 > bytes.length)
       fail(`truncated: chunk header at byte ${at} needs 12 bytes, the file has ${bytes.length - at} left (no IEND chunk)`);
     const len = view.getUint32(at);
     const type = String.fromCharCode(bytes[at + 4]!, bytes[at + 5]!, bytes[at + 6]!, bytes[at + 7]!);
     if (!/^[A-Za-z]{4}$/.test(type)) fail(`corrupt chunk type ${JSON.stringify(type)} at byte ${at}`);
-    if (first && type !== 'IHDR') fail(`the first chunk is ${type}, expected IHDR`);
-    first = false;
+    if (!header && type !== 'IHDR') fail(`the first chunk is ${type}, expected IHDR`);
+    if (len > MAX_LEN) fail(`chunk ${type} at byte ${at} declares ${len} data bytes, more than the PNG maximum 2^31-1 (corrupt length)`);
     if (at + 12 + len > bytes.length)
       fail(`truncated: chunk ${type} at byte ${at} declares ${len} data bytes, the file has ${Math.max(0, bytes.length - at - 12)} left`);
     const stored = view.getUint32(at + 8 + len);
     const actual = crc32(bytes, at + 4, at + 8 + len);
     if (stored !== actual) fail(`corrupt: CRC mismatch in chunk ${type} at byte ${at} (stored ${stored}, computed ${actual})`);
+    const data = bytes.subarray(at + 8, at + 8 + len);
+    const where = `chunk ${type} at byte ${at}`;
+    if (type === 'IDAT') {
+      if (idatState === 'after') fail(`${where} follows a non-IDAT chunk: the IDAT chunks must be consecutive`);
+      if (header!.colorType === 3 && paletteEntries === 0)
+        fail(`colour type 3 (indexed-colour) needs a PLTE chunk before the first IDAT, found none`);
+      idatState = 'in';
+      idat.push(data);
+    } else {
+      if (idatState === 'in') idatState = 'after';
+      if (type === 'IHDR') {
+        if (header) fail(`second IHDR chunk at byte ${at}; a PNG file has exactly one`);
+        header = parseIhdr(data, fail, maxPixels);
+      } else if (type === 'PLTE') {
+        const ct = header!.colorType;
+        if (paletteEntries > 0) fail(`second PLTE chunk at byte ${at}; a PNG file has at most one`);
+        if (idatState !== 'before') fail(`${where} comes after the image data; PLTE must precede the first IDAT`);
+        if (ct === 0 || ct === 4) fail(`${where}: a PLTE chunk is not allowed for colour type ${ct} (${COLOR_TYPES[ct]!.name})`);
+        if (len % 3 !== 0 || len === 0 || len > 768)
+          fail(`PLTE chunk is ${len} bytes, expected a multiple of 3 between 3 and 768 (1 to 256 RGB entries)`);
+        paletteEntries = len / 3;
+        if (ct === 3 && paletteEntries > 2 ** header!.bitDepth)
+          fail(`PLTE has ${paletteEntries} entries, more than the ${2 ** header!.bitDepth} that bit depth ${header!.bitDepth} can index`);
+      } else if (type === 'tRNS') {
+        const ct = header!.colorType;
+        if (trns) fail(`second tRNS chunk at byte ${at}; a PNG file has at most one`);
+        trns = true;
+        if (idatState !== 'before') fail(`${where} comes after the image data; tRNS must precede the first IDAT`);
+        if (ct === 4 || ct === 6) fail(`${where}: a tRNS chunk is not allowed for colour type ${ct} (it has an alpha channel)`);
+        if (ct === 0 && len !== 2) fail(`tRNS chunk is ${len} bytes, expected 2 for colour type 0 (greyscale)`);
+        if (ct === 2 && len !== 6) fail(`tRNS chunk is ${len} bytes, expected 6 for colour type 2 (truecolour)`);
+        if (ct === 3) {
+          if (paletteEntries === 0) fail(`${where} comes before PLTE; for colour type 3 tRNS must follow PLTE`);
+          if (len > paletteEntries) fail(`tRNS chunk has ${len} alpha values, more than the ${paletteEntries} PLTE entries`);
+        }
+      } else if (type === 'gAMA') {
+        if (len !== 4) fail(`gAMA chunk is ${len} bytes, expected 4`);
+      } else if (type === 'IEND') {
+        if (len !== 0) fail(`IEND chunk is ${len} bytes, expected 0`);
+        if (idat.length === 0) fail('no IDAT chunk: the file has no pixel data');
+        return { header: header!, idat, end: at + 12 };
+      } else if ((bytes[at + 4]! & 0x20) === 0) {
+        // An upper-case first letter marks a critical chunk: a decoder must not ignore one it does not know.
+        fail(`unknown critical chunk ${type} at byte ${at}`, 'unsupported');
+      }
+    }
     at += 12 + len;
-    if (type === 'IEND') return;
   }
 }
 
-/** Decodes PNG bytes; `name` appears in errors. */
+function parseIhdr(d: Uint8Array, fail: (msg: string, kind?: 'corrupt' | 'unsupported' | 'limit') => never, maxPixels: number): PngHeader {
+  if (d.length !== 13) fail(`IHDR chunk is ${d.length} bytes, expected 13`);
+  const v = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  const h: PngHeader = { width: v.getUint32(0), height: v.getUint32(4), bitDepth: d[8]!, colorType: d[9]!, interlace: d[12]! };
+  if (h.width < 1 || h.height < 1 || h.width > MAX_LEN || h.height > MAX_LEN)
+    fail(`image is ${h.width}x${h.height}; width and height must be between 1 and 2^31-1`);
+  const ct = COLOR_TYPES[h.colorType];
+  if (!ct) fail(`colour type ${h.colorType} is not one of 0, 2, 3, 4, 6`);
+  if (!ct!.depths.includes(h.bitDepth))
+    fail(`bit depth ${h.bitDepth} is not allowed for colour type ${h.colorType} (${ct!.name}); expected one of ${ct!.depths.join(', ')}`);
+  if (d[10] !== 0) fail(`compression method ${d[10]}, expected 0 (deflate)`);
+  if (d[11] !== 0) fail(`filter method ${d[11]}, expected 0 (adaptive)`);
+  if (h.interlace > 1) fail(`interlace method ${h.interlace}, expected 0 (none) or 1 (Adam7)`);
+  const pixels = h.width * h.height;
+  if (pixels > maxPixels)
+    fail(
+      `image is ${h.width}x${h.height} = ${pixels} pixels, more than maxPixels = ${maxPixels}; pass { maxPixels } to raise the limit`,
+      'limit',
+    );
+  return h;
+}
+
+/**
+ * Inflates the concatenated IDAT data with the output capped at exactly the filtered size IHDR
+ * implies, and checks each row's filter byte. pngjs zero-fills missing rows, so the stream is
+ * inflated and measured here first; zlib checks the Adler-32.
+ */
+function checkPixelData(idat: Uint8Array[], header: PngHeader, name: string): void {
+  const fail = (msg: string, kind: 'corrupt' | 'limit' = 'corrupt', cause?: unknown): never => {
+    throw new PngError(name, msg, kind, cause === undefined ? undefined : { cause });
+  };
+  const passes = pngPasses(header);
+  const expected = passes.reduce((s, p) => s + p.height * (1 + p.rowBytes), 0);
+  if (expected > bufferConstants.MAX_LENGTH)
+    fail(`image needs ${expected} bytes of filtered pixel data, more than the ${bufferConstants.MAX_LENGTH} a buffer can hold`, 'limit');
+  const stream = idat.length === 1 ? idat[0]! : Buffer.concat(idat);
+  let pixels: Buffer;
+  let consumed: number;
+  try {
+    // `info` gives the engine, whose bytesWritten is the compressed bytes the stream used.
+    const res = inflateSync(stream, { maxOutputLength: expected, info: true }) as unknown as {
+      buffer: Buffer;
+      engine: { bytesWritten: number };
+    };
+    pixels = res.buffer;
+    consumed = res.engine.bytesWritten;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_BUFFER_TOO_LARGE')
+      fail(`IDAT inflates to more than ${expected} bytes of pixel data, expected exactly ${expected} (corrupt)`);
+    if (code === 'Z_BUF_ERROR') {
+      // The zlib stream stops before its final block: measure what it does hold, for the message.
+      let held = 0;
+      try {
+        held = inflateSync(stream, { maxOutputLength: expected, finishFlush: zlibConstants.Z_SYNC_FLUSH }).length;
+      } catch {}
+      fail(`IDAT holds ${held} bytes of pixel data, expected ${expected} (truncated image?: the zlib stream ends early)`, 'corrupt', e);
+    }
+    fail(`corrupt IDAT zlib data (${messageOf(e)})`, 'corrupt', e);
+  }
+  if (pixels!.length !== expected) fail(`IDAT holds ${pixels!.length} bytes of pixel data, expected ${expected} (truncated image?)`);
+  // zlib ignores bytes after the end of the stream; pngjs fails on them with "There are some read
+  // requests waitng on finished stream".
+  if (consumed! < stream.length) fail(`IDAT has ${stream.length - consumed!} bytes after the end of its zlib stream (corrupt)`);
+  let off = 0;
+  for (const p of passes)
+    for (let y = 0; y < p.height; y++) {
+      const f = pixels![off]!;
+      if (f > 4) fail(`row ${y}${p.pass ? ` of Adam7 pass ${p.pass}` : ''} has filter type ${f}, expected 0 to 4 (corrupt pixel data)`);
+      off += 1 + p.rowBytes;
+    }
+}
+
+/** Decodes PNG bytes; `name` appears in errors. Failures caused by the file are `PngError`s. */
 export function decodePng(bytes: Uint8Array, opts: ReadPngOptions = {}, name = '<buffer>'): PngImage {
   const channels = opts.channels ?? 3;
   checkChannels(`decodePng ${name}`, channels);
   const bgc = opts.background ?? [0, 0, 0];
   if (bgc.length !== 3 || bgc.some((v) => !(v >= 0 && v <= 1)))
     throw new Error(`decodePng ${name}: background must be an RGB triple in [0, 1], got ${JSON.stringify(bgc)}`);
-  checkPngChunks(bytes, name);
+  const maxPixels = checkLimitOption(`decodePng ${name}`, 'maxPixels', opts.maxPixels ?? PNG_DEFAULT_MAX_PIXELS);
+  const { header, idat, end } = checkPngChunks(bytes, name, maxPixels);
+  checkPixelData(idat, header, name);
   let png: PNG;
   try {
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    // A view, not a copy, that ends with IEND (bytes after IEND are ignored, as libpng does; pngjs
+    // would reject them). pngjs inflates the stream again (it has no entry point for inflated
+    // data); that costs time, not memory beyond the already-checked size.
+    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, end));
   } catch (e) {
-    throw new Error(`PNG ${name}: cannot decode: ${(e as Error).message}`);
+    throw new PngError(name, `cannot decode: ${messageOf(e)}`, 'corrupt', { cause: e });
   }
   const { width, height, data } = png;
   const n = width * height;
-  if (data.length < n * 4) throw new Error(`PNG ${name}: decoded ${data.length} bytes, expected ${n * 4} for ${width}x${height} RGBA`);
+  if (width !== header.width || height !== header.height || data.length !== n * 4)
+    throw new PngError(name, `decoded ${width}x${height} with ${data.length} bytes, expected ${header.width}x${header.height} RGBA`);
   const image = new Float32Array(n * channels);
+  const [b0, b1, b2] = bgc;
   for (let p = 0; p < n; p++) {
-    const a = data[p * 4 + 3]! / 255;
-    const rgb = [0, 1, 2].map((c) => (data[p * 4 + c]! / 255) * (channels === 4 ? 1 : a) + (channels === 4 ? 0 : (1 - a) * bgc[c]!));
-    if (channels === 1) image[p] = (rgb[0]! + rgb[1]! + rgb[2]!) / 3;
+    const o = p * 4;
+    const a = data[o + 3]! / 255;
+    if (channels === 4) {
+      image[o] = data[o]! / 255;
+      image[o + 1] = data[o + 1]! / 255;
+      image[o + 2] = data[o + 2]! / 255;
+      image[o + 3] = a;
+      continue;
+    }
+    const r = (data[o]! / 255) * a + (1 - a) * b0!;
+    const g = (data[o + 1]! / 255) * a + (1 - a) * b1!;
+    const b = (data[o + 2]! / 255) * a + (1 - a) * b2!;
+    if (channels === 1) image[p] = (r + g + b) / 3;
     else {
-      for (let c = 0; c < 3; c++) image[p * channels + c] = rgb[c]!;
-      if (channels === 4) image[p * 4 + 3] = a;
+      image[p * 3] = r;
+      image[p * 3 + 1] = g;
+      image[p * 3 + 2] = b;
     }
   }
   return { image, width, height, channels };
 }
 
-/** Reads a PNG file. */
+/** Reads a PNG file (see `decodePng`; an unreadable file is a `PngError` of kind 'io'). */
 export function readPng(path: string, opts: ReadPngOptions = {}): PngImage {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new Error(`PNG ${path}: cannot read: ${(e as Error).message}`);
+    throw new PngError(path, `cannot read: ${messageOf(e)}`, 'io', { cause: e });
   }
   return decodePng(bytes, opts, path);
 }

@@ -1,7 +1,19 @@
 /**
- * WAV read/write (RIFF WAVE: Microsoft/IBM Multimedia Programming Interface 1.0, 1991; PCM and IEEE
- * float formats) on top of wavefile. The RIFF chunk layout is checked here before wavefile decodes
- * the samples, because wavefile silently returns fewer samples for a truncated data chunk.
+ * WAV read/write (RIFF WAVE: Microsoft/IBM Multimedia Programming Interface 1.0, 1991; PCM, IEEE
+ * float and WAVE_FORMAT_EXTENSIBLE). Writing uses wavefile. Reading is done here: the RIFF chunk
+ * walk checks the file, then the samples are read straight from the `data` chunk. wavefile is not
+ * used to read because it disagrees with a strict reading of the header in ways that return wrong
+ * audio without an error: it reads the first `fmt `/`data` chunk wherever it is, counts samples
+ * from its own view of the data (an 8-bit file with an odd number of samples gets the RIFF pad byte
+ * as an extra full-scale sample), decodes extensible float files as integers, and copies the data
+ * several times (bytes, its sample buffer, one Float64Array per channel).
+ *
+ * Checked: RIFF/WAVE ids; the RIFF size against the file (a RIFF size past the end of the file is a
+ * truncation; bytes after the RIFF chunk are ignored); every chunk inside the RIFF chunk, with the
+ * pad byte after an odd-sized chunk; exactly one `fmt ` and one `data` chunk; format tag and bit
+ * depth together (PCM 8/16/24/32, IEEE float 32/64, extensible by its subformat);
+ * blockAlign = channels * bits / 8 and byteRate = sampleRate * blockAlign; the data size a
+ * multiple of blockAlign; float samples finite. Every failure is a `WavError`.
  *
  * Reading returns mono Float32Array samples in [-1, 1]: signed PCM of b bits is divided by
  * 2^(b-1), 8-bit unsigned PCM is (x - 128) / 128, float data is passed through. Multi-channel files
@@ -10,6 +22,7 @@
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import wavefile from 'wavefile';
+import { checkLimitOption, messageOf, WavError } from './errors.js';
 
 export interface WavAudio {
   /** Mono samples in [-1, 1] (float files may exceed it). */
@@ -17,117 +30,232 @@ export interface WavAudio {
   sampleRate: number;
   /** Channel count of the file (before mixing to mono). */
   numChannels: number;
-  /** wavefile's bit-depth code: '8', '16', '24', '32' (PCM) or '32f', '64' (float). */
+  /** Bit-depth code (as wavefile names them): '8', '16', '24', '32' (PCM) or '32f', '64' (float). */
   bitDepth: string;
 }
+
+/** Default `maxBytes` of a WAV input: 2^28 bytes (256 MiB). */
+export const WAV_DEFAULT_MAX_BYTES = 2 ** 28;
+/** Default `maxSamples` (sample frames returned): 2^26 (256 MiB of float32; 70 min at 16 kHz). */
+export const WAV_DEFAULT_MAX_SAMPLES = 2 ** 26;
 
 export interface ReadWavOptions {
   /** What to do with more than one channel (default 'mix'). */
   channels?: 'mix' | 'first' | 'error';
+  /**
+   * Largest input accepted, in bytes (default `WAV_DEFAULT_MAX_BYTES` = 2^28); `readWav` checks the
+   * file size before reading the file. `Infinity` for no limit.
+   */
+  maxBytes?: number;
+  /**
+   * Most sample frames (samples per channel) accepted (default `WAV_DEFAULT_MAX_SAMPLES` = 2^26),
+   * checked from the data chunk header before any sample is decoded. `Infinity` for no limit.
+   */
+  maxSamples?: number;
 }
 
-interface FmtInfo {
-  audioFormat: number;
+type SampleKind = 'u8' | 's16' | 's24' | 's32' | 'f32' | 'f64';
+
+interface WavLayout {
   numChannels: number;
   sampleRate: number;
-  bitsPerSample: number;
   blockAlign: number;
+  kind: SampleKind;
+  bitDepth: string;
+  dataOffset: number;
+  frames: number;
 }
 
 function fourcc(b: Uint8Array, at: number): string {
   return String.fromCharCode(b[at]!, b[at + 1]!, b[at + 2]!, b[at + 3]!);
 }
 
-/** Walks the RIFF chunks and checks fmt and data; throws naming `name` and the problem. */
-function checkRiff(bytes: Uint8Array, name: string): FmtInfo {
-  const fail = (msg: string): never => {
-    throw new Error(`WAV ${name}: ${msg}`);
+/** The 14 bytes after the format code in a KSDATAFORMAT_SUBTYPE_* GUID (…-0000-0010-8000-00AA00389B71). */
+const SUBFORMAT_TAIL = [0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38, 0x9b, 0x71];
+
+/** Walks the RIFF chunks and checks fmt and data (see the module comment); throws a WavError. */
+function checkRiff(bytes: Uint8Array, name: string, maxSamples: number): WavLayout {
+  const fail = (msg: string, kind: 'corrupt' | 'unsupported' | 'limit' = 'corrupt'): never => {
+    throw new WavError(name, msg, kind);
   };
   if (bytes.length < 12) fail(`file is ${bytes.length} bytes, too short for a RIFF header (12 bytes)`);
   const id = fourcc(bytes, 0);
-  if (id === 'RF64') fail('RF64 (64-bit WAV) is not supported');
+  if (id === 'RF64') fail('RF64 (64-bit WAV) is not supported', 'unsupported');
   if (id !== 'RIFF') fail(`not a WAV file: starts with ${JSON.stringify(id)}, expected "RIFF"`);
   if (fourcc(bytes, 8) !== 'WAVE') fail(`not a WAV file: RIFF form type is ${JSON.stringify(fourcc(bytes, 8))}, expected "WAVE"`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let fmt: FmtInfo | undefined;
-  let dataSize = -1;
+  const riffEnd = view.getUint32(4, true) + 8;
+  if (riffEnd < 12) fail(`RIFF size ${riffEnd - 8} is too small to hold the "WAVE" form type (at least 4)`);
+  // Chunks are walked up to the end of the RIFF chunk or of the file, whichever comes first; a
+  // RIFF size past the end of the file is reported after the walk (which names the cut chunk).
+  const end = Math.min(riffEnd, bytes.length);
+  let fmtAt = -1;
+  let fmtSize = 0;
+  let dataAt = -1;
+  let dataSize = 0;
+  let lastEnd = 12; // end of the last chunk's data, before its pad byte
+  let lastOdd = false;
   let at = 12;
-  while (at + 8 <= bytes.length) {
+  while (at < end) {
+    if (end - at < 8)
+      fail(
+        end === bytes.length && riffEnd > end
+          ? `truncated: chunk header at byte ${at} needs 8 bytes, the file has ${end - at} left`
+          : `${end - at} stray bytes at byte ${at} inside the RIFF chunk, too short for a chunk header (8 bytes)`,
+      );
     const cid = fourcc(bytes, at);
     const size = view.getUint32(at + 4, true);
     const body = at + 8;
-    const remaining = bytes.length - body;
+    const remaining = end - body;
     if (cid === 'fmt ') {
+      if (fmtAt >= 0) fail(`second "fmt " chunk at byte ${at} (the first is at byte ${fmtAt}); a WAV file has exactly one`);
       if (size < 16 || remaining < 16)
         fail(`"fmt " chunk is ${Math.min(size, remaining)} bytes, expected at least 16 (truncated or corrupt)`);
-      fmt = {
-        audioFormat: view.getUint16(body, true),
-        numChannels: view.getUint16(body + 2, true),
-        sampleRate: view.getUint32(body + 4, true),
-        blockAlign: view.getUint16(body + 12, true),
-        bitsPerSample: view.getUint16(body + 14, true),
-      };
+      [fmtAt, fmtSize] = [at, Math.min(size, remaining)];
     } else if (cid === 'data') {
-      if (size > remaining) fail(`truncated: the data chunk declares ${size} bytes but only ${remaining} follow`);
-      dataSize = size;
+      if (dataAt >= 0) fail(`second "data" chunk at byte ${at} (the first is at byte ${dataAt}); a WAV file has exactly one`);
+      [dataAt, dataSize] = [at, size];
     }
-    if (size > remaining && cid !== 'data') {
-      if (fmt && dataSize >= 0) break;
-      fail(`truncated: chunk ${JSON.stringify(cid)} at byte ${at} declares ${size} bytes but only ${remaining} follow`);
+    if (size > remaining) {
+      const what = cid === 'data' ? 'the data chunk' : `chunk ${JSON.stringify(cid)} at byte ${at}`;
+      if (end === bytes.length) fail(`truncated: ${what} declares ${size} bytes but only ${remaining} follow`);
+      fail(`${what} declares ${size} bytes, past the end of the RIFF chunk (RIFF size ${riffEnd - 8} ends at byte ${riffEnd})`);
     }
-    at = body + size + (size % 2);
+    lastEnd = body + size;
+    lastOdd = size % 2 === 1;
+    at = body + size + (size % 2); // RIFF: an odd-sized chunk is followed by a pad byte
   }
-  if (!fmt) fail('no "fmt " chunk (truncated or corrupt)');
-  if (dataSize < 0) fail('no "data" chunk (truncated or corrupt)');
-  const f = fmt!;
-  if (f.audioFormat !== 1 && f.audioFormat !== 3 && f.audioFormat !== 0xfffe)
-    fail(`unsupported audio format ${f.audioFormat}; expected 1 (PCM), 3 (IEEE float) or 0xFFFE (extensible)`);
-  if (f.numChannels < 1) fail(`numChannels is ${f.numChannels}, expected >= 1`);
-  if (f.sampleRate < 1) fail(`sampleRate is ${f.sampleRate}, expected > 0`);
-  if (![8, 16, 24, 32, 64].includes(f.bitsPerSample)) fail(`bitsPerSample is ${f.bitsPerSample}, expected 8, 16, 24, 32 or 64`);
-  const expectedAlign = (f.numChannels * f.bitsPerSample) / 8;
-  if (f.blockAlign !== expectedAlign) fail(`blockAlign is ${f.blockAlign}, expected numChannels * bitsPerSample / 8 = ${expectedAlign}`);
-  if (dataSize % f.blockAlign !== 0) fail(`data chunk size ${dataSize} is not a multiple of the block size ${f.blockAlign} (truncated)`);
-  return f;
+  if (fmtAt < 0) fail('no "fmt " chunk (truncated or corrupt)');
+  if (dataAt < 0) fail('no "data" chunk (truncated or corrupt)');
+
+  const f = fmtAt + 8;
+  let format = view.getUint16(f, true);
+  const numChannels = view.getUint16(f + 2, true);
+  const sampleRate = view.getUint32(f + 4, true);
+  const byteRate = view.getUint32(f + 8, true);
+  const blockAlign = view.getUint16(f + 12, true);
+  const bits = view.getUint16(f + 14, true);
+  if (format === 0xfffe) {
+    if (fmtSize < 40) fail(`"fmt " chunk is ${fmtSize} bytes, expected at least 40 for WAVE_FORMAT_EXTENSIBLE`);
+    const cbSize = view.getUint16(f + 16, true);
+    if (cbSize < 22) fail(`WAVE_FORMAT_EXTENSIBLE extension is ${cbSize} bytes, expected at least 22`);
+    const validBits = view.getUint16(f + 18, true);
+    if (validBits > bits) fail(`WAVE_FORMAT_EXTENSIBLE has ${validBits} valid bits per sample, more than the container's ${bits}`);
+    if (SUBFORMAT_TAIL.some((b, i) => bytes[f + 26 + i] !== b))
+      fail('WAVE_FORMAT_EXTENSIBLE subformat is not a KSDATAFORMAT_SUBTYPE GUID', 'unsupported');
+    format = view.getUint16(f + 24, true);
+  }
+  let kind: SampleKind | undefined;
+  if (format === 1) kind = ({ 8: 'u8', 16: 's16', 24: 's24', 32: 's32' } as const)[bits as 8];
+  else if (format === 3) kind = ({ 32: 'f32', 64: 'f64' } as const)[bits as 32];
+  else
+    fail(
+      `unsupported audio format ${format}; expected 1 (PCM), 3 (IEEE float) or 0xFFFE (extensible) with subformat 1 or 3`,
+      'unsupported',
+    );
+  if (!kind)
+    fail(
+      format === 1
+        ? `PCM with ${bits} bits per sample; expected 8, 16, 24 or 32`
+        : `IEEE float with ${bits} bits per sample; expected 32 or 64`,
+      'unsupported',
+    );
+  if (numChannels < 1) fail(`numChannels is ${numChannels}, expected >= 1`);
+  if (sampleRate < 1) fail(`sampleRate is ${sampleRate}, expected > 0`);
+  const expectedAlign = (numChannels * bits) / 8;
+  if (blockAlign !== expectedAlign) fail(`blockAlign is ${blockAlign}, expected numChannels * bitsPerSample / 8 = ${expectedAlign}`);
+  if (byteRate !== sampleRate * blockAlign)
+    fail(`byteRate is ${byteRate}, expected sampleRate * blockAlign = ${sampleRate} * ${blockAlign} = ${sampleRate * blockAlign}`);
+  if (dataSize % blockAlign !== 0) fail(`data chunk size ${dataSize} is not a multiple of the block size ${blockAlign} (truncated)`);
+  if (riffEnd > bytes.length && !(riffEnd === bytes.length + 1 && lastOdd && lastEnd === bytes.length))
+    // (a RIFF size that counts the final pad byte the writer then left out is accepted)
+    fail(`truncated: the RIFF size ${riffEnd - 8} says the file is ${riffEnd} bytes, it has ${bytes.length}`);
+  // The frame count comes from the data chunk header, never from the bytes that follow it.
+  const frames = dataSize / blockAlign;
+  if (frames > maxSamples)
+    fail(`data chunk holds ${frames} sample frames, more than maxSamples = ${maxSamples}; pass { maxSamples } to raise the limit`, 'limit');
+  const bitDepth = kind === 'f32' ? '32f' : kind === 'f64' ? '64' : String(bits);
+  return { numChannels, sampleRate, blockAlign, kind: kind!, bitDepth, dataOffset: dataAt + 8, frames };
 }
 
-/** Decodes WAV bytes; `name` (a path) is used in errors. */
+/**
+ * Decodes WAV bytes; `name` (a path) is used in errors. Failures caused by the file are
+ * `WavError`s (see the module comment for what is checked).
+ */
 export function decodeWav(bytes: Uint8Array, name = '<buffer>', opts: ReadWavOptions = {}): WavAudio {
-  const fmt = checkRiff(bytes, name);
   const mode = opts.channels ?? 'mix';
-  if (mode === 'error' && fmt.numChannels > 1)
-    throw new Error(`WAV ${name}: has ${fmt.numChannels} channels, expected mono (pass channels: 'mix' or 'first' to accept it)`);
-  let wav: InstanceType<typeof wavefile.WaveFile>;
-  try {
-    wav = new wavefile.WaveFile(bytes);
-  } catch (e) {
-    throw new Error(`WAV ${name}: cannot decode (${(e as Error).message})`);
-  }
-  const bitDepth = wav.bitDepth;
-  const isFloat = bitDepth === '32f' || bitDepth === '64';
-  const raw = wav.getSamples(false, Float64Array) as unknown as Float64Array | Float64Array[];
-  const chans = fmt.numChannels === 1 ? [raw as Float64Array] : (raw as Float64Array[]);
-  const scale = (x: number) => (isFloat ? x : bitDepth === '8' ? (x - 128) / 128 : x / 2 ** (fmt.bitsPerSample - 1));
-  const n = chans[0]!.length;
+  if (mode !== 'mix' && mode !== 'first' && mode !== 'error')
+    throw new Error(`decodeWav ${name}: channels must be 'mix', 'first' or 'error', got ${JSON.stringify(mode)}`);
+  const maxBytes = checkLimitOption(`decodeWav ${name}`, 'maxBytes', opts.maxBytes ?? WAV_DEFAULT_MAX_BYTES);
+  const maxSamples = checkLimitOption(`decodeWav ${name}`, 'maxSamples', opts.maxSamples ?? WAV_DEFAULT_MAX_SAMPLES);
+  if (bytes.length > maxBytes)
+    throw new WavError(
+      name,
+      `file is ${bytes.length} bytes, more than maxBytes = ${maxBytes}; pass { maxBytes } to raise the limit`,
+      'limit',
+    );
+  const w = checkRiff(bytes, name, maxSamples);
+  if (mode === 'error' && w.numChannels > 1)
+    throw new WavError(name, `has ${w.numChannels} channels, expected mono (pass channels: 'mix' or 'first' to accept it)`, 'unsupported');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = w.frames;
   const samples = new Float32Array(n);
-  const used = mode === 'first' ? 1 : chans.length;
+  const used = mode === 'first' ? 1 : w.numChannels;
+  const width = w.blockAlign / w.numChannels;
+  const float = w.kind === 'f32' || w.kind === 'f64';
   for (let c = 0; c < used; c++) {
-    const ch = chans[c]!;
-    for (let i = 0; i < n; i++) samples[i]! += scale(ch[i]!) / used;
+    let p = w.dataOffset + c * width;
+    for (let i = 0; i < n; i++, p += w.blockAlign) {
+      let v: number;
+      switch (w.kind) {
+        case 'u8':
+          v = (bytes[p]! - 128) / 128;
+          break;
+        case 's16':
+          v = view.getInt16(p, true) / 32768;
+          break;
+        case 's24':
+          v = (((bytes[p]! | (bytes[p + 1]! << 8) | (bytes[p + 2]! << 16)) << 8) >> 8) / 8388608;
+          break;
+        case 's32':
+          v = view.getInt32(p, true) / 2147483648;
+          break;
+        case 'f32':
+          v = view.getFloat32(p, true);
+          break;
+        default:
+          v = view.getFloat64(p, true);
+      }
+      if (float && !Number.isFinite(v))
+        throw new WavError(name, `sample ${i} of channel ${c} is ${v}; float samples must be finite (corrupt data)`);
+      samples[i]! += v / used;
+    }
   }
-  return { samples, sampleRate: fmt.sampleRate, numChannels: fmt.numChannels, bitDepth };
+  if (float)
+    for (let i = 0; i < n; i++)
+      if (!Number.isFinite(samples[i]!)) throw new WavError(name, `sample ${i} does not fit a float32 (it is ${samples[i]}); corrupt data`);
+  return { samples, sampleRate: w.sampleRate, numChannels: w.numChannels, bitDepth: w.bitDepth };
 }
 
 /** Reads a WAV file as mono float samples (see the module comment for formats and channels). */
 export function readWav(path: string, opts: ReadWavOptions = {}): WavAudio {
+  const maxBytes = checkLimitOption(`readWav ${path}`, 'maxBytes', opts.maxBytes ?? WAV_DEFAULT_MAX_BYTES);
   let st: ReturnType<typeof statSync>;
   try {
     st = statSync(path);
-  } catch {
-    throw new Error(`WAV ${path}: file not found`);
+  } catch (e) {
+    throw new WavError(path, 'file not found', 'io', { cause: e });
   }
-  if (!st.isFile()) throw new Error(`WAV ${path}: not a regular file`);
-  return decodeWav(new Uint8Array(readFileSync(path)), path, opts);
+  if (!st.isFile()) throw new WavError(path, 'not a regular file', 'io');
+  if (st.size > maxBytes)
+    throw new WavError(path, `file is ${st.size} bytes, more than maxBytes = ${maxBytes}; pass { maxBytes } to raise the limit`, 'limit');
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path); // a Buffer is a Uint8Array: no copy
+  } catch (e) {
+    throw new WavError(path, `cannot read: ${messageOf(e)}`, 'io', { cause: e });
+  }
+  return decodeWav(bytes, path, opts);
 }
 
 export interface WriteWavOptions {
