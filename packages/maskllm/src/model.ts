@@ -214,7 +214,8 @@ export class DifferentiableMask extends Module {
     this.kappa = opts.kappa ?? 100;
     this.tau = opts.tau ?? 4;
     this.hard = opts.hard ?? false;
-    this.rng = opts.rng ?? new Rng(0);
+    // the Gumbel noise stream: registered, so trainLoop checkpoints and resumes it with the gates
+    this.rng = this.rngStream('gumbel', opts.rng ?? new Rng(0));
     this.S = tf.keep(candidateTensor(n, m));
     const K = this.S.shape[0];
     this.gate = this.param('gate', this.rng.randn([this.numGroups, K], 0, opts.initStd ?? 0.01));

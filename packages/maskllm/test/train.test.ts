@@ -3,7 +3,10 @@
  * learning rate against closed forms, the sparse weight regulariser against a host recomputation,
  * and one step: only the gate logits move, the loss is L_LM - lambda_t R, no tensor leaks.
  */
-import { initBackend, TransformerDecoder, tf } from '@mmlm/core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend, TransformerDecoder, tf, trainLoop } from '@mmlm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   clearSampledMasks,
@@ -87,6 +90,37 @@ describe('MaskLLM training objective', () => {
     opt.dispose();
     x.dispose();
     dec.dispose();
+  });
+
+  it('trainLoop resumes mask training bit-identically without being handed the Gumbel streams (the modules expose them)', async () => {
+    const cfg = maskllmConfig({ train: { steps: 6, lr: 1e-2, lrMin: 1e-3, lrMult: 1 } });
+    const setup = () => {
+      const dec = tinyDecoder();
+      sparsify(dec, { seed: 2 });
+      dec.train();
+      const opt = maskOptimizer(dec, cfg.train);
+      const x = ids();
+      return { dec, opt, x, step: (t: number) => maskTrainStep(dec, opt, x, t - 1, cfg).loss };
+    };
+    // every masked layer's noise stream is registered (plus the blocks' dropout streams)
+    const probe = setup();
+    const names = probe.dec.namedRngs().map(([k]) => k);
+    expect(names.filter((k) => k.endsWith('.diff_mask.gumbel'))).toHaveLength(maskedLinears(probe.dec).length);
+    const quiet = { progress: 'none' as const, log: () => {} };
+    const full = await trainLoop({ steps: 6, step: probe.step, model: probe.dec, optimizer: probe.opt, ...quiet });
+    const dir = mkdtempSync(join(tmpdir(), 'maskllm-resume-'));
+    const a = setup();
+    const r1 = await trainLoop({ steps: 3, step: a.step, model: a.dec, optimizer: a.opt, checkpointDir: dir, ...quiet });
+    const b = setup();
+    const r2 = await trainLoop({ steps: 6, step: b.step, model: b.dec, optimizer: b.opt, checkpointDir: dir, resume: true, ...quiet });
+    expect(r2.resumedFrom).toBe(3);
+    expect([...r1.losses, ...r2.losses]).toEqual(full.losses);
+    for (const s of [probe, a, b]) {
+      s.opt.dispose();
+      s.x.dispose();
+      s.dec.dispose();
+    }
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('a dense step lowers the loss on its batch and leaks no tensors', () => {

@@ -3,6 +3,7 @@
  * children, freeze/unfreeze, parameter count, and a state dict in and out. Names follow the
  * reference implementations so safetensors files map name to name.
  */
+import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
 
 export type StateDict = Record<string, tf.Tensor>;
@@ -30,6 +31,8 @@ export abstract class Module {
   /** Non-trainable state saved with the module (e.g. running stats, EMA codebooks). */
   private readonly _buffers = new Map<string, tf.Variable>();
   private readonly _children = new Map<string, Module>();
+  /** Random streams drawn from while the module runs (dropout, Gumbel noise), by local name. */
+  private readonly _rngs = new Map<string, Rng>();
   /** Train mode enables dropout and other stochastic behaviour. */
   training = true;
 
@@ -53,6 +56,25 @@ export abstract class Module {
     init.dispose();
     this._buffers.set(name, v);
     return v;
+  }
+
+  /**
+   * Register a random stream this module draws from while it runs (dropout masks, Gumbel noise), so
+   * `namedRngs()` lists it and `trainLoop` checkpoints and resumes it without being told.
+   */
+  protected rngStream(name: string, rng: Rng): Rng {
+    checkLocalName(name, this);
+    if (this._rngs.has(name)) throw new Error(`${this.constructor.name}: random stream "${name}" is already registered`);
+    this._rngs.set(name, rng);
+    return rng;
+  }
+
+  /** Every registered random stream of this module and its children, by dotted path ('blocks.0.dropout'). */
+  namedRngs(prefix = ''): [string, Rng][] {
+    const out: [string, Rng][] = [];
+    for (const [k, r] of this._rngs) out.push([prefix + k, r]);
+    for (const [k, c] of this._children) out.push(...c.namedRngs(`${prefix}${k}.`));
+    return out;
   }
 
   /** Register a child module under `name`. */

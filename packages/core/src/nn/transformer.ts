@@ -70,6 +70,7 @@ export class DecoderBlock extends Module {
     private readonly rng: Rng,
   ) {
     super();
+    this.rngStream('dropout', rng);
     const bias = cfg.bias ?? true;
     const init: Init = { kind: 'normal', std: cfg.initStd ?? 0.02 };
     const outInit: Init = { kind: 'normal', std: (cfg.initStd ?? 0.02) / Math.sqrt(2 * cfg.numLayers) };
@@ -145,7 +146,6 @@ export class TransformerDecoder extends Module {
   readonly blocks: ModuleList<DecoderBlock>;
   readonly norm: LayerNorm | RMSNorm;
   readonly head: Linear | null;
-  private readonly dropoutStreams: Record<string, Rng> = {};
 
   constructor(config: TransformerDecoderConfig) {
     super();
@@ -166,7 +166,6 @@ export class TransformerDecoder extends Module {
     this.blocks = this.module('blocks', new ModuleList<DecoderBlock>());
     for (let i = 0; i < config.numLayers; i++) {
       const r = dropRng.fork(i);
-      this.dropoutStreams[`blocks.${i}.dropout`] = r;
       this.blocks.push(new DecoderBlock(config, rope, r));
     }
     this.norm = this.module(
@@ -181,9 +180,12 @@ export class TransformerDecoder extends Module {
         : null;
   }
 
-  /** The dropout random streams by name: checkpoint them (trainLoop's `rngs`) for an exact resume. */
+  /**
+   * Every random stream of the model by path (`blocks.<i>.dropout`, and those of modules swapped in,
+   * e.g. MaskLLM's Gumbel noise): `namedRngs()` as a record. trainLoop resumes them by default.
+   */
   rngs(): Record<string, Rng> {
-    return { ...this.dropoutStreams };
+    return Object.fromEntries(this.namedRngs());
   }
 
   /** A fresh KV cache for this model (dispose it when done). */

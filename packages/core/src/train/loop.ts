@@ -50,7 +50,12 @@ export interface TrainLoopOptions {
   optimizer?: StatefulOptimizer;
   /** A random stream to checkpoint and restore (e.g. the data order). */
   rng?: RngLike;
-  /** More named random streams (e.g. TransformerDecoder.rngs() for dropout). */
+  /**
+   * More named random streams. The model's own (`model.namedRngs()`: dropout, mask noise) are
+   * checkpointed and resumed without being listed here, as `module.<path>`; a stream listed here too
+   * keeps the name given here. A checkpoint written without a module stream's state (an older one)
+   * resumes with a warning through `log`, that stream continuing from where it is.
+   */
   rngs?: Record<string, RngLike>;
   /** Saved in every checkpoint; on resume a different config is reported through `log`. */
   config?: unknown;
@@ -174,6 +179,13 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   if (o.evalEvery && !o.evalFn) throw new Error('trainLoop: evalEvery needs evalFn');
   if (o.checkpointEvery && !o.checkpointDir) throw new Error('trainLoop: checkpointEvery needs checkpointDir');
   if (o.resume && !o.checkpointDir) throw new Error('trainLoop: resume needs checkpointDir');
+  // the model's own random streams (dropout, mask noise) not already given by the caller
+  const given = new Set<unknown>([o.rng, ...Object.values(o.rngs ?? {})]);
+  const moduleRngs: Record<string, RngLike> = Object.fromEntries(
+    (typeof o.model?.namedRngs === 'function' ? o.model.namedRngs() : [])
+      .filter(([, r]) => !given.has(r))
+      .map(([k, r]) => [`module.${k}`, r]),
+  );
   const mode = o.progress ?? 'auto';
   if (!['auto', 'bar', 'lines', 'none'].includes(mode))
     throw new Error(`trainLoop: progress must be 'auto', 'bar', 'lines' or 'none', got ${JSON.stringify(mode)}`);
@@ -196,7 +208,13 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       const from = ck.dir;
       if (o.config !== undefined && JSON.stringify(ck.config ?? null) !== JSON.stringify(o.config))
         log(`${name}: note: the config differs from the checkpoint's (${from})`);
-      restoreCheckpoint(ck, { model: o.model, optimizer: o.optimizer, rng: o.rng, rngs: o.rngs });
+      const missingModuleRngs = Object.keys(moduleRngs).filter((k) => !ck.rngs?.[k]);
+      if (missingModuleRngs.length)
+        log(
+          `${name}: warning: ${from} holds no state for the model's random streams ${missingModuleRngs.join(', ')} (written before they were checkpointed); they continue from their current state, so this resume is not bit-exact`,
+        );
+      const restorable = Object.fromEntries(Object.entries(moduleRngs).filter(([k]) => ck.rngs?.[k]));
+      restoreCheckpoint(ck, { model: o.model, optimizer: o.optimizer, rng: o.rng, rngs: { ...restorable, ...o.rngs } });
       start = step;
       resumedFrom = step;
       lastGood = from;
@@ -222,7 +240,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
           optimizer: o.optimizer,
           step,
           ...(o.rng ? { rng: o.rng.getState() } : {}),
-          ...(o.rngs ? { rngs: Object.fromEntries(Object.entries(o.rngs).map(([k, r]) => [k, r.getState()])) } : {}),
+          ...(o.rngs || Object.keys(moduleRngs).length
+            ? { rngs: Object.fromEntries(Object.entries({ ...moduleRngs, ...o.rngs }).map(([k, r]) => [k, r.getState()])) }
+            : {}),
           config: o.config,
         },
         { keep: o.keepCheckpoints ?? 2 },

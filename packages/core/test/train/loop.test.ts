@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -172,6 +172,65 @@ describe('trainLoop', () => {
       await useBackend('cpu');
     },
   );
+
+  it("resumes the model's own random streams by default (dropout not listed in rngs), and warns for a checkpoint without them", async () => {
+    const full = transformerSetup();
+    const a = await trainLoop({ steps: 6, step: full.step, model: full.model, optimizer: full.opt, rngs: { data: full.data }, ...quiet });
+    expect(Object.keys(full.model.rngs())).toEqual(['blocks.0.dropout']);
+    expect(full.model.namedRngs().map(([k]) => k)).toEqual(['blocks.0.dropout']);
+    const dir = tmp();
+    const first = transformerSetup();
+    await trainLoop({
+      steps: 3,
+      step: first.step,
+      model: first.model,
+      optimizer: first.opt,
+      rngs: { data: first.data },
+      checkpointDir: dir,
+      ...quiet,
+    });
+    const state = JSON.parse(readFileSync(join(dir, 'step-00000003', 'state.json'), 'utf8'));
+    expect(Object.keys(state.rngs).sort()).toEqual(['data', 'module.blocks.0.dropout']);
+    const second = transformerSetup();
+    const lines: string[] = [];
+    const b2 = await trainLoop({
+      steps: 6,
+      step: second.step,
+      model: second.model,
+      optimizer: second.opt,
+      rngs: { data: second.data },
+      checkpointDir: dir,
+      resume: true,
+      progress: 'none',
+      log: (l) => lines.push(l),
+    });
+    expect(b2.resumedFrom).toBe(3);
+    expect(b2.losses).toEqual(a.losses.slice(3)); // bit-identical: the dropout stream was restored
+    expect(lines.join('\n')).not.toMatch(/warning/);
+    // a checkpoint written before module streams were saved: resumes, with a warning naming them
+    const state6 = JSON.parse(readFileSync(join(dir, 'step-00000006', 'state.json'), 'utf8'));
+    delete state6.rngs['module.blocks.0.dropout'];
+    writeFileSync(join(dir, 'step-00000006', 'state.json'), JSON.stringify(state6));
+    const third = transformerSetup();
+    const old: string[] = [];
+    const b3 = await trainLoop({
+      steps: 7,
+      step: third.step,
+      model: third.model,
+      optimizer: third.opt,
+      rngs: { data: third.data },
+      checkpointDir: dir,
+      resume: true,
+      progress: 'none',
+      log: (l) => old.push(l),
+    });
+    expect(b3.resumedFrom).toBe(6);
+    expect(old.join('\n')).toMatch(/warning: .*holds no state for the model's random streams module\.blocks\.0\.dropout .*not bit-exact/);
+    for (const s of [full, first, second, third]) {
+      s.model.dispose();
+      s.opt.dispose();
+    }
+  });
 
   it('a resumed run reproduces the uninterrupted run exactly (transformer, AdamW, dropout streams)', async () => {
     const full = transformerSetup();
