@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatMeanStd, markdownText, meanStd, type Table, tableToMarkdown } from '@mmlm/core';
+import { formatMeanStd, markdownText, meanStd, type Table, tableToMarkdown } from '@mmlm/core/experiment';
 import type { RunRecord } from './runner.js';
 
 export interface MetricAggregate {

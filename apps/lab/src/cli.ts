@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkDataFile, ensureOutDir, parseSeedList, parseSeedText, quoteArg, repeatedOptions, UsageError } from '@mmlm/core';
+import { checkDataFile, ensureOutDir, parseSeedList, parseSeedText, quoteArg, repeatedOptions, UsageError } from '@mmlm/core/experiment';
 import { updateDocs } from './docs.js';
 import { allExperiments, QUICKSTART, resolveTargets, type Target } from './registry.js';
 import { buildIndex } from './report.js';

@@ -9,7 +9,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { markdownText } from '@mmlm/core';
+import { markdownText } from '@mmlm/core/experiment';
 import { type AggregateRecord, aggregateTable, findAggregates } from './aggregate.js';
 import { findRuns, tableMarkdown } from './report.js';
 import type { RunRecord } from './runner.js';

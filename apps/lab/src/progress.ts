@@ -1,6 +1,6 @@
 /** Progress: a cli-progress bar per sub-run on a terminal, plain lines otherwise. */
 
-import type { ProgressHandle } from '@mmlm/core';
+import type { ProgressHandle } from '@mmlm/core/experiment';
 import cliProgress from 'cli-progress';
 
 export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';

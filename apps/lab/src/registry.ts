@@ -2,7 +2,7 @@
  * Every experiment the lab knows: the lists the paper packages export from their `experiments`
  * subpath, plus the lab's own (comparative experiments and the tiny-GPT smoke run).
  */
-import { checkPreset, type Experiment, UsageError } from '@mmlm/core';
+import { checkPreset, type Experiment, UsageError } from '@mmlm/core/experiment';
 import { experiments as latentlmExperiments } from '@mmlm/latentlm/experiments';
 import { experiments as liquidExperiments } from '@mmlm/liquid/experiments';
 import { experiments as maskllmExperiments } from '@mmlm/maskllm/experiments';

@@ -1,7 +1,7 @@
 /** Reports: report.md per run, and a static index.html over every run under a folder. */
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { formatCell, markdownText, type Table, tableToMarkdown } from '@mmlm/core';
+import { formatCell, markdownText, type Table, tableToMarkdown } from '@mmlm/core/experiment';
 import { aggregateTable, findAggregates } from './aggregate.js';
 import type { RunRecord } from './runner.js';
 

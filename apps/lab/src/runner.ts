@@ -8,19 +8,17 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
+import { currentBackend, initBackend, tf } from '@mmlm/core';
 import {
-  currentBackend,
   type Experiment,
   type ExperimentContext,
   type ExperimentResult,
   type Figure,
   hasPreset,
-  initBackend,
   MAX_SEED,
   makeSubrun,
   subrunFolderName,
-  tf,
-} from '@mmlm/core';
+} from '@mmlm/core/experiment';
 import { type LinePoint, lineChartSpec, renderPng } from './plot.js';
 import { makeProgress, type ProgressMode } from './progress.js';
 import { renderReportMarkdown } from './report.js';

@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { type Experiment, hasPreset, MAX_SEED, type Table } from '@mmlm/core';
+import { type Experiment, hasPreset, MAX_SEED, type Table } from '@mmlm/core/experiment';
 import { type AggregateRecord, aggregateFolderName, buildAggregate, renderAggregateMarkdown } from './aggregate.js';
 import { dataKey, gitRevision, type RunOptions, type RunRecord, runExperiment } from './runner.js';
 import { writeAtomic } from './util.js';

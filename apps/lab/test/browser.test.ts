@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { buildIndex, runExperiment } from '../src/index.js';

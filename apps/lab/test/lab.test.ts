@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { BEGIN, END, updateDocs } from '../src/docs.js';
 import { buildIndex, findRuns, parseCli, runExperiment } from '../src/index.js';

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main, parseCli, pruneUnfinishedMetrics, RunMismatchError, runDir, runExperiment } from '../src/index.js';
 

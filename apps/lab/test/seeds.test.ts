@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareSeeds, type Experiment, formatMeanStd, meanStd } from '@mmlm/core';
+import { compareSeeds, type Experiment, formatMeanStd, meanStd } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { BEGIN, END, updateDocs } from '../src/docs.js';
 import { type AggregateRecord, buildIndex, findAggregates, findRuns, main, parseCli, runSeeds } from '../src/index.js';

@@ -1,32 +1,208 @@
 /**
  * @mmlm/core: the shared tensor core of mmlm. The only door to TensorFlow.js.
+ *
+ * Subpaths: `@mmlm/core/experiment` (the experiment contract, runners, settings, seed statistics and
+ * report helpers) and `@mmlm/core/testing` (the model contract, gradient checks, test backends).
  */
-
-export * from './backend/init.js';
-export * from './config.js';
-export * from './experiment/index.js';
 export {
-  compareSeeds,
-  formatMeanStd,
-  type MeanStd,
-  meanStd,
-  type SeedComparison,
-  type SeedVerdict,
-  seedCell,
-  seedsHeader,
-  seedValues,
-  seedVerdict,
-} from './experiment/stats.js';
-export * from './io/index.js';
-export * from './lora/index.js';
-export * from './losses/index.js';
-export * from './nn/index.js';
-export * from './optim/index.js';
-export * from './quant/index.js';
-export * from './rng/global.js';
-export * from './rng/index.js';
-export * from './sampling/index.js';
-export * from './testing/index.js';
+  BACKENDS,
+  type BackendChoice,
+  type BackendName,
+  classifyNodeBackendError,
+  currentBackend,
+  type InitBackendOptions,
+  initBackend,
+  type Skipped,
+  TENSORFLOW_INSTALL_HELP,
+} from './backend/init.js';
+export {
+  configIssuesMessage,
+  parseConfig,
+  type SafeParseSchema,
+  type SchemaIssue,
+} from './config.js';
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type Checkpoint,
+  type CheckpointInput,
+  checkpointDirName,
+  decodeSafetensors,
+  disposeCheckpoint,
+  encodeSafetensors,
+  encodeSafetensorsHost,
+  type HostTensor,
+  type LoadLatestCheckpointOptions,
+  latestCheckpoint,
+  listCheckpoints,
+  loadCheckpoint,
+  loadLatestCheckpoint,
+  loadModule,
+  loadSafetensors,
+  MAX_HEADER_BYTES,
+  MAX_HEADER_DEPTH,
+  NonFiniteTensorError,
+  type ParsedSafetensors,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  readSafetensors,
+  readSafetensorsHeader,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  SafetensorsError,
+  type SafetensorsHeader,
+  type SafetensorsOptions,
+  type SafetensorsTensorInfo,
+  type SafetensorsWriteDtype,
+  type SaveCheckpointOptions,
+  saveCheckpoint,
+  saveModule,
+  saveSafetensors,
+  showValue,
+  tensorsToHost,
+  writeFileAtomic,
+} from './io/index.js';
+export {
+  type ApplyLoRAOptions,
+  applyLoRA,
+  LoRALinear,
+  type LoRAOptions,
+  loraLayers,
+  loraStateDict,
+  mergeAndUnloadLoRA,
+} from './lora/index.js';
+export {
+  type CrossEntropyOptions,
+  cosineLoss,
+  crossEntropy,
+  type InfoNCEOptions,
+  infoNCE,
+  mse,
+  type Reduction,
+} from './losses/index.js';
+export {
+  type Activation,
+  AdaLNModulation,
+  type AttentionCall,
+  type AttentionOptions,
+  activation,
+  blockDiagonalMask,
+  causalMask,
+  checkLastDim,
+  checkPositiveInt,
+  combineMasks,
+  DecoderBlock,
+  type DecoderCall,
+  Embedding,
+  type EmbeddingOptions,
+  gelu,
+  geluTanh,
+  type Init,
+  initTensor,
+  KVCache,
+  type LayerKV,
+  LayerNorm,
+  type LayerNormOptions,
+  Linear,
+  type LinearOptions,
+  type LoadStateDictOptions,
+  MLP,
+  type MLPOptions,
+  Module,
+  ModuleList,
+  MultiHeadAttention,
+  modulate,
+  NEG_INF,
+  paddingMask,
+  RMSNorm,
+  type RMSNormOptions,
+  type RopeFreqs,
+  type RopeOptions,
+  type RopeStyle,
+  RotaryEmbedding,
+  ropeInvFreq,
+  type StateDict,
+  StateDictError,
+  SwiGLU,
+  silu,
+  stopGradient,
+  straightThrough,
+  swigluHidden,
+  TimestepEmbedder,
+  TransformerDecoder,
+  type TransformerDecoderConfig,
+  timestepEmbedding,
+  validateDecoderConfig,
+} from './nn/index.js';
+export {
+  AdamW,
+  type AdamWOptions,
+  clipGradNorm,
+  constantSchedule,
+  EMA,
+  type NamedParamGroup,
+  type OptimizerState,
+  type ParamGroup,
+  type ParamGroupsOptions,
+  type Params,
+  paramGroups,
+  type Schedule,
+  valueAndGrads,
+  type WarmupDecayOptions,
+  warmupCosine,
+  warmupLinear,
+} from './optim/index.js';
+export {
+  CodebookHolder,
+  FSQ,
+  type FSQOptions,
+  type KMeansInitOptions,
+  type KMeansOptions,
+  type KMeansResult,
+  kmeans,
+  l2Normalize,
+  nearestCode,
+  ResidualVQ,
+  type RVQOutput,
+  type VectorQuantizeOptions,
+  VectorQuantizer,
+  type VectorQuantizerOptions,
+  type VQOutput,
+  vectorQuantize,
+  vqLossWeights,
+} from './quant/index.js';
+export {
+  defaultRng,
+  manualSeed,
+} from './rng/global.js';
+export {
+  Rng,
+  type RngState,
+  stableHash32,
+} from './rng/index.js';
+export {
+  type AllowedIds,
+  cfgLogits,
+  filterLogits,
+  repetitionPenalty,
+  type SampleOptions,
+  sample,
+  softmax,
+  topKFilter,
+  topPFilter,
+  vocabMask,
+} from './sampling/index.js';
 export type { DataType, Rank, Tensor, Tensor1D, Tensor2D, Tensor3D, Tensor4D, TensorLike, Variable } from './tf.js';
 export { tf } from './tf.js';
-export * from './train/index.js';
+export {
+  NonFiniteLossError,
+  type OptimizerStateDict,
+  type ProgressMode,
+  type RngLike,
+  restoreCheckpoint,
+  type StatefulOptimizer,
+  type StepRecord,
+  type TrainLoopOptions,
+  type TrainLoopResult,
+  trainLoop,
+} from './train/index.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkGradients, tf, useBackend } from '../src/index.js';
+import { tf } from '../src/index.js';
+import { checkGradients, useBackend } from '../src/testing/index.js';
 
 describe('checkGradients', () => {
   it('accepts a correct gradient and rejects a wrong one', async () => {

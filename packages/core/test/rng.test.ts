@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Rng, tf, useBackend } from '../src/index.js';
+import { Rng, tf } from '../src/index.js';
+import { useBackend } from '../src/testing/index.js';
 
 describe('Rng', () => {
   it('is deterministic by seed, with independent forks and restorable state', () => {

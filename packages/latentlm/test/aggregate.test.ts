@@ -3,7 +3,7 @@
  * fabricated per-seed results: hand-computed mean ± sample std in the claim tables, and verdicts that
  * call a difference only beyond two standard errors (one case above, one within).
  */
-import type { ExperimentResult } from '@mmlm/core';
+import type { ExperimentResult } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { seedCell, seedValues, verdict } from '../src/experiments/common.js';
 import { headStepsExperiment, mixedExperiment, ttsExperiment, varianceCollapseExperiment } from '../src/experiments/index.js';

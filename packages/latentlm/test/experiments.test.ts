@@ -7,7 +7,8 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend, runExperimentInline } from '@mmlm/core';
+import { initBackend } from '@mmlm/core';
+import { runExperimentInline } from '@mmlm/core/experiment';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { experiments, headStepsExperiment, mixedExperiment, ttsExperiment, varianceCollapseExperiment } from '../src/experiments/index.js';
 

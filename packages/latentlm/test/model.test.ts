@@ -1,7 +1,8 @@
 /**
  * LatentLM model contract, KV-cache equivalence, generation, parameter counts and bad inputs.
  */
-import { AdamW, initBackend, paddingMask, paramGroups, Rng, runModelContract, tf } from '@mmlm/core';
+import { AdamW, initBackend, paddingMask, paramGroups, Rng, tf } from '@mmlm/core';
+import { runModelContract } from '@mmlm/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildMixedBatch,

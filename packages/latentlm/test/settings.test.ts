@@ -5,7 +5,7 @@
  * image table's helper also copied `headSteps` into `lm.train`, a field LatentLMConfig does not
  * have; the parsed table no longer carries that stray copy.)
  */
-import { parsePresets } from '@mmlm/core';
+import { parsePresets } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { type LatentLMConfig, PRESETS } from '../src/config.js';
 import { CLASS_DATA, IMAGE_PRESETS, imageSettingsSchema } from '../src/experiments/images.js';

@@ -4,7 +4,8 @@
  * tfjs-backend-wasm has no Conv2DBackpropFilter until core supplies one, so conv weight gradients
  * cannot be taken there yet.
  */
-import { initBackend, Rng, runModelContract, tf } from '@mmlm/core';
+import { initBackend, Rng, tf } from '@mmlm/core';
+import { runModelContract } from '@mmlm/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalConv1d, hopLength, ImageVAE, imageVaeConfig, SpeechVAE, Stft, speechVaeConfig } from '../src/index.js';
 

@@ -3,7 +3,7 @@
  * tables against hand-computed values, and the verdicts (a difference is called only beyond two
  * standard errors of the difference of the seed means).
  */
-import type { ExperimentResult } from '@mmlm/core';
+import type { ExperimentResult } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { CFG_TABLE } from '../src/experiments/cfg.js';
 import { claimVerdict, meanStdTable } from '../src/experiments/common.js';

@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ImageTextData, type ImageTokenArmOptions, initBackend, Rng, tf } from '@mmlm/core';
+import { initBackend, Rng, tf } from '@mmlm/core';
+import type { ImageTextData, ImageTokenArmOptions } from '@mmlm/core/experiment';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { imageTokenArm } from '../src/experiments/index.js';
 

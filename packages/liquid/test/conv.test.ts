@@ -3,7 +3,8 @@
  * tf.conv2d and its stock gradients on cpu and wasm, 1x1 convolutions as matmuls, nearest x2
  * upsampling by hand, GroupNorm against a float64 computation, and Downsample's (0, 1, 0, 1) padding.
  */
-import { checkGradients, Rng, TEST_BACKENDS, tf, useBackend } from '@mmlm/core';
+import { Rng, tf } from '@mmlm/core';
+import { checkGradients, TEST_BACKENDS, useBackend } from '@mmlm/core/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Conv2d, conv2dSame, Downsample, GroupNorm, groupsFor, upsampleNearest2x } from '../src/index.js';
 

@@ -10,7 +10,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend, runExperimentInline, type TransformerDecoder, tf } from '@mmlm/core';
+import { initBackend, type TransformerDecoder, tf } from '@mmlm/core';
+import { runExperimentInline } from '@mmlm/core/experiment';
 import { ShapeAnalyzer, seenHeldOutSets } from '@mmlm/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liquidArmRecipe } from '../src/experiments/arm.js';

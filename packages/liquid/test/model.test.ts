@@ -6,7 +6,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cfgLogits, initBackend, Rng, runModelContract, type TransformerDecoder, tf } from '@mmlm/core';
+import { cfgLogits, initBackend, Rng, type TransformerDecoder, tf } from '@mmlm/core';
+import { runModelContract } from '@mmlm/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildLM,

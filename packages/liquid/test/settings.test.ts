@@ -3,7 +3,7 @@
  * config presets (issue 13, item 5): the parsed values equal the literal tables they replaced, and a
  * misspelt or out-of-range field fails, naming the table, the preset and the field.
  */
-import { parsePresets } from '@mmlm/core';
+import { parsePresets } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { CFG_SETTINGS, CfgSettingsSchema } from '../src/experiments/cfg.js';
 import { INIT_SETTINGS, initSettingsSchema } from '../src/experiments/init.js';

@@ -3,7 +3,8 @@
  * MaskedLinears with learnable 2:4 gates): shape, same seed same output, save/load, finite non-zero
  * gradients into every gate, and no tensor leak over the package's own mask training step.
  */
-import { TransformerDecoder as Decoder, initBackend, Rng, runModelContract, type TransformerDecoder, tf } from '@mmlm/core';
+import { TransformerDecoder as Decoder, initBackend, Rng, type TransformerDecoder, tf } from '@mmlm/core';
+import { runModelContract } from '@mmlm/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   clearSampledMasks,

@@ -6,7 +6,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend, runExperimentInline, type TransformerDecoder, tf } from '@mmlm/core';
+import { initBackend, type TransformerDecoder, tf } from '@mmlm/core';
+import { runExperimentInline } from '@mmlm/core/experiment';
 import { grammarCorpus } from '@mmlm/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { charCorpora, configFor, loadDecoder } from '../src/experiments/common.js';

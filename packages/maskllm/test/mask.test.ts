@@ -1,5 +1,6 @@
 /** Differentiable masks, MaskedLinear and decoder surgery: invariants, gradients, leaks, bad input. */
-import { initBackend, Linear, Rng, TEST_BACKENDS, TransformerDecoder, tf, useBackend } from '@mmlm/core';
+import { initBackend, Linear, Rng, TransformerDecoder, tf } from '@mmlm/core';
+import { TEST_BACKENDS, useBackend } from '@mmlm/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   applyMasks,
@@ -128,7 +129,7 @@ describe('differentiable N:M masks', () => {
   });
 
   it('soft mask gradient matches finite differences', async () => {
-    const { checkGradients } = await import('@mmlm/core');
+    const { checkGradients } = await import('@mmlm/core/testing');
     const S = candidateTensor(2, 4);
     const noise = tf.tensor2d([[0.1, 0.2, -0.3, 0.0, 0.4, 0.1]]);
     const w = tf.tensor2d([[1, 2, 3, 4]]);

@@ -4,7 +4,7 @@
  * same name; mask / train overrides stay overrides, no defaults filled in), and a misspelt or
  * out-of-range field fails, naming the table, the preset and the field.
  */
-import { parsePresets } from '@mmlm/core';
+import { parsePresets } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { ABLATION_SETTINGS } from '../src/experiments/ablations.js';
 import { LADDER_SETTINGS, ladderSettingsSchema } from '../src/experiments/ladder.js';

@@ -9,7 +9,7 @@
  * ceiling (the score of the best-matching training image or caption) beside every held-out figure.
  */
 import { join } from 'node:path';
-import type { ExperimentContext, Figure, ImageTextData, ImageTokenArmFactory, ImageTokenArmOptions } from '@mmlm/core';
+import type { ExperimentContext, Figure, ImageTextData, ImageTokenArmFactory, ImageTokenArmOptions } from '@mmlm/core/experiment';
 import {
   analyzerAgreement,
   binomialSE,

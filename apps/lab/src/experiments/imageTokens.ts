@@ -21,7 +21,7 @@ import {
   type PresetInfo,
   type Table,
   warningText,
-} from '@mmlm/core';
+} from '@mmlm/core/experiment';
 import { imageTokenArm as latentlmArm } from '@mmlm/latentlm/experiments';
 import { imageTokenArm as liquidArm } from '@mmlm/liquid/experiments';
 import { AGREEMENT_FLOOR, type ArmEvaluation, type EvalSet, evaluateArm, loadImageTextData } from './imageEval.js';

@@ -6,7 +6,8 @@
  * each arm's recipe and the comparison's presets are read off this table; it is kept as an
  * experiment so the choice can be rerun and challenged.
  */
-import { type Experiment, type ExperimentContext, type PresetInfo, stableHash32, type Table } from '@mmlm/core';
+import { stableHash32 } from '@mmlm/core';
+import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
 import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
 import { fmt, IMAGE_TOKEN_ARMS } from './imageTokens.js';
 

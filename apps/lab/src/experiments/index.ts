@@ -1,4 +1,4 @@
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { imageTokens } from './imageTokens.js';
 import { imageTokensSweep } from './imageTokensSweep.js';
 import { tinyGpt } from './tinyGpt.js';

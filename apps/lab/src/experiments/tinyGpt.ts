@@ -3,17 +3,8 @@
  * trained on the procedural shapes grammar (@mmlm/data), reporting training loss and validation
  * bits per character against the grammar's exact entropy rate (the floor no model can beat).
  */
-import {
-  AdamW,
-  crossEntropy,
-  type Experiment,
-  type PresetInfo,
-  paramGroups,
-  TransformerDecoder,
-  tf,
-  valueAndGrads,
-  warmupCosine,
-} from '@mmlm/core';
+import { AdamW, crossEntropy, paramGroups, TransformerDecoder, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
+import type { Experiment, PresetInfo } from '@mmlm/core/experiment';
 import {
   CharTokenizer,
   GRAMMARS,

@@ -65,6 +65,14 @@ export function formatCell(v: string | number | boolean | null | undefined): str
   return String(v);
 }
 
+/**
+ * A number for summaries and tables at `digits` decimals; null, undefined, NaN and ±Infinity give
+ * `missing` (default 'n/a'). The one copy of the paper packages' `fmt`.
+ */
+export function formatFixed(x: number | null | undefined, digits = 3, missing = 'n/a'): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? missing : x.toFixed(digits);
+}
+
 /** Markdown for one result table (a bold title, the table, its note). */
 export function tableToMarkdown(t: Table): string {
   const cell = (v: string | number | boolean | null | undefined) => markdownText(formatCell(v)).replace(/\|/g, '\\|');

@@ -30,6 +30,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import type { Module } from '../nn/module.js';
 import { tf } from '../tf.js';
 
 /** The dtypes this reader decodes. */
@@ -700,4 +701,26 @@ export async function readSafetensors(path: string): Promise<ParsedSafetensors> 
  */
 export async function loadSafetensors(path: string): Promise<{ tensors: Record<string, tf.Tensor>; metadata: Record<string, string> }> {
   return decodeSafetensors(await readWhole(path), path);
+}
+
+/**
+ * Save a module's state dict as F32 safetensors with string metadata, atomically (the one copy of
+ * the save the paper packages' experiments share).
+ */
+export async function saveModule(path: string, module: Module, metadata?: Record<string, string>): Promise<void> {
+  await saveSafetensors(path, module.stateDict(), metadata);
+}
+
+/**
+ * Load weights saved by `saveModule` (or any safetensors file with the module's keys) into `module`,
+ * strict: every key, every shape. Returns the file's metadata; the loaded tensors are disposed.
+ */
+export async function loadModule(path: string, module: Module): Promise<Record<string, string>> {
+  const { tensors, metadata } = await loadSafetensors(path);
+  try {
+    module.loadStateDict(tensors);
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+  return metadata;
 }

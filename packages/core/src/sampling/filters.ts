@@ -171,9 +171,6 @@ export function cfgLogits(cond: tf.Tensor, uncond: tf.Tensor, scale: number): tf
   return tf.tidy(() => uncond.add(cond.sub(uncond).mul(scale)));
 }
 
-/** Alias of cfgLogits: cfg(l_c, l_u, s) = l_u + s (l_c - l_u). */
-export const cfg = cfgLogits;
-
 /** Softmax of one row in float64 (-Infinity gives probability 0). */
 export function softmax(logits: Float32Array): Float64Array {
   let max = NEG_INF;

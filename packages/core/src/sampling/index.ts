@@ -1,7 +1,6 @@
 /** Seeded sampling from logits and the pure logit filters it applies. */
 export {
   type AllowedIds,
-  cfg,
   cfgLogits,
   repetitionPenalty,
   softmax,

@@ -11,7 +11,7 @@ import {
   parseSeedList,
   parseSeedText,
   UsageError,
-} from '../../src/index.js';
+} from '../../src/experiment/index.js';
 
 describe('command-line checks', () => {
   it('seeds: decimal integers in [0, 2^32) only', () => {

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Experiment, formatCell, markdownText, parseConfig, runExperimentCli, tableToMarkdown, warningText } from '../../src/index.js';
+import { type Experiment, formatCell, markdownText, runExperimentCli, tableToMarkdown, warningText } from '../../src/experiment/index.js';
+import { parseConfig } from '../../src/index.js';
 
 const toy: Experiment = {
   id: 'toy.sum',

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parsePresets, type SafeParseSchema } from '../../src/index.js';
+import { parsePresets } from '../../src/experiment/index.js';
+import type { SafeParseSchema } from '../../src/index.js';
 
 /** A hand-written schema (core has no zod): { steps: positive integer, default `steps` }, no other keys. */
 function stepsSchema(defaultSteps: number): SafeParseSchema<{ steps: number }> {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareSeeds, formatMeanStd, meanStd, seedCell, seedsHeader, seedValues, seedVerdict } from '../../src/index.js';
+import { compareSeeds, formatMeanStd, meanStd, seedCell, seedsHeader, seedValues, seedVerdict } from '../../src/experiment/index.js';
 
 describe('meanStd', () => {
   it('gives the mean, sample std (n - 1), n and standard error (closed forms)', () => {

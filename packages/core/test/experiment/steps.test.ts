@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type ProgressHandle, runSteps } from '../../src/index.js';
+import { type ProgressHandle, runSteps } from '../../src/experiment/index.js';
 
 function recorder(): ProgressHandle & { ticks: [number, Record<string, number> | undefined][]; done_: number } {
   const p = {

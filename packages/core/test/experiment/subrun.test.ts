@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Experiment, runExperimentInline } from '../../src/index.js';
+import { type Experiment, runExperimentInline } from '../../src/experiment/index.js';
 
 describe('inline sub-run context', () => {
   it('tags sub.metric records with the sub-run name, nests folders and names, and reuses finished sub-runs', async () => {

@@ -17,8 +17,8 @@ import {
   saveCheckpoint,
   tf,
   trainLoop,
-  useBackend,
 } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 
 const made: string[] = [];
 const root = () => {

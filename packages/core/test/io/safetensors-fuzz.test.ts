@@ -20,8 +20,8 @@ import {
   readSafetensorsHeader,
   SafetensorsError,
   tf,
-  useBackend,
 } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 
 const CASES = 3000;
 const SEED = Number(process.env.FUZZ_SEED ?? 20240611);

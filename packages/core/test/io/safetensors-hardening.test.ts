@@ -18,8 +18,8 @@ import {
   SafetensorsError,
   showValue,
   tf,
-  useBackend,
 } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'st-hard-'));
 

@@ -24,8 +24,8 @@ import {
   SafetensorsError,
   saveSafetensors,
   tf,
-  useBackend,
 } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'st-'));
 const here = dirname(fileURLToPath(import.meta.url));

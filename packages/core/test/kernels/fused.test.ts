@@ -7,7 +7,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { geluTanh } from '../../src/backend/kernels/index.js';
-import { checkGradients, tf, useBackend } from '../../src/index.js';
+import { tf } from '../../src/index.js';
+import { checkGradients, useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, take } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));

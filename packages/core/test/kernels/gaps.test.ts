@@ -9,7 +9,8 @@
  * cpu kernels accumulate in float64).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { tf, useBackend } from '../../src/index.js';
+import { tf } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size } from './helpers.js';
 
 const TOL = 1e-5;

@@ -5,7 +5,8 @@
  * makes an output larger than the whole current heap, so the allocation must grow it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { tf, useBackend } from '../../src/index.js';
+import { tf } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 
 afterAll(async () => useBackend('cpu'));
 

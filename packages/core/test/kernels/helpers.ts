@@ -1,5 +1,6 @@
 /** Shared helpers of the kernel tests: host data from a seeded Rng, cpu-vs-wasm runs, errors. */
-import { type BackendName, Rng, type tf, useBackend } from '../../src/index.js';
+import { type BackendName, Rng, type tf } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 
 /** Host array of n draws from N(0, 1), reproducible by seed. */
 export function randn(seed: number, n: number): Float32Array {

@@ -17,7 +17,8 @@ import {
   setWasmGemmThreads,
   useStockKernels,
 } from '../../src/backend/kernels/index.js';
-import { tf, useBackend } from '../../src/index.js';
+import { tf } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, seedOf, size, take } from './helpers.js';
 
 const TOL = 1e-5;

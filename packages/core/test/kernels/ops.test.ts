@@ -8,7 +8,8 @@
  * cpu backend accumulates in float64, ours in float32).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { tf, useBackend } from '../../src/index.js';
+import { tf } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size, take } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));

@@ -7,7 +7,8 @@
  * summation orders, amplified by AdamW's division by sqrt(v) early in training).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { AdamW, crossEntropy, Rng, TransformerDecoder, tf, useBackend, valueAndGrads } from '../../src/index.js';
+import { AdamW, crossEntropy, Rng, TransformerDecoder, tf, valueAndGrads } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
 import { on, relErr } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));

@@ -1,7 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   applyLoRA,
-  checkGradients,
   Embedding,
   Linear,
   LoRALinear,
@@ -10,11 +9,10 @@ import {
   Module,
   mergeAndUnloadLoRA,
   Rng,
-  TEST_BACKENDS,
   TransformerDecoder,
   tf,
-  useBackend,
 } from '../../src/index.js';
+import { checkGradients, TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.abs(a.sub(b)).max().dataSync()[0] as number;
 

@@ -4,7 +4,8 @@
  * pasted as literals. Gradients against central differences.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkGradients, cosineLoss, crossEntropy, infoNCE, mse, TEST_BACKENDS, tf, useBackend } from '../../src/index.js';
+import { cosineLoss, crossEntropy, infoNCE, mse, tf } from '../../src/index.js';
+import { checkGradients, TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const val = (t: tf.Tensor): number[] => Array.from(t.dataSync());
 const NI = Number.NEGATIVE_INFINITY;

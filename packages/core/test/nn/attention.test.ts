@@ -2,17 +2,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   blockDiagonalMask,
   causalMask,
-  checkGradients,
   MultiHeadAttention,
   manualSeed,
   NEG_INF,
   paddingMask,
   RotaryEmbedding,
   ropeInvFreq,
-  TEST_BACKENDS,
   tf,
-  useBackend,
 } from '../../src/index.js';
+import { checkGradients, TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 /** Naive attention on host arrays: x [T, D] one batch, weights in PyTorch layout. */
 function naiveSelfAttention(

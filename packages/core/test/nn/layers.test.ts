@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AdaLNModulation,
-  checkGradients,
   Embedding,
   gelu,
   geluTanh,
@@ -11,16 +10,14 @@ import {
   manualSeed,
   modulate,
   RMSNorm,
-  runModelContract,
   SwiGLU,
   silu,
   swigluHidden,
-  TEST_BACKENDS,
   TimestepEmbedder,
   tf,
   timestepEmbedding,
-  useBackend,
 } from '../../src/index.js';
+import { checkGradients, runModelContract, TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => {
   expect(a.length).toBe(b.length);

@@ -3,14 +3,12 @@ import {
   blockDiagonalMask,
   manualSeed,
   paddingMask,
-  runModelContract,
   StateDictError,
-  TEST_BACKENDS,
   TransformerDecoder,
   type TransformerDecoderConfig,
   tf,
-  useBackend,
 } from '../../src/index.js';
+import { runModelContract, TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const tiny = (over: Partial<TransformerDecoderConfig> = {}): TransformerDecoderConfig => ({
   vocabSize: 11,

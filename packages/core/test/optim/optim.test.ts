@@ -8,13 +8,12 @@ import {
   Module,
   manualSeed,
   paramGroups,
-  TEST_BACKENDS,
   tf,
-  useBackend,
   valueAndGrads,
   warmupCosine,
   warmupLinear,
 } from '../../src/index.js';
+import { TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const val = (t: tf.Tensor): number[] => Array.from(t.dataSync());
 

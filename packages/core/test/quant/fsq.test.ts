@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FSQ, TEST_BACKENDS, tf, useBackend } from '../../src/index.js';
+import { FSQ, tf } from '../../src/index.js';
+import { TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const close = (got: ArrayLike<number>, want: number[], tol: number) => {
   expect(got.length).toBe(want.length);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { kmeans, ResidualVQ, Rng, TEST_BACKENDS, tf, useBackend, VectorQuantizer } from '../../src/index.js';
+import { kmeans, ResidualVQ, Rng, tf, VectorQuantizer } from '../../src/index.js';
+import { TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const rows = (t: tf.Tensor): number[][] => t.arraySync() as number[][];
 const sqDist = (a: number[], b: number[]) => a.reduce((s, x, i) => s + (x - (b[i] as number)) ** 2, 0);

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ResidualVQ, Rng, TEST_BACKENDS, tf, useBackend } from '../../src/index.js';
+import { ResidualVQ, Rng, tf } from '../../src/index.js';
+import { TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const maxAbs = (a: tf.Tensor, b: tf.Tensor) => tf.abs(a.sub(b)).max().dataSync()[0] as number;
 

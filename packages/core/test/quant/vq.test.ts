@@ -1,15 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  checkGradients,
-  nearestCode,
-  Rng,
-  TEST_BACKENDS,
-  tf,
-  useBackend,
-  VectorQuantizer,
-  vectorQuantize,
-  vqLossWeights,
-} from '../../src/index.js';
+import { nearestCode, Rng, tf, VectorQuantizer, vectorQuantize, vqLossWeights } from '../../src/index.js';
+import { checkGradients, TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const rows = (t: tf.Tensor): number[][] => t.arraySync() as number[][];
 const sqDist = (a: number[], b: number[]) => a.reduce((s, x, i) => s + (x - (b[i] as number)) ** 2, 0);

@@ -5,20 +5,18 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  cfg,
   cfgLogits,
   filterLogits,
   Rng,
   repetitionPenalty,
   sample,
   softmax,
-  TEST_BACKENDS,
   tf,
   topKFilter,
   topPFilter,
-  useBackend,
   vocabMask,
 } from '../../src/index.js';
+import { TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const NI = Number.NEGATIVE_INFINITY;
 const row = (xs: number[]) => Float32Array.from(xs);
@@ -94,7 +92,7 @@ for (const backend of TEST_BACKENDS) {
       expect(Array.from(vocabMask(tf.tensor1d([1, 2, 3]), { ids: [1] }).dataSync())).toEqual([NI, 2, NI]);
       // l_u + s (l_c - l_u) with s = 3: [1 + 3 (2 - 1), 1 + 3 (0 - 1)] = [4, -2]
       expect(Array.from(cfgLogits(tf.tensor1d([2, 0]), tf.tensor1d([1, 1]), 3).dataSync())).toEqual([4, -2]);
-      expect(Array.from(cfg(tf.tensor1d([2, 0]), tf.tensor1d([1, 1]), 1).dataSync())).toEqual([2, 0]); // s = 1: conditional
+      expect(Array.from(cfgLogits(tf.tensor1d([2, 0]), tf.tensor1d([1, 1]), 1).dataSync())).toEqual([2, 0]); // s = 1: conditional
     });
 
     it('greedy follows the mask and the penalty', () => {

@@ -14,13 +14,12 @@ import {
   Rng,
   type StatefulOptimizer,
   saveCheckpoint,
-  TEST_BACKENDS,
   TransformerDecoder,
   tf,
   trainLoop,
-  useBackend,
   valueAndGrads,
 } from '../../src/index.js';
+import { TEST_BACKENDS, useBackend } from '../../src/testing/index.js';
 
 const made: string[] = [];
 const tmp = () => {

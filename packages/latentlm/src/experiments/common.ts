@@ -9,23 +9,25 @@ import { join } from 'node:path';
 import {
   AdamW,
   clipGradNorm,
-  seedCell as coreSeedCell,
-  type ExperimentContext,
-  type ExperimentResult,
   loadSafetensors,
   type Module,
   paramGroups,
   Rng,
-  runSteps,
-  type SeedVerdict,
   saveSafetensors,
-  seedsHeader,
-  seedValues,
-  seedVerdict,
   tf,
   valueAndGrads,
   warmupCosine,
 } from '@mmlm/core';
+import {
+  seedCell as coreSeedCell,
+  type ExperimentContext,
+  type ExperimentResult,
+  runSteps,
+  type SeedVerdict,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+} from '@mmlm/core/experiment';
 import { z } from 'zod';
 import type { LatentLMConfig } from '../config.js';
 import { LatentLM } from '../model.js';

@@ -24,11 +24,7 @@ import { join } from 'node:path';
 import {
   AdamW,
   clipGradNorm,
-  type ImageTokenArm,
-  type ImageTokenArmFactory,
-  type ImageTokenArmOptions,
   latestCheckpoint,
-  type ProgressHandle,
   paramGroups,
   parseConfig,
   Rng,
@@ -37,6 +33,7 @@ import {
   valueAndGrads,
   warmupCosine,
 } from '@mmlm/core';
+import type { ImageTokenArm, ImageTokenArmFactory, ImageTokenArmOptions, ProgressHandle } from '@mmlm/core/experiment';
 import { WordTokenizer } from '@mmlm/data';
 import { z } from 'zod';
 import { type LatentLMConfig, latentlmConfig, parameterCount } from '../config.js';

@@ -27,7 +27,8 @@
  * same objects as the originals); below 0.95 the downstream figures are reported but flagged.
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, Rng, type Table, tf } from '@mmlm/core';
+import { Rng, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import {
   CELL_NAMES,
   frechetDistanceFromFeatures,

@@ -1,5 +1,5 @@
 /** LatentLM's claims as runnable experiments (registered with the lab app). */
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { headStepsExperiment, varianceCollapseExperiment } from './images.js';
 import { ARM_SETTINGS, imageTokenArm } from './imageTokenArm.js';
 import { mixedExperiment } from './mixed.js';

@@ -13,7 +13,8 @@
  * every evaluator come from @mmlm/data (one-object Shapes scenes of the image presets).
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, Rng, type Table, tf } from '@mmlm/core';
+import { Rng, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import {
   CELL_NAMES,
   COLOUR_NAMES,

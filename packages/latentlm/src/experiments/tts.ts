@@ -7,7 +7,8 @@
  * steps per second of audio are counted from the generation loop.
  */
 import { join } from 'node:path';
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, Rng, type Table, tf } from '@mmlm/core';
+import { Rng, tf } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import {
   corpusWer,
   cosineSimilarity,

@@ -20,18 +20,8 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type ImageTextData,
-  type ImageTokenArm,
-  type ImageTokenArmFactory,
-  type ImageTokenArmOptions,
-  type ProgressHandle,
-  parseConfig,
-  Rng,
-  type TransformerDecoder,
-  tf,
-  trainLoop,
-} from '@mmlm/core';
+import { parseConfig, Rng, type TransformerDecoder, tf, trainLoop } from '@mmlm/core';
+import type { ImageTextData, ImageTokenArm, ImageTokenArmFactory, ImageTokenArmOptions, ProgressHandle } from '@mmlm/core/experiment';
 import { WordTokenizer } from '@mmlm/data';
 import { z } from 'zod';
 import { decodeCodesToImages, extractCodes, loadCodeCache, loadWeights, saveCodeCache, saveWeights } from '../codes.js';

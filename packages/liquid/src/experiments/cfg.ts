@@ -7,7 +7,7 @@
  * must all match the prompt), with the memoriser ceiling beside the held-out figure, and the Frechet
  * distance to the real seen images. Captioning is reported on both sets too.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import {
   aggregateTokenizerLines,
@@ -78,8 +78,8 @@ export const cfgSweepExperiment: Experiment = {
       expectedMinutes: 0.2,
     },
     small: {
-      description: `16x16 shapes, K = 64, 16 codes per image, width-64 three-block LM (300 text + 1000 mixed steps); generation score on 256 seen and 256 held-out prompts (memoriser ceiling beside) and FD at s = 1, 2, 3, 5, 7; ${recipeShort()}`,
-      expectedMinutes: 18,
+      description: `16x16 shapes, K = 64, 16 codes per image, width-64 three-block LM (300 text + 6,000 mixed steps at lr 3e-3); generation score on 256 seen and 256 held-out prompts (memoriser ceiling beside) and FD at s = 1, 2, 3, 5, 7; ${recipeShort()}`,
+      expectedMinutes: 21,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {

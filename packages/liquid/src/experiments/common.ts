@@ -21,19 +21,17 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { Rng, type TransformerDecoder, tf } from '@mmlm/core';
 import {
   compareSeeds,
   type ExperimentContext,
   type ExperimentResult,
   formatMeanStd,
   meanStd,
-  Rng,
   runSteps,
   type SubrunContext,
   type Table,
-  type TransformerDecoder,
-  tf,
-} from '@mmlm/core';
+} from '@mmlm/core/experiment';
 import {
   analyzerAgreement,
   captionCeiling,
@@ -209,7 +207,15 @@ export function withArmRecipe(cfg: LiquidConfig, recipe: LiquidArmRecipe = liqui
       ...(t.emaDecay === null ? {} : { emaDecay: t.emaDecay }),
     }),
     lm: { ...cfg.lm, dropout: recipe.backbone.dropout },
-    train: { ...cfg.train, unified: { ...cfg.train.unified, weightDecay: recipe.backbone.weightDecay } },
+    train: {
+      ...cfg.train,
+      unified: {
+        ...cfg.train.unified,
+        lr: recipe.backbone.lr,
+        warmup: Math.min(100, Math.round(recipe.backbone.warmupFraction * cfg.train.unified.steps)),
+        weightDecay: recipe.backbone.weightDecay,
+      },
+    },
   };
 }
 

@@ -1,5 +1,5 @@
 /** Liquid's claims as runnable experiments (registered with the lab app). */
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { cfgSweepExperiment } from './cfg.js';
 import { initExperiment } from './init.js';
 import { synergyExperiment } from './synergy.js';

@@ -8,7 +8,7 @@
  * each run needs to reach a target seen score, and the text perplexity retained. One seed per run;
  * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { PRESETS } from '../config.js';
 import {

@@ -8,7 +8,7 @@
  * (and FD on seen), and caption accuracy, with the memoriser ceilings. One seed per run;
  * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { type Mix, PRESETS } from '../config.js';
 import {

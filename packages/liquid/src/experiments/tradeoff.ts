@@ -8,7 +8,7 @@
  * examples (the mixed run sees both sets in full); here `mixedStepsFactor` = 1 gives every run the
  * same number of steps. One seed per run; `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { type LMConfig, type Mix, PRESETS, parameterCount } from '../config.js';
 import {

@@ -4,7 +4,7 @@
  * tau/kappa (held at the schedule's start or end values). All start from the SparseGPT prior with
  * the same budget.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import type { MaskConfig } from '../config.js';
 import {

@@ -7,20 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  decodeSafetensors,
-  type ExperimentContext,
-  Rng,
-  runSteps,
-  type SeedVerdict,
-  saveSafetensors,
-  seedCell,
-  seedsHeader,
-  seedValues,
-  seedVerdict,
-  TransformerDecoder,
-  tf,
-} from '@mmlm/core';
+import { decodeSafetensors, Rng, saveSafetensors, TransformerDecoder, tf } from '@mmlm/core';
+import { type ExperimentContext, runSteps, type SeedVerdict, seedCell, seedsHeader, seedValues, seedVerdict } from '@mmlm/core/experiment';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
 import { z } from 'zod';
 import { MaskConfigSchema, type MaskLLMConfig, MaskTrainConfigSchema, preset } from '../config.js';

@@ -1,5 +1,5 @@
 /** MaskLLM's claims as runnable experiments (registered with the lab app). */
-import type { Experiment } from '@mmlm/core';
+import type { Experiment } from '@mmlm/core/experiment';
 import { ablationsExperiment } from './ablations.js';
 import { ladderExperiment } from './ladder.js';
 import { transferExperiment } from './transfer.js';

@@ -4,7 +4,7 @@
  * with the weight update) and MaskLLM (no prior, magnitude, Wanda and SparseGPT priors) by
  * validation perplexity of the exported (hard-masked) model.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { GRAMMARS, grammarCorpus, grammarEntropy, readTextFile } from '@mmlm/data';
 import { z } from 'zod';
 import type { MaskLLMConfig } from '../config.js';

@@ -5,7 +5,7 @@
  * budget ("scratch"), and the transferred mask. The dense model is trained on A and B together,
  * as the paper's LLM has seen every domain.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core';
+import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
 import { grammarCorpus } from '@mmlm/data';
 import { z } from 'zod';
 import { loadMasks } from '../storage.js';
