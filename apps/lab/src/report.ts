@@ -1,9 +1,10 @@
 /** Reports: report.md per run, and a static index.html over every run under a folder. */
-import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { formatCell, markdownText, type Table, tableToMarkdown } from '@mmlm/core/experiment';
 import { aggregateTable, findAggregates } from './aggregate.js';
 import type { RunRecord } from './runner.js';
+import { writeAtomic } from './util.js';
 
 /** Markdown of a result table: core's `tableToMarkdown` (numbers to 4 significant digits, `|` and `<` escaped). */
 export const tableMarkdown = tableToMarkdown;
@@ -153,7 +154,6 @@ ${aggregates.length ? `<h1>Seed aggregates</h1>\n${tableHtml(aggOverview)}\n${ag
 </body></html>
 `;
   const path = join(root, 'index.html');
-  writeFileSync(`${path}.tmp`, html);
-  renameSync(`${path}.tmp`, path);
+  writeAtomic(path, html);
   return path;
 }

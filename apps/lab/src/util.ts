@@ -1,8 +1,5 @@
 /** Small file helpers shared by the runner and the lab's experiments. */
-import { renameSync, writeFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '@mmlm/core';
 
-/** Write through a temporary file and rename, so a crash never leaves a half-written file. */
-export function writeAtomic(path: string, data: string | Uint8Array): void {
-  writeFileSync(`${path}.tmp`, data);
-  renameSync(`${path}.tmp`, path);
-}
+/** Write through a temporary file (flushed) and rename, so a crash never leaves a half-written file (core's writeFileAtomicSync). */
+export const writeAtomic: (path: string, data: string | Uint8Array) => void = writeFileAtomicSync;

@@ -61,6 +61,7 @@ export {
   showValue,
   tensorsToHost,
   writeFileAtomic,
+  writeFileAtomicSync,
 } from './io/index.js';
 export {
   type ApplyLoRAOptions,

@@ -9,10 +9,11 @@
  * progress bars or the HTML report), writes `result.json` atomically beside the run's files and
  * prints the tables as markdown. The lab app is the full runner.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { currentBackend, initBackend } from '../backend/init.js';
+import { writeFileAtomicSync } from '../io/safetensors.js';
 import { checkDataFile, checkPreset, ensureOutDir, parseSeedList, parseSeedText, quoteArg, repeatedOptions, UsageError } from './args.js';
 import { runExperimentInline } from './inline.js';
 import type { Experiment, ExperimentResult, Table } from './types.js';
@@ -159,11 +160,10 @@ export async function runExperimentCli(
       minutes = (performance.now() - t0) / 60000;
       const cpu = process.cpuUsage(cpu0);
       cpuMinutes = (cpu.user + cpu.system) / 60e6;
-      writeFileSync(
-        `${file}.tmp`,
+      writeFileAtomicSync(
+        file,
         JSON.stringify({ id: exp.id, preset, seed, backend, dataPath: args.data ?? null, minutes, cpuMinutes, ...result }, null, 2),
       );
-      renameSync(`${file}.tmp`, file);
     }
     results.push(result);
     for (const t of result.tables ?? []) out(`\n${tableToMarkdown(t)}`);

@@ -32,6 +32,7 @@ export {
   inlineContext,
   runExperimentInline,
 } from './inline.js';
+export { makeProgress, type ProgressMode } from './progress.js';
 export { parsePresets } from './settings.js';
 export {
   compareSeeds,

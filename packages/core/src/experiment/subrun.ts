@@ -3,8 +3,9 @@
  * folder is `<parent>/subruns/<safe name>`; its JSON result is saved there as result.json when the
  * body returns, and a later run of the same folder returns that result without running the body.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from '../io/safetensors.js';
 import type { ExperimentContext, ProgressHandle, SubrunContext } from './types.js';
 
 export interface SubrunHost {
@@ -47,8 +48,7 @@ export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext
     };
     const r = await fn(dir, sub);
     // a body that returns nothing is saved as null (JSON has no undefined); a reuse returns null
-    writeFileSync(`${done}.tmp`, r === undefined ? 'null' : JSON.stringify(r, null, 2));
-    renameSync(`${done}.tmp`, done);
+    writeFileAtomicSync(done, r === undefined ? 'null' : JSON.stringify(r, null, 2));
     return r;
   };
 }

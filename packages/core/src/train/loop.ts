@@ -9,7 +9,7 @@
  * Steps are numbered 1..steps; a checkpoint at step k holds the state after k completed steps.
  */
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
-import cliProgress from 'cli-progress';
+import { makeProgress } from '../experiment/progress.js';
 import {
   type Checkpoint,
   disposeCheckpoint,
@@ -256,14 +256,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
 
   const useBar = mode === 'bar' || (mode === 'auto' && process.stderr.isTTY === true && !process.env.CI);
   const logEvery = o.logEvery ?? Math.max(1, Math.round(o.steps / 20));
-  const bar =
-    useBar && start < o.steps
-      ? new cliProgress.SingleBar(
-          { format: `${name} [{bar}] {value}/{total} loss {loss} | {duration_formatted} ETA {eta_formatted}`, hideCursor: true },
-          cliProgress.Presets.shades_classic,
-        )
-      : null;
-  bar?.start(o.steps, start, { loss: '-' });
+  // the project's one progress reporter (a bar on stderr here, so stdout stays for results)
+  const bar = useBar && start < o.steps ? makeProgress('bar', log, process.stderr)(name, o.steps) : null;
 
   let stopRequested = false;
   const onSigint = () => {
@@ -301,7 +295,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         Object.assign(rec, m);
       }
       if (o.metricsPath) appendFileSync(o.metricsPath, `${JSON.stringify(rec)}\n`);
-      if (bar) bar.update(i, { loss: loss.toFixed(4) });
+      if (bar) bar.tick(i, { loss });
       else if (mode !== 'none' && (i === start + 1 || i === o.steps || i % logEvery === 0)) {
         const ev = Object.keys(rec).filter((k) => !RESERVED.has(k));
         log(`${name}: step ${i}/${o.steps} loss ${loss.toFixed(4)}${ev.map((k) => ` ${k} ${rec[k]!.toFixed(4)}`).join('')}`);
@@ -311,7 +305,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     }
     if (done > start) await save(done);
   } finally {
-    bar?.stop();
+    bar?.done();
     process.removeListener('SIGINT', onSigint);
   }
   if (interrupted) log(`${name}: interrupted after step ${done}${lastGood ? `; checkpoint ${lastGood}` : ''}`);
