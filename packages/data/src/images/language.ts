@@ -237,15 +237,6 @@ export function sceneQA(
   return qa;
 }
 
-/** The full query of a scene: every object with its colour, size and cell; nothing else. */
-export function sceneToQuery(scene: Scene): SceneQuery {
-  return {
-    objects: scene.objects.map((o) => ({ shape: o.shape, count: 1, colour: o.colour, size: o.size, cell: o.cell })),
-    relations: [],
-    exact: true,
-  };
-}
-
 const PLACE_BY_PHRASE = new Map(Object.entries(PLACE_PHRASES).map(([cell, phrase]) => [phrase, cell]));
 
 /** Reads a caption of the grammar above into a query (`exact`: the caption lists every object). */

@@ -155,11 +155,6 @@ export function sampleScene(config: ShapesConfig, rng: Rng, opts: SampleSceneOpt
   return { imageSize: config.imageSize, gridSize: config.gridSize, ...sceneBackground(config, rng), objects };
 }
 
-/** The grid cell index of an object. */
-export function objectCell(o: ShapeObject, grid: GridSize): number {
-  return cellIndex(o.x, o.y, grid);
-}
-
 /** Canonical key of a scene's content: objects' (shape, colour, size, cell), sorted. */
 export function sceneKey(scene: Scene): string {
   return scene.objects

@@ -211,11 +211,6 @@ export function renderTokens(tokens: readonly string[]): string {
   return s;
 }
 
-/** One line of text from the grammar. */
-export function sampleSentence(g: Grammar, rng: Rng): string {
-  return renderTokens(sampleDerivation(g, rng).tokens);
-}
-
 export interface GrammarStats {
   /** Entropy of a line's derivation in bits: sum over nonterminal expansions of the choice entropy. */
   bitsPerLine: number;
