@@ -4,7 +4,7 @@
  * progress bars and an HTML report) is not installed.
  *   pnpm --filter @mmlm/latentlm repro latentlm.tts-frame-rate [--out dir] [--seed n]
  */
-import { runExperimentCli } from '@mmlm/core';
+import { runExperimentCli } from '@mmlm/core/experiment';
 import { experiments } from '../src/experiments/index.js';
 
 const { code } = await runExperimentCli(experiments, { name: '@mmlm/latentlm' });

@@ -8,10 +8,10 @@
  * (LatentLM-L of the reference code; B / L / H in `PAPER_SIZES`, counted by `parameterCount`,
  * never instantiated in tests).
  */
-import { parseConfig } from '@mmlm/core';
+import { parseConfig, swigluHidden } from '@mmlm/core';
 import { z } from 'zod';
 
-export const ModelConfigSchema = z.object({
+const ModelConfigSchema = z.object({
   /** Discrete vocabulary, special tokens included (ImageNet class-conditional: 1000 classes + the null class). */
   vocabSize: z.number().int().positive().default(32),
   /** C, the latent vector size fed in by the linear input projection and sampled by the head (reference default 16). */
@@ -51,7 +51,7 @@ export const ModelConfigSchema = z.object({
 export type ModelConfigInput = z.input<typeof ModelConfigSchema>;
 export type ModelConfig = z.infer<typeof ModelConfigSchema> & { bodId: number; eodId: number; latId: number; padId: number };
 
-export const DiffusionConfigSchema = z.object({
+const DiffusionConfigSchema = z.object({
   /** T of the cosine schedule (reference: 1000). */
   numTrainTimesteps: z.number().int().positive().default(1000),
   /** GLIDE cosine (diffusers squaredcos_cap_v2), the reference's only schedule. */
@@ -76,7 +76,7 @@ export const DiffusionConfigSchema = z.object({
 });
 export type DiffusionConfig = z.infer<typeof DiffusionConfigSchema>;
 
-export const TrainConfigSchema = z.object({
+const TrainConfigSchema = z.object({
   steps: z.number().int().positive().default(1000),
   batchSize: z.number().int().positive().default(16),
   /** Peak learning rate (paper ImageNet: 5e-4). */
@@ -93,7 +93,7 @@ export const TrainConfigSchema = z.object({
 });
 export type TrainConfig = z.infer<typeof TrainConfigSchema>;
 
-export const LatentLMConfigSchema = z.object({
+const LatentLMConfigSchema = z.object({
   model: ModelConfigSchema.default(ModelConfigSchema.parse({})),
   diffusion: DiffusionConfigSchema.default(DiffusionConfigSchema.parse({})),
   train: TrainConfigSchema.default(TrainConfigSchema.parse({})),
@@ -135,9 +135,9 @@ export function latentlmConfig(input: LatentLMConfigInput = {}): LatentLMConfig 
   return { model: resolveModelConfig(input.model ?? {}), diffusion: c.diffusion, train: c.train };
 }
 
-/** SwiGLU width of backbone and head blocks (reference: int(D * mlp_ratio * 2 / 3 / 64) * 64). */
+/** SwiGLU width of backbone and head blocks: `mlpHidden`, else core's swigluHidden (reference: int(D * mlp_ratio * 2 / 3 / 64) * 64). */
 export function mlpHiddenOf(m: Pick<ModelConfig, 'dim' | 'mlpRatio' | 'mlpHidden'>): number {
-  return m.mlpHidden ?? Math.max(64, Math.floor((m.dim * m.mlpRatio * 2) / 3 / 64) * 64);
+  return m.mlpHidden ?? swigluHidden(m.dim, m.mlpRatio);
 }
 
 /** Parameter count by part, without building the model (matches `LatentLM.numParameters()`). */
@@ -170,7 +170,7 @@ export function parameterCount(m: ModelConfig): ParameterCount {
 // ---------------------------------------------------------------------------------------------
 // Tokenizers
 
-export const ImageVaeConfigSchema = z.object({
+const ImageVaeConfigSchema = z.object({
   /** Square input images (Shapes: 32 px). */
   imageSize: z.number().int().positive().default(32),
   channels: z.number().int().positive().default(3),
@@ -205,7 +205,7 @@ export function imageVaeConfig(input: ImageVaeConfigInput = {}): ImageVaeConfig 
   return c;
 }
 
-export const SpeechVaeConfigSchema = z.object({
+const SpeechVaeConfigSchema = z.object({
   /** Waveform rate (tone speech renders at any rate >= 8 kHz; its content lies below 2.5 kHz). */
   sampleRate: z.number().int().positive().default(8000),
   /** STFT size (32 ms at 8 kHz resolves harmonics of f0 >= 95 Hz). */
@@ -293,7 +293,6 @@ export const PRESETS = {
   /** LatentLM-L of the reference code (counted by parameterCount; never instantiated in tests). */
   paper: paperConfig('L'),
 } as const satisfies Record<string, LatentLMConfig>;
-export type PresetName = keyof typeof PRESETS;
 
 export function preset(name: string): LatentLMConfig {
   // own keys only: `constructor` or `__proto__` are not presets

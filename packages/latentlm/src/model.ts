@@ -20,6 +20,7 @@
  */
 import {
   AdaLNModulation,
+  cfgLogits,
   type KVCache,
   Linear,
   Module,
@@ -77,7 +78,7 @@ export class FinalLayer extends Module {
 }
 
 /** Output state -> head condition h_i (reference `ConditionLayer`: RMSNorm without gain, Linear). */
-export class ConditionLayer extends Module {
+class ConditionLayer extends Module {
   readonly norm_final: RMSNorm;
   readonly linear: Linear;
 
@@ -135,15 +136,12 @@ export class DiffusionHead extends Module {
   }
 }
 
-/** eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022, in eps space as the reference). */
-export function cfgCombine(epsCond: tf.Tensor, epsUncond: tf.Tensor, w: number): tf.Tensor {
-  return tf.tidy(() => epsUncond.add(epsCond.sub(epsUncond).mul(w)));
-}
-
 /**
  * The reference `forward_with_cfg`: x [2N, C] whose first half is the noisy sample, conditions
  * [2N, D] (conditional rows first, unconditional rows second). The first half of x is run under
  * both conditions, the guided eps is computed, and it is returned duplicated into both halves.
+ * Guidance in eps space as the reference (Ho & Salimans 2022): eps = eps_u + w (eps_c - eps_u),
+ * core's `cfgLogits(eps_c, eps_u, w)`.
  */
 export function forwardWithCfg(head: DiffusionHead, x: tf.Tensor, t: tf.Tensor, h: tf.Tensor, w: number): tf.Tensor {
   return tf.tidy(() => {
@@ -152,7 +150,7 @@ export function forwardWithCfg(head: DiffusionHead, x: tf.Tensor, t: tf.Tensor, 
     const half = x.slice([0, 0], [B2 / 2, -1]); // [N, C]
     const eps = head.forward(tf.concat([half, half], 0), t, h); // [2N, C]
     const [cond, uncond] = tf.split(eps, 2, 0);
-    const guided = cfgCombine(cond!, uncond!, w); // [N, C]
+    const guided = cfgLogits(cond!, uncond!, w); // [N, C] = eps_u + w (eps_c - eps_u)
     return tf.concat([guided, guided], 0);
   });
 }
@@ -269,18 +267,8 @@ export class LatentLM extends Module {
   }
 }
 
+/** The latent standardisation z_std = (z + shift) * scale (shift = -mean, scale = 1 / std of the training latents). */
 export interface LatentStats {
   shift: number;
   scale: number;
-}
-
-/** shift = -mean and scale = 1 / std over every element of z (reference: the first batch's statistics). */
-export function computeLatentStats(z: tf.Tensor): LatentStats {
-  return tf.tidy(() => {
-    const { mean, variance } = tf.moments(z);
-    const m = mean.dataSync()[0] as number;
-    const sd = Math.sqrt(variance.dataSync()[0] as number);
-    if (!(sd > 0)) throw new Error(`computeLatentStats: latents have zero variance (${z.size} values)`);
-    return { shift: -m, scale: 1 / sd };
-  });
 }

@@ -7,8 +7,8 @@
  * sampled latent is fed back through the input projection (the conditional result is fed to both
  * halves, as the reference). Prompts of different lengths are left-padded and masked.
  */
-import { paddingMask, Rng, tf } from '@mmlm/core';
-import { cfgCombine, type LatentLM } from './model.js';
+import { cfgLogits, paddingMask, Rng, tf } from '@mmlm/core';
+import type { LatentLM } from './model.js';
 import { DPMSolverMultistep, type NoiseSchedule, type PredictionType } from './schedule.js';
 import { type MixedSequence, validateMixedSequence } from './train.js';
 
@@ -52,7 +52,7 @@ export function sampleLatents(model: LatentLM, cond: tf.Tensor, uncond: tf.Tenso
       if (!guided) return model.diffusion.forward(x, tf.fill([N], t), cond);
       const out = model.diffusion.forward(tf.concat([x, x], 0), tf.fill([2 * N], t), both!); // [2N, C]
       const [c, u] = tf.split(out, 2, 0);
-      return cfgCombine(c!, u!, w);
+      return cfgLogits(c!, u!, w); // eps_u + w (eps_c - eps_u)
     });
   const tau = opts.noiseScale ?? 1;
   if (!(tau > 0 && Number.isFinite(tau))) throw new Error(`sampleLatents: noiseScale must be a finite number > 0, got ${tau}`);

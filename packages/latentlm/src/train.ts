@@ -247,8 +247,3 @@ export function trainStep(
   for (const g of grads.values()) g.dispose();
   return { loss: value, lm: parts.lm, diff: parts.diff, gradNorm };
 }
-
-/** Classifier-free-guidance condition dropout: with probability p, the unconditional version. */
-export function condDropout<S>(rng: Rng, p: number, cond: () => S, uncond: () => S): S {
-  return rng.uniform() < p ? uncond() : cond();
-}

@@ -77,7 +77,7 @@ export function samplePosterior(p: Posterior, c: PosteriorConfig, rng: Rng): tf.
   });
 }
 
-export function posteriorKl(p: Posterior): tf.Scalar {
+function posteriorKl(p: Posterior): tf.Scalar {
   return p.logvar ? gaussianKl(p.mu, p.logvar) : sigmaVaeKl(p.mu);
 }
 
@@ -110,7 +110,7 @@ export interface LatentTokenizer {
 // Image VAE (ViT)
 
 /** Pre-norm ViT block (bidirectional attention, GELU MLP). */
-export class ViTBlock extends Module {
+class ViTBlock extends Module {
   readonly norm1: LayerNorm;
   readonly attn: MultiHeadAttention;
   readonly norm2: LayerNorm;
@@ -307,7 +307,7 @@ export class CausalConv1d extends Module {
 }
 
 /** Causal depthwise convolution (one kernel per channel). x [B, L, c] -> [B, L, c]. */
-export class CausalDepthwiseConv1d extends Module {
+class CausalDepthwiseConv1d extends Module {
   readonly weight: tf.Variable; // [1, k, c, 1]
   readonly bias: tf.Variable; // [c]
 
@@ -341,7 +341,7 @@ export class CausalDepthwiseConv1d extends Module {
 }
 
 /** ConvNeXt block, 1-D and causal: depthwise conv, LayerNorm, Linear(c, 2c), GELU, Linear(2c, c), residual. */
-export class ConvNeXtBlock1d extends Module {
+class ConvNeXtBlock1d extends Module {
   readonly dwconv: CausalDepthwiseConv1d;
   readonly norm: LayerNorm;
   readonly mlp: MLP;
@@ -359,7 +359,7 @@ export class ConvNeXtBlock1d extends Module {
 }
 
 /** Causal strided conv with kernel = stride: [B, L, cin] -> [B, L / s, cout]. */
-export class Downsample1d extends Module {
+class Downsample1d extends Module {
   readonly proj: Linear;
 
   constructor(
@@ -382,7 +382,7 @@ export class Downsample1d extends Module {
 }
 
 /** Transposed conv with kernel = stride: [B, L, cin] -> [B, L * s, cout]. */
-export class Upsample1d extends Module {
+class Upsample1d extends Module {
   readonly proj: Linear;
 
   constructor(
@@ -448,7 +448,7 @@ class SpeechDecoder extends Module {
 type Forwardable = Module & { forward(x: tf.Tensor): tf.Tensor };
 
 /** Periodic Hann window of length n. */
-export function hannWindow(n: number): Float32Array {
+function hannWindow(n: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
 }
 

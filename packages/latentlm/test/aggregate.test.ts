@@ -3,9 +3,9 @@
  * fabricated per-seed results: hand-computed mean ± sample std in the claim tables, and verdicts that
  * call a difference only beyond two standard errors (one case above, one within).
  */
-import type { ExperimentResult } from '@mmlm/core/experiment';
+import { type ExperimentResult, seedValues, seedVerdict } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
-import { seedCell, seedValues, verdict } from '../src/experiments/common.js';
+import { seedCell } from '../src/experiments/common.js';
 import { headStepsExperiment, mixedExperiment, ttsExperiment, varianceCollapseExperiment } from '../src/experiments/index.js';
 
 /** Three seeds' results from per-metric value triples. */
@@ -28,25 +28,25 @@ describe('seed statistics helpers', () => {
     expect(seedCell(rs, 'missing')).toBe('n/a');
   });
 
-  it('verdict: beyond two standard errors, within, and one seed', () => {
+  it('seedVerdict: beyond two standard errors, within, and one seed', () => {
     // diff 0.2, SE sqrt(2 * 0.02^2 / 3) = 0.01633: beyond 2 SE
-    const above = verdict([0.5, 0.52, 0.54], [0.3, 0.32, 0.34], 'higher', ['A', 'B']);
+    const above = seedVerdict([0.5, 0.52, 0.54], [0.3, 0.32, 0.34], 'higher', ['A', 'B']);
     expect(above.significant).toBe(true);
     expect(above.winner).toBe('a');
     expect(above.text).toBe(
       'A 0.520 ± 0.020 vs B 0.320 ± 0.020: difference +0.200 ± 0.016 (SE, n = 3 and 3) exceeds two standard errors, A better (higher is better)',
     );
     // lower is better: B wins
-    expect(verdict([0.5, 0.52, 0.54], [0.3, 0.32, 0.34], 'lower', ['A', 'B']).winner).toBe('b');
+    expect(seedVerdict([0.5, 0.52, 0.54], [0.3, 0.32, 0.34], 'lower', ['A', 'B']).winner).toBe('b');
     // diff 0.02, SE sqrt(0.1^2 / 3 + 0.05^2 / 3) = 0.0645: within 2 SE
-    const within = verdict([0.1, 0.2, 0.3], [0.13, 0.18, 0.23], 'higher', ['A', 'B']);
+    const within = seedVerdict([0.1, 0.2, 0.3], [0.13, 0.18, 0.23], 'higher', ['A', 'B']);
     expect(within.significant).toBe(false);
     expect(within.winner).toBeNull();
     expect(within.text).toMatch(/difference \+0\.0200 ± 0\.065 \(SE, n = 3 and 3\) is within two standard errors: not distinguishable$/);
-    const one = verdict([0.5], [0.3], 'higher', ['A', 'B']);
+    const one = seedVerdict([0.5], [0.3], 'higher', ['A', 'B']);
     expect(one.significant).toBe(false);
     expect(one.text).toMatch(/one seed, cannot judge/);
-    expect(verdict([], [0.3], 'higher', ['A', 'B']).text).toMatch(/no values to compare/);
+    expect(seedVerdict([], [0.3], 'higher', ['A', 'B']).text).toMatch(/no values to compare/);
   });
 });
 

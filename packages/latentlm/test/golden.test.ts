@@ -3,11 +3,9 @@
  * closed forms written here, hand-computed numbers, or numpy (scripts/golden_values.py, which
  * mirrors diffusers' DPMSolverMultistepScheduler as LatentLM configures it).
  */
-import { initBackend, Rng, tf, timestepEmbedding } from '@mmlm/core';
+import { cfgLogits, initBackend, Rng, tf, timestepEmbedding } from '@mmlm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  cfgCombine,
-  cosineAlphaBar,
   DPMSolverMultistep,
   FinalLayer,
   forwardWithCfg,
@@ -16,11 +14,11 @@ import {
   MLPBlock,
   NoiseSchedule,
   PRESETS,
-  roundHalfEven,
   samplePosterior,
   sigmaVaeKl,
   sigmaVaeSample,
 } from '../src/index.js';
+import { cosineAlphaBar, roundHalfEven } from '../src/schedule.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu', log: false });
@@ -194,11 +192,11 @@ describe('diffusion head', () => {
     fin.dispose();
   });
 
-  it('CFG: eps_u + w (eps_c - eps_u) by hand', () => {
+  it('CFG (core cfgLogits, used by the head): eps_u + w (eps_c - eps_u) by hand', () => {
     const c = tf.tensor1d([1, 2, 3]);
     const u = tf.tensor1d([0.5, 2, 5]);
-    close(cfgCombine(c, u, 4).dataSync(), [0.5 + 4 * 0.5, 2, 5 + 4 * -2], 1e-6);
-    close(cfgCombine(c, u, 1).dataSync(), [1, 2, 3], 1e-6);
+    close(cfgLogits(c, u, 4).dataSync(), [0.5 + 4 * 0.5, 2, 5 + 4 * -2], 1e-6);
+    close(cfgLogits(c, u, 1).dataSync(), [1, 2, 3], 1e-6);
     tf.dispose([c, u]);
   });
 

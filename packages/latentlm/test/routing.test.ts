@@ -6,7 +6,6 @@ import { initBackend, Rng, tf } from '@mmlm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   buildMixedBatch,
-  drawDiffusionTargets,
   IGNORE_INDEX,
   LatentLM,
   latentLMLoss,
@@ -15,6 +14,7 @@ import {
   PRESETS,
   validateMixedSequence,
 } from '../src/index.js';
+import { drawDiffusionTargets } from '../src/train.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu', log: false });

@@ -7,7 +7,8 @@
 import { initBackend, Rng, tf } from '@mmlm/core';
 import { runModelContract } from '@mmlm/core/testing';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CausalConv1d, hopLength, ImageVAE, imageVaeConfig, SpeechVAE, Stft, speechVaeConfig } from '../src/index.js';
+import { hopLength, ImageVAE, imageVaeConfig, SpeechVAE, Stft, speechVaeConfig } from '../src/index.js';
+import { CausalConv1d } from '../src/vae.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu', log: false });

@@ -4,38 +4,30 @@
  * (AdamW 0.9/0.98, weight decay 0.01, clip 1.0, warm-up then cosine), latent statistics, and
  * safetensors checkpoints that keep the latent standardisation with the weights.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AdamW,
   clipGradNorm,
-  loadSafetensors,
+  loadModule,
   type Module,
   paramGroups,
   Rng,
-  saveSafetensors,
+  saveModule,
   tf,
   valueAndGrads,
   warmupCosine,
+  writeFileAtomicSync,
 } from '@mmlm/core';
-import {
-  seedCell as coreSeedCell,
-  type ExperimentContext,
-  type ExperimentResult,
-  runSteps,
-  type SeedVerdict,
-  seedsHeader,
-  seedValues,
-  seedVerdict,
-} from '@mmlm/core/experiment';
+import { seedCell as coreSeedCell, type ExperimentContext, type ExperimentResult, formatFixed, runSteps } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import type { LatentLMConfig } from '../config.js';
-import { LatentLM } from '../model.js';
+import type { LatentLM } from '../model.js';
 import { NoiseSchedule } from '../schedule.js';
 import { buildMixedBatch, type MixedSequence, trainStep } from '../train.js';
 import type { LatentTokenizer, Posterior } from '../vae.js';
 
-export interface TokenizerTrainOptions {
+interface TokenizerTrainOptions {
   steps: number;
   lr: number;
   warmup?: number;
@@ -89,7 +81,7 @@ export function posteriorMeans(vae: LatentTokenizer, x: tf.Tensor): { mu: Float3
   return out;
 }
 
-export interface LMTrainOptions {
+interface LMTrainOptions {
   /** The training sequences of one step (already standardised latents). */
   batch: (rng: Rng, step: number) => MixedSequence[];
   spanStop?: boolean;
@@ -128,21 +120,6 @@ export function trainLatentLM(model: LatentLM, cfg: LatentLMConfig, o: LMTrainOp
   }
 }
 
-/** Saves a module's state dict (f32 safetensors) with a JSON config in the metadata. */
-export async function saveModule(m: Module, path: string, config: unknown): Promise<void> {
-  await saveSafetensors(path, m.stateDict(), { config: JSON.stringify(config) });
-}
-
-/** Loads weights saved by saveModule into `m` (strict). */
-export async function loadModule(m: Module, path: string): Promise<void> {
-  const { tensors } = await loadSafetensors(path);
-  try {
-    m.loadStateDict(tensors);
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
-  }
-}
-
 /**
  * Resumable training inside a sub-run folder: when `<name>.safetensors` and `<name>.json` exist
  * (an interrupted run trained this model already), load the weights and return the saved fit;
@@ -154,14 +131,13 @@ export async function trainOrLoad<T>(m: Module, dir: string, name: string, confi
   if (existsSync(weights) && existsSync(meta)) {
     const saved = JSON.parse(readFileSync(meta, 'utf8')) as { config: unknown; fit: T };
     if (JSON.stringify(saved.config) === JSON.stringify(config)) {
-      await loadModule(m, weights);
+      await loadModule(weights, m);
       return saved.fit;
     }
   }
   const fit = train();
-  await saveModule(m, weights, config);
-  writeFileSync(`${meta}.tmp`, JSON.stringify({ config, fit }));
-  renameSync(`${meta}.tmp`, meta);
+  await saveModule(weights, m, { config: JSON.stringify(config) });
+  writeFileAtomicSync(meta, JSON.stringify({ config, fit }));
   return fit;
 }
 
@@ -179,7 +155,7 @@ export function withData(cfg: LatentLMConfig, o: { vocabSize: number; latentDim:
 }
 
 /** A preset's LatentLM: `base` with the experiment's backbone size, training recipe and sampler settings. */
-export function sizedConfig(
+function sizedConfig(
   base: LatentLMConfig,
   o: {
     dim: number;
@@ -231,10 +207,6 @@ export function mean(xs: readonly number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN;
 }
 
-export function fmt(x: number | null | undefined, digits = 3): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
-}
-
 /** The model standardises its own training latents: shift = -mean, scale = 1 / std from a first batch (reference train_hf.py). */
 export function standardiseFrom(model: LatentLM, firstBatch: Float32Array): void {
   let m = 0;
@@ -252,7 +224,7 @@ export const AGREEMENT_FLOOR = 0.95;
 /** A red warning (HTML span in the markdown summary) when a tokenizer's agreement is below AGREEMENT_FLOOR, else ''. */
 export function agreementWarning(what: string, agreement: number): string {
   if (agreement >= AGREEMENT_FLOOR) return '';
-  return `<span style="color:#c00">**${what} does not read back**: analyzer agreement ${fmt(agreement)} is below ${AGREEMENT_FLOOR}, so the figures built on it cannot judge the method (they are reported all the same).</span>`;
+  return `<span style="color:#c00">**${what} does not read back**: analyzer agreement ${formatFixed(agreement)} is below ${AGREEMENT_FLOOR}, so the figures built on it cannot judge the method (they are reported all the same).</span>`;
 }
 
 /** The line a single-seed summary ends with. */
@@ -264,5 +236,3 @@ export function oneSeedNote(seed: number): string {
 export function seedCell(results: readonly Pick<ExperimentResult, 'metrics'>[], key: string, scale = 1): string {
   return coreSeedCell(results, key, scale) ?? 'n/a';
 }
-
-export { LatentLM, type SeedVerdict as Verdict, seedsHeader, seedValues, seedVerdict as verdict };

@@ -112,7 +112,7 @@ export function latentlmArmRecipe(input: unknown = {}): LatentLMArmRecipe {
 }
 
 /** Fixed settings of the arm (not part of the recipe). */
-export const ARM_SETTINGS = {
+const ARM_SETTINGS = {
   /** Latent grid side: 16 continuous tokens per image. */
   grid: 4,
   condDropout: 0.1,

@@ -28,7 +28,17 @@
  */
 import { join } from 'node:path';
 import { Rng, tf } from '@mmlm/core';
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
 import {
   CELL_NAMES,
   frechetDistanceFromFeatures,
@@ -56,20 +66,16 @@ import { ImageVAE } from '../vae.js';
 import {
   AGREEMENT_FLOOR,
   agreementWarning,
-  fmt,
   lmSizeSchema,
   mean,
   oneSeedNote,
   posteriorMeans,
   seedCell,
-  seedsHeader,
-  seedValues,
   standardiseFrom,
   trainingKey,
   trainLatentLM,
   trainOrLoad,
   trainTokenizer,
-  verdict,
   withData,
 } from './common.js';
 
@@ -211,7 +217,7 @@ export function conditionTokens(config: ShapesConfig, it: ShapesSample): number[
 }
 
 /** Training images and the two evaluation sets of an image experiment, with the analyzer and ceilings. */
-export interface ImageSets {
+interface ImageSets {
   config: ShapesConfig;
   train: ShapesSample[];
   /** New renders of scene keys present among `train`. */
@@ -244,7 +250,7 @@ export function imageSets(p: ImagePreset, seed: number): ImageSets {
   };
 }
 
-export interface TokenizerReport {
+interface TokenizerReport {
   posterior: 'sigma' | 'gaussian';
   klWeight: number;
   recMse: number;
@@ -257,7 +263,7 @@ export interface TokenizerReport {
   robustness: { radius: number; mse: number; agreement: number }[];
 }
 
-export interface GenerationReport {
+interface GenerationReport {
   cfgScale: number;
   headSteps: number;
   /** generationScore (every attribute of the full caption read back) on the seen and held-out prompts. */
@@ -616,11 +622,11 @@ export const varianceCollapseExperiment: Experiment = {
             const t = runs[k].tokenizer;
             return [
               names[k],
-              fmt(t.recMse, 4),
-              fmt(t.agreement),
-              t.posteriorStd.map((s) => fmt(s, 3)).join(' '),
-              t.muStd.map((s) => fmt(s, 2)).join(' '),
-              fmt(metrics[`${k}.meanNoiseToSignal`], 3),
+              formatFixed(t.recMse, 4),
+              formatFixed(t.agreement),
+              t.posteriorStd.map((s) => formatFixed(s, 3)).join(' '),
+              t.muStd.map((s) => formatFixed(s, 2)).join(' '),
+              formatFixed(metrics[`${k}.meanNoiseToSignal`], 3),
             ];
           }),
           note: `Analyzer agreement: fraction of images whose posterior-mean reconstruction the ShapeAnalyzer reads as the same objects (shape, colour, size, cell) as the original; below ${AGREEMENT_FLOOR} the generation figures built on the tokenizer cannot judge the method. Posterior std: E|sigma| = (0.75 / 0.8) sqrt(2/pi) = 0.748 for the sigma-VAE (shared by all channels); mean exp(logvar / 2) for the baseline. Noise / signal = posterior std / std of mu.`,
@@ -630,7 +636,10 @@ export const varianceCollapseExperiment: Experiment = {
           columns: ['r', ...ARMS.flatMap((k) => [`${k} MSE`, `${k} agreement`])],
           rows: p.radii.map((r, i) => [
             r,
-            ...ARMS.flatMap((k) => [fmt(runs[k].tokenizer.robustness[i]!.mse, 4), fmt(runs[k].tokenizer.robustness[i]!.agreement)]),
+            ...ARMS.flatMap((k) => [
+              formatFixed(runs[k].tokenizer.robustness[i]!.mse, 4),
+              formatFixed(runs[k].tokenizer.robustness[i]!.agreement),
+            ]),
           ]),
         },
         {
@@ -640,13 +649,13 @@ export const varianceCollapseExperiment: Experiment = {
             runs[k].generation.map((g) => [
               names[k],
               g.cfgScale,
-              fmt(g.scoreSeen),
-              fmt(g.scoreHeldOut),
-              fmt(sets.ceilings.generationHeldOut),
-              fmt(g.colourSeen),
-              fmt(g.colourHeldOut),
-              fmt(g.fdSeen, 4),
-              fmt(runs[k].lm.diff, 4),
+              formatFixed(g.scoreSeen),
+              formatFixed(g.scoreHeldOut),
+              formatFixed(sets.ceilings.generationHeldOut),
+              formatFixed(g.colourSeen),
+              formatFixed(g.colourHeldOut),
+              formatFixed(g.fdSeen, 4),
+              formatFixed(runs[k].lm.diff, 4),
             ]),
           ),
           note: `${GEN_NOTE} ${sets.seen.length} prompts per set (binomial SE of a score p: sqrt(p (1 - p) / ${sets.seen.length})).`,
@@ -655,10 +664,10 @@ export const varianceCollapseExperiment: Experiment = {
       ],
       summary: [
         ...warnings,
-        `Variance collapse: the learned-variance VAE's posterior std is ${fmt(mean(runs.gaussian.tokenizer.posteriorStd), 4)} (noise / signal ${fmt(metrics['gaussian.meanNoiseToSignal'], 3)}) against the sigma-VAE's fixed ${fmt(mean(runs.sigma.tokenizer.posteriorStd), 3)} (${fmt(metrics['sigma.meanNoiseToSignal'], 3)}). Tokenizer analyzer agreement: ${fmt(runs.sigma.tokenizer.agreement)} (sigma) vs ${fmt(runs.gaussian.tokenizer.agreement)} (learned variance).`,
-        `Decoder robustness at r = ${p.radii[mid]}: agreement ${fmt(runs.sigma.tokenizer.robustness[mid]?.agreement)} (sigma) vs ${fmt(runs.gaussian.tokenizer.robustness[mid]?.agreement)} (learned variance).`,
-        `Autoregressive generation: ${reproduced ? 'reproduced' : 'not reproduced'} at our scale on seen prompts, best score ${fmt(bs.scoreSeen)} (FD ${fmt(bs.fdSeen, 4)}, CFG ${bs.cfgScale}) with the sigma-VAE vs ${fmt(bg.scoreSeen)} (FD ${fmt(bg.fdSeen, 4)}, CFG ${bg.cfgScale}) with the learned-variance VAE;`,
-        `held-out prompts at those CFG scales: ${fmt(bs.scoreHeldOut)} vs ${fmt(bg.scoreHeldOut)} (memoriser ceiling ${fmt(sets.ceilings.generationHeldOut)}).`,
+        `Variance collapse: the learned-variance VAE's posterior std is ${formatFixed(mean(runs.gaussian.tokenizer.posteriorStd), 4)} (noise / signal ${formatFixed(metrics['gaussian.meanNoiseToSignal'], 3)}) against the sigma-VAE's fixed ${formatFixed(mean(runs.sigma.tokenizer.posteriorStd), 3)} (${formatFixed(metrics['sigma.meanNoiseToSignal'], 3)}). Tokenizer analyzer agreement: ${formatFixed(runs.sigma.tokenizer.agreement)} (sigma) vs ${formatFixed(runs.gaussian.tokenizer.agreement)} (learned variance).`,
+        `Decoder robustness at r = ${p.radii[mid]}: agreement ${formatFixed(runs.sigma.tokenizer.robustness[mid]?.agreement)} (sigma) vs ${formatFixed(runs.gaussian.tokenizer.robustness[mid]?.agreement)} (learned variance).`,
+        `Autoregressive generation: ${reproduced ? 'reproduced' : 'not reproduced'} at our scale on seen prompts, best score ${formatFixed(bs.scoreSeen)} (FD ${formatFixed(bs.fdSeen, 4)}, CFG ${bs.cfgScale}) with the sigma-VAE vs ${formatFixed(bg.scoreSeen)} (FD ${formatFixed(bg.fdSeen, 4)}, CFG ${bg.cfgScale}) with the learned-variance VAE;`,
+        `held-out prompts at those CFG scales: ${formatFixed(bs.scoreHeldOut)} vs ${formatFixed(bg.scoreHeldOut)} (memoriser ceiling ${formatFixed(sets.ceilings.generationHeldOut)}).`,
         oneSeedNote(ctx.seed),
       ].join(' '),
     };
@@ -679,7 +688,7 @@ const GEN_COLUMNS = [
 ];
 
 /** The numbers captured by `re`'s first group over every result's metric names, ascending. */
-export function scalesIn(results: readonly Pick<ExperimentResult, 'metrics'>[], re: RegExp): number[] {
+function scalesIn(results: readonly Pick<ExperimentResult, 'metrics'>[], re: RegExp): number[] {
   const xs = new Set<number>();
   for (const r of results)
     for (const k of Object.keys(r.metrics)) {
@@ -690,7 +699,7 @@ export function scalesIn(results: readonly Pick<ExperimentResult, 'metrics'>[], 
 }
 
 /** The variance-collapse claim tables as mean ± std over seeds, with a verdict per claim. */
-export function aggregateCollapse(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateCollapse(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const cell = (k: string) => seedCell(results, k);
   const v = (k: string) => seedValues(results, k);
   const cfgs = scalesIn(results, /^sigma\.cfg([\d.]+)\.generationScoreSeen$/);
@@ -739,18 +748,18 @@ export function aggregateCollapse(results: ExperimentResult[], seeds: number[]):
   }
   lines.push(
     'Claims (sigma-VAE vs learned-variance VAE):',
-    `- Variance collapse (the learned-variance posterior carries less noise relative to its signal): ${verdict(v('sigma.meanNoiseToSignal'), v('gaussian.meanNoiseToSignal'), 'higher', labels).text}.`,
+    `- Variance collapse (the learned-variance posterior carries less noise relative to its signal): ${seedVerdict(v('sigma.meanNoiseToSignal'), v('gaussian.meanNoiseToSignal'), 'higher', labels).text}.`,
   );
   const mid = radii[radii.length - 2] ?? radii[0];
   if (mid !== undefined)
     lines.push(
-      `- Decoder robustness at r = ${mid} (analyzer agreement): ${verdict(v(`sigma.r${mid}.agreement`), v(`gaussian.r${mid}.agreement`), 'higher', labels).text}.`,
+      `- Decoder robustness at r = ${mid} (analyzer agreement): ${seedVerdict(v(`sigma.r${mid}.agreement`), v(`gaussian.r${mid}.agreement`), 'higher', labels).text}.`,
     );
   for (const w of cfgs)
     lines.push(
-      `- CFG ${w}, generation score on seen prompts: ${verdict(v(`sigma.cfg${w}.generationScoreSeen`), v(`gaussian.cfg${w}.generationScoreSeen`), 'higher', labels).text}.`,
-      `- CFG ${w}, Frechet distance on seen prompts: ${verdict(v(`sigma.cfg${w}.frechetSeen`), v(`gaussian.cfg${w}.frechetSeen`), 'lower', labels).text}.`,
-      `- CFG ${w}, generation score on held-out prompts: ${verdict(v(`sigma.cfg${w}.generationScoreHeldOut`), v(`gaussian.cfg${w}.generationScoreHeldOut`), 'higher', labels).text}.`,
+      `- CFG ${w}, generation score on seen prompts: ${seedVerdict(v(`sigma.cfg${w}.generationScoreSeen`), v(`gaussian.cfg${w}.generationScoreSeen`), 'higher', labels).text}.`,
+      `- CFG ${w}, Frechet distance on seen prompts: ${seedVerdict(v(`sigma.cfg${w}.frechetSeen`), v(`gaussian.cfg${w}.frechetSeen`), 'lower', labels).text}.`,
+      `- CFG ${w}, generation score on held-out prompts: ${seedVerdict(v(`sigma.cfg${w}.generationScoreHeldOut`), v(`gaussian.cfg${w}.generationScoreHeldOut`), 'higher', labels).text}.`,
     );
   return { tables: [tokenizer, robust, gen], summary: lines.join('\n') };
 }
@@ -762,7 +771,7 @@ interface HeadStepsResult {
 }
 
 /** One seed's saturation rule: seen score within this fraction of its best, and Frechet distance within this factor of its best. */
-export const SATURATION = { score: 0.95, fd: 1.1 };
+const SATURATION = { score: 0.95, fd: 1.1 };
 
 export const headStepsExperiment: Experiment = {
   id: 'latentlm.head-steps',
@@ -825,19 +834,19 @@ export const headStepsExperiment: Experiment = {
           rows: r.generation.map((g) => [
             g.headSteps,
             g.cfgScale,
-            fmt(g.scoreSeen),
-            fmt(g.scoreHeldOut),
-            fmt(sets.ceilings.generationHeldOut),
-            fmt(g.fdSeen, 4),
-            fmt(g.secondsPerImage, 4),
+            formatFixed(g.scoreSeen),
+            formatFixed(g.scoreHeldOut),
+            formatFixed(sets.ceilings.generationHeldOut),
+            formatFixed(g.fdSeen, 4),
+            formatFixed(g.secondsPerImage, 4),
           ]),
-          note: `${GEN_NOTE} Tokenizer analyzer agreement ${fmt(r.tokenizer.agreement)}. Paper: TTS quality saturates at about 5 head steps; ImageNet results use 20.`,
+          note: `${GEN_NOTE} Tokenizer analyzer agreement ${formatFixed(r.tokenizer.agreement)}. Paper: TTS quality saturates at about 5 head steps; ImageNet results use 20.`,
         },
       ],
       summary: [
         agreementWarning('The sigma-VAE tokenizer', r.tokenizer.agreement),
-        `Saturation, judged on the seen generation score (within ${Math.round(SATURATION.score * 100)}% of its best, ${fmt(sat.topScore)}) and on the Frechet distance (within ${Math.round((SATURATION.fd - 1) * 100)}% of its best, ${fmt(sat.bestFd, 4)}) together: ${sat.steps === null ? 'not reached within the sweep' : `${sat.steps} head steps`} (score alone: ${sat.scoreSteps ?? 'n/a'}, Frechet distance alone: ${sat.fdSteps ?? 'n/a'}).`,
-        `Seen scores by steps: ${r.generation.map((g) => `${g.headSteps}: ${fmt(g.scoreSeen)} (FD ${fmt(g.fdSeen, 4)})`).join(', ')}; held-out: ${r.generation.map((g) => `${g.headSteps}: ${fmt(g.scoreHeldOut)}`).join(', ')} (memoriser ceiling ${fmt(sets.ceilings.generationHeldOut)}).`,
+        `Saturation, judged on the seen generation score (within ${Math.round(SATURATION.score * 100)}% of its best, ${formatFixed(sat.topScore)}) and on the Frechet distance (within ${Math.round((SATURATION.fd - 1) * 100)}% of its best, ${formatFixed(sat.bestFd, 4)}) together: ${sat.steps === null ? 'not reached within the sweep' : `${sat.steps} head steps`} (score alone: ${sat.scoreSteps ?? 'n/a'}, Frechet distance alone: ${sat.fdSteps ?? 'n/a'}).`,
+        `Seen scores by steps: ${r.generation.map((g) => `${g.headSteps}: ${formatFixed(g.scoreSeen)} (FD ${formatFixed(g.fdSeen, 4)})`).join(', ')}; held-out: ${r.generation.map((g) => `${g.headSteps}: ${formatFixed(g.scoreHeldOut)}`).join(', ')} (memoriser ceiling ${formatFixed(sets.ceilings.generationHeldOut)}).`,
         'The paper finds saturation around 5-10 steps.',
         oneSeedNote(ctx.seed),
       ]
@@ -859,7 +868,7 @@ const STEPS_COLUMNS = [
 ];
 
 /** One seed's saturation point: the fewest head steps whose seen score and Frechet distance are both near their best (SATURATION). */
-export function saturation(gen: readonly Pick<GenerationReport, 'headSteps' | 'scoreSeen' | 'fdSeen'>[]): {
+function saturation(gen: readonly Pick<GenerationReport, 'headSteps' | 'scoreSeen' | 'fdSeen'>[]): {
   steps: number | null;
   scoreSteps: number | null;
   fdSteps: number | null;
@@ -885,7 +894,7 @@ export function saturation(gen: readonly Pick<GenerationReport, 'headSteps' | 's
  * setting (by mean) does not beat beyond two standard errors, on the seen score and on the Frechet
  * distance; the later of the two is the verdict.
  */
-export function aggregateHeadSteps(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateHeadSteps(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const cell = (k: string) => seedCell(results, k);
   const v = (k: string) => seedValues(results, k);
   const steps = scalesIn(results, /^steps(\d+)\.generationScoreSeen$/);
@@ -925,11 +934,11 @@ export function aggregateHeadSteps(results: ExperimentResult[], seeds: number[])
     const vs =
       bs === undefined || s === bs
         ? null
-        : verdict(v(`steps${bs}.generationScoreSeen`), v(`steps${s}.generationScoreSeen`), 'higher', [`${bs} steps`, `${s} steps`]);
+        : seedVerdict(v(`steps${bs}.generationScoreSeen`), v(`steps${s}.generationScoreSeen`), 'higher', [`${bs} steps`, `${s} steps`]);
     const vf =
       bf === undefined || s === bf
         ? null
-        : verdict(v(`steps${bf}.frechetSeen`), v(`steps${s}.frechetSeen`), 'lower', [`${bf} steps`, `${s} steps`]);
+        : seedVerdict(v(`steps${bf}.frechetSeen`), v(`steps${s}.frechetSeen`), 'lower', [`${bf} steps`, `${s} steps`]);
     if (satScore === null && bs !== undefined && vs?.winner !== 'a') satScore = s;
     if (satFd === null && bf !== undefined && vf?.winner !== 'a') satFd = s;
     if (vs) detail.push(`- Seen score, ${s} vs ${bs} steps (the best mean): ${vs.text}.`);

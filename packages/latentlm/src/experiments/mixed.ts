@@ -14,7 +14,17 @@
  */
 import { join } from 'node:path';
 import { Rng, tf } from '@mmlm/core';
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
 import {
   CELL_NAMES,
   COLOUR_NAMES,
@@ -43,24 +53,20 @@ import { NoiseSchedule } from '../schedule.js';
 import { buildMixedBatch, IGNORE_INDEX, latentLMLoss, type MixedSequence } from '../train.js';
 import {
   agreementWarning,
-  fmt,
   lmSizeSchema,
   mean,
   oneSeedNote,
   posteriorMeans,
   seedCell,
-  seedsHeader,
-  seedValues,
   standardiseFrom,
   trainingKey,
   trainLatentLM,
   trainOrLoad,
-  verdict,
 } from './common.js';
 import { IMAGE_PRESETS, type ImagePreset, imageBatch, imageSets, tokenizerStage } from './images.js';
 
 /** The settings of a preset; the image settings and the LM default to the presets of the same name. */
-export function mixedSettingsSchema(name: 'tiny' | 'small') {
+function mixedSettingsSchema(name: 'tiny' | 'small') {
   const int = z.number().int().positive();
   return z.strictObject({
     /** The image data, tokenizer and evaluation sets (`evalImages` seen and as many held-out prompts). */
@@ -418,14 +424,14 @@ export const mixedExperiment: Experiment = {
         {
           title: 'One model for text, text-to-image and understanding (ours, Shapes)',
           columns: CLAIM.map(([c]) => c),
-          rows: [CLAIM.map(([, k]) => fmt(m[k] as number | null, k === 'frechetSeen' ? 4 : 3))],
-          note: `${CLAIM_NOTE} ${r.promptsPerSet} prompts per set; tokenizer analyzer agreement ${fmt(r.tokenizerAgreement)}.`,
+          rows: [CLAIM.map(([, k]) => formatFixed(m[k] as number | null, k === 'frechetSeen' ? 4 : 3))],
+          note: `${CLAIM_NOTE} ${r.promptsPerSet} prompts per set; tokenizer analyzer agreement ${formatFixed(r.tokenizerAgreement)}.`,
         },
         PAPER_TABLE3,
       ],
       summary: [
         agreementWarning('The sigma-VAE tokenizer', r.tokenizerAgreement),
-        `One model: text PPL ${fmt(r.textPpl)}${r.textOnlyPpl !== null ? ` (text-only ${fmt(r.textOnlyPpl)})` : ''}; T2I generation score ${fmt(r.seen.generationScore)} seen, ${fmt(r.heldOut.generationScore)} held-out (memoriser ceiling ${fmt(r.generationCeilingHeldOut)}; FD ${fmt(r.frechetSeen, 4)} on seen); caption accuracy ${fmt(r.seen.captionAccuracy)} seen, ${fmt(r.heldOut.captionAccuracy)} held-out (memoriser ceiling ${fmt(r.captionCeilingHeldOut)}); QA exact match ${fmt(r.seen.qaExact)} seen, ${fmt(r.heldOut.qaExact)} held-out.`,
+        `One model: text PPL ${formatFixed(r.textPpl)}${r.textOnlyPpl !== null ? ` (text-only ${formatFixed(r.textOnlyPpl)})` : ''}; T2I generation score ${formatFixed(r.seen.generationScore)} seen, ${formatFixed(r.heldOut.generationScore)} held-out (memoriser ceiling ${formatFixed(r.generationCeilingHeldOut)}; FD ${formatFixed(r.frechetSeen, 4)} on seen); caption accuracy ${formatFixed(r.seen.captionAccuracy)} seen, ${formatFixed(r.heldOut.captionAccuracy)} held-out (memoriser ceiling ${formatFixed(r.captionCeilingHeldOut)}); QA exact match ${formatFixed(r.seen.qaExact)} seen, ${formatFixed(r.heldOut.qaExact)} held-out.`,
         "The paper's claim is comparative (LatentLM vs Transfusion and VQ-MLLM); we did not build those baselines, so this run only shows whether one next-token-diffusion model learns all three tasks at toy scale, and whether its held-out figures exceed what a memoriser of the training set would score.",
         oneSeedNote(ctx.seed),
       ]
@@ -437,7 +443,7 @@ export const mixedExperiment: Experiment = {
 };
 
 /** The mixed-model claim table as mean ± std over seeds, with verdicts on what can be judged without the paper's baselines. */
-export function aggregateMixed(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateMixed(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const v = (k: string) => seedValues(results, k);
   const table: Table = {
     title: `One model for text, text-to-image and understanding over seeds (${seeds.join(', ')}): mean ± std`,
@@ -450,11 +456,11 @@ export function aggregateMixed(results: ExperimentResult[], seeds: number[]): { 
   const warn = ag.length ? agreementWarning('The sigma-VAE tokenizer (mean over seeds)', mean(ag)) : '';
   if (warn) lines.push(warn);
   lines.push(
-    `- Joint training costs no text quality (text PPL, lower is better): ${verdict(v('textPpl'), v('textOnlyPpl'), 'lower', ['mixed', 'text-only']).text}.`,
-    `- Text-to-image composes beyond memorising (held-out score vs the memoriser ceiling): ${verdict(v('generationScoreHeldOut'), v('generationCeilingHeldOut'), 'higher', ['held-out score', 'ceiling']).text}.`,
-    `- Captioning composes beyond memorising (held-out accuracy vs the memoriser ceiling): ${verdict(v('captionAccuracyHeldOut'), v('captionCeilingHeldOut'), 'higher', ['held-out accuracy', 'ceiling']).text}.`,
-    `- Generalisation gap of text-to-image (seen vs held-out score): ${verdict(v('generationScoreSeen'), v('generationScoreHeldOut'), 'higher', ['seen', 'held-out']).text}.`,
-    `- Generalisation gap of captioning (seen vs held-out accuracy): ${verdict(v('captionAccuracySeen'), v('captionAccuracyHeldOut'), 'higher', ['seen', 'held-out']).text}.`,
+    `- Joint training costs no text quality (text PPL, lower is better): ${seedVerdict(v('textPpl'), v('textOnlyPpl'), 'lower', ['mixed', 'text-only']).text}.`,
+    `- Text-to-image composes beyond memorising (held-out score vs the memoriser ceiling): ${seedVerdict(v('generationScoreHeldOut'), v('generationCeilingHeldOut'), 'higher', ['held-out score', 'ceiling']).text}.`,
+    `- Captioning composes beyond memorising (held-out accuracy vs the memoriser ceiling): ${seedVerdict(v('captionAccuracyHeldOut'), v('captionCeilingHeldOut'), 'higher', ['held-out accuracy', 'ceiling']).text}.`,
+    `- Generalisation gap of text-to-image (seen vs held-out score): ${seedVerdict(v('generationScoreSeen'), v('generationScoreHeldOut'), 'higher', ['seen', 'held-out']).text}.`,
+    `- Generalisation gap of captioning (seen vs held-out accuracy): ${seedVerdict(v('captionAccuracySeen'), v('captionAccuracyHeldOut'), 'higher', ['seen', 'held-out']).text}.`,
   );
   return { tables: [table, PAPER_TABLE3], summary: lines.join('\n') };
 }

@@ -8,7 +8,17 @@
  */
 import { join } from 'node:path';
 import { Rng, tf } from '@mmlm/core';
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
 import {
   corpusWer,
   cosineSimilarity,
@@ -27,20 +37,16 @@ import { NoiseSchedule } from '../schedule.js';
 import type { MixedSequence } from '../train.js';
 import { SpeechVAE } from '../vae.js';
 import {
-  fmt,
   lmSizeSchema,
   mean,
   oneSeedNote,
   posteriorMeans,
   seedCell,
-  seedsHeader,
-  seedValues,
   standardiseFrom,
   trainingKey,
   trainLatentLM,
   trainOrLoad,
   trainTokenizer,
-  verdict,
   withData,
 } from './common.js';
 
@@ -126,7 +132,7 @@ function pad(x: Float32Array, hop: number): Float32Array {
   return y;
 }
 
-export interface RateResult {
+interface RateResult {
   strides: number[];
   /** Waveform samples per latent frame (the compression). */
   hop: number;
@@ -345,14 +351,14 @@ export const ttsExperiment: Experiment = {
       results.push(await ctx.subrun(name, (dir) => runRate(ctx, p, r, dir)));
     }
     const rows = results.map((r) => [
-      `${fmt(r.frameRate, 2)} Hz (${r.hop}x, ${r.latentDim}-d)`,
-      fmt(r.resynthWer * 100, 1),
-      fmt(r.resynthSim),
-      fmt(r.ttsWer * 100, 1),
-      fmt(r.ttsSim),
-      fmt(r.durationRatio, 2),
-      fmt(r.forcedClose, 2),
-      fmt(r.stepsPerSecond, 1),
+      `${formatFixed(r.frameRate, 2)} Hz (${r.hop}x, ${r.latentDim}-d)`,
+      formatFixed(r.resynthWer * 100, 1),
+      formatFixed(r.resynthSim),
+      formatFixed(r.ttsWer * 100, 1),
+      formatFixed(r.ttsSim),
+      formatFixed(r.durationRatio, 2),
+      formatFixed(r.forcedClose, 2),
+      formatFixed(r.stepsPerSecond, 1),
     ]);
     const best = results.reduce((a, b) => (b.ttsWer < a.ttsWer ? b : a));
     const metrics: Record<string, number> = {};
@@ -386,9 +392,9 @@ export const ttsExperiment: Experiment = {
       summary: [
         best.ttsWer < 0.5 && best.frameRate <= 16
           ? 'Partly reproduced at our scale: speech generated at a low frame rate is intelligible to the tone decoder.'
-          : `Not reproduced at our scale: no frame rate gives intelligible TTS (best WER ${fmt(best.ttsWer * 100, 1)}%), although the tokenizers resynthesise speech (${results.map((r) => `${fmt(r.resynthWer * 100, 1)}%`).join(' / ')} WER).`,
-        `Best TTS WER ${fmt(best.ttsWer * 100, 1)}% at ${fmt(best.frameRate, 2)} Hz (${fmt(best.stepsPerSecond, 1)} decoding steps per second of audio).`,
-        `Frame rates ${results.map((r) => `${fmt(r.frameRate, 2)} Hz: TTS WER ${fmt(r.ttsWer * 100, 1)}%, SIM ${fmt(r.ttsSim)} (resynthesis ${fmt(r.resynthWer * 100, 1)}% / ${fmt(r.resynthSim)})`).join('; ')}.`,
+          : `Not reproduced at our scale: no frame rate gives intelligible TTS (best WER ${formatFixed(best.ttsWer * 100, 1)}%), although the tokenizers resynthesise speech (${results.map((r) => `${formatFixed(r.resynthWer * 100, 1)}%`).join(' / ')} WER).`,
+        `Best TTS WER ${formatFixed(best.ttsWer * 100, 1)}% at ${formatFixed(best.frameRate, 2)} Hz (${formatFixed(best.stepsPerSecond, 1)} decoding steps per second of audio).`,
+        `Frame rates ${results.map((r) => `${formatFixed(r.frameRate, 2)} Hz: TTS WER ${formatFixed(r.ttsWer * 100, 1)}%, SIM ${formatFixed(r.ttsSim)} (resynthesis ${formatFixed(r.resynthWer * 100, 1)}% / ${formatFixed(r.resynthSim)})`).join('; ')}.`,
         'The paper reports 15 / 7.5 Hz LatentLM with WER-C 1.2% against VALL-E 2 at 75 Hz (1.5%), i.e. 5-10x fewer decoding steps per second; our decoding-step counts follow the frame rate by construction, and the WERs above say whether intelligibility survives at our scale.',
         oneSeedNote(ctx.seed),
       ].join(' '),
@@ -401,11 +407,11 @@ export const ttsExperiment: Experiment = {
 
 /** The metric-name prefix of a frame rate ('15.63Hz'). */
 function rateKey(frameRate: number): string {
-  return `${fmt(frameRate, 2)}Hz`;
+  return `${formatFixed(frameRate, 2)}Hz`;
 }
 
 /** The TTS table as mean ± std over seeds per frame rate, with verdicts: TTS against its tokenizer's resynthesis, and the lowest frame rate against the highest. */
-export function aggregateTts(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateTts(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const rates = new Set<string>();
   for (const r of results)
     for (const k of Object.keys(r.metrics)) {
@@ -433,13 +439,13 @@ export function aggregateTts(results: ExperimentResult[], seeds: number[]): { ta
   const lines = [seedsHeader(seeds)];
   for (const k of keys)
     lines.push(
-      `- ${k.replace('Hz', ' Hz')}: TTS WER against the tokenizer's resynthesis WER (the ceiling; lower is better): ${verdict(v(`${k}.ttsWer`), v(`${k}.resynthWer`), 'lower', ['TTS', 'resynthesis']).text}.`,
+      `- ${k.replace('Hz', ' Hz')}: TTS WER against the tokenizer's resynthesis WER (the ceiling; lower is better): ${seedVerdict(v(`${k}.ttsWer`), v(`${k}.resynthWer`), 'lower', ['TTS', 'resynthesis']).text}.`,
     );
   const lo = keys[keys.length - 1];
   const hi = keys[0];
   if (lo && hi && lo !== hi)
     lines.push(
-      `- A lower frame rate keeps intelligibility (TTS WER, ${lo.replace('Hz', ' Hz')} vs ${hi.replace('Hz', ' Hz')}; lower is better): ${verdict(v(`${lo}.ttsWer`), v(`${hi}.ttsWer`), 'lower', [lo.replace('Hz', ' Hz'), hi.replace('Hz', ' Hz')]).text}.`,
+      `- A lower frame rate keeps intelligibility (TTS WER, ${lo.replace('Hz', ' Hz')} vs ${hi.replace('Hz', ' Hz')}; lower is better): ${seedVerdict(v(`${lo}.ttsWer`), v(`${hi}.ttsWer`), 'lower', [lo.replace('Hz', ' Hz'), hi.replace('Hz', ' Hz')]).text}.`,
       `- Duration ratio (generated / reference length), ${lo.replace('Hz', ' Hz')} vs ${hi.replace('Hz', ' Hz')}: ${seedCell(results, `${lo}.durationRatio`)} vs ${seedCell(results, `${hi}.durationRatio`)}.`,
     );
   return { tables: [table, PAPER_TABLE4], summary: lines.join('\n') };
