@@ -6,9 +6,10 @@
  * Presets: `tiny` (tests, < 1 s), `quick` (the lab quickstart's ladder, about a minute), `small` (a
  * character-level decoder trained and sparsified on a 2-core CPU in minutes), `paper` (LLaMA-2 7B with the paper's recipe; only counted, never built).
  */
+import { parseConfig, swigluHidden } from '@mmlm/core';
 import { z } from 'zod';
 
-export const DecoderConfigSchema = z.object({
+const DecoderConfigSchema = z.object({
   /** Vocabulary; experiments overwrite it with the tokenizer's size. */
   vocabSize: z.number().int().positive().default(64),
   /** Model width; must be divisible by M so every linear's input splits into groups of M. */
@@ -82,7 +83,7 @@ export const MaskTrainConfigSchema = z.object({
 });
 export type MaskTrainConfig = z.infer<typeof MaskTrainConfigSchema>;
 
-export const MaskLLMConfigSchema = z.object({
+const MaskLLMConfigSchema = z.object({
   model: DecoderConfigSchema.default(DecoderConfigSchema.parse({})),
   mask: MaskConfigSchema.default(MaskConfigSchema.parse({})),
   train: MaskTrainConfigSchema.default(MaskTrainConfigSchema.parse({})),
@@ -90,19 +91,24 @@ export const MaskLLMConfigSchema = z.object({
 export type MaskLLMConfig = z.infer<typeof MaskLLMConfigSchema>;
 export type MaskLLMConfigInput = z.input<typeof MaskLLMConfigSchema>;
 
-/** Parse and validate a config (defaults filled in); errors name the field, expected and actual values. */
+/**
+ * Parse and validate a config (defaults filled in): core's parseConfig, then the checks across
+ * fields. Errors name the field, what it expects and the value it got.
+ */
 export function maskllmConfig(input: MaskLLMConfigInput = {}): MaskLLMConfig {
-  const r = MaskLLMConfigSchema.safeParse(input);
-  if (!r.success)
-    throw new Error(`MaskLLM config: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  const c = r.data;
+  const c = parseConfig('MaskLLM', MaskLLMConfigSchema, input);
+  const { model: d, mask } = c;
   const bad: string[] = [];
-  if (c.mask.n >= c.mask.m) bad.push(`mask.n must be < mask.m, got ${c.mask.n}:${c.mask.m}`);
-  if (c.model.dim % c.model.numHeads !== 0)
-    bad.push(`model.dim (${c.model.dim}) must be divisible by model.numHeads (${c.model.numHeads})`);
-  if (c.model.dim % c.mask.m !== 0) bad.push(`model.dim (${c.model.dim}) must be divisible by mask.m (${c.mask.m})`);
-  const hidden = c.model.mlpHidden;
-  if (hidden !== undefined && hidden % c.mask.m !== 0) bad.push(`model.mlpHidden (${hidden}) must be divisible by mask.m (${c.mask.m})`);
+  if (mask.n >= mask.m) bad.push(`mask.n: must be < mask.m (${mask.m}) (got ${mask.n})`);
+  if (d.dim % d.numHeads !== 0) bad.push(`model.dim: must be divisible by model.numHeads (${d.numHeads}) (got ${d.dim})`);
+  if (d.dim % mask.m !== 0) bad.push(`model.dim: must be divisible by mask.m (${mask.m}) (got ${d.dim})`);
+  const hidden = mlpHiddenOf(d);
+  if (hidden % mask.m !== 0)
+    bad.push(
+      d.mlpHidden !== undefined
+        ? `model.mlpHidden: must be divisible by mask.m (${mask.m}) (got ${hidden})`
+        : `model.mlpHidden: unset, core's SwiGLU rule gives ${hidden} for dim ${d.dim}, which must be divisible by mask.m (${mask.m}); set model.mlpHidden`,
+    );
   if (bad.length) throw new Error(`MaskLLM config: ${bad.join('; ')}`);
   return c;
 }
@@ -154,7 +160,6 @@ export const PRESETS = {
     train: {},
   }),
 } as const satisfies Record<string, MaskLLMConfig>;
-export type PresetName = keyof typeof PRESETS;
 
 /** A preset by name, with a clear error for an unknown one. */
 export function preset(name: string): MaskLLMConfig {
@@ -164,11 +169,9 @@ export function preset(name: string): MaskLLMConfig {
   return structuredClone(p);
 }
 
-/** MLP hidden width as core's TransformerDecoder resolves it. */
-export function mlpHiddenOf(c: DecoderConfig): number {
-  if (c.mlpHidden !== undefined) return c.mlpHidden;
-  if (c.mlp === 'gelu') return 4 * c.dim;
-  return Math.max(64, Math.floor((c.dim * 4 * 2) / 3 / 64) * 64);
+/** MLP hidden width as core's TransformerDecoder resolves it: 4*dim (gelu) or core's swigluHidden. */
+function mlpHiddenOf(c: DecoderConfig): number {
+  return c.mlpHidden ?? (c.mlp === 'swiglu' ? swigluHidden(c.dim) : 4 * c.dim);
 }
 
 /** Shapes [out, in] of the linears of one decoder block, in module order (all of them are sparsified). */

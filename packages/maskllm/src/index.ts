@@ -1,12 +1,106 @@
 /**
  * @mmlm/maskllm: MaskLLM (Fang et al., NeurIPS 2024) learnable N:M sparsity for @mmlm/core
  * decoders, one-shot baselines (magnitude, Wanda, SparseGPT), compact mask storage, and a
- * compressed N:M weight format with a sparse matmul.
+ * compressed N:M weight format with a sparse matmul. Experiments: '@mmlm/maskllm/experiments'.
  */
-export * from './config.js';
-export * from './model.js';
-export * from './prune.js';
-export * from './sample.js';
-export * from './sparse.js';
-export * from './storage.js';
-export * from './train.js';
+export {
+  blockLinearShapes,
+  type DecoderConfig,
+  type MaskConfig,
+  type MaskLLMConfig,
+  type MaskLLMConfigInput,
+  type MaskTrainConfig,
+  maskllmConfig,
+  type ParameterCount,
+  PRESETS,
+  parameterCount,
+  preset,
+} from './config.js';
+export {
+  applyMasks,
+  blockLinears,
+  buildDecoder,
+  candidateMasks,
+  candidateTensor,
+  DifferentiableMask,
+  type DifferentiableMaskOptions,
+  densify,
+  gumbelNoise,
+  hardMask,
+  hardMasks,
+  injectPrior,
+  invalidGroups,
+  linearSchedule,
+  loadDecoder,
+  MaskedLinear,
+  type MaskedLinearOptions,
+  maskedLinears,
+  type PriorOptions,
+  priorLogits,
+  type SparsifyOptions,
+  setMaskSchedule,
+  softMask,
+  sparsify,
+  swapChild,
+  validateNM,
+} from './model.js';
+export {
+  choleskyInverse,
+  choleskyLower,
+  magnitudeMask,
+  nmMaskFromScores,
+  type OneShotMethod,
+  type OneShotOptions,
+  oneShotPrune,
+  type SparseGPTOptions,
+  type SparseGPTResult,
+  sparseGPT,
+  wandaMask,
+} from './prune.js';
+export {
+  type EvalOptions,
+  type EvalResult,
+  evaluatePerplexity,
+  type GenerateOptions,
+  generate,
+} from './sample.js';
+export {
+  type CompressedNM,
+  compressedBytes,
+  compressNM,
+  decompressNM,
+  packBits,
+  SparseLinear,
+  sparseMatMul,
+  unpackBits,
+} from './sparse.js';
+export {
+  applyMaskFile,
+  checkMaskFile,
+  decodeMaskFile,
+  encodeMaskFile,
+  indexBits,
+  indicesToMask,
+  type LayerMask,
+  loadMasks,
+  type MaskEncoding,
+  type MaskFile,
+  maskToIndices,
+  saveMasks,
+  withShapes,
+} from './storage.js';
+export {
+  clearSampledMasks,
+  cosineLr,
+  type DenseTrainConfig,
+  denseOptimizer,
+  denseTrainStep,
+  lmLoss,
+  type MaskSchedule,
+  type MaskStepResult,
+  maskOptimizer,
+  maskSchedule,
+  maskTrainStep,
+  sampleMasks,
+  sparseWeightReg,
+} from './train.js';

@@ -11,13 +11,14 @@
  * Names follow NVlabs/MaskLLM (`DifferentiableMask`, `gate`, `diff_mask`) so state dicts map.
  *
  * Top to bottom: candidate set, soft and hard masks, prior, schedules, DifferentiableMask,
- * MaskedLinear, and the decoder surgery (sparsify / densify).
+ * MaskedLinear, the decoder surgery (sparsify / densify), and the dense decoder a config describes
+ * (buildDecoder / loadDecoder).
  */
-import { Linear, type LinearOptions, Module, Rng, type TransformerDecoder, tf } from '@mmlm/core';
-import { binomial } from './config.js';
+import { Linear, type LinearOptions, loadModule, Module, Rng, TransformerDecoder, tf } from '@mmlm/core';
+import { binomial, type MaskLLMConfig } from './config.js';
 
 /** Largest candidate set accepted (C(M, N) logits per group of M weights). */
-export const MAX_CANDIDATES = 1024;
+const MAX_CANDIDATES = 1024;
 
 /** Throws unless N:M is a valid pattern (1 <= N < M, C(M, N) <= MAX_CANDIDATES). */
 export function validateNM(n: number, m: number): void {
@@ -96,7 +97,7 @@ export function hardMask(logits: tf.Tensor2D /* [G, K] */, S: tf.Tensor2D /* [K,
 }
 
 /** Smallest uniform draw kept away from 0 and 1 so Gumbel noise stays finite in float32 (1 - 1e-7 < 1). */
-export const GUMBEL_EPS = 1e-7;
+const GUMBEL_EPS = 1e-7;
 
 /**
  * Gumbel(0, 1) noise g = -log(-log u), u ~ U(eps, 1 - eps), from a seeded stream (core's
@@ -109,7 +110,7 @@ export function gumbelNoise(rng: Rng, shape: number[]): tf.Tensor {
 }
 
 /** Unbiased standard deviation of all entries (torch.std). */
-export function unbiasedStd(x: tf.Tensor): number {
+function unbiasedStd(x: tf.Tensor): number {
   const v = x.dataSync();
   const n = v.length;
   if (n < 2) return 0;
@@ -486,4 +487,41 @@ export function invalidGroups(mask: ArrayLike<number>, n: number, m: number): nu
     if (c !== n) bad++;
   }
   return bad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dense decoder a config describes.
+
+/** The core TransformerDecoder of `cfg.model` (dense; sparsify it to learn masks), initialised from `seed`. */
+export function buildDecoder(cfg: MaskLLMConfig, seed = 0): TransformerDecoder {
+  const m = cfg.model;
+  return new TransformerDecoder({
+    vocabSize: m.vocabSize,
+    dim: m.dim,
+    numLayers: m.numLayers,
+    numHeads: m.numHeads,
+    maxSeqLen: m.maxSeqLen,
+    mlp: m.mlp,
+    mlpHidden: m.mlpHidden,
+    norm: m.norm,
+    pos: m.pos,
+    bias: m.bias,
+    tieEmbeddings: m.tieEmbeddings,
+    seed,
+  });
+}
+
+/**
+ * A fresh dense decoder of `cfg` with the weights saved at `path` (core's saveModule; strict: every
+ * key and shape must match, and errors name them).
+ */
+export async function loadDecoder(cfg: MaskLLMConfig, path: string): Promise<TransformerDecoder> {
+  const dec = buildDecoder(cfg);
+  try {
+    await loadModule(path, dec);
+  } catch (e) {
+    dec.dispose();
+    throw e;
+  }
+  return dec;
 }

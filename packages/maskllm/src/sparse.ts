@@ -28,7 +28,7 @@ export interface CompressedNM {
 }
 
 /** Bits per stored position within a group of M. */
-export function positionBits(m: number): number {
+function positionBits(m: number): number {
   return Math.max(1, Math.ceil(Math.log2(m)));
 }
 
@@ -126,7 +126,7 @@ export function compressedBytes(c: CompressedNM): { compressed: number; dense: n
 }
 
 /** Up to this many tokens the 2:4 kernel decodes positions inline (no per-row index buffer). */
-export const FUSED_MAX_TOKENS = 4;
+const FUSED_MAX_TOKENS = 4;
 
 /**
  * y = x W^T from the compressed weight: x [T, cols] -> y [T, rows] (row-major Float32Arrays).

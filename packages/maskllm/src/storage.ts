@@ -38,7 +38,7 @@ export interface MaskFile {
   layers: Map<string, LayerMask>;
 }
 
-export const MASK_FORMAT = 'mmlm-maskllm-masks/1';
+const MASK_FORMAT = 'mmlm-maskllm-masks/1';
 
 /** MSB-first bit packing (np.packbits). */
 function packbitsBig(bits: Uint8Array): Uint8Array {
@@ -91,7 +91,7 @@ export function indicesToMask(idx: Int32Array, n: number, m: number): Uint8Array
 }
 
 /** Bytes of one layer's packed stream: ceil(G * indexBits / 8) (index) or ceil(out*in / 8) (bitmask). */
-export function packedBytes(shape: [number, number], n: number, m: number, encoding: MaskEncoding): number {
+function packedBytes(shape: [number, number], n: number, m: number, encoding: MaskEncoding): number {
   const size = shape[0] * shape[1];
   return encoding === 'index' ? Math.ceil(((size / m) * indexBits(n, m)) / 8) : Math.ceil(size / 8);
 }

@@ -3,9 +3,8 @@
  * fabricated per-seed results: hand-computed mean ± sample std in the claim tables, and verdicts that
  * call a difference only beyond two standard errors (one case above, one within).
  */
-import type { ExperimentResult } from '@mmlm/core/experiment';
+import { type ExperimentResult, seedCell, seedValues, seedVerdict } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
-import { seedCell, seedValues, verdict } from '../src/experiments/common.js';
 import { ablationsExperiment, ladderExperiment, transferExperiment } from '../src/experiments/index.js';
 
 /** Per-seed results from per-metric value lists (seed i gets value i of each list). */
@@ -25,13 +24,13 @@ describe('seed statistics helpers', () => {
     expect(seedCell(rs, 'a')).toBe('12.0 ± 2.0');
     expect(seedCell(rs, 's')).toBeNull();
     // diff -4, SE sqrt(4/3 + 1/3) = 1.29: beyond 2 SE, a better (lower)
-    const above = verdict([10, 12, 14], [15, 16, 17], 'lower', ['a', 'b']);
+    const above = seedVerdict([10, 12, 14], [15, 16, 17], 'lower', ['a', 'b']);
     expect(above.winner).toBe('a');
     expect(above.text).toBe(
       'a 12.0 ± 2.0 vs b 16.0 ± 1.0: difference -4.00 ± 1.3 (SE, n = 3 and 3) exceeds two standard errors, a better (lower is better)',
     );
     // diff -1, SE 1.29: within
-    const within = verdict([10, 12, 14], [12, 13, 14], 'lower', ['a', 'b']);
+    const within = seedVerdict([10, 12, 14], [12, 13, 14], 'lower', ['a', 'b']);
     expect(within.significant).toBe(false);
     expect(within.text).toMatch(/within two standard errors: not distinguishable$/);
   });

@@ -10,9 +10,9 @@ import { initBackend, type TransformerDecoder, tf } from '@mmlm/core';
 import { runExperimentInline } from '@mmlm/core/experiment';
 import { grammarCorpus } from '@mmlm/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { charCorpora, configFor, loadDecoder } from '../src/experiments/common.js';
+import { charCorpora, configFor } from '../src/experiments/common.js';
 import { ablationsExperiment, experiments, ladderExperiment, transferExperiment } from '../src/experiments/index.js';
-import { applyMaskFile, blockLinears, invalidGroups, loadMasks, magnitudeMask, preset } from '../src/index.js';
+import { applyMaskFile, blockLinears, invalidGroups, loadDecoder, loadMasks, magnitudeMask, preset } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'maskllm-exp-'));
 
@@ -96,8 +96,8 @@ describe('experiments at the tiny preset', () => {
       expect(Math.abs((m[`${key}_ppl`] as number) / want - 1), key).toBeLessThan(1e-4);
       dec.dispose();
     };
-    check(loadDecoder(cfg, densePath), 'dense');
-    const mag = loadDecoder(cfg, densePath);
+    check(await loadDecoder(cfg, densePath), 'dense');
+    const mag = await loadDecoder(cfg, densePath);
     for (const [, l] of blockLinears(mag)) {
       const w = l.weight.dataSync();
       const mask = magnitudeMask(w, l.outFeatures, l.inFeatures);
@@ -109,7 +109,7 @@ describe('experiments at the tiny preset', () => {
       );
     }
     check(mag, 'magnitude');
-    const learned = loadDecoder(cfg, densePath);
+    const learned = await loadDecoder(cfg, densePath);
     const file = loadMasks(join(outDir, 'subruns', 'maskllm-sparsegpt', 'mask.safetensors'));
     applyMaskFile(learned, file);
     for (const [p, l] of blockLinears(learned)) expect(invalidGroups(l.weight.dataSync(), 2, 4), p).toBe(0);
@@ -139,7 +139,7 @@ describe('experiments at the tiny preset', () => {
       ['B_general_ppl', 'general-A'],
       ['B_transfer_ppl', 'transfer-A-to-B'],
     ] as const) {
-      const dec = loadDecoder(cfg, densePath);
+      const dec = await loadDecoder(cfg, densePath);
       applyMaskFile(dec, loadMasks(join(outDir, 'subruns', sub, 'mask.safetensors')));
       const want = Math.exp(referenceLoss(dec, corpora[1]!.val, cfg.model.maxSeqLen, 4));
       expect(Math.abs((m[key] as number) / want - 1), key).toBeLessThan(1e-4);

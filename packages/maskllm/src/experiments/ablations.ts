@@ -4,7 +4,17 @@
  * tau/kappa (held at the schedule's start or end values). All start from the SparseGPT prior with
  * the same budget.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  parsePresets,
+  seedCell,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
 import { z } from 'zod';
 import type { MaskConfig } from '../config.js';
 import {
@@ -19,16 +29,12 @@ import {
   ppl,
   runMaskLLM,
   runOneShot,
-  seedCell,
-  seedsHeader,
-  seedValues,
   trainDense,
-  verdict,
 } from './common.js';
 import { ladderCorpus } from './ladder.js';
 
 /** The settings of a preset; the model/mask/train config defaults to the config preset of the same name. */
-export function ablationSettingsSchema(name: 'tiny' | 'small') {
+function ablationSettingsSchema(name: 'tiny' | 'small') {
   return z.strictObject({
     /** Model/mask/train preset of config.ts. */
     model: z.enum(['tiny', 'small']).default(name),
@@ -43,7 +49,6 @@ export function ablationSettingsSchema(name: 'tiny' | 'small') {
     maskllm: MaskSettingsSchema,
   });
 }
-export type AblationSettings = z.infer<ReturnType<typeof ablationSettingsSchema>>;
 
 /** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
 export const ABLATION_SETTINGS = parsePresets(
@@ -74,7 +79,7 @@ interface Variant {
   paper: string | null;
 }
 
-export const VARIANTS: Variant[] = [
+const VARIANTS: Variant[] = [
   { key: 'default', label: 'Default: soft, annealed, regulariser on', mask: () => ({}), paper: '11.42 (GPT-3 2B, Table 3)' },
   { key: 'no_reg', label: 'Regulariser off (lambda = 0)', mask: () => ({ weightReg: 0 }), paper: '11.59 (GPT-3 2B, Table 3)' },
   { key: 'hard', label: 'Hard (straight-through) samples', mask: () => ({ hard: true }), paper: null },
@@ -101,11 +106,8 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const cfg = configFor(S.model, tokenizer.vocabSize);
   const dense = await trainDense(ctx, cfg, [A], S.dense);
   const calib = calibration(A.train, S.calib, cfg.model.maxSeqLen, ctx.seed + 1);
-  let prior: Map<string, Uint8Array> | null = null;
-  const priorFn = () => {
-    prior ??= runOneShot(cfg, dense.path, 'sparsegpt', false, calib, [], S.dense).masks;
-    return prior;
-  };
+  let prior: Promise<Map<string, Uint8Array>> | null = null;
+  const priorFn = () => (prior ??= runOneShot(cfg, dense.path, 'sparsegpt', false, calib, [], S.dense).then((r) => r.masks));
   const runs: Record<string, MaskRun> = {};
   try {
     for (const v of VARIANTS)
@@ -162,7 +164,7 @@ export const ablationsExperiment: Experiment = {
 };
 
 /** The ablation table as mean ± std over seeds; each variant judged against the default beyond two standard errors. */
-export function aggregateAblations(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateAblations(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const v = (k: string) => seedValues(results, `${k}_ppl`);
   const table: Table = {
     title: `MaskLLM ablations over seeds (${seeds.join(', ')}): validation PPL of the exported 2:4 model, mean ± std`,
@@ -174,10 +176,10 @@ export function aggregateAblations(results: ExperimentResult[], seeds: number[])
   };
   const lines = [
     seedsHeader(seeds),
-    `- The regulariser improves PPL (paper 11.42 vs 11.59): ${verdict(v('default'), v('no_reg'), 'lower', ['with', 'without']).text}.`,
+    `- The regulariser improves PPL (paper 11.42 vs 11.59): ${seedVerdict(v('default'), v('no_reg'), 'lower', ['with', 'without']).text}.`,
     ...VARIANTS.filter((x) => x.key !== 'default' && x.key !== 'no_reg').map(
       (x) =>
-        `- Default vs ${x.label.charAt(0).toLowerCase()}${x.label.slice(1)}: ${verdict(v('default'), v(x.key), 'lower', ['default', x.key]).text}.`,
+        `- Default vs ${x.label.charAt(0).toLowerCase()}${x.label.slice(1)}: ${seedVerdict(v('default'), v(x.key), 'lower', ['default', x.key]).text}.`,
     ),
   ];
   return { tables: [table], summary: lines.join('\n') };

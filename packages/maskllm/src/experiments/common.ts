@@ -5,14 +5,13 @@
  * exactly N:M on every layer, and only then evaluated: the numbers reported are the exported
  * model's.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeSafetensors, Rng, saveSafetensors, TransformerDecoder, tf } from '@mmlm/core';
-import { type ExperimentContext, runSteps, type SeedVerdict, seedCell, seedsHeader, seedValues, seedVerdict } from '@mmlm/core/experiment';
+import { Rng, saveModule, type TransformerDecoder, tf } from '@mmlm/core';
+import { type ExperimentContext, runSteps } from '@mmlm/core/experiment';
 import { CharTokenizer, splitText, WindowBatcher } from '@mmlm/data';
 import { z } from 'zod';
 import { MaskConfigSchema, type MaskLLMConfig, MaskTrainConfigSchema, preset } from '../config.js';
-import { blockLinears, hardMasks, injectPrior, invalidGroups, sparsify } from '../model.js';
+import { blockLinears, buildDecoder, hardMasks, injectPrior, invalidGroups, loadDecoder, sparsify } from '../model.js';
 import { type OneShotMethod, oneShotPrune } from '../prune.js';
 import { evaluatePerplexity } from '../sample.js';
 import { applyMaskFile, loadMasks, saveMasks, withShapes } from '../storage.js';
@@ -59,43 +58,8 @@ export function configFor(name: 'tiny' | 'quick' | 'small', vocabSize: number): 
   return cfg;
 }
 
-export function decoderOf(cfg: MaskLLMConfig, seed: number): TransformerDecoder {
-  const m = cfg.model;
-  return new TransformerDecoder({
-    vocabSize: m.vocabSize,
-    dim: m.dim,
-    numLayers: m.numLayers,
-    numHeads: m.numHeads,
-    maxSeqLen: m.maxSeqLen,
-    mlp: m.mlp,
-    mlpHidden: m.mlpHidden,
-    norm: m.norm,
-    pos: m.pos,
-    bias: m.bias,
-    tieEmbeddings: m.tieEmbeddings,
-    seed,
-  });
-}
-
-/** Save a decoder's state dict (f32 safetensors, written atomically). */
-export function saveDecoder(dec: TransformerDecoder, path: string): Promise<void> {
-  return saveSafetensors(path, dec.stateDict());
-}
-
-/** A fresh decoder with the weights saved at `path`. */
-export function loadDecoder(cfg: MaskLLMConfig, path: string): TransformerDecoder {
-  const dec = decoderOf(cfg, 0);
-  const { tensors: sd } = decodeSafetensors(new Uint8Array(readFileSync(path)), path);
-  try {
-    dec.loadStateDict(sd);
-  } finally {
-    Object.values(sd).forEach((t) => t.dispose());
-  }
-  return dec;
-}
-
 /** Draws [B, T+1] windows from one or more corpora (each row from corpus i with probability weights[i]). */
-export class MixedBatcher {
+class MixedBatcher {
   private readonly batchers: WindowBatcher[];
   private readonly rng: Rng;
 
@@ -128,8 +92,6 @@ const evalSettings = {
   /** Evaluation windows (of maxSeqLen tokens) per corpus; the rest of the split is unused. */
   evalWindows: z.number().int().positive(),
 };
-export const EvalSettingsSchema = z.strictObject(evalSettings);
-export type EvalSettings = z.infer<typeof EvalSettingsSchema>;
 
 /** The dense decoder's training from scratch (AdamW, cosine from lr to lrMin, clip 1). */
 export const DenseSettingsSchema = z.strictObject({
@@ -140,9 +102,11 @@ export const DenseSettingsSchema = z.strictObject({
   lrMin: z.number().nonnegative(),
   weightDecay: z.number().nonnegative(),
 });
-export type DenseSettings = z.infer<typeof DenseSettingsSchema>;
+type DenseSettings = z.infer<typeof DenseSettingsSchema>;
+/** What evaluation reads of a run's settings. */
+type EvalSettings = Pick<DenseSettings, 'evalWindows'>;
 
-export interface DenseRun {
+interface DenseRun {
   path: string;
   steps: number;
   seconds: number;
@@ -161,7 +125,7 @@ export function trainDense(
 ): Promise<DenseRun> {
   return ctx.subrun('dense', async (dir, sub) => {
     const t0 = performance.now();
-    const dec = decoderOf(cfg, ctx.seed);
+    const dec = buildDecoder(cfg, ctx.seed);
     const opt = denseOptimizer(dec, s.weightDecay);
     const batcher = new MixedBatcher(
       corpora.map((c) => c.train),
@@ -191,7 +155,7 @@ export function trainDense(
     });
     opt.dispose();
     const path = join(dir, 'dense.safetensors');
-    await saveDecoder(dec, path);
+    await saveModule(path, dec);
     const val: Record<string, number> = {};
     for (const c of corpora) val[c.name] = evalLoss(dec, c.val, cfg, s);
     dec.dispose();
@@ -200,7 +164,7 @@ export function trainDense(
 }
 
 /** Validation loss (nats/token) of a decoder on the first evalWindows windows of `val`. */
-export function evalLoss(dec: TransformerDecoder, val: Int32Array, cfg: MaskLLMConfig, s: EvalSettings): number {
+function evalLoss(dec: TransformerDecoder, val: Int32Array, cfg: MaskLLMConfig, s: EvalSettings): number {
   return evaluatePerplexity(dec, val, { seqLen: cfg.model.maxSeqLen, maxWindows: s.evalWindows }).loss;
 }
 
@@ -217,7 +181,7 @@ export interface OneShotRun {
 }
 
 /** Prune a fresh copy of the dense model one-shot and evaluate it. */
-export function runOneShot(
+export async function runOneShot(
   cfg: MaskLLMConfig,
   densePath: string,
   method: OneShotMethod,
@@ -225,8 +189,8 @@ export function runOneShot(
   calib: tf.Tensor | null,
   evalOn: Corpus[],
   s: EvalSettings,
-): OneShotRun {
-  const dec = loadDecoder(cfg, densePath);
+): Promise<OneShotRun> {
+  const dec = await loadDecoder(cfg, densePath);
   try {
     const masks = oneShotPrune(dec, method, calib, { n: cfg.mask.n, m: cfg.mask.m, update });
     const val: Record<string, number> = {};
@@ -254,7 +218,7 @@ export const MaskSettingsSchema = z.strictObject({
   mask: overridesOf(MaskConfigSchema).optional(),
   train: overridesOf(MaskTrainConfigSchema).optional(),
 });
-export type MaskSettings = z.infer<typeof MaskSettingsSchema>;
+type MaskSettings = z.infer<typeof MaskSettingsSchema>;
 
 export interface MaskRun {
   maskPath: string;
@@ -283,17 +247,17 @@ export function runMaskLLM(
   densePath: string,
   train: Int32Array,
   evalOn: Corpus[],
-  prior: (() => Map<string, Uint8Array>) | null,
+  prior: (() => Promise<Map<string, Uint8Array>>) | null,
   s: MaskSettings,
 ): Promise<MaskRun> {
   return ctx.subrun(name, async (dir, sub) => {
     const t0 = performance.now();
     const mask = { ...cfg.mask, ...s.mask };
     const trainCfg = { ...cfg.train, ...s.train };
-    const dec = loadDecoder(cfg, densePath);
+    const dec = await loadDecoder(cfg, densePath);
     const seed = new Rng(ctx.seed).fork(name).nextSeed();
     sparsify(dec, { n: mask.n, m: mask.m, initStd: mask.gateInitStd, hard: mask.hard, seed });
-    if (prior) injectPrior(dec, prior(), mask.priorStrength);
+    if (prior) injectPrior(dec, await prior(), mask.priorStrength);
     const initial = hardMasks(dec);
     dec.eval();
     const initialVal = evalLoss(dec, evalOn[0]!.val, cfg, s);
@@ -329,7 +293,7 @@ export function runMaskLLM(
     const maskPath = join(dir, 'mask.safetensors');
     await saveMasks(maskPath, { n: mask.n, m: mask.m, encoding: 'index', layers: withShapes(dec, final) });
     dec.dispose();
-    const exported = loadDecoder(cfg, densePath);
+    const exported = await loadDecoder(cfg, densePath);
     const val: Record<string, number> = {};
     let bad = 0;
     try {
@@ -353,7 +317,7 @@ export function runMaskLLM(
 }
 
 /** Non-zero count check of an exported model: groups of the block linears without exactly N non-zeros. */
-export function exportedInvalidGroups(dec: TransformerDecoder, n: number, m: number): number {
+function exportedInvalidGroups(dec: TransformerDecoder, n: number, m: number): number {
   let bad = 0;
   for (const [, l] of blockLinears(dec)) bad += invalidGroups(l.weight.dataSync(), n, m);
   return bad;
@@ -372,5 +336,3 @@ export function fmt(x: number | null | undefined, digits = 3): string | null {
 export function oneSeedNote(seed: number): string {
   return `One seed (seed ${seed}): no standard deviation, and no difference is judged; \`--seeds 0,1,2\` gives mean ± std and verdicts beyond two standard errors.`;
 }
-
-export { type SeedVerdict as Verdict, seedCell, seedsHeader, seedValues, seedVerdict as verdict };

@@ -4,7 +4,17 @@
  * with the weight update) and MaskLLM (no prior, magnitude, Wanda and SparseGPT priors) by
  * validation perplexity of the exported (hard-masked) model.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  parsePresets,
+  seedCell,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
 import { GRAMMARS, grammarCorpus, grammarEntropy, readTextFile } from '@mmlm/data';
 import { z } from 'zod';
 import type { MaskLLMConfig } from '../config.js';
@@ -22,15 +32,11 @@ import {
   ppl,
   runMaskLLM,
   runOneShot,
-  seedCell,
-  seedsHeader,
-  seedValues,
   trainDense,
-  verdict,
 } from './common.js';
 
-export const PRIOR_KINDS = ['none', 'magnitude', 'wanda', 'sparsegpt'] as const;
-export type PriorKind = (typeof PRIOR_KINDS)[number];
+const PRIOR_KINDS = ['none', 'magnitude', 'wanda', 'sparsegpt'] as const;
+type PriorKind = (typeof PRIOR_KINDS)[number];
 
 type LadderPreset = 'tiny' | 'quick' | 'small';
 
@@ -50,7 +56,7 @@ export function ladderSettingsSchema(name: LadderPreset) {
     priors: z.array(z.enum(PRIOR_KINDS)).min(1),
   });
 }
-export type LadderSettings = z.infer<ReturnType<typeof ladderSettingsSchema>>;
+type LadderSettings = z.infer<ReturnType<typeof ladderSettingsSchema>>;
 
 /** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
 export const LADDER_SETTINGS = parsePresets(
@@ -85,7 +91,7 @@ export const LADDER_SETTINGS = parsePresets(
 );
 
 /** Paper Table 1 (2:4, frozen weights, Wikitext-2 PPL) for two of its models. */
-export const PAPER_TABLE1: Record<string, { llama7b: number | null; gpt843m: number | null }> = {
+const PAPER_TABLE1: Record<string, { llama7b: number | null; gpt843m: number | null }> = {
   dense: { llama7b: 5.12, gpt843m: 12.42 },
   magnitude: { llama7b: 54.71, gpt843m: 1.15e4 },
   wanda: { llama7b: 11.29, gpt843m: 51.37 },
@@ -97,7 +103,7 @@ export const PAPER_TABLE1: Record<string, { llama7b: number | null; gpt843m: num
   maskllm_sparsegpt: { llama7b: 6.72, gpt843m: 15.39 },
 };
 
-export interface CorpusChoice {
+interface CorpusChoice {
   text: string;
   description: string;
   /** Entropy floor of the procedural corpus in bits per character (null for a data file). */
@@ -149,19 +155,17 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const loss: Record<string, number> = { dense: dense.val.A! };
 
   const calib = calibration(A.train, S.calib, cfg.model.maxSeqLen, ctx.seed + 1);
-  const oneShot: Record<string, OneShotRun> = {};
-  const once = (key: string, method: 'magnitude' | 'wanda' | 'sparsegpt', update: boolean) => {
-    if (!oneShot[key]) oneShot[key] = runOneShot(cfg, dense.path, method, update, method === 'magnitude' ? null : calib, [A], S.dense);
-    return oneShot[key]!;
-  };
+  const oneShot: Record<string, Promise<OneShotRun>> = {};
+  const once = (key: string, method: 'magnitude' | 'wanda' | 'sparsegpt', update: boolean) =>
+    (oneShot[key] ??= runOneShot(cfg, dense.path, method, update, method === 'magnitude' ? null : calib, [A], S.dense));
   try {
-    loss.magnitude = once('magnitude', 'magnitude', false).val.A!;
-    loss.wanda = once('wanda', 'wanda', false).val.A!;
-    loss.sparsegpt = once('sparsegpt', 'sparsegpt', false).val.A!;
-    loss.sparsegpt_update = once('sparsegpt_update', 'sparsegpt', true).val.A!;
+    loss.magnitude = (await once('magnitude', 'magnitude', false)).val.A!;
+    loss.wanda = (await once('wanda', 'wanda', false)).val.A!;
+    loss.sparsegpt = (await once('sparsegpt', 'sparsegpt', false)).val.A!;
+    loss.sparsegpt_update = (await once('sparsegpt_update', 'sparsegpt', true)).val.A!;
     const runs: Record<string, MaskRun> = {};
     for (const p of S.priors) {
-      const prior = p === 'none' ? null : () => once(p, p, false).masks;
+      const prior = p === 'none' ? null : async () => (await once(p, p, false)).masks;
       runs[p] = await runMaskLLM(ctx, `maskllm-${p}`, cfg, dense.path, A.train, [A], prior, S.maskllm);
       loss[`maskllm_${p}`] = runs[p]!.val.A!;
     }
@@ -290,7 +294,7 @@ export const ladderExperiment: Experiment = {
  * Tables 1 and 2 as mean ± std over seeds, and a verdict per claim of the paper (validation PPL of
  * the exported models; a difference is called only beyond two standard errors).
  */
-export function aggregateLadder(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateLadder(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const has = (k: string) => seedValues(results, `${k}_ppl`).length > 0;
   const v = (k: string) => seedValues(results, `${k}_ppl`);
   const priors = (['none', 'magnitude', 'wanda', 'sparsegpt'] as const).filter((p) => has(`maskllm_${p}`));
@@ -326,7 +330,7 @@ export function aggregateLadder(results: ExperimentResult[], seeds: number[]): {
     note: T2_NOTE,
   };
   const lines = [seedsHeader(seeds), 'Claims (validation PPL of the exported 2:4 models, lower is better):'];
-  const cmp = (a: string, b: string) => verdict(v(a), v(b), 'lower', [LABELS[a] ?? a, LABELS[b] ?? b]).text;
+  const cmp = (a: string, b: string) => seedVerdict(v(a), v(b), 'lower', [LABELS[a] ?? a, LABELS[b] ?? b]).text;
   const learned = has('maskllm_sparsegpt') ? 'maskllm_sparsegpt' : priors.length ? `maskllm_${priors[priors.length - 1]}` : null;
   if (learned)
     for (const b of ['magnitude', 'wanda', 'sparsegpt', 'sparsegpt_update'].filter(has))

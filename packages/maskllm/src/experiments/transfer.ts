@@ -5,7 +5,17 @@
  * budget ("scratch"), and the transferred mask. The dense model is trained on A and B together,
  * as the paper's LLM has seen every domain.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  parsePresets,
+  seedCell,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
 import { grammarCorpus } from '@mmlm/data';
 import { z } from 'zod';
 import { loadMasks } from '../storage.js';
@@ -20,11 +30,7 @@ import {
   ppl,
   runMaskLLM,
   runOneShot,
-  seedCell,
-  seedsHeader,
-  seedValues,
   trainDense,
-  verdict,
 } from './common.js';
 
 /** The settings of a preset; the model/mask/train config defaults to the config preset of the same name. */
@@ -43,7 +49,6 @@ export function transferSettingsSchema(name: 'tiny' | 'small') {
     refine: MaskSettingsSchema,
   });
 }
-export type TransferSettings = z.infer<ReturnType<typeof transferSettingsSchema>>;
 
 /** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
 export const TRANSFER_SETTINGS = parsePresets(
@@ -68,7 +73,7 @@ export const TRANSFER_SETTINGS = parsePresets(
 );
 
 /** Paper Table 5 (GPT-3 2B, average downstream-task PPL). */
-export const PAPER_TABLE5 = { dense: 7.42, general: 10.61, scratch: 7.51, transfer: 7.39 };
+const PAPER_TABLE5 = { dense: 7.42, general: 10.61, scratch: 7.51, transfer: 7.39 };
 
 async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const S = TRANSFER_SETTINGS[ctx.preset as 'tiny' | 'small'];
@@ -84,11 +89,11 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
   const calibA = calibration(A.train, S.calib, cfg.model.maxSeqLen, ctx.seed + 1);
   const calibB = calibration(B.train, S.calib, cfg.model.maxSeqLen, ctx.seed + 2);
   try {
-    const priorA = () => runOneShot(cfg, dense.path, 'sparsegpt', false, calibA, [], S.dense).masks;
-    const oneShotB = runOneShot(cfg, dense.path, 'sparsegpt', false, calibB, [B], S.dense);
+    const priorA = async () => (await runOneShot(cfg, dense.path, 'sparsegpt', false, calibA, [], S.dense)).masks;
+    const oneShotB = await runOneShot(cfg, dense.path, 'sparsegpt', false, calibB, [B], S.dense);
     const general = await runMaskLLM(ctx, 'general-A', cfg, dense.path, A.train, [A, B], priorA, S.general);
-    const scratch = await runMaskLLM(ctx, 'scratch-B', cfg, dense.path, B.train, [B], () => oneShotB.masks, S.refine);
-    const fromGeneral = () => new Map([...loadMasks(general.maskPath).layers].map(([p, l]) => [p, l.mask]));
+    const scratch = await runMaskLLM(ctx, 'scratch-B', cfg, dense.path, B.train, [B], async () => oneShotB.masks, S.refine);
+    const fromGeneral = async () => new Map([...loadMasks(general.maskPath).layers].map(([p, l]) => [p, l.mask]));
     const transfer = await runMaskLLM(ctx, 'transfer-A-to-B', cfg, dense.path, B.train, [B], fromGeneral, S.refine);
     const lossB = {
       dense: dense.val.B!,
@@ -165,7 +170,7 @@ const TRANSFER_ROWS: [string, string, string | null, number | null][] = [
 ];
 
 /** Table 5 as mean ± std over seeds, with the two claims judged beyond two standard errors. */
-export function aggregateTransfer(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
+function aggregateTransfer(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
   const v = (k: string) => seedValues(results, k);
   const table: Table = {
     title: `MaskLLM Table 5 analogue over seeds (${seeds.join(', ')}): validation PPL on B, mean ± std`,
@@ -174,8 +179,8 @@ export function aggregateTransfer(results: ExperimentResult[], seeds: number[]):
   };
   const summary = [
     seedsHeader(seeds),
-    `- Transfer beats the general mask on B (paper 7.39 vs 10.61): ${verdict(v('B_transfer_ppl'), v('B_general_ppl'), 'lower', ['transfer', 'general']).text}.`,
-    `- Transfer beats scratch at the same budget (paper 7.39 vs 7.51): ${verdict(v('B_transfer_ppl'), v('B_scratch_ppl'), 'lower', ['transfer', 'scratch']).text}.`,
+    `- Transfer beats the general mask on B (paper 7.39 vs 10.61): ${seedVerdict(v('B_transfer_ppl'), v('B_general_ppl'), 'lower', ['transfer', 'general']).text}.`,
+    `- Transfer beats scratch at the same budget (paper 7.39 vs 7.51): ${seedVerdict(v('B_transfer_ppl'), v('B_scratch_ppl'), 'lower', ['transfer', 'scratch']).text}.`,
   ].join('\n');
   return { tables: [table], summary };
 }
