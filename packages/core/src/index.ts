@@ -91,7 +91,6 @@ export {
   causalMask,
   checkLastDim,
   checkPositiveInt,
-  combineMasks,
   DecoderBlock,
   type DecoderCall,
   Embedding,

@@ -4,7 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, saveModule, swigluHidden } from '@mmlm/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { blockLinears, blockLinearShapes, buildDecoder, loadDecoder, maskllmConfig, PRESETS, parameterCount, preset } from '../src/index.js';
+import {
+  blockLinearShapes,
+  blockLinears,
+  buildDecoder,
+  loadDecoder,
+  maskllmConfig,
+  PRESETS,
+  parameterCount,
+  preset,
+} from '../src/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'maskllm-config-'));
 

@@ -41,15 +41,3 @@ export function blockDiagonalMask(segmentIds: number[][] | Int32Array[], causal 
   }
   return tf.tensor4d(m, [B, 1, T, T]);
 }
-
-/** Sum of additive masks (each broadcastable to [B, H, T, S]); null entries are skipped. */
-export function combineMasks(...masks: (tf.Tensor | null | undefined)[]): tf.Tensor | null {
-  const ms = masks.filter((m): m is tf.Tensor => m != null);
-  if (ms.length === 0) return null;
-  return tf.tidy(() =>
-    ms
-      .slice(1)
-      .reduce((a, b) => a.add(b), ms[0] as tf.Tensor)
-      .maximum(NEG_INF),
-  );
-}
