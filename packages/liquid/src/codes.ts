@@ -1,10 +1,11 @@
 /**
  * Frozen-tokenizer code extraction (Liquid pre-extracts every image's VQ codes once, offline:
  * `data_process/extract_vqcodes.sh`), a code cache on disk (safetensors, I32 [N, tokensPerImage],
- * with the codebook size and a tokenizer fingerprint in the metadata), tokenizer statistics
- * (reconstruction error and codebook usage over a data set), and module weights in and out.
+ * with the codebook size and a tokenizer fingerprint in the metadata) and tokenizer statistics
+ * (reconstruction error and codebook usage over a data set). Module weights go in and out through
+ * core's `saveModule` / `loadModule`.
  */
-import { type Module, readSafetensors, saveSafetensors, tf } from '@mmlm/core';
+import { readSafetensors, saveSafetensors, tf } from '@mmlm/core';
 import { checkCodeRange, fromModelRange, toModelRange, type VQTokenizer } from './model.js';
 
 /** Images (host, [N, S, S, C] row-major, pixels in [0, 1]) -> codes [N * tokensPerImage] in raster order. */
@@ -113,21 +114,4 @@ export async function loadCodeCache(path: string, expect: { tokensPerImage?: num
   checkCodeRange(`loadCodeCache ${path}`, codes, numCodes);
   const { numCodes: _n, ...rest } = metadata;
   return { codes, numImages: N, tokensPerImage: L, numCodes, metadata: rest };
-}
-
-/** Save a module's state dict (F32) with string metadata, atomically. */
-export async function saveWeights(path: string, module: Module, metadata?: Record<string, string>): Promise<void> {
-  await saveSafetensors(path, module.stateDict(), metadata);
-}
-
-/** Load weights saved by saveWeights into `module` (strict: every key, every shape). */
-export async function loadWeights(path: string, module: Module): Promise<Record<string, string>> {
-  const { entries, metadata } = await readSafetensors(path);
-  const sd = Object.fromEntries(entries.map((e) => [e.name, tf.tensor(e.data, e.shape, e.tfDtype)]));
-  try {
-    module.loadStateDict(sd);
-  } finally {
-    for (const t of Object.values(sd)) t.dispose();
-  }
-  return metadata;
 }

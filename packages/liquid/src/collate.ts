@@ -39,7 +39,7 @@ function checkTextIds(who: string, ids: readonly number[], vocab: LiquidVocab): 
 }
 
 /** Codes of one image -> token ids V + c, checked: exactly tokensPerImage codes, each in [0, K). */
-export function imageSpan(who: string, codes: ArrayLike<number>, vocab: LiquidVocab): number[] {
+function imageSpan(who: string, codes: ArrayLike<number>, vocab: LiquidVocab): number[] {
   if (codes.length !== vocab.tokensPerImage)
     throw new Error(`${who}: an image span must hold exactly ${vocab.tokensPerImage} codes, got ${codes.length}`);
   checkCodeRange(who, codes, vocab.numCodes);

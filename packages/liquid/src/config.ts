@@ -5,10 +5,11 @@
  * the sampling settings of `evaluation/T2I_Eval/genaibench_generation.py`, and the training recipe.
  *
  * Presets: `tiny` (tests, < 1 s), `small` (reproductions on a 2-core CPU in minutes), `paper`
- * (Liquid-7B: Gemma-7B with 256,000 text tokens + 8,192 image codes; counted by `parameterCount`,
- * never instantiated).
+ * (Liquid-7B: Gemma-7B with 256,000 text tokens + 8,192 image codes; its LM is counted by
+ * `parameterCount`, never instantiated: 34 GB of float32 weights, and core's decoder has no head
+ * width apart from dim / numHeads; its tokenizer is constructible).
  */
-import { parseConfig } from '@mmlm/core';
+import { parseConfig, swigluHidden } from '@mmlm/core';
 import { z } from 'zod';
 
 /** The ten T2I instruction suffixes of `random_choice_t2iprompt_from_list` (train.py), verbatim. */
@@ -31,7 +32,7 @@ export const EVAL_T2I_SUFFIX = ' Generate an image based on this description.';
 /** The captioning instruction that follows `<eoi>` in the caption format (train.py). */
 export const CAPTION_INSTRUCTION = 'The caption of this image is:';
 
-export const ImageTokenizerConfigSchema = z.object({
+const ImageTokenizerConfigSchema = z.object({
   /** Side of the square RGB input in pixels (Liquid/Chameleon: 512). */
   imageSize: z.number().int().positive().default(32),
   /** Input channels (RGB). */
@@ -69,7 +70,7 @@ export const ImageTokenizerConfigSchema = z.object({
 export type ImageTokenizerConfigInput = z.input<typeof ImageTokenizerConfigSchema>;
 export type ImageTokenizerConfig = z.infer<typeof ImageTokenizerConfigSchema>;
 
-export const LMConfigSchema = z.object({
+const LMConfigSchema = z.object({
   /** Size of the text tokenizer (Gemma: 256,000); image code k gets id textVocabSize + k. */
   textVocabSize: z.number().int().min(4).default(64),
   /** Model width (Gemma-7B: 3072). */
@@ -100,7 +101,7 @@ export const LMConfigSchema = z.object({
 export type LMConfigInput = z.input<typeof LMConfigSchema>;
 export type LMConfig = z.infer<typeof LMConfigSchema>;
 
-export const MixSchema = z.object({
+const MixSchema = z.object({
   /** Weight of plain text examples (LM loss on every token). */
   text: z.number().nonnegative().default(2),
   /** Weight of text-to-image examples (loss on codes, `<eoi>`, `<eos>`). */
@@ -125,7 +126,7 @@ export const CollatorConfigSchema = z.object({
 });
 export type CollatorConfig = z.infer<typeof CollatorConfigSchema>;
 
-export const SamplingConfigSchema = z.object({
+const SamplingConfigSchema = z.object({
   /** CFG scale s of l_u + s (l_c - l_u) (evaluation default 7; s = 1 runs no unconditional rows). */
   cfgScale: z.number().positive().default(7),
   /** Temperature tau (evaluation default 0.99). */
@@ -155,7 +156,7 @@ export const TrainPhaseSchema = z.object({
 });
 export type TrainPhase = z.infer<typeof TrainPhaseSchema>;
 
-export const LiquidConfigSchema = z.object({
+const LiquidConfigSchema = z.object({
   tokenizer: ImageTokenizerConfigSchema.default(ImageTokenizerConfigSchema.parse({})),
   lm: LMConfigSchema.default(LMConfigSchema.parse({})),
   collator: CollatorConfigSchema.default(CollatorConfigSchema.parse({})),
@@ -236,22 +237,17 @@ export function tokensPerImage(c: Pick<ImageTokenizerConfig, 'chMult' | 'imageSi
 }
 
 /** The three special tokens Liquid adds beside the codes (renamed `<unused0..2>` of Gemma, TRAIN.md). */
-export const IMAGE_SPECIAL_TOKENS = ['<boi>', '<eoi>', '<unconditional>'] as const;
+const IMAGE_SPECIAL_TOKENS = ['<boi>', '<eoi>', '<unconditional>'] as const;
 
 /** Size of the extended vocabulary: text + K codes + `<boi>`, `<eoi>`, `<unconditional>`. */
 export function extendedVocabSize(textVocabSize: number, numCodes: number): number {
   return textVocabSize + numCodes + IMAGE_SPECIAL_TOKENS.length;
 }
 
-/** MLP hidden width of the LM (core's SwiGLU rule, or 4 dim for GELU, unless given). */
-export function mlpHiddenOf(c: Pick<LMConfig, 'dim' | 'mlp' | 'mlpHidden'>): number {
+/** MLP hidden width of the LM (core's SwiGLU rule `swigluHidden`, or 4 dim for GELU, unless given). */
+function mlpHiddenOf(c: Pick<LMConfig, 'dim' | 'mlp' | 'mlpHidden'>): number {
   if (c.mlpHidden !== undefined) return c.mlpHidden;
-  return c.mlp === 'swiglu' ? swigluRule(c.dim) : 4 * c.dim;
-}
-
-/** Core's SwiGLU width rule (LatentLM's int(D * 4 * 2/3 / 64) * 64, at least 64). */
-function swigluRule(dim: number): number {
-  return Math.max(64, Math.floor((dim * 4 * 2) / 3 / 64) * 64);
+  return c.mlp === 'swiglu' ? swigluHidden(c.dim) : 4 * c.dim;
 }
 
 export interface ParameterCount {
@@ -282,9 +278,9 @@ export function parameterCount(c: LMConfig, vocabSize: number): ParameterCount {
 }
 
 /** Gemma-7B (Liquid-7B's base) text vocabulary. */
-export const GEMMA_VOCAB = 256_000;
+const GEMMA_VOCAB = 256_000;
 /** Chameleon VQGAN codebook size. */
-export const CHAMELEON_CODES = 8192;
+const CHAMELEON_CODES = 8192;
 
 export const PRESETS = {
   /** Tests: 16x16 images to 4x4 = 16 codes of K = 16; a width-32 two-block LM. Well under a second per step. */
@@ -319,7 +315,8 @@ export const PRESETS = {
    * Liquid-7B: Gemma-7B (28 blocks, width 3072, 16 heads of 256, GeGLU 24,576, tied embeddings,
    * RMSNorm) over 256,000 text tokens; Chameleon's VQGAN (512 px, 16x, K = 8192; its ch/chMult are
    * assumed, the yaml is not in the Liquid repo); lr 2e-5, batch 1024, context 2048, cosine,
-   * gradient clip 0.5 (paper only). Counted by parameterCount, never instantiated.
+   * gradient clip 0.5 (paper only). The LM is counted by parameterCount, never instantiated (memory,
+   * and Gemma's 16 x 256 heads at width 3072, which core's decoder cannot express; README).
    */
   paper: liquidConfig({
     tokenizer: {

@@ -9,17 +9,14 @@
  *                   Conv2DBackpropFilter: on the wasm backend, tf.conv2d's own input gradient
  *                   (Conv2DBackpropInput) is a direct loop about 10x slower than its forward Conv2D.
  *   GroupNorm       (Wu & He 2018) per-sample statistics over H, W and C/G channels of each group.
- *   ResnetBlock     x' = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))).
+ *   ResnetBlock     x' = shortcut(x) + conv2(swish(norm2(conv1(swish(norm1(x)))))) (swish: core's silu,
+ *                   taming's `nonlinearity`).
  *   Downsample      zero-pad (0, 1, 0, 1), 3x3 conv stride 2 (taming's asymmetric padding); TF's
  *                   'same' padding at stride 2 on an even size pads exactly (0, 1), so it is used.
  *   Upsample        nearest x2 (as F.interpolate(mode='nearest')), then a 3x3 conv.
  * Candidates to move into @mmlm/core (LatentLM's conv VAE needs the same).
  */
-import { defaultRng, Module, type Rng, tf } from '@mmlm/core';
-
-function checkPosInt(who: string, name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${who}: ${name} must be a positive integer, got ${v}`);
-}
+import { checkPositiveInt, defaultRng, Module, type Rng, silu, tf } from '@mmlm/core';
 
 function checkNHWC(who: string, x: tf.Tensor, channels: number): void {
   if (x.rank !== 4 || x.shape[3] !== channels) throw new Error(`${who}: input must be NHWC [B, H, W, ${channels}], got shape [${x.shape}]`);
@@ -47,11 +44,11 @@ export class Conv2d extends Module {
     opts: Conv2dOptions = {},
   ) {
     super();
-    checkPosInt('Conv2d', 'inChannels', inChannels);
-    checkPosInt('Conv2d', 'outChannels', outChannels);
-    checkPosInt('Conv2d', 'kernelSize', kernelSize);
+    checkPositiveInt('Conv2d: inChannels', inChannels);
+    checkPositiveInt('Conv2d: outChannels', outChannels);
+    checkPositiveInt('Conv2d: kernelSize', kernelSize);
     this.stride = opts.stride ?? 1;
-    checkPosInt('Conv2d', 'stride', this.stride);
+    checkPositiveInt('Conv2d: stride', this.stride);
     this.padding = opts.padding ?? 'same';
     const rng = opts.rng ?? defaultRng();
     const b = 1 / Math.sqrt(inChannels * kernelSize * kernelSize);
@@ -139,8 +136,8 @@ export class GroupNorm extends Module {
     readonly eps = 1e-6,
   ) {
     super();
-    checkPosInt('GroupNorm', 'numGroups', numGroups);
-    checkPosInt('GroupNorm', 'numChannels', numChannels);
+    checkPositiveInt('GroupNorm: numGroups', numGroups);
+    checkPositiveInt('GroupNorm: numChannels', numChannels);
     if (numChannels % numGroups !== 0)
       throw new Error(`GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`);
     this.weight = this.param('weight', tf.ones([numChannels]));
@@ -174,11 +171,6 @@ export function groupsFor(channels: number, preferred = 32): number {
   return 1;
 }
 
-/** swish(x) = x * sigmoid(x) (taming's `nonlinearity`). */
-export function swish(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => x.mul(tf.sigmoid(x)));
-}
-
 /** taming ResnetBlock without the timestep projection and dropout. */
 export class ResnetBlock extends Module {
   readonly norm1: GroupNorm;
@@ -202,7 +194,7 @@ export class ResnetBlock extends Module {
 
   forward(x: tf.Tensor /* [B, H, W, in] */): tf.Tensor /* [B, H, W, out] */ {
     return tf.tidy(() => {
-      const h = this.conv2.forward(swish(this.norm2.forward(this.conv1.forward(swish(this.norm1.forward(x))))));
+      const h = this.conv2.forward(silu(this.norm2.forward(this.conv1.forward(silu(this.norm1.forward(x))))));
       return (this.nin_shortcut ? this.nin_shortcut.forward(x) : x).add(h);
     });
   }

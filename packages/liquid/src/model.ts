@@ -12,18 +12,17 @@
  *      mean of the old rows (train.py's `smart_tokenizer_and_embedding_resize`; HF's
  *      `resize_token_embeddings(mean_resizing=True)` draws them from N(mean, 1e-9 cov) instead).
  */
-import { Module, ModuleList, Rng, TransformerDecoder, tf, VectorQuantizer, type VQOutput } from '@mmlm/core';
+import { Module, ModuleList, Rng, silu, TransformerDecoder, tf, VectorQuantizer, type VQOutput } from '@mmlm/core';
 import {
   downsampleFactor,
   extendedVocabSize,
-  IMAGE_SPECIAL_TOKENS,
   type ImageTokenizerConfig,
   type ImageTokenizerConfigInput,
   imageTokenizerConfig,
   type LMConfig,
   tokensPerImage,
 } from './config.js';
-import { Conv2d, Downsample, GroupNorm, groupsFor, ResnetBlock, swish, Upsample } from './conv.js';
+import { Conv2d, Downsample, GroupNorm, groupsFor, ResnetBlock, Upsample } from './conv.js';
 
 // ---------------------------------------------------------------------------------------------
 // 1. Image tokenizer
@@ -66,7 +65,7 @@ class Mid extends Module {
 }
 
 /** taming Encoder: x [B, S, S, 3] -> z [B, S/f, S/f, zChannels]. */
-export class Encoder extends Module {
+class Encoder extends Module {
   readonly conv_in: Conv2d;
   readonly down: ModuleList<DownLevel>;
   readonly mid: Mid;
@@ -98,13 +97,13 @@ export class Encoder extends Module {
         if (level.downsample) h = level.downsample.forward(h);
       }
       h = this.mid.forward(h);
-      return this.conv_out.forward(swish(this.norm_out.forward(h)));
+      return this.conv_out.forward(silu(this.norm_out.forward(h)));
     });
   }
 }
 
 /** taming Decoder: z [B, h, w, zChannels] -> x [B, h f, w f, 3] (levels run from the lowest resolution up). */
-export class Decoder extends Module {
+class Decoder extends Module {
   readonly conv_in: Conv2d;
   readonly mid: Mid;
   /** up[i] is resolution level i (as taming stores it), applied from the last to the first. */
@@ -138,7 +137,7 @@ export class Decoder extends Module {
         for (const b of level.block) h = b.forward(h);
         if (level.upsample) h = level.upsample.forward(h);
       }
-      return this.conv_out.forward(swish(this.norm_out.forward(h)));
+      return this.conv_out.forward(silu(this.norm_out.forward(h)));
     });
   }
 }
@@ -335,36 +334,6 @@ export function liquidVocab(s: VocabSpec): LiquidVocab {
     unconditional: V + K + 2,
     size: extendedVocabSize(V, K),
   };
-}
-
-/** Names of the ids after the codes, in order. */
-export const EXTRA_TOKENS = IMAGE_SPECIAL_TOKENS;
-
-/** Code k -> token id V + k. */
-export function codeToId(vocab: LiquidVocab, code: number): number {
-  if (!Number.isInteger(code) || code < 0 || code >= vocab.numCodes)
-    throw new Error(`codeToId: code must be an integer in [0, ${vocab.numCodes}), got ${code}`);
-  return vocab.codeOffset + code;
-}
-
-/** Token id -> code (id - V), checked to be an image-code id. */
-export function idToCode(vocab: LiquidVocab, id: number): number {
-  if (!isCodeId(vocab, id))
-    throw new Error(`idToCode: id must be an image-code id in [${vocab.codeOffset}, ${vocab.codeOffset + vocab.numCodes}), got ${id}`);
-  return id - vocab.codeOffset;
-}
-
-export function isCodeId(vocab: LiquidVocab, id: number): boolean {
-  return Number.isInteger(id) && id >= vocab.codeOffset && id < vocab.codeOffset + vocab.numCodes;
-}
-
-/** A readable form of a unified id (text through `textName`, codes as `<img:k>`). */
-export function describeId(vocab: LiquidVocab, id: number, textName: (id: number) => string = String): string {
-  if (id < vocab.textVocabSize) return textName(id);
-  if (isCodeId(vocab, id)) return `<img:${id - vocab.codeOffset}>`;
-  const extra = EXTRA_TOKENS[id - vocab.boi];
-  if (extra) return extra;
-  throw new Error(`describeId: id must be in [0, ${vocab.size}), got ${id}`);
 }
 
 // ---------------------------------------------------------------------------------------------

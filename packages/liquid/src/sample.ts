@@ -72,7 +72,7 @@ export function imageTokenLogits(
 }
 
 /** The per-token sampling options of image generation: codes only, temperature, top-k, top-p. */
-export function imageSampleOptions(vocab: LiquidVocab, opts: Omit<ImageSamplingOptions, 'batchSize'>): SampleOptions {
+function imageSampleOptions(vocab: LiquidVocab, opts: Omit<ImageSamplingOptions, 'batchSize'>): SampleOptions {
   return {
     temperature: opts.temperature ?? 0.99,
     topK: opts.topK ?? 4096,

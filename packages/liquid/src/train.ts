@@ -33,14 +33,14 @@ export function causalLMLoss(model: TransformerDecoder, inputIds: tf.Tensor, lab
 }
 
 /** Tensors of a collated batch (the caller disposes them). */
-export function batchTensors(batch: Batch): { inputIds: tf.Tensor2D; labels: tf.Tensor2D } {
+function batchTensors(batch: Batch): { inputIds: tf.Tensor2D; labels: tf.Tensor2D } {
   return {
     inputIds: tf.tensor2d(batch.inputIds, batch.shape, 'int32'),
     labels: tf.tensor2d(batch.labels, batch.shape, 'int32'),
   };
 }
 
-export interface TokenizerLosses {
+interface TokenizerLosses {
   loss: tf.Scalar;
   rec: tf.Scalar;
   vq: tf.Scalar;
@@ -49,7 +49,7 @@ export interface TokenizerLosses {
 }
 
 /** Tokenizer objective on images x [B, S, S, C] in [-1, 1]. */
-export function tokenizerLoss(vq: VQTokenizer, x: tf.Tensor): TokenizerLosses {
+function tokenizerLoss(vq: VQTokenizer, x: tf.Tensor): TokenizerLosses {
   return tf.tidy(() => {
     const out = vq.forward(x);
     const rec = out.xRec.sub(x).square().mean() as tf.Scalar;

@@ -10,14 +10,14 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initBackend, type TransformerDecoder, tf } from '@mmlm/core';
+import { initBackend, loadModule, type TransformerDecoder, tf } from '@mmlm/core';
 import { runExperimentInline } from '@mmlm/core/experiment';
 import { ShapeAnalyzer, seenHeldOutSets } from '@mmlm/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { liquidArmRecipe } from '../src/experiments/arm.js';
 import { type Prepared, prepare } from '../src/experiments/common.js';
 import { cfgSweepExperiment, experiments, initExperiment, synergyExperiment, tradeoffExperiment } from '../src/experiments/index.js';
-import { buildLM, fromModelRange, loadCodeCache, loadWeights, toModelRange, VQTokenizer } from '../src/index.js';
+import { buildLM, fromModelRange, loadCodeCache, toModelRange, VQTokenizer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'liquid-exp-'));
 const tinySizes = { images: { train: 48, evalPrompts: 6 }, textChars: 6000, textEvalWindows: 4 };
@@ -151,7 +151,7 @@ describe('experiments at the tiny preset', () => {
     const cache = readdirSync(join(root, '.liquid-cache')).find((d) => d.startsWith('tokenizer-tiny'))!;
     const dir = join(root, '.liquid-cache', cache);
     const vq = new VQTokenizer(prep.cfg.tokenizer);
-    await loadWeights(join(dir, 'vq.safetensors'), vq);
+    await loadModule(join(dir, 'vq.safetensors'), vq);
     vq.eval();
     const S = prep.cfg.tokenizer.imageSize;
     const items = [...prep.data.seen, ...prep.data.heldOut];
@@ -182,7 +182,7 @@ describe('experiments at the tiny preset', () => {
     // text perplexity of the saved unified model by a float64 log-softmax
     const uni = subrunResult(outDir, 'unified-mix') as { path: string; textLoss: number };
     const model = buildLM(prep.cfg.lm, prep.vocab.size);
-    await loadWeights(uni.path, model);
+    await loadModule(uni.path, model);
     expect(Math.abs(Math.log(m.text_ppl as number) - referenceTextLoss(model, prep))).toBeLessThan(1e-4);
     model.dispose();
     const text = subrunResult(outDir, 'text-base') as { valLoss: number };

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cfgLogits, initBackend, Rng, type TransformerDecoder, tf } from '@mmlm/core';
+import { cfgLogits, initBackend, loadModule, Rng, saveModule, type TransformerDecoder, tf } from '@mmlm/core';
 import { runModelContract } from '@mmlm/core/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -25,13 +25,11 @@ import {
   lmConfig,
   lmTrainStep,
   loadCodeCache,
-  loadWeights,
   makeOptimizer,
   PRESETS,
   parameterCount,
   preset,
   saveCodeCache,
-  saveWeights,
   t2iExample,
   textExample,
   tokenizerStats,
@@ -255,9 +253,9 @@ describe('code cache and weights', () => {
     writeFileSync(join(root, 'bad.safetensors'), 'not a file');
     await expect(loadCodeCache(join(root, 'bad.safetensors'))).rejects.toThrow();
     const wpath = join(root, 'vq.safetensors');
-    await saveWeights(wpath, vq);
+    await saveModule(wpath, vq);
     const vq2 = new VQTokenizer({ ...tiny.tokenizer, seed: 9 });
-    await loadWeights(wpath, vq2);
+    await loadModule(wpath, vq2);
     expect(Array.from(extractCodes(vq2, images))).toEqual(Array.from(codes));
     vq.dispose();
     vq2.dispose();
@@ -284,6 +282,17 @@ describe('configs and parameter counts', () => {
     expect(parameterCount(p, extendedVocabSize(256_000, 8192)).total - 8_537_680_896).toBe(8195 * 3072);
     expect(tokensPerImage(PRESETS.paper.tokenizer)).toBe(1024);
     expect(PRESETS.paper.sampling).toMatchObject({ cfgScale: 7, temperature: 0.99, topK: 4096, topP: 0.96 });
+  });
+
+  it('paper preset: a valid config whose LM is counted, never built; its tokenizer is built', () => {
+    const p = preset('paper');
+    expect(liquidConfig(p)).toEqual(p);
+    // core's decoder derives the head width as dim / numHeads; Gemma-7B has 16 heads of 256 at width 3072
+    expect(() => buildLM(p.lm, extendedVocabSize(256_000, 8192))).toThrow('headDim 256 x 16 heads vs dim 3072');
+    const vq = new VQTokenizer(p.tokenizer); // Chameleon's shape: 512 px -> 32 x 32 codes of K = 8192
+    expect([vq.gridSize, vq.tokensPerImage, vq.numCodes]).toEqual([32, 1024, 8192]);
+    expect(vq.numParameters()).toBe(66_615_171);
+    vq.dispose();
   });
 
   it('parameterCount matches the built models of tiny and small', () => {

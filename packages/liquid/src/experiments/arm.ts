@@ -18,13 +18,23 @@
  * phase is loaded, not rerun. The VQ's dead-code restart counters are not checkpointed, so a resumed
  * tokenizer phase is not bit-identical to an uninterrupted one (the backbone phase is).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseConfig, Rng, type TransformerDecoder, tf, trainLoop } from '@mmlm/core';
+import {
+  loadModule,
+  parseConfig,
+  Rng,
+  saveModule,
+  stableHash32,
+  type TransformerDecoder,
+  tf,
+  trainLoop,
+  writeFileAtomicSync,
+} from '@mmlm/core';
 import type { ImageTextData, ImageTokenArm, ImageTokenArmFactory, ImageTokenArmOptions, ProgressHandle } from '@mmlm/core/experiment';
 import { WordTokenizer } from '@mmlm/data';
 import { z } from 'zod';
-import { decodeCodesToImages, extractCodes, loadCodeCache, loadWeights, saveCodeCache, saveWeights } from '../codes.js';
+import { decodeCodesToImages, extractCodes, loadCodeCache, saveCodeCache } from '../codes.js';
 import { type Example, LiquidCollator } from '../collate.js';
 import {
   CAPTION_INSTRUCTION,
@@ -110,9 +120,6 @@ export function liquidArmRecipe(input: unknown = {}): LiquidArmRecipe {
   return parseConfig('liquid imageTokenArm recipe', LiquidArmRecipeSchema, input ?? {});
 }
 
-/** Default CFG scale of `generate` (the recipe's; the cfg-sweep experiment measures the others). */
-export const ARM_DEFAULT_CFG = LiquidArmRecipeSchema.parse({}).sampling.cfgScale;
-
 /**
  * The arm's tokenizer: 4x downsampling (a 16 px image is 4 x 4 = 16 codes), a constant conv width,
  * no ResnetBlock in the encoder levels (the two mid blocks remain, and one block per decoder level):
@@ -187,11 +194,9 @@ function phaseOf(steps: number, batchSize: number, lr: number, weightDecay = 0, 
   });
 }
 
+/** The settings key of a phase's marker (core's stableHash32 of the JSON). */
 function fingerprint(x: unknown): string {
-  const s = JSON.stringify(x);
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16);
+  return stableHash32(JSON.stringify(x)).toString(16);
 }
 
 /** Reads a finished phase's marker; a marker written for other settings is an error (not silently reused). */
@@ -228,7 +233,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   let codesTrain: Int32Array;
   try {
     if (finished(tDone, tKey)) {
-      await loadWeights(join(dir, 'tokenizer.safetensors'), vq);
+      await loadModule(join(dir, 'tokenizer.safetensors'), vq);
       codesTrain = (await loadCodeCache(join(dir, 'codes-train.safetensors'), { tokensPerImage: N, numCodes: vq.numCodes })).codes;
       if (codesTrain.length !== nTrain * N)
         fail(`${dir}/codes-train.safetensors holds ${codesTrain.length / N} images, expected ${nTrain}`);
@@ -268,14 +273,14 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
       opt.dispose();
       vq.eval();
       codesTrain = extractCodes(vq, stackImages(data.train.images, per));
-      await saveWeights(join(dir, 'tokenizer.safetensors'), vq);
+      await saveModule(join(dir, 'tokenizer.safetensors'), vq);
       await saveCodeCache(join(dir, 'codes-train.safetensors'), {
         codes: codesTrain,
         tokensPerImage: N,
         numCodes: vq.numCodes,
         metadata: {},
       });
-      writeFileSync(tDone, JSON.stringify({ key: tKey, steps: tPhase.steps }));
+      writeFileAtomicSync(tDone, JSON.stringify({ key: tKey, steps: tPhase.steps }));
     }
   } catch (e) {
     vq.dispose();
@@ -316,7 +321,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   const bDone = join(dir, 'backbone.json');
   try {
     if (finished(bDone, bKey)) {
-      await loadWeights(join(dir, 'backbone.safetensors'), model);
+      await loadModule(join(dir, 'backbone.safetensors'), model);
       log(`liquid-vq: loaded the trained backbone from ${dir}`);
     } else {
       const rng = new Rng(seed).fork('liquid-arm-backbone-batches');
@@ -353,8 +358,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
         });
       bar?.done();
       opt.dispose();
-      await saveWeights(join(dir, 'backbone.safetensors'), model);
-      writeFileSync(bDone, JSON.stringify({ key: bKey, steps: bPhase.steps }));
+      await saveModule(join(dir, 'backbone.safetensors'), model);
+      writeFileAtomicSync(bDone, JSON.stringify({ key: bKey, steps: bPhase.steps }));
     }
   } catch (e) {
     vq.dispose();

@@ -7,7 +7,15 @@
  * must all match the prompt), with the memoriser ceiling beside the held-out figure, and the Frechet
  * distance to the real seen images. Captioning is reported on both sets too.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedValues,
+  type Table,
+} from '@mmlm/core/experiment';
 import { z } from 'zod';
 import {
   aggregateTokenizerLines,
@@ -16,14 +24,12 @@ import {
   evalCaptionSets,
   evalGenerationSets,
   evalTextPpl,
-  fmt,
   loadUnified,
   meanStdTable,
   oneSeedNote,
   recipeDeviations,
   recipeShort,
   sampleGrid,
-  seedValues,
   setupStages,
   textStage,
   tokenizerLine,
@@ -144,11 +150,11 @@ export const cfgSweepExperiment: Experiment = {
     const n = prep.data.seen.length;
     const summary = [
       ...warningLines(tok),
-      `**liquid.cfg-sweep (${ctx.preset}, seed ${ctx.seed})**: generation score on the ${n} seen prompts ${fmt(s1)} without guidance (s = 1) vs ${fmt(best)} at the best s > 1 (s = ${bestS}); at s = 7 ${fmt(metrics.s7_generationScoreSeen)}.`,
-      `Held-out prompts (combinations never trained): ${st.scales.map((s) => `s=${s}: ${fmt(metrics[`s${s}_generationScoreHeldOut`])}`).join(', ')}; memoriser ceiling ${fmt(ceiling)}.`,
-      `Frechet distance to the real seen images: ${st.scales.map((s) => `s=${s}: ${fmt(metrics[`s${s}_frechetSeen`], 4)}`).join(', ')} (the paper reports worse photorealism at large s, without numbers).`,
+      `**liquid.cfg-sweep (${ctx.preset}, seed ${ctx.seed})**: generation score on the ${n} seen prompts ${formatFixed(s1)} without guidance (s = 1) vs ${formatFixed(best)} at the best s > 1 (s = ${bestS}); at s = 7 ${formatFixed(metrics.s7_generationScoreSeen)}.`,
+      `Held-out prompts (combinations never trained): ${st.scales.map((s) => `s=${s}: ${formatFixed(metrics[`s${s}_generationScoreHeldOut`])}`).join(', ')}; memoriser ceiling ${formatFixed(ceiling)}.`,
+      `Frechet distance to the real seen images: ${st.scales.map((s) => `s=${s}: ${formatFixed(metrics[`s${s}_frechetSeen`], 4)}`).join(', ')} (the paper reports worse photorealism at large s, without numbers).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
-      `Captioning accuracy: seen ${fmt(cap.seen.accuracy)}, held-out ${fmt(cap.heldOut.accuracy)} (memoriser ceiling ${fmt(prep.data.ceilings.captionHeldOut)}); text perplexity ${fmt(Math.exp(text.valLoss))} (text LM) -> ${fmt(ppl)} (after mixed training).`,
+      `Captioning accuracy: seen ${formatFixed(cap.seen.accuracy)}, held-out ${formatFixed(cap.heldOut.accuracy)} (memoriser ceiling ${formatFixed(prep.data.ceilings.captionHeldOut)}); text perplexity ${formatFixed(Math.exp(text.valLoss))} (text LM) -> ${formatFixed(ppl)} (after mixed training).`,
       oneSeedNote(ctx.seed),
       recipeDeviations(),
       '',
@@ -216,7 +222,7 @@ export const cfgSweepExperiment: Experiment = {
       ...aggregateTokenizerLines(results, seeds),
       `- ${seen.line}`,
       `- ${held.line}`,
-      `- Held-out memoriser ceiling: ${ceiling.length ? fmt(ceiling.reduce((a, b) => a + b, 0) / ceiling.length) : 'n/a'} (mean over seeds); a held-out score at or below it may be retrieval, not composition.`,
+      `- Held-out memoriser ceiling: ${ceiling.length ? formatFixed(ceiling.reduce((a, b) => a + b, 0) / ceiling.length) : 'n/a'} (mean over seeds); a held-out score at or below it may be retrieval, not composition.`,
       `- The best scale is picked on the same seeds, so the s = ${best} figure is optimistic.`,
     ].join('\n');
     return { tables, summary };

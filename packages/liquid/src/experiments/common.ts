@@ -16,20 +16,22 @@
  * the downstream figures cannot judge a claim.
  *
  * Recipe: the tokenizer's codebook and the continued training take the lab's Liquid arm recipe
- * (`liquidArmRecipe()` defaults, arm.ts); `RECIPE_DEVIATIONS` lists how that departs from Liquid's
+ * (`liquidArmRecipe()` defaults, arm.ts); `recipeDeviations()` says how that departs from Liquid's
  * reference script.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Rng, type TransformerDecoder, tf } from '@mmlm/core';
+import { loadModule, Rng, saveModule, stableHash32, type TransformerDecoder, tf, writeFileAtomicSync } from '@mmlm/core';
 import {
   compareSeeds,
   type ExperimentContext,
   type ExperimentResult,
+  formatFixed,
   formatMeanStd,
   meanStd,
   runSteps,
   type SubrunContext,
+  seedValues,
   type Table,
 } from '@mmlm/core/experiment';
 import {
@@ -51,7 +53,7 @@ import {
   writeImageGrid,
 } from '@mmlm/data';
 import { z } from 'zod';
-import { decodeCodesToImages, extractCodes, loadCodeCache, loadWeights, saveCodeCache, saveWeights, tokenizerStats } from '../codes.js';
+import { decodeCodesToImages, extractCodes, loadCodeCache, saveCodeCache, tokenizerStats } from '../codes.js';
 import { type Batch, drawKind, type Example, LiquidCollator } from '../collate.js';
 import {
   CAPTION_INSTRUCTION,
@@ -71,16 +73,16 @@ import { lmTrainStep, makeOptimizer, tokenizerTrainStep } from '../train.js';
 import { type LiquidArmRecipe, liquidArmRecipe } from './arm.js';
 
 /** One Shapes image with its caption and scene. */
-export interface ShapeItem {
+interface ShapeItem {
   /** [S * S * 3], HWC, pixels in [0, 1]. */
   image: Float32Array;
   caption: string;
   scene: Scene;
 }
 
-export type EvalSetName = 'seen' | 'heldOut';
+type EvalSetName = 'seen' | 'heldOut';
 
-export interface ShapesData {
+interface ShapesData {
   imageSize: number;
   /** The dataset's resolved config (for the analyzer). */
   config: ShapesConfig;
@@ -100,7 +102,7 @@ export interface ShapesData {
  * held-out evaluation sets of `evalPrompts` images each (`seenHeldOutSets`), with the held-out
  * memoriser ceilings.
  */
-export function shapesEvalData(o: { imageSize: number; train: number; evalPrompts: number; seed: number }): ShapesData {
+function shapesEvalData(o: { imageSize: number; train: number; evalPrompts: number; seed: number }): ShapesData {
   const sets = seenHeldOutSets({ seed: o.seed, imageSize: o.imageSize }, { train: o.train, seen: o.evalPrompts, heldOut: o.evalPrompts });
   const item = (x: { image: Float32Array; caption: string; scene: Scene }): ShapeItem => ({
     image: x.image,
@@ -149,7 +151,7 @@ export function shapesData(o: { imageSize: number; train: number; val: number; s
   return { imageSize: o.imageSize, config: tr.ds.config, train: tr.items, val: split('val', o.val).items };
 }
 
-export interface Verdict {
+interface Verdict {
   ok: boolean;
   /** What the analyzer read from the pixels, e.g. "small red circle (middle)". */
   read: string;
@@ -163,7 +165,7 @@ export const DataSizesSchema = z.strictObject({
   /** Validation windows for text perplexity. */
   textEvalWindows: z.number().int().positive(),
 });
-export type DataSizes = z.infer<typeof DataSizesSchema>;
+type DataSizes = z.infer<typeof DataSizesSchema>;
 
 export interface Prepared {
   presetName: 'tiny' | 'small';
@@ -186,7 +188,7 @@ export interface Prepared {
 // The recipe
 
 /** Analyzer agreement of the tokenizer's reconstructions below which downstream figures cannot judge a claim. */
-export const AGREEMENT_FLOOR = 0.95;
+const AGREEMENT_FLOOR = 0.95;
 
 /**
  * The preset config with the lab's Liquid arm recipe (`liquidArmRecipe()` defaults) applied where
@@ -195,7 +197,7 @@ export const AGREEMENT_FLOOR = 0.95;
  * phase keeps Liquid's script settings (no dropout, weight decay 0): `textStage` builds it without
  * dropout.
  */
-export function withArmRecipe(cfg: LiquidConfig, recipe: LiquidArmRecipe = liquidArmRecipe()): LiquidConfig {
+function withArmRecipe(cfg: LiquidConfig, recipe: LiquidArmRecipe = liquidArmRecipe()): LiquidConfig {
   const t = recipe.tokenizer;
   const { emaDecay: _, ...tok } = cfg.tokenizer;
   return {
@@ -291,7 +293,7 @@ export function prepare(presetName: 'tiny' | 'small', sizes: DataSizes, seed: nu
 // ---------------------------------------------------------------------------------------------
 // The frozen VQ tokenizer and its code cache
 
-export interface TokenizerStats {
+interface TokenizerStats {
   /** Over the seen and held-out images together. */
   mse: number;
   psnr: number;
@@ -304,7 +306,7 @@ export interface TokenizerStats {
   cacheDir: string;
 }
 
-export interface TokenizerStage {
+interface TokenizerStage {
   vq: VQTokenizer;
   codesTrain: Int32Array;
   /** Codes of the seen images, then of the held-out images. */
@@ -313,7 +315,7 @@ export interface TokenizerStage {
 }
 
 /** The shared cache folder: LIQUID_CACHE, else `.liquid-cache` beside the run folder. */
-export function cacheRoot(ctx: ExperimentContext): string {
+function cacheRoot(ctx: ExperimentContext): string {
   return process.env.LIQUID_CACHE ?? join(dirname(ctx.outDir), '.liquid-cache');
 }
 
@@ -325,7 +327,7 @@ function stackImages(items: ShapeItem[]): Float32Array {
 }
 
 /** The seen images then the held-out images (the order of `TokenizerStage.codesEval`). */
-export function evalItems(prep: Prepared): ShapeItem[] {
+function evalItems(prep: Prepared): ShapeItem[] {
   return [...prep.data.seen, ...prep.data.heldOut];
 }
 
@@ -334,7 +336,7 @@ export function evalItems(prep: Prepared): ShapeItem[] {
  * and statistics on disk; later calls with the same data and config load them. Training losses are
  * logged as the sub-run `tokenizer`; its analyzer agreement as `tokenizerAgreement`.
  */
-export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Promise<TokenizerStage> {
+async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Promise<TokenizerStage> {
   const c = prep.cfg;
   const n = prep.sizes.images;
   const key = `${prep.presetName}-s${c.tokenizer.imageSize}-k${c.tokenizer.numCodes}-n${n.train}-e${n.evalPrompts}-seed${prep.seed}-${fingerprint({ v: 2, t: c.tokenizer, p: c.train.tokenizer })}`;
@@ -351,7 +353,7 @@ export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Pr
   };
   if (existsSync(done)) {
     ctx.log(`tokenizer: loading the frozen tokenizer and cached codes from ${dir}`);
-    await loadWeights(join(dir, 'vq.safetensors'), vq);
+    await loadModule(join(dir, 'vq.safetensors'), vq);
     const codesTrain = (await loadCodeCache(join(dir, 'codes-train.safetensors'), expect)).codes;
     const codesEval = (await loadCodeCache(join(dir, 'codes-eval.safetensors'), expect)).codes;
     vq.eval();
@@ -400,7 +402,7 @@ export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Pr
   );
   const codesTrain = extractCodes(vq, train);
   const meta = { tokenizer: key };
-  await saveWeights(join(dir, 'vq.safetensors'), vq, meta);
+  await saveModule(join(dir, 'vq.safetensors'), vq, meta);
   await saveCodeCache(join(dir, 'codes-train.safetensors'), { codes: codesTrain, ...expect, metadata: meta });
   await saveCodeCache(join(dir, 'codes-eval.safetensors'), { codes: ev.codes, ...expect, metadata: meta });
   const stats: TokenizerStats = {
@@ -413,7 +415,7 @@ export async function tokenizerStage(ctx: ExperimentContext, prep: Prepared): Pr
     seconds: (performance.now() - t0) / 1000,
     cacheDir: dir,
   };
-  writeFileSync(done, JSON.stringify(stats, null, 2));
+  writeFileAtomicSync(done, JSON.stringify(stats, null, 2));
   report(stats);
   return { vq, codesTrain, codesEval: ev.codes, stats };
 }
@@ -430,9 +432,9 @@ export function tokenizerMetrics(tok: TokenizerStage): Record<string, number> {
 }
 
 /** A red warning when the tokenizer does not read back (agreement below AGREEMENT_FLOOR), else null. */
-export function agreementWarning(agreement: number): string | null {
+function agreementWarning(agreement: number): string | null {
   if (agreement >= AGREEMENT_FLOOR) return null;
-  return `<span style="color:#c00">**Warning:** the tokenizer does not read back (analyzer agreement ${fmt(agreement)} < ${AGREEMENT_FLOOR} on the seen and held-out images): the generation and captioning figures of this run cannot judge the claim.</span>`;
+  return `<span style="color:#c00">**Warning:** the tokenizer does not read back (analyzer agreement ${formatFixed(agreement)} < ${AGREEMENT_FLOOR} on the seen and held-out images): the generation and captioning figures of this run cannot judge the claim.</span>`;
 }
 
 /** A summary's opening lines: the red tokenizer warning and a blank line, or nothing when it reads back. */
@@ -444,7 +446,7 @@ export function warningLines(tok: TokenizerStage): string[] {
 /** The tokenizer line of a summary. */
 export function tokenizerLine(tok: TokenizerStage, numCodes: number): string {
   const s = tok.stats;
-  return `Tokenizer (seen + held-out images): analyzer agreement ${fmt(s.agreement)}${s.agreement < AGREEMENT_FLOOR ? ` (below ${AGREEMENT_FLOOR}: does not read back)` : ''}, reconstruction MSE ${fmt(s.mse, 5)} (PSNR ${fmt(s.psnr, 1)} dB), codebook usage ${fmt(s.usage * 100, 1)}% (code perplexity ${fmt(s.perplexity, 1)} of K = ${numCodes}).`;
+  return `Tokenizer (seen + held-out images): analyzer agreement ${formatFixed(s.agreement)}${s.agreement < AGREEMENT_FLOOR ? ` (below ${AGREEMENT_FLOOR}: does not read back)` : ''}, reconstruction MSE ${formatFixed(s.mse, 5)} (PSNR ${formatFixed(s.psnr, 1)} dB), codebook usage ${formatFixed(s.usage * 100, 1)}% (code perplexity ${formatFixed(s.perplexity, 1)} of K = ${numCodes}).`;
 }
 
 /** The tokenizer table (same columns in every experiment). */
@@ -478,18 +480,16 @@ export function tokenizerTable(tok: TokenizerStage, numCodes: number, codesPerIm
   };
 }
 
+/** The cache key of a config (core's stableHash32 of the JSON). */
 function fingerprint(x: unknown): string {
-  const s = JSON.stringify(x);
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return (h >>> 0).toString(16);
+  return stableHash32(JSON.stringify(x)).toString(16);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Batches
 
 /** Draws collated batches of text windows, T2I and caption examples from a mix. */
-export class MixSampler {
+class MixSampler {
   private readonly rng: Rng;
   private readonly collator: LiquidCollator;
 
@@ -540,7 +540,7 @@ export async function setupStages<S extends { sizes: DataSizes }>(
   return { st, prep, cfg: prep.cfg, tok: await tokenizerStage(ctx, prep) };
 }
 
-export interface TextStageResult {
+interface TextStageResult {
   path: string;
   /** Validation text loss (nats per token). */
   valLoss: number;
@@ -564,16 +564,16 @@ export function textStage(
     const t0 = performance.now();
     const model = buildLM({ ...lm, dropout: 0 }, prep.vocab.textVocabSize, seed);
     const sampler = new MixSampler(prep, null, { text: 1, t2i: 0, i2t: 0 }, seed + 101);
-    trainLoop(sub, model, sampler, phase);
+    trainPhase(sub, model, sampler, phase);
     const path = join(dir, 'text-lm.safetensors');
-    await saveWeights(path, model);
+    await saveModule(path, model);
     const valLoss = textLoss(model, prep.vocab, prep.textVal);
     model.dispose();
     return { path, valLoss, seconds: (performance.now() - t0) / 1000 };
   });
 }
 
-export interface UnifiedSpec {
+interface UnifiedSpec {
   tag: string;
   lm: LMConfig;
   /** A trained text LM to extend, or null to train the same architecture from scratch. */
@@ -590,7 +590,7 @@ export interface UnifiedSpec {
   evalScale?: number;
 }
 
-export interface CurvePoint {
+interface CurvePoint {
   step: number;
   /** Generation score on the seen and on the held-out prompts. */
   seen: number;
@@ -620,7 +620,7 @@ export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: Tokeni
     let textLossStart: number | null = null;
     if (spec.textPath) {
       const text = buildLM(spec.lm, prep.vocab.textVocabSize, spec.seed);
-      await loadWeights(spec.textPath, text);
+      await loadModule(spec.textPath, text);
       model = extendVocabulary(text, prep.vocab.size - prep.vocab.textVocabSize, { init: spec.newRows ?? 'mean', seed: spec.seed });
       text.dispose();
       textLossStart = textLoss(model, prep.vocab, prep.textVal);
@@ -640,9 +640,9 @@ export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: Tokeni
         sub.metric({ step: t + 1, generationScoreSeen: g.seen.score, generationScoreHeldOut: g.heldOut.score });
       }
     };
-    trainLoop(sub, model, sampler, spec.phase, onStep);
+    trainPhase(sub, model, sampler, spec.phase, onStep);
     const path = join(dir, 'unified.safetensors');
-    await saveWeights(path, model);
+    await saveModule(path, model);
     const result = {
       path,
       textLossStart,
@@ -656,7 +656,7 @@ export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: Tokeni
 }
 
 /** Next-token training on the sampler's batches; losses logged through the sub-run (one loss curve per sub-run). */
-function trainLoop(
+function trainPhase(
   sub: Pick<SubrunContext, 'name' | 'metric' | 'progress'>,
   model: TransformerDecoder,
   sampler: MixSampler,
@@ -681,7 +681,7 @@ function trainLoop(
 /** A unified model of an LM config with weights from `path` (eval mode). */
 export async function loadUnified(prep: Prepared, lm: LMConfig, path: string): Promise<TransformerDecoder> {
   const m = buildLM(lm, prep.vocab.size);
-  await loadWeights(path, m);
+  await loadModule(path, m);
   m.eval();
   return m;
 }
@@ -689,7 +689,7 @@ export async function loadUnified(prep: Prepared, lm: LMConfig, path: string): P
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
-export interface GenerationEval {
+interface GenerationEval {
   set: EvalSetName;
   score: number;
   /** Prompts scored. */
@@ -705,7 +705,7 @@ export interface GenerationEval {
  * Generate one image for each of the first n prompts (default all) of an evaluation set; score with
  * the analyzer; optionally the Frechet distance against the set's real images.
  */
-export function evalGeneration(
+function evalGeneration(
   model: TransformerDecoder,
   prep: Prepared,
   tok: TokenizerStage,
@@ -764,7 +764,7 @@ export function evalGenerationSets(
   };
 }
 
-export interface CaptionEval {
+interface CaptionEval {
   set: EvalSetName;
   accuracy: number;
   n: number;
@@ -772,7 +772,7 @@ export interface CaptionEval {
 }
 
 /** Greedy captions of the first n images (default all) of an evaluation set, from the cached codes; accuracy by the caption judge. */
-export function evalCaptions(model: TransformerDecoder, prep: Prepared, tok: TokenizerStage, set: EvalSetName, n?: number): CaptionEval {
+function evalCaptions(model: TransformerDecoder, prep: Prepared, tok: TokenizerStage, set: EvalSetName, n?: number): CaptionEval {
   const L = prep.vocab.tokensPerImage;
   const all = prep.data[set];
   const items = all.slice(0, n ?? all.length);
@@ -814,10 +814,6 @@ export function sampleGrid(ctx: ExperimentContext, file: string, g: GenerationEv
   return [`![${file}](${file})`, '', '| cell (row,col) | prompt | analyzer reads | verdict |', '|---|---|---|---|', ...rows].join('\n');
 }
 
-export function fmt(x: number | null | undefined, digits = 3): string {
-  return x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
-}
-
 /** The line every single-seed summary carries. */
 export function oneSeedNote(seed: number): string {
   return `One seed (${seed}): these figures carry no seed-to-seed spread, so no difference is called here; \`pnpm lab run <id> --preset small --seeds 0,1,2\` gives mean ± std over seeds and the verdicts.`;
@@ -826,12 +822,7 @@ export function oneSeedNote(seed: number): string {
 // ---------------------------------------------------------------------------------------------
 // Seed aggregates (Experiment.aggregate)
 
-/** The finite numeric values of metric `key` over the seeds' results (a seed without one is left out). */
-export function seedValues(results: readonly ExperimentResult[], key: string): number[] {
-  return results.map((r) => r.metrics?.[key]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
-}
-
-export interface ClaimVerdict {
+interface ClaimVerdict {
   claim: string;
   /** mean(a) - mean(b). */
   diff: number;
@@ -936,6 +927,6 @@ export function aggregateTokenizerLines(results: readonly ExperimentResult[], se
     .filter((x) => typeof x.a === 'number' && x.a < AGREEMENT_FLOOR);
   const line = `Tokenizer analyzer agreement over seeds: ${formatMeanStd(meanStd(ag))} (floor ${AGREEMENT_FLOOR}).`;
   if (!bad.length) return [line, ''];
-  const warn = `<span style="color:#c00">**Warning:** the tokenizer does not read back for seed${bad.length > 1 ? 's' : ''} ${bad.map((x) => `${x.seed} (${fmt(x.a as number)})`).join(', ')} (analyzer agreement < ${AGREEMENT_FLOOR}): the figures cannot judge the claim.</span>`;
+  const warn = `<span style="color:#c00">**Warning:** the tokenizer does not read back for seed${bad.length > 1 ? 's' : ''} ${bad.map((x) => `${x.seed} (${formatFixed(x.a as number)})`).join(', ')} (analyzer agreement < ${AGREEMENT_FLOOR}): the figures cannot judge the claim.</span>`;
   return [warn, '', line, ''];
 }

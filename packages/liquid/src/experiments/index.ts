@@ -1,4 +1,4 @@
-/** Liquid's claims as runnable experiments (registered with the lab app). */
+/** Liquid's claims as runnable experiments (registered with the lab app) and the lab's image-token arm. */
 import type { Experiment } from '@mmlm/core/experiment';
 import { cfgSweepExperiment } from './cfg.js';
 import { initExperiment } from './init.js';
@@ -8,7 +8,6 @@ import { tradeoffExperiment } from './tradeoff.js';
 export { cfgSweepExperiment, initExperiment, synergyExperiment, tradeoffExperiment };
 export const experiments: Experiment[] = [cfgSweepExperiment, tradeoffExperiment, synergyExperiment, initExperiment];
 export {
-  ARM_DEFAULT_CFG,
   armTokenizerConfig,
   imageTokenArm,
   type LiquidArmRecipe,

@@ -8,19 +8,25 @@
  * each run needs to reach a target seen score, and the text perplexity retained. One seed per run;
  * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedValues,
+  type Table,
+} from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { PRESETS } from '../config.js';
 import {
   aggregateTokenizerLines,
   claimVerdict,
   DataSizesSchema,
-  fmt,
   meanStdTable,
   oneSeedNote,
   recipeDeviations,
   recipeShort,
-  seedValues,
   setupStages,
   textStage,
   tokenizerLine,
@@ -74,7 +80,7 @@ const ARMS = [
 ];
 
 /** Title of the claim table. */
-export const INIT_TABLE = 'Starting from a trained text LM vs from scratch';
+const INIT_TABLE = 'Starting from a trained text LM vs from scratch';
 
 export const initExperiment: Experiment = {
   id: 'liquid.init',
@@ -140,8 +146,8 @@ export const initExperiment: Experiment = {
     const summary = [
       ...warningLines(tok),
       `**liquid.init (${ctx.preset}, seed ${ctx.seed})**: seen generation score ${st.target} reached after ${pm ?? 'never'} steps from the trained text LM (mean-resized rows) vs ${sc ?? `not within ${st.steps}`} steps from scratch; random new rows: ${metrics.pretrained_normal_steps_to_target ?? 'never'}.`,
-      `Final generation score (seen / held-out, ${prep.data.seen.length} prompts each): mean rows ${fmt(metrics.pretrained_mean_final_generationScoreSeen)} / ${fmt(metrics.pretrained_mean_final_generationScoreHeldOut)}, random rows ${fmt(metrics.pretrained_normal_final_generationScoreSeen)} / ${fmt(metrics.pretrained_normal_final_generationScoreHeldOut)}, scratch ${fmt(metrics.scratch_final_generationScoreSeen)} / ${fmt(metrics.scratch_final_generationScoreHeldOut)} (held-out memoriser ceiling ${fmt(ceiling)}).`,
-      `Text perplexity: text LM ${fmt(metrics.text_lm_ppl)}; right after the extension ${fmt(metrics.pretrained_mean_text_ppl_start)} (mean rows) vs ${fmt(metrics.pretrained_normal_text_ppl_start)} (random rows); after continued training ${fmt(metrics.pretrained_mean_text_ppl_after)} (pretrained) vs ${fmt(metrics.scratch_text_ppl_after)} (scratch).`,
+      `Final generation score (seen / held-out, ${prep.data.seen.length} prompts each): mean rows ${formatFixed(metrics.pretrained_mean_final_generationScoreSeen)} / ${formatFixed(metrics.pretrained_mean_final_generationScoreHeldOut)}, random rows ${formatFixed(metrics.pretrained_normal_final_generationScoreSeen)} / ${formatFixed(metrics.pretrained_normal_final_generationScoreHeldOut)}, scratch ${formatFixed(metrics.scratch_final_generationScoreSeen)} / ${formatFixed(metrics.scratch_final_generationScoreHeldOut)} (held-out memoriser ceiling ${formatFixed(ceiling)}).`,
+      `Text perplexity: text LM ${formatFixed(metrics.text_lm_ppl)}; right after the extension ${formatFixed(metrics.pretrained_mean_text_ppl_start)} (mean rows) vs ${formatFixed(metrics.pretrained_normal_text_ppl_start)} (random rows); after continued training ${formatFixed(metrics.pretrained_mean_text_ppl_after)} (pretrained) vs ${formatFixed(metrics.scratch_text_ppl_after)} (scratch).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       oneSeedNote(ctx.seed),
       recipeDeviations(),

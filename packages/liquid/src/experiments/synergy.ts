@@ -8,7 +8,15 @@
  * (and FD on seen), and caption accuracy, with the memoriser ceilings. One seed per run;
  * `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedValues,
+  type Table,
+} from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { type Mix, PRESETS } from '../config.js';
 import {
@@ -18,13 +26,11 @@ import {
   evalCaptionSets,
   evalGenerationSets,
   evalTextPpl,
-  fmt,
   loadUnified,
   meanStdTable,
   oneSeedNote,
   recipeDeviations,
   recipeShort,
-  seedValues,
   setupStages,
   textStage,
   tokenizerLine,
@@ -36,7 +42,7 @@ import {
 } from './common.js';
 
 /** The settings of a preset; what the config preset of that name has defaults to it. */
-export function synergySettingsSchema(name: 'tiny' | 'small') {
+function synergySettingsSchema(name: 'tiny' | 'small') {
   const p = PRESETS[name];
   return z.strictObject({
     sizes: DataSizesSchema,
@@ -73,7 +79,7 @@ const RUNS: { run: 'baseline' | 'add_gen' | 'add_und'; label: string; mix: Mix; 
 ];
 
 /** Title of the claim table. */
-export const SYNERGY_TABLE = 'Synergy between generation and understanding data';
+const SYNERGY_TABLE = 'Synergy between generation and understanding data';
 
 export const synergyExperiment: Experiment = {
   id: 'liquid.synergy',
@@ -157,10 +163,10 @@ export const synergyExperiment: Experiment = {
     const n = prep.data.seen.length;
     const summary = [
       ...warningLines(tok),
-      `**liquid.synergy (${ctx.preset}, seed ${ctx.seed})**: caption accuracy (seen / held-out, ${n} images each) baseline ${fmt(metrics.baseline_captionAccuracySeen)} / ${fmt(metrics.baseline_captionAccuracyHeldOut)} -> + generation data ${fmt(metrics.add_gen_captionAccuracySeen)} / ${fmt(metrics.add_gen_captionAccuracyHeldOut)} (held-out memoriser ceiling ${fmt(ceil.captionHeldOut)}).`,
-      `Generation score (seen / held-out) baseline ${fmt(metrics.baseline_generationScoreSeen)} / ${fmt(metrics.baseline_generationScoreHeldOut)} -> + understanding data ${fmt(metrics.add_und_generationScoreSeen)} / ${fmt(metrics.add_und_generationScoreHeldOut)} (held-out memoriser ceiling ${fmt(ceil.generationHeldOut)}).`,
+      `**liquid.synergy (${ctx.preset}, seed ${ctx.seed})**: caption accuracy (seen / held-out, ${n} images each) baseline ${formatFixed(metrics.baseline_captionAccuracySeen)} / ${formatFixed(metrics.baseline_captionAccuracyHeldOut)} -> + generation data ${formatFixed(metrics.add_gen_captionAccuracySeen)} / ${formatFixed(metrics.add_gen_captionAccuracyHeldOut)} (held-out memoriser ceiling ${formatFixed(ceil.captionHeldOut)}).`,
+      `Generation score (seen / held-out) baseline ${formatFixed(metrics.baseline_generationScoreSeen)} / ${formatFixed(metrics.baseline_generationScoreHeldOut)} -> + understanding data ${formatFixed(metrics.add_und_generationScoreSeen)} / ${formatFixed(metrics.add_und_generationScoreHeldOut)} (held-out memoriser ceiling ${formatFixed(ceil.generationHeldOut)}).`,
       `At this seed, + generation data ${genHelpsUnd ? 'raised' : 'did not raise'} seen caption accuracy and + understanding data ${undHelpsGen ? 'raised' : 'did not raise'} the seen generation score. The added-data runs also train 4/3 as many steps.`,
-      `Same-task effect: + generation data gave generation score ${fmt(metrics.add_gen_generationScoreSeen)} (seen); + understanding data gave caption accuracy ${fmt(metrics.add_und_captionAccuracySeen)} (seen). The paper fine-tunes on instruction data before measuring understanding; we measure captioning directly after pre-training.`,
+      `Same-task effect: + generation data gave generation score ${formatFixed(metrics.add_gen_generationScoreSeen)} (seen); + understanding data gave caption accuracy ${formatFixed(metrics.add_und_captionAccuracySeen)} (seen). The paper fine-tunes on instruction data before measuring understanding; we measure captioning directly after pre-training.`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       oneSeedNote(ctx.seed),
       recipeDeviations(),

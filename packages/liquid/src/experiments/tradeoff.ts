@@ -8,7 +8,15 @@
  * examples (the mixed run sees both sets in full); here `mixedStepsFactor` = 1 gives every run the
  * same number of steps. One seed per run; `--seeds 0,1,2` gives mean ± std and the verdicts.
  */
-import { type Experiment, type ExperimentContext, type ExperimentResult, parsePresets, type Table } from '@mmlm/core/experiment';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  formatFixed,
+  parsePresets,
+  seedValues,
+  type Table,
+} from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { type LMConfig, type Mix, PRESETS, parameterCount } from '../config.js';
 import {
@@ -16,13 +24,11 @@ import {
   claimVerdict,
   DataSizesSchema,
   evalGenerationSets,
-  fmt,
   loadUnified,
   meanStdTable,
   oneSeedNote,
   recipeDeviations,
   recipeShort,
-  seedValues,
   setupStages,
   textStage,
   tokenizerLine,
@@ -88,7 +94,7 @@ const ARMS: { arm: 'text' | 'image' | 'mixed'; mix: Mix }[] = [
 ];
 
 /** Title of the claim table. */
-export const TRADEOFF_TABLE = 'Trade-off vs width';
+const TRADEOFF_TABLE = 'Trade-off vs width';
 
 /** The widths of a result, from its metric names (`w<width>_ppl_gap`). */
 function widthsOf(r: ExperimentResult): number[] {
@@ -212,8 +218,8 @@ export const tradeoffExperiment: Experiment = {
     metrics.gen_gap_shrinks = genShrinks ? 1 : 0;
     const summary = [
       ...warningLines(tok),
-      `**liquid.tradeoff (${ctx.preset}, seed ${ctx.seed})**: text perplexity gap (mixed - text-only) ${gaps.map((g) => `width ${g.width}: ${fmt(g.text)}`).join(', ')}; ${textShrinks ? 'it shrinks' : 'it does NOT shrink'} from the smallest to the largest width at this seed.`,
-      `Generation-score gap (image-only - mixed), seen prompts: ${gaps.map((g) => `width ${g.width}: ${fmt(g.genSeen)}`).join(', ')}; held-out prompts: ${gaps.map((g) => `width ${g.width}: ${fmt(g.genHeldOut)}`).join(', ')} (held-out memoriser ceiling ${fmt(ceiling)}).`,
+      `**liquid.tradeoff (${ctx.preset}, seed ${ctx.seed})**: text perplexity gap (mixed - text-only) ${gaps.map((g) => `width ${g.width}: ${formatFixed(g.text)}`).join(', ')}; ${textShrinks ? 'it shrinks' : 'it does NOT shrink'} from the smallest to the largest width at this seed.`,
+      `Generation-score gap (image-only - mixed), seen prompts: ${gaps.map((g) => `width ${g.width}: ${formatFixed(g.genSeen)}`).join(', ')}; held-out prompts: ${gaps.map((g) => `width ${g.width}: ${formatFixed(g.genHeldOut)}`).join(', ')} (held-out memoriser ceiling ${formatFixed(ceiling)}).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       `Protocol: equal steps for every run (${st.steps} steps, batch ${st.batchSize}, constant lr as the paper's scaling runs), so the mixed run sees half the text and half the T2I examples of the single-task runs; the paper's mixed run saw both 30M sets (60M).`,
       oneSeedNote(ctx.seed),
