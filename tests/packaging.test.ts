@@ -15,7 +15,14 @@ const packages = readdirSync(join(root, 'packages'))
 
 describe('packaging', () => {
   it('finds the publishable packages', () => {
-    expect(packages.map((p) => p.pj.name).sort()).toEqual(['@mmlm/core', '@mmlm/data', '@mmlm/latentlm', '@mmlm/liquid', '@mmlm/maskllm']);
+    expect(packages.map((p) => p.pj.name).sort()).toEqual([
+      '@mmlm/core',
+      '@mmlm/data',
+      '@mmlm/latentlm',
+      '@mmlm/liquid',
+      '@mmlm/maskllm',
+      '@mmlm/seed',
+    ]);
   });
 
   for (const { dir, pj } of packages) {
