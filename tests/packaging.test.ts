@@ -21,6 +21,7 @@ describe('packaging', () => {
       '@mmlm/latentlm',
       '@mmlm/liquid',
       '@mmlm/maskllm',
+      '@mmlm/mio',
       '@mmlm/seed',
     ]);
   });

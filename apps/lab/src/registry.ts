@@ -6,6 +6,7 @@ import { checkPreset, type Experiment, UsageError } from '@mmlm/core/experiment'
 import { experiments as latentlmExperiments } from '@mmlm/latentlm/experiments';
 import { experiments as liquidExperiments } from '@mmlm/liquid/experiments';
 import { experiments as maskllmExperiments } from '@mmlm/maskllm/experiments';
+import { experiments as seedExperiments } from '@mmlm/seed/experiments';
 import { labExperiments } from './experiments/index.js';
 
 /** Paper package -> its exported experiments (what `mmlm-lab list` shows). */
@@ -13,6 +14,7 @@ export const PAPER_PACKAGES: Record<string, readonly Experiment[]> = {
   '@mmlm/maskllm': maskllmExperiments,
   '@mmlm/latentlm': latentlmExperiments,
   '@mmlm/liquid': liquidExperiments,
+  '@mmlm/seed': seedExperiments,
 };
 
 export function allExperiments(): Experiment[] {

@@ -53,3 +53,4 @@ export {
   stage2Step,
   VisionTransformer,
 } from './tokenizer.js';
+export { VitAttributeClassifier, vitPretrainStep } from './train.js';

@@ -1,8 +1,31 @@
 /**
- * SEED's claims as runnable experiments (registered with the lab app). Empty for now: the
- * reproductions (brief 1.8: the mask check, the toy tokenizer's embeddings-vs-codes retrieval gap
- * and code usage, the toy SEED-LLaMA) come next, on top of the tokenizer in '@mmlm/seed'.
+ * SEED's claims as runnable experiments (registered with the lab app): `seed.retrieval` (Table 1,
+ * retrieval from the causal embeddings vs from the codes, on the toy tokenizer of brief 1.8.2).
+ * The tokenizer recipe on Shapes (ViT pre-training, stage I, stage II) is in `common.ts`.
  */
 import type { Experiment } from '@mmlm/core/experiment';
+import { retrievalExperiment } from './retrieval.js';
 
-export const experiments: Experiment[] = [];
+export {
+  type PhaseResult,
+  type Recipe,
+  RecipeSchema,
+  type SeedData,
+  type SeedItem,
+  seedData,
+  seedTokenizerConfig,
+  type TrainedTokenizer,
+  trainTokenizer,
+} from './common.js';
+export { buildPools, type CodeStats, codeStats, poolRanks, recallAt } from './metrics.js';
+export {
+  CODE_R1_FLOOR,
+  PAPER_TABLE1,
+  RETRIEVAL_SETTINGS,
+  type RetrievalFeatures,
+  type RetrievalSettings,
+  retrievalExperiment,
+  retrievalFeatures,
+} from './retrieval.js';
+
+export const experiments: Experiment[] = [retrievalExperiment];

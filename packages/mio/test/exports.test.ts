@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import * as mio from '@mmlm/mio';
+import { experiments } from '@mmlm/mio/experiments';
+import { expect, it } from 'vitest';
+
+it('the entry point lists its exports by name and never re-exports a whole module', () => {
+  const src = readFileSync(new URL('../src/index.ts', import.meta.url), 'utf8');
+  expect(src).not.toMatch(/export \*/);
+  for (const name of [
+    'MultimodalTokenizer',
+    'mioVocab',
+    'PAPER_VOCAB',
+    'packSamples',
+    'packedLoss',
+    'MixtureSampler',
+    'schedulePreset',
+    'scheduleTable',
+    'renderChat',
+    'preset',
+  ])
+    expect(mio).toHaveProperty(name);
+});
+
+it('the main entry imports nothing from node: and no other paper package', () => {
+  for (const f of ['index', 'vocab', 'pack', 'schedule', 'chat', 'config']) {
+    const src = readFileSync(new URL(`../src/${f}.ts`, import.meta.url), 'utf8');
+    expect(src).not.toMatch(/from 'node:/);
+    expect(src).not.toMatch(/@mmlm\/(seed|liquid|latentlm|maskllm)/);
+  }
+});
+
+it('has no experiments yet', () => {
+  expect(experiments).toEqual([]);
+});
