@@ -1,6 +1,8 @@
 /**
  * The peer implementations of gpt-bench (shared/peer/): PyTorch on the CPU and the same model on
- * stock TensorFlow.js, run as child processes so their numbers come from the same machine and run.
+ * stock TensorFlow.js, and the PyTorch peer of the experiment-shaped workloads
+ * (bench/peers/workloads_torch.py), run as child processes so their numbers come from the same
+ * machine and run.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
@@ -43,6 +45,55 @@ export function runTorchPeer(peerDir: string, threads = 1, steps = 5): PeerOutco
           command: `${py} ${script} ${threads} ${steps}`,
         },
       };
+    }
+    const err = (r.error?.message ?? r.stderr ?? '').trim().split('\n').pop() ?? '';
+    reasons.push(`${py}: ${err || `exit ${r.status}`}`);
+  }
+  return { ok: false, reason: reasons.join('; ') };
+}
+
+export interface TorchInfo {
+  torch: string;
+  threads: number;
+  /** BLAS_INFO of torch.__config__.show() ('generic' for Debian's build: it calls libblas.so.3). */
+  blasInfo: string | null;
+  /** The BLAS that libblas.so.3 resolved to at run time (OpenBLAS, MKL, or the library's path). */
+  blas: string;
+  blasLib: string | null;
+  /** BLAS, LAPACK, oneDNN and OpenMP libraries mapped into the peer process, resolved. */
+  libs: string[];
+}
+
+export interface TorchWorkloadResult {
+  name: string;
+  params: number;
+  msAll: number[];
+  warmupMs: number;
+}
+
+export type TorchWorkloadsOutcome =
+  | { ok: true; info: TorchInfo; results: TorchWorkloadResult[]; command: string }
+  | { ok: false; reason: string };
+
+/**
+ * `python3 bench/peers/workloads_torch.py --threads <n> --steps <s> --only <names>`: the PyTorch peer of
+ * the experiment-shaped workloads (bench/workloads.ts); the first interpreter with torch wins, as above.
+ */
+export function runTorchWorkloads(script: string, threads: number, steps: number, names: string[]): TorchWorkloadsOutcome {
+  if (!existsSync(script)) return { ok: false, reason: `${script} not found` };
+  const candidates = [process.env.MMLM_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
+  const reasons: string[] = [];
+  const argv = [script, '--threads', String(threads), '--steps', String(steps), '--only', names.join(',')];
+  for (const py of [...new Set(candidates)]) {
+    const r = spawnSync(py, argv, { encoding: 'utf8', timeout: 1_200_000 });
+    const lines = (r.stdout ?? '')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const info = lines.find((l) => l.peer === 'torch') as unknown as TorchInfo | undefined;
+    if (r.status === 0 && info) {
+      const results = lines.filter((l) => typeof l.name === 'string') as unknown as TorchWorkloadResult[];
+      return { ok: true, info, results, command: `${py} ${argv.join(' ')}` };
     }
     const err = (r.error?.message ?? r.stderr ?? '').trim().split('\n').pop() ?? '';
     reasons.push(`${py}: ${err || `exit ${r.status}`}`);

@@ -1,6 +1,8 @@
 /**
- * `pnpm bench`: the gpt-bench training step (shared/peer/GPT_BENCH.md) and the matmul variants it
- * runs, on every available backend, next to the PyTorch peer measured in the same run.
+ * `pnpm bench`: the gpt-bench training step (shared/peer/GPT_BENCH.md), the matmul variants it runs
+ * and the experiment-shaped workloads (bench/workloads.ts: Liquid's VQ tokenizer step, decoder LM
+ * steps, CFG generation with a KV cache), on every available backend, next to the PyTorch peers
+ * measured in the same run (gpt-bench: 1 thread; workloads: 1 and 2 threads).
  *
  * Options:
  *   --backend <names>   comma-separated subset of wasm, wasm-simd, wasm-simd2, wasm-blas1,
@@ -9,15 +11,20 @@
  *                       WebAssembly SIMD GEMM on one thread, wasm-simd2 on two (one worker);
  *                       wasm-blas1 the native GEMM on one thread; wasm-stock the stock tfjs kernels.
  *   --out <file>        JSON output (default bench/results/bench-results.json)
- *   --steps <n>         timed gpt-bench steps after one warm-up step (default 5)
+ *   --steps <n>         timed gpt-bench steps (and workload steps) after one warm-up step (default 5)
  *   --reps <n>          timed calls per matmul variant after one warm-up call (default 7)
- *   --only <what>       matmul | gpt
- *   --gpt-cpu           also run gpt-bench on cpu (about a minute per step; --cpu-steps, default 2)
- *   --gpt-stock         also run gpt-bench on wasm-stock (about 20 s per step)
+ *   --only <what>       matmul | gpt | workloads
+ *   --workloads <names> comma-separated subset of the workloads (default all; see bench/workloads.ts)
+ *   --gpt-cpu           also run gpt-bench and the workloads on cpu (about a minute per gpt-bench
+ *                       step; --cpu-steps, default 2)
+ *   --gpt-stock         also run gpt-bench and the workloads on wasm-stock (about 20 s per gpt step)
  *   --long <n>          after the timed steps, run n more and record RSS and tensor counts
- *   --profile           print per-kernel times of one gpt-bench step per backend
- *   --no-peers          skip the PyTorch peer;  --peer-tfjs  also run the stock tfjs peer script
+ *   --profile           print per-kernel times of one gpt-bench step (and of one step of each
+ *                       workload) per backend
+ *   --no-peers          skip the PyTorch peers;  --peer-tfjs  also run the stock tfjs peer script
  *   --peer-dir <dir>    folder of the peer scripts (default <repo>/../shared/peer)
+ * The workloads on wasm configurations whose kernels equal an earlier one's (wasm-simd2 when there
+ * is no native GEMM: it is then `wasm`) are not run twice.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,8 +42,9 @@ import {
 import { initBackend, tf } from '../src/index.js';
 import { GPT_BENCH, gptBenchFlops, makeGptBench } from './gpt.js';
 import { MATMUL_CASES, timeMatMul } from './matmul.js';
-import { runTfjsPeer, runTorchPeer } from './peers.js';
+import { runTfjsPeer, runTorchPeer, runTorchWorkloads, type TorchInfo, type TorchWorkloadResult } from './peers.js';
 import { KernelProfiler } from './profile.js';
+import { makeWorkload, WORKLOADS } from './workloads.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../../..');
@@ -48,6 +56,7 @@ const { values: opt } = parseArgs({
     steps: { type: 'string' },
     reps: { type: 'string' },
     only: { type: 'string' },
+    workloads: { type: 'string' },
     'gpt-cpu': { type: 'boolean', default: false },
     'cpu-steps': { type: 'string' },
     'gpt-stock': { type: 'boolean', default: false },
@@ -66,8 +75,21 @@ const native = nativeBlasInfo();
 const nativeThreads = native.threads ?? 1;
 const requested = opt.backend
   ? (opt.backend.split(',').map((s) => s.trim()) as BenchBackend[])
-  : ALL.filter((b) => (native.available || (b !== 'wasm-simd' && b !== 'wasm-blas1')) && (b !== 'wasm-simd2' || os.cpus().length > 1));
+  : ALL.filter(
+      (b) =>
+        (native.available || b !== 'wasm-blas1') &&
+        // without the native GEMM, wasm-simd differs from wasm only when wasm runs more than one thread
+        (native.available || b !== 'wasm-simd' || simdThreads !== 1) &&
+        (b !== 'wasm-simd2' || os.cpus().length > 1),
+    );
 for (const b of requested) if (!ALL.includes(b)) throw new Error(`--backend: unknown backend "${b}"; expected one of ${ALL.join(', ')}`);
+const ONLY = ['matmul', 'gpt', 'workloads'];
+if (opt.only && !ONLY.includes(opt.only)) throw new Error(`--only: expected one of ${ONLY.join(', ')}, got "${opt.only}"`);
+const runs = (what: string) => !opt.only || opt.only === what;
+const workloadNames = opt.workloads ? opt.workloads.split(',').map((s) => s.trim()) : WORKLOADS.map((w) => w.name);
+for (const w of workloadNames)
+  if (!WORKLOADS.some((x) => x.name === w))
+    throw new Error(`--workloads: unknown workload "${w}"; expected some of ${WORKLOADS.map((x) => x.name).join(', ')}`);
 const steps = Number(opt.steps ?? 5);
 const reps = Number(opt.reps ?? 7);
 const longSteps = Number(opt.long ?? 0);
@@ -104,6 +126,33 @@ interface Entry {
 }
 const results: Entry[] = [];
 const peers: object[] = [];
+
+interface WorkloadEntry {
+  name: string;
+  backend: string;
+  kernels: string;
+  unit: string;
+  params: number;
+  msPerStep: number;
+  msMin: number;
+  msAll: number[];
+  warmupMs: number;
+  itemsPerSec: number;
+  itemName: string;
+  /** Loss of the last step (training) or a checksum of the generated ids. */
+  lastValue: number;
+  peakRssMB: number;
+  numTensorsBefore: number;
+  numTensorsAfter: number;
+}
+const workloadResults: WorkloadEntry[] = [];
+interface WorkloadPeer {
+  threads: number;
+  info: TorchInfo;
+  command: string;
+  results: (TorchWorkloadResult & { msPerStep: number })[];
+}
+const workloadPeers: WorkloadPeer[] = [];
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -227,23 +276,166 @@ function benchGpt(b: BenchBackend, nSteps: number): void {
   });
 }
 
+const workloadKernelsDone = new Set<string>();
+
+async function benchWorkloads(b: BenchBackend, nSteps: number): Promise<void> {
+  if (workloadKernelsDone.has(kernels)) {
+    log(`[bench] ${b} workloads skipped: same kernels as an earlier configuration (${kernels})`);
+    return;
+  }
+  workloadKernelsDone.add(kernels);
+  for (const name of workloadNames) {
+    const w = await makeWorkload(name);
+    let peak = rssMB();
+    const t0 = performance.now();
+    w.step();
+    const warmupMs = performance.now() - t0;
+    const before = tf.memory().numTensors;
+    const times: number[] = [];
+    let last = 0;
+    for (let i = 0; i < nSteps; i++) {
+      const t = performance.now();
+      last = w.step();
+      times.push(performance.now() - t);
+      peak = Math.max(peak, rssMB());
+    }
+    const after = tf.memory().numTensors;
+    if (opt.profile) {
+      const p = new KernelProfiler(tf.getBackend());
+      p.start();
+      const t = performance.now();
+      w.step();
+      const total = performance.now() - t;
+      const ks = p.stop();
+      const inKernels = ks.reduce((a, k) => a + k.ms, 0);
+      log(`[bench] ${b} ${name} kernel profile of one step (${total.toFixed(1)} ms, ${inKernels.toFixed(1)} ms in kernels):`);
+      for (const k of ks.slice(0, 12))
+        log(`    ${k.kernel.padEnd(28)} ${String(k.calls).padStart(5)} calls ${k.ms.toFixed(2).padStart(9)} ms`);
+    }
+    w.dispose();
+    const ms = median(times);
+    workloadResults.push({
+      name,
+      backend: b,
+      kernels,
+      unit: w.unit,
+      params: w.params,
+      msPerStep: ms,
+      msMin: Math.min(...times),
+      msAll: times,
+      warmupMs,
+      itemsPerSec: (w.items / ms) * 1000,
+      itemName: w.itemName,
+      lastValue: last,
+      peakRssMB: peak,
+      numTensorsBefore: before,
+      numTensorsAfter: after,
+    });
+    log(
+      `[bench] ${b} ${name}: ${ms.toFixed(1)} ms/${w.unit === 'generation' ? 'generation' : 'step'} (warm-up ${warmupMs.toFixed(0)} ms), ${w.params} params, tensors ${before} -> ${after}`,
+    );
+  }
+}
+
+/** The workload table: params ours / torch, ms per configuration, torch 1 and 2 threads, ratio. */
+function workloadTable(): { rows: string[][]; ratios: Record<string, Record<string, number>>; mismatches: string[] } {
+  const backends = [...new Set(workloadResults.map((r) => r.backend))];
+  const torchThreads = workloadPeers.map((p) => p.threads);
+  const kernelsOf = (b: string) => workloadResults.find((r) => r.backend === b)?.kernels ?? '';
+  const threadsOf = (b: string) => Number(/\((\d+) threads?\)/.exec(kernelsOf(b))?.[1] ?? Number.NaN);
+  const short = (b: string) => {
+    const k = kernelsOf(b);
+    const kind = k.includes('native GEMM') ? 'BLAS' : k.includes('SIMD') ? 'SIMD' : k.startsWith('stock') ? 'stock' : '';
+    return Number.isNaN(threadsOf(b)) ? `${b} ${kind}`.trim() : `${b} ${kind} ${threadsOf(b)}t`;
+  };
+  // ours on one thread against torch on one thread (the best one-thread configuration)
+  const oneThread = backends.filter((b) => threadsOf(b) === 1);
+  const header = [
+    'workload',
+    'params ours / torch',
+    ...backends.map((b) => `${short(b)} ms`),
+    ...torchThreads.map((t) => `torch ${t}t ms`),
+    ...(oneThread.length && torchThreads.includes(1) ? ['ours 1t / torch 1t'] : []),
+    'best ours / best torch',
+    'same, fastest steps',
+  ];
+  const rows: string[][] = [header];
+  const ratios: Record<string, Record<string, number>> = {};
+  const mismatches: string[] = [];
+  for (const name of workloadNames) {
+    const ours = workloadResults.filter((r) => r.name === name);
+    if (!ours.length) continue;
+    const params = ours[0]!.params;
+    const peer = workloadPeers.map((p) => p.results.find((r) => r.name === name));
+    const torchParams = peer.find((r) => r)?.params;
+    if (torchParams !== undefined && torchParams !== params) mismatches.push(`${name}: ours ${params}, torch ${torchParams}`);
+    const bestOurs = Math.min(...ours.map((r) => r.msPerStep));
+    const torchMs = peer.filter((r): r is NonNullable<typeof r> => !!r).map((r) => r.msPerStep);
+    const bestTorch = torchMs.length ? Math.min(...torchMs) : Number.NaN;
+    ratios[name] = {};
+    for (const r of ours)
+      workloadPeers.forEach((p, i) => {
+        const t = peer[i];
+        if (t) (ratios[name] as Record<string, number>)[`${r.backend} / torch ${p.threads}t`] = r.msPerStep / t.msPerStep;
+      });
+    // On a loaded machine the fastest step of each side is the steadier statistic.
+    const minOurs = Math.min(...ours.map((r) => r.msMin));
+    const torchMin = peer.filter((r): r is NonNullable<typeof r> => !!r).map((r) => Math.min(...r.msAll));
+    const minRatio = torchMin.length ? minOurs / Math.min(...torchMin) : Number.NaN;
+    if (torchMs.length) {
+      (ratios[name] as Record<string, number>)['best ours / best torch'] = bestOurs / bestTorch;
+      (ratios[name] as Record<string, number>)['fastest step ours / fastest step torch'] = minRatio;
+    }
+    rows.push([
+      name,
+      `${params} / ${torchParams ?? '-'}`,
+      ...backends.map((b) => {
+        const r = ours.find((x) => x.backend === b);
+        return r ? r.msPerStep.toFixed(1) : '-';
+      }),
+      ...peer.map((r) => (r ? r.msPerStep.toFixed(1) : '-')),
+      ...(oneThread.length && torchThreads.includes(1)
+        ? [
+            (() => {
+              const t1 = peer[torchThreads.indexOf(1)];
+              const o1 = Math.min(...ours.filter((r) => oneThread.includes(r.backend)).map((r) => r.msPerStep));
+              return t1 && Number.isFinite(o1) ? `${(o1 / t1.msPerStep).toFixed(2)}x` : '-';
+            })(),
+          ]
+        : []),
+      torchMs.length ? `${(bestOurs / bestTorch).toFixed(2)}x` : '-',
+      torchMs.length ? `${minRatio.toFixed(2)}x` : '-',
+    ]);
+  }
+  return { rows, ratios, mismatches };
+}
+
+function printTable(rows: string[][], leftCols: number): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => r.map((c, i) => (i < leftCols ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  console.log(line(rows[0]!));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows.slice(1)) console.log(line(r));
+}
+
 async function main(): Promise<void> {
   log(
     `[bench] ${machine.cpuModel}, ${machine.cores} cores, load ${machine.loadAvgStart.join(' ')}; node ${versions.node}, tfjs ${versions.tfjs['tfjs-core']}`,
   );
   for (const b of requested) {
     if (!(await activate(b))) continue;
-    if (opt.only !== 'gpt') benchMatMuls(b);
+    if (runs('matmul')) benchMatMuls(b);
     if (opt.only === 'matmul') continue;
     if (b === 'cpu' && !opt['gpt-cpu']) {
-      log('[bench] cpu gpt-bench skipped (about a minute per step); add --gpt-cpu to run it');
+      log('[bench] cpu gpt-bench and workloads skipped (about a minute per gpt-bench step); add --gpt-cpu to run them');
       continue;
     }
     if (b === 'wasm-stock' && !opt['gpt-stock']) {
-      log('[bench] wasm-stock gpt-bench skipped (about 20 s per step); add --gpt-stock to run it');
+      log('[bench] wasm-stock gpt-bench and workloads skipped (about 20 s per gpt-bench step); add --gpt-stock to run them');
       continue;
     }
-    benchGpt(b, b === 'cpu' ? Number(opt['cpu-steps'] ?? 2) : steps);
+    if (runs('gpt')) benchGpt(b, b === 'cpu' ? Number(opt['cpu-steps'] ?? 2) : steps);
+    if (runs('workloads')) await benchWorkloads(b, b === 'cpu' ? Number(opt['cpu-steps'] ?? 2) : steps);
   }
   if (tf.findBackend('wasm')) {
     useStockKernels('wasm', false);
@@ -252,10 +444,30 @@ async function main(): Promise<void> {
     if (native.available) setNativeBlasThreads(nativeThreads);
   }
 
-  if (!opt['no-peers'] && opt.only !== 'matmul') {
+  if (!opt['no-peers'] && runs('gpt')) {
     const torch = runTorchPeer(peerDir, 1, 5);
     if (torch.ok) peers.push(torch.result);
     else log(`[bench] PyTorch peer skipped: ${torch.reason}`);
+  }
+  if (!opt['no-peers'] && workloadResults.length) {
+    const ran = workloadNames.filter((n) => workloadResults.some((r) => r.name === n));
+    for (const threads of [1, 2]) {
+      const p = runTorchWorkloads(join(here, 'peers', 'workloads_torch.py'), threads, steps, ran);
+      if (!p.ok) {
+        log(`[bench] PyTorch workload peer (${threads} thread${threads === 1 ? '' : 's'}) skipped: ${p.reason}`);
+        continue;
+      }
+      workloadPeers.push({
+        threads,
+        info: p.info,
+        command: p.command,
+        results: p.results.map((r) => ({ ...r, msPerStep: median(r.msAll) })),
+      });
+      log(
+        `[bench] PyTorch ${p.info.torch}, ${p.info.threads} thread${p.info.threads === 1 ? '' : 's'}, BLAS ${p.info.blas} (${p.info.blasLib ?? 'no BLAS library mapped'}; BLAS_INFO=${p.info.blasInfo})`,
+      );
+      for (const r of p.results) log(`[bench] torch ${threads}t ${r.name}: ${median(r.msAll).toFixed(1)} ms, ${r.params} params`);
+    }
   }
   if (opt['peer-tfjs']) {
     const p = runTfjsPeer(peerDir, join(here, 'results', '.peer'), 3);
@@ -284,11 +496,18 @@ async function main(): Promise<void> {
       '',
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] as string).length)));
-  const line = (r: string[]) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(line(rows[0]!));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const r of rows.slice(1)) console.log(line(r));
+  if (rows.length > 1) printTable(rows, 2);
+  const wt = workloadTable();
+  if (workloadResults.length) {
+    console.log('');
+    console.log(
+      'workloads at batch 16: median ms per step (gen-2x64-cfg: per generation of 16 new tokens for 16 prompts); ratios > 1: ours slower',
+    );
+    const torchInfo = workloadPeers[0]?.info;
+    if (torchInfo)
+      console.log(`PyTorch peer: torch ${torchInfo.torch}, BLAS ${torchInfo.blas} (${torchInfo.blasLib}; BLAS_INFO=${torchInfo.blasInfo})`);
+    printTable(wt.rows, 2);
+  }
 
   const torch = peers.find((p) => (p as { backend: string }).backend.startsWith('pytorch')) as { msPerStep: number } | undefined;
   const ratios: Record<string, number> = {};
@@ -307,10 +526,22 @@ async function main(): Promise<void> {
     results,
     peers,
     ratioToPytorch: ratios,
+    workloads: {
+      batch: 16,
+      steps,
+      results: workloadResults,
+      peers: workloadPeers,
+      torch: workloadPeers[0]?.info ?? null,
+      ratios: wt.ratios,
+      table: wt.rows,
+      paramMismatches: wt.mismatches,
+    },
   };
   mkdirSync(dirname(outFile), { recursive: true });
   writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`results written to ${outFile}`);
+  if (wt.mismatches.length)
+    throw new Error(`workload parameter counts differ between ours and the PyTorch peer: ${wt.mismatches.join('; ')}`);
 }
 
 await main();
