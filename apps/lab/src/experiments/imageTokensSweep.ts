@@ -224,6 +224,70 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'quick-latent': {
+    description:
+      "the continuous arm's step efficiency at the quick budget (1,000 + 1,000 steps): noise draws per latent, v-prediction, learning rate, head depth, regularisation, head temperature and CFG; one seed",
+    expectedMinutes: 25,
+    ...QUICK_BASE,
+    tokenizerSteps: 1000,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'the default recipe (C_sigma 0.1, lr 6e-3, 4 noise draws, eps-prediction)',
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.3 },
+          { cfgScale: 1, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: '16 noise draws per latent',
+        recipe: { backbone: { batchMul: 16 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'v-prediction',
+        recipe: { backbone: { predictionType: 'v_prediction' } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'lr 1e-2',
+        recipe: { backbone: { lr: 1e-2 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'no dropout, weight decay 0.01',
+        recipe: { backbone: { dropout: 0, weightDecay: 0.01 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'diffusion head of 6 blocks',
+        recipe: { backbone: { diffusionDepth: 6 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 2, temperature: 0.3 },
+        ],
+      },
+    ],
+  },
 };
 
 async function run(ctx: ExperimentContext) {

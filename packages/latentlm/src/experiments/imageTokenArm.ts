@@ -85,6 +85,8 @@ export const LatentLMArmRecipeSchema = z.object({
       diffusionDepth: z.number().int().positive().default(3),
       /** Noise draws per latent (reference ddpm_batch_mul 4). */
       batchMul: z.number().int().positive().default(4),
+      /** What the head predicts (reference default eps; v-prediction is the reference's option). */
+      predictionType: z.enum(['epsilon', 'v_prediction']).default('epsilon'),
     })
     .prefault({}),
   sampling: z
@@ -334,6 +336,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         lambdaMinClipped: A.lambdaMinClipped,
         condDropout: A.condDropout,
         batchMul: B.batchMul,
+        predictionType: B.predictionType,
       },
       train: {
         steps: o.backboneSteps,
@@ -458,6 +461,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
             uncondPrompts: w === 1 ? undefined : part.map(() => ({ tokens: [BOS!, NULL!, BOD!] })),
             schedule,
             headSteps: A.headSteps,
+            predictionType: B.predictionType,
             cfgScale: w,
             lambdaMinClipped: A.lambdaMinClipped,
             noiseScale: tau,
