@@ -9,6 +9,7 @@
  * (`<path>.exp_avg`, `<path>.exp_avg_sq`, as torch's state names), so it survives a restart.
  */
 import type { Module } from '../nn/module.js';
+import { ADAMW_KERNEL } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 
 /** Parameters as [dotted path, variable] pairs, or bare variables (keyed by `Variable.name`). */
@@ -173,6 +174,8 @@ export class AdamW {
       );
     this.t += 1;
     const { beta1: b1, beta2: b2, eps } = this;
+    // core's one-pass kernel where the backend has it (wasm; bit-identical to the composite below)
+    const fused = tf.getKernel(ADAMW_KERNEL, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       for (const [s, g] of work) {
         s.t += 1;
@@ -180,6 +183,14 @@ export class AdamW {
         const stepSize = lr / (1 - b1 ** s.t);
         const bc2Sqrt = Math.sqrt(1 - b2 ** s.t);
         const decay = 1 - lr * s.wd;
+        if (fused) {
+          const attrs = { decay, beta1: b1, oneMinusBeta1: 1 - b1, beta2: b2, oneMinusBeta2: 1 - b2, bc2Sqrt, eps, stepSize };
+          const [p, m, v] = tf.engine().runKernel(ADAMW_KERNEL, { p: s.v, m: s.m, v: s.s, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          s.m.assign(m!);
+          s.s.assign(v!);
+          s.v.assign(p!);
+          continue;
+        }
         const p = decay !== 1 ? s.v.mul(decay) : s.v;
         const m = s.m.mul(b1).add(g.mul(1 - b1));
         const v = s.s.mul(b2).add(g.square().mul(1 - b2));

@@ -6,10 +6,11 @@
  * at 0 is 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { geluTanh } from '../../src/backend/kernels/index.js';
-import { tf } from '../../src/index.js';
+import { geluTanh, useStockKernels } from '../../src/backend/kernels/index.js';
+import { ADAMW_KERNEL } from '../../src/backend/kernels/fused.js';
+import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
-import { on, randn, relErr, take } from './helpers.js';
+import { on, randn, relErr, size, take } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));
 
@@ -74,5 +75,73 @@ describe('geluTanh (fused)', () => {
     const i = tf.tensor1d([1, 2], 'int32');
     expect(() => geluTanh(i)).toThrow(/geluTanh: x must be float32, got int32/);
     i.dispose();
+  });
+});
+
+describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
+  // Three parameters (odd sizes, a scalar, one with an lr multiplier and one without decay), four
+  // steps with changing learning rates; the fused wasm update against the composite on cpu and
+  // the composite on wasm (stock kernels, where MmlmAdamW is not registered): bit for bit.
+  const shapes = [[37, 5], [1], [129]];
+  const run = () => {
+    const vars = shapes.map((s, i) => tf.variable(tf.tensor(randn(10 + i, size(s)), s), true, `adamw_fused_${i}_${Math.random()}`));
+    const opt = new AdamW(
+      [
+        { params: [['a', vars[0]!]], lrMultiplier: 3 },
+        { params: [['b', vars[1]!], ['c', vars[2]!]], weightDecay: 0 },
+      ],
+      { lr: 1e-2, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0.1 },
+    );
+    const before = tf.memory().numTensors;
+    for (let t = 0; t < 4; t++) {
+      opt.setLr(1e-2 * (t + 1));
+      tf.tidy(() => {
+        const grads = new Map<string, tf.Tensor>(
+          shapes.map((s, i) => [['a', 'b', 'c'][i]!, tf.tensor(randn(100 * t + i, size(s)).map((x) => x * 10 ** (i - 1)), s)]),
+        );
+        opt.step(grads);
+      });
+    }
+    const leaked = tf.memory().numTensors - before;
+    const out = vars.map((v) => Float32Array.from(v.dataSync()));
+    const state = Object.values(opt.stateDict().tensors).map((x) => Float32Array.from(x.dataSync()));
+    opt.dispose();
+    for (const v of vars) v.dispose();
+    return { out, state, leaked };
+  };
+
+  it('equals the composite update bit for bit, leaks nothing', async () => {
+    await useBackend('wasm');
+    expect(tf.getKernel(ADAMW_KERNEL, 'wasm')).toBeDefined();
+    const fused = run();
+    useStockKernels('wasm', true);
+    let stock: ReturnType<typeof run>;
+    try {
+      expect(tf.getKernel(ADAMW_KERNEL, 'wasm')).toBeUndefined();
+      stock = run();
+    } finally {
+      useStockKernels('wasm', false);
+    }
+    const cpu = await on('cpu', run);
+    expect(fused.leaked).toBe(0);
+    for (const other of [stock, cpu]) {
+      expect(other.out.length).toBe(fused.out.length);
+      fused.out.forEach((a, i) => expect(Array.from(a)).toEqual(Array.from(other.out[i]!)));
+      fused.state.forEach((a, i) => expect(Array.from(a)).toEqual(Array.from(other.state[i]!)));
+    }
+    // the update moved every parameter
+    const init = shapes.map((s, i) => randn(10 + i, size(s)));
+    fused.out.forEach((a, i) => expect(a.some((x, j) => x !== init[i]![j])).toBe(true));
+  });
+
+  it('rejects mismatched shapes and dtypes naming the input', async () => {
+    await useBackend('wasm');
+    const p = tf.zeros([3]);
+    const bad = tf.zeros([4]);
+    const ints = tf.zeros([3], 'int32');
+    const attrs = { decay: 1, beta1: 0.9, oneMinusBeta1: 0.1, beta2: 0.999, oneMinusBeta2: 0.001, bc2Sqrt: 1, eps: 1e-8, stepSize: 1e-3 };
+    expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: p, v: p, g: bad }, attrs)).toThrow(/g has shape \[4\], expected the parameter's \[3\]/);
+    expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: ints, v: p, g: p }, attrs)).toThrow(/m must be float32, got int32/);
+    tf.dispose([p, bad, ints]);
   });
 });

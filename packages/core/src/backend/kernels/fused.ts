@@ -13,6 +13,8 @@ import { tf } from '../../tf.js';
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export const GELU_KERNEL = 'MmlmGeluTanh';
 export const GELU_GRAD_KERNEL = 'MmlmGeluTanhGrad';
+/** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
+export const ADAMW_KERNEL = 'MmlmAdamW';
 
 function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
