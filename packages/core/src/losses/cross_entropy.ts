@@ -24,6 +24,23 @@ export interface CrossEntropyOptions {
 
 const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
 
+/**
+ * log sum_v exp(x[n, v]) for x [N, V] -> [N], with the gradient written as dy * softmax(x): one
+ * exp over [N, V] in the backward pass. tf.logSumExp's own gradient also differentiates its
+ * max-shift (Max's gradient builds an equality mask over [N, V]) although that term is zero.
+ */
+const logSumExpRows = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const value = tf.logSumExp(x, 1);
+  save([x, value]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, lse] = saved as [tf.Tensor, tf.Tensor];
+      return tf.exp(xs.sub(lse.expandDims(1))).mul(dy.expandDims(1));
+    },
+  };
+}) as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor });
+
 export function checkReduction(who: string, r: unknown): Reduction {
   if (!REDUCTIONS.includes(r as Reduction)) throw new Error(`${who}: reduction must be one of ${REDUCTIONS.join(', ')}, got ${String(r)}`);
   return r as Reduction;
@@ -63,7 +80,7 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, opts: CrossE
     const x = logits.reshape([-1, V]); // [N, V]
     const y = targets.reshape([-1]); // [N]
     const valid = tf.notEqual(y, ignore); // [N]
-    const logZ = tf.logSumExp(x, 1); // [N]
+    const logZ = logSumExpRows(x) as tf.Tensor; // [N]
     // x_y by a gather (its gradient scatters into the target entries only), not a one-hot [N, V]
     // mask: one pass over N entries instead of three over N x V, and -inf logits elsewhere stay harmless
     const xy =

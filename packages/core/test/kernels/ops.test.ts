@@ -1,5 +1,5 @@
 /**
- * core's wasm replacements of Identity, Cast, Slice, SplitV, Sum, Pow and Tanh
+ * core's wasm replacements of Identity, Cast, Slice, SplitV, Concat, Sum, Pow and Tanh
  * (src/backend/kernels/wasm_ops.ts, simd_ops.ts) against the cpu backend: values, gradients and
  * edge cases, plus the tanh approximation against Math.tanh on a dense grid.
  *
@@ -107,6 +107,28 @@ describe('wasm Identity / Cast / Slice / SplitV', () => {
           return a.sum().add(b.square().sum()).add(d.mul(3).sum());
         })(t);
         return [...parts.map((p) => Array.from(p.dataSync())), Array.from(g.dataSync())];
+      }),
+    );
+    expect(w).toEqual(c);
+  });
+
+  it('concatenates along any axis (short and long runs, empty parts, int32, bool) with gradient', async () => {
+    const x = randn(6, 200 + 4 * 9 * 70);
+    const [w, c] = await both(() =>
+      tf.tidy(() => {
+        const a = tf.tensor(x.subarray(0, 4 * 9 * 3), [4, 9, 3]);
+        const b = tf.tensor(x.subarray(200, 200 + 4 * 9 * 70), [4, 9, 70]);
+        const e = tf.zeros([4, 9, 0]);
+        const outs = [
+          tf.concat([a, b, e, a], 2),
+          tf.concat([a, a.neg()], 0),
+          tf.concat([a, a.mul(2), a], 1),
+          tf.concat([a.toInt(), a.mul(3).toInt()], -1),
+          tf.concat([a.greater(0), a.less(0)], 2),
+          tf.concat([b.reshape([4, 9, 35, 2]), b.reshape([4, 9, 35, 2])], 3), // runs of 2 (RoPE pairs)
+        ];
+        const g = tf.grad((v: tf.Tensor) => tf.concat([v.neg(), v, v.square()], 2).mul(tf.range(0, 9, 1).reshape([1, 1, 9])).sum())(a);
+        return [...outs.map((o) => [o.shape, o.dtype, Array.from(o.dataSync())]), Array.from(g.dataSync())];
       }),
     );
     expect(w).toEqual(c);

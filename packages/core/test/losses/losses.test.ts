@@ -86,6 +86,20 @@ for (const backend of TEST_BACKENDS) {
       checkGradients(([x]) => crossEntropy(x!, t, { reduction: 'sum' }), [l], { atol: 1e-3 });
     });
 
+    it('cross-entropy value and gradient leave no tensors behind', () => {
+      const l = tf.tensor2d([
+        [0.3, -0.2, 0.9],
+        [1.2, 0.4, -0.7],
+      ]);
+      const t = tf.tensor1d([2, 0], 'int32');
+      const run = () => tf.tidy(() => tf.grad((x: tf.Tensor) => crossEntropy(x, t, { zLoss: 1e-3 }))(l).sum().dataSync());
+      run();
+      const before = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) run();
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([l, t]);
+    });
+
     it('cross-entropy: bad input names the thing, the expected and the actual value', () => {
       expect(() => crossEntropy(logits(), tf.tensor1d([0, 1, 2]))).toThrow(/targets must be int32, got float32/);
       expect(() => crossEntropy(logits(), tf.tensor1d([0, 1], 'int32'))).toThrow(/logits \[3,3\] must be targets \[2\] plus a class axis/);

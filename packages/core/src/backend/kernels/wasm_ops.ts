@@ -78,6 +78,47 @@ function sliceParams(x: tf.TensorInfo, begin: number[] | number, sz: number[] | 
   return [b, s];
 }
 
+/** Contiguous runs shorter than this (in 4-byte elements) are copied element by element. */
+const SHORT_RUN = 64;
+
+/**
+ * Concat of numeric tensors along `axis` on the heap: out[b] = [x_0[b], x_1[b], ...] for each
+ * index b over the axes before `axis` (the stock kernel makes a subarray per run, which dominates
+ * for the short runs of RoPE's interleaved pairs).
+ */
+function concatOnHeap(backend: Backend, xs: tf.TensorInfo[], axis: number, outShape: number[]): tf.TensorInfo {
+  const out = backend.makeOutput(outShape, xs[0]!.dtype);
+  const parts = xs.filter((x) => size(x.shape) > 0);
+  if (size(outShape) === 0 || parts.length === 0) return out;
+  const bpe = xs[0]!.dtype === 'bool' ? 1 : 4;
+  const outer = size(outShape.slice(0, axis));
+  const runs = parts.map((x) => size(x.shape.slice(axis)));
+  const total = runs.reduce((a, b) => a + b, 0);
+  const srcs = parts.map((x) => offset(backend, x));
+  const dst = offset(backend, out);
+  const w = backend.wasm as unknown as { HEAP32: Int32Array; HEAPU8: Uint8Array };
+  const heap = w.HEAPU8;
+  const words = w.HEAP32;
+  let at = 0;
+  parts.forEach((_, i) => {
+    const run = runs[i] as number;
+    const src = srcs[i] as number;
+    if (bpe === 4 && run < SHORT_RUN) {
+      const s0 = src >>> 2;
+      const d0 = (dst >>> 2) + at;
+      for (let b = 0; b < outer; b++) {
+        const sb = s0 + b * run;
+        const db = d0 + b * total;
+        for (let j = 0; j < run; j++) words[db + j] = words[sb + j] as number;
+      }
+    } else
+      for (let b = 0; b < outer; b++)
+        heap.copyWithin(dst + (b * total + at) * bpe, src + b * run * bpe, src + (b + 1) * run * bpe);
+    at += run;
+  });
+  return out;
+}
+
 /** out = x[begin : begin + size] (numeric dtypes), copying maximal contiguous runs on the heap. */
 function sliceOnHeap(backend: Backend, x: tf.TensorInfo, begin: number[], sz: number[]): tf.TensorInfo {
   const out = backend.makeOutput(sz, x.dtype);
@@ -104,10 +145,17 @@ function sliceOnHeap(backend: Backend, x: tf.TensorInfo, begin: number[], sz: nu
   for (let i = 0; i < r; i++) base += (begin[i] as number) * (strides[i] as number);
   const runs = n / run;
   const coord = new Array<number>(outer).fill(0);
+  // short runs element by element (a copyWithin call costs more than a few element copies)
+  const w = backend.wasm as unknown as { HEAP32: Int32Array };
+  const words = bpe === 4 && run < SHORT_RUN ? w.HEAP32 : null;
   for (let k = 0; k < runs; k++) {
     let off = base;
     for (let i = 0; i < outer; i++) off += (coord[i] as number) * (strides[i] as number);
-    heap.copyWithin(dst + k * run * bpe, src + off * bpe, src + (off + run) * bpe);
+    if (words) {
+      const d0 = (dst >>> 2) + k * run;
+      const s0 = (src >>> 2) + off;
+      for (let j = 0; j < run; j++) words[d0 + j] = words[s0 + j] as number;
+    } else heap.copyWithin(dst + k * run * bpe, src + off * bpe, src + (off + run) * bpe);
     for (let i = outer - 1; i >= 0; i--) {
       coord[i] = (coord[i] as number) + 1;
       if ((coord[i] as number) < (sz[i] as number)) break;
@@ -210,6 +258,16 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         begin[ax] += s;
         return out;
       });
+    }),
+    k('Concat', (args) => {
+      const xs = Object.values(args.inputs) as tf.TensorInfo[];
+      const dtype = xs[0]?.dtype;
+      if (!dtype || dtype === 'string' || dtype === 'complex64' || xs.some((x) => x.dtype !== dtype)) return callStock(stock, 'Concat', args);
+      const ax = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, xs[0]!.shape)[0] as number;
+      const shapes = xs.map((x) => x.shape);
+      tf.backend_util.assertParamsConsistent(shapes, ax);
+      const outShape = tf.backend_util.computeOutShape(shapes, ax);
+      return concatOnHeap(args.backend as Backend, xs, ax, outShape);
     }),
     k('Sum', (args) => {
       const x = args.inputs.x as tf.TensorInfo;
