@@ -1,5 +1,5 @@
 /** Activation functions used by the layers (tfjs-core has no GELU or SiLU op). */
-import { geluTanh as fusedGeluTanh } from '../backend/kernels/fused.js';
+import { geluTanh as fusedGeluTanh, silu as fusedSilu } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 
 /**
@@ -15,9 +15,12 @@ export function gelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)));
 }
 
-/** SiLU / swish: x * sigmoid(x). */
+/**
+ * SiLU / swish: x * sigmoid(x): one fused kernel forward and one backward where the backend has
+ * core's kernel (wasm), the composite formula elsewhere.
+ */
 export function silu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => x.mul(tf.sigmoid(x)));
+  return fusedSilu(x);
 }
 
 export type Activation = 'gelu' | 'gelu_tanh' | 'relu' | 'silu';

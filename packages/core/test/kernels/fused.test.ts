@@ -6,7 +6,7 @@
  * at 0 is 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { geluTanh, useStockKernels } from '../../src/backend/kernels/index.js';
+import { geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
 import { ADAMW_KERNEL } from '../../src/backend/kernels/fused.js';
 import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
@@ -143,5 +143,60 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
     expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: p, v: p, g: bad }, attrs)).toThrow(/g has shape \[4\], expected the parameter's \[3\]/);
     expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: ints, v: p, g: p }, attrs)).toThrow(/m must be float32, got int32/);
     tf.dispose([p, bad, ints]);
+  });
+});
+
+describe('silu (fused)', () => {
+  it('matches closed-form values on wasm and cpu', async () => {
+    for (const b of ['wasm', 'cpu'] as const) {
+      // silu(1) = 1 / (1 + e^-1) = 0.7310585786; silu(-1) = -1 / (1 + e) = -0.2689414214
+      const y = await on(b, () => take(silu(tf.tensor1d([1, 0, -1, 100, -100, -200])))[0] as Float32Array);
+      expect(y[0]).toBeCloseTo(0.7310585786, 6);
+      expect(y[1]).toBe(0);
+      expect(y[2]).toBeCloseTo(-0.2689414214, 6);
+      expect(y[3]).toBe(100);
+      expect(Math.abs(y[4]!)).toBeLessThan(1e-38);
+      expect(y[5]).toBeCloseTo(0, 30);
+    }
+  });
+
+  it('wasm kernels match the cpu composite in value and gradient (odd length)', async () => {
+    const x = randn(3, 1037).map((v) => 6 * v);
+    const dy = randn(4, 1037);
+    const run = () =>
+      tf.tidy(() => {
+        const t = tf.tensor1d(x);
+        const w = tf.tensor1d(dy);
+        return [
+          Float32Array.from(silu(t).dataSync()),
+          Float32Array.from(
+            tf
+              .grad((u: tf.Tensor) => silu(u).mul(w).sum())(t)
+              .dataSync(),
+          ),
+        ];
+      });
+    const w = await on('wasm', run);
+    const c = await on('cpu', run);
+    expect(relErr(w[0] as Float32Array, c[0] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    expect(relErr(w[1] as Float32Array, c[1] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    // silu'(0) = 1/2; silu'(x) = s (1 + x (1 - s)) at x = 2: 0.8807970780 (1 + 2 * 0.1192029220) = 1.0907842211
+    const g = await on('wasm', () => take(tf.grad((u: tf.Tensor) => silu(u).sum())(tf.tensor1d([0, 2])))[0] as Float32Array);
+    expect(g[0]).toBeCloseTo(0.5, 7);
+    expect(g[1]).toBeCloseTo(1.0907842211, 6);
+  });
+
+  it('gradient matches finite differences on wasm; no tensors left behind; int32 rejected', async () => {
+    await useBackend('wasm');
+    const x = tf.tensor1d([-3, -0.5, 0.25, 1.5, 4]);
+    checkGradients(([u]) => silu(u!).square().sum() as tf.Scalar, [x], { eps: 1e-2, rtol: 2e-2, atol: 1e-3 });
+    const before = tf.memory().numTensors;
+    take(tf.grad((u: tf.Tensor) => silu(u).sum())(x));
+    take(silu(x));
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    const i = tf.tensor1d([1, 2], 'int32');
+    expect(() => silu(i)).toThrow(/silu: x must be float32, got int32/);
+    i.dispose();
   });
 });

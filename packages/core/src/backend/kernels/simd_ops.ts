@@ -1,7 +1,7 @@
 /**
  * Elementwise and reduction kernels in WebAssembly SIMD on the tfjs-wasm heap: float32 sums over
- * a contiguous block of axes, integer powers, exp, sqrt, tanh, and GELU (tanh form) with its
- * derivative.
+ * a contiguous block of axes, integer powers, exp, sqrt, tanh, and GELU (tanh form) and SiLU with
+ * their derivatives.
  *
  * e^x = 2^n e^r with n = round(x log2 e), r = x - n ln 2 (Cody-Waite split of ln 2, so |r| <= ln2/2)
  * and e^r by its Taylor polynomial to r^7 (truncation error < 1e-8 relative).
@@ -309,6 +309,23 @@ function geluGradVec(dy: Code, x: Code, v: Vars): Code {
   );
 }
 
+/** SiLU x sigmoid(x), sigmoid(x) = 1 / (1 + e^-x) (e^-x = inf past x = -89 gives exactly -0 * 0). */
+function siluVec(x: Code, v: Vars): Code {
+  const xs = v();
+  return seq(set(xs, x), f32x4.mul(get(xs), f32x4.div(v.f(1), f32x4.add(v.f(1), expVec(f32x4.neg(get(xs)), v)))));
+}
+
+/** dy * d/dx SiLU(x) = dy s (1 + x (1 - s)), s = sigmoid(x). */
+function siluGradVec(dy: Code, x: Code, v: Vars): Code {
+  const xs = v();
+  const sg = v();
+  return seq(
+    set(xs, x),
+    set(sg, f32x4.div(v.f(1), f32x4.add(v.f(1), expVec(f32x4.neg(get(xs)), v)))),
+    f32x4.mul(dy, f32x4.mul(get(sg), f32x4.add(v.f(1), f32x4.mul(get(xs), f32x4.sub(v.f(1), get(sg)))))),
+  );
+}
+
 /**
  * name(in_0 .. in_{k-1}, n, out, tmp): out[i] = body(in_0[i], ..) over n floats; the last n mod 4
  * go through zero-padded copies at tmp (16 (k + 1) bytes).
@@ -380,6 +397,8 @@ export function simdOpsModule(): object {
       mapFunc('sqrt', 1, ([x]) => f32x4.sqrt(x as Code)),
       mapFunc('gelu', 1, ([x], v) => geluVec(x as Code, v)),
       mapFunc('geluGrad', 2, ([dy, x], v) => geluGradVec(dy as Code, x as Code, v)),
+      mapFunc('silu', 1, ([x], v) => siluVec(x as Code, v)),
+      mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
     ]),
   );
   return moduleCache;
@@ -394,6 +413,8 @@ interface Exports {
   sqrt(x: number, n: number, out: number, tmp: number): void;
   gelu(x: number, n: number, out: number, tmp: number): void;
   geluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
+  silu(x: number, n: number, out: number, tmp: number): void;
+  siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -439,5 +460,14 @@ export class SimdOps {
 
   geluGrad(dy: number, x: number, n: number, out: number): void {
     this.x.geluGrad(dy, x, n, out, this.tmp);
+  }
+
+  /** SiLU x sigmoid(x) and its vector-Jacobian product dy * silu'(x). */
+  silu(x: number, n: number, out: number): void {
+    this.x.silu(x, n, out, this.tmp);
+  }
+
+  siluGrad(dy: number, x: number, n: number, out: number): void {
+    this.x.siluGrad(dy, x, n, out, this.tmp);
   }
 }

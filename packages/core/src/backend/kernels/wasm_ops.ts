@@ -13,13 +13,14 @@
  * - Tanh, Exp and Sqrt in SIMD (simd_ops.ts) instead of scalar libm calls.
  * - GatherV2 copies rows on the heap; the stock kernel took 25 ms for the 2048 x 256 embedding lookup
  *   of gpt-bench.
- * - MmlmGeluTanh / MmlmGeluTanhGrad: the fused GELU of fused.ts (new kernels, not replacements).
+ * - MmlmGeluTanh / MmlmGeluTanhGrad, MmlmSilu / MmlmSiluGrad: the fused GELU and SiLU of fused.ts
+ *   (new kernels, not replacements).
  * - MmlmAdamW: one AdamW update of one parameter (new kernel; optim/adamw.ts uses it where the
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
  */
 import { tf } from '../../tf.js';
-import { ADAMW_KERNEL, GELU_GRAD_KERNEL, GELU_KERNEL } from './fused.js';
+import { ADAMW_KERNEL, GELU_GRAD_KERNEL, GELU_KERNEL, SILU_GRAD_KERNEL, SILU_KERNEL } from './fused.js';
 import { SimdOps } from './simd_ops.js';
 import type { WasmBackendInternals } from './wasm_matmul.js';
 
@@ -325,6 +326,23 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const be = args.backend as Backend;
       const out = be.makeOutput(x.shape, 'float32');
       opsFor(be).gelu(offset(be, x), size(x.shape), offset(be, out));
+      return out;
+    }),
+    k(SILU_KERNEL, (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      opsFor(be).silu(offset(be, x), size(x.shape), offset(be, out));
+      return out;
+    }),
+    k(SILU_GRAD_KERNEL, (args) => {
+      const dy = args.inputs.dy as tf.TensorInfo;
+      const x = args.inputs.x as tf.TensorInfo;
+      if (dy.shape.join() !== x.shape.join())
+        throw new Error(`${SILU_GRAD_KERNEL} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      opsFor(be).siluGrad(offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
       return out;
     }),
     k(GELU_GRAD_KERNEL, (args) => {
