@@ -135,7 +135,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'reference-like: C_sigma 0.75, no dropout, weight decay 0.01 (the old quick preset)',
-        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { lr: 3e-3, dropout: 0, weightDecay: 0.01 } },
+        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { predictionType: 'epsilon', lr: 3e-3, dropout: 0, weightDecay: 0.01 } },
         tokenizerSteps: 300,
         backboneSteps: 600,
         sampling: [
@@ -147,7 +147,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.75, dropout + weight decay 0.1, lr 3e-3, 1,500 steps',
-        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { lr: 3e-3 } },
+        recipe: { tokenizer: { cSigma: 0.75 }, backbone: { predictionType: 'epsilon', lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -159,7 +159,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.25, lr 3e-3, 1,500 steps',
-        recipe: { tokenizer: { cSigma: 0.25 }, backbone: { lr: 3e-3 } },
+        recipe: { tokenizer: { cSigma: 0.25 }, backbone: { predictionType: 'epsilon', lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -171,7 +171,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.25, lr 3e-3, 3,000 steps',
-        recipe: { tokenizer: { cSigma: 0.25 }, backbone: { lr: 3e-3 } },
+        recipe: { tokenizer: { cSigma: 0.25 }, backbone: { predictionType: 'epsilon', lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 3000,
         sampling: [
@@ -182,7 +182,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.1, lr 3e-3, 1,500 steps',
-        recipe: { backbone: { lr: 3e-3 } },
+        recipe: { backbone: { predictionType: 'epsilon', lr: 3e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -194,7 +194,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.1, lr 6e-3 (the default recipe), 1,500 steps',
-        recipe: { backbone: { lr: 6e-3 } },
+        recipe: { backbone: { predictionType: 'epsilon', lr: 6e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -205,7 +205,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'C_sigma 0.1, lr 1e-3, 1,500 steps',
-        recipe: { backbone: { lr: 1e-3 } },
+        recipe: { backbone: { predictionType: 'epsilon', lr: 1e-3 } },
         tokenizerSteps: 300,
         backboneSteps: 1500,
         sampling: [
@@ -233,7 +233,8 @@ const PRESETS: Record<string, SweepPreset> = {
     variants: [
       {
         arm: 'latentlm-sigma-vae',
-        label: 'the default recipe (C_sigma 0.1, lr 6e-3, 4 noise draws, eps-prediction)',
+        label: 'eps-prediction (the arm default before this sweep; C_sigma 0.1, lr 6e-3, 4 noise draws)',
+        recipe: { backbone: { predictionType: 'epsilon' } },
         sampling: [
           { cfgScale: 2, temperature: 0.5 },
           { cfgScale: 3, temperature: 0.5 },
@@ -244,7 +245,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: '16 noise draws per latent',
-        recipe: { backbone: { batchMul: 16 } },
+        recipe: { backbone: { predictionType: 'epsilon', batchMul: 16 } },
         sampling: [
           { cfgScale: 2, temperature: 0.5 },
           { cfgScale: 2, temperature: 0.3 },
@@ -252,7 +253,7 @@ const PRESETS: Record<string, SweepPreset> = {
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'v-prediction',
+        label: 'v-prediction (the arm default since this sweep)',
         recipe: { backbone: { predictionType: 'v_prediction' } },
         sampling: [
           { cfgScale: 2, temperature: 0.5 },
@@ -262,7 +263,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'lr 1e-2',
-        recipe: { backbone: { lr: 1e-2 } },
+        recipe: { backbone: { predictionType: 'epsilon', lr: 1e-2 } },
         sampling: [
           { cfgScale: 2, temperature: 0.5 },
           { cfgScale: 2, temperature: 0.3 },
@@ -271,7 +272,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'no dropout, weight decay 0.01',
-        recipe: { backbone: { dropout: 0, weightDecay: 0.01 } },
+        recipe: { backbone: { predictionType: 'epsilon', dropout: 0, weightDecay: 0.01 } },
         sampling: [
           { cfgScale: 2, temperature: 0.5 },
           { cfgScale: 2, temperature: 0.3 },
@@ -280,7 +281,7 @@ const PRESETS: Record<string, SweepPreset> = {
       {
         arm: 'latentlm-sigma-vae',
         label: 'diffusion head of 6 blocks',
-        recipe: { backbone: { diffusionDepth: 6 } },
+        recipe: { backbone: { predictionType: 'epsilon', diffusionDepth: 6 } },
         sampling: [
           { cfgScale: 2, temperature: 0.5 },
           { cfgScale: 2, temperature: 0.3 },

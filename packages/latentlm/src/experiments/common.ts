@@ -168,6 +168,8 @@ function sizedConfig(
     lr: number;
     headSteps: number;
     cfgScale: number;
+    /** What the head predicts (default: the base preset's). */
+    predictionType?: 'epsilon' | 'v_prediction';
   },
 ): LatentLMConfig {
   const c = structuredClone(base);
@@ -179,7 +181,7 @@ function sizedConfig(
     diffusionDepth: o.diffusionDepth ?? c.model.diffusionDepth,
   };
   c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr };
-  c.diffusion = { ...c.diffusion, headSteps: o.headSteps, cfgScale: o.cfgScale };
+  c.diffusion = { ...c.diffusion, headSteps: o.headSteps, cfgScale: o.cfgScale, predictionType: o.predictionType ?? c.diffusion.predictionType };
   return c;
 }
 
@@ -199,6 +201,7 @@ export function lmSizeSchema(base: LatentLMConfig) {
       lr: z.number().positive().default(base.train.lr),
       headSteps: z.number().int().positive().default(base.diffusion.headSteps),
       cfgScale: z.number().positive().default(base.diffusion.cfgScale),
+      predictionType: z.enum(['epsilon', 'v_prediction']).default(base.diffusion.predictionType),
     })
     .transform((o) => sizedConfig(base, o));
 }
