@@ -2,7 +2,8 @@
  * @mmlm/mio: MIO (Wang et al. 2024, arXiv 2409.17692), the foundation: one extended vocabulary over
  * text, image / video-frame codes and 4-level speech codes with a tokenizer that turns documents into
  * ids and back exactly; masked packing; the four-stage training schedule as data with its task
- * sampler and prompt formats; the Stage-IV ChatML template. Experiments: '@mmlm/mio/experiments'.
+ * sampler and prompt formats; the Stage-IV ChatML template; the staged runner that trains a decoder
+ * through the schedule with exact resume. Experiments: '@mmlm/mio/experiments'.
  */
 export {
   type ChatExample,
@@ -36,6 +37,18 @@ export {
   packedMask,
   packSamples,
 } from './pack.js';
+export {
+  type RunScheduleOptions,
+  type RunScheduleResult,
+  type RunStepEvent,
+  runSchedule,
+  type SampleContext,
+  type StageMetricsRow,
+  type StageMetricsTable,
+  stageMetricsMarkdown,
+  type TaskData,
+  type TaskSampler,
+} from './runner.js';
 export {
   formatPair,
   LrSchema,
