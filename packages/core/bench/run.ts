@@ -309,7 +309,7 @@ async function benchWorkloads(b: BenchBackend, nSteps: number): Promise<void> {
       const ks = p.stop();
       const inKernels = ks.reduce((a, k) => a + k.ms, 0);
       log(`[bench] ${b} ${name} kernel profile of one step (${total.toFixed(1)} ms, ${inKernels.toFixed(1)} ms in kernels):`);
-      for (const k of ks.slice(0, 12))
+      for (const k of ks.slice(0, Number(process.env.MMLM_PROFILE_TOP ?? 12)))
         log(`    ${k.kernel.padEnd(28)} ${String(k.calls).padStart(5)} calls ${k.ms.toFixed(2).padStart(9)} ms`);
     }
     w.dispose();

@@ -42,7 +42,10 @@ const imageSmall = {
   vae: { patchSize: 8, latentDim: 16, dim: 64, depth: 2, numHeads: 4, steps: 2000, batch: 32, lr: 2e-3 },
   sigmaKlWeight: 1e-4,
   gaussianKlWeight: 1e-6,
-  lm: replaced(PRESETS.small, { train: { steps: 2000, batchSize: 32, lr: 1e-3 }, diffusion: { headSteps: 10, predictionType: 'v_prediction' } }),
+  lm: replaced(PRESETS.small, {
+    train: { steps: 2000, batchSize: 32, lr: 1e-3 },
+    diffusion: { headSteps: 10, predictionType: 'v_prediction' },
+  }),
   trainImages: 4000,
   evalImages: 256,
   cfgScales: [1, 2, 3],

@@ -16,7 +16,10 @@
  *   Upsample        nearest x2 (as F.interpolate(mode='nearest')), then a 3x3 conv.
  * Candidates to move into @mmlm/core (LatentLM's conv VAE needs the same).
  */
-import { checkPositiveInt, defaultRng, Module, type Rng, silu, tf } from '@mmlm/core';
+import { checkPositiveInt, defaultRng, GroupNorm, Module, type Rng, silu, tf } from '@mmlm/core';
+
+/** GroupNorm moved to @mmlm/core (one fused kernel forward and backward on wasm); re-exported here for existing imports. */
+export { GroupNorm };
 
 function checkNHWC(who: string, x: tf.Tensor, channels: number): void {
   if (x.rank !== 4 || x.shape[3] !== channels) throw new Error(`${who}: input must be NHWC [B, H, W, ${channels}], got shape [${x.shape}]`);
@@ -123,41 +126,6 @@ export function conv2dSame(x: tf.Tensor4D, w: tf.Tensor4D): tf.Tensor4D {
   if (x.shape[3] !== w.shape[2]) throw new Error(`conv2dSame: x has ${x.shape[3]} channels, the filter expects ${w.shape[2]}`);
   ensureConvSameKernel();
   return tf.engine().runKernel(CONV_SAME, { x, filter: w }, {}) as tf.Tensor4D;
-}
-
-/** GroupNorm over NHWC: G groups of C/G channels, statistics over (H, W, C/G) per sample. */
-export class GroupNorm extends Module {
-  readonly weight: tf.Variable; // [C]
-  readonly bias: tf.Variable; // [C]
-
-  constructor(
-    readonly numGroups: number,
-    readonly numChannels: number,
-    readonly eps = 1e-6,
-  ) {
-    super();
-    checkPositiveInt('GroupNorm: numGroups', numGroups);
-    checkPositiveInt('GroupNorm: numChannels', numChannels);
-    if (numChannels % numGroups !== 0)
-      throw new Error(`GroupNorm: numChannels (${numChannels}) must be divisible by numGroups (${numGroups})`);
-    this.weight = this.param('weight', tf.ones([numChannels]));
-    this.bias = this.param('bias', tf.zeros([numChannels]));
-  }
-
-  forward(x: tf.Tensor /* [B, H, W, C] */): tf.Tensor {
-    return tf.tidy(() => {
-      checkNHWC('GroupNorm', x, this.numChannels);
-      const [B, H, W, C] = x.shape as [number, number, number, number];
-      const G = this.numGroups;
-      const xg = x.reshape([B, H, W, G, C / G]); // [B, H, W, G, C/G]
-      const { mean, variance } = tf.moments(xg, [1, 2, 4], true); // [B, 1, 1, G, 1]
-      const y = xg
-        .sub(mean)
-        .mul(tf.rsqrt(variance.add(this.eps)))
-        .reshape([B, H, W, C]);
-      return y.mul(this.weight).add(this.bias);
-    });
-  }
 }
 
 /**

@@ -1,6 +1,7 @@
 export * from './activations.js';
 export * from './attention.js';
 export * from './embeddings.js';
+export * from './group_norm.js';
 export * from './init.js';
 export * from './linear.js';
 export * from './masks.js';

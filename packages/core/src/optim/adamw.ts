@@ -8,8 +8,9 @@
  * `--lr-mult`) and their own weight decay. State is keyed by the parameter's dotted path
  * (`<path>.exp_avg`, `<path>.exp_avg_sq`, as torch's state names), so it survives a restart.
  */
-import type { Module } from '../nn/module.js';
+
 import { ADAMW_KERNEL } from '../backend/kernels/fused.js';
+import type { Module } from '../nn/module.js';
 import { tf } from '../tf.js';
 
 /** Parameters as [dotted path, variable] pairs, or bare variables (keyed by `Variable.name`). */
@@ -185,7 +186,9 @@ export class AdamW {
         const decay = 1 - lr * s.wd;
         if (fused) {
           const attrs = { decay, beta1: b1, oneMinusBeta1: 1 - b1, beta2: b2, oneMinusBeta2: 1 - b2, bc2Sqrt, eps, stepSize };
-          const [p, m, v] = tf.engine().runKernel(ADAMW_KERNEL, { p: s.v, m: s.m, v: s.s, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          const [p, m, v] = tf
+            .engine()
+            .runKernel(ADAMW_KERNEL, { p: s.v, m: s.m, v: s.s, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
           s.m.assign(m!);
           s.s.assign(v!);
           s.v.assign(p!);

@@ -6,8 +6,8 @@
  * at 0 is 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
 import { ADAMW_KERNEL } from '../../src/backend/kernels/fused.js';
+import { geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
 import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size, take } from './helpers.js';
@@ -88,7 +88,13 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
     const opt = new AdamW(
       [
         { params: [['a', vars[0]!]], lrMultiplier: 3 },
-        { params: [['b', vars[1]!], ['c', vars[2]!]], weightDecay: 0 },
+        {
+          params: [
+            ['b', vars[1]!],
+            ['c', vars[2]!],
+          ],
+          weightDecay: 0,
+        },
       ],
       { lr: 1e-2, beta1: 0.8, beta2: 0.95, eps: 1e-6, weightDecay: 0.1 },
     );
@@ -97,7 +103,13 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
       opt.setLr(1e-2 * (t + 1));
       tf.tidy(() => {
         const grads = new Map<string, tf.Tensor>(
-          shapes.map((s, i) => [['a', 'b', 'c'][i]!, tf.tensor(randn(100 * t + i, size(s)).map((x) => x * 10 ** (i - 1)), s)]),
+          shapes.map((s, i) => [
+            ['a', 'b', 'c'][i]!,
+            tf.tensor(
+              randn(100 * t + i, size(s)).map((x) => x * 10 ** (i - 1)),
+              s,
+            ),
+          ]),
         );
         opt.step(grads);
       });
@@ -140,7 +152,9 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
     const bad = tf.zeros([4]);
     const ints = tf.zeros([3], 'int32');
     const attrs = { decay: 1, beta1: 0.9, oneMinusBeta1: 0.1, beta2: 0.999, oneMinusBeta2: 0.001, bc2Sqrt: 1, eps: 1e-8, stepSize: 1e-3 };
-    expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: p, v: p, g: bad }, attrs)).toThrow(/g has shape \[4\], expected the parameter's \[3\]/);
+    expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: p, v: p, g: bad }, attrs)).toThrow(
+      /g has shape \[4\], expected the parameter's \[3\]/,
+    );
     expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: ints, v: p, g: p }, attrs)).toThrow(/m must be float32, got int32/);
     tf.dispose([p, bad, ints]);
   });

@@ -127,7 +127,12 @@ describe('wasm Identity / Cast / Slice / SplitV', () => {
           tf.concat([a.greater(0), a.less(0)], 2),
           tf.concat([b.reshape([4, 9, 35, 2]), b.reshape([4, 9, 35, 2])], 3), // runs of 2 (RoPE pairs)
         ];
-        const g = tf.grad((v: tf.Tensor) => tf.concat([v.neg(), v, v.square()], 2).mul(tf.range(0, 9, 1).reshape([1, 1, 9])).sum())(a);
+        const g = tf.grad((v: tf.Tensor) =>
+          tf
+            .concat([v.neg(), v, v.square()], 2)
+            .mul(tf.range(0, 9, 1).reshape([1, 1, 9]))
+            .sum(),
+        )(a);
         return [...outs.map((o) => [o.shape, o.dtype, Array.from(o.dataSync())]), Array.from(g.dataSync())];
       }),
     );

@@ -92,7 +92,13 @@ for (const backend of TEST_BACKENDS) {
         [1.2, 0.4, -0.7],
       ]);
       const t = tf.tensor1d([2, 0], 'int32');
-      const run = () => tf.tidy(() => tf.grad((x: tf.Tensor) => crossEntropy(x, t, { zLoss: 1e-3 }))(l).sum().dataSync());
+      const run = () =>
+        tf.tidy(() =>
+          tf
+            .grad((x: tf.Tensor) => crossEntropy(x, t, { zLoss: 1e-3 }))(l)
+            .sum()
+            .dataSync(),
+        );
       run();
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) run();

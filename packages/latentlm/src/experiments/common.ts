@@ -181,7 +181,12 @@ function sizedConfig(
     diffusionDepth: o.diffusionDepth ?? c.model.diffusionDepth,
   };
   c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr };
-  c.diffusion = { ...c.diffusion, headSteps: o.headSteps, cfgScale: o.cfgScale, predictionType: o.predictionType ?? c.diffusion.predictionType };
+  c.diffusion = {
+    ...c.diffusion,
+    headSteps: o.headSteps,
+    cfgScale: o.cfgScale,
+    predictionType: o.predictionType ?? c.diffusion.predictionType,
+  };
   return c;
 }
 

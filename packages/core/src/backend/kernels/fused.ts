@@ -16,6 +16,9 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export const GELU_KERNEL = 'MmlmGeluTanh';
 export const GELU_GRAD_KERNEL = 'MmlmGeluTanhGrad';
 export const SILU_KERNEL = 'MmlmSilu';
+/** GroupNorm NHWC (inputs x, weight, bias; outputs y, mean [B, G], rstd [B, G]) and its gradient; see nn/group_norm.ts. */
+export const GROUP_NORM_KERNEL = 'MmlmGroupNorm';
+export const GROUP_NORM_GRAD_KERNEL = 'MmlmGroupNormGrad';
 export const SILU_GRAD_KERNEL = 'MmlmSiluGrad';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
 export const ADAMW_KERNEL = 'MmlmAdamW';

@@ -15,12 +15,22 @@
  *   of gpt-bench.
  * - MmlmGeluTanh / MmlmGeluTanhGrad, MmlmSilu / MmlmSiluGrad: the fused GELU and SiLU of fused.ts
  *   (new kernels, not replacements).
+ * - MmlmGroupNorm / MmlmGroupNormGrad: GroupNorm over NHWC forward and backward in one kernel each
+ *   (nn/group_norm.ts; new kernels), plain loops on the heap with float64 sums.
  * - MmlmAdamW: one AdamW update of one parameter (new kernel; optim/adamw.ts uses it where the
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
  */
 import { tf } from '../../tf.js';
-import { ADAMW_KERNEL, GELU_GRAD_KERNEL, GELU_KERNEL, SILU_GRAD_KERNEL, SILU_KERNEL } from './fused.js';
+import {
+  ADAMW_KERNEL,
+  GELU_GRAD_KERNEL,
+  GELU_KERNEL,
+  GROUP_NORM_GRAD_KERNEL,
+  GROUP_NORM_KERNEL,
+  SILU_GRAD_KERNEL,
+  SILU_KERNEL,
+} from './fused.js';
 import { SimdOps } from './simd_ops.js';
 import type { WasmBackendInternals } from './wasm_matmul.js';
 
@@ -112,9 +122,7 @@ function concatOnHeap(backend: Backend, xs: tf.TensorInfo[], axis: number, outSh
         const db = d0 + b * total;
         for (let j = 0; j < run; j++) words[db + j] = words[sb + j] as number;
       }
-    } else
-      for (let b = 0; b < outer; b++)
-        heap.copyWithin(dst + (b * total + at) * bpe, src + b * run * bpe, src + (b + 1) * run * bpe);
+    } else for (let b = 0; b < outer; b++) heap.copyWithin(dst + (b * total + at) * bpe, src + b * run * bpe, src + (b + 1) * run * bpe);
     at += run;
   });
   return out;
@@ -184,7 +192,12 @@ export interface AdamWKernelAttrs {
  * own). Every operation is rounded with Math.fround: float32 +, -, *, / and sqrt computed in float64
  * and rounded once are exactly the float32 operations, so this equals the composite bit for bit.
  */
-function adamwOnHeap(heap: Float32Array, o: { p: number; m: number; s: number; g: number; P: number; M: number; S: number }, n: number, a: AdamWKernelAttrs): void {
+function adamwOnHeap(
+  heap: Float32Array,
+  o: { p: number; m: number; s: number; g: number; P: number; M: number; S: number },
+  n: number,
+  a: AdamWKernelAttrs,
+): void {
   const f = Math.fround;
   const decay = f(a.decay);
   const b1 = f(a.beta1);
@@ -194,7 +207,15 @@ function adamwOnHeap(heap: Float32Array, o: { p: number; m: number; s: number; g
   const bc = f(a.bc2Sqrt);
   const eps = f(a.eps);
   const ss = f(a.stepSize);
-  const [p, m, s, g, P, M, S] = [o.p, o.m, o.s, o.g, o.P, o.M, o.S].map((b) => b >>> 2) as [number, number, number, number, number, number, number];
+  const [p, m, s, g, P, M, S] = [o.p, o.m, o.s, o.g, o.P, o.M, o.S].map((b) => b >>> 2) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   for (let i = 0; i < n; i++) {
     const gi = heap[g + i] as number;
     const pi = f((heap[p + i] as number) * decay);
@@ -204,6 +225,102 @@ function adamwOnHeap(heap: Float32Array, o: { p: number; m: number; s: number; g
     heap[M + i] = mi;
     heap[S + i] = si;
     heap[P + i] = f(pi - f(f(mi / d) * ss));
+  }
+}
+
+/**
+ * GroupNorm over NHWC x [B, HW, C] on the heap (offsets in floats): two passes per sample for the
+ * statistics (mean, then the centred sum of squares, accumulated in float64), one to write y.
+ */
+function groupNormForward(
+  h: Float32Array,
+  o: { x: number; w: number; b: number; y: number; mean: number; rstd: number },
+  B: number,
+  HW: number,
+  C: number,
+  G: number,
+  eps: number,
+): void {
+  const Cg = C / G;
+  const N = HW * Cg;
+  const acc = new Float64Array(G);
+  for (let b = 0; b < B; b++) {
+    const base = o.x + b * HW * C;
+    acc.fill(0);
+    for (let p = 0; p < HW; p++) {
+      const row = base + p * C;
+      for (let c = 0; c < C; c++) acc[(c / Cg) | 0]! += h[row + c]!;
+    }
+    const mean = Float64Array.from(acc, (s) => s / N);
+    acc.fill(0);
+    for (let p = 0; p < HW; p++) {
+      const row = base + p * C;
+      for (let c = 0; c < C; c++) {
+        const d = h[row + c]! - mean[(c / Cg) | 0]!;
+        acc[(c / Cg) | 0]! += d * d;
+      }
+    }
+    const rstd = Float64Array.from(acc, (s) => 1 / Math.sqrt(s / N + eps));
+    for (let g = 0; g < G; g++) {
+      h[o.mean + b * G + g] = mean[g]!;
+      h[o.rstd + b * G + g] = rstd[g]!;
+    }
+    const out = o.y + b * HW * C;
+    for (let p = 0; p < HW; p++) {
+      const row = p * C;
+      for (let c = 0; c < C; c++) {
+        const g = (c / Cg) | 0;
+        h[out + row + c] = (h[base + row + c]! - mean[g]!) * rstd[g]! * h[o.w + c]! + h[o.b + c]!;
+      }
+    }
+  }
+}
+
+/** The GroupNorm backward pass (see nn/group_norm.ts), sums in float64. */
+function groupNormBackward(
+  h: Float32Array,
+  o: { dy: number; x: number; w: number; mean: number; rstd: number; dx: number; dw: number; db: number },
+  B: number,
+  HW: number,
+  C: number,
+  G: number,
+): void {
+  const Cg = C / G;
+  const N = HW * Cg;
+  const dw = new Float64Array(C);
+  const db = new Float64Array(C);
+  const s1 = new Float64Array(G);
+  const s2 = new Float64Array(G);
+  for (let b = 0; b < B; b++) {
+    const base = b * HW * C;
+    s1.fill(0);
+    s2.fill(0);
+    for (let p = 0; p < HW; p++) {
+      const row = base + p * C;
+      for (let c = 0; c < C; c++) {
+        const g = (c / Cg) | 0;
+        const dy = h[o.dy + row + c]!;
+        const xhat = (h[o.x + row + c]! - h[o.mean + b * G + g]!) * h[o.rstd + b * G + g]!;
+        dw[c]! += dy * xhat;
+        db[c]! += dy;
+        const gw = dy * h[o.w + c]!;
+        s1[g]! += gw;
+        s2[g]! += gw * xhat;
+      }
+    }
+    for (let p = 0; p < HW; p++) {
+      const row = base + p * C;
+      for (let c = 0; c < C; c++) {
+        const g = (c / Cg) | 0;
+        const r = h[o.rstd + b * G + g]!;
+        const xhat = (h[o.x + row + c]! - h[o.mean + b * G + g]!) * r;
+        h[o.dx + row + c] = r * (h[o.dy + row + c]! * h[o.w + c]! - s1[g]! / N - (xhat * s2[g]!) / N);
+      }
+    }
+  }
+  for (let c = 0; c < C; c++) {
+    h[o.dw + c] = dw[c]!;
+    h[o.db + c] = db[c]!;
   }
 }
 
@@ -263,7 +380,8 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
     k('Concat', (args) => {
       const xs = Object.values(args.inputs) as tf.TensorInfo[];
       const dtype = xs[0]?.dtype;
-      if (!dtype || dtype === 'string' || dtype === 'complex64' || xs.some((x) => x.dtype !== dtype)) return callStock(stock, 'Concat', args);
+      if (!dtype || dtype === 'string' || dtype === 'complex64' || xs.some((x) => x.dtype !== dtype))
+        return callStock(stock, 'Concat', args);
       const ax = tf.util.parseAxisParam((args.attrs as { axis: number }).axis, xs[0]!.shape)[0] as number;
       const shapes = xs.map((x) => x.shape);
       tf.backend_util.assertParamsConsistent(shapes, ax);
@@ -357,7 +475,12 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
     }),
     k(ADAMW_KERNEL, (args) => {
       const { p, m, v, g } = args.inputs as Record<'p' | 'm' | 'v' | 'g', tf.TensorInfo>;
-      for (const [name, t] of [['p', p], ['m', m], ['v', v], ['g', g]] as const) {
+      for (const [name, t] of [
+        ['p', p],
+        ['m', m],
+        ['v', v],
+        ['g', g],
+      ] as const) {
         if (t.dtype !== 'float32') throw new Error(`${ADAMW_KERNEL} (wasm): ${name} must be float32, got ${t.dtype}`);
         if (t.shape.join() !== p.shape.join())
           throw new Error(`${ADAMW_KERNEL} (wasm): ${name} has shape [${t.shape}], expected the parameter's [${p.shape}]`);
@@ -371,9 +494,57 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       if (n > 0) {
         const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
         const at = (t: tf.TensorInfo) => offset(be, t);
-        adamwOnHeap(heap, { p: at(p), m: at(m), s: at(v), g: at(g), P: at(P), M: at(M), S: at(S) }, n, args.attrs as unknown as AdamWKernelAttrs);
+        adamwOnHeap(
+          heap,
+          { p: at(p), m: at(m), s: at(v), g: at(g), P: at(P), M: at(M), S: at(S) },
+          n,
+          args.attrs as unknown as AdamWKernelAttrs,
+        );
       }
       return [P, M, S];
+    }),
+    k(GROUP_NORM_KERNEL, (args) => {
+      const { x, weight, bias } = args.inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo>;
+      const { numGroups: G, eps } = args.attrs as unknown as { numGroups: number; eps: number };
+      const [B, H, W, C] = x.shape as [number, number, number, number];
+      if (x.shape.length !== 4 || C % G !== 0 || weight.shape.join() !== `${C}` || bias.shape.join() !== `${C}`)
+        throw new Error(
+          `${GROUP_NORM_KERNEL} (wasm): expected x [B, H, W, C] with C divisible by ${G} and weight, bias [C], got [${x.shape}], [${weight.shape}], [${bias.shape}]`,
+        );
+      const be = args.backend as Backend;
+      const y = be.makeOutput(x.shape, 'float32');
+      const mean = be.makeOutput([B, G], 'float32');
+      const rstd = be.makeOutput([B, G], 'float32');
+      if (size(x.shape) > 0) {
+        const f = (t: tf.TensorInfo) => offset(be, t) >>> 2;
+        const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+        groupNormForward(heap, { x: f(x), w: f(weight), b: f(bias), y: f(y), mean: f(mean), rstd: f(rstd) }, B, H * W, C, G, eps);
+      }
+      return [y, mean, rstd];
+    }),
+    k(GROUP_NORM_GRAD_KERNEL, (args) => {
+      const { dy, x, weight, mean, rstd } = args.inputs as Record<'dy' | 'x' | 'weight' | 'mean' | 'rstd', tf.TensorInfo>;
+      const { numGroups: G } = args.attrs as unknown as { numGroups: number };
+      const [B, H, W, C] = x.shape as [number, number, number, number];
+      if (dy.shape.join() !== x.shape.join())
+        throw new Error(`${GROUP_NORM_GRAD_KERNEL} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
+      const be = args.backend as Backend;
+      const dx = be.makeOutput(x.shape, 'float32');
+      const dw = be.makeOutput([C], 'float32');
+      const db = be.makeOutput([C], 'float32');
+      const f = (t: tf.TensorInfo) => offset(be, t) >>> 2;
+      const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      if (size(x.shape) > 0)
+        groupNormBackward(
+          heap,
+          { dy: f(dy), x: f(x), w: f(weight), mean: f(mean), rstd: f(rstd), dx: f(dx), dw: f(dw), db: f(db) },
+          B,
+          H * W,
+          C,
+          G,
+        );
+      else heap.fill(0, f(dw), f(dw) + C).fill(0, f(db), f(db) + C);
+      return [dx, dw, db];
     }),
     k('GatherV2', (args) => {
       const x = args.inputs.x as tf.TensorInfo;
