@@ -5,7 +5,41 @@
  * Two frequency rules: 'standard' theta_k = base^(-2k/d), and LatentLM's 'linspace'
  * theta_k = base^(-linspace(0, 1, d/2)_k).
  */
+import { ROPE_KERNEL } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
+
+let ropeGradientRegistered = false;
+
+/**
+ * The fused rotation (core's kernel where the backend has it: wasm). Its gradient is the inverse
+ * rotation of dy (R(theta)^T = R(-theta)); the tables get none (they are constants).
+ */
+function fusedRotate(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, interleaved: boolean): tf.Tensor {
+  if (!ropeGradientRegistered) {
+    tf.registerGradient({
+      kernelName: ROPE_KERNEL,
+      inputsToSave: ['cos', 'sin'],
+      gradFunc: (dy, saved, attrs) => {
+        const [c, s] = saved as [tf.Tensor, tf.Tensor];
+        const a = attrs as unknown as { interleaved: boolean; inverse: boolean };
+        return {
+          x: () =>
+            tf
+              .engine()
+              .runKernel(
+                ROPE_KERNEL,
+                { x: dy as tf.Tensor, cos: c, sin: s },
+                { interleaved: a.interleaved, inverse: !a.inverse },
+              ) as tf.Tensor,
+          cos: () => tf.zerosLike(c),
+          sin: () => tf.zerosLike(s),
+        };
+      },
+    });
+    ropeGradientRegistered = true;
+  }
+  return tf.engine().runKernel(ROPE_KERNEL, { x, cos, sin }, { interleaved, inverse: false }) as tf.Tensor;
+}
 
 export type RopeStyle = 'interleaved' | 'half';
 export type RopeFreqs = 'standard' | 'linspace';
@@ -69,6 +103,8 @@ export class RotaryEmbedding {
       const [B, H, T, d] = x.shape as [number, number, number, number];
       if (d !== this.headDim) throw new Error(`RoPE.apply: head dim must be ${this.headDim}, got shape [${x.shape}]`);
       const { cos, sin } = this.tables(T, offset); // [T, d]
+      if (x.dtype === 'float32' && tf.getKernel(ROPE_KERNEL, tf.getBackend()) !== undefined)
+        return fusedRotate(x, cos, sin, this.style === 'interleaved');
       let rot: tf.Tensor;
       if (this.style === 'interleaved') {
         const pairs = x.reshape([B, H, T, d / 2, 2]);

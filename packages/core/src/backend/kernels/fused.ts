@@ -16,6 +16,11 @@ const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export const GELU_KERNEL = 'MmlmGeluTanh';
 export const GELU_GRAD_KERNEL = 'MmlmGeluTanhGrad';
 export const SILU_KERNEL = 'MmlmSilu';
+/**
+ * RoPE rotation of x [..., T, d] by cos / sin tables [T, d] (inputs x, cos, sin; attrs
+ * interleaved, inverse): y = R(theta) x, or R(-theta) x when inverse, its own gradient.
+ */
+export const ROPE_KERNEL = 'MmlmRope';
 /** GroupNorm NHWC (inputs x, weight, bias; outputs y, mean [B, G], rstd [B, G]) and its gradient; see nn/group_norm.ts. */
 export const GROUP_NORM_KERNEL = 'MmlmGroupNorm';
 export const GROUP_NORM_GRAD_KERNEL = 'MmlmGroupNormGrad';

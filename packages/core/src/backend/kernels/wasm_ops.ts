@@ -15,6 +15,8 @@
  *   of gpt-bench.
  * - MmlmGeluTanh / MmlmGeluTanhGrad, MmlmSilu / MmlmSiluGrad: the fused GELU and SiLU of fused.ts
  *   (new kernels, not replacements).
+ * - MmlmRope: the rotary embedding's rotation in one pass (nn/rope.ts; new kernel), each product
+ *   rounded to float32 before the sum, as the composite x cos + rot(x) sin.
  * - MmlmGroupNorm / MmlmGroupNormGrad: GroupNorm over NHWC forward and backward in one kernel each
  *   (nn/group_norm.ts; new kernels), plain loops on the heap with float64 sums.
  * - MmlmAdamW: one AdamW update of one parameter (new kernel; optim/adamw.ts uses it where the
@@ -28,6 +30,7 @@ import {
   GELU_KERNEL,
   GROUP_NORM_GRAD_KERNEL,
   GROUP_NORM_KERNEL,
+  ROPE_KERNEL,
   SILU_GRAD_KERNEL,
   SILU_KERNEL,
 } from './fused.js';
@@ -502,6 +505,45 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         );
       }
       return [P, M, S];
+    }),
+    k(ROPE_KERNEL, (args) => {
+      const { x, cos, sin } = args.inputs as Record<'x' | 'cos' | 'sin', tf.TensorInfo>;
+      const { interleaved, inverse } = args.attrs as unknown as { interleaved: boolean; inverse: boolean };
+      const r = x.shape.length;
+      const T = x.shape[r - 2] as number;
+      const d = x.shape[r - 1] as number;
+      if (r < 2 || d % 2 !== 0 || cos.shape.join() !== `${T},${d}` || sin.shape.join() !== `${T},${d}`)
+        throw new Error(
+          `${ROPE_KERNEL} (wasm): expected x [..., T, d] with even d and cos, sin [T, d], got [${x.shape}], [${cos.shape}], [${sin.shape}]`,
+        );
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      const n = size(x.shape);
+      if (n === 0) return out;
+      const h = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      const [xo, co, so, yo] = [x, cos, sin, out].map((t) => offset(be, t) >>> 2) as [number, number, number, number];
+      const sign = inverse ? -1 : 1;
+      const half = d / 2;
+      const rows = n / d;
+      // pair (i0, i1): y_i0 = x_i0 c - x_i1 s, y_i1 = x_i1 c + x_i0 s (s -> -s for the inverse)
+      for (let row = 0; row < rows; row++) {
+        const xb = xo + row * d;
+        const yb = yo + row * d;
+        const tb = (row % T) * d;
+        for (let k = 0; k < half; k++) {
+          const i0 = interleaved ? 2 * k : k;
+          const i1 = interleaved ? 2 * k + 1 : k + half;
+          const a = h[xb + i0]!;
+          const b = h[xb + i1]!;
+          const c0 = h[co + tb + i0]!;
+          const c1 = h[co + tb + i1]!;
+          const s0 = sign * h[so + tb + i0]!;
+          const s1 = sign * h[so + tb + i1]!;
+          h[yb + i0] = Math.fround(a * c0) - Math.fround(b * s0);
+          h[yb + i1] = Math.fround(b * c1) + Math.fround(a * s1);
+        }
+      }
+      return out;
     }),
     k(GROUP_NORM_KERNEL, (args) => {
       const { x, weight, bias } = args.inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo>;
