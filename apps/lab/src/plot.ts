@@ -53,7 +53,8 @@ export function lineChartSpec(points: LinePoint[], opts: { title: string; xTitle
     encoding: {
       x: { field: 'x', type: 'quantitative', title: opts.xTitle },
       y: { field: 'y', type: 'quantitative', title: opts.yTitle, scale: opts.logY ? { type: 'log' } : { zero: false } },
-      color: { field: 'series', type: 'nominal', title: null },
+      // long enough for sub-run names such as latentlm-sigma-vae/tokenizer (the default limit cuts at 160 px)
+      color: { field: 'series', type: 'nominal', title: null, legend: { labelLimit: 360 } },
     },
   };
 }
