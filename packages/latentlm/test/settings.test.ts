@@ -86,7 +86,7 @@ describe('experiment settings', () => {
       replaced(PRESETS.small, {
         model: { dim: 96, numLayers: 3, numHeads: 4, diffusionDepth: 3 },
         train: { steps, batchSize: 12, lr: 1e-3 },
-        diffusion: { headSteps: 10, cfgScale: 3 },
+        diffusion: { headSteps: 10, cfgScale: 3, predictionType: 'v_prediction' },
       });
     const ttsSmall = {
       rates: [
