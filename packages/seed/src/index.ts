@@ -2,8 +2,9 @@
  * @mmlm/seed: SEED (Ge et al. 2023, arXiv 2307.08041), the causal Q-Former image tokenizer: the
  * config and presets, the ViT stand-in for EVA-CLIP, the Causal Q-Former with its causal extended
  * mask, the stage-I contrastive loss, the stage-II quantizer, de-tokenizer and losses, and code
- * extraction. Experiments: '@mmlm/seed/experiments'. Module weights are saved and loaded with
- * core's saveModule / loadModule.
+ * extraction, and the conditional image decoder that turns codes back into pixels (the SD-unCLIP
+ * stand-in: `ImageDecoder`, `imageFromCodes`, `reconstruct`). Experiments: '@mmlm/seed/experiments'.
+ * Module weights are saved and loaded with core's saveModule / loadModule.
  */
 export {
   CAUSAL_MASK_MODES,
@@ -29,6 +30,22 @@ export {
   type VitConfig,
   type VitConfigInput,
 } from './config.js';
+export {
+  type DecoderBatch,
+  type DecoderLossOptions,
+  decoderLoss,
+  decoderStep,
+  IMAGE_DECODER_PRESETS,
+  ImageDecoder,
+  type ImageDecoderConfig,
+  type ImageDecoderConfigInput,
+  type ImageDecoderPresetName,
+  imageDecoderConfig,
+  imageDecoderPreset,
+  imageFromCodes,
+  pixelError,
+  reconstruct,
+} from './decoder.js';
 export {
   Block,
   CausalQFormer,

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { AdamW, initBackend, Rng, tf } from '@mmlm/core';
-import { preset, SeedTokenizer, stage1Step, stage2Step } from '@mmlm/seed';
+import { decoderStep, ImageDecoder, imageDecoderPreset, imageFromCodes, preset, SeedTokenizer, stage1Step, stage2Step } from '@mmlm/seed';
 import { expect, it } from 'vitest';
 
 it('the README shows this example verbatim', () => {
@@ -39,11 +39,20 @@ it('README usage example', async () => {
   // Q codes per image in causal (query) order, and back to the causal and generation embeddings.
   const codes = model.encodeCodes(images); // Int32Array [4 * 4], in [0, 16)
   const { causal, gen } = model.decodeCodes(codes); // [4, 4, 16] and [4, 8]
+
+  // Back to pixels: an image decoder (the SD-unCLIP stand-in) learns generation embedding -> image, then draws codes.
+  const decoder = new ImageDecoder(imageDecoderPreset('tiny')); // [B, 8] -> [B, 16, 16, 3] in (0, 1)
+  const decoderOpt = new AdamW(decoder, { lr: 1e-3 });
+  decoderStep(decoder, decoderOpt, { embedding: target, images }); // MSE; { maxShift } makes it translation-tolerant
+  const pixels = imageFromCodes(model, decoder, codes); // codes -> decodeCodes(...).gen -> decoder: [4, 16, 16, 3]
   // --- README example end ---
   expect(Number.isFinite(loss)).toBe(true);
   expect(codes.length).toBe(16);
   expect(causal.shape).toEqual([4, 4, 16]);
   expect(gen.shape).toEqual([4, 8]);
+  expect(pixels.shape).toEqual([4, 16, 16, 3]);
   opt.dispose();
+  decoderOpt.dispose();
+  decoder.dispose();
   model.dispose();
 });

@@ -78,6 +78,29 @@ describe('seed.retrieval (tiny)', () => {
     expect(result.summary).toContain('seed.retrieval (tiny, seed 3)');
   });
 
+  it('reports the pixel read-back on seen and held-out images, with its table and sample grids', () => {
+    for (const k of [
+      'pixelReadBackSeen',
+      'pixelReadBackHeldOut',
+      'pixelReadBackGroundTruthDecoderSeen',
+      'pixelReadBackGroundTruthDecoderHeldOut',
+      'pixelReadBackFromTargetSeen',
+      'pixelReadBackFromTargetHeldOut',
+      'pixelReadBackMemoriserSeen',
+      'pixelReadBackMemoriserHeldOut',
+    ]) {
+      const v = result.metrics[k];
+      expect(typeof v, k).toBe('number');
+      expect(v as number).toBeGreaterThanOrEqual(0);
+      expect(v as number).toBeLessThanOrEqual(1);
+    }
+    const t = result.tables?.find((x) => x.title.startsWith('Back to pixels'));
+    expect(t?.rows[0]?.slice(2)).toEqual([result.metrics.pixelReadBackSeen, result.metrics.pixelReadBackHeldOut]);
+    expect(result.summary).toMatch(/Back to pixels .*: seen \d\.\d{3}, held-out \d\.\d{3}/);
+    expect(result.figures?.map((f) => f.path)).toEqual(['pixels-seen.png', 'pixels-heldout.png']);
+    for (const f of result.figures ?? []) expect(existsSync(join(outDir, f.path)), f.path).toBe(true);
+  });
+
   it('recomputes R@1 from the saved features by a float64 loop', () => {
     const f = features();
     const n = f.items.length;
@@ -148,7 +171,7 @@ describe('seed.retrieval (tiny)', () => {
       .split('\n')
       .filter((l) => l.trim())
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    for (const name of ['vit', 'stage1', 'stage2'])
+    for (const name of ['vit', 'stage1', 'stage2', 'decoder', 'decoder-finetune'])
       expect(
         recs.some((r) => r.subrun === name && typeof r.loss === 'number'),
         name,
@@ -156,13 +179,16 @@ describe('seed.retrieval (tiny)', () => {
     expect(tensorsAfter).toBe(tensorsBefore);
   });
 
-  it('resumes: a second run in the same folder reuses the three phases and gives the same metrics', async () => {
-    for (const name of ['vit', 'stage1', 'stage2']) expect(existsSync(join(outDir, 'subruns', name, 'result.json'))).toBe(true);
+  it('resumes: a second run in the same folder reuses the five phases and gives the same metrics', async () => {
+    for (const name of ['vit', 'stage1', 'stage2', 'decoder', 'decoder-finetune'])
+      expect(existsSync(join(outDir, 'subruns', name, 'result.json'))).toBe(true);
     const lines: string[] = [];
     const again = await runExperimentInline(retrievalExperiment, { preset: 'tiny', seed: 3, outDir, log: (l) => lines.push(l) });
-    expect(lines.some((l) => /^(vit|stage1|stage2):/.test(l))).toBe(false); // no training progress line
+    expect(lines.some((l) => /^(vit|stage1|stage2|decoder|decoder-finetune):/.test(l))).toBe(false); // no training progress line
     for (const a of ARMS) for (const s of SETS) expect(again.metrics[`${a}_i2tR1${s}`]).toBe(result.metrics[`${a}_i2tR1${s}`]);
     expect(again.metrics.codeUsage).toBe(result.metrics.codeUsage);
+    expect(again.metrics.pixelReadBackSeen).toBe(result.metrics.pixelReadBackSeen);
+    expect(again.metrics.pixelMseHeldOut).toBe(result.metrics.pixelMseHeldOut);
   }, 60_000);
 
   it('rejects an unknown preset by name', async () => {

@@ -59,7 +59,8 @@ export const SizesSchema = z.strictObject({
   evalPrompts: z.number().int().positive(),
 });
 
-const PhaseSchema = z.strictObject({
+/** One training phase: steps, batch, AdamW's peak lr, warmup and weight decay. */
+export const PhaseSchema = z.strictObject({
   steps: z.number().int().nonnegative(),
   batchSize: z.number().int().min(2),
   /** Peak AdamW lr (linear warmup over `warmup` steps, cosine to lr / 10). */
@@ -156,7 +157,8 @@ export function generationTarget(images: tf.Tensor, genDim: number, seed: number
   });
 }
 
-function optimizer(params: ConstructorParameters<typeof AdamW>[0], p: Phase): { opt: AdamW; lr: (t: number) => number } {
+/** AdamW for a phase and its lr schedule (linear warmup over `warmup` steps, cosine to a tenth of the peak). */
+export function phaseOptimizer(params: ConstructorParameters<typeof AdamW>[0], p: Phase): { opt: AdamW; lr: (t: number) => number } {
   const opt = new AdamW(params, { lr: p.lr, weightDecay: p.weightDecay });
   const lr = warmupCosine({ peak: p.lr, min: p.lr / 10, warmup: Math.min(p.warmup, p.steps), total: Math.max(1, p.steps) });
   return { opt, lr };
@@ -231,7 +233,7 @@ export async function trainTokenizer(
   const vit = await ctx.subrun('vit', async (dir, sub) => {
     const p = recipe.vit;
     model.visual_encoder.unfreeze();
-    const { opt, lr } = optimizer(clf, p);
+    const { opt, lr } = phaseOptimizer(clf, p);
     const r = rng.fork('vit');
     clf.train();
     const s = runSteps({
@@ -272,7 +274,7 @@ export async function trainTokenizer(
   const byKey = [...groups.values()];
   const stage1 = await ctx.subrun('stage1', async (dir, sub) => {
     const p = recipe.stage1;
-    const { opt, lr } = optimizer(model, p);
+    const { opt, lr } = phaseOptimizer(model, p);
     const r = rng.fork('stage1');
     model.train();
     const s = runSteps({
@@ -309,7 +311,7 @@ export async function trainTokenizer(
   model.setStage(2);
   const stage2 = await ctx.subrun('stage2', async (dir, sub) => {
     const p = recipe.stage2;
-    const { opt, lr } = optimizer(model, p);
+    const { opt, lr } = phaseOptimizer(model, p);
     const r = rng.fork('stage2');
     model.train();
     const s = runSteps({
@@ -347,7 +349,8 @@ export async function trainTokenizer(
   return { model, vit, stage1, stage2, vitAccuracy };
 }
 
-function phaseResult(
+/** A phase's saved summary from its `runSteps` summary. */
+export function phaseResult(
   steps: number,
   s: { mean: Record<string, number> | null; seconds: number },
   extra: Record<string, number>,

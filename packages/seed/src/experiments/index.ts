@@ -1,13 +1,17 @@
 /**
  * SEED's claims as runnable experiments (registered with the lab app): `seed.retrieval` (Table 1,
  * retrieval from the causal embeddings vs from the codes, on the toy tokenizer of brief 1.8.2).
- * The tokenizer recipe on Shapes (ViT pre-training, stage I, stage II) is in `common.ts`.
+ * The tokenizer recipe on Shapes (ViT pre-training, stage I, stage II) is in `common.ts`; the image
+ * decoder back to pixels and its ShapeAnalyzer read-back in `pixels.ts`.
  */
 import type { Experiment } from '@mmlm/core/experiment';
 import { retrievalExperiment } from './retrieval.js';
 
 export {
+  type Phase,
   type PhaseResult,
+  PhaseSchema,
+  phaseOptimizer,
   type Recipe,
   RecipeSchema,
   type SeedData,
@@ -18,6 +22,23 @@ export {
   trainTokenizer,
 } from './common.js';
 export { buildPools, type CodeStats, codeStats, poolRanks, recallAt } from './metrics.js';
+export {
+  backToPixels,
+  evaluatePixels,
+  nearestRows,
+  objectsByAttributes,
+  PIXEL_READBACK_FLOOR,
+  type PixelRecipe,
+  PixelRecipeSchema,
+  type PixelResult,
+  type PixelSetEval,
+  pixelEmbeddings,
+  pixelReadBack,
+  type ReadBack,
+  type TrainedPixelDecoder,
+  trainPixelDecoder,
+  writePixelGrid,
+} from './pixels.js';
 export {
   CODE_R1_FLOOR,
   PAPER_TABLE1,

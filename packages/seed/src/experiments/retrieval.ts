@@ -6,6 +6,10 @@
  * 77.4; Flickr30K I2T R@1 90.0 vs 86.3. Here: the toy tokenizer of `common.ts` on 16 px Shapes, R@1
  * image->text and text->image among `candidates` (32) items of distinct attribute combinations, on
  * seen and held-out combinations apart, plus the codebook usage and perplexity.
+ *
+ * Back to pixels (`pixels.ts`): a conditional image decoder (the SD-unCLIP stand-in) is trained on
+ * the generation embedding, and the round trip image -> codes -> generation embedding -> image is
+ * read back by the ShapeAnalyzer, on seen and held-out combinations apart.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +28,7 @@ import {
   type Table,
 } from '@mmlm/core/experiment';
 import { z } from 'zod';
+import { imageDecoderPreset } from '../decoder.js';
 import type { SeedTokenizer } from '../tokenizer.js';
 import {
   imageBatch,
@@ -37,12 +42,15 @@ import {
   trainTokenizer,
 } from './common.js';
 import { buildPools, codeStats, poolRanks, recallAt } from './metrics.js';
+import { backToPixels, PIXEL_READBACK_FLOOR, PixelRecipeSchema } from './pixels.js';
 
 const SettingsSchema = z.strictObject({
   sizes: SizesSchema,
   /** Candidates per retrieval pool (SEED's protocol is over the whole test set; 32 here). */
   candidates: z.number().int().min(2),
   recipe: RecipeSchema,
+  /** The image decoder's two phases (ground-truth targets, then the predicted embeddings). */
+  pixels: PixelRecipeSchema,
 });
 export type RetrievalSettings = z.infer<typeof SettingsSchema>;
 
@@ -58,6 +66,11 @@ export const RETRIEVAL_SETTINGS = parsePresets(
         stage1: { steps: 3, batchSize: 8, lr: 1e-3 },
         stage2: { steps: 3, batchSize: 16, lr: 1e-3 },
       },
+      pixels: {
+        decoder: { steps: 3, batchSize: 16, lr: 1e-3 },
+        finetune: { steps: 3, batchSize: 16, lr: 1e-3 },
+        maxShift: 2,
+      },
     },
     small: {
       sizes: { train: 2000, evalPrompts: 256 },
@@ -66,6 +79,11 @@ export const RETRIEVAL_SETTINGS = parsePresets(
         vit: { steps: 1500, batchSize: 64, lr: 2e-3, warmup: 50 },
         stage1: { steps: 1500, batchSize: 48, lr: 1e-3, warmup: 100 },
         stage2: { steps: 2500, batchSize: 64, lr: 1e-3, warmup: 50 },
+      },
+      pixels: {
+        decoder: { steps: 1500, batchSize: 64, lr: 2e-3, warmup: 20 },
+        finetune: { steps: 1000, batchSize: 64, lr: 1e-3, warmup: 20 },
+        maxShift: 2,
       },
     },
   } satisfies Record<'tiny' | 'small', z.input<typeof SettingsSchema>>,
@@ -189,13 +207,14 @@ export const retrievalExperiment: Experiment = {
     "SEED's discrete codes keep the causal embeddings' semantics: retrieval from the codes (de-tokenized back to causal embeddings) is close to retrieval from the continuous causal embeddings, slightly below it (Table 1: Flickr30K R@mean 91.7 vs 93.7).",
   presets: {
     tiny: {
-      description: '3 steps per phase on 64 images, 6 seen + 6 held-out queries among 8 candidates; checks the metrics, not the claim',
+      description:
+        '3 steps per phase on 64 images, 6 seen + 6 held-out queries among 8 candidates, 3 + 3 image-decoder steps; checks the metrics, not the claim',
       expectedMinutes: 0.1,
     },
     small: {
       description:
-        'ViT pre-trained as an attribute classifier (1500 steps), Causal Q-Former (8 queries, 1500 ITC steps), K = 256 codes of 8 (2500 stage-II steps) on 2000 Shapes images; R@1 among 32 candidates on 256 seen + 256 held-out queries; one seed per run (--seeds 0,1,2 for the verdict)',
-      expectedMinutes: 9,
+        'ViT pre-trained as an attribute classifier (1500 steps), Causal Q-Former (8 queries, 1500 ITC steps), K = 256 codes of 8 (2500 stage-II steps) on 2000 Shapes images; R@1 among 32 candidates on 256 seen + 256 held-out queries; an image decoder on the generation embedding (1500 + 1000 steps) read back by the ShapeAnalyzer; one seed per run (--seeds 0,1,2 for the verdict)',
+      expectedMinutes: 11,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
@@ -207,6 +226,8 @@ export const retrievalExperiment: Experiment = {
     const model = tok.model;
     const items = [...data.seen, ...data.heldOut];
     const f = retrievalFeatures(model, data, items);
+    const decoderCfg = { ...imageDecoderPreset(name), genDim: cfg.decoder.genDim, imageSize: cfg.vit.imageSize, seed: ctx.seed };
+    const px = await backToPixels(ctx, data, model, decoderCfg, st.pixels, ctx.seed);
     model.dispose();
     const keys = items.map((d) => d.key);
     const distinctKeys = new Set(keys).size;
@@ -254,6 +275,20 @@ export const retrievalExperiment: Experiment = {
       reconstructionCosine: f.recCos,
       reconstructionCosineLast: f.recCosLast,
       trainSeconds: tok.vit.seconds + tok.stage1.seconds + tok.stage2.seconds,
+      pixelReadBackSeen: px.seen.readBack.fraction,
+      pixelReadBackHeldOut: px.heldOut.readBack.fraction,
+      pixelReadBackGroundTruthDecoderSeen: px.seen.readBackGroundTruthDecoder,
+      pixelReadBackGroundTruthDecoderHeldOut: px.heldOut.readBackGroundTruthDecoder,
+      pixelReadBackFromTargetSeen: px.seen.readBackFromTarget,
+      pixelReadBackFromTargetHeldOut: px.heldOut.readBackFromTarget,
+      pixelReadBackMemoriserSeen: px.seen.readBackMemoriser,
+      pixelReadBackMemoriserHeldOut: px.heldOut.readBackMemoriser,
+      pixelMseSeen: px.seen.mse,
+      pixelMseHeldOut: px.heldOut.mse,
+      pixelDecoderLoss: px.decoderPhase.finalLoss,
+      pixelFinetuneLoss: px.finetunePhase.finalLoss,
+      pixelDecoderParameters: px.decoderParameters,
+      pixelTrainSeconds: px.decoderPhase.seconds + px.finetunePhase.seconds,
     };
     const rows: Table['rows'] = [];
     const nSeen = data.seen.length;
@@ -272,6 +307,12 @@ export const retrievalExperiment: Experiment = {
       name === 'small'
         ? `Floor: code R@1 (both directions) >= ${CODE_R1_FLOOR} on seen combinations: ${codeSeen >= CODE_R1_FLOOR ? 'met' : '**not met**'} (${formatFixed(codeSeen)}).`
         : `Floor (code R@1 >= ${CODE_R1_FLOOR} on seen combinations) applies to the small preset only.`;
+    const pxSeen = px.seen.readBack.fraction;
+    const pixelLine = `Back to pixels (image -> ${Q} codes -> generation embedding -> image decoder, read back by the ShapeAnalyzer as the same shape, colour and size): seen ${formatFixed(pxSeen)}, held-out ${formatFixed(px.heldOut.readBack.fraction)}; ${
+      name === 'small'
+        ? `floor ${PIXEL_READBACK_FLOOR} on seen combinations ${pxSeen >= PIXEL_READBACK_FLOOR ? 'met' : '**not met**'}`
+        : `the floor (${PIXEL_READBACK_FLOOR} on seen combinations) applies to the small preset only`
+    }. Decoder trained on ground-truth targets only: ${formatFixed(px.seen.readBackGroundTruthDecoder)} / ${formatFixed(px.heldOut.readBackGroundTruthDecoder)} from the codes, ${formatFixed(px.seen.readBackFromTarget)} / ${formatFixed(px.heldOut.readBackFromTarget)} from the ground-truth targets themselves; memoriser (nearest training image by predicted embedding) ${formatFixed(px.seen.readBackMemoriser)} / ${formatFixed(px.heldOut.readBackMemoriser)}.`;
     const summary = [
       `**seed.retrieval (${ctx.preset}, seed ${ctx.seed})**: R@1 among ${C} candidates (chance ${formatFixed(1 / C)}), image->text / text->image.`,
       `Causal embeddings: seen ${formatFixed(metrics.embedding_i2tR1Seen)} / ${formatFixed(metrics.embedding_t2iR1Seen)}, held-out ${formatFixed(metrics.embedding_i2tR1HeldOut)} / ${formatFixed(metrics.embedding_t2iR1HeldOut)}.`,
@@ -279,10 +320,12 @@ export const retrievalExperiment: Experiment = {
       `Codebook: ${formatFixed(cs.usage)} of K = ${K} codes used, perplexity ${formatFixed(cs.perplexity, 1)}, ${cs.distinctSequences} distinct ${Q}-code sequences over ${items.length} images of ${distinctKeys} combinations; de-tokenized causal embeddings have cosine ${formatFixed(f.recCos)} to the originals (last query ${formatFixed(f.recCosLast)}).`,
       `Frozen ViT (attribute classifier) accuracy: seen ${formatFixed(tok.vitAccuracy.seen)}, held-out ${formatFixed(tok.vitAccuracy.heldOut)}.`,
       floorLine,
+      pixelLine,
       `One seed (${ctx.seed}): no difference is called here; \`pnpm lab run seed.retrieval --preset small --seeds 0,1,2\` gives mean ± std and the verdict.`,
     ].join('\n');
     return {
       metrics,
+      figures: px.figures,
       tables: [
         {
           title: CLAIM_TABLE,
@@ -324,7 +367,52 @@ export const retrievalExperiment: Experiment = {
               tok.stage2.seconds,
               `vq ${formatFixed(tok.stage2.extra.vq)}, 1 - cos ${formatFixed(tok.stage2.extra.rec)}, gen ${formatFixed(tok.stage2.extra.gen)}; usage ${formatFixed(cs.usage)}, perplexity ${formatFixed(cs.perplexity, 1)}`,
             ],
+            [
+              'decoder: image decoder on ground-truth generation targets',
+              px.decoderPhase.steps,
+              px.decoderPhase.finalLoss,
+              px.decoderPhase.seconds,
+              `MSE; ${px.decoderParameters} parameters`,
+            ],
+            [
+              'decoder-finetune: on the predicted generation embeddings',
+              px.finetunePhase.steps,
+              px.finetunePhase.finalLoss,
+              px.finetunePhase.seconds,
+              `MSE, minimum over shifts of up to ${st.pixels.maxShift} px`,
+            ],
           ],
+        },
+        {
+          title: 'Back to pixels: ShapeAnalyzer read-back of the reconstructions',
+          columns: ['decoder', 'conditioned on', 'seen', 'held-out'],
+          rows: [
+            [
+              'fine-tuned on predicted embeddings (the round trip)',
+              "the de-tokenizer's generation embedding from the codes",
+              px.seen.readBack.fraction,
+              px.heldOut.readBack.fraction,
+            ],
+            [
+              'trained on ground-truth targets only',
+              "the de-tokenizer's generation embedding from the codes",
+              px.seen.readBackGroundTruthDecoder,
+              px.heldOut.readBackGroundTruthDecoder,
+            ],
+            [
+              'trained on ground-truth targets only',
+              'the ground-truth generation target (no tokenizer)',
+              px.seen.readBackFromTarget,
+              px.heldOut.readBackFromTarget,
+            ],
+            [
+              'memoriser: the training image with the nearest predicted embedding',
+              "the de-tokenizer's generation embedding from the codes",
+              px.seen.readBackMemoriser,
+              px.heldOut.readBackMemoriser,
+            ],
+          ],
+          note: `Fraction of images whose reconstruction the @mmlm/data ShapeAnalyzer reads as the same objects (shape, colour, size) as the original; ${nSeen} images per set. Floor (small preset): ${PIXEL_READBACK_FLOOR} on seen combinations for the round trip. SEED decodes with SD-unCLIP (diffusion); here a regression MLP stands in (README, "Back to pixels"). Pixel MSE of the round trip: seen ${formatFixed(px.seen.mse, 4)}, held-out ${formatFixed(px.heldOut.mse, 4)}.`,
         },
       ],
       summary,
@@ -369,6 +457,10 @@ export const retrievalExperiment: Experiment = {
     const floor = codeSeen.length
       ? `Floor (code R@1 >= ${CODE_R1_FLOOR} both ways on seen combinations): ${codeSeen.filter((x) => x >= CODE_R1_FLOOR).length} of ${codeSeen.length} seeds meet it (min over directions: ${formatMeanStd(meanStd(codeSeen))}).`
       : 'Floor: no code R@1 reported.';
+    const px = v('pixelReadBackSeen');
+    const pixelFloor = px.length
+      ? `Back to pixels (read back as the same object; floor ${PIXEL_READBACK_FLOOR} on seen combinations): seen ${cell('pixelReadBackSeen')}, held-out ${cell('pixelReadBackHeldOut') ?? 'n/a'}; ${px.filter((x) => x >= PIXEL_READBACK_FLOOR).length} of ${px.length} seeds meet the floor.`
+      : 'Back to pixels: no read-back reported.';
     const summary = [
       `**seed.retrieval over seeds ${seeds.join(', ')}**`,
       '',
@@ -379,6 +471,7 @@ export const retrievalExperiment: Experiment = {
       '',
       `Code usage ${cell('codeUsage') ?? 'n/a'}, perplexity ${cell('codePerplexity') ?? 'n/a'}; reconstruction cosine ${cell('reconstructionCosine') ?? 'n/a'}.`,
       floor,
+      pixelFloor,
     ].join('\n');
     return { tables: [table], summary };
   },
