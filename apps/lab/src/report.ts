@@ -58,7 +58,10 @@ export function findRuns(root: string): { dir: string; record: RunRecord }[] {
     const f = join(d, 'result.json');
     if (existsSync(f) && statSync(f).isFile()) {
       try {
-        out.push({ dir: d, record: JSON.parse(readFileSync(f, 'utf8')) as RunRecord, mtime: statSync(f).mtimeMs });
+        const record = JSON.parse(readFileSync(f, 'utf8')) as RunRecord;
+        // a lab run's record names its experiment as an object; other result.json files (a
+        // package's own repro script, another tool) are not lab runs and are left out
+        if (typeof record?.experiment?.id === 'string') out.push({ dir: d, record, mtime: statSync(f).mtimeMs });
       } catch {
         // not one of ours
       }

@@ -92,6 +92,15 @@ describe('lab runner', () => {
     expect(html).toMatch(/test\.fake\/tiny-seed0\/loss\.png/);
   });
 
+  it('findRuns leaves out result.json files that are not lab runs (a package repro script writes another format)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-foreign-'));
+    mkdirSync(join(root, 'x', 'small-seed0'), { recursive: true });
+    writeFileSync(join(root, 'x', 'small-seed0', 'result.json'), JSON.stringify({ experiment: 'seed.retrieval', preset: 'small' }));
+    mkdirSync(join(root, 'y'), { recursive: true });
+    writeFileSync(join(root, 'y', 'result.json'), '{not json');
+    expect(findRuns(root)).toEqual([]);
+  });
+
   it('rejects an unknown preset', async () => {
     await expect(runExperiment(fake({}), { preset: 'huge', seed: 0, outRoot: tmpdir(), progress: 'none' })).rejects.toThrow(
       /has no preset "huge"; expected one of: tiny/,
