@@ -3,7 +3,9 @@
  * text, image / video-frame codes and 4-level speech codes with a tokenizer that turns documents into
  * ids and back exactly; masked packing; the four-stage training schedule as data with its task
  * sampler and prompt formats; the Stage-IV ChatML template; the staged runner that trains a decoder
- * through the schedule with exact resume. Experiments: '@mmlm/mio/experiments'.
+ * through the schedule with exact resume; a SpeechTokenizer-style 4-level residual-VQ speech codec
+ * whose level 1 carries content, with its training and evaluation helpers. Experiments and the
+ * tone-speech wiring of the codec: '@mmlm/mio/experiments'.
  */
 export {
   type ChatExample,
@@ -17,6 +19,48 @@ export {
   MIO_VOICE_MODE_SYSTEM,
   renderChat,
 } from './chat.js';
+export {
+  CODEC_IGNORE,
+  CODEC_PRESETS,
+  CodeClassifier,
+  type CodecBatch,
+  type CodecControls,
+  type CodecLossParts,
+  type CodecPresetName,
+  type CodecQuantized,
+  Conv1d,
+  codecPreset,
+  F0_REF_HZ,
+  fillUnvoiced,
+  harmonicBasis,
+  multiResolutionStftLoss,
+  SpeechCodec,
+  type SpeechCodecConfig,
+  type SpeechCodecConfigInput,
+  SpeechCodecConfigSchema,
+  type SpeechCodes,
+  speechCodecConfig,
+  stftMagnitude,
+  upsampleLinear,
+  upsampleLinearHost,
+} from './codec.js';
+export {
+  CODEC_TRAIN_PRESETS,
+  type CodecExample,
+  type CodecTrainConfig,
+  type CodecTrainInput,
+  type CodecTrainRecord,
+  CodecTrainSchema,
+  codebookUsage,
+  codecTrainStep,
+  type LevelUsage,
+  levelProbe,
+  type ProbeResult,
+  type ProbeSet,
+  type TrainSpeechCodecOptions,
+  type TrainSpeechCodecResult,
+  trainSpeechCodec,
+} from './codec_train.js';
 export {
   type MioConfig,
   type MioConfigInput,

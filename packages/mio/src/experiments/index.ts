@@ -7,3 +7,10 @@
 import type { Experiment } from '@mmlm/core/experiment';
 
 export const experiments: Experiment[] = [];
+export {
+  evaluateToneCodec,
+  type ToneCodecDataOptions,
+  type ToneCodecEvaluation,
+  toneCodecExample,
+  toneUtterances,
+} from './codec.js';
