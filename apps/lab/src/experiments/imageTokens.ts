@@ -8,7 +8,9 @@
  * text-to-image and image-to-text examples, and measures both with the same instruments: generation
  * score (ShapeAnalyzer, GenEval-like), Fréchet distance to real images, caption accuracy, the
  * tokenizer's reconstruction PSNR, backbone steps and head evaluations per image, and wall time.
- * Each arm is built by its paper package (`imageTokenArm` from its experiments subpath).
+ * Each arm is built by its paper package (`imageTokenArm` from its experiments subpath). A third arm,
+ * SEED's causal Q-Former codes (`seedArm` of @mmlm/seed, 'seed-causal-codes'), runs only in presets
+ * that list it in `arms` (`quick3`); the other presets run the two original arms as before.
  */
 import {
   compareSeeds,
@@ -24,6 +26,7 @@ import {
 } from '@mmlm/core/experiment';
 import { imageTokenArm as latentlmArm } from '@mmlm/latentlm/experiments';
 import { imageTokenArm as liquidArm } from '@mmlm/liquid/experiments';
+import { seedArm } from '@mmlm/seed/experiments';
 import { AGREEMENT_FLOOR, type ArmEvaluation, type EvalSet, evaluateArm, loadImageTextData } from './imageEval.js';
 
 interface ImageTokensPreset extends PresetInfo {
@@ -40,7 +43,29 @@ interface ImageTokensPreset extends PresetInfo {
   captionFraction: number;
   /** Per-arm recipe overrides (each arm's schema; unset fields take its defaults). */
   recipes?: Record<string, unknown>;
+  /** The arms this preset runs, by name, in table order (default: the two original arms, DEFAULT_ARMS). */
+  arms?: string[];
 }
+
+/** The arms a preset runs when it names none: Liquid's and LatentLM's. */
+export const DEFAULT_ARMS = ['liquid-vq', 'latentlm-sigma-vae'];
+
+const QUICK: ImageTokensPreset = {
+  description:
+    '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone, 1,000 tokenizer + 1,000 backbone steps per arm',
+  expectedMinutes: 4,
+  imageSize: 16,
+  maxObjects: 1,
+  trainImages: 1000,
+  evalImages: 256,
+  dim: 64,
+  numLayers: 2,
+  numHeads: 4,
+  tokenizerSteps: 1000,
+  backboneSteps: 1000,
+  batchSize: 16,
+  captionFraction: 0.3,
+};
 
 const PRESETS: Record<string, ImageTokensPreset> = {
   tiny: {
@@ -58,21 +83,12 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     batchSize: 4,
     captionFraction: 0.3,
   },
-  quick: {
-    description:
-      '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone, 1,000 tokenizer + 1,000 backbone steps per arm',
-    expectedMinutes: 4,
-    imageSize: 16,
-    maxObjects: 1,
-    trainImages: 1000,
-    evalImages: 256,
-    dim: 64,
-    numLayers: 2,
-    numHeads: 4,
-    tokenizerSteps: 1000,
-    backboneSteps: 1000,
-    batchSize: 16,
-    captionFraction: 0.3,
+  quick: QUICK,
+  quick3: {
+    ...QUICK,
+    description: `${QUICK.description}; three arms: Liquid's VQ codes, LatentLM's sigma-VAE latents and SEED's causal Q-Former codes`,
+    expectedMinutes: 7,
+    arms: [...DEFAULT_ARMS, 'seed-causal-codes'],
   },
   small: {
     description:
@@ -96,7 +112,25 @@ const PRESETS: Record<string, ImageTokensPreset> = {
 export const IMAGE_TOKEN_ARMS: { name: string; paper: string; factory: ImageTokenArmFactory }[] = [
   { name: 'liquid-vq', paper: 'Liquid: VQ codes + softmax', factory: liquidArm },
   { name: 'latentlm-sigma-vae', paper: 'LatentLM: sigma-VAE latents + diffusion head', factory: latentlmArm },
+  { name: 'seed-causal-codes', paper: 'SEED: causal Q-Former codes + softmax', factory: seedArm },
 ];
+
+/** The arms of a preset, in table order; an unknown name is an error. */
+export function presetArms(p: { arms?: string[] }): typeof IMAGE_TOKEN_ARMS {
+  const wanted = p.arms ?? DEFAULT_ARMS;
+  return wanted.map((n) => {
+    const arm = IMAGE_TOKEN_ARMS.find((a) => a.name === n);
+    if (!arm) throw new Error(`lab.image-tokens: unknown arm "${n}"; expected one of ${IMAGE_TOKEN_ARMS.map((a) => a.name).join(', ')}`);
+    return arm;
+  });
+}
+
+/** Index of the best finite value (higher or lower is better), or null when the best is shared. */
+function bestIndex(vals: readonly number[], better: 'higher' | 'lower'): number | null {
+  let best = 0;
+  for (let i = 1; i < vals.length; i++) if (better === 'higher' ? vals[i]! > vals[best]! : vals[i]! < vals[best]!) best = i;
+  return vals.filter((v) => v === vals[best]).length > 1 ? null : best;
+}
 
 /** Which direction is better for each compared metric. */
 const ROWS: { key: keyof ArmEvaluation; label: string; better: 'higher' | 'lower' | null; digits: number }[] = [
@@ -145,8 +179,9 @@ async function run(ctx: ExperimentContext) {
   ctx.log(
     `data: ${p.trainImages} train Shapes images (${data.trainKeys} distinct scenes), ${p.evalImages} seen + ${p.evalImages} held-out prompts, ${p.imageSize} px, up to ${p.maxObjects} object(s); backbone ${p.numLayers}x${p.dim}, ${p.numHeads} heads; memoriser ceilings on held-out: generation ${data.ceilings.generationHeldOut.toFixed(3)}, caption ${data.ceilings.captionHeldOut.toFixed(3)}`,
   );
+  const arms = presetArms(p);
   const results: ArmEvaluation[] = [];
-  for (const arm of IMAGE_TOKEN_ARMS) {
+  for (const arm of arms) {
     const r = await ctx.subrun(arm.name, (dir) =>
       evaluateArm(arm.name, arm.factory, data, ctx, dir, {
         backbone: { dim: p.dim, numLayers: p.numLayers, numHeads: p.numHeads },
@@ -161,14 +196,14 @@ async function run(ctx: ExperimentContext) {
     ctx.metric({ ...r, arm: arm.name, figures: undefined });
   }
 
-  const names = IMAGE_TOKEN_ARMS.map((a) => a.name);
+  const names = arms.map((a) => a.name);
   const rows: Table['rows'] = [];
   const wins: Record<string, string[]> = Object.fromEntries(names.map((n) => [n, []]));
   for (const row of ROWS) {
     const vals = results.map((r) => r[row.key] as number);
     let winner = '';
-    if (row.better && vals.every(Number.isFinite) && vals[0] !== vals[1]) {
-      const i = row.better === 'higher' ? (vals[0]! > vals[1]! ? 0 : 1) : vals[0]! < vals[1]! ? 0 : 1;
+    const i = row.better && vals.every(Number.isFinite) ? bestIndex(vals, row.better) : null;
+    if (row.better && i !== null) {
       winner = names[i]!;
       if (!row.label.startsWith('  ')) wins[winner]!.push(row.label);
     } else if (row.better && vals.some(Number.isFinite)) winner = 'tie';
@@ -180,14 +215,18 @@ async function run(ctx: ExperimentContext) {
     rows.push([row.label, ...cells, winner]);
   }
   const n = data.seen.captions.length;
+  const seedNote = names.includes('seed-causal-codes')
+    ? ` SEED claims codes from a causal Q-Former carry high-level semantics in a left-to-right order an LLM models with its ordinary next-token loss; its arm has ${fmt(results[names.indexOf('seed-causal-codes')]!.tokensPerImage, 0)} codes per image (the others 16) and draws pixels with an MLP decoder on the de-tokenizer's generation embedding (SEED: SD-unCLIP).`
+    : '';
   const table: Table = {
-    title: 'Discrete VQ codes vs continuous sigma-VAE latents (same data, backbone and budget)',
+    title: `Discrete VQ codes vs continuous sigma-VAE latents${names.includes('seed-causal-codes') ? " vs SEED's causal codes" : ''} (same data, backbone and budget)`,
     columns: ['metric', ...names, 'better'],
     rows,
     note:
       `Seen prompts: ${n} new renders of scenes present among the ${p.trainImages} training images; held-out prompts: ${data.heldOut.captions.length} scenes no training image has (val split and held-out (shape, colour) pairs). ` +
       `The memoriser ceiling is the score of the best-matching training image (or caption): a held-out score above it is composition, at or below it may be retrieval. One seed's binomial standard error is at most ${(0.5 / Math.sqrt(n)).toFixed(3)} per score. ` +
-      'Liquid claims a VQ tokenizer plus plain next-token prediction suffices and scales; LatentLM claims continuous latents with a diffusion head beat discrete codes on quality at fewer decoding steps (its Table 3 vs VQ baselines). The two papers never compare on the same data; this table does, at toy scale.',
+      'Liquid claims a VQ tokenizer plus plain next-token prediction suffices and scales; LatentLM claims continuous latents with a diffusion head beat discrete codes on quality at fewer decoding steps (its Table 3 vs VQ baselines). The two papers never compare on the same data; this table does, at toy scale.' +
+      seedNote,
   };
   const metrics: Record<string, number | string> = {};
   for (const [i, r] of results.entries()) {
@@ -222,21 +261,30 @@ async function run(ctx: ExperimentContext) {
  * tokenizer did not read back.
  */
 export function aggregateImageTokens(results: ExperimentResult[], seeds: number[]): { tables: Table[]; summary: string } {
-  const names = IMAGE_TOKEN_ARMS.map((a) => a.name);
+  // the arms the runs measured (a preset without `arms` runs the two original ones)
+  const names = IMAGE_TOKEN_ARMS.map((a) => a.name).filter((n) =>
+    results.some((r) => Object.keys(r.metrics).some((k) => k.startsWith(`${n}.`))),
+  );
   const values = (arm: string, key: string) =>
     results.map((r) => r.metrics[`${arm}.${key}`]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const rows: Table['rows'] = [];
   const verdicts: string[] = [];
   for (const row of ROWS) {
     if (row.key === 'tokenizerParams' || row.key === 'backboneParams' || row.key === 'headParams' || row.key === 'tokensPerImage') continue;
-    const [a, b] = names.map((n) => values(n, row.key)) as [number[], number[]];
-    if (!a.length || !b.length) continue;
-    const cells = [a, b].map((xs) => formatMeanStd(meanStd(xs), row.digits));
+    const all = names.map((n) => values(n, row.key));
+    if (all.length < 2 || all.some((xs) => !xs.length)) continue;
+    const cells = all.map((xs) => formatMeanStd(meanStd(xs), row.digits));
     let verdict = '';
     if (row.better) {
-      const c = compareSeeds(a, b, row.better, [names[0]!, names[1]!]);
+      // two arms: the first against the second; more: the best mean against the runner-up
+      const order = all
+        .map((xs, i) => ({ i, m: meanStd(xs).mean }))
+        .sort((x, y) => (row.better === 'higher' ? y.m - x.m : x.m - y.m) || x.i - y.i);
+      const [ia, ib] = all.length === 2 ? [0, 1] : [order[0]!.i, order[1]!.i];
+      const [a, b] = [all[ia]!, all[ib]!];
+      const c = compareSeeds(a, b, row.better, [names[ia]!, names[ib]!]);
       verdict = c.winner
-        ? `${c.winner === 'a' ? names[0] : names[1]} (beyond 2 SE)`
+        ? `${c.winner === 'a' ? names[ia] : names[ib]}${all.length > 2 ? ` over ${c.winner === 'a' ? names[ib] : names[ia]}` : ''} (beyond 2 SE)`
         : Number.isNaN(c.se)
           ? 'one seed: cannot judge'
           : 'not distinguishable';

@@ -2,7 +2,8 @@
  * SEED's claims as runnable experiments (registered with the lab app): `seed.retrieval` (Table 1,
  * retrieval from the causal embeddings vs from the codes, on the toy tokenizer of brief 1.8.2).
  * The tokenizer recipe on Shapes (ViT pre-training, stage I, stage II) is in `common.ts`; the image
- * decoder back to pixels and its ShapeAnalyzer read-back in `pixels.ts`.
+ * decoder back to pixels and its ShapeAnalyzer read-back in `pixels.ts`; SEED's arm of the lab's image-token
+ * comparison (`seedArm`, an ImageTokenArmFactory) in `imageTokenArm.ts`.
  */
 import type { Experiment } from '@mmlm/core/experiment';
 import { retrievalExperiment } from './retrieval.js';
@@ -21,6 +22,16 @@ export {
   type TrainedTokenizer,
   trainTokenizer,
 } from './common.js';
+export {
+  captionLabels,
+  type SeedArmRecipe,
+  type SeedArmRecipeInput,
+  SeedArmRecipeSchema,
+  type SeedArmVocab,
+  seedArm,
+  seedArmRecipe,
+  splitSteps,
+} from './imageTokenArm.js';
 export { buildPools, type CodeStats, codeStats, poolRanks, recallAt } from './metrics.js';
 export {
   backToPixels,
