@@ -168,11 +168,11 @@ for (const gemm of GEMMS)
   describe(`wasm BatchMatMul (${gemm} GEMM) vs cpu and a float64 reference`, () => {
     beforeAll(() => {
       setNativeBlasEnabled(gemm === 'native');
-      setWasmGemmThreads(gemm === 'simd-2-threads' ? 2 : 1, gemm === 'simd-2-threads' ? 0 : 1 << 24);
+      setWasmGemmThreads(gemm === 'simd-2-threads' ? 2 : 1, gemm === 'simd-2-threads' ? 0 : 1 << 26);
     });
     afterAll(async () => {
       setNativeBlasEnabled(true);
-      setWasmGemmThreads(1, 1 << 24);
+      setWasmGemmThreads(1, 1 << 26); // the default threshold
       await useBackend('cpu');
     });
 

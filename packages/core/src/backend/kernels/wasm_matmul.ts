@@ -167,8 +167,14 @@ export function matMulInto(backend: WasmBackendInternals, { a, b, transposeA, tr
 }
 
 let pool: GemmPool | null = null;
-/** Below this many flops a GEMM list is not worth handing to worker threads. */
-let parallelMinFlops = 1 << 24;
+/**
+ * Below this many flops a GEMM list is not worth handing to worker threads. Measured with
+ * `pnpm --filter @mmlm/core bench:threads` (bench/results/threads.json; 2-core AMD EPYC, 2026-12-03):
+ * 2 threads lose on every experiment GEMM of 5 MFLOP (x0.5-0.7), are mixed at 16-26 MFLOP (forward
+ * x1.5-1.9, dW x0.6-0.8) and win on every layout from 79 MFLOP (x1.2-1.8); 2^26 = 67 MFLOP keeps
+ * the mixed band on one thread (it was 2^24, a guess).
+ */
+let parallelMinFlops = 1 << 26;
 let poolThreads = defaultThreads();
 
 /**
@@ -187,7 +193,7 @@ function defaultThreads(): number {
  * Threads for the WebAssembly SIMD GEMM (1 = the calling thread only; n > 1 adds n - 1
  * worker_threads; default: see defaultThreads). Not used while the native GEMM is active (it has
  * its own threads).
- * minFlops: matmuls with less work stay on the calling thread (default 2^24).
+ * minFlops: matmuls with less work stay on the calling thread (default 2^26, measured: see parallelMinFlops).
  */
 export function setWasmGemmThreads(n: number, minFlops?: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`setWasmGemmThreads: threads must be a positive integer, got ${n}`);
