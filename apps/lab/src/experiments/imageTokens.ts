@@ -53,7 +53,8 @@ export const DEFAULT_ARMS = ['liquid-vq', 'latentlm-sigma-vae'];
 const QUICK: ImageTokensPreset = {
   description:
     '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone, 1,000 tokenizer + 1,000 backbone steps per arm',
-  expectedMinutes: 4,
+  // measured: 150 s on the idle 2-core machine (fresh-clone quickstart, 2026-12-03)
+  expectedMinutes: 3,
   imageSize: 16,
   maxObjects: 1,
   trainImages: 1000,
@@ -87,7 +88,8 @@ const PRESETS: Record<string, ImageTokensPreset> = {
   quick3: {
     ...QUICK,
     description: `${QUICK.description}; three arms: Liquid's VQ codes, LatentLM's sigma-VAE latents and SEED's causal Q-Former codes`,
-    expectedMinutes: 7,
+    // measured: 260 s for the three arms on the 2-core machine (2026-12-03)
+    expectedMinutes: 5,
     arms: [...DEFAULT_ARMS, 'seed-causal-codes'],
   },
   small: {

@@ -227,7 +227,8 @@ const PRESETS: Record<string, SweepPreset> = {
   'quick-latent': {
     description:
       "the continuous arm's step efficiency at the quick budget (1,000 + 1,000 steps): noise draws per latent, v-prediction, learning rate, head depth, regularisation, head temperature and CFG; one seed",
-    expectedMinutes: 25,
+    // measured: 1,941 s on the 2-core machine shared with two other jobs (2026-12-03)
+    expectedMinutes: 32,
     ...QUICK_BASE,
     tokenizerSteps: 1000,
     variants: [
