@@ -7,14 +7,15 @@
  * - Tokenizer: a ViT sigma-VAE, S px -> a 4x4 grid of latent vectors (patch S/4; 8 dims at 16 px,
  *   16 at 32 px), mean-only encoder, z = mu + sigma eps with one sigma ~ N(0, (0.75/0.8)^2) per image.
  * - Backbone: LatentLM of the lab's size (RMSNorm, SwiGLU, RoPE) with a 3-block adaLN-Zero diffusion
- *   head; latents standardised with first-batch statistics; L = L_LM + 5 L_Diff, 4 noise draws per
- *   latent; the sampled z (not mu) is both input and diffusion target (reference train_hf.py).
+ *   head predicting v (recipe default; the reference's default is eps); latents standardised with
+ *   first-batch statistics; L = L_LM + 5 L_Diff, 4 noise draws per latent; the sampled z (not mu) is
+ *   both input and diffusion target (reference train_hf.py).
  * - Examples: text-to-image [<bos> caption <BOD> z_1..z_16 <EOD>] (10% of captions replaced by
  *   <null> for classifier-free guidance; loss on the image span and <EOD>) and image-to-text
  *   [<bos> <BOD> z_1..z_16 <EOD> caption <eos>] (loss on the caption), the latter with probability
  *   `captionFraction`.
- * - Generation: KV-cached backbone steps, DPM-Solver++(2M) with 10 head steps per latent, CFG 2 in
- *   eps space against the <null> prompt. Captioning: greedy words from the posterior means.
+ * - Generation: KV-cached backbone steps, DPM-Solver++(2M) with 10 head steps per latent, CFG 2 on
+ *   the head's output (v, or eps with predictionType 'epsilon') against the <null> prompt. Captioning: greedy words from the posterior means.
  *
  * Both training stages run in core's trainLoop with checkpoints under `opts.dir`, so an interrupted
  * run resumes where it stopped and a finished one is loaded without training.
@@ -99,7 +100,7 @@ export const LatentLMArmRecipeSchema = z.object({
     .object({
       /** DPM-Solver++(2M) steps per latent. */
       headSteps: z.number().int().positive().default(10),
-      /** CFG scale in eps space (reference ImageNet: 1.65; the sweep: 2 gave 0.37 seen vs 0.33 unguided at C_sigma 0.1). */
+      /** CFG scale on the head's output (reference ImageNet: 1.65, eps; the sweep: 2 gave 0.37 seen vs 0.33 unguided at C_sigma 0.1). */
       cfgScale: z.number().positive().default(2),
       /** Log-SNR floor of the head solver's timestep grid (the `small` preset's; see config.ts). */
       lambdaMinClipped: z.number().default(-3),
