@@ -269,7 +269,15 @@ export function scheduleTable(sch: Schedule): string {
   ];
   const slotStr = (s: Stage) =>
     s.format === 'chat'
-      ? `${Object.keys(s.slots).length} SFT tasks x ${Object.values(s.slots)[0]}`
+      ? (() => {
+          // equal slots (the presets): "15 SFT tasks x 1"; otherwise each task with its slots
+          const v = Object.values(s.slots);
+          return v.every((x) => x === v[0])
+            ? `${v.length} SFT tasks x ${v[0]}`
+            : Object.entries(s.slots)
+                .map(([k, n]) => `${k}:${n}`)
+                .join(' ');
+        })()
       : PRETRAIN_SLOTS.map((k) => s.slots[k] ?? 0).join(':');
   const rows = sch.stages.map((s) => [
     `${s.name} ${s.title}`.trim(),

@@ -74,6 +74,25 @@ describe('the paper preset (Table 9)', () => {
     );
   });
 
+  it('prints a chat stage with unequal task slots task by task', () => {
+    const custom = schedule({
+      stages: [
+        {
+          name: 'S',
+          steps: 2,
+          gpus: 1,
+          batchPerGpu: 4,
+          slots: { asr: 1, tts: 3 },
+          seqLen: 16,
+          lr: { peak: 1e-3 },
+          loss: 'assistantOnly',
+          format: 'chat',
+        },
+      ],
+    });
+    expect(scheduleTable(custom).split('\n')[2]).toContain('| asr:1 tts:3 |');
+  });
+
   it('gives the cosine lr of core warmupCosine with 3% warmup', () => {
     const w = Math.round(24_800 * 0.03); // 744
     expect(stageLr(I, 0)).toBeCloseTo(3e-5 / w, 12);
