@@ -104,9 +104,11 @@ describe('wasm Conv2DBackpropFilter', () => {
     },
     { x: [2, 5, 5, 4], f: [3, 3, 4, 2], strides: [2, 2], pad: 1, round: 'floor' },
     { x: [1, 4, 6, 3], f: [1, 1, 3, 7], strides: [1, 1], pad: 'valid' },
+    // 20 images of 2.0 MB im2col each: the 32 MB column buffer splits the batch into two GEMM chunks
+    { x: [20, 24, 24, 96], f: [3, 3, 96, 1], strides: [1, 1], pad: 'same' },
   ];
   for (const c of cases) {
-    it(`conv2d x [${c.x}] filter [${c.f}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}: gradients match cpu`, async () => {
+    it(`conv2d x [${c.x}] filter [${c.f}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}: output and gradients match cpu`, async () => {
       const x = randn(size(c.x), size(c.x));
       const f = randn(size(c.f) + 1, size(c.f));
       const [w, cpu] = await both(() =>
@@ -118,13 +120,25 @@ describe('wasm Conv2DBackpropFilter', () => {
           const y = conv(tx, tw);
           const up = tf.tensor(randn(7, y.size), y.shape);
           const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
-          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
+          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor), arr(y)];
         }),
       );
       expect(relErr(w[0] as Float32Array, cpu[0] as Float32Array)).toBeLessThanOrEqual(TOL);
       expect(relErr(w[1] as Float32Array, cpu[1] as Float32Array)).toBeLessThanOrEqual(TOL);
+      expect(relErr(w[2] as Float32Array, cpu[2] as Float32Array)).toBeLessThanOrEqual(TOL);
     });
   }
+
+  it('a dilated conv2d forward matches cpu', async () => {
+    const xs = [2, 9, 8, 3];
+    const fs = [3, 2, 3, 5];
+    const x = randn(41, size(xs));
+    const f = randn(42, size(fs));
+    const [w, cpu] = await both(() =>
+      tf.tidy(() => [arr(tf.conv2d(tf.tensor(x, xs) as tf.Tensor4D, tf.tensor(f, fs) as tf.Tensor4D, 1, 'same', 'NHWC', [2, 3]))]),
+    );
+    expect(relErr(w[0] as Float32Array, cpu[0] as Float32Array)).toBeLessThanOrEqual(TOL);
+  });
 
   it('NCHW as a raw kernel matches cpu', async () => {
     const xs = [2, 3, 7, 6];
@@ -233,11 +247,12 @@ describe('wasm DepthwiseConv2dNativeBackpropFilter / BackpropInput', () => {
           const y = conv(tx, tw);
           const up = tf.tensor(randn(8, y.size), y.shape);
           const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
-          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
+          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor), arr(y)];
         }),
       );
       expect(relErr(w[0] as Float32Array, cpu[0] as Float32Array)).toBeLessThanOrEqual(TOL);
       expect(relErr(w[1] as Float32Array, cpu[1] as Float32Array)).toBeLessThanOrEqual(TOL);
+      expect(relErr(w[2] as Float32Array, cpu[2] as Float32Array)).toBeLessThanOrEqual(TOL);
     });
   }
 

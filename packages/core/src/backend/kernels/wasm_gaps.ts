@@ -30,6 +30,9 @@ interface KernelArgs {
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
+/** Upper bound of one im2col buffer of Conv2DBackpropFilter (bytes). */
+const COL_BYTES = 32 * 2 ** 20;
+
 /** UnsortedSegmentSum: out[ids[i], ...] += x[i, ...]; ids may have rank > 1 (a prefix of x's shape); ids outside [0, numSegments) are dropped. */
 function unsortedSegmentSum({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const be = backend as Backend;
@@ -102,47 +105,55 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
     (be.typedArrayFromHeap(out) as Float32Array).fill(0);
     return out;
   }
-  const colPtr = be.wasm._malloc(4 * P * taps) >>> 0;
+  const [xsB, xsR, xsC, xsD] = actStrides(info, inHeight, inWidth, inChannels);
+  const [dsB, , dsC, dsD] = actStrides(info, outHeight, outWidth, outChannels); // pixel p = yR OW + yC has stride dsC
+  // NHWC: dy's pixels of consecutive images are consecutive rows (dsB = P dsC), so the images of a
+  // chunk stack into one col [chunk P, taps] and one GEMM with K = chunk P (fewer, larger GEMMs);
+  // a chunk's col is capped at COL_BYTES. NCHW: one GEMM per image.
+  const perChunk = info.dataFormat === 'channelsLast' ? Math.max(1, Math.min(batchSize, Math.floor(COL_BYTES / (4 * P * taps)))) : 1;
+  const colPtr = be.wasm._malloc(4 * perChunk * P * taps) >>> 0;
   try {
-    const [xsB, xsR, xsC, xsD] = actStrides(info, inHeight, inWidth, inChannels);
-    const [dsB, , dsC, dsD] = actStrides(info, outHeight, outWidth, outChannels); // pixel p = yR OW + yC has stride dsC
     const { top, left } = info.padInfo;
     const { strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
     const xPtr = be.dataIdMap.get(x.dataId).memoryOffset;
     const dyPtr = be.dataIdMap.get(dy.dataId).memoryOffset;
     const g = gemmFor(be);
-    for (let b = 0; b < batchSize; b++) {
-      const heap = be.wasm.HEAPF32;
-      const col = colPtr >>> 2;
-      const xb = (xPtr >>> 2) + b * xsB;
-      for (let yR = 0; yR < outHeight; yR++) {
-        for (let yC = 0; yC < outWidth; yC++) {
-          let o = col + (yR * outWidth + yC) * taps;
-          for (let wR = 0; wR < filterHeight; wR++) {
-            const xR = yR * sh + wR * dh - top;
-            for (let wC = 0; wC < filterWidth; wC++) {
-              const xC = yC * sw + wC * dw - left;
-              if (xR < 0 || xR >= inHeight || xC < 0 || xC >= inWidth) {
-                heap.fill(0, o, o + inChannels);
-              } else {
-                const xi = xb + xR * xsR + xC * xsC;
-                for (let d1 = 0; d1 < inChannels; d1++) heap[o + d1] = heap[xi + d1 * xsD] as number;
+    for (let b0 = 0; b0 < batchSize; b0 += perChunk) {
+      const nb = Math.min(perChunk, batchSize - b0);
+      const heap = be.wasm.HEAPF32; // re-read: a malloc may have grown the heap
+      for (let bi = 0; bi < nb; bi++) {
+        const xb = (xPtr >>> 2) + (b0 + bi) * xsB;
+        let o = (colPtr >>> 2) + bi * P * taps;
+        for (let yR = 0; yR < outHeight; yR++) {
+          for (let yC = 0; yC < outWidth; yC++) {
+            for (let wR = 0; wR < filterHeight; wR++) {
+              const xR = yR * sh + wR * dh - top;
+              for (let wC = 0; wC < filterWidth; wC++) {
+                const xC = yC * sw + wC * dw - left;
+                if (xR < 0 || xR >= inHeight || xC < 0 || xC >= inWidth) {
+                  heap.fill(0, o, o + inChannels);
+                } else {
+                  const xi = xb + xR * xsR + xC * xsC;
+                  if (xsD === 1 && inChannels >= 16)
+                    heap.copyWithin(o, xi, xi + inChannels); // a call pays from ~16 floats
+                  else for (let d1 = 0; d1 < inChannels; d1++) heap[o + d1] = heap[xi + d1 * xsD] as number;
+                }
+                o += inChannels;
               }
-              o += inChannels;
             }
           }
         }
       }
-      // dW[taps, Cout] (+)= col[P, taps]^T dy_b[P, Cout]
+      // dW[taps, Cout] (+)= col[nb P, taps]^T dy_chunk[nb P, Cout]
       g.gemm(
         taps,
         outChannels,
-        P,
+        nb * P,
         { ptr: colPtr, rs: 1, cs: taps },
-        { ptr: dyPtr + 4 * b * dsB, rs: dsC, cs: dsD },
+        { ptr: dyPtr + 4 * b0 * dsB, rs: dsC, cs: dsD },
         outPtr,
         outChannels,
-        b > 0,
+        b0 > 0,
       );
     }
   } finally {
