@@ -3,7 +3,10 @@
  * config and presets, the ViT stand-in for EVA-CLIP, the Causal Q-Former with its causal extended
  * mask, the stage-I contrastive loss, the stage-II quantizer, de-tokenizer and losses, and code
  * extraction, and the conditional image decoder that turns codes back into pixels (the SD-unCLIP
- * stand-in: `ImageDecoder`, `imageFromCodes`, `reconstruct`). Experiments: '@mmlm/seed/experiments'.
+ * stand-in: `ImageDecoder`, `imageFromCodes`, `reconstruct`); the LLM side (SEED-LLaMA): the extended
+ * vocabulary and its sequences (`vocab.ts`), `SeedLM` with vocabulary extension, LoRA with
+ * modules_to_save, generation of exactly Q codes and captions, and the training phases (`llm.ts`).
+ * Experiments: '@mmlm/seed/experiments'.
  * Module weights are saved and loaded with core's saveModule / loadModule.
  */
 export {
@@ -47,6 +50,43 @@ export {
   reconstruct,
 } from './decoder.js';
 export {
+  applySeedLoRA,
+  type CaptionedCodes,
+  type CaptionOptions,
+  type ExtendVocabularyOptions,
+  extendDecoderVocabulary,
+  type GeneratedImages,
+  generateCaptions,
+  generateImageCodes,
+  generateImages,
+  type ImageSamplingOptions,
+  type LMPhase,
+  LMPhaseSchema,
+  type LoRAReport,
+  lmLoss,
+  lmStep,
+  mergeSeedLoRA,
+  modulesToSave,
+  type NewRowInit,
+  type PhaseReport,
+  SEED_LLAMA_LORA,
+  SeedLM,
+  type SeedLMConfig,
+  type SeedLMConfigInput,
+  SeedLMConfigSchema,
+  type SeedLMRecipe,
+  type SeedLMRecipeInput,
+  SeedLMRecipeSchema,
+  type SeedLMTrainOptions,
+  type SeedLMTrainResult,
+  type SeedLoRAOptions,
+  seedLMConfig,
+  seedLMRecipe,
+  seedLoRALayers,
+  trainPhase,
+  trainSeedLM,
+} from './llm.js';
+export {
   Block,
   CausalQFormer,
   CLIP_MEAN,
@@ -71,3 +111,29 @@ export {
   VisionTransformer,
 } from './tokenizer.js';
 export { VitAttributeClassifier, vitPretrainStep } from './train.js';
+export {
+  type ChatTemplate,
+  captionPrompt,
+  checkTextIds,
+  codeTokenString,
+  codeToTokenId,
+  describeTokenId,
+  generationPrompt,
+  IGNORE_INDEX,
+  imageSpan,
+  imageSpanCodes,
+  isCodeId,
+  type PairOrder,
+  padSequences,
+  pairSequence,
+  type SeedVocab,
+  type SeedVocabInput,
+  type SftTask,
+  samplePairOrder,
+  seedVocab,
+  sftSequence,
+  type TokenBatch,
+  type TokenSequence,
+  textSequence,
+  tokenIdToCode,
+} from './vocab.js';

@@ -1,0 +1,794 @@
+/**
+ * The LLM side of SEED: SEED-LLaMA (Ge et al. 2023, arXiv 2310.01218; brief 1.4) at toy scale.
+ *
+ *   1. `SeedLM`: a decoder-only LM (core's TransformerDecoder: RoPE, RMSNorm, SwiGLU, no biases, as
+ *      LLaMA) over a text vocabulary, pre-trained on text first (the reference starts from LLaMA);
+ *   2. `extendVocabulary`: HF's `resize_token_embeddings` to the K code tokens plus `<img>` /
+ *      `</img>` (vocab.ts): the embedding and the output head grow, their old rows kept bit-identical;
+ *      the new rows are N(0, initStd) (`init: 'normal'`, what `_init_weights` gives the resized rows
+ *      of LLaMA in the transformers versions SEED-LLaMA used) or the mean of the old rows (`'mean'`,
+ *      the mean part of newer transformers' `mean_resizing`);
+ *   3. `applySeedLoRA`: PEFT LoRA (r, alpha, dropout; reference r 16, alpha 32, dropout 0.05) on every
+ *      Linear of the transformer blocks (q, k, v, o and the MLP), with `modules_to_save` (token
+ *      embedding, LM head, every norm) fully trained; `mergeSeedLoRA` = merge_and_unload;
+ *   4. `lmLoss` / `lmStep`: next-token cross-entropy on the labelled positions (vocab.ts's sequences);
+ *   5. `generateImageCodes`: after `<img>`, exactly Q codes (every non-code id masked), then `</img>`
+ *      forced; KV cache, classifier-free guidance on logits (`cfgLogits`, the null prompt is the
+ *      same template with an empty caption), temperature / top-k / top-p (`sample`);
+ *      `generateImages` decodes them to pixels through the de-tokenizer and the pixel decoder
+ *      (`imageFromCodes`); `generateCaptions`: greedy text (code and image ids masked) to `<eos>`;
+ *   6. `trainSeedLM`: the phases text pre-training -> vocabulary extension -> multimodal
+ *      pre-training (loss on all non-pad tokens, order reversed with probability 0.5) -> SFT (loss on
+ *      the assistant's tokens), each tuned with LoRA (merged after the phase; SFT gets a new LoRA on
+ *      the merged model, as the reference) or fully.
+ *
+ * Deviations from the reference, for the toy scale: the LM is a few layers trained from scratch on
+ * the Shapes grammar (not LLaMA-2 / Vicuna); the text tokenizer is a word tokenizer, so the SFT
+ * markers are the words "user :" and "assistant :"; CFG is optional (SEED-LLaMA samples without it).
+ */
+import {
+  AdamW,
+  applyLoRA,
+  cfgLogits,
+  clipGradNorm,
+  crossEntropy,
+  type DecoderCall,
+  type KVCache,
+  LayerNorm,
+  type LoRALinear,
+  loraLayers,
+  Module,
+  mergeAndUnloadLoRA,
+  paddingMask,
+  paramGroups,
+  parseConfig,
+  RMSNorm,
+  Rng,
+  type StateDict,
+  sample,
+  TransformerDecoder,
+  type TransformerDecoderConfig,
+  tf,
+  trainLoop,
+  valueAndGrads,
+  warmupCosine,
+} from '@mmlm/core';
+import { z } from 'zod';
+import { type ImageDecoder, imageFromCodes } from './decoder.js';
+import type { SeedTokenizer } from './tokenizer.js';
+import {
+  type ChatTemplate,
+  captionPrompt,
+  checkTextIds,
+  generationPrompt,
+  IGNORE_INDEX,
+  imageSpan,
+  padSequences,
+  pairSequence,
+  type SeedVocab,
+  type SftTask,
+  samplePairOrder,
+  seedVocab,
+  sftSequence,
+  type TokenBatch,
+  textSequence,
+} from './vocab.js';
+
+// ---------------------------------------------------------------------------------------------
+// config
+
+export const SeedLMConfigSchema = z.object({
+  /** Ids of the text tokenizer, specials included (the vocabulary before extension). */
+  textVocabSize: z.number().int().positive(),
+  /** Ids of the text tokenizer's specials (WordTokenizer's defaults: pad 0, bos 1, eos 2). */
+  pad: z.number().int().nonnegative().default(0),
+  bos: z.number().int().nonnegative().default(1),
+  eos: z.number().int().nonnegative().default(2),
+  /** Width (LLaMA-7B: 4096). */
+  dim: z.number().int().positive().default(64),
+  /** Blocks (LLaMA-7B: 32). */
+  numLayers: z.number().int().positive().default(2),
+  /** Attention heads (dim / heads must be even for RoPE). */
+  numHeads: z.number().int().positive().default(4),
+  /** Longest sequence (SEED-LLaMA: 200 for caption data). */
+  maxSeqLen: z.number().int().positive().default(48),
+  /** Dropout on attention and MLP outputs in training mode (LLaMA: 0). */
+  dropout: z.number().min(0).lt(1).default(0),
+  /** Std of the normal init, also of the new vocabulary rows (LLaMA's initializer_range 0.02). */
+  initStd: z.number().positive().default(0.02),
+  /** Seed of the init and dropout streams. */
+  seed: z.number().int().default(0),
+});
+export type SeedLMConfigInput = z.input<typeof SeedLMConfigSchema>;
+export type SeedLMConfig = z.infer<typeof SeedLMConfigSchema>;
+
+/** The LM config with defaults filled in; errors name the field, the expectation and the value. */
+export function seedLMConfig(input: SeedLMConfigInput): SeedLMConfig {
+  const c = parseConfig('SeedLM config', SeedLMConfigSchema, input);
+  for (const k of ['pad', 'bos', 'eos'] as const)
+    if (c[k] >= c.textVocabSize) throw new Error(`SeedLM config: ${k} must be a text id in [0, ${c.textVocabSize}), got ${c[k]}`);
+  if (c.dim % c.numHeads !== 0 || (c.dim / c.numHeads) % 2 !== 0)
+    throw new Error(`SeedLM config: dim must be numHeads x an even head width (RoPE), got dim ${c.dim} with ${c.numHeads} heads`);
+  return c;
+}
+
+function decoderConfig(c: SeedLMConfig, vocabSize: number): TransformerDecoderConfig {
+  return {
+    vocabSize,
+    dim: c.dim,
+    numLayers: c.numLayers,
+    numHeads: c.numHeads,
+    maxSeqLen: c.maxSeqLen,
+    mlp: 'swiglu',
+    norm: 'rmsnorm',
+    bias: false,
+    pos: 'rope',
+    tieEmbeddings: false,
+    initStd: c.initStd,
+    dropout: c.dropout,
+    seed: c.seed,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// vocabulary extension
+
+/** How the new rows of the embedding and the head are initialised. */
+export type NewRowInit = 'normal' | 'mean';
+
+export interface ExtendVocabularyOptions {
+  /** 'normal': N(0, std) (default); 'mean': every new row is the mean of the old rows. */
+  init?: NewRowInit;
+  /** Std of 'normal' (default: the model's initStd, else 0.02). */
+  std?: number;
+  /** Stream of the new rows (default: a fork of the model's seed). */
+  rng?: Rng;
+}
+
+function newRows(old: tf.Tensor2D /* [V, D] */, n: number, init: NewRowInit, std: number, rng: Rng): tf.Tensor2D /* [n, D] */ {
+  return tf.tidy(() => {
+    const D = old.shape[1];
+    if (init === 'mean') return old.mean(0, true).tile([n, 1]) as tf.Tensor2D;
+    return rng.randn([n, D], 0, std) as tf.Tensor2D;
+  });
+}
+
+/**
+ * HF's resize_token_embeddings for core's TransformerDecoder: a new decoder of `newVocabSize` ids
+ * with every parameter copied (token embedding and head rows [0, V) bit-identical, new rows as
+ * `init`), trainable flags, train/eval mode and random-stream states carried over. The old model is
+ * left as it is (dispose it). With tied embeddings only the embedding grows.
+ */
+export function extendDecoderVocabulary(
+  model: TransformerDecoder,
+  newVocabSize: number,
+  opts: ExtendVocabularyOptions = {},
+): TransformerDecoder {
+  const V = model.config.vocabSize;
+  if (!(model instanceof TransformerDecoder)) throw new Error('extendDecoderVocabulary: model must be a TransformerDecoder');
+  if (V < 1) throw new Error('extendDecoderVocabulary: the model has no token embedding (vocabSize 0)');
+  if (!Number.isInteger(newVocabSize) || newVocabSize <= V)
+    throw new Error(`extendDecoderVocabulary: newVocabSize must be an integer > the current vocabulary of ${V}, got ${newVocabSize}`);
+  const wrapped = loraLayers(model);
+  if (wrapped.length > 0)
+    throw new Error(
+      `extendDecoderVocabulary: merge the LoRA layers first (mergeAndUnloadLoRA); found ${wrapped.length} LoRALinear, e.g. ${wrapped[0]?.[0]}`,
+    );
+  const init = opts.init ?? 'normal';
+  if (init !== 'normal' && init !== 'mean')
+    throw new Error(`extendDecoderVocabulary: init must be 'normal' or 'mean', got ${JSON.stringify(init)}`);
+  const std = opts.std ?? model.config.initStd ?? 0.02;
+  if (!(std > 0)) throw new Error(`extendDecoderVocabulary: std must be > 0, got ${std}`);
+  const rng = opts.rng ?? new Rng(model.config.seed ?? 0).fork('extend-vocabulary');
+  const n = newVocabSize - V;
+  const grown = new TransformerDecoder({ ...model.config, vocabSize: newVocabSize });
+  const sd: StateDict = {};
+  const temps: tf.Tensor[] = [];
+  try {
+    const flags = new Map(model.namedParameters().map(([k, p]) => [k, p.trainable]));
+    for (const [k, t] of Object.entries(model.stateDict())) {
+      if (k === 'tok_embed.weight' || k === 'head.weight') {
+        const rows = newRows(t as tf.Tensor2D, n, init, std, rng);
+        const cat = tf.concat([t, rows], 0); // [V + n, D]
+        temps.push(rows, cat);
+        sd[k] = cat;
+      } else sd[k] = t;
+    }
+    grown.loadStateDict(sd);
+    for (const [k, p] of grown.namedParameters()) p.trainable = flags.get(k) ?? true;
+    const streams = new Map(model.namedRngs());
+    for (const [k, r] of grown.namedRngs()) {
+      const s = streams.get(k);
+      if (s) r.setState(s.getState());
+    }
+    grown.train(model.training);
+  } catch (e) {
+    grown.dispose();
+    throw e;
+  } finally {
+    tf.dispose(temps);
+  }
+  return grown;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the model
+
+/**
+ * SEED-LLaMA's LM: a TransformerDecoder (child `lm`) over the text vocabulary, extended once by
+ * `extendVocabulary` to codes + `<img>` / `</img>`. Parameter names: `lm.tok_embed.weight`,
+ * `lm.blocks.{i}.attn.qkv.weight`, ..., `lm.norm.weight`, `lm.head.weight` (HF LLaMA's
+ * `model.embed_tokens`, `model.layers.{i}.self_attn.{q,k,v}_proj` (fused here), `model.norm`,
+ * `lm_head`).
+ */
+export class SeedLM extends Module {
+  readonly config: SeedLMConfig;
+  /** The decoder; replaced by a larger one when the vocabulary is extended. */
+  lm: TransformerDecoder;
+  /** The extended vocabulary, null until `extendVocabulary`. */
+  vocab: SeedVocab | null = null;
+
+  constructor(config: SeedLMConfigInput) {
+    super();
+    this.config = seedLMConfig(config);
+    this.lm = this.module('lm', new TransformerDecoder(decoderConfig(this.config, this.config.textVocabSize)));
+  }
+
+  /** Current number of ids (V before extension, V + K + 2 after). */
+  get vocabSize(): number {
+    return this.lm.config.vocabSize;
+  }
+
+  get maxSeqLen(): number {
+    return this.config.maxSeqLen;
+  }
+
+  /** The extended vocabulary; an error before `extendVocabulary`. */
+  requireVocab(who: string): SeedVocab {
+    if (!this.vocab) throw new Error(`${who}: the LM's vocabulary is text-only; call extendVocabulary(numCodes, tokensPerImage) first`);
+    return this.vocab;
+  }
+
+  /** Token ids [B, T] int32 -> logits [B, T, vocabSize]. */
+  forward(ids: tf.Tensor, call: DecoderCall = {}): tf.Tensor {
+    return this.lm.forward(ids, call);
+  }
+
+  newCache(): KVCache {
+    return this.lm.newCache();
+  }
+
+  /** Random streams by path (dropout), for trainLoop. */
+  rngs(): Record<string, Rng> {
+    return Object.fromEntries(this.namedRngs());
+  }
+
+  /**
+   * Grow the vocabulary by K code tokens + `<img>` + `</img>` (ids as vocab.ts); old embedding and
+   * head rows stay bit-identical, so text-only logits of the old ids are unchanged. Once only.
+   */
+  extendVocabulary(numCodes: number, tokensPerImage: number, opts: ExtendVocabularyOptions = {}): SeedVocab {
+    if (this.vocab) throw new Error(`SeedLM.extendVocabulary: the vocabulary is already extended (${this.vocab.size} ids)`);
+    const { textVocabSize, bos, eos, pad } = this.config;
+    const v = seedVocab({ textVocabSize, numCodes, tokensPerImage, bos, eos, pad });
+    const old = this.lm;
+    this.replaceChild('lm', extendDecoderVocabulary(old, v.size, opts));
+    old.dispose();
+    this.vocab = v;
+    return v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoRA with modules_to_save
+
+/** SEED-LLaMA's LoRA: r 16, alpha 32, dropout 0.05 on q, k, v, o, gate, up, down. */
+export const SEED_LLAMA_LORA = { r: 16, alpha: 32, dropout: 0.05 } as const;
+
+export interface SeedLoRAOptions {
+  r: number;
+  /** Default 2 r (the reference's alpha / r = 2). */
+  alpha?: number;
+  dropout?: number;
+  rng?: Rng;
+}
+
+export interface LoRAReport {
+  /** Paths of the wrapped Linear layers. */
+  wrapped: string[];
+  /** Paths of the fully trained modules (token embedding, head, norms). */
+  modulesToSave: string[];
+  /** Scalars that train: LoRA A and B plus the modules to save. */
+  trainableParameters: number;
+  /** Every scalar of the model (base weights included). */
+  totalParameters: number;
+}
+
+/** The reference's `modules_to_save`: the token embedding, the LM head and every norm (paths). */
+export function modulesToSave(model: SeedLM): string[] {
+  return model
+    .namedModules()
+    .filter(([p, m]) => p === 'lm.tok_embed' || p === 'lm.head' || m instanceof RMSNorm || m instanceof LayerNorm)
+    .map(([p]) => p);
+}
+
+/**
+ * LoRA on every Linear of the transformer blocks (attention qkv / proj, MLP), the head excluded (it
+ * is a module to save); every parameter frozen but LoRA's A, B and the modules to save.
+ */
+export function applySeedLoRA(model: SeedLM, opts: SeedLoRAOptions): LoRAReport {
+  const wrapped = applyLoRA(model, {
+    r: opts.r,
+    alpha: opts.alpha ?? 2 * opts.r,
+    dropout: opts.dropout ?? 0,
+    rng: opts.rng ?? new Rng(model.config.seed).fork('lora'),
+    targets: (path) => path.startsWith('lm.blocks.'),
+  });
+  const save = modulesToSave(model);
+  model.unfreeze((p) => save.some((m) => p.startsWith(`${m}.`)));
+  return {
+    wrapped,
+    modulesToSave: save,
+    trainableParameters: model.numParameters({ trainableOnly: true }),
+    totalParameters: model.numParameters(),
+  };
+}
+
+/** PEFT's merge_and_unload, then every parameter trainable again. Returns the unloaded paths. */
+export function mergeSeedLoRA(model: SeedLM): string[] {
+  const done = mergeAndUnloadLoRA(model);
+  model.unfreeze();
+  return done;
+}
+
+/** The LoRA layers of the model (path, layer). */
+export function seedLoRALayers(model: SeedLM): [string, LoRALinear][] {
+  return loraLayers(model);
+}
+
+// ---------------------------------------------------------------------------------------------
+// loss and step
+
+function checkBatch(who: string, model: SeedLM, b: TokenBatch): void {
+  if (!b || !(b.ids instanceof Int32Array) || !(b.labels instanceof Int32Array))
+    throw new Error(`${who}: batch must be {ids: Int32Array, labels: Int32Array, batch, length} (padSequences)`);
+  if (b.ids.length !== b.batch * b.length || b.labels.length !== b.batch * b.length)
+    throw new Error(
+      `${who}: ids and labels must hold batch x length = ${b.batch * b.length} values, got ${b.ids.length} and ${b.labels.length}`,
+    );
+  if (b.length < 2) throw new Error(`${who}: sequences need at least 2 tokens, got length ${b.length}`);
+  if (b.length - 1 > model.maxSeqLen)
+    throw new Error(`${who}: sequences of ${b.length} tokens need ${b.length - 1} positions, more than maxSeqLen ${model.maxSeqLen}`);
+  const V = model.vocabSize;
+  for (let i = 0; i < b.ids.length; i++) {
+    const id = b.ids[i] as number;
+    if (id < 0 || id >= V) throw new Error(`${who}: token id ${id} at flat index ${i} must be in [0, ${V}) (the LM's vocabulary)`);
+  }
+}
+
+/**
+ * Next-token cross-entropy, mean over the labelled targets: logits of ids[:, :-1] [B, T-1, V]
+ * against labels[:, 1:] [B, T-1] (IGNORE_INDEX skipped).
+ */
+export function lmLoss(model: SeedLM, batch: TokenBatch): tf.Scalar {
+  checkBatch('lmLoss', model, batch);
+  const { batch: B, length: T } = batch;
+  return tf.tidy(() => {
+    const ids = tf.tensor2d(batch.ids, [B, T], 'int32');
+    const labels = tf.tensor2d(batch.labels, [B, T], 'int32');
+    const logits = model.forward(ids.slice([0, 0], [B, T - 1])); // [B, T-1, V]
+    return crossEntropy(logits, labels.slice([0, 1], [B, T - 1]), { ignoreIndex: IGNORE_INDEX });
+  });
+}
+
+/** One AdamW update of the trainable parameters (global-norm clip `gradClip`); returns the loss. */
+export function lmStep(model: SeedLM, opt: AdamW, batch: TokenBatch, gradClip = 1): number {
+  return tf.tidy(() => {
+    const { loss, grads } = valueAndGrads(model, () => lmLoss(model, batch));
+    clipGradNorm(grads, gradClip);
+    opt.step(grads);
+    return loss.dataSync()[0] as number;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// generation
+
+export interface ImageSamplingOptions {
+  /** CFG scale s of l_u + s (l_c - l_u); 1 (default) is no guidance, no unconditional rows. */
+  cfgScale?: number;
+  /** 0 is greedy. Default 1. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Required when temperature > 0. */
+  rng?: Rng;
+  /** SFT prompt template; null (default) is the pre-training format. */
+  template?: ChatTemplate | null;
+}
+
+export interface GeneratedImages {
+  /** Q codes per prompt, flat [N * Q] in query order (as SeedTokenizer.encodeCodes). */
+  codes: Int32Array;
+  /** Each prompt's image span `<img> c_1 .. c_Q </img>` (`</img>` forced, never sampled). */
+  spans: number[][];
+}
+
+function lastRow(logits: tf.Tensor /* [R, T, V] */): tf.Tensor2D /* [R, V] */ {
+  const [R, T, V] = logits.shape as [number, number, number];
+  return logits.slice([0, T - 1, 0], [R, 1, V]).reshape([R, V]) as tf.Tensor2D;
+}
+
+/** Rows left-padded to one length: ids [R, L] and keep [R, L] (1 on tokens, 0 on padding). */
+function leftPad(rows: number[][], pad: number): { ids: Int32Array; keep: Float32Array; L: number } {
+  const L = Math.max(...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * L).fill(pad);
+  const keep = new Float32Array(rows.length * L);
+  rows.forEach((r, i) => {
+    ids.set(r, i * L + L - r.length);
+    keep.fill(1, i * L + L - r.length, (i + 1) * L);
+  });
+  return { ids, keep, L };
+}
+
+/**
+ * Images for captions (text ids each): the prompt ends with `<img>`, then exactly Q codes are drawn
+ * with every non-code id masked, and `</img>` closes the span. One batched pass with a KV cache
+ * (left padding under a padding mask); with cfgScale != 1 the unconditional prompts (an empty
+ * caption, same template) run as extra rows and the logits are guided by `cfgLogits`.
+ */
+export function generateImageCodes(
+  model: SeedLM,
+  captions: readonly (readonly number[])[],
+  opts: ImageSamplingOptions = {},
+): GeneratedImages {
+  const v = model.requireVocab('generateImageCodes');
+  const Q = v.tokensPerImage;
+  if (!Array.isArray(captions)) throw new Error(`generateImageCodes: captions must be an array of text-id arrays, got ${typeof captions}`);
+  const s = opts.cfgScale ?? 1;
+  if (!(Number.isFinite(s) && s > 0)) throw new Error(`generateImageCodes: cfgScale must be a finite number > 0, got ${s}`);
+  const temperature = opts.temperature ?? 1;
+  if (temperature > 0 && !opts.rng) throw new Error('generateImageCodes: an rng is required when temperature > 0 (sampling is seeded)');
+  const N = captions.length;
+  if (N === 0) return { codes: new Int32Array(0), spans: [] };
+  const template = opts.template ?? null;
+  const prompts = captions.map((c, i) => {
+    checkTextIds(v, `generateImageCodes (captions[${i}])`, c);
+    const p = generationPrompt(v, c, template);
+    if (p.length + Q - 1 > model.maxSeqLen)
+      throw new Error(
+        `generateImageCodes: captions[${i}] needs ${p.length} prompt tokens + ${Q} codes = ${p.length + Q} positions, more than maxSeqLen ${model.maxSeqLen}`,
+      );
+    return p;
+  });
+  const guided = s !== 1;
+  const rows = guided ? [...prompts, ...prompts.map(() => generationPrompt(v, [], template))] : prompts;
+  const R = rows.length;
+  const { ids, keep: keepBuf, L } = leftPad(rows, v.pad);
+  const codes = new Int32Array(N * Q);
+  const so = {
+    temperature,
+    topK: opts.topK,
+    topP: opts.topP,
+    allowed: { ranges: [[v.codeOffset, v.codeOffset + v.numCodes]] as [number, number][] },
+    rng: opts.rng,
+  };
+  const wasTraining = model.training;
+  model.eval();
+  const cache = model.newCache();
+  let keep: tf.Tensor = tf.tensor2d(keepBuf, [R, L]);
+  let last: tf.Tensor | null = null;
+  try {
+    last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(ids, [R, L], 'int32'), { cache, mask: paddingMask(keep) })));
+    for (let i = 0; i < Q; i++) {
+      const cur: tf.Tensor = last;
+      const next = tf.tidy(() => {
+        const cond = guided ? cur.slice([0, 0], [N, -1]) : cur; // [N, V]
+        return sample(guided ? cfgLogits(cond, cur.slice([N, 0], [N, -1]), s) : cond, so);
+      });
+      for (let b = 0; b < N; b++) codes[b * Q + i] = (next[b] as number) - v.codeOffset;
+      if (i === Q - 1) break;
+      const step = guided ? Int32Array.from([...next, ...next]) : next;
+      const grown = tf.tidy(() => tf.concat([keep, tf.ones([R, 1])], 1)); // [R, L + i + 1]
+      keep.dispose();
+      keep = grown;
+      last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(step, [R, 1], 'int32'), { cache, mask: paddingMask(keep) })));
+      cur.dispose();
+    }
+  } finally {
+    last?.dispose();
+    keep.dispose();
+    cache.dispose();
+    model.train(wasTraining);
+  }
+  const spans = Array.from({ length: N }, (_, b) => imageSpan(v, codes.subarray(b * Q, (b + 1) * Q)));
+  return { codes, spans };
+}
+
+/** Images [N, S, S, C] in (0, 1) for captions: generateImageCodes, then the de-tokenizer and the pixel decoder. */
+export function generateImages(
+  model: SeedLM,
+  tokenizer: SeedTokenizer,
+  decoder: ImageDecoder,
+  captions: readonly (readonly number[])[],
+  opts: ImageSamplingOptions = {},
+): GeneratedImages & { images: tf.Tensor4D } {
+  const v = model.requireVocab('generateImages');
+  if (tokenizer.numQueries !== v.tokensPerImage || tokenizer.config.quantizer.numCodes !== v.numCodes)
+    throw new Error(
+      `generateImages: the LM has ${v.tokensPerImage} codes per image of K = ${v.numCodes}, the tokenizer ${tokenizer.numQueries} of K = ${tokenizer.config.quantizer.numCodes}`,
+    );
+  if (captions.length === 0) throw new Error('generateImages: expected at least one caption, got 0');
+  const g = generateImageCodes(model, captions, opts);
+  return { ...g, images: imageFromCodes(tokenizer, decoder, g.codes) };
+}
+
+export interface CaptionOptions {
+  template?: ChatTemplate | null;
+  /** Most text tokens per caption (default: until maxSeqLen). */
+  maxNewTokens?: number;
+}
+
+/**
+ * Greedy captions (text ids, `<eos>` excluded) of images given as codes (flat [N * Q]): the prompt
+ * `<bos> <img> codes </img>` (or the template's), then text ids only (codes, `<img>`, `</img>`, pad
+ * and bos masked) until `<eos>` or maxNewTokens; KV cache.
+ */
+export function generateCaptions(model: SeedLM, codes: ArrayLike<number>, opts: CaptionOptions = {}): number[][] {
+  const v = model.requireVocab('generateCaptions');
+  const Q = v.tokensPerImage;
+  if (!codes || codes.length % Q !== 0)
+    throw new Error(`generateCaptions: expected N x ${Q} codes (tokensPerImage ${Q}), got ${codes?.length}`);
+  const N = codes.length / Q;
+  if (N === 0) return [];
+  const template = opts.template ?? null;
+  const prompts = Array.from({ length: N }, (_, b) => captionPrompt(v, Array.from(codes).slice(b * Q, (b + 1) * Q), template));
+  const L = (prompts[0] as number[]).length;
+  const room = model.maxSeqLen - L + 1;
+  if (room < 1) throw new Error(`generateCaptions: the prompt of ${L} tokens leaves no room in maxSeqLen ${model.maxSeqLen}`);
+  const maxNew = Math.min(opts.maxNewTokens ?? room, room);
+  if (!Number.isInteger(maxNew) || maxNew < 1)
+    throw new Error(`generateCaptions: maxNewTokens must be an integer >= 1, got ${opts.maxNewTokens}`);
+  const allowedIds: number[] = [];
+  for (let id = 0; id < v.textVocabSize; id++) if (id !== v.pad && id !== v.bos) allowedIds.push(id);
+  const so = { temperature: 0, allowed: { ids: allowedIds } };
+  const out: number[][] = Array.from({ length: N }, () => []);
+  const done = new Array<boolean>(N).fill(false);
+  const ids = Int32Array.from(prompts.flat());
+  const wasTraining = model.training;
+  model.eval();
+  const cache = model.newCache();
+  let last: tf.Tensor | null = null;
+  try {
+    last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(ids, [N, L], 'int32'), { cache })));
+    for (let t = 0; t < maxNew; t++) {
+      const cur: tf.Tensor = last;
+      const next = sample(cur, so);
+      next.forEach((id, b) => {
+        if (done[b]) return;
+        if (id === v.eos) done[b] = true;
+        else (out[b] as number[]).push(id);
+      });
+      if (done.every(Boolean) || t === maxNew - 1) break;
+      last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(next, [N, 1], 'int32'), { cache })));
+      cur.dispose();
+    }
+  } finally {
+    last?.dispose();
+    cache.dispose();
+    model.train(wasTraining);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// training phases
+
+export const LMPhaseSchema = z.object({
+  steps: z.number().int().nonnegative(),
+  batchSize: z.number().int().positive().default(16),
+  /** Peak lr (SEED-LLaMA: 1.5e-4 pre-training, 1e-4 SFT, at 7B). */
+  lr: z.number().positive().default(3e-3),
+  /** Warmup as a fraction of the steps (SEED-LLaMA: 0.03 pre-training, 0.07 SFT). */
+  warmupFraction: z.number().min(0).max(1).default(0.05),
+  /** Cosine floor as a fraction of the peak (SEED-LLaMA: 0.05). */
+  minLrRatio: z.number().min(0).max(1).default(0.05),
+  /** AdamW weight decay (SEED-LLaMA: 0.05), not on norms (rank < 2). */
+  weightDecay: z.number().nonnegative().default(0.05),
+  /** Global gradient-norm clip (SEED-LLaMA: 1.0). */
+  gradClip: z.number().positive().default(1),
+});
+export type LMPhase = z.infer<typeof LMPhaseSchema>;
+
+export const SeedLMRecipeSchema = z.object({
+  /** Phase 1: text-only pre-training of the LM (stands in for LLaMA's pre-training). */
+  text: LMPhaseSchema.prefault({ steps: 0 }),
+  /** Phase 2: multimodal pre-training, caption <-> image pairs, loss on all non-pad tokens. */
+  pretrain: LMPhaseSchema.prefault({ steps: 0 }),
+  /** Phase 3: SFT with the chat template, loss on the assistant's tokens. */
+  sft: LMPhaseSchema.prefault({ steps: 0 }),
+  /** Probability that a pre-training pair is image-first (SEED-LLaMA's reverse ratio 0.5). */
+  reverseRatio: z.number().min(0).max(1).default(0.5),
+  /** Probability that a text-first caption is dropped (the null prompt of CFG); 0 = no CFG training. */
+  uncondProb: z.number().min(0).max(1).default(0.1),
+  /** Share of SFT examples that are captioning (the rest are generation). */
+  captionFraction: z.number().min(0).max(1).default(0.5),
+  /** 'lora': LoRA + modules_to_save in phases 2 and 3 (merged after each), as SEED-LLaMA; 'full': every parameter. */
+  tuning: z.enum(['lora', 'full']).default('lora'),
+  lora: z
+    .object({
+      r: z.number().int().positive().default(4),
+      alpha: z.number().positive().default(8),
+      dropout: z.number().min(0).lt(1).default(0.05),
+    })
+    .prefault({}),
+  /** Init of the new vocabulary rows. */
+  newRowInit: z.enum(['normal', 'mean']).default('normal'),
+});
+export type SeedLMRecipeInput = z.input<typeof SeedLMRecipeSchema>;
+export type SeedLMRecipe = z.infer<typeof SeedLMRecipeSchema>;
+
+export function seedLMRecipe(input: SeedLMRecipeInput = {}): SeedLMRecipe {
+  return parseConfig('SeedLM recipe', SeedLMRecipeSchema, input ?? {});
+}
+
+export interface PhaseReport {
+  steps: number;
+  losses: number[];
+  seconds: number;
+  /** Scalars that trained in this phase. */
+  trainableParameters: number;
+}
+
+/**
+ * Train the trainable parameters of `model` for `phase.steps` AdamW steps (betas 0.9 / 0.95, eps
+ * 1e-5, as SEED-LLaMA; linear warmup, cosine to minLrRatio x lr) with core's trainLoop; `batch(rng)`
+ * builds each step's batch on the host, the step itself runs in one tf.tidy.
+ */
+export async function trainPhase(
+  model: SeedLM,
+  phase: LMPhase,
+  batch: (rng: Rng) => TokenBatch,
+  o: { seed: number; name: string; log?: (line: string) => void; onStep?: (step: number, loss: number) => void },
+): Promise<PhaseReport> {
+  const trainable = model.numParameters({ trainableOnly: true });
+  if (phase.steps === 0) return { steps: 0, losses: [], seconds: 0, trainableParameters: trainable };
+  const t0 = performance.now();
+  const rng = new Rng(o.seed).fork(`seed-lm-${o.name}`);
+  const warmup = Math.min(phase.steps, Math.floor(phase.steps * phase.warmupFraction));
+  const lrOf = warmupCosine({ peak: phase.lr, min: phase.lr * phase.minLrRatio, warmup, total: phase.steps });
+  const opt = new AdamW(paramGroups(model), { lr: phase.lr, beta1: 0.9, beta2: 0.95, eps: 1e-5, weightDecay: phase.weightDecay });
+  model.train();
+  try {
+    const r = await trainLoop({
+      steps: phase.steps,
+      model,
+      optimizer: opt,
+      rng,
+      progress: 'none',
+      name: `seed-lm ${o.name}`,
+      log: o.log ?? (() => {}),
+      lr: (t) => lrOf(t - 1),
+      step: (t) => {
+        opt.setLr(lrOf(t - 1));
+        return lmStep(model, opt, batch(rng), phase.gradClip);
+      },
+      onStep: o.onStep ? (t, loss) => o.onStep?.(t, loss) : undefined,
+    });
+    return { steps: phase.steps, losses: r.losses, seconds: (performance.now() - t0) / 1000, trainableParameters: trainable };
+  } finally {
+    opt.dispose();
+    model.eval();
+  }
+}
+
+/** One caption (text ids) and its image's Q codes. */
+export interface CaptionedCodes {
+  caption: readonly number[];
+  codes: ArrayLike<number>;
+}
+
+export interface SeedLMTrainOptions {
+  /** A fresh, text-only SeedLM; extended in place. */
+  model: SeedLM;
+  /** Text pre-training sentences (text ids, no bos / eos). */
+  text: readonly (readonly number[])[];
+  /** Caption-image pairs of multimodal pre-training and SFT. */
+  pairs: readonly CaptionedCodes[];
+  numCodes: number;
+  tokensPerImage: number;
+  template: ChatTemplate;
+  recipe?: SeedLMRecipeInput;
+  seed: number;
+  log?: (line: string) => void;
+}
+
+export interface SeedLMTrainResult {
+  vocab: SeedVocab;
+  recipe: SeedLMRecipe;
+  text: PhaseReport;
+  pretrain: PhaseReport & { lora: LoRAReport | null };
+  sft: PhaseReport & { lora: LoRAReport | null };
+}
+
+/**
+ * SEED-LLaMA's schedule at toy scale: text pre-training (every parameter) -> extendVocabulary ->
+ * multimodal pre-training (pairs in either order, loss on all non-pad tokens) -> SFT (the chat
+ * template, loss on the assistant's tokens). With `tuning: 'lora'` phases 2 and 3 each train a new
+ * LoRA + modules_to_save, merged at the end of the phase, so the model returns plain.
+ */
+export async function trainSeedLM(o: SeedLMTrainOptions): Promise<SeedLMTrainResult> {
+  const recipe = seedLMRecipe(o.recipe);
+  const { model, seed } = o;
+  const log = o.log ?? (() => {});
+  if (model.vocab) throw new Error('trainSeedLM: the model must be text-only (fresh); its vocabulary is already extended');
+  if (!Array.isArray(o.pairs) || o.pairs.length === 0)
+    throw new Error(`trainSeedLM: expected at least one caption-code pair, got ${o.pairs?.length}`);
+  if (recipe.text.steps > 0 && (!Array.isArray(o.text) || o.text.length === 0))
+    throw new Error(`trainSeedLM: text pre-training of ${recipe.text.steps} steps needs at least one sentence, got ${o.text?.length}`);
+
+  // 1. text pre-training (the text vocabulary only)
+  const textVocab = seedVocab({ textVocabSize: model.config.textVocabSize, numCodes: 1, tokensPerImage: 1, ...specials(model) });
+  const textSeqs = o.text.map((s) => textSequence(textVocab, s));
+  const sampleRows = <T>(rng: Rng, xs: readonly T[], n: number): T[] => Array.from({ length: n }, () => xs[rng.int(0, xs.length)] as T);
+  const text = await trainPhase(model, recipe.text, (rng) => padSequences(textVocab, sampleRows(rng, textSeqs, recipe.text.batchSize)), {
+    seed,
+    name: 'text',
+    log,
+  });
+  log(`seed-lm: text pre-training ${text.steps} steps, final loss ${text.losses.at(-1)?.toFixed(3) ?? '-'}`);
+
+  // 2. the vocabulary grows by the codes and <img>, </img>
+  const v = model.extendVocabulary(o.numCodes, o.tokensPerImage, { init: recipe.newRowInit });
+  o.pairs.forEach((p, i) => {
+    checkTextIds(v, `trainSeedLM (pairs[${i}].caption)`, p.caption);
+    imageSpan(v, p.codes);
+  });
+
+  const tuned = async (phase: LMPhase, name: string, make: (rng: Rng) => TokenBatch) => {
+    const lora =
+      recipe.tuning === 'lora' && phase.steps > 0
+        ? applySeedLoRA(model, { ...recipe.lora, rng: new Rng(seed).fork(`seed-lm-lora-${name}`) })
+        : null;
+    try {
+      const r = await trainPhase(model, phase, make, { seed, name, log });
+      return { ...r, lora };
+    } finally {
+      if (lora) mergeSeedLoRA(model);
+    }
+  };
+
+  // 3. multimodal pre-training: every non-pad token, order reversed with probability reverseRatio
+  const pretrain = await tuned(recipe.pretrain, 'pretrain', (rng) =>
+    padSequences(
+      v,
+      sampleRows(rng, o.pairs, recipe.pretrain.batchSize).map((p) => {
+        const order = samplePairOrder(rng, recipe.reverseRatio);
+        const drop = order === 'text-first' && rng.uniform() < recipe.uncondProb;
+        return pairSequence(v, drop ? [] : p.caption, p.codes, order);
+      }),
+    ),
+  );
+  log(
+    `seed-lm: multimodal pre-training ${pretrain.steps} steps (${recipe.tuning}), final loss ${pretrain.losses.at(-1)?.toFixed(3) ?? '-'}`,
+  );
+
+  // 4. SFT: the assistant's tokens only
+  const sft = await tuned(recipe.sft, 'sft', (rng) =>
+    padSequences(
+      v,
+      sampleRows(rng, o.pairs, recipe.sft.batchSize).map((p) => {
+        const task: SftTask = rng.uniform() < recipe.captionFraction ? 'caption' : 'generate';
+        const drop = task === 'generate' && rng.uniform() < recipe.uncondProb;
+        return sftSequence(v, o.template, drop ? [] : p.caption, p.codes, task);
+      }),
+    ),
+  );
+  log(`seed-lm: SFT ${sft.steps} steps (${recipe.tuning}), final loss ${sft.losses.at(-1)?.toFixed(3) ?? '-'}`);
+  return { vocab: v, recipe, text, pretrain, sft };
+}
+
+function specials(model: SeedLM): { bos: number; eos: number; pad: number } {
+  const { bos, eos, pad } = model.config;
+  return { bos, eos, pad };
+}
