@@ -179,7 +179,8 @@ export function gitRevision(): string {
 
 export function versions(): Record<string, string> {
   const v: Record<string, string> = { node: process.version };
-  for (const [k, val] of Object.entries(tf.version)) v[k] = String(val);
+  // tfjs-core's version (core loads tfjs-core and its backends, not the @tensorflow/tfjs union that had tf.version)
+  v['tfjs-core'] = tf.version_core;
   return v;
 }
 

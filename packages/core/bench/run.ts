@@ -105,7 +105,7 @@ const machine = {
   platform: `${os.platform()} ${os.release()} ${os.arch()}`,
   loadAvgStart: os.loadavg().map((x) => Number(x.toFixed(2))),
 };
-const versions = { node: process.version, tfjs: tf.version as Record<string, string> };
+const versions = { node: process.version, tfjs: { 'tfjs-core': tf.version_core } as Record<string, string> };
 
 interface Entry {
   name: string;

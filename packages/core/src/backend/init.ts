@@ -2,10 +2,12 @@
  * Backend selection: `MMLM_BACKEND` (or the `backend` option); else `tensorflow` from
  * @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node, when they load; else `wasm` (the
  * embedded default, with the kernels it lacks supplied by core); else `cpu`.
+ *
+ * In a browser bundle `tensorflow` is skipped ("not available in the browser": tfjs-node is a Node
+ * addon; `#platform` supplies the loader) and MMLM_BACKEND is not read (there is no environment).
  */
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
-import util from 'node:util';
+import { polyfillNodeUtil, requireOptional, runtime } from '#platform';
+import { env } from '../runtime.js';
 import { tf } from '../tf.js';
 import { registerCoreKernels } from './kernels/index.js';
 
@@ -32,7 +34,6 @@ export interface BackendChoice {
   skipped: Skipped[];
 }
 
-const require = createRequire(import.meta.url);
 let current: BackendChoice | null = null;
 const loggedChoices = new Set<string>();
 
@@ -62,41 +63,8 @@ function firstLine(s: string): string {
   return l.length > 160 ? `${l.slice(0, 157)}...` : l;
 }
 
-/**
- * tfjs-node 4.22 calls util.isNullOrUndefined, which Node 23 removed; without this it throws on
- * the first op. Harmless on older Node.
- */
-function polyfillNodeUtil(): void {
-  const u = util as unknown as Record<string, unknown>;
-  if (typeof u.isNullOrUndefined !== 'function') u.isNullOrUndefined = (v: unknown) => v === null || v === undefined;
-  if (typeof u.isArray !== 'function') u.isArray = Array.isArray;
-}
-
-/**
- * Load an optional peer: from core's own location first, then from the working directory's
- * project (pnpm's strict layout does not link an app's optional peers into core's folder).
- * tfjs-node registers its kernels before it loads its native addon, so a second attempt after a
- * failed one repeats hundreds of "already registered" warnings: those are dropped.
- */
-function requireOptional(pkg: string): unknown {
-  const warn = console.warn;
-  console.warn = (...a: unknown[]) => {
-    if (!String(a[0]).includes('already registered')) warn(...a);
-  };
-  try {
-    try {
-      return require(pkg);
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      if (e?.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes(pkg)) throw err;
-      return createRequire(join(process.cwd(), 'package.json'))(pkg);
-    }
-  } finally {
-    console.warn = warn;
-  }
-}
-
 function tryNodeBackend(pkg: string): string | null {
+  if (runtime === 'browser') return 'not available in the browser (a Node addon)';
   polyfillNodeUtil();
   try {
     requireOptional(pkg);
@@ -158,7 +126,7 @@ async function activate(name: BackendName): Promise<{ provider: string } | { err
  * once. Safe to call repeatedly; a different `backend` switches.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
-  const requested = (opts.backend ?? process.env.MMLM_BACKEND ?? '').trim().toLowerCase();
+  const requested = (opts.backend ?? env('MMLM_BACKEND') ?? '').trim().toLowerCase();
   if (requested && !BACKENDS.includes(requested as BackendName)) {
     throw new Error(`initBackend: unknown backend "${requested}"; expected one of ${BACKENDS.join(', ')}`);
   }

@@ -1,8 +1,9 @@
 /**
  * Progress: a cli-progress bar per sub-run on a terminal, plain lines otherwise. The one progress
  * reporter of the project: the lab's runs, the inline context and core's trainLoop use it.
+ * cli-progress comes through `#platform` (null in a browser bundle, where only lines are written).
  */
-import cliProgress from 'cli-progress';
+import { cliProgress } from '#platform';
 import type { ProgressMode } from '../train/loop.js';
 import type { ProgressHandle } from './types.js';
 
@@ -25,10 +26,10 @@ export function makeProgress(
   write: (line: string) => void = (l) => process.stdout.write(`${l}\n`),
   stream: NodeJS.WriteStream = process.stdout,
 ) {
-  const useBar = mode === 'bar' || (mode === 'auto' && stream.isTTY === true && !process.env.CI);
+  const useBar = cliProgress !== null && (mode === 'bar' || (mode === 'auto' && stream.isTTY === true && !process.env.CI));
   return (name: string, total: number): ProgressHandle => {
     if (mode === 'none') return { tick: () => {}, done: () => {} };
-    if (useBar) {
+    if (useBar && cliProgress) {
       const bar = new cliProgress.SingleBar(
         {
           format: `${name.padEnd(24).slice(0, 24)} [{bar}] {value}/{total} | {info} | ETA {eta_formatted}`,

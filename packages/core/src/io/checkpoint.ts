@@ -14,15 +14,21 @@
  * never disappears. Pruning deletes state.json first, so a kill mid-prune leaves a folder without
  * state.json: readers ignore it and the next save removes it. `loadLatestCheckpoint` falls back to
  * the previous checkpoint, with a warning, when the newest one cannot be loaded.
+ *
+ * Node only (files): the file system comes through `#platform`; in a browser bundle these
+ * functions throw "... is not available in the browser". A checkpoint's weights are plain
+ * safetensors, so a page loads them with `decodeSafetensors(await (await fetch(url)).arrayBuffer())`.
  */
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { fs, fsp, nodeOnly, path } from '#platform';
 import type { Module } from '../nn/module.js';
 import type { Rng, RngState } from '../rng/index.js';
 import type { tf } from '../tf.js';
 import type { OptimizerStateDict, StatefulOptimizer } from '../train/optimizer.js';
 import { encodeSafetensorsHost, type HostTensor, loadSafetensors, tensorsToHost } from './safetensors.js';
+
+const { existsSync, readdirSync, renameSync, rmSync } = fs;
+const { mkdir, open, readFile, rename, rm, stat, unlink } = fsp;
+const { basename, dirname, join } = path;
 
 export const CHECKPOINT_FORMAT = 'mmlm-checkpoint';
 export const CHECKPOINT_VERSION = 1;
@@ -183,6 +189,7 @@ function toJson(value: unknown, what: string): unknown {
  * the checkpoint's folder. Saving a step that already exists replaces it.
  */
 export async function saveCheckpoint(root: string, c: CheckpointInput, opts: SaveCheckpointOptions = {}): Promise<string> {
+  nodeOnly('saveCheckpoint');
   if (!Number.isSafeInteger(c.step) || c.step < 0) throw new Error(`saveCheckpoint: step must be an integer >= 0, got ${c.step}`);
   const keep = opts.keep ?? 2;
   if (!(keep === Number.POSITIVE_INFINITY || (Number.isInteger(keep) && keep >= 1)))
@@ -269,6 +276,7 @@ async function writeCheckpointFolder(
  * its writer is gone (and the root is writable), else at the moved-aside path.
  */
 export function listCheckpoints(root: string): { dir: string; step: number }[] {
+  nodeOnly('listCheckpoints');
   if (!existsSync(root)) return [];
   const names = readdirSync(root).sort();
   const found = new Map<number, { dir: string; step: number }>();
@@ -319,6 +327,7 @@ type StateJson = {
  * says where). The caller owns the tensors.
  */
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  nodeOnly('loadCheckpoint');
   if (!existsSync(dir) && STEP_DIR.test(basename(dir))) {
     const step = Number(STEP_DIR.exec(basename(dir))![1]);
     const moved = listCheckpoints(dirname(dir)).find((c) => c.step === step);
@@ -398,6 +407,7 @@ export interface LoadLatestCheckpointOptions {
  * the same step replaces them). The caller owns the tensors.
  */
 export async function loadLatestCheckpoint(root: string, opts: LoadLatestCheckpointOptions = {}): Promise<Checkpoint | null> {
+  nodeOnly('loadLatestCheckpoint');
   const warn = opts.onWarning ?? ((message: string) => console.warn(message));
   const all = listCheckpoints(root).reverse();
   let newest: unknown;

@@ -25,14 +25,18 @@
  * PyPI, no Debian package). Checked instead: the reference crate's own serialization vectors and a
  * hand-derived mixed-dtype example are reproduced byte for byte, and a Python standard-library
  * writer (test/io/write_safetensors.py) is read back (test/io/safetensors.test.ts).
+ *
+ * The byte-level functions (encode / decode / parse) run anywhere; the path-taking ones are Node
+ * only (the file system comes through `#platform`) and throw "not available in the browser" there.
  */
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { fs, fsp, nodeOnly, path as nodePath } from '#platform';
 import type { Module } from '../nn/module.js';
+import { compareUtf8, isLittleEndian, randomHex } from '../runtime.js';
 import { tf } from '../tf.js';
+
+const { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } = fs;
+const { mkdir, open, readFile, rename, rm } = fsp;
+const { basename, dirname, join } = nodePath;
 
 /** The dtypes this reader decodes. */
 export type SafetensorsDtype = 'BOOL' | 'U8' | 'I8' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
@@ -154,7 +158,7 @@ export class SafetensorsError extends Error {
 }
 
 function assertLittleEndianHost(): void {
-  if (endianness() !== 'LE') throw new Error(`safetensors: this implementation needs a little-endian host, got ${endianness()}`);
+  if (!isLittleEndian()) throw new Error('safetensors: this implementation needs a little-endian host, got a big-endian one');
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -549,11 +553,6 @@ export function decodeSafetensors(
 
 const utf8 = new TextEncoder();
 
-/** Byte-wise comparison of the UTF-8 encodings (Rust's `String` order). */
-function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
-
 function dtypeRank(d: string): number {
   return (REFERENCE_DTYPE_ORDER as readonly string[]).indexOf(d);
 }
@@ -634,9 +633,10 @@ export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?:
  * renamed over `path`. A crash leaves either the old file or the new one, never a mix.
  */
 export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  nodeOnly('writeFileAtomic');
   const dir = dirname(path);
   await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomHex(4)}`);
   try {
     const fh = await open(tmp, 'w');
     try {
@@ -654,9 +654,10 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string):
 
 /** `writeFileAtomic` for synchronous callers (run records, reports, sub-run results). */
 export function writeFileAtomicSync(path: string, bytes: Uint8Array | string): void {
+  nodeOnly('writeFileAtomicSync');
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomHex(4)}`);
   try {
     const fd = openSync(tmp, 'w');
     try {
@@ -678,6 +679,7 @@ export async function saveSafetensors(path: string, tensors: Record<string, tf.T
 }
 
 async function readWhole(path: string): Promise<Uint8Array> {
+  nodeOnly('readSafetensors / loadSafetensors / loadModule');
   const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new SafetensorsError(path, e.code === 'ENOENT' ? 'file not found' : e.message);
   });
@@ -695,6 +697,7 @@ async function readWhole(path: string): Promise<Uint8Array> {
 
 /** Read and validate only the header of a safetensors file (checks it against the file size). */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  nodeOnly('readSafetensorsHeader');
   const fh = await open(path, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new SafetensorsError(path, e.code === 'ENOENT' ? 'file not found' : e.message);
   });

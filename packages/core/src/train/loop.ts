@@ -7,8 +7,12 @@
  * current step, save a checkpoint, return with `interrupted: true`).
  *
  * Steps are numbered 1..steps; a checkpoint at step k holds the state after k completed steps.
+ *
+ * In a browser bundle the loop runs without files (no checkpointDir / metricsPath: those need Node
+ * and throw "not available in the browser"), logs through console.log, never draws a bar and
+ * installs no SIGINT handler (stop it with `signal`).
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { fs } from '#platform';
 import { makeProgress } from '../experiment/progress.js';
 import {
   type Checkpoint,
@@ -22,6 +26,13 @@ import { writeFileAtomic } from '../io/safetensors.js';
 import type { Module } from '../nn/module.js';
 import type { RngState } from '../rng/index.js';
 import type { StatefulOptimizer } from './optimizer.js';
+
+const { appendFileSync, existsSync, readFileSync } = fs;
+
+/** Node's `process` when there is one (read at call time: a browser has none). */
+function nodeProcess(): NodeJS.Process | undefined {
+  return (globalThis as { process?: NodeJS.Process }).process;
+}
 
 /** Anything with Rng's state accessors. */
 export interface RngLike {
@@ -189,7 +200,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   const mode = o.progress ?? 'auto';
   if (!['auto', 'bar', 'lines', 'none'].includes(mode))
     throw new Error(`trainLoop: progress must be 'auto', 'bar', 'lines' or 'none', got ${JSON.stringify(mode)}`);
-  const log = o.log ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const proc = nodeProcess();
+  const log = o.log ?? (proc?.stdout ? (l: string) => proc.stdout.write(`${l}\n`) : (l: string) => console.log(l));
   const name = o.name ?? 'train';
 
   let start = 0;
@@ -254,18 +266,19 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     }
   };
 
-  const useBar = mode === 'bar' || (mode === 'auto' && process.stderr.isTTY === true && !process.env.CI);
+  const canBar = proc?.stderr != null;
+  const useBar = canBar && (mode === 'bar' || (mode === 'auto' && proc.stderr.isTTY === true && !proc.env.CI));
   const logEvery = o.logEvery ?? Math.max(1, Math.round(o.steps / 20));
   // the project's one progress reporter (a bar on stderr here, so stdout stays for results)
-  const bar = useBar && start < o.steps ? makeProgress('bar', log, process.stderr)(name, o.steps) : null;
+  const bar = useBar && start < o.steps ? makeProgress('bar', log, proc.stderr)(name, o.steps) : null;
 
   let stopRequested = false;
   const onSigint = () => {
     stopRequested = true;
-    (bar ? process.stderr : process.stdout).write(`\n${name}: SIGINT, stopping after this step (press Ctrl-C again to quit now)\n`);
-    process.removeListener('SIGINT', onSigint);
+    proc?.[bar ? 'stderr' : 'stdout'].write(`\n${name}: SIGINT, stopping after this step (press Ctrl-C again to quit now)\n`);
+    proc?.removeListener('SIGINT', onSigint);
   };
-  if (o.handleSigint !== false) process.on('SIGINT', onSigint);
+  if (o.handleSigint !== false) proc?.on?.('SIGINT', onSigint);
 
   const losses: number[] = [];
   const evals: TrainLoopResult['evals'] = [];
@@ -306,7 +319,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     if (done > start) await save(done);
   } finally {
     bar?.done();
-    process.removeListener('SIGINT', onSigint);
+    proc?.removeListener?.('SIGINT', onSigint);
   }
   if (interrupted) log(`${name}: interrupted after step ${done}${lastGood ? `; checkpoint ${lastGood}` : ''}`);
   return { step: done, losses, resumedFrom, interrupted, evals, lastCheckpoint: lastGood };

@@ -8,8 +8,11 @@
  * Thread count: MMLM_WASM_THREADS=n or setWasmGemmThreads(n) (n threads in all, n - 1 workers);
  * the default is in wasm_matmul.ts. Measured on gpt-bench (2-core Zen 4, quiet): 1232 ms a step on
  * one thread, 810 ms on two.
+ *
+ * Node only: the workers come from `#platform` (node:worker_threads); in a browser there are none
+ * (`workersAvailable()` is false) and every GEMM runs on the calling thread.
  */
-import { Worker } from 'node:worker_threads';
+import { runtime, startEvalWorker } from '#platform';
 import { type Blocking, DEFAULT_BLOCKING, MR, NR, type StridedMatrix, simdGemmModule, WasmJs, type WasmMemory } from './simd_gemm.js';
 
 /** One C = op(A) op(B) with byte pointers into a heap and element strides. */
@@ -66,8 +69,13 @@ for (;;) {
 }
 `;
 
+/** Whether this platform can start the pool's worker threads (Node: yes; a browser bundle: no). */
+export function workersAvailable(): boolean {
+  return runtime === 'node';
+}
+
 interface WorkerSlot {
-  worker: Worker;
+  worker: { unref(): void };
   ctrl: Int32Array;
 }
 
@@ -126,10 +134,8 @@ export class GemmPool {
       const Ap = (base + 15) & ~15;
       const Bp = Ap + 4 * Math.ceil(mc / MR) * MR * kc;
       const tmp = Bp + 4 * kc * Math.ceil(nc / NR) * NR;
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { module, memory: this.memory, ctrl: ctrlOff, Ap, Bp, tmp, kc, mc, nc },
-      });
+      const worker = startEvalWorker(WORKER_SOURCE, { module, memory: this.memory, ctrl: ctrlOff, Ap, Bp, tmp, kc, mc, nc });
+      if (!worker) throw new Error('GemmPool: worker threads are not available on this platform (a browser); use one thread');
       worker.unref();
       this.slots.push({ worker, ctrl: new Int32Array(this.memory.buffer, ctrlOff, 4) });
     }

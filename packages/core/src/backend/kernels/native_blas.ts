@@ -6,10 +6,12 @@
  * Environment: MMLM_NATIVE_BLAS=0 disables it; MMLM_NATIVE_BLAS_PATH points at another build;
  * MMLM_BLAS_THREADS sets its thread count (default: OpenBLAS' own, OPENBLAS_NUM_THREADS or all cores;
  * 1 under vitest, whose parallel workers would otherwise oversubscribe the cores).
+ *
+ * Node only: the loader (native_blas_node.ts) comes through `#platform`; in a browser bundle it
+ * reports "not available in the browser" and the SIMD GEMM runs.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { loadNativeBlas } from '#platform';
+import { env } from '../../runtime.js';
 import type { StridedMatrix } from './simd_gemm.js';
 
 export interface NativeBlas {
@@ -46,42 +48,37 @@ export interface NativeBlasInfo {
 let loaded: { blas: NativeBlas; path: string } | null = null;
 let loadError: string | null = null;
 let tried = false;
-let enabled = process.env.MMLM_NATIVE_BLAS !== '0';
+/** null until first read: MMLM_NATIVE_BLAS is read lazily, so importing this module reads no `process`. */
+let enabled: boolean | null = null;
 
-function candidates(): string[] {
-  const rel = ['./native/build/mmlm_blas.node', '../../../src/backend/kernels/native/build/mmlm_blas.node'];
-  const env = process.env.MMLM_NATIVE_BLAS_PATH;
-  return [...(env ? [env] : []), ...rel.map((r) => fileURLToPath(new URL(r, import.meta.url)))];
+function isEnabled(): boolean {
+  enabled ??= env('MMLM_NATIVE_BLAS') !== '0';
+  return enabled;
 }
 
 function load(): void {
   if (tried) return;
   tried = true;
-  const path = candidates().find((p) => existsSync(p));
-  if (!path) {
-    loadError = 'not built (run `pnpm --filter @mmlm/core build:native`)';
+  const r = loadNativeBlas();
+  if ('error' in r) {
+    loadError = r.error;
     return;
   }
-  try {
-    const blas = createRequire(import.meta.url)(path) as NativeBlas;
-    const threads = Number(process.env.MMLM_BLAS_THREADS ?? (process.env.VITEST ? 1 : 0));
-    if (Number.isInteger(threads) && threads > 0) blas.setThreads(threads);
-    loaded = { blas, path };
-  } catch (e) {
-    loadError = `failed to load ${path}: ${String((e as Error).message).split('\n')[0]}`;
-  }
+  const threads = Number(env('MMLM_BLAS_THREADS') ?? (env('VITEST') ? 1 : 0));
+  if (Number.isInteger(threads) && threads > 0) r.blas.setThreads(threads);
+  loaded = r;
 }
 
 /** The native GEMM when it is built, loads and is enabled; else null. */
 export function nativeBlas(): NativeBlas | null {
-  if (!enabled) return null;
+  if (!isEnabled()) return null;
   load();
   return loaded?.blas ?? null;
 }
 
 /** Turn the native GEMM on or off at run time (it stays off if it is not built). */
 export function setNativeBlasEnabled(on: boolean): boolean {
-  const was = enabled;
+  const was = isEnabled();
   enabled = on;
   return was; // callers restore it (tests: in a finally), so MMLM_NATIVE_BLAS=0 is never overridden
 }
@@ -97,7 +94,7 @@ export function nativeBlasInfo(): NativeBlasInfo {
   load();
   return {
     available: loaded !== null,
-    enabled,
+    enabled: isEnabled(),
     path: loaded?.path ?? null,
     threads: loaded ? loaded.blas.threads() : null,
     config: loaded ? loaded.blas.config() : null,

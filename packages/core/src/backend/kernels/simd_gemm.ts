@@ -18,6 +18,7 @@
  * kernel's transposed and batched paths.
  */
 
+import { env } from '../../runtime.js';
 import { nativeBlas, nativeGemm } from './native_blas.js';
 import {
   assembleModule,
@@ -470,7 +471,7 @@ export class SimdGemm {
     options: SimdGemmOptions = {},
   ) {
     this.blocking = options.blocking ?? DEFAULT_BLOCKING;
-    this.fma = options.fma ?? (process.env.MMLM_WASM_FMA !== '0' && hasRelaxedSimd());
+    this.fma = options.fma ?? (env('MMLM_WASM_FMA') !== '0' && hasRelaxedSimd());
     this.x = new WasmJs.Instance(simdGemmModule(this.fma), { env: { memory } }).exports as unknown as Exports;
     const { kc, mc, nc } = this.blocking;
     const mcPad = Math.ceil(mc / MR) * MR;

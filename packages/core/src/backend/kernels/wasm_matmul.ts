@@ -8,9 +8,10 @@
  * place, and follow tfjs-core's semantics: matMul(a, b, transposeA, transposeB) over broadcast
  * batch dimensions (numpy rules), float32 only, as the stock kernels.
  */
-import os from 'node:os';
+import { cpuCount } from '#platform';
+import { env } from '../../runtime.js';
 import { tf } from '../../tf.js';
-import { type GemmItem, GemmPool } from './gemm_pool.js';
+import { type GemmItem, GemmPool, workersAvailable } from './gemm_pool.js';
 import { nativeBlas } from './native_blas.js';
 import { SimdGemm, type StridedMatrix, simdGemmModule, WasmJs, type WasmMemory } from './simd_gemm.js';
 
@@ -175,18 +176,20 @@ let pool: GemmPool | null = null;
  * the mixed band on one thread (it was 2^24, a guess).
  */
 let parallelMinFlops = 1 << 26;
-let poolThreads = defaultThreads();
+/** null until first use: MMLM_WASM_THREADS is read lazily (no `process` read when the module loads). */
+let poolThreads: number | null = null;
 
 /**
  * MMLM_WASM_THREADS when set; else 1 under vitest (its parallel workers already fill the cores);
  * else the machine's parallelism, at most 4 (each worker copies its operands, which stops paying
- * beyond a few threads).
+ * beyond a few threads); 1 where there are no worker threads (a browser).
  */
 function defaultThreads(): number {
-  const env = process.env.MMLM_WASM_THREADS;
-  if (env !== undefined && env !== '') return Math.max(1, Math.floor(Number(env)) || 1);
-  if (process.env.VITEST) return 1;
-  return Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length));
+  if (!workersAvailable()) return 1;
+  const set = env('MMLM_WASM_THREADS');
+  if (set !== undefined && set !== '') return Math.max(1, Math.floor(Number(set)) || 1);
+  if (env('VITEST')) return 1;
+  return Math.max(1, Math.min(4, cpuCount()));
 }
 
 /**
@@ -198,7 +201,9 @@ function defaultThreads(): number {
 export function setWasmGemmThreads(n: number, minFlops?: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`setWasmGemmThreads: threads must be a positive integer, got ${n}`);
   if (minFlops !== undefined) parallelMinFlops = minFlops;
-  if (n !== poolThreads) {
+  if (n > 1 && !workersAvailable())
+    throw new Error(`setWasmGemmThreads: ${n} threads need worker threads, which this platform (a browser) does not have`);
+  if (n !== wasmGemmThreads()) {
     pool?.dispose();
     pool = null;
     poolThreads = n;
@@ -206,6 +211,7 @@ export function setWasmGemmThreads(n: number, minFlops?: number): void {
 }
 
 export function wasmGemmThreads(): number {
+  poolThreads ??= defaultThreads();
   return poolThreads;
 }
 
@@ -214,8 +220,9 @@ function runGemms(backend: WasmBackendInternals, g: SimdGemm, items: GemmItem[])
     for (const it of its) g.gemm(it.M, it.N, it.K, it.A, it.B, it.C, it.ldc);
   };
   const flops = items.reduce((a, it) => a + 2 * it.M * it.N * it.K, 0);
-  if (poolThreads > 1 && flops >= parallelMinFlops && !nativeBlas()) {
-    pool ??= new GemmPool(poolThreads, g.fma, g.blocking);
+  const threads = wasmGemmThreads();
+  if (threads > 1 && flops >= parallelMinFlops && !nativeBlas()) {
+    pool ??= new GemmPool(threads, g.fma, g.blocking);
     if (pool.run(backend.wasm.asm.memory.buffer, items, local)) return;
   }
   local(items);
