@@ -17,7 +17,7 @@
  * reads and predicts log-magnitude STFT frames and renders waveforms with Griffin-Lim (Griffin & Lim
  * 1984): a waveform decoder did not learn within a CPU budget of minutes (see the README).
  */
-import { LayerNorm, Linear, MLP, Module, ModuleList, MultiHeadAttention, Rng, tf } from '@mmlm/core';
+import { Conv1d, LayerNorm, Linear, MLP, Module, ModuleList, MultiHeadAttention, Rng, tf } from '@mmlm/core';
 import {
   hopLength,
   type ImageVaeConfig,
@@ -275,34 +275,13 @@ export class ImageVAE extends Module implements LatentTokenizer {
 // ---------------------------------------------------------------------------------------------
 // Speech VAE (1-D causal convolutions)
 
-/** Causal 1-D convolution: left padding k - 1 (stride 1). x [B, L, cin] -> [B, L, cout]. */
-export class CausalConv1d extends Module {
-  readonly weight: tf.Variable; // [k, cin, cout]
-  readonly bias: tf.Variable; // [cout]
-
-  constructor(
-    readonly cin: number,
-    readonly cout: number,
-    readonly kernelSize: number,
-    rng: Rng,
-  ) {
-    super();
-    const b = 1 / Math.sqrt(cin * kernelSize);
-    this.weight = this.param('weight', rng.rand([kernelSize, cin, cout], -b, b));
-    this.bias = this.param('bias', tf.zeros([cout]));
-  }
-
-  forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      if (x.rank !== 3 || x.shape[2] !== this.cin)
-        throw new Error(`CausalConv1d: input must be [B, L, ${this.cin}], got shape [${x.shape}]`);
-      const xp = tf.pad(x, [
-        [0, 0],
-        [this.kernelSize - 1, 0],
-        [0, 0],
-      ]);
-      return tf.conv1d(xp as tf.Tensor3D, this.weight as unknown as tf.Tensor3D, 1, 'valid').add(this.bias);
-    });
+/**
+ * Causal 1-D convolution (stride 1, left padding k - 1): core's Conv1d with 'causal' padding and a
+ * zero-initialised bias. x [B, L, cin] -> [B, L, cout]; weight [k, cin, cout].
+ */
+export class CausalConv1d extends Conv1d {
+  constructor(cin: number, cout: number, kernelSize: number, rng: Rng) {
+    super(cin, cout, kernelSize, { padding: 'causal', biasInit: 'zeros', rng });
   }
 }
 

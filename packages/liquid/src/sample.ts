@@ -13,7 +13,17 @@
  *                  (image ids masked) until <eos>.
  *   text loss      mean next-token NLL of [BOS] + text windows (perplexity = exp).
  */
-import { cfgLogits, filterLogits, paddingMask, type Rng, type SampleOptions, sample, type TransformerDecoder, tf } from '@mmlm/core';
+import {
+  cfgLogits,
+  filterLogits,
+  leftPadRows,
+  type Rng,
+  type SampleOptions,
+  sampleSpan,
+  sampleUntil,
+  type TransformerDecoder,
+  tf,
+} from '@mmlm/core';
 import type { LiquidVocab } from './model.js';
 
 export interface ImageSamplingOptions {
@@ -44,15 +54,7 @@ export interface CfgLayout {
 export function cfgLayout(vocab: LiquidVocab, prompts: readonly (readonly number[])[], cfgScale: number): CfgLayout {
   const cond = prompts.map((p) => [vocab.bos, ...p, vocab.boi]);
   const rowsIds = cfgScale !== 1 ? [...cond, ...prompts.map(() => [vocab.bos, vocab.unconditional, vocab.boi])] : cond;
-  const L = Math.max(...rowsIds.map((r) => r.length));
-  const R = rowsIds.length;
-  const ids = new Int32Array(R * L).fill(vocab.pad);
-  const keep = new Float32Array(R * L);
-  rowsIds.forEach((r, i) => {
-    ids.set(r, i * L + L - r.length);
-    keep.fill(1, i * L + L - r.length, (i + 1) * L);
-  });
-  return { ids, keep, rows: R, length: L };
+  return leftPadRows(rowsIds, vocab.pad);
 }
 
 /**
@@ -127,52 +129,25 @@ function generateBatch(
   s: number,
   opts: ImageSamplingOptions,
 ): Int32Array[] {
-  const B = prompts.length;
-  const N = vocab.tokensPerImage;
-  const layout = cfgLayout(vocab, prompts, s);
-  const R = layout.rows;
-  const guided = R === 2 * B;
-  const codes = prompts.map(() => new Int32Array(N));
-  const cache = model.newCache();
   const wasTraining = model.training;
   model.eval();
-  let keep: tf.Tensor = tf.tensor2d(layout.keep, [R, layout.length]);
   try {
-    let last: tf.Tensor = tf.tidy(() => {
-      const logits = model.forward(tf.tensor2d(layout.ids, [R, layout.length], 'int32'), { cache, mask: paddingMask(keep) }); // [R, L, V]
-      return lastPosition(logits);
-    });
-    for (let i = 0; i < N; i++) {
-      const next = tf.tidy(() => {
-        const cond = guided ? last.slice([0, 0], [B, -1]) : last;
-        const uncond = guided ? last.slice([B, 0], [B, -1]) : null;
-        const l = uncond ? cfgLogits(cond, uncond, s) : cond;
-        return sample(l, imageSampleOptions(vocab, opts)); // [B]
-      });
-      next.forEach((id, b) => {
-        (codes[b] as Int32Array)[i] = id - vocab.codeOffset;
-      });
-      if (i === N - 1) break;
-      const ids = guided ? Int32Array.from([...next, ...next]) : next; // the same code for both halves
-      const grown = tf.tidy(() => tf.concat([keep, tf.ones([R, 1])], 1));
-      keep.dispose();
-      keep = grown;
-      const prev = last;
-      last = tf.tidy(() => lastPosition(model.forward(tf.tensor2d(ids, [R, 1], 'int32'), { cache, mask: paddingMask(keep) })));
-      prev.dispose();
-    }
-    last.dispose();
+    // the reference's rows: cond [BOS] p <boi>, then (s != 1) uncond [BOS] <uncond> <boi> (cfgLayout)
+    const ids = sampleSpan(
+      model,
+      prompts.map((p) => [vocab.bos, ...p, vocab.boi]),
+      {
+        steps: vocab.tokensPerImage,
+        padId: vocab.pad,
+        cfgScale: s,
+        uncond: prompts.map(() => [vocab.bos, vocab.unconditional, vocab.boi]),
+        sample: imageSampleOptions(vocab, opts),
+      },
+    );
+    return ids.map((row) => row.map((id) => id - vocab.codeOffset));
   } finally {
-    keep.dispose();
-    cache.dispose();
     model.train(wasTraining);
   }
-  return codes;
-}
-
-function lastPosition(logits: tf.Tensor /* [R, T, V] */): tf.Tensor2D /* [R, V] */ {
-  const [R, T, V] = logits.shape as [number, number, number];
-  return logits.slice([0, T - 1, 0], [R, 1, V]).reshape([R, V]) as tf.Tensor2D;
 }
 
 export interface CaptionOptions {
@@ -216,31 +191,17 @@ export function captionImages(
     throw new Error(
       `${who}: the captioning prefix of ${L} tokens plus ${maxNew} new tokens needs ${L + maxNew - 1} positions, more than the context of ${model.config.maxSeqLen}`,
     );
-  const out: number[][] = rows.map(() => []);
-  const done = new Array<boolean>(B).fill(false);
-  const cache = model.newCache();
   const wasTraining = model.training;
   model.eval();
   try {
-    let last: tf.Tensor = tf.tidy(() => lastPosition(model.forward(tf.tensor2d(rows.flat(), [B, L], 'int32'), { cache })));
-    for (let i = 0; i < maxNew; i++) {
-      const next = sample(last, { temperature: opts.temperature ?? 0, rng: opts.rng, allowed: { ranges: [[0, vocab.textVocabSize]] } });
-      next.forEach((id, b) => {
-        if (done[b]) return;
-        if (id === vocab.eos) done[b] = true;
-        else (out[b] as number[]).push(id);
-      });
-      if (done.every(Boolean) || i === maxNew - 1) break;
-      const prev = last;
-      last = tf.tidy(() => lastPosition(model.forward(tf.tensor2d(next, [B, 1], 'int32'), { cache })));
-      prev.dispose();
-    }
-    last.dispose();
+    return sampleUntil(model, rows, {
+      maxNewTokens: maxNew,
+      stopId: vocab.eos,
+      sample: { temperature: opts.temperature ?? 0, rng: opts.rng, allowed: { ranges: [[0, vocab.textVocabSize]] } },
+    });
   } finally {
-    cache.dispose();
     model.train(wasTraining);
   }
-  return out;
 }
 
 /**

@@ -49,6 +49,7 @@
  * VectorQuantizer: commitment, plus the codebook term unless the codebook is EMA-updated).
  */
 import {
+  Conv1d as CoreConv1d,
   crossEntropy,
   Linear,
   Module,
@@ -161,55 +162,16 @@ export function codecPreset(name: string): SpeechCodecConfig {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Layers. @mmlm/core has no convolution module (Liquid and LatentLM each keep their own), so this
-// package has its own small Conv1d.
+// Layers.
 
 /**
- * 1-D convolution, 'same' padding, stride 1: x [B, N, cin] -> [B, N, cout], weight [k, cin, cout]
- * (tf.conv1d's layout; a PyTorch [cout, cin, k] weight maps by permute(2, 1, 0)). Computed as
- * im2col + one matmul (the k dilated shifts of x side by side, [B N, k cin] @ [k cin, cout]): on
- * the wasm backend tf.conv1d's input gradient is a direct loop several times slower than this.
- * PyTorch's default U(+-1/sqrt(cin k)) init.
+ * 1-D convolution, 'same' padding, stride 1: x [B, N, cin] -> [B, N, cout], weight [k, cin, cout]:
+ * core's Conv1d (im2col + one matmul; PyTorch's default U(+-1/sqrt(cin k)) init for weight and
+ * bias), with this package's positional constructor.
  */
-export class Conv1d extends Module {
-  readonly weight: tf.Variable; // [k, cin, cout]
-  readonly bias: tf.Variable; // [cout]
-
-  constructor(
-    readonly cin: number,
-    readonly cout: number,
-    readonly kernelSize: number,
-    rng: Rng,
-    readonly dilation = 1,
-  ) {
-    super();
-    const b = 1 / Math.sqrt(cin * kernelSize);
-    this.weight = this.param('weight', rng.rand([kernelSize, cin, cout], -b, b));
-    this.bias = this.param('bias', rng.rand([cout], -b, b));
-  }
-
-  forward(x: tf.Tensor /* [B, N, cin] */): tf.Tensor /* [B, N, cout] */ {
-    if (x.rank !== 3 || x.shape[2] !== this.cin) throw new Error(`Conv1d: input must be [B, N, ${this.cin}], got shape [${x.shape}]`);
-    return tf.tidy(() => {
-      const [B, N] = x.shape as [number, number, number];
-      const k = this.kernelSize;
-      const d = this.dilation;
-      let cols: tf.Tensor = x;
-      if (k > 1) {
-        const left = Math.floor(((k - 1) * d) / 2);
-        const xp = tf.pad(x, [
-          [0, 0],
-          [left, (k - 1) * d - left],
-          [0, 0],
-        ]); // [B, N + (k-1) d, cin]
-        cols = tf.concat(
-          Array.from({ length: k }, (_, i) => xp.slice([0, i * d, 0], [B, N, this.cin])),
-          2,
-        ); // [B, N, k cin]
-      }
-      const y = tf.matMul(cols.reshape([B * N, k * this.cin]), this.weight.reshape([k * this.cin, this.cout])); // [B N, cout]
-      return y.add(this.bias).reshape([B, N, this.cout]);
-    });
+export class Conv1d extends CoreConv1d {
+  constructor(cin: number, cout: number, kernelSize: number, rng: Rng, dilation = 1) {
+    super(cin, cout, kernelSize, { padding: 'same', dilation, rng });
   }
 }
 

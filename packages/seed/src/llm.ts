@@ -29,7 +29,6 @@
 import {
   AdamW,
   applyLoRA,
-  cfgLogits,
   clipGradNorm,
   crossEntropy,
   type DecoderCall,
@@ -39,13 +38,13 @@ import {
   loraLayers,
   Module,
   mergeAndUnloadLoRA,
-  paddingMask,
   paramGroups,
   parseConfig,
   RMSNorm,
   Rng,
   type StateDict,
-  sample,
+  sampleSpan,
+  sampleUntil,
   TransformerDecoder,
   type TransformerDecoderConfig,
   tf,
@@ -414,23 +413,6 @@ export interface GeneratedImages {
   spans: number[][];
 }
 
-function lastRow(logits: tf.Tensor /* [R, T, V] */): tf.Tensor2D /* [R, V] */ {
-  const [R, T, V] = logits.shape as [number, number, number];
-  return logits.slice([0, T - 1, 0], [R, 1, V]).reshape([R, V]) as tf.Tensor2D;
-}
-
-/** Rows left-padded to one length: ids [R, L] and keep [R, L] (1 on tokens, 0 on padding). */
-function leftPad(rows: number[][], pad: number): { ids: Int32Array; keep: Float32Array; L: number } {
-  const L = Math.max(...rows.map((r) => r.length));
-  const ids = new Int32Array(rows.length * L).fill(pad);
-  const keep = new Float32Array(rows.length * L);
-  rows.forEach((r, i) => {
-    ids.set(r, i * L + L - r.length);
-    keep.fill(1, i * L + L - r.length, (i + 1) * L);
-  });
-  return { ids, keep, L };
-}
-
 /**
  * Images for captions (text ids each): the prompt ends with `<img>`, then exactly Q codes are drawn
  * with every non-code id masked, and `</img>` closes the span. One batched pass with a KV cache
@@ -461,46 +443,30 @@ export function generateImageCodes(
       );
     return p;
   });
-  const guided = s !== 1;
-  const rows = guided ? [...prompts, ...prompts.map(() => generationPrompt(v, [], template))] : prompts;
-  const R = rows.length;
-  const { ids, keep: keepBuf, L } = leftPad(rows, v.pad);
-  const codes = new Int32Array(N * Q);
-  const so = {
-    temperature,
-    topK: opts.topK,
-    topP: opts.topP,
-    allowed: { ranges: [[v.codeOffset, v.codeOffset + v.numCodes]] as [number, number][] },
-    rng: opts.rng,
-  };
   const wasTraining = model.training;
   model.eval();
-  const cache = model.newCache();
-  let keep: tf.Tensor = tf.tensor2d(keepBuf, [R, L]);
-  let last: tf.Tensor | null = null;
+  let drawn: Int32Array[];
   try {
-    last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(ids, [R, L], 'int32'), { cache, mask: paddingMask(keep) })));
-    for (let i = 0; i < Q; i++) {
-      const cur: tf.Tensor = last;
-      const next = tf.tidy(() => {
-        const cond = guided ? cur.slice([0, 0], [N, -1]) : cur; // [N, V]
-        return sample(guided ? cfgLogits(cond, cur.slice([N, 0], [N, -1]), s) : cond, so);
-      });
-      for (let b = 0; b < N; b++) codes[b * Q + i] = (next[b] as number) - v.codeOffset;
-      if (i === Q - 1) break;
-      const step = guided ? Int32Array.from([...next, ...next]) : next;
-      const grown = tf.tidy(() => tf.concat([keep, tf.ones([R, 1])], 1)); // [R, L + i + 1]
-      keep.dispose();
-      keep = grown;
-      last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(step, [R, 1], 'int32'), { cache, mask: paddingMask(keep) })));
-      cur.dispose();
-    }
+    drawn = sampleSpan(model, prompts, {
+      steps: Q,
+      padId: v.pad,
+      cfgScale: s,
+      uncond: prompts.map(() => generationPrompt(v, [], template)),
+      sample: {
+        temperature,
+        topK: opts.topK,
+        topP: opts.topP,
+        allowed: { ranges: [[v.codeOffset, v.codeOffset + v.numCodes]] },
+        rng: opts.rng,
+      },
+    });
   } finally {
-    last?.dispose();
-    keep.dispose();
-    cache.dispose();
     model.train(wasTraining);
   }
+  const codes = new Int32Array(N * Q);
+  drawn.forEach((row, b) => {
+    for (let i = 0; i < Q; i++) codes[b * Q + i] = (row[i] as number) - v.codeOffset;
+  });
   const spans = Array.from({ length: N }, (_, b) => imageSpan(v, codes.subarray(b * Q, (b + 1) * Q)));
   return { codes, spans };
 }
@@ -552,33 +518,13 @@ export function generateCaptions(model: SeedLM, codes: ArrayLike<number>, opts: 
   const allowedIds: number[] = [];
   for (let id = 0; id < v.textVocabSize; id++) if (id !== v.pad && id !== v.bos) allowedIds.push(id);
   const so = { temperature: 0, allowed: { ids: allowedIds } };
-  const out: number[][] = Array.from({ length: N }, () => []);
-  const done = new Array<boolean>(N).fill(false);
-  const ids = Int32Array.from(prompts.flat());
   const wasTraining = model.training;
   model.eval();
-  const cache = model.newCache();
-  let last: tf.Tensor | null = null;
   try {
-    last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(ids, [N, L], 'int32'), { cache })));
-    for (let t = 0; t < maxNew; t++) {
-      const cur: tf.Tensor = last;
-      const next = sample(cur, so);
-      next.forEach((id, b) => {
-        if (done[b]) return;
-        if (id === v.eos) done[b] = true;
-        else (out[b] as number[]).push(id);
-      });
-      if (done.every(Boolean) || t === maxNew - 1) break;
-      last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(next, [N, 1], 'int32'), { cache })));
-      cur.dispose();
-    }
+    return sampleUntil(model, prompts, { maxNewTokens: maxNew, stopId: v.eos, sample: so });
   } finally {
-    last?.dispose();
-    cache.dispose();
     model.train(wasTraining);
   }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

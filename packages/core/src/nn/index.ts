@@ -1,5 +1,6 @@
 export * from './activations.js';
 export * from './attention.js';
+export * from './conv.js';
 export * from './embeddings.js';
 export * from './group_norm.js';
 export * from './init.js';

@@ -9,3 +9,12 @@ export {
   vocabMask,
 } from './filters.js';
 export { filterLogits, type SampleOptions, sample } from './sample.js';
+export {
+  type CachedDecoder,
+  type LeftPadded,
+  leftPadRows,
+  type SpanSamplingOptions,
+  sampleSpan,
+  sampleUntil,
+  type UntilSamplingOptions,
+} from './span.js';

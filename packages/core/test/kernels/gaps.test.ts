@@ -130,8 +130,8 @@ describe('wasm Conv2DBackpropFilter', () => {
   }
 
   it('a dilated conv2d forward matches cpu', async () => {
-    const xs = [2, 9, 8, 3];
-    const fs = [3, 2, 3, 5];
+    const xs: [number, number, number, number] = [2, 9, 8, 3];
+    const fs: [number, number, number, number] = [3, 2, 3, 5];
     const x = randn(41, size(xs));
     const f = randn(42, size(fs));
     const [w, cpu] = await both(() =>

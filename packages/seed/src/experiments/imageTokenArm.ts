@@ -31,15 +31,14 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AdamW,
-  cfgLogits,
   clipGradNorm,
   crossEntropy,
   loadModule,
-  paddingMask,
   paramGroups,
   parseConfig,
   Rng,
-  sample,
+  sampleSpan,
+  sampleUntil,
   saveModule,
   stableHash32,
   TransformerDecoder,
@@ -233,11 +232,6 @@ function finished(path: string, key: string): boolean {
   if (m.key !== key)
     fail(`${path} was written for other settings (fingerprint ${m.key}, expected ${key}); use an empty dir for a new configuration`);
   return true;
-}
-
-function lastRow(logits: tf.Tensor /* [R, T, V] */): tf.Tensor2D {
-  const [R, T, V] = logits.shape as [number, number, number];
-  return logits.slice([0, T - 1, 0], [R, 1, V]).reshape([R, V]) as tf.Tensor2D;
 }
 
 function stack(images: readonly Float32Array[], S: number): tf.Tensor4D {
@@ -535,89 +529,39 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
   };
 
   /** Q codes per prompt (caption word ids), CFG with the `<uncond>` prompt, KV cache; codes in [0, K). */
-  const sampleCodes = (prompts: number[][], s: number, temperature: number, rng: Rng): Int32Array[] => {
-    const nP = prompts.length;
-    const guided = s !== 1;
-    const rowsIds = [
-      ...prompts.map((p) => [vocab.bos, ...p, vocab.img]),
-      ...(guided ? prompts.map(() => [vocab.bos, vocab.uncond, vocab.img]) : []),
-    ];
-    const R = rowsIds.length;
-    const L = Math.max(...rowsIds.map((r) => r.length));
-    const ids = new Int32Array(R * L).fill(vocab.pad);
-    const keepBuf = new Float32Array(R * L);
-    rowsIds.forEach((r, i) => {
-      ids.set(r, i * L + L - r.length);
-      keepBuf.fill(1, i * L + L - r.length, (i + 1) * L);
-    });
-    const codes = prompts.map(() => new Int32Array(Q));
-    const cache = model.newCache();
-    let keep: tf.Tensor = tf.tensor2d(keepBuf, [R, L]);
-    const so = {
-      temperature,
-      topK: recipe.sampling.topK,
-      topP: recipe.sampling.topP,
-      allowed: { ranges: [[vocab.codeOffset, vocab.codeOffset + K]] as [number, number][] },
-      rng,
-    };
-    try {
-      let last: tf.Tensor = tf.tidy(() => lastRow(model.forward(tf.tensor2d(ids, [R, L], 'int32'), { cache, mask: paddingMask(keep) })));
-      for (let i = 0; i < Q; i++) {
-        const next = tf.tidy(() => {
-          const cond = guided ? last.slice([0, 0], [nP, -1]) : last;
-          const l = guided ? cfgLogits(cond, last.slice([nP, 0], [nP, -1]), s) : cond;
-          return sample(l, so);
-        });
-        next.forEach((id, b) => {
-          (codes[b] as Int32Array)[i] = id - vocab.codeOffset;
-        });
-        if (i === Q - 1) break;
-        const step = guided ? Int32Array.from([...next, ...next]) : next;
-        const grown = tf.tidy(() => tf.concat([keep, tf.ones([R, 1])], 1));
-        keep.dispose();
-        keep = grown;
-        const prev = last;
-        last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(step, [R, 1], 'int32'), { cache, mask: paddingMask(keep) })));
-        prev.dispose();
-      }
-      last.dispose();
-    } finally {
-      keep.dispose();
-      cache.dispose();
-    }
-    return codes;
-  };
+  const sampleCodes = (prompts: number[][], s: number, temperature: number, rng: Rng): Int32Array[] =>
+    sampleSpan(
+      model,
+      prompts.map((p) => [vocab.bos, ...p, vocab.img]),
+      {
+        steps: Q,
+        padId: vocab.pad,
+        cfgScale: s,
+        uncond: prompts.map(() => [vocab.bos, vocab.uncond, vocab.img]),
+        sample: {
+          temperature,
+          topK: recipe.sampling.topK,
+          topP: recipe.sampling.topP,
+          allowed: { ranges: [[vocab.codeOffset, vocab.codeOffset + K]] },
+          rng,
+        },
+      },
+    ).map((row) => row.map((id) => id - vocab.codeOffset));
 
   /** Greedy caption word ids (codes and image ids masked) until `<eos>`, KV cache. */
   const greedyCaptions = (codes: Int32Array, n: number): number[][] => {
     const L = Q + 3;
-    const ids = new Int32Array(n * L);
-    for (let b = 0; b < n; b++) {
-      ids.set([vocab.bos, vocab.img, ...Array.from(codes.subarray(b * Q, (b + 1) * Q), (k) => vocab.codeOffset + k), vocab.endImg], b * L);
-    }
-    const out: number[][] = Array.from({ length: n }, () => []);
-    const done = new Array<boolean>(n).fill(false);
-    const cache = model.newCache();
-    const so = { temperature: 0, allowed: { ranges: [[0, V]] as [number, number][] } };
-    try {
-      let last: tf.Tensor = tf.tidy(() => lastRow(model.forward(tf.tensor2d(ids, [n, L], 'int32'), { cache })));
-      for (let t = 0; t < maxNewTokens; t++) {
-        const next = tf.tidy(() => sample(last, so));
-        next.forEach((id, b) => {
-          if (done[b]) return;
-          if (id === vocab.eos) done[b] = true;
-          else (out[b] as number[]).push(id);
-        });
-        if (done.every(Boolean) || t === maxNewTokens - 1 || L + t + 1 > lmCfg.maxSeqLen) break;
-        const prev = last;
-        last = tf.tidy(() => lastRow(model.forward(tf.tensor2d(next, [n, 1], 'int32'), { cache })));
-        prev.dispose();
-      }
-      last.dispose();
-    } finally {
-      cache.dispose();
-    }
-    return out;
+    const prompts = Array.from({ length: n }, (_, b) => [
+      vocab.bos,
+      vocab.img,
+      ...Array.from(codes.subarray(b * Q, (b + 1) * Q), (k) => vocab.codeOffset + k),
+      vocab.endImg,
+    ]);
+    return sampleUntil(model, prompts, {
+      maxNewTokens: Math.min(maxNewTokens, lmCfg.maxSeqLen - L + 1),
+      stopId: vocab.eos,
+      sample: { temperature: 0, allowed: { ranges: [[0, V]] } },
+    });
   };
 
   return {
