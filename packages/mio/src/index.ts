@@ -71,6 +71,27 @@ export {
   preset,
 } from './config.js';
 export {
+  type AllowedRanges,
+  type GenerateOptions,
+  greedyGenerate,
+  imageBlockConstraint,
+  speechBlockConstraint,
+} from './generate.js';
+export {
+  IMAGE_CODES_PRESETS,
+  ImageCodes,
+  type ImageCodesConfig,
+  type ImageCodesConfigInput,
+  ImageCodesConfigSchema,
+  type ImageCodesLosses,
+  type ImageCodesTrainConfig,
+  type ImageCodesTrainInput,
+  type ImageCodesTrainRecord,
+  ImageCodesTrainSchema,
+  imageCodesConfig,
+  trainImageCodes,
+} from './image_codes.js';
+export {
   IGNORE_INDEX,
   type PackedBatch,
   type PackOptions,
@@ -81,6 +102,27 @@ export {
   packedMask,
   packSamples,
 } from './pack.js';
+export {
+  type CorpusClip,
+  type CorpusEdit,
+  type CorpusImage,
+  type CorpusQA,
+  type CorpusSpeech,
+  type CorpusStory,
+  type CorpusStorySegment,
+  type DrawnBatch,
+  drawBatches,
+  MIO_TOY_TASKS,
+  type MioCorpus,
+  type MioCorpusPools,
+  type MioSample,
+  type MioTaskDataOptions,
+  type MioTaskSampler,
+  mioTaskData,
+  PRETRAIN_TASKS,
+  SFT_TOY_PROMPTS,
+  SFT_TOY_TASKS,
+} from './providers.js';
 export {
   type RunScheduleOptions,
   type RunScheduleResult,

@@ -17,18 +17,23 @@ it('the entry point lists its exports by name and never re-exports a whole modul
     'scheduleTable',
     'renderChat',
     'preset',
+    'ImageCodes',
+    'trainImageCodes',
+    'mioTaskData',
+    'drawBatches',
+    'greedyGenerate',
   ])
     expect(mio).toHaveProperty(name);
 });
 
 it('the main entry imports nothing from node: and no other paper package', () => {
-  for (const f of ['index', 'vocab', 'pack', 'schedule', 'chat', 'config']) {
+  for (const f of ['index', 'vocab', 'pack', 'schedule', 'chat', 'config', 'image_codes', 'providers', 'generate']) {
     const src = readFileSync(new URL(`../src/${f}.ts`, import.meta.url), 'utf8');
     expect(src).not.toMatch(/from 'node:/);
-    expect(src).not.toMatch(/@mmlm\/(seed|liquid|latentlm|maskllm)/);
+    expect(src).not.toMatch(/from '@mmlm\/(seed|liquid|latentlm|maskllm|data)/);
   }
 });
 
-it('has no experiments yet', () => {
-  expect(experiments).toEqual([]);
+it('registers its experiments', () => {
+  expect(experiments.map((e) => e.id)).toEqual(['mio.staged']);
 });

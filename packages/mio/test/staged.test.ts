@@ -1,0 +1,70 @@
+/** mio.staged at `tiny`: runs end to end, every metric named and finite, a rerun reuses the sub-runs. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@mmlm/core';
+import { type ExperimentResult, runExperimentInline } from '@mmlm/core/experiment';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { experiments, lossJump, STAGED_SETTINGS, stagedExperiment, stagedSchedules } from '../src/experiments/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'mio-staged-test-'));
+let result: ExperimentResult;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm', log: false });
+  result = await runExperimentInline(stagedExperiment, { preset: 'tiny', seed: 0, outDir: join(root, 'run'), log: () => {} });
+}, 120_000);
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+describe('mio.staged', () => {
+  it('is registered with tiny and small presets', () => {
+    expect(experiments.map((e) => e.id)).toContain('mio.staged');
+    expect(Object.keys(stagedExperiment.presets).sort()).toEqual(['small', 'tiny']);
+  });
+
+  it('reports every stage metric for both arms, finite', () => {
+    const m = result.metrics;
+    for (const arm of ['staged', 'single'])
+      for (const stage of ['I', 'II', 'III', 'IV'])
+        for (const k of [
+          'captionAccuracySeen',
+          'captionAccuracyHeldOut',
+          'generationScoreSeen',
+          'generationScoreHeldOut',
+          'asrWer',
+          'ttsWer',
+        ]) {
+          const v = m[`${arm}_after${stage}_${k}`];
+          expect(typeof v, `${arm}_after${stage}_${k}`).toBe('number');
+          expect(Number.isFinite(v as number), `${arm}_after${stage}_${k} = ${v}`).toBe(true);
+        }
+    for (const k of [
+      'staged_lossJumpII',
+      'staged_lossJumpIII',
+      'single_lossJumpII',
+      'imageReadBackSeen',
+      'imageReadBackHeldOut',
+      'codecResynthWer',
+      'captionCeilingHeldOut',
+      'generationCeilingHeldOut',
+    ])
+      expect(Number.isFinite(m[k] as number), `${k} = ${m[k]}`).toBe(true);
+    for (const k of Object.keys(m).filter((k) => /Accuracy|Score|ReadBack|Ceiling/.test(k)))
+      expect((m[k] as number) >= 0 && (m[k] as number) <= 1, `${k} = ${m[k]}`).toBe(true);
+    expect(result.tables?.[0]?.rows.length).toBe(8);
+  });
+
+  it('gives both arms the same steps, the single arm at the final mix', () => {
+    const { staged, single } = stagedSchedules(STAGED_SETTINGS.small);
+    const steps = (s: typeof staged) => s.stages.reduce((a, x) => a + x.steps!, 0);
+    expect(steps(single)).toBe(steps(staged));
+    expect(single.stages[0]!.slots).toEqual(staged.stages[2]!.slots);
+    expect(single.stages[0]!.prompts.asr).toBe('The transcription of this speech is:');
+    expect(staged.stages.map((s) => s.lr.peak)).toEqual([1e-3, 1e-3, 1e-3, 1e-3]);
+  });
+
+  it('measures the loss jump at a boundary', () => {
+    const losses = [1, 1, 1, 3, 2].map((loss, i) => ({ globalStep: i + 1, loss }));
+    expect(lossJump(losses, 3, 2)).toBeCloseTo(2.5 - 1);
+  });
+});
