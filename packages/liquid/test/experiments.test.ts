@@ -14,10 +14,10 @@ import { initBackend, loadModule, type TransformerDecoder, tf } from '@mmlm/core
 import { runExperimentInline } from '@mmlm/core/experiment';
 import { ShapeAnalyzer, seenHeldOutSets } from '@mmlm/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { liquidArmRecipe } from '../src/experiments/arm.js';
+import { armTokenizerConfig, liquidArmRecipe } from '../src/experiments/arm.js';
 import { type Prepared, prepare } from '../src/experiments/common.js';
 import { cfgSweepExperiment, experiments, initExperiment, synergyExperiment, tradeoffExperiment } from '../src/experiments/index.js';
-import { buildLM, fromModelRange, loadCodeCache, toModelRange, VQTokenizer } from '../src/index.js';
+import { buildLM, fromModelRange, loadCodeCache, tokensPerImage, toModelRange, VQTokenizer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'liquid-exp-'));
 const tinySizes = { images: { train: 48, evalPrompts: 6 }, textChars: 6000, textEvalWindows: 4 };
@@ -121,6 +121,14 @@ describe('experiments at the tiny preset', () => {
     expect(prep.cfg.lm.dropout).toBe(recipe.backbone.dropout);
     expect(prep.cfg.train.unified.weightDecay).toBe(recipe.backbone.weightDecay);
     expect(prep.cfg.train.text.weightDecay).toBe(0);
+  });
+
+  it('the arm tokenizer downsampling: (S / f)^2 codes; f must be a power of two >= 2', () => {
+    expect(tokensPerImage(armTokenizerConfig(32, 0))).toBe(64);
+    expect(tokensPerImage(armTokenizerConfig(32, 0, liquidArmRecipe({ tokenizer: { downsample: 8 } })))).toBe(16);
+    expect(tokensPerImage(armTokenizerConfig(16, 0, liquidArmRecipe({ tokenizer: { downsample: 2 } })))).toBe(64);
+    expect(() => liquidArmRecipe({ tokenizer: { downsample: 6 } })).toThrow(/downsample.*power of two/s);
+    expect(() => liquidArmRecipe({ tokenizer: { downsample: 1 } })).toThrow(/downsample/);
   });
 
   it('cfg-sweep: seen / held-out metrics, and tokenizer and text metrics match independent recomputations', async () => {

@@ -290,6 +290,28 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-liquid': {
+    description:
+      "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
+    expectedMinutes: 25,
+    imageSize: 32,
+    trainImages: 4000,
+    evalImages: 256,
+    dim: 128,
+    numLayers: 4,
+    numHeads: 4,
+    tokenizerSteps: 1500,
+    backboneSteps: 3000,
+    batchSize: 32,
+    captionFraction: 0.3,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'downsample 8 (16 codes per image)',
+        recipe: { tokenizer: { downsample: 8 } },
+      },
+    ],
+  },
 };
 
 async function run(ctx: ExperimentContext) {

@@ -83,6 +83,16 @@ export const LiquidArmRecipeSchema = z.object({
       kmeansInit: z.boolean().default(true),
       /** Restart codes unused for this many batches (0 = off). */
       deadCodeSteps: z.number().int().nonnegative().default(20),
+      /**
+       * Downsampling factor f (a power of two >= 2): an S px image becomes (S / f)^2 codes. Default 4
+       * (16 codes at 16 px, 64 at 32 px); 8 at 32 px gives 16 codes, the LatentLM arm's latent count.
+       */
+      downsample: z
+        .number()
+        .int()
+        .min(2)
+        .refine((f) => (f & (f - 1)) === 0, { message: 'must be a power of two' })
+        .default(4),
     })
     .prefault({}),
   backbone: z
@@ -121,7 +131,8 @@ export function liquidArmRecipe(input: unknown = {}): LiquidArmRecipe {
 }
 
 /**
- * The arm's tokenizer: 4x downsampling (a 16 px image is 4 x 4 = 16 codes), a constant conv width,
+ * The arm's tokenizer: f x downsampling (recipe `downsample`, default 4: a 16 px image is 4 x 4 = 16
+ * codes), a constant conv width,
  * no ResnetBlock in the encoder levels (the two mid blocks remain, and one block per decoder level):
  * the lab's quick budget leaves no room for more. One block per encoder level took about twice the
  * tokenizer time for no better PSNR on 16 px Shapes (16.8 vs 16.9 dB at the quick budget, README);
@@ -132,7 +143,7 @@ export function armTokenizerConfig(imageSize: number, seed: number, recipe: Liqu
   return imageTokenizerConfig({
     imageSize,
     ch: t.ch,
-    chMult: [1, 1, 1],
+    chMult: new Array(Math.log2(t.downsample) + 1).fill(1), // constant width, log2(f) downsamplings
     numResBlocks: 0,
     zChannels: 16,
     codeDim: t.codeDim,
