@@ -33,7 +33,7 @@ const VitConfigSchema = z.object({
 export type VitConfigInput = z.input<typeof VitConfigSchema>;
 export type VitConfig = z.infer<typeof VitConfigSchema>;
 
-export const CAUSAL_MASK_MODES = ['always', 'reference'] as const;
+export const CAUSAL_MASK_MODES = ['always', 'reference', 'bidirectional'] as const;
 export type CausalMaskMode = (typeof CAUSAL_MASK_MODES)[number];
 
 /** The query count at which the reference's Causal Q-Former turns its causal mask on (Qformer_casual.py). */
@@ -62,7 +62,8 @@ const QFormerConfigSchema = z.object({
   maxTextLen: z.number().int().positive().default(16),
   /**
    * 'always': the lower-triangular query mask at any query count; 'reference': only at exactly 32
-   * queries, as Qformer_casual.py hard-codes it (brief pitfall 1.7.1).
+   * queries, as Qformer_casual.py hard-codes it (brief pitfall 1.7.1); 'bidirectional': never (every
+   * query sees every query: BLIP-2's Q-Former, the "bilateral" arm of SEED's section 4.3 ablation).
    */
   causalMask: z.enum(CAUSAL_MASK_MODES).default('always'),
 });
@@ -155,8 +156,9 @@ export function numVisionTokens(c: Pick<VitConfig, 'imageSize' | 'patchSize'>): 
   return side * side + 1;
 }
 
-/** Whether the query self-attention gets the causal mask (mode 'reference': only at 32 queries). */
+/** Whether the query self-attention gets the causal mask (mode 'reference': only at 32 queries; 'bidirectional': never). */
 export function queryMaskIsCausal(c: Pick<QFormerConfig, 'numQueries' | 'causalMask'>): boolean {
+  if (c.causalMask === 'bidirectional') return false;
   return c.causalMask === 'always' || c.numQueries === REFERENCE_CAUSAL_QUERIES;
 }
 

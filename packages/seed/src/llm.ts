@@ -489,6 +489,93 @@ export function generateImages(
   return { ...g, images: imageFromCodes(tokenizer, decoder, g.codes) };
 }
 
+export interface FreeImageSpanOptions {
+  /** SFT prompt template; null (default) is the pre-training format. */
+  template?: ChatTemplate | null;
+  /** Most ids drawn after `<img>` per prompt (default 2 Q + 2); a row that has not drawn `</img>` by then is cut. */
+  maxTokens?: number;
+  /** 0 is greedy. Default 1. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  /** Required when temperature > 0. */
+  rng?: Rng;
+}
+
+export interface FreeImageSpans {
+  /** Per prompt: the ids drawn after `<img>`, `</img>` excluded. */
+  tokens: number[][];
+  /** Per prompt: whether `</img>` was drawn within maxTokens. */
+  closed: boolean[];
+  /** Per prompt: how many of the drawn ids are code ids. */
+  codeCounts: number[];
+  /** Per prompt: closed, every drawn id a code, and exactly Q of them (a well-formed image span). */
+  exact: boolean[];
+}
+
+/**
+ * Free-running image spans (SEED section 4.3's test of whether the LM "emits exactly 32 image
+ * tokens"): the prompt ends with `<img>`, then the LM draws **any** id (nothing masked, nothing
+ * forced) until it draws `</img>` or `maxTokens` ids; the drawn ids are then counted. Contrast
+ * `generateImageCodes`, which masks every non-code id and forces `</img>` after exactly Q codes.
+ * No guidance (core's `sampleUntil`, KV cache); prompts of equal length run as one batch.
+ */
+export function generateFreeImageSpans(
+  model: SeedLM,
+  captions: readonly (readonly number[])[],
+  opts: FreeImageSpanOptions = {},
+): FreeImageSpans {
+  const v = model.requireVocab('generateFreeImageSpans');
+  const Q = v.tokensPerImage;
+  if (!Array.isArray(captions))
+    throw new Error(`generateFreeImageSpans: captions must be an array of text-id arrays, got ${typeof captions}`);
+  const maxTokens = opts.maxTokens ?? 2 * Q + 2;
+  if (!Number.isInteger(maxTokens) || maxTokens < 1)
+    throw new Error(`generateFreeImageSpans: maxTokens must be an integer >= 1, got ${opts.maxTokens}`);
+  const temperature = opts.temperature ?? 1;
+  if (temperature > 0 && !opts.rng) throw new Error('generateFreeImageSpans: an rng is required when temperature > 0 (sampling is seeded)');
+  const template = opts.template ?? null;
+  const prompts = captions.map((c, i) => {
+    checkTextIds(v, `generateFreeImageSpans (captions[${i}])`, c);
+    const p = generationPrompt(v, c, template);
+    if (p.length + maxTokens > model.maxSeqLen)
+      throw new Error(
+        `generateFreeImageSpans: captions[${i}] needs ${p.length} prompt tokens + ${maxTokens} drawn ids (+ </img>) = ${p.length + maxTokens} positions, more than maxSeqLen ${model.maxSeqLen}`,
+      );
+    return p;
+  });
+  const byLength = new Map<number, number[]>();
+  prompts.forEach((p, i) => byLength.set(p.length, [...(byLength.get(p.length) ?? []), i]));
+  const tokens: number[][] = prompts.map(() => []);
+  const closed: boolean[] = prompts.map(() => false);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    for (const [, rows] of [...byLength.entries()].sort((a, b) => a[0] - b[0])) {
+      // one extra draw: a row that draws Q codes then `</img>` needs Q + 1 draws
+      const out = sampleUntil(
+        model,
+        rows.map((i) => prompts[i] as number[]),
+        {
+          maxNewTokens: maxTokens + 1,
+          stopId: v.endImg,
+          sample: { temperature, topK: opts.topK, topP: opts.topP, rng: opts.rng },
+        },
+      );
+      rows.forEach((i, r) => {
+        const drawn = out[r] as number[];
+        closed[i] = drawn.length <= maxTokens;
+        tokens[i] = drawn.slice(0, maxTokens);
+      });
+    }
+  } finally {
+    model.train(wasTraining);
+  }
+  const codeCounts = tokens.map((t) => t.filter((id) => id >= v.codeOffset && id < v.codeOffset + v.numCodes).length);
+  const exact = tokens.map((t, i) => closed[i] === true && t.length === Q && codeCounts[i] === Q);
+  return { tokens, closed, codeCounts, exact };
+}
+
 export interface CaptionOptions {
   template?: ChatTemplate | null;
   /** Most text tokens per caption (default: until maxSeqLen). */

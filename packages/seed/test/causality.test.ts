@@ -18,7 +18,7 @@ function gradNorms(qf: CausalQFormer, i: number, image: tf.Tensor, qe: tf.Tensor
 
 describe('causality of the Causal Q-Former', () => {
   // the brief's mask check: 2 layers, d = 64, 8 queries, 16 x 32 random "ViT" tokens
-  const qcfg = (causalMask: 'always' | 'reference') =>
+  const qcfg = (causalMask: 'always' | 'reference' | 'bidirectional') =>
     seedConfig({ qformer: { numQueries: 8, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, causalMask } }).qformer;
 
   it('d out_i / d query_j == 0 exactly for j > i, and != 0 for j <= i', () => {
@@ -44,6 +44,26 @@ describe('causality of the Causal Q-Former', () => {
     const g = gradNorms(qf, 0, rng.randn([1, 16, 32]), rng.randn([1, 8, 64]), rng.randn([64]));
     expect(g.slice(1).some((x) => x > 0)).toBe(true);
     qf.dispose();
+  });
+
+  it("'bidirectional' (section 4.3's bilateral arm): query i gets gradient from every query j, also j > i, even at 32 queries", () => {
+    for (const Q of [8, 32]) {
+      const cfg = seedConfig({
+        qformer: { numQueries: Q, hiddenSize: 64, numLayers: 2, numHeads: 4, intermediateSize: 128, causalMask: 'bidirectional' },
+      }).qformer;
+      const qf = new CausalQFormer(cfg, 32, new Rng(1));
+      expect(qf.causal).toBe(false);
+      expect(qf.queryMask()).toBeNull();
+      const rng = new Rng(2);
+      const image = rng.randn([1, 16, 32]);
+      const qe = rng.randn([1, Q, 64]);
+      const w = rng.randn([64]);
+      for (const i of [0, Q >> 1]) {
+        const g = gradNorms(qf, i, image, qe, w);
+        for (let j = 0; j < Q; j++) expect(g[j], `Q ${Q}: d out_${i} / d q_${j}`).toBeGreaterThan(0);
+      }
+      qf.dispose();
+    }
   });
 
   it('every query sees the whole image: d out_0 / d image token k != 0 for every k', () => {

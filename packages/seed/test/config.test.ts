@@ -78,6 +78,7 @@ describe('config', () => {
     expect(queryMaskIsCausal({ numQueries: 32, causalMask: 'reference' })).toBe(true);
     expect(queryMaskIsCausal({ numQueries: 31, causalMask: 'reference' })).toBe(false);
     expect(queryMaskIsCausal({ numQueries: 8, causalMask: 'always' })).toBe(true);
+    expect(queryMaskIsCausal({ numQueries: 32, causalMask: 'bidirectional' })).toBe(false);
   });
 
   it('presets are copies; bad configs name the field, the expectation and the value', () => {

@@ -64,7 +64,12 @@ function referenceR1(from: number[][], to: number[][], pools: number[][]): numbe
 
 describe('seed.retrieval (tiny)', () => {
   it('is exported and reports every retrieval metric in [0, 1], named Seen / HeldOut', () => {
-    expect(experiments.map((e) => e.id)).toEqual(['seed.retrieval', 'seed.lora-vs-full']);
+    expect(experiments.map((e) => e.id)).toEqual([
+      'seed.retrieval',
+      'seed.lora-vs-full',
+      'seed.causal-vs-bidirectional',
+      'seed.semantic-vs-pixel',
+    ]);
     for (const a of ARMS)
       for (const s of SETS)
         for (const m of ['i2tR1', 't2iR1', 'rmean']) {

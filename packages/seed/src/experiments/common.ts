@@ -18,14 +18,36 @@
  * Each phase is a resumable sub-run that saves the whole tokenizer; its losses go to metrics.jsonl
  * tagged with the phase's name.
  */
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { AdamW, loadModule, Rng, saveModule, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
-import { type ExperimentContext, runSteps } from '@mmlm/core/experiment';
-import { type ShapesConfig, type ShapesSample, seenHeldOutSets, WordTokenizer } from '@mmlm/data';
+import { type ExperimentContext, type Figure, makeSubrun, runSteps } from '@mmlm/core/experiment';
+import {
+  generationScore,
+  grammarSentences,
+  parseCaption,
+  type ShapeAnalyzer,
+  type ShapesConfig,
+  type ShapesSample,
+  seenHeldOutSets,
+  WordTokenizer,
+} from '@mmlm/data';
 import { z } from 'zod';
 import { type PresetName, preset, type SeedConfig } from '../config.js';
+import {
+  type CaptionedCodes,
+  generateCaptions,
+  generateImageCodes,
+  LMPhaseSchema,
+  SeedLM,
+  type SeedLMConfigInput,
+  SeedLMConfigSchema,
+  type SeedLMTrainResult,
+  trainPhase,
+  trainSeedLM,
+} from '../llm.js';
 import { clampTemperature, SeedTokenizer, stage1Loss, stage2Losses } from '../tokenizer.js';
 import { VitAttributeClassifier, vitPretrainStep } from '../train.js';
+import { type ChatTemplate, padSequences, seedVocab, textSequence } from '../vocab.js';
 
 /** One Shapes image with its full caption, scene key and attribute labels. */
 export interface SeedItem {
@@ -206,6 +228,8 @@ const FILE = 'tokenizer.safetensors';
 /**
  * Train the tokenizer through the three phases (resumable sub-runs `vit`, `stage1`, `stage2`), each
  * starting from the previous one's saved weights. The returned model is in stage 2, eval mode.
+ * `opts.vitContext`: run (or reuse) the `vit` phase in that context instead of `ctx`, so that two
+ * arms (`armContext`) share one frozen ViT and one initialisation of everything else.
  */
 export async function trainTokenizer(
   ctx: ExperimentContext,
@@ -213,13 +237,15 @@ export async function trainTokenizer(
   cfg: SeedConfig,
   recipe: Recipe,
   seed: number,
+  opts: { vitContext?: ExperimentContext } = {},
 ): Promise<TrainedTokenizer> {
   const model = new SeedTokenizer(cfg);
   const S = data.imageSize;
   const c = data.config;
   const classes = [c.shapes.length, c.colours.length, c.sizes.length];
   const rng = new Rng(seed).fork('seed-batches');
-  const load = async (name: string) => loadModule(join(ctx.outDir, 'subruns', name, FILE), model);
+  const vitCtx = opts.vitContext ?? ctx;
+  const load = async (name: string) => loadModule(join((name === 'vit' ? vitCtx : ctx).outDir, 'subruns', name, FILE), model);
 
   // Phase 0: the ViT as an attribute classifier, then frozen.
   const clf = new VitAttributeClassifier(model.visual_encoder, classes, new Rng(seed).fork('vit-heads'));
@@ -230,7 +256,7 @@ export async function trainTokenizer(
         'int32',
       ),
     );
-  const vit = await ctx.subrun('vit', async (dir, sub) => {
+  const vit = await vitCtx.subrun('vit', async (dir, sub) => {
     const p = recipe.vit;
     model.visual_encoder.unfreeze();
     const { opt, lr } = phaseOptimizer(clf, p);
@@ -385,4 +411,328 @@ function attributeAccuracy(clf: VitAttributeClassifier, items: readonly SeedItem
     });
   }
   return ok / items.length;
+}
+
+/**
+ * A child context for one arm of a comparison: its output folder is `<outDir>/arms/<name>`, its
+ * sub-runs (resumable) live there, and its metric records carry `arm: name`. `rel(path)` turns a
+ * path under the arm's folder into one relative to the run's folder (for figures).
+ */
+export function armContext(ctx: ExperimentContext, name: string): ExperimentContext & { rel(path: string): string } {
+  const dir = join(ctx.outDir, 'arms', name);
+  const metric = (r: Record<string, unknown>) => ctx.metric({ arm: name, ...r });
+  return {
+    ...ctx,
+    outDir: dir,
+    metric,
+    subrun: makeSubrun({ dir, log: ctx.log, progress: ctx.progress, metric }, `arms/${name}`),
+    rel: (path: string) => relative(ctx.outDir, join(dir, path)),
+  };
+}
+
+/** Figures written by an arm's context, re-pointed at the run's folder and titled with the arm. */
+export function armFigures(arm: ReturnType<typeof armContext>, label: string, figures: readonly Figure[]): Figure[] {
+  return figures.map((f) => ({ ...f, path: arm.rel(f.path), title: `${label}: ${f.title}` }));
+}
+
+/** Codes (N x Q) of items under any image tokenizer with `encodeCodes`, in batches of 128. */
+export function encodeItemCodes(
+  tok: { encodeCodes(x: tf.Tensor): Int32Array },
+  Q: number,
+  items: readonly SeedItem[],
+  S: number,
+): Int32Array {
+  const out = new Int32Array(items.length * Q);
+  for (let i = 0; i < items.length; i += 128) {
+    const n = Math.min(128, items.length - i);
+    const x = imageBatch(items.slice(i, i + n), S);
+    try {
+      const c = tok.encodeCodes(x);
+      if (c.length !== n * Q) throw new Error(`encodeItemCodes: expected ${n} x ${Q} codes, got ${c.length}`);
+      out.set(c, i * Q);
+    } finally {
+      x.dispose();
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the LM on codes (SEED-LLaMA's recipe at toy scale), shared by seed.lora-vs-full,
+// seed.causal-vs-bidirectional and seed.semantic-vs-pixel
+
+/** The (shape, colour, size) a caption names, or null when it is outside the caption grammar. */
+export function captionAttributes(caption: string): string | null {
+  try {
+    const o = parseCaption(caption).objects[0];
+    return o ? `${o.shape ?? '-'}/${o.colour ?? '-'}/${o.size ?? '-'}` : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Fraction of generated captions naming the reference caption's shape, colour and size (a caption outside the grammar is wrong). */
+export function captionAccuracy(generated: readonly string[], reference: readonly string[]): number {
+  if (generated.length !== reference.length || generated.length === 0)
+    throw new Error(
+      `captionAccuracy: expected as many generated as reference captions (> 0), got ${generated.length} and ${reference.length}`,
+    );
+  let hit = 0;
+  generated.forEach((g, i) => {
+    const a = captionAttributes(g);
+    if (a !== null && a === captionAttributes(reference[i] as string)) hit++;
+  });
+  return hit / generated.length;
+}
+
+/** Fraction of evaluation captions whose attributes some training caption names (the memoriser ceiling). */
+export function memoriserCeiling(evalCaptions: readonly string[], trainCaptions: readonly string[]): number {
+  const known = new Set(trainCaptions.map(captionAttributes).filter((a) => a !== null));
+  return evalCaptions.filter((c) => known.has(captionAttributes(c) as string)).length / evalCaptions.length;
+}
+
+/** The memoriser ceiling of the seen and held-out sets. */
+export function memoriserCeilings(data: SeedData): Record<'Seen' | 'HeldOut', number> {
+  const train = data.train.map((d) => d.caption);
+  return {
+    Seen: memoriserCeiling(
+      data.seen.map((d) => d.caption),
+      train,
+    ),
+    HeldOut: memoriserCeiling(
+      data.heldOut.map((d) => d.caption),
+      train,
+    ),
+  };
+}
+
+/** The evaluation sets by metric suffix. */
+export const EVAL_SETS = [
+  { set: 'Seen', label: 'seen', items: 'seen' },
+  { set: 'HeldOut', label: 'held-out', items: 'heldOut' },
+] as const;
+export type EvalSet = (typeof EVAL_SETS)[number]['set'];
+
+/** The LM settings an experiment on codes shares: text pre-training, the LM, its multimodal phases, LoRA and sampling. */
+export const CodeLMSettingsSchema = z.strictObject({
+  /** Grammar sentences of the text pre-training corpus. */
+  textSentences: z.number().int().positive(),
+  /** The LM (textVocabSize is set from the data). */
+  lm: SeedLMConfigSchema.omit({ textVocabSize: true, seed: true }),
+  text: LMPhaseSchema,
+  pretrain: LMPhaseSchema,
+  sft: LMPhaseSchema,
+  lora: z.strictObject({ r: z.number().int().positive(), alpha: z.number().positive(), dropout: z.number().min(0).lt(1) }),
+  sampling: z.strictObject({ cfgScale: z.number().positive(), temperature: z.number().nonnegative(), topP: z.number().positive().max(1) }),
+});
+export type CodeLMSettings = z.infer<typeof CodeLMSettingsSchema>;
+
+export interface TextLM {
+  /** The word tokenizer over the grammar corpus, every caption and the SFT markers. */
+  words: WordTokenizer;
+  template: ChatTemplate;
+  /** The LM config (text vocabulary and specials from `words`). */
+  lmCfg: SeedLMConfigInput & { maxSeqLen: number };
+  /** The text pre-trained weights (dispose with `disposeTextLM`). */
+  baseState: Record<string, tf.Tensor>;
+  textLoss: number;
+  textSeconds: number;
+}
+
+const meanOf = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
+/** Mean of the last 10% of a loss curve. */
+export const tailMean = (xs: readonly number[]) => meanOf(xs.slice(-Math.max(1, Math.ceil(xs.length / 10))));
+
+/**
+ * The vocabulary and the text pre-trained LM every arm starts from: a word tokenizer over the Shapes
+ * grammar corpus, the captions and the SFT markers ("user :", "assistant :"); a SeedLM trained on the
+ * grammar text (`st.text`). Checks that an SFT sequence with Q codes fits the LM.
+ */
+export async function textPretrainedLM(
+  ctx: ExperimentContext,
+  data: SeedData,
+  st: CodeLMSettings,
+  Q: number,
+  who: string,
+): Promise<TextLM> {
+  const seed = ctx.seed;
+  const corpus = grammarSentences({ grammar: 'shapes', sentences: st.textSentences, seed });
+  const allCaptions = [...data.train, ...data.seen, ...data.heldOut].map((d) => d.caption);
+  const words = WordTokenizer.fromText([...corpus, ...allCaptions, 'user : assistant :']);
+  const template: ChatTemplate = { user: words.encode('user :'), assistant: words.encode('assistant :') };
+  const specials = { pad: words.specialId('<pad>'), bos: words.specialId('<bos>'), eos: words.specialId('<eos>') };
+  const lmCfg = { ...st.lm, ...specials, textVocabSize: words.vocabSize, seed, maxSeqLen: st.lm.maxSeqLen };
+  const longest = Math.max(...allCaptions.map((c) => words.encode(c).length));
+  const needed = 1 + template.user.length + longest + template.assistant.length + Q + 3;
+  if (needed > lmCfg.maxSeqLen)
+    throw new Error(`${who}: SFT sequences need ${needed} positions, more than the LM's maxSeqLen ${lmCfg.maxSeqLen}`);
+  const textVocab = seedVocab({ textVocabSize: words.vocabSize, numCodes: 1, tokensPerImage: 1, ...specials });
+  const textSeqs = corpus
+    .map((s) => words.encode(s))
+    .filter((ids) => ids.length + 2 <= lmCfg.maxSeqLen + 1)
+    .map((ids) => textSequence(textVocab, ids));
+  const base = new SeedLM(lmCfg);
+  try {
+    const phase = await trainPhase(
+      base,
+      st.text,
+      (rng) =>
+        padSequences(
+          textVocab,
+          Array.from({ length: st.text.batchSize }, () => textSeqs[rng.int(0, textSeqs.length)] as ReturnType<typeof textSequence>),
+        ),
+      { seed, name: 'text', log: ctx.log },
+    );
+    const baseState = Object.fromEntries(base.namedParameters().map(([k, p]) => [k, p.clone()]));
+    ctx.metric({ phase: 'text', step: phase.steps, loss: tailMean(phase.losses) });
+    return { words, template, lmCfg, baseState, textLoss: tailMean(phase.losses), textSeconds: phase.seconds };
+  } finally {
+    base.dispose();
+  }
+}
+
+export function disposeTextLM(t: TextLM): void {
+  tf.dispose(Object.values(t.baseState));
+}
+
+/**
+ * A fresh copy of the text pre-trained LM tuned on (caption, codes) pairs of the training images
+ * (`trainSeedLM`: vocabulary extension by K codes, multimodal pre-training, SFT) with `tuning`.
+ * The caller disposes the returned LM.
+ */
+export async function tuneLMOnCodes(
+  ctx: ExperimentContext,
+  base: TextLM,
+  data: SeedData,
+  trainCodes: Int32Array,
+  code: { numCodes: number; perImage: number },
+  st: CodeLMSettings,
+  tuning: 'lora' | 'full',
+  phaseTag: string,
+): Promise<{ lm: SeedLM; result: SeedLMTrainResult; seconds: number }> {
+  const Q = code.perImage;
+  if (trainCodes.length !== data.train.length * Q)
+    throw new Error(`tuneLMOnCodes: expected ${data.train.length} x ${Q} training codes, got ${trainCodes.length}`);
+  const pairs: CaptionedCodes[] = data.train.map((d, i) => ({
+    caption: base.words.encode(d.caption),
+    codes: trainCodes.subarray(i * Q, (i + 1) * Q),
+  }));
+  const t0 = performance.now();
+  const lm = new SeedLM(base.lmCfg);
+  try {
+    lm.loadStateDict(base.baseState);
+    const result = await trainSeedLM({
+      model: lm,
+      text: [],
+      pairs,
+      numCodes: code.numCodes,
+      tokensPerImage: Q,
+      template: base.template,
+      seed: ctx.seed,
+      log: ctx.log,
+      recipe: { text: { steps: 0 }, pretrain: st.pretrain, sft: st.sft, tuning, lora: st.lora },
+    });
+    ctx.metric({ phase: `${phaseTag}-pretrain`, step: result.pretrain.steps, loss: tailMean(result.pretrain.losses) });
+    ctx.metric({ phase: `${phaseTag}-sft`, step: result.sft.steps, loss: tailMean(result.sft.losses) });
+    return { lm, result, seconds: (performance.now() - t0) / 1000 };
+  } catch (e) {
+    lm.dispose();
+    throw e;
+  }
+}
+
+/** Greedy captions (SFT template) of images given as codes (N x Q), in batches of 64. */
+export function captionCodes(lm: SeedLM, base: Pick<TextLM, 'words' | 'template'>, codes: Int32Array, Q: number): string[] {
+  const caps: string[] = [];
+  for (let i = 0; i < codes.length; i += 64 * Q) {
+    const part = codes.subarray(i, Math.min(codes.length, i + 64 * Q));
+    for (const ids of generateCaptions(lm, part, { template: base.template })) caps.push(base.words.decode(ids, { skipSpecial: true }));
+  }
+  return caps;
+}
+
+/**
+ * Images of captions through the forced-span path (`generateImageCodes`: `<img>`, exactly Q codes,
+ * `</img>`; CFG, temperature, top-p), decoded by `decode` (codes N x Q -> images [N, S, S, 3]), clipped
+ * to [0, 1]; batches of 64, one rng for the whole set.
+ */
+export function generateForCaptions(
+  lm: SeedLM,
+  base: Pick<TextLM, 'words' | 'template'>,
+  captions: readonly string[],
+  decode: (codes: Int32Array) => tf.Tensor4D,
+  sampling: CodeLMSettings['sampling'],
+  rng: Rng,
+): { images: Float32Array[]; codes: Int32Array } {
+  const Q = lm.requireVocab('generateForCaptions').tokensPerImage;
+  const images: Float32Array[] = [];
+  const codes = new Int32Array(captions.length * Q);
+  for (let i = 0; i < captions.length; i += 64) {
+    const part = captions.slice(i, i + 64);
+    const g = generateImageCodes(
+      lm,
+      part.map((c) => base.words.encode(c)),
+      { template: base.template, rng, ...sampling },
+    );
+    codes.set(g.codes, i * Q);
+    const raw = decode(g.codes);
+    const clipped = tf.tidy(() => raw.clipByValue(0, 1));
+    const flat = clipped.dataSync() as Float32Array;
+    tf.dispose([clipped, raw]);
+    const per = flat.length / part.length;
+    for (let j = 0; j < part.length; j++) images.push(flat.slice(j * per, (j + 1) * per));
+  }
+  return { images, codes };
+}
+
+export interface CodeLMEval {
+  captionAccuracy: Record<EvalSet, number>;
+  generationScore: Record<EvalSet, number>;
+  /** The first 12 seen captions generated and images drawn. */
+  samples: { captions: string[]; images: Float32Array[] };
+}
+
+/**
+ * Caption accuracy (greedy captions of each set's codes) and generation score (the ShapeAnalyzer
+ * reads every attribute of the prompt in the image drawn through the forced span) on seen and
+ * held-out combinations. The generation rng of a set is `Rng(seed).fork(`${rngTag}-${set}`)`.
+ */
+export function evaluateCodeLM(
+  lm: SeedLM,
+  base: Pick<TextLM, 'words' | 'template'>,
+  data: SeedData,
+  codes: Record<'seen' | 'heldOut', Int32Array>,
+  decode: (codes: Int32Array) => tf.Tensor4D,
+  analyzer: ShapeAnalyzer,
+  o: { seed: number; sampling: CodeLMSettings['sampling']; rngTag: string },
+): CodeLMEval {
+  const Q = lm.requireVocab('evaluateCodeLM').tokensPerImage;
+  const out: CodeLMEval = {
+    captionAccuracy: { Seen: 0, HeldOut: 0 },
+    generationScore: { Seen: 0, HeldOut: 0 },
+    samples: { captions: [], images: [] },
+  };
+  for (const s of EVAL_SETS) {
+    const items = data[s.items];
+    const caps = captionCodes(lm, base, codes[s.items], Q);
+    out.captionAccuracy[s.set] = captionAccuracy(
+      caps,
+      items.map((d) => d.caption),
+    );
+    const rng = new Rng(o.seed).fork(`${o.rngTag}-${s.items}`);
+    const { images } = generateForCaptions(
+      lm,
+      base,
+      items.map((d) => d.caption),
+      decode,
+      o.sampling,
+      rng,
+    );
+    out.generationScore[s.set] = generationScore(
+      items.map((d, i) => ({ caption: d.caption, image: images[i] as Float32Array })),
+      analyzer,
+    ).overall;
+    if (s.set === 'Seen') out.samples = { captions: caps.slice(0, 12), images: images.slice(0, 12) };
+  }
+  return out;
 }

@@ -20,7 +20,6 @@
  * colour, size) some training caption has (a memoriser of training pairs can be right only there).
  */
 import { join } from 'node:path';
-import { Rng, tf } from '@mmlm/core';
 import {
   type Experiment,
   type ExperimentContext,
@@ -34,46 +33,33 @@ import {
   seedVerdict,
   type Table,
 } from '@mmlm/core/experiment';
-import { generationScore, grammarSentences, parseCaption, ShapeAnalyzer, WordTokenizer, writeImageGrid } from '@mmlm/data';
+import { ShapeAnalyzer, writeImageGrid } from '@mmlm/data';
 import { z } from 'zod';
-import { imageDecoderPreset } from '../decoder.js';
+import { imageDecoderPreset, imageFromCodes } from '../decoder.js';
 import {
-  type CaptionedCodes,
-  generateCaptions,
-  generateImages,
-  LMPhaseSchema,
-  SeedLM,
-  SeedLMConfigSchema,
-  trainPhase,
-  trainSeedLM,
-} from '../llm.js';
-import type { SeedTokenizer } from '../tokenizer.js';
-import { type ChatTemplate, padSequences, seedVocab, textSequence } from '../vocab.js';
-import {
-  imageBatch,
+  CodeLMSettingsSchema,
+  disposeTextLM,
+  EVAL_SETS,
+  encodeItemCodes,
+  evaluateCodeLM,
+  memoriserCeilings,
   RecipeSchema,
   type SeedData,
-  type SeedItem,
   SizesSchema,
   seedData,
   seedTokenizerConfig,
+  tailMean,
+  textPretrainedLM,
   trainTokenizer,
+  tuneLMOnCodes,
 } from './common.js';
 import { PixelRecipeSchema, trainPixelDecoder } from './pixels.js';
 
 const SettingsSchema = z.strictObject({
   sizes: SizesSchema,
-  /** Grammar sentences of the text pre-training corpus. */
-  textSentences: z.number().int().positive(),
   tokenizer: RecipeSchema,
   pixels: PixelRecipeSchema,
-  /** The LM (textVocabSize is set from the data). */
-  lm: SeedLMConfigSchema.omit({ textVocabSize: true, seed: true }),
-  text: LMPhaseSchema,
-  pretrain: LMPhaseSchema,
-  sft: LMPhaseSchema,
-  lora: z.strictObject({ r: z.number().int().positive(), alpha: z.number().positive(), dropout: z.number().min(0).lt(1) }),
-  sampling: z.strictObject({ cfgScale: z.number().positive(), temperature: z.number().nonnegative(), topP: z.number().positive().max(1) }),
+  ...CodeLMSettingsSchema.shape,
 });
 export type LoraVsFullSettings = z.infer<typeof SettingsSchema>;
 
@@ -130,54 +116,7 @@ export const LORA_FLOORS = { captionSeen: 0.85, generationSeen: 0.8 } as const;
 
 const ARMS = ['lora', 'full'] as const;
 type Arm = (typeof ARMS)[number];
-const SETS = [
-  { set: 'Seen', label: 'seen', items: 'seen' },
-  { set: 'HeldOut', label: 'held-out', items: 'heldOut' },
-] as const;
-
-/** The (shape, colour, size) a caption names, or null when it is outside the caption grammar. */
-export function captionAttributes(caption: string): string | null {
-  try {
-    const o = parseCaption(caption).objects[0];
-    return o ? `${o.shape ?? '-'}/${o.colour ?? '-'}/${o.size ?? '-'}` : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Fraction of generated captions naming the reference caption's shape, colour and size (a caption outside the grammar is wrong). */
-export function captionAccuracy(generated: readonly string[], reference: readonly string[]): number {
-  if (generated.length !== reference.length || generated.length === 0)
-    throw new Error(
-      `captionAccuracy: expected as many generated as reference captions (> 0), got ${generated.length} and ${reference.length}`,
-    );
-  let hit = 0;
-  generated.forEach((g, i) => {
-    const a = captionAttributes(g);
-    if (a !== null && a === captionAttributes(reference[i] as string)) hit++;
-  });
-  return hit / generated.length;
-}
-
-/** Fraction of evaluation captions whose attributes some training caption names (the memoriser ceiling). */
-export function memoriserCeiling(evalCaptions: readonly string[], trainCaptions: readonly string[]): number {
-  const known = new Set(trainCaptions.map(captionAttributes).filter((a) => a !== null));
-  return evalCaptions.filter((c) => known.has(captionAttributes(c) as string)).length / evalCaptions.length;
-}
-
-function encodeItems(tok: SeedTokenizer, items: readonly SeedItem[], S: number): Int32Array {
-  const Q = tok.numQueries;
-  const out = new Int32Array(items.length * Q);
-  for (let i = 0; i < items.length; i += 128) {
-    const x = imageBatch(items.slice(i, i + 128), S);
-    try {
-      out.set(tok.encodeCodes(x), i * Q);
-    } finally {
-      x.dispose();
-    }
-  }
-  return out;
-}
+const SETS = EVAL_SETS;
 
 interface ArmResult {
   captionAccuracy: Record<'Seen' | 'HeldOut', number>;
@@ -189,9 +128,6 @@ interface ArmResult {
   sftLoss: number;
   samples: { captions: string[]; images: Float32Array[] };
 }
-
-const mean = (xs: readonly number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
-const tail = (xs: readonly number[]) => mean(xs.slice(-Math.max(1, Math.ceil(xs.length / 10))));
 
 export const loraVsFullExperiment: Experiment = {
   id: 'seed.lora-vs-full',
@@ -228,143 +164,56 @@ export const loraVsFullExperiment: Experiment = {
     const Q = tok.numQueries;
     const K = cfg.quantizer.numCodes;
     const codes = {
-      train: encodeItems(tok, data.train, S),
-      seen: encodeItems(tok, data.seen, S),
-      heldOut: encodeItems(tok, data.heldOut, S),
+      train: encodeItemCodes(tok, Q, data.train, S),
+      seen: encodeItemCodes(tok, Q, data.seen, S),
+      heldOut: encodeItemCodes(tok, Q, data.heldOut, S),
     };
 
     // 2. the vocabulary and the text pre-trained LM (shared by both arms)
-    const corpus = grammarSentences({ grammar: 'shapes', sentences: st.textSentences, seed });
-    const allCaptions = [...data.train, ...data.seen, ...data.heldOut].map((d) => d.caption);
-    const words = WordTokenizer.fromText([...corpus, ...allCaptions, 'user : assistant :']);
-    const template: ChatTemplate = { user: words.encode('user :'), assistant: words.encode('assistant :') };
-    const specials = { pad: words.specialId('<pad>'), bos: words.specialId('<bos>'), eos: words.specialId('<eos>') };
-    const lmCfg = { ...st.lm, ...specials, textVocabSize: words.vocabSize, seed };
-    const longest = Math.max(...allCaptions.map((c) => words.encode(c).length));
-    const needed = 1 + template.user.length + longest + template.assistant.length + Q + 3;
-    if (needed > lmCfg.maxSeqLen)
-      throw new Error(`seed.lora-vs-full: SFT sequences need ${needed} positions, more than the LM's maxSeqLen ${lmCfg.maxSeqLen}`);
-    const textVocab = seedVocab({ textVocabSize: words.vocabSize, numCodes: 1, tokensPerImage: 1, ...specials });
-    const textSeqs = corpus
-      .map((s) => words.encode(s))
-      .filter((ids) => ids.length + 2 <= lmCfg.maxSeqLen + 1)
-      .map((ids) => textSequence(textVocab, ids));
-    const base = new SeedLM(lmCfg);
-    const textPhase = await trainPhase(
-      base,
-      st.text,
-      (rng) =>
-        padSequences(
-          textVocab,
-          Array.from({ length: st.text.batchSize }, () => textSeqs[rng.int(0, textSeqs.length)]!),
-        ),
-      { seed, name: 'text', log: ctx.log },
-    );
-    const baseState = Object.fromEntries(base.namedParameters().map(([k, p]) => [k, p.clone()]));
-    base.dispose();
-    ctx.metric({ phase: 'text', step: textPhase.steps, loss: tail(textPhase.losses) });
-
-    const pairs: CaptionedCodes[] = data.train.map((d, i) => ({
-      caption: words.encode(d.caption),
-      codes: codes.train.subarray(i * Q, (i + 1) * Q),
-    }));
+    const base = await textPretrainedLM(ctx, data, st, Q, 'seed.lora-vs-full');
+    const words = base.words;
     const analyzer = new ShapeAnalyzer(data.config);
     const results = {} as Record<Arm, ArmResult>;
     try {
       for (const arm of ARMS) {
-        const t0 = performance.now();
-        const lm = new SeedLM(lmCfg);
+        const {
+          lm,
+          result: r,
+          seconds: trainSeconds,
+        } = await tuneLMOnCodes(ctx, base, data, codes.train, { numCodes: K, perImage: Q }, st, arm, arm);
         try {
-          lm.loadStateDict(baseState);
-          const r = await trainSeedLM({
-            model: lm,
-            text: [],
-            pairs,
-            numCodes: K,
-            tokensPerImage: Q,
-            template,
+          const ev = evaluateCodeLM(lm, base, data, codes, (c) => imageFromCodes(tok, dec, c), analyzer, {
             seed,
-            log: ctx.log,
-            recipe: { text: { steps: 0 }, pretrain: st.pretrain, sft: st.sft, tuning: arm, lora: st.lora },
+            sampling: st.sampling,
+            rngTag: 'lora-vs-full-generate',
           });
-          const trainSeconds = (performance.now() - t0) / 1000;
-          ctx.metric({ phase: `${arm}-pretrain`, step: r.pretrain.steps, loss: tail(r.pretrain.losses) });
-          ctx.metric({ phase: `${arm}-sft`, step: r.sft.steps, loss: tail(r.sft.losses) });
-          const out: ArmResult = {
-            captionAccuracy: { Seen: 0, HeldOut: 0 },
-            generationScore: { Seen: 0, HeldOut: 0 },
+          results[arm] = {
+            ...ev,
             trainedParameters: Math.max(r.pretrain.trainableParameters, r.sft.trainableParameters),
             totalParameters: lm.numParameters(),
             seconds: trainSeconds,
-            pretrainLoss: tail(r.pretrain.losses),
-            sftLoss: tail(r.sft.losses),
-            samples: { captions: [], images: [] },
+            pretrainLoss: tailMean(r.pretrain.losses),
+            sftLoss: tailMean(r.sft.losses),
           };
-          for (const s of SETS) {
-            const items = data[s.items];
-            const c = codes[s.items];
-            const caps: string[] = [];
-            for (let i = 0; i < items.length; i += 64) {
-              const part = c.subarray(i * Q, Math.min(items.length, i + 64) * Q);
-              for (const ids of generateCaptions(lm, part, { template })) caps.push(words.decode(ids, { skipSpecial: true }));
-            }
-            out.captionAccuracy[s.set] = captionAccuracy(
-              caps,
-              items.map((d) => d.caption),
-            );
-            const rng = new Rng(seed).fork(`lora-vs-full-generate-${s.items}`);
-            const images: Float32Array[] = [];
-            for (let i = 0; i < items.length; i += 64) {
-              const part = items.slice(i, i + 64);
-              const g = generateImages(
-                lm,
-                tok,
-                dec,
-                part.map((d) => words.encode(d.caption)),
-                { template, rng, ...st.sampling },
-              );
-              const clipped = tf.tidy(() => g.images.clipByValue(0, 1));
-              const flat = clipped.dataSync() as Float32Array;
-              tf.dispose([clipped, g.images]);
-              const per = S * S * 3;
-              for (let j = 0; j < part.length; j++) images.push(flat.slice(j * per, (j + 1) * per));
-            }
-            out.generationScore[s.set] = generationScore(
-              items.map((d, i) => ({ caption: d.caption, image: images[i] as Float32Array })),
-              analyzer,
-            ).overall;
-            if (s.set === 'Seen') out.samples = { captions: caps.slice(0, 12), images: images.slice(0, 12) };
-          }
-          results[arm] = out;
         } finally {
           lm.dispose();
         }
       }
     } finally {
-      tf.dispose(Object.values(baseState));
+      disposeTextLM(base);
       tok.dispose();
       dec.dispose();
     }
 
-    const trainCaptions = data.train.map((d) => d.caption);
-    const ceiling = {
-      Seen: memoriserCeiling(
-        data.seen.map((d) => d.caption),
-        trainCaptions,
-      ),
-      HeldOut: memoriserCeiling(
-        data.heldOut.map((d) => d.caption),
-        trainCaptions,
-      ),
-    };
+    const ceiling = memoriserCeilings(data);
     const metrics: Record<string, number | null> = {
       codesPerImage: Q,
       numCodes: K,
       textVocabSize: words.vocabSize,
       trainImages: data.train.length,
       promptsPerSet: data.seen.length,
-      textLoss: tail(textPhase.losses),
-      textSeconds: textPhase.seconds,
+      textLoss: base.textLoss,
+      textSeconds: base.textSeconds,
       memoriserSeen: ceiling.Seen,
       memoriserHeldOut: ceiling.HeldOut,
     };

@@ -305,7 +305,10 @@ export interface PixelResult {
   decoderParameters: number;
 }
 
-/** Train the decoder (two sub-runs), measure the read-back on seen and held-out images, write the sample grids. */
+/**
+ * Train the decoder (two sub-runs), measure the read-back on seen and held-out images, write the
+ * sample grids. With `keepDecoder` the fine-tuned decoder is returned (the caller disposes it).
+ */
 export async function backToPixels(
   ctx: ExperimentContext,
   data: SeedData,
@@ -313,9 +316,11 @@ export async function backToPixels(
   cfg: ImageDecoderConfig,
   recipe: PixelRecipe,
   seed: number,
-): Promise<PixelResult> {
+  opts: { keepDecoder?: boolean } = {},
+): Promise<PixelResult & { decoder?: ImageDecoder }> {
   const trainEmb = pixelEmbeddings(tokenizer, data, data.train, seed);
   let trained: TrainedPixelDecoder | null = null;
+  let handedOver = false;
   try {
     trained = await trainPixelDecoder(ctx, data, tokenizer, cfg, recipe, seed, trainEmb);
     const analyzer = new ShapeAnalyzer(data.config);
@@ -335,7 +340,7 @@ export async function backToPixels(
         caption: `Pairs of an original ${label} image and its round trip image -> ${tokenizer.numQueries} codes -> generation embedding -> image decoder, 6 pairs a row.`,
       });
     }
-    return {
+    const result: PixelResult = {
       seen,
       heldOut,
       decoderPhase: trained.decoderPhase,
@@ -343,9 +348,11 @@ export async function backToPixels(
       figures,
       decoderParameters: trained.decoder.numParameters(),
     };
+    handedOver = opts.keepDecoder === true;
+    return handedOver ? { ...result, decoder: trained.decoder } : result;
   } finally {
     tf.dispose([trainEmb.target, trainEmb.predicted]);
-    trained?.decoder.dispose();
+    if (!handedOver) trained?.decoder.dispose();
     trained?.groundTruthDecoder.dispose();
   }
 }

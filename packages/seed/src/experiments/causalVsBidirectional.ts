@@ -1,0 +1,389 @@
+/**
+ * SEED section 4.3 (brief 1.4, "causal vs bilateral codes"): the same tokenizer recipe trained twice,
+ * once with the **Causal Q-Former** (lower-triangular mask among the queries) and once
+ * **bidirectional** (`causalMask: 'bidirectional'`, BLIP-2's Q-Former: every query sees every
+ * query), and the same LM recipe on each arm's codes. The paper reports that with bilateral codes the
+ * LLM fails to emit exactly the right number of image tokens; it gives no number.
+ *
+ *   1. shared: the data, the frozen ViT (`vit` sub-run, one for both arms, so both start from the
+ *      same ViT and the same initialisation of everything else), the text pre-trained LM;
+ *   2. per arm (`arms/causal`, `arms/bidirectional`, resumable sub-runs): stage I, stage II, the
+ *      pixel decoder and its ShapeAnalyzer read-back (image -> codes -> image), the LM tuned on the
+ *      arm's codes (LoRA + modules_to_save, `seed.lora-vs-full`'s recipe);
+ *   3. per arm and set (seen / held-out): the **free-running span** test (`generateFreeImageSpans`:
+ *      after `<img>` the LM draws any id until `</img>` or a cap of 2 Q + 2 ids, nothing masked or
+ *      forced; the fraction that is exactly Q codes then `</img>`), the generation score through the
+ *      forced span (`generateImageCodes`), greedy caption accuracy.
+ */
+import { join } from 'node:path';
+import { Rng } from '@mmlm/core';
+import {
+  type Experiment,
+  type ExperimentContext,
+  type ExperimentResult,
+  type Figure,
+  formatFixed,
+  formatMeanStd,
+  meanStd,
+  parsePresets,
+  seedsHeader,
+  seedValues,
+  seedVerdict,
+  type Table,
+} from '@mmlm/core/experiment';
+import { ShapeAnalyzer, writeImageGrid } from '@mmlm/data';
+import { z } from 'zod';
+import type { CausalMaskMode } from '../config.js';
+import { type ImageDecoder, imageDecoderPreset, imageFromCodes } from '../decoder.js';
+import { type FreeImageSpanOptions, generateFreeImageSpans, type SeedLM } from '../llm.js';
+import {
+  armContext,
+  armFigures,
+  type CodeLMEval,
+  CodeLMSettingsSchema,
+  disposeTextLM,
+  EVAL_SETS,
+  type EvalSet,
+  encodeItemCodes,
+  evaluateCodeLM,
+  memoriserCeilings,
+  RecipeSchema,
+  type SeedData,
+  SizesSchema,
+  seedData,
+  seedTokenizerConfig,
+  type TextLM,
+  textPretrainedLM,
+  trainTokenizer,
+  tuneLMOnCodes,
+} from './common.js';
+import { LORA_VS_FULL_SETTINGS } from './loraVsFull.js';
+import { codeStats } from './metrics.js';
+import { backToPixels, PixelRecipeSchema } from './pixels.js';
+
+const FreeRunSchema = z.strictObject({
+  /** Most ids drawn after `<img>` before a span counts as unclosed (default 2 Q + 2). */
+  maxTokens: z.number().int().positive().optional(),
+  /** Sampling of the free run (1 / 1: the LM's own distribution, untruncated). */
+  temperature: z.number().positive(),
+  topP: z.number().positive().max(1),
+});
+
+const SettingsSchema = z.strictObject({
+  sizes: SizesSchema,
+  tokenizer: RecipeSchema,
+  pixels: PixelRecipeSchema,
+  ...CodeLMSettingsSchema.shape,
+  freeRun: FreeRunSchema,
+});
+export type CausalVsBidirectionalSettings = z.infer<typeof SettingsSchema>;
+
+const lvf = LORA_VS_FULL_SETTINGS;
+
+/** The settings of each preset: seed.lora-vs-full's tokenizer, pixel decoder and LM recipe, plus the free run. */
+export const CAUSAL_VS_BIDIRECTIONAL_SETTINGS = parsePresets(
+  'seed.causal-vs-bidirectional settings',
+  {
+    tiny: { ...lvf.tiny, freeRun: { temperature: 1, topP: 1 } },
+    small: {
+      ...lvf.small,
+      // per arm: stage I + stage II + decoder, twice; the LM phases shortened to fit 30 min a seed (README)
+      tokenizer: {
+        ...lvf.small.tokenizer,
+        stage1: { ...lvf.small.tokenizer.stage1, steps: 1200 },
+        stage2: { ...lvf.small.tokenizer.stage2, steps: 1500 },
+      },
+      pretrain: { ...lvf.small.pretrain, steps: 1000 },
+      sft: { ...lvf.small.sft, steps: 500 },
+      freeRun: { temperature: 1, topP: 1 },
+    },
+  } satisfies Record<'tiny' | 'small', z.input<typeof SettingsSchema>>,
+  () => SettingsSchema,
+);
+
+export const MASK_ARMS = [
+  { arm: 'causal', mask: 'always', label: 'Causal Q-Former (query i sees j <= i)' },
+  { arm: 'bidirectional', mask: 'bidirectional', label: 'bidirectional Q-Former (every query sees every query)' },
+] as const satisfies readonly { arm: string; mask: CausalMaskMode; label: string }[];
+type MaskArm = (typeof MASK_ARMS)[number]['arm'];
+
+export interface FreeRunStats {
+  /** Fraction of spans that are exactly Q codes then `</img>`. */
+  exact: number;
+  /** Fraction that drew `</img>` within the cap. */
+  closed: number;
+  /** Mean number of code ids drawn before `</img>` (or the cap). */
+  meanCodes: number;
+  /** Fraction with a non-code id among the drawn ids. */
+  nonCode: number;
+}
+
+/** The free-running span statistics of the LM on captions (text ids). */
+export function freeRunStats(lm: SeedLM, captions: readonly (readonly number[])[], o: FreeImageSpanOptions & { rng: Rng }): FreeRunStats {
+  const f = generateFreeImageSpans(lm, captions, o);
+  const n = captions.length;
+  const frac = (xs: boolean[]) => xs.filter(Boolean).length / n;
+  return {
+    exact: frac(f.exact),
+    closed: frac(f.closed),
+    meanCodes: f.codeCounts.reduce((a, b) => a + b, 0) / n,
+    nonCode: frac(f.tokens.map((t, i) => t.length !== f.codeCounts[i])),
+  };
+}
+
+interface ArmResult extends CodeLMEval {
+  free: Record<EvalSet, FreeRunStats>;
+  readBack: Record<EvalSet, number>;
+  codeUsage: number;
+  codePerplexity: number;
+  distinctSequences: number;
+  stage1Loss: number | null;
+  stage2Loss: number | null;
+  tokenizerSeconds: number;
+  lmSeconds: number;
+  figures: Figure[];
+}
+
+async function runArm(
+  ctx: ExperimentContext,
+  arm: (typeof MASK_ARMS)[number],
+  data: SeedData,
+  base: TextLM,
+  st: CausalVsBidirectionalSettings,
+  name: 'tiny' | 'small',
+  analyzer: ShapeAnalyzer,
+): Promise<ArmResult> {
+  const seed = ctx.seed;
+  const S = data.imageSize;
+  const a = armContext(ctx, arm.arm);
+  const cfg = seedTokenizerConfig(name, data, seed);
+  cfg.qformer.causalMask = arm.mask;
+  const trained = await trainTokenizer(a, data, cfg, st.tokenizer, seed, { vitContext: ctx });
+  const tok = trained.model;
+  const decoderCfg = { ...imageDecoderPreset(name), genDim: cfg.decoder.genDim, imageSize: cfg.vit.imageSize, seed };
+  let decoder: ImageDecoder | undefined;
+  try {
+    const px = await backToPixels(a, data, tok, decoderCfg, st.pixels, seed, { keepDecoder: true });
+    if (!px.decoder) throw new Error('seed.causal-vs-bidirectional: backToPixels returned no decoder (keepDecoder)');
+    const dec = px.decoder;
+    decoder = dec;
+    const Q = tok.numQueries;
+    const K = cfg.quantizer.numCodes;
+    const codes = {
+      train: encodeItemCodes(tok, Q, data.train, S),
+      seen: encodeItemCodes(tok, Q, data.seen, S),
+      heldOut: encodeItemCodes(tok, Q, data.heldOut, S),
+    };
+    const cs = codeStats(codes.train, K, Q);
+    const { lm, seconds } = await tuneLMOnCodes(a, base, data, codes.train, { numCodes: K, perImage: Q }, st, 'lora', arm.arm);
+    try {
+      const ev = evaluateCodeLM(lm, base, data, codes, (c) => imageFromCodes(tok, dec, c), analyzer, {
+        seed,
+        sampling: st.sampling,
+        rngTag: `${arm.arm}-generate`,
+      });
+      const free = {} as Record<EvalSet, FreeRunStats>;
+      for (const s of EVAL_SETS)
+        free[s.set] = freeRunStats(
+          lm,
+          data[s.items].map((d) => base.words.encode(d.caption)),
+          {
+            template: base.template,
+            maxTokens: st.freeRun.maxTokens,
+            temperature: st.freeRun.temperature,
+            topP: st.freeRun.topP,
+            rng: new Rng(seed).fork(`${arm.arm}-free-${s.items}`),
+          },
+        );
+      const genPath = `generated-${arm.arm}.png`;
+      writeImageGrid(join(ctx.outDir, genPath), ev.samples.images, { size: S, cols: 6, scale: 4 });
+      return {
+        ...ev,
+        free,
+        readBack: { Seen: px.seen.readBack.fraction, HeldOut: px.heldOut.readBack.fraction },
+        codeUsage: cs.usage,
+        codePerplexity: cs.perplexity,
+        distinctSequences: cs.distinctSequences,
+        stage1Loss: trained.stage1.finalLoss,
+        stage2Loss: trained.stage2.finalLoss,
+        tokenizerSeconds: trained.stage1.seconds + trained.stage2.seconds + px.decoderPhase.seconds + px.finetunePhase.seconds,
+        lmSeconds: seconds,
+        figures: [
+          ...armFigures(a, arm.arm, px.figures),
+          {
+            title: `${arm.arm}: images generated from seen captions (forced span)`,
+            path: genPath,
+            caption: `First ${ev.samples.images.length} seen prompts: ${data.seen
+              .slice(0, 12)
+              .map((d) => d.caption)
+              .join('; ')}.`,
+          },
+        ],
+      };
+    } finally {
+      lm.dispose();
+    }
+  } finally {
+    tok.dispose();
+    decoder?.dispose();
+  }
+}
+
+const CLAIM_TABLE = 'Causal vs bidirectional Q-Former codes under the same LM (SEED section 4.3)';
+const METRICS = [
+  ['exactLength', 'exactly Q codes then </img> (free run)'],
+  ['generationScore', 'generation score (forced span)'],
+  ['captionAccuracy', 'caption accuracy'],
+  ['readBack', 'tokenizer read-back'],
+] as const;
+
+export const causalVsBidirectionalExperiment: Experiment = {
+  id: 'seed.causal-vs-bidirectional',
+  paper: 'SEED',
+  claim:
+    'Causal Q-Former codes suit a left-to-right LLM: with codes from a bidirectional (bilateral) Q-Former the LLM fails to emit exactly the right number of image tokens, while causal codes are generated as well-formed image spans (section 4.3).',
+  presets: {
+    tiny: {
+      description:
+        '3 steps per tokenizer phase and arm on 64 images, a 2 x 32 LM with 4 steps per phase, 6 seen + 6 held-out prompts; checks the pipeline and the metrics, not the claim',
+      expectedMinutes: 0.3,
+    },
+    small: {
+      description:
+        "seed.lora-vs-full's small recipe with stage I 1200 / stage II 1500 steps per arm (the ViT shared) and LoRA pre-training 1000 + SFT 500 steps per arm; 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the verdict)",
+      expectedMinutes: 30,
+    },
+  },
+  async run(ctx: ExperimentContext): Promise<ExperimentResult> {
+    const name = ctx.preset === 'small' ? 'small' : 'tiny';
+    const st = CAUSAL_VS_BIDIRECTIONAL_SETTINGS[name];
+    const seed = ctx.seed;
+    const data = seedData({ imageSize: 16, train: st.sizes.train, evalPrompts: st.sizes.evalPrompts, seed });
+    const Q = seedTokenizerConfig(name, data, seed).qformer.numQueries;
+    const base = await textPretrainedLM(ctx, data, st, Q, 'seed.causal-vs-bidirectional');
+    const analyzer = new ShapeAnalyzer(data.config);
+    const results = {} as Record<MaskArm, ArmResult>;
+    try {
+      for (const arm of MASK_ARMS) results[arm.arm] = await runArm(ctx, arm, data, base, st, name, analyzer);
+    } finally {
+      disposeTextLM(base);
+    }
+    const ceiling = memoriserCeilings(data);
+    const metrics: Record<string, number | null> = {
+      codesPerImage: Q,
+      numCodes: seedTokenizerConfig(name, data, seed).quantizer.numCodes,
+      trainImages: data.train.length,
+      promptsPerSet: data.seen.length,
+      freeRunCap: st.freeRun.maxTokens ?? 2 * Q + 2,
+      textLoss: base.textLoss,
+      memoriserSeen: ceiling.Seen,
+      memoriserHeldOut: ceiling.HeldOut,
+    };
+    const rows: Table['rows'] = [];
+    for (const { arm, label } of MASK_ARMS) {
+      const r = results[arm];
+      for (const s of EVAL_SETS) {
+        metrics[`${arm}_exactLength${s.set}`] = r.free[s.set].exact;
+        metrics[`${arm}_closedSpan${s.set}`] = r.free[s.set].closed;
+        metrics[`${arm}_meanCodes${s.set}`] = r.free[s.set].meanCodes;
+        metrics[`${arm}_nonCodeSpan${s.set}`] = r.free[s.set].nonCode;
+        metrics[`${arm}_generationScore${s.set}`] = r.generationScore[s.set];
+        metrics[`${arm}_captionAccuracy${s.set}`] = r.captionAccuracy[s.set];
+        metrics[`${arm}_readBack${s.set}`] = r.readBack[s.set];
+      }
+      metrics[`${arm}_codeUsage`] = r.codeUsage;
+      metrics[`${arm}_codePerplexity`] = r.codePerplexity;
+      metrics[`${arm}_distinctSequences`] = r.distinctSequences;
+      metrics[`${arm}_stage1Loss`] = r.stage1Loss;
+      metrics[`${arm}_stage2Loss`] = r.stage2Loss;
+      metrics[`${arm}_tokenizerSeconds`] = r.tokenizerSeconds;
+      metrics[`${arm}_lmSeconds`] = r.lmSeconds;
+      for (const s of EVAL_SETS)
+        rows.push([
+          label,
+          s.label,
+          r.free[s.set].exact,
+          r.free[s.set].meanCodes,
+          r.generationScore[s.set],
+          r.captionAccuracy[s.set],
+          ceiling[s.set],
+          r.readBack[s.set],
+        ]);
+    }
+    const c = results.causal;
+    const b = results.bidirectional;
+    const summary = [
+      `**seed.causal-vs-bidirectional (${ctx.preset}, seed ${seed})**: ${Q} codes of K = ${metrics.numCodes} per image; one ViT, one text pre-trained LM, the same recipe for both arms.`,
+      `Free run (exactly ${Q} codes then </img>, cap ${metrics.freeRunCap} ids, temperature ${st.freeRun.temperature}, top-p ${st.freeRun.topP}): causal ${formatFixed(c.free.Seen.exact)} / ${formatFixed(c.free.HeldOut.exact)}, bidirectional ${formatFixed(b.free.Seen.exact)} / ${formatFixed(b.free.HeldOut.exact)} (seen / held-out).`,
+      `Generation score: causal ${formatFixed(c.generationScore.Seen)} / ${formatFixed(c.generationScore.HeldOut)}, bidirectional ${formatFixed(b.generationScore.Seen)} / ${formatFixed(b.generationScore.HeldOut)}; caption accuracy: causal ${formatFixed(c.captionAccuracy.Seen)} / ${formatFixed(c.captionAccuracy.HeldOut)}, bidirectional ${formatFixed(b.captionAccuracy.Seen)} / ${formatFixed(b.captionAccuracy.HeldOut)} (memoriser ceiling ${formatFixed(ceiling.Seen)} / ${formatFixed(ceiling.HeldOut)}).`,
+      `Tokenizer read-back (image -> codes -> image, ShapeAnalyzer): causal ${formatFixed(c.readBack.Seen)} / ${formatFixed(c.readBack.HeldOut)}, bidirectional ${formatFixed(b.readBack.Seen)} / ${formatFixed(b.readBack.HeldOut)}; an arm whose read-back fails is not evidence for the claim.`,
+      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.causal-vs-bidirectional --preset small --seeds 0,1,2\` gives mean ± std and the verdict.`,
+    ].join('\n');
+    return {
+      metrics,
+      figures: MASK_ARMS.flatMap(({ arm }) => results[arm].figures),
+      tables: [
+        {
+          title: CLAIM_TABLE,
+          columns: [
+            'Q-Former',
+            'combinations',
+            `exactly ${Q} codes then </img> (free run)`,
+            'mean codes drawn (free run)',
+            'generation score (forced span)',
+            'caption accuracy',
+            'memoriser ceiling',
+            'tokenizer read-back',
+          ],
+          rows,
+          note: `Free run: after \`<img>\` the LM draws any id (nothing masked, no CFG, temperature ${st.freeRun.temperature}, top-p ${st.freeRun.topP}) until \`</img>\` or ${metrics.freeRunCap} ids. Generation score: \`<img>\`, exactly ${Q} codes (CFG ${st.sampling.cfgScale}, temperature ${st.sampling.temperature}, top-p ${st.sampling.topP}), \`</img>\` forced, decoded and read by the ShapeAnalyzer. Caption accuracy: greedy captions naming shape, colour and size. Read-back: the tokenizer's own round trip. ${data.seen.length} prompts per set. The paper gives no number: bilateral codes make the LLM fail to emit exactly 32 image tokens.`,
+        },
+        {
+          title: 'Codes and training per arm',
+          columns: [
+            'Q-Former',
+            'code usage',
+            'code perplexity',
+            'distinct training sequences',
+            'stage I loss',
+            'stage II loss',
+            'tokenizer + decoder s',
+            'LM s',
+          ],
+          rows: MASK_ARMS.map(({ arm, label }) => {
+            const r = results[arm];
+            return [label, r.codeUsage, r.codePerplexity, r.distinctSequences, r.stage1Loss, r.stage2Loss, r.tokenizerSeconds, r.lmSeconds];
+          }),
+        },
+      ],
+      summary,
+    };
+  },
+  aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
+    const v = (k: string) => seedValues(results, k);
+    const cell = (k: string) => {
+      const xs = v(k);
+      return xs.length ? formatMeanStd(meanStd(xs)) : null;
+    };
+    const rows: Table['rows'] = [];
+    for (const { arm, label } of MASK_ARMS)
+      for (const s of EVAL_SETS) rows.push([label, s.label, ...METRICS.map(([m]) => cell(`${arm}_${m}${s.set}`))]);
+    const verdicts: string[] = [];
+    for (const s of EVAL_SETS)
+      for (const [m, label] of METRICS)
+        verdicts.push(
+          `- ${label}, ${s.label}: ${seedVerdict(v(`causal_${m}${s.set}`), v(`bidirectional_${m}${s.set}`), 'higher', ['causal', 'bidirectional']).text}.`,
+        );
+    return {
+      tables: [
+        {
+          title: `${CLAIM_TABLE}: mean ± std over ${results.length} seed${results.length === 1 ? '' : 's'} (${seeds.join(', ')})`,
+          columns: ['Q-Former', 'combinations', ...METRICS.map(([, l]) => l)],
+          rows,
+          note: `Mean ± sample standard deviation (n − 1) over seeds. Memoriser ceiling of caption accuracy: seen ${cell('memoriserSeen') ?? 'n/a'}, held-out ${cell('memoriserHeldOut') ?? 'n/a'}.`,
+        },
+      ],
+      summary: [`**seed.causal-vs-bidirectional over seeds ${seeds.join(', ')}**`, '', seedsHeader(seeds), '', ...verdicts].join('\n'),
+    };
+  },
+};
