@@ -6,6 +6,7 @@ import { checkPreset, type Experiment, UsageError } from '@mmlm/core/experiment'
 import { experiments as latentlmExperiments } from '@mmlm/latentlm/experiments';
 import { experiments as liquidExperiments } from '@mmlm/liquid/experiments';
 import { experiments as maskllmExperiments } from '@mmlm/maskllm/experiments';
+import { experiments as mioExperiments } from '@mmlm/mio/experiments';
 import { experiments as seedExperiments } from '@mmlm/seed/experiments';
 import { labExperiments } from './experiments/index.js';
 
@@ -15,6 +16,7 @@ export const PAPER_PACKAGES: Record<string, readonly Experiment[]> = {
   '@mmlm/latentlm': latentlmExperiments,
   '@mmlm/liquid': liquidExperiments,
   '@mmlm/seed': seedExperiments,
+  '@mmlm/mio': mioExperiments,
 };
 
 export function allExperiments(): Experiment[] {
