@@ -10,8 +10,8 @@
  * in the metadata. Files from earlier versions, which stored the stream as little-endian int32 words
  * (padded to a multiple of 4 bytes), are still read.
  */
-import { readFileSync } from 'node:fs';
 import { encodeSafetensorsHost, parseSafetensors, type TransformerDecoder, writeFileAtomic } from '@mmlm/core';
+import { nodeOnly, readFileBytes } from '#platform';
 import { binomial } from './config.js';
 import { applyMasks, blockLinears, candidateMasks, validateNM } from './model.js';
 import { packBits, unpackBits } from './sparse.js';
@@ -170,11 +170,12 @@ export async function saveMasks(path: string, file: MaskFile): Promise<number> {
   return bytes.length;
 }
 
-/** Read a mask file written by saveMasks. */
+/** Read a mask file written by saveMasks. Node only (in a browser, `decodeMaskFile` the bytes). */
 export function loadMasks(path: string): MaskFile {
+  nodeOnly('loadMasks');
   let bytes: Uint8Array;
   try {
-    bytes = new Uint8Array(readFileSync(path));
+    bytes = readFileBytes(path);
   } catch (e) {
     throw new Error(`loadMasks: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }

@@ -26,7 +26,9 @@
  * loaded from its boundary checkpoint, never retrained.
  *
  * File IO goes through core's checkpoint helpers and `node:fs/promises`, imported when a run
- * starts, so loading this module needs no Node built-ins.
+ * starts through a specifier bundlers leave alone, so loading this module needs no Node built-ins
+ * and the package's main entry bundles for a browser; `runSchedule` itself needs Node (it keeps a
+ * run folder) and says so in a browser.
  */
 import {
   AdamW,
@@ -179,7 +181,7 @@ export async function runSchedule(opts: RunScheduleOptions): Promise<RunSchedule
   const { sch, model, dir, tasks } = plan;
   const name = opts.name ?? 'mio-runner';
   const log = opts.log ?? ((l: string) => console.log(l));
-  const fs = await import('node:fs/promises');
+  const fs = await nodeFs();
 
   // ---- the options' fingerprint: a folder holds one run
   const fp = fingerprint(opts, plan);
@@ -579,6 +581,23 @@ function countTargets(b: PackedBatch): number {
 // Files
 
 type Fs = typeof import('node:fs/promises');
+
+/** In a variable, so that bundlers do not try to resolve it (a browser has no node:fs). */
+const NODE_FS = 'node:fs/promises';
+
+/** node:fs/promises, loaded when a run starts; in a browser, an error that says runSchedule needs Node. */
+async function nodeFs(): Promise<Fs> {
+  try {
+    return (await import(/* @vite-ignore */ /* webpackIgnore: true */ NODE_FS)) as Fs;
+  } catch (e) {
+    throw new Error(
+      `${WHO} is not available in the browser: it reads and writes a run folder, which needs Node (${(e as Error).message})`,
+      {
+        cause: e,
+      },
+    );
+  }
+}
 
 function path(...parts: string[]): string {
   return parts.map((p, i) => (i === 0 ? p.replace(/[\\/]+$/, '') : p.replace(/^[\\/]+|[\\/]+$/g, ''))).join('/');

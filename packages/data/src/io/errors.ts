@@ -2,7 +2,7 @@
  * Errors of the file decoders. Every failure caused by the input (a corrupt, truncated,
  * unsupported or too-large file, or a file that cannot be read) is thrown as the format's own
  * class, so callers can catch one type per format (`PngError`, `WavError`, `IdxError`) or all of
- * them (`DecodeError`); nothing from inside pngjs, wavefile or zlib escapes as a raw
+ * them (`DecodeError`); nothing from inside wavefile or zlib escapes as a raw
  * RangeError/TypeError. Bad arguments (an unknown `channels` mode, a negative limit) are
  * programming errors and stay plain `Error`s.
  *

@@ -10,9 +10,7 @@
  * then capped (zlib `maxOutputLength`) at the header plus the data size the dimensions imply, and
  * must produce exactly that. Every failure caused by the file is an `IdxError`.
  */
-import { constants as bufferConstants } from 'node:buffer';
-import { readFileSync, statSync } from 'node:fs';
-import { gunzipSync, constants as zlibConstants } from 'node:zlib';
+import { fs, MAX_BUFFER_LENGTH, nodeOnly, zlib } from '#platform';
 import { checkLimitOption, IdxError, messageOf } from './errors.js';
 
 export type IdxDtype = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -101,11 +99,11 @@ function gunzipIdx(
   maxBytes: number,
   fail: (msg: string, kind?: 'limit') => never,
 ): { bytes: Uint8Array; header: IdxHeader } {
-  const cap = (n: number) => Math.min(n, bufferConstants.MAX_LENGTH);
+  const cap = (n: number) => Math.min(n, MAX_BUFFER_LENGTH);
   /** gunzip with the output capped; `partial`: a cut stream returns what it holds. */
-  const gz = (src: Uint8Array, maxOutputLength: number, partial: boolean, tooLarge: () => never): Buffer => {
+  const gz = (src: Uint8Array, maxOutputLength: number, partial: boolean, tooLarge: () => never): Uint8Array => {
     try {
-      return gunzipSync(src, { maxOutputLength: cap(maxOutputLength), ...(partial ? { finishFlush: zlibConstants.Z_SYNC_FLUSH } : {}) });
+      return zlib.gunzip(src, { maxOutputLength: cap(maxOutputLength), partial });
     } catch (e) {
       if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return tooLarge();
       if (!partial && (e as { code?: string }).code === 'Z_BUF_ERROR') throw e; // the stream ends early: the caller measures it
@@ -131,7 +129,7 @@ function gunzipIdx(
   const total = h.headerLen + h.need;
   const extra = (): never =>
     fail(`gzip data inflates to more than ${total} bytes: unexpected bytes after the data for ${dims} (corrupt or wrong header)`);
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
     bytes = gz(input, total + 1, false, extra);
   } catch (e) {
@@ -201,13 +199,14 @@ export function decodeIdx(input: Uint8Array, name = '<buffer>', opts: ReadIdxOpt
 
 /**
  * Reads an IDX file (optionally gzipped). A file larger than any IDX file within `maxBytes` could
- * be (plain or gzipped) is refused before it is read.
+ * be (plain or gzipped) is refused before it is read. Node only (in a browser, `decodeIdx` the bytes).
  */
 export function readIdx(path: string, opts: ReadIdxOptions = {}): IdxArray {
+  nodeOnly('readIdx');
   const maxBytes = checkLimitOption(`readIdx ${path}`, 'maxBytes', opts.maxBytes ?? IDX_DEFAULT_MAX_BYTES);
-  let st: ReturnType<typeof statSync>;
+  let st: ReturnType<typeof fs.statSync>;
   try {
-    st = statSync(path);
+    st = fs.statSync(path);
   } catch (e) {
     throw new IdxError(path, 'file not found', 'io', { cause: e });
   }
@@ -223,7 +222,7 @@ export function readIdx(path: string, opts: ReadIdxOptions = {}): IdxArray {
     );
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path); // a Buffer is a Uint8Array: no copy
+    bytes = fs.readFileSync(path); // a Buffer is a Uint8Array: no copy
   } catch (e) {
     throw new IdxError(path, `cannot read: ${messageOf(e)}`, 'io', { cause: e });
   }
@@ -244,6 +243,7 @@ export interface MnistSet {
  * they agree; a mismatch is an `IdxError` naming the file.
  */
 export function readMnist(imagesPath: string, labelsPath: string, opts: ReadIdxOptions = {}): MnistSet {
+  nodeOnly('readMnist');
   const im = readIdx(imagesPath, opts);
   const lb = readIdx(labelsPath, opts);
   if (im.dtype !== 'uint8' || im.shape.length !== 3)

@@ -1,29 +1,32 @@
 /**
- * PNG read/write (PNG specification, ISO/IEC 15948:2004 / W3C 2003) on top of pngjs, a
- * folder-of-images loader and an image-grid writer for reports. Images are Float32Array HWC in
- * [0, 1] with 1 (grey), 3 (RGB) or 4 (RGBA) channels; values are quantised to 8 bits as
- * round(255 v) after clipping.
+ * PNG read/write (PNG specification, ISO/IEC 15948:2004 / W3C 2003), a folder-of-images loader and
+ * an image-grid writer for reports. Images are Float32Array HWC in [0, 1] with 1 (grey), 3 (RGB) or
+ * 4 (RGBA) channels; values are quantised to 8 bits as round(255 v) after clipping.
  *
- * Decoding validates the whole file here before pngjs sees it, because pngjs is lenient in ways
- * that turn corrupt files into plausible images: it zero-fills rows missing from the IDAT stream
- * (a file with no IDAT, half an IDAT or an empty zlib stream decodes as black), accepts bit depth /
- * colour type pairs the specification forbids, and reports a truncated file as "There are some read
- * requests waitng on finished stream". So the chunk walk checks the signature, every chunk's length
- * and CRC-32, IHDR (size, bit depth against colour type, methods), PLTE and tRNS against the colour
- * type, that the IDAT chunks are present and consecutive, and IEND; then the concatenated IDAT
- * stream is inflated here (zlib checks its Adler-32) with the output capped at the exact filtered
- * size that IHDR implies, and must fill it exactly; then every row's filter byte is checked. Only
- * then does pngjs defilter and convert the (now known good) bytes. `maxPixels` is checked from IHDR
- * before anything is inflated, so a small hostile file cannot make the decoder allocate gigabytes.
- * Every failure is a `PngError` naming the file and the problem.
+ * Decoding validates the whole file before any pixel is produced, so that a corrupt file cannot
+ * become a plausible image (pngjs, used here before, zero-filled rows missing from the IDAT stream,
+ * accepted bit depth / colour type pairs the specification forbids, and reported a truncated file
+ * as "There are some read requests waitng on finished stream"). The chunk walk checks the
+ * signature, every chunk's length and CRC-32, IHDR (size, bit depth against colour type, methods),
+ * PLTE and tRNS against the colour type, that the IDAT chunks are present and consecutive, and
+ * IEND; then the concatenated IDAT stream is inflated (zlib checks its Adler-32) with the output
+ * capped at the exact filtered size that IHDR implies, and must fill it exactly; then every row's
+ * filter byte is checked. Only then are the rows unfiltered and the samples converted to 8-bit RGBA
+ * (as pngjs converted them: samples of other depths scaled by round(255 v / (2^depth - 1)), a tRNS
+ * colour made transparent black, palette entries with their tRNS alpha, gAMA read but not
+ * applied). `maxPixels` is checked from IHDR before anything is inflated, so a small hostile file
+ * cannot make the decoder allocate gigabytes. Every failure is a `PngError` naming the file and the
+ * problem.
+ *
+ * The codecs work on bytes in Node and in a browser (zlib from the platform seam: node:zlib or
+ * pako); `readPng`, `writePng`, `loadImageFolder` and `writeImageGrid` need Node.
  */
 
-import { constants as bufferConstants } from 'node:buffer';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
-import { inflateSync, constants as zlibConstants } from 'node:zlib';
-import { PNG } from 'pngjs';
+import { fs, MAX_BUFFER_LENGTH, nodeOnly, path as nodePath, zlib } from '#platform';
 import { checkLimitOption, messageOf, PngError } from './errors.js';
+import { concatBytes, crc32, encodeRgbaPng, PNG_SIGNATURE, unfilterRows } from './png-format.js';
+
+export { crc32 };
 
 export type PngChannels = 1 | 3 | 4;
 
@@ -52,25 +55,6 @@ export interface ReadPngOptions {
    * `PngError` of kind 'limit'.
    */
   maxPixels?: number;
-}
-
-const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (ISO 3309 / ITU-T V.42, the PNG chunk checksum) of bytes[start, end). */
-export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }
 
 function checkChannels(what: string, channels: unknown): asserts channels is PngChannels {
@@ -146,7 +130,7 @@ function checkPngChunks(bytes: Uint8Array, name: string, maxPixels: number): { h
     throw new PngError(name, msg, kind);
   };
   if (bytes.length < 8) fail(`file is ${bytes.length} bytes, too short for the 8-byte PNG signature`);
-  if (SIGNATURE.some((b, i) => bytes[i] !== b)) fail('not a PNG file: the first 8 bytes are not the PNG signature');
+  if (PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) fail('not a PNG file: the first 8 bytes are not the PNG signature');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 8;
   let header: PngHeader | undefined;
@@ -241,28 +225,21 @@ function parseIhdr(d: Uint8Array, fail: (msg: string, kind?: 'corrupt' | 'unsupp
 
 /**
  * Inflates the concatenated IDAT data with the output capped at exactly the filtered size IHDR
- * implies, and checks each row's filter byte. pngjs zero-fills missing rows, so the stream is
- * inflated and measured here first; zlib checks the Adler-32.
+ * implies, and checks each row's filter byte; returns the filtered rows (every pass, in order).
+ * zlib checks the Adler-32.
  */
-function checkPixelData(idat: Uint8Array[], header: PngHeader, name: string): void {
+function checkPixelData(idat: Uint8Array[], passes: PngPass[], name: string): Uint8Array {
   const fail = (msg: string, kind: 'corrupt' | 'limit' = 'corrupt', cause?: unknown): never => {
     throw new PngError(name, msg, kind, cause === undefined ? undefined : { cause });
   };
-  const passes = pngPasses(header);
   const expected = passes.reduce((s, p) => s + p.height * (1 + p.rowBytes), 0);
-  if (expected > bufferConstants.MAX_LENGTH)
-    fail(`image needs ${expected} bytes of filtered pixel data, more than the ${bufferConstants.MAX_LENGTH} a buffer can hold`, 'limit');
-  const stream = idat.length === 1 ? idat[0]! : Buffer.concat(idat);
-  let pixels: Buffer;
+  if (expected > MAX_BUFFER_LENGTH)
+    fail(`image needs ${expected} bytes of filtered pixel data, more than the ${MAX_BUFFER_LENGTH} a buffer can hold`, 'limit');
+  const stream = idat.length === 1 ? idat[0]! : concatBytes(idat);
+  let pixels: Uint8Array;
   let consumed: number;
   try {
-    // `info` gives the engine, whose bytesWritten is the compressed bytes the stream used.
-    const res = inflateSync(stream, { maxOutputLength: expected, info: true }) as unknown as {
-      buffer: Buffer;
-      engine: { bytesWritten: number };
-    };
-    pixels = res.buffer;
-    consumed = res.engine.bytesWritten;
+    ({ bytes: pixels, consumed } = zlib.inflate(stream, { maxOutputLength: expected }));
   } catch (e) {
     const code = (e as { code?: string }).code;
     if (code === 'ERR_BUFFER_TOO_LARGE')
@@ -271,15 +248,15 @@ function checkPixelData(idat: Uint8Array[], header: PngHeader, name: string): vo
       // The zlib stream stops before its final block: measure what it does hold, for the message.
       let held = 0;
       try {
-        held = inflateSync(stream, { maxOutputLength: expected, finishFlush: zlibConstants.Z_SYNC_FLUSH }).length;
+        held = zlib.inflate(stream, { maxOutputLength: expected, partial: true }).bytes.length;
       } catch {}
       fail(`IDAT holds ${held} bytes of pixel data, expected ${expected} (truncated image?: the zlib stream ends early)`, 'corrupt', e);
     }
     fail(`corrupt IDAT zlib data (${messageOf(e)})`, 'corrupt', e);
   }
   if (pixels!.length !== expected) fail(`IDAT holds ${pixels!.length} bytes of pixel data, expected ${expected} (truncated image?)`);
-  // zlib ignores bytes after the end of the stream; pngjs fails on them with "There are some read
-  // requests waitng on finished stream".
+  // zlib ignores bytes after the end of the stream (pngjs failed on them with "There are some read
+  // requests waitng on finished stream").
   if (consumed! < stream.length) fail(`IDAT has ${stream.length - consumed!} bytes after the end of its zlib stream (corrupt)`);
   let off = 0;
   for (const p of passes)
@@ -288,6 +265,81 @@ function checkPixelData(idat: Uint8Array[], header: PngHeader, name: string): vo
       if (f > 4) fail(`row ${y}${p.pass ? ` of Adam7 pass ${p.pass}` : ''} has filter type ${f}, expected 0 to 4 (corrupt pixel data)`);
       off += 1 + p.rowBytes;
     }
+  return pixels!;
+}
+
+/** PLTE as RGBA entries (alpha from tRNS, else 255) and tRNS as a colour key, for `toRgba`. */
+interface PngColours {
+  palette?: Uint8Array;
+  /** The transparent grey [v] or RGB [r, g, b] at the image's bit depth (tRNS of colour type 0 / 2). */
+  key?: number[];
+}
+
+/** PLTE and tRNS of a file the chunk walk has accepted. */
+function readColours(bytes: Uint8Array, end: number, colorType: number): PngColours {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: PngColours = {};
+  for (let at = 8; at < end; ) {
+    const len = view.getUint32(at);
+    const type = String.fromCharCode(bytes[at + 4]!, bytes[at + 5]!, bytes[at + 6]!, bytes[at + 7]!);
+    const data = bytes.subarray(at + 8, at + 8 + len);
+    if (type === 'PLTE') {
+      out.palette = new Uint8Array((len / 3) * 4).fill(255);
+      for (let i = 0; i < len / 3; i++) out.palette.set(data.subarray(3 * i, 3 * i + 3), 4 * i);
+    } else if (type === 'tRNS') {
+      if (colorType === 3) for (let i = 0; i < len; i++) out.palette![4 * i + 3] = data[i]!;
+      else out.key = Array.from({ length: len / 2 }, (_, i) => (data[2 * i]! << 8) | data[2 * i + 1]!);
+    } else if (type === 'IDAT') break; // PLTE and tRNS precede the image data
+    at += 12 + len;
+  }
+  return out;
+}
+
+/**
+ * The unfiltered rows of every pass as 8-bit RGBA, [height * width * 4]. Throws a plain Error for
+ * a palette index past the palette (the only problem left after the checks).
+ */
+function toRgba(rows: Uint8Array, h: PngHeader, passes: PngPass[], colours: PngColours): Uint8Array {
+  const { width, bitDepth: depth, colorType: ct } = h;
+  const samples = ct === 0 || ct === 3 ? 1 : ct === 2 ? 3 : ct === 4 ? 2 : 4;
+  const out = new Uint8Array(width * h.height * 4);
+  const max = 2 ** depth - 1;
+  const scale = (v: number) => (depth === 8 ? v : Math.floor((v * 255) / max + 0.5));
+  const key = colours.key;
+  const s = new Array<number>(samples);
+  let at = 0;
+  for (const p of passes) {
+    const [x0, y0, dx, dy] = p.pass ? ADAM7[p.pass - 1]! : [0, 0, 1, 1];
+    for (let y = 0; y < p.height; y++) {
+      const row = at + 1;
+      for (let x = 0; x < p.width; x++) {
+        for (let i = 0; i < samples; i++) {
+          const k = x * samples + i; // sample index within the row
+          if (depth === 8) s[i] = rows[row + k]!;
+          else if (depth === 16) s[i] = (rows[row + 2 * k]! << 8) | rows[row + 2 * k + 1]!;
+          else {
+            const bit = k * depth;
+            s[i] = (rows[row + (bit >> 3)]! >> (8 - depth - (bit & 7))) & max;
+          }
+        }
+        const o = ((y0 + y * dy) * width + x0 + x * dx) * 4;
+        if (ct === 3) {
+          const e = s[0]! * 4;
+          if (e + 4 > colours.palette!.length) throw new Error(`index ${s[0]} not in palette`);
+          out.set(colours.palette!.subarray(e, e + 4), o);
+          continue;
+        }
+        if (key && (ct === 0 ? s[0] === key[0] : s[0] === key[0] && s[1] === key[1] && s[2] === key[2])) continue; // transparent black
+        const grey = ct === 0 || ct === 4;
+        out[o] = scale(s[0]!);
+        out[o + 1] = scale(grey ? s[0]! : s[1]!);
+        out[o + 2] = scale(grey ? s[0]! : s[2]!);
+        out[o + 3] = ct === 4 ? scale(s[1]!) : ct === 6 ? scale(s[3]!) : 255;
+      }
+      at = row + p.rowBytes;
+    }
+  }
+  return out;
 }
 
 /** Decodes PNG bytes; `name` appears in errors. Failures caused by the file are `PngError`s. */
@@ -299,20 +351,22 @@ export function decodePng(bytes: Uint8Array, opts: ReadPngOptions = {}, name = '
     throw new Error(`decodePng ${name}: background must be an RGB triple in [0, 1], got ${JSON.stringify(bgc)}`);
   const maxPixels = checkLimitOption(`decodePng ${name}`, 'maxPixels', opts.maxPixels ?? PNG_DEFAULT_MAX_PIXELS);
   const { header, idat, end } = checkPngChunks(bytes, name, maxPixels);
-  checkPixelData(idat, header, name);
-  let png: PNG;
+  const passes = pngPasses(header);
+  const rows = checkPixelData(idat, passes, name);
+  let data: Uint8Array;
   try {
-    // A view, not a copy, that ends with IEND (bytes after IEND are ignored, as libpng does; pngjs
-    // would reject them). pngjs inflates the stream again (it has no entry point for inflated
-    // data); that costs time, not memory beyond the already-checked size.
-    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, end));
+    const bpp = Math.max(1, (COLOR_TYPES[header.colorType]!.samples * header.bitDepth) >> 3);
+    let at = 0;
+    for (const p of passes) {
+      unfilterRows(rows, at, p.height, p.rowBytes, bpp);
+      at += p.height * (1 + p.rowBytes);
+    }
+    data = toRgba(rows, header, passes, readColours(bytes, end, header.colorType));
   } catch (e) {
     throw new PngError(name, `cannot decode: ${messageOf(e)}`, 'corrupt', { cause: e });
   }
-  const { width, height, data } = png;
+  const { width, height } = header;
   const n = width * height;
-  if (width !== header.width || height !== header.height || data.length !== n * 4)
-    throw new PngError(name, `decoded ${width}x${height} with ${data.length} bytes, expected ${header.width}x${header.height} RGBA`);
   const image = new Float32Array(n * channels);
   const [b0, b1, b2] = bgc;
   for (let p = 0; p < n; p++) {
@@ -338,11 +392,12 @@ export function decodePng(bytes: Uint8Array, opts: ReadPngOptions = {}, name = '
   return { image, width, height, channels };
 }
 
-/** Reads a PNG file (see `decodePng`; an unreadable file is a `PngError` of kind 'io'). */
+/** Reads a PNG file (see `decodePng`; an unreadable file is a `PngError` of kind 'io'). Node only. */
 export function readPng(path: string, opts: ReadPngOptions = {}): PngImage {
+  nodeOnly('readPng');
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = fs.readFileSync(path);
   } catch (e) {
     throw new PngError(path, `cannot read: ${messageOf(e)}`, 'io', { cause: e });
   }
@@ -356,20 +411,21 @@ export function encodePng(image: ArrayLike<number>, width: number, height = widt
     throw new Error(`encodePng: width and height must be positive integers, got ${width}x${height}`);
   if (image.length !== width * height * channels)
     throw new Error(`encodePng: expected ${width * height * channels} values for ${width}x${height}x${channels}, got ${image.length}`);
-  const png = new PNG({ width, height });
+  const data = new Uint8Array(width * height * 4);
   const q = (v: number) => Math.round(255 * (v > 1 ? 1 : Math.max(v, 0)));
   for (let p = 0; p < width * height; p++) {
     const o = p * 4;
-    if (channels === 1) png.data[o] = png.data[o + 1] = png.data[o + 2] = q(image[p]!);
-    else for (let c = 0; c < 3; c++) png.data[o + c] = q(image[p * channels + c]!);
-    png.data[o + 3] = channels === 4 ? q(image[p * 4 + 3]!) : 255;
+    if (channels === 1) data[o] = data[o + 1] = data[o + 2] = q(image[p]!);
+    else for (let c = 0; c < 3; c++) data[o + c] = q(image[p * channels + c]!);
+    data[o + 3] = channels === 4 ? q(image[p * 4 + 3]!) : 255;
   }
-  return new Uint8Array(PNG.sync.write(png));
+  return encodeRgbaPng(data, width, height);
 }
 
-/** Writes an HWC image in [0, 1] to a PNG file. */
+/** Writes an HWC image in [0, 1] to a PNG file. Node only. */
 export function writePng(path: string, image: ArrayLike<number>, width: number, height = width, channels: PngChannels = 3): void {
-  writeFileSync(path, encodePng(image, width, height, channels));
+  nodeOnly('writePng');
+  fs.writeFileSync(path, encodePng(image, width, height, channels));
 }
 
 export interface ImageFolderItem extends PngImage {
@@ -390,8 +446,8 @@ export interface LoadImageFolderOptions extends ReadPngOptions {
 
 function listPngs(dir: string, recursive: boolean): string[] {
   const out: string[] = [];
-  for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    const p = join(dir, e.name);
+  for (const e of fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+    const p = nodePath.join(dir, e.name);
     if (e.isDirectory()) {
       if (recursive) out.push(...listPngs(p, true));
     } else if (e.isFile() && e.name.toLowerCase().endsWith('.png')) out.push(p);
@@ -399,11 +455,12 @@ function listPngs(dir: string, recursive: boolean): string[] {
   return out;
 }
 
-/** Every .png file under `dir`, sorted by path, decoded; label = first sub-folder name. */
+/** Every .png file under `dir`, sorted by path, decoded; label = first sub-folder name. Node only. */
 export function loadImageFolder(dir: string, opts: LoadImageFolderOptions = {}): ImageFolderItem[] {
-  let st: ReturnType<typeof statSync>;
+  nodeOnly('loadImageFolder');
+  let st: ReturnType<typeof fs.statSync>;
   try {
-    st = statSync(dir);
+    st = fs.statSync(dir);
   } catch (e) {
     throw new Error(`loadImageFolder ${dir}: cannot read: ${(e as Error).message}`);
   }
@@ -420,7 +477,7 @@ export function loadImageFolder(dir: string, opts: LoadImageFolderOptions = {}):
           `loadImageFolder ${dir}: ${f} is ${img.width}x${img.height}, expected ${want[0]}x${want[1]} (pass mixedSizes: true to allow)`,
         );
     }
-    const name = relative(dir, f).split(sep).join('/');
+    const name = nodePath.relative(dir, f).split(nodePath.sep).join('/');
     const parts = name.split('/');
     return { ...img, name, label: parts.length > 1 ? parts[0]! : '' };
   });
@@ -479,12 +536,13 @@ export function imageGrid(
   return { image: out, width: W, height: H };
 }
 
-/** Writes images as one grid PNG (for reports); returns the grid's size. */
+/** Writes images as one grid PNG (for reports); returns the grid's size. Node only. */
 export function writeImageGrid(
   path: string,
   images: readonly ArrayLike<number>[],
   opts: ImageGridOptions,
 ): { width: number; height: number } {
+  nodeOnly('writeImageGrid');
   const { image, width, height } = imageGrid(images, opts);
   writePng(path, image, width, height, 3);
   return { width, height };

@@ -3,9 +3,9 @@
  * spectrogram PNGs for reports: magnitude in dB relative to the loudest bin, clipped to a range
  * (80 dB by default), time left to right, frequency bottom to top, greyscale or a heat colour map.
  */
-import { writeFileSync } from 'node:fs';
-import { PNG } from 'pngjs';
+import { fs, nodeOnly } from '#platform';
 import { fft, isPowerOfTwo } from './fft.js';
+import { encodeRgbaPng } from './png-format.js';
 
 export interface StftOptions {
   /** Window length in samples, a power of two (default 512). */
@@ -98,7 +98,7 @@ export function encodeSpectrogramPng(
   }
   let peak = 0;
   for (const m of s.magnitudes) peak = Math.max(peak, m);
-  const png = new PNG({ width: s.frames, height });
+  const data = new Uint8Array(s.frames * height * 4);
   for (let f = 0; f < s.frames; f++)
     for (let b = 0; b < height; b++) {
       const m = s.magnitudes[f * s.bins + b]!;
@@ -106,21 +106,22 @@ export function encodeSpectrogramPng(
       const v = Math.min(1, Math.max(0, (db + range) / range));
       const [r, g, bl] = opts.colormap === 'heat' ? heat(v) : [255 * v, 255 * v, 255 * v];
       const o = ((height - 1 - b) * s.frames + f) * 4;
-      png.data[o] = Math.round(r);
-      png.data[o + 1] = Math.round(g);
-      png.data[o + 2] = Math.round(bl);
-      png.data[o + 3] = 255;
+      data[o] = Math.round(r);
+      data[o + 1] = Math.round(g);
+      data[o + 2] = Math.round(bl);
+      data[o + 3] = 255;
     }
-  return { png: new Uint8Array(PNG.sync.write(png)), width: s.frames, height };
+  return { png: encodeRgbaPng(data, s.frames, height), width: s.frames, height };
 }
 
-/** Writes the spectrogram PNG to `path`; returns its size. */
+/** Writes the spectrogram PNG to `path`; returns its size. Node only. */
 export function writeSpectrogramPng(
   path: string,
   samples: ArrayLike<number>,
   opts: SpectrogramPngOptions = {},
 ): { width: number; height: number } {
+  nodeOnly('writeSpectrogramPng');
   const { png, width, height } = encodeSpectrogramPng(samples, opts);
-  writeFileSync(path, png);
+  fs.writeFileSync(path, png);
   return { width, height };
 }

@@ -1,8 +1,9 @@
 /**
  * WAV read/write (RIFF WAVE: Microsoft/IBM Multimedia Programming Interface 1.0, 1991; PCM, IEEE
- * float and WAVE_FORMAT_EXTENSIBLE). Writing uses wavefile. Reading is done here: the RIFF chunk
- * walk checks the file, then the samples are read straight from the `data` chunk. wavefile is not
- * used to read because it disagrees with a strict reading of the header in ways that return wrong
+ * float and WAVE_FORMAT_EXTENSIBLE), on bytes in Node and in a browser (`readWav` / `writeWav`
+ * need Node). Writing makes the canonical 44-byte header (the bytes wavefile 11, used here before,
+ * wrote). Reading is done here: the RIFF chunk walk checks the file, then the samples are read
+ * straight from the `data` chunk. wavefile is not used to read because it disagrees with a strict reading of the header in ways that return wrong
  * audio without an error: it reads the first `fmt `/`data` chunk wherever it is, counts samples
  * from its own view of the data (an 8-bit file with an odd number of samples gets the RIFF pad byte
  * as an extra full-scale sample), decodes extensible float files as integers, and copies the data
@@ -20,8 +21,7 @@
  * are mixed to mono by averaging the channels (`channels: 'mix'`, the default), reduced to their
  * first channel (`'first'`), or rejected (`'error'`).
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import wavefile from 'wavefile';
+import { fs, nodeOnly } from '#platform';
 import { checkLimitOption, messageOf, WavError } from './errors.js';
 
 export interface WavAudio {
@@ -237,12 +237,13 @@ export function decodeWav(bytes: Uint8Array, name = '<buffer>', opts: ReadWavOpt
   return { samples, sampleRate: w.sampleRate, numChannels: w.numChannels, bitDepth: w.bitDepth };
 }
 
-/** Reads a WAV file as mono float samples (see the module comment for formats and channels). */
+/** Reads a WAV file as mono float samples (see the module comment for formats and channels). Node only. */
 export function readWav(path: string, opts: ReadWavOptions = {}): WavAudio {
+  nodeOnly('readWav');
   const maxBytes = checkLimitOption(`readWav ${path}`, 'maxBytes', opts.maxBytes ?? WAV_DEFAULT_MAX_BYTES);
-  let st: ReturnType<typeof statSync>;
+  let st: ReturnType<typeof fs.statSync>;
   try {
-    st = statSync(path);
+    st = fs.statSync(path);
   } catch (e) {
     throw new WavError(path, 'file not found', 'io', { cause: e });
   }
@@ -251,7 +252,7 @@ export function readWav(path: string, opts: ReadWavOptions = {}): WavAudio {
     throw new WavError(path, `file is ${st.size} bytes, more than maxBytes = ${maxBytes}; pass { maxBytes } to raise the limit`, 'limit');
   let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path); // a Buffer is a Uint8Array: no copy
+    bytes = fs.readFileSync(path); // a Buffer is a Uint8Array: no copy
   } catch (e) {
     throw new WavError(path, `cannot read: ${messageOf(e)}`, 'io', { cause: e });
   }
@@ -272,17 +273,35 @@ export function encodeWav(samples: ArrayLike<number>, sampleRate: number, opts: 
     throw new Error(`encodeWav: format must be 'pcm16' or 'float32', got ${JSON.stringify(format)}`);
   for (let i = 0; i < samples.length; i++)
     if (!Number.isFinite(samples[i]!)) throw new Error(`encodeWav: samples[${i}] is ${samples[i]}, expected a finite number`);
-  const wav = new wavefile.WaveFile();
-  if (format === 'float32') wav.fromScratch(1, sampleRate, '32f', Float32Array.from(samples));
-  else {
-    const pcm = new Int16Array(samples.length);
-    for (let i = 0; i < samples.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768)));
-    wav.fromScratch(1, sampleRate, '16', pcm);
-  }
-  return wav.toBuffer();
+  // RIFF header, a 16-byte "fmt " chunk (PCM: format 1, IEEE float: format 3; mono), then "data".
+  const width = format === 'float32' ? 4 : 2;
+  const size = samples.length * width;
+  const out = new Uint8Array(44 + size);
+  const v = new DataView(out.buffer);
+  const ascii = (at: number, id: string) => {
+    for (let i = 0; i < 4; i++) out[at + i] = id.charCodeAt(i);
+  };
+  ascii(0, 'RIFF');
+  v.setUint32(4, 36 + size, true);
+  ascii(8, 'WAVE');
+  ascii(12, 'fmt ');
+  v.setUint32(16, 16, true);
+  v.setUint16(20, format === 'float32' ? 3 : 1, true);
+  v.setUint16(22, 1, true); // channels
+  v.setUint32(24, sampleRate, true);
+  v.setUint32(28, sampleRate * width, true); // byte rate
+  v.setUint16(32, width, true); // block align
+  v.setUint16(34, 8 * width, true); // bits per sample
+  ascii(36, 'data');
+  v.setUint32(40, size, true);
+  for (let i = 0; i < samples.length; i++)
+    if (format === 'float32') v.setFloat32(44 + 4 * i, samples[i]!, true);
+    else v.setInt16(44 + 2 * i, Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768))), true);
+  return out;
 }
 
-/** Writes mono samples to a WAV file. */
+/** Writes mono samples to a WAV file. Node only. */
 export function writeWav(path: string, samples: ArrayLike<number>, sampleRate: number, opts: WriteWavOptions = {}): void {
-  writeFileSync(path, encodeWav(samples, sampleRate, opts));
+  nodeOnly('writeWav');
+  fs.writeFileSync(path, encodeWav(samples, sampleRate, opts));
 }

@@ -1,19 +1,21 @@
 /**
  * Reader for local UTF-8 text files (corpora such as tinyshakespeare). Decoding is strict (WHATWG
- * TextDecoder with `fatal: true`); a leading byte-order mark is dropped.
+ * TextDecoder with `fatal: true`); a leading byte-order mark is dropped. Node only: in a browser,
+ * decode the bytes of a fetch() or File with TextDecoder.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { fs, nodeOnly } from '#platform';
 import { firstInvalidUtf8 } from '../tokenizers/utf8.js';
 
 const strict = new TextDecoder('utf-8', { fatal: true });
 
 /** The text of the UTF-8 file at `path`; throws naming the file for missing, directory, empty or non-UTF-8 files. */
 export function readTextFile(path: string): string {
+  nodeOnly('readTextFile');
   if (typeof path !== 'string' || path.length === 0)
     throw new Error(`readTextFile: path must be a non-empty string, got ${JSON.stringify(path)}`);
-  let st: ReturnType<typeof statSync>;
+  let st: ReturnType<typeof fs.statSync>;
   try {
-    st = statSync(path);
+    st = fs.statSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new Error(`readTextFile: ${path}: file not found`);
@@ -22,9 +24,9 @@ export function readTextFile(path: string): string {
   }
   if (st.isDirectory()) throw new Error(`readTextFile: ${path}: is a directory, expected a text file`);
   if (!st.isFile()) throw new Error(`readTextFile: ${path}: not a regular file`);
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
-    bytes = readFileSync(path);
+    bytes = fs.readFileSync(path);
   } catch (e) {
     throw new Error(`readTextFile: ${path}: cannot read (${(e as Error).message})`);
   }

@@ -2,7 +2,7 @@
  * Save and load any mmlm tokenizer as versioned JSON (`{ type, version, ... }`), with errors that
  * name the file and the field at fault.
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { fs, nodeOnly } from '#platform';
 import { BpeTokenizer } from './bpe.js';
 import { ByteTokenizer } from './byte.js';
 import { CharTokenizer } from './char.js';
@@ -40,21 +40,23 @@ export function tokenizerFromJSON(json: unknown, source = 'JSON'): Tokenizer {
   }
 }
 
-/** Writes `tok.toJSON()` to `path` (pretty-printed, UTF-8). */
+/** Writes `tok.toJSON()` to `path` (pretty-printed, UTF-8). Node only (in a browser, keep `JSON.stringify(tok.toJSON())`). */
 export function saveTokenizer(path: string, tok: Tokenizer): void {
-  writeFileSync(path, `${JSON.stringify(tok.toJSON(), null, 1)}\n`, 'utf8');
+  nodeOnly('saveTokenizer');
+  fs.writeFileSync(path, `${JSON.stringify(tok.toJSON(), null, 1)}\n`, 'utf8');
 }
 
-/** Reads a tokenizer written by `saveTokenizer`. */
+/** Reads a tokenizer written by `saveTokenizer`. Node only (in a browser, `tokenizerFromJSON` the parsed JSON). */
 export function loadTokenizer(path: string): Tokenizer {
-  let st: ReturnType<typeof statSync>;
+  nodeOnly('loadTokenizer');
+  let st: ReturnType<typeof fs.statSync>;
   try {
-    st = statSync(path);
+    st = fs.statSync(path);
   } catch {
     throw new Error(`loadTokenizer: ${path}: file not found`);
   }
   if (!st.isFile()) throw new Error(`loadTokenizer: ${path}: not a regular file`);
-  const text = readFileSync(path, 'utf8');
+  const text = fs.readFileSync(path, 'utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);

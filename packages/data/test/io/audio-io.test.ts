@@ -102,6 +102,21 @@ describe('WAV', () => {
     expect(Array.from(clipped.samples)).toEqual([32767 / 32768, -1, 0.5]);
   });
 
+  it('writes the bytes wavefile 11 wrote (the encoder that was used before)', () => {
+    const samples = Float32Array.from({ length: 1001 }, (_, i) => Math.sin(i / 7) * 1.2 - (i === 5 ? 0 : 0.01));
+    samples[3] = -0;
+    for (const rate of [8000, 16000, 44100]) {
+      const w16 = new wavefile.WaveFile();
+      const pcm = Int16Array.from(samples, (v) => Math.max(-32768, Math.min(32767, Math.round(v * 32768))));
+      w16.fromScratch(1, rate, '16', pcm);
+      expect(Buffer.from(encodeWav(samples, rate)).equals(Buffer.from(w16.toBuffer()))).toBe(true);
+      const w32 = new wavefile.WaveFile();
+      w32.fromScratch(1, rate, '32f', Float32Array.from(samples));
+      expect(Buffer.from(encodeWav(samples, rate, { format: 'float32' })).equals(Buffer.from(w32.toBuffer()))).toBe(true);
+    }
+    expect(encodeWav([], 8000).length).toBe(44);
+  });
+
   it('scales 8- and 24-bit PCM by their full range (hand values)', () => {
     const w8 = new wavefile.WaveFile();
     w8.fromScratch(1, 8000, '8', Uint8Array.of(0, 128, 192, 255));

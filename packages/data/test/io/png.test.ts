@@ -44,6 +44,39 @@ describe('PNG read/write', () => {
     expect(Array.from(decodePng(bytes, { channels: 1 }).image).map((v) => +v.toFixed(6))).toEqual([+(1 / 3).toFixed(6), 0]);
   });
 
+  it('writes the bytes pngjs 7 wrote (the encoder that was used before), whatever the image', () => {
+    const pngjs = (rgba: Uint8Array, w: number, h: number) => {
+      const png = new PNG({ width: w, height: h });
+      png.data.set(rgba);
+      return new Uint8Array(PNG.sync.write(png));
+    };
+    let seed = 1;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (const [w, h] of [
+      [1, 1],
+      [7, 5],
+      [64, 48],
+      [300, 3],
+    ] as const)
+      for (const c of [1, 3, 4] as const) {
+        // smooth ramps, flat areas and noise, so that every row filter gets picked somewhere
+        const img = Float32Array.from({ length: w * h * c }, (_, i) => {
+          const p = Math.floor(i / c);
+          const [x, y] = [p % w, Math.floor(p / w)];
+          return y % 3 === 0 ? x / w : y % 3 === 1 ? 0.5 : rand();
+        });
+        const ours = encodePng(img, w, h, c);
+        const rgba = new Uint8Array(w * h * 4);
+        const q = (v: number) => Math.round(255 * v);
+        for (let p = 0; p < w * h; p++)
+          for (let k = 0; k < 4; k++) rgba[4 * p + k] = k === 3 ? (c === 4 ? q(img[4 * p + 3]!) : 255) : q(img[c * p + (c === 1 ? 0 : k)]!);
+        expect(Buffer.from(ours).equals(Buffer.from(pngjs(rgba, w, h))), `${w}x${h}x${c}`).toBe(true);
+      }
+  });
+
   it('clips values outside [0, 1] when encoding', () => {
     const back = decodePng(encodePng(Float32Array.from([-1, 0.5, 2]), 1, 1, 3));
     expect(Array.from(back.image)).toEqual([0, Math.fround(128 / 255), 1]);
