@@ -66,7 +66,9 @@ describe('initBackend', () => {
 
   it('rejects an unknown backend name', async () => {
     const { initBackend } = await import('@mmlm/core');
-    await expect(initBackend({ backend: 'webgpu' })).rejects.toThrow(/unknown backend "webgpu"; expected one of tensorflow, wasm, cpu/);
+    await expect(initBackend({ backend: 'metal' as 'cpu' })).rejects.toThrow(
+      /unknown backend "metal"; expected one of tensorflow, wasm, cpu, webgpu/,
+    );
   });
 
   it('honours MMLM_BACKEND in a fresh process', () => {

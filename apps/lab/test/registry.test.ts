@@ -1,6 +1,7 @@
 import { experiments as latentlm } from '@mmlm/latentlm/experiments';
 import { experiments as liquid } from '@mmlm/liquid/experiments';
 import { experiments as maskllm } from '@mmlm/maskllm/experiments';
+import { experiments as mio } from '@mmlm/mio/experiments';
 import { experiments as seed } from '@mmlm/seed/experiments';
 import { describe, expect, it } from 'vitest';
 import { listText } from '../src/cli.js';
@@ -9,7 +10,7 @@ import { allExperiments, PAPER_PACKAGES, QUICKSTART, resolveTargets } from '../s
 describe('registry', () => {
   it('lists every experiment of every paper package, each with a tiny preset and its expected time', () => {
     const text = listText();
-    const lists = { '@mmlm/maskllm': maskllm, '@mmlm/latentlm': latentlm, '@mmlm/liquid': liquid, '@mmlm/seed': seed };
+    const lists = { '@mmlm/maskllm': maskllm, '@mmlm/latentlm': latentlm, '@mmlm/liquid': liquid, '@mmlm/seed': seed, '@mmlm/mio': mio };
     expect(Object.keys(PAPER_PACKAGES).sort()).toEqual(Object.keys(lists).sort());
     for (const [pkg, exps] of Object.entries(lists)) {
       expect(exps.length, `${pkg} exports no experiments`).toBeGreaterThan(0);

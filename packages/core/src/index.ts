@@ -12,9 +12,12 @@ export {
   currentBackend,
   type InitBackendOptions,
   initBackend,
+  KNOWN_BACKENDS,
   type Skipped,
   TENSORFLOW_INSTALL_HELP,
 } from './backend/init.js';
+export { hostValuesIfReady } from './backend/read.js';
+export type { WebGpuAdapterDescription } from './backend/webgpu.js';
 export {
   configIssuesMessage,
   parseConfig,
@@ -30,6 +33,7 @@ export {
   decodeSafetensors,
   disposeCheckpoint,
   encodeSafetensors,
+  encodeSafetensorsAsync,
   encodeSafetensorsHost,
   type HostTensor,
   type LoadLatestCheckpointOptions,
@@ -60,6 +64,7 @@ export {
   saveSafetensors,
   showValue,
   tensorsToHost,
+  tensorsToHostAsync,
   writeFileAtomic,
   writeFileAtomicSync,
 } from './io/index.js';
@@ -196,6 +201,7 @@ export {
   type SampleOptions,
   type SpanSamplingOptions,
   sample,
+  sampleAsync,
   sampleSpan,
   sampleUntil,
   softmax,

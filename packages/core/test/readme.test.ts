@@ -12,6 +12,7 @@ import {
   paramGroups,
   Rng,
   sample,
+  sampleAsync,
   saveSafetensors,
   TransformerDecoder,
   tf,
@@ -32,9 +33,10 @@ it('README usage example runs and learns', async () => {
     const loss = tf.tidy(() => {
       const { loss, grads } = valueAndGrads(model, () => crossEntropy(model.forward(x), y) as tf.Scalar);
       opt.step(grads);
-      return loss.dataSync()[0]!;
+      return loss;
     });
-    losses.push(loss);
+    losses.push((await loss.data())[0]!); // an async read: works on every backend, webgpu included
+    loss.dispose();
   }
   // incremental decoding with the KV cache
   const cache = model.newCache();
@@ -42,7 +44,8 @@ it('README usage example runs and learns', async () => {
   const out: number[] = [];
   for (let t = 0; t < 8; t++) {
     const logits = tf.tidy(() => model.forward(next, { cache }).reshape([1, 16]));
-    const id = sample(logits, { temperature: 0 })[0]!; // greedy; with temperature > 0 pass { rng }
+    const id = (await sampleAsync(logits, { temperature: 0 }))[0]!; // greedy; with temperature > 0 pass { rng }
+    logits.dispose();
     out.push(id);
     next = tf.tensor2d([[id]], [1, 1], 'int32');
   }

@@ -5,14 +5,22 @@
  *
  * In a browser bundle `tensorflow` is skipped ("not available in the browser": tfjs-node is a Node
  * addon; `#platform` supplies the loader) and MMLM_BACKEND is not read (there is no environment).
+ *
+ * `webgpu` (webgpu.ts) is opt-in by name only: auto-selection never picks it, since on a machine
+ * without a GPU the adapter is a software one, far slower than wasm, and because core's sync APIs
+ * that read tensor values (sample, kmeans, ...) cannot read GPU data synchronously.
  */
 import { polyfillNodeUtil, requireOptional, runtime } from '#platform';
 import { env } from '../runtime.js';
 import { tf } from '../tf.js';
 import { registerCoreKernels } from './kernels/index.js';
+import { activateWebGpu, adapterLabel, type WebGpuAdapterDescription } from './webgpu.js';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
+/** Auto-selection order (webgpu is not in it: opt-in by name). */
 export const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+/** Every backend `initBackend({ backend })` / MMLM_BACKEND accepts. */
+export const KNOWN_BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu', 'webgpu'];
 
 export interface InitBackendOptions {
   /** Force one backend; overrides auto-selection. Default: env MMLM_BACKEND, else auto. */
@@ -32,6 +40,8 @@ export interface BackendChoice {
   provider: string;
   /** Faster candidates that were tried and skipped, with the reason. */
   skipped: Skipped[];
+  /** webgpu only: the adapter (vendor, architecture, description; whether it is a software one). */
+  adapter?: WebGpuAdapterDescription;
 }
 
 let current: BackendChoice | null = null;
@@ -103,7 +113,8 @@ function quietCpu(): void {
   if (b && 'firstUse' in b) b.firstUse = false;
 }
 
-async function activate(name: BackendName): Promise<{ provider: string } | { error: string }> {
+async function activate(name: BackendName): Promise<{ provider: string; adapter?: WebGpuAdapterDescription } | { error: string }> {
+  if (name === 'webgpu') return activateWebGpu();
   if (name === 'tensorflow') {
     const errs: string[] = [];
     for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
@@ -127,8 +138,8 @@ async function activate(name: BackendName): Promise<{ provider: string } | { err
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
   const requested = (opts.backend ?? env('MMLM_BACKEND') ?? '').trim().toLowerCase();
-  if (requested && !BACKENDS.includes(requested as BackendName)) {
-    throw new Error(`initBackend: unknown backend "${requested}"; expected one of ${BACKENDS.join(', ')}`);
+  if (requested && !KNOWN_BACKENDS.includes(requested as BackendName)) {
+    throw new Error(`initBackend: unknown backend "${requested}"; expected one of ${KNOWN_BACKENDS.join(', ')}`);
   }
   if (current && (!requested || requested === current.backend) && tf.getBackend() === current.backend) return current;
 
@@ -140,7 +151,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       const help = requested === 'tensorflow' ? `\n${TENSORFLOW_INSTALL_HELP}` : '';
       throw new Error(`initBackend: backend "${requested}" was requested (MMLM_BACKEND or option) but is not available: ${r.error}${help}`);
     }
-    choice = { backend: requested as BackendName, provider: r.provider, skipped };
+    choice = { backend: requested as BackendName, provider: r.provider, skipped, ...(r.adapter ? { adapter: r.adapter } : {}) };
   } else {
     for (const name of BACKENDS) {
       const r = await activate(name);
@@ -156,7 +167,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
   registerCoreKernels(choice.backend);
   if (choice.backend === 'cpu') quietCpu();
   current = choice;
-  const line = `[mmlm] backend: ${choice.backend} (${choice.provider})${
+  const line = `[mmlm] backend: ${choice.backend} (${choice.provider}${choice.adapter ? `; adapter ${adapterLabel(choice.adapter)}` : ''})${
     skipped.length ? `; skipped ${skipped.map((s) => `${s.candidate}: ${s.reason}`).join('; ')}` : ''
   }`;
   if (opts.log !== false && !loggedChoices.has(line)) {

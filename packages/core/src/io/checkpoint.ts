@@ -24,7 +24,7 @@ import type { Module } from '../nn/module.js';
 import type { Rng, RngState } from '../rng/index.js';
 import type { tf } from '../tf.js';
 import type { OptimizerStateDict, StatefulOptimizer } from '../train/optimizer.js';
-import { encodeSafetensorsHost, type HostTensor, loadSafetensors, tensorsToHost } from './safetensors.js';
+import { encodeSafetensorsHost, type HostTensor, loadSafetensors, tensorsToHostAsync } from './safetensors.js';
 
 const { existsSync, readdirSync, renameSync, rmSync } = fs;
 const { mkdir, open, readFile, rename, rm, stat, unlink } = fsp;
@@ -198,13 +198,13 @@ export async function saveCheckpoint(root: string, c: CheckpointInput, opts: Sav
   // Everything that can fail on bad input runs before anything touches the disk.
   const model =
     typeof (c.model as Module).stateDict === 'function' ? (c.model as Module).stateDict() : (c.model as Record<string, tf.Tensor>);
-  const weights = tensorsToHost(model);
+  const weights = await tensorsToHostAsync(model);
   if (requireFinite) assertFinite(weights, 'weight', c.step);
   let optHost: Record<string, HostTensor> | null = null;
   let optJson: unknown = null;
   if (c.optimizer) {
     const s = c.optimizer.stateDict();
-    optHost = tensorsToHost(s.tensors);
+    optHost = await tensorsToHostAsync(s.tensors);
     if (requireFinite) assertFinite(optHost, 'optimizer tensor', c.step);
     optJson = { json: toJson(s.json, 'optimizer state json') };
   }

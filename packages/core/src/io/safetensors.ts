@@ -30,6 +30,7 @@
  * only (the file system comes through `#platform`) and throw "not available in the browser" there.
  */
 import { fs, fsp, nodeOnly, path as nodePath } from '#platform';
+import { readSync } from '../backend/read.js';
 import type { Module } from '../nn/module.js';
 import { compareUtf8, isLittleEndian, randomHex } from '../runtime.js';
 import { tf } from '../tf.js';
@@ -610,22 +611,50 @@ export function encodeSafetensorsHost(tensors: Record<string, HostTensor>, metad
   return out;
 }
 
-/** Read tensors to the host as writer inputs (float32 -> F32, int32 -> I32, bool -> BOOL). */
+function hostTensor(name: string, t: tf.Tensor, values: ArrayLike<number>): HostTensor {
+  if (t.dtype === 'float32') return { dtype: 'F32', shape: t.shape, data: values as Float32Array };
+  if (t.dtype === 'int32') return { dtype: 'I32', shape: t.shape, data: values as Int32Array };
+  if (t.dtype === 'bool') return { dtype: 'BOOL', shape: t.shape, data: Uint8Array.from(values) };
+  throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${t.dtype}; expected float32, int32 or bool`);
+}
+
+function checkWritable(name: string, t: tf.Tensor): void {
+  if (t.isDisposed) throw new Error(`encodeSafetensors: tensor "${name}" is disposed`);
+  if (t.dtype !== 'float32' && t.dtype !== 'int32' && t.dtype !== 'bool')
+    throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${t.dtype}; expected float32, int32 or bool`);
+}
+
+/**
+ * Read tensors to the host as writer inputs (float32 -> F32, int32 -> I32, bool -> BOOL), synchronously
+ * (on webgpu, data on the GPU cannot be: use tensorsToHostAsync there).
+ */
 export function tensorsToHost(tensors: Record<string, tf.Tensor>): Record<string, HostTensor> {
   const host = record<HostTensor>();
   for (const [name, t] of Object.entries(tensors)) {
-    if (t.isDisposed) throw new Error(`encodeSafetensors: tensor "${name}" is disposed`);
-    if (t.dtype === 'float32') host[name] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
-    else if (t.dtype === 'int32') host[name] = { dtype: 'I32', shape: t.shape, data: t.dataSync() as Int32Array };
-    else if (t.dtype === 'bool') host[name] = { dtype: 'BOOL', shape: t.shape, data: Uint8Array.from(t.dataSync() as Uint8Array) };
-    else throw new Error(`encodeSafetensors: tensor "${name}" has dtype ${t.dtype}; expected float32, int32 or bool`);
+    checkWritable(name, t);
+    host[name] = hostTensor(name, t, readSync(t, 'encodeSafetensors / tensorsToHost', 'use encodeSafetensorsAsync / tensorsToHostAsync'));
   }
   return host;
 }
 
-/** Encode tensors (float32 -> F32, int32 -> I32, bool -> BOOL); reads them to the host. */
+/** tensorsToHost with asynchronous reads (`await t.data()`): every backend, webgpu included. */
+export async function tensorsToHostAsync(tensors: Record<string, tf.Tensor>): Promise<Record<string, HostTensor>> {
+  const entries = Object.entries(tensors);
+  for (const [name, t] of entries) checkWritable(name, t);
+  const values = await Promise.all(entries.map(([, t]) => t.data()));
+  const host = record<HostTensor>();
+  for (const [i, [name, t]] of entries.entries()) host[name] = hostTensor(name, t, values[i] as ArrayLike<number>);
+  return host;
+}
+
+/** Encode tensors (float32 -> F32, int32 -> I32, bool -> BOOL); reads them to the host synchronously. */
 export function encodeSafetensors(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Uint8Array {
   return encodeSafetensorsHost(tensorsToHost(tensors), metadata);
+}
+
+/** encodeSafetensors with asynchronous reads: every backend, webgpu included (what saveSafetensors uses). */
+export async function encodeSafetensorsAsync(tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Promise<Uint8Array> {
+  return encodeSafetensorsHost(await tensorsToHostAsync(tensors), metadata);
 }
 
 /**
@@ -675,7 +704,7 @@ export function writeFileAtomicSync(path: string, bytes: Uint8Array | string): v
 
 /** Save tensors as a safetensors file (F32 / I32 / BOOL), atomically. */
 export async function saveSafetensors(path: string, tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, encodeSafetensors(tensors, metadata));
+  await writeFileAtomic(path, await encodeSafetensorsAsync(tensors, metadata));
 }
 
 async function readWhole(path: string): Promise<Uint8Array> {

@@ -7,6 +7,7 @@
  *   label smoothing eps (torch.nn.CrossEntropyLoss): (1 - eps) nll + eps (log Z - mean_v x_v)
  *   PaLM z-loss (Chowdhery et al. 2022, sec. 5): + zLoss * (log Z)^2
  */
+import { hostValuesIfReady } from '../backend/read.js';
 import { tf } from '../tf.js';
 
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -48,7 +49,8 @@ export function checkReduction(who: string, r: unknown): Reduction {
 
 /**
  * logits float32 [..., V], targets int32 [...] -> scalar ('mean', 'sum') or [...] ('none').
- * Reads the targets on the host to check that each is in [0, V) or is ignoreIndex.
+ * Reads the targets on the host to check that each is in [0, V) or is ignoreIndex (on webgpu only
+ * while they are host data: targets already on the GPU cannot be read synchronously, and go unchecked).
  */
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, opts?: CrossEntropyOptions & { reduction?: 'mean' | 'sum' }): tf.Scalar;
 export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, opts: CrossEntropyOptions): tf.Tensor;
@@ -66,16 +68,21 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, opts: CrossE
   if (!(zLoss >= 0 && Number.isFinite(zLoss))) throw new Error(`crossEntropy: zLoss must be a finite number >= 0, got ${zLoss}`);
   const V = logits.shape[logits.rank - 1] as number;
   if (V < 1) throw new Error(`crossEntropy: logits need at least 1 class, got [${logits.shape}]`);
-  const ys = targets.dataSync();
+  // The range check reads the targets on the host where that needs no wait for a GPU (always on
+  // cpu / wasm / tensorflow; on webgpu while they are still host data): GPU-resident targets on
+  // webgpu are not checked (a sync read of them is impossible there).
+  const ys = hostValuesIfReady(targets);
+  const N = targets.size;
   // flat index of each target logit in x [N, V] (row i, column y_i; column 0 for ignored targets,
   // whose loss is masked out below)
-  const flat = new Int32Array(ys.length * V < 2 ** 31 ? ys.length : 0);
-  for (let i = 0; i < ys.length; i++) {
-    const y = ys[i] as number;
-    if (y !== ignore && (y < 0 || y >= V))
-      throw new Error(`crossEntropy: target ${y} at flat index ${i} must be in [0, ${V}) or be ignoreIndex ${ignore}`);
-    if (flat.length) flat[i] = i * V + (y === ignore ? 0 : y);
-  }
+  const flat = ys ? new Int32Array(N * V < 2 ** 31 ? N : 0) : null;
+  if (ys)
+    for (let i = 0; i < ys.length; i++) {
+      const y = ys[i] as number;
+      if (y !== ignore && (y < 0 || y >= V))
+        throw new Error(`crossEntropy: target ${y} at flat index ${i} must be in [0, ${V}) or be ignoreIndex ${ignore}`);
+      if (flat?.length) flat[i] = i * V + (y === ignore ? 0 : y);
+    }
   return tf.tidy(() => {
     const x = logits.reshape([-1, V]); // [N, V]
     const y = targets.reshape([-1]); // [N]
@@ -83,9 +90,16 @@ export function crossEntropy(logits: tf.Tensor, targets: tf.Tensor, opts: CrossE
     const logZ = logSumExpRows(x) as tf.Tensor; // [N]
     // x_y by a gather (its gradient scatters into the target entries only), not a one-hot [N, V]
     // mask: one pass over N entries instead of three over N x V, and -inf logits elsewhere stay harmless
+    const flatIdx = () =>
+      flat
+        ? tf.tensor1d(flat, 'int32')
+        : tf
+            .range(0, N, 1, 'int32')
+            .mul(tf.scalar(V, 'int32'))
+            .add(tf.where(valid, y, tf.zerosLike(y))); // the same, on the device
     const xy =
-      ys.length * V < 2 ** 31
-        ? tf.gather(x.reshape([-1]), tf.tensor1d(flat, 'int32')) // [N]
+      N * V < 2 ** 31
+        ? tf.gather(x.reshape([-1]), flatIdx()) // [N]
         : tf.where(tf.equal(tf.range(0, V, 1, 'int32').expandDims(0), y.expandDims(1)), x, tf.zerosLike(x)).sum(1); // flat indices past int32
     let loss = logZ.sub(xy); // [N]
     if (eps > 0) loss = loss.mul(1 - eps).add(logZ.sub(x.mean(1)).mul(eps));

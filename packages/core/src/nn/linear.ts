@@ -1,4 +1,5 @@
 /** Linear and Embedding, with PyTorch's weight layouts so checkpoints map name to name. */
+import { readSync } from '../backend/read.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
@@ -91,9 +92,20 @@ export class Embedding extends Module {
     });
   }
 
-  /** Check ids are in range (reads ids to the host: use in validation paths, not hot loops). */
+  /**
+   * Check ids are in range (reads ids to the host: use in validation paths, not hot loops). Sync:
+   * on webgpu, ids already on the GPU cannot be read this way (it throws, naming checkIdsAsync).
+   */
   checkIds(ids: tf.Tensor): void {
-    const v = ids.dataSync();
+    this.checkIdValues(readSync(ids, 'Embedding.checkIds', 'use await embedding.checkIdsAsync(ids)'));
+  }
+
+  /** checkIds with an asynchronous read: works on every backend, webgpu included. */
+  async checkIdsAsync(ids: tf.Tensor): Promise<void> {
+    this.checkIdValues(await ids.data());
+  }
+
+  private checkIdValues(v: ArrayLike<number>): void {
     for (let i = 0; i < v.length; i++) {
       const id = v[i] as number;
       if (id < 0 || id >= this.numEmbeddings || !Number.isInteger(id))

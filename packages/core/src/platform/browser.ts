@@ -9,6 +9,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js';
 import type cliProgressModule from 'cli-progress';
 import type { NativeBlas } from '../backend/kernels/native_blas.js';
+import type { GpuLike, WebGpuRuntime } from '../backend/webgpu.js';
 import type * as NodePlatform from './node.js';
 
 export const runtime: 'node' | 'browser' = 'browser';
@@ -59,6 +60,27 @@ export function requireOptional(pkg: string): unknown {
 
 export function loadNativeBlas(): { blas: NativeBlas; path: string } | { error: string } {
   return { error: 'not available in the browser' };
+}
+
+/**
+ * The page's `navigator.gpu`, then @tensorflow/tfjs-backend-webgpu (a bundler splits it into its
+ * own chunk or inlines it; it registers its backend only because navigator.gpu exists at import).
+ */
+export async function loadWebGpu(): Promise<WebGpuRuntime> {
+  const gpu = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  if (!gpu)
+    throw new Error(
+      'navigator.gpu is missing: this browser or context has no WebGPU (Chrome / Edge >= 113, Safari >= 26, Firefox >= 141 ' +
+        'on Windows; pages must be served over https or from localhost)',
+    );
+  await import('@tensorflow/tfjs-backend-webgpu');
+  return {
+    gpu,
+    provider: 'navigator.gpu + @tensorflow/tfjs-backend-webgpu',
+    noAdapterHelp:
+      'WebGPU is disabled or the GPU is blocklisted (see chrome://gpu); headless Chromium without a GPU needs ' +
+      '--enable-unsafe-webgpu --enable-features=Vulkan --use-vulkan=swiftshader --use-angle=vulkan.',
+  };
 }
 
 // Both halves export the same names with the same types (a compile-time check, erased).

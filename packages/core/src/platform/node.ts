@@ -15,6 +15,8 @@ import util from 'node:util';
 import { Worker } from 'node:worker_threads';
 import cliProgressModule from 'cli-progress';
 
+import type { GpuLike, WebGpuRuntime } from '../backend/webgpu.js';
+
 export { loadNativeBlas } from '../backend/kernels/native_blas_node.js';
 
 const require = createRequire(import.meta.url);
@@ -84,4 +86,110 @@ export function requireOptional(pkg: string): unknown {
   } finally {
     console.warn = warn;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebGPU in Node: Dawn's bindings from the `webgpu` package (an optional dependency of core; the
+// prebuilt dawn.node for linux/darwin/win32 ships inside the npm package). Dawn reaches a GPU
+// through Vulkan on Linux: the Vulkan loader (libvulkan.so.1) and a driver (an ICD: the GPU
+// vendor's, or a software one such as SwiftShader or Mesa >= 23 lavapipe).
+
+const VULKAN_HELP = [
+  "Dawn needs a Vulkan driver on Linux: a GPU's (NVIDIA: the driver's Vulkan ICD, nvidia_icd.json), or a software one for",
+  "correctness checks: SwiftShader from Debian's chromium package (apt-get install chromium; then",
+  'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json), or Mesa >= 23 lavapipe (bookworm-backports',
+  "mesa-vulkan-drivers; Debian bookworm's own Mesa 22 lavapipe is rejected by Dawn), with the Vulkan loader",
+  "(apt-get install libvulkan1; without it core loads the libvulkan.so.1 that sits beside the ICD file, as in chromium's folder).",
+].join(' ');
+
+/** glibc's RTLD_NODELETE (Node does not export it): keeps a library loaded after a failed process.dlopen. */
+const RTLD_NODELETE = 0x1000;
+
+/**
+ * Make `libvulkan.so.1` loadable for Dawn on Linux. Where the system has no Vulkan loader but an ICD
+ * file named by VK_ICD_FILENAMES / VK_DRIVER_FILES has one beside it (Chromium's folder does), load
+ * that copy first: Dawn's later dlopen("libvulkan.so.1") then finds it by its soname.
+ * process.dlopen rejects a library that is not a Node addon, but with RTLD_NODELETE it stays loaded.
+ * Returns where the loader comes from, or 'missing'.
+ */
+function ensureVulkanLoader(): string {
+  if (process.platform !== 'linux') return 'not needed';
+  const flags = os.constants.dlopen.RTLD_NOW | os.constants.dlopen.RTLD_GLOBAL | RTLD_NODELETE;
+  const tryLoad = (file: string): boolean => {
+    try {
+      process.dlopen({ exports: {} }, file, flags);
+      return true;
+    } catch (err) {
+      return /did not self-register/.test(String((err as Error).message));
+    }
+  };
+  if (tryLoad('libvulkan.so.1')) return 'system';
+  const icds = (process.env.VK_DRIVER_FILES || process.env.VK_ICD_FILENAMES || '').split(':').filter(Boolean);
+  for (const icd of icds) {
+    const lib = path.join(path.dirname(icd), 'libvulkan.so.1');
+    if (fs.existsSync(lib) && tryLoad(lib)) return lib;
+  }
+  return 'missing';
+}
+
+interface DawnModule {
+  create(options: string[]): GpuLike;
+  globals: Record<string, unknown>;
+}
+
+let webgpuRuntime: WebGpuRuntime | null = null;
+
+/**
+ * `navigator.gpu` from Dawn (with the GPU* constants tfjs-backend-webgpu reads as globals, e.g.
+ * GPUBufferUsage / GPUMapMode), then @tensorflow/tfjs-backend-webgpu, which registers its backend
+ * only if navigator.gpu exists when it is first imported. Throws naming what is missing.
+ */
+export async function loadWebGpu(): Promise<WebGpuRuntime> {
+  if (webgpuRuntime) return webgpuRuntime;
+  const g = globalThis as { navigator?: { gpu?: GpuLike } };
+  let gpu = g.navigator?.gpu;
+  let vulkan = 'not checked';
+  if (!gpu) {
+    vulkan = ensureVulkanLoader();
+    let dawn: DawnModule;
+    const pkg = 'webgpu'; // a variable: no compile-time dependency on the optional package's types
+    try {
+      dawn = (await import(pkg)) as DawnModule;
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      if ((e?.code === 'ERR_MODULE_NOT_FOUND' || e?.code === 'MODULE_NOT_FOUND') && String(e.message).includes(`'${pkg}'`))
+        throw new Error(
+          'the "webgpu" package (Dawn\'s Node bindings, an optional dependency of @mmlm/core) is not installed: npm i webgpu ' +
+            '(it ships prebuilt binaries for linux x64/arm64, macOS and Windows; nothing is downloaded at install)',
+        );
+      throw new Error(`the "webgpu" package failed to load (${String(e?.message ?? err).split('\n')[0]})`);
+    }
+    for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+    gpu = dawn.create([]);
+    // Node >= 21 has a global navigator (a getter); Node 20 has none.
+    if (g.navigator) Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+    else Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  }
+  try {
+    requireOptional('@tensorflow/tfjs-backend-webgpu');
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e?.code === 'MODULE_NOT_FOUND' && String(e.message).includes('@tensorflow/tfjs-backend-webgpu'))
+      throw new Error(
+        '@tensorflow/tfjs-backend-webgpu (an optional dependency of @mmlm/core, version 4.22.0 like tfjs-core) is not installed: ' +
+          'npm i @tensorflow/tfjs-backend-webgpu@4.22.0',
+      );
+    throw err;
+  }
+  const noVulkan =
+    vulkan === 'missing'
+      ? 'The Vulkan loader libvulkan.so.1 was not found (apt-get install libvulkan1, or set VK_ICD_FILENAMES to an ICD file that has one beside it). '
+      : '';
+  webgpuRuntime = {
+    gpu,
+    provider:
+      vulkan === 'not checked' ? 'navigator.gpu + @tensorflow/tfjs-backend-webgpu' : 'webgpu (Dawn) + @tensorflow/tfjs-backend-webgpu',
+    noAdapterHelp: `${noVulkan}${process.platform === 'linux' ? VULKAN_HELP : 'Dawn found no GPU through Metal / D3D12 / Vulkan.'}`,
+  };
+  return webgpuRuntime;
 }

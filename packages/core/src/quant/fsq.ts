@@ -14,6 +14,7 @@
  * the brief's golden indices and differ only within ~3e-5 of a rounding boundary. The default is
  * 'tan', to reproduce EMOVA's units exactly; `shift: 'atanh'` gives lucidrains'.
  */
+import { hostValuesIfReady } from '../backend/read.js';
 import { Module } from '../nn/module.js';
 import { straightThrough } from '../nn/ops.js';
 import { tf } from '../tf.js';
@@ -98,10 +99,13 @@ export class FSQ extends Module {
     });
   }
 
-  /** int32 indices [...] -> codes [..., d] (reads the indices to check their range). */
+  /**
+   * int32 indices [...] -> codes [..., d] (reads the indices to check their range; on webgpu only
+   * while they are host data: indices already on the GPU cannot be read synchronously, and go unchecked).
+   */
   indicesToCodes(indices: tf.Tensor): tf.Tensor {
     if (indices.dtype !== 'int32') throw new Error(`FSQ.indicesToCodes: indices must be int32, got ${indices.dtype}`);
-    const v = indices.dataSync();
+    const v = hostValuesIfReady(indices) ?? [];
     for (let i = 0; i < v.length; i++) {
       const x = v[i] as number;
       if (x < 0 || x >= this.codebookSize)

@@ -19,6 +19,7 @@
  * The seeding runs on the host (exact distances, so a row equal to a centre has weight 0, and the
  * same picks on every backend); the Lloyd steps run on the backend.
  */
+import { readSync } from '../backend/read.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
@@ -114,7 +115,7 @@ export function kmeans(x: tf.Tensor2D, k: number, opts: KMeansOptions = {}): KMe
   const normalise = (t: tf.Tensor) => t.div(tf.maximum(tf.norm(t, 'euclidean', -1, true), 1e-12));
   return tf.tidy(() => {
     const xs = (cosine ? normalise(x) : x) as tf.Tensor2D; // [N, D]
-    const host = xs.dataSync() as Float32Array;
+    const host = readSync(xs, 'kmeans', 'run it on cpu or wasm (a sync API: its seeding runs on the host)') as Float32Array;
     for (let i = 0; i < host.length; i++)
       if (!Number.isFinite(host[i])) throw new Error(`kmeans: x must be finite, got ${host[i]} at flat position ${i}`);
     let c = tf.tensor2d(seedCentres(host, N, D, k, rng, cosine), [k, D]);
@@ -132,8 +133,8 @@ export function kmeans(x: tf.Tensor2D, k: number, opts: KMeansOptions = {}): KMe
       const empty = tf.equal(n, 0).toFloat(); // [k, 1]
       c = mean.add(c.mul(empty)) as tf.Tensor2D;
     }
-    const counts = tf.unsortedSegmentSum(ones, idx, k).toInt().dataSync() as Int32Array;
-    const inertias = Array.from(tf.stack(J).dataSync());
+    const counts = readSync(tf.unsortedSegmentSum(ones, idx, k).toInt(), 'kmeans', 'run it on cpu or wasm') as Int32Array;
+    const inertias = Array.from(readSync(tf.stack(J), 'kmeans', 'run it on cpu or wasm'));
     return { centres: c, counts: Int32Array.from(counts), inertia: inertias[iters] as number, inertias };
   });
 }

@@ -42,6 +42,7 @@
  * gather with respect to its indices and fails on int32 otherwise); the codebook gradient is then
  * UnsortedSegmentSum, which initBackend registers for wasm.
  */
+import { hostValuesIfReady, readSync } from '../backend/read.js';
 import { type Init, initTensor } from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import { stopGradient } from '../nn/ops.js';
@@ -105,9 +106,12 @@ export function nearestCode(flat: tf.Tensor2D, codebook: tf.Tensor2D): tf.Tensor
       .sub(tf.matMul(flat, codebook, false, true).mul(2)); // [N, K]
     return tf.argMin(d, 1); // [N]
   });
-  const values = idx.dataSync() as Int32Array;
+  // A host copy has no autodiff history (the tape then holds no [N, K] distances); on webgpu, whose
+  // GPU data cannot be read synchronously, argMin's output is returned as it is (its gradient is zero).
+  const values = hostValuesIfReady(idx);
+  if (!values) return idx as tf.Tensor1D;
   idx.dispose();
-  return tf.tensor1d(values, 'int32');
+  return tf.tensor1d(values as Int32Array, 'int32');
 }
 
 interface QuantizeParts {
@@ -286,10 +290,13 @@ export class VectorQuantizer extends Module {
     return tf.tidy(() => nearestCode((this.cosine ? l2Normalize(flat) : flat) as tf.Tensor2D, this.codebook()));
   }
 
-  /** Code vectors of int32 indices [...] -> [..., D] (reads the indices to check their range). */
+  /**
+   * Code vectors of int32 indices [...] -> [..., D] (reads the indices to check their range; on
+   * webgpu only while they are host data: indices already on the GPU go unchecked).
+   */
   decode(indices: tf.Tensor): tf.Tensor {
     if (indices.dtype !== 'int32') throw new Error(`VectorQuantizer.decode: indices must be int32, got ${indices.dtype}`);
-    const v = indices.dataSync();
+    const v = hostValuesIfReady(indices) ?? [];
     for (let i = 0; i < v.length; i++) {
       const k = v[i] as number;
       if (k < 0 || k >= this.numCodes)
@@ -300,7 +307,14 @@ export class VectorQuantizer extends Module {
 
   /** Whether the first training forward will initialise the codebook by k-means. */
   get needsInit(): boolean {
-    return this.initted !== null && this.initted.dataSync()[0] === 0;
+    return (
+      this.initted !== null &&
+      readSync(
+        this.initted,
+        'VectorQuantizer.needsInit',
+        'k-means initialisation needs a backend with synchronous reads (cpu, wasm)',
+      )[0] === 0
+    );
   }
 
   /**
@@ -370,7 +384,7 @@ export class VectorQuantizer extends Module {
       this.embedding.weight.assign(this.embedAvg.div(smoothed.expandDims(1)));
     }
     if (this.deadCodeSteps > 0) {
-      const c = counts.dataSync();
+      const c = readSync(counts, 'VectorQuantizer dead-code restart', 'train with deadCodeSteps 0 on webgpu, or on cpu / wasm');
       const dead: number[] = [];
       for (let k = 0; k < K; k++) {
         this.unusedFor[k] = (c[k] as number) > 0 ? 0 : (this.unusedFor[k] as number) + 1;

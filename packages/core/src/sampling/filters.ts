@@ -13,6 +13,7 @@
  * Each filter takes one row (Float32Array [V], host) or a tensor [V] / [B, V] (read to the host
  * row by row and returned as a new tensor of the same shape).
  */
+import { readSync } from '../backend/read.js';
 import { tf } from '../tf.js';
 
 const NEG_INF = Number.NEGATIVE_INFINITY;
@@ -31,7 +32,7 @@ export function mapRows(
 ): Float32Array | tf.Tensor {
   if (logits instanceof Float32Array) return f(logits, 0);
   const { B, V } = checkLogitsTensor(who, logits);
-  const data = logits.dataSync() as Float32Array;
+  const data = readSync(logits, who, 'read the logits first (await logits.data()) and pass the Float32Array rows') as Float32Array;
   const out = new Float32Array(B * V);
   for (let b = 0; b < B; b++) out.set(f(data.subarray(b * V, (b + 1) * V), b), b * V);
   return tf.tensor(out, logits.shape, 'float32');

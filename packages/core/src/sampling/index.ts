@@ -8,7 +8,7 @@ export {
   topPFilter,
   vocabMask,
 } from './filters.js';
-export { filterLogits, type SampleOptions, sample } from './sample.js';
+export { filterLogits, type SampleOptions, sample, sampleAsync } from './sample.js';
 export {
   type CachedDecoder,
   type LeftPadded,

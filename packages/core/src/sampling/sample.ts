@@ -5,6 +5,7 @@
  * temperature 0 is greedy (argmax of the filtered logits, first index on ties). The draw is the
  * inverse CDF of the float64 softmax at one Rng.uniform() per row, so a seed fixes the ids.
  */
+import { readSync } from '../backend/read.js';
 import type { Rng } from '../rng/index.js';
 import type { tf } from '../tf.js';
 import {
@@ -80,14 +81,31 @@ export function filterLogits(logits: Float32Array | tf.Tensor, opts: SampleOptio
   return mapRows('filterLogits', logits, (row, b) => filterRow(row, opts, keep, isRow ? (prev ?? opts.prevIds?.[0]) : opts.prevIds?.[b]));
 }
 
-/** One id per row of logits [B, V] (or [V] -> one id); reads the logits to the host. */
+/**
+ * One id per row of logits [B, V] (or [V] -> one id); reads the logits to the host synchronously
+ * (on webgpu, logits on the GPU cannot be: use sampleAsync there).
+ */
 export function sample(logits: tf.Tensor, opts: SampleOptions = {}): Int32Array {
+  const { B, V, keep } = checkSample(logits, opts);
+  return sampleRows(readSync(logits, 'sample', 'use await sampleAsync(logits, opts)') as Float32Array, B, V, opts, keep);
+}
+
+/** sample() with an asynchronous read of the logits: the same ids, on every backend (webgpu included). */
+export async function sampleAsync(logits: tf.Tensor, opts: SampleOptions = {}): Promise<Int32Array> {
+  const { B, V, keep } = checkSample(logits, opts);
+  return sampleRows((await logits.data()) as Float32Array, B, V, opts, keep);
+}
+
+function checkSample(logits: tf.Tensor, opts: SampleOptions): { B: number; V: number; keep: Uint8Array | undefined } {
   const { B, V } = checkLogitsTensor('sample', logits);
   checkOptions('sample', opts, B);
   const t = opts.temperature ?? 1;
   if (t > 0 && !opts.rng) throw new Error('sample: an rng is required when temperature > 0 (sampling is seeded)');
-  const keep = opts.allowed ? allowedMask('sample', V, opts.allowed) : undefined;
-  const all = logits.dataSync() as Float32Array;
+  return { B, V, keep: opts.allowed ? allowedMask('sample', V, opts.allowed) : undefined };
+}
+
+function sampleRows(all: Float32Array, B: number, V: number, opts: SampleOptions, keep: Uint8Array | undefined): Int32Array {
+  const t = opts.temperature ?? 1;
   const out = new Int32Array(B);
   for (let b = 0; b < B; b++) {
     const row = filterRow(all.subarray(b * V, (b + 1) * V), opts, keep, opts.prevIds?.[b]);

@@ -3,7 +3,9 @@
  * same seed gives the same output; save then load gives the same output; gradients finite and
  * non-zero for every trainable parameter; no tensor leak over a training step (the package's own,
  * `trainStep`, where given); runs on cpu and
- * wasm (and the two agree). Framework-agnostic: each check throws a descriptive Error.
+ * wasm (and the two agree). Framework-agnostic: each check throws a descriptive Error. Values are
+ * read with `await t.data()`, so the contract also runs on webgpu (`backends: ['cpu', 'webgpu']`),
+ * where data on the GPU cannot be read synchronously.
  */
 import type { BackendName } from '../backend/init.js';
 import type { Module, StateDict } from '../nn/module.js';
@@ -57,6 +59,15 @@ function withInputs<T>(c: { inputs: () => tf.Tensor[] }, f: (xs: tf.Tensor[]) =>
   }
 }
 
+/** t's values read asynchronously (a GPU backend cannot read synchronously), then t disposed. */
+async function readAndDispose(t: tf.Tensor): Promise<Float32Array> {
+  try {
+    return Float32Array.from((await t.data()) as Float32Array);
+  } finally {
+    t.dispose();
+  }
+}
+
 export async function runModelContract<M extends Module>(c: ModelContract<M>): Promise<ContractReport> {
   const backends = [...(c.backends ?? TEST_BACKENDS)];
   const outputs: Float32Array[] = [];
@@ -71,14 +82,13 @@ export async function runModelContract<M extends Module>(c: ModelContract<M>): P
     // 1. output shape
     const out = withInputs(c, (xs) => tf.tidy(() => c.forward(m, xs)));
     if (out.shape.join(',') !== c.expectedShape.join(',')) fail(b, `output shape: expected [${c.expectedShape}], got [${out.shape}]`);
-    const y1 = out.dataSync().slice() as Float32Array;
-    out.dispose();
+    const y1 = await readAndDispose(out);
     if (!y1.every(Number.isFinite)) fail(b, 'output has non-finite values');
     outputs.push(y1);
     // 2. determinism: same seed, same output
     const m2 = c.make(1);
-    const y2 = withInputs(c, (xs) => tf.tidy(() => c.forward(m2, xs).dataSync().slice()));
-    const dSeed = maxAbsDiff(y1, y2 as Float32Array);
+    const y2 = await readAndDispose(withInputs(c, (xs) => tf.tidy(() => c.forward(m2, xs))));
+    const dSeed = maxAbsDiff(y1, y2);
     if (dSeed !== 0) fail(b, `same seed gave different outputs (max abs diff ${dSeed})`);
     m2.dispose();
     // 3. save then load: a model built with another seed, loaded with m's state, gives m's output
@@ -88,28 +98,33 @@ export async function runModelContract<M extends Module>(c: ModelContract<M>): P
     );
     m3.loadStateDict(sd);
     for (const t of Object.values(sd)) t.dispose();
-    const y3 = withInputs(c, (xs) => tf.tidy(() => c.forward(m3, xs).dataSync().slice()));
-    const dLoad = maxAbsDiff(y1, y3 as Float32Array);
+    const y3 = await readAndDispose(withInputs(c, (xs) => tf.tidy(() => c.forward(m3, xs))));
+    const dLoad = maxAbsDiff(y1, y3);
     if (dLoad > 1e-6) fail(b, `save/load changed the output (max abs diff ${dLoad})`);
     m3.dispose();
     // 4. gradients finite and non-zero for every trainable parameter
     const named = m.namedTrainableParameters();
     if (named.length === 0) fail(b, 'no trainable parameters');
     const lossFn = (xs: tf.Tensor[]) => (c.loss ? c.loss(m, xs) : (tf.tidy(() => c.forward(m, xs).square().mean()) as tf.Scalar));
-    const gradStats = withInputs(c, (xs) =>
+    const grads = withInputs(c, (xs) =>
       tf.tidy(() => {
         const { grads } = tf.variableGrads(
           () => lossFn(xs),
           named.map(([, v]) => v),
         );
-        return named.map(([p, v]) => {
-          const g = grads[v.name];
-          if (!g) return { p, finite: false, nonZero: false, missing: true };
-          const gv = g.dataSync();
-          return { p, finite: gv.every(Number.isFinite), nonZero: gv.some((x) => x !== 0), missing: false };
-        });
+        return named.map(([, v]) => grads[v.name] ?? null);
       }),
     );
+    const gradStats: { p: string; finite: boolean; nonZero: boolean; missing: boolean }[] = [];
+    for (const [i, [p]] of named.entries()) {
+      const g = grads[i];
+      if (!g) {
+        gradStats.push({ p, finite: false, nonZero: false, missing: true });
+        continue;
+      }
+      const gv = await readAndDispose(g);
+      gradStats.push({ p, finite: gv.every(Number.isFinite), nonZero: gv.some((x) => x !== 0), missing: false });
+    }
     const missing = gradStats.filter((s) => s.missing).map((s) => s.p);
     const nonFinite = gradStats.filter((s) => !s.missing && !s.finite).map((s) => s.p);
     const zero = gradStats.filter((s) => !s.missing && s.finite && !s.nonZero && !c.zeroGradOk?.(s.p)).map((s) => s.p);
@@ -125,12 +140,11 @@ export async function runModelContract<M extends Module>(c: ModelContract<M>): P
       : () =>
           withInputs(c, (xs) =>
             tf.tidy(() => {
-              const { value, grads } = tf.variableGrads(
+              const { grads } = tf.variableGrads(
                 () => lossFn(xs),
                 named.map(([, v]) => v),
               );
               for (const [, v] of named) v.assign(v.sub(grads[v.name]!.mul(1e-3)));
-              return value.dataSync()[0];
             }),
           );
     try {

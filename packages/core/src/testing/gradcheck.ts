@@ -3,6 +3,7 @@
  * central differences, on a random subset of coordinates. Runs in float32, so tolerances are
  * those of float32 central differences (use eps ~1e-2..1e-3 and rtol ~1e-2).
  */
+import { readSync } from '../backend/read.js';
 import { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
 
@@ -27,11 +28,19 @@ export interface GradCheckResult {
   failures: { input: number; index: number; analytic: number; numeric: number }[];
 }
 
+/** One host read the check asks its driver for: the tensor, disposed by the driver after reading. */
+type Read = { t: tf.Tensor; dispose: boolean };
+
 /**
- * Check d f(xs) / d xs[i] against central differences. Throws with the worst coordinates when any
- * |analytic - numeric| > atol + rtol * |numeric|; returns the error statistics otherwise.
+ * The check as a generator of host reads, so one algorithm runs with synchronous reads
+ * (checkGradients: cpu, wasm, tensorflow) and asynchronous ones (checkGradientsAsync: any backend,
+ * webgpu included).
  */
-export function checkGradients(f: (xs: tf.Tensor[]) => tf.Scalar, inputs: tf.Tensor[], opts: GradCheckOptions = {}): GradCheckResult {
+function* gradCheckSteps(
+  f: (xs: tf.Tensor[]) => tf.Scalar,
+  inputs: tf.Tensor[],
+  opts: GradCheckOptions,
+): Generator<Read, GradCheckResult, Float32Array> {
   const eps = opts.eps ?? 1e-2;
   const rtol = opts.rtol ?? 2e-2;
   const atol = opts.atol ?? 1e-3;
@@ -39,22 +48,26 @@ export function checkGradients(f: (xs: tf.Tensor[]) => tf.Scalar, inputs: tf.Ten
   const rng = new Rng(opts.seed ?? 1234);
   const wrt = opts.wrt ?? inputs.map((x, i) => (x.dtype === 'float32' ? i : -1)).filter((i) => i >= 0);
 
-  const analytic = tf.tidy(() => {
+  const gradTensors = tf.tidy(() => {
     const g = tf.grads((...xs: tf.Tensor[]) => f(xs))(inputs);
-    return wrt.map((i) => (g[i] as tf.Tensor).dataSync().slice());
+    return wrt.map((i) => g[i] as tf.Tensor);
   });
-  const evalAt = (i: number, values: Float32Array): number =>
-    tf.tidy(() => {
+  const analytic: Float32Array[] = [];
+  for (const g of gradTensors) analytic.push(yield { t: g, dispose: true });
+  function* evalAt(i: number, values: Float32Array): Generator<Read, number, Float32Array> {
+    const y = tf.tidy(() => {
       const xs = inputs.map((x, j) => (j === i ? tf.tensor(values, x.shape, 'float32') : x));
       const y = f(xs);
       if (y.size !== 1) throw new Error(`checkGradients: f must return a scalar, got shape [${y.shape}]`);
-      return y.dataSync()[0] as number;
+      return y;
     });
+    return (yield { t: y, dispose: true })[0] as number;
+  }
 
   const res: GradCheckResult = { checked: 0, maxAbsError: 0, maxRelError: 0, failures: [] };
-  wrt.forEach((i, k) => {
+  for (const [k, i] of wrt.entries()) {
     const x = inputs[i] as tf.Tensor;
-    const base = x.dataSync().slice() as Float32Array;
+    const base = yield { t: x, dispose: false };
     const idx = base.length <= maxChecks ? [...base.keys()] : Array.from({ length: maxChecks }, () => rng.int(0, base.length));
     for (const j of idx) {
       const v = base[j] as number;
@@ -62,7 +75,7 @@ export function checkGradients(f: (xs: tf.Tensor[]) => tf.Scalar, inputs: tf.Ten
       plus[j] = v + eps;
       const minus = base.slice();
       minus[j] = v - eps;
-      const numeric = (evalAt(i, plus) - evalAt(i, minus)) / (2 * eps);
+      const numeric = ((yield* evalAt(i, plus)) - (yield* evalAt(i, minus))) / (2 * eps);
       const a = analytic[k]?.[j] as number;
       const abs = Math.abs(a - numeric);
       const rel = abs / Math.max(Math.abs(numeric), 1e-12);
@@ -71,7 +84,11 @@ export function checkGradients(f: (xs: tf.Tensor[]) => tf.Scalar, inputs: tf.Ten
       if (abs > atol) res.maxRelError = Math.max(res.maxRelError, rel);
       if (!(abs <= atol + rtol * Math.abs(numeric))) res.failures.push({ input: i, index: j, analytic: a, numeric });
     }
-  });
+  }
+  return res;
+}
+
+function finish(res: GradCheckResult, atol: number, rtol: number): GradCheckResult {
   if (res.failures.length) {
     const worst = res.failures
       .slice(0, 5)
@@ -80,4 +97,54 @@ export function checkGradients(f: (xs: tf.Tensor[]) => tf.Scalar, inputs: tf.Ten
     throw new Error(`checkGradients: ${res.failures.length}/${res.checked} coordinates disagree (atol ${atol}, rtol ${rtol}): ${worst}`);
   }
   return res;
+}
+
+/** Run the generator, answering each read with `read`; disposes what it was asked to, also on a throw. */
+function drive(gen: Generator<Read, GradCheckResult, Float32Array>, read: (t: tf.Tensor) => Float32Array): GradCheckResult {
+  let step = gen.next();
+  while (!step.done) {
+    const { t, dispose } = step.value;
+    let v: Float32Array;
+    try {
+      v = Float32Array.from(read(t));
+    } finally {
+      if (dispose) t.dispose();
+    }
+    step = gen.next(v);
+  }
+  return step.value;
+}
+
+/**
+ * Check d f(xs) / d xs[i] against central differences. Throws with the worst coordinates when any
+ * |analytic - numeric| > atol + rtol * |numeric|; returns the error statistics otherwise. Reads
+ * values synchronously (cpu, wasm, tensorflow); on webgpu use checkGradientsAsync.
+ */
+export function checkGradients(f: (xs: tf.Tensor[]) => tf.Scalar, inputs: tf.Tensor[], opts: GradCheckOptions = {}): GradCheckResult {
+  const res = drive(
+    gradCheckSteps(f, inputs, opts),
+    (t) => readSync(t, 'checkGradients', 'use await checkGradientsAsync(f, inputs, opts)') as Float32Array,
+  );
+  return finish(res, opts.atol ?? 1e-3, opts.rtol ?? 2e-2);
+}
+
+/** checkGradients with asynchronous reads (`await t.data()`): the same check on every backend, webgpu included. */
+export async function checkGradientsAsync(
+  f: (xs: tf.Tensor[]) => tf.Scalar,
+  inputs: tf.Tensor[],
+  opts: GradCheckOptions = {},
+): Promise<GradCheckResult> {
+  const gen = gradCheckSteps(f, inputs, opts);
+  let step = gen.next();
+  while (!step.done) {
+    const { t, dispose } = step.value;
+    let v: Float32Array;
+    try {
+      v = Float32Array.from((await t.data()) as Float32Array);
+    } finally {
+      if (dispose) t.dispose();
+    }
+    step = gen.next(v);
+  }
+  return finish(step.value, opts.atol ?? 1e-3, opts.rtol ?? 2e-2);
 }

@@ -13,6 +13,7 @@ export {
 } from './contract.js';
 export {
   checkGradients,
+  checkGradientsAsync,
   type GradCheckOptions,
   type GradCheckResult,
 } from './gradcheck.js';
