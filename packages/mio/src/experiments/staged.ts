@@ -127,9 +127,10 @@ export const STAGED_SETTINGS = parsePresets(
       codec: 'small',
       codecTrain: { steps: 800, batchSize: 8, cropFrames: 50 },
       lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      // seqLen 320: at 256 the first small run (seed 0) stopped at stage I step 29 on a 257-token
-      // speech sample (the runner refuses samples longer than the stage's seqLen)
-      schedule: { preset: 'small', steps: [248, 128, 322, 100], seqLen: 320, lr: 1e-3, minLr: 1e-4 },
+      // seqLen 512: the runner refuses samples longer than a stage's seqLen; at 256 the first small
+      // run (seed 0) stopped at stage I step 29 on a 257-token speech sample, at 320 the second at
+      // the first boundary on a 347-token stage-IV speechInstruct validation sample
+      schedule: { preset: 'small', steps: [248, 128, 322, 100], seqLen: 512, lr: 1e-3, minLr: 1e-4 },
       valSamplesPerTask: 8,
       jumpWindow: 5,
     },
