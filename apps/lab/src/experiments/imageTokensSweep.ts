@@ -293,7 +293,9 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
-    expectedMinutes: 25,
+    // measured: 2,057 s at aee83ec on the 2-core machine shared with another run (2026-12-03):
+    // read-back 0.213, generation 0.281 seen: 16 codes of K = 64 are too few at 32 px
+    expectedMinutes: 35,
     imageSize: 32,
     trainImages: 4000,
     evalImages: 256,
