@@ -8,6 +8,10 @@
  * row's filter chosen by pngjs' rule (the smallest sum of |filtered byte| over the five filters,
  * differences taken before the mod-256 wrap, the first filter on ties). In Node the bytes are the
  * same as pngjs' (a test checks it).
+ *
+ * Why by hand: pngjs needs Node's zlib, stream and Buffer and does not bundle for a browser, and this
+ * package's PNG decoder (size limits, typed errors) was already its own; the encoder is the CRC and
+ * row filters above a zlib stream from the platform seam.
  */
 import { zlib } from '#platform';
 
