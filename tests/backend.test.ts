@@ -64,6 +64,13 @@ describe('initBackend', () => {
     expect(msg).toMatch(/npm i @tensorflow\/tfjs-node-gpu@4\.22\.0/);
   });
 
+  it('rejects a log option that is neither a function nor false', async () => {
+    const { initBackend } = await import('@mmlm/core');
+    await expect(initBackend({ log: true as unknown as false })).rejects.toThrow(
+      /initBackend: log must be a function \(line: string\) => void or false, got boolean true/,
+    );
+  });
+
   it('rejects an unknown backend name', async () => {
     const { initBackend } = await import('@mmlm/core');
     await expect(initBackend({ backend: 'metal' as 'cpu' })).rejects.toThrow(

@@ -137,6 +137,10 @@ async function activate(name: BackendName): Promise<{ provider: string; adapter?
  * once. Safe to call repeatedly; a different `backend` switches.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendChoice> {
+  if (opts.log !== undefined && opts.log !== false && typeof opts.log !== 'function')
+    throw new Error(
+      `initBackend: log must be a function (line: string) => void or false, got ${typeof opts.log} ${JSON.stringify(opts.log)}`,
+    );
   const requested = (opts.backend ?? env('MMLM_BACKEND') ?? '').trim().toLowerCase();
   if (requested && !KNOWN_BACKENDS.includes(requested as BackendName)) {
     throw new Error(`initBackend: unknown backend "${requested}"; expected one of ${KNOWN_BACKENDS.join(', ')}`);
