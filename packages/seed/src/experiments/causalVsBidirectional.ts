@@ -23,9 +23,8 @@ import {
   type ExperimentResult,
   type Figure,
   formatFixed,
-  formatMeanStd,
-  meanStd,
   parsePresets,
+  seedCell,
   seedsHeader,
   seedValues,
   seedVerdict,
@@ -361,10 +360,7 @@ export const causalVsBidirectionalExperiment: Experiment = {
   },
   aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
     const v = (k: string) => seedValues(results, k);
-    const cell = (k: string) => {
-      const xs = v(k);
-      return xs.length ? formatMeanStd(meanStd(xs)) : null;
-    };
+    const cell = (k: string) => seedCell(results, k);
     const rows: Table['rows'] = [];
     for (const { arm, label } of MASK_ARMS)
       for (const s of EVAL_SETS) rows.push([label, s.label, ...METRICS.map(([m]) => cell(`${arm}_${m}${s.set}`))]);

@@ -25,9 +25,8 @@ import {
   type ExperimentContext,
   type ExperimentResult,
   formatFixed,
-  formatMeanStd,
-  meanStd,
   parsePresets,
+  seedCell,
   seedsHeader,
   seedValues,
   seedVerdict,
@@ -292,10 +291,7 @@ export const loraVsFullExperiment: Experiment = {
   },
   aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
     const v = (k: string) => seedValues(results, k);
-    const cell = (k: string) => {
-      const xs = v(k);
-      return xs.length ? formatMeanStd(meanStd(xs)) : null;
-    };
+    const cell = (k: string) => seedCell(results, k);
     const rows: Table['rows'] = ARMS.map((arm) => [
       arm,
       cell(`${arm}_captionAccuracySeen`),

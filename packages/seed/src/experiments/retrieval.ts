@@ -22,6 +22,7 @@ import {
   formatMeanStd,
   meanStd,
   parsePresets,
+  seedCell,
   seedsHeader,
   seedValues,
   seedVerdict,
@@ -420,10 +421,7 @@ export const retrievalExperiment: Experiment = {
   },
   aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
     const v = (k: string) => seedValues(results, k);
-    const cell = (k: string) => {
-      const xs = v(k);
-      return xs.length ? formatMeanStd(meanStd(xs)) : null;
-    };
+    const cell = (k: string) => seedCell(results, k);
     const rows: Table['rows'] = [];
     for (const a of ARMS)
       for (const s of SETS)

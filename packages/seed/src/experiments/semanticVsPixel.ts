@@ -21,9 +21,8 @@ import {
   type ExperimentResult,
   type Figure,
   formatFixed,
-  formatMeanStd,
-  meanStd,
   parsePresets,
+  seedCell,
   seedsHeader,
   seedValues,
   seedVerdict,
@@ -352,10 +351,7 @@ export const semanticVsPixelExperiment: Experiment = {
   },
   aggregate(results: ExperimentResult[], seeds: number[]): { tables?: Table[]; summary?: string } {
     const v = (k: string) => seedValues(results, k);
-    const cell = (k: string) => {
-      const xs = v(k);
-      return xs.length ? formatMeanStd(meanStd(xs)) : null;
-    };
+    const cell = (k: string) => seedCell(results, k);
     const rows: Table['rows'] = [];
     for (const { arm, label } of CODE_ARMS)
       for (const s of EVAL_SETS) rows.push([label, s.label, ...METRICS.map(([m]) => cell(`${arm}_${m}${s.set}`)), PAPER_PILOT[arm]]);
