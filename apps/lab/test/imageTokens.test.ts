@@ -104,6 +104,15 @@ describe('lab.image-tokens', () => {
     await expect(liquid!.factory({ ...opts, recipe: { sampling: { temperature: -1 } } })).rejects.toThrow(/sampling\.temperature/);
     await expect(latent!.factory({ ...opts, recipe: { tokenizer: { cSigma: -0.5 } } })).rejects.toThrow(/tokenizer\.cSigma/);
     await expect(latent!.factory({ ...opts, recipe: { backbone: { dropout: 1 } } })).rejects.toThrow(/backbone\.dropout/);
+    await expect(latent!.factory({ ...opts, recipe: { tokenizer: { latentDim: 0 } } })).rejects.toThrow(/tokenizer\.latentDim/);
+    // a valid latentDim reaches the sigma-VAE (the default at 8 px is 4 channels)
+    const arm = await latent!.factory({
+      ...opts,
+      dir: mkdtempSync(join(tmpdir(), 'lab-latentdim-')),
+      recipe: { tokenizer: { latentDim: 6 } },
+    });
+    expect(arm.description).toMatch(/latents of 6 dims/);
+    arm.dispose();
   }, 300_000);
 
   it('aggregate over seeds: mean ± std per arm and a verdict only beyond two standard errors', () => {

@@ -290,6 +290,53 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-latent': {
+    description:
+      "the continuous arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps; lab.image-tokens small: 0.223 seen with lr 6e-3 and 16 latent channels) under a lower backbone learning rate and fewer latent channels; one seed",
+    expectedMinutes: 60,
+    imageSize: 32,
+    trainImages: 4000,
+    evalImages: 256,
+    dim: 128,
+    numLayers: 4,
+    numHeads: 4,
+    tokenizerSteps: 1500,
+    backboneSteps: 3000,
+    batchSize: 32,
+    captionFraction: 0.3,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: "backbone lr 3e-3 (the Liquid arm's), 16 latent channels",
+        recipe: { backbone: { lr: 3e-3 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 1, temperature: 0.3 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: "8 latent channels (the quick preset's), lr 6e-3",
+        recipe: { tokenizer: { latentDim: 8 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 1, temperature: 0.3 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: '8 latent channels, lr 3e-3',
+        recipe: { tokenizer: { latentDim: 8 }, backbone: { lr: 3e-3 } },
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 1, temperature: 0.3 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",

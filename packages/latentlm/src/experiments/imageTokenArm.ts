@@ -67,6 +67,11 @@ export const LatentLMArmRecipeSchema = z.object({
        * (latentlm.variance-collapse tests that claim).
        */
       cSigma: z.number().nonnegative().default(0.1),
+      /**
+       * Channels per latent; null: min(16, max(4, p^2 3 / 6)) for patch side p = imageSize / 4 (8 at
+       * 16 px, 16 at 32 px: each latent compresses its patch six-fold).
+       */
+      latentDim: z.number().int().positive().nullable().default(null),
     })
     .prefault({}),
   backbone: z
@@ -208,6 +213,11 @@ function unstack(t: tf.Tensor): Float32Array[] {
   return Array.from({ length: B }, (_, i) => d.slice(i * n, (i + 1) * n));
 }
 
+function omitLatentDim<T extends { latentDim?: unknown }>(t: T): Omit<T, 'latentDim'> {
+  const { latentDim: _l, ...rest } = t;
+  return rest;
+}
+
 /** Progress for trainLoop: the lab's handle when given, otherwise nothing. */
 function progressOf(o: ImageTokenArmOptions, name: string, total: number): ProgressHandle | null {
   return o.progress ? o.progress(name, total) : null;
@@ -220,7 +230,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
   const A = { ...ARM_SETTINGS, ...recipe.tokenizer, ...recipe.sampling };
   const B = recipe.backbone;
   const patchSize = S / A.grid;
-  const latentDim = Math.min(16, Math.max(4, (patchSize * patchSize * 3) / 6));
+  const latentDim = recipe.tokenizer.latentDim ?? Math.min(16, Math.max(4, (patchSize * patchSize * 3) / 6));
   const log = o.log ?? (() => {});
 
   // --- stage 1: the sigma-VAE tokenizer
@@ -247,7 +257,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         batchSize: o.batchSize,
         images: images.length,
         data: fingerprint(images, o.data.train.captions),
-        settings: { ...ARM_SETTINGS, ...recipe.tokenizer },
+        // latentDim is in vae.config already; left out here so the keys of earlier runs still match
+        settings: { ...ARM_SETTINGS, ...omitLatentDim(recipe.tokenizer) },
       };
       checkResumable(join(o.dir, 'tokenizer'), config);
       const opt = new AdamW(paramGroups(vae), { beta1: 0.9, beta2: 0.99, weightDecay: 0.01 });
