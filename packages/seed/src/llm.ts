@@ -45,6 +45,7 @@ import {
   type StateDict,
   sampleSpan,
   sampleUntil,
+  swigluHidden,
   TransformerDecoder,
   type TransformerDecoderConfig,
   tf,
@@ -89,6 +90,8 @@ export const SeedLMConfigSchema = z.object({
   numLayers: z.number().int().positive().default(2),
   /** Attention heads (dim / heads must be even for RoPE). */
   numHeads: z.number().int().positive().default(4),
+  /** SwiGLU hidden width (LLaMA-7B: 11008); unset: core's rule, 2/3 of 4 dim rounded down to 64. */
+  mlpHidden: z.number().int().positive().optional(),
   /** Longest sequence (SEED-LLaMA: 200 for caption data). */
   maxSeqLen: z.number().int().positive().default(48),
   /** Dropout on attention and MLP outputs in training mode (LLaMA: 0). */
@@ -119,6 +122,7 @@ function decoderConfig(c: SeedLMConfig, vocabSize: number): TransformerDecoderCo
     numHeads: c.numHeads,
     maxSeqLen: c.maxSeqLen,
     mlp: 'swiglu',
+    ...(c.mlpHidden === undefined ? {} : { mlpHidden: c.mlpHidden }),
     norm: 'rmsnorm',
     bias: false,
     pos: 'rope',
@@ -278,6 +282,66 @@ export class SeedLM extends Module {
   }
 }
 
+/**
+ * SEED-LLaMA 8B's LM (brief 1.4): Vicuna-7B, i.e. LLaMA-7B's shapes (32 blocks, 4096 wide, 32
+ * heads, SwiGLU 11008, RMSNorm, RoPE, untied head, 32,000 text ids), extended by 8,192 codes plus
+ * `<img>` / `</img>`. Counted by `seedLMParameterCount`, never built here (about 27 GB of float32).
+ */
+export const SEED_LM_PAPER: SeedLMConfigInput & { numCodes: number } = {
+  textVocabSize: 32000,
+  pad: 0,
+  bos: 1,
+  eos: 2,
+  dim: 4096,
+  numLayers: 32,
+  numHeads: 32,
+  mlpHidden: 11008,
+  maxSeqLen: 2048,
+  numCodes: 8192,
+};
+
+export interface SeedLMParameterCount {
+  /** Every parameter before the extension (the text LM). */
+  text: number;
+  /** Every parameter after the vocabulary grew by `numCodes` + 2 (no LoRA). */
+  extended: number;
+  /** LoRA's A and B (PEFT's count on q, k, v, o, gate, up, down), 0 without `lora`. */
+  lora: number;
+  /** What trains under LoRA: A, B and the modules to save (token embedding, head, every norm). */
+  trainable: number;
+}
+
+/**
+ * Parameters of a SeedLM counted from its config without building it (shapes of core's
+ * TransformerDecoder with SwiGLU, RMSNorm, RoPE, no biases, untied head), after extending the
+ * vocabulary by `numCodes` + 2 and, with `lora`, applying `applySeedLoRA` of rank r. The tests
+ * check it against built models and the `SEED_LM_PAPER` count against LLaMA-7B's and PEFT's
+ * published figures.
+ */
+export function seedLMParameterCount(input: SeedLMConfigInput, ext: { numCodes: number; lora?: { r: number } }): SeedLMParameterCount {
+  const c = seedLMConfig(input);
+  if (!Number.isInteger(ext?.numCodes) || ext.numCodes < 1)
+    throw new Error(`seedLMParameterCount: numCodes must be a positive integer, got ${ext?.numCodes}`);
+  const D = c.dim;
+  const H = c.mlpHidden ?? swigluHidden(D);
+  const L = c.numLayers;
+  const block = 2 * D + D * 3 * D + D * D + 3 * D * H; // norm1, norm2, qkv, proj, fc1 / gate / fc2
+  const body = L * block + D; // + the final norm
+  const text = body + 2 * c.textVocabSize * D;
+  const V = c.textVocabSize + ext.numCodes + 2;
+  const extended = body + 2 * V * D;
+  let lora = 0;
+  if (ext.lora) {
+    const r = ext.lora.r;
+    if (!Number.isInteger(r) || r < 1 || r > Math.min(D, H))
+      throw new Error(`seedLMParameterCount: lora.r must be an integer in [1, ${Math.min(D, H)}], got ${r}`);
+    // q, k, v (the fused qkv's three parts), o: r (D + D) each; gate, up: r (D + H); down: r (H + D)
+    lora = L * (4 * r * 2 * D + 3 * r * (D + H));
+  }
+  const trainable = ext.lora ? lora + 2 * V * D + (2 * L + 1) * D : extended;
+  return { text, extended, lora, trainable };
+}
+
 // ---------------------------------------------------------------------------------------------
 // LoRA with modules_to_save
 
@@ -303,6 +367,14 @@ export interface LoRAReport {
   totalParameters: number;
 }
 
+/** Output widths of a fused q / k / v projection of width dim -> dim + 2 kv (q, then k and v). */
+function qkvSplits(dim: number, out: number): number[] {
+  const kv = (out - dim) / 2;
+  if (!(Number.isInteger(kv) && kv > 0))
+    throw new Error(`applySeedLoRA: a fused qkv of ${dim} -> ${out} is not q (${dim}) + k + v of equal widths`);
+  return [dim, kv, kv];
+}
+
 /** The reference's `modules_to_save`: the token embedding, the LM head and every norm (paths). */
 export function modulesToSave(model: SeedLM): string[] {
   return model
@@ -313,7 +385,9 @@ export function modulesToSave(model: SeedLM): string[] {
 
 /**
  * LoRA on every Linear of the transformer blocks (attention qkv / proj, MLP), the head excluded (it
- * is a module to save); every parameter frozen but LoRA's A, B and the modules to save.
+ * is a module to save); every parameter frozen but LoRA's A, B and the modules to save. The fused
+ * attention `qkv` gets three independent rank-r updates (core's LoRA `splits`), as PEFT's LoRA on
+ * LLaMA's separate q_proj, k_proj and v_proj: the trainable count is PEFT's.
  */
 export function applySeedLoRA(model: SeedLM, opts: SeedLoRAOptions): LoRAReport {
   const wrapped = applyLoRA(model, {
@@ -322,6 +396,7 @@ export function applySeedLoRA(model: SeedLM, opts: SeedLoRAOptions): LoRAReport 
     dropout: opts.dropout ?? 0,
     rng: opts.rng ?? new Rng(model.config.seed).fork('lora'),
     targets: (path) => path.startsWith('lm.blocks.'),
+    splits: (path, layer) => (path.endsWith('.attn.qkv') ? qkvSplits(layer.inFeatures, layer.outFeatures) : undefined),
   });
   const save = modulesToSave(model);
   model.unfreeze((p) => save.some((m) => p.startsWith(`${m}.`)));

@@ -34,10 +34,12 @@ import {
   PRESETS,
   padSequences,
   pairSequence,
+  SEED_LM_PAPER,
   SeedLM,
   SeedTokenizer,
   samplePairOrder,
   seedLMConfig,
+  seedLMParameterCount,
   seedVocab,
   sftSequence,
   textSequence,
@@ -234,11 +236,41 @@ describe('LoRA with modules_to_save', () => {
     expect(rep.modulesToSave.sort()).toEqual(
       ['lm.tok_embed', 'lm.head', 'lm.norm', 'lm.blocks.0.norm1', 'lm.blocks.0.norm2', 'lm.blocks.1.norm1', 'lm.blocks.1.norm2'].sort(),
     );
-    const loraPerBlock = r * (D + 3 * D) + r * (D + D) + 2 * r * (D + H) + r * (H + D);
+    // PEFT on LLaMA's separate q, k, v, o, gate, up, down: r (in + out) each; the fused qkv counts as three
+    const loraPerBlock = 3 * r * (D + D) + r * (D + D) + 2 * r * (D + H) + r * (H + D);
     const expected = L * loraPerBlock + 2 * V2 * D + (2 * L + 1) * D;
     expect(rep.trainableParameters).toBe(expected);
     expect(rep.totalParameters).toBe(total0 + L * loraPerBlock);
     m.dispose();
+  });
+
+  it('seedLMParameterCount: equals built models (text, extended, LoRA) and LLaMA-7B / PEFT at the paper preset', () => {
+    for (const cfg of [
+      { textVocabSize: 10, dim: 8, numLayers: 2, numHeads: 2, maxSeqLen: 24 },
+      { textVocabSize: 13, dim: 16, numLayers: 3, numHeads: 4, mlpHidden: 24, maxSeqLen: 24 },
+    ]) {
+      const count = seedLMParameterCount(cfg, { numCodes: 5, lora: { r: 2 } });
+      const m = new SeedLM(cfg);
+      expect(m.numParameters()).toBe(count.text);
+      m.extendVocabulary(5, 2);
+      expect(m.numParameters()).toBe(count.extended);
+      const rep = applySeedLoRA(m, { r: 2 });
+      expect(rep.totalParameters - count.extended).toBe(count.lora);
+      expect(rep.trainableParameters).toBe(count.trainable);
+      m.dispose();
+    }
+    // SEED-LLaMA 8B = Vicuna-7B: LLaMA-7B's 6,738,415,616 parameters (HF LlamaForCausalLM), 8,194 new
+    // rows in the embedding and the head, and PEFT's "trainable params: 39,976,960" for r 16 on
+    // q, k, v, o, gate, up, down of a LLaMA-7B
+    const paper = seedLMParameterCount(SEED_LM_PAPER, { numCodes: SEED_LM_PAPER.numCodes, lora: { r: 16 } });
+    expect(paper.text).toBe(6_738_415_616);
+    expect(paper.extended).toBe(6_738_415_616 + 2 * 8194 * 4096);
+    expect(paper.lora).toBe(39_976_960);
+    expect(paper.trainable).toBe(39_976_960 + 2 * 40194 * 4096 + 65 * 4096);
+    expect(() => seedLMParameterCount(SEED_LM_PAPER, { numCodes: 0 })).toThrow(/numCodes must be a positive integer, got 0/);
+    expect(() => seedLMParameterCount(SEED_LM_PAPER, { numCodes: 8, lora: { r: 0 } })).toThrow(
+      /lora.r must be an integer in \[1, 4096\], got 0/,
+    );
   });
 
   it('only LoRA and modules_to_save get gradients and move; merge_and_unload keeps the logits', () => {

@@ -64,7 +64,8 @@ describe('seed.lora-vs-full (tiny)', () => {
     expect(m.full_totalParameters).toBe(total);
     expect(m.full_trainedParameters).toBe(total);
     const r = st.lora.r;
-    const lora = L * (r * (D + 3 * D) + r * (2 * D) + 2 * r * (D + Hd) + r * (Hd + D)) + 2 * V * D + (2 * L + 1) * D;
+    // PEFT: q, k, v (the fused qkv's three parts) and o r (D + D) each
+    const lora = L * (3 * r * (2 * D) + r * (2 * D) + 2 * r * (D + Hd) + r * (Hd + D)) + 2 * V * D + (2 * L + 1) * D;
     expect(m.lora_trainedParameters).toBe(lora);
     expect(m.lora_totalParameters).toBe(total); // merged after each phase
   });

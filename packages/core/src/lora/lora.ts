@@ -14,6 +14,13 @@
  *
  * Rank: r must be an integer in [1, min(in, out)]. PEFT accepts larger r, but B A has rank at most
  * min(in, out), so a larger r only adds parameters; we treat it as a configuration error.
+ *
+ * Fused layers (`splits`): a Linear whose output is the concatenation of n layers PEFT would wrap
+ * one by one (core's fused attention `qkv` = LLaMA's q_proj, k_proj, v_proj) gets n independent
+ * rank-r updates, exactly as n LoRALinear on the separate layers: A stacks the n A_i [r, in] into
+ * [n r, in], B stacks the n B_i [out_i, r] into [out, r], and the update of output rows i is
+ * scale B_i A_i (one rank-r LoRA on the fused layer instead would share A across the parts and
+ * have two thirds of the parameters when every part is as wide as the input).
  */
 import { Linear } from '../nn/linear.js';
 import { Module, type StateDict } from '../nn/module.js';
@@ -29,6 +36,11 @@ export interface LoRAOptions {
   /** Dropout probability on the LoRA branch's input in training mode, in [0, 1). Default 0. */
   dropout?: number;
   rng?: Rng;
+  /**
+   * Output widths of the parts of a fused Linear (summing to its out features), each part getting
+   * its own rank-r update as a separate PEFT layer would. Default: one part.
+   */
+  splits?: readonly number[];
 }
 
 const LORA_PARAM = /(^|\.)lora_[AB]\.weight$/;
@@ -42,12 +54,25 @@ function checkLoRAOptions(where: string, opts: LoRAOptions, inFeatures: number, 
   if (!(Number.isFinite(alpha) && alpha > 0)) throw new Error(`${where}: alpha must be a finite number > 0, got ${alpha}`);
   const dropout = opts.dropout ?? 0;
   if (!(dropout >= 0 && dropout < 1)) throw new Error(`${where}: dropout must be in [0, 1), got ${dropout}`);
+  if (opts.splits !== undefined) {
+    const sp = opts.splits;
+    if (!Array.isArray(sp) || sp.length === 0 || sp.some((w) => !Number.isInteger(w) || w < 1))
+      throw new Error(`${where}: splits must be a non-empty list of positive integer widths, got ${JSON.stringify(sp)}`);
+    const sum = sp.reduce((a, b) => a + b, 0);
+    if (sum !== outFeatures)
+      throw new Error(`${where}: splits ${JSON.stringify(sp)} sum to ${sum}, expected the layer's ${outFeatures} out features`);
+    const minPart = Math.min(inFeatures, ...sp);
+    if (r > minPart)
+      throw new Error(`${where}: r must be an integer in [1, ${minPart}] (min(in, part width) of the split layer), got ${r}`);
+  }
 }
 
 export class LoRALinear extends Module {
   readonly base_layer: Linear;
-  readonly lora_A: Linear; // weight [r, in]
+  readonly lora_A: Linear; // weight [n r, in] (n = splits.length, 1 unless fused)
   readonly lora_B: Linear; // weight [out, r]
+  /** Output widths of the parts, each with its own rank-r update ([out] unless fused). */
+  readonly splits: readonly number[];
   readonly r: number;
   readonly alpha: number;
   /** alpha / r */
@@ -66,11 +91,13 @@ export class LoRALinear extends Module {
     this.alpha = opts.alpha ?? opts.r;
     this.scale = this.alpha / this.r;
     this.dropout = opts.dropout ?? 0;
+    this.splits = opts.splits ? [...opts.splits] : [base.outFeatures];
     this.base_layer = this.module('base_layer', base);
     base.freeze();
+    // torch_default on [n r, in] is U(+-1/sqrt(in)) per entry: each A_i as PEFT's kaiming_uniform(a = sqrt(5))
     this.lora_A = this.module(
       'lora_A',
-      new Linear(base.inFeatures, this.r, { bias: false, init: { kind: 'torch_default' }, rng: this.rng }),
+      new Linear(base.inFeatures, this.r * this.splits.length, { bias: false, init: { kind: 'torch_default' }, rng: this.rng }),
     );
     this.lora_B = this.module('lora_B', new Linear(this.r, base.outFeatures, { bias: false, init: { kind: 'zeros' }, rng: this.rng }));
   }
@@ -87,9 +114,31 @@ export class LoRALinear extends Module {
     return this.merged;
   }
 
-  /** scale B A: [out, in]. */
+  /** scale B A: [out, in] (fused: the parts' scale B_i A_i stacked by rows). */
   delta(): tf.Tensor2D {
-    return tf.tidy(() => tf.matMul(this.lora_B.weight, this.lora_A.weight).mul(this.scale) as tf.Tensor2D);
+    return tf.tidy(() => {
+      if (this.splits.length === 1) return tf.matMul(this.lora_B.weight, this.lora_A.weight).mul(this.scale) as tf.Tensor2D;
+      const Bs = tf.split(this.lora_B.weight, this.splits as number[], 0); // n x [out_i, r]
+      const As = tf.split(this.lora_A.weight, this.splits.length, 0); // n x [r, in]
+      return tf
+        .concat(
+          Bs.map((b, i) => tf.matMul(b, As[i]!)),
+          0,
+        )
+        .mul(this.scale) as tf.Tensor2D;
+    });
+  }
+
+  /** The LoRA branch without scale: dropout(x) A^T B^T, per part when fused. */
+  private branch(h: tf.Tensor /* [..., in] */): tf.Tensor /* [..., out] */ {
+    const a = this.lora_A.forward(h); // [..., n r]
+    if (this.splits.length === 1) return this.lora_B.forward(a);
+    const last = a.rank - 1;
+    const as = tf.split(a, this.splits.length, last); // n x [..., r]
+    const Bs = tf.split(this.lora_B.weight, this.splits as number[], 0); // n x [out_i, r]
+    const lead = a.shape.slice(0, last);
+    const ys = as.map((ai, i) => tf.matMul(ai.reshape([-1, this.r]), Bs[i]!, false, true).reshape([...lead, this.splits[i]!]));
+    return tf.concat(ys, last);
   }
 
   forward(x: tf.Tensor /* [..., in] */): tf.Tensor /* [..., out] */ {
@@ -97,7 +146,7 @@ export class LoRALinear extends Module {
       const y = this.base_layer.forward(x); // [..., out]
       if (this.merged) return y;
       const h = this.training && this.dropout > 0 ? tf.dropout(x, this.dropout, undefined, this.rng.nextSeed()) : x;
-      return y.add(this.lora_B.forward(this.lora_A.forward(h)).mul(this.scale));
+      return y.add(this.branch(h).mul(this.scale));
     });
   }
 
@@ -125,9 +174,11 @@ export class LoRALinear extends Module {
   }
 }
 
-export interface ApplyLoRAOptions extends LoRAOptions {
+export interface ApplyLoRAOptions extends Omit<LoRAOptions, 'splits'> {
   /** Which Linear layers to wrap, by dotted path (default: every Linear). */
   targets?: (path: string, layer: Linear) => boolean;
+  /** Output widths of a fused layer's parts (LoRAOptions.splits), by path; undefined: one part. */
+  splits?: (path: string, layer: Linear) => readonly number[] | undefined;
 }
 
 /**
@@ -153,10 +204,13 @@ export function applyLoRA(root: Module, opts: ApplyLoRAOptions): string[] {
     throw new Error(
       `applyLoRA: no Linear layer under ${root.constructor.name} matched the targets (layers already inside a LoRALinear are skipped)`,
     );
-  for (const { path, layer } of matches) checkLoRAOptions(`applyLoRA (${path})`, opts, layer.inFeatures, layer.outFeatures);
+  const perLayer = matches.map(({ path, layer }) => {
+    const o: LoRAOptions = { r: opts.r, alpha: opts.alpha, dropout: opts.dropout, splits: opts.splits?.(path, layer) };
+    checkLoRAOptions(`applyLoRA (${path})`, o, layer.inFeatures, layer.outFeatures);
+    return o;
+  });
   const rng = opts.rng ?? defaultRng();
-  const loraOpts: LoRAOptions = { r: opts.r, alpha: opts.alpha, dropout: opts.dropout, rng };
-  for (const { parent, name, layer } of matches) parent.replaceChild(name, new LoRALinear(layer, loraOpts));
+  for (const [i, { parent, name, layer }] of matches.entries()) parent.replaceChild(name, new LoRALinear(layer, { ...perLayer[i]!, rng }));
   root.freeze((p) => !LORA_PARAM.test(p));
   root.unfreeze((p) => LORA_PARAM.test(p));
   return matches.map((m) => m.path);

@@ -160,6 +160,89 @@ for (const backend of TEST_BACKENDS) {
       expect(Array.from(c.forward(x).dataSync())).toEqual(Array.from(c.base_layer.forward(x).dataSync()));
     });
 
+    it('fused splits = separate PEFT layers: same output, gradients, merge and parameter count', () => {
+      const rng = new Rng(7);
+      // a fused q/k/v-like Linear 6 -> 4 + 2 + 2 and the three Linears its row blocks would be
+      const fused = new Linear(6, 8, { rng });
+      const parts = [4, 2, 2];
+      const W = tf.split(fused.weight, parts, 0);
+      const bias = tf.split(fused.bias!, parts, 0);
+      const sep = parts.map((w, i) => {
+        const l = new Linear(6, w, { rng });
+        l.weight.assign(W[i]!);
+        l.bias!.assign(bias[i]!);
+        return new LoRALinear(l, { r: 2, alpha: 3, rng });
+      });
+      const lf = new LoRALinear(fused, { r: 2, alpha: 3, rng, splits: parts });
+      expect(lf.lora_A.weight.shape).toEqual([6, 6]); // 3 parts x r 2 rows
+      expect(lf.lora_B.weight.shape).toEqual([8, 2]);
+      // independent A_i and B_i per part, copied into the separate layers
+      for (const [i, s] of sep.entries()) {
+        s.lora_A.weight.assign(lf.lora_A.weight.slice([2 * i, 0], [2, 6]));
+        const b = rng.randn([parts[i]!, 2]);
+        s.lora_B.weight.assign(b);
+      }
+      lf.lora_B.weight.assign(
+        tf.concat(
+          sep.map((s) => s.lora_B.weight),
+          0,
+        ),
+      );
+      const x = rng.randn([2, 3, 6]);
+      const ySep = tf.concat(
+        sep.map((s) => s.forward(x)),
+        2,
+      );
+      expect(maxAbs(lf.forward(x), ySep)).toBeLessThan(1e-5);
+      // the fused update is not one rank-2 matrix: parts have their own row spaces
+      const d = lf.delta();
+      expect(
+        maxAbs(
+          d,
+          tf.concat(
+            sep.map((s) => s.delta()),
+            0,
+          ),
+        ),
+      ).toBeLessThan(1e-6);
+      // gradients w.r.t. A and B equal the separate layers' (same loss: sum of squares of the output)
+      const loss = () => lf.forward(x).square().sum() as tf.Scalar;
+      const { grads } = tf.variableGrads(loss, [lf.lora_A.weight, lf.lora_B.weight]);
+      const lossSep = () =>
+        tf
+          .concat(
+            sep.map((s) => s.forward(x)),
+            2,
+          )
+          .square()
+          .sum() as tf.Scalar;
+      const gs = tf.variableGrads(
+        lossSep,
+        sep.flatMap((s) => [s.lora_A.weight, s.lora_B.weight]),
+      ).grads;
+      const gA = tf.concat(
+        sep.map((s) => gs[s.lora_A.weight.name]!),
+        0,
+      );
+      const gB = tf.concat(
+        sep.map((s) => gs[s.lora_B.weight.name]!),
+        0,
+      );
+      expect(maxAbs(grads[lf.lora_A.weight.name]!, gA)).toBeLessThan(1e-4);
+      expect(maxAbs(grads[lf.lora_B.weight.name]!, gB)).toBeLessThan(1e-4);
+      // PEFT's count on the separate layers: r (in + out_i) per part
+      const count = (m: Module) => m.numParameters({ trainableOnly: true });
+      expect(count(lf)).toBe(sep.reduce((a, s) => a + count(s), 0));
+      expect(count(lf)).toBe(2 * (6 + 4) + 2 * (6 + 2) * 2);
+      // merge folds every part's update in
+      const y = lf.forward(x);
+      lf.merge();
+      expect(maxAbs(lf.forward(x), y)).toBeLessThan(1e-5);
+      const w0 = tf.concat(W, 0);
+      lf.unmerge();
+      expect(maxAbs(lf.base_layer.weight, w0)).toBeLessThan(1e-6);
+    });
+
     it('no leak in a training step', () => {
       const rng = new Rng(2);
       const l = new LoRALinear(new Linear(4, 4, { rng }), { r: 2, dropout: 0.1, rng });
@@ -239,6 +322,14 @@ describe('applyLoRA, loraStateDict, mergeAndUnloadLoRA', () => {
     expect(() => new LoRALinear(new Linear(4, 3), { r: 1, dropout: 1 })).toThrow(/dropout must be in \[0, 1\), got 1/);
     expect(() => new LoRALinear(new Embedding(4, 3) as unknown as Linear, { r: 1 })).toThrow(/base must be a Linear, got Embedding/);
     expect(() => applyLoRA(new Linear(2, 2), { r: 1 })).toThrow(/no Linear layer under Linear matched the targets/);
+    expect(() => new LoRALinear(new Linear(4, 6), { r: 1, splits: [4, 1] })).toThrow(
+      /splits \[4,1\] sum to 5, expected the layer's 6 out features/,
+    );
+    expect(() => new LoRALinear(new Linear(4, 6), { r: 3, splits: [4, 2] })).toThrow(
+      /r must be an integer in \[1, 2\] \(min\(in, part width\)/,
+    );
+    expect(() => new LoRALinear(new Linear(4, 6), { r: 1, splits: [] })).toThrow(/splits must be a non-empty list/);
+    expect(() => new LoRALinear(new Linear(4, 6), { r: 1, splits: [3, 3.5] as number[] })).toThrow(/splits must be a non-empty list/);
     const net = new Net(new Rng(1));
     expect(() => applyLoRA(net, { r: 1, targets: (p) => p === 'emb' })).toThrow(/no Linear layer under Net matched/);
     // r = 4 fits fc1 (4 -> 6) but not fc2 (6 -> 3): nothing is wrapped or frozen
