@@ -26,11 +26,15 @@ import {
   hardMasks,
   injectPrior,
   invalidGroups,
+  LADDER_LABELS,
+  LADDER_PRESET_INPUTS,
+  type LadderPresetInput,
   type MaskLLMConfig,
   maskOptimizer,
   maskTrainStep,
   type OneShotMethod,
   oneShotPrune,
+  PAPER_TABLE1,
   preset,
   sparsify,
   withShapes,
@@ -232,60 +236,14 @@ export const tinyGpt: PageExperiment = {
 // ---------------------------------------------------------------------------------------------
 // MaskLLM's sparsity ladder (packages/maskllm/src/experiments/ladder.ts), in memory
 
-interface LadderPreset {
-  model: 'tiny' | 'quick';
-  chars: number;
-  dense: { steps: number; batchSize: number; lr: number; lrMin: number; weightDecay: number; evalWindows: number };
-  calib: number;
-  evalWindows: number;
-  priors: ('none' | 'magnitude' | 'wanda' | 'sparsegpt')[];
-}
-
-/** The CLI ladder's tiny and quick settings (LADDER_SETTINGS in @mmlm/maskllm/experiments). */
-const LADDER_PRESETS: Record<string, LadderPreset & { description: string }> = {
-  tiny: {
-    description: 'width-16 decoder, 30 dense steps, 4 mask steps (seconds)',
-    model: 'tiny',
-    chars: 6000,
-    dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
-    calib: 4,
-    evalWindows: 4,
-    priors: ['none', 'magnitude', 'sparsegpt'],
-  },
+/** The CLI ladder's tiny and quick settings (shared with maskllm.ladder through @mmlm/maskllm), with the page's descriptions. */
+const LADDER_PRESETS: Record<string, LadderPresetInput & { model: 'tiny' | 'quick'; description: string }> = {
+  tiny: { ...LADDER_PRESET_INPUTS.tiny, model: 'tiny', description: 'width-16 decoder, 30 dense steps, 4 mask steps (seconds)' },
   quick: {
-    description: 'width-64 decoder, 400 dense steps, 150 mask steps per prior (minutes)',
+    ...LADDER_PRESET_INPUTS.quick,
     model: 'quick',
-    chars: 150_000,
-    dense: { steps: 400, batchSize: 16, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 100 },
-    calib: 32,
-    evalWindows: 100,
-    priors: ['none', 'magnitude', 'sparsegpt'],
+    description: 'width-64 decoder, 400 dense steps, 150 mask steps per prior (minutes)',
   },
-};
-
-const LADDER_LABELS: Record<string, string> = {
-  dense: 'Dense',
-  magnitude: 'Magnitude',
-  wanda: 'Wanda',
-  sparsegpt: 'SparseGPT (no weight update)',
-  sparsegpt_update: 'SparseGPT (weight update)',
-  maskllm_none: 'MaskLLM, no prior',
-  maskllm_magnitude: 'MaskLLM, magnitude prior',
-  maskllm_wanda: 'MaskLLM, Wanda prior',
-  maskllm_sparsegpt: 'MaskLLM, SparseGPT prior',
-};
-
-/** Paper Table 1 (2:4, frozen weights, Wikitext-2 PPL), as in the CLI's report. */
-const PAPER_TABLE1: Record<string, [number, number]> = {
-  dense: [5.12, 12.42],
-  magnitude: [54.71, 1.15e4],
-  wanda: [11.29, 51.37],
-  sparsegpt: [10.46, 79.84],
-  sparsegpt_update: [10.42, 38.78],
-  maskllm_none: [9.12, 18.62],
-  maskllm_magnitude: [6.77, 16.07],
-  maskllm_wanda: [6.8, 16.39],
-  maskllm_sparsegpt: [6.72, 15.39],
 };
 
 /** [B, T+1] windows of the training ids. */
@@ -314,7 +272,7 @@ export const ladder: PageExperiment = {
     const cfg: MaskLLMConfig = preset(S.model);
     cfg.model.vocabSize = tok.vocabSize;
     const T = cfg.model.maxSeqLen;
-    const evalLoss = (dec: TransformerDecoder) => evaluatePerplexity(dec, val, { seqLen: T, maxWindows: S.evalWindows }).loss;
+    const evalLoss = (dec: TransformerDecoder) => evaluatePerplexity(dec, val, { seqLen: T, maxWindows: S.maskllm.evalWindows }).loss;
     hooks.log(
       `maskllm.ladder: shapes grammar, ${S.chars} characters; vocabulary ${tok.vocabSize}; ${train.length} train / ${val.length} val tokens`,
     );
@@ -434,8 +392,8 @@ export const ladder: PageExperiment = {
             LADDER_LABELS[k]!,
             Math.exp(loss[k]!),
             loss[k]! / Math.LN2,
-            PAPER_TABLE1[k]?.[0] ?? null,
-            PAPER_TABLE1[k]?.[1] ?? null,
+            PAPER_TABLE1[k]?.llama7b ?? null,
+            PAPER_TABLE1[k]?.gpt843m ?? null,
           ]),
           note: `Exported models: the MaskLLM masks went through the mask file (bytes) into a fresh dense copy; ${invalid} groups are not exactly ${cfg.mask.n}:${cfg.mask.m}. One seed (${seed}): no difference is judged.`,
         },

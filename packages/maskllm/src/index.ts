@@ -16,6 +16,7 @@ export {
   parameterCount,
   preset,
 } from './config.js';
+export { LADDER_LABELS, LADDER_PRESET_INPUTS, type LadderPresetInput, type LadderPrior, PAPER_TABLE1 } from './ladderPresets.js';
 export {
   applyMasks,
   blockLinears,

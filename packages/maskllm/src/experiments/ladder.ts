@@ -18,6 +18,7 @@ import {
 import { GRAMMARS, grammarCorpus, grammarEntropy, readTextFile } from '@mmlm/data';
 import { z } from 'zod';
 import type { MaskLLMConfig } from '../config.js';
+import { LADDER_LABELS, LADDER_PRESET_INPUTS, PAPER_TABLE1 } from '../ladderPresets.js';
 import {
   calibration,
   charCorpora,
@@ -61,47 +62,9 @@ type LadderSettings = z.infer<ReturnType<typeof ladderSettingsSchema>>;
 /** The settings of each preset (parsed: a misspelt or out-of-range field fails at import). */
 export const LADDER_SETTINGS = parsePresets(
   'maskllm.ladder settings',
-  {
-    tiny: {
-      chars: 6000,
-      maxDataChars: 6000,
-      dense: { steps: 30, batchSize: 4, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 4 },
-      calib: 4,
-      maskllm: { evalWindows: 4 },
-      priors: ['none', 'magnitude', 'sparsegpt'],
-    },
-    quick: {
-      chars: 150_000,
-      maxDataChars: 300_000,
-      dense: { steps: 400, batchSize: 16, lr: 3e-3, lrMin: 3e-4, weightDecay: 0.1, evalWindows: 100 },
-      calib: 32,
-      maskllm: { evalWindows: 100 },
-      priors: ['none', 'magnitude', 'sparsegpt'],
-    },
-    small: {
-      chars: 400_000,
-      maxDataChars: 1_200_000,
-      dense: { steps: 1000, batchSize: 16, lr: 2e-3, lrMin: 2e-4, weightDecay: 0.1, evalWindows: 300 },
-      calib: 64,
-      maskllm: { evalWindows: 300 },
-      priors: ['none', 'magnitude', 'wanda', 'sparsegpt'],
-    },
-  } satisfies Record<LadderPreset, z.input<ReturnType<typeof ladderSettingsSchema>>>,
+  LADDER_PRESET_INPUTS satisfies Record<LadderPreset, z.input<ReturnType<typeof ladderSettingsSchema>>>,
   ladderSettingsSchema,
 );
-
-/** Paper Table 1 (2:4, frozen weights, Wikitext-2 PPL) for two of its models. */
-const PAPER_TABLE1: Record<string, { llama7b: number | null; gpt843m: number | null }> = {
-  dense: { llama7b: 5.12, gpt843m: 12.42 },
-  magnitude: { llama7b: 54.71, gpt843m: 1.15e4 },
-  wanda: { llama7b: 11.29, gpt843m: 51.37 },
-  sparsegpt: { llama7b: 10.46, gpt843m: 79.84 },
-  sparsegpt_update: { llama7b: 10.42, gpt843m: 38.78 },
-  maskllm_none: { llama7b: 9.12, gpt843m: 18.62 },
-  maskllm_magnitude: { llama7b: 6.77, gpt843m: 16.07 },
-  maskllm_wanda: { llama7b: 6.8, gpt843m: 16.39 },
-  maskllm_sparsegpt: { llama7b: 6.72, gpt843m: 15.39 },
-};
 
 interface CorpusChoice {
   text: string;
@@ -124,17 +87,7 @@ export function ladderCorpus(ctx: ExperimentContext, chars: number, maxDataChars
   };
 }
 
-const LABELS: Record<string, string> = {
-  dense: 'Dense',
-  magnitude: 'Magnitude',
-  wanda: 'Wanda',
-  sparsegpt: 'SparseGPT (no weight update)',
-  sparsegpt_update: 'SparseGPT (weight update)',
-  maskllm_none: 'MaskLLM, no prior',
-  maskllm_magnitude: 'MaskLLM, magnitude prior',
-  maskllm_wanda: 'MaskLLM, Wanda prior',
-  maskllm_sparsegpt: 'MaskLLM, SparseGPT prior',
-};
+const LABELS = LADDER_LABELS;
 
 const PRIOR_LABELS: Record<PriorKind, string> = { none: 'No prior', magnitude: 'Magnitude', wanda: 'Wanda', sparsegpt: 'SparseGPT' };
 const T1_COLUMNS = ['Method', 'Ours: val PPL', 'Ours: bits/char', 'Paper LLaMA-2 7B PPL', 'Paper GPT-3 843M PPL'];
