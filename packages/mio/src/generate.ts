@@ -1,13 +1,15 @@
 /**
  * Greedy decoding with structural constraints, for MIO's evaluations: captions and transcripts
- * (text ids until an end token), images (exactly N image codes, then `</image>`), speech (content
- * codes, then levels 2..L of the same length: the `sequential` layout, so every generated block
- * passes `check_speech_completeness`). The constraints fix only the block structure; every code and
- * word is the model's argmax among the allowed ids. Prompts of equal length run as one batch through
- * core's KV cache.
+ * (text ids until an end token), images (exactly N image codes, then `</image>`), speech in either
+ * output layout: `sequential` (content codes, then levels 2..L of the same length) or `alternating`
+ * (whole frames a1 b1 c1 d1 a2 ...), so every generated block passes `check_speech_completeness`
+ * (`splitSpeechLevels`). The constraints fix only the block structure; every code and word is the
+ * model's argmax among the allowed ids. `speechSpanConstraint` leaves the structure free (any speech
+ * code, `</spch>` whenever the model picks it), and `speechSpanLevels` says whether such a span
+ * decodes. Prompts of equal length run as one batch through core's KV cache.
  */
 import { type TransformerDecoder, tf } from '@mmlm/core';
-import type { MioVocab } from './vocab.js';
+import { type MioVocab, type SpeechLayout, SpeechLayoutSchema, splitSpeechLevels } from './vocab.js';
 
 /** Allowed next ids as half-open ranges [lo, hi); null allows every id. */
 export type AllowedRanges = readonly (readonly [number, number])[] | null;
@@ -134,18 +136,43 @@ export function imageBlockConstraint(v: MioVocab): Pick<GenerateOptions, 'allowe
 }
 
 /**
- * Constraints of one generated output-speech block in the sequential layout, started after `<spch>`:
- * level-0 codes until the model emits a level-1 code (at most `maxFrames`; the level-1 switch is
- * allowed after `minFrames`), which fixes T; then T codes of level 1, T of level 2, ..., then `</spch>`.
+ * Constraints of one generated output-speech block, started after `<spch>`, in `layout` (default
+ * the vocabulary's `speechLayout`):
+ *   sequential   level-0 codes until the model emits a level-1 code (at most `maxFrames`; the
+ *                level-1 switch is allowed after `minFrames`), which fixes T; then T codes of level 1,
+ *                T of level 2, ..., then `</spch>`;
+ *   alternating  whole frames, one code of each level 0..L-1 in order; at a frame boundary after
+ *                `minFrames` frames the model may emit `</spch>` instead of the next level-0 code,
+ *                which fixes T; after `maxFrames` frames `</spch>` is forced.
+ * Either way the model decides T once (sequential: by switching level, alternating: by closing).
  */
 export function speechBlockConstraint(
   v: MioVocab,
   maxFrames: number,
   minFrames = 1,
+  layout: SpeechLayout = v.config.speechLayout,
 ): Pick<GenerateOptions, 'allowed' | 'done' | 'maxNewTokens'> {
+  if (!Number.isInteger(maxFrames) || maxFrames < 1)
+    throw new Error(`speechBlockConstraint: maxFrames must be an integer >= 1, got ${maxFrames}`);
+  if (!Number.isInteger(minFrames) || minFrames < 1 || minFrames > maxFrames)
+    throw new Error(`speechBlockConstraint: minFrames must be an integer in [1, maxFrames = ${maxFrames}], got ${minFrames}`);
+  if (!SpeechLayoutSchema.safeParse(layout).success)
+    throw new Error(`speechBlockConstraint: layout must be one of ${SpeechLayoutSchema.options.join(', ')}, got ${JSON.stringify(layout)}`);
   const { speechLevels: L, speechCodebookSize: C } = v.config;
   const lvl = (l: number): readonly [number, number] => [v.speechOffset + l * C, v.speechOffset + (l + 1) * C];
   const close = v.specials['</spch>'];
+  const done = (g: readonly number[]) => g[g.length - 1] === close;
+  if (layout === 'alternating')
+    return {
+      maxNewTokens: maxFrames * L + 1,
+      allowed: (g) => {
+        if (g.length % L !== 0) return [lvl(g.length % L)];
+        const frames = g.length / L;
+        if (frames >= maxFrames) return [[close, close + 1]];
+        return frames >= minFrames ? [lvl(0), [close, close + 1]] : [lvl(0)];
+      },
+      done,
+    };
   const levelOf = (id: number) => Math.floor((id - v.speechOffset) / C);
   const frames = (g: readonly number[]) => {
     const k = g.findIndex((id) => levelOf(id) !== 0);
@@ -163,6 +190,51 @@ export function speechBlockConstraint(
       if (g.length >= L * T) return [[close, close + 1]];
       return [lvl(Math.floor(g.length / T))];
     },
+    done,
+  };
+}
+
+/**
+ * A speech block with its structure left to the model, started after `<spch>`: any speech code of
+ * any level, and `</spch>` once at least one code is out; at most `maxCodes` codes (a span cut there
+ * has no `</spch>` and does not decode). For measuring how often a model's own spans decode.
+ */
+export function speechSpanConstraint(v: MioVocab, maxCodes: number): Pick<GenerateOptions, 'allowed' | 'done' | 'maxNewTokens'> {
+  if (!Number.isInteger(maxCodes) || maxCodes < 1)
+    throw new Error(`speechSpanConstraint: maxCodes must be an integer >= 1, got ${maxCodes}`);
+  const { speechLevels: L, speechCodebookSize: C } = v.config;
+  const codes = [v.speechOffset, v.speechOffset + L * C] as const;
+  const close = v.specials['</spch>'];
+  return {
+    maxNewTokens: maxCodes + 1,
+    allowed: (g) => (g.length === 0 ? [codes] : [codes, [close, close + 1]]),
     done: (g) => g[g.length - 1] === close,
   };
+}
+
+/**
+ * The levels [L][T] of a generated output-speech block: `generated` are the ids after `<spch>`, up to
+ * and including `</spch>` (ids after it are ignored). Throws, naming expected and actual, when the
+ * block has no `</spch>`, holds an id that is no speech code, carries the content level only (input
+ * speech, not output), or breaks `layout` (default the vocabulary's): MIO's decoder would refuse it.
+ */
+export function speechSpanLevels(v: MioVocab, generated: readonly number[], layout: SpeechLayout = v.config.speechLayout): number[][] {
+  const { speechLevels: L, speechCodebookSize: C } = v.config;
+  const close = v.specials['</spch>'];
+  const end = generated.indexOf(close);
+  if (end < 0)
+    throw new Error(`speechSpanLevels: expected the block to end with </spch> (id ${close}), got ${generated.length} ids without it`);
+  const nums = generated.slice(0, end).map((id, i) => {
+    if (!Number.isInteger(id) || id < v.speechOffset || id >= v.speechOffset + L * C)
+      throw new Error(
+        `speechSpanLevels: position ${i}: expected a speech code id in [${v.speechOffset}, ${v.speechOffset + L * C}), got ${id}`,
+      );
+    return id - v.speechOffset;
+  });
+  const levels = splitSpeechLevels(nums, C, L, layout);
+  if (levels.length !== L)
+    throw new Error(
+      `speechSpanLevels: expected output speech with ${L} levels, got ${levels.length} (content codes only: ${nums.length} codes of level 0)`,
+    );
+  return levels;
 }

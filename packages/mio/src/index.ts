@@ -76,6 +76,8 @@ export {
   greedyGenerate,
   imageBlockConstraint,
   speechBlockConstraint,
+  speechSpanConstraint,
+  speechSpanLevels,
 } from './generate.js';
 export {
   IMAGE_CODES_PRESETS,
