@@ -5,7 +5,7 @@
  * every generation to its longest length: an upper bound), and the data synthesis and coding per
  * utterance. Prints the measured times and the extrapolation to the whole preset.
  *
- *   MMLM_THREADS=1 MMLM_WASM_THREADS=1 npx tsx --conditions=@mmlm/source packages/mio/scripts/speech-layout-time.ts --preset small
+ *   MMLM_WASM_THREADS=1 npx tsx --conditions=@mmlm/source packages/mio/scripts/speech-layout-time.ts --preset small
  *
  * Options: --preset tiny|small (default small), --steps N decoder steps timed per arm (default 6, the
  * first one left out as warm-up), --codec-steps N (default 6), --eval N test utterances per set (default 8).

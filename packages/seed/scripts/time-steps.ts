@@ -3,7 +3,7 @@
  * codes (seed.lora-vs-full, seed.causal-vs-bidirectional, seed.semantic-vs-pixel), for the preset
  * time estimates in the README: a few steps each on random codes / images, seconds per step and
  * per 64 evaluation prompts.
- *   MMLM_THREADS=1 pnpm --filter @mmlm/seed exec tsx --conditions=@mmlm/source scripts/time-steps.ts
+ *   MMLM_WASM_THREADS=1 pnpm --filter @mmlm/seed exec tsx --conditions=@mmlm/source scripts/time-steps.ts
  */
 import { AdamW, currentBackend, initBackend, Rng, tf } from '@mmlm/core';
 import { LORA_VS_FULL_SETTINGS, PixelVQVAE, pixelVQStep } from '../src/experiments/index.js';
