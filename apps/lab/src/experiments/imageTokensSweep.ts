@@ -341,11 +341,10 @@ const PRESETS: Record<string, SweepPreset> = {
   },
   'small-liquid': {
     description:
-      "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling (16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence), and with a width-32 tokenizer at 4x; one seed",
+      "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
     // measured: 2,057 s at aee83ec on the 2-core machine shared with another run (2026-12-03):
-    // read-back 0.213, generation 0.281 seen: 16 codes of K = 64 are too few at 32 px; the width-32
-    // variant at 4x is the tokenizer that reads back (lab.tokenizer-readback)
-    expectedMinutes: 100,
+    // read-back 0.213, generation 0.281 seen: 16 codes of K = 64 are too few at 32 px
+    expectedMinutes: 35,
     imageSize: 32,
     trainImages: 4000,
     evalImages: 256,
@@ -361,11 +360,6 @@ const PRESETS: Record<string, SweepPreset> = {
         arm: 'liquid-vq',
         label: 'downsample 8 (16 codes per image)',
         recipe: { tokenizer: { downsample: 8 } },
-      },
-      {
-        arm: 'liquid-vq',
-        label: 'conv width 32, downsample 4 (64 codes; lab.tokenizer-readback small-liquid: read-back 0.984)',
-        recipe: { tokenizer: { ch: 32 } },
       },
     ],
   },
