@@ -339,6 +339,33 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-liquid-w32': {
+    description:
+      "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with a width-32 tokenizer at 4x downsampling (64 codes), the tokenizer that reads back in lab.tokenizer-readback small-liquid; one seed",
+    expectedMinutes: 90,
+    imageSize: 32,
+    trainImages: 4000,
+    evalImages: 256,
+    dim: 128,
+    numLayers: 4,
+    numHeads: 4,
+    tokenizerSteps: 1500,
+    backboneSteps: 3000,
+    batchSize: 32,
+    captionFraction: 0.3,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image)',
+        recipe: { tokenizer: { ch: 32 } },
+        sampling: [
+          { cfgScale: 1.5, temperature: 0.5 },
+          { cfgScale: 1, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.5 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
