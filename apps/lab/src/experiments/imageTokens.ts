@@ -94,10 +94,11 @@ const PRESETS: Record<string, ImageTokensPreset> = {
   },
   small: {
     description:
-      '32 px, one object in a 3x3 grid, 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,500 + 3,000 steps per arm',
-    // measured: 7,100 s for seed 0 at 919a0c1 on the 2-core machine shared with two other runs and
-    // helpers (2026-12-03); about 50 min on the idle machine in an earlier session
-    expectedMinutes: 60,
+      '32 px, one object in a 3x3 grid, 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,500 + 3,000 steps per arm; width-32 VQ tokenizer, LatentLM backbone lr 3e-3',
+    // measured: 7,100 s for seed 0 at 919a0c1 (before the recipes below) on the 2-core machine shared
+    // with two other runs and helpers (2026-12-03); about 50 min on the idle machine in an earlier
+    // session; the width-32 tokenizer adds about 10 minutes (estimate)
+    expectedMinutes: 70,
     imageSize: 32,
     maxObjects: 1,
     trainImages: 4000,
@@ -109,6 +110,13 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     backboneSteps: 3000,
     batchSize: 32,
     captionFraction: 0.3,
+    // chosen by lab.tokenizer-readback small-liquid (width 16 reads back 0.76-0.80 at 32 px, width 32
+    // 0.984) and lab.image-tokens-sweep small-latent (backbone lr 3e-3: 0.531 seen against 0.223 at the
+    // arm's default 6e-3, which was tuned on the quick 2x64 backbone)
+    recipes: {
+      'liquid-vq': { tokenizer: { ch: 32 } },
+      'latentlm-sigma-vae': { backbone: { lr: 3e-3 } },
+    },
   },
 };
 
