@@ -35,5 +35,5 @@ it('the main entry imports nothing from node: and no other paper package', () =>
 });
 
 it('registers its experiments', () => {
-  expect(experiments.map((e) => e.id)).toEqual(['mio.staged', 'mio.speech-layout']);
+  expect(experiments.map((e) => e.id)).toEqual(['mio.staged', 'mio.speech-layout', 'mio.any-to-any']);
 });

@@ -2,14 +2,50 @@
  * MIO's claims as runnable experiments (registered with the lab app): `mio.staged` (the staged
  * schedule against a single stage at the final mix, equal compute; issue 16 experiment 1) and
  * `mio.speech-layout` (sequential vs alternating output speech, content-only vs full ASR input;
- * experiment 2). Still to come: the any-to-any tasks (brief §2.7). The toy world from @mmlm/data and
- * its tokenization: toy_corpus.ts; the codec's tone-speech helpers: codec.ts.
+ * experiment 2) and `mio.any-to-any` (interleaved stories, instructional editing and clip description
+ * from one SFT decoder, seen vs held-out with memoriser ceilings; experiment 3). The toy world from
+ * @mmlm/data and its tokenization: toy_corpus.ts; the codec's tone-speech helpers: codec.ts.
  */
 import type { Experiment } from '@mmlm/core/experiment';
+import { anyToAnyExperiment } from './any_to_any.js';
 import { speechLayoutExperiment } from './speech_layout.js';
 import { stagedExperiment } from './staged.js';
 
-export const experiments: Experiment[] = [stagedExperiment, speechLayoutExperiment];
+export const experiments: Experiment[] = [stagedExperiment, speechLayoutExperiment, anyToAnyExperiment];
+export {
+  ANY_TO_ANY_SETTINGS,
+  ANY_TO_ANY_TASKS,
+  type AnyToAnyEval,
+  type AnyToAnyEvalKit,
+  type AnyToAnySetEval,
+  type AnyToAnySettings,
+  type AnyToAnySettingsInput,
+  type AnyToAnyWorld,
+  anyToAnyExperiment,
+  anyToAnySchedule,
+  anyToAnySettings,
+  anyToAnySetup,
+  anyToAnyWorld,
+  type ClipItem,
+  clipOutcome,
+  type EditItem,
+  type EditKind3,
+  type EditOutcome,
+  type EditRequest,
+  type EditScores,
+  editOutcome,
+  editScores,
+  evaluateAnyToAny,
+  type ObjectAttrs,
+  parseClipDescription,
+  parseNarration,
+  type StoryItem,
+  type StoryOutcome,
+  type StorySegment,
+  scoreEdit,
+  scoreStory,
+  sentenceWords,
+} from './any_to_any.js';
 export {
   evaluateToneCodec,
   type ToneCodecDataOptions,
