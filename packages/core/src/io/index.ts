@@ -1,2 +1,3 @@
 export * from './checkpoint.js';
+export * from './decoderFile.js';
 export * from './safetensors.js';
