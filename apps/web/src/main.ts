@@ -3,13 +3,16 @@
  * `navigator.gpu`), run it in the tab, watch the loss curve, read the result tables.
  * URL parameters preselect the form: ?experiment=maskllm.ladder&preset=tiny&backend=wasm&seed=0&run=1
  * (and `steps=N` overrides the preset's training steps: the tiny GPT's, or the ladder's dense steps).
+ * A `model.safetensors` written by `pnpm lab run core.tiny-gpt` can be loaded from the file input:
+ * the page measures its validation bits/char beside the CLI's figure (checkpoint.ts).
  * The page's state is mirrored on `document.body.dataset.state` (idle | running | done | error)
  * and `window.mmlm` (the last result or error), for tests and the console.
  */
 import { currentBackend, initBackend, tf } from '@mmlm/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { LossChart } from './chart.js';
-import { EXPERIMENTS, type PageExperiment, type RunResult, type Table } from './experiments.js';
+import { runCheckpoint } from './checkpoint.js';
+import { EXPERIMENTS, type PageExperiment, type RunHooks, type RunResult, type Table } from './experiments.js';
 
 declare global {
   interface Window {
@@ -23,6 +26,7 @@ const presetSel = $<HTMLSelectElement>('preset');
 const backendSel = $<HTMLSelectElement>('backend');
 const seedIn = $<HTMLInputElement>('seed');
 const runBtn = $<HTMLButtonElement>('run');
+const ckptIn = $<HTMLInputElement>('checkpoint');
 const stopBtn = $<HTMLButtonElement>('stop');
 const statusEl = $('status');
 const logEl = $('log');
@@ -107,11 +111,13 @@ stopBtn.addEventListener('click', () => {
   stopRequested = true;
 });
 
-async function run(): Promise<void> {
+/** Run the selected experiment, or evaluate a loaded checkpoint (its file name and bytes). */
+async function run(checkpoint?: { name: string; bytes: Uint8Array }): Promise<void> {
   const exp = selected();
   const preset = presetSel.value;
   const seed = Number(seedIn.value) || 0;
   runBtn.disabled = true;
+  ckptIn.disabled = true;
   stopBtn.disabled = false;
   stopRequested = false;
   logEl.textContent = '';
@@ -124,39 +130,41 @@ async function run(): Promise<void> {
     const a = currentBackend()?.adapter;
     const backendLine = `${choice.backend} (${choice.provider}${a ? `; adapter ${JSON.stringify(a)}` : ''})`;
     window.mmlm.backend = tf.getBackend();
-    window.mmlm.experiment = exp.id;
-    log(`${exp.id} preset ${preset}, seed ${seed}, backend ${backendLine}`);
+    window.mmlm.experiment = checkpoint ? 'checkpoint' : exp.id;
+    log(
+      checkpoint
+        ? `checkpoint ${checkpoint.name}, backend ${backendLine}`
+        : `${exp.id} preset ${preset}, seed ${seed}, backend ${backendLine}`,
+    );
     const t0 = performance.now();
     let ema = Number.NaN;
     let lastPaint = 0;
     const steps = Number(params.get('steps'));
-    const result = await exp.run(
-      preset,
-      seed,
-      {
-        step(series, step, total, loss, ms) {
-          chart.add(series, loss);
-          ema = Number.isNaN(ema) ? ms : 0.9 * ema + 0.1 * ms;
-          const now = performance.now();
-          if (now - lastPaint > 100 || step === total) {
-            lastPaint = now;
-            chart.draw();
-            statusEl.textContent =
-              `backend ${choice.backend}${a ? ` (${a.description || a.vendor || 'adapter'})` : ''} · ${series} step ${step}/${total}` +
-              ` · loss ${loss.toFixed(4)} · step ${ms.toFixed(1)} ms (avg ${ema.toFixed(1)} ms) · ${((now - t0) / 1000).toFixed(1)} s`;
-          }
-        },
-        log,
-        async yieldToPage() {
-          if (stopRequested) throw new Error('stopped by the user');
-          await new Promise((r) => setTimeout(r, 0));
-        },
+    const hooks: RunHooks = {
+      step(series, step, total, loss, ms) {
+        chart.add(series, loss);
+        ema = Number.isNaN(ema) ? ms : 0.9 * ema + 0.1 * ms;
+        const now = performance.now();
+        if (now - lastPaint > 100 || step === total) {
+          lastPaint = now;
+          chart.draw();
+          statusEl.textContent =
+            `backend ${choice.backend}${a ? ` (${a.description || a.vendor || 'adapter'})` : ''} · ${series} step ${step}/${total}` +
+            ` · loss ${loss.toFixed(4)} · step ${ms.toFixed(1)} ms (avg ${ema.toFixed(1)} ms) · ${((now - t0) / 1000).toFixed(1)} s`;
+        }
       },
-      Number.isInteger(steps) && steps > 0 ? { steps } : {},
-    );
+      log,
+      async yieldToPage() {
+        if (stopRequested) throw new Error('stopped by the user');
+        await new Promise((r) => setTimeout(r, 0));
+      },
+    };
+    const result = checkpoint
+      ? await runCheckpoint(checkpoint.bytes, checkpoint.name, hooks)
+      : await exp.run(preset, seed, hooks, Number.isInteger(steps) && steps > 0 ? { steps } : {});
     chart.draw();
     const seconds = (performance.now() - t0) / 1000;
-    statusEl.textContent = `done on ${choice.backend} in ${seconds.toFixed(1)} s (mean step ${ema.toFixed(1)} ms). ${result.summary}`;
+    statusEl.textContent = `done on ${choice.backend} in ${seconds.toFixed(1)} s${Number.isNaN(ema) ? '' : ` (mean step ${ema.toFixed(1)} ms)`}. ${result.summary}`;
     const summary = Object.assign(document.createElement('p'), { id: 'summary', textContent: result.summary });
     resultsEl.replaceChildren(summary, ...result.tables.map(renderTable));
     resultsEl.dataset.backend = choice.backend;
@@ -171,9 +179,18 @@ async function run(): Promise<void> {
     setState('error');
   } finally {
     runBtn.disabled = false;
+    ckptIn.disabled = false;
     stopBtn.disabled = true;
   }
 }
+
+ckptIn.addEventListener('change', async () => {
+  const f = ckptIn.files?.[0];
+  if (!f) return;
+  statusEl.classList.remove('error');
+  await run({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
+  ckptIn.value = '';
+});
 
 $('controls').addEventListener('submit', (ev) => {
   ev.preventDefault();

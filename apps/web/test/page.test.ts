@@ -6,13 +6,17 @@
  * finite numbers and that the loss went down. Screenshots go to test-artifacts/. Where Chromium
  * is not installed the test fails with the install command; MMLM_SKIP_BROWSER=1 skips it.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { encodeDecoderFile, initBackend, TransformerDecoder } from '@mmlm/core';
+import { CharTokenizer, grammarCorpus } from '@mmlm/data';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TINY_GPT_META, type TinyGptMeta, valBitsPerChar } from '../src/checkpoint.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const app = join(here, '..');
@@ -114,6 +118,38 @@ describe.skipIf(skip)('the lab page in headless Chromium', () => {
       expect(existsSync(join(artifacts, 'page.png'))).toBe(true);
       await page.close();
     }, 60_000);
+
+    it('loads a decoder file written in Node and measures the same validation bits/char; refuses a broken file', async () => {
+      // a model as core.tiny-gpt writes it (untrained: the numbers, not the learning, are compared)
+      await initBackend({ backend: 'wasm', log: false });
+      const settings = { grammar: 'shapes' as const, seed: 0, chars: 20_000, block: 32, batch: 8 };
+      const tok = CharTokenizer.fromText(grammarCorpus(settings), { specialTokens: [] });
+      const model = new TransformerDecoder({ vocabSize: tok.vocabSize, dim: 32, numLayers: 2, numHeads: 2, maxSeqLen: 32, seed: 5 });
+      const meta: TinyGptMeta = { ...settings, vocab: [...tok.chars], valBitsPerChar: 0, backend: 'wasm' };
+      meta.valBitsPerChar = valBitsPerChar(model, tok, meta);
+      const dir = mkdtempSync(join(tmpdir(), 'web-ckpt-'));
+      const file = join(dir, 'model.safetensors');
+      writeFileSync(file, await encodeDecoderFile(model, { [TINY_GPT_META]: JSON.stringify(meta) }));
+      model.dispose();
+      const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+      await page.goto(`${base}/?backend=wasm`);
+      await page.setInputFiles('#checkpoint', file);
+      await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 45_000 });
+      const state = (await page.evaluate(() => window.mmlm)) as PageState;
+      expect(state.state, state.error).toBe('done');
+      const m = state.result!.metrics;
+      expect(m.cliValBitsPerChar).toBe(meta.valBitsPerChar);
+      expect(Math.abs(m.valBitsPerChar! - meta.valBitsPerChar)).toBeLessThan(1e-4);
+      expect((await column(page, 'Checkpoint', 'value'))[0]).toBeCloseTo(meta.valBitsPerChar, 4);
+      await page.screenshot({ path: join(artifacts, 'page-checkpoint.png'), fullPage: true });
+      // a file that is not safetensors: an error naming the file, and the page stays usable
+      const junk = join(dir, 'junk.safetensors');
+      writeFileSync(junk, new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]));
+      await page.setInputFiles('#checkpoint', junk);
+      await page.waitForSelector('body[data-state="error"]', { timeout: 20_000 });
+      expect(await page.locator('#status').textContent()).toMatch(/junk\.safetensors/);
+      await page.close();
+    }, 90_000);
 
     it("runs MaskLLM's sparsity ladder (tiny preset): every 2:4 arm evaluated, exported masks exactly 2:4", async () => {
       const page = await browser.newPage({ viewport: { width: 1000, height: 1100 } });

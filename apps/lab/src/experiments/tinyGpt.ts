@@ -3,7 +3,18 @@
  * trained on the procedural shapes grammar (@mmlm/data), reporting training loss and validation
  * bits per character against the grammar's exact entropy rate (the floor no model can beat).
  */
-import { AdamW, crossEntropy, paramGroups, TransformerDecoder, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
+import { join } from 'node:path';
+import {
+  AdamW,
+  crossEntropy,
+  encodeDecoderFile,
+  paramGroups,
+  TransformerDecoder,
+  tf,
+  valueAndGrads,
+  warmupCosine,
+  writeFileAtomicSync,
+} from '@mmlm/core';
 import type { Experiment, PresetInfo } from '@mmlm/core/experiment';
 import {
   CharTokenizer,
@@ -69,6 +80,9 @@ const PRESETS: Record<string, TinyGptPreset> = {
     evalEvery: 100,
   },
 };
+
+/** Metadata key of the tiny GPT's corpus settings and vocabulary in model.safetensors. */
+export const TINY_GPT_META = 'mmlm.tiny-gpt';
 
 /** Mean cross-entropy in nats of logits [B, T, V] against targets [B, T]. */
 function meanCE(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
@@ -145,6 +159,22 @@ export const tinyGpt: Experiment = {
     bar.done();
     const seconds = (performance.now() - t0) / 1000;
     const valBpc = curve[curve.length - 1]![2];
+    // the trained model as one self-describing file; the web page (apps/web) loads it and measures
+    // the same validation bits/char from the corpus settings below
+    const checkpoint = {
+      grammar: 'shapes',
+      seed: ctx.seed,
+      chars: p.chars,
+      block: p.block,
+      batch: p.batch,
+      vocab: tok.chars,
+      valBitsPerChar: valBpc,
+      backend: ctx.backend,
+    };
+    writeFileAtomicSync(
+      join(ctx.outDir, 'model.safetensors'),
+      await encodeDecoderFile(model, { [TINY_GPT_META]: JSON.stringify(checkpoint) }),
+    );
     opt.dispose();
     model.dispose();
     return {
@@ -164,7 +194,7 @@ export const tinyGpt: Experiment = {
           note: `The grammar's exact entropy rate is ${entropy.toFixed(3)} bits/char: a perfect model reaches it, none goes below. A uniform guess over the ${tok.vocabSize} characters costs ${Math.log2(tok.vocabSize).toFixed(2)} bits/char.`,
         },
       ],
-      summary: `Training loss went from ${first.toFixed(3)} to ${last.toFixed(3)} nats in ${p.steps} steps (${seconds.toFixed(1)} s on ${ctx.backend}); validation ${valBpc.toFixed(3)} bits/char against the grammar's floor of ${entropy.toFixed(3)}.`,
+      summary: `Training loss went from ${first.toFixed(3)} to ${last.toFixed(3)} nats in ${p.steps} steps (${seconds.toFixed(1)} s on ${ctx.backend}); validation ${valBpc.toFixed(3)} bits/char against the grammar's floor of ${entropy.toFixed(3)}. The model is in model.safetensors (the web page loads it).`,
     };
   },
 };
