@@ -68,6 +68,21 @@ const QUICK: ImageTokensPreset = {
   captionFraction: 0.3,
 };
 
+/** The `small` comparison's data, backbone and step budget (its sweeps and the read-back experiment reuse it). */
+export const SMALL_BUDGET = {
+  imageSize: 32,
+  maxObjects: 1,
+  trainImages: 4000,
+  evalImages: 256,
+  dim: 128,
+  numLayers: 4,
+  numHeads: 4,
+  tokenizerSteps: 1500,
+  backboneSteps: 3000,
+  batchSize: 32,
+  captionFraction: 0.3,
+} as const;
+
 const PRESETS: Record<string, ImageTokensPreset> = {
   tiny: {
     description: 'a few steps of microscopic arms (tests: plumbing and metrics only)',
@@ -99,17 +114,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     // with two other runs and helpers (2026-12-03); about 50 min on the idle machine in an earlier
     // session; the width-32 tokenizer adds about 10 minutes (estimate)
     expectedMinutes: 70,
-    imageSize: 32,
-    maxObjects: 1,
-    trainImages: 4000,
-    evalImages: 256,
-    dim: 128,
-    numLayers: 4,
-    numHeads: 4,
-    tokenizerSteps: 1500,
-    backboneSteps: 3000,
-    batchSize: 32,
-    captionFraction: 0.3,
+    ...SMALL_BUDGET,
     // chosen by lab.tokenizer-readback small-liquid (width 16 reads back 0.76-0.80 at 32 px, width 32
     // 0.984) and lab.image-tokens-sweep small-latent (backbone lr 3e-3: 0.531 seen against 0.223 at the
     // arm's default 6e-3, which was tuned on the quick 2x64 backbone)

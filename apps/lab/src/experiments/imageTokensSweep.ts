@@ -9,7 +9,7 @@
 import { stableHash32 } from '@mmlm/core';
 import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
 import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
-import { fmt, IMAGE_TOKEN_ARMS } from './imageTokens.js';
+import { fmt, IMAGE_TOKEN_ARMS, SMALL_BUDGET } from './imageTokens.js';
 
 /** One trained configuration of one arm, evaluated at one or more sampling settings. */
 export interface SweepVariant {
@@ -296,16 +296,7 @@ const PRESETS: Record<string, SweepPreset> = {
     // measured: 1,733 s and 1,512 s of training for the first two variants at 96326e9, on the 2-core
     // machine shared with another run
     expectedMinutes: 90,
-    imageSize: 32,
-    trainImages: 4000,
-    evalImages: 256,
-    dim: 128,
-    numLayers: 4,
-    numHeads: 4,
-    tokenizerSteps: 1500,
-    backboneSteps: 3000,
-    batchSize: 32,
-    captionFraction: 0.3,
+    ...SMALL_BUDGET,
     variants: [
       {
         arm: 'latentlm-sigma-vae',
@@ -343,16 +334,7 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with a width-32 tokenizer at 4x downsampling (64 codes), the tokenizer that reads back in lab.tokenizer-readback small-liquid; one seed",
     expectedMinutes: 90,
-    imageSize: 32,
-    trainImages: 4000,
-    evalImages: 256,
-    dim: 128,
-    numLayers: 4,
-    numHeads: 4,
-    tokenizerSteps: 1500,
-    backboneSteps: 3000,
-    batchSize: 32,
-    captionFraction: 0.3,
+    ...SMALL_BUDGET,
     variants: [
       {
         arm: 'liquid-vq',
@@ -372,16 +354,7 @@ const PRESETS: Record<string, SweepPreset> = {
     // measured: 2,057 s at aee83ec on the 2-core machine shared with another run (2026-12-03):
     // read-back 0.213, generation 0.281 seen: 16 codes of K = 64 are too few at 32 px
     expectedMinutes: 35,
-    imageSize: 32,
-    trainImages: 4000,
-    evalImages: 256,
-    dim: 128,
-    numLayers: 4,
-    numHeads: 4,
-    tokenizerSteps: 1500,
-    backboneSteps: 3000,
-    batchSize: 32,
-    captionFraction: 0.3,
+    ...SMALL_BUDGET,
     variants: [
       {
         arm: 'liquid-vq',

@@ -11,7 +11,7 @@ import { stableHash32 } from '@mmlm/core';
 import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
 import { type ObservedObject, ShapeAnalyzer } from '@mmlm/data';
 import { AGREEMENT_FLOOR, loadImageTextData, psnr } from './imageEval.js';
-import { fmt, IMAGE_TOKEN_ARMS } from './imageTokens.js';
+import { fmt, IMAGE_TOKEN_ARMS, SMALL_BUDGET } from './imageTokens.js';
 
 /** One tokenizer configuration of one arm. */
 export interface ReadbackVariant {
@@ -32,7 +32,8 @@ interface ReadbackPreset extends PresetInfo {
   variants: ReadbackVariant[];
 }
 
-const SMALL = { imageSize: 32, trainImages: 4000, evalImages: 256, tokenizerSteps: 1500, batchSize: 32 };
+const { imageSize, trainImages, evalImages, tokenizerSteps, batchSize } = SMALL_BUDGET;
+const SMALL = { imageSize, trainImages, evalImages, tokenizerSteps, batchSize };
 
 const PRESETS: Record<string, ReadbackPreset> = {
   tiny: {
