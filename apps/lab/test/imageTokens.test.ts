@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { tf } from '@mmlm/core';
@@ -76,15 +76,40 @@ describe('lab.image-tokens', () => {
   it('the recipe sweep: one row per variant and sampling setting, recipes reach the arms, no tensor leak', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lab-sweep-'));
     const before = tf.memory().numTensors;
-    const { record } = await runExperiment(imageTokensSweep, { preset: 'tiny', seed: 0, outRoot: root, progress: 'none', log: () => {} });
+    const lines: string[] = [];
+    const { record } = await runExperiment(imageTokensSweep, {
+      preset: 'tiny',
+      seed: 0,
+      outRoot: root,
+      progress: 'none',
+      log: (l) => lines.push(l),
+    });
     expect(tf.memory().numTensors).toBe(before);
     const table = record.result.tables![0]!;
-    // tiny: reference codebook (1 setting), k-means + EMA (2 settings), latentlm default (1)
-    expect(table.rows).toHaveLength(4);
-    expect(table.rows.map((r) => r[0])).toEqual(['liquid-vq', 'liquid-vq', 'liquid-vq', 'latentlm-sigma-vae']);
+    // tiny: reference codebook (1 setting), k-means + EMA (2 settings), latentlm default (1), then the
+    // two backbone variants that reuse the k-means + EMA and latentlm tokenizers (1 each)
+    expect(table.rows).toHaveLength(6);
+    expect(table.rows.map((r) => r[0])).toEqual([
+      'liquid-vq',
+      'liquid-vq',
+      'liquid-vq',
+      'latentlm-sigma-vae',
+      'liquid-vq',
+      'latentlm-sigma-vae',
+    ]);
     expect(table.rows[1]![3]).toBe('cfg 1');
     expect(table.rows[2]![3]).toBe('cfg 3, T 0.5');
-    for (const r of table.rows) for (const c of [5, 6, 8]) expect(Number(r[c])).toBeGreaterThanOrEqual(0);
+    for (const r of table.rows) for (const c of [6, 8]) expect(Number(r[c])).toBeGreaterThanOrEqual(0);
+    // the reused tokenizers: the same read-back as the variant that trained them, said in the row and the log
+    expect(table.rows[4]![5]).toBe(table.rows[1]![5]);
+    expect(table.rows[5]![5]).toBe(table.rows[3]![5]);
+    for (const i of [4, 5]) expect(String(table.rows[i]![4])).toMatch(/tokenizer reused/);
+    for (const i of [0, 1, 3]) expect(String(table.rows[i]![4])).not.toMatch(/reused/);
+    expect(lines.filter((l) => /tokenizer is the one trained/.test(l))).toHaveLength(2);
+    // the liquid arm loaded the copied tokenizer and codes rather than training again
+    expect(lines.some((l) => /liquid-vq: loaded the frozen tokenizer/.test(l))).toBe(true);
+    const cache = join(root, 'lab.image-tokens-sweep', 'tokenizer-cache');
+    expect(readdirSync(cache).filter((d) => !d.includes('.tmp-'))).toHaveLength(3);
   }, 300_000);
 
   it('a bad recipe is refused by each arm, naming the field and the value', async () => {

@@ -6,6 +6,8 @@
  * each arm's recipe and the comparison's presets are read off this table; it is kept as an
  * experiment so the choice can be rerun and challenged.
  */
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { stableHash32 } from '@mmlm/core';
 import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
 import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
@@ -22,6 +24,55 @@ export interface SweepVariant {
   recipe?: unknown;
   /** Sampling settings to evaluate (default: the arm's recipe). */
   sampling?: { cfgScale?: number; temperature?: number }[];
+}
+
+/**
+ * What each arm writes for its finished tokenizer phase inside its sub-run folder (the arm loads it
+ * instead of training when the settings it was written for match; both arms check that themselves:
+ * Liquid's `tokenizer.json` marker and LatentLM's checkpoint config refuse other settings).
+ */
+const TOKENIZER_ARTIFACTS: Record<string, string[]> = {
+  'liquid-vq': ['tokenizer.json', 'tokenizer.safetensors', 'codes-train.safetensors'],
+  'latentlm-sigma-vae': ['tokenizer'],
+};
+
+/**
+ * The folder, beside this run's, where a variant's trained tokenizer is kept for the other variants
+ * and presets of the sweep that train the same tokenizer (same arm, tokenizer recipe, steps, batch,
+ * data and seed) and differ only in the backbone or sampling: they copy it instead of training it
+ * again. Null for an arm without a known tokenizer phase.
+ */
+export function tokenizerCacheDir(
+  outDir: string,
+  v: Pick<SweepVariant, 'arm' | 'recipe'>,
+  key: { tokenizerSteps: number; batchSize: number; imageSize: number; trainImages: number; seed: number },
+): string | null {
+  if (!TOKENIZER_ARTIFACTS[v.arm]) return null;
+  const tok = (v.recipe as { tokenizer?: unknown } | undefined)?.tokenizer ?? {};
+  const h = stableHash32(JSON.stringify({ arm: v.arm, tokenizer: tok, ...key })).toString(16);
+  return join(dirname(outDir), 'tokenizer-cache', `${v.arm}-seed${key.seed}-${h}`);
+}
+
+/** Copies a cached tokenizer into a variant's empty sub-run folder; true when it did. */
+function restoreTokenizer(cache: string | null, arm: string, dir: string): boolean {
+  const files = TOKENIZER_ARTIFACTS[arm];
+  if (!cache || !files || !existsSync(join(cache, 'complete'))) return false;
+  if (files.some((f) => existsSync(join(dir, f)))) return false; // the variant has its own (an interrupted run)
+  for (const f of files) cpSync(join(cache, f), join(dir, f), { recursive: true });
+  return true;
+}
+
+/** Publishes a variant's trained tokenizer to the cache (a temporary folder renamed into place). */
+function publishTokenizer(cache: string | null, arm: string, dir: string): void {
+  const files = TOKENIZER_ARTIFACTS[arm];
+  if (!cache || !files || existsSync(join(cache, 'complete')) || files.some((f) => !existsSync(join(dir, f)))) return;
+  const tmp = `${cache}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  for (const f of files) cpSync(join(dir, f), join(tmp, f), { recursive: true });
+  writeFileSync(join(tmp, 'complete'), `${dir}\n`);
+  rmSync(cache, { recursive: true, force: true });
+  renameSync(tmp, cache);
 }
 
 interface SweepPreset extends PresetInfo {
@@ -69,6 +120,9 @@ const PRESETS: Record<string, SweepPreset> = {
       { arm: 'liquid-vq', label: 'reference codebook', recipe: { tokenizer: { kmeansInit: false, emaDecay: null } } },
       { arm: 'liquid-vq', label: 'k-means + EMA', sampling: [{ cfgScale: 1 }, { cfgScale: 3, temperature: 0.5 }] },
       { arm: 'latentlm-sigma-vae', label: 'default' },
+      // the tokenizers of the two variants above, reused (only the backbone differs)
+      { arm: 'liquid-vq', label: 'k-means + EMA, backbone lr 1e-3', recipe: { backbone: { lr: 1e-3 } } },
+      { arm: 'latentlm-sigma-vae', label: 'backbone lr 1e-3', recipe: { backbone: { lr: 1e-3 } } },
     ],
   },
   quick: {
@@ -348,6 +402,42 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-liquid-long': {
+    description:
+      'the discrete arm of small-liquid-w32 (width-32 tokenizer, 64 codes per image; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with twice the backbone steps (6,000): is the missing grid cell a matter of steps?; one seed',
+    expectedMinutes: 60,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), 6,000 backbone steps',
+        recipe: { tokenizer: { ch: 32 } },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 1.5, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.5 },
+        ],
+      },
+    ],
+  },
+  'small-latent-long': {
+    description:
+      "the continuous arm of small-latent's best variant (backbone lr 3e-3, 16 latent channels; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with twice the backbone steps (6,000); one seed",
+    expectedMinutes: 50,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, 6,000 backbone steps',
+        recipe: { backbone: { lr: 3e-3 } },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
@@ -388,11 +478,21 @@ async function run(ctx: ExperimentContext) {
       recipe: v.recipe,
     };
     const settings = v.sampling ?? [{}];
+    const cache = tokenizerCacheDir(ctx.outDir, v, {
+      tokenizerSteps: budget.tokenizerSteps,
+      batchSize: p.batchSize,
+      imageSize: p.imageSize,
+      trainImages: p.trainImages,
+      seed: ctx.seed,
+    });
     // keyed by the variant's content, so an edited variant never reuses another's finished sub-run
     const evals = await ctx.subrun(`v${vi}-${v.arm}-${stableHash32(JSON.stringify(v)).toString(16)}`, async (dir) => {
+      const reused = restoreTokenizer(cache, v.arm, dir);
+      if (reused) ctx.log(`variant ${vi}: the tokenizer is the one trained for the same settings in ${cache}`);
       const out: ArmEvaluation[] = [];
       for (const s of settings) out.push(await evaluateArm(v.arm, arm.factory, data, ctx, dir, { ...budget, ...s }));
-      return out.map(({ figures: _f, ...r }) => r);
+      publishTokenizer(cache, v.arm, dir);
+      return out.map(({ figures: _f, ...r }) => ({ ...r, tokenizerReused: reused }));
     });
     for (const [si, r] of evals.entries()) {
       const s = settings[si]!;
@@ -404,7 +504,10 @@ async function run(ctx: ExperimentContext) {
         v.label,
         `${budget.tokenizerSteps} + ${budget.backboneSteps}, ${budget.backbone.numLayers}x${budget.backbone.dim}`,
         sampling || 'recipe default',
-        fmt(r.trainSeconds, 0),
+        // a reused tokenizer's seconds are not in this variant's training time
+        (r as { tokenizerReused?: boolean }).tokenizerReused
+          ? `${fmt(r.trainSeconds, 0)} (backbone; tokenizer reused)`
+          : fmt(r.trainSeconds, 0),
         fmt(r.reconAnalyzerAgreement),
         fmt(r.generationScoreSeen),
         `${fmt(r.generationScoreHeldOut)} (${fmt(r.generationCeilingHeldOut)})`,
