@@ -1,6 +1,7 @@
 /**
  * The kernels core adds to the wasm backend (src/backend/kernels/wasm_gaps.ts) against the cpu
- * backend: UnsortedSegmentSum (gather's gradient), Conv2DBackpropFilter (conv2d's weight gradient)
+ * backend: UnsortedSegmentSum (gather's gradient), Conv2DBackpropFilter (conv2d's weight gradient),
+ * Conv2DBackpropInput (conv2d's input gradient; replaces the stock direct loop: GEMM + col2im)
  * and DepthwiseConv2dNativeBackpropFilter / Input (depthwiseConv2d's gradients), through tf.grads
  * and as raw kernels, on random inputs with odd sizes, strides, and 'same' / 'valid' / numeric /
  * explicit padding; dilated taps against a naive host convolution.
@@ -9,6 +10,7 @@
  * cpu kernels accumulate in float64).
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { replacedKernels } from '../../src/backend/kernels/index.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size } from './helpers.js';
@@ -107,6 +109,11 @@ describe('wasm Conv2DBackpropFilter', () => {
     // 20 images of 2.0 MB im2col each: the 32 MB column buffer splits the batch into two GEMM chunks
     { x: [20, 24, 24, 96], f: [3, 3, 96, 1], strides: [1, 1], pad: 'same' },
   ];
+  it("core's Conv2DBackpropInput replaces the stock one on wasm (the gradients below go through it)", async () => {
+    await on('wasm', () => null);
+    expect(replacedKernels('wasm')).toContain('Conv2DBackpropInput');
+  });
+
   for (const c of cases) {
     it(`conv2d x [${c.x}] filter [${c.f}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}: output and gradients match cpu`, async () => {
       const x = randn(size(c.x), size(c.x));

@@ -23,6 +23,7 @@
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
  */
+
 import { tf } from '../../tf.js';
 import {
   ADAMW_KERNEL,
@@ -35,6 +36,7 @@ import {
   SILU_KERNEL,
 } from './fused.js';
 import { SimdOps } from './simd_ops.js';
+import { conv2DBackpropInputGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
 import type { WasmBackendInternals } from './wasm_matmul.js';
 
 interface Backend extends WasmBackendInternals {
@@ -232,8 +234,10 @@ function adamwOnHeap(
 }
 
 /**
- * GroupNorm over NHWC x [B, HW, C] on the heap (offsets in floats): two passes per sample for the
- * statistics (mean, then the centred sum of squares, accumulated in float64), one to write y.
+ * GroupNorm over NHWC x [B, HW, C] on the heap (offsets in floats). Per sample: per-channel sums in
+ * float64 (the inner loop runs over contiguous channels, no group index per element), reduced to
+ * the group mean; the same for the centred sum of squares; then y = (x - mean_g) a_c + b_c with
+ * a_c = rstd_g w_c (centred first: x a_c - mean_g a_c would cancel when |mean| >> std).
  */
 function groupNormForward(
   h: Float32Array,
@@ -246,40 +250,50 @@ function groupNormForward(
 ): void {
   const Cg = C / G;
   const N = HW * Cg;
-  const acc = new Float64Array(G);
+  const acc = new Float64Array(C);
+  const meanC = new Float64Array(C);
+  const a = new Float32Array(C);
+  const m32 = new Float32Array(C);
   for (let b = 0; b < B; b++) {
     const base = o.x + b * HW * C;
+    const end = base + HW * C;
     acc.fill(0);
-    for (let p = 0; p < HW; p++) {
-      const row = base + p * C;
-      for (let c = 0; c < C; c++) acc[(c / Cg) | 0]! += h[row + c]!;
-    }
-    const mean = Float64Array.from(acc, (s) => s / N);
-    acc.fill(0);
-    for (let p = 0; p < HW; p++) {
-      const row = base + p * C;
-      for (let c = 0; c < C; c++) {
-        const d = h[row + c]! - mean[(c / Cg) | 0]!;
-        acc[(c / Cg) | 0]! += d * d;
-      }
-    }
-    const rstd = Float64Array.from(acc, (s) => 1 / Math.sqrt(s / N + eps));
+    for (let row = base; row < end; row += C) for (let c = 0; c < C; c++) acc[c]! += h[row + c]!;
     for (let g = 0; g < G; g++) {
-      h[o.mean + b * G + g] = mean[g]!;
-      h[o.rstd + b * G + g] = rstd[g]!;
+      let m = 0;
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) m += acc[c]!;
+      m /= N;
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) meanC[c] = m;
+      h[o.mean + b * G + g] = m;
     }
-    const out = o.y + b * HW * C;
-    for (let p = 0; p < HW; p++) {
-      const row = p * C;
+    acc.fill(0);
+    for (let row = base; row < end; row += C)
       for (let c = 0; c < C; c++) {
-        const g = (c / Cg) | 0;
-        h[out + row + c] = (h[base + row + c]! - mean[g]!) * rstd[g]! * h[o.w + c]! + h[o.b + c]!;
+        const d = h[row + c]! - meanC[c]!;
+        acc[c]! += d * d;
+      }
+    for (let g = 0; g < G; g++) {
+      let v = 0;
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) v += acc[c]!;
+      const r = 1 / Math.sqrt(v / N + eps);
+      h[o.rstd + b * G + g] = r;
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) {
+        a[c] = r * h[o.w + c]!;
+        m32[c] = meanC[c]!;
       }
     }
+    const out = o.y - o.x; // y's offset relative to x's
+    for (let row = base; row < end; row += C) for (let c = 0; c < C; c++) h[out + row + c] = (h[row + c]! - m32[c]!) * a[c]! + h[o.b + c]!;
   }
 }
 
-/** The GroupNorm backward pass (see nn/group_norm.ts), sums in float64. */
+/**
+ * The GroupNorm backward pass (see nn/group_norm.ts), sums in float64 and per channel as the
+ * forward: with xhat = (x - mean_g) rstd_g,
+ *   db_c = sum dy,  dw_c = sum dy xhat,  s1_g = sum_{c in g} w_c db_c,  s2_g = sum_{c in g} w_c dw_c,
+ *   dx = rstd_g (dy w_c - s1_g / N - xhat s2_g / N) = dy A_c + (x - mean_g) K_g + L_g
+ * with A_c = rstd_g w_c, K_g = -rstd_g^2 s2_g / N, L_g = -rstd_g s1_g / N.
+ */
 function groupNormBackward(
   h: Float32Array,
   o: { dy: number; x: number; w: number; mean: number; rstd: number; dx: number; dw: number; db: number },
@@ -292,34 +306,50 @@ function groupNormBackward(
   const N = HW * Cg;
   const dw = new Float64Array(C);
   const db = new Float64Array(C);
-  const s1 = new Float64Array(G);
-  const s2 = new Float64Array(G);
+  const sdy = new Float64Array(C); // per sample: sum dy
+  const sdx = new Float64Array(C); // per sample: sum dy xhat
+  const meanC = new Float64Array(C);
+  const rC = new Float64Array(C);
+  const A = new Float32Array(C);
+  const K = new Float32Array(C);
+  const L = new Float32Array(C);
+  const m32 = new Float32Array(C);
   for (let b = 0; b < B; b++) {
     const base = b * HW * C;
-    s1.fill(0);
-    s2.fill(0);
-    for (let p = 0; p < HW; p++) {
-      const row = base + p * C;
+    for (let g = 0; g < G; g++)
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) {
+        meanC[c] = h[o.mean + b * G + g]!;
+        rC[c] = h[o.rstd + b * G + g]!;
+      }
+    sdy.fill(0);
+    sdx.fill(0);
+    for (let row = base; row < base + HW * C; row += C)
       for (let c = 0; c < C; c++) {
-        const g = (c / Cg) | 0;
         const dy = h[o.dy + row + c]!;
-        const xhat = (h[o.x + row + c]! - h[o.mean + b * G + g]!) * h[o.rstd + b * G + g]!;
-        dw[c]! += dy * xhat;
-        db[c]! += dy;
-        const gw = dy * h[o.w + c]!;
-        s1[g]! += gw;
-        s2[g]! += gw * xhat;
+        sdy[c]! += dy;
+        sdx[c]! += dy * ((h[o.x + row + c]! - meanC[c]!) * rC[c]!);
+      }
+    for (let g = 0; g < G; g++) {
+      let s1 = 0;
+      let s2 = 0;
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) {
+        s1 += h[o.w + c]! * sdy[c]!;
+        s2 += h[o.w + c]! * sdx[c]!;
+      }
+      const r = rC[g * Cg]!;
+      for (let c = g * Cg; c < (g + 1) * Cg; c++) {
+        A[c] = r * h[o.w + c]!;
+        K[c] = (-r * r * s2) / N;
+        L[c] = (-r * s1) / N;
+        m32[c] = meanC[c]!;
       }
     }
-    for (let p = 0; p < HW; p++) {
-      const row = base + p * C;
-      for (let c = 0; c < C; c++) {
-        const g = (c / Cg) | 0;
-        const r = h[o.rstd + b * G + g]!;
-        const xhat = (h[o.x + row + c]! - h[o.mean + b * G + g]!) * r;
-        h[o.dx + row + c] = r * (h[o.dy + row + c]! * h[o.w + c]! - s1[g]! / N - (xhat * s2[g]!) / N);
-      }
+    for (let c = 0; c < C; c++) {
+      dw[c]! += sdx[c]!;
+      db[c]! += sdy[c]!;
     }
+    for (let row = base; row < base + HW * C; row += C)
+      for (let c = 0; c < C; c++) h[o.dx + row + c] = h[o.dy + row + c]! * A[c]! + (h[o.x + row + c]! - m32[c]!) * K[c]! + L[c]!;
   }
   for (let c = 0; c < C; c++) {
     h[o.dw + c] = dw[c]!;
@@ -334,6 +364,9 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
     kernelFunc: fn as unknown as tf.KernelFunc,
   });
   return [
+    k('Conv2DBackpropInput', (args) =>
+      conv2DBackpropInputGemm(args as GapKernelArgs, (a) => callStock(stock, 'Conv2DBackpropInput', a as KernelArgs) as tf.TensorInfo),
+    ),
     k('Identity', (args) => {
       const x = args.inputs.x as tf.TensorInfo;
       if (x.dtype === 'string') return callStock(stock, 'Identity', args);
