@@ -66,10 +66,12 @@ export {
   upsampleNearest2x,
 } from './conv.js';
 export {
+  buildImagePositionLM,
   buildLM,
   type ExtendOptions,
   extendVocabulary,
   fromModelRange,
+  ImagePositionLM,
   type LiquidVocab,
   liquidVocab,
   type TokenizerOutput,

@@ -12,7 +12,19 @@
  *      mean of the old rows (train.py's `smart_tokenizer_and_embedding_resize`; HF's
  *      `resize_token_embeddings(mean_resizing=True)` draws them from N(mean, 1e-9 cov) instead).
  */
-import { Module, ModuleList, Rng, silu, TransformerDecoder, tf, VectorQuantizer, type VQOutput } from '@mmlm/core';
+import {
+  type DecoderCall,
+  Embedding,
+  type KVCache,
+  Module,
+  ModuleList,
+  Rng,
+  silu,
+  TransformerDecoder,
+  tf,
+  VectorQuantizer,
+  type VQOutput,
+} from '@mmlm/core';
 import {
   downsampleFactor,
   extendedVocabSize,
@@ -362,6 +374,84 @@ export function buildLM(c: LMConfig, vocabSize: number, seed = c.seed): Transfor
     dropout: c.dropout,
     seed,
   });
+}
+
+/**
+ * An LM that also knows where in the image grid its next code goes: a learned embedding of the
+ * index j of the code a position predicts (j = 0 at `<boi>`, j = i + 1 after code i, none outside
+ * an image or after the last code) is added to the token embedding. Not in Liquid (its LM has
+ * only the LLM's 1-D RoPE); a deviation for the toy scale, where a small LM learns slowly which
+ * grid cell the k-th code of a raster sequence falls in (lab.image-tokens-sweep small-liquid-pos).
+ * The index comes from the ids themselves (a `<boi>` opens an image, codes count, anything else
+ * closes it), so training (right-padded), captioning prefixes and KV-cached generation (left-padded,
+ * one token per call: the per-row state is kept with the cache) all see the same index.
+ * Parameters: those of TransformerDecoder plus image_pos [tokensPerImage, dim].
+ */
+export class ImagePositionLM extends TransformerDecoder {
+  readonly image_pos: Embedding; // [N, D]
+  private readonly states = new WeakMap<KVCache, { open: Uint8Array; count: Int32Array }>();
+
+  constructor(
+    config: ConstructorParameters<typeof TransformerDecoder>[0],
+    readonly vocab: Pick<LiquidVocab, 'boi' | 'codeOffset' | 'numCodes' | 'tokensPerImage'>,
+  ) {
+    super(config);
+    this.image_pos = this.module(
+      'image_pos',
+      new Embedding(vocab.tokensPerImage, config.dim, {
+        init: { kind: 'normal', std: config.initStd ?? 0.02 },
+        rng: new Rng(config.seed ?? 0).fork('image_pos'),
+      }),
+    );
+  }
+
+  /** Index of the code each position predicts, or -1 (host side; ids [B, T] row-major). */
+  imageIndex(ids: Int32Array, B: number, T: number, cache?: KVCache): Int32Array {
+    const { boi, codeOffset, numCodes, tokensPerImage: N } = this.vocab;
+    let st = cache && cache.length > 0 ? this.states.get(cache) : undefined;
+    if (!st || st.open.length !== B) st = { open: new Uint8Array(B), count: new Int32Array(B) };
+    const out = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const id = ids[b * T + t]!;
+        if (id === boi) {
+          st.open[b] = 1;
+          st.count[b] = 0;
+        } else if (st.open[b] && id >= codeOffset && id < codeOffset + numCodes) st.count[b]! += 1;
+        else st.open[b] = 0;
+        out[b * T + t] = st.open[b] && st.count[b]! < N ? st.count[b]! : -1;
+      }
+    }
+    if (cache) this.states.set(cache, st);
+    return out;
+  }
+
+  override forward(ids: tf.Tensor, call: DecoderCall = {}): tf.Tensor {
+    if (ids.rank !== 2) throw new Error(`ImagePositionLM.forward: ids must be [B, T], got shape [${ids.shape}]`);
+    const [B, T] = ids.shape as [number, number];
+    const idx = this.imageIndex(Int32Array.from(ids.dataSync()), B, T, call.cache);
+    return tf.tidy(() => {
+      const at = tf.tensor2d(
+        Int32Array.from(idx, (j) => Math.max(j, 0)),
+        [B, T],
+        'int32',
+      );
+      const on = tf.tensor3d(
+        Float32Array.from(idx, (j) => (j >= 0 ? 1 : 0)),
+        [B, T, 1],
+      );
+      const h = this.embed(ids).add(this.image_pos.forward(at).mul(on)); // [B, T, D]
+      return this.logits(this.forwardHidden(h, call));
+    });
+  }
+}
+
+/** buildLM's decoder with ImagePositionLM's image-position embedding (same config and seed). */
+export function buildImagePositionLM(c: LMConfig, vocab: LiquidVocab, seed = c.seed): ImagePositionLM {
+  const base = buildLM(c, vocab.size, seed);
+  const config = base.config;
+  base.dispose();
+  return new ImagePositionLM(config, vocab);
 }
 
 export interface ExtendOptions {

@@ -121,7 +121,11 @@ const PRESETS: Record<string, SweepPreset> = {
       { arm: 'liquid-vq', label: 'k-means + EMA', sampling: [{ cfgScale: 1 }, { cfgScale: 3, temperature: 0.5 }] },
       { arm: 'latentlm-sigma-vae', label: 'default' },
       // the tokenizers of the two variants above, reused (only the backbone differs)
-      { arm: 'liquid-vq', label: 'k-means + EMA, backbone lr 1e-3', recipe: { backbone: { lr: 1e-3 } } },
+      {
+        arm: 'liquid-vq',
+        label: 'k-means + EMA, backbone lr 1e-3, image positions',
+        recipe: { backbone: { lr: 1e-3, imagePositions: true } },
+      },
       { arm: 'latentlm-sigma-vae', label: 'backbone lr 1e-3', recipe: { backbone: { lr: 1e-3 } } },
     ],
   },
@@ -413,6 +417,23 @@ const PRESETS: Record<string, SweepPreset> = {
         label: 'conv width 32, downsample 4 (64 codes per image), 6,000 backbone steps',
         recipe: { tokenizer: { ch: 32 } },
         backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 1.5, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.5 },
+        ],
+      },
+    ],
+  },
+  'small-liquid-pos': {
+    description:
+      'the discrete arm of small-liquid-w32 (width-32 tokenizer, 64 codes per image, 3,000 backbone steps; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with a learned embedding of the grid index each position predicts (not in Liquid): does the LM then put the object in the named cell?; one seed',
+    expectedMinutes: 40,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), learned image positions',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
         sampling: [
           { cfgScale: 1.5, temperature: 0.5 },
           { cfgScale: 3, temperature: 0.5 },

@@ -48,7 +48,7 @@ import {
   type TrainPhase,
   TrainPhaseSchema,
 } from '../config.js';
-import { buildLM, headWeight, type LiquidVocab, liquidVocab, VQTokenizer } from '../model.js';
+import { buildImagePositionLM, buildLM, headWeight, type LiquidVocab, liquidVocab, VQTokenizer } from '../model.js';
 import { captionImages, generateImageCodes } from '../sample.js';
 import { lmTrainStep, lrAt, makeOptimizer, tokenizerTrainStep } from '../train.js';
 
@@ -104,6 +104,11 @@ export const LiquidArmRecipeSchema = z.object({
       dropout: z.number().min(0).lt(1).default(0.1),
       /** Warmup steps as a fraction of the phase (capped at 100 steps). */
       warmupFraction: z.number().min(0).max(1).default(0.1),
+      /**
+       * Add a learned embedding of the grid index of the code each position predicts (model.ts
+       * ImagePositionLM; not in Liquid, whose LM has only RoPE).
+       */
+      imagePositions: z.boolean().default(false),
     })
     .prefault({}),
   sampling: z
@@ -327,8 +332,16 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   });
   const bb = recipe.backbone;
   const bPhase = phaseOf(opts.backboneSteps, opts.batchSize, bb.lr, bb.weightDecay, bb.warmupFraction);
-  const model: TransformerDecoder = buildLM(lm, vocab.size, seed);
-  const bKey = fingerprint({ tKey, lm, bPhase, vocab, captionFraction: opts.captionFraction });
+  const model: TransformerDecoder = bb.imagePositions ? buildImagePositionLM(lm, vocab, seed) : buildLM(lm, vocab.size, seed);
+  // imagePositions joins the key only when on, so the keys of earlier runs still match
+  const bKey = fingerprint({
+    tKey,
+    lm,
+    bPhase,
+    vocab,
+    captionFraction: opts.captionFraction,
+    ...(bb.imagePositions ? { imagePositions: true } : {}),
+  });
   const bDone = join(dir, 'backbone.json');
   try {
     if (finished(bDone, bKey)) {
@@ -396,7 +409,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   return {
     name: 'liquid-vq',
     tokensPerImage: N,
-    description: `Liquid: VQ tokenizer (${S} px -> ${vq.gridSize}x${vq.gridSize} codes of K = ${vq.numCodes}, conv encoder/decoder, ${recipe.tokenizer.kmeansInit ? 'k-means init, ' : ''}${recipe.tokenizer.emaDecay === null ? 'gradient' : 'EMA'} codebook), one LM over words + codes with a softmax head (dropout ${recipe.backbone.dropout}, weight decay ${recipe.backbone.weightDecay}); CFG s = ${recipe.sampling.cfgScale}, temperature ${recipe.sampling.temperature}`,
+    description: `Liquid: VQ tokenizer (${S} px -> ${vq.gridSize}x${vq.gridSize} codes of K = ${vq.numCodes}, conv encoder/decoder, ${recipe.tokenizer.kmeansInit ? 'k-means init, ' : ''}${recipe.tokenizer.emaDecay === null ? 'gradient' : 'EMA'} codebook), one LM over words + codes${recipe.backbone.imagePositions ? ' (+ learned image-position embeddings)' : ''} with a softmax head (dropout ${recipe.backbone.dropout}, weight decay ${recipe.backbone.weightDecay}); CFG s = ${recipe.sampling.cfgScale}, temperature ${recipe.sampling.temperature}`,
     parameterCounts: { tokenizer: vq.numParameters(), backbone: model.numParameters() - headParams, head: headParams },
 
     async reconstruct(images) {
