@@ -11,6 +11,8 @@
  *                        must not depend on liquid, so this one workload imports @mmlm/liquid's TypeScript
  *                        source dynamically, from the bench only (see loadLiquid), and runs liquid's own
  *                        VQTokenizer and tokenizerTrainStep.
+ *   liquid-vq-tokenizer-32px  the same at the lab's small preset (lab.image-tokens small): 32 px, ch 32
+ *                        (GroupNorm of 8 groups), still batch 16.
  *   lm-<L>x<D>-T<T>      core TransformerDecoder shaped as Liquid's LM (buildLM: RoPE, RMSNorm, SwiGLU with
  *                        core's hidden rule, no biases, untied head, 4 heads, dropout 0.1 as the arm),
  *                        vocabulary 128, one step on random tokens: cross-entropy, grad clip 1, AdamW
@@ -72,6 +74,13 @@ export const WORKLOADS: WorkloadInfo[] = [
     items: WORKLOAD_BATCH,
     itemName: 'images',
     description: 'Liquid VQ tokenizer, 16 px, ch 16, K 64 (via @mmlm/liquid)',
+  },
+  {
+    name: 'liquid-vq-tokenizer-32px',
+    unit: 'train step',
+    items: WORKLOAD_BATCH,
+    itemName: 'images',
+    description: 'Liquid VQ tokenizer, 32 px, ch 32, K 64 (the small preset; via @mmlm/liquid)',
   },
   ...LM_SHAPES.map(
     (s): WorkloadInfo => ({
@@ -140,9 +149,9 @@ export const TOKENIZER_CONFIG = {
   seed: 0,
 };
 
-async function makeTokenizer(info: WorkloadInfo): Promise<Workload> {
+async function makeTokenizer(info: WorkloadInfo, shape: { imageSize: number; ch: number } = TOKENIZER_CONFIG): Promise<Workload> {
   const L = await loadLiquid();
-  const vq = new L.VQTokenizer(TOKENIZER_CONFIG);
+  const vq = new L.VQTokenizer({ ...TOKENIZER_CONFIG, ...shape });
   // The arm's phaseOf(steps, 16, 2e-3): warmup 10% of the steps, cosine to 0.1 lr, clip 1, wd 0.
   const phase = L.TrainPhaseSchema.parse({
     steps: 1000,
@@ -154,7 +163,7 @@ async function makeTokenizer(info: WorkloadInfo): Promise<Workload> {
   });
   const opt = L.makeOptimizer(vq, phase);
   vq.train();
-  const S = TOKENIZER_CONFIG.imageSize;
+  const S = shape.imageSize;
   const x = tf.tidy(() => new Rng(1).rand([WORKLOAD_BATCH, S, S, 3], -1, 1)); // [B, S, S, 3] in [-1, 1]
   let t = 0;
   return {
@@ -270,6 +279,7 @@ export async function makeWorkload(name: string): Promise<Workload> {
   const info = WORKLOADS.find((w) => w.name === name);
   if (!info) throw new Error(`unknown workload "${name}"; expected one of ${WORKLOADS.map((w) => w.name).join(', ')}`);
   if (name === 'liquid-vq-tokenizer') return makeTokenizer(info);
+  if (name === 'liquid-vq-tokenizer-32px') return makeTokenizer(info, { imageSize: 32, ch: 32 });
   if (name === 'gen-2x64-cfg') return makeGeneration(info);
   const s = LM_SHAPES.find((x) => `lm-${x.layers}x${x.dim}-T${x.T}` === name)!;
   return makeLm(info, s);

@@ -10,6 +10,7 @@
 #                        an EMA codebook (decay 0.99, eps 1e-5), dead-code restart after 20 unused
 #                        steps, loss mse + 0.25 commitment, grad clip 1, AdamW 2e-3 (0.9, 0.95) wd 0.
 #                        (Ours runs a k-means codebook init on its first, warm-up, step; not here.)
+#   liquid-vq-tokenizer-32px  the same at the lab's small preset: 32 px, ch 32 (8 groups per GroupNorm).
 #   lm-LxD-TT            RoPE (half rotation), RMSNorm eps 1e-6, SwiGLU, no biases, untied head,
 #                        4 heads, dropout 0.1, vocab 128; cross-entropy, clip 1, AdamW 3e-3
 #                        (0.9, 0.95) eps 1e-8, weight decay 0.1 on matrices only.
@@ -166,11 +167,11 @@ class Tokenizer(nn.Module):
         return xrec, vq_loss, usage, perplexity
 
 
-def make_tokenizer():
-    m = Tokenizer()
+def make_tokenizer(size=16, ch=16):
+    m = Tokenizer(ch=ch)
     m.train()
     opt = torch.optim.AdamW(m.parameters(), lr=2e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0)
-    x = torch.rand(B, 3, 16, 16) * 2 - 1
+    x = torch.rand(B, 3, size, size) * 2 - 1
     t = [200]
 
     def step():
@@ -327,6 +328,7 @@ def make_generation(P=12, N=16, s=1.5, temp=0.5, top_p=0.96, codes=(64, 128)):
 
 WORKLOADS = {
     'liquid-vq-tokenizer': make_tokenizer,
+    'liquid-vq-tokenizer-32px': lambda: make_tokenizer(32, 32),
     'lm-2x64-T20': lambda: make_lm(2, 64, 20),
     'lm-2x64-T60': lambda: make_lm(2, 64, 60),
     'lm-4x128-T20': lambda: make_lm(4, 128, 20),
