@@ -1,6 +1,7 @@
 /** Kernels core supplies on top of the stock backends, registered by initBackend. */
 import { tf } from '../../tf.js';
 import type { BackendName } from '../init.js';
+import { registerCoreGradients } from './grads.js';
 import { registerWasmGapKernels } from './wasm_gaps.js';
 import { type WasmBackendInternals, wasmHeapUsable, wasmMatMulKernels } from './wasm_matmul.js';
 import { makeWasmOpsKernels, type StockLookup } from './wasm_ops.js';
@@ -24,6 +25,7 @@ function swap(config: tf.KernelConfig): void {
 }
 
 export function registerCoreKernels(backend: BackendName): void {
+  registerCoreGradients();
   if (done.has(backend)) return;
   done.add(backend);
   if (backend === 'wasm') registerWasmGapKernels();
