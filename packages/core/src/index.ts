@@ -104,6 +104,7 @@ export {
   conv1dPadding,
   DecoderBlock,
   type DecoderCall,
+  dropout,
   Embedding,
   type EmbeddingOptions,
   GroupNorm,

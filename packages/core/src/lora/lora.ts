@@ -22,6 +22,8 @@
  * scale B_i A_i (one rank-r LoRA on the fused layer instead would share A across the parts and
  * have two thirds of the parameters when every part is as wide as the input).
  */
+
+import { dropout } from '../backend/kernels/fused.js';
 import { Linear } from '../nn/linear.js';
 import { Module, type StateDict } from '../nn/module.js';
 import { defaultRng } from '../rng/global.js';
@@ -145,7 +147,7 @@ export class LoRALinear extends Module {
     return tf.tidy(() => {
       const y = this.base_layer.forward(x); // [..., out]
       if (this.merged) return y;
-      const h = this.training && this.dropout > 0 ? tf.dropout(x, this.dropout, undefined, this.rng.nextSeed()) : x;
+      const h = this.training && this.dropout > 0 ? dropout(x, this.dropout, this.rng.nextSeed()) : x;
       return y.add(this.branch(h).mul(this.scale));
     });
   }

@@ -39,3 +39,5 @@ export function activation(name: Activation): (x: tf.Tensor) => tf.Tensor {
       throw new Error(`unknown activation "${name as string}"; expected gelu, gelu_tanh, relu or silu`);
   }
 }
+
+export { dropout } from '../backend/kernels/fused.js';

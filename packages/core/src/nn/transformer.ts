@@ -5,6 +5,7 @@
  *
  * Parameter names: tok_embed, pos_embed, blocks.{i}.{norm1,attn.qkv,attn.proj,norm2,mlp.*}, norm, head.
  */
+import { dropout } from '../backend/kernels/fused.js';
 import { defaultRng } from '../rng/global.js';
 import { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
@@ -117,7 +118,7 @@ export class DecoderBlock extends Module {
   private readonly dropoutRate: number;
 
   private drop(x: tf.Tensor): tf.Tensor {
-    return this.training && this.dropoutRate > 0 ? tf.dropout(x, this.dropoutRate, undefined, this.rng.nextSeed()) : x;
+    return this.training && this.dropoutRate > 0 ? dropout(x, this.dropoutRate, this.rng.nextSeed()) : x;
   }
 
   forward(x: tf.Tensor /* [B, T, D] */, call: AttentionCall & { context?: tf.Tensor } = {}): tf.Tensor /* [B, T, D] */ {

@@ -384,6 +384,53 @@ function mapFunc(name: string, arity: number, body: (ins: Code[], v: Vars) => Co
   return f;
 }
 
+/**
+ * dropout(x, n, out, key, thr, scale): out[i] = x[i] * (dropoutHash(key, i) >= thr (unsigned) ? scale : 0)
+ * for the first n floats (n a multiple of 4; the caller does the rest with the same hash, see
+ * dropoutHash in fused.ts).
+ */
+function dropoutFunc(): FuncBuilder {
+  const f = new FuncBuilder('dropout', ['i32', 'i32', 'i32', 'i32', 'i32', 'f32']);
+  const [x, n, out, key, thr, scale] = f.params as [Local, Local, Local, Local, Local, Local];
+  const i = f.local('i32');
+  const ctr = f.local('v128');
+  const h = f.local('v128');
+  const vkey = f.local('v128');
+  const vthr = f.local('v128');
+  const vscale = f.local('v128');
+  const golden = f.local('v128');
+  const m1 = f.local('v128');
+  const m2 = f.local('v128');
+  const four = f.local('v128');
+  const xorShift = (bits: number): Code => set(h, v128ops.xor(get(h), i32x4.shr_u(get(h), i32.const(bits))));
+  f.body = seq(
+    set(ctr, v128ops.i32x4([0, 1, 2, 3])),
+    set(vkey, i32x4.splat(get(key))),
+    set(vthr, i32x4.splat(get(thr))),
+    set(vscale, f32x4.splat(get(scale))),
+    set(golden, v128ops.i32(0x9e3779b9 | 0)),
+    set(m1, v128ops.i32(0x85ebca6b | 0)),
+    set(m2, v128ops.i32(0xc2b2ae35 | 0)),
+    set(four, v128ops.i32(4)),
+    whileLoop(
+      i32.lt_u(get(i), get(n)),
+      set(h, i32x4.add(i32x4.mul(get(ctr), get(golden)), get(vkey))),
+      xorShift(16),
+      set(h, i32x4.mul(get(h), get(m1))),
+      xorShift(13),
+      set(h, i32x4.mul(get(h), get(m2))),
+      xorShift(16),
+      // x * (kept ? scale : 0), as the composite x * mask (a dropped negative x gives -0 in both)
+      v128.store(get(out), f32x4.mul(v128.load(get(x)), v128ops.and(get(vscale), i32x4.ge_u(get(h), get(vthr))))),
+      set(ctr, i32x4.add(get(ctr), get(four))),
+      inc(x, i32.const(16)),
+      inc(out, i32.const(16)),
+      inc(i, i32.const(4)),
+    ),
+  );
+  return f;
+}
+
 let moduleCache: object | null = null;
 
 export function simdOpsModule(): object {
@@ -399,6 +446,7 @@ export function simdOpsModule(): object {
       mapFunc('geluGrad', 2, ([dy, x], v) => geluGradVec(dy as Code, x as Code, v)),
       mapFunc('silu', 1, ([x], v) => siluVec(x as Code, v)),
       mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
+      dropoutFunc(),
     ]),
   );
   return moduleCache;
@@ -415,6 +463,7 @@ interface Exports {
   geluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   silu(x: number, n: number, out: number, tmp: number): void;
   siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
+  dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -469,5 +518,10 @@ export class SimdOps {
 
   siluGrad(dy: number, x: number, n: number, out: number): void {
     this.x.siluGrad(dy, x, n, out, this.tmp);
+  }
+
+  /** out[i] = x[i] scale or 0 by dropoutHash(key, i) >= thr, for i < n rounded down to a multiple of 4. */
+  dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void {
+    this.x.dropout(x, n & ~3, out, key | 0, thr | 0, scale);
   }
 }

@@ -138,10 +138,16 @@ export const relaxed = {
 };
 
 export const i32x4 = {
+  splat: (x: Code): Code => [...x, ...simd(0x11)],
   trunc_sat_f32x4_s: un(0xf8),
   shl: (a: Code, n: Code): Code => [...a, ...n, ...simd(0xab)],
+  shr_u: (a: Code, n: Code): Code => [...a, ...n, ...simd(0xad)],
   add: bin(0xae),
   sub: bin(0xb1),
+  /** Low 32 bits of each lane's product (Math.imul per lane). */
+  mul: bin(0xb5),
+  /** All ones in each lane where a >= b as unsigned integers. */
+  ge_u: bin(0x40),
 };
 
 export const v128ops = {
@@ -159,6 +165,8 @@ export const v128ops = {
     const b = new Uint8Array(new Int32Array([x, x, x, x]).buffer);
     return simd(0x0c, [...b]);
   },
+  /** A v128 of four given i32 lanes. */
+  i32x4: (lanes: [number, number, number, number]): Code => simd(0x0c, [...new Uint8Array(new Int32Array(lanes).buffer)]),
 };
 
 const EMPTY_BLOCK = 0x40;

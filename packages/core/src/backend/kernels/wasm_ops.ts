@@ -27,6 +27,10 @@
 import { tf } from '../../tf.js';
 import {
   ADAMW_KERNEL,
+  DROPOUT_KERNEL,
+  dropoutHash,
+  dropoutKey,
+  dropoutThreshold,
   GELU_GRAD_KERNEL,
   GELU_KERNEL,
   GROUP_NORM_GRAD_KERNEL,
@@ -480,6 +484,22 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const be = args.backend as Backend;
       const out = be.makeOutput(x.shape, 'float32');
       opsFor(be).gelu(offset(be, x), size(x.shape), offset(be, out));
+      return out;
+    }),
+    k(DROPOUT_KERNEL, (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const { rate, seed } = args.attrs as unknown as { rate: number; seed: number };
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      const n = size(x.shape);
+      const key = dropoutKey(seed);
+      const thr = dropoutThreshold(rate);
+      const scale = Math.fround(1 / (1 - rate));
+      opsFor(be).dropout(offset(be, x), n, offset(be, out), key, thr, scale);
+      const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      const xo = offset(be, x) >>> 2;
+      const oo = offset(be, out) >>> 2;
+      for (let i = n & ~3; i < n; i++) heap[oo + i] = heap[xo + i]! * (dropoutHash(key, i) >= thr ? scale : 0);
       return out;
     }),
     k(SILU_KERNEL, (args) => {
