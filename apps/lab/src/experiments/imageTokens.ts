@@ -109,17 +109,21 @@ const PRESETS: Record<string, ImageTokensPreset> = {
   },
   small: {
     description:
-      '32 px, one object in a 3x3 grid, 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,500 + 3,000 steps per arm; width-32 VQ tokenizer, LatentLM backbone lr 3e-3',
-    // measured: 7,100 s for seed 0 at 919a0c1 (before the recipes below) on the 2-core machine shared
-    // with two other runs and helpers (2026-12-03); about 50 min on the idle machine in an earlier
-    // session; the width-32 tokenizer adds about 10 minutes (estimate)
-    expectedMinutes: 70,
+      '32 px, one object in a 3x3 grid, 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,500 + 6,000 steps per arm; width-32 VQ tokenizer and learned image positions for the Liquid arm, LatentLM backbone lr 3e-3',
+    // estimate from the sweeps' sub-runs on the 2-core machine (2026-12-03): Liquid tokenizer about
+    // 15 min, its backbone 6,000 steps about 60 min; the LatentLM arm about 70 min; the evaluations
+    // about 10 min. Far over the issue's 30-minute budget; the full rerun is pending.
+    expectedMinutes: 150,
     ...SMALL_BUDGET,
+    // lab.image-tokens-sweep small-latent-long: the continuous arm at 6,000 backbone steps 0.844 seen
+    // against 0.531 at 3,000; both arms get the same budget
+    backboneSteps: 6000,
     // chosen by lab.tokenizer-readback small-liquid (width 16 reads back 0.76-0.80 at 32 px, width 32
-    // 0.984) and lab.image-tokens-sweep small-latent (backbone lr 3e-3: 0.531 seen against 0.223 at the
-    // arm's default 6e-3, which was tuned on the quick 2x64 backbone)
+    // 0.984), lab.image-tokens-sweep small-latent (backbone lr 3e-3: 0.531 seen against 0.223 at the
+    // arm's default 6e-3, which was tuned on the quick 2x64 backbone) and small-liquid-pos (learned
+    // image positions: 0.781 seen against 0.590 at 3,000 steps; not in Liquid, see its README)
     recipes: {
-      'liquid-vq': { tokenizer: { ch: 32 } },
+      'liquid-vq': { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
       'latentlm-sigma-vae': { backbone: { lr: 3e-3 } },
     },
   },

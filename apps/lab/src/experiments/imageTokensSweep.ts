@@ -441,6 +441,24 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-liquid-pos-long': {
+    description:
+      'small-liquid-pos (learned image positions, width-32 tokenizer reused from the cache) with 6,000 backbone steps, the step count at which the continuous arm reached 0.84 seen (small-latent-long); one seed',
+    expectedMinutes: 60,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), learned image positions, 6,000 backbone steps',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 1.5, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.5 },
+        ],
+      },
+    ],
+  },
   'small-latent-long': {
     description:
       "the continuous arm of small-latent's best variant (backbone lr 3e-3, 16 latent channels; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with twice the backbone steps (6,000); one seed",
@@ -506,8 +524,21 @@ async function run(ctx: ExperimentContext) {
       trainImages: p.trainImages,
       seed: ctx.seed,
     });
-    // keyed by the variant's content, so an edited variant never reuses another's finished sub-run
-    const evals = await ctx.subrun(`v${vi}-${v.arm}-${stableHash32(JSON.stringify(v)).toString(16)}`, async (dir) => {
+    // keyed by the variant's content and the preset's data and budget, so an edited variant or preset
+    // never reuses another's finished sub-run
+    const budgetKey = {
+      imageSize: p.imageSize,
+      trainImages: p.trainImages,
+      evalImages: p.evalImages,
+      dim: p.dim,
+      numLayers: p.numLayers,
+      numHeads: p.numHeads,
+      tokenizerSteps: p.tokenizerSteps,
+      backboneSteps: p.backboneSteps,
+      batchSize: p.batchSize,
+      captionFraction: p.captionFraction,
+    };
+    const evals = await ctx.subrun(`v${vi}-${v.arm}-${stableHash32(JSON.stringify({ v, budgetKey })).toString(16)}`, async (dir) => {
       const reused = restoreTokenizer(cache, v.arm, dir);
       if (reused) ctx.log(`variant ${vi}: the tokenizer is the one trained for the same settings in ${cache}`);
       const out: ArmEvaluation[] = [];
