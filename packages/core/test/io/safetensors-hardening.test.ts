@@ -87,6 +87,7 @@ describe('safetensors hardening', () => {
     ).toEqual(['__proto__', 'constructor', 'toString']);
     const header = parseSafetensorsHeader(bytes);
     expect(Object.keys(header.tensors).sort()).toEqual(['__proto__', 'constructor', 'toString']);
+    // biome-ignore lint/suspicious/noProto: a __proto__ key as plain data is what this test checks
     expect(header.tensors.__proto__!.shape).toEqual([1]);
     const p = join(dir, 'proto.safetensors');
     writeFileSync(p, bytes);
@@ -97,6 +98,7 @@ describe('safetensors hardening', () => {
 
     // the writer keeps such names too (a record built with Object.defineProperty / null prototype)
     const host: Record<string, HostTensor> = Object.create(null);
+    // biome-ignore lint/suspicious/noProto: a __proto__ key as plain data is what this test checks
     host.__proto__ = { dtype: 'F32', shape: [1], data: Float32Array.of(5) };
     host.constructor = { dtype: 'I32', shape: [1], data: Int32Array.of(6) } as never;
     const back = parseSafetensors(encodeSafetensorsHost(host));
@@ -110,11 +112,14 @@ describe('safetensors hardening', () => {
     const bytes = file('{"__metadata__":{"__proto__":"p","constructor":"c","a":"1"}}');
     const { metadata } = decodeSafetensors(bytes);
     expect(Object.keys(metadata).sort()).toEqual(['__proto__', 'a', 'constructor']);
+    // biome-ignore lint/suspicious/noProto: a __proto__ key as plain data is what this test checks
     expect(metadata.__proto__).toBe('p');
     expect(metadata.constructor).toBe('c');
+    // biome-ignore lint/suspicious/noProto: a __proto__ key as plain data is what this test checks
     expect(parseSafetensors(bytes).metadata.__proto__).toBe('p');
     const p = join(dir, 'meta-proto.safetensors');
     writeFileSync(p, bytes);
+    // biome-ignore lint/suspicious/noProto: a __proto__ key as plain data is what this test checks
     expect((await loadSafetensors(p)).metadata.__proto__).toBe('p');
   });
 
