@@ -844,7 +844,11 @@ export async function trainSeedLM(o: SeedLMTrainOptions): Promise<SeedLMTrainRes
     name: 'text',
     log,
   });
-  log(`seed-lm: text pre-training ${text.steps} steps, final loss ${text.losses.at(-1)?.toFixed(3) ?? '-'}`);
+  log(
+    text.steps > 0
+      ? `seed-lm: text pre-training ${text.steps} steps, final loss ${text.losses.at(-1)?.toFixed(3) ?? '-'}`
+      : 'seed-lm: no text pre-training here (recipe text.steps 0: the model comes text pre-trained or starts from scratch)',
+  );
 
   // 2. the vocabulary grows by the codes and <img>, </img>
   const v = model.extendVocabulary(o.numCodes, o.tokensPerImage, { init: recipe.newRowInit });
