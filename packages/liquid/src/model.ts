@@ -351,13 +351,13 @@ export function liquidVocab(s: VocabSpec): LiquidVocab {
 // ---------------------------------------------------------------------------------------------
 // 3. Language model
 
-/** The text LM (or any LM over `vocabSize` ids) of an LM config: core's TransformerDecoder with RoPE. */
-export function buildLM(c: LMConfig, vocabSize: number, seed = c.seed): TransformerDecoder {
+/** core's TransformerDecoder config of an LM config (RoPE, no biases) over `vocabSize` ids. */
+function decoderConfig(c: LMConfig, vocabSize: number, seed: number): ConstructorParameters<typeof TransformerDecoder>[0] {
   if (c.headDim !== undefined && c.headDim * c.numHeads !== c.dim)
     throw new Error(
       `buildLM: core's decoder needs headDim * numHeads = dim, got headDim ${c.headDim} x ${c.numHeads} heads vs dim ${c.dim} (the paper preset is counted, not built)`,
     );
-  return new TransformerDecoder({
+  return {
     vocabSize,
     dim: c.dim,
     numLayers: c.numLayers,
@@ -373,7 +373,12 @@ export function buildLM(c: LMConfig, vocabSize: number, seed = c.seed): Transfor
     initStd: c.initStd,
     dropout: c.dropout,
     seed,
-  });
+  };
+}
+
+/** The text LM (or any LM over `vocabSize` ids) of an LM config: core's TransformerDecoder with RoPE. */
+export function buildLM(c: LMConfig, vocabSize: number, seed = c.seed): TransformerDecoder {
+  return new TransformerDecoder(decoderConfig(c, vocabSize, seed));
 }
 
 /**
@@ -448,10 +453,7 @@ export class ImagePositionLM extends TransformerDecoder {
 
 /** buildLM's decoder with ImagePositionLM's image-position embedding (same config and seed). */
 export function buildImagePositionLM(c: LMConfig, vocab: LiquidVocab, seed = c.seed): ImagePositionLM {
-  const base = buildLM(c, vocab.size, seed);
-  const config = base.config;
-  base.dispose();
-  return new ImagePositionLM(config, vocab);
+  return new ImagePositionLM(decoderConfig(c, vocab.size, seed), vocab);
 }
 
 export interface ExtendOptions {

@@ -10,8 +10,8 @@ import { xoroshiro128plus } from 'pure-rand/generator/XoroShiro';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
 import { tf } from '../tf.js';
 
-/** 32-bit finalizer of MurmurHash3: mixes (seed, stream) into an independent seed. */
-function mix32(h: number): number {
+/** 32-bit finalizer of MurmurHash3 (fmix32), as a uint32: mixes (seed, stream) into an independent seed. */
+export function mix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -10,6 +10,7 @@
  * Gradients are defined with tf.customGrad (first order; the fused backward has no gradient of
  * its own).
  */
+import { mix32 } from '../../rng/index.js';
 import { tf } from '../../tf.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -112,23 +113,14 @@ export function silu(x: tf.Tensor): tf.Tensor {
  */
 export const DROPOUT_KERNEL = 'MmlmDropout';
 
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /** The per-call key of a dropout seed. */
 export function dropoutKey(seed: number): number {
-  return fmix32((seed ^ 0x9e3779b9) | 0);
+  return mix32((seed ^ 0x9e3779b9) | 0);
 }
 
 /** The uint32 hash of element i under a key (the wasm kernel computes the same per lane). */
 export function dropoutHash(key: number, i: number): number {
-  return fmix32((Math.imul(i, 0x9e3779b9) + key) | 0);
+  return mix32((Math.imul(i, 0x9e3779b9) + key) | 0);
 }
 
 /** The drop threshold of a rate: elements whose hash is below it are dropped. */
