@@ -135,6 +135,8 @@ export {
   type RopeStyle,
   RotaryEmbedding,
   ropeInvFreq,
+  SpanPositionEmbedding,
+  type SpanRule,
   type StateDict,
   StateDictError,
   SwiGLU,

@@ -43,6 +43,12 @@ const ModelConfigSchema = z.object({
   /** Placeholder id at continuous positions (its embedding is replaced by the projected latent). */
   latId: z.number().int().nonnegative().optional(),
   padId: z.number().int().nonnegative().optional(),
+  /**
+   * N > 0 adds a learned embedding of the index of the latent each position predicts inside an
+   * image span (<BOD> then N <LAT>) to the backbone input, [N, D] parameters (core's
+   * SpanPositionEmbedding). Not in LatentLM (RoPE only, the reference); 0 (default) is the reference.
+   */
+  imagePositions: z.number().int().nonnegative().default(0),
   /** Dropout in the backbone blocks (reference: none); a regulariser at toy scale. */
   dropout: z.number().min(0).lt(1).default(0),
   /** Seed of the parameter init. */
@@ -163,7 +169,7 @@ export function parameterCount(m: ModelConfig): ParameterCount {
   const backbone = m.numLayers * block + D;
   const mlpBlock = swiglu + D * 3 * D;
   const head = C * D + (m.freqDim * D + D * D) + m.diffusionDepth * mlpBlock + (D * 2 * D + D * C) + D * D;
-  const embeddings = m.vocabSize * D + (m.tieEmbeddings ? 0 : m.vocabSize * D) + C * D;
+  const embeddings = m.vocabSize * D + (m.tieEmbeddings ? 0 : m.vocabSize * D) + C * D + m.imagePositions * D;
   return { backbone, head, embeddings, total: backbone + head + embeddings };
 }
 

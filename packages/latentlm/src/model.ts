@@ -28,6 +28,7 @@ import {
   modulate,
   RMSNorm,
   Rng,
+  SpanPositionEmbedding,
   SwiGLU,
   TimestepEmbedder,
   TransformerDecoder,
@@ -164,6 +165,8 @@ export class LatentLM extends Module {
   readonly condition_layer: ConditionLayer;
   readonly diffusion: DiffusionHead;
   /** Latent standardisation z_std = (z + shift) * scale, stored with the checkpoint (reference train_hf.py). */
+  /** Index of the latent each position predicts, when config.imagePositions > 0 (a deviation; null = reference). */
+  readonly image_pos: SpanPositionEmbedding | null; // [N, D]
   readonly latent_shift: tf.Variable; // []
   readonly latent_scale: tf.Variable; // []
 
@@ -200,6 +203,19 @@ export class LatentLM extends Module {
     this.x_embedder = this.module('x_embedder', new Linear(cfg.latentDim, cfg.dim, { bias: false, rng: headRng }));
     this.condition_layer = this.module('condition_layer', new ConditionLayer(cfg.dim, headRng));
     this.diffusion = this.module('diffusion', new DiffusionHead(cfg.latentDim, cfg.dim, cfg.diffusionDepth, hidden, cfg.freqDim, headRng));
+    const { bodId, latId } = cfg;
+    this.image_pos =
+      cfg.imagePositions > 0
+        ? this.module(
+            'image_pos',
+            new SpanPositionEmbedding(
+              cfg.imagePositions,
+              cfg.dim,
+              { isStart: (id) => id === bodId, isInside: (id) => id === latId },
+              { init: { kind: 'normal', std: 0.02 }, rng: new Rng(cfg.seed).fork('image_pos') },
+            ),
+          )
+        : null;
     this.latent_shift = this.buffer('latent_shift', tf.scalar(0));
     this.latent_scale = this.buffer('latent_scale', tf.scalar(1));
   }
@@ -229,7 +245,10 @@ export class LatentLM extends Module {
 
   /** Mixed inputs -> final hidden states [B, T, D]; with a cache, positions continue from cache.length. */
   forwardHidden(ids: tf.Tensor, latents: tf.Tensor | null, call: { cache?: KVCache; mask?: tf.Tensor | null } = {}): tf.Tensor {
-    return tf.tidy(() => this.backbone.forwardHidden(this.embedInputs(ids, latents), call));
+    return tf.tidy(() => {
+      const x = this.embedInputs(ids, latents); // [B, T, D]
+      return this.backbone.forwardHidden(this.image_pos ? x.add(this.image_pos.embedSpans(ids, call.cache)) : x, call);
+    });
   }
 
   /** Softmax head: h [B, T, D] -> logits [B, T, V]. */

@@ -14,11 +14,11 @@
  */
 import {
   type DecoderCall,
-  Embedding,
   type KVCache,
   Module,
   ModuleList,
   Rng,
+  SpanPositionEmbedding,
   silu,
   TransformerDecoder,
   tf,
@@ -393,61 +393,34 @@ export function buildLM(c: LMConfig, vocabSize: number, seed = c.seed): Transfor
  * Parameters: those of TransformerDecoder plus image_pos [tokensPerImage, dim].
  */
 export class ImagePositionLM extends TransformerDecoder {
-  readonly image_pos: Embedding; // [N, D]
-  private readonly states = new WeakMap<KVCache, { open: Uint8Array; count: Int32Array }>();
+  readonly image_pos: SpanPositionEmbedding; // [N, D]
 
   constructor(
     config: ConstructorParameters<typeof TransformerDecoder>[0],
     readonly vocab: Pick<LiquidVocab, 'boi' | 'codeOffset' | 'numCodes' | 'tokensPerImage'>,
   ) {
     super(config);
+    const { boi, codeOffset, numCodes } = vocab;
     this.image_pos = this.module(
       'image_pos',
-      new Embedding(vocab.tokensPerImage, config.dim, {
-        init: { kind: 'normal', std: config.initStd ?? 0.02 },
-        rng: new Rng(config.seed ?? 0).fork('image_pos'),
-      }),
+      new SpanPositionEmbedding(
+        vocab.tokensPerImage,
+        config.dim,
+        { isStart: (id) => id === boi, isInside: (id) => id >= codeOffset && id < codeOffset + numCodes },
+        { init: { kind: 'normal', std: config.initStd ?? 0.02 }, rng: new Rng(config.seed ?? 0).fork('image_pos') },
+      ),
     );
   }
 
   /** Index of the code each position predicts, or -1 (host side; ids [B, T] row-major). */
   imageIndex(ids: Int32Array, B: number, T: number, cache?: KVCache): Int32Array {
-    const { boi, codeOffset, numCodes, tokensPerImage: N } = this.vocab;
-    let st = cache && cache.length > 0 ? this.states.get(cache) : undefined;
-    if (!st || st.open.length !== B) st = { open: new Uint8Array(B), count: new Int32Array(B) };
-    const out = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < T; t++) {
-        const id = ids[b * T + t]!;
-        if (id === boi) {
-          st.open[b] = 1;
-          st.count[b] = 0;
-        } else if (st.open[b] && id >= codeOffset && id < codeOffset + numCodes) st.count[b]! += 1;
-        else st.open[b] = 0;
-        out[b * T + t] = st.open[b] && st.count[b]! < N ? st.count[b]! : -1;
-      }
-    }
-    if (cache) this.states.set(cache, st);
-    return out;
+    return this.image_pos.index(ids, B, T, cache);
   }
 
   override forward(ids: tf.Tensor, call: DecoderCall = {}): tf.Tensor {
     if (ids.rank !== 2) throw new Error(`ImagePositionLM.forward: ids must be [B, T], got shape [${ids.shape}]`);
-    const [B, T] = ids.shape as [number, number];
-    const idx = this.imageIndex(Int32Array.from(ids.dataSync()), B, T, call.cache);
-    return tf.tidy(() => {
-      const at = tf.tensor2d(
-        Int32Array.from(idx, (j) => Math.max(j, 0)),
-        [B, T],
-        'int32',
-      );
-      const on = tf.tensor3d(
-        Float32Array.from(idx, (j) => (j >= 0 ? 1 : 0)),
-        [B, T, 1],
-      );
-      const h = this.embed(ids).add(this.image_pos.forward(at).mul(on)); // [B, T, D]
-      return this.logits(this.forwardHidden(h, call));
-    });
+    // the span index [B, T, D] joins the token embedding at image positions
+    return tf.tidy(() => this.logits(this.forwardHidden(this.embed(ids).add(this.image_pos.embedSpans(ids, call.cache)), call)));
   }
 }
 

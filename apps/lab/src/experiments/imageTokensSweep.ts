@@ -348,6 +348,19 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'quick-pos': {
+    description:
+      "learned image positions (core's SpanPositionEmbedding: the grid index of the token each position predicts) in each arm at the quickstart's exact budget (lab.image-tokens quick: 1,000 + 1,000 steps), with and without; the two tokenizers are trained once and reused; one seed",
+    expectedMinutes: 6,
+    ...QUICK_BASE,
+    tokenizerSteps: 1000,
+    variants: [
+      { arm: 'liquid-vq', label: 'the quick preset (no image positions)' },
+      { arm: 'liquid-vq', label: 'learned image positions', recipe: { backbone: { imagePositions: true } } },
+      { arm: 'latentlm-sigma-vae', label: 'the quick preset (no image positions)' },
+      { arm: 'latentlm-sigma-vae', label: 'learned image positions', recipe: { backbone: { imagePositions: true } } },
+    ],
+  },
   'small-latent': {
     description:
       "the continuous arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps; lab.image-tokens small: 0.223 seen with lr 6e-3 and 16 latent channels) under a lower backbone learning rate and fewer latent channels; one seed",

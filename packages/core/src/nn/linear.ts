@@ -117,3 +117,79 @@ export class Embedding extends Module {
 export function checkPositiveInt(what: string, n: number): void {
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive integer, got ${n}`);
 }
+
+/** Which ids open a span and which continue it (SpanPositionEmbedding). */
+export interface SpanRule {
+  /** An id that opens a span (e.g. <boi>, <BOD>); the position holding it predicts the span's token 0. */
+  isStart(id: number): boolean;
+  /** An id inside a span (an image code, <LAT>); any other id closes the span. */
+  isInside(id: number): boolean;
+}
+
+/**
+ * A learned embedding of the index, inside a span of `numEmbeddings` tokens, of the token each
+ * position predicts: index 0 at the span's start id, k + 1 after the span's k-th token, none
+ * (-1, zero vector) elsewhere and once the span is full. The index is computed on the host from the
+ * ids alone, so a full forward, captioning and KV-cached decoding one token at a time agree: with a
+ * cache, the open/count state of each row carries over between calls (a fresh cache, length 0,
+ * starts afresh). Used for image grids (a decoder with RoPE only has to count from <boi> to know
+ * which grid cell comes next). The parameter keeps Embedding's name `weight` [N, D].
+ */
+export class SpanPositionEmbedding extends Embedding {
+  private readonly states = new WeakMap<object, { open: Uint8Array; count: Int32Array }>();
+
+  constructor(
+    numEmbeddings: number,
+    embeddingDim: number,
+    readonly rule: SpanRule,
+    opts: EmbeddingOptions = {},
+  ) {
+    super(numEmbeddings, embeddingDim, opts);
+  }
+
+  /** ids [B, T] row-major -> index [B * T] of the span token each position predicts, or -1. */
+  index(ids: ArrayLike<number>, B: number, T: number, cache?: { readonly length: number }): Int32Array {
+    if (ids.length !== B * T)
+      throw new Error(`SpanPositionEmbedding.index: expected B * T = ${B} * ${T} = ${B * T} ids, got ${ids.length}`);
+    const N = this.numEmbeddings;
+    let st = cache && cache.length > 0 ? this.states.get(cache) : undefined;
+    if (!st || st.open.length !== B) st = { open: new Uint8Array(B), count: new Int32Array(B) };
+    const out = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) {
+      for (let t = 0; t < T; t++) {
+        const id = ids[b * T + t]!;
+        if (this.rule.isStart(id)) {
+          st.open[b] = 1;
+          st.count[b] = 0;
+        } else if (st.open[b] && this.rule.isInside(id)) st.count[b]! += 1;
+        else st.open[b] = 0;
+        out[b * T + t] = st.open[b] && st.count[b]! < N ? st.count[b]! : -1;
+      }
+    }
+    if (cache) this.states.set(cache, st);
+    return out;
+  }
+
+  /**
+   * ids [B, T] int32 -> [B, T, D]: the embedding of each position's span index, zero outside spans.
+   * Reads ids to the host (sync; CPU and wasm backends, or ids created on the host).
+   */
+  embedSpans(ids: tf.Tensor, cache?: { readonly length: number }): tf.Tensor /* [B, T, D] */ {
+    if (ids.rank !== 2 || ids.dtype !== 'int32')
+      throw new Error(`SpanPositionEmbedding: ids must be int32 [B, T], got ${ids.dtype} [${ids.shape}]`);
+    const [B, T] = ids.shape as [number, number];
+    const idx = this.index(readSync(ids, 'SpanPositionEmbedding.embedSpans', 'read the ids on the host first'), B, T, cache);
+    return tf.tidy(() => {
+      const at = tf.tensor2d(
+        Int32Array.from(idx, (j) => Math.max(j, 0)),
+        [B, T],
+        'int32',
+      );
+      const on = tf.tensor3d(
+        Float32Array.from(idx, (j) => (j >= 0 ? 1 : 0)),
+        [B, T, 1],
+      );
+      return this.forward(at).mul(on);
+    });
+  }
+}

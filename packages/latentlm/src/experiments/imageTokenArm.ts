@@ -99,6 +99,12 @@ export const LatentLMArmRecipeSchema = z.object({
        * head's errors at high noise, where each latent's content is decided.
        */
       predictionType: z.enum(['epsilon', 'v_prediction']).default('v_prediction'),
+      /**
+       * A learned embedding of the index of the latent each position predicts (LatentLM's
+       * `imagePositions`; not in LatentLM, whose backbone has RoPE only). The Liquid arm's
+       * ImagePositionLM is the same block; with both on, the arms compare on equal terms.
+       */
+      imagePositions: z.boolean().default(false),
     })
     .prefault({}),
   sampling: z
@@ -341,6 +347,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         numHeads: o.backbone.numHeads,
         diffusionDepth: B.diffusionDepth,
         dropout: B.dropout,
+        imagePositions: B.imagePositions ? N : 0,
         maxSeqLen: maxWords + N + 4,
         bodId: BOD!,
         eodId: EOD!,
@@ -405,7 +412,15 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     {
       const t = cfg.train;
       const rng = new Rng(o.seed + 3);
-      const config = { model: cfg.model, train: cfg.train, diffusion: cfg.diffusion, captionFraction: o.captionFraction, words: tok.words };
+      // imagePositions joins the checkpoint key only when on, so the checkpoints of earlier runs still match
+      const { imagePositions, ...modelKey } = cfg.model;
+      const config = {
+        model: imagePositions > 0 ? cfg.model : modelKey,
+        train: cfg.train,
+        diffusion: cfg.diffusion,
+        captionFraction: o.captionFraction,
+        words: tok.words,
+      };
       checkResumable(join(o.dir, 'backbone'), config);
       const opt = new AdamW(paramGroups(lm), { beta1: t.beta1, beta2: t.beta2, weightDecay: t.weightDecay });
       const lr = warmupCosine({ peak: t.lr, warmup: t.warmupSteps, total: t.steps });
@@ -451,7 +466,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     return {
       name: 'latentlm-sigma-vae',
       tokensPerImage: N,
-      description: `sigma-VAE (C_sigma ${A.cSigma}): ${S} px -> ${A.grid}x${A.grid} latents of ${C} dims; next-token diffusion head (${B.diffusionDepth} adaLN blocks, DPM-Solver++ ${A.headSteps} steps, CFG ${A.cfgScale}: head evaluations count the conditional and unconditional passes)`,
+      description: `sigma-VAE (C_sigma ${A.cSigma}): ${S} px -> ${A.grid}x${A.grid} latents of ${C} dims; ${B.imagePositions ? 'learned image-position embeddings, ' : ''}next-token diffusion head (${B.diffusionDepth} adaLN blocks, DPM-Solver++ ${A.headSteps} steps, CFG ${A.cfgScale}: head evaluations count the conditional and unconditional passes)`,
       parameterCounts: { tokenizer: vae.numParameters(), backbone: pc.backbone + pc.embeddings, head: pc.head },
 
       async reconstruct(ims) {
