@@ -39,6 +39,7 @@ import {
   sparsify,
   withShapes,
 } from '@mmlm/maskllm';
+import { imageTokens } from './imageTokens.js';
 
 export interface Table {
   title: string;
@@ -47,11 +48,31 @@ export interface Table {
   note?: string;
 }
 
+/** One image of a grid, with the lines written under it (as apps/lab's labelled sample grids). */
+export interface GridCell {
+  /** [size * size * 3] HWC RGB in [0, 1]. */
+  image: Float32Array;
+  size: number;
+  /** Text lines under the image (prompt, verdict). */
+  lines: string[];
+  /** Frame colour: green when true, red when false, none when undefined. */
+  ok?: boolean;
+}
+
+/** A titled grid of small images (generated samples, reconstructions) the page draws on canvases. */
+export interface ImageGrid {
+  title: string;
+  cols: number;
+  cells: GridCell[];
+}
+
 export interface RunResult {
   tables: Table[];
   summary: string;
   /** Headline numbers (the test reads these from the page as well as the tables). */
   metrics: Record<string, number>;
+  /** Image grids drawn under the tables (optional). */
+  grids?: ImageGrid[];
 }
 
 export interface RunHooks {
@@ -408,4 +429,4 @@ export const ladder: PageExperiment = {
   },
 };
 
-export const EXPERIMENTS: PageExperiment[] = [tinyGpt, ladder];
+export const EXPERIMENTS: PageExperiment[] = [tinyGpt, ladder, imageTokens];

@@ -1,8 +1,10 @@
 /**
  * The lab page: pick an experiment, a preset and a backend (wasm, or WebGPU where the browser has
- * `navigator.gpu`), run it in the tab, watch the loss curve, read the result tables.
+ * `navigator.gpu`), run it in the tab, watch the loss curve, read the result tables and look at the
+ * image grids a run returns (generated samples, reconstructions).
  * URL parameters preselect the form: ?experiment=maskllm.ladder&preset=tiny&backend=wasm&seed=0&run=1
- * (and `steps=N` overrides the preset's training steps: the tiny GPT's, or the ladder's dense steps).
+ * (and `steps=N` overrides the preset's training steps: the tiny GPT's, the ladder's dense steps, or
+ * each image-token arm's tokenizer and backbone steps).
  * A `model.safetensors` written by `pnpm lab run core.tiny-gpt` can be loaded from the file input:
  * the page measures its validation bits/char beside the CLI's figure (checkpoint.ts).
  * The page's state is mirrored on `document.body.dataset.state` (idle | running | done | error)
@@ -12,7 +14,7 @@ import { currentBackend, initBackend, tf } from '@mmlm/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { LossChart } from './chart.js';
 import { runCheckpoint } from './checkpoint.js';
-import { EXPERIMENTS, type PageExperiment, type RunHooks, type RunResult, type Table } from './experiments.js';
+import { EXPERIMENTS, type ImageGrid, type PageExperiment, type RunHooks, type RunResult, type Table } from './experiments.js';
 
 declare global {
   interface Window {
@@ -106,6 +108,38 @@ function renderTable(t: Table): HTMLElement {
   return wrap;
 }
 
+/**
+ * A grid of small images: one <canvas> per image at its own resolution (scaled up with nearest
+ * pixels by CSS), framed green / red by the analyzer's verdict, its lines under it.
+ */
+function renderGrid(g: ImageGrid): HTMLElement {
+  const section = document.createElement('section');
+  section.className = 'image-grid';
+  section.appendChild(Object.assign(document.createElement('h4'), { textContent: g.title }));
+  const cells = section.appendChild(document.createElement('div'));
+  cells.className = 'cells';
+  cells.style.gridTemplateColumns = `repeat(${g.cols}, minmax(0, 1fr))`;
+  for (const c of g.cells) {
+    const fig = cells.appendChild(document.createElement('figure'));
+    if (c.ok !== undefined) fig.className = c.ok ? 'ok' : 'bad';
+    const canvas = fig.appendChild(document.createElement('canvas'));
+    canvas.width = c.size;
+    canvas.height = c.size;
+    const n = c.size * c.size;
+    if (c.image.length !== n * 3)
+      throw new Error(`renderGrid: "${g.title}" has an image of ${c.image.length} values, expected ${c.size} x ${c.size} x 3 = ${n * 3}`);
+    const rgba = new ImageData(c.size, c.size);
+    for (let i = 0; i < n; i++) {
+      for (let k = 0; k < 3; k++) rgba.data[4 * i + k] = Math.round(255 * Math.min(1, Math.max(0, c.image[3 * i + k]!)));
+      rgba.data[4 * i + 3] = 255;
+    }
+    canvas.getContext('2d')!.putImageData(rgba, 0, 0);
+    const cap = fig.appendChild(document.createElement('figcaption'));
+    for (const line of c.lines) cap.appendChild(Object.assign(document.createElement('div'), { textContent: line }));
+  }
+  return section;
+}
+
 let stopRequested = false;
 stopBtn.addEventListener('click', () => {
   stopRequested = true;
@@ -166,7 +200,7 @@ async function run(checkpoint?: { name: string; bytes: Uint8Array }): Promise<vo
     const seconds = (performance.now() - t0) / 1000;
     statusEl.textContent = `done on ${choice.backend} in ${seconds.toFixed(1)} s${Number.isNaN(ema) ? '' : ` (mean step ${ema.toFixed(1)} ms)`}. ${result.summary}`;
     const summary = Object.assign(document.createElement('p'), { id: 'summary', textContent: result.summary });
-    resultsEl.replaceChildren(summary, ...result.tables.map(renderTable));
+    resultsEl.replaceChildren(summary, ...result.tables.map(renderTable), ...(result.grids ?? []).map(renderGrid));
     resultsEl.dataset.backend = choice.backend;
     window.mmlm.result = result;
     setState('done');

@@ -1,7 +1,8 @@
 /**
  * The lab page in a real headless Chromium (Debian's `chromium`, driven by playwright-core with
  * executablePath, as apps/lab's browser test): builds dist/ with scripts/build.mjs, serves it from
- * a local http server, runs the tiny presets on wasm (core's tiny GPT, MaskLLM's ladder) and, where
+ * a local http server, runs the tiny presets on wasm (core's tiny GPT, MaskLLM's ladder, the image-token
+ * comparison with its sample grids) and, where
  * Chromium's WebGPU works on SwiftShader, the tiny GPT on WebGPU; checks the result tables hold
  * finite numbers and that the loss went down. Screenshots go to test-artifacts/. Where Chromium
  * is not installed the test fails with the install command; MMLM_SKIP_BROWSER=1 skips it.
@@ -183,6 +184,89 @@ describe.skipIf(skip)('the lab page in headless Chromium', () => {
       await page.screenshot({ path: join(artifacts, 'page-ladder.png'), fullPage: true });
       await page.close();
     }, 60_000);
+    it('runs the image-token comparison (tiny preset): both arms measured, finite scores, sample grids drawn', async () => {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const state = await runInPage(page, 'experiment=lab.image-tokens&preset=tiny&backend=wasm', 100_000);
+      expect(errors).toEqual([]);
+      const caption = 'Discrete VQ codes vs continuous sigma-VAE latents (same data, backbone and budget)';
+      const arms = ['liquid-vq', 'latentlm-sigma-vae'];
+      const labels = await page.evaluate((c) => {
+        const table = [...document.querySelectorAll('table.data')].find((t) => t.querySelector('caption')?.textContent === c)!;
+        return [...table.querySelectorAll('tbody tr td:first-child')].map((td) => td.textContent!.trim());
+      }, caption);
+      const rowOf = (label: string) => {
+        const i = labels.indexOf(label);
+        if (i < 0) throw new Error(`no row "${label}" in "${caption}"; rows: ${labels.join(' | ')}`);
+        return i;
+      };
+      // scores and rates: finite and in [0, 1] for both arms
+      for (const arm of arms) {
+        const values = await column(page, caption, arm);
+        for (const label of [
+          'generation score, seen prompts (all attributes)',
+          'generation score, held-out prompts',
+          'memoriser ceiling (best training image)',
+          'caption accuracy, seen images',
+          'caption accuracy, held-out images',
+          'memoriser ceiling (best training caption)',
+          'reconstructions the analyzer reads like the original',
+        ]) {
+          const v = values[rowOf(label)]!;
+          expect(Number.isFinite(v) && v >= 0 && v <= 1, `${arm}: ${label} = ${v}`).toBe(true);
+        }
+        for (const label of [
+          'tokenizer reconstruction PSNR (dB)',
+          'Fréchet distance to real images (seen prompts)',
+          'training wall time (s)',
+        ])
+          expect(Number.isFinite(values[rowOf(label)]!), `${arm}: ${label}`).toBe(true);
+        expect(values[rowOf('tokens per image')]).toBe(16);
+        expect(values[rowOf('tokenizer parameters')]).toBeGreaterThan(0);
+        const m = state.result!.metrics;
+        expect(Number.isFinite(m[`${arm}.generationScoreSeen`]) && Number.isFinite(m[`${arm}.captionAccuracyHeldOut`])).toBe(true);
+      }
+      expect(state.result!.metrics.tensors_leaked, 'tensors left after both arms were disposed').toBe(0);
+      // a loss curve per training phase, one point per step (the tiny preset: 2 + 2 steps per arm)
+      for (const series of ['liquid-vq tokenizer', 'liquid-vq backbone', 'latentlm sigma-VAE', 'latentlm backbone']) {
+        const points = await page.locator(`#chart polyline[data-series="${series}"]`).getAttribute('points');
+        expect(points?.trim().split(' ').length, series).toBe(2);
+      }
+      // the sample grids: per arm, seen and held-out samples (4 prompts each) and 8 round trips
+      const grids = await page.evaluate(() =>
+        [...document.querySelectorAll('.image-grid')].map((g) => ({
+          title: g.querySelector('h4')!.textContent!,
+          canvases: [...g.querySelectorAll('canvas')].map((c) => {
+            const { data } = c.getContext('2d')!.getImageData(0, 0, c.width, c.height);
+            let opaque = true;
+            const colours = new Set<number>();
+            for (let i = 0; i < data.length; i += 4) {
+              if (data[i + 3] !== 255) opaque = false;
+              colours.add((data[i]! << 16) | (data[i + 1]! << 8) | data[i + 2]!);
+            }
+            return { w: c.width, opaque, colours: colours.size, label: c.nextElementSibling?.textContent ?? '' };
+          }),
+        })),
+      );
+      expect(grids.map((g) => g.title)).toEqual(
+        arms.flatMap((a) => [
+          `${a}: generated from seen prompts (seed 0)`,
+          `${a}: generated from held-out prompts (seed 0)`,
+          `${a}: tokenizer round trip on seen images`,
+        ]),
+      );
+      for (const g of grids) {
+        expect(g.canvases.length, g.title).toBe(g.title.includes('round trip') ? 16 : 4);
+        expect(g.canvases.every((c) => c.w === 16 && c.opaque)).toBe(true);
+      }
+      // the originals of the round-trip grids are real Shapes images: more than one colour each
+      const originals = grids.flatMap((g) => g.canvases.filter((c) => c.label === 'original'));
+      expect(originals.length).toBe(16);
+      expect(originals.every((c) => c.colours > 1)).toBe(true);
+      await page.screenshot({ path: join(artifacts, 'page-image-tokens.png'), fullPage: true });
+      await page.close();
+    }, 120_000);
   });
 
   describe('on WebGPU (SwiftShader)', () => {

@@ -71,6 +71,7 @@ export {
   type ExtendOptions,
   extendVocabulary,
   fromModelRange,
+  headWeight,
   ImagePositionLM,
   type LiquidVocab,
   liquidVocab,

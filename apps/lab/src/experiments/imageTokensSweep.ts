@@ -490,6 +490,24 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-latent-pos-long': {
+    description:
+      "small-latent-long (backbone lr 3e-3, 16 latent channels, 6,000 backbone steps; tokenizer reused from the cache) with learned image positions, the small preset's continuous arm; one seed",
+    expectedMinutes: 60,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, learned image positions, 6,000 backbone steps',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
