@@ -1,5 +1,6 @@
 /**
- * Builds the lab page into dist/: index.html, the bundle of src/main.ts (esbuild's JS API, ESM
+ * Builds the lab page into dist/: index.html, the bundles of src/main.ts and of the Web Worker
+ * src/worker.ts (esbuild's JS API, ESM
  * with code splitting, so tfjs's WebGPU backend is a chunk loaded only when picked) and the
  * tfjs-backend-wasm binaries next to it (the page points `setWasmPaths` at them). Workspace
  * packages are bundled from their TypeScript sources (the "@mmlm/source" condition), so no other
@@ -21,7 +22,7 @@ export async function build(outDir = join(app, 'dist')) {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   await esbuild.build({
-    entryPoints: { main: join(app, 'src/main.ts') },
+    entryPoints: { main: join(app, 'src/main.ts'), worker: join(app, 'src/worker.ts') },
     bundle: true,
     splitting: true,
     format: 'esm',

@@ -7,18 +7,21 @@
  * each image-token arm's tokenizer and backbone steps).
  * A `model.safetensors` written by `pnpm lab run core.tiny-gpt` can be loaded from the file input:
  * the page measures its validation bits/char beside the CLI's figure (checkpoint.ts).
+ * Runs train in a Web Worker (worker.ts) so the page stays responsive; `?worker=0` (or the checkbox)
+ * trains on the page's thread instead, yielding to it after every step.
  * The page's state is mirrored on `document.body.dataset.state` (idle | running | done | error)
- * and `window.mmlm` (the last result or error), for tests and the console.
+ * and `window.mmlm` (the last result or error, and whether it ran in a worker), for tests and the console.
  */
 import { currentBackend, initBackend, tf } from '@mmlm/core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { LossChart } from './chart.js';
 import { runCheckpoint } from './checkpoint.js';
 import { EXPERIMENTS, type ImageGrid, type PageExperiment, type RunHooks, type RunResult, type Table } from './experiments.js';
+import type { FromWorker, ToWorker } from './protocol.js';
 
 declare global {
   interface Window {
-    mmlm: { state: string; experiment?: string; backend?: string; result?: RunResult; error?: string };
+    mmlm: { state: string; experiment?: string; backend?: string; worker?: boolean; result?: RunResult; error?: string };
   }
 }
 
@@ -29,6 +32,7 @@ const backendSel = $<HTMLSelectElement>('backend');
 const seedIn = $<HTMLInputElement>('seed');
 const runBtn = $<HTMLButtonElement>('run');
 const ckptIn = $<HTMLInputElement>('checkpoint');
+const workerIn = $<HTMLInputElement>('worker');
 const stopBtn = $<HTMLButtonElement>('stop');
 const statusEl = $('status');
 const logEl = $('log');
@@ -66,6 +70,9 @@ fillPresets();
 if (params.get('preset')) presetSel.value = params.get('preset')!;
 if (params.get('backend')) backendSel.value = params.get('backend')!;
 if (params.get('seed')) seedIn.value = params.get('seed')!;
+// ?worker=0 trains on the page's thread (the default is a Web Worker where the browser has one)
+workerIn.checked = params.get('worker') !== '0' && typeof Worker !== 'undefined';
+workerIn.disabled = typeof Worker === 'undefined';
 
 function setState(state: string): void {
   document.body.dataset.state = state;
@@ -141,40 +148,31 @@ function renderGrid(g: ImageGrid): HTMLElement {
 }
 
 let stopRequested = false;
+let activeWorker: Worker | null = null;
 stopBtn.addEventListener('click', () => {
   stopRequested = true;
+  activeWorker?.postMessage({ kind: 'stop' } satisfies ToWorker);
 });
 
-/** Run the selected experiment, or evaluate a loaded checkpoint (its file name and bytes). */
-async function run(checkpoint?: { name: string; bytes: Uint8Array }): Promise<void> {
-  const exp = selected();
-  const preset = presetSel.value;
-  const seed = Number(seedIn.value) || 0;
-  runBtn.disabled = true;
-  ckptIn.disabled = true;
-  stopBtn.disabled = false;
-  stopRequested = false;
-  logEl.textContent = '';
-  resultsEl.replaceChildren();
-  chart.reset();
-  setState('running');
-  try {
-    statusEl.textContent = `starting ${backendSel.value} …`;
-    const choice = await initBackend({ backend: backendSel.value, log });
-    const a = currentBackend()?.adapter;
-    const backendLine = `${choice.backend} (${choice.provider}${a ? `; adapter ${JSON.stringify(a)}` : ''})`;
-    window.mmlm.backend = tf.getBackend();
-    window.mmlm.experiment = checkpoint ? 'checkpoint' : exp.id;
-    log(
-      checkpoint
-        ? `checkpoint ${checkpoint.name}, backend ${backendLine}`
-        : `${exp.id} preset ${preset}, seed ${seed}, backend ${backendLine}`,
-    );
-    const t0 = performance.now();
-    let ema = Number.NaN;
-    let lastPaint = 0;
-    const steps = Number(params.get('steps'));
-    const hooks: RunHooks = {
+/** Where the last run trained: in a Web Worker (default where the browser has one) or on the page's thread. */
+function runsInWorker(): boolean {
+  return workerIn.checked && typeof Worker !== 'undefined';
+}
+
+interface Progress {
+  /** Backend label for the status line (set once the backend is up). */
+  backend: string;
+  hooks: Pick<RunHooks, 'step' | 'log'>;
+  meanStepMs(): number;
+}
+
+function progress(t0: number): Progress {
+  let ema = Number.NaN;
+  let lastPaint = 0;
+  const p: Progress = {
+    backend: '',
+    meanStepMs: () => ema,
+    hooks: {
       step(series, step, total, loss, ms) {
         chart.add(series, loss);
         ema = Number.isNaN(ema) ? ms : 0.9 * ema + 0.1 * ms;
@@ -183,25 +181,113 @@ async function run(checkpoint?: { name: string; bytes: Uint8Array }): Promise<vo
           lastPaint = now;
           chart.draw();
           statusEl.textContent =
-            `backend ${choice.backend}${a ? ` (${a.description || a.vendor || 'adapter'})` : ''} · ${series} step ${step}/${total}` +
+            `backend ${p.backend} · ${series} step ${step}/${total}` +
             ` · loss ${loss.toFixed(4)} · step ${ms.toFixed(1)} ms (avg ${ema.toFixed(1)} ms) · ${((now - t0) / 1000).toFixed(1)} s`;
         }
       },
       log,
-      async yieldToPage() {
-        if (stopRequested) throw new Error('stopped by the user');
-        await new Promise((r) => setTimeout(r, 0));
-      },
+    },
+  };
+  return p;
+}
+
+/** Runs one experiment (or checkpoint evaluation) in a fresh module worker; resolves with its result. */
+function runInWorker(msg: Extract<ToWorker, { kind: 'run' }>, prog: Progress): Promise<{ result: RunResult; backend: string }> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'mmlm-run' });
+    activeWorker = worker;
+    let backend = '';
+    const finish = () => {
+      worker.terminate();
+      if (activeWorker === worker) activeWorker = null;
     };
-    const result = checkpoint
-      ? await runCheckpoint(checkpoint.bytes, checkpoint.name, hooks)
-      : await exp.run(preset, seed, hooks, Number.isInteger(steps) && steps > 0 ? { steps } : {});
+    worker.onmessage = (ev: MessageEvent<FromWorker>) => {
+      const m = ev.data;
+      if (m.kind === 'backend') {
+        backend = m.backend;
+        window.mmlm.backend = m.tfBackend;
+        prog.backend = `${m.backend}${m.adapterLabel ? ` (${m.adapterLabel})` : ''}, in a Web Worker`;
+        log(
+          `${msg.checkpoint ? `checkpoint ${msg.checkpoint.name}` : `${msg.experiment} preset ${msg.preset}, seed ${msg.seed}`}, backend ${m.line}`,
+        );
+      } else if (m.kind === 'step') prog.hooks.step(m.series, m.step, m.total, m.loss, m.ms);
+      else if (m.kind === 'log') log(m.line);
+      else if (m.kind === 'done') {
+        finish();
+        resolve({ result: m.result, backend });
+      } else if (m.kind === 'error') {
+        finish();
+        reject(Object.assign(new Error(m.message), { stack: m.stack || m.message }));
+      }
+    };
+    worker.onerror = (ev) => {
+      finish();
+      reject(new Error(`the Web Worker failed to start or crashed: ${ev.message || 'no message (see the console)'}`));
+    };
+    worker.postMessage(msg);
+  });
+}
+
+/** Run the selected experiment, or evaluate a loaded checkpoint (its file name and bytes). */
+async function run(checkpoint?: { name: string; bytes: Uint8Array }): Promise<void> {
+  const exp = selected();
+  const preset = presetSel.value;
+  const seed = Number(seedIn.value) || 0;
+  runBtn.disabled = true;
+  ckptIn.disabled = true;
+  workerIn.disabled = true;
+  stopBtn.disabled = false;
+  stopRequested = false;
+  logEl.textContent = '';
+  resultsEl.replaceChildren();
+  chart.reset();
+  setState('running');
+  const inWorker = runsInWorker();
+  window.mmlm.worker = inWorker;
+  try {
+    statusEl.textContent = `starting ${backendSel.value}${inWorker ? ' in a Web Worker' : ''} …`;
+    window.mmlm.experiment = checkpoint ? 'checkpoint' : exp.id;
+    const t0 = performance.now();
+    const prog = progress(t0);
+    const stepsParam = Number(params.get('steps'));
+    const steps = Number.isInteger(stepsParam) && stepsParam > 0 ? stepsParam : undefined;
+    let result: RunResult;
+    let backend: string;
+    if (inWorker) {
+      ({ result, backend } = await runInWorker(
+        { kind: 'run', experiment: checkpoint ? 'checkpoint' : exp.id, preset, seed, backend: backendSel.value, steps, checkpoint },
+        prog,
+      ));
+    } else {
+      const choice = await initBackend({ backend: backendSel.value, log });
+      const a = currentBackend()?.adapter;
+      backend = choice.backend;
+      prog.backend = `${choice.backend}${a ? ` (${a.description || a.vendor || 'adapter'})` : ''}`;
+      window.mmlm.backend = tf.getBackend();
+      const backendLine = `${choice.backend} (${choice.provider}${a ? `; adapter ${JSON.stringify(a)}` : ''}; on the page's thread)`;
+      log(
+        checkpoint
+          ? `checkpoint ${checkpoint.name}, backend ${backendLine}`
+          : `${exp.id} preset ${preset}, seed ${seed}, backend ${backendLine}`,
+      );
+      const hooks: RunHooks = {
+        ...prog.hooks,
+        async yieldToPage() {
+          if (stopRequested) throw new Error('stopped by the user');
+          await new Promise((r) => setTimeout(r, 0));
+        },
+      };
+      result = checkpoint
+        ? await runCheckpoint(checkpoint.bytes, checkpoint.name, hooks)
+        : await exp.run(preset, seed, hooks, steps ? { steps } : {});
+    }
     chart.draw();
     const seconds = (performance.now() - t0) / 1000;
-    statusEl.textContent = `done on ${choice.backend} in ${seconds.toFixed(1)} s${Number.isNaN(ema) ? '' : ` (mean step ${ema.toFixed(1)} ms)`}. ${result.summary}`;
+    const ema = prog.meanStepMs();
+    statusEl.textContent = `done on ${backend}${inWorker ? ' in a Web Worker' : ''} in ${seconds.toFixed(1)} s${Number.isNaN(ema) ? '' : ` (mean step ${ema.toFixed(1)} ms)`}. ${result.summary}`;
     const summary = Object.assign(document.createElement('p'), { id: 'summary', textContent: result.summary });
     resultsEl.replaceChildren(summary, ...result.tables.map(renderTable), ...(result.grids ?? []).map(renderGrid));
-    resultsEl.dataset.backend = choice.backend;
+    resultsEl.dataset.backend = backend;
     window.mmlm.result = result;
     setState('done');
   } catch (e) {
@@ -214,6 +300,7 @@ async function run(checkpoint?: { name: string; bytes: Uint8Array }): Promise<vo
   } finally {
     runBtn.disabled = false;
     ckptIn.disabled = false;
+    workerIn.disabled = typeof Worker === 'undefined';
     stopBtn.disabled = true;
   }
 }

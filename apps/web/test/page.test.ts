@@ -42,6 +42,7 @@ let base: string;
 interface PageState {
   state: string;
   backend?: string;
+  worker?: boolean;
   error?: string;
   result?: { metrics: Record<string, number>; tables: { title: string; rows: (string | number | null)[][] }[] };
 }
@@ -119,6 +120,22 @@ describe.skipIf(skip)('the lab page in headless Chromium', () => {
       expect(existsSync(join(artifacts, 'page.png'))).toBe(true);
       await page.close();
     }, 60_000);
+
+    it("trains in a Web Worker by default, and on the page's thread (?worker=0) gives the same numbers", async () => {
+      const inWorker = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+      const w = await runInPage(inWorker, 'experiment=core.tiny-gpt&preset=tiny&backend=wasm');
+      expect(w.worker).toBe(true);
+      expect(w.backend).toBe('wasm');
+      expect(await inWorker.locator('#status').textContent()).toContain('in a Web Worker');
+      await inWorker.close();
+      const onPage = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+      const p = await runInPage(onPage, 'experiment=core.tiny-gpt&preset=tiny&backend=wasm&worker=0');
+      expect(p.worker).toBe(false);
+      await checkTinyGpt(onPage, p);
+      await onPage.close();
+      const keys = ['firstLoss', 'finalLoss', 'finalPerplexity', 'valBitsPerChar'];
+      for (const k of keys) expect(p.result!.metrics[k], k).toBe(w.result!.metrics[k]);
+    }, 90_000);
 
     it('loads a decoder file written in Node and measures the same validation bits/char; refuses a broken file', async () => {
       // a model as core.tiny-gpt writes it (untrained: the numbers, not the learning, are compared)
