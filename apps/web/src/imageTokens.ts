@@ -42,6 +42,7 @@ import {
   ImageVAE,
   LatentLM,
   generate as latentGenerate,
+  latentlmArmRecipe,
   latentlmConfig,
   parameterCount as latentParameterCount,
   trainStep as latentTrainStep,
@@ -49,6 +50,7 @@ import {
   NoiseSchedule,
 } from '@mmlm/latentlm';
 import {
+  armTokenizerConfig,
   buildImagePositionLM,
   buildLM,
   CAPTION_INSTRUCTION,
@@ -60,8 +62,8 @@ import {
   extractCodes,
   generateImageCodes,
   headWeight,
-  imageTokenizerConfig,
   LiquidCollator,
+  liquidArmRecipe,
   liquidVocab,
   lmConfig,
   lmTrainStep,
@@ -77,7 +79,7 @@ import type { GridCell, ImageGrid, PageExperiment, RunHooks, Table } from './exp
 // ---------------------------------------------------------------------------------------------
 // presets: the CLI's tiny and quick (apps/lab/src/experiments/imageTokens.ts), plus a Liquid-only quick
 
-interface ImageTokensPreset {
+export interface ImageTokensPreset {
   description: string;
   imageSize: number;
   maxObjects: number;
@@ -147,7 +149,7 @@ interface PromptSet {
   references: string[][];
 }
 
-interface EvalSet extends ImageTextData {
+export interface EvalSet extends ImageTextData {
   seen: PromptSet;
   heldOut: PromptSet;
   ceilings: { generationHeldOut: number; captionHeldOut: number };
@@ -164,7 +166,7 @@ function promptSet(samples: readonly ShapesSample[]): PromptSet {
   };
 }
 
-function loadData(p: ImageTokensPreset, seed: number): EvalSet {
+export function loadData(p: ImageTokensPreset, seed: number): EvalSet {
   const sets = seenHeldOutSets(
     { imageSize: p.imageSize, minObjects: 1, maxObjects: p.maxObjects, seed },
     { train: p.trainImages, seen: p.evalImages, heldOut: p.evalImages },
@@ -190,7 +192,7 @@ function loadData(p: ImageTokensPreset, seed: number): EvalSet {
 }
 
 /** What an arm is trained with (the CLI's ImageTokenArmOptions, without dir and progress). */
-interface ArmBudget {
+export interface ArmBudget {
   data: EvalSet;
   backbone: { dim: number; numLayers: number; numHeads: number };
   tokenizerSteps: number;
@@ -226,13 +228,6 @@ function finite(what: string, step: number, loss: number): number {
 // ---------------------------------------------------------------------------------------------
 // the Liquid arm (packages/liquid/src/experiments/arm.ts, recipe defaults), in memory
 
-/** LiquidArmRecipeSchema's defaults (packages/liquid/src/experiments/arm.ts). */
-const LIQUID_RECIPE = {
-  tokenizer: { numCodes: 64, codeDim: 8, ch: 16, lr: 2e-3, emaDecay: 0.99, kmeansInit: true, deadCodeSteps: 20, downsample: 4 },
-  backbone: { lr: 3e-3, weightDecay: 0.1, dropout: 0.1, warmupFraction: 0.1 },
-  sampling: { cfgScale: 1.5, temperature: 0.5, topK: 4096, topP: 0.96 },
-} as const;
-
 /** A phase's warmup and cosine decay at the arm's budget (arm.ts phaseOf). */
 function liquidPhase(steps: number, batchSize: number, lr: number, weightDecay = 0, warmupFraction = 0.1): TrainPhase {
   return TrainPhaseSchema.parse({
@@ -245,29 +240,16 @@ function liquidPhase(steps: number, batchSize: number, lr: number, weightDecay =
   });
 }
 
-async function liquidArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> {
+export async function liquidArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> {
   const { data, seed } = o;
-  const R = LIQUID_RECIPE;
+  // the arm's own recipe schema (browser-safe, from @mmlm/liquid's main entry): its defaults, as the CLI
+  const R = liquidArmRecipe({ backbone: { imagePositions: o.imagePositions } });
   const S = data.imageSize;
   const per = S * S * 3;
   const nTrain = data.train.images.length;
 
   // ---- 1. the VQ tokenizer, trained then frozen; codes of the training images extracted once
-  const vq = new VQTokenizer(
-    imageTokenizerConfig({
-      imageSize: S,
-      ch: R.tokenizer.ch,
-      chMult: new Array(Math.log2(R.tokenizer.downsample) + 1).fill(1), // constant width, log2(f) downsamplings
-      numResBlocks: 0,
-      zChannels: 16,
-      codeDim: R.tokenizer.codeDim,
-      numCodes: R.tokenizer.numCodes,
-      deadCodeSteps: R.tokenizer.deadCodeSteps,
-      emaDecay: R.tokenizer.emaDecay,
-      kmeansInit: R.tokenizer.kmeansInit,
-      seed,
-    }),
-  );
+  const vq = new VQTokenizer(armTokenizerConfig(S, seed, R));
   let model: TransformerDecoder | null = null;
   try {
     const N = vq.tokensPerImage;
@@ -325,7 +307,7 @@ async function liquidArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> 
       seed,
     });
     const bPhase = liquidPhase(o.backboneSteps, o.batchSize, R.backbone.lr, R.backbone.weightDecay, R.backbone.warmupFraction);
-    model = o.imagePositions ? buildImagePositionLM(lm, vocab, seed) : buildLM(lm, vocab.size, seed);
+    model = R.backbone.imagePositions ? buildImagePositionLM(lm, vocab, seed) : buildLM(lm, vocab.size, seed);
     const m = model;
     {
       const rng = new Rng(seed).fork('liquid-arm-backbone-batches');
@@ -421,31 +403,17 @@ async function liquidArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> 
 // ---------------------------------------------------------------------------------------------
 // the LatentLM arm (packages/latentlm/src/experiments/imageTokenArm.ts, recipe defaults), in memory
 
-/** LatentLMArmRecipeSchema's defaults and the arm's fixed settings. */
-const LATENT_RECIPE = {
-  tokenizer: { lr: 2e-3, klWeight: 1e-3, cSigma: 0.1 },
-  backbone: {
-    lr: 6e-3,
-    weightDecay: 0.1,
-    dropout: 0.1,
-    warmupFraction: 0.1,
-    diffusionDepth: 3,
-    batchMul: 4,
-    predictionType: 'v_prediction',
-  },
-  sampling: { headSteps: 10, cfgScale: 2, lambdaMinClipped: -3, temperature: 0.5 },
-  grid: 4,
-  condDropout: 0.1,
-} as const;
+/** The LatentLM arm's fixed settings (imageTokenArm.ts ARM_SETTINGS; not part of its recipe). */
+const LATENT_FIXED = { grid: 4, condDropout: 0.1 } as const;
 
 const SPECIALS = ['<pad>', '<bos>', '<eos>', '<unk>', '<null>', '<BOD>', '<EOD>', '<LAT>'] as const;
 
-async function latentArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> {
-  const R = LATENT_RECIPE;
+export async function latentArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> {
+  const R = { ...latentlmArmRecipe({ backbone: { imagePositions: o.imagePositions } }), ...LATENT_FIXED };
   const S = o.data.imageSize;
   const per = S * S * 3;
   const patchSize = S / R.grid;
-  const latentDim = Math.min(16, Math.max(4, (patchSize * patchSize * 3) / 6));
+  const latentDim = R.tokenizer.latentDim ?? Math.min(16, Math.max(4, (patchSize * patchSize * 3) / 6));
   /** Images and captions processed per tensor batch at inference (the arm's CHUNK). */
   const CHUNK = 64;
   const stack = (images: readonly Float32Array[]) => tf.tensor4d(stackImages(images, per), [images.length, S, S, 3]);
@@ -523,7 +491,7 @@ async function latentArm(o: ArmBudget, hooks: RunHooks): Promise<ImageTokenArm> 
         numHeads: o.backbone.numHeads,
         diffusionDepth: B.diffusionDepth,
         dropout: B.dropout,
-        imagePositions: o.imagePositions ? N : 0,
+        imagePositions: B.imagePositions ? N : 0,
         maxSeqLen: maxWords + N + 4,
         bodId: BOD!,
         eodId: EOD!,
@@ -982,7 +950,7 @@ export const imageTokens: PageExperiment = {
           [
             'recipe',
             "each arm's recipe schema defaults; quick adds backbone.imagePositions to both arms",
-            'the same defaults, written out (LIQUID_RECIPE, LATENT_RECIPE), and the same imagePositions per preset',
+            'the same schemas (liquidArmRecipe / latentlmArmRecipe from the main entries), and the same imagePositions per preset',
           ],
           [
             'checkpoints',

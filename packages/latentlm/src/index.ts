@@ -29,6 +29,7 @@ export {
   speechVaeConfig,
   type TrainConfig,
 } from './config.js';
+export { type LatentLMArmRecipe, type LatentLMArmRecipeInput, LatentLMArmRecipeSchema, latentlmArmRecipe } from './experiments/recipe.js';
 export { DiffusionHead, FinalLayer, forwardWithCfg, LatentLM, type LatentStats, MLPBlock } from './model.js';
 export { type GenerateOptions, type GenerateResult, generate, type HeadSampleOptions, sampleLatents } from './sample.js';
 export {

@@ -66,6 +66,13 @@ export {
   upsampleNearest2x,
 } from './conv.js';
 export {
+  armTokenizerConfig,
+  type LiquidArmRecipe,
+  type LiquidArmRecipeInput,
+  LiquidArmRecipeSchema,
+  liquidArmRecipe,
+} from './experiments/recipe.js';
+export {
   buildImagePositionLM,
   buildLM,
   type ExtendOptions,
