@@ -19,21 +19,17 @@
  */
 
 import { AdamW, clipGradNorm, paramGroups, Rng, type TransformerDecoder, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
-import type { ImageTextData, ImageTokenArm } from '@mmlm/core/experiment';
+import type { ImageTokenArm } from '@mmlm/core/experiment';
 import {
   analyzerAgreement,
-  captionCeiling,
   captionScore,
   frechetDistance,
   type GenerationScore,
-  generationCeiling,
   generationScore,
-  memoryOf,
-  type Scene,
+  type ImageTextEvalSet,
+  loadImageTextData,
+  type PromptSet,
   ShapeAnalyzer,
-  type ShapesConfig,
-  type ShapesSample,
-  seenHeldOutSets,
   tokenF1,
   WordTokenizer,
 } from '@mmlm/data';
@@ -140,55 +136,19 @@ export const IMAGE_TOKENS_PRESETS: Record<string, ImageTokensPreset> = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// data (imageEval.ts loadImageTextData)
+// data (@mmlm/data loadImageTextData, as apps/lab imageEval.ts)
 
-interface PromptSet {
-  images: Float32Array[];
-  scenes: Scene[];
-  captions: string[];
-  references: string[][];
-}
-
-export interface EvalSet extends ImageTextData {
-  seen: PromptSet;
-  heldOut: PromptSet;
-  ceilings: { generationHeldOut: number; captionHeldOut: number };
-  trainKeys: number;
-  config: ShapesConfig;
-}
-
-function promptSet(samples: readonly ShapesSample[]): PromptSet {
-  return {
-    images: samples.map((s) => s.image),
-    scenes: samples.map((s) => s.scene),
-    captions: samples.map((s) => s.caption),
-    references: samples.map((s) => s.captions.map((c) => c.text)),
-  };
-}
+/** The comparison's data: @mmlm/data's loadImageTextData, the function the CLI's lab.image-tokens calls. */
+export type EvalSet = ImageTextEvalSet;
 
 export function loadData(p: ImageTokensPreset, seed: number): EvalSet {
-  const sets = seenHeldOutSets(
-    { imageSize: p.imageSize, minObjects: 1, maxObjects: p.maxObjects, seed },
-    { train: p.trainImages, seen: p.evalImages, heldOut: p.evalImages },
-  );
-  const analyzer = new ShapeAnalyzer(sets.config);
-  const memory = memoryOf(sets.train, analyzer);
-  const trainCaptions = sets.train.map((s) => s.caption);
-  const seen = promptSet(sets.seen);
-  const heldOut = promptSet(sets.heldOut);
-  return {
+  return loadImageTextData({
     imageSize: p.imageSize,
-    train: { images: sets.train.map((s) => s.image), captions: trainCaptions },
-    evalCaptions: [...seen.captions, ...heldOut.captions],
-    seen,
-    heldOut,
-    ceilings: {
-      generationHeldOut: generationCeiling(heldOut.captions, memory),
-      captionHeldOut: captionCeiling(heldOut.scenes, trainCaptions),
-    },
-    trainKeys: sets.trainKeys.size,
-    config: sets.config,
-  };
+    maxObjects: p.maxObjects,
+    trainImages: p.trainImages,
+    evalImages: p.evalImages,
+    seed,
+  });
 }
 
 /** What an arm is trained with (the CLI's ImageTokenArmOptions, without dir and progress). */

@@ -9,87 +9,25 @@
  * ceiling (the score of the best-matching training image or caption) beside every held-out figure.
  */
 import { join } from 'node:path';
-import type { ExperimentContext, Figure, ImageTextData, ImageTokenArmFactory, ImageTokenArmOptions } from '@mmlm/core/experiment';
+import type { ExperimentContext, Figure, ImageTokenArmFactory, ImageTokenArmOptions } from '@mmlm/core/experiment';
 import {
   analyzerAgreement,
   binomialSE,
-  captionCeiling,
   captionScore,
   frechetDistance,
-  generationCeiling,
   generationScore,
-  memoryOf,
-  type Scene,
+  type ImageTextEvalSet,
+  loadImageTextData,
+  type PromptSet,
   ShapeAnalyzer,
-  type ShapesConfig,
-  type ShapesSample,
-  seenHeldOutSets,
   tokenF1,
 } from '@mmlm/data';
 import { labelledGridPng } from '../grid.js';
 import { writeAtomic } from '../util.js';
 
-/** One evaluation set: images, their scenes, the prompt caption of each and all reference captions. */
-export interface PromptSet {
-  images: Float32Array[];
-  scenes: Scene[];
-  captions: string[];
-  references: string[][];
-}
-
-export interface EvalSet extends ImageTextData {
-  seen: PromptSet;
-  heldOut: PromptSet;
-  /** Memoriser ceilings of the held-out set (and of the seen set, 1 by construction for generation). */
-  ceilings: { generationHeldOut: number; captionHeldOut: number; generationSeen: number; captionSeen: number };
-  /** Distinct scene keys among the training images. */
-  trainKeys: number;
-  /** The resolved Shapes config (the analyzer is built from it so grid and size threshold match). */
-  config: ShapesConfig;
-}
-
-function promptSet(samples: readonly ShapesSample[]): PromptSet {
-  return {
-    images: samples.map((s) => s.image),
-    scenes: samples.map((s) => s.scene),
-    captions: samples.map((s) => s.caption),
-    references: samples.map((s) => s.captions.map((c) => c.text)),
-  };
-}
-
-export function loadImageTextData(o: {
-  imageSize: number;
-  maxObjects: number;
-  trainImages: number;
-  /** Size of each of the seen and held-out sets. */
-  evalImages: number;
-  seed: number;
-}): EvalSet {
-  const sets = seenHeldOutSets(
-    { imageSize: o.imageSize, minObjects: 1, maxObjects: o.maxObjects, seed: o.seed },
-    { train: o.trainImages, seen: o.evalImages, heldOut: o.evalImages },
-  );
-  const analyzer = new ShapeAnalyzer(sets.config);
-  const memory = memoryOf(sets.train, analyzer);
-  const trainCaptions = sets.train.map((s) => s.caption);
-  const seen = promptSet(sets.seen);
-  const heldOut = promptSet(sets.heldOut);
-  return {
-    imageSize: o.imageSize,
-    train: { images: sets.train.map((s) => s.image), captions: trainCaptions },
-    evalCaptions: [...seen.captions, ...heldOut.captions],
-    seen,
-    heldOut,
-    ceilings: {
-      generationHeldOut: generationCeiling(heldOut.captions, memory),
-      captionHeldOut: captionCeiling(heldOut.scenes, trainCaptions),
-      generationSeen: generationCeiling(seen.captions, memory),
-      captionSeen: captionCeiling(seen.scenes, trainCaptions),
-    },
-    trainKeys: sets.trainKeys.size,
-    config: sets.config,
-  };
-}
+/** The comparison's data and prompt sets (shared with the browser page through @mmlm/data). */
+export type EvalSet = ImageTextEvalSet;
+export { loadImageTextData, type PromptSet };
 
 /** Per-set generation and captioning figures. */
 export interface SetScores {

@@ -20,7 +20,7 @@ import type { ShapesConfig } from '../images/config.js';
 import { ShapesDataset, type ShapesSample } from '../images/dataset.js';
 import { parseCaption, type SceneQuery } from '../images/language.js';
 import type { Scene } from '../images/scene.js';
-import type { ShapeAnalyzer } from './analyzer.js';
+import { ShapeAnalyzer } from './analyzer.js';
 import { matchQuery, type ObservedObject } from './generation.js';
 
 export interface SeenHeldOutOptions {
@@ -155,4 +155,76 @@ export function analyzerAgreement(originals: readonly Float32Array[], recon: rea
 export function binomialSE(p: number, n: number): number {
   if (!(n > 0)) throw new Error(`binomialSE: n must be > 0, got ${n}`);
   return Math.sqrt((p * (1 - p)) / n);
+}
+
+/** One evaluation set: images, their scenes, the prompt caption of each and all reference captions. */
+export interface PromptSet {
+  images: Float32Array[];
+  scenes: Scene[];
+  captions: string[];
+  references: string[][];
+}
+
+/**
+ * The image-token comparison's data (the lab's `lab.image-tokens` and the browser page's copy):
+ * training pairs, a seen and a held-out prompt set, and the memoriser ceilings of each. Its
+ * `imageSize` / `train` / `evalCaptions` fields are core's `ImageTextData`, what an image-token arm
+ * trains on.
+ */
+export interface ImageTextEvalSet {
+  imageSize: number;
+  train: { images: Float32Array[]; captions: string[] };
+  /** Every caption an arm will be asked to generate from (seen, then held-out). */
+  evalCaptions: string[];
+  seen: PromptSet;
+  heldOut: PromptSet;
+  /** Memoriser ceilings of the held-out set (and of the seen set, 1 by construction for generation). */
+  ceilings: { generationHeldOut: number; captionHeldOut: number; generationSeen: number; captionSeen: number };
+  /** Distinct scene keys among the training images. */
+  trainKeys: number;
+  /** The resolved Shapes config (the analyzer is built from it so grid and size threshold match). */
+  config: ShapesConfig;
+}
+
+function promptSet(samples: readonly ShapesSample[]): PromptSet {
+  return {
+    images: samples.map((s) => s.image),
+    scenes: samples.map((s) => s.scene),
+    captions: samples.map((s) => s.caption),
+    references: samples.map((s) => s.captions.map((c) => c.text)),
+  };
+}
+
+/** seenHeldOutSets of one-to-maxObjects-object Shapes scenes, as prompt sets with their memoriser ceilings. */
+export function loadImageTextData(o: {
+  imageSize: number;
+  maxObjects: number;
+  trainImages: number;
+  /** Size of each of the seen and held-out sets. */
+  evalImages: number;
+  seed: number;
+}): ImageTextEvalSet {
+  const sets = seenHeldOutSets(
+    { imageSize: o.imageSize, minObjects: 1, maxObjects: o.maxObjects, seed: o.seed },
+    { train: o.trainImages, seen: o.evalImages, heldOut: o.evalImages },
+  );
+  const memory = memoryOf(sets.train, new ShapeAnalyzer(sets.config));
+  const trainCaptions = sets.train.map((s) => s.caption);
+  const seen = promptSet(sets.seen);
+  const heldOut = promptSet(sets.heldOut);
+  return {
+    imageSize: o.imageSize,
+    train: { images: sets.train.map((s) => s.image), captions: trainCaptions },
+    evalCaptions: [...seen.captions, ...heldOut.captions],
+    seen,
+    heldOut,
+    ceilings: {
+      generationHeldOut: generationCeiling(heldOut.captions, memory),
+      captionHeldOut: captionCeiling(heldOut.scenes, trainCaptions),
+      generationSeen: generationCeiling(seen.captions, memory),
+      captionSeen: captionCeiling(seen.scenes, trainCaptions),
+    },
+    trainKeys: sets.trainKeys.size,
+    config: sets.config,
+  };
 }

@@ -4,6 +4,7 @@ import {
   binomialSE,
   captionCeiling,
   generationCeiling,
+  loadImageTextData,
   memoryOf,
   type ObservedObject,
   objectsKey,
@@ -84,5 +85,23 @@ describe('seen / held-out evaluation sets', () => {
       /expected equal non-empty lists, got 4 originals and 3 reconstructions/,
     );
     expect(() => analyzerAgreement([], [], an)).toThrow(/non-empty/);
+  });
+});
+
+describe('loadImageTextData', () => {
+  it('the sets of seenHeldOutSets as prompt sets, with the memoriser ceilings recomputed here', () => {
+    const o = { imageSize: 16, maxObjects: 1, trainImages: 200, evalImages: 24, seed: 4 };
+    const d = loadImageTextData(o);
+    const sets = seenHeldOutSets({ imageSize: 16, minObjects: 1, maxObjects: 1, seed: 4 }, { train: 200, seen: 24, heldOut: 24 });
+    expect(d.train.captions).toEqual(sets.train.map((s) => s.caption));
+    expect(d.seen.captions).toEqual(sets.seen.map((s) => s.caption));
+    expect(d.heldOut.references).toEqual(sets.heldOut.map((s) => s.captions.map((c) => c.text)));
+    expect(d.evalCaptions).toEqual([...d.seen.captions, ...d.heldOut.captions]);
+    expect(d.trainKeys).toBe(sets.trainKeys.size);
+    const memory = memoryOf(sets.train, new ShapeAnalyzer(sets.config));
+    expect(d.ceilings.generationHeldOut).toBe(generationCeiling(d.heldOut.captions, memory));
+    expect(d.ceilings.captionHeldOut).toBe(captionCeiling(d.heldOut.scenes, d.train.captions));
+    // seen prompts are trained combinations: a memoriser satisfies every one
+    expect(d.ceilings.generationSeen).toBe(1);
   });
 });
