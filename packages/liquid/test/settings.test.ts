@@ -7,6 +7,7 @@ import { parsePresets } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
 import { CFG_SETTINGS, CfgSettingsSchema } from '../src/experiments/cfg.js';
 import { INIT_SETTINGS, initSettingsSchema } from '../src/experiments/init.js';
+import { liquidArmRecipe } from '../src/experiments/recipe.js';
 import { SYNERGY_SETTINGS } from '../src/experiments/synergy.js';
 import { TRADEOFF_SETTINGS, tradeoffSettingsSchema } from '../src/experiments/tradeoff.js';
 
@@ -18,6 +19,12 @@ describe('experiment settings', () => {
     expect(CFG_SETTINGS).toEqual({
       tiny: { sizes: tinySizes(6), scales: [1, 2, 3, 5, 7] },
       small: { sizes: smallSizes, scales: [1, 2, 3, 5, 7] },
+      'small-pos': {
+        base: 'small',
+        sizes: smallSizes,
+        scales: [1, 2, 3, 5, 7],
+        recipe: liquidArmRecipe({ backbone: { imagePositions: true } }),
+      },
     });
     expect(INIT_SETTINGS).toEqual({
       tiny: { sizes: tinySizes(4), steps: 4, evalEvery: 2, evalScale: 3, target: 0.5 },

@@ -27,6 +27,7 @@ import {
   loadUnified,
   meanStdTable,
   oneSeedNote,
+  RecipeSettingsSchema,
   recipeDeviations,
   recipeShort,
   sampleGrid,
@@ -41,6 +42,7 @@ import {
 
 export const CfgSettingsSchema = z.strictObject({
   sizes: DataSizesSchema,
+  ...RecipeSettingsSchema,
   /** The CFG scales s swept. */
   scales: z.array(z.number().positive()).min(1),
 });
@@ -57,9 +59,18 @@ export const CFG_SETTINGS = parsePresets(
       sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
       scales: [1, 2, 3, 5, 7],
     },
-  } satisfies Record<'tiny' | 'small', z.input<typeof CfgSettingsSchema>>,
+    // small with the lab arm's learned image positions (ImagePositionLM), the issue-13 recipe sweep
+    'small-pos': {
+      base: 'small',
+      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      scales: [1, 2, 3, 5, 7],
+      recipe: { backbone: { imagePositions: true } },
+    },
+  } satisfies Record<'tiny' | 'small' | 'small-pos', z.input<typeof CfgSettingsSchema>>,
   () => CfgSettingsSchema,
 );
+
+const CFG_RECIPE_POS = CFG_SETTINGS['small-pos'].recipe;
 
 /** Title of the claim table (the aggregate's mean ± std table is built from it). */
 export const CFG_TABLE = 'Generation vs CFG scale';
@@ -86,6 +97,10 @@ export const cfgSweepExperiment: Experiment = {
     small: {
       description: `16x16 shapes, K = 64, 16 codes per image, width-64 three-block LM (300 text + 6,000 mixed steps at lr 3e-3); generation score on 256 seen and 256 held-out prompts (memoriser ceiling beside) and FD at s = 1, 2, 3, 5, 7; ${recipeShort()}`,
       expectedMinutes: 21,
+    },
+    'small-pos': {
+      description: `small with learned image-position embeddings in the unified model (ImagePositionLM, not in Liquid); ${recipeShort(CFG_RECIPE_POS)}`,
+      expectedMinutes: 22,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
@@ -156,7 +171,7 @@ export const cfgSweepExperiment: Experiment = {
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       `Captioning accuracy: seen ${formatFixed(cap.seen.accuracy)}, held-out ${formatFixed(cap.heldOut.accuracy)} (memoriser ceiling ${formatFixed(prep.data.ceilings.captionHeldOut)}); text perplexity ${formatFixed(Math.exp(text.valLoss))} (text LM) -> ${formatFixed(ppl)} (after mixed training).`,
       oneSeedNote(ctx.seed),
-      recipeDeviations(),
+      recipeDeviations(prep.recipe),
       '',
       ...grids,
     ].join('\n');

@@ -67,10 +67,10 @@ import {
   type TrainPhase,
   tokensPerImage,
 } from '../config.js';
-import { buildLM, extendVocabulary, type LiquidVocab, liquidVocab, VQTokenizer } from '../model.js';
+import { buildImagePositionLM, buildLM, extendVocabulary, type LiquidVocab, liquidVocab, VQTokenizer } from '../model.js';
 import { captionImages, generateImageCodes, textLoss } from '../sample.js';
 import { lmTrainStep, makeOptimizer, tokenizerTrainStep } from '../train.js';
-import { type LiquidArmRecipe, liquidArmRecipe } from './arm.js';
+import { type LiquidArmRecipe, LiquidArmRecipeSchema, liquidArmRecipe } from './recipe.js';
 
 /** One Shapes image with its caption and scene. */
 interface ShapeItem {
@@ -169,6 +169,8 @@ type DataSizes = z.infer<typeof DataSizesSchema>;
 
 export interface Prepared {
   presetName: 'tiny' | 'small';
+  /** The arm recipe applied to the preset config (`withArmRecipe`); its backbone.imagePositions picks the unified model. */
+  recipe: LiquidArmRecipe;
   cfg: LiquidConfig;
   tokenizer: WordTokenizer;
   vocab: LiquidVocab;
@@ -234,7 +236,10 @@ export function recipeDeviations(recipe: LiquidArmRecipe = liquidArmRecipe()): s
     `Recipe (the lab's Liquid arm recipe, \`liquidArmRecipe()\` defaults; deviations from Liquid's reference): VQ codebook ${codebook} ` +
     "(reference: taming's uniformly initialised codebook learned by gradient); " +
     `dropout ${b.dropout} and AdamW weight decay ${b.weightDecay} in the continued training (reference script: no dropout, weight decay 0); ` +
-    'the text LM phase keeps no dropout and weight decay 0.'
+    'the text LM phase keeps no dropout and weight decay 0' +
+    (b.imagePositions
+      ? "; the unified model adds a learned embedding of the grid index of the code each position predicts (ImagePositionLM; Liquid has only the LLM's 1-D RoPE), its rows drawn N(0, initStd^2) when the text LM is extended."
+      : '.')
   );
 }
 
@@ -242,15 +247,20 @@ export function recipeDeviations(recipe: LiquidArmRecipe = liquidArmRecipe()): s
 export function recipeShort(recipe: LiquidArmRecipe = liquidArmRecipe()): string {
   const t = recipe.tokenizer;
   const b = recipe.backbone;
-  return `arm recipe: ${t.kmeansInit ? 'k-means + ' : ''}${t.emaDecay === null ? 'gradient' : `EMA ${t.emaDecay}`} VQ codebook, continued training with dropout ${b.dropout} and weight decay ${b.weightDecay} (Liquid's script: taming codebook, 0 and 0)`;
+  return `arm recipe: ${t.kmeansInit ? 'k-means + ' : ''}${t.emaDecay === null ? 'gradient' : `EMA ${t.emaDecay}`} VQ codebook, continued training with dropout ${b.dropout} and weight decay ${b.weightDecay}${b.imagePositions ? ' and learned image-position embeddings' : ''} (Liquid's script: taming codebook, 0 and 0${b.imagePositions ? ', RoPE only' : ''})`;
 }
 
 /**
  * Data, word tokenizer and vocabulary for a preset with the arm recipe applied (`withArmRecipe`); the
  * preset's textVocabSize is set from the word tokenizer, and the VQ tokenizer's init seed is `seed`.
  */
-export function prepare(presetName: 'tiny' | 'small', sizes: DataSizes, seed: number): Prepared {
-  const cfg = withArmRecipe(preset(presetName));
+export function prepare(
+  presetName: 'tiny' | 'small',
+  sizes: DataSizes,
+  seed: number,
+  recipe: LiquidArmRecipe = liquidArmRecipe(),
+): Prepared {
+  const cfg = withArmRecipe(preset(presetName), recipe);
   cfg.tokenizer.seed = seed; // the tokenizer's init varies with the run's seed, as the data and the LM do
   const data = shapesEvalData({
     imageSize: cfg.tokenizer.imageSize,
@@ -277,6 +287,7 @@ export function prepare(presetName: 'tiny' | 'small', sizes: DataSizes, seed: nu
   for (let i = 0; i + W <= val.length && textVal.length < sizes.textEvalWindows; i += W) textVal.push(val.slice(i, i + W));
   return {
     presetName,
+    recipe,
     cfg,
     tokenizer,
     vocab,
@@ -526,17 +537,33 @@ class MixSampler {
 // ---------------------------------------------------------------------------------------------
 // Language-model stages
 
+/** What setupStages reads from an experiment's settings of a preset. */
+export interface StageSettings {
+  sizes: DataSizes;
+  /** The package preset the settings build on (default: `small` for the preset `small`, else `tiny`). */
+  base?: 'tiny' | 'small' | undefined;
+  /** The arm recipe applied to it (default `liquidArmRecipe()`). */
+  recipe?: LiquidArmRecipe | undefined;
+}
+
+/** Settings fields of a preset that changes the recipe (`base`, `recipe`), for experiments' settings schemas. */
+export const RecipeSettingsSchema = {
+  base: z.enum(['tiny', 'small']).optional(),
+  recipe: LiquidArmRecipeSchema.optional(),
+};
+
 /**
- * The start every Liquid experiment shares: its settings for the preset (`small`, else `tiny`; the
- * runner has already rejected unknown presets), the data and config, and the trained VQ tokenizer.
+ * The start every Liquid experiment shares: its settings for the preset (the runner has already
+ * rejected unknown presets; a preset without settings of its own takes `tiny`'s), the data and
+ * config with the preset's recipe, and the trained VQ tokenizer.
  */
-export async function setupStages<S extends { sizes: DataSizes }>(
+export async function setupStages<S extends StageSettings>(
   ctx: ExperimentContext,
-  settings: Record<'tiny' | 'small', S>,
+  settings: Record<string, S> & Record<'tiny', S>,
 ): Promise<{ st: S; prep: Prepared; cfg: Prepared['cfg']; tok: TokenizerStage }> {
-  const name = ctx.preset === 'small' ? 'small' : 'tiny';
-  const st = settings[name];
-  const prep = prepare(name, st.sizes, ctx.seed);
+  const st = settings[ctx.preset] ?? settings.tiny;
+  const base = st.base ?? (ctx.preset === 'small' ? 'small' : 'tiny');
+  const prep = prepare(base, st.sizes, ctx.seed, st.recipe ?? liquidArmRecipe());
   return { st, prep, cfg: prep.cfg, tok: await tokenizerStage(ctx, prep) };
 }
 
@@ -621,10 +648,11 @@ export function unifiedStage(ctx: ExperimentContext, prep: Prepared, tok: Tokeni
     if (spec.textPath) {
       const text = buildLM(spec.lm, prep.vocab.textVocabSize, spec.seed);
       await loadModule(spec.textPath, text);
-      model = extendVocabulary(text, prep.vocab.size - prep.vocab.textVocabSize, { init: spec.newRows ?? 'mean', seed: spec.seed });
+      const grown = extendVocabulary(text, prep.vocab.size - prep.vocab.textVocabSize, { init: spec.newRows ?? 'mean', seed: spec.seed });
       text.dispose();
+      model = prep.recipe.backbone.imagePositions ? withImagePositions(grown, spec.lm, prep.vocab, spec.seed) : grown;
       textLossStart = textLoss(model, prep.vocab, prep.textVal);
-    } else model = buildLM(spec.lm, prep.vocab.size, spec.seed);
+    } else model = buildUnified(prep, spec.lm, spec.seed);
     const sampler = new MixSampler(prep, tok.codesTrain, spec.mix, spec.seed + 202);
     const curve: CurvePoint[] = [];
     const evalEvery = spec.evalEvery ?? 0;
@@ -678,9 +706,35 @@ function trainPhase(
   model.eval();
 }
 
+/** The unified model of the recipe: ImagePositionLM when `backbone.imagePositions`, else the plain LM. */
+function buildUnified(prep: Prepared, lm: LMConfig, seed = lm.seed): TransformerDecoder {
+  return prep.recipe.backbone.imagePositions ? buildImagePositionLM(lm, prep.vocab, seed) : buildLM(lm, prep.vocab.size, seed);
+}
+
+/**
+ * An ImagePositionLM holding every weight of `grown` (an extended text LM) and its own freshly
+ * initialised image-position rows (N(0, initStd^2)); `grown` is disposed.
+ */
+export function withImagePositions(grown: TransformerDecoder, lm: LMConfig, vocab: LiquidVocab, seed: number): TransformerDecoder {
+  const model = buildImagePositionLM(lm, vocab, seed);
+  try {
+    const { missing, unexpected } = model.loadStateDict(grown.stateDict(), { strict: false });
+    if (unexpected.length || missing.join() !== 'image_pos.weight')
+      throw new Error(
+        `withImagePositions: the extended LM and the ImagePositionLM differ beyond image_pos.weight (missing: ${missing.join(', ') || 'none'}; unexpected: ${unexpected.join(', ') || 'none'})`,
+      );
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    grown.dispose();
+  }
+  return model;
+}
+
 /** A unified model of an LM config with weights from `path` (eval mode). */
 export async function loadUnified(prep: Prepared, lm: LMConfig, path: string): Promise<TransformerDecoder> {
-  const m = buildLM(lm, prep.vocab.size);
+  const m = buildUnified(prep, lm);
   await loadModule(path, m);
   m.eval();
   return m;

@@ -150,7 +150,7 @@ export const initExperiment: Experiment = {
       `Text perplexity: text LM ${formatFixed(metrics.text_lm_ppl)}; right after the extension ${formatFixed(metrics.pretrained_mean_text_ppl_start)} (mean rows) vs ${formatFixed(metrics.pretrained_normal_text_ppl_start)} (random rows); after continued training ${formatFixed(metrics.pretrained_mean_text_ppl_after)} (pretrained) vs ${formatFixed(metrics.scratch_text_ppl_after)} (scratch).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       oneSeedNote(ctx.seed),
-      recipeDeviations(),
+      recipeDeviations(prep.recipe),
     ].join('\n');
     return {
       metrics,

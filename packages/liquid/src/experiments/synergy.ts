@@ -169,7 +169,7 @@ export const synergyExperiment: Experiment = {
       `Same-task effect: + generation data gave generation score ${formatFixed(metrics.add_gen_generationScoreSeen)} (seen); + understanding data gave caption accuracy ${formatFixed(metrics.add_und_captionAccuracySeen)} (seen). The paper fine-tunes on instruction data before measuring understanding; we measure captioning directly after pre-training.`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       oneSeedNote(ctx.seed),
-      recipeDeviations(),
+      recipeDeviations(prep.recipe),
     ].join('\n');
     return {
       metrics,

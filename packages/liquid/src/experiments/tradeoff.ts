@@ -223,7 +223,7 @@ export const tradeoffExperiment: Experiment = {
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       `Protocol: equal steps for every run (${st.steps} steps, batch ${st.batchSize}, constant lr as the paper's scaling runs), so the mixed run sees half the text and half the T2I examples of the single-task runs; the paper's mixed run saw both 30M sets (60M).`,
       oneSeedNote(ctx.seed),
-      recipeDeviations(),
+      recipeDeviations(prep.recipe),
     ].join('\n');
     return {
       metrics,
