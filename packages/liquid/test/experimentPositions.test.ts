@@ -79,13 +79,14 @@ describe('liquid experiments with image positions', () => {
   });
 
   it('the unified stage trains and reloads an ImagePositionLM when the recipe asks for it', async () => {
-    const settings = { tiny: { sizes: tinySizes, recipe: liquidArmRecipe({ backbone: { imagePositions: true } }) } };
+    const settings = { tiny: { sizes: tinySizes, recipe: liquidArmRecipe({ backbone: { imagePositions: true } }), tokenizerSteps: 3 } };
     const outDir = join(root, 'run');
     const exp = {
       ...cfgSweepExperiment,
       async run(ctx: Parameters<typeof cfgSweepExperiment.run>[0]) {
         const { prep, cfg, tok } = await setupStages(ctx, settings);
         expect(prep.recipe.backbone.imagePositions).toBe(true);
+        expect(prep.cfg.train.tokenizer.steps).toBe(3);
         const text = await textStage(ctx, prep, 'base', cfg.lm, { ...cfg.train.text, steps: 2 }, 0);
         const uni = await unifiedStage(ctx, prep, tok, {
           tag: 'mix',
@@ -119,7 +120,9 @@ describe('liquid experiments with image positions', () => {
     const pos = CFG_SETTINGS['small-pos'];
     expect(pos.base).toBe('small');
     expect(pos.recipe).toEqual(liquidArmRecipe({ backbone: { imagePositions: true } }));
-    expect({ ...pos, base: undefined, recipe: undefined }).toEqual({ ...CFG_SETTINGS.small, base: undefined, recipe: undefined });
+    expect(pos.tokenizerSteps).toBe(2000);
+    const strip = { base: undefined, recipe: undefined, tokenizerSteps: undefined };
+    expect({ ...pos, ...strip }).toEqual({ ...CFG_SETTINGS.small, ...strip });
     expect(cfgSweepExperiment.presets['small-pos']?.description).toContain('learned image-position embeddings');
   });
 });

@@ -21,6 +21,7 @@ describe('experiment settings', () => {
       small: { sizes: smallSizes, scales: [1, 2, 3, 5, 7] },
       'small-pos': {
         base: 'small',
+        tokenizerSteps: 2000,
         sizes: smallSizes,
         scales: [1, 2, 3, 5, 7],
         recipe: liquidArmRecipe({ backbone: { imagePositions: true } }),

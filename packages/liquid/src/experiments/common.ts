@@ -259,8 +259,10 @@ export function prepare(
   sizes: DataSizes,
   seed: number,
   recipe: LiquidArmRecipe = liquidArmRecipe(),
+  opts: { tokenizerSteps?: number | undefined } = {},
 ): Prepared {
   const cfg = withArmRecipe(preset(presetName), recipe);
+  if (opts.tokenizerSteps !== undefined) cfg.train.tokenizer = { ...cfg.train.tokenizer, steps: opts.tokenizerSteps };
   cfg.tokenizer.seed = seed; // the tokenizer's init varies with the run's seed, as the data and the LM do
   const data = shapesEvalData({
     imageSize: cfg.tokenizer.imageSize,
@@ -544,12 +546,15 @@ export interface StageSettings {
   base?: 'tiny' | 'small' | undefined;
   /** The arm recipe applied to it (default `liquidArmRecipe()`). */
   recipe?: LiquidArmRecipe | undefined;
+  /** VQ tokenizer training steps (default: the base preset's). */
+  tokenizerSteps?: number | undefined;
 }
 
 /** Settings fields of a preset that changes the recipe (`base`, `recipe`), for experiments' settings schemas. */
 export const RecipeSettingsSchema = {
   base: z.enum(['tiny', 'small']).optional(),
   recipe: LiquidArmRecipeSchema.optional(),
+  tokenizerSteps: z.number().int().positive().optional(),
 };
 
 /**
@@ -563,7 +568,7 @@ export async function setupStages<S extends StageSettings>(
 ): Promise<{ st: S; prep: Prepared; cfg: Prepared['cfg']; tok: TokenizerStage }> {
   const st = settings[ctx.preset] ?? settings.tiny;
   const base = st.base ?? (ctx.preset === 'small' ? 'small' : 'tiny');
-  const prep = prepare(base, st.sizes, ctx.seed, st.recipe ?? liquidArmRecipe());
+  const prep = prepare(base, st.sizes, ctx.seed, st.recipe ?? liquidArmRecipe(), { tokenizerSteps: st.tokenizerSteps });
   return { st, prep, cfg: prep.cfg, tok: await tokenizerStage(ctx, prep) };
 }
 
