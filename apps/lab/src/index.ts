@@ -11,6 +11,7 @@ export { barChartSpec, lineChartSpec, renderPng } from './plot.js';
 export { allExperiments, QUICKSTART, resolveTargets } from './registry.js';
 export { buildIndex, findRuns, renderReportMarkdown, tableMarkdown } from './report.js';
 export {
+  canonicalJson,
   dataHash,
   dataKey,
   lossPoints,
@@ -21,5 +22,6 @@ export {
   type RunRecord,
   runDir,
   runExperiment,
+  settingsFingerprint,
 } from './runner.js';
 export { aggregateDir, runSeeds, type SeedsRunOptions } from './seeds.js';

@@ -98,6 +98,29 @@ export interface RunIdentity {
   /** The active backend (after `initBackend`). */
   backend: string;
   data: { path: string; sha256: string } | null;
+  /**
+   * sha256 (first 16 hex digits) of the experiment's resolved preset settings (`Experiment.settings`),
+   * canonical JSON; absent when the experiment declares none or the folder predates the field.
+   */
+  settings?: string;
+}
+
+/** JSON with object keys sorted at every level (undefined members dropped, as JSON.stringify does). */
+export function canonicalJson(x: unknown): string {
+  return JSON.stringify(x, (_, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** The settings fingerprint of an experiment's preset (undefined when it declares no settings). */
+export function settingsFingerprint(exp: Experiment, preset: string): string | undefined {
+  if (!exp.settings) return undefined;
+  return createHash('sha256')
+    .update(canonicalJson(exp.settings(preset)))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** A run folder holds a run made differently (another backend, data file, preset or seed). */
@@ -121,6 +144,9 @@ function checkIdentity(dir: string, want: RunIdentity): void {
       `data ${have.data ? `${have.data.path} sha256 ${have.data.sha256.slice(0, 12)}` : 'none'} (this run: ${want.data ? `sha256 ${want.data.sha256.slice(0, 12)}` : 'none'})`,
     );
   for (const k of ['experiment', 'preset', 'seed'] as const) if (have[k] !== want[k]) diffs.push(`${k} ${have[k]} (this run: ${want[k]})`);
+  // a folder from before settings were fingerprinted carries none: it is accepted as it was
+  if (have.settings !== undefined && want.settings !== undefined && have.settings !== want.settings)
+    diffs.push(`preset settings ${have.settings} (this run: ${want.settings}; the preset changed since)`);
   if (diffs.length)
     throw new RunMismatchError(
       `${dir} holds a run made with ${diffs.join(', ')}; its results would mix with this one. Pass --force to replace it, or --out another folder.`,
@@ -253,6 +279,8 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     backend,
     data: opts.dataPath ? { path: opts.dataPath, sha256: dataHash(opts.dataPath) } : null,
   };
+  const settings = settingsFingerprint(exp, opts.preset);
+  if (settings !== undefined) identity.settings = settings;
   if (opts.force)
     rmSync(dir, { recursive: true, force: true }); // a forced rerun starts from an empty folder
   else checkIdentity(dir, identity);

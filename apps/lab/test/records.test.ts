@@ -3,12 +3,12 @@
  * refused, --force starting from an empty folder, a resumed attempt dropping the records of the work
  * it redoes, and bad command lines refused (exit 2, one line) before any backend start or folder.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Experiment } from '@mmlm/core/experiment';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { main, parseCli, pruneUnfinishedMetrics, RunMismatchError, runDir, runExperiment } from '../src/index.js';
+import { canonicalJson, main, parseCli, pruneUnfinishedMetrics, RunMismatchError, runDir, runExperiment } from '../src/index.js';
 
 /** Reads its data file (when given) and logs a 3-step loss curve in sub-run `train`. */
 function reader(calls: { n: number }): Experiment {
@@ -73,6 +73,36 @@ describe('lab run folders', () => {
     const forced = await runExperiment(reader(calls), { preset: 'tiny', seed: 0, outRoot: root, force: true, ...quiet });
     expect(forced.skipped).toBe(false);
     expect(calls.n).toBe(2);
+  });
+
+  it('refuses a folder made with other preset settings (a preset changed since), finished or not; accepts one from before fingerprints', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-rec-'));
+    const calls = { n: 0 };
+    const steps = { n: 3 };
+    const exp = (): Experiment => ({ ...reader(calls), settings: (preset) => ({ preset, steps: steps.n, nested: { b: 1, a: [2, 3] } }) });
+    const first = await runExperiment(exp(), { preset: 'tiny', seed: 0, outRoot: root, ...quiet });
+    const id = JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8'));
+    expect(id.settings).toMatch(/^[0-9a-f]{16}$/);
+    // the same settings (keys in another order are the same settings): reused
+    expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: 1 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"x":1,"y":2}]},"b":1}');
+    expect((await runExperiment(exp(), { preset: 'tiny', seed: 0, outRoot: root, ...quiet })).skipped).toBe(true);
+    steps.n = 4;
+    await expect(runExperiment(exp(), { preset: 'tiny', seed: 0, outRoot: root, ...quiet })).rejects.toThrow(
+      new RegExp(`holds a run made with preset settings ${id.settings} \\(this run: [0-9a-f]{16}; the preset changed since\\)`),
+    );
+    // unfinished too: the folder is not resumed with other settings
+    rmSync(join(first.dir, 'result.json'));
+    await expect(runExperiment(exp(), { preset: 'tiny', seed: 0, outRoot: root, ...quiet })).rejects.toThrow(RunMismatchError);
+    expect(calls.n).toBe(1);
+    // a run.json from before the fingerprint: accepted as it was, and stamped with this run's settings
+    const { settings: _, ...old } = id;
+    writeFileSync(join(first.dir, 'run.json'), JSON.stringify(old));
+    expect((await runExperiment(exp(), { preset: 'tiny', seed: 0, outRoot: root, ...quiet })).skipped).toBe(false);
+    expect(JSON.parse(readFileSync(join(first.dir, 'run.json'), 'utf8')).settings).not.toBe(id.settings);
+    expect(calls.n).toBe(2);
+    // an experiment without settings writes none
+    const plain = await runExperiment(reader(calls), { preset: 'tiny', seed: 1, outRoot: root, ...quiet });
+    expect(JSON.parse(readFileSync(join(plain.dir, 'run.json'), 'utf8'))).not.toHaveProperty('settings');
   });
 
   it('--force starts from an empty folder: metrics.jsonl holds one run, not three', async () => {

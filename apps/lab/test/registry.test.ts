@@ -5,6 +5,7 @@ import { experiments as mio } from '@mmlm/mio/experiments';
 import { experiments as seed } from '@mmlm/seed/experiments';
 import { describe, expect, it } from 'vitest';
 import { listText } from '../src/cli.js';
+import { canonicalJson, settingsFingerprint } from '../src/index.js';
 import { allExperiments, PAPER_PACKAGES, QUICKSTART, resolveTargets } from '../src/registry.js';
 
 describe('registry', () => {
@@ -25,6 +26,21 @@ describe('registry', () => {
     }
     const ids = allExperiments().map((e) => e.id);
     expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('every experiment declares its resolved preset settings: plain data, one fingerprint per preset', () => {
+    for (const e of allExperiments()) {
+      expect(typeof e.settings, `${e.id} declares no settings (run folders could mix recipes)`).toBe('function');
+      const prints = new Map<string, string>();
+      for (const name of Object.keys(e.presets)) {
+        const st = e.settings!(name);
+        expect(st, `${e.id} [${name}]`).toBeTruthy();
+        expect(JSON.parse(canonicalJson(st)), `${e.id} [${name}] is not plain JSON data`).toEqual(JSON.parse(JSON.stringify(st)));
+        const f = settingsFingerprint(e, name)!;
+        expect(prints.get(f), `${e.id}: presets ${prints.get(f)} and ${name} have the same settings`).toBeUndefined();
+        prints.set(f, name);
+      }
+    }
   });
 
   it('resolves a paper name to all its experiments and the quickstart to its curated presets', () => {

@@ -27,6 +27,7 @@ import {
 import { imageTokenArm as latentlmArm } from '@mmlm/latentlm/experiments';
 import { imageTokenArm as liquidArm } from '@mmlm/liquid/experiments';
 import { seedArm } from '@mmlm/seed/experiments';
+import { presetSettings } from '../util.js';
 import { AGREEMENT_FLOOR, type ArmEvaluation, type EvalSet, evaluateArm, loadImageTextData } from './imageEval.js';
 
 interface ImageTokensPreset extends PresetInfo {
@@ -355,6 +356,7 @@ export function aggregateImageTokens(results: ExperimentResult[], seeds: number[
 
 export const imageTokens: Experiment = {
   id: 'lab.image-tokens',
+  settings: (preset: string) => presetSettings(PRESETS[preset]),
   paper: 'Comparative',
   claim:
     'Discrete image tokens (Liquid: VQ codes + softmax) vs continuous ones (LatentLM: sigma-VAE latents + diffusion head) at equal data, backbone and budget: which wins on generation, understanding, reconstruction and cost.',

@@ -10,6 +10,7 @@ import { cpSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from
 import { dirname, join } from 'node:path';
 import { stableHash32 } from '@mmlm/core';
 import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
+import { presetSettings } from '../util.js';
 import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
 import { fmt, IMAGE_TOKEN_ARMS, SMALL_BUDGET } from './imageTokens.js';
 
@@ -630,6 +631,7 @@ async function run(ctx: ExperimentContext) {
 
 export const imageTokensSweep: Experiment = {
   id: 'lab.image-tokens-sweep',
+  settings: (preset: string) => presetSettings(PRESETS[preset]),
   paper: 'Comparative',
   claim:
     'Which recipe makes each image-token arm read back and learn its prompts at the comparison budget (the evidence for the arms defaults).',

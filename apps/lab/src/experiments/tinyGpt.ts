@@ -26,6 +26,7 @@ import {
   splitText,
   WindowBatcher,
 } from '@mmlm/data';
+import { presetSettings } from '../util.js';
 
 interface TinyGptPreset extends PresetInfo {
   chars: number;
@@ -91,6 +92,7 @@ function meanCE(logits: tf.Tensor, targets: tf.Tensor): tf.Scalar {
 
 export const tinyGpt: Experiment = {
   id: 'core.tiny-gpt',
+  settings: (preset: string) => presetSettings(PRESETS[preset]),
   paper: 'core',
   claim: 'A small char-level GPT built from @mmlm/core learns the procedural grammar: loss goes down towards the grammar entropy.',
   presets: PRESETS,

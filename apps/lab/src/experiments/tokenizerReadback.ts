@@ -10,6 +10,7 @@
 import { stableHash32 } from '@mmlm/core';
 import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
 import { type ObservedObject, ShapeAnalyzer } from '@mmlm/data';
+import { presetSettings } from '../util.js';
 import { AGREEMENT_FLOOR, loadImageTextData, psnr } from './imageEval.js';
 import { fmt, IMAGE_TOKEN_ARMS, SMALL_BUDGET } from './imageTokens.js';
 
@@ -198,6 +199,7 @@ async function run(ctx: ExperimentContext) {
 
 export const tokenizerReadback: Experiment = {
   id: 'lab.tokenizer-readback',
+  settings: (preset: string) => presetSettings(PRESETS[preset]),
   paper: 'Comparative',
   claim: "Which tokenizer recipe lets each image-token arm's tokenizer read Shapes back (agreement >= 0.95) at the comparison's budget.",
   presets: PRESETS,

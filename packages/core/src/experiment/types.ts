@@ -104,6 +104,13 @@ export interface Experiment {
   data?: { description: string };
   run(ctx: ExperimentContext): Promise<ExperimentResult>;
   /**
+   * Optional: the resolved settings of a preset (plain JSON data: sizes, steps, recipe, with their
+   * defaults filled in). The lab fingerprints them into a run folder's run.json and refuses to
+   * resume or reuse a folder whose run was made with other settings (a preset changed since), so
+   * results of two recipes never mix under one preset name.
+   */
+  settings?(preset: string): unknown;
+  /**
    * Optional: combine the results of several seeds (`pnpm lab run <id> --seeds 0,1,2`) into tables
    * and a summary of the experiment's own, e.g. a claim table with mean ± std per arm and a verdict
    * from `compareSeeds` (a difference is called only beyond two standard errors). `results[i]` is

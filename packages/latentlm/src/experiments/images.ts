@@ -541,6 +541,7 @@ const PAPER_FID: Table = {
 
 export const varianceCollapseExperiment: Experiment = {
   id: 'latentlm.variance-collapse',
+  settings: (preset: string) => IMAGE_PRESETS[preset as keyof typeof IMAGE_PRESETS],
   paper: 'LatentLM',
   claim:
     'A sigma-VAE (fixed, per-example noise scale) gives a latent space that autoregressive next-token diffusion models far better than a learned-variance VAE, whose posterior variance collapses (paper §2.3 and Fig. 6; revision: LatentLM FID 4.10 with the sigma-VAE vs 9.64 with the MAR KL-VAE).',
@@ -778,6 +779,7 @@ const SATURATION = { score: 0.95, fd: 1.1 };
 
 export const headStepsExperiment: Experiment = {
   id: 'latentlm.head-steps',
+  settings: (preset: string) => IMAGE_PRESETS[preset as keyof typeof IMAGE_PRESETS],
   paper: 'LatentLM',
   claim:
     'Few DPM-Solver++ steps in the diffusion head suffice: quality saturates at about 5-10 head steps (paper: TTS saturates at 5; ImageNet uses 20).',

@@ -398,6 +398,7 @@ const PAPER_TABLE3: Table = {
 
 export const mixedExperiment: Experiment = {
   id: 'latentlm.mixed',
+  settings: (preset: string) => MIXED_PRESETS[preset as keyof typeof MIXED_PRESETS],
   paper: 'LatentLM',
   claim:
     'One causal Transformer trained on text, text-to-image and image-to-text with next-token diffusion for the image spans handles language modelling, generation and understanding together (paper Table 3: PPL 2.73, FID 14.54, CIDEr 54.5, VQAv2 38.72).',

@@ -32,6 +32,7 @@ import {
   recipeShort,
   sampleGrid,
   setupStages,
+  stageSettings,
   textStage,
   tokenizerLine,
   tokenizerMetrics,
@@ -88,6 +89,7 @@ function scalesOf(r: ExperimentResult): number[] {
 
 export const cfgSweepExperiment: Experiment = {
   id: 'liquid.cfg-sweep',
+  settings: (preset: string) => stageSettings(CFG_SETTINGS, preset),
   paper: 'Liquid',
   claim:
     'Higher classifier-free guidance scales improve the alignment of generated images with their prompts (Fig. 10; the evaluation default is s = 7), at some cost in image quality.',

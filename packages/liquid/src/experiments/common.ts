@@ -562,13 +562,37 @@ export const RecipeSettingsSchema = {
  * rejected unknown presets; a preset without settings of its own takes `tiny`'s), the data and
  * config with the preset's recipe, and the trained VQ tokenizer.
  */
+/** The settings row of a preset (a preset without its own takes `tiny`'s), its base preset and recipe. */
+function resolveStage<S extends StageSettings>(
+  settings: Record<string, S> & Record<'tiny', S>,
+  presetName: string,
+): { st: S; base: 'tiny' | 'small'; recipe: LiquidArmRecipe } {
+  const st = settings[presetName] ?? settings.tiny;
+  return { st, base: st.base ?? (presetName === 'small' ? 'small' : 'tiny'), recipe: st.recipe ?? liquidArmRecipe() };
+}
+
+/**
+ * A preset's resolved settings for `Experiment.settings` (the lab fingerprints them into run.json):
+ * the settings row with its base preset and recipe filled in, and the package config they give.
+ */
+export function stageSettings<S extends StageSettings>(settings: Record<string, S> & Record<'tiny', S>, presetName: string): unknown {
+  const { st, base, recipe } = resolveStage(settings, presetName);
+  const config = withArmRecipe(preset(base), recipe);
+  if (st.tokenizerSteps !== undefined) config.train.tokenizer = { ...config.train.tokenizer, steps: st.tokenizerSteps };
+  return { ...st, base, recipe, config };
+}
+
+/**
+ * The start every Liquid experiment shares: its settings for the preset (the runner has already
+ * rejected unknown presets), the data and config with the preset's recipe, and the trained VQ
+ * tokenizer.
+ */
 export async function setupStages<S extends StageSettings>(
   ctx: ExperimentContext,
   settings: Record<string, S> & Record<'tiny', S>,
 ): Promise<{ st: S; prep: Prepared; cfg: Prepared['cfg']; tok: TokenizerStage }> {
-  const st = settings[ctx.preset] ?? settings.tiny;
-  const base = st.base ?? (ctx.preset === 'small' ? 'small' : 'tiny');
-  const prep = prepare(base, st.sizes, ctx.seed, st.recipe ?? liquidArmRecipe(), { tokenizerSteps: st.tokenizerSteps });
+  const { st, base, recipe } = resolveStage(settings, ctx.preset);
+  const prep = prepare(base, st.sizes, ctx.seed, recipe, { tokenizerSteps: st.tokenizerSteps });
   return { st, prep, cfg: prep.cfg, tok: await tokenizerStage(ctx, prep) };
 }
 

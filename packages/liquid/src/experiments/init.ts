@@ -28,6 +28,7 @@ import {
   recipeDeviations,
   recipeShort,
   setupStages,
+  stageSettings,
   textStage,
   tokenizerLine,
   tokenizerMetrics,
@@ -84,6 +85,7 @@ const INIT_TABLE = 'Starting from a trained text LM vs from scratch';
 
 export const initExperiment: Experiment = {
   id: 'liquid.init',
+  settings: (preset: string) => stageSettings(INIT_SETTINGS, preset),
   paper: 'Liquid',
   claim:
     'Starting from a trained LLM (vocabulary extended, new rows mean-initialised) reaches image generation with far less training than starting from scratch while keeping the language ability ("saving 100x in training costs").',

@@ -32,6 +32,7 @@ import {
   recipeDeviations,
   recipeShort,
   setupStages,
+  stageSettings,
   textStage,
   tokenizerLine,
   tokenizerMetrics,
@@ -83,6 +84,7 @@ const SYNERGY_TABLE = 'Synergy between generation and understanding data';
 
 export const synergyExperiment: Experiment = {
   id: 'liquid.synergy',
+  settings: (preset: string) => stageSettings(SYNERGY_SETTINGS, preset),
   paper: 'Liquid',
   claim:
     'Visual understanding and generation help each other: adding generation data improves understanding, and adding understanding data improves generation (Finding 3, Table 1).',

@@ -30,6 +30,7 @@ import {
   recipeDeviations,
   recipeShort,
   setupStages,
+  stageSettings,
   textStage,
   tokenizerLine,
   tokenizerMetrics,
@@ -107,6 +108,7 @@ function widthsOf(r: ExperimentResult): number[] {
 
 export const tradeoffExperiment: Experiment = {
   id: 'liquid.tradeoff',
+  settings: (preset: string) => stageSettings(TRADEOFF_SETTINGS, preset),
   paper: 'Liquid',
   claim:
     'Mixed text and image-generation training lowers language ability relative to text-only training, and the gap shrinks as the model size grows (Finding 2, Fig. 5); the visual-generation penalty of mixing also shrinks (Fig. 6).',

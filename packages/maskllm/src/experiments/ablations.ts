@@ -149,6 +149,7 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
 
 export const ablationsExperiment: Experiment = {
   id: 'maskllm.ablations',
+  settings: (preset: string) => ABLATION_SETTINGS[preset as keyof typeof ABLATION_SETTINGS],
   paper: 'MaskLLM',
   claim:
     'The sparse weight regulariser helps (Table 3: 11.42 vs 11.59 PPL); soft sampling and annealed tau/kappa are the recommended settings.',

@@ -219,6 +219,7 @@ function report(
 
 export const ladderExperiment: Experiment = {
   id: 'maskllm.ladder',
+  settings: (preset: string) => LADDER_SETTINGS[preset as keyof typeof LADDER_SETTINGS],
   paper: 'MaskLLM',
   claim:
     'Learned 2:4 masks (MaskLLM) beat one-shot magnitude, Wanda and SparseGPT masks on frozen weights, best with the SparseGPT prior, with no prior clearly worse at short budgets and magnitude worst (Tables 1-2).',

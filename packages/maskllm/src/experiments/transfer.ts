@@ -146,6 +146,7 @@ async function run(ctx: ExperimentContext): Promise<ExperimentResult> {
 
 export const transferExperiment: Experiment = {
   id: 'maskllm.transfer',
+  settings: (preset: string) => TRANSFER_SETTINGS[preset as keyof typeof TRANSFER_SETTINGS],
   paper: 'MaskLLM',
   claim:
     'A general mask used as the prior for a new domain and refined there beats the general mask and a mask learned on the domain from scratch (Table 5: 7.39 vs 10.61 and 7.51).',

@@ -1002,6 +1002,7 @@ export function anyToAnySetup(world: AnyToAnyWorld, imageCodes: ImageCodes, st: 
 
 export const anyToAnyExperiment: Experiment = {
   id: ID,
+  settings: (preset: string) => ANY_TO_ANY_SETTINGS[preset as keyof typeof ANY_TO_ANY_SETTINGS],
   paper: 'MIO',
   claim:
     'One MIO decoder over text, image and video tokens, after SFT (ChatML, loss on assistant turns), does interleaved image-text generation, instructional image editing and video description with the same weights (§2.4, Table 10). Here on seen and held-out edits, stories and clips, with memoriser ceilings.',

@@ -638,6 +638,7 @@ export function speechLayoutSchedule(st: SpeechLayoutSettings): Schedule {
 
 export const speechLayoutExperiment: Experiment = {
   id: ID,
+  settings: (preset: string) => SPEECH_LAYOUT_SETTINGS[preset as keyof typeof SPEECH_LAYOUT_SETTINGS],
   paper: 'MIO',
   claim:
     'Output speech laid out level after level (sequential: every level-1 code, then levels 2, 3, 4) trains and generates better than the alternating layout (a1 b1 c1 d1 a2 ...), which MIO found hard to converge for TTS and slower for ASR; ASR with the content level only as input beats ASR with all 4 levels (§2.1).',

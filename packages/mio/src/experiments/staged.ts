@@ -356,6 +356,7 @@ async function trainArm(
 
 export const stagedExperiment: Experiment = {
   id: 'mio.staged',
+  settings: (preset: string) => STAGED_SETTINGS[preset as keyof typeof STAGED_SETTINGS],
   paper: 'MIO',
   claim:
     "MIO's staged schedule (alignment 12:2:0:2, interleaved 2:2:6:6, speech-enhanced 2:1:1:12, then SFT) trains captioning, image generation, ASR and TTS with little forgetting; interleaved data entering at Stage II makes the loss spike, Stage III's transition is smooth (§2.2). Here against a single stage at the final mix with the same steps.",

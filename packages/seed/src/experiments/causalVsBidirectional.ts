@@ -238,6 +238,7 @@ const METRICS = [
 
 export const causalVsBidirectionalExperiment: Experiment = {
   id: 'seed.causal-vs-bidirectional',
+  settings: (preset: string) => CAUSAL_VS_BIDIRECTIONAL_SETTINGS[preset as keyof typeof CAUSAL_VS_BIDIRECTIONAL_SETTINGS],
   paper: 'SEED',
   claim:
     'Causal Q-Former codes suit a left-to-right LLM: with codes from a bidirectional (bilateral) Q-Former the LLM fails to emit exactly the right number of image tokens, while causal codes are generated as well-formed image spans (section 4.3).',

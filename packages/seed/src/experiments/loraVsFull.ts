@@ -130,6 +130,7 @@ interface ArmResult {
 
 export const loraVsFullExperiment: Experiment = {
   id: 'seed.lora-vs-full',
+  settings: (preset: string) => LORA_VS_FULL_SETTINGS[preset as keyof typeof LORA_VS_FULL_SETTINGS],
   paper: 'SEED',
   claim:
     'SEED-LLaMA tunes the LLM on SEED codes with LoRA (the reference: r 16, alpha 32 on every linear layer, embeddings, head and norms fully trained); at the same data and steps LoRA + modules_to_save reaches caption accuracy and generation quality close to full fine-tuning while training a fraction of the parameters.',

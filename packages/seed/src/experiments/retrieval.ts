@@ -203,6 +203,7 @@ const CLAIM_TABLE = 'Image-text retrieval: causal embeddings vs codes (SEED Tabl
 
 export const retrievalExperiment: Experiment = {
   id: 'seed.retrieval',
+  settings: (preset: string) => RETRIEVAL_SETTINGS[preset as keyof typeof RETRIEVAL_SETTINGS],
   paper: 'SEED',
   claim:
     "SEED's discrete codes keep the causal embeddings' semantics: retrieval from the codes (de-tokenized back to causal embeddings) is close to retrieval from the continuous causal embeddings, slightly below it (Table 1: Flickr30K R@mean 91.7 vs 93.7).",

@@ -135,6 +135,7 @@ function pixelVqReadBack(vq: PixelVQVAE, items: readonly SeedItem[], S: number, 
 
 export const semanticVsPixelExperiment: Experiment = {
   id: 'seed.semantic-vs-pixel',
+  settings: (preset: string) => SEMANTIC_VS_PIXEL_SETTINGS[preset as keyof typeof SEMANTIC_VS_PIXEL_SETTINGS],
   paper: 'SEED',
   claim:
     "An LLM aligned on semantic image codes understands images better than one aligned on pixel (VQ-VAE) codes: SEED's pilot gives COCO CIDEr 42.0 vs 34.0 (OPT-2.7B on CC3M, BEiT-v2 VQ-KD vs VQ-VAE codes).",
