@@ -223,6 +223,13 @@ function withArmRecipe(cfg: LiquidConfig, recipe: LiquidArmRecipe = liquidArmRec
   };
 }
 
+/** The package preset with the arm recipe and the preset's tokenizer steps (default: the package preset's). */
+function stageConfig(base: 'tiny' | 'small', recipe: LiquidArmRecipe, tokenizerSteps?: number): LiquidConfig {
+  const cfg = withArmRecipe(preset(base), recipe);
+  if (tokenizerSteps !== undefined) cfg.train.tokenizer = { ...cfg.train.tokenizer, steps: tokenizerSteps };
+  return cfg;
+}
+
 /** The recipe's departures from Liquid's reference script, in words (for descriptions and summaries). */
 export function recipeDeviations(recipe: LiquidArmRecipe = liquidArmRecipe()): string {
   const t = recipe.tokenizer;
@@ -261,8 +268,7 @@ export function prepare(
   recipe: LiquidArmRecipe = liquidArmRecipe(),
   opts: { tokenizerSteps?: number | undefined } = {},
 ): Prepared {
-  const cfg = withArmRecipe(preset(presetName), recipe);
-  if (opts.tokenizerSteps !== undefined) cfg.train.tokenizer = { ...cfg.train.tokenizer, steps: opts.tokenizerSteps };
+  const cfg = stageConfig(presetName, recipe, opts.tokenizerSteps);
   cfg.tokenizer.seed = seed; // the tokenizer's init varies with the run's seed, as the data and the LM do
   const data = shapesEvalData({
     imageSize: cfg.tokenizer.imageSize,
@@ -557,11 +563,6 @@ export const RecipeSettingsSchema = {
   tokenizerSteps: z.number().int().positive().optional(),
 };
 
-/**
- * The start every Liquid experiment shares: its settings for the preset (the runner has already
- * rejected unknown presets; a preset without settings of its own takes `tiny`'s), the data and
- * config with the preset's recipe, and the trained VQ tokenizer.
- */
 /** The settings row of a preset (a preset without its own takes `tiny`'s), its base preset and recipe. */
 function resolveStage<S extends StageSettings>(
   settings: Record<string, S> & Record<'tiny', S>,
@@ -577,9 +578,7 @@ function resolveStage<S extends StageSettings>(
  */
 export function stageSettings<S extends StageSettings>(settings: Record<string, S> & Record<'tiny', S>, presetName: string): unknown {
   const { st, base, recipe } = resolveStage(settings, presetName);
-  const config = withArmRecipe(preset(base), recipe);
-  if (st.tokenizerSteps !== undefined) config.train.tokenizer = { ...config.train.tokenizer, steps: st.tokenizerSteps };
-  return { ...st, base, recipe, config };
+  return { ...st, base, recipe, config: stageConfig(base, recipe, st.tokenizerSteps) };
 }
 
 /**
