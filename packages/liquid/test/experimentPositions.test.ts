@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CFG_SETTINGS, cfgSweepExperiment } from '../src/experiments/cfg.js';
 import { loadUnified, recipeDeviations, setupStages, textStage, unifiedStage, withImagePositions } from '../src/experiments/common.js';
 import { liquidArmRecipe } from '../src/experiments/recipe.js';
-import { buildImagePositionLM, buildLM, extendVocabulary, ImagePositionLM, liquidVocab, lmConfig } from '../src/index.js';
+import { buildImagePositionLM, buildLM, extendVocabulary, ImagePositionLM, liquidVocab, lmConfig, VQTokenizer } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'liquid-pos-'));
 const tinySizes = { images: { train: 48, evalPrompts: 6 }, textChars: 6000, textEvalWindows: 4 };
@@ -79,7 +79,9 @@ describe('liquid experiments with image positions', () => {
   });
 
   it('the unified stage trains and reloads an ImagePositionLM when the recipe asks for it', async () => {
-    const settings = { tiny: { sizes: tinySizes, recipe: liquidArmRecipe({ backbone: { imagePositions: true } }), tokenizerSteps: 3 } };
+    const settings = {
+      tiny: { sizes: tinySizes, recipe: liquidArmRecipe({ backbone: { imagePositions: true } }), tokenizerSteps: 3, tokenizerCh: 12 },
+    };
     const outDir = join(root, 'run');
     const exp = {
       ...cfgSweepExperiment,
@@ -87,6 +89,10 @@ describe('liquid experiments with image positions', () => {
         const { prep, cfg, tok } = await setupStages(ctx, settings);
         expect(prep.recipe.backbone.imagePositions).toBe(true);
         expect(prep.cfg.train.tokenizer.steps).toBe(3);
+        expect(prep.cfg.tokenizer.ch).toBe(12); // tiny's is 8
+        const ref = new VQTokenizer(prep.cfg.tokenizer);
+        expect(tok.vq.numParameters()).toBe(ref.numParameters());
+        ref.dispose();
         const text = await textStage(ctx, prep, 'base', cfg.lm, { ...cfg.train.text, steps: 2 }, 0);
         const uni = await unifiedStage(ctx, prep, tok, {
           tag: 'mix',
@@ -121,7 +127,8 @@ describe('liquid experiments with image positions', () => {
     expect(pos.base).toBe('small');
     expect(pos.recipe).toEqual(liquidArmRecipe({ backbone: { imagePositions: true } }));
     expect(pos.tokenizerSteps).toBe(2000);
-    const strip = { base: undefined, recipe: undefined, tokenizerSteps: undefined };
+    expect(pos.tokenizerCh).toBe(32);
+    const strip = { base: undefined, recipe: undefined, tokenizerSteps: undefined, tokenizerCh: undefined };
     expect({ ...pos, ...strip }).toEqual({ ...CFG_SETTINGS.small, ...strip });
     expect(cfgSweepExperiment.presets['small-pos']?.description).toContain('learned image-position embeddings');
   });

@@ -22,6 +22,7 @@ describe('experiment settings', () => {
       'small-pos': {
         base: 'small',
         tokenizerSteps: 2000,
+        tokenizerCh: 32,
         sizes: smallSizes,
         scales: [1, 2, 3, 5, 7],
         recipe: liquidArmRecipe({ backbone: { imagePositions: true } }),

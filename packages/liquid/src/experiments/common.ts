@@ -223,10 +223,15 @@ function withArmRecipe(cfg: LiquidConfig, recipe: LiquidArmRecipe = liquidArmRec
   };
 }
 
-/** The package preset with the arm recipe and the preset's tokenizer steps (default: the package preset's). */
-function stageConfig(base: 'tiny' | 'small', recipe: LiquidArmRecipe, tokenizerSteps?: number): LiquidConfig {
+/** The package preset with the arm recipe and the preset's tokenizer steps and width (default: the package preset's). */
+function stageConfig(
+  base: 'tiny' | 'small',
+  recipe: LiquidArmRecipe,
+  tok: { steps?: number | undefined; ch?: number | undefined } = {},
+): LiquidConfig {
   const cfg = withArmRecipe(preset(base), recipe);
-  if (tokenizerSteps !== undefined) cfg.train.tokenizer = { ...cfg.train.tokenizer, steps: tokenizerSteps };
+  if (tok.steps !== undefined) cfg.train.tokenizer = { ...cfg.train.tokenizer, steps: tok.steps };
+  if (tok.ch !== undefined) cfg.tokenizer = imageTokenizerConfig({ ...cfg.tokenizer, ch: tok.ch });
   return cfg;
 }
 
@@ -266,9 +271,9 @@ export function prepare(
   sizes: DataSizes,
   seed: number,
   recipe: LiquidArmRecipe = liquidArmRecipe(),
-  opts: { tokenizerSteps?: number | undefined } = {},
+  opts: { tokenizerSteps?: number | undefined; tokenizerCh?: number | undefined } = {},
 ): Prepared {
-  const cfg = stageConfig(presetName, recipe, opts.tokenizerSteps);
+  const cfg = stageConfig(presetName, recipe, { steps: opts.tokenizerSteps, ch: opts.tokenizerCh });
   cfg.tokenizer.seed = seed; // the tokenizer's init varies with the run's seed, as the data and the LM do
   const data = shapesEvalData({
     imageSize: cfg.tokenizer.imageSize,
@@ -554,6 +559,8 @@ export interface StageSettings {
   recipe?: LiquidArmRecipe | undefined;
   /** VQ tokenizer training steps (default: the base preset's). */
   tokenizerSteps?: number | undefined;
+  /** VQ tokenizer conv width `ch` (default: the base preset's). */
+  tokenizerCh?: number | undefined;
 }
 
 /** Settings fields of a preset that changes the recipe (`base`, `recipe`), for experiments' settings schemas. */
@@ -561,6 +568,7 @@ export const RecipeSettingsSchema = {
   base: z.enum(['tiny', 'small']).optional(),
   recipe: LiquidArmRecipeSchema.optional(),
   tokenizerSteps: z.number().int().positive().optional(),
+  tokenizerCh: z.number().int().positive().optional(),
 };
 
 /** The settings row of a preset (a preset without its own takes `tiny`'s), its base preset and recipe. */
@@ -578,7 +586,7 @@ function resolveStage<S extends StageSettings>(
  */
 export function stageSettings<S extends StageSettings>(settings: Record<string, S> & Record<'tiny', S>, presetName: string): unknown {
   const { st, base, recipe } = resolveStage(settings, presetName);
-  return { ...st, base, recipe, config: stageConfig(base, recipe, st.tokenizerSteps) };
+  return { ...st, base, recipe, config: stageConfig(base, recipe, { steps: st.tokenizerSteps, ch: st.tokenizerCh }) };
 }
 
 /**
@@ -591,7 +599,7 @@ export async function setupStages<S extends StageSettings>(
   settings: Record<string, S> & Record<'tiny', S>,
 ): Promise<{ st: S; prep: Prepared; cfg: Prepared['cfg']; tok: TokenizerStage }> {
   const { st, base, recipe } = resolveStage(settings, ctx.preset);
-  const prep = prepare(base, st.sizes, ctx.seed, recipe, { tokenizerSteps: st.tokenizerSteps });
+  const prep = prepare(base, st.sizes, ctx.seed, recipe, { tokenizerSteps: st.tokenizerSteps, tokenizerCh: st.tokenizerCh });
   return { st, prep, cfg: prep.cfg, tok: await tokenizerStage(ctx, prep) };
 }
 
