@@ -29,8 +29,11 @@ const imageTiny = {
   data: CLASS_DATA,
   vae: { patchSize: 8, latentDim: 4, dim: 16, depth: 1, numHeads: 2, steps: 3, batch: 4, lr: 2e-3 },
   sigmaKlWeight: 1e-2,
+  cSigma: 0.75,
   gaussianKlWeight: 1e-4,
   lm: replaced(PRESETS.tiny, { train: { steps: 3, batchSize: 4 }, diffusion: { headSteps: 2 } }),
+  imagePositions: false,
+  headTemperature: 1,
   trainImages: 16,
   evalImages: 4,
   cfgScales: [1, 2],
@@ -41,11 +44,14 @@ const imageSmall = {
   data: CLASS_DATA,
   vae: { patchSize: 8, latentDim: 16, dim: 64, depth: 2, numHeads: 4, steps: 2000, batch: 32, lr: 2e-3 },
   sigmaKlWeight: 1e-4,
+  cSigma: 0.75,
   gaussianKlWeight: 1e-6,
   lm: replaced(PRESETS.small, {
     train: { steps: 2000, batchSize: 32, lr: 1e-3 },
     diffusion: { headSteps: 10, predictionType: 'v_prediction' },
   }),
+  imagePositions: false,
+  headTemperature: 1,
   trainImages: 4000,
   evalImages: 256,
   cfgScales: [1, 2, 3],
@@ -53,9 +59,21 @@ const imageSmall = {
   headSteps: [1, 2, 5, 10, 20],
 };
 
+// small with the lab arm's backbone recipe and C_sigma 0.1
+const imageSmallArm = {
+  ...imageSmall,
+  cSigma: 0.1,
+  lm: replaced(PRESETS.small, {
+    model: { dropout: 0.1 },
+    train: { steps: 3000, batchSize: 32, lr: 3e-3, weightDecay: 0.1 },
+    diffusion: { headSteps: 10, predictionType: 'v_prediction' },
+  }),
+  headTemperature: 0.5,
+};
+
 describe('experiment settings', () => {
   it('parse to the former tables (fields the config preset has come from it)', () => {
-    expect(IMAGE_PRESETS).toEqual({ tiny: imageTiny, small: imageSmall });
+    expect(IMAGE_PRESETS).toEqual({ tiny: imageTiny, small: imageSmall, 'small-arm': imageSmallArm });
     expect(MIXED_PRESETS).toEqual({
       tiny: {
         image: imageTiny,

@@ -170,6 +170,9 @@ function sizedConfig(
     cfgScale: number;
     /** What the head predicts (default: the base preset's). */
     predictionType?: 'epsilon' | 'v_prediction';
+    /** Backbone dropout and AdamW weight decay (default: the base preset's). */
+    dropout?: number;
+    weightDecay?: number;
   },
 ): LatentLMConfig {
   const c = structuredClone(base);
@@ -179,8 +182,9 @@ function sizedConfig(
     numLayers: o.numLayers,
     numHeads: o.numHeads,
     diffusionDepth: o.diffusionDepth ?? c.model.diffusionDepth,
+    dropout: o.dropout ?? c.model.dropout,
   };
-  c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr };
+  c.train = { ...c.train, steps: o.steps, batchSize: o.batchSize, lr: o.lr, weightDecay: o.weightDecay ?? c.train.weightDecay };
   c.diffusion = {
     ...c.diffusion,
     headSteps: o.headSteps,
@@ -207,6 +211,8 @@ export function lmSizeSchema(base: LatentLMConfig) {
       headSteps: z.number().int().positive().default(base.diffusion.headSteps),
       cfgScale: z.number().positive().default(base.diffusion.cfgScale),
       predictionType: z.enum(['epsilon', 'v_prediction']).default(base.diffusion.predictionType),
+      dropout: z.number().min(0).lt(1).default(base.model.dropout),
+      weightDecay: z.number().nonnegative().default(base.train.weightDecay),
     })
     .transform((o) => sizedConfig(base, o));
 }

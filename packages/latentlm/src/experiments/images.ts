@@ -98,9 +98,18 @@ export function imageSettingsSchema(base: LatentLMConfig) {
     }),
     /** Weight of mean(mu^2) for the sigma-VAE (reference default 1e-2; see IMAGE_PRESETS.small). */
     sigmaKlWeight: z.number().nonnegative(),
+    /** C_sigma of the sigma-VAE's noise, sigma ~ N(0, (C_sigma / 0.8)^2) (the paper's image default 0.75). */
+    cSigma: z.number().nonnegative().default(0.75),
     /** KL weight of the learned-variance baseline (weak, as LDM-style tokenizers). */
     gaussianKlWeight: z.number().nonnegative(),
     lm: lmSizeSchema(base),
+    /**
+     * A learned embedding of the index of the latent each position predicts (LatentLM's
+     * `imagePositions`; not in LatentLM, whose backbone has RoPE only).
+     */
+    imagePositions: z.boolean().default(false),
+    /** Head temperature tau at generation: x_T ~ N(0, tau^2 I) (reference: 1; MAR's diffusion temperature). */
+    headTemperature: z.number().positive().default(1),
     trainImages: int,
     /** Size of each evaluation set (seen and held-out): generation prompts, tokenizer measurements and the Frechet reference. */
     evalImages: int,
@@ -167,8 +176,28 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = parsePresets(
       radii: [0, 0.25, 0.5, 1, 2],
       headSteps: [1, 2, 5, 10, 20],
     },
-  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof imageSettingsSchema>>>,
-  (name) => imageSettingsSchema(PRESETS[name]),
+    /**
+     * small with the lab's LatentLM arm recipe where it applies to both arms alike: C_sigma 0.1 (the
+     * paper's 0.75 left the sigma-VAE reading back 0.734 at small), backbone lr 3e-3, dropout and
+     * weight decay 0.1, head temperature 0.5, 3,000 backbone steps. The learned-variance arm gets the
+     * same backbone recipe, so the comparison stays at equal recipe.
+     */
+    'small-arm': {
+      data: CLASS_DATA,
+      vae: { patchSize: 8, dim: 64, depth: 2, numHeads: 4, steps: 2000, batch: 32, lr: 2e-3 },
+      sigmaKlWeight: 1e-4,
+      cSigma: 0.1,
+      gaussianKlWeight: 1e-6,
+      lm: { steps: 3000, lr: 3e-3, dropout: 0.1, weightDecay: 0.1, predictionType: 'v_prediction' },
+      headTemperature: 0.5,
+      trainImages: 4000,
+      evalImages: 256,
+      cfgScales: [1, 2, 3],
+      radii: [0, 0.25, 0.5, 1, 2],
+      headSteps: [1, 2, 5, 10, 20],
+    },
+  } satisfies Record<'tiny' | 'small' | 'small-arm', z.input<ReturnType<typeof imageSettingsSchema>>>,
+  (name) => imageSettingsSchema(PRESETS[name === 'small-arm' ? 'small' : name]), // small-arm builds on the small LatentLM preset
 );
 
 /** The run's Shapes dataset for one split. */
@@ -291,7 +320,7 @@ export async function tokenizerStage(
 ): Promise<{ vae: ImageVAE; report: TokenizerReport }> {
   const klWeight = posterior === 'sigma' ? p.sigmaKlWeight : p.gaussianKlWeight;
   const S = sets.config.imageSize;
-  const vae = new ImageVAE({ imageSize: S, ...p.vae, posterior, klWeight, cSigma: 0.75, seed: ctx.seed });
+  const vae = new ImageVAE({ imageSize: S, ...p.vae, posterior, klWeight, cSigma: p.cSigma, seed: ctx.seed });
   const items = sets.train;
   await trainOrLoad(vae, dir, 'vae', { ...vae.config, steps: p.vae.steps, batch: p.vae.batch, images: p.trainImages }, () =>
     trainTokenizer(vae, {
@@ -376,6 +405,7 @@ async function lmStage(
   const cv = conditionVocab(sets.config);
   const conds = items.map((it) => conditionTokens(sets.config, it));
   const cfg = withData(p.lm, { vocabSize: cv.size + 4, latentDim: C, maxSeqLen: N + 6 });
+  if (p.imagePositions) cfg.model.imagePositions = N;
   const model = new LatentLM({ ...cfg.model, seed: ctx.seed });
   // posterior of every training image, once; z is re-sampled each step
   const post: { mu: Float32Array; logvar: Float32Array | null }[] = [];
@@ -430,7 +460,7 @@ function generateImages(
   vae: ImageVAE,
   sets: ImageSets,
   items: readonly ShapesSample[],
-  o: { cfgScale: number; headSteps: number; seed: number },
+  o: { cfgScale: number; headSteps: number; seed: number; noiseScale?: number },
 ): Float32Array[] {
   const { bodId } = cfg.model;
   const cv = conditionVocab(sets.config);
@@ -445,6 +475,7 @@ function generateImages(
       cfgScale: o.cfgScale,
       predictionType: cfg.diffusion.predictionType,
       lambdaMinClipped: cfg.diffusion.lambdaMinClipped,
+      noiseScale: o.noiseScale ?? 1,
       spanLength: vae.numTokens,
       maxNewTokens: vae.numTokens + 1,
       stopAfterSpan: true,
@@ -465,7 +496,7 @@ function evaluateGeneration(
   vae: ImageVAE,
   sets: ImageSets,
   ref: Float64Array[],
-  o: { cfgScale: number; headSteps: number; seed: number; grid?: string },
+  o: { cfgScale: number; headSteps: number; seed: number; noiseScale?: number; grid?: string },
 ): GenerationReport {
   const t0 = performance.now();
   const seen = generateImages(model, cfg, vae, sets, sets.seen, o);
@@ -516,6 +547,7 @@ async function collapseRun(
       cfgScale: w,
       headSteps: cfg.diffusion.headSteps,
       seed: ctx.seed + 100 + k,
+      noiseScale: p.headTemperature,
       grid: join(dir, `samples-cfg${w}`),
     }),
   );
@@ -555,6 +587,11 @@ export const varianceCollapseExperiment: Experiment = {
         'ViT sigma-VAE and learned-variance VAE (32 px -> 4x4x16) on 4000 Shapes images, a width-64 LatentLM per tokenizer, 256 seen and 256 held-out prompts per CFG scale',
       expectedMinutes: 24,
     },
+    'small-arm': {
+      description:
+        "small with the lab LatentLM arm's recipe for both arms' backbones (lr 3e-3, dropout and weight decay 0.1, 3,000 steps, head temperature 0.5) and C_sigma 0.1 instead of the paper's 0.75",
+      expectedMinutes: 30,
+    },
   },
   async run(ctx) {
     const p = IMAGE_PRESETS[ctx.preset];
@@ -564,7 +601,10 @@ export const varianceCollapseExperiment: Experiment = {
       sigma: (await ctx.subrun('sigma', (dir) => collapseRun(ctx, p, sets, 'sigma', dir))) as CollapseResult,
       gaussian: (await ctx.subrun('gaussian', (dir) => collapseRun(ctx, p, sets, 'gaussian', dir))) as CollapseResult,
     };
-    const names = { sigma: `sigma-VAE (C=0.75, beta ${p.sigmaKlWeight})`, gaussian: `learned-variance VAE (beta ${p.gaussianKlWeight})` };
+    const names = {
+      sigma: `sigma-VAE (C=${p.cSigma}, beta ${p.sigmaKlWeight})`,
+      gaussian: `learned-variance VAE (beta ${p.gaussianKlWeight})`,
+    };
     const metrics: Record<string, number> = {
       promptsPerSet: sets.seen.length,
       trainKeys: sets.trainKeys,
@@ -805,6 +845,7 @@ export const headStepsExperiment: Experiment = {
           cfgScale: w,
           headSteps: s,
           seed: ctx.seed + 200,
+          noiseScale: p.headTemperature,
           grid: join(dir, `samples-steps${s}`),
         }),
       );
