@@ -25,6 +25,23 @@ export function paperSlug(paper: string): string {
     .replace(/^-|-$/g, '');
 }
 
+/**
+ * Images a summary embeds by a path inside its run folder (`![grid](samples-seen-cfg1.png)`): a
+ * page cannot reach the run folder, so each is copied beside the figures (named after the run) and
+ * its link rewritten. URLs, absolute paths, paths leaving the folder and missing files are left as
+ * they are.
+ */
+export function copyLocalImages(md: string, dir: string, imgDir: string, imgRel: string, tag: string): string {
+  return md.replace(/!\[([^\]]*)\]\(([^)\s]+)\)/g, (whole, alt: string, path: string) => {
+    if (/^(?:[a-z][a-z0-9+.-]*:|\/|#)/i.test(path) || path.split('/').includes('..')) return whole;
+    const src = join(dir, path);
+    if (!existsSync(src)) return whole;
+    const name = `${tag}-${path.replace(/[^\w.-]+/g, '_')}`;
+    copyFileSync(src, join(imgDir, name));
+    return `![${alt}](${imgRel}/${name})`;
+  });
+}
+
 function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): string {
   const res = r.result;
   const tag = `${r.experiment.id}-${r.preset}-seed${r.seed}${r.dataPath ? `-${paperSlug(basename(r.dataPath))}` : ''}`;
@@ -40,7 +57,7 @@ function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): 
     '```',
     '',
   ];
-  if (res.summary) out.push(markdownText(res.summary), '');
+  if (res.summary) out.push(copyLocalImages(markdownText(res.summary), dir, imgDir, imgRel, tag), '');
   for (const t of res.tables ?? []) out.push(tableMarkdown(t), '');
   for (const f of res.figures ?? []) {
     const src = join(dir, f.path);

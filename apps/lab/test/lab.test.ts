@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Experiment } from '@mmlm/core/experiment';
 import { describe, expect, it } from 'vitest';
-import { BEGIN, END, updateDocs } from '../src/docs.js';
+import { BEGIN, copyLocalImages, END, updateDocs } from '../src/docs.js';
 import { buildIndex, findRuns, parseCli, runExperiment } from '../src/index.js';
 import { resolveTargets } from '../src/registry.js';
 
@@ -144,5 +144,32 @@ describe('docs', () => {
     expect(existsSync(join(pages, 'img', 'test.fake-tiny-seed0-loss.png'))).toBe(true);
     expect(md).toMatch(/<!-- \/lab:runs -->\n\ntrailer\n$/);
     expect(() => updateDocs(join(root, 'runs'), join(root, 'nope'))).toThrow(/no folder .*nope\/papers/);
+  });
+
+  it('copies images a summary embeds from its run folder and rewrites their links; leaves URLs and outside paths', () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-docs-img-'));
+    const run = join(root, 'run');
+    const img = join(root, 'img');
+    mkdirSync(join(run, 'sub'), { recursive: true });
+    mkdirSync(img);
+    writeFileSync(join(run, 'grid.png'), 'png-a');
+    writeFileSync(join(run, 'sub', 'g b.png'), 'png-b');
+    writeFileSync(join(root, 'outside.png'), 'png-c');
+    const md = [
+      '![s = 1](grid.png) and ![nested](sub/g b.png)',
+      '![url](https://example.org/x.png) ![abs](/tmp/x.png) ![up](../outside.png) ![gone](missing.png)',
+    ].join('\n');
+    // "sub/g b.png" has a space: not a markdown link target, left alone
+    const out = copyLocalImages(md, run, img, 'img', 'exp-small-seed0');
+    expect(out).toBe(
+      [
+        '![s = 1](img/exp-small-seed0-grid.png) and ![nested](sub/g b.png)',
+        '![url](https://example.org/x.png) ![abs](/tmp/x.png) ![up](../outside.png) ![gone](missing.png)',
+      ].join('\n'),
+    );
+    expect(readFileSync(join(img, 'exp-small-seed0-grid.png'), 'utf8')).toBe('png-a');
+    expect(readdirSync(img)).toEqual(['exp-small-seed0-grid.png']);
+    writeFileSync(join(run, 'sub', 'c.png'), 'png-d');
+    expect(copyLocalImages('![c](sub/c.png)', run, img, 'img', 't')).toBe('![c](img/t-sub_c.png)');
   });
 });
