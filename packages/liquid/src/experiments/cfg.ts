@@ -61,9 +61,10 @@ export const CFG_SETTINGS = parsePresets(
       scales: [1, 2, 3, 5, 7],
     },
     // small with the lab arm's learned image positions (ImagePositionLM) and a tokenizer that reads
-    // back: width 32 and 2,000 steps. Analyzer agreement (seen + held-out images) at width 16:
-    // seed 1 0.924 after 1,000 steps (the small preset), 1.000 after 2,000; seed 2 0.871 / 0.951
-    // (17 of 25 misses: large blue rings read cyan); width 32, seed 2: 0.945 / 0.992 (PSNR 27.9 dB).
+    // back: width 32 and 2,000 steps. Analyzer agreement (seen + held-out images,
+    // scripts/tokenizer-readback.ts): the small preset (width 16, 1,000 steps) 0.920 / 0.922 in seeds
+    // 1 / 2; width 16, 2,000 steps 1.000 / 0.951 (seed 2: 17 of its 25 misses are large blue rings
+    // read cyan); width 32, 2,000 steps 0.992 (seed 2, PSNR 27.9 dB).
     'small-pos': {
       base: 'small',
       tokenizerSteps: 2000,
