@@ -130,6 +130,25 @@ export const f32x4 = {
   /** a < b ? b : a (maxps; NaN in a passes through) */
   pmax: bin(0xeb),
   convert_i32x4_s: un(0xfa),
+  /** [f32(a0), f32(a1), 0, 0] from a f64x2 (round to nearest). */
+  demote_f64x2_zero: un(0x5e),
+};
+
+export const f64x2 = {
+  add: bin(0xf0),
+  sub: bin(0xf1),
+  mul: bin(0xf2),
+  /** [f64(a0), f64(a1)] from the low two lanes of an f32x4 (exact). */
+  promote_low_f32x4: un(0x5f),
+};
+
+export const i8x16 = {
+  /** Bytes of the 32-byte concatenation a ++ b at the 16 given indices (each < 32). */
+  shuffle: (a: Code, b: Code, lanes: number[]): Code => {
+    if (lanes.length !== 16 || lanes.some((l) => l < 0 || l > 31))
+      throw new Error(`i8x16.shuffle: 16 lane indices in [0, 31], got [${lanes}]`);
+    return [...a, ...b, ...simd(0x0d, lanes)];
+  },
 };
 
 /** Relaxed SIMD (WebAssembly 3.0): a * b + c, fused or not at the engine's choice. */

@@ -39,6 +39,7 @@ import {
   SILU_GRAD_KERNEL,
   SILU_KERNEL,
 } from './fused.js';
+import { GroupNormSimd } from './simd_norm.js';
 import { SimdOps } from './simd_ops.js';
 import { conv2DBackpropInputGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
 import type { WasmBackendInternals } from './wasm_matmul.js';
@@ -63,6 +64,17 @@ function opsFor(backend: Backend): SimdOps {
   if (!o) {
     o = new SimdOps(backend.wasm.asm.memory, (n) => backend.wasm._malloc(n) >>> 0);
     opsByBackend.set(backend, o);
+  }
+  return o;
+}
+
+const normByBackend = new WeakMap<object, GroupNormSimd>();
+
+function normFor(backend: Backend): GroupNormSimd {
+  let o = normByBackend.get(backend);
+  if (!o) {
+    o = new GroupNormSimd(backend.wasm.asm.memory, (n) => backend.wasm._malloc(n) >>> 0);
+    normByBackend.set(backend, o);
   }
   return o;
 }
@@ -242,8 +254,10 @@ function adamwOnHeap(
  * float64 (the inner loop runs over contiguous channels, no group index per element), reduced to
  * the group mean; the same for the centred sum of squares; then y = (x - mean_g) a_c + b_c with
  * a_c = rstd_g w_c (centred first: x a_c - mean_g a_c would cancel when |mean| >> std).
+ * The kernel runs simd_norm.ts's bit-identical WebAssembly SIMD version when C is a multiple of 4;
+ * this one is the reference for it and the path for other widths.
  */
-function groupNormForward(
+export function groupNormForward(
   h: Float32Array,
   o: { x: number; w: number; b: number; y: number; mean: number; rstd: number },
   B: number,
@@ -298,7 +312,7 @@ function groupNormForward(
  *   dx = rstd_g (dy w_c - s1_g / N - xhat s2_g / N) = dy A_c + (x - mean_g) K_g + L_g
  * with A_c = rstd_g w_c, K_g = -rstd_g^2 s2_g / N, L_g = -rstd_g s1_g / N.
  */
-function groupNormBackward(
+export function groupNormBackward(
   h: Float32Array,
   o: { dy: number; x: number; w: number; mean: number; rstd: number; dx: number; dw: number; db: number },
   B: number,
@@ -610,10 +624,13 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const y = be.makeOutput(x.shape, 'float32');
       const mean = be.makeOutput([B, G], 'float32');
       const rstd = be.makeOutput([B, G], 'float32');
-      if (size(x.shape) > 0) {
+      const heapOf = () => (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
+        const o = (t: tf.TensorInfo) => offset(be, t) as number;
+        normFor(be).forward(heapOf, { x: o(x), w: o(weight), b: o(bias), y: o(y), mean: o(mean), rstd: o(rstd) }, B, H * W, C, G, eps);
+      } else if (size(x.shape) > 0) {
         const f = (t: tf.TensorInfo) => offset(be, t) >>> 2;
-        const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
-        groupNormForward(heap, { x: f(x), w: f(weight), b: f(bias), y: f(y), mean: f(mean), rstd: f(rstd) }, B, H * W, C, G, eps);
+        groupNormForward(heapOf(), { x: f(x), w: f(weight), b: f(bias), y: f(y), mean: f(mean), rstd: f(rstd) }, B, H * W, C, G, eps);
       }
       return [y, mean, rstd];
     }),
@@ -628,8 +645,19 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const dw = be.makeOutput([C], 'float32');
       const db = be.makeOutput([C], 'float32');
       const f = (t: tf.TensorInfo) => offset(be, t) >>> 2;
-      const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
-      if (size(x.shape) > 0)
+      const heapOf = () => (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
+        const o = (t: tf.TensorInfo) => offset(be, t) as number;
+        normFor(be).backward(
+          heapOf,
+          { dy: o(dy), x: o(x), w: o(weight), mean: o(mean), rstd: o(rstd), dx: o(dx), dw: o(dw), db: o(db) },
+          B,
+          H * W,
+          C,
+          G,
+        );
+      } else if (size(x.shape) > 0) {
+        const heap = heapOf();
         groupNormBackward(
           heap,
           { dy: f(dy), x: f(x), w: f(weight), mean: f(mean), rstd: f(rstd), dx: f(dx), dw: f(dw), db: f(db) },
@@ -638,7 +666,10 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
           C,
           G,
         );
-      else heap.fill(0, f(dw), f(dw) + C).fill(0, f(db), f(db) + C);
+      } else
+        heapOf()
+          .fill(0, f(dw), f(dw) + C)
+          .fill(0, f(db), f(db) + C);
       return [dx, dw, db];
     }),
     k('GatherV2', (args) => {
