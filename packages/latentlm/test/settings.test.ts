@@ -71,9 +71,12 @@ const imageSmallArm = {
   headTemperature: 0.5,
 };
 
+// small-arm with the lab arm's tokenizer width
+const imageSmallArmWide = { ...imageSmallArm, vae: { ...imageSmallArm.vae, dim: 128 } };
+
 describe('experiment settings', () => {
   it('parse to the former tables (fields the config preset has come from it)', () => {
-    expect(IMAGE_PRESETS).toEqual({ tiny: imageTiny, small: imageSmall, 'small-arm': imageSmallArm });
+    expect(IMAGE_PRESETS).toEqual({ tiny: imageTiny, small: imageSmall, 'small-arm': imageSmallArm, 'small-arm-wide': imageSmallArmWide });
     expect(MIXED_PRESETS).toEqual({
       tiny: {
         image: imageTiny,
