@@ -12,6 +12,7 @@ import { runExperimentInline } from '@mmlm/core/experiment';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CFG_SETTINGS, cfgSweepExperiment } from '../src/experiments/cfg.js';
 import { loadUnified, recipeDeviations, setupStages, textStage, unifiedStage, withImagePositions } from '../src/experiments/common.js';
+import { INIT_SETTINGS, initExperiment } from '../src/experiments/init.js';
 import { liquidArmRecipe } from '../src/experiments/recipe.js';
 import { buildImagePositionLM, buildLM, extendVocabulary, ImagePositionLM, liquidVocab, lmConfig, VQTokenizer } from '../src/index.js';
 
@@ -131,5 +132,20 @@ describe('liquid experiments with image positions', () => {
     const strip = { base: undefined, recipe: undefined, tokenizerSteps: undefined, tokenizerCh: undefined };
     expect({ ...pos, ...strip }).toEqual({ ...CFG_SETTINGS.small, ...strip });
     expect(cfgSweepExperiment.presets['small-pos']?.description).toContain('learned image-position embeddings');
+  });
+
+  it("init small-pos: cfg-sweep small-pos's recipe and tokenizer, 3,000 steps per run", () => {
+    const pos = INIT_SETTINGS['small-pos'];
+    const cfg = CFG_SETTINGS['small-pos'];
+    expect([pos.base, pos.tokenizerSteps, pos.tokenizerCh]).toEqual([cfg.base, cfg.tokenizerSteps, cfg.tokenizerCh]);
+    expect(pos.recipe).toEqual(cfg.recipe);
+    expect([pos.steps, pos.evalEvery]).toEqual([3000, 500]);
+    expect(initExperiment.presets['small-pos']?.description).toContain('learned image-position embeddings');
+    // the settings the runner fingerprints carry the recipe and the tokenizer config
+    const st = initExperiment.settings?.('small-pos') as {
+      recipe: { backbone: { imagePositions: boolean } };
+      config: { tokenizer: { ch: number } };
+    };
+    expect(st.recipe.backbone.imagePositions).toBe(true);
   });
 });

@@ -31,6 +31,17 @@ describe('experiment settings', () => {
     expect(INIT_SETTINGS).toEqual({
       tiny: { sizes: tinySizes(4), steps: 4, evalEvery: 2, evalScale: 3, target: 0.5 },
       small: { sizes: smallSizes, steps: 600, evalEvery: 100, evalScale: 3, target: 0.5 },
+      'small-pos': {
+        base: 'small',
+        tokenizerSteps: 2000,
+        tokenizerCh: 32,
+        sizes: smallSizes,
+        steps: 3000,
+        evalEvery: 500,
+        evalScale: 3,
+        target: 0.5,
+        recipe: liquidArmRecipe({ backbone: { imagePositions: true } }),
+      },
     });
     expect(SYNERGY_SETTINGS).toEqual({
       tiny: { sizes: tinySizes(4), steps: 3, batchSize: 4, evalScale: 3 },
