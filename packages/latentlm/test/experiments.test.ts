@@ -29,7 +29,10 @@ describe('experiments (tiny)', () => {
       'latentlm.mixed',
     ]);
     for (const e of experiments) {
-      const extra: Record<string, string[]> = { 'latentlm.tts-frame-rate': ['long'], 'latentlm.variance-collapse': ['small-arm', 'small-arm-wide'] };
+      const extra: Record<string, string[]> = {
+        'latentlm.tts-frame-rate': ['long'],
+        'latentlm.variance-collapse': ['small-arm', 'small-arm-wide'],
+      };
       expect(Object.keys(e.presets)).toEqual(['tiny', 'small', ...(extra[e.id] ?? [])]);
       expect(e.paper).toBe('LatentLM');
     }
