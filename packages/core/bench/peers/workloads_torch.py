@@ -16,6 +16,29 @@
 #                        (0.9, 0.95) eps 1e-8, weight decay 0.1 on matrices only.
 #   gen-2x64-cfg         eval, no_grad, KV cache, 2B = 32 CFG rows, padding mask, 16 new tokens,
 #                        CFG 1.5, temperature 0.5, top-p 0.96, ids 64..127 only.
+#   latentlm-vae-32px    @mmlm/latentlm's ImageVAE (sigma posterior) at the lab's small preset, NHWC as
+#                        ours (no convolutions): patchify 8 x 8 -> Linear -> + pos -> 2 pre-norm ViT blocks
+#                        (LayerNorm eps 1e-5, fused qkv with bias, exact GELU MLP 4x) -> LayerNorm -> Linear
+#                        to 16; z = mu + (s 0.1 / 0.8) eps, s ~ N(0, 1) per image; decoder Linear -> + pos ->
+#                        2 blocks -> LayerNorm -> Linear -> tanh -> Linear -> unpatchify; loss mse +
+#                        1e-3 mean(mu^2), clip 1, AdamW (0.9, 0.99) eps 1e-8, wd 0.01 on matrices only, lr
+#                        warmup-cosine 2e-3 (50 / 1500 steps). Every parameter trainable.
+#   latentlm-lm-4x128    LatentLM at the arm's stage 2: RMSNorm eps 1e-6 (gains), SwiGLU 320, interleaved RoPE
+#                        with linspace frequencies, no biases, dropout 0.1, untied head, vocab 36, learned image
+#                        positions [16, 128] added at the span's positions; condition layer (RMSNorm without
+#                        gain, Linear) on every position, gathered at the 256 latent targets, each repeated 4x;
+#                        head: timestep sinusoid 256 (cos, sin) -> Linear -> SiLU -> Linear, Linear(x_t), 3
+#                        adaLN-Zero SwiGLU blocks, adaLN final layer; v target; L = CE + 5 MSE; clip 1, AdamW
+#                        (0.9, 0.98) eps 1e-8, wd 0.1 on matrices only, lr warmup-cosine 3e-3 (100 / 6000).
+#                        Every parameter trainable.
+#   maskllm-mask-step    @mmlm/maskllm's small decoder (LayerNorm eps 1e-5, learned positions, GELU-tanh MLP,
+#                        biases, untied head, vocab 35, T 64) with every block linear 2:4-masked: frozen
+#                        weight and bias (requires_grad False), trainable logits [out * in / 4, 6]; mask =
+#                        softmax((kappa logits + g) / tau) @ S, g Gumbel (u in [1e-7, 1 - 1e-7]), one sample per
+#                        layer per step; loss CE - lambda_t sum ||W * M||^2; clip 1 over the logits, AdamW
+#                        (0.9, 0.95) eps 1e-5 wd 0.1, cosine lr 5e-3 -> 5e-4 over 300 steps, tau / kappa linear.
+# "params" counts every nn.Parameter, frozen ones included (as ours: Module.numParameters()); buffers
+# (the VQ codebook, the candidate set S) are not parameters on either side.
 import argparse, json, math, os, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -326,6 +349,364 @@ def make_generation(P=12, N=16, s=1.5, temp=0.5, top_p=0.96, codes=(64, 128)):
     return m, step
 
 
+# ---------------------------------------------------------------------------------------------
+# (d) LatentLM's sigma-VAE tokenizer (the lab arm's stage 1 at small)
+
+def warmup_cosine(peak, warmup, total, step, lo=0.0):
+    """core's warmupCosine: linear warm-up to peak, then cosine to lo at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    q = 1.0 if total == warmup else min(1.0, (step - warmup) / (total - warmup))
+    return lo + 0.5 * (peak - lo) * (1 + math.cos(math.pi * q))
+
+
+def decay_groups(m, wd):
+    """core's paramGroups: weight decay on matrices (rank >= 2), none on vectors; trainable only."""
+    ps = [p for p in m.parameters() if p.requires_grad]
+    return [{'params': [p for p in ps if p.dim() >= 2]}, {'params': [p for p in ps if p.dim() < 2], 'weight_decay': 0.0}]
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm ViT block: x + attn(LN(x)), then + MLP(LN(x)) with exact GELU (core MLP 'gelu')."""
+
+    def __init__(s, D, H):
+        super().__init__()
+        s.H, s.hs = H, D // H
+        s.norm1, s.qkv, s.proj = nn.LayerNorm(D, eps=1e-5), nn.Linear(D, 3 * D), nn.Linear(D, D)
+        s.norm2, s.fc1, s.fc2 = nn.LayerNorm(D, eps=1e-5), nn.Linear(D, 4 * D), nn.Linear(4 * D, D)
+
+    def forward(s, x):  # [B, N, D]
+        b, n, d = x.shape
+        q, k, v = [z.view(b, n, s.H, s.hs).transpose(1, 2) for z in s.qkv(s.norm1(x)).split(d, 2)]  # [B, H, N, hs]
+        att = ((q @ k.transpose(-2, -1)) / math.sqrt(s.hs)).softmax(-1)  # bidirectional
+        x = x + s.proj((att @ v).transpose(1, 2).reshape(b, n, d))
+        return x + s.fc2(F.gelu(s.fc1(s.norm2(x))))
+
+
+class ViTStack(nn.Module):
+    def __init__(s, N, D, depth, H):
+        super().__init__()
+        s.pos_embed = nn.Parameter(torch.randn(N, D) * 0.02)
+        s.blocks = nn.ModuleList([ViTBlock(D, H) for _ in range(depth)])
+        s.norm = nn.LayerNorm(D, eps=1e-5)
+
+    def forward(s, x):
+        x = x + s.pos_embed
+        for blk in s.blocks:
+            x = blk(x)
+        return s.norm(x)
+
+
+class SigmaVAE(nn.Module):
+    """ImageVAE of @mmlm/latentlm, posterior 'sigma': 32 px, patch 8 (N = 16), latent 16, width 128, depth 2, 4 heads."""
+
+    def __init__(s, S=32, p=8, C=16, D=128, depth=2, H=4, c_sigma=0.1, kl_weight=1e-3):
+        super().__init__()
+        s.S, s.p, s.g, s.C, s.c_sigma, s.kl_weight = S, p, S // p, C, c_sigma, kl_weight
+        N, P = (S // p) ** 2, p * p * 3
+        s.enc_patch, s.enc_vit, s.enc_head = nn.Linear(P, D), ViTStack(N, D, depth, H), nn.Linear(D, C)
+        s.dec_latent, s.dec_vit = nn.Linear(C, D), ViTStack(N, D, depth, H)
+        s.dec_fc, s.dec_out = nn.Linear(D, D), nn.Linear(D, P)
+
+    def patchify(s, x):  # [B, S, S, 3] -> [B, N, p*p*3], patches in raster order (ours: the same reshapes)
+        b, g, p = x.shape[0], s.g, s.p
+        return x.reshape(b * g, p, g, p * 3).transpose(1, 2).reshape(b, g * g, p * p * 3)
+
+    def unpatchify(s, x):  # [B, N, p*p*3] -> [B, S, S, 3]
+        b, g, p = x.shape[0], s.g, s.p
+        return x.reshape(b * g, g, p, p * 3).transpose(1, 2).reshape(b, s.S, s.S, 3)
+
+    def loss(s, x):
+        mu = s.enc_head(s.enc_vit(s.enc_patch(s.patchify(x))))  # [B, N, C]
+        sigma = torch.randn(mu.shape[0]) * (s.c_sigma / 0.8)  # one per image
+        z = mu + sigma[:, None, None] * torch.randn_like(mu)
+        xrec = s.unpatchify(s.dec_out(torch.tanh(s.dec_fc(s.dec_vit(s.dec_latent(z))))))
+        rec = (xrec - x).pow(2).mean()
+        return rec + s.kl_weight * mu.pow(2).mean()
+
+
+def make_latent_vae():
+    m = SigmaVAE()
+    m.train()
+    opt = torch.optim.AdamW(decay_groups(m, 0.01), lr=2e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.01)
+    x = torch.rand(B, 32, 32, 3)  # [B, S, S, 3] in [0, 1]
+    t = [200]
+
+    def step():
+        loss = m.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        for g in opt.param_groups:
+            g['lr'] = warmup_cosine(2e-3, 50, 1500, t[0])
+        opt.step()
+        t[0] += 1
+        return loss.item()
+
+    return m, step
+
+
+# ---------------------------------------------------------------------------------------------
+# (e) LatentLM's backbone and diffusion head (the lab arm's stage 2 at small)
+
+LAT_V, LAT_C, LAT_N, LAT_WORDS = 36, 16, 16, 8
+PAD, BOS, BOD, EOD, LAT = 0, 1, 5, 6, 7
+
+
+def rope_interleaved(T, hs, base=10000.0):
+    """LatentLM's RoPE tables [T, hs]: theta_k = base^(-linspace(0, 1, hs/2)_k), pairs (2k, 2k + 1)."""
+    inv = base ** -torch.linspace(0, 1, hs // 2)
+    a = torch.arange(T, dtype=torch.float32)[:, None] * inv[None]  # [T, hs/2]
+    return a.cos().repeat_interleave(2, -1), a.sin().repeat_interleave(2, -1)
+
+
+def rotate_interleaved(x, cos, sin):  # x [B, H, T, hs]: (x0, x1) -> (x0 c - x1 s, x1 c + x0 s)
+    pairs = x.unflatten(-1, (-1, 2))
+    rot = torch.stack([-pairs[..., 1], pairs[..., 0]], -1).flatten(-2)
+    return x * cos + rot * sin
+
+
+class RMSNormNoGain(nn.Module):
+    def __init__(s, eps=1e-6):
+        super().__init__(); s.eps = eps
+
+    def forward(s, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + s.eps)
+
+
+class SwiGLU(nn.Module):
+    def __init__(s, D, hid):
+        super().__init__()
+        s.fc1, s.gate, s.fc2 = nn.Linear(D, hid, bias=False), nn.Linear(D, hid, bias=False), nn.Linear(hid, D, bias=False)
+
+    def forward(s, x):
+        return s.fc2(F.silu(s.fc1(x)) * s.gate(x))
+
+
+class LatentBlock(nn.Module):
+    """core DecoderBlock as LatentLM configures it: RMSNorm (gain), qkv / proj without bias, interleaved RoPE, SwiGLU."""
+
+    def __init__(s, D, H, drop):
+        super().__init__()
+        s.H, s.hs = H, D // H
+        s.norm1, s.qkv, s.proj = RMSNorm(D), nn.Linear(D, 3 * D, bias=False), nn.Linear(D, D, bias=False)
+        s.norm2, s.mlp = RMSNorm(D), SwiGLU(D, swiglu_hidden(D))
+        s.drop = nn.Dropout(drop)
+
+    def forward(s, x, cos, sin, causal):
+        b, t, d = x.shape
+        q, k, v = [z.view(b, t, s.H, s.hs).transpose(1, 2) for z in s.qkv(s.norm1(x)).split(d, 2)]
+        q, k = rotate_interleaved(q, cos, sin), rotate_interleaved(k, cos, sin)
+        att = ((q @ k.transpose(-2, -1)) / math.sqrt(s.hs)).masked_fill(causal, float('-inf')).softmax(-1)
+        x = x + s.drop(s.proj((att @ v).transpose(1, 2).reshape(b, t, d)))
+        return x + s.drop(s.mlp(s.norm2(x)))
+
+
+class AdaLNBlock(nn.Module):
+    """Head MLPBlock: x + gate * SwiGLU(RMSNorm(x) (1 + scale) + shift), (shift, scale, gate) = Linear(SiLU(c))."""
+
+    def __init__(s, D):
+        super().__init__()
+        s.norm, s.mlp, s.ada = RMSNormNoGain(), SwiGLU(D, swiglu_hidden(D)), nn.Linear(D, 3 * D, bias=False)
+        nn.init.zeros_(s.ada.weight)
+
+    def forward(s, x, c):
+        shift, scale, gate = s.ada(F.silu(c)).chunk(3, -1)
+        return x + gate * s.mlp(s.norm(x) * (1 + scale) + shift)
+
+
+class LatentLMTorch(nn.Module):
+    def __init__(s, L=4, D=128, H=4, C=LAT_C, V=LAT_V, depth=3, freq=256, positions=LAT_N, drop=0.1):
+        super().__init__()
+        s.D, s.C, s.freq = D, C, freq
+        s.tok = nn.Embedding(V, D)
+        s.image_pos = nn.Embedding(positions, D)  # learned image positions (the small preset's recipe)
+        s.blocks = nn.ModuleList([LatentBlock(D, H, drop) for _ in range(L)])
+        s.norm, s.head = RMSNorm(D), nn.Linear(D, V, bias=False)
+        s.x_embedder = nn.Linear(C, D, bias=False)
+        s.cond_norm, s.cond_linear = RMSNormNoGain(), nn.Linear(D, D, bias=False)
+        s.noisy_x_embedder = nn.Linear(C, D, bias=False)
+        s.t_fc1, s.t_fc2 = nn.Linear(freq, D, bias=False), nn.Linear(D, D, bias=False)
+        s.diffusion_blocks = nn.ModuleList([AdaLNBlock(D) for _ in range(depth)])
+        s.final_norm, s.final_ada, s.final_linear = RMSNormNoGain(), nn.Linear(D, 2 * D, bias=False), nn.Linear(D, C, bias=False)
+        nn.init.zeros_(s.final_ada.weight)
+        nn.init.zeros_(s.final_linear.weight)
+
+    def hidden(s, ids, lat, pos_idx, pos_on):  # ids [B, T], lat [B, T, C] -> [B, T, D]
+        is_lat = (ids == LAT).float()[..., None]
+        x = s.tok(ids) * (1 - is_lat) + s.x_embedder(lat) * is_lat
+        x = x + s.image_pos(pos_idx) * pos_on
+        T = ids.shape[1]
+        cos, sin = rope_interleaved(T, s.D // s.blocks[0].H)
+        causal = torch.ones(T, T, dtype=torch.bool).triu(1)
+        for blk in s.blocks:
+            x = blk(x, cos, sin, causal)
+        return s.norm(x)
+
+    def diffusion(s, xt, t, cond):  # xt [M, C], t [M], cond [M, D] -> [M, C]
+        half = s.freq // 2
+        f = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / half)
+        a = t.float()[:, None] * f[None]
+        c = cond + s.t_fc2(F.silu(s.t_fc1(torch.cat([a.cos(), a.sin()], -1))))
+        y = s.noisy_x_embedder(xt)
+        for blk in s.diffusion_blocks:
+            y = blk(y, c)
+        shift, scale = s.final_ada(F.silu(c)).chunk(2, -1)
+        return s.final_linear(s.final_norm(y) * (1 + scale) + shift)
+
+
+def cosine_alphas_cumprod(T=1000):
+    bar = lambda u: math.cos((u + 0.008) / 1.008 * math.pi / 2) ** 2
+    betas = torch.tensor([min(1 - bar((i + 1) / T) / bar(i / T), 0.999) for i in range(T)], dtype=torch.float32)
+    return torch.cumprod(1 - betas, 0)
+
+
+def make_latent_lm(batch_mul=4, alpha=5.0):
+    m = LatentLMTorch()
+    m.train()
+    opt = torch.optim.AdamW(decay_groups(m, 0.1), lr=3e-3, betas=(0.9, 0.98), eps=1e-8, weight_decay=0.1)
+    abar = cosine_alphas_cumprod()
+    # the batch of buildMixedBatch: 16 rows [<bos> 8 words <BOD> <LAT> x 16 <EOD>], inputs 0..25, targets 1..26
+    T = 1 + LAT_WORDS + 1 + LAT_N  # 26 inputs
+    caption = torch.randint(8, LAT_V, (B, LAT_WORDS))
+    seq = torch.cat([torch.full((B, 1), BOS), caption, torch.full((B, 1), BOD), torch.full((B, LAT_N), LAT), torch.full((B, 1), EOD)], 1)
+    ids = seq[:, :T]  # [B, T]
+    span = 1 + LAT_WORDS  # input position of <BOD>
+    z = torch.randn(B, LAT_N, LAT_C)  # standardised latents
+    lat = torch.zeros(B, T, LAT_C)
+    lat[:, span + 1:] = z  # the 16 <LAT> inputs carry latents 0..15 (the last one predicts <EOD>)
+    ce_targets = torch.full((B, T), -100)
+    ce_targets[:, T - 1] = EOD  # the last <LAT> predicts <EOD>; the rest of the loss is on latents
+    diff_index = (torch.arange(B)[:, None] * T + torch.arange(span, span + LAT_N)[None]).reshape(-1)  # [B*16]
+    x0 = z.reshape(-1, LAT_C)  # [B*16, C]
+    pos_idx = torch.zeros(B, T, dtype=torch.long)  # index of the latent each position predicts
+    pos_idx[:, span:span + LAT_N] = torch.arange(LAT_N)
+    pos_on = torch.zeros(B, T, 1)
+    pos_on[:, span:span + LAT_N] = 1
+    Nd = x0.shape[0]
+    t_ = [200]
+
+    def step():
+        h = m.hidden(ids, lat, pos_idx, pos_on)  # [B, T, D]
+        lm = F.cross_entropy(m.head(h).reshape(B * T, LAT_V), ce_targets.reshape(-1), ignore_index=-100)
+        cond = m.cond_linear(m.cond_norm(h)).reshape(B * T, -1)[diff_index]  # [N, D]
+        rows = torch.arange(Nd).repeat_interleave(batch_mul)  # [N*4]
+        tt = torch.randint(0, 1000, (Nd * batch_mul,))
+        eps = torch.randn(Nd * batch_mul, LAT_C)
+        a, sg = abar[tt].sqrt()[:, None], (1 - abar[tt]).sqrt()[:, None]
+        x0m = x0[rows]
+        xt = a * x0m + sg * eps
+        v = a * eps - sg * x0m
+        diff = (m.diffusion(xt, tt, cond[rows]) - v).pow(2).mean()
+        loss = lm + alpha * diff
+        _ = (lm.item(), diff.item())  # ours reads both parts each step
+        opt.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        for g in opt.param_groups:
+            g['lr'] = warmup_cosine(3e-3, 100, 6000, t_[0])
+        opt.step()
+        t_[0] += 1
+        return loss.item() + 0 * norm.item()
+
+    return m, step
+
+
+# ---------------------------------------------------------------------------------------------
+# (f) MaskLLM's learnable 2:4 mask on the small decoder
+
+MASK_V, MASK_T = 35, 64
+
+
+class MaskedLinear(nn.Module):
+    """Frozen weight [out, in] and bias; trainable logits [out * in / 4, 6] over the 2:4 candidates S [6, 4]."""
+
+    def __init__(s, cin, cout):
+        super().__init__()
+        s.weight = nn.Parameter(torch.randn(cout, cin) / math.sqrt(cin), requires_grad=False)
+        s.bias = nn.Parameter(torch.zeros(cout), requires_grad=False)
+        s.gate = nn.Parameter(torch.randn(cout * cin // 4, 6) * 0.01)
+        S = [[1, 1, 0, 0], [1, 0, 1, 0], [1, 0, 0, 1], [0, 1, 1, 0], [0, 1, 0, 1], [0, 0, 1, 1]]
+        s.register_buffer('S', torch.tensor(S, dtype=torch.float32))
+        s.sampled = None
+
+    def sample(s, kappa, tau):
+        u = torch.rand(s.gate.shape) * (1 - 2e-7) + 1e-7
+        g = -torch.log(-torch.log(u))
+        y = ((s.gate * kappa + g) / tau).softmax(-1)  # [G, 6]
+        s.sampled = (y @ s.S).reshape(s.weight.shape)  # [out, in]
+
+    def forward(s, x):
+        return F.linear(x, s.weight * s.sampled, s.bias)
+
+
+class MaskBlock(nn.Module):
+    def __init__(s, D, H):
+        super().__init__()
+        s.H, s.hs = H, D // H
+        s.norm1, s.qkv, s.proj = nn.LayerNorm(D, eps=1e-5), MaskedLinear(D, 3 * D), MaskedLinear(D, D)
+        s.norm2, s.fc1, s.fc2 = nn.LayerNorm(D, eps=1e-5), MaskedLinear(D, 4 * D), MaskedLinear(4 * D, D)
+
+    def forward(s, x, causal):
+        b, t, d = x.shape
+        q, k, v = [z.view(b, t, s.H, s.hs).transpose(1, 2) for z in s.qkv(s.norm1(x)).split(d, 2)]
+        att = ((q @ k.transpose(-2, -1)) / math.sqrt(s.hs)).masked_fill(causal, float('-inf')).softmax(-1)
+        x = x + s.proj((att @ v).transpose(1, 2).reshape(b, t, d))
+        return x + s.fc2(F.gelu(s.fc1(s.norm2(x)), approximate='tanh'))
+
+
+class MaskDecoder(nn.Module):
+    def __init__(s, L=2, D=128, H=4):
+        super().__init__()
+        s.tok, s.pos = nn.Embedding(MASK_V, D), nn.Embedding(MASK_T, D)
+        s.blocks = nn.ModuleList([MaskBlock(D, H) for _ in range(L)])
+        s.norm, s.head = nn.LayerNorm(D, eps=1e-5), nn.Linear(D, MASK_V, bias=False)
+        for p in s.parameters():  # everything but the mask logits is frozen (sparsify)
+            p.requires_grad_(False)
+        for ml in s.masked():
+            ml.gate.requires_grad_(True)
+
+    def masked(s):
+        return [mod for mod in s.modules() if isinstance(mod, MaskedLinear)]
+
+    def forward(s, ids):
+        T = ids.shape[1]
+        x = s.tok(ids) + s.pos.weight[:T]
+        causal = torch.ones(T, T, dtype=torch.bool).triu(1)
+        for blk in s.blocks:
+            x = blk(x, causal)
+        return s.head(s.norm(x))
+
+
+def make_mask_step(steps=300, lr=5e-3, lr_min=5e-4, weight_reg=2e-3):
+    m = MaskDecoder()
+    m.train()
+    gates = [ml.gate for ml in m.masked()]
+    opt = torch.optim.AdamW(gates, lr=lr, betas=(0.9, 0.95), eps=1e-5, weight_decay=0.1)
+    ids = torch.randint(0, MASK_V, (B, MASK_T + 1))
+    t_ = [steps // 2]
+
+    def step():
+        r = min(max(t_[0] / steps, 0.0), 1.0)
+        tau, kappa, lam = 4 + (0.05 - 4) * r, 100 + (500 - 100) * r, weight_reg * (1 - r)
+        for ml in m.masked():
+            ml.sample(kappa, tau)
+        lm = F.cross_entropy(m(ids[:, :-1]).reshape(-1, MASK_V), ids[:, 1:].reshape(-1))
+        reg = sum((ml.weight * ml.sampled).pow(2).sum() for ml in m.masked())
+        _ = (lm.item(), reg.item())  # ours reads both parts each step
+        loss = lm - lam * reg
+        opt.zero_grad()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(gates, 1.0)
+        for g in opt.param_groups:
+            g['lr'] = warmup_cosine(lr, 0, steps, t_[0], lr_min)
+        opt.step()
+        t_[0] += 1
+        return loss.item() + 0 * norm.item()
+
+    return m, step
+
+
 WORKLOADS = {
     'liquid-vq-tokenizer': make_tokenizer,
     'liquid-vq-tokenizer-32px': lambda: make_tokenizer(32, 32),
@@ -334,12 +715,15 @@ WORKLOADS = {
     'lm-4x128-T20': lambda: make_lm(4, 128, 20),
     'lm-4x128-T60': lambda: make_lm(4, 128, 60),
     'gen-2x64-cfg': make_generation,
+    'latentlm-vae-32px': make_latent_vae,
+    'latentlm-lm-4x128': make_latent_lm,
+    'maskllm-mask-step': make_mask_step,
 }
 
 only = [w for w in args.only.split(',') if w] or list(WORKLOADS)
 for name in only:
     m, step = WORKLOADS[name]()
-    params = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    params = sum(p.numel() for p in m.parameters())  # frozen parameters included, as ours
     t0 = time.perf_counter()
     step()  # warm-up
     warm = (time.perf_counter() - t0) * 1000
