@@ -217,7 +217,7 @@ export const IMAGE_PRESETS: Record<string, ImagePreset> = parsePresets(
     },
   } satisfies Record<'tiny' | 'small' | 'small-arm' | 'small-arm-wide', z.input<ReturnType<typeof imageSettingsSchema>>>,
   // small-arm and small-arm-wide build on the small LatentLM preset
-  (name) => imageSettingsSchema(PRESETS[name.startsWith('small-arm') ? 'small' : name]),
+  (name) => imageSettingsSchema(PRESETS[name === 'tiny' ? 'tiny' : 'small']),
 );
 
 /** The run's Shapes dataset for one split. */
@@ -697,7 +697,7 @@ export const varianceCollapseExperiment: Experiment = {
               formatFixed(metrics[`${k}.meanNoiseToSignal`], 3),
             ];
           }),
-          note: `Analyzer agreement: fraction of images whose posterior-mean reconstruction the ShapeAnalyzer reads as the same objects (shape, colour, size, cell) as the original; below ${AGREEMENT_FLOOR} the generation figures built on the tokenizer cannot judge the method. Posterior std: E|sigma| = (0.75 / 0.8) sqrt(2/pi) = 0.748 for the sigma-VAE (shared by all channels); mean exp(logvar / 2) for the baseline. Noise / signal = posterior std / std of mu.`,
+          note: `Analyzer agreement: fraction of images whose posterior-mean reconstruction the ShapeAnalyzer reads as the same objects (shape, colour, size, cell) as the original; below ${AGREEMENT_FLOOR} the generation figures built on the tokenizer cannot judge the method. Posterior std: E|sigma| = (C_sigma / 0.8) sqrt(2/pi) = (${p.cSigma} / 0.8) sqrt(2/pi) = ${((p.cSigma / 0.8) * Math.sqrt(2 / Math.PI)).toFixed(3)} for the sigma-VAE (shared by all channels); mean exp(logvar / 2) for the baseline. Noise / signal = posterior std / std of mu.`,
         },
         {
           title: 'Decoder robustness: decode mu + r * std(mu_c) * eps',
