@@ -32,6 +32,7 @@ describe('experiments (tiny)', () => {
       const extra: Record<string, string[]> = {
         'latentlm.tts-frame-rate': ['long'],
         'latentlm.variance-collapse': ['small-arm', 'small-arm-wide'],
+        'latentlm.head-steps': ['small-arm-wide'],
       };
       expect(Object.keys(e.presets)).toEqual(['tiny', 'small', ...(extra[e.id] ?? [])]);
       expect(e.paper).toBe('LatentLM');

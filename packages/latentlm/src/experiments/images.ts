@@ -854,6 +854,11 @@ export const headStepsExperiment: Experiment = {
         'sigma-VAE + attribute-conditional LatentLM on 4000 Shapes images, 256 seen and 256 held-out prompts per head-step setting (1, 2, 5, 10, 20)',
       expectedMinutes: 16,
     },
+    'small-arm-wide': {
+      description:
+        "variance-collapse small-arm-wide's sigma-VAE arm (the lab LatentLM arm's recipe and 128-wide tokenizer, C_sigma 0.1, head temperature 0.5), swept over 1, 2, 5, 10, 20 head steps",
+      expectedMinutes: 15,
+    },
   },
   async run(ctx) {
     const p = IMAGE_PRESETS[ctx.preset];
