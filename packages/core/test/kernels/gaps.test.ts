@@ -107,7 +107,25 @@ describe('wasm Conv2DBackpropFilter', () => {
     { x: [2, 5, 5, 4], f: [3, 3, 4, 2], strides: [2, 2], pad: 1, round: 'floor' },
     { x: [1, 4, 6, 3], f: [1, 1, 3, 7], strides: [1, 1], pad: 'valid' },
     // 20 images of 2.0 MB im2col each: the 32 MB column buffer splits the batch into two GEMM chunks
+    // (a stride of 2: stride 1 takes the shifted-GEMM path below, which has no column buffer)
+    { x: [20, 24, 44, 96], f: [3, 3, 96, 1], strides: [2, 1], pad: 'same' },
+    // stride 1, dilation 1 (the shifted-GEMM weight gradient): the 32 px tokenizer's 3x3 conv, a
+    // large one, a 5x5, 'valid', and asymmetric explicit padding
+    { x: [2, 32, 32, 32], f: [3, 3, 32, 32], strides: [1, 1], pad: 'same' },
     { x: [20, 24, 24, 96], f: [3, 3, 96, 1], strides: [1, 1], pad: 'same' },
+    { x: [2, 9, 7, 3], f: [5, 5, 3, 4], strides: [1, 1], pad: 'same' },
+    { x: [2, 8, 9, 5], f: [3, 2, 5, 3], strides: [1, 1], pad: 'valid' },
+    {
+      x: [3, 6, 5, 2],
+      f: [2, 3, 2, 3],
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [2, 0],
+        [0, 3],
+        [0, 0],
+      ],
+    },
   ];
   it("core's Conv2DBackpropInput replaces the stock one on wasm (the gradients below go through it)", async () => {
     await on('wasm', () => null);
