@@ -178,7 +178,7 @@ export const cfgSweepExperiment: Experiment = {
       `Frechet distance to the real seen images: ${st.scales.map((s) => `s=${s}: ${formatFixed(metrics[`s${s}_frechetSeen`], 4)}`).join(', ')} (the paper reports worse photorealism at large s, without numbers).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       `Captioning accuracy: seen ${formatFixed(cap.seen.accuracy)}, held-out ${formatFixed(cap.heldOut.accuracy)} (memoriser ceiling ${formatFixed(prep.data.ceilings.captionHeldOut)}); text perplexity ${formatFixed(Math.exp(text.valLoss))} (text LM) -> ${formatFixed(ppl)} (after mixed training).`,
-      oneSeedNote(ctx.seed),
+      oneSeedNote(ctx.seed, 'liquid.cfg-sweep', ctx.preset),
       recipeDeviations(prep.recipe),
       '',
       ...grids,

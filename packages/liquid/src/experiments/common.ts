@@ -905,8 +905,8 @@ export function sampleGrid(ctx: ExperimentContext, file: string, g: GenerationEv
 }
 
 /** The line every single-seed summary carries. */
-export function oneSeedNote(seed: number): string {
-  return `One seed (${seed}): these figures carry no seed-to-seed spread, so no difference is called here; \`pnpm lab run <id> --preset small --seeds 0,1,2\` gives mean ± std over seeds and the verdicts.`;
+export function oneSeedNote(seed: number, id = '<id>', preset = 'small'): string {
+  return `One seed (${seed}): these figures carry no seed-to-seed spread, so no difference is called here; \`pnpm lab run ${id} --preset ${preset} --seeds 0,1,2\` gives mean ± std over seeds and the verdicts.`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -173,7 +173,7 @@ export const initExperiment: Experiment = {
       `Final generation score (seen / held-out, ${prep.data.seen.length} prompts each): mean rows ${formatFixed(metrics.pretrained_mean_final_generationScoreSeen)} / ${formatFixed(metrics.pretrained_mean_final_generationScoreHeldOut)}, random rows ${formatFixed(metrics.pretrained_normal_final_generationScoreSeen)} / ${formatFixed(metrics.pretrained_normal_final_generationScoreHeldOut)}, scratch ${formatFixed(metrics.scratch_final_generationScoreSeen)} / ${formatFixed(metrics.scratch_final_generationScoreHeldOut)} (held-out memoriser ceiling ${formatFixed(ceiling)}).`,
       `Text perplexity: text LM ${formatFixed(metrics.text_lm_ppl)}; right after the extension ${formatFixed(metrics.pretrained_mean_text_ppl_start)} (mean rows) vs ${formatFixed(metrics.pretrained_normal_text_ppl_start)} (random rows); after continued training ${formatFixed(metrics.pretrained_mean_text_ppl_after)} (pretrained) vs ${formatFixed(metrics.scratch_text_ppl_after)} (scratch).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
-      oneSeedNote(ctx.seed),
+      oneSeedNote(ctx.seed, 'liquid.init', ctx.preset),
       recipeDeviations(prep.recipe),
     ].join('\n');
     return {

@@ -170,7 +170,7 @@ export const synergyExperiment: Experiment = {
       `At this seed, + generation data ${genHelpsUnd ? 'raised' : 'did not raise'} seen caption accuracy and + understanding data ${undHelpsGen ? 'raised' : 'did not raise'} the seen generation score. The added-data runs also train 4/3 as many steps.`,
       `Same-task effect: + generation data gave generation score ${formatFixed(metrics.add_gen_generationScoreSeen)} (seen); + understanding data gave caption accuracy ${formatFixed(metrics.add_und_captionAccuracySeen)} (seen). The paper fine-tunes on instruction data before measuring understanding; we measure captioning directly after pre-training.`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
-      oneSeedNote(ctx.seed),
+      oneSeedNote(ctx.seed, 'liquid.synergy', ctx.preset),
       recipeDeviations(prep.recipe),
     ].join('\n');
     return {

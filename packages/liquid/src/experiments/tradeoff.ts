@@ -224,7 +224,7 @@ export const tradeoffExperiment: Experiment = {
       `Generation-score gap (image-only - mixed), seen prompts: ${gaps.map((g) => `width ${g.width}: ${formatFixed(g.genSeen)}`).join(', ')}; held-out prompts: ${gaps.map((g) => `width ${g.width}: ${formatFixed(g.genHeldOut)}`).join(', ')} (held-out memoriser ceiling ${formatFixed(ceiling)}).`,
       tokenizerLine(tok, cfg.tokenizer.numCodes),
       `Protocol: equal steps for every run (${st.steps} steps, batch ${st.batchSize}, constant lr as the paper's scaling runs), so the mixed run sees half the text and half the T2I examples of the single-task runs; the paper's mixed run saw both 30M sets (60M).`,
-      oneSeedNote(ctx.seed),
+      oneSeedNote(ctx.seed, 'liquid.tradeoff', ctx.preset),
       recipeDeviations(prep.recipe),
     ].join('\n');
     return {
