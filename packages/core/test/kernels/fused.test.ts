@@ -79,10 +79,11 @@ describe('geluTanh (fused)', () => {
 });
 
 describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
-  // Three parameters (odd sizes, a scalar, one with an lr multiplier and one without decay), four
-  // steps with changing learning rates; the fused wasm update against the composite on cpu and
-  // the composite on wasm (stock kernels, where MmlmAdamW is not registered): bit for bit.
-  const shapes = [[37, 5], [1], [129]];
+  // Four parameters (odd sizes: the SIMD lanes plus the scalar tail; a scalar: the tail alone; a
+  // multiple of 4: the lanes alone; one with an lr multiplier and one without decay), four steps
+  // with changing learning rates; the fused wasm update against the composite on cpu and the
+  // composite on wasm (stock kernels, where MmlmAdamW is not registered): bit for bit.
+  const shapes = [[37, 5], [1], [129], [16, 64]];
   const run = () => {
     const vars = shapes.map((s, i) => tf.variable(tf.tensor(randn(10 + i, size(s)), s), true, `adamw_fused_${i}_${Math.random()}`));
     const opt = new AdamW(
@@ -92,6 +93,7 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
           params: [
             ['b', vars[1]!],
             ['c', vars[2]!],
+            ['d', vars[3]!],
           ],
           weightDecay: 0,
         },
@@ -104,7 +106,7 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
       tf.tidy(() => {
         const grads = new Map<string, tf.Tensor>(
           shapes.map((s, i) => [
-            ['a', 'b', 'c'][i]!,
+            ['a', 'b', 'c', 'd'][i]!,
             tf.tensor(
               randn(100 * t + i, size(s)).map((x) => x * 10 ** (i - 1)),
               s,

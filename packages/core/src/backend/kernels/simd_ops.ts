@@ -431,6 +431,47 @@ function dropoutFunc(): FuncBuilder {
   return f;
 }
 
+/**
+ * adamw(p, m, s, g, P, M, S, n, decay, b1, c1, b2, c2, bc, eps, ss): one AdamW update of n elements
+ * (n a multiple of 4), in float32 in the order of wasm_ops.ts's adamwOnHeap, whose Math.fround of
+ * each float64 +, *, / and sqrt is exactly the float32 operation, so both give the same bits:
+ *   P = p decay - ((m b1 + g c1) / (sqrt(s b2 + (g g) c2) / bc + eps)) ss,  M = m b1 + g c1,  S = s b2 + (g g) c2.
+ */
+function adamwFunc(): FuncBuilder {
+  const f = new FuncBuilder('adamw', [...new Array<'i32'>(8).fill('i32'), ...new Array<'f32'>(8).fill('f32')]);
+  const [p, m, s, g, P, M, S, n, decay, b1, c1, b2, c2, bc, eps, ss] = f.params as Local[];
+  const i = f.local('i32');
+  const v = (l: Local) => {
+    const x = f.local('v128');
+    return { x, init: set(x, f32x4.splat(get(l))) };
+  };
+  const [vd, vb1, vc1, vb2, vc2, vbc, veps, vss] = [decay, b1, c1, b2, c2, bc, eps, ss].map((l) => v(l!));
+  const gi = f.local('v128');
+  const mi = f.local('v128');
+  const si = f.local('v128');
+  f.body = seq(
+    ...[vd, vb1, vc1, vb2, vc2, vbc, veps, vss].map((x) => x!.init),
+    whileLoop(
+      i32.lt_u(get(i), get(n!)),
+      set(gi, v128.load(get(g!))),
+      set(mi, f32x4.add(f32x4.mul(v128.load(get(m!)), get(vb1!.x)), f32x4.mul(get(gi), get(vc1!.x)))),
+      set(si, f32x4.add(f32x4.mul(v128.load(get(s!)), get(vb2!.x)), f32x4.mul(f32x4.mul(get(gi), get(gi)), get(vc2!.x)))),
+      v128.store(get(M!), get(mi)),
+      v128.store(get(S!), get(si)),
+      v128.store(
+        get(P!),
+        f32x4.sub(
+          f32x4.mul(v128.load(get(p!)), get(vd!.x)),
+          f32x4.mul(f32x4.div(get(mi), f32x4.add(f32x4.div(f32x4.sqrt(get(si)), get(vbc!.x)), get(veps!.x))), get(vss!.x)),
+        ),
+      ),
+      ...[p, m, s, g, P, M, S].map((l) => inc(l!, i32.const(16))),
+      inc(i, i32.const(4)),
+    ),
+  );
+  return f;
+}
+
 let moduleCache: object | null = null;
 
 export function simdOpsModule(): object {
@@ -447,6 +488,7 @@ export function simdOpsModule(): object {
       mapFunc('silu', 1, ([x], v) => siluVec(x as Code, v)),
       mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
       dropoutFunc(),
+      adamwFunc(),
     ]),
   );
   return moduleCache;
@@ -464,6 +506,7 @@ interface Exports {
   silu(x: number, n: number, out: number, tmp: number): void;
   siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void;
+  adamw(p: number, m: number, s: number, g: number, P: number, M: number, S: number, n: number, ...scalars: number[]): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -523,5 +566,43 @@ export class SimdOps {
   /** out[i] = x[i] scale or 0 by dropoutHash(key, i) >= thr, for i < n rounded down to a multiple of 4. */
   dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void {
     this.x.dropout(x, n & ~3, out, key | 0, thr | 0, scale);
+  }
+
+  /**
+   * One AdamW update of the first n - n % 4 elements (byte offsets; wasm_ops.ts's adamwOnHeap does
+   * the rest); the scalars are the kernel's float32 attributes, in AdamWKernelAttrs order.
+   */
+  adamw(
+    o: { p: number; m: number; s: number; g: number; P: number; M: number; S: number },
+    n: number,
+    a: {
+      decay: number;
+      beta1: number;
+      oneMinusBeta1: number;
+      beta2: number;
+      oneMinusBeta2: number;
+      bc2Sqrt: number;
+      eps: number;
+      stepSize: number;
+    },
+  ): void {
+    this.x.adamw(
+      o.p,
+      o.m,
+      o.s,
+      o.g,
+      o.P,
+      o.M,
+      o.S,
+      n & ~3,
+      a.decay,
+      a.beta1,
+      a.oneMinusBeta1,
+      a.beta2,
+      a.oneMinusBeta2,
+      a.bc2Sqrt,
+      a.eps,
+      a.stepSize,
+    );
   }
 }
