@@ -46,6 +46,16 @@ describe('experiment settings', () => {
     expect(SYNERGY_SETTINGS).toEqual({
       tiny: { sizes: tinySizes(4), steps: 3, batchSize: 4, evalScale: 3 },
       small: { sizes: smallSizes, steps: 450, batchSize: 16, evalScale: 3 },
+      'small-pos': {
+        base: 'small',
+        tokenizerSteps: 2000,
+        tokenizerCh: 32,
+        sizes: smallSizes,
+        steps: 2250,
+        batchSize: 16,
+        evalScale: 3,
+        recipe: liquidArmRecipe({ backbone: { imagePositions: true } }),
+      },
     });
     expect(TRADEOFF_SETTINGS).toEqual({
       tiny: {
