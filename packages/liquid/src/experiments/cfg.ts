@@ -30,6 +30,7 @@ import {
   RecipeSettingsSchema,
   recipeDeviations,
   recipeShort,
+  SMALL_POS_STAGES,
   sampleGrid,
   setupStages,
   stageSettings,
@@ -66,12 +67,8 @@ export const CFG_SETTINGS = parsePresets(
     // 1 / 2; width 16, 2,000 steps 1.000 / 0.951 (seed 2: 17 of its 25 misses are large blue rings
     // read cyan); width 32, 2,000 steps 0.992 (seed 2, PSNR 27.9 dB).
     'small-pos': {
-      base: 'small',
-      tokenizerSteps: 2000,
-      tokenizerCh: 32,
-      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      ...SMALL_POS_STAGES,
       scales: [1, 2, 3, 5, 7],
-      recipe: { backbone: { imagePositions: true } },
     },
   } satisfies Record<'tiny' | 'small' | 'small-pos', z.input<typeof CfgSettingsSchema>>,
   () => CfgSettingsSchema,

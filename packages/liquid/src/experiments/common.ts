@@ -571,6 +571,19 @@ export const RecipeSettingsSchema = {
   tokenizerCh: z.number().int().positive().optional(),
 };
 
+/**
+ * The `small-pos` stages shared by the Liquid paper experiments: `small` with the lab arm's learned
+ * image positions (ImagePositionLM) and a VQ tokenizer that reads back (width 32, 2,000 steps:
+ * 0.990-0.998 analyzer agreement in cfg-sweep small-pos); each experiment adds its own budget.
+ */
+export const SMALL_POS_STAGES = {
+  base: 'small',
+  tokenizerSteps: 2000,
+  tokenizerCh: 32,
+  recipe: { backbone: { imagePositions: true } },
+  sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+} as const;
+
 /** The settings row of a preset (a preset without its own takes `tiny`'s), its base preset and recipe. */
 function resolveStage<S extends StageSettings>(
   settings: Record<string, S> & Record<'tiny', S>,

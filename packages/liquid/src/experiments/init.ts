@@ -28,6 +28,7 @@ import {
   RecipeSettingsSchema,
   recipeDeviations,
   recipeShort,
+  SMALL_POS_STAGES,
   setupStages,
   stageSettings,
   textStage,
@@ -76,11 +77,7 @@ export const INIT_SETTINGS = parsePresets(
     // tokenizer trained 2,000 steps: 0.902 seen at s = 3 after 6,000 steps) and a budget that learns:
     // 3,000 steps per run (600 left every run below 0.15 seen), scored every 500
     'small-pos': {
-      base: 'small',
-      tokenizerSteps: 2000,
-      tokenizerCh: 32,
-      recipe: { backbone: { imagePositions: true } },
-      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      ...SMALL_POS_STAGES,
       steps: 3000,
       evalEvery: 500,
       evalScale: 3,

@@ -32,6 +32,7 @@ import {
   RecipeSettingsSchema,
   recipeDeviations,
   recipeShort,
+  SMALL_POS_STAGES,
   setupStages,
   stageSettings,
   textStage,
@@ -75,11 +76,7 @@ export const SYNERGY_SETTINGS = parsePresets(
     // tokenizer trained 2,000 steps) and a budget that learns: 2,250 baseline steps (3,000 for the
     // runs with a third more data; 450 / 600 left every score under 0.1)
     'small-pos': {
-      base: 'small',
-      tokenizerSteps: 2000,
-      tokenizerCh: 32,
-      recipe: { backbone: { imagePositions: true } },
-      sizes: { images: { train: 2000, evalPrompts: 256 }, textChars: 200_000, textEvalWindows: 64 },
+      ...SMALL_POS_STAGES,
       steps: 2250,
       evalScale: 3,
     },

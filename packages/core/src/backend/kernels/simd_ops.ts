@@ -30,6 +30,7 @@ import {
   v128,
   v128ops,
 } from './wasm_asm.js';
+import type { AdamWKernelAttrs } from './wasm_ops.js';
 
 const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
 const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
@@ -572,20 +573,7 @@ export class SimdOps {
    * One AdamW update of the first n - n % 4 elements (byte offsets; wasm_ops.ts's adamwOnHeap does
    * the rest); the scalars are the kernel's float32 attributes, in AdamWKernelAttrs order.
    */
-  adamw(
-    o: { p: number; m: number; s: number; g: number; P: number; M: number; S: number },
-    n: number,
-    a: {
-      decay: number;
-      beta1: number;
-      oneMinusBeta1: number;
-      beta2: number;
-      oneMinusBeta2: number;
-      bc2Sqrt: number;
-      eps: number;
-      stepSize: number;
-    },
-  ): void {
+  adamw(o: { p: number; m: number; s: number; g: number; P: number; M: number; S: number }, n: number, a: AdamWKernelAttrs): void {
     this.x.adamw(
       o.p,
       o.m,
