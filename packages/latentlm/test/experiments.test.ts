@@ -33,6 +33,7 @@ describe('experiments (tiny)', () => {
         'latentlm.tts-frame-rate': ['long'],
         'latentlm.variance-collapse': ['small-arm', 'small-arm-wide'],
         'latentlm.head-steps': ['small-arm-wide'],
+        'latentlm.mixed': ['small-arm'],
       };
       expect(Object.keys(e.presets)).toEqual(['tiny', 'small', ...(extra[e.id] ?? [])]);
       expect(e.paper).toBe('LatentLM');

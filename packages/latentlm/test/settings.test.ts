@@ -102,6 +102,19 @@ describe('experiment settings', () => {
         evalText: 500,
         textOnlyBaseline: true,
       },
+      // small with the lab arm's recipe: the wide arm tokenizer, image positions, 4,500 steps
+      'small-arm': {
+        image: { ...imageSmallArmWide, imagePositions: true },
+        lm: replaced(PRESETS.small, {
+          model: { dim: 96, numLayers: 3, numHeads: 4, dropout: 0.1 },
+          train: { steps: 4500, batchSize: 32, lr: 3e-3, weightDecay: 0.1 },
+          diffusion: { headSteps: 10, cfgScale: 2, predictionType: 'v_prediction' },
+        }),
+        textLines: 20000,
+        maxTextTokens: 32,
+        evalText: 500,
+        textOnlyBaseline: true,
+      },
     });
     const ttsSmallLm = (steps: number) =>
       replaced(PRESETS.small, {

@@ -94,7 +94,7 @@ describe('experiments at the tiny preset', () => {
     for (const e of experiments) {
       expect(e.paper).toBe('Liquid');
       expect(e.claim.length).toBeGreaterThan(40);
-      expect(Object.keys(e.presets)).toEqual(e.id === 'liquid.tradeoff' ? ['tiny', 'small'] : ['tiny', 'small', 'small-pos']);
+      expect(Object.keys(e.presets)).toEqual(['tiny', 'small', 'small-pos']);
       expect(typeof e.aggregate).toBe('function');
       // the small preset names the arm recipe it takes (deviations from Liquid's script)
       expect(e.presets.small?.description).toContain('arm recipe: k-means + EMA 0.99 VQ codebook');

@@ -80,6 +80,21 @@ describe('experiment settings', () => {
         mixedStepsFactor: 1,
         evalScale: 3,
       },
+      'small-pos': {
+        base: 'small',
+        tokenizerSteps: 2000,
+        tokenizerCh: 32,
+        sizes: smallSizes,
+        widths: [32, 64, 128],
+        numHeads: 4,
+        numLayers: 3,
+        textSteps: 300,
+        steps: 2000,
+        batchSize: 16,
+        mixedStepsFactor: 1,
+        evalScale: 3,
+        recipe: liquidArmRecipe({ backbone: { imagePositions: true } }),
+      },
     });
   });
 

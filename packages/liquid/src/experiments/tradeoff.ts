@@ -27,8 +27,10 @@ import {
   loadUnified,
   meanStdTable,
   oneSeedNote,
+  RecipeSettingsSchema,
   recipeDeviations,
   recipeShort,
+  SMALL_POS_STAGES,
   setupStages,
   stageSettings,
   textStage,
@@ -45,6 +47,7 @@ export function tradeoffSettingsSchema(name: 'tiny' | 'small') {
   const p = PRESETS[name];
   return z.strictObject({
     sizes: DataSizesSchema,
+    ...RecipeSettingsSchema,
     /** LM widths of the scaling runs. */
     widths: z.array(z.number().int().positive()).min(1),
     /** Default: the preset's `lm.numHeads`. */
@@ -84,9 +87,24 @@ export const TRADEOFF_SETTINGS = parsePresets(
       mixedStepsFactor: 1,
       evalScale: 3,
     },
-  } satisfies Record<'tiny' | 'small', z.input<ReturnType<typeof tradeoffSettingsSchema>>>,
-  tradeoffSettingsSchema,
+    // small with liquid.cfg-sweep small-pos's recipe (learned image positions, a width-32 VQ
+    // tokenizer trained 2,000 steps) and a budget that learns: 3 blocks as the other small-pos runs,
+    // a 300-step text LM and 2,000 steps per run (150 left every score under 0.1; small-pos init
+    // reaches 0.5-0.65 seen at 1,000 steps and 0.8 at 2,000 at width 64)
+    'small-pos': {
+      ...SMALL_POS_STAGES,
+      widths: [32, 64, 128],
+      numLayers: 3,
+      textSteps: 300,
+      steps: 2000,
+      mixedStepsFactor: 1,
+      evalScale: 3,
+    },
+  } satisfies Record<'tiny' | 'small' | 'small-pos', z.input<ReturnType<typeof tradeoffSettingsSchema>>>,
+  (name) => tradeoffSettingsSchema(name === 'tiny' ? 'tiny' : 'small'),
 );
+
+const TRADEOFF_RECIPE_POS = TRADEOFF_SETTINGS['small-pos'].recipe;
 
 const ARMS: { arm: 'text' | 'image' | 'mixed'; mix: Mix }[] = [
   { arm: 'text', mix: { text: 1, t2i: 0, i2t: 0 } },
@@ -120,6 +138,10 @@ export const tradeoffExperiment: Experiment = {
     small: {
       description: `widths 32, 64, 128 (2 blocks), text-only / image-only / mixed runs of 150 steps each from a 100-step text LM, generation on 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the claim); ${recipeShort()}`,
       expectedMinutes: 5,
+    },
+    'small-pos': {
+      description: `small with learned image-position embeddings (ImagePositionLM, not in Liquid), a VQ tokenizer of width 32 trained 2,000 steps, 3 blocks, a 300-step text LM and 2,000 steps per run; ${recipeShort(TRADEOFF_RECIPE_POS)}`,
+      expectedMinutes: 30,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
