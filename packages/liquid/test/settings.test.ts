@@ -84,7 +84,7 @@ describe('experiment settings', () => {
         base: 'small',
         tokenizerSteps: 2000,
         tokenizerCh: 32,
-        sizes: smallSizes,
+        sizes: { ...smallSizes, textChars: 5_000_000 },
         widths: [32, 64, 128],
         numHeads: 4,
         numLayers: 3,

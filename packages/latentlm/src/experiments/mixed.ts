@@ -300,6 +300,8 @@ async function runMixed(ctx: ExperimentContext, p: MixedPreset, dir: string, nam
         headSteps: cfg.diffusion.headSteps,
         cfgScale: cfg.diffusion.cfgScale,
         lambdaMinClipped: cfg.diffusion.lambdaMinClipped,
+        // the head's parameterisation at training (a v-trained head read as eps draws noise)
+        predictionType: cfg.diffusion.predictionType,
         noiseScale: p.image.headTemperature,
         spanLength: N,
         maxNewTokens: N + 1,
