@@ -177,4 +177,22 @@ describe('latentlm.tts-frame-rate aggregate', () => {
     expect(a.summary).toMatch(/15\.63 Hz: TTS WER .*within two standard errors: not distinguishable/);
     expect(a.summary).toMatch(/A lower frame rate keeps intelligibility .*15\.63 Hz vs 31\.25 Hz.*within two standard errors/);
   });
+
+  it('head-temperature rows after their rate, each judged against the first temperature', () => {
+    const rs = fabricate({
+      '15.63Hz.ttsWer': [0.3, 0.35, 0.4],
+      '15.63Hz.resynthWer': [0.1, 0.1, 0.1],
+      '15.63Hz-tau0.5.ttsWer': [0.1, 0.12, 0.14],
+      '15.63Hz-tau0.5.resynthWer': [0.1, 0.1, 0.1],
+      '15.63Hz-tau0.7.ttsWer': [0.3, 0.36, 0.4],
+      '15.63Hz-tau0.7.resynthWer': [0.1, 0.1, 0.1],
+    });
+    const a = ttsExperiment.aggregate!(rs, [0, 1, 2]);
+    expect(a.tables![0]!.rows.map((r) => r[0])).toEqual(['15.63 Hz', '15.63 Hz, tau 0.7', '15.63 Hz, tau 0.5']);
+    // tau 0.5: 0.12 vs 0.35, SE sqrt(0.02^2/3 + 0.05^2/3) = 0.031: beyond; tau 0.7: within
+    expect(a.summary).toMatch(/15\.63 Hz, tau 0\.5 against the rate's first head temperature .*exceeds two standard errors, 15\.63 Hz, tau 0\.5 better/);
+    expect(a.summary).toMatch(/15\.63 Hz, tau 0\.7 against the rate's first head temperature .*within two standard errors/);
+    // one rate: no frame-rate comparison among the temperature rows
+    expect(a.summary).not.toMatch(/A lower frame rate/);
+  });
 });

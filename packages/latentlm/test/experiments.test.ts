@@ -30,8 +30,8 @@ describe('experiments (tiny)', () => {
     ]);
     for (const e of experiments) {
       const extra: Record<string, string[]> = {
-        'latentlm.tts-frame-rate': ['long'],
-        'latentlm.variance-collapse': ['small-arm', 'small-arm-wide'],
+        'latentlm.tts-frame-rate': ['long', 'long-tau'],
+        'latentlm.variance-collapse': ['small-arm', 'small-arm-wide', 'small-arm-long'],
         'latentlm.head-steps': ['small-arm-wide'],
         'latentlm.mixed': ['small-arm'],
       };
@@ -116,6 +116,21 @@ describe('experiments (tiny)', () => {
     }
     expect(r.tables![1]!.rows.map((row) => row[1])).toEqual([15, 7.5, 3.75, 75]);
     for (const hz of ['31.25Hz', '15.63Hz']) expect(r.metrics[`${hz}.durationRatio`] as number).toBeGreaterThan(0);
+    // tiny sweeps head temperatures 1 and 0.5: a row and metrics per (rate, temperature), the second
+    // temperature's audio is a different sample (same seed and model: tau reaches the head)
+    expect(r.tables![0]!.rows.map((row) => row[0])).toEqual([
+      '31.25 Hz (256x, 4-d), tau 1',
+      '31.25 Hz (256x, 4-d), tau 0.5',
+      '15.63 Hz (512x, 8-d), tau 1',
+      '15.63 Hz (512x, 8-d), tau 0.5',
+    ]);
+    for (const hz of ['31.25Hz', '15.63Hz']) {
+      expect(r.metrics[`${hz}-tau0.5.ttsWer`] as number).toBeGreaterThanOrEqual(0);
+      expect(r.metrics[`${hz}-tau0.5.resynthWer`]).toBe(r.metrics[`${hz}.resynthWer`]);
+    }
+    const wav = (f: string) => readFileSync(join(out, 'tts', 'subruns', 'rate-2x2', f));
+    expect(wav('tts-tau0.5-0.wav').equals(wav('tts-0.wav'))).toBe(false);
+    expect(r.summary).toMatch(/Head temperatures \(same model, prompts and sampling seed\): 31\.25 Hz tau 1: WER/);
     const phases = new Set(
       readFileSync(join(out, 'tts', 'metrics.jsonl'), 'utf8')
         .trim()

@@ -74,9 +74,21 @@ const imageSmallArm = {
 // small-arm with the lab arm's tokenizer width
 const imageSmallArmWide = { ...imageSmallArm, vae: { ...imageSmallArm.vae, dim: 128 } };
 
+// small-arm-wide with 4,500 backbone steps
+const imageSmallArmLong = {
+  ...imageSmallArmWide,
+  lm: { ...imageSmallArmWide.lm, train: { ...imageSmallArmWide.lm.train, steps: 4500 } },
+};
+
 describe('experiment settings', () => {
   it('parse to the former tables (fields the config preset has come from it)', () => {
-    expect(IMAGE_PRESETS).toEqual({ tiny: imageTiny, small: imageSmall, 'small-arm': imageSmallArm, 'small-arm-wide': imageSmallArmWide });
+    expect(IMAGE_PRESETS).toEqual({
+      tiny: imageTiny,
+      small: imageSmall,
+      'small-arm': imageSmallArm,
+      'small-arm-wide': imageSmallArmWide,
+      'small-arm-long': imageSmallArmLong,
+    });
     expect(MIXED_PRESETS).toEqual({
       tiny: {
         image: imageTiny,
@@ -136,6 +148,7 @@ describe('experiment settings', () => {
       vaeChannels: 64,
       lm: ttsSmallLm(1200),
       glIters: 32,
+      headTemperatures: [1],
       examples: 3,
     };
     expect(TTS_PRESETS).toEqual({
@@ -156,10 +169,17 @@ describe('experiment settings', () => {
           diffusion: { headSteps: 2, cfgScale: 2 },
         }),
         glIters: 2,
+        headTemperatures: [1, 0.5],
         examples: 1,
       },
       small: ttsSmall,
       long: { ...ttsSmall, rates: [{ strides: [2, 2, 2], latentDim: 16 }], lm: ttsSmallLm(4800) },
+      'long-tau': {
+        ...ttsSmall,
+        rates: [{ strides: [2, 2, 2], latentDim: 16 }],
+        lm: ttsSmallLm(4800),
+        headTemperatures: [1, 0.7, 0.5],
+      },
     });
   });
 

@@ -203,6 +203,16 @@ describe('seed.retrieval (tiny)', () => {
   });
 });
 
+describe('seed.retrieval presets', () => {
+  it('small-long is small with 5000 stage-II steps, nothing else changed', () => {
+    const { small, 'small-long': long } = RETRIEVAL_SETTINGS;
+    expect(long.recipe.stage2.steps).toBe(5000);
+    expect(small.recipe.stage2.steps).toBe(2500);
+    expect({ ...long, recipe: { ...long.recipe, stage2: { ...long.recipe.stage2, steps: 2500 } } }).toEqual(small);
+    expect(Object.keys(retrievalExperiment.presets)).toEqual(['tiny', 'small', 'small-long']);
+  });
+});
+
 describe('metric helpers', () => {
   it('poolRanks counts ties against the true partner; recallAt', () => {
     const img = [

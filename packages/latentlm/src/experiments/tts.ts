@@ -64,6 +64,12 @@ export function ttsSettingsSchema(base: LatentLMConfig) {
     vaeChannels: int,
     lm: lmSizeSchema(base),
     glIters: int,
+    /**
+     * Head temperatures tau swept at generation (x_T ~ N(0, tau^2 I); the reference samples at 1),
+     * each on the same trained LatentLM, prompts and sampling seed. The first gives the rate's
+     * unsuffixed metrics; the others `<rate>-tau<t>.*`.
+     */
+    headTemperatures: z.array(z.number().positive()).min(1).default([1]),
     /** Audio files written per rate (first test items). */
     examples: z.number().int().nonnegative(),
   });
@@ -110,12 +116,25 @@ export const TTS_PRESETS: Record<string, TtsPreset> = parsePresets(
       vaeChannels: 8,
       lm: { diffusionDepth: 3, steps: 3, headSteps: 2, cfgScale: 2 },
       glIters: 2,
+      // two temperatures: the smoke run goes through the sweep's code path
+      headTemperatures: [1, 0.5],
       examples: 1,
     },
     small: SMALL,
     /** The middle rate of `small` with 4x the LM steps: does intelligibility come with training? */
     long: { ...SMALL, rates: [SMALL.rates[1]], lm: { ...SMALL.lm, steps: 4 * SMALL.lm.steps } },
-  } satisfies Record<'tiny' | 'small' | 'long', TtsPresetInput>,
+    /**
+     * long, sampled at head temperatures 1, 0.7 and 0.5 (the image experiments sample at 0.5: in the
+     * lab's quick-latent sweep it took the seen score from 0.20 to 0.33). One trained model per seed;
+     * the temperatures differ only at generation.
+     */
+    'long-tau': {
+      ...SMALL,
+      rates: [SMALL.rates[1]],
+      lm: { ...SMALL.lm, steps: 4 * SMALL.lm.steps },
+      headTemperatures: [1, 0.7, 0.5],
+    },
+  } satisfies Record<'tiny' | 'small' | 'long' | 'long-tau', TtsPresetInput>,
   (name) => ttsSettingsSchema(PRESETS[name === 'tiny' ? 'tiny' : 'small']),
 );
 
@@ -132,6 +151,17 @@ function pad(x: Float32Array, hop: number): Float32Array {
   const y = new Float32Array(L);
   y.set(x);
   return y;
+}
+
+/** TTS measured at one head temperature. */
+interface SamplerResult {
+  temperature: number;
+  ttsWer: number;
+  ttsSim: number;
+  durationRatio: number;
+  forcedClose: number;
+  stepsPerSecond: number;
+  headEvalsPerSecond: number;
 }
 
 interface RateResult {
@@ -151,6 +181,8 @@ interface RateResult {
   forcedClose: number;
   stepsPerSecond: number;
   headEvalsPerSecond: number;
+  /** Every head temperature of the preset (the fields above are the first one's); absent in runs from before the sweep. */
+  samplers?: SamplerResult[];
 }
 
 async function runRate(ctx: ExperimentContext, p: TtsPreset, r: RateSpec, dir: string): Promise<RateResult> {
@@ -237,28 +269,7 @@ async function runRate(ctx: ExperimentContext, p: TtsPreset, r: RateSpec, dir: s
   const prompts = test.map((u, i) => ({
     tokens: [V.spk((100_000 + i) % p.numSpeakers), ...u.words.map((w) => V.word.get(w)!), cfg.model.bodId],
   }));
-  const res = generate(model, {
-    prompts,
-    uncondPrompts: prompts.map(() => ({ tokens: [V.unc, cfg.model.bodId] })),
-    schedule,
-    headSteps: cfg.diffusion.headSteps,
-    cfgScale: cfg.diffusion.cfgScale,
-    predictionType: cfg.diffusion.predictionType,
-    lambdaMinClipped: cfg.diffusion.lambdaMinClipped,
-    maxNewTokens: Math.min(2 * maxFrames, cfg.model.maxSeqLen - prompts[0]!.tokens.length - 8),
-    stopAfterSpan: true,
-    onUnclosedSpan: 'close',
-    seed: ctx.seed + 2,
-  });
-  const waves: Float32Array[] = res.spans.map((spans, i) => {
-    const z = spans[0] ?? new Float32Array(0);
-    const N = z.length / C;
-    if (N === 0) return new Float32Array(hop);
-    const zt = model.denormalizeLatents(tf.tensor3d(z, [1, N, C]));
-    const w = vae.decodeWaveform(zt, { seed: i })[0]!;
-    zt.dispose();
-    return w;
-  });
+  const refs = test.map((u) => u.words);
   const sim = (a: Float32Array, b: Float32Array) => {
     try {
       return cosineSimilarity(speakerEmbedding(a, { sampleRate: SR }), speakerEmbedding(b, { sampleRate: SR }));
@@ -266,17 +277,56 @@ async function runRate(ctx: ExperimentContext, p: TtsPreset, r: RateSpec, dir: s
       return 0; // no voiced frames: no timbre to compare
     }
   };
-  const refs = test.map((u) => u.words);
-  const ttsHyp = waves.map((w) => decodeTone(w, { sampleRate: SR }).words);
-  const resHyp = resynth.map((w) => decodeTone(w, { sampleRate: SR }).words);
-  const genSeconds = waves.reduce((a, w) => a + w.length, 0) / SR;
-  const genFrames = res.spans.reduce((a, s) => a + (s[0]?.length ?? 0) / C, 0);
-  const steps = res.outputs.reduce((a, o) => a + o.tokens.length, 0);
-  for (let i = 0; i < Math.min(p.examples, test.length); i++) {
-    writeWav(join(dir, `tts-${i}.wav`), waves[i]!, SR);
-    writeWav(join(dir, `ref-${i}.wav`), test[i]!.samples, SR);
-    if (waves[i]!.length >= 512) writeSpectrogramPng(join(dir, `tts-${i}.png`), waves[i]!, { frameSize: 256, colormap: 'heat' });
+  const samplers: SamplerResult[] = [];
+  for (const [ti, tau] of p.headTemperatures.entries()) {
+    const res = generate(model, {
+      prompts,
+      uncondPrompts: prompts.map(() => ({ tokens: [V.unc, cfg.model.bodId] })),
+      schedule,
+      headSteps: cfg.diffusion.headSteps,
+      cfgScale: cfg.diffusion.cfgScale,
+      predictionType: cfg.diffusion.predictionType,
+      lambdaMinClipped: cfg.diffusion.lambdaMinClipped,
+      noiseScale: tau,
+      maxNewTokens: Math.min(2 * maxFrames, cfg.model.maxSeqLen - prompts[0]!.tokens.length - 8),
+      stopAfterSpan: true,
+      onUnclosedSpan: 'close',
+      // the same sampling seed at every temperature: the runs differ in tau only
+      seed: ctx.seed + 2,
+    });
+    const waves: Float32Array[] = res.spans.map((spans, i) => {
+      const z = spans[0] ?? new Float32Array(0);
+      const N = z.length / C;
+      if (N === 0) return new Float32Array(hop);
+      const zt = model.denormalizeLatents(tf.tensor3d(z, [1, N, C]));
+      const w = vae.decodeWaveform(zt, { seed: i })[0]!;
+      zt.dispose();
+      return w;
+    });
+    const ttsHyp = waves.map((w) => decodeTone(w, { sampleRate: SR }).words);
+    const genSeconds = waves.reduce((a, w) => a + w.length, 0) / SR;
+    const genFrames = res.spans.reduce((a, sp) => a + (sp[0]?.length ?? 0) / C, 0);
+    const steps = res.outputs.reduce((a, o) => a + o.tokens.length, 0);
+    const tag = ti === 0 ? '' : `-tau${tau}`;
+    for (let i = 0; i < Math.min(p.examples, test.length); i++) {
+      writeWav(join(dir, `tts${tag}-${i}.wav`), waves[i]!, SR);
+      if (ti === 0) writeWav(join(dir, `ref-${i}.wav`), test[i]!.samples, SR);
+      if (waves[i]!.length >= 512) writeSpectrogramPng(join(dir, `tts${tag}-${i}.png`), waves[i]!, { frameSize: 256, colormap: 'heat' });
+    }
+    samplers.push({
+      temperature: tau,
+      ttsWer: corpusWer(refs, ttsHyp).wer,
+      ttsSim: mean(waves.map((w, i) => sim(w, test[i]!.samples))),
+      durationRatio: genSeconds / (test.reduce((a, u) => a + Math.ceil(u.samples.length / hop) * hop, 0) / SR),
+      forcedClose: res.forcedClose.filter(Boolean).length / test.length,
+      // backbone steps (latents + <EOD>) per second of generated audio; the head runs headSteps (x2 with CFG) per latent
+      stepsPerSecond: genSeconds > 0 ? steps / genSeconds : Number.NaN,
+      headEvalsPerSecond: genSeconds > 0 ? (genFrames * cfg.diffusion.headSteps) / genSeconds : Number.NaN,
+    });
+    ctx.log(`${name}: head temperature ${tau}: TTS WER ${formatFixed(samplers[ti]!.ttsWer * 100, 1)}%`);
   }
+  const resHyp = resynth.map((w) => decodeTone(w, { sampleRate: SR }).words);
+  const { temperature: _t, ...firstTau } = samplers[0]!;
   const out: RateResult = {
     strides: r.strides,
     hop,
@@ -287,13 +337,8 @@ async function runRate(ctx: ExperimentContext, p: TtsPreset, r: RateSpec, dir: s
     resynthSim: mean(resynth.map((w, i) => sim(w, test[i]!.samples))),
     lmLoss: fit.loss,
     lmDiff: fit.diff,
-    ttsWer: corpusWer(refs, ttsHyp).wer,
-    ttsSim: mean(waves.map((w, i) => sim(w, test[i]!.samples))),
-    durationRatio: genSeconds / (test.reduce((a, u) => a + Math.ceil(u.samples.length / hop) * hop, 0) / SR),
-    forcedClose: res.forcedClose.filter(Boolean).length / test.length,
-    // backbone steps (latents + <EOD>) per second of generated audio; the head runs headSteps (x2 with CFG) per latent
-    stepsPerSecond: genSeconds > 0 ? steps / genSeconds : Number.NaN,
-    headEvalsPerSecond: genSeconds > 0 ? (genFrames * cfg.diffusion.headSteps) / genSeconds : Number.NaN,
+    ...firstTau,
+    samplers,
   };
   ctx.log(`${name}: ${JSON.stringify(out)}`);
   model.dispose();
@@ -344,6 +389,10 @@ export const ttsExperiment: Experiment = {
       description: 'the 15.6 Hz tokenizer of `small` with 4x the LatentLM steps (4800): does intelligibility come with training?',
       expectedMinutes: 18,
     },
+    'long-tau': {
+      description: 'long, sampled at head temperatures 1, 0.7 and 0.5 (one trained model; the temperatures differ only at generation)',
+      expectedMinutes: 25,
+    },
   },
   async run(ctx) {
     const p = TTS_PRESETS[ctx.preset];
@@ -353,27 +402,36 @@ export const ttsExperiment: Experiment = {
       const name = `rate-${r.strides.join('x')}`;
       results.push(await ctx.subrun(name, (dir) => runRate(ctx, p, r, dir)));
     }
-    const rows = results.map((r) => [
-      `${formatFixed(r.frameRate, 2)} Hz (${r.hop}x, ${r.latentDim}-d)`,
+    // one row per (rate, head temperature); the first temperature is the rate's plain row
+    const swept = p.headTemperatures.length > 1;
+    const variants = results.flatMap((r) =>
+      (r.samplers ?? [{ ...r, temperature: 1 }]).map((sm, i) => ({
+        r,
+        sm,
+        key: rateKey(r.frameRate) + (i === 0 ? '' : `-tau${sm.temperature}`),
+      })),
+    );
+    const rows = variants.map(({ r, sm }) => [
+      `${formatFixed(r.frameRate, 2)} Hz (${r.hop}x, ${r.latentDim}-d)${swept ? `, tau ${sm.temperature}` : ''}`,
       formatFixed(r.resynthWer * 100, 1),
       formatFixed(r.resynthSim),
-      formatFixed(r.ttsWer * 100, 1),
-      formatFixed(r.ttsSim),
-      formatFixed(r.durationRatio, 2),
-      formatFixed(r.forcedClose, 2),
-      formatFixed(r.stepsPerSecond, 1),
+      formatFixed(sm.ttsWer * 100, 1),
+      formatFixed(sm.ttsSim),
+      formatFixed(sm.durationRatio, 2),
+      formatFixed(sm.forcedClose, 2),
+      formatFixed(sm.stepsPerSecond, 1),
     ]);
-    const best = results.reduce((a, b) => (b.ttsWer < a.ttsWer ? b : a));
+    const bestV = variants.reduce((a, b) => (b.sm.ttsWer < a.sm.ttsWer ? b : a));
+    const best = { ...bestV.r, ...bestV.sm };
     const metrics: Record<string, number> = {};
-    for (const r of results) {
-      const k = rateKey(r.frameRate);
-      metrics[`${k}.ttsWer`] = r.ttsWer;
-      metrics[`${k}.ttsSim`] = r.ttsSim;
+    for (const { r, sm, key: k } of variants) {
+      metrics[`${k}.ttsWer`] = sm.ttsWer;
+      metrics[`${k}.ttsSim`] = sm.ttsSim;
       metrics[`${k}.resynthWer`] = r.resynthWer;
       metrics[`${k}.resynthSim`] = r.resynthSim;
-      metrics[`${k}.durationRatio`] = r.durationRatio;
-      metrics[`${k}.forcedClose`] = r.forcedClose;
-      metrics[`${k}.stepsPerSecond`] = r.stepsPerSecond;
+      metrics[`${k}.durationRatio`] = sm.durationRatio;
+      metrics[`${k}.forcedClose`] = sm.forcedClose;
+      metrics[`${k}.stepsPerSecond`] = sm.stepsPerSecond;
       metrics[`${k}.lmDiff`] = r.lmDiff;
     }
     return {
@@ -396,7 +454,12 @@ export const ttsExperiment: Experiment = {
         best.ttsWer < 0.5 && best.frameRate <= 16
           ? 'Partly reproduced at our scale: speech generated at a low frame rate is intelligible to the tone decoder.'
           : `Not reproduced at our scale: no frame rate gives intelligible TTS (best WER ${formatFixed(best.ttsWer * 100, 1)}%), although the tokenizers resynthesise speech (${results.map((r) => `${formatFixed(r.resynthWer * 100, 1)}%`).join(' / ')} WER).`,
-        `Best TTS WER ${formatFixed(best.ttsWer * 100, 1)}% at ${formatFixed(best.frameRate, 2)} Hz (${formatFixed(best.stepsPerSecond, 1)} decoding steps per second of audio).`,
+        `Best TTS WER ${formatFixed(best.ttsWer * 100, 1)}% at ${formatFixed(best.frameRate, 2)} Hz${swept ? `, head temperature ${best.temperature}` : ''} (${formatFixed(best.stepsPerSecond, 1)} decoding steps per second of audio, duration ratio ${formatFixed(best.durationRatio, 2)}).`,
+        ...(swept
+          ? [
+              `Head temperatures (same model, prompts and sampling seed): ${variants.map(({ r, sm }) => `${formatFixed(r.frameRate, 2)} Hz tau ${sm.temperature}: WER ${formatFixed(sm.ttsWer * 100, 1)}%, duration ratio ${formatFixed(sm.durationRatio, 2)}`).join('; ')}.`,
+            ]
+          : []),
         `Frame rates ${results.map((r) => `${formatFixed(r.frameRate, 2)} Hz: TTS WER ${formatFixed(r.ttsWer * 100, 1)}%, SIM ${formatFixed(r.ttsSim)} (resynthesis ${formatFixed(r.resynthWer * 100, 1)}% / ${formatFixed(r.resynthSim)})`).join('; ')}.`,
         'The paper reports 15 / 7.5 Hz LatentLM with WER-C 1.2% against VALL-E 2 at 75 Hz (1.5%), i.e. 5-10x fewer decoding steps per second; our decoding-step counts follow the frame rate by construction, and the WERs above say whether intelligibility survives at our scale.',
         oneSeedNote(ctx.seed),
@@ -418,17 +481,22 @@ function aggregateTts(results: ExperimentResult[], seeds: number[]): { tables: T
   const rates = new Set<string>();
   for (const r of results)
     for (const k of Object.keys(r.metrics)) {
-      const m = /^([\d.]+Hz)\.ttsWer$/.exec(k);
+      const m = /^([\d.]+Hz(?:-tau[\d.]+)?)\.ttsWer$/.exec(k);
       if (m) rates.add(m[1]!);
     }
-  const keys = [...rates].sort((a, b) => Number.parseFloat(b) - Number.parseFloat(a));
+  // by rate (highest first), the rate's plain row (its first head temperature) before its tau rows
+  const tauOf = (k: string) => /-tau([\d.]+)$/.exec(k)?.[1];
+  const keys = [...rates].sort(
+    (a, b) => Number.parseFloat(b) - Number.parseFloat(a) || (tauOf(a) ? 1 : 0) - (tauOf(b) ? 1 : 0) || Number(tauOf(b)) - Number(tauOf(a)),
+  );
+  const label = (k: string) => k.replace(/Hz(-tau([\d.]+))?$/, (_m, _t, t) => (t ? ' Hz, tau ' + t : ' Hz'));
   const v = (k: string) => seedValues(results, k);
   const pct = (k: string) => seedCell(results, k, 100);
   const table: Table = {
     title: `TTS on tone speech by latent frame rate over seeds (${seeds.join(', ')}): mean ± std`,
     columns: TTS_COLUMNS,
     rows: keys.map((k) => [
-      k.replace('Hz', ' Hz'),
+      label(k),
       pct(`${k}.resynthWer`),
       seedCell(results, `${k}.resynthSim`),
       pct(`${k}.ttsWer`),
@@ -442,10 +510,17 @@ function aggregateTts(results: ExperimentResult[], seeds: number[]): { tables: T
   const lines = [seedsHeader(seeds)];
   for (const k of keys)
     lines.push(
-      `- ${k.replace('Hz', ' Hz')}: TTS WER against the tokenizer's resynthesis WER (the ceiling; lower is better): ${seedVerdict(v(`${k}.ttsWer`), v(`${k}.resynthWer`), 'lower', ['TTS', 'resynthesis']).text}.`,
+      `- ${label(k)}: TTS WER against the tokenizer's resynthesis WER (the ceiling; lower is better): ${seedVerdict(v(`${k}.ttsWer`), v(`${k}.resynthWer`), 'lower', ['TTS', 'resynthesis']).text}.`,
     );
-  const lo = keys[keys.length - 1];
-  const hi = keys[0];
+  for (const k of keys.filter((x) => tauOf(x))) {
+    const base = k.replace(/-tau[\d.]+$/, '');
+    lines.push(
+      `- ${label(k)} against the rate's first head temperature (TTS WER; lower is better): ${seedVerdict(v(`${k}.ttsWer`), v(`${base}.ttsWer`), 'lower', [label(k), `${label(base)} (first temperature)`]).text}; duration ratio ${seedCell(results, `${k}.durationRatio`)} vs ${seedCell(results, `${base}.durationRatio`)}.`,
+    );
+  }
+  const plain = keys.filter((x) => !tauOf(x));
+  const lo = plain[plain.length - 1];
+  const hi = plain[0];
   if (lo && hi && lo !== hi)
     lines.push(
       `- A lower frame rate keeps intelligibility (TTS WER, ${lo.replace('Hz', ' Hz')} vs ${hi.replace('Hz', ' Hz')}; lower is better): ${seedVerdict(v(`${lo}.ttsWer`), v(`${hi}.ttsWer`), 'lower', [lo.replace('Hz', ' Hz'), hi.replace('Hz', ' Hz')]).text}.`,
