@@ -3,7 +3,7 @@
  * mmlm-lab: list and run experiments, and rebuild the HTML index of runs.
  *
  *   mmlm-lab list
- *   mmlm-lab run <experiment id | paper | quickstart> [--preset P] [--seed N | --seeds 0,1,2] [--backend B] [--out DIR] [--data PATH] [--force]
+ *   mmlm-lab run <experiment id | paper | quickstart> [--preset P] [--seed N | --seeds 0,1,2] [--backend B] [--out DIR] [--data PATH] [--force] [--jobs N]
  *   mmlm-lab report [--out DIR]
  *   mmlm-lab docs [--out DIR] [--docs DIR]
  */
@@ -13,7 +13,7 @@ import { checkDataFile, ensureOutDir, parseSeedList, parseSeedText, quoteArg, re
 import { updateDocs } from './docs.js';
 import { allExperiments, QUICKSTART, resolveTargets, type Target } from './registry.js';
 import { buildIndex } from './report.js';
-import { RunMismatchError, runExperiment } from './runner.js';
+import { RunMismatchError, runExperiment, WORKER_ENV } from './runner.js';
 import { runSeeds } from './seeds.js';
 
 export const USAGE = `usage: mmlm-lab <command> [options]
@@ -34,6 +34,9 @@ run options:
   --out <dir>         runs folder (default ./runs)
   --data <path>       a local data file for experiments that take one (e.g. a UTF-8 text corpus)
   --force             re-run even if the run already finished
+  --jobs <n>          run the experiment's independent sub-runs (its arms) in n worker processes
+                      side by side, one GEMM thread each unless MMLM_WASM_THREADS is set, then
+                      finish the run here (default 1: one process; 2 on a 2-core machine)
   --progress <mode>   auto | bar | lines | none (default auto: a bar on a terminal, lines otherwise)
 
 docs options:
@@ -56,9 +59,11 @@ export interface ParsedArgs {
   docs: string;
   force: boolean;
   progress: 'auto' | 'bar' | 'lines' | 'none';
+  /** --jobs: worker processes for the sub-runs (1: none). */
+  jobs: number;
 }
 
-const RUN_ONLY = ['preset', 'seed', 'seeds', 'backend', 'data', 'force', 'progress'] as const;
+const RUN_ONLY = ['preset', 'seed', 'seeds', 'backend', 'data', 'force', 'progress', 'jobs'] as const;
 
 /**
  * The command line, checked for everything that needs no experiment or file system: unknown or
@@ -82,6 +87,7 @@ export function parseCli(argv: string[]): ParsedArgs {
         docs: { type: 'string' },
         force: { type: 'boolean' },
         progress: { type: 'string' },
+        jobs: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -95,7 +101,8 @@ export function parseCli(argv: string[]): ParsedArgs {
       `--${repeated[0]} is given ${(parsed.tokens ?? []).filter((t) => t.kind === 'option' && t.name === repeated[0]).length} times; give it once`,
     );
   const [cmd, target, ...rest] = positionals;
-  if (v.help || !cmd || cmd === 'help') return { command: 'help', seed: 0, out: 'runs', docs: 'docs', force: false, progress: 'auto' };
+  if (v.help || !cmd || cmd === 'help')
+    return { command: 'help', seed: 0, out: 'runs', docs: 'docs', force: false, progress: 'auto', jobs: 1 };
   if (!['list', 'run', 'report', 'docs'].includes(cmd))
     throw new UsageError(`unknown command "${cmd}"; expected list, run, report or docs`);
   if (cmd === 'run' && !target) throw new UsageError('run needs an experiment id, a paper name or "quickstart" (see `mmlm-lab list`)');
@@ -115,6 +122,14 @@ export function parseCli(argv: string[]): ParsedArgs {
   const progress = (v.progress as string | undefined) ?? 'auto';
   if (!['auto', 'bar', 'lines', 'none'].includes(progress))
     throw new UsageError(`--progress ${quoteArg(progress)}: expected auto, bar, lines or none`);
+  let jobs = 1;
+  if (v.jobs !== undefined) {
+    const t = v.jobs as string;
+    jobs = /^\d+$/.test(t) ? Number(t) : Number.NaN;
+    if (!(Number.isInteger(jobs) && jobs >= 1 && jobs <= 64))
+      throw new UsageError(`--jobs ${quoteArg(t)}: expected an integer from 1 to 64`);
+    if (jobs > 1 && isWorker()) throw new UsageError('--jobs: a worker does not start workers');
+  }
   for (const k of ['preset', 'out', 'data', 'docs'] as const)
     if (v[k] !== undefined && !(v[k] as string).trim()) throw new UsageError(`--${k} "": expected a value`);
   return {
@@ -129,7 +144,13 @@ export function parseCli(argv: string[]): ParsedArgs {
     docs: resolve((v.docs as string | undefined) ?? 'docs'),
     force: Boolean(v.force),
     progress: progress as ParsedArgs['progress'],
+    jobs,
   };
+}
+
+/** This process is a worker of a parallel run (`--jobs`; see runner.ts `runWorkers`). */
+function isWorker(): boolean {
+  return process.env[WORKER_ENV] === '1';
 }
 
 /**
@@ -212,6 +233,7 @@ export async function main(argv: string[]): Promise<number> {
           dataPath: a.data,
           force: a.force,
           progress: a.progress,
+          jobs: a.jobs,
         });
         continue;
       }
@@ -223,8 +245,12 @@ export async function main(argv: string[]): Promise<number> {
         dataPath: a.data,
         force: a.force,
         progress: a.progress,
+        jobs: a.jobs,
+        worker: isWorker(),
       });
     }
+    // a worker's part ends with its sub-runs: the parent finishes the run and the index
+    if (isWorker()) return 0;
   } catch (e) {
     if (e instanceof RunMismatchError) {
       process.stderr.write(`mmlm-lab: ${e.message}\n`);

@@ -3,13 +3,27 @@
  * config, seed, backend, versions, git revision, wall time, metrics), metrics.jsonl, report.md and
  * PNG figures. Re-running the same folder skips finished sub-runs (ctx.subrun) and a finished run.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { currentBackend, initBackend, tf } from '@mmlm/core';
 import {
+  claimSubruns,
   type Experiment,
   type ExperimentContext,
   type ExperimentResult,
@@ -35,7 +49,22 @@ export interface RunOptions {
   /** Re-run even when result.json says the run finished. */
   force?: boolean;
   log?: (line: string) => void;
+  /**
+   * Worker processes that run the experiment's top-level sub-runs in parallel before this process
+   * finishes the run (default 1: none, everything in this process). See `runWorkers`.
+   */
+  jobs?: number;
+  /** This process is one of those workers (the lab CLI sets it from MMLM_LAB_WORKER). */
+  worker?: boolean;
+  /**
+   * The command a worker runs, as argv (default: this Node with its flags and the lab CLI next to
+   * this module); the run's arguments are appended.
+   */
+  workerCommand?: string[];
 }
+
+/** The environment variable that makes `mmlm-lab run` a worker of a parallel run. */
+export const WORKER_ENV = 'MMLM_LAB_WORKER';
 
 export interface RunRecord {
   experiment: { id: string; paper: string; claim: string };
@@ -281,6 +310,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   };
   const settings = settingsFingerprint(exp, opts.preset);
   if (settings !== undefined) identity.settings = settings;
+  if (opts.worker) return runAsWorker(exp, opts, dir, identity, backend, log);
   if (opts.force)
     rmSync(dir, { recursive: true, force: true }); // a forced rerun starts from an empty folder
   else checkIdentity(dir, identity);
@@ -292,6 +322,8 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   const dropped = pruneUnfinishedMetrics(dir);
   if (dropped) log(`  resuming an unfinished run: ${dropped} metric records of its unfinished work dropped`);
   writeAtomic(join(dir, 'run.json'), JSON.stringify(identity, null, 2));
+  const t0 = performance.now();
+  if ((opts.jobs ?? 1) > 1) await runWorkers(exp, opts, dir, log);
   const progress = makeProgress(opts.progress ?? 'auto');
   const metric = (r: Record<string, unknown>) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
   const ctx: ExperimentContext = {
@@ -307,8 +339,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     subrun: makeSubrun({ dir, log, progress, metric, onReuse: (name) => log(`  sub-run "${name}" already finished; reusing its result`) }),
   };
   const revision = gitRevision();
-  const t0 = performance.now();
-  const startedAt = new Date().toISOString();
+  const startedAt = new Date(Date.now() - (performance.now() - t0)).toISOString();
   log(`running ${exp.id} (${exp.paper}) preset ${opts.preset}, seed ${opts.seed}, backend ${backend} -> ${dir}`);
   const result = await exp.run(ctx);
   const wallTimeSec = (performance.now() - t0) / 1000;
@@ -320,7 +351,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     seed: opts.seed,
     backend,
     dataPath: opts.dataPath ?? null,
-    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}`,
+    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${(opts.jobs ?? 1) > 1 ? ` --jobs ${opts.jobs}` : ''}`,
     versions: versions(),
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',
@@ -337,4 +368,119 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   writeAtomic(resultPath, JSON.stringify(record, null, 2)); // last: its presence marks the run finished
   log(`finished ${exp.id} in ${wallTimeSec.toFixed(1)} s: ${join(dir, 'report.md')}`);
   return { dir, record, skipped: false };
+}
+
+/** A worker's run: the parent's folder, claimed top-level sub-runs only, no result of its own. */
+async function runAsWorker(
+  exp: Experiment,
+  opts: RunOptions,
+  dir: string,
+  identity: RunIdentity,
+  backend: string,
+  log: (line: string) => void,
+): Promise<{ dir: string; record: RunRecord; skipped: boolean }> {
+  // the parent checked the folder, pruned it and wrote run.json before starting the workers
+  checkIdentity(dir, identity);
+  if (!existsSync(join(dir, 'run.json'))) throw new Error(`worker: ${dir} has no run.json; workers are started by a parent run (--jobs)`);
+  const failures: { name: string; error: unknown }[] = [];
+  const progress = makeProgress(opts.progress ?? 'lines');
+  const append = (r: Record<string, unknown>) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
+  const ctx: ExperimentContext = {
+    experimentId: exp.id,
+    preset: opts.preset,
+    seed: opts.seed,
+    backend,
+    outDir: dir,
+    dataPath: opts.dataPath,
+    log,
+    progress,
+    // top-level records are the parent's to write (it runs the experiment to the end); a sub-run's
+    // records come from the process that runs its body
+    metric: (r) => {
+      if (typeof r.subrun === 'string') append(r);
+    },
+    subrun: makeSubrun({
+      dir,
+      log,
+      progress,
+      metric: append,
+      claim: claimSubruns((name, error) => failures.push({ name, error })),
+    }),
+  };
+  try {
+    await exp.run(ctx);
+  } catch (e) {
+    // past its sub-runs a worker reads results it skipped (undefined): where that throws, its work
+    // is done; only a failed sub-run body is a failure
+    if (!failures.length) log(`worker: stopped after its sub-runs (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (failures.length) throw failures[0]!.error;
+  return { dir, record: undefined as unknown as RunRecord, skipped: true };
+}
+
+/** The default worker command: this Node, its flags (e.g. tsx's loader) and the lab CLI beside this module. */
+function defaultWorkerCommand(): string[] {
+  const here = fileURLToPath(import.meta.url);
+  const cli = here.replace(/runner\.(ts|js)$/, (_m, ext) => `cli.${ext}`);
+  return [process.execPath, ...process.execArgv, cli];
+}
+
+/**
+ * `--jobs N`: start N worker processes on the run's folder (the lab CLI with MMLM_LAB_WORKER=1 and,
+ * unless set, MMLM_WASM_THREADS=1: one GEMM thread each). Each takes the next top-level sub-run no
+ * other worker holds (`claimSubruns`), so independent arms train side by side; the caller then runs
+ * the experiment to the end in this process, reusing every finished sub-run. Sub-run bodies must
+ * depend on the seed and their inputs only (not on state an earlier sub-run left), as they do for a
+ * resumed run. Output lines are prefixed `[worker i]`; a worker that fails fails the run.
+ */
+export async function runWorkers(exp: Experiment, opts: RunOptions, dir: string, log: (line: string) => void): Promise<void> {
+  const jobs = opts.jobs ?? 1;
+  const [cmd, ...pre] = opts.workerCommand ?? defaultWorkerCommand();
+  const args = [
+    ...pre,
+    'run',
+    exp.id,
+    '--preset',
+    opts.preset,
+    '--seed',
+    String(opts.seed),
+    '--out',
+    opts.outRoot,
+    '--progress',
+    'lines',
+    ...(opts.backend ? ['--backend', opts.backend] : []),
+    ...(opts.dataPath ? ['--data', opts.dataPath] : []),
+  ];
+  log(`starting ${jobs} workers for the sub-runs of ${exp.id} (${opts.preset}, seed ${opts.seed})`);
+  const env = { ...process.env, [WORKER_ENV]: '1', MMLM_WASM_THREADS: process.env.MMLM_WASM_THREADS ?? '1' };
+  const results = await Promise.all(
+    Array.from(
+      { length: jobs },
+      (_, i) =>
+        new Promise<{ code: number | null; tail: string[] }>((resolve) => {
+          const child = spawn(cmd!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+          const tail: string[] = [];
+          const forward = (buf: Buffer, keep: boolean) => {
+            for (const line of buf.toString('utf8').split('\n')) {
+              if (!line.trim()) continue;
+              log(`[worker ${i + 1}] ${line}`);
+              if (keep) tail.push(line);
+              if (tail.length > 20) tail.shift();
+            }
+          };
+          child.stdout.on('data', (b: Buffer) => forward(b, false));
+          child.stderr.on('data', (b: Buffer) => forward(b, true));
+          child.on('error', (e) => resolve({ code: -1, tail: [e.message] }));
+          child.on('close', (code) => resolve({ code, tail }));
+        }),
+    ),
+  );
+  // a worker killed mid-body leaves its claim behind: no worker runs now, so every claim is stale
+  const subruns = join(dir, 'subruns');
+  if (existsSync(subruns)) for (const f of readdirSync(subruns)) if (f.endsWith('.claim')) unlinkSync(join(subruns, f));
+  const bad = results.map((r, i) => ({ ...r, i })).filter((r) => r.code !== 0);
+  if (bad.length)
+    throw new Error(
+      `${exp.id}: worker ${bad.map((b) => `${b.i + 1} (exit code ${b.code})`).join(', ')} failed; the sub-runs that finished are kept and a rerun resumes them. Last lines:\n${bad[0]!.tail.join('\n')}`,
+    );
 }

@@ -54,8 +54,13 @@ export {
   type StepValues,
 } from './steps.js';
 export {
+  claimSubruns,
   makeSubrun,
+  parseResult,
+  type SubrunClaim,
   type SubrunHost,
+  stringifyResult,
+  subrunClaimPath,
   subrunFolderName,
 } from './subrun.js';
 export type {

@@ -2,8 +2,13 @@
  * Resumable sub-runs (`ctx.subrun`), shared by the inline context and the lab's runner: a sub-run's
  * folder is `<parent>/subruns/<safe name>`; its JSON result is saved there as result.json when the
  * body returns, and a later run of the same folder returns that result without running the body.
+ *
+ * Parallel workers (the lab's `--jobs`): with `claimSubruns`, several processes run the same
+ * experiment in one folder; each top-level sub-run is taken by the first process that creates its
+ * `<safe name>.claim` file (O_EXCL), the others skip its body (the call resolves to undefined) and
+ * move on to the next one. A parent run then reuses every finished sub-run.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/safetensors.js';
 import type { ExperimentContext, ProgressHandle, SubrunContext } from './types.js';
@@ -17,6 +22,73 @@ export interface SubrunHost {
   metric(record: Record<string, unknown>): void;
   /** Called when a finished sub-run is reused (default: nothing). */
   onReuse?(name: string): void;
+  /**
+   * Worker mode (top-level sub-runs only): take a sub-run before running its body. Return a claim,
+   * or null when another process holds it (the body is skipped and the call resolves to undefined).
+   * `claimSubruns` is the file-based implementation.
+   */
+  claim?(name: string, dir: string): SubrunClaim | null;
+}
+
+/** A sub-run taken by this process: released (after its result is saved, or after a failure). */
+export interface SubrunClaim {
+  release(): void;
+  /** The body threw: the worker reports it as a failure (an error outside any claimed body is not one). */
+  failed(error: unknown): void;
+}
+
+/** The claim file of a top-level sub-run folder: `<subruns>/<safe name>.claim`. */
+export function subrunClaimPath(subrunDir: string): string {
+  return `${subrunDir}.claim`;
+}
+
+/**
+ * File claims for parallel workers: `<subrun folder>.claim`, created exclusively (holding the pid);
+ * `onFailure` hears of a claimed body that threw.
+ */
+export function claimSubruns(onFailure: (name: string, error: unknown) => void): NonNullable<SubrunHost['claim']> {
+  return (name, dir) => {
+    const path = subrunClaimPath(dir);
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return null;
+      throw e;
+    }
+    writeSync(fd, `${process.pid}\n`);
+    closeSync(fd);
+    return {
+      release: () => {
+        try {
+          unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      },
+      failed: (error) => onFailure(name, error),
+    };
+  };
+}
+
+/**
+ * JSON that keeps non-finite numbers: NaN, Infinity and -Infinity are written as
+ * `{"$number": "NaN"}` (plain JSON would turn them into null, so a resumed run would report null
+ * where the first run reported NaN), and read back as numbers.
+ */
+export function stringifyResult(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? { $number: String(v) } : v), 2);
+}
+
+/** The inverse of `stringifyResult`. */
+export function parseResult(text: string): unknown {
+  return JSON.parse(text, (_k, v) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const keys = Object.keys(v);
+      if (keys.length === 1 && keys[0] === '$number' && ['NaN', 'Infinity', '-Infinity'].includes(v.$number)) return Number(v.$number);
+    }
+    return v;
+  });
 }
 
 /** A sub-run's folder name: anything outside [A-Za-z0-9_.-] becomes '_'. */
@@ -33,9 +105,24 @@ export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext
     const full = prefix ? `${prefix}/${name}` : name;
     const dir = join(host.dir, 'subruns', subrunFolderName(name));
     const done = join(dir, 'result.json');
-    if (existsSync(done)) {
+    const reuse = () => {
       host.onReuse?.(full);
-      return JSON.parse(readFileSync(done, 'utf8')) as T;
+      return parseResult(readFileSync(done, 'utf8')) as T;
+    };
+    if (existsSync(done)) return reuse();
+    let claim: SubrunClaim | null = null;
+    if (host.claim) {
+      mkdirSync(join(host.dir, 'subruns'), { recursive: true });
+      claim = host.claim(full, dir);
+      if (!claim) {
+        host.log(`  sub-run "${full}" is taken by another worker; skipping it`);
+        return undefined as T;
+      }
+      // it may have finished between the check above and the claim
+      if (existsSync(done)) {
+        claim.release();
+        return reuse();
+      }
     }
     mkdirSync(dir, { recursive: true });
     const sub: SubrunContext = {
@@ -44,11 +131,19 @@ export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext
       log: host.log,
       progress: host.progress,
       metric: ({ subrun: _, ...r }) => host.metric({ subrun: full, ...r }),
-      subrun: makeSubrun({ ...host, dir }, full),
+      // nested sub-runs run inside this one's body: no claims
+      subrun: makeSubrun({ ...host, dir, claim: undefined }, full),
     };
-    const r = await fn(dir, sub);
-    // a body that returns nothing is saved as null (JSON has no undefined); a reuse returns null
-    writeFileAtomicSync(done, r === undefined ? 'null' : JSON.stringify(r, null, 2));
-    return r;
+    try {
+      const r = await fn(dir, sub);
+      // a body that returns nothing is saved as null (JSON has no undefined); a reuse returns null
+      writeFileAtomicSync(done, r === undefined ? 'null' : stringifyResult(r));
+      return r;
+    } catch (e) {
+      claim?.failed(e);
+      throw e;
+    } finally {
+      claim?.release();
+    }
   };
 }

@@ -1,8 +1,15 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Experiment, runExperimentInline } from '../../src/experiment/index.js';
+import {
+  claimSubruns,
+  type Experiment,
+  makeSubrun,
+  parseResult,
+  runExperimentInline,
+  stringifyResult,
+} from '../../src/experiment/index.js';
 
 describe('inline sub-run context', () => {
   it('tags sub.metric records with the sub-run name, nests folders and names, and reuses finished sub-runs', async () => {
@@ -44,5 +51,90 @@ describe('inline sub-run context', () => {
     ]);
     await runExperimentInline(exp, { outDir });
     expect(bodies).toBe(1);
+  });
+});
+
+describe('claimed sub-runs (parallel workers)', () => {
+  const host = (dir: string, failures: string[], logs: string[]) =>
+    makeSubrun({
+      dir,
+      log: (l) => logs.push(l),
+      progress: () => ({ tick: () => {}, done: () => {} }),
+      metric: () => {},
+      claim: claimSubruns((name) => failures.push(name)),
+    });
+
+  it('a sub-run another worker holds is skipped (undefined), the next one is taken; claims are released', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-claim-'));
+    const fa: string[] = [];
+    const fb: string[] = [];
+    const la: string[] = [];
+    const lb: string[] = [];
+    const a = host(dir, fa, la);
+    const b = host(dir, fb, lb);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const ran: string[] = [];
+    // worker A takes "x" and blocks inside its body
+    const pa = a('x', async () => {
+      ran.push('A:x');
+      expect(existsSync(join(dir, 'subruns', 'x.claim'))).toBe(true);
+      await gate;
+      return 1;
+    });
+    // worker B finds "x" taken, skips it, and takes "y" (with a nested sub-run: no claim for it)
+    const bx = await b('x', async () => {
+      ran.push('B:x');
+      return 2;
+    });
+    expect(bx).toBeUndefined();
+    expect(lb.join('\n')).toMatch(/sub-run "x" is taken by another worker; skipping it/);
+    const by = await b('y', async (_d, sub) => {
+      ran.push('B:y');
+      return sub.subrun('inner', async () => 3);
+    });
+    expect(by).toBe(3);
+    release();
+    expect(await pa).toBe(1);
+    expect(ran).toEqual(['A:x', 'B:y']);
+    expect(readdirSync(join(dir, 'subruns')).filter((f) => f.endsWith('.claim'))).toEqual([]);
+    // a later pass reuses both without running a body
+    expect(await a('x', async () => 9)).toBe(1);
+    expect(await a('y', async () => 9)).toBe(3);
+    expect([fa, fb]).toEqual([[], []]);
+  });
+
+  it('a claim that finds the result already saved reuses it; a body that throws is reported and releases its claim', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-claim-'));
+    const failures: string[] = [];
+    const s = host(dir, failures, []);
+    await expect(
+      s('bad', async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(failures).toEqual(['bad']);
+    expect(existsSync(join(dir, 'subruns', 'bad.claim'))).toBe(false);
+    expect(existsSync(join(dir, 'subruns', 'bad', 'result.json'))).toBe(false);
+    // a claim file another process left (still running) keeps the body from running here
+    writeFileSync(join(dir, 'subruns', 'held.claim'), '123\n');
+    expect(await s('held', async () => 5)).toBeUndefined();
+    expect(readFileSync(join(dir, 'subruns', 'held.claim'), 'utf8')).toBe('123\n');
+  });
+});
+
+describe('sub-run results keep non-finite numbers', () => {
+  it('NaN and +-Infinity survive the save and the reuse (plain JSON would give null)', async () => {
+    const v = { a: Number.NaN, b: [Number.POSITIVE_INFINITY, -Infinity, 1.5], c: { $number: 'x' }, d: null };
+    expect(parseResult(stringifyResult(v))).toEqual(v);
+    expect(JSON.parse(JSON.stringify(v)).a).toBeNull(); // what the plain save did
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-nan-'));
+    const s = makeSubrun({ dir, log: () => {}, progress: () => ({ tick: () => {}, done: () => {} }), metric: () => {} });
+    const first = await s('x', async () => ({ score: Number.NaN, n: 2 }));
+    const again = await s('x', async () => ({ score: 0, n: 0 }));
+    expect(again).toEqual(first);
+    expect(Number.isNaN(again.score)).toBe(true);
   });
 });

@@ -1,0 +1,87 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseCli } from '../src/cli.js';
+import { imageTokens } from '../src/experiments/imageTokens.js';
+import { runExperiment } from '../src/runner.js';
+
+// the workers run the lab CLI from source, as `tsx --conditions=@mmlm/source src/cli.ts`
+const here = dirname(fileURLToPath(import.meta.url));
+const tsxCli = createRequire(import.meta.url).resolve('tsx/cli');
+const workerCommand = [process.execPath, tsxCli, '--conditions=@mmlm/source', join(here, '..', 'src', 'cli.ts')];
+
+// wall times differ from run to run; every other metric must not
+const timing = /Seconds$|MsPerImage$|secondsPerStep$/;
+const comparable = (m: Record<string, unknown>) => Object.fromEntries(Object.entries(m).filter(([k]) => !timing.test(k)));
+
+describe('--jobs: sub-runs in parallel worker processes', () => {
+  it('parses --jobs; rejects 0, fractions and words', () => {
+    expect(parseCli(['run', 'lab.image-tokens', '--jobs', '2']).jobs).toBe(2);
+    expect(parseCli(['run', 'lab.image-tokens']).jobs).toBe(1);
+    for (const bad of ['0', '1.5', 'two', '65'])
+      expect(() => parseCli(['run', 'x', '--jobs', bad])).toThrow(/--jobs .*expected an integer from 1 to 64/);
+    expect(() => parseCli(['list', '--jobs', '2'])).toThrow(/--jobs is an option of run/);
+  });
+
+  it('two workers train the two arms side by side; the result equals the one-process run', async () => {
+    const one = mkdtempSync(join(tmpdir(), 'lab-jobs1-'));
+    const two = mkdtempSync(join(tmpdir(), 'lab-jobs2-'));
+    const logs: string[] = [];
+    const a = await runExperiment(imageTokens, { preset: 'tiny', seed: 0, outRoot: one, progress: 'none', log: () => {} });
+    const b = await runExperiment(imageTokens, {
+      preset: 'tiny',
+      seed: 0,
+      outRoot: two,
+      progress: 'none',
+      log: (l) => logs.push(l),
+      jobs: 2,
+      workerCommand,
+    });
+    expect(comparable(b.record.result.metrics)).toEqual(comparable(a.record.result.metrics));
+    const text = logs.join('\n');
+    expect(text).toMatch(/starting 2 workers/);
+    // each arm's body ran in a worker, and the parent reused both
+    for (const arm of ['liquid-vq', 'latentlm-sigma-vae']) {
+      expect(text).toMatch(new RegExp(`sub-run "${arm}" already finished; reusing its result`));
+      expect(existsSync(join(b.dir, 'subruns', arm, 'result.json'))).toBe(true);
+    }
+    expect(text).toMatch(/\[worker 1\]/);
+    expect(text).toMatch(/\[worker 2\]/);
+    expect(text).toMatch(/is taken by another worker; skipping it/);
+    expect(readdirSync(join(b.dir, 'subruns')).filter((f) => f.endsWith('.claim'))).toEqual([]);
+    // metrics.jsonl: each arm's training records once, the top-level records once (the parent's)
+    const recs = readFileSync(join(b.dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const key = (r: Record<string, unknown>) => `${r.subrun ?? ''}|${r.step ?? ''}|${r.arm ?? ''}`;
+    const recsOne = readFileSync(join(a.dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(recs.map(key).sort()).toEqual(recsOne.map(key).sort());
+    expect(b.record.command).toMatch(/--jobs 2$/);
+  }, 240_000);
+
+  it('a worker that fails fails the run, naming it and its last lines; the folder resumes without workers', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-jobsbad-'));
+    const failing = [process.execPath, '-e', 'process.stderr.write("cannot start: boom\\n"); process.exit(3)'];
+    await expect(
+      runExperiment(imageTokens, {
+        preset: 'tiny',
+        seed: 0,
+        outRoot: root,
+        progress: 'none',
+        log: () => {},
+        jobs: 2,
+        workerCommand: failing,
+      }),
+    ).rejects.toThrow(/lab\.image-tokens: worker 1 \(exit code 3\), 2 \(exit code 3\) failed; .*\n.*cannot start: boom/s);
+    const r = await runExperiment(imageTokens, { preset: 'tiny', seed: 0, outRoot: root, progress: 'none', log: () => {} });
+    expect(r.skipped).toBe(false);
+    expect(Object.keys(r.record.result.metrics).length).toBeGreaterThan(10);
+  }, 240_000);
+});
