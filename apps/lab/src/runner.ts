@@ -310,7 +310,10 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   };
   const settings = settingsFingerprint(exp, opts.preset);
   if (settings !== undefined) identity.settings = settings;
-  if (opts.worker) return runAsWorker(exp, opts, dir, identity, backend, log);
+  if (opts.worker) {
+    if (!exp.parallelSubruns) throw new Error(`worker: ${exp.id} does not declare independent sub-runs (parallelSubruns)`);
+    return runAsWorker(exp, opts, dir, identity, backend, log);
+  }
   if (opts.force)
     rmSync(dir, { recursive: true, force: true }); // a forced rerun starts from an empty folder
   else checkIdentity(dir, identity);
@@ -323,7 +326,11 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   if (dropped) log(`  resuming an unfinished run: ${dropped} metric records of its unfinished work dropped`);
   writeAtomic(join(dir, 'run.json'), JSON.stringify(identity, null, 2));
   const t0 = performance.now();
-  if ((opts.jobs ?? 1) > 1) await runWorkers(exp, opts, dir, log);
+  if ((opts.jobs ?? 1) > 1) {
+    if (exp.parallelSubruns) await runWorkers(exp, opts, dir, log);
+    // its work is not all in independent top-level sub-runs: workers would repeat it side by side
+    else log(`${exp.id}: runs in one process (--jobs ${opts.jobs} needs independent sub-runs, which it does not declare)`);
+  }
   const progress = makeProgress(opts.progress ?? 'auto');
   const metric = (r: Record<string, unknown>) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
   const ctx: ExperimentContext = {
@@ -351,7 +358,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     seed: opts.seed,
     backend,
     dataPath: opts.dataPath ?? null,
-    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${(opts.jobs ?? 1) > 1 ? ` --jobs ${opts.jobs}` : ''}`,
+    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${(opts.jobs ?? 1) > 1 && exp.parallelSubruns ? ` --jobs ${opts.jobs}` : ''}`,
     versions: versions(),
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',

@@ -3,9 +3,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { varianceCollapseExperiment } from '@mmlm/latentlm/experiments';
 import { describe, expect, it } from 'vitest';
 import { parseCli } from '../src/cli.js';
 import { imageTokens } from '../src/experiments/imageTokens.js';
+import { tinyGpt } from '../src/experiments/tinyGpt.js';
 import { runExperiment } from '../src/runner.js';
 
 // the workers run the lab CLI from source, as `tsx --conditions=@mmlm/source src/cli.ts`
@@ -64,6 +66,42 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(recs.map(key).sort()).toEqual(recsOne.map(key).sort());
     expect(b.record.command).toMatch(/--jobs 2$/);
+  }, 240_000);
+
+  it('latentlm.variance-collapse: its two tokenizers in two workers give the one-process result', async () => {
+    const one = mkdtempSync(join(tmpdir(), 'lab-vc1-'));
+    const two = mkdtempSync(join(tmpdir(), 'lab-vc2-'));
+    const a = await runExperiment(varianceCollapseExperiment, { preset: 'tiny', seed: 0, outRoot: one, progress: 'none', log: () => {} });
+    const b = await runExperiment(varianceCollapseExperiment, {
+      preset: 'tiny',
+      seed: 0,
+      outRoot: two,
+      progress: 'none',
+      log: () => {},
+      jobs: 2,
+      workerCommand,
+    });
+    expect(comparable(b.record.result.metrics)).toEqual(comparable(a.record.result.metrics));
+  }, 240_000);
+
+  it('an experiment that does not declare independent sub-runs runs in one process', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-jobsno-'));
+    const logs: string[] = [];
+    const failing = [process.execPath, '-e', 'process.exit(3)']; // never started
+    const r = await runExperiment(tinyGpt, {
+      preset: 'tiny',
+      seed: 0,
+      outRoot: root,
+      progress: 'none',
+      log: (l) => logs.push(l),
+      jobs: 2,
+      workerCommand: failing,
+    });
+    expect(r.skipped).toBe(false);
+    expect(logs.join('\n')).toMatch(
+      /core\.tiny-gpt: runs in one process \(--jobs 2 needs independent sub-runs, which it does not declare\)/,
+    );
+    expect(r.record.command).not.toMatch(/--jobs/);
   }, 240_000);
 
   it('a worker that fails fails the run, naming it and its last lines; the folder resumes without workers', async () => {

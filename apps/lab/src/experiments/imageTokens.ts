@@ -363,6 +363,8 @@ export const imageTokens: Experiment = {
   claim:
     'Discrete image tokens (Liquid: VQ codes + softmax) vs continuous ones (LatentLM: sigma-VAE latents + diffusion head) at equal data, backbone and budget: which wins on generation, understanding, reconstruction and cost.',
   presets: PRESETS,
+  // one top-level sub-run per arm, each from the seed and the shared (read-only) data: --jobs runs them side by side
+  parallelSubruns: true,
   run,
   aggregate: aggregateImageTokens,
 };

@@ -102,6 +102,14 @@ export interface Experiment {
    * recorded with a data file it did not read.
    */
   data?: { description: string };
+  /**
+   * Set when every training phase of the experiment is inside a top-level `ctx.subrun` and those
+   * sub-runs are independent (each depends on the seed and its inputs, not on another's result or
+   * on state another left): the lab's `run --jobs N` may then run them in N worker processes on the
+   * same folder (`claimSubruns`) before finishing the run in one process. Experiments without it
+   * run in one process whatever `--jobs` says.
+   */
+  parallelSubruns?: boolean;
   run(ctx: ExperimentContext): Promise<ExperimentResult>;
   /**
    * Optional: the resolved settings of a preset (plain JSON data: sizes, steps, recipe, with their

@@ -589,6 +589,9 @@ const PAPER_FID: Table = {
 export const varianceCollapseExperiment: Experiment = {
   id: 'latentlm.variance-collapse',
   settings: (preset: string) => IMAGE_PRESETS[preset as keyof typeof IMAGE_PRESETS],
+  // one top-level sub-run per tokenizer (its VAE, LatentLM and evaluation), each from the seed and the
+  // shared evaluation sets: the lab's --jobs runs them side by side
+  parallelSubruns: true,
   paper: 'LatentLM',
   claim:
     'A sigma-VAE (fixed, per-example noise scale) gives a latent space that autoregressive next-token diffusion models far better than a learned-variance VAE, whose posterior variance collapses (paper §2.3 and Fig. 6; revision: LatentLM FID 4.10 with the sigma-VAE vs 9.64 with the MAR KL-VAE).',
