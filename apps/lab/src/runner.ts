@@ -460,12 +460,28 @@ export async function runWorkers(exp: Experiment, opts: RunOptions, dir: string,
   ];
   log(`starting ${jobs} workers for the sub-runs of ${exp.id} (${opts.preset}, seed ${opts.seed})`);
   const env = { ...process.env, [WORKER_ENV]: '1', MMLM_WASM_THREADS: process.env.MMLM_WASM_THREADS ?? '1' };
+  // no worker of this folder runs now: claims left by killed workers of an earlier attempt are stale
+  clearClaims(dir);
+  const children: ReturnType<typeof spawn>[] = [];
+  // a signal to this process reaches its workers too (they checkpoint and stop as on SIGINT)
+  const forward = (sig: NodeJS.Signals) => {
+    for (const c of children) if (c.exitCode === null) c.kill(sig);
+  };
+  let interrupted: NodeJS.Signals | null = null;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = sig;
+    forward(sig);
+    log(`${sig}: stopping the workers`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const results = await Promise.all(
     Array.from(
       { length: jobs },
       (_, i) =>
         new Promise<{ code: number | null; tail: string[] }>((resolve) => {
           const child = spawn(cmd!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+          children.push(child);
           const tail: string[] = [];
           const forward = (buf: Buffer, keep: boolean) => {
             for (const line of buf.toString('utf8').split('\n')) {
@@ -482,12 +498,21 @@ export async function runWorkers(exp: Experiment, opts: RunOptions, dir: string,
         }),
     ),
   );
+  process.removeListener('SIGINT', onSignal);
+  process.removeListener('SIGTERM', onSignal);
   // a worker killed mid-body leaves its claim behind: no worker runs now, so every claim is stale
-  const subruns = join(dir, 'subruns');
-  if (existsSync(subruns)) for (const f of readdirSync(subruns)) if (f.endsWith('.claim')) unlinkSync(join(subruns, f));
+  clearClaims(dir);
+  if (interrupted)
+    throw new Error(`${exp.id}: stopped by ${interrupted}; the sub-runs that finished are kept and a rerun resumes the rest`);
   const bad = results.map((r, i) => ({ ...r, i })).filter((r) => r.code !== 0);
   if (bad.length)
     throw new Error(
       `${exp.id}: worker ${bad.map((b) => `${b.i + 1} (exit code ${b.code})`).join(', ')} failed; the sub-runs that finished are kept and a rerun resumes them. Last lines:\n${bad[0]!.tail.join('\n')}`,
     );
+}
+
+/** Remove the `.claim` files of a run folder's top-level sub-runs (only while no worker runs). */
+function clearClaims(dir: string): void {
+  const subruns = join(dir, 'subruns');
+  if (existsSync(subruns)) for (const f of readdirSync(subruns)) if (f.endsWith('.claim')) unlinkSync(join(subruns, f));
 }

@@ -104,6 +104,37 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
     expect(r.record.command).not.toMatch(/--jobs/);
   }, 240_000);
 
+  it('SIGTERM to the run reaches its workers; the run stops instead of finishing their sub-runs itself', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-jobssig-'));
+    const marks = mkdtempSync(join(tmpdir(), 'lab-jobsmark-'));
+    // a stand-in worker: says it started, then waits; on SIGTERM it leaves a mark and exits
+    const script = `const fs=require('fs');const p=require('path');const m=${JSON.stringify(marks)};fs.writeFileSync(p.join(m,'start-'+process.pid),'');process.on('SIGTERM',()=>{fs.writeFileSync(p.join(m,'term-'+process.pid),'');process.exit(0)});setTimeout(()=>{},60000);`;
+    const saved = process.listeners('SIGTERM');
+    process.removeAllListeners('SIGTERM');
+    try {
+      const run = runExperiment(imageTokens, {
+        preset: 'tiny',
+        seed: 0,
+        outRoot: root,
+        progress: 'none',
+        log: () => {},
+        jobs: 2,
+        workerCommand: [process.execPath, '-e', script],
+      });
+      const started = () => readdirSync(marks).filter((f) => f.startsWith('start-')).length;
+      for (let i = 0; i < 200 && started() < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(started()).toBe(2);
+      process.emit('SIGTERM', 'SIGTERM');
+      await expect(run).rejects.toThrow(/lab\.image-tokens: stopped by SIGTERM; the sub-runs that finished are kept/);
+      expect(readdirSync(marks).filter((f) => f.startsWith('term-')).length).toBe(2);
+      // the run did not go on to train the arms itself
+      expect(existsSync(join(root, 'lab.image-tokens', 'tiny-seed0', 'subruns', 'liquid-vq', 'result.json'))).toBe(false);
+    } finally {
+      process.removeAllListeners('SIGTERM');
+      for (const l of saved) process.on('SIGTERM', l);
+    }
+  }, 60_000);
+
   it('a worker that fails fails the run, naming it and its last lines; the folder resumes without workers', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lab-jobsbad-'));
     const failing = [process.execPath, '-e', 'process.stderr.write("cannot start: boom\\n"); process.exit(3)'];
