@@ -3,10 +3,11 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { varianceCollapseExperiment } from '@mmlm/latentlm/experiments';
+import { ttsExperiment, varianceCollapseExperiment } from '@mmlm/latentlm/experiments';
 import { describe, expect, it } from 'vitest';
 import { parseCli } from '../src/cli.js';
 import { imageTokens } from '../src/experiments/imageTokens.js';
+import { imageTokensSweep } from '../src/experiments/imageTokensSweep.js';
 import { tinyGpt } from '../src/experiments/tinyGpt.js';
 import { runExperiment } from '../src/runner.js';
 
@@ -82,6 +83,25 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
       workerCommand,
     });
     expect(comparable(b.record.result.metrics)).toEqual(comparable(a.record.result.metrics));
+  }, 240_000);
+
+  it('latentlm.tts-frame-rate (its rates) and lab.image-tokens-sweep (its variants): workers give the one-process result', async () => {
+    for (const exp of [ttsExperiment, imageTokensSweep]) {
+      const one = mkdtempSync(join(tmpdir(), 'lab-par1-'));
+      const two = mkdtempSync(join(tmpdir(), 'lab-par2-'));
+      const a = await runExperiment(exp, { preset: 'tiny', seed: 0, outRoot: one, progress: 'none', log: () => {} });
+      const b = await runExperiment(exp, {
+        preset: 'tiny',
+        seed: 0,
+        outRoot: two,
+        progress: 'none',
+        log: () => {},
+        jobs: 2,
+        workerCommand,
+      });
+      expect(comparable(b.record.result.metrics), exp.id).toEqual(comparable(a.record.result.metrics));
+      expect(b.record.command, exp.id).toMatch(/--jobs 2$/);
+    }
   }, 240_000);
 
   it('an experiment that does not declare independent sub-runs runs in one process', async () => {

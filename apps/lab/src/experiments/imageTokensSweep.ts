@@ -636,5 +636,9 @@ export const imageTokensSweep: Experiment = {
   claim:
     'Which recipe makes each image-token arm read back and learn its prompts at the comparison budget (the evidence for the arms defaults).',
   presets: PRESETS,
+  // one top-level sub-run per variant, each from the seed and the shared (read-only) data; a variant
+  // in a parallel worker trains its own tokenizer when the cache is not ready yet (the same tokenizer:
+  // the cache only saves time)
+  parallelSubruns: true,
   run,
 };

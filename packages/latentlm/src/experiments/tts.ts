@@ -375,6 +375,9 @@ const PAPER_TABLE4: Table = {
 export const ttsExperiment: Experiment = {
   id: 'latentlm.tts-frame-rate',
   settings: (preset: string) => TTS_PRESETS[preset as keyof typeof TTS_PRESETS],
+  // one top-level sub-run per frame rate (its speech VAE, LatentLM and TTS), each from the seed: the
+  // lab's --jobs runs the rates side by side
+  parallelSubruns: true,
   paper: 'LatentLM',
   claim:
     'Next-token diffusion over sigma-VAE speech latents gives intelligible, speaker-faithful TTS at low frame rates, so it needs several times fewer decoding steps per second of audio than a discrete-token model (paper Table 4: 15 / 7.5 Hz vs VALL-E 2 at 75 Hz).',
