@@ -392,6 +392,22 @@ async function runAsWorker(
   const failures: { name: string; error: unknown }[] = [];
   const progress = makeProgress(opts.progress ?? 'lines');
   const append = (r: Record<string, unknown>) => appendFileSync(join(dir, 'metrics.jsonl'), `${JSON.stringify(r)}\n`);
+  // records written while one of this worker's claimed bodies runs are its to keep (the parent
+  // reuses that sub-run without running it); records outside them are the parent's to write
+  let inBody = 0;
+  const claimFile = claimSubruns((name, error) => failures.push({ name, error }));
+  const claim = (name: string, d: string) => {
+    const c = claimFile(name, d);
+    if (!c) return null;
+    inBody++;
+    return {
+      release: () => {
+        inBody--;
+        c.release();
+      },
+      failed: c.failed,
+    };
+  };
   const ctx: ExperimentContext = {
     experimentId: exp.id,
     preset: opts.preset,
@@ -401,17 +417,17 @@ async function runAsWorker(
     dataPath: opts.dataPath,
     log,
     progress,
-    // top-level records are the parent's to write (it runs the experiment to the end); a sub-run's
-    // records come from the process that runs its body
     metric: (r) => {
-      if (typeof r.subrun === 'string') append(r);
+      if (inBody > 0) append(r);
     },
     subrun: makeSubrun({
       dir,
       log,
       progress,
-      metric: append,
-      claim: claimSubruns((name, error) => failures.push({ name, error })),
+      metric: (r) => {
+        if (inBody > 0) append(r);
+      },
+      claim,
     }),
   };
   try {

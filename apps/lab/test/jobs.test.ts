@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ttsExperiment, varianceCollapseExperiment } from '@mmlm/latentlm/experiments';
+import { speechLayoutExperiment } from '@mmlm/mio/experiments';
 import { describe, expect, it } from 'vitest';
 import { parseCli } from '../src/cli.js';
 import { imageTokens } from '../src/experiments/imageTokens.js';
@@ -19,6 +20,13 @@ const workerCommand = [process.execPath, tsxCli, '--conditions=@mmlm/source', jo
 // wall times differ from run to run; every other metric must not
 const timing = /Seconds$|MsPerImage$|secondsPerStep$/;
 const comparable = (m: Record<string, unknown>) => Object.fromEntries(Object.entries(m).filter(([k]) => !timing.test(k)));
+// metrics.jsonl without its wall times, sorted (workers append in the order they run)
+const records = (dir: string) =>
+  readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.stringify(comparable(JSON.parse(l) as Record<string, unknown>)))
+    .sort();
 
 describe('--jobs: sub-runs in parallel worker processes', () => {
   it('parses --jobs; rejects 0, fractions and words', () => {
@@ -83,10 +91,11 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
       workerCommand,
     });
     expect(comparable(b.record.result.metrics)).toEqual(comparable(a.record.result.metrics));
+    expect(records(b.dir)).toEqual(records(a.dir));
   }, 240_000);
 
-  it('latentlm.tts-frame-rate (its rates) and lab.image-tokens-sweep (its variants): workers give the one-process result', async () => {
-    for (const exp of [ttsExperiment, imageTokensSweep]) {
+  it('latentlm.tts-frame-rate (its rates), lab.image-tokens-sweep (its variants) and mio.speech-layout (its arms after a shared codec): workers give the one-process result', async () => {
+    for (const exp of [ttsExperiment, imageTokensSweep, speechLayoutExperiment]) {
       const one = mkdtempSync(join(tmpdir(), 'lab-par1-'));
       const two = mkdtempSync(join(tmpdir(), 'lab-par2-'));
       const a = await runExperiment(exp, { preset: 'tiny', seed: 0, outRoot: one, progress: 'none', log: () => {} });
@@ -100,6 +109,7 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
         workerCommand,
       });
       expect(comparable(b.record.result.metrics), exp.id).toEqual(comparable(a.record.result.metrics));
+      expect(records(b.dir), exp.id).toEqual(records(a.dir));
       expect(b.record.command, exp.id).toMatch(/--jobs 2$/);
     }
   }, 240_000);

@@ -75,5 +75,6 @@ export type {
   PresetInfo,
   ProgressHandle,
   SubrunContext,
+  SubrunOptions,
   Table,
 } from './types.js';

@@ -6,12 +6,13 @@
  * Parallel workers (the lab's `--jobs`): with `claimSubruns`, several processes run the same
  * experiment in one folder; each top-level sub-run is taken by the first process that creates its
  * `<safe name>.claim` file (O_EXCL), the others skip its body (the call resolves to undefined) and
- * move on to the next one. A parent run then reuses every finished sub-run.
+ * move on to the next one, or, for a `shared` sub-run (a prerequisite of the later ones), wait for
+ * its result. A parent run then reuses every finished sub-run.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/safetensors.js';
-import type { ExperimentContext, ProgressHandle, SubrunContext } from './types.js';
+import type { ExperimentContext, ProgressHandle, SubrunContext, SubrunOptions } from './types.js';
 
 export interface SubrunHost {
   /** The folder whose `subruns/` holds the sub-runs (the run's folder, or a parent sub-run's). */
@@ -28,6 +29,24 @@ export interface SubrunHost {
    * `claimSubruns` is the file-based implementation.
    */
   claim?(name: string, dir: string): SubrunClaim | null;
+  /** How often a worker waiting for a shared sub-run looks for its result (default 1000 ms). */
+  waitPollMs?: number;
+}
+
+/**
+ * Wait until the sub-run in `dir` has a result; throws when its claim is gone without one (the
+ * worker that held it failed or was stopped).
+ */
+async function waitForResult(name: string, dir: string, pollMs: number): Promise<void> {
+  const done = join(dir, 'result.json');
+  for (;;) {
+    if (existsSync(done)) return;
+    if (!existsSync(subrunClaimPath(dir))) {
+      if (existsSync(done)) return;
+      throw new Error(`sub-run "${name}" stopped in another worker before it finished; its log says why (a rerun resumes it)`);
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
 }
 
 /** A sub-run taken by this process: released (after its result is saved, or after a failure). */
@@ -101,7 +120,7 @@ export function subrunFolderName(name: string): string {
  * names are joined with '/').
  */
 export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext['subrun'] {
-  return async <T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>): Promise<T> => {
+  return async <T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>, opts?: SubrunOptions): Promise<T> => {
     const full = prefix ? `${prefix}/${name}` : name;
     const dir = join(host.dir, 'subruns', subrunFolderName(name));
     const done = join(dir, 'result.json');
@@ -114,6 +133,11 @@ export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext
     if (host.claim) {
       mkdirSync(join(host.dir, 'subruns'), { recursive: true });
       claim = host.claim(full, dir);
+      if (!claim && opts?.shared) {
+        host.log(`  sub-run "${full}" is being trained by another worker; waiting for its result`);
+        await waitForResult(full, dir, host.waitPollMs ?? 1000);
+        return reuse();
+      }
       if (!claim) {
         host.log(`  sub-run "${full}" is taken by another worker; skipping it`);
         return undefined as T;

@@ -61,8 +61,19 @@ export interface ExperimentContext {
    * is returned without running `fn`; otherwise `fn(dir, sub)` runs with a folder for its checkpoints
    * (to resume an interrupted run) and its result is saved. `sub.metric()` tags each record with
    * `subrun: name`, so the loss figure draws one curve per sub-run; `fn(dir)` alone also works.
+   * `opts.shared`: later sub-runs need its result (a shared tokenizer, a pre-trained model); a
+   * parallel worker (the lab's `--jobs`) that finds it taken waits for it instead of skipping it.
    */
-  subrun<T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>): Promise<T>;
+  subrun<T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>, opts?: SubrunOptions): Promise<T>;
+}
+
+/** Options of `ctx.subrun`. */
+export interface SubrunOptions {
+  /**
+   * A prerequisite of later sub-runs: under parallel workers, one trains it and the others wait for
+   * its result (default false: the others skip it and take the next sub-run).
+   */
+  shared?: boolean;
 }
 
 /** What a sub-run's body gets beside its folder (`ctx.subrun(name, (dir, sub) => ...)`). */
@@ -84,7 +95,7 @@ export interface SubrunContext {
    * A nested resumable sub-run named `<name>/<child>`, its folder under this one's `subruns/`.
    * It is reused while this sub-run is unfinished (this sub-run's saved result covers it after).
    */
-  subrun<T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>): Promise<T>;
+  subrun<T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>, opts?: SubrunOptions): Promise<T>;
 }
 
 export interface Experiment {

@@ -138,3 +138,56 @@ describe('sub-run results keep non-finite numbers', () => {
     expect(Number.isNaN(again.score)).toBe(true);
   });
 });
+
+describe('shared sub-runs (prerequisites under parallel workers)', () => {
+  const worker = (dir: string, logs: string[]) =>
+    makeSubrun({
+      dir,
+      log: (l) => logs.push(l),
+      progress: () => ({ tick: () => {}, done: () => {} }),
+      metric: () => {},
+      claim: claimSubruns(() => {}),
+      waitPollMs: 5,
+    });
+
+  it('a worker that finds a shared sub-run taken waits for its result instead of skipping it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-shared-'));
+    const lb: string[] = [];
+    const a = worker(dir, []);
+    const b = worker(dir, lb);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const pa = a(
+      'tok',
+      async () => {
+        await gate;
+        return { codebook: 7 };
+      },
+      { shared: true },
+    );
+    const pb = b('tok', async () => ({ codebook: -1 }), { shared: true });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(lb.join('\n')).toMatch(/sub-run "tok" is being trained by another worker; waiting for its result/);
+    release();
+    expect(await pa).toEqual({ codebook: 7 });
+    expect(await pb).toEqual({ codebook: 7 });
+  });
+
+  it('the wait fails, naming the sub-run, when the worker that held it stops without a result', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mmlm-shared-'));
+    const a = worker(dir, []);
+    const b = worker(dir, []);
+    let fail!: () => void;
+    const gate = new Promise<void>((_, reject) => {
+      fail = () => reject(new Error('out of memory'));
+    });
+    const pa = a('tok', () => gate, { shared: true });
+    const pb = b('tok', async () => 1, { shared: true });
+    await new Promise((r) => setTimeout(r, 20));
+    fail();
+    await expect(pa).rejects.toThrow('out of memory');
+    await expect(pb).rejects.toThrow(/sub-run "tok" stopped in another worker before it finished/);
+  });
+});

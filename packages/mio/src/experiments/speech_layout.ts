@@ -637,6 +637,9 @@ export function speechLayoutSchedule(st: SpeechLayoutSettings): Schedule {
 }
 
 export const speechLayoutExperiment: Experiment = {
+  // the codec is a shared sub-run; the three arms are independent sub-runs (same init and draws from
+  // the seed): the lab's --jobs trains the arms side by side
+  parallelSubruns: true,
   id: ID,
   settings: (preset: string) => SPEECH_LAYOUT_SETTINGS[preset as keyof typeof SPEECH_LAYOUT_SETTINGS],
   paper: 'MIO',
@@ -666,15 +669,20 @@ export const speechLayoutExperiment: Experiment = {
     // ---- the codec (one per seed, frozen; every arm reads the same codes)
     const codec = new SpeechCodec(codecCfg);
     try {
-      const codecInfo = await ctx.subrun('speech-codec', async (dir) => {
-        const r = await trainSpeechCodec(
-          codec,
-          split.train.map((u) => toneCodecExample(u, codec.config)),
-          { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
-        );
-        await saveModule(join(dir, 'codec.safetensors'), codec);
-        return { dir, seconds: r.seconds };
-      });
+      // shared: every arm reads its codes (under the lab's --jobs the other workers wait for it)
+      const codecInfo = await ctx.subrun(
+        'speech-codec',
+        async (dir) => {
+          const r = await trainSpeechCodec(
+            codec,
+            split.train.map((u) => toneCodecExample(u, codec.config)),
+            { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
+          );
+          await saveModule(join(dir, 'codec.safetensors'), codec);
+          return { dir, seconds: r.seconds };
+        },
+        { shared: true },
+      );
       await loadModule(join(codecInfo.dir, 'codec.safetensors'), codec);
       codec.eval();
 
