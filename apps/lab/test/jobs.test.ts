@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ttsExperiment, varianceCollapseExperiment } from '@mmlm/latentlm/experiments';
 import { speechLayoutExperiment } from '@mmlm/mio/experiments';
+import { causalVsBidirectionalExperiment } from '@mmlm/seed/experiments';
 import { describe, expect, it } from 'vitest';
 import { parseCli } from '../src/cli.js';
 import { imageTokens } from '../src/experiments/imageTokens.js';
@@ -94,8 +95,8 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
     expect(records(b.dir)).toEqual(records(a.dir));
   }, 240_000);
 
-  it('latentlm.tts-frame-rate (its rates), lab.image-tokens-sweep (its variants) and mio.speech-layout (its arms after a shared codec): workers give the one-process result', async () => {
-    for (const exp of [ttsExperiment, imageTokensSweep, speechLayoutExperiment]) {
+  it('latentlm.tts-frame-rate (its rates), lab.image-tokens-sweep (its variants), mio.speech-layout (its arms after a shared codec) and seed.causal-vs-bidirectional (its arms after a shared ViT and text LM): workers give the one-process result', async () => {
+    for (const exp of [ttsExperiment, imageTokensSweep, speechLayoutExperiment, causalVsBidirectionalExperiment]) {
       const one = mkdtempSync(join(tmpdir(), 'lab-par1-'));
       const two = mkdtempSync(join(tmpdir(), 'lab-par2-'));
       const a = await runExperiment(exp, { preset: 'tiny', seed: 0, outRoot: one, progress: 'none', log: () => {} });

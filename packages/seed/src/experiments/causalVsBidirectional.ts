@@ -130,6 +130,9 @@ export function freeRunStats(lm: SeedLM, captions: readonly (readonly number[])[
   };
 }
 
+/** What an arm's sub-run saves: its result without the drawn samples (already written as a grid). */
+type ArmResultSaved = Omit<ArmResult, 'samples'>;
+
 interface ArmResult extends CodeLMEval {
   free: Record<EvalSet, FreeRunStats>;
   readBack: Record<EvalSet, number>;
@@ -238,6 +241,8 @@ const METRICS = [
 
 export const causalVsBidirectionalExperiment: Experiment = {
   id: 'seed.causal-vs-bidirectional',
+  // the arms are top-level sub-runs after the shared ViT and text LM: the lab's --jobs runs them side by side
+  parallelSubruns: true,
   settings: (preset: string) => CAUSAL_VS_BIDIRECTIONAL_SETTINGS[preset as keyof typeof CAUSAL_VS_BIDIRECTIONAL_SETTINGS],
   paper: 'SEED',
   claim:
@@ -262,9 +267,15 @@ export const causalVsBidirectionalExperiment: Experiment = {
     const Q = seedTokenizerConfig(name, data, seed).qformer.numQueries;
     const base = await textPretrainedLM(ctx, data, st, Q, 'seed.causal-vs-bidirectional');
     const analyzer = new ShapeAnalyzer(data.config);
-    const results = {} as Record<MaskArm, ArmResult>;
+    const results = {} as Record<MaskArm, ArmResultSaved>;
     try {
-      for (const arm of MASK_ARMS) results[arm.arm] = await runArm(ctx, arm, data, base, st, name, analyzer);
+      // one resumable top-level sub-run per arm (its own phases are nested under arms/<arm>; the ViT
+      // and the text LM are shared sub-runs): the lab's --jobs trains the two arms side by side
+      for (const arm of MASK_ARMS)
+        results[arm.arm] = await ctx.subrun(`arm-${arm.arm}`, async () => {
+          const { samples: _drawn, ...r } = await runArm(ctx, arm, data, base, st, name, analyzer);
+          return r;
+        });
     } finally {
       disposeTextLM(base);
     }

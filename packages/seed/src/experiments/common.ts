@@ -20,7 +20,7 @@
  */
 import { join, relative } from 'node:path';
 import { AdamW, loadModule, Rng, saveModule, tf, valueAndGrads, warmupCosine } from '@mmlm/core';
-import { type ExperimentContext, type Figure, makeSubrun, runSteps } from '@mmlm/core/experiment';
+import { type ExperimentContext, type Figure, makeSubrun, runSteps, subrunFolderName } from '@mmlm/core/experiment';
 import {
   generationScore,
   grammarSentences,
@@ -256,39 +256,44 @@ export async function trainTokenizer(
         'int32',
       ),
     );
-  const vit = await vitCtx.subrun('vit', async (dir, sub) => {
-    const p = recipe.vit;
-    model.visual_encoder.unfreeze();
-    const { opt, lr } = phaseOptimizer(clf, p);
-    const r = rng.fork('vit');
-    clf.train();
-    const s = runSteps({
-      name: sub.name,
-      steps: p.steps,
-      step: (t) => {
-        opt.lr = lr(t);
-        const items = randomBatch(data.train, p.batchSize, r);
-        const x = imageBatch(items, S);
-        const y = labelTensors(items);
-        try {
-          return { loss: vitPretrainStep(clf, opt, x, y), lr: opt.lr };
-        } finally {
-          x.dispose();
-          for (const t of y) t.dispose();
-        }
-      },
-      progress: sub.progress(sub.name, p.steps),
-      metric: (rec) => sub.metric(rec),
-    });
-    opt.dispose();
-    model.setStage(1); // the ViT is frozen from here on
-    await saveModule(join(dir, FILE), model);
-    return phaseResult(p.steps, s, {
-      accuracyTrain: attributeAccuracy(clf, data.train.slice(0, 512), S),
-      accuracySeen: attributeAccuracy(clf, data.seen, S),
-      accuracyHeldOut: attributeAccuracy(clf, data.heldOut, S),
-    });
-  });
+  // shared: under the lab's --jobs, arms in other workers wait for the one ViT (`opts.vitContext`)
+  const vit = await vitCtx.subrun(
+    'vit',
+    async (dir, sub) => {
+      const p = recipe.vit;
+      model.visual_encoder.unfreeze();
+      const { opt, lr } = phaseOptimizer(clf, p);
+      const r = rng.fork('vit');
+      clf.train();
+      const s = runSteps({
+        name: sub.name,
+        steps: p.steps,
+        step: (t) => {
+          opt.lr = lr(t);
+          const items = randomBatch(data.train, p.batchSize, r);
+          const x = imageBatch(items, S);
+          const y = labelTensors(items);
+          try {
+            return { loss: vitPretrainStep(clf, opt, x, y), lr: opt.lr };
+          } finally {
+            x.dispose();
+            for (const t of y) t.dispose();
+          }
+        },
+        progress: sub.progress(sub.name, p.steps),
+        metric: (rec) => sub.metric(rec),
+      });
+      opt.dispose();
+      model.setStage(1); // the ViT is frozen from here on
+      await saveModule(join(dir, FILE), model);
+      return phaseResult(p.steps, s, {
+        accuracyTrain: attributeAccuracy(clf, data.train.slice(0, 512), S),
+        accuracySeen: attributeAccuracy(clf, data.seen, S),
+        accuracyHeldOut: attributeAccuracy(clf, data.heldOut, S),
+      });
+    },
+    { shared: true },
+  );
   clf.dispose();
   await load('vit');
   model.setStage(1);
@@ -571,21 +576,39 @@ export async function textPretrainedLM(
     .map((s) => words.encode(s))
     .filter((ids) => ids.length + 2 <= lmCfg.maxSeqLen + 1)
     .map((ids) => textSequence(textVocab, ids));
+  // a resumable sub-run shared by the arms (under the lab's --jobs one worker trains it, the others
+  // wait for it); its weights are saved in its folder and loaded below
+  const TEXT_LM = 'text-lm';
+  const file = 'text-lm.safetensors';
+  const phase = await ctx.subrun(
+    TEXT_LM,
+    async (dir, sub) => {
+      const lm = new SeedLM(lmCfg);
+      try {
+        const r = await trainPhase(
+          lm,
+          st.text,
+          (rng) =>
+            padSequences(
+              textVocab,
+              Array.from({ length: st.text.batchSize }, () => textSeqs[rng.int(0, textSeqs.length)] as ReturnType<typeof textSequence>),
+            ),
+          { seed, name: 'text', log: ctx.log },
+        );
+        await saveModule(join(dir, file), lm);
+        sub.metric({ phase: 'text', step: r.steps, loss: tailMean(r.losses) });
+        return { loss: tailMean(r.losses), seconds: r.seconds };
+      } finally {
+        lm.dispose();
+      }
+    },
+    { shared: true },
+  );
   const base = new SeedLM(lmCfg);
   try {
-    const phase = await trainPhase(
-      base,
-      st.text,
-      (rng) =>
-        padSequences(
-          textVocab,
-          Array.from({ length: st.text.batchSize }, () => textSeqs[rng.int(0, textSeqs.length)] as ReturnType<typeof textSequence>),
-        ),
-      { seed, name: 'text', log: ctx.log },
-    );
+    await loadModule(join(ctx.outDir, 'subruns', subrunFolderName(TEXT_LM), file), base);
     const baseState = Object.fromEntries(base.namedParameters().map(([k, p]) => [k, p.clone()]));
-    ctx.metric({ phase: 'text', step: phase.steps, loss: tailMean(phase.losses) });
-    return { words, template, lmCfg, baseState, textLoss: tailMean(phase.losses), textSeconds: phase.seconds };
+    return { words, template, lmCfg, baseState, textLoss: phase.loss, textSeconds: phase.seconds };
   } finally {
     base.dispose();
   }
