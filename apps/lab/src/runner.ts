@@ -435,7 +435,10 @@ async function runAsWorker(
   } catch (e) {
     // past its sub-runs a worker reads results it skipped (undefined): where that throws, its work
     // is done; only a failed sub-run body is a failure
-    if (!failures.length) log(`worker: stopped after its sub-runs (${(e as Error).message.split('\n')[0]})`);
+    if (!failures.length)
+      log(
+        `worker: done; the rest of the run reads results other workers hold, the parent finishes it (${(e as Error).message.split('\n')[0]})`,
+      );
   }
   if (failures.length) throw failures[0]!.error;
   return { dir, record: undefined as unknown as RunRecord, skipped: true };
