@@ -328,7 +328,7 @@ export const causalVsBidirectionalExperiment: Experiment = {
       `Free run (exactly ${Q} codes then </img>, cap ${metrics.freeRunCap} ids, temperature ${st.freeRun.temperature}, top-p ${st.freeRun.topP}): causal ${formatFixed(c.free.Seen.exact)} / ${formatFixed(c.free.HeldOut.exact)}, bidirectional ${formatFixed(b.free.Seen.exact)} / ${formatFixed(b.free.HeldOut.exact)} (seen / held-out).`,
       `Generation score: causal ${formatFixed(c.generationScore.Seen)} / ${formatFixed(c.generationScore.HeldOut)}, bidirectional ${formatFixed(b.generationScore.Seen)} / ${formatFixed(b.generationScore.HeldOut)}; caption accuracy: causal ${formatFixed(c.captionAccuracy.Seen)} / ${formatFixed(c.captionAccuracy.HeldOut)}, bidirectional ${formatFixed(b.captionAccuracy.Seen)} / ${formatFixed(b.captionAccuracy.HeldOut)} (memoriser ceiling ${formatFixed(ceiling.Seen)} / ${formatFixed(ceiling.HeldOut)}).`,
       `Tokenizer read-back (image -> codes -> image, ShapeAnalyzer): causal ${formatFixed(c.readBack.Seen)} / ${formatFixed(c.readBack.HeldOut)}, bidirectional ${formatFixed(b.readBack.Seen)} / ${formatFixed(b.readBack.HeldOut)}; an arm whose read-back fails is not evidence for the claim.`,
-      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.causal-vs-bidirectional --preset small --seeds 0,1,2\` gives mean ± std and the verdict.`,
+      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.causal-vs-bidirectional --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std and the verdict.`,
     ].join('\n');
     return {
       metrics,

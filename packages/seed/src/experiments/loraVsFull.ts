@@ -265,7 +265,7 @@ export const loraVsFullExperiment: Experiment = {
       `Full: caption accuracy ${formatFixed(results.full.captionAccuracy.Seen)} / ${formatFixed(results.full.captionAccuracy.HeldOut)}, generation score ${formatFixed(results.full.generationScore.Seen)} / ${formatFixed(results.full.generationScore.HeldOut)}, ${results.full.trainedParameters} parameters trained, ${formatFixed(results.full.seconds, 1)} s.`,
       `Memoriser ceiling (evaluation captions whose shape, colour and size a training caption names): seen ${formatFixed(ceiling.Seen)}, held-out ${formatFixed(ceiling.HeldOut)}.`,
       floors,
-      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.lora-vs-full --preset small --seeds 0,1,2\` gives mean ± std and the verdict.`,
+      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.lora-vs-full --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std and the verdict.`,
     ].join('\n');
     return {
       metrics,

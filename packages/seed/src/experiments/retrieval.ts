@@ -348,7 +348,7 @@ export const retrievalExperiment: Experiment = {
       `Frozen ViT (attribute classifier) accuracy: seen ${formatFixed(tok.vitAccuracy.seen)}, held-out ${formatFixed(tok.vitAccuracy.heldOut)}.`,
       floorLine,
       pixelLine,
-      `One seed (${ctx.seed}): no difference is called here; \`pnpm lab run seed.retrieval --preset small --seeds 0,1,2\` gives mean ± std and the verdict.`,
+      `One seed (${ctx.seed}): no difference is called here; \`pnpm lab run seed.retrieval --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std and the verdict.`,
     ].join('\n');
     return {
       metrics,

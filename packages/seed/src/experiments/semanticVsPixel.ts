@@ -310,7 +310,7 @@ export const semanticVsPixelExperiment: Experiment = {
       `Caption accuracy (seen / held-out): semantic ${formatFixed(se.captionAccuracy.Seen)} / ${formatFixed(se.captionAccuracy.HeldOut)}, pixel ${formatFixed(pi.captionAccuracy.Seen)} / ${formatFixed(pi.captionAccuracy.HeldOut)}; memoriser ceiling ${formatFixed(ceiling.Seen)} / ${formatFixed(ceiling.HeldOut)}. Paper (COCO CIDEr): semantic ${PAPER_PILOT.semantic}, pixel ${PAPER_PILOT.pixel}.`,
       `Generation score: semantic ${formatFixed(se.generationScore.Seen)} / ${formatFixed(se.generationScore.HeldOut)}, pixel ${formatFixed(pi.generationScore.Seen)} / ${formatFixed(pi.generationScore.HeldOut)}.`,
       `Tokenizer read-back (image -> codes -> image, ShapeAnalyzer): semantic ${formatFixed(se.readBack.Seen)} / ${formatFixed(se.readBack.HeldOut)}, pixel ${formatFixed(pi.readBack.Seen)} / ${formatFixed(pi.readBack.HeldOut)}; an arm whose read-back fails is not evidence for the claim.`,
-      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.semantic-vs-pixel --preset small --seeds 0,1,2\` gives mean ± std and the verdict.`,
+      `One seed (${seed}): no difference is called here; \`pnpm lab run seed.semantic-vs-pixel --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std and the verdict.`,
     ].join('\n');
     return {
       metrics,
