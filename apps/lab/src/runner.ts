@@ -326,6 +326,8 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   if (dropped) log(`  resuming an unfinished run: ${dropped} metric records of its unfinished work dropped`);
   writeAtomic(join(dir, 'run.json'), JSON.stringify(identity, null, 2));
   const t0 = performance.now();
+  // read when the run starts, before any worker: a commit made during a long run is not its revision
+  const revision = gitRevision();
   if ((opts.jobs ?? 1) > 1) {
     if (exp.parallelSubruns) await runWorkers(exp, opts, dir, log);
     // its work is not all in independent top-level sub-runs: workers would repeat it side by side
@@ -345,7 +347,6 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     metric,
     subrun: makeSubrun({ dir, log, progress, metric, onReuse: (name) => log(`  sub-run "${name}" already finished; reusing its result`) }),
   };
-  const revision = gitRevision();
   const startedAt = new Date(Date.now() - (performance.now() - t0)).toISOString();
   log(`running ${exp.id} (${exp.paper}) preset ${opts.preset}, seed ${opts.seed}, backend ${backend} -> ${dir}`);
   const result = await exp.run(ctx);
