@@ -190,10 +190,14 @@ describe('latentlm.tts-frame-rate aggregate', () => {
     const a = ttsExperiment.aggregate!(rs, [0, 1, 2]);
     expect(a.tables![0]!.rows.map((r) => r[0])).toEqual(['15.63 Hz', '15.63 Hz, tau 0.7', '15.63 Hz, tau 0.5']);
     // tau 0.5: 0.12 vs 0.35, SE sqrt(0.02^2/3 + 0.05^2/3) = 0.031: beyond; tau 0.7: within
+    // paired per seed: tau 0.5 - tau 1 = -0.2, -0.23, -0.26: mean -0.23, std 0.03, SE 0.017: beyond
     expect(a.summary).toMatch(
-      /15\.63 Hz, tau 0\.5 against the rate's first head temperature .*exceeds two standard errors, 15\.63 Hz, tau 0\.5 better/,
+      /15\.63 Hz, tau 0\.5 against the rate's first head temperature \(TTS WER; lower is better\): paired within seeds -0\.23\d* ± 0\.03\d* \(SE 0\.017\d*, n = 3\): beyond two standard errors, 15\.63 Hz, tau 0\.5 better; unpaired: .*exceeds two standard errors, 15\.63 Hz, tau 0\.5 better/,
     );
-    expect(a.summary).toMatch(/15\.63 Hz, tau 0\.7 against the rate's first head temperature .*within two standard errors/);
+    // tau 0.7 - tau 1 = 0, +0.01, 0: mean 0.0033, SE 0.0033: within
+    expect(a.summary).toMatch(
+      /15\.63 Hz, tau 0\.7 against the rate's first head temperature .*paired within seeds .*within two standard errors: not distinguishable; unpaired: .*within two standard errors/,
+    );
     // one rate: no frame-rate comparison among the temperature rows
     expect(a.summary).not.toMatch(/A lower frame rate/);
   });

@@ -13,6 +13,8 @@ import {
   type ExperimentContext,
   type ExperimentResult,
   formatFixed,
+  formatMeanStd,
+  meanStd,
   parsePresets,
   seedsHeader,
   seedValues,
@@ -517,8 +519,19 @@ function aggregateTts(results: ExperimentResult[], seeds: number[]): { tables: T
     );
   for (const k of keys.filter((x) => tauOf(x))) {
     const base = k.replace(/-tau[\d.]+$/, '');
+    // the temperatures share each seed's model, prompts and sampling seed: the paired difference
+    // (per seed) is the comparison that fits; the unpaired verdict is printed beside it
+    const a = v(`${k}.ttsWer`);
+    const b = v(`${base}.ttsWer`);
+    const d = a.length === b.length ? a.map((x, i) => x - (b[i] as number)) : [];
+    const m = meanStd(d);
+    const se = d.length > 1 ? m.std / Math.sqrt(d.length) : Number.NaN;
+    const paired =
+      d.length > 1
+        ? `paired within seeds ${formatMeanStd(m)} (SE ${formatFixed(se)}, n = ${d.length}): ${Math.abs(m.mean) > 2 * se ? `beyond two standard errors, ${m.mean < 0 ? label(k) : `${label(base)} (first temperature)`} better` : 'within two standard errors: not distinguishable'}`
+        : 'paired within seeds: one seed, no standard error';
     lines.push(
-      `- ${label(k)} against the rate's first head temperature (TTS WER; lower is better): ${seedVerdict(v(`${k}.ttsWer`), v(`${base}.ttsWer`), 'lower', [label(k), `${label(base)} (first temperature)`]).text}; duration ratio ${seedCell(results, `${k}.durationRatio`)} vs ${seedCell(results, `${base}.durationRatio`)}.`,
+      `- ${label(k)} against the rate's first head temperature (TTS WER; lower is better): ${paired}; unpaired: ${seedVerdict(a, b, 'lower', [label(k), `${label(base)} (first temperature)`]).text}; duration ratio ${seedCell(results, `${k}.durationRatio`)} vs ${seedCell(results, `${base}.durationRatio`)}.`,
     );
   }
   const plain = keys.filter((x) => !tauOf(x));
