@@ -21,7 +21,7 @@ import {
 import { cpus, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { currentBackend, initBackend, tf } from '@mmlm/core';
+import { currentBackend, gemmDescription, initBackend, tf } from '@mmlm/core';
 import {
   claimSubruns,
   type Experiment,
@@ -236,6 +236,8 @@ export function versions(): Record<string, string> {
   const v: Record<string, string> = { node: process.version };
   // tfjs-core's version (core loads tfjs-core and its backends, not the @tensorflow/tfjs union that had tf.version)
   v['tfjs-core'] = tf.version_core;
+  // the GEMM decides the float32 summation order, so which one ran is part of what reproduces a run
+  v.gemm = gemmDescription();
   return v;
 }
 
@@ -454,7 +456,7 @@ function defaultWorkerCommand(): string[] {
 
 /**
  * `--jobs N`: start N worker processes on the run's folder (the lab CLI with MMLM_LAB_WORKER=1 and,
- * unless set, MMLM_WASM_THREADS=1: one GEMM thread each). Each takes the next top-level sub-run no
+ * unless set, MMLM_WASM_THREADS=1 and MMLM_BLAS_THREADS=1: one GEMM thread each). Each takes the next top-level sub-run no
  * other worker holds (`claimSubruns`), so independent arms train side by side; the caller then runs
  * the experiment to the end in this process, reusing every finished sub-run. Sub-run bodies must
  * depend on the seed and their inputs only (not on state an earlier sub-run left), as they do for a
@@ -479,7 +481,13 @@ export async function runWorkers(exp: Experiment, opts: RunOptions, dir: string,
     ...(opts.dataPath ? ['--data', opts.dataPath] : []),
   ];
   log(`starting ${jobs} workers for the sub-runs of ${exp.id} (${opts.preset}, seed ${opts.seed})`);
-  const env = { ...process.env, [WORKER_ENV]: '1', MMLM_WASM_THREADS: process.env.MMLM_WASM_THREADS ?? '1' };
+  // one GEMM thread per worker (core's SIMD GEMM and the optional native OpenBLAS), unless set
+  const env = {
+    ...process.env,
+    [WORKER_ENV]: '1',
+    MMLM_WASM_THREADS: process.env.MMLM_WASM_THREADS ?? '1',
+    MMLM_BLAS_THREADS: process.env.MMLM_BLAS_THREADS ?? '1',
+  };
   // no worker of this folder runs now: claims left by killed workers of an earlier attempt are stale
   clearClaims(dir);
   const children: ReturnType<typeof spawn>[] = [];

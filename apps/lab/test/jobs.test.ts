@@ -76,6 +76,8 @@ describe('--jobs: sub-runs in parallel worker processes', () => {
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(recs.map(key).sort()).toEqual(recsOne.map(key).sort());
     expect(b.record.command).toMatch(/--jobs 2$/);
+    // the record names the GEMM that ran (its float32 summation order is part of what reproduces)
+    expect(b.record.versions.gemm).toMatch(/^(native OpenBLAS [\d.]+ \(\d+ threads\)|WebAssembly SIMD \(\d+ threads?\))$/);
   }, 240_000);
 
   it('latentlm.variance-collapse: its two tokenizers in two workers give the one-process result', async () => {

@@ -10,6 +10,7 @@ export {
   type BackendName,
   classifyNodeBackendError,
   currentBackend,
+  gemmDescription,
   type InitBackendOptions,
   initBackend,
   KNOWN_BACKENDS,

@@ -13,7 +13,7 @@
 import { polyfillNodeUtil, requireOptional, runtime } from '#platform';
 import { env } from '../runtime.js';
 import { tf } from '../tf.js';
-import { registerCoreKernels } from './kernels/index.js';
+import { nativeBlasInfo, registerCoreKernels, wasmGemmThreads } from './kernels/index.js';
 import { activateWebGpu, adapterLabel, type WebGpuAdapterDescription } from './webgpu.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
@@ -184,4 +184,19 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
 /** The backend chosen by the last initBackend call, or null. */
 export function currentBackend(): BackendChoice | null {
   return current;
+}
+
+/**
+ * The matrix-multiply kernel the active backend runs, for run records: on `wasm`, the optional
+ * native GEMM (OpenBLAS, built on request; `MMLM_NATIVE_BLAS=0` turns it off) or core's
+ * WebAssembly SIMD GEMM, with its thread count. The two sum in different float32 orders, so a run's
+ * numbers reproduce digit for digit only with the same one. Other backends: their own kernels.
+ */
+export function gemmDescription(): string {
+  const b = tf.getBackend();
+  if (b !== 'wasm') return `${b} backend kernels`;
+  const n = nativeBlasInfo();
+  if (n.available && n.enabled) return `native ${n.config?.split(' ').slice(0, 2).join(' ') ?? 'BLAS'} (${n.threads} threads)`;
+  const t = wasmGemmThreads();
+  return `WebAssembly SIMD (${t} thread${t === 1 ? '' : 's'})`;
 }

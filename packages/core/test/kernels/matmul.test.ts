@@ -17,7 +17,7 @@ import {
   setWasmGemmThreads,
   useStockKernels,
 } from '../../src/backend/kernels/index.js';
-import { tf } from '../../src/index.js';
+import { gemmDescription, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, seedOf, size, take } from './helpers.js';
 
@@ -306,5 +306,25 @@ describe('wasm _FusedMatMul vs cpu', () => {
     expect(() => call('swish')).toThrow(/unknown activation "swish"/);
     expect(() => call('prelu')).toThrow(/needs preluActivationWeights/);
     a.dispose();
+  });
+});
+
+describe('gemmDescription (what run records name)', () => {
+  afterAll(async () => {
+    setNativeBlasEnabled(true);
+    setWasmGemmThreads(1, 1 << 26);
+    await useBackend('cpu');
+  });
+  it('names the SIMD GEMM with its threads, the native one when it runs, and other backends as such', async () => {
+    await useBackend('wasm');
+    setNativeBlasEnabled(false);
+    setWasmGemmThreads(1, 1 << 26);
+    expect(gemmDescription()).toBe('WebAssembly SIMD (1 thread)');
+    setWasmGemmThreads(2, 1 << 26);
+    expect(gemmDescription()).toBe('WebAssembly SIMD (2 threads)');
+    setNativeBlasEnabled(true);
+    if (nativeBlasInfo().available) expect(gemmDescription()).toMatch(/^native OpenBLAS [\d.]+ \(\d+ threads\)$/);
+    await useBackend('cpu');
+    expect(gemmDescription()).toBe('cpu backend kernels');
   });
 });
