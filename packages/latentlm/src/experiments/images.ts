@@ -615,7 +615,7 @@ export const varianceCollapseExperiment: Experiment = {
       expectedMinutes: 35,
     },
     'small-arm-long': {
-      description: 'small-arm-wide with 4,500 backbone steps instead of 3,000 for both arms',
+      description: 'small-arm-wide with 4,500 backbone steps instead of 3,000 for both arms (about 11 min a seed with --jobs 2)',
       // measured: 667 s for seed 0 with --jobs 2 on the idle 2-core machine (fresh clone, SIMD GEMM)
       expectedMinutes: 12,
     },
