@@ -166,7 +166,8 @@ interface SamplerResult {
   headEvalsPerSecond: number;
 }
 
-interface RateResult {
+/** A frame rate's result; its TTS fields are the first head temperature's. */
+interface RateResult extends Omit<SamplerResult, 'temperature'> {
   strides: number[];
   /** Waveform samples per latent frame (the compression). */
   hop: number;
@@ -177,13 +178,7 @@ interface RateResult {
   resynthSim: number;
   lmLoss: number;
   lmDiff: number;
-  ttsWer: number;
-  ttsSim: number;
-  durationRatio: number;
-  forcedClose: number;
-  stepsPerSecond: number;
-  headEvalsPerSecond: number;
-  /** Every head temperature of the preset (the fields above are the first one's); absent in runs from before the sweep. */
+  /** Every head temperature of the preset (the first gives the TTS fields); absent in runs from before the sweep. */
   samplers?: SamplerResult[];
 }
 
