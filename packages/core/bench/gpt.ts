@@ -19,8 +19,10 @@ export function gptBenchFlops(params: number): number {
 export interface GptBench {
   model: TransformerDecoder;
   params: number;
-  /** One training step; returns the loss. */
+  /** One training step; returns the loss (read synchronously: cpu, wasm, tensorflow). */
   step(): number;
+  /** The same step, the loss read with `await data()` (every backend, webgpu included). */
+  stepAsync(): Promise<number>;
   dispose(): void;
 }
 
@@ -48,18 +50,30 @@ export function makeGptBench(seed = 0): GptBench {
   const rng = new Rng(seed + 1);
   const x = rng.randint([B, T], 0, V); // [B, T] int32
   const y = rng.randint([B, T], 0, V);
-  const step = (): number => {
+  // the step without its read-back: returns the loss tensor
+  const run = (): tf.Scalar => {
     const { loss, grads } = valueAndGrads(model, () => crossEntropy(model.forward(x), y) as tf.Scalar);
     opt.step(grads);
+    for (const g of grads.values()) g.dispose();
+    return loss;
+  };
+  const step = (): number => {
+    const loss = run();
     const value = loss.dataSync()[0] as number;
     loss.dispose();
-    for (const g of grads.values()) g.dispose();
+    return value;
+  };
+  const stepAsync = async (): Promise<number> => {
+    const loss = run();
+    const value = (await loss.data())[0] as number;
+    loss.dispose();
     return value;
   };
   return {
     model,
     params,
     step,
+    stepAsync,
     dispose: () => {
       opt.dispose();
       model.dispose();

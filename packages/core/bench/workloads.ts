@@ -58,6 +58,7 @@ import {
   paramGroups,
   Rng,
   sample,
+  sampleAsync,
   TransformerDecoder,
   tf,
   valueAndGrads,
@@ -150,6 +151,12 @@ export interface Workload extends WorkloadInfo {
   params: number;
   /** One timed unit; returns the loss (training) or a checksum of the generated ids. */
   step(): number;
+  /**
+   * The same unit with every read-back awaited (`data()`, sampleAsync): what a GPU backend runs
+   * (webgpu cannot read synchronously in Node). Absent where the step is a paper package's own
+   * training step, which reads its loss synchronously.
+   */
+  stepAsync?: () => Promise<number>;
   dispose(): void;
 }
 
@@ -313,17 +320,28 @@ function makeLm(info: WorkloadInfo, s: LmShape): Workload {
   const x = rng.randint([WORKLOAD_BATCH, s.T], 0, LM_VOCAB); // [B, T] int32
   const y = rng.randint([WORKLOAD_BATCH, s.T], 0, LM_VOCAB);
   model.train();
+  // the step without its read-back: returns the loss tensor
+  const run = (): tf.Scalar => {
+    const { loss, grads } = valueAndGrads(model, () => crossEntropy(model.forward(x), y) as tf.Scalar);
+    const norm = clipGradNorm(grads, 1);
+    opt.step(grads);
+    norm.dispose();
+    for (const g of grads.values()) g.dispose();
+    return loss;
+  };
   return {
     ...info,
     params: model.numParameters(),
     step: () => {
-      const { loss, grads } = valueAndGrads(model, () => crossEntropy(model.forward(x), y) as tf.Scalar);
-      const norm = clipGradNorm(grads, 1);
-      opt.step(grads);
+      const loss = run();
       const value = loss.dataSync()[0] as number;
       loss.dispose();
-      norm.dispose();
-      for (const g of grads.values()) g.dispose();
+      return value;
+    },
+    stepAsync: async () => {
+      const loss = run();
+      const value = (await loss.data())[0] as number;
+      loss.dispose();
       return value;
     },
     dispose: () => {
@@ -344,7 +362,10 @@ function makeGeneration(info: WorkloadInfo): Workload {
   const rng = new Rng(2);
   const promptIds = rng.randint([R, P], 0, GEN.codes[0]); // [2B, P]: cond rows then uncond rows
   const sampleOpts = { temperature: GEN.temperature, topK: 4096, topP: GEN.topP, allowed: { ranges: [GEN.codes] }, rng };
-  const step = (): number => {
+  // One generation as a coroutine: it yields the guided logits [B, V] of each new position (owned by
+  // the caller) and is resumed with the B sampled ids, so the loop runs once for the synchronous
+  // `sample` and the awaited `sampleAsync`. Returns the sum of the ids (a checksum).
+  function* generation(): Generator<tf.Tensor, number, Int32Array> {
     const cache = model.newCache();
     let keep: tf.Tensor = tf.ones([R, P]);
     let sum = 0;
@@ -354,7 +375,7 @@ function makeGeneration(info: WorkloadInfo): Workload {
         return logits.slice([0, P - 1, 0], [R, 1, LM_VOCAB]).reshape([R, LM_VOCAB]);
       });
       for (let i = 0; i < GEN.newTokens; i++) {
-        const next = tf.tidy(() => sample(cfgLogits(last.slice([0, 0], [B, -1]), last.slice([B, 0], [B, -1]), GEN.cfgScale), sampleOpts)); // [B]
+        const next = yield tf.tidy(() => cfgLogits(last.slice([0, 0], [B, -1]), last.slice([B, 0], [B, -1]), GEN.cfgScale)); // [B]
         for (const id of next) sum += id;
         if (i === GEN.newTokens - 1) break;
         const grown = tf.tidy(() => tf.concat([keep, tf.ones([R, 1])], 1));
@@ -373,11 +394,34 @@ function makeGeneration(info: WorkloadInfo): Workload {
       cache.dispose();
     }
     return sum;
+  }
+  const step = (): number => {
+    const g = generation();
+    let r = g.next(new Int32Array(0));
+    while (!r.done) {
+      const guided = r.value;
+      const ids = sample(guided, sampleOpts);
+      guided.dispose();
+      r = g.next(ids);
+    }
+    return r.value;
+  };
+  const stepAsync = async (): Promise<number> => {
+    const g = generation();
+    let r = g.next(new Int32Array(0));
+    while (!r.done) {
+      const guided = r.value;
+      const ids = await sampleAsync(guided, sampleOpts);
+      guided.dispose();
+      r = g.next(ids);
+    }
+    return r.value;
   };
   return {
     ...info,
     params: model.numParameters(),
     step,
+    stepAsync,
     dispose: () => {
       model.dispose();
       promptIds.dispose();

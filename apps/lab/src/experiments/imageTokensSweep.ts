@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { stableHash32 } from '@mmlm/core';
 import type { Experiment, ExperimentContext, PresetInfo, Table } from '@mmlm/core/experiment';
 import { presetSettings } from '../util.js';
-import { type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
+import { type ArmBudget, type ArmEvaluation, evaluateArm, loadImageTextData } from './imageEval.js';
 import { fmt, IMAGE_TOKEN_ARMS, SMALL_BUDGET } from './imageTokens.js';
 
 /** One trained configuration of one arm, evaluated at one or more sampling settings. */
@@ -509,6 +509,36 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-2x64': {
+    description:
+      "both arms of the small preset (width-32 VQ tokenizer / sigma-VAE, learned image positions, 6,000 backbone steps, backbone lr 3e-3 for the continuous arm) on a 2x64 backbone instead of 4x128: can the comparison fit the issue's 30 minutes a seed with --jobs 2 (latentlm.variance-collapse small-arm-long's 2x64 sigma-VAE arm reached 0.879 seen at 32 px)?; one seed",
+    expectedMinutes: 30,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), learned image positions, 2x64 backbone, 6,000 steps',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        backbone: { dim: 64, numLayers: 2, numHeads: 4 },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 1.5, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.5 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, learned image positions, 2x64 backbone, 6,000 steps',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backbone: { dim: 64, numLayers: 2, numHeads: 4 },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
@@ -535,8 +565,14 @@ async function run(ctx: ExperimentContext) {
     evalImages: p.evalImages,
     seed: ctx.seed,
   });
-  const rows: Table['rows'] = [];
-  const metrics: Record<string, number> = {};
+  // every variant's sub-run first, then the table: under --jobs a worker's skipped sub-runs resolve to
+  // undefined, so it must reach every sub-run before reading any result
+  const trained: {
+    v: SweepVariant;
+    budget: ArmBudget;
+    settings: NonNullable<SweepVariant['sampling']>;
+    evals: (Omit<ArmEvaluation, 'figures'> & { tokenizerReused: boolean })[];
+  }[] = [];
   for (const [vi, v] of p.variants.entries()) {
     const arm = IMAGE_TOKEN_ARMS.find((a) => a.name === v.arm);
     if (!arm) throw new Error(`lab.image-tokens-sweep: variant ${vi} names an unknown arm "${v.arm}"`);
@@ -578,6 +614,11 @@ async function run(ctx: ExperimentContext) {
       publishTokenizer(cache, v.arm, dir);
       return out.map(({ figures: _f, ...r }) => ({ ...r, tokenizerReused: reused }));
     });
+    trained.push({ v, budget, settings, evals });
+  }
+  const rows: Table['rows'] = [];
+  const metrics: Record<string, number> = {};
+  for (const [vi, { v, budget, settings, evals }] of trained.entries()) {
     for (const [si, r] of evals.entries()) {
       const s = settings[si]!;
       const sampling = [s.cfgScale === undefined ? '' : `cfg ${s.cfgScale}`, s.temperature === undefined ? '' : `T ${s.temperature}`]
@@ -589,9 +630,7 @@ async function run(ctx: ExperimentContext) {
         `${budget.tokenizerSteps} + ${budget.backboneSteps}, ${budget.backbone.numLayers}x${budget.backbone.dim}`,
         sampling || 'recipe default',
         // a reused tokenizer's seconds are not in this variant's training time
-        (r as { tokenizerReused?: boolean }).tokenizerReused
-          ? `${fmt(r.trainSeconds, 0)} (backbone; tokenizer reused)`
-          : fmt(r.trainSeconds, 0),
+        r.tokenizerReused ? `${fmt(r.trainSeconds, 0)} (backbone; tokenizer reused)` : fmt(r.trainSeconds, 0),
         fmt(r.reconAnalyzerAgreement),
         fmt(r.generationScoreSeen),
         `${fmt(r.generationScoreHeldOut)} (${fmt(r.generationCeilingHeldOut)})`,

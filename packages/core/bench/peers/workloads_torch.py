@@ -1,7 +1,7 @@
 # PyTorch peer of bench/workloads.ts: the same experiment-shaped steps (shapes, parameter counts,
 # optimizer) on the CPU, so that `pnpm bench` can put both in one table.
 #
-# usage: python3 workloads_torch.py [--threads N] [--steps S] [--only name,name]
+# usage: python3 workloads_torch.py [--threads N] [--steps S] [--only name,name] [--warmup W] [--device cpu|cuda]
 # Prints one JSON line describing torch (version, threads, the BLAS it links), then one JSON line per
 # workload: {"name", "params", "msAll", "warmupMs"}. Tensors are NCHW here (PyTorch's layout) and NHWC
 # in the TypeScript version; every other choice follows workloads.ts and @mmlm/liquid:
@@ -46,10 +46,18 @@ ap = argparse.ArgumentParser()
 ap.add_argument('--threads', type=int, default=1)
 ap.add_argument('--steps', type=int, default=5)
 ap.add_argument('--only', type=str, default='')
+ap.add_argument('--warmup', type=int, default=1)
+ap.add_argument('--device', type=str, default='cpu')
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
 torch.manual_seed(0)
 B = 16
+if args.device != 'cpu':
+    # every tensor and module below is created on the device (torch >= 2.0); fp32 throughout, as
+    # tfjs runs: no TF32 in matmuls or convolutions
+    torch.set_default_device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def blas_libs():
@@ -82,8 +90,10 @@ def config_field(key):
 libs = blas_libs()
 blas_lib = next((l for l in libs if 'blas' in os.path.basename(l).lower() or 'blas' in l.lower()), None)
 blas_name = 'OpenBLAS' if blas_lib and 'openblas' in blas_lib.lower() else ('MKL' if any('mkl' in l for l in libs) else (blas_lib or 'unknown'))
+gpu = torch.cuda.get_device_name(0) if args.device.startswith('cuda') else None
 print(json.dumps({
-    'peer': 'torch', 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+    'peer': 'torch', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': args.device, 'gpu': gpu,
+    'cuda': torch.version.cuda if gpu else None,
     'blasInfo': config_field('BLAS_INFO'), 'blas': blas_name, 'blasLib': blas_lib, 'libs': libs,
 }), flush=True)
 
@@ -707,7 +717,58 @@ def make_mask_step(steps=300, lr=5e-3, lr_min=5e-4, weight_reg=2e-3):
     return m, step
 
 
+# ---------------------------------------------------------------------------------------------
+# gpt-bench (shared/peer/GPT_BENCH.md), the model of shared/peer/gpt_step_torch.py: pre-norm GPT,
+# V 256, D 256, 4 layers, 4 heads, T 128, GELU (exact, as F.gelu) MLP 4x, learned positions, untied
+# head without bias, cross-entropy, AdamW lr 3e-4 (torch defaults otherwise); here so that it runs
+# on a GPU too (that script is CPU-only).
+
+class GptBlock(nn.Module):
+    def __init__(s, D=256, H=4):
+        super().__init__(); s.D, s.H = D, H
+        s.ln1 = nn.LayerNorm(D); s.qkv = nn.Linear(D, 3 * D); s.proj = nn.Linear(D, D)
+        s.ln2 = nn.LayerNorm(D); s.fc = nn.Linear(D, 4 * D); s.out = nn.Linear(4 * D, D)
+
+    def forward(s, x):
+        b, t, D = x.shape
+        q, k, v = s.qkv(s.ln1(x)).split(D, dim=2)
+        q, k, v = [z.view(b, t, s.H, D // s.H).transpose(1, 2) for z in (q, k, v)]
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(D // s.H)
+        att = att.masked_fill(torch.triu(torch.ones(t, t, dtype=torch.bool), 1), float('-inf')).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(b, t, D)
+        x = x + s.proj(y)
+        return x + s.out(F.gelu(s.fc(s.ln2(x))))
+
+
+class Gpt(nn.Module):
+    def __init__(s, V=256, D=256, L=4, T=128):
+        super().__init__(); s.tok = nn.Embedding(V, D); s.pos = nn.Embedding(T, D)
+        s.blocks = nn.ModuleList([GptBlock(D) for _ in range(L)]); s.lnf = nn.LayerNorm(D); s.head = nn.Linear(D, V, bias=False)
+
+    def forward(s, idx):
+        x = s.tok(idx) + s.pos(torch.arange(idx.shape[1]))
+        for b in s.blocks:
+            x = b(x)
+        return s.head(s.lnf(x))
+
+
+def make_gpt_bench(V=256, T=128):
+    m = Gpt()
+    opt = torch.optim.AdamW(m.parameters(), lr=3e-4)
+    x, y = torch.randint(0, V, (16, T)), torch.randint(0, V, (16, T))
+
+    def step():
+        loss = F.cross_entropy(m(x).view(-1, V), y.view(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return m, step
+
+
 WORKLOADS = {
+    'gpt-bench': make_gpt_bench,
     'liquid-vq-tokenizer': make_tokenizer,
     'liquid-vq-tokenizer-32px': lambda: make_tokenizer(32, 32),
     'lm-2x64-T20': lambda: make_lm(2, 64, 20),
@@ -720,12 +781,13 @@ WORKLOADS = {
     'maskllm-mask-step': make_mask_step,
 }
 
-only = [w for w in args.only.split(',') if w] or list(WORKLOADS)
+only = [w for w in args.only.split(',') if w] or [w for w in WORKLOADS if w != 'gpt-bench']
 for name in only:
     m, step = WORKLOADS[name]()
     params = sum(p.numel() for p in m.parameters())  # frozen parameters included, as ours
     t0 = time.perf_counter()
-    step()  # warm-up
+    for _ in range(args.warmup):
+        step()  # warm-up (each step ends in .item(), which waits for the device)
     warm = (time.perf_counter() - t0) * 1000
     times = []
     for _ in range(args.steps):

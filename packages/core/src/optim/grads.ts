@@ -27,6 +27,25 @@ export function valueAndGrads(module: Module, lossFn: () => tf.Scalar): { loss: 
 }
 
 /**
+ * tf.addN, within the WebGPU limit on inputs per kernel: tfjs-backend-webgpu binds every input of
+ * AddN as a storage buffer and does not split a call with more than
+ * `maxStorageBuffersPerShaderStage - 1` (7 at WebGPU's default limits) inputs, so the pipeline is
+ * invalid and the result silently wrong (seen on SwiftShader: a clipped training step's loss moved
+ * from 4.5949 to 4.8706). On webgpu a longer list is summed in consecutive chunks, each chunk added
+ * to the running sum (the same left-to-right order); other backends take one addN as before, so
+ * their float32 digits do not change.
+ */
+function addNBounded(xs: tf.Tensor[]): tf.Tensor {
+  const backend = tf.backend() as unknown as { device?: { limits?: { maxStorageBuffersPerShaderStage?: number } } };
+  const limit =
+    tf.getBackend() === 'webgpu' ? (backend.device?.limits?.maxStorageBuffersPerShaderStage ?? 8) - 1 : Number.POSITIVE_INFINITY;
+  if (xs.length <= limit) return tf.addN(xs);
+  let acc = tf.addN(xs.slice(0, limit));
+  for (let i = limit; i < xs.length; i += limit - 1) acc = tf.addN([acc, ...xs.slice(i, i + limit - 1)]);
+  return acc;
+}
+
+/**
  * Scale the gradients in place (each entry of the Map or Record is replaced by the scaled tensor
  * and the old one is disposed) so their global L2 norm is at most maxNorm. Returns the norm before
  * clipping as a scalar tensor (the enclosing tf.tidy's, or the caller's to dispose); no host read.
@@ -39,7 +58,7 @@ export function clipGradNorm<K>(grads: Map<K, tf.Tensor> | Record<string, tf.Ten
     if (!(g instanceof tf.Tensor)) throw new Error(`clipGradNorm: gradient "${String(k)}" must be a tensor, got ${typeof g}`);
   if (gs.length === 0) return tf.scalar(0);
   const [total, ...scaled] = tf.tidy(() => {
-    const total = tf.sqrt(tf.addN(gs.map(([, g]) => tf.sum(tf.square(g))))); // []
+    const total = tf.sqrt(addNBounded(gs.map(([, g]) => tf.sum(tf.square(g))))); // []
     const clipCoef = tf.minimum(tf.div(maxNorm, total.add(1e-6)), 1); // []
     return [total, ...gs.map(([, g]) => g.mul(clipCoef))];
   });
