@@ -114,6 +114,22 @@ describe('imageTokenArm (microscopic)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('recipe.tokenizer.dim widens the ViT tokenizer alone (null: the backbone width)', async () => {
+    const narrow = await imageTokenArm(options('w16'));
+    const wide = await imageTokenArm(options('w32', { recipe: { tokenizer: { dim: 32 } } }));
+    const n = narrow.parameterCounts;
+    const w = wide.parameterCounts;
+    narrow.dispose();
+    wide.dispose();
+    const keys = Object.keys(n);
+    const tok = keys.filter((k) => /token|vae/i.test(k));
+    expect(tok.length).toBeGreaterThan(0);
+    for (const k of keys) {
+      if (tok.includes(k)) expect(w[k], k).toBeGreaterThan(n[k]!);
+      else expect(w[k], k).toBe(n[k]);
+    }
+  });
+
   it('bad inputs name the option, the expectation and the value', async () => {
     await expect(imageTokenArm(options('x', { data: { ...data, imageSize: 10 } }))).rejects.toThrow(
       /data.imageSize must be divisible by 4 \(the latent grid\), got 10/,

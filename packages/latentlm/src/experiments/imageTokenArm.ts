@@ -146,7 +146,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     imageSize: S,
     patchSize,
     latentDim,
-    dim: o.backbone.dim,
+    dim: recipe.tokenizer.dim ?? o.backbone.dim,
     depth: Math.min(2, o.backbone.numLayers),
     numHeads: o.backbone.numHeads,
     posterior: 'sigma',

@@ -30,6 +30,13 @@ export const LatentLMArmRecipeSchema = z.object({
        * 16 px, 16 at 32 px: each latent compresses its patch six-fold).
        */
       latentDim: z.number().int().positive().nullable().default(null),
+      /**
+       * Width of the ViT encoder and decoder; null: the backbone's width (the arm's default). At
+       * 32 px a width-64 tokenizer read back 0.88-0.92 and width 128 0.97-0.98 (the lab's small
+       * sweeps, latentlm.variance-collapse small-arm-wide), so a narrow backbone can keep a
+       * width-128 tokenizer.
+       */
+      dim: z.number().int().positive().nullable().default(null),
     })
     .prefault({}),
   backbone: z
