@@ -10,7 +10,13 @@ import { join } from 'node:path';
 import { initBackend, Rng, tf } from '@mmlm/core';
 import { type ExperimentResult, runExperimentInline } from '@mmlm/core/experiment';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { causalVsBidirectionalExperiment, experiments, freeRunStats, MASK_ARMS } from '../src/experiments/index.js';
+import {
+  CAUSAL_VS_BIDIRECTIONAL_SETTINGS,
+  causalVsBidirectionalExperiment,
+  experiments,
+  freeRunStats,
+  MASK_ARMS,
+} from '../src/experiments/index.js';
 import { generateFreeImageSpans, SeedLM } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'seed-cvb-'));
@@ -35,6 +41,16 @@ const FRACTIONS = new Set(['exactLength', 'closedSpan', 'nonCodeSpan', 'generati
 describe('seed.causal-vs-bidirectional (tiny)', () => {
   it('is registered', () => {
     expect(experiments.map((e) => e.id)).toContain('seed.causal-vs-bidirectional');
+  });
+
+  it("small-q32 is small with SEED's 32 codes per image and the LM context to hold them, nothing else", () => {
+    const { numQueries, lm, ...rest } = CAUSAL_VS_BIDIRECTIONAL_SETTINGS['small-q32'];
+    const { numQueries: q8, lm: lm8, ...small } = CAUSAL_VS_BIDIRECTIONAL_SETTINGS.small;
+    expect(numQueries).toBe(32);
+    expect(q8).toBeUndefined();
+    expect(rest).toEqual(small);
+    expect({ ...lm, maxSeqLen: lm8.maxSeqLen }).toEqual(lm8);
+    expect(lm.maxSeqLen).toBeGreaterThan(lm8.maxSeqLen);
   });
 
   it('reports every per-set metric as <arm>_<metric>Seen / HeldOut, finite, fractions in [0, 1]; leaks no tensor', () => {

@@ -74,6 +74,8 @@ const SettingsSchema = z.strictObject({
   pixels: PixelRecipeSchema,
   ...CodeLMSettingsSchema.shape,
   freeRun: FreeRunSchema,
+  /** Codes per image (the Q-Former's queries); unset: the tokenizer preset's (8 at small; SEED: 32). */
+  numQueries: z.number().int().positive().optional(),
 });
 export type CausalVsBidirectionalSettings = z.infer<typeof SettingsSchema>;
 
@@ -96,9 +98,35 @@ export const CAUSAL_VS_BIDIRECTIONAL_SETTINGS = parsePresets(
       sft: { ...lvf.small.sft, steps: 500 },
       freeRun: { temperature: 1, topP: 1 },
     },
-  } satisfies Record<'tiny' | 'small', z.input<typeof SettingsSchema>>,
+    /**
+     * small with SEED's 32 codes per image instead of 8 (and the LM's context 48 instead of 40 to
+     * hold them): the paper states the failure of bidirectional codes for 32 codes; at 8 both arms
+     * emit exact spans (0.99 seen).
+     */
+    'small-q32': {
+      ...lvf.small,
+      tokenizer: {
+        ...lvf.small.tokenizer,
+        stage1: { ...lvf.small.tokenizer.stage1, steps: 1200 },
+        stage2: { ...lvf.small.tokenizer.stage2, steps: 1500 },
+      },
+      pretrain: { ...lvf.small.pretrain, steps: 1000 },
+      sft: { ...lvf.small.sft, steps: 500 },
+      freeRun: { temperature: 1, topP: 1 },
+      numQueries: 32,
+      // the SFT sequences grow by 24 codes: 44 positions (small's LM has 40)
+      lm: { ...lvf.small.lm, maxSeqLen: 48 },
+    },
+  } satisfies Record<'tiny' | 'small' | 'small-q32', z.input<typeof SettingsSchema>>,
   () => SettingsSchema,
 );
+
+/** The tokenizer config of a run: the tokenizer preset's, with the settings' query count when set. */
+function tokenizerConfig(name: 'tiny' | 'small', data: SeedData, seed: number, st: CausalVsBidirectionalSettings) {
+  const cfg = seedTokenizerConfig(name, data, seed);
+  if (st.numQueries !== undefined) cfg.qformer.numQueries = st.numQueries;
+  return cfg;
+}
 
 export const MASK_ARMS = [
   { arm: 'causal', mask: 'always', label: 'Causal Q-Former (query i sees j <= i)' },
@@ -158,7 +186,7 @@ async function runArm(
   const seed = ctx.seed;
   const S = data.imageSize;
   const a = armContext(ctx, arm.arm);
-  const cfg = seedTokenizerConfig(name, data, seed);
+  const cfg = tokenizerConfig(name, data, seed, st);
   cfg.qformer.causalMask = arm.mask;
   const trained = await trainTokenizer(a, data, cfg, st.tokenizer, seed, { vitContext: ctx });
   const tok = trained.model;
@@ -258,13 +286,21 @@ export const causalVsBidirectionalExperiment: Experiment = {
         "seed.lora-vs-full's small recipe with stage I 1200 / stage II 1500 steps per arm (the ViT shared) and LoRA pre-training 1000 + SFT 500 steps per arm; 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the verdict)",
       expectedMinutes: 30,
     },
+    'small-q32': {
+      description:
+        "small with SEED's 32 codes per image (the Q-Former's queries) instead of 8, one change; one seed per run (--seeds 0,1,2 for the verdict)",
+      // estimate: the image span is four times as long in every LM sequence
+      expectedMinutes: 60,
+    },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
-    const name = ctx.preset === 'small' ? 'small' : 'tiny';
-    const st = CAUSAL_VS_BIDIRECTIONAL_SETTINGS[name];
+    const st = CAUSAL_VS_BIDIRECTIONAL_SETTINGS[ctx.preset as keyof typeof CAUSAL_VS_BIDIRECTIONAL_SETTINGS];
+    if (!st) throw new Error(`seed.causal-vs-bidirectional: unknown preset "${ctx.preset}"`);
+    // the tokenizer, decoder and LM presets of the package
+    const name = ctx.preset === 'tiny' ? 'tiny' : 'small';
     const seed = ctx.seed;
     const data = seedData({ imageSize: 16, train: st.sizes.train, evalPrompts: st.sizes.evalPrompts, seed });
-    const Q = seedTokenizerConfig(name, data, seed).qformer.numQueries;
+    const Q = tokenizerConfig(name, data, seed, st).qformer.numQueries;
     const base = await textPretrainedLM(ctx, data, st, Q, 'seed.causal-vs-bidirectional');
     const analyzer = new ShapeAnalyzer(data.config);
     const results = {} as Record<MaskArm, ArmResultSaved>;
@@ -282,7 +318,7 @@ export const causalVsBidirectionalExperiment: Experiment = {
     const ceiling = memoriserCeilings(data);
     const metrics: Record<string, number | null> = {
       codesPerImage: Q,
-      numCodes: seedTokenizerConfig(name, data, seed).quantizer.numCodes,
+      numCodes: tokenizerConfig(name, data, seed, st).quantizer.numCodes,
       trainImages: data.train.length,
       promptsPerSet: data.seen.length,
       freeRunCap: st.freeRun.maxTokens ?? 2 * Q + 2,
