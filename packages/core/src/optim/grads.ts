@@ -37,8 +37,9 @@ export function valueAndGrads(module: Module, lossFn: () => tf.Scalar): { loss: 
  */
 function addNBounded(xs: tf.Tensor[]): tf.Tensor {
   const backend = tf.backend() as unknown as { device?: { limits?: { maxStorageBuffersPerShaderStage?: number } } };
-  const limit =
-    tf.getBackend() === 'webgpu' ? (backend.device?.limits?.maxStorageBuffersPerShaderStage ?? 8) - 1 : Number.POSITIVE_INFINITY;
+  // WebGPU guarantees at least 8 storage buffers per stage; at least 2 inputs keep the loop moving
+  const perStage = backend.device?.limits?.maxStorageBuffersPerShaderStage ?? 8;
+  const limit = tf.getBackend() === 'webgpu' ? Math.max(2, perStage - 1) : Number.POSITIVE_INFINITY;
   if (xs.length <= limit) return tf.addN(xs);
   let acc = tf.addN(xs.slice(0, limit));
   for (let i = limit; i < xs.length; i += limit - 1) acc = tf.addN([acc, ...xs.slice(i, i + limit - 1)]);
