@@ -14,6 +14,7 @@ import {
   CAUSAL_VS_BIDIRECTIONAL_SETTINGS,
   causalVsBidirectionalExperiment,
   experiments,
+  freeRunCap,
   freeRunStats,
   MASK_ARMS,
 } from '../src/experiments/index.js';
@@ -114,5 +115,23 @@ describe('generateFreeImageSpans', () => {
     expect(() => generateFreeImageSpans(lm, caps, { temperature: 1 })).toThrow(/rng/);
     expect(() => generateFreeImageSpans(lm, caps, { rng: new Rng(1), maxTokens: 40 })).toThrow(/maxSeqLen 32/);
     lm.dispose();
+  });
+
+  it("the default cap is 2 Q + 2, or what the LM's context holds after the longest prompt", () => {
+    const roomy = new SeedLM({ textVocabSize: 12, dim: 16, numLayers: 1, numHeads: 2, maxSeqLen: 32, seed: 3 });
+    roomy.extendVocabulary(6, 3);
+    const caps = [[4, 5], [6], [4, 5, 6, 7]];
+    // the prompt is <bos> caption <img>: 6 tokens for the longest caption
+    expect(freeRunCap(roomy, caps, null)).toBe(2 * 3 + 2);
+    const tight = new SeedLM({ textVocabSize: 12, dim: 16, numLayers: 1, numHeads: 2, maxSeqLen: 12, seed: 3 });
+    tight.extendVocabulary(6, 3);
+    const cap = freeRunCap(tight, caps, null);
+    expect(cap).toBe(12 - 6);
+    expect(() => generateFreeImageSpans(tight, caps, { rng: new Rng(1), maxTokens: cap })).not.toThrow();
+    expect(() => generateFreeImageSpans(tight, caps, { rng: new Rng(1), maxTokens: cap + 1 })).toThrow(/maxSeqLen 12/);
+    const none = new SeedLM({ textVocabSize: 12, dim: 16, numLayers: 1, numHeads: 2, maxSeqLen: 8, seed: 3 });
+    none.extendVocabulary(6, 3);
+    expect(() => freeRunCap(none, caps, null)).toThrow(/leaves 2 ids after a 6-token prompt/);
+    for (const m of [roomy, tight, none]) m.dispose();
   });
 });

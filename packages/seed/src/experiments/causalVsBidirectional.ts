@@ -35,6 +35,7 @@ import { z } from 'zod';
 import type { CausalMaskMode } from '../config.js';
 import { type ImageDecoder, imageDecoderPreset, imageFromCodes } from '../decoder.js';
 import { type FreeImageSpanOptions, generateFreeImageSpans, type SeedLM } from '../llm.js';
+import { type ChatTemplate, generationPrompt } from '../vocab.js';
 import {
   armContext,
   armFigures,
@@ -48,6 +49,7 @@ import {
   memoriserCeilings,
   RecipeSchema,
   type SeedData,
+  type SeedItem,
   SizesSchema,
   seedData,
   seedTokenizerConfig,
@@ -61,7 +63,7 @@ import { codeStats } from './metrics.js';
 import { backToPixels, PixelRecipeSchema } from './pixels.js';
 
 const FreeRunSchema = z.strictObject({
-  /** Most ids drawn after `<img>` before a span counts as unclosed (default 2 Q + 2). */
+  /** Most ids drawn after `<img>` before a span counts as unclosed (default 2 Q + 2, or what the LM's context holds: freeRunCap). */
   maxTokens: z.number().int().positive().optional(),
   /** Sampling of the free run (1 / 1: the LM's own distribution, untruncated). */
   temperature: z.number().positive(),
@@ -145,6 +147,21 @@ export interface FreeRunStats {
   nonCode: number;
 }
 
+/**
+ * The free run's default cap: 2 Q + 2 ids after `<img>`, or fewer where the LM's context cannot hold
+ * that many after the longest prompt (32 codes in a 48-position LM: 38, not 66).
+ */
+export function freeRunCap(lm: SeedLM, captions: readonly (readonly number[])[], template: ChatTemplate | null): number {
+  const v = lm.requireVocab('freeRunCap');
+  const longest = Math.max(...captions.map((c) => generationPrompt(v, c, template).length));
+  const cap = Math.min(2 * v.tokensPerImage + 2, lm.maxSeqLen - longest);
+  if (cap <= v.tokensPerImage)
+    throw new Error(
+      `freeRunCap: the LM's maxSeqLen ${lm.maxSeqLen} leaves ${cap} ids after a ${longest}-token prompt, not more than the ${v.tokensPerImage} codes of an image`,
+    );
+  return cap;
+}
+
 /** The free-running span statistics of the LM on captions (text ids). */
 export function freeRunStats(lm: SeedLM, captions: readonly (readonly number[])[], o: FreeImageSpanOptions & { rng: Rng }): FreeRunStats {
   const f = generateFreeImageSpans(lm, captions, o);
@@ -163,6 +180,8 @@ type ArmResultSaved = Omit<ArmResult, 'samples'>;
 
 interface ArmResult extends CodeLMEval {
   free: Record<EvalSet, FreeRunStats>;
+  /** Most ids the free run drew after `<img>` (absent in results saved before it was recorded). */
+  freeCap?: number;
   readBack: Record<EvalSet, number>;
   codeUsage: number;
   codePerplexity: number;
@@ -213,23 +232,29 @@ async function runArm(
         rngTag: `${arm.arm}-generate`,
       });
       const free = {} as Record<EvalSet, FreeRunStats>;
-      for (const s of EVAL_SETS)
-        free[s.set] = freeRunStats(
+      const captionIds = (items: readonly SeedItem[]) => items.map((d) => base.words.encode(d.caption));
+      // one cap for both sets
+      const freeCap =
+        st.freeRun.maxTokens ??
+        freeRunCap(
           lm,
-          data[s.items].map((d) => base.words.encode(d.caption)),
-          {
-            template: base.template,
-            maxTokens: st.freeRun.maxTokens,
-            temperature: st.freeRun.temperature,
-            topP: st.freeRun.topP,
-            rng: new Rng(seed).fork(`${arm.arm}-free-${s.items}`),
-          },
+          EVAL_SETS.flatMap((s) => captionIds(data[s.items])),
+          base.template,
         );
+      for (const s of EVAL_SETS)
+        free[s.set] = freeRunStats(lm, captionIds(data[s.items]), {
+          template: base.template,
+          maxTokens: freeCap,
+          temperature: st.freeRun.temperature,
+          topP: st.freeRun.topP,
+          rng: new Rng(seed).fork(`${arm.arm}-free-${s.items}`),
+        });
       const genPath = `generated-${arm.arm}.png`;
       writeImageGrid(join(ctx.outDir, genPath), ev.samples.images, { size: S, cols: 6, scale: 4 });
       return {
         ...ev,
         free,
+        freeCap,
         readBack: { Seen: px.seen.readBack.fraction, HeldOut: px.heldOut.readBack.fraction },
         codeUsage: cs.usage,
         codePerplexity: cs.perplexity,
@@ -321,7 +346,7 @@ export const causalVsBidirectionalExperiment: Experiment = {
       numCodes: tokenizerConfig(name, data, seed, st).quantizer.numCodes,
       trainImages: data.train.length,
       promptsPerSet: data.seen.length,
-      freeRunCap: st.freeRun.maxTokens ?? 2 * Q + 2,
+      freeRunCap: results.causal.freeCap ?? st.freeRun.maxTokens ?? 2 * Q + 2,
       textLoss: base.textLoss,
       memoriserSeen: ceiling.Seen,
       memoriserHeldOut: ceiling.HeldOut,

@@ -19,6 +19,7 @@ export {
   type CausalVsBidirectionalSettings,
   causalVsBidirectionalExperiment,
   type FreeRunStats,
+  freeRunCap,
   freeRunStats,
   MASK_ARMS,
 } from './causalVsBidirectional.js';
