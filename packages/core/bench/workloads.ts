@@ -397,25 +397,37 @@ function makeGeneration(info: WorkloadInfo): Workload {
   }
   const step = (): number => {
     const g = generation();
-    let r = g.next(new Int32Array(0));
-    while (!r.done) {
-      const guided = r.value;
-      const ids = sample(guided, sampleOpts);
-      guided.dispose();
-      r = g.next(ids);
+    try {
+      let r = g.next(new Int32Array(0));
+      while (!r.done) {
+        const guided = r.value;
+        try {
+          r = g.next(sample(guided, sampleOpts));
+        } finally {
+          guided.dispose();
+        }
+      }
+      return r.value;
+    } finally {
+      g.return(0); // a sampler that threw: the generation's finally disposes its cache (no-op once done)
     }
-    return r.value;
   };
   const stepAsync = async (): Promise<number> => {
     const g = generation();
-    let r = g.next(new Int32Array(0));
-    while (!r.done) {
-      const guided = r.value;
-      const ids = await sampleAsync(guided, sampleOpts);
-      guided.dispose();
-      r = g.next(ids);
+    try {
+      let r = g.next(new Int32Array(0));
+      while (!r.done) {
+        const guided = r.value;
+        try {
+          r = g.next(await sampleAsync(guided, sampleOpts));
+        } finally {
+          guided.dispose();
+        }
+      }
+      return r.value;
+    } finally {
+      g.return(0); // a sampler that threw: the generation's finally disposes its cache (no-op once done)
     }
-    return r.value;
   };
   return {
     ...info,
