@@ -254,15 +254,23 @@ async function main(): Promise<void> {
     ...peers.map((p) => `torch ${p.device}${p.device === 'cpu' ? ` (${os.cpus().length} threads)` : ''}`),
   ];
   const out: string[] = [];
-  out.push(`| workload (batch ${WORKLOAD_BATCH}; gpt-bench ${GPT_BENCH.B}), median ms | params | ${cols.join(' | ')} |`);
-  out.push(`| --- | ---: | ${cols.map(() => '---:').join(' | ')} |`);
+  // the last step's loss (or generation checksum) on each backend: the same seeds and steps, so the
+  // backends must agree (to float32 rounding for losses, exactly for the sampled ids' checksum)
+  out.push(
+    `| workload (batch ${WORKLOAD_BATCH}; gpt-bench ${GPT_BENCH.B}), median ms | params | ${cols.join(' | ')} | last value (${runs.map((r) => r.backend).join(' / ')}) |`,
+  );
+  out.push(`| --- | ---: | ${cols.map(() => '---:').join(' | ')} | ---: |`);
   for (const name of workloads) {
     const params = runs[0]?.rows.find((x) => x.name === name)?.params ?? (name === 'gpt-bench' ? GPT_BENCH_PARAMS : 0);
     const cells = [
       ...runs.map((r) => r.rows.find((x) => x.name === name)?.msPerStep.toFixed(2) ?? '-'),
       ...peers.map((p) => p.results.find((x) => x.name === name)?.msPerStep.toFixed(2) ?? '-'),
     ];
-    out.push(`| ${name} | ${params.toLocaleString('en-US')} | ${cells.join(' | ')} |`);
+    const lasts = runs.map((r) => {
+      const v = r.rows.find((x) => x.name === name)?.lastValue;
+      return v === undefined ? '-' : Number.isInteger(v) ? String(v) : v.toFixed(5);
+    });
+    out.push(`| ${name} | ${params.toLocaleString('en-US')} | ${cells.join(' | ')} | ${lasts.join(' / ')} |`);
   }
   out.push('');
   out.push(`| matmul (gpt-bench shapes), GFLOP/s | ${runs.map((r) => r.label).join(' | ')} |`);
