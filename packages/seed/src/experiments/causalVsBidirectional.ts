@@ -313,7 +313,7 @@ export const causalVsBidirectionalExperiment: Experiment = {
     },
     'small-q32': {
       description:
-        "small with SEED's 32 codes per image (the Q-Former's queries) instead of 8, one change; one seed per run (--seeds 0,1,2 for the verdict)",
+        "small with SEED's 32 codes per image (the Q-Former's queries) instead of 8, and an LM context of 48 to hold them; one seed per run (--seeds 0,1,2 for the verdict)",
       // measured: seed 0 about 33 min with --jobs 2 on the 2-core machine beside other work (2026-12-04)
       expectedMinutes: 35,
     },
