@@ -542,6 +542,25 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-2x64-wide': {
+    description:
+      "small-2x64's continuous arm with a 128-wide ViT tokenizer (recipe.tokenizer.dim; small-2x64's took the backbone width 64 and read back 0.883): the 2x64 backbone's own figure for the continuous arm; one seed",
+    expectedMinutes: 25,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, learned image positions, 2x64 backbone, 6,000 steps, 128-wide tokenizer',
+        recipe: { tokenizer: { dim: 128 }, backbone: { lr: 3e-3, imagePositions: true } },
+        backbone: { dim: 64, numLayers: 2, numHeads: 4 },
+        backboneSteps: 6000,
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 3, temperature: 0.3 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
