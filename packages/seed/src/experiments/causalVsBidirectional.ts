@@ -83,41 +83,36 @@ export type CausalVsBidirectionalSettings = z.infer<typeof SettingsSchema>;
 
 const lvf = LORA_VS_FULL_SETTINGS;
 
+/** The small preset (`small-q32` derives from it). */
+const SMALL = {
+  ...lvf.small,
+  // per arm: stage I + stage II + decoder, twice; the LM phases shortened to fit 30 min a seed (README)
+  tokenizer: {
+    ...lvf.small.tokenizer,
+    stage1: { ...lvf.small.tokenizer.stage1, steps: 1200 },
+    stage2: { ...lvf.small.tokenizer.stage2, steps: 1500 },
+  },
+  pretrain: { ...lvf.small.pretrain, steps: 1000 },
+  sft: { ...lvf.small.sft, steps: 500 },
+  freeRun: { temperature: 1, topP: 1 },
+} satisfies z.input<typeof SettingsSchema>;
+
 /** The settings of each preset: seed.lora-vs-full's tokenizer, pixel decoder and LM recipe, plus the free run. */
 export const CAUSAL_VS_BIDIRECTIONAL_SETTINGS = parsePresets(
   'seed.causal-vs-bidirectional settings',
   {
     tiny: { ...lvf.tiny, freeRun: { temperature: 1, topP: 1 } },
-    small: {
-      ...lvf.small,
-      // per arm: stage I + stage II + decoder, twice; the LM phases shortened to fit 30 min a seed (README)
-      tokenizer: {
-        ...lvf.small.tokenizer,
-        stage1: { ...lvf.small.tokenizer.stage1, steps: 1200 },
-        stage2: { ...lvf.small.tokenizer.stage2, steps: 1500 },
-      },
-      pretrain: { ...lvf.small.pretrain, steps: 1000 },
-      sft: { ...lvf.small.sft, steps: 500 },
-      freeRun: { temperature: 1, topP: 1 },
-    },
+    small: SMALL,
     /**
      * small with SEED's 32 codes per image instead of 8 (and the LM's context 48 instead of 40 to
      * hold them): the paper states the failure of bidirectional codes for 32 codes; at 8 both arms
      * emit exact spans (0.99 seen).
      */
     'small-q32': {
-      ...lvf.small,
-      tokenizer: {
-        ...lvf.small.tokenizer,
-        stage1: { ...lvf.small.tokenizer.stage1, steps: 1200 },
-        stage2: { ...lvf.small.tokenizer.stage2, steps: 1500 },
-      },
-      pretrain: { ...lvf.small.pretrain, steps: 1000 },
-      sft: { ...lvf.small.sft, steps: 500 },
-      freeRun: { temperature: 1, topP: 1 },
+      ...SMALL,
       numQueries: 32,
       // the SFT sequences grow by 24 codes: 44 positions (small's LM has 40)
-      lm: { ...lvf.small.lm, maxSeqLen: 48 },
+      lm: { ...SMALL.lm, maxSeqLen: 48 },
     },
   } satisfies Record<'tiny' | 'small' | 'small-q32', z.input<typeof SettingsSchema>>,
   () => SettingsSchema,
