@@ -83,7 +83,9 @@ describe('shapes', () => {
     expect(codecPreset('tiny').codebookSize).toBe(8);
     expect(codecPreset('small').codebookSize).toBe(16);
     expect(codecPreset('small').levels).toBe(4);
-    expect(() => codecPreset('paper')).toThrow(/unknown preset "paper"; expected one of tiny, small/);
+    expect(codecPreset('small-12.5hz').codebookSize).toBe(16);
+    expect(new SpeechCodec(codecPreset('small-12.5hz')).frameRate).toBe(12.5);
+    expect(() => codecPreset('paper')).toThrow(/unknown preset "paper"; expected one of tiny, small, small-12.5hz/);
   });
 });
 
@@ -173,6 +175,70 @@ it('the codec files of the main entry import neither node: nor @mmlm/data nor an
     expect(src).not.toMatch(/from 'node:/);
     expect(src).not.toMatch(/from '@mmlm\/(data|seed|liquid|latentlm|maskllm)/);
   }
+});
+
+describe('quantizer dropout (SoundStream)', () => {
+  it('an example reconstructs from its first n levels: the straight-through vector equals the sum of its first n codebook rows', () => {
+    const c = tiny().eval();
+    const x = tf.randomNormal([3, 4 * 160], 0, 0.1, 'float32', 5) as tf.Tensor2D;
+    const z = c.encodeLatents(x);
+    const keep = [1, 3, 4];
+    const q = c.quantize(z, keep);
+    const idx = q.indices.arraySync() as number[][][]; // [B, T, Lq]
+    const books = [...c.quantizer.layers].map((l) => l.codebook().arraySync() as number[][]);
+    const zq = q.zq.arraySync() as number[][][];
+    for (let b = 0; b < 3; b++)
+      for (let t = 0; t < 4; t++)
+        for (let d = 0; d < c.config.dim; d++) {
+          let sum = 0; // computed on the host from the codes, not by the code under test
+          for (let l = 0; l < keep[b]!; l++) sum += books[l]![idx[b]![t]![l]!]![d]!;
+          expect(zq[b]![t]![d]!).toBeCloseTo(sum, 5);
+        }
+    // all levels kept: the same as no keepLevels
+    const full = c.quantize(z);
+    const kept = c.quantize(z, [4, 4, 4]);
+    expect(Array.from(kept.zq.dataSync())).toEqual(Array.from(full.zq.dataSync()));
+    tf.dispose([x, z, q.zq, q.level1, q.indices, q.vqLoss, q.usage, full.zq, full.level1, full.indices, full.vqLoss, full.usage]);
+    tf.dispose([kept.zq, kept.level1, kept.indices, kept.vqLoss, kept.usage]);
+  });
+
+  it('applies in training mode only, drawn from a seeded stream; off by default', () => {
+    expect(speechCodecConfig({}).quantizerDropout).toBe(0);
+    const ex = [toneCodecExample(utter('red circle', 0), CODEC_PRESETS.tiny), toneCodecExample(utter('blue ring', 1), CODEC_PRESETS.tiny)];
+    const batch = () => {
+      const T = 8;
+      const wave = tf.tensor2d(Float32Array.from(ex.flatMap((e) => Array.from(e.wave.subarray(0, T * 160)))), [2, T * 160]);
+      const labels = tf.tensor2d(Int32Array.from(ex.flatMap((e) => Array.from(e.labels.subarray(0, T)))), [2, T], 'int32');
+      const f0 = ex.map((e) => e.f0.subarray(0, T * 4));
+      return { wave, labels, f0 };
+    };
+    const lossOf = (m: SpeechCodec) =>
+      tf.tidy(() => {
+        const b = batch();
+        return m.losses(b).spectral.dataSync()[0]!;
+      });
+    const off = tiny({ kmeansInit: false, deadCodeSteps: 0 });
+    const on = tiny({ kmeansInit: false, deadCodeSteps: 0, quantizerDropout: 1 });
+    on.eval();
+    off.eval();
+    expect(lossOf(on)).toBe(lossOf(off)); // eval: no dropout
+    on.train();
+    off.train();
+    const drawn = [lossOf(on), lossOf(on), lossOf(on), lossOf(on)];
+    expect(drawn.some((l) => l !== lossOf(off))).toBe(true); // some example dropped levels
+    const again = tiny({ kmeansInit: false, deadCodeSteps: 0, quantizerDropout: 1 });
+    again.train();
+    expect([lossOf(again), lossOf(again), lossOf(again), lossOf(again)]).toEqual(drawn); // seeded
+  });
+
+  it('bad input names expected and actual', () => {
+    const c = tiny();
+    const z = tf.zeros([2, 4, c.config.dim]) as tf.Tensor3D;
+    expect(() => c.quantize(z, [1])).toThrow(/keepLevels must be 2 integers in \[1, 4\], got \[1\]/);
+    expect(() => c.quantize(z, [0, 5])).toThrow(/got \[0, 5\]/);
+    expect(() => speechCodecConfig({ quantizerDropout: 1.5 })).toThrow(/quantizerDropout/);
+    z.dispose();
+  });
 });
 
 describe('README', () => {

@@ -82,8 +82,10 @@ const SettingsSchema = z
       /** Share of all word sequences that no training utterance has (the held-out sequences). */
       heldOutFraction: z.number().gt(0).lt(1),
       speakers: int().min(1),
+      /** Training utterances the codec trains on (the first ones; default all). */
+      codecUtterances: int().min(1).optional(),
     }),
-    codec: z.enum(['tiny', 'small']),
+    codec: z.enum(['tiny', 'small', 'small-12.5hz']),
     codecTrain: CodecTrainSchema,
     lm: z.strictObject({ dim: int().min(1), numLayers: int().min(1), numHeads: int().min(1) }),
     train: z.strictObject({
@@ -138,20 +140,17 @@ export const SPEECH_LAYOUT_SETTINGS = parsePresets(
       maxFramesFactor: 1.5,
       valSamplesPerTask: 2,
     },
-    // Time per seed, an ESTIMATE from timed steps (scripts/speech-layout-time.ts at these shapes, wasm,
-    // one thread, on a 2-core machine shared with two other runs; the preset itself was not run):
-    // decoder steps 0.63 / 0.47 / 0.70 s (sequential / alternating / fullInput: 5.7 / 5.7 / 8.0
-    // packed rows of 512), codec 0.25 s per step, an evaluation at most 0.26-0.36 s per test
-    // utterance (untrained decoder, every generation at its longest), synthesis + coding 9 ms per
-    // utterance: 1,000 steps x 3 arms 1,799 s + codec 800 steps 199 s + 2 evaluations x 3 arms 232 s
-    // + data 10 s = 2,240 s, about 37 min (45 min is the bound).
+    // The recipe that speaks (see the package README, "Speech layout: the recipe"): 12.5 frames/s
+    // codes (the 50 frames/s codec's decoders did not speak), 16,000 training utterances (at 1,000
+    // the decoder memorised them: held-out TTS loss rose after 2,000 steps while the training loss
+    // fell), 8,000 steps in rows of 128 tokens. Time per seed: measured in the README's run.
     small: {
-      speech: { train: 1000, test: 64, wordsPerUtterance: 2, wordSeconds: 0.3, heldOutFraction: 0.25, speakers: 8 },
-      codec: 'small',
-      codecTrain: { steps: 800, batchSize: 8, cropFrames: 50 },
+      speech: { train: 16000, test: 64, wordsPerUtterance: 2, wordSeconds: 0.3, heldOutFraction: 0.25, speakers: 8, codecUtterances: 1000 },
+      codec: 'small-12.5hz',
+      codecTrain: { steps: 2000, batchSize: 8, cropFrames: 12 },
       lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      train: { steps: 1000, batch: 16, seqLen: 512, lr: 1e-3, minLr: 1e-4, warmupRatio: 0.03 },
-      evalSteps: [500, 1000],
+      train: { steps: 8000, batch: 16, seqLen: 128, lr: 1e-3, minLr: 1e-4, warmupRatio: 0.03 },
+      evalSteps: [2000, 4000, 8000],
       maxFramesFactor: 1.5,
       valSamplesPerTask: 16,
     },
@@ -652,7 +651,7 @@ export const speechLayoutExperiment: Experiment = {
     },
     small: {
       description:
-        '2-word tone speech (1000 training utterances, 25% of word pairs held out), SpeechCodec 4 x 16 (800 steps); three 2-layer width-128 decoders (sequential, alternating, full ASR input), 1000 steps of 8 TTS + 8 ASR pairs each, evaluated at steps 500 and 1000 on 64 seen + 64 held-out utterances; one seed per run (time estimated from timed steps, not measured)',
+        '2-word tone speech (16,000 training utterances, 25% of word pairs held out), SpeechCodec 4 x 16 at 12.5 frames/s (2,000 steps on 1,000 utterances); three 2-layer width-128 decoders (sequential, alternating, full ASR input), 8,000 steps of 8 TTS + 8 ASR pairs each, evaluated at steps 2,000, 4,000 and 8,000 on 64 seen + 64 held-out utterances; one seed per run',
       expectedMinutes: 40,
     },
   },
@@ -675,7 +674,7 @@ export const speechLayoutExperiment: Experiment = {
         async (dir) => {
           const r = await trainSpeechCodec(
             codec,
-            split.train.map((u) => toneCodecExample(u, codec.config)),
+            split.train.slice(0, st.speech.codecUtterances ?? split.train.length).map((u) => toneCodecExample(u, codec.config)),
             { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
           );
           await saveModule(join(dir, 'codec.safetensors'), codec);
