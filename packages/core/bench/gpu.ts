@@ -18,6 +18,11 @@
  *   --peer <devices>     comma-separated torch devices for the peer: cuda, cpu (default cuda,cpu;
  *                        `none` skips it); the cpu peer uses every core
  *   --out <file>         JSON (default bench/results/gpu-results.json)
+ *   --tf-flags <k=v,..>  TensorFlow.js flags set after each backend starts, e.g.
+ *                        WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64 (numbers and true/false are parsed)
+ *   --overhead           also count the kernels of one step per workload (tf.profile) and time a
+ *                        chain of 1,000 small element-wise ops and 20 awaited scalar reads: where a
+ *                        GPU backend's step time goes when its kernels are small
  * Environment: MMLM_PYTHON picks the interpreter that has torch (default python3).
  */
 import { spawnSync } from 'node:child_process';
@@ -45,6 +50,8 @@ const { values: opt } = parseArgs({
     workloads: { type: 'string' },
     peer: { type: 'string', default: 'cuda,cpu' },
     out: { type: 'string' },
+    'tf-flags': { type: 'string' },
+    overhead: { type: 'boolean', default: false },
   },
 });
 
@@ -65,6 +72,18 @@ for (const w of workloads)
     throw new Error(`--workloads: unknown "${w}"; expected some of ${GPU_WORKLOADS.join(', ')}`);
 const peerDevices = opt.peer === 'none' ? [] : opt.peer.split(',').map((s) => s.trim());
 for (const d of peerDevices) if (d !== 'cuda' && d !== 'cpu') throw new Error(`--peer: expected cuda, cpu or none; got "${d}"`);
+const tfFlags: [string, number | boolean][] = (opt['tf-flags'] ?? '')
+  .split(',')
+  .filter((s) => s.trim() !== '')
+  .map((kv) => {
+    const m = /^\s*([A-Z0-9_]+)=(.+?)\s*$/.exec(kv);
+    if (!m) throw new Error(`--tf-flags: expected NAME=value, got "${kv}"`);
+    const v = m[2] as string;
+    const parsed = v === 'true' ? true : v === 'false' ? false : Number(v);
+    if (typeof parsed === 'number' && !Number.isFinite(parsed))
+      throw new Error(`--tf-flags: ${m[1]}: expected a number or true/false, got "${v}"`);
+    return [m[1] as string, parsed];
+  });
 const userCwd = process.env.INIT_CWD ?? process.cwd();
 const outFile = opt.out ? resolve(userCwd, opt.out) : join(here, 'results', 'gpu-results.json');
 
@@ -88,6 +107,9 @@ interface Row {
   lastValue: number;
   numTensorsBefore: number;
   numTensorsAfter: number;
+  /** --overhead: kernels one step launches (tf.profile) and the median step time per kernel */
+  kernelsPerStep?: number;
+  msPerKernel?: number;
 }
 interface MatRow {
   name: string;
@@ -126,6 +148,13 @@ async function benchBackend(label: string): Promise<{ rows: Row[]; mats: MatRow[
       times.push(performance.now() - t);
     }
     const after = tf.memory().numTensors;
+    let kernels: number | undefined;
+    if (opt.overhead) {
+      const info = await tf.profile(async () => {
+        await w.step();
+      });
+      kernels = info.kernels.length;
+    }
     w.dispose();
     const ms = median(times);
     rows.push({
@@ -140,10 +169,16 @@ async function benchBackend(label: string): Promise<{ rows: Row[]; mats: MatRow[
       lastValue: last,
       numTensorsBefore: before,
       numTensorsAfter: after,
+      ...(kernels !== undefined ? { kernelsPerStep: kernels, msPerKernel: round(ms / kernels, 4) } : {}),
     });
     log(
-      `[gpu-bench] ${label} ${name}: ${ms.toFixed(2)} ms/step (warm-up ${warmupMs.toFixed(0)} ms), last ${last.toFixed(4)}, tensors ${before} -> ${after}`,
+      `[gpu-bench] ${label} ${name}: ${ms.toFixed(2)} ms/step (warm-up ${warmupMs.toFixed(0)} ms), last ${last.toFixed(4)}, tensors ${before} -> ${after}${kernels !== undefined ? `, ${kernels} kernels a step, ${(ms / kernels).toFixed(3)} ms each` : ''}`,
     );
+  }
+  let overhead: Overhead | undefined;
+  if (opt.overhead) {
+    overhead = await measureOverhead();
+    log(`[gpu-bench] ${label} overhead: ${JSON.stringify(overhead)}`);
   }
   // matmuls: `reps` calls queued back to back, then one awaited scalar read (a GPU backend runs them
   // asynchronously; on wasm each call finishes before it returns); the time per call
@@ -169,7 +204,48 @@ async function benchBackend(label: string): Promise<{ rows: Row[]; mats: MatRow[
     m.dispose();
     mats.push({ name: c.name, backend: label, msPerCall: round(ms, 3), gflops: round(c.flops / ms / 1e6, 1) });
   }
-  return { rows, mats };
+  return { rows, mats, ...(overhead ? { overhead } : {}) };
+}
+
+interface Overhead {
+  /** a chain of 1,000 element-wise adds on [16, 64] (each waits on the previous), one awaited read */
+  msPerSmallOp: number;
+  /** 20 awaited reads of a fresh scalar, each after one tiny op */
+  msPerAwaitedRead: number;
+}
+
+/** Per-kernel launch cost and read-back latency, apart from any model. */
+async function measureOverhead(): Promise<Overhead> {
+  const b = tf.randomNormal([16, 64], 0, 1, 'float32', 3);
+  const chain = async (n: number) => {
+    const t0 = performance.now();
+    let a = tf.zeros([16, 64]);
+    for (let i = 0; i < n; i++) {
+      const next = tf.add(a, b);
+      a.dispose();
+      a = next;
+    }
+    const s = tf.sum(a);
+    await s.data();
+    s.dispose();
+    a.dispose();
+    return (performance.now() - t0) / n;
+  };
+  await chain(50);
+  const msPerSmallOp = await chain(1000);
+  const reads = async (n: number) => {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const s = tf.sum(b);
+      await s.data();
+      s.dispose();
+    }
+    return (performance.now() - t0) / n;
+  };
+  await reads(3);
+  const msPerAwaitedRead = await reads(20);
+  b.dispose();
+  return { msPerSmallOp: round(msPerSmallOp, 4), msPerAwaitedRead: round(msPerAwaitedRead, 3) };
 }
 
 interface PeerRun {
@@ -220,7 +296,7 @@ function runPeer(device: string): PeerRun {
 }
 
 async function main(): Promise<void> {
-  const runs: { backend: string; label: string; adapter?: unknown; rows: Row[]; mats: MatRow[] }[] = [];
+  const runs: { backend: string; label: string; adapter?: unknown; rows: Row[]; mats: MatRow[]; overhead?: Overhead }[] = [];
   const unavailable: { backend: string; error: string }[] = [];
   for (const b of backends) {
     let choice: Awaited<ReturnType<typeof initBackend>>;
@@ -237,7 +313,17 @@ async function main(): Promise<void> {
       b === 'webgpu' && choice.adapter
         ? `webgpu (${[choice.adapter.vendor, choice.adapter.architecture].filter(Boolean).join(' ')}${choice.adapter.description ? `, ${choice.adapter.description}` : ''})`
         : b;
-    log(`[gpu-bench] backend ${label}`);
+    // a backend's own flags are registered when its module loads: one not registered here is skipped
+    const setFlags = tfFlags.filter(([k, v]) => {
+      try {
+        tf.env().set(k, v);
+        return true;
+      } catch (e) {
+        log(`[gpu-bench] ${b}: flag ${k} not set: ${(e as Error).message}`);
+        return false;
+      }
+    });
+    log(`[gpu-bench] backend ${label}${setFlags.length ? ` (flags ${setFlags.map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}`);
     const r = await benchBackend(label);
     runs.push({ backend: b, label, ...(choice.adapter ? { adapter: choice.adapter } : {}), ...r });
   }
@@ -291,7 +377,7 @@ async function main(): Promise<void> {
           platform: `${os.platform()} ${os.release()} ${os.arch()}`,
         },
         versions: { node: process.version, tfjs: tf.version_core },
-        settings: { steps, warmup, reps, workloads },
+        settings: { steps, warmup, reps, workloads, tfFlags: Object.fromEntries(tfFlags) },
         gptBenchFlops: gptBenchFlops(GPT_BENCH_PARAMS),
         runs,
         unavailable,

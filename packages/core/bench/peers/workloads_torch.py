@@ -39,7 +39,7 @@
 #                        (0.9, 0.95) eps 1e-5 wd 0.1, cosine lr 5e-3 -> 5e-4 over 300 steps, tau / kappa linear.
 # "params" counts every nn.Parameter, frozen ones included (as ours: Module.numParameters()); buffers
 # (the VQ codebook, the candidate set S) are not parameters on either side.
-import argparse, json, math, os, time
+import argparse, json, math, os, re, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
@@ -80,21 +80,26 @@ def blas_libs():
 
 
 def config_field(key):
-    for part in torch.__config__.show().replace('\n', ' ').split(','):
-        part = part.strip()
-        if key in part:
-            return part.split('=', 1)[-1].strip()
-    return None
+    m = re.search(re.escape(key) + r'=([^,\s]+)', torch.__config__.show())
+    return m.group(1) if m else None
 
 
 libs = blas_libs()
-blas_lib = next((l for l in libs if 'blas' in os.path.basename(l).lower() or 'blas' in l.lower()), None)
-blas_name = 'OpenBLAS' if blas_lib and 'openblas' in blas_lib.lower() else ('MKL' if any('mkl' in l for l in libs) else (blas_lib or 'unknown'))
+# numpy's own OpenBLAS (numpy.libs / scipy_openblas) is mapped whenever numpy is imported and is not
+# the one torch calls: pip wheels of torch link MKL statically (BLAS_INFO=mkl, no separate library)
+torch_libs = [l for l in libs if 'numpy.libs' not in l and 'scipy_openblas' not in l]
+blas_lib = next((l for l in torch_libs if 'blas' in os.path.basename(l).lower() or 'blas' in l.lower()), None)
+blas_info = config_field('BLAS_INFO')
+blas_name = (
+    'OpenBLAS' if blas_lib and 'openblas' in blas_lib.lower()
+    else 'MKL' if any('mkl' in l for l in torch_libs)
+    else 'MKL (linked into libtorch)' if blas_info == 'mkl' and not blas_lib
+    else (blas_lib or blas_info or 'unknown'))
 gpu = torch.cuda.get_device_name(0) if args.device.startswith('cuda') else None
 print(json.dumps({
     'peer': 'torch', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': args.device, 'gpu': gpu,
     'cuda': torch.version.cuda if gpu else None,
-    'blasInfo': config_field('BLAS_INFO'), 'blas': blas_name, 'blasLib': blas_lib, 'libs': libs,
+    'blasInfo': blas_info, 'blas': blas_name, 'blasLib': blas_lib, 'libs': libs,
 }), flush=True)
 
 
