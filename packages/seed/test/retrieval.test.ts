@@ -209,7 +209,18 @@ describe('seed.retrieval presets', () => {
     expect(long.recipe.stage2.steps).toBe(5000);
     expect(small.recipe.stage2.steps).toBe(2500);
     expect({ ...long, recipe: { ...long.recipe, stage2: { ...long.recipe.stage2, steps: 2500 } } }).toEqual(small);
-    expect(Object.keys(retrievalExperiment.presets)).toEqual(['tiny', 'small', 'small-long']);
+    expect(Object.keys(retrievalExperiment.presets)).toEqual(['tiny', 'small', 'small-long', 'small-long-vit']);
+  });
+
+  it('small-long-vit is small-long with 8000 training images and 6000 ViT steps, nothing else changed', () => {
+    const { 'small-long': long, 'small-long-vit': vit } = RETRIEVAL_SETTINGS;
+    expect(vit.sizes.train).toBe(8000);
+    expect(vit.recipe.vit.steps).toBe(6000);
+    expect(long.sizes.train).toBe(2000);
+    expect(long.recipe.vit.steps).toBe(1500);
+    expect({ ...vit, sizes: { ...vit.sizes, train: 2000 }, recipe: { ...vit.recipe, vit: { ...vit.recipe.vit, steps: 1500 } } }).toEqual(
+      long,
+    );
   });
 });
 

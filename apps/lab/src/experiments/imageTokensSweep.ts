@@ -562,6 +562,36 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-9k': {
+    description:
+      "both arms of the small preset (width-32 VQ tokenizer / sigma-VAE, learned image positions, backbone lr 3e-3 for the continuous arm) with 9,000 backbone steps instead of 6,000, each at three sampling settings: are issue 13's seen floors (0.85; 0.840 / 0.785 at 6,000 steps over three seeds) a matter of steps or of sampling?; one seed",
+    expectedMinutes: 70,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), learned image positions, 9,000 backbone steps',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        backboneSteps: 9000,
+        sampling: [
+          { cfgScale: 1.5, temperature: 0.5 },
+          { cfgScale: 1, temperature: 0.5 },
+          { cfgScale: 1.5, temperature: 0.3 },
+        ],
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, learned image positions, 9,000 backbone steps',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backboneSteps: 9000,
+        sampling: [
+          { cfgScale: 2, temperature: 0.5 },
+          { cfgScale: 1.5, temperature: 0.7 },
+          { cfgScale: 3, temperature: 0.5 },
+        ],
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
