@@ -39,6 +39,7 @@ import {
   useStockKernels,
   wasmGemmThreads,
 } from '../src/backend/kernels/index.js';
+import { hasRelaxedSimd } from '../src/backend/kernels/simd_gemm.js';
 import { initBackend, tf } from '../src/index.js';
 import { GPT_BENCH, gptBenchFlops, makeGptBench } from './gpt.js';
 import { MATMUL_CASES, timeMatMul } from './matmul.js';
@@ -188,7 +189,11 @@ async function activate(b: BenchBackend): Promise<boolean> {
   if (b === 'wasm-stock') kernels = 'stock tfjs-backend-wasm (+ core UnsortedSegmentSum)';
   else if (info.available && info.enabled)
     kernels = `core kernels, native GEMM ${info.config?.split(' ').slice(0, 2).join(' ')} (${info.threads} thread${info.threads === 1 ? '' : 's'})`;
-  else kernels = `core kernels, WebAssembly SIMD GEMM (${wasmGemmThreads()} thread${wasmGemmThreads() === 1 ? '' : 's'})`;
+  else {
+    // relaxed SIMD's fused multiply-add: on by default where the engine has it (Node >= 22)
+    const fma = process.env.MMLM_WASM_FMA !== '0' && hasRelaxedSimd() ? ', FMA' : '';
+    kernels = `core kernels, WebAssembly SIMD GEMM (${wasmGemmThreads()} thread${wasmGemmThreads() === 1 ? '' : 's'}${fma})`;
+  }
   return true;
 }
 
