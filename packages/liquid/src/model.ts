@@ -14,6 +14,7 @@
  */
 import {
   type DecoderCall,
+  extendDecoderVocabulary,
   type KVCache,
   Module,
   ModuleList,
@@ -445,35 +446,15 @@ export interface ExtendOptions {
  */
 export function extendVocabulary(model: TransformerDecoder, newRows: number, opts: ExtendOptions = {}): TransformerDecoder {
   if (!Number.isInteger(newRows) || newRows < 1) throw new Error(`extendVocabulary: newRows must be a positive integer, got ${newRows}`);
-  const V = model.config.vocabSize;
-  if (V < 1 || !model.tok_embed) throw new Error('extendVocabulary: the model has no token embedding (vocabSize 0)');
   const init = opts.init ?? 'mean';
   if (init !== 'mean' && init !== 'normal') throw new Error(`extendVocabulary: init must be 'mean' or 'normal', got ${String(init)}`);
-  const D = model.config.dim;
-  const std = opts.std ?? model.config.initStd ?? 0.02;
-  const rng = new Rng(opts.seed ?? 0);
-  const grown = new TransformerDecoder({ ...model.config, vocabSize: V + newRows });
-  const sd = model.stateDict();
-  const rows = (w: tf.Tensor): tf.Tensor =>
-    tf.tidy(() => {
-      const extra = init === 'mean' ? w.mean(0, true).tile([newRows, 1]) : rng.randn([newRows, D], 0, std); // [newRows, D]
-      return tf.concat([w, extra], 0); // [V + newRows, D]
-    });
-  const next: Record<string, tf.Tensor> = {};
-  const made: tf.Tensor[] = [];
-  for (const [k, v] of Object.entries(sd)) {
-    if (k === 'tok_embed.weight' || k === 'head.weight') {
-      const t = rows(v);
-      made.push(t);
-      next[k] = t;
-    } else next[k] = v;
-  }
-  try {
-    grown.loadStateDict(next);
-  } finally {
-    for (const t of made) t.dispose();
-  }
-  return grown;
+  // core's resize_token_embeddings (shared with SEED and MIO); the 'normal' rows come from
+  // Rng(opts.seed), embedding first, then the head, as this function always drew them
+  return extendDecoderVocabulary(model, model.config.vocabSize + newRows, {
+    init,
+    ...(opts.std === undefined ? {} : { std: opts.std }),
+    rng: new Rng(opts.seed ?? 0),
+  });
 }
 
 /** Head rows per id [V, D]: the LM head, or the token embedding when tied. */

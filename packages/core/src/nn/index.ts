@@ -12,3 +12,4 @@ export * from './norm.js';
 export * from './ops.js';
 export * from './rope.js';
 export * from './transformer.js';
+export * from './vocabulary.js';
