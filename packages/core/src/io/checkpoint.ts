@@ -286,7 +286,7 @@ export function listCheckpoints(root: string): { dir: string; step: number }[] {
   }
   for (const n of names) {
     const m = SCRATCH_DIR.exec(n);
-    if (!m || m[1] !== 'old') continue;
+    if (m?.[1] !== 'old') continue;
     const step = Number(STEP_DIR.exec(m[2]!)![1]);
     const aside = join(root, n);
     if (found.has(step) || !existsSync(join(aside, 'state.json'))) continue;

@@ -16,7 +16,6 @@ import {
   BACKGROUNDS,
   CELL_NAMES,
   type ColourName,
-  cellIndex,
   cellName,
   type GridSize,
   type Rgb,
