@@ -442,7 +442,9 @@ export interface ExtendOptions {
 /**
  * A copy of `model` whose vocabulary is extended by `newRows` ids: every weight copied, the token
  * embedding [V, D] and the LM head [V, D] (when untied) get newRows more rows, initialised at the
- * mean of the old rows (default) or at random. The old model is left as it was (dispose it when done).
+ * mean of the old rows (default) or at random; trainable flags, train/eval mode and random streams
+ * carried over (core's `extendDecoderVocabulary`). The old model is left as it was (dispose it when
+ * done). A model with unmerged LoRA layers is refused.
  */
 export function extendVocabulary(model: TransformerDecoder, newRows: number, opts: ExtendOptions = {}): TransformerDecoder {
   if (!Number.isInteger(newRows) || newRows < 1) throw new Error(`extendVocabulary: newRows must be a positive integer, got ${newRows}`);
