@@ -448,8 +448,7 @@ export interface ExtendOptions {
  */
 export function extendVocabulary(model: TransformerDecoder, newRows: number, opts: ExtendOptions = {}): TransformerDecoder {
   if (!Number.isInteger(newRows) || newRows < 1) throw new Error(`extendVocabulary: newRows must be a positive integer, got ${newRows}`);
-  const init = opts.init ?? 'mean';
-  if (init !== 'mean' && init !== 'normal') throw new Error(`extendVocabulary: init must be 'mean' or 'normal', got ${String(init)}`);
+  const init = opts.init ?? 'mean'; // core checks it
   // core's resize_token_embeddings (shared with SEED and MIO); the 'normal' rows come from
   // Rng(opts.seed), embedding first, then the head, as this function always drew them
   return extendDecoderVocabulary(model, model.config.vocabSize + newRows, {
