@@ -187,12 +187,11 @@ export const ANY_TO_ANY_SETTINGS = parsePresets(
       maxSentenceTokens: 8,
       valSamplesPerTask: 2,
     },
-    // Time per seed, an ESTIMATE from timed steps (scripts/any-to-any-time.ts at these shapes, wasm, one
-    // thread, on a 2-core machine shared with two other runs; the preset itself was not run): decoder
-    // 0.38 s per step (16 sequences of at most 92 tokens in 5.7 packed rows of 256), ImageCodes 0.055 s
-    // per step, an evaluation at most 5.4 ms per item (untrained decoder, every generation at its
-    // longest), world + corpus coding 0.6 ms per item: 4,000 steps 1,505 s + ImageCodes 1,500 steps
-    // 82 s + evaluation 2 s + data 2 s = 1,591 s, about 27 min (45 min is the bound).
+    // Time per seed: the first recipe's seed-0 run (ImageCodes hidden 256, 1,500 steps) took 1,079 s on
+    // the 2-core machine shared with another run; the estimate from timed steps before it
+    // (scripts/any-to-any-time.ts) was 27 min: decoder 0.38 s per step (16 sequences of at most 92 tokens
+    // in 5.7 packed rows of 256), evaluation at most 5.4 ms per item, world + corpus coding 0.6 ms per
+    // item. ImageCodes at hidden 512 for 6,000 steps adds about 2-4 min (45 min is the bound).
     small: {
       world: {
         trainImages: 2000,
@@ -207,8 +206,12 @@ export const ANY_TO_ANY_SETTINGS = parsePresets(
         clipFrames: 4,
         heldOutClipFraction: 0.2,
       },
-      imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 256 },
-      imageTrain: { steps: 1500, batchSize: 64, lr: 2e-3, warmup: 50 },
+      // ImageCodes hidden 512 and 6,000 steps (was 256 and 1,500, read back 0.71 / 0.32 seen / held-out
+      // in the first seed-0 run): scripts/image-codes-recipe.ts measured train / seen / held-out read-back
+      // 0.711 / 0.672 / 0.145 for the old recipe on 2,000 Shapes, 1.000 / 0.988 / 0.590 at 6,000 steps,
+      // 1.000 / 0.996 / 0.863 with hidden 512 as well (seed 0; package README, "ImageCodes: the recipe")
+      imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 512 },
+      imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
       lm: { dim: 128, numLayers: 2, numHeads: 4 },
       train: {
         steps: 4000,
@@ -1013,7 +1016,7 @@ export const anyToAnyExperiment: Experiment = {
     },
     small: {
       description:
-        '16 px one-object Shapes (2000 images), 1000 edit pairs (20% of transitions held out), 500 stories, 400 four-frame clips (20% of keys held out); ImageCodes 8 x 64 (1500 steps); a 2-layer width-128 decoder, 4000 SFT steps of 16 sequences (5 edit, 4 story, 3 clip, 2 generation, 2 caption), evaluated on 96 edits, 64 stories and 64 clips per set; one seed per run (time estimated from timed steps, not measured)',
+        '16 px one-object Shapes (2000 images), 1000 edit pairs (20% of transitions held out), 500 stories, 400 four-frame clips (20% of keys held out); ImageCodes 8 x 64 (hidden 512, 6000 steps); a 2-layer width-128 decoder, 4000 SFT steps of 16 sequences (5 edit, 4 story, 3 clip, 2 generation, 2 caption), evaluated on 96 edits, 64 stories and 64 clips per set; one seed per run',
       expectedMinutes: 30,
     },
   },
