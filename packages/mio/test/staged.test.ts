@@ -17,9 +17,27 @@ beforeAll(async () => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('mio.staged', () => {
-  it('is registered with tiny and small presets', () => {
+  it('is registered with tiny, small and small-long presets', () => {
     expect(experiments.map((e) => e.id)).toContain('mio.staged');
-    expect(Object.keys(stagedExperiment.presets).sort()).toEqual(['small', 'tiny']);
+    expect(Object.keys(stagedExperiment.presets).sort()).toEqual(['small', 'small-long', 'tiny']);
+  });
+
+  it('small-long is small with the measured tokenizer recipes and 5x the steps of every stage', () => {
+    const a = STAGED_SETTINGS.small;
+    const b = STAGED_SETTINGS['small-long'];
+    expect(b.imageCodes).toEqual({ ...a.imageCodes, hidden: 512 });
+    expect(b.imageTrain).toEqual({ ...a.imageTrain, steps: 6000 });
+    expect(b.codec).toBe('small-12.5hz');
+    expect(b.codecUtterances).toBe(1000);
+    expect(b.world).toEqual({ ...a.world, speechTrain: 16000 });
+    expect(b.schedule.steps).toEqual(a.schedule.steps.map((x) => x * 5));
+    expect(b.lm).toEqual(a.lm);
+  });
+
+  it('names the presets when given an unknown one', async () => {
+    await expect(
+      runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
+    ).rejects.toThrow(/unknown preset "huge"; expected one of tiny, small, small-long/);
   });
 
   it('reports every stage metric for both arms, finite', () => {
