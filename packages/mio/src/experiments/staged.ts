@@ -388,6 +388,8 @@ export const stagedExperiment: Experiment = {
   id: 'mio.staged',
   settings: (preset: string) => STAGED_SETTINGS[preset as keyof typeof STAGED_SETTINGS],
   paper: 'MIO',
+  // the tokenizers are shared sub-runs; the two arms are independent top-level sub-runs (`--jobs 2`)
+  parallelSubruns: true,
   claim:
     "MIO's staged schedule (alignment 12:2:0:2, interleaved 2:2:6:6, speech-enhanced 2:1:1:12, then SFT) trains captioning, image generation, ASR and TTS with little forgetting; interleaved data entering at Stage II makes the loss spike, Stage III's transition is smooth (§2.2). Here against a single stage at the final mix with the same steps.",
   presets: {
@@ -424,30 +426,39 @@ export const stagedExperiment: Experiment = {
       `mio.staged: toy world of ${world.sets.train.length} training images (${world.trainCombos.size} combinations), ${world.stories.length} stories, ${world.clips.length} clips, ${world.edits.length} edits, ${world.speechTrain.length} + ${world.speechTest.length} utterances`,
     );
 
-    // ---- tokenizers (resumable sub-runs; weights saved beside their results)
+    // ---- tokenizers (resumable sub-runs; weights saved beside their results); shared: both arms read
+    // them (under the lab's --jobs the other workers wait for them)
     const imageCodes = new ImageCodes({ ...st.imageCodes, seed });
-    const imgInfo = await ctx.subrun('image-codes', async (dir, sub) => {
-      const recs = trainImageCodes(
-        imageCodes,
-        world.sets.train.map((s) => s.image),
-        { ...st.imageTrain, seed },
-        { onRecord: (r) => sub.metric({ ...r }) },
-      );
-      await saveModule(join(dir, 'image_codes.safetensors'), imageCodes);
-      return { dir, final: recs[recs.length - 1]! };
-    });
+    const imgInfo = await ctx.subrun(
+      'image-codes',
+      async (dir, sub) => {
+        const recs = trainImageCodes(
+          imageCodes,
+          world.sets.train.map((s) => s.image),
+          { ...st.imageTrain, seed },
+          { onRecord: (r) => sub.metric({ ...r }) },
+        );
+        await saveModule(join(dir, 'image_codes.safetensors'), imageCodes);
+        return { dir, final: recs[recs.length - 1]! };
+      },
+      { shared: true },
+    );
     await loadModule(join(imgInfo.dir, 'image_codes.safetensors'), imageCodes);
     imageCodes.eval();
     const codec = new SpeechCodec(codecCfg);
-    const codecInfo = await ctx.subrun('speech-codec', async (dir) => {
-      const r = await trainSpeechCodec(
-        codec,
-        world.speechTrain.slice(0, st.codecUtterances ?? world.speechTrain.length).map((u) => toneCodecExample(u, codec.config)),
-        { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
-      );
-      await saveModule(join(dir, 'codec.safetensors'), codec);
-      return { dir, seconds: r.seconds };
-    });
+    const codecInfo = await ctx.subrun(
+      'speech-codec',
+      async (dir) => {
+        const r = await trainSpeechCodec(
+          codec,
+          world.speechTrain.slice(0, st.codecUtterances ?? world.speechTrain.length).map((u) => toneCodecExample(u, codec.config)),
+          { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
+        );
+        await saveModule(join(dir, 'codec.safetensors'), codec);
+        return { dir, seconds: r.seconds };
+      },
+      { shared: true },
+    );
     await loadModule(join(codecInfo.dir, 'codec.safetensors'), codec);
     codec.eval();
 
