@@ -3,7 +3,7 @@
  * pixels and strings of the right shapes, is deterministic by seed, resumes from its folder without
  * retraining, leaks no tensors after dispose, and rejects bad options with errors naming them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, Rng, tf } from '@mmlm/core';
@@ -122,6 +122,29 @@ describe('liquid imageTokenArm', () => {
     expect(o2(await r.generate(['a red square', 'a green square'], { seed: 2 }))).toEqual(imgs);
     r.dispose();
     await expect(imageTokenArm(options('a', { backboneSteps: 5 }))).rejects.toThrow(/written for other settings/);
+  });
+
+  it('a SIGINT mid-phase stops with an error and no completion marker; a rerun resumes to the uninterrupted result', async () => {
+    const before = process.listeners('SIGINT');
+    // trainLoop's own SIGINT handler, invoked directly as core's loop test does (no real signal)
+    const sigint = () => {
+      for (const l of process.listeners('SIGINT').filter((x) => !before.includes(x))) (l as () => void)();
+    };
+    const o = options('int', {
+      progress: (name) => ({ tick: (step) => (name === 'backbone' && step === 2 ? sigint() : undefined), done: () => {} }),
+    });
+    await expect(imageTokenArm(o)).rejects.toThrow(/backbone training interrupted after step 2 of 4; run again to resume/);
+    expect(existsSync(join(root, 'int', 'backbone.json'))).toBe(false);
+    expect(existsSync(join(root, 'int', 'backbone.safetensors'))).toBe(false);
+    expect(process.listeners('SIGINT')).toEqual(before);
+    const lines: string[] = [];
+    const resumed = await imageTokenArm(options('int', { log: (l) => lines.push(l) }));
+    expect(lines.join('\n')).toMatch(/resumed from .*step-0+2/);
+    const straight = await imageTokenArm(options('int-straight'));
+    const prompts = ['a red square', 'a green square'];
+    expect(o2(await resumed.generate(prompts, { seed: 2 }))).toEqual(o2(await straight.generate(prompts, { seed: 2 })));
+    resumed.dispose();
+    straight.dispose();
   });
 
   it('rejects bad options with errors naming them', async () => {

@@ -55,7 +55,7 @@ for (const name of names) {
   const agree = (imgs: Float32Array[]) => analyzerAgreement(imgs, model.decode(model.encode(imgs)), analyzer);
   const out = {
     variant: name,
-    backend: currentBackend().backend,
+    backend: currentBackend()?.backend ?? null,
     seed,
     params: model.numParameters(),
     seconds: Math.round(seconds),

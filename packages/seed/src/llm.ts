@@ -712,6 +712,8 @@ export async function trainPhase(
       },
       onStep: o.onStep ? (t, loss) => o.onStep?.(t, loss) : undefined,
     });
+    // SIGINT stops trainLoop after a step (no checkpoint here): a phase cut short is an error, never a result
+    if (r.interrupted) throw new Error(`seed-lm ${o.name}: training interrupted after step ${r.step} of ${phase.steps}`);
     return { steps: phase.steps, losses: r.losses, seconds: (performance.now() - t0) / 1000, trainableParameters: trainable };
   } finally {
     opt.dispose();

@@ -112,6 +112,25 @@ describe('seed imageTokenArm', () => {
     expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
 
+  it('a SIGINT in the backbone phase stops with an error and no completion marker; a rerun resumes it', async () => {
+    const before = process.listeners('SIGINT');
+    // trainLoop's own SIGINT handler, invoked directly as core's loop test does (no real signal)
+    const sigint = () => {
+      for (const l of process.listeners('SIGINT').filter((x) => !before.includes(x))) (l as () => void)();
+    };
+    const o = options('int', {
+      progress: (name) => ({ tick: (step) => (name === 'backbone' && step === 1 ? sigint() : undefined), done: () => {} }),
+    });
+    await expect(seedArm(o)).rejects.toThrow(/backbone training interrupted after step 1 of 3; run again to resume/);
+    expect(existsSync(join(root, 'int', 'backbone.json'))).toBe(false);
+    expect(process.listeners('SIGINT')).toEqual(before);
+    const lines: string[] = [];
+    const resumed = await seedArm(options('int', { log: (l) => lines.push(l) }));
+    expect(lines.join('\n')).toMatch(/resumed from .*step-0+1/);
+    expect(existsSync(join(root, 'int', 'backbone.json'))).toBe(true);
+    resumed.dispose();
+  }, 60_000);
+
   it('splits the tokenizer budget and parses attribute labels from captions', () => {
     expect(splitSteps(1000, [0.2, 0.2, 0.3, 0.15, 0.15])).toEqual([200, 200, 300, 150, 150]);
     expect(splitSteps(5, [0.2, 0.2, 0.3, 0.15, 0.15]).reduce((a, b) => a + b, 0)).toBe(5);

@@ -141,32 +141,39 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
       const buf = new Float32Array(opts.batchSize * per);
       vq.train();
       // 0 steps: the untrained tokenizer (trainLoop needs >= 1 step)
-      if (tPhase.steps > 0)
-        await trainLoop({
-          steps: tPhase.steps,
-          model: vq,
-          optimizer: opt,
-          rng,
-          checkpointDir: join(dir, 'tokenizer-ckpt'),
-          checkpointEvery: 100,
-          resume: true,
-          progress: 'none',
-          name: 'liquid-vq tokenizer',
-          log,
-          lr: (t) => lrAt(tPhase, t - 1),
-          step: (t) => {
-            for (let b = 0; b < opts.batchSize; b++) buf.set(data.train.images[rng.int(0, nTrain)]!, b * per);
-            const x = tf.tidy(() => tf.tensor4d(buf, [opts.batchSize, S, S, 3]).mul(2).sub(1)); // [B, S, S, 3] in [-1, 1]
-            try {
-              return tokenizerTrainStep(vq, opt, x, t - 1, tPhase).loss;
-            } finally {
-              x.dispose();
-            }
-          },
-          onStep: (t, loss) => bar?.tick(t, { loss }),
-        });
+      const tRun =
+        tPhase.steps > 0
+          ? await trainLoop({
+              steps: tPhase.steps,
+              model: vq,
+              optimizer: opt,
+              rng,
+              checkpointDir: join(dir, 'tokenizer-ckpt'),
+              checkpointEvery: 100,
+              resume: true,
+              progress: 'none',
+              name: 'liquid-vq tokenizer',
+              log,
+              lr: (t) => lrAt(tPhase, t - 1),
+              step: (t) => {
+                for (let b = 0; b < opts.batchSize; b++) buf.set(data.train.images[rng.int(0, nTrain)]!, b * per);
+                const x = tf.tidy(() => tf.tensor4d(buf, [opts.batchSize, S, S, 3]).mul(2).sub(1)); // [B, S, S, 3] in [-1, 1]
+                try {
+                  return tokenizerTrainStep(vq, opt, x, t - 1, tPhase).loss;
+                } finally {
+                  x.dispose();
+                }
+              },
+              onStep: (t, loss) => bar?.tick(t, { loss }),
+            })
+          : null;
       bar?.done();
       opt.dispose();
+      // SIGINT stops trainLoop after a step with a checkpoint: never save an unfinished phase as done
+      if (tRun?.interrupted)
+        throw new Error(
+          `liquid-vq: tokenizer training interrupted after step ${tRun.step} of ${tPhase.steps}; run again to resume from ${dir}`,
+        );
       vq.eval();
       codesTrain = extractCodes(vq, stackImages(data.train.images, per));
       await saveModule(join(dir, 'tokenizer.safetensors'), vq);
@@ -234,34 +241,40 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
       const opt = makeOptimizer(model, bPhase);
       const bar = progressBridge(opts, 'backbone', bPhase.steps);
       model.train();
-      if (bPhase.steps > 0)
-        await trainLoop({
-          steps: bPhase.steps,
-          model,
-          optimizer: opt,
-          rng,
-          rngs: { collator: collatorRng, ...model.rngs() },
-          checkpointDir: join(dir, 'backbone-ckpt'),
-          checkpointEvery: 100,
-          resume: true,
-          progress: 'none',
-          name: 'liquid-vq backbone',
-          log,
-          lr: (t) => lrAt(bPhase, t - 1),
-          step: (t) => {
-            const examples: Example[] = [];
-            for (let b = 0; b < opts.batchSize; b++) {
-              const i = rng.int(0, nTrain);
-              const codes = codesTrain.subarray(i * N, (i + 1) * N);
-              const caption = data.train.captions[i]!;
-              examples.push(rng.uniform() < opts.captionFraction ? collator.i2t(caption, codes) : collator.t2i(caption, codes));
-            }
-            return lmTrainStep(model, opt, collator.collate(examples), t - 1, bPhase).loss;
-          },
-          onStep: (t, loss) => bar?.tick(t, { loss }),
-        });
+      const bRun =
+        bPhase.steps > 0
+          ? await trainLoop({
+              steps: bPhase.steps,
+              model,
+              optimizer: opt,
+              rng,
+              rngs: { collator: collatorRng, ...model.rngs() },
+              checkpointDir: join(dir, 'backbone-ckpt'),
+              checkpointEvery: 100,
+              resume: true,
+              progress: 'none',
+              name: 'liquid-vq backbone',
+              log,
+              lr: (t) => lrAt(bPhase, t - 1),
+              step: (t) => {
+                const examples: Example[] = [];
+                for (let b = 0; b < opts.batchSize; b++) {
+                  const i = rng.int(0, nTrain);
+                  const codes = codesTrain.subarray(i * N, (i + 1) * N);
+                  const caption = data.train.captions[i]!;
+                  examples.push(rng.uniform() < opts.captionFraction ? collator.i2t(caption, codes) : collator.t2i(caption, codes));
+                }
+                return lmTrainStep(model, opt, collator.collate(examples), t - 1, bPhase).loss;
+              },
+              onStep: (t, loss) => bar?.tick(t, { loss }),
+            })
+          : null;
       bar?.done();
       opt.dispose();
+      if (bRun?.interrupted)
+        throw new Error(
+          `liquid-vq: backbone training interrupted after step ${bRun.step} of ${bPhase.steps}; run again to resume from ${dir}`,
+        );
       await saveModule(join(dir, 'backbone.safetensors'), model);
       writeFileAtomicSync(bDone, JSON.stringify({ key: bKey, steps: bPhase.steps }));
     }

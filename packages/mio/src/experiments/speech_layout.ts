@@ -679,6 +679,8 @@ export const speechLayoutExperiment: Experiment = {
             split.train.slice(0, st.speech.codecUtterances ?? split.train.length).map((u) => toneCodecExample(u, codec.config)),
             { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
           );
+          // SIGINT stops the codec's trainLoop after a step with a checkpoint: never save it as trained
+          if (r.loop.interrupted) throw new Error(`${ID}: codec training interrupted after step ${r.loop.step}; rerun to resume`);
           await saveModule(join(dir, 'codec.safetensors'), codec);
           return { dir, seconds: r.seconds };
         },

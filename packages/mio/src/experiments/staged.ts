@@ -454,6 +454,8 @@ export const stagedExperiment: Experiment = {
           world.speechTrain.slice(0, st.codecUtterances ?? world.speechTrain.length).map((u) => toneCodecExample(u, codec.config)),
           { train: { ...st.codecTrain, seed }, checkpointDir: join(dir, 'checkpoints'), resume: true, progress: 'none', log: ctx.log },
         );
+        // SIGINT stops the codec's trainLoop after a step with a checkpoint: never save it as trained
+        if (r.loop.interrupted) throw new Error(`mio.staged: codec training interrupted after step ${r.loop.step}; rerun to resume`);
         await saveModule(join(dir, 'codec.safetensors'), codec);
         return { dir, seconds: r.seconds };
       },

@@ -450,60 +450,67 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
       const bar = bSteps > 0 && opts.progress ? opts.progress('backbone', bSteps) : null;
       const capIds = data.train.captions.map((c) => words.encode(c));
       model.train();
-      if (bSteps > 0)
-        await trainLoop({
-          steps: bSteps,
-          model,
-          optimizer: opt,
-          rng,
-          rngs: model.rngs(),
-          checkpointDir: join(dir, 'backbone-ckpt'),
-          checkpointEvery: 100,
-          resume: true,
-          progress: 'none',
-          name: 'seed-causal-codes backbone',
-          log,
-          lr: (t) => lrOf(t - 1),
-          step: (t) => {
-            const rows: { ids: number[]; labels: number[] }[] = [];
-            for (let b = 0; b < opts.batchSize; b++) {
-              const i = rng.int(0, nTrain);
-              const codes = codesTrain.subarray(i * Q, (i + 1) * Q);
-              const cap = capIds[i] as number[];
-              if (rng.uniform() < opts.captionFraction) rows.push(i2tSequence(vocab, cap, codes));
-              else rows.push(t2iSequence(vocab, rng.uniform() < bb.uncondProb ? null : cap, codes));
-            }
-            const T = Math.max(...rows.map((r) => r.ids.length));
-            const ids = new Int32Array(rows.length * T).fill(vocab.pad);
-            const labels = new Int32Array(rows.length * T).fill(IGNORE);
-            rows.forEach((r, b) => {
-              ids.set(r.ids, b * T);
-              labels.set(r.labels, b * T);
-            });
-            const x = tf.tensor2d(ids, [rows.length, T], 'int32');
-            const y = tf.tensor2d(labels, [rows.length, T], 'int32');
-            try {
-              const { loss, grads } = valueAndGrads(model, () =>
-                tf.tidy(() => {
-                  const logits = model.forward(x.slice([0, 0], [rows.length, T - 1])); // [B, T-1, V]
-                  return crossEntropy(logits, y.slice([0, 1], [rows.length, T - 1]), { ignoreIndex: IGNORE });
-                }),
-              );
-              const norm = clipGradNorm(grads, bb.gradClip);
-              opt.setLr(lrOf(t - 1));
-              opt.step(grads);
-              const l = loss.dataSync()[0] as number;
-              tf.dispose([loss, norm, ...grads.values()]);
-              return l;
-            } finally {
-              x.dispose();
-              y.dispose();
-            }
-          },
-          onStep: (t, loss) => bar?.tick(t, { loss }),
-        });
+      const bRun =
+        bSteps > 0
+          ? await trainLoop({
+              steps: bSteps,
+              model,
+              optimizer: opt,
+              rng,
+              rngs: model.rngs(),
+              checkpointDir: join(dir, 'backbone-ckpt'),
+              checkpointEvery: 100,
+              resume: true,
+              progress: 'none',
+              name: 'seed-causal-codes backbone',
+              log,
+              lr: (t) => lrOf(t - 1),
+              step: (t) => {
+                const rows: { ids: number[]; labels: number[] }[] = [];
+                for (let b = 0; b < opts.batchSize; b++) {
+                  const i = rng.int(0, nTrain);
+                  const codes = codesTrain.subarray(i * Q, (i + 1) * Q);
+                  const cap = capIds[i] as number[];
+                  if (rng.uniform() < opts.captionFraction) rows.push(i2tSequence(vocab, cap, codes));
+                  else rows.push(t2iSequence(vocab, rng.uniform() < bb.uncondProb ? null : cap, codes));
+                }
+                const T = Math.max(...rows.map((r) => r.ids.length));
+                const ids = new Int32Array(rows.length * T).fill(vocab.pad);
+                const labels = new Int32Array(rows.length * T).fill(IGNORE);
+                rows.forEach((r, b) => {
+                  ids.set(r.ids, b * T);
+                  labels.set(r.labels, b * T);
+                });
+                const x = tf.tensor2d(ids, [rows.length, T], 'int32');
+                const y = tf.tensor2d(labels, [rows.length, T], 'int32');
+                try {
+                  const { loss, grads } = valueAndGrads(model, () =>
+                    tf.tidy(() => {
+                      const logits = model.forward(x.slice([0, 0], [rows.length, T - 1])); // [B, T-1, V]
+                      return crossEntropy(logits, y.slice([0, 1], [rows.length, T - 1]), { ignoreIndex: IGNORE });
+                    }),
+                  );
+                  const norm = clipGradNorm(grads, bb.gradClip);
+                  opt.setLr(lrOf(t - 1));
+                  opt.step(grads);
+                  const l = loss.dataSync()[0] as number;
+                  tf.dispose([loss, norm, ...grads.values()]);
+                  return l;
+                } finally {
+                  x.dispose();
+                  y.dispose();
+                }
+              },
+              onStep: (t, loss) => bar?.tick(t, { loss }),
+            })
+          : null;
       bar?.done();
       opt.dispose();
+      // SIGINT stops trainLoop after a step with a checkpoint: never save an unfinished phase as done
+      if (bRun?.interrupted)
+        throw new Error(
+          `seed-causal-codes: backbone training interrupted after step ${bRun.step} of ${bSteps}; run again to resume from ${dir}`,
+        );
       await saveModule(join(dir, 'backbone.safetensors'), model);
       writeFileAtomicSync(bMarker, JSON.stringify({ key: bKey, steps: bSteps }));
     }
