@@ -18,7 +18,7 @@
  * Prints one JSON line per variant, then a table.
  */
 import { currentBackend, initBackend } from '@mmlm/core';
-import { analyzerAgreement, seenHeldOutSets, ShapeAnalyzer } from '@mmlm/data';
+import { analyzerAgreement, ShapeAnalyzer, seenHeldOutSets } from '@mmlm/data';
 import { ImageCodes, type ImageCodesConfigInput, type ImageCodesTrainInput, trainImageCodes } from '../src/index.js';
 
 const argv = process.argv.slice(2);
@@ -36,7 +36,8 @@ const VARIANTS: Record<string, { model: ImageCodesConfigInput; train: ImageCodes
   k256: { model: { codes: 256 }, train: {} },
 };
 const names = arg('variants', 'base').split(',');
-for (const n of names) if (!VARIANTS[n]) throw new Error(`image-codes-recipe: unknown variant "${n}"; expected one of ${Object.keys(VARIANTS).join(', ')}`);
+for (const n of names)
+  if (!VARIANTS[n]) throw new Error(`image-codes-recipe: unknown variant "${n}"; expected one of ${Object.keys(VARIANTS).join(', ')}`);
 const seed = Number(arg('seed', '0'));
 const nTrain = Number(arg('train', '2000'));
 const nEval = Number(arg('eval', '256'));
@@ -71,5 +72,7 @@ for (const name of names) {
   );
   model.dispose();
 }
-console.log('\n| variant | parameters | seconds | rec | usage | read-back train | seen | held-out |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+console.log(
+  '\n| variant | parameters | seconds | rec | usage | read-back train | seen | held-out |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+);
 for (const r of rows) console.log(r);
