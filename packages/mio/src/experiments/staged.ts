@@ -601,7 +601,7 @@ export const stagedExperiment: Experiment = {
       `Loss jump when Stage II starts (mean of ${w} steps after minus ${w} before): staged ${formatFixed(metrics.staged_lossJumpII as number)}, single ${formatFixed(metrics.single_lossJumpII as number)}; at Stage III: staged ${formatFixed(metrics.staged_lossJumpIII as number)}, single ${formatFixed(metrics.single_lossJumpIII as number)} (paper: a spike at II, smooth at III).`,
       `Tokenizers: ImageCodes read back by the ShapeAnalyzer ${formatFixed(readBack.seen)} / ${formatFixed(readBack.heldOut)} (seen / held-out); SpeechCodec resynthesis WER ${formatFixed(codecWer)}.`,
       floors,
-      `One seed (${seed}): no difference is called here; \`pnpm lab run mio.staged --preset small --seeds 0,1,2\` gives mean ± std.`,
+      `One seed (${seed}): no difference is called here; \`pnpm lab run mio.staged --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std.`,
     ].join('\n');
     return {
       metrics,
