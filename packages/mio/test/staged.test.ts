@@ -17,9 +17,16 @@ beforeAll(async () => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('mio.staged', () => {
-  it('is registered with tiny, small and small-long presets', () => {
+  it('is registered with tiny, small, small-long and small-long-sft presets', () => {
     expect(experiments.map((e) => e.id)).toContain('mio.staged');
-    expect(Object.keys(stagedExperiment.presets).sort()).toEqual(['small', 'small-long', 'tiny']);
+    expect(Object.keys(stagedExperiment.presets).sort()).toEqual(['small', 'small-long', 'small-long-sft', 'tiny']);
+  });
+
+  it('small-long-sft is small-long with Stage IV 4x longer', () => {
+    const a = STAGED_SETTINGS['small-long'];
+    const b = STAGED_SETTINGS['small-long-sft'];
+    expect(b).toEqual({ ...a, schedule: { ...a.schedule, steps: [1240, 640, 1610, 2000] } });
+    expect(a.schedule.steps[3]).toBe(500);
   });
 
   it('small-long is small with the measured tokenizer recipes and 5x the steps of every stage', () => {
@@ -37,7 +44,7 @@ describe('mio.staged', () => {
   it('names the presets when given an unknown one', async () => {
     await expect(
       runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
-    ).rejects.toThrow(/unknown preset "huge"; expected one of tiny, small, small-long/);
+    ).rejects.toThrow(/unknown preset "huge"; expected one of tiny, small, small-long, small-long-sft/);
   });
 
   it('reports every stage metric for both arms, finite', () => {

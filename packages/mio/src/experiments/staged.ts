@@ -164,7 +164,32 @@ export const STAGED_SETTINGS = parsePresets(
       valSamplesPerTask: 8,
       jumpWindow: 25,
     },
-  } satisfies Record<'tiny' | 'small' | 'small-long', z.input<typeof SettingsSchema>>,
+    // small-long seed 0: 500 SFT steps undid TTS in both arms (staged 0.508 -> 0.797 WER, single
+    // 0.242 -> 0.695); is Stage IV too short for the 15-task ChatML mix? Stage IV 4x longer
+    'small-long-sft': {
+      world: {
+        trainImages: 2000,
+        evalImages: 128,
+        stories: 400,
+        clips: 300,
+        clipFrames: 4,
+        edits: 400,
+        speechTrain: 16000,
+        speechTest: 64,
+        wordsPerUtterance: 2,
+        wordSeconds: 0.3,
+      },
+      imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 512 },
+      imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
+      codec: 'small-12.5hz',
+      codecTrain: { steps: 2000, batchSize: 8, cropFrames: 12 },
+      codecUtterances: 1000,
+      lm: { dim: 128, numLayers: 2, numHeads: 4 },
+      schedule: { preset: 'small', steps: [1240, 640, 1610, 2000], seqLen: 512, lr: 1e-3, minLr: 1e-4 },
+      valSamplesPerTask: 8,
+      jumpWindow: 25,
+    },
+  } satisfies Record<'tiny' | 'small' | 'small-long' | 'small-long-sft', z.input<typeof SettingsSchema>>,
   () => SettingsSchema,
 );
 
@@ -406,6 +431,11 @@ export const stagedExperiment: Experiment = {
       description:
         'small with the measured tokenizer recipes and 5x the decoder steps: ImageCodes hidden 512 (6000 steps); the 12.5 frames/s SpeechCodec with quantizer dropout (2000 steps on 1000 of 16000 utterances, as mio.speech-layout); 1240 / 640 / 1610 / 500 steps (staged) and 3490 + 500 (single); one seed per run (seed 0 took 58 min with --jobs 2 on the 2-core machine shared with three to five other runs)',
       expectedMinutes: 58,
+    },
+    'small-long-sft': {
+      description:
+        'small-long with Stage IV 4x longer (2000 SFT steps; 1240 / 640 / 1610 / 2000 staged, 3490 + 2000 single): does a longer SFT keep TTS? one seed per run',
+      expectedMinutes: 65,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
