@@ -434,8 +434,8 @@ export const stagedExperiment: Experiment = {
     },
     'small-long-sft': {
       description:
-        'small-long with Stage IV 4x longer (2000 SFT steps; 1240 / 640 / 1610 / 2000 staged, 3490 + 2000 single): does a longer SFT keep TTS? one seed per run',
-      expectedMinutes: 65,
+        'small-long with Stage IV 4x longer (2000 SFT steps; 1240 / 640 / 1610 / 2000 staged, 3490 + 2000 single): does a longer SFT keep TTS? one seed per run (seed 0: 35 min with --jobs 2 and the tokenizer sub-runs reused from small-long, on the 2-core machine shared with one or two other runs; training them took about 20 min there)',
+      expectedMinutes: 55,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
