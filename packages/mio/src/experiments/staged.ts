@@ -86,6 +86,50 @@ const SettingsSchema = z.strictObject({
 });
 export type StagedSettings = z.infer<typeof SettingsSchema>;
 
+/** The `small` preset's settings (its first run's recipe). */
+const SMALL = {
+  world: {
+    trainImages: 2000,
+    evalImages: 128,
+    stories: 400,
+    clips: 300,
+    clipFrames: 4,
+    edits: 400,
+    speechTrain: 600,
+    speechTest: 64,
+    wordsPerUtterance: 2,
+    wordSeconds: 0.3,
+  },
+  imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 256 },
+  imageTrain: { steps: 1500, batchSize: 64, lr: 2e-3, warmup: 50 },
+  codec: 'small',
+  codecTrain: { steps: 800, batchSize: 8, cropFrames: 50 },
+  lm: { dim: 128, numLayers: 2, numHeads: 4 },
+  // seqLen 512: the runner refuses samples longer than a stage's seqLen; at 256 the first small
+  // run (seed 0) stopped at stage I step 29 on a 257-token speech sample, at 320 the second at
+  // the first boundary on a 347-token stage-IV speechInstruct validation sample
+  schedule: { preset: 'small', steps: [248, 128, 322, 100], seqLen: 512, lr: 1e-3, minLr: 1e-4 },
+  valSamplesPerTask: 8,
+  jumpWindow: 5,
+} satisfies z.input<typeof SettingsSchema>;
+
+// `small` with the tokenizer recipes measured since its first run, and 5x the decoder steps:
+// ImageCodes at hidden 512 for 6,000 steps (read-back 0.996 / 0.863 seen / held-out against
+// 0.672 / 0.145, scripts/image-codes-recipe.ts); speech as mio.speech-layout's `small`, whose
+// decoders speak (the 12.5 frames/s codec with quantizer dropout, 2,000 steps on the first 1,000 of
+// 16,000 training utterances); stages I-IV of 1,240 / 640 / 1,610 / 500 steps.
+const SMALL_LONG = {
+  ...SMALL,
+  world: { ...SMALL.world, speechTrain: 16000 },
+  imageCodes: { ...SMALL.imageCodes, hidden: 512 },
+  imageTrain: { ...SMALL.imageTrain, steps: 6000 },
+  codec: 'small-12.5hz',
+  codecTrain: { steps: 2000, batchSize: 8, cropFrames: 12 },
+  codecUtterances: 1000,
+  schedule: { ...SMALL.schedule, steps: [1240, 640, 1610, 500] },
+  jumpWindow: 25,
+} satisfies z.input<typeof SettingsSchema>;
+
 export const STAGED_SETTINGS = parsePresets(
   'mio.staged settings',
   {
@@ -111,84 +155,11 @@ export const STAGED_SETTINGS = parsePresets(
       valSamplesPerTask: 2,
       jumpWindow: 1,
     },
-    small: {
-      world: {
-        trainImages: 2000,
-        evalImages: 128,
-        stories: 400,
-        clips: 300,
-        clipFrames: 4,
-        edits: 400,
-        speechTrain: 600,
-        speechTest: 64,
-        wordsPerUtterance: 2,
-        wordSeconds: 0.3,
-      },
-      imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 256 },
-      imageTrain: { steps: 1500, batchSize: 64, lr: 2e-3, warmup: 50 },
-      codec: 'small',
-      codecTrain: { steps: 800, batchSize: 8, cropFrames: 50 },
-      lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      // seqLen 512: the runner refuses samples longer than a stage's seqLen; at 256 the first small
-      // run (seed 0) stopped at stage I step 29 on a 257-token speech sample, at 320 the second at
-      // the first boundary on a 347-token stage-IV speechInstruct validation sample
-      schedule: { preset: 'small', steps: [248, 128, 322, 100], seqLen: 512, lr: 1e-3, minLr: 1e-4 },
-      valSamplesPerTask: 8,
-      jumpWindow: 5,
-    },
-    // `small` with the tokenizer recipes measured since its first run, and 5x the decoder steps:
-    // ImageCodes at hidden 512 for 6,000 steps (read-back 0.996 / 0.863 seen / held-out against
-    // 0.672 / 0.145, scripts/image-codes-recipe.ts); speech as mio.speech-layout's `small`, whose
-    // decoders speak (the 12.5 frames/s codec with quantizer dropout, 2,000 steps on the first 1,000 of
-    // 16,000 training utterances); stages I-IV of 1,240 / 640 / 1,610 / 500 steps.
-    'small-long': {
-      world: {
-        trainImages: 2000,
-        evalImages: 128,
-        stories: 400,
-        clips: 300,
-        clipFrames: 4,
-        edits: 400,
-        speechTrain: 16000,
-        speechTest: 64,
-        wordsPerUtterance: 2,
-        wordSeconds: 0.3,
-      },
-      imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 512 },
-      imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
-      codec: 'small-12.5hz',
-      codecTrain: { steps: 2000, batchSize: 8, cropFrames: 12 },
-      codecUtterances: 1000,
-      lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      schedule: { preset: 'small', steps: [1240, 640, 1610, 500], seqLen: 512, lr: 1e-3, minLr: 1e-4 },
-      valSamplesPerTask: 8,
-      jumpWindow: 25,
-    },
+    small: SMALL,
+    'small-long': SMALL_LONG,
     // small-long seed 0: 500 SFT steps undid TTS in both arms (staged 0.508 -> 0.797 WER, single
     // 0.242 -> 0.695); is Stage IV too short for the 15-task ChatML mix? Stage IV 4x longer
-    'small-long-sft': {
-      world: {
-        trainImages: 2000,
-        evalImages: 128,
-        stories: 400,
-        clips: 300,
-        clipFrames: 4,
-        edits: 400,
-        speechTrain: 16000,
-        speechTest: 64,
-        wordsPerUtterance: 2,
-        wordSeconds: 0.3,
-      },
-      imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 512 },
-      imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
-      codec: 'small-12.5hz',
-      codecTrain: { steps: 2000, batchSize: 8, cropFrames: 12 },
-      codecUtterances: 1000,
-      lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      schedule: { preset: 'small', steps: [1240, 640, 1610, 2000], seqLen: 512, lr: 1e-3, minLr: 1e-4 },
-      valSamplesPerTask: 8,
-      jumpWindow: 25,
-    },
+    'small-long-sft': { ...SMALL_LONG, schedule: { ...SMALL_LONG.schedule, steps: [1240, 640, 1610, 2000] } },
   } satisfies Record<'tiny' | 'small' | 'small-long' | 'small-long-sft', z.input<typeof SettingsSchema>>,
   () => SettingsSchema,
 );
