@@ -131,11 +131,31 @@ describe('seed imageTokenArm', () => {
     resumed.dispose();
   }, 60_000);
 
+  it("with unnamedSize 'ignore' the arm trains on captions that name no size and reads its ViT accuracy over named attributes", async () => {
+    const o = options('ign', { recipe: { tokenizer: { preset: 'tiny', unnamedSize: 'ignore' } }, backboneSteps: 1 });
+    const caps = o.data.train.captions;
+    // the data has both kinds of caption ("a red cross", "a large red triangle")
+    expect(caps.filter((c) => captionLabels(c, 'ignore')[2] === -100).length).toBeGreaterThan(0);
+    expect(caps.filter((c) => captionLabels(c, 'ignore')[2] !== -100).length).toBeGreaterThan(0);
+    const lines: string[] = [];
+    const arm = await seedArm({ ...o, log: (l) => lines.push(l) });
+    const acc = Number(/ViT attribute accuracy \(train\) ([0-9.]+)/.exec(lines.join('\n'))?.[1]);
+    expect(acc).toBeGreaterThanOrEqual(0);
+    expect(acc).toBeLessThanOrEqual(1);
+    expectImages(await arm.reconstruct(o.data.train.images.slice(0, 1)), 1);
+    arm.dispose();
+  }, 60_000);
+
   it('splits the tokenizer budget and parses attribute labels from captions', () => {
     expect(splitSteps(1000, [0.2, 0.2, 0.3, 0.15, 0.15])).toEqual([200, 200, 300, 150, 150]);
     expect(splitSteps(5, [0.2, 0.2, 0.3, 0.15, 0.15]).reduce((a, b) => a + b, 0)).toBe(5);
     expect(captionLabels('a large red triangle')).toEqual([2, 0, 1]);
     expect(captionLabels('there is a white square')).toEqual([1, 6, 2]); // size not named: the extra class
+    expect(captionLabels('there is a white square', 'ignore')).toEqual([1, 6, -100]); // or no size loss
+    expect(captionLabels('a large red triangle', 'ignore')).toEqual([2, 0, 1]);
+    expect(captionLabels('a small red triangle', 'ignore')).toEqual([2, 0, 0]);
+    expect(seedArmRecipe().tokenizer.unnamedSize).toBe('class');
+    expect(() => seedArmRecipe({ tokenizer: { unnamedSize: 'drop' } })).toThrow(/unnamedSize/);
     expect(seedArmRecipe().tokenizer.preset).toBe('small');
   });
 

@@ -8,7 +8,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AdamW, initBackend, loadModule, Rng, tf } from '@mmlm/core';
+import { AdamW, crossEntropy, initBackend, loadModule, Rng, tf } from '@mmlm/core';
 import { type ExperimentResult, runExperimentInline } from '@mmlm/core/experiment';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -293,6 +293,42 @@ describe('aggregate', () => {
 });
 
 describe('VitAttributeClassifier (ViT pre-training)', () => {
+  it("an ignored label (-100) adds no loss: the loss equals the other attributes' mean cross-entropy in float64", () => {
+    const model = new SeedTokenizer(seedTokenizerConfig('tiny', seedData({ imageSize: 16, train: 8, evalPrompts: 1, seed: 0 }), 0));
+    const clf = new VitAttributeClassifier(model.visual_encoder, [5, 8, 3], new Rng(1));
+    const x = new Rng(2).rand([4, 16, 16, 3]);
+    const labels = [
+      [0, 1, 2, 3],
+      [0, 7, 2, 3],
+      [1, -100, -100, 0], // size not named on two images
+    ];
+    const y = labels.map((l) => tf.tensor1d(l, 'int32'));
+    const logits = clf.forward(x).map((l) => l.arraySync() as number[][]);
+    // mean over the judged rows of each attribute, summed over attributes (float64 on the host)
+    let want = 0;
+    labels.forEach((lab, a) => {
+      const rows = lab.map((t, i) => ({ t, z: logits[a]![i]! })).filter((r) => r.t !== -100);
+      const ce = rows.map(({ t, z }) => {
+        const m = Math.max(...z);
+        return m + Math.log(z.reduce((s, v) => s + Math.exp(v - m), 0)) - z[t]!;
+      });
+      want += ce.reduce((s, v) => s + v, 0) / rows.length;
+    });
+    const got = clf.loss(x, y);
+    expect(got.dataSync()[0]).toBeCloseTo(want, 5);
+    got.dispose();
+    // every size ignored: that head adds nothing (no NaN from an empty mean)
+    const ignored = tf.tensor1d([-100, -100, -100, -100], 'int32');
+    const zeros = tf.tensor1d([0, 0, 0, 0], 'int32');
+    const all = clf.loss(x, [y[0]!, y[1]!, zeros]);
+    const sizeOnly = tf.tidy(() => crossEntropy(clf.forward(x)[2]!, zeros));
+    const l = clf.loss(x, [y[0]!, y[1]!, ignored]);
+    expect(l.dataSync()[0]).toBeCloseTo((all.dataSync()[0] as number) - (sizeOnly.dataSync()[0] as number), 5);
+    for (const t of [l, all, sizeOnly, ignored, zeros, ...y, x]) t.dispose();
+    clf.dispose();
+    model.dispose();
+  });
+
   it('trains the shared ViT without leaking tensors; setStage freezes it again', () => {
     const model = new SeedTokenizer(seedTokenizerConfig('tiny', seedData({ imageSize: 16, train: 8, evalPrompts: 1, seed: 0 }), 0));
     const clf = new VitAttributeClassifier(model.visual_encoder, [5, 8, 2], new Rng(1));

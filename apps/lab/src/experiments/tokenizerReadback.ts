@@ -63,6 +63,52 @@ const PRESETS: Record<string, ReadbackPreset> = {
       { arm: 'liquid-vq', label: 'K 512, width 32, 8x (16 codes)', recipe: { tokenizer: { numCodes: 512, ch: 32, downsample: 8 } } },
     ],
   },
+  'quick-seed': {
+    description:
+      "SEED's arm's tokenizer at lab.image-tokens quick3's data and tokenizer budget (16 px, 1,000 images, 1,000 steps of 16 images over five phases; it read back 0.135 there): the ViT's size label for captions that name no size, the batch size, and the step count; one seed",
+    expectedMinutes: 15,
+    imageSize: 16,
+    trainImages: 1000,
+    evalImages: 256,
+    tokenizerSteps: 1000,
+    batchSize: 16,
+    variants: [
+      { arm: 'seed-causal-codes', label: 'the quick3 recipe (size "not named" is a ViT class)' },
+      { arm: 'seed-causal-codes', label: 'unnamed size ignored by the ViT loss', recipe: { tokenizer: { unnamedSize: 'ignore' } } },
+      { arm: 'seed-causal-codes', label: 'batch 64', recipe: { tokenizer: { batchSize: 64 } } },
+      {
+        arm: 'seed-causal-codes',
+        label: 'unnamed size ignored, batch 64',
+        recipe: { tokenizer: { unnamedSize: 'ignore', batchSize: 64 } },
+      },
+      {
+        arm: 'seed-causal-codes',
+        label: 'unnamed size ignored, batch 64, 4,000 steps',
+        tokenizerSteps: 4000,
+        recipe: { tokenizer: { unnamedSize: 'ignore', batchSize: 64 } },
+      },
+      // the five phases above keep their 1,000-step shares; only the ViT (SEED's frozen, pre-trained
+      // EVA-CLIP) gets more steps
+      {
+        arm: 'seed-causal-codes',
+        label: 'unnamed size ignored, ViT 2,000 steps, the other phases as quick3 (800)',
+        tokenizerSteps: 2800,
+        recipe: { tokenizer: { unnamedSize: 'ignore', split: [2000, 200, 300, 150, 150] } },
+      },
+      {
+        arm: 'seed-causal-codes',
+        label: 'unnamed size ignored, batch 64, ViT 2,000 steps, the other phases 800',
+        tokenizerSteps: 2800,
+        recipe: { tokenizer: { unnamedSize: 'ignore', split: [2000, 200, 300, 150, 150], batchSize: 64 } },
+      },
+      {
+        arm: 'seed-causal-codes',
+        label: 'unnamed size ignored, ViT 6,000 steps, the other phases as quick3 (800)',
+        tokenizerSteps: 6800,
+        recipe: { tokenizer: { unnamedSize: 'ignore', split: [6000, 200, 300, 150, 150] } },
+      },
+    ],
+  },
 };
 
 /** Attribute-wise agreement of single-object round trips: how often each attribute reads back. */

@@ -57,9 +57,15 @@ export interface SeedItem {
   caption: string;
   /** The scene key (shape, colour, size, cell): two items with one key are the same attribute combination. */
   key: string;
-  /** Indices of shape, colour and size in the config's lists. */
+  /**
+   * Indices of shape, colour and size in the config's lists; IGNORE_LABEL where an attribute is not
+   * known (the ViT's loss skips it and its accuracy does not judge it).
+   */
   labels: [number, number, number];
 }
+
+/** A ViT attribute label to skip (crossEntropy's default ignoreIndex). */
+export const IGNORE_LABEL = -100;
 
 export interface SeedData {
   imageSize: number;
@@ -412,7 +418,7 @@ function attributeAccuracy(clf: VitAttributeClassifier, items: readonly SeedItem
       return clf.forward(x).map((l) => l.argMax(1).dataSync() as Int32Array);
     });
     part.forEach((d, j) => {
-      if (pred.every((p, a) => p[j] === d.labels[a])) ok++;
+      if (pred.every((p, a) => d.labels[a] === IGNORE_LABEL || p[j] === d.labels[a])) ok++;
     });
   }
   return ok / items.length;

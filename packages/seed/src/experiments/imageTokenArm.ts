@@ -62,7 +62,7 @@ import { z } from 'zod';
 import { type SeedConfig, seedConfig, preset as seedPreset } from '../config.js';
 import { type ImageDecoder, imageDecoderConfig, imageDecoderPreset, imageFromCodes } from '../decoder.js';
 import type { SeedTokenizer } from '../tokenizer.js';
-import { type Recipe, type SeedData, type SeedItem, trainTokenizer } from './common.js';
+import { IGNORE_LABEL, type Recipe, type SeedData, type SeedItem, trainTokenizer } from './common.js';
 import { type PixelRecipe, pixelEmbeddings, trainPixelDecoder } from './pixels.js';
 
 const PHASES = ['vit', 'stage1', 'stage2', 'decoder', 'finetune'] as const;
@@ -93,6 +93,12 @@ export const SeedArmRecipeSchema = z.object({
       batchSize: z.number().int().min(2).nullable().default(null),
       /** Translation tolerance (px) of the decoder's fine-tuning loss (README, "Back to pixels"). */
       maxShift: z.number().int().nonnegative().default(2),
+      /**
+       * The ViT's size label for a caption that names no size (about 40% of the lab's captions):
+       * `class` = one more class "not named" (the first recipe; the ViT must then guess the caption's
+       * wording from the pixels), `ignore` = no size loss for that image (cross-entropy ignoreIndex).
+       */
+      unnamedSize: z.enum(['class', 'ignore']).default('class'),
     })
     .prefault({}),
   backbone: z
@@ -143,15 +149,19 @@ export function splitSteps(total: number, split: readonly number[]): number[] {
   return out;
 }
 
-/** Attribute labels [shape, colour, size] parsed from a caption; size = SIZE_NAMES.length when not named. */
-export function captionLabels(caption: string): [number, number, number] {
+/**
+ * Attribute labels [shape, colour, size] parsed from a caption. A size the caption does not name is
+ * SIZE_NAMES.length (one more class, `unnamedSize` 'class') or IGNORE_LABEL (no size loss, 'ignore').
+ */
+export function captionLabels(caption: string, unnamedSize: 'class' | 'ignore' = 'class'): [number, number, number] {
   const q = parseCaption(caption);
   const o = q.objects[0];
   if (!o?.shape || !o.colour)
     throw new Error(
       `seed imageTokenArm: caption "${caption}" must name a shape and a colour (the ViT's attribute labels), got ${JSON.stringify(o ?? null)}`,
     );
-  return [SHAPE_NAMES.indexOf(o.shape), COLOUR_NAMES.indexOf(o.colour), o.size ? SIZE_NAMES.indexOf(o.size) : SIZE_NAMES.length];
+  const unnamed = unnamedSize === 'ignore' ? IGNORE_LABEL : SIZE_NAMES.length;
+  return [SHAPE_NAMES.indexOf(o.shape), COLOUR_NAMES.indexOf(o.colour), o.size ? SIZE_NAMES.indexOf(o.size) : unnamed];
 }
 
 function fail(msg: string): never {
@@ -283,19 +293,22 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
 
   // ---- 0. data: attribute labels parsed from the captions, one word tokenizer for the Q-Former and the LM
   const words = WordTokenizer.fromText([...data.train.captions, ...data.evalCaptions]);
+  const ignoreUnnamed = recipe.tokenizer.unnamedSize === 'ignore';
   const train: SeedItem[] = data.train.images.map((image, i) => {
     const caption = data.train.captions[i] as string;
-    const labels = captionLabels(caption);
-    return { image, caption, key: labels.join('/'), labels };
+    // the stage-I key keeps "not named" apart either way (the same in-batch negatives)
+    const key = captionLabels(caption).join('/');
+    return { image, caption, key, labels: captionLabels(caption, recipe.tokenizer.unnamedSize) };
   });
   const allCaps = [...data.train.captions, ...data.evalCaptions];
   const textLen = 1 + Math.max(...allCaps.map((c) => words.encode(c).length));
-  // Only the class counts of this config are read (trainTokenizer): the size head gets one more class, "not named".
+  // Only the class counts of this config are read (trainTokenizer): with unnamedSize 'class' the
+  // size head gets one more class, "not named".
   const config = {
     imageSize: S,
     shapes: [...SHAPE_NAMES],
     colours: [...COLOUR_NAMES],
-    sizes: [...SIZE_NAMES, 'unnamed'],
+    sizes: ignoreUnnamed ? [...SIZE_NAMES] : [...SIZE_NAMES, 'unnamed'],
   } as unknown as ShapesConfig;
   const seedData: SeedData = {
     imageSize: S,
