@@ -1,11 +1,18 @@
 /** mio.staged at `tiny`: runs end to end, every metric named and finite, a rerun reuses the sub-runs. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@mmlm/core';
 import { type ExperimentResult, runExperimentInline } from '@mmlm/core/experiment';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { experiments, lossJump, STAGED_SETTINGS, stagedExperiment, stagedSchedules } from '../src/experiments/index.js';
+import {
+  experiments,
+  lossJump,
+  STAGED_SETTINGS,
+  stagedExperiment,
+  stagedSchedules,
+  textPretrainSchedule,
+} from '../src/experiments/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'mio-staged-test-'));
 let result: ExperimentResult;
@@ -17,10 +24,49 @@ beforeAll(async () => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('mio.staged', () => {
-  it('is registered with tiny, small, small-long and small-long-sft presets', () => {
+  it('is registered with its presets', () => {
     expect(experiments.map((e) => e.id)).toContain('mio.staged');
-    expect(Object.keys(stagedExperiment.presets).sort()).toEqual(['small', 'small-long', 'small-long-sft', 'tiny']);
+    expect(Object.keys(stagedExperiment.presets).sort()).toEqual([
+      'small',
+      'small-long',
+      'small-long-sft',
+      'small-long-textlm',
+      'tiny',
+      'tiny-textlm',
+    ]);
+    expect(Object.keys(STAGED_SETTINGS).sort()).toEqual(Object.keys(stagedExperiment.presets).sort());
   });
+
+  it('small-long-textlm is small-long-sft grown from a text LM; its schedule is one text-only stage', () => {
+    const { textPretrain, ...rest } = STAGED_SETTINGS['small-long-textlm'];
+    expect(rest).toEqual(STAGED_SETTINGS['small-long-sft']);
+    expect(textPretrain).toEqual({ steps: 1000, lr: 1e-3, init: 'mean' });
+    const t = textPretrainSchedule(STAGED_SETTINGS['small-long-textlm']);
+    expect(t.stages).toHaveLength(1);
+    const s = t.stages[0]!;
+    expect(s.steps).toBe(1000);
+    expect(s.slots.text).toBe(s.batchPerGpu);
+    expect(Object.entries(s.slots).filter(([k, v]) => k !== 'text' && v !== 0)).toEqual([]);
+    expect(s.lr.peak).toBe(1e-3);
+    expect(() => textPretrainSchedule(STAGED_SETTINGS.small)).toThrow(/needs settings.textPretrain/);
+  });
+
+  it('tiny-textlm trains the text LM as a shared sub-run and grows both arms from it', async () => {
+    const lines: string[] = [];
+    const r = await runExperimentInline(stagedExperiment, {
+      preset: 'tiny-textlm',
+      seed: 0,
+      outDir: join(root, 'textlm'),
+      log: (l) => lines.push(l),
+    });
+    expect(r.metrics.textLmSteps).toBe(2);
+    expect(Number.isFinite(r.metrics.textLmFinalLoss as number)).toBe(true);
+    expect(r.metrics.vocabSize as number).toBeGreaterThan(r.metrics.textVocabSize as number);
+    for (const arm of ['staged', 'single']) expect(Number.isFinite(r.metrics[`${arm}_afterIV_captionAccuracySeen`] as number)).toBe(true);
+    expect(r.summary).toMatch(/grown from a text LM of 2 steps .* extended from \d+ to \d+ ids \(new rows: mean\)/);
+    expect(existsSync(join(root, 'textlm', 'subruns', 'text-lm', 'text_lm.safetensors'))).toBe(true);
+    expect(lines.join('\n')).not.toMatch(/interrupted/);
+  }, 120_000);
 
   it('small-long-sft is small-long with Stage IV 4x longer', () => {
     const a = STAGED_SETTINGS['small-long'];
@@ -44,7 +90,7 @@ describe('mio.staged', () => {
   it('names the presets when given an unknown one', async () => {
     await expect(
       runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
-    ).rejects.toThrow(/unknown preset "huge"; expected one of tiny, small, small-long, small-long-sft/);
+    ).rejects.toThrow(/unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-long, small-long-sft, small-long-textlm/);
   });
 
   it('reports every stage metric for both arms, finite', () => {

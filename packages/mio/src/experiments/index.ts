@@ -82,6 +82,7 @@ export {
   type StagedSettings,
   stagedExperiment,
   stagedSchedules,
+  textPretrainSchedule,
 } from './staged.js';
 export {
   buildToyWorld,

@@ -17,7 +17,7 @@
  * III transition. MIO reports no staged-vs-single ablation; the staged design is argued, not measured.
  */
 import { join } from 'node:path';
-import { loadModule, saveModule, TransformerDecoder } from '@mmlm/core';
+import { extendDecoderVocabulary, loadModule, saveModule, TransformerDecoder } from '@mmlm/core';
 import {
   type Experiment,
   type ExperimentContext,
@@ -80,6 +80,19 @@ const SettingsSchema = z.strictObject({
     lr: z.number().positive(),
     minLr: z.number().nonnegative(),
   }),
+  /**
+   * A text LM first (MIO starts from Yi-6B): a decoder over the text vocabulary alone trained this
+   * many steps on the toy world's plain text (Stage I's text prompts and lr schedule, every batch
+   * slot text), then grown to the multimodal vocabulary by core's extendDecoderVocabulary (text rows
+   * kept bit-identical, new rows `init`). Both arms start from it. Absent: both start from scratch.
+   */
+  textPretrain: z
+    .strictObject({
+      steps: z.number().int().min(1),
+      lr: z.number().positive(),
+      init: z.enum(['normal', 'mean']),
+    })
+    .optional(),
   valSamplesPerTask: z.number().int().min(1),
   /** Steps averaged on each side of a stage boundary for the loss jump. */
   jumpWindow: z.number().int().min(1),
@@ -130,37 +143,50 @@ const SMALL_LONG = {
   jumpWindow: 25,
 } satisfies z.input<typeof SettingsSchema>;
 
+const SMALL_LONG_SFT = {
+  ...SMALL_LONG,
+  schedule: { ...SMALL_LONG.schedule, steps: [1240, 640, 1610, 2000] },
+} satisfies z.input<typeof SettingsSchema>;
+
+type StagedPreset = 'tiny' | 'tiny-textlm' | 'small' | 'small-long' | 'small-long-sft' | 'small-long-textlm';
+
+/** `tiny`: a few steps per stage on a 48-image toy world (tests). */
+const TINY = {
+  world: {
+    trainImages: 48,
+    evalImages: 4,
+    stories: 6,
+    clips: 4,
+    clipFrames: 2,
+    edits: 6,
+    speechTrain: 6,
+    speechTest: 2,
+    wordsPerUtterance: 1,
+    wordSeconds: 0.1,
+  },
+  imageCodes: { tokens: 4, codes: 16, dim: 8, hidden: 32 },
+  imageTrain: { steps: 5, batchSize: 16, warmup: 1, initImages: 32, logEvery: 5 },
+  codec: 'tiny',
+  codecTrain: { steps: 2, batchSize: 2, cropFrames: 8, warmup: 1, logEvery: 2 },
+  lm: { dim: 16, numLayers: 1, numHeads: 2 },
+  schedule: { preset: 'tiny', steps: [2, 2, 2, 2], seqLen: 256, lr: 3e-3, minLr: 3e-4 },
+  valSamplesPerTask: 2,
+  jumpWindow: 1,
+} satisfies z.input<typeof SettingsSchema>;
+
 export const STAGED_SETTINGS = parsePresets(
   'mio.staged settings',
   {
-    tiny: {
-      world: {
-        trainImages: 48,
-        evalImages: 4,
-        stories: 6,
-        clips: 4,
-        clipFrames: 2,
-        edits: 6,
-        speechTrain: 6,
-        speechTest: 2,
-        wordsPerUtterance: 1,
-        wordSeconds: 0.1,
-      },
-      imageCodes: { tokens: 4, codes: 16, dim: 8, hidden: 32 },
-      imageTrain: { steps: 5, batchSize: 16, warmup: 1, initImages: 32, logEvery: 5 },
-      codec: 'tiny',
-      codecTrain: { steps: 2, batchSize: 2, cropFrames: 8, warmup: 1, logEvery: 2 },
-      lm: { dim: 16, numLayers: 1, numHeads: 2 },
-      schedule: { preset: 'tiny', steps: [2, 2, 2, 2], seqLen: 256, lr: 3e-3, minLr: 3e-4 },
-      valSamplesPerTask: 2,
-      jumpWindow: 1,
-    },
+    tiny: TINY,
+    'tiny-textlm': { ...TINY, textPretrain: { steps: 2, lr: 3e-3, init: 'mean' } },
     small: SMALL,
     'small-long': SMALL_LONG,
     // small-long seed 0: 500 SFT steps undid TTS in both arms (staged 0.508 -> 0.797 WER, single
     // 0.242 -> 0.695); is Stage IV too short for the 15-task ChatML mix? Stage IV 4x longer
-    'small-long-sft': { ...SMALL_LONG, schedule: { ...SMALL_LONG.schedule, steps: [1240, 640, 1610, 2000] } },
-  } satisfies Record<'tiny' | 'small' | 'small-long' | 'small-long-sft', z.input<typeof SettingsSchema>>,
+    'small-long-sft': SMALL_LONG_SFT,
+    // MIO grows a pre-trained text LM (Yi-6B): small-long-sft from a text LM of 1,000 steps
+    'small-long-textlm': { ...SMALL_LONG_SFT, textPretrain: { steps: 1000, lr: 1e-3, init: 'mean' } },
+  } satisfies Record<StagedPreset, z.input<typeof SettingsSchema>>,
   () => SettingsSchema,
 );
 
@@ -180,6 +206,30 @@ export function stagedSchedules(st: StagedSettings): { staged: Schedule; single:
     stages: [{ ...tune(III, a + b + c), name: 'P', title: 'single stage at the final mix' }, tune(IV, d)],
   });
   return { staged, single };
+}
+
+/**
+ * The text LM's schedule (settings.textPretrain): one stage with Stage I's prompts, sequence length
+ * and lr schedule shape, every batch slot text.
+ */
+export function textPretrainSchedule(st: StagedSettings): Schedule {
+  const tp = st.textPretrain;
+  if (!tp) throw new Error('mio.staged: textPretrainSchedule needs settings.textPretrain');
+  const I = schedulePreset(st.schedule.preset).stages[0]!;
+  const slots = Object.fromEntries(Object.keys(I.slots).map((k) => [k, k === 'text' ? I.batchPerGpu : 0]));
+  return parseSchedule({
+    stages: [
+      {
+        ...structuredClone(I),
+        name: 'T',
+        title: 'text LM',
+        steps: tp.steps,
+        slots,
+        seqLen: st.schedule.seqLen,
+        lr: { ...I.lr, peak: tp.lr, min: tp.lr / 10 },
+      },
+    ],
+  });
 }
 
 /** One evaluation point: global step, and the stage whose prompts and format the prompts use. */
@@ -326,14 +376,14 @@ async function trainArm(
   arm: 'staged' | 'single',
   sch: Schedule,
   points: EvalPoint[],
-  makeModel: () => TransformerDecoder,
+  makeModel: () => Promise<TransformerDecoder>,
   data: ReturnType<typeof mioTaskData>,
   kit: EvalKit,
   st: StagedSettings,
   seed: number,
 ): Promise<ArmResult> {
   const t0 = performance.now();
-  const model = makeModel();
+  const model = await makeModel();
   const evals: StagedEval[] = [];
   const losses: ArmResult['losses'] = [];
   const total = sch.stages.reduce((a, s) => a + s.steps!, 0);
@@ -393,6 +443,10 @@ export const stagedExperiment: Experiment = {
       description: 'a few steps per stage on a 48-image toy world; checks that every metric is computed, not the claim',
       expectedMinutes: 0.2,
     },
+    'tiny-textlm': {
+      description: 'tiny grown from a text LM of 2 steps (tests: the text-LM sub-run and the vocabulary extension)',
+      expectedMinutes: 0.2,
+    },
     small: {
       description:
         '16 px Shapes (2000 images) + clips, stories, edits, QA and 2-word tone speech; ImageCodes 8 x 64 (1500 steps), SpeechCodec (800 steps); a 2-layer width-128 decoder through 248 / 128 / 322 / 100 steps (staged) and 698 + 100 (single), evaluated after each stage on 128 seen + 128 held-out images and 64 utterances; one seed per run',
@@ -407,6 +461,11 @@ export const stagedExperiment: Experiment = {
       description:
         'small-long with Stage IV 4x longer (2000 SFT steps; 1240 / 640 / 1610 / 2000 staged, 3490 + 2000 single): does a longer SFT keep TTS? one seed per run (seed 0: 35 min with --jobs 2 and the tokenizer sub-runs reused from small-long, on the 2-core machine shared with one or two other runs; training them took about 20 min there)',
       expectedMinutes: 55,
+    },
+    'small-long-textlm': {
+      description:
+        "small-long-sft with both arms grown from a text LM, as MIO grows Yi-6B: a decoder over the text vocabulary trained 1000 steps on the toy world's plain text (every batch slot text), then extended to the multimodal vocabulary by core's extendDecoderVocabulary (new rows the mean of the text rows); one seed per run; not yet measured (about small-long-sft plus 5 min)",
+      expectedMinutes: 60,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
@@ -535,7 +594,55 @@ export const stagedExperiment: Experiment = {
       globalStep: bounds[i]!,
       stage: i < 3 ? single.stages[0]! : single.stages[1]!,
     }));
-    const makeModel = () => new TransformerDecoder({ vocabSize: tok.size, ...st.lm, maxSeqLen: st.schedule.seqLen, seed });
+    // ---- the text LM both arms grow from (settings.textPretrain), a shared sub-run
+    const lmConfig = { ...st.lm, maxSeqLen: st.schedule.seqLen, seed };
+    const tp = st.textPretrain;
+    const textLm = tp
+      ? await ctx.subrun(
+          'text-lm',
+          async (dir, sub) => {
+            const model = new TransformerDecoder({ vocabSize: words.vocabSize, ...lmConfig });
+            const losses: number[] = [];
+            try {
+              const r = await runSchedule({
+                schedule: textPretrainSchedule(st),
+                model,
+                data,
+                dir: join(dir, 'run'),
+                seed,
+                valSamplesPerTask: st.valSamplesPerTask,
+                dataKey: `mio.staged text LM ${JSON.stringify(st.world)}`,
+                progress: 'none',
+                log: (l) => {
+                  if (!l.startsWith('|')) sub.log(l);
+                },
+                name: 'mio.staged text LM',
+                onStep: (e: RunStepEvent) => {
+                  losses.push(e.loss);
+                  sub.metric({ step: e.globalStep, loss: e.loss, lr: e.lr, stage: e.stage });
+                },
+              });
+              if (r.interrupted) throw new Error('mio.staged: the text LM run was interrupted; rerun to resume');
+              await saveModule(join(dir, 'text_lm.safetensors'), model);
+              const tail = losses.slice(-Math.max(1, st.jumpWindow));
+              return { dir, steps: tp.steps, finalLoss: tail.length ? mean(tail) : Number.NaN };
+            } finally {
+              model.dispose();
+            }
+          },
+          { shared: true },
+        )
+      : null;
+    const makeModel = async (): Promise<TransformerDecoder> => {
+      if (!textLm || !tp) return new TransformerDecoder({ vocabSize: tok.size, ...lmConfig });
+      const base = new TransformerDecoder({ vocabSize: words.vocabSize, ...lmConfig });
+      try {
+        await loadModule(join(textLm.dir, 'text_lm.safetensors'), base);
+        return extendDecoderVocabulary(base, tok.size, { init: tp.init });
+      } finally {
+        base.dispose();
+      }
+    };
     const arms = {
       staged: await ctx.subrun('staged', (dir, sub) => trainArm(sub, dir, 'staged', staged, stagedPoints, makeModel, data, kit, st, seed)),
       single: await ctx.subrun('single', (dir, sub) => trainArm(sub, dir, 'single', single, singlePoints, makeModel, data, kit, st, seed)),
@@ -554,6 +661,7 @@ export const stagedExperiment: Experiment = {
       imageCodesRec: imgInfo.final.rec,
       imageCodesUsage: imgInfo.final.usage,
       codecResynthWer: codecWer,
+      ...(textLm ? { textLmSteps: textLm.steps, textLmFinalLoss: textLm.finalLoss } : {}),
       captionCeilingSeen: ceilings.captionSeen,
       captionCeilingHeldOut: ceilings.captionHeldOut,
       generationCeilingSeen: ceilings.generationSeen,
@@ -592,14 +700,18 @@ export const stagedExperiment: Experiment = {
       metrics[`${arm}_trainSeconds`] = a.seconds;
     }
     const last = (arm: 'staged' | 'single') => arms[arm].evals[arms[arm].evals.length - 1]!;
-    const floors =
-      name !== 'tiny'
-        ? `Floors after Stage IV (staged arm): caption (seen) >= 0.8: ${formatFixed(last('staged').captionAccuracySeen)}; generation (seen) >= 0.7: ${formatFixed(last('staged').generationScoreSeen)}; ASR WER <= 0.20: ${formatFixed(last('staged').asrWer)}; TTS WER <= 0.30: ${formatFixed(last('staged').ttsWer)}.`
-        : 'The floors (caption >= 0.8, generation >= 0.7, ASR WER <= 20%, TTS WER <= 30% after Stage IV) apply to the small preset only.';
+    const floors = !name.startsWith('tiny')
+      ? `Floors after Stage IV (staged arm): caption (seen) >= 0.8: ${formatFixed(last('staged').captionAccuracySeen)}; generation (seen) >= 0.7: ${formatFixed(last('staged').generationScoreSeen)}; ASR WER <= 0.20: ${formatFixed(last('staged').asrWer)}; TTS WER <= 0.30: ${formatFixed(last('staged').ttsWer)}.`
+      : 'The floors (caption >= 0.8, generation >= 0.7, ASR WER <= 20%, TTS WER <= 30% after Stage IV) apply to the small preset only.';
     const summary = [
       `**mio.staged (${ctx.preset}, seed ${seed})**: staged (I ${staged.stages[0]!.steps}, II ${staged.stages[1]!.steps}, III ${staged.stages[2]!.steps}, IV ${staged.stages[3]!.steps} steps) against one stage of ${single.stages[0]!.steps} steps at the final mix, then the same Stage IV.`,
       `After Stage IV: staged caption ${formatFixed(last('staged').captionAccuracySeen)} / ${formatFixed(last('staged').captionAccuracyHeldOut)} (seen / held-out; memoriser ceiling ${formatFixed(ceilings.captionSeen)} / ${formatFixed(ceilings.captionHeldOut)}), generation ${formatFixed(last('staged').generationScoreSeen)} / ${formatFixed(last('staged').generationScoreHeldOut)} (ceiling ${formatFixed(ceilings.generationSeen)} / ${formatFixed(ceilings.generationHeldOut)}), ASR WER ${formatFixed(last('staged').asrWer)}, TTS WER ${formatFixed(last('staged').ttsWer)}; single ${formatFixed(last('single').captionAccuracySeen)} / ${formatFixed(last('single').captionAccuracyHeldOut)}, ${formatFixed(last('single').generationScoreSeen)} / ${formatFixed(last('single').generationScoreHeldOut)}, ${formatFixed(last('single').asrWer)}, ${formatFixed(last('single').ttsWer)}.`,
       `Loss jump when Stage II starts (mean of ${w} steps after minus ${w} before): staged ${formatFixed(metrics.staged_lossJumpII as number)}, single ${formatFixed(metrics.single_lossJumpII as number)}; at Stage III: staged ${formatFixed(metrics.staged_lossJumpIII as number)}, single ${formatFixed(metrics.single_lossJumpIII as number)} (paper: a spike at II, smooth at III).`,
+      ...(textLm
+        ? [
+            `Both arms grown from a text LM of ${textLm.steps} steps (final loss ${formatFixed(textLm.finalLoss)}) extended from ${words.vocabSize} to ${tok.size} ids (new rows: ${tp?.init}).`,
+          ]
+        : []),
       `Tokenizers: ImageCodes read back by the ShapeAnalyzer ${formatFixed(readBack.seen)} / ${formatFixed(readBack.heldOut)} (seen / held-out); SpeechCodec resynthesis WER ${formatFixed(codecWer)}.`,
       floors,
       `One seed (${seed}): no difference is called here; \`pnpm lab run mio.staged --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std.`,
