@@ -107,6 +107,14 @@ const PRESETS: Record<string, ReadbackPreset> = {
         tokenizerSteps: 6800,
         recipe: { tokenizer: { unnamedSize: 'ignore', split: [6000, 200, 300, 150, 150] } },
       },
+      // seed.retrieval's `small` recipe (8,000 steps over the five phases at batch 64; read-back 0.888
+      // there on 4,000 training images)
+      {
+        arm: 'seed-causal-codes',
+        label: "unnamed size ignored, batch 64, seed.retrieval small's 8,000 steps and split",
+        tokenizerSteps: 8000,
+        recipe: { tokenizer: { unnamedSize: 'ignore', split: [1500, 1500, 2500, 1500, 1000], batchSize: 64 } },
+      },
     ],
   },
 };
@@ -239,7 +247,7 @@ async function run(ctx: ExperimentContext) {
   return {
     metrics,
     tables: [table],
-    summary: `Each row is one tokenizer trained for its steps at batch ${p.batchSize} on ${p.trainImages} training images and measured on ${originals.length} images it did not train on. A row below ${AGREEMENT_FLOOR} cannot carry a generation comparison.`,
+    summary: `Each row is one tokenizer trained for its steps at batch ${p.batchSize} (unless its recipe names another batch size) on ${p.trainImages} training images and measured on ${originals.length} images it did not train on. A row below ${AGREEMENT_FLOOR} cannot carry a generation comparison.`,
   };
 }
 
