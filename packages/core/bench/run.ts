@@ -316,6 +316,11 @@ async function benchWorkloads(b: BenchBackend, nSteps: number): Promise<void> {
       log(`[bench] ${b} ${name} kernel profile of one step (${total.toFixed(1)} ms, ${inKernels.toFixed(1)} ms in kernels):`);
       for (const k of ks.slice(0, Number(process.env.MMLM_PROFILE_TOP ?? 12)))
         log(`    ${k.kernel.padEnd(28)} ${String(k.calls).padStart(5)} calls ${k.ms.toFixed(2).padStart(9)} ms`);
+      log(`[bench] ${b} ${name} matmuls of that step by shape (GFLOP/s = 2 x batch x M x N x K / time):`);
+      for (const m of p.matmulShapes().slice(0, Number(process.env.MMLM_PROFILE_TOP ?? 12)))
+        log(
+          `    ${m.shape.padEnd(36)} ${String(m.calls).padStart(4)} calls ${m.ms.toFixed(2).padStart(8)} ms ${m.gflops.toFixed(1).padStart(6)} GFLOP/s`,
+        );
     }
     w.dispose();
     const ms = median(times);
