@@ -165,7 +165,21 @@ export const CODEC_PRESETS = {
    * utterances; 0.55 at 12.5 frames/s after 3,000): see the package README.
    */
   'small-12.5hz': speechCodecConfig({ hop: 640, subframes: 16, quantizerDropout: 0.5 }),
+  /**
+   * `small-12.5hz` with 64 codes per level instead of 16 (MIO's SpeechTokenizer has 1,024): with 16
+   * codes level 1 alone names 75% of words (linear probe) and the decoder cannot speak from it; with
+   * 64, 99% (see the package README, "A codec whose first level carries the words").
+   */
+  'small-12.5hz-k64': speechCodecConfig({ hop: 640, subframes: 16, quantizerDropout: 0.5, codebookSize: 64 }),
 } as const;
+
+/** The codec preset names (the experiments' `codec` setting). */
+export const CODEC_PRESET_NAMES = [
+  'tiny',
+  'small',
+  'small-12.5hz',
+  'small-12.5hz-k64',
+] as const satisfies readonly (keyof typeof CODEC_PRESETS)[];
 export type CodecPresetName = keyof typeof CODEC_PRESETS;
 
 /** A deep copy of a codec preset. */

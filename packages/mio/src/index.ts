@@ -21,6 +21,7 @@ export {
 } from './chat.js';
 export {
   CODEC_IGNORE,
+  CODEC_PRESET_NAMES,
   CODEC_PRESETS,
   CodeClassifier,
   type CodecBatch,

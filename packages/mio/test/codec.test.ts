@@ -15,6 +15,7 @@ import { toneCodecExample } from '@mmlm/mio/experiments';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CODEC_IGNORE,
+  CODEC_PRESET_NAMES,
   CODEC_PRESETS,
   type CodecExample,
   codebookUsage,
@@ -85,7 +86,9 @@ describe('shapes', () => {
     expect(codecPreset('small').levels).toBe(4);
     expect(codecPreset('small-12.5hz').codebookSize).toBe(16);
     expect(new SpeechCodec(codecPreset('small-12.5hz')).frameRate).toBe(12.5);
-    expect(() => codecPreset('paper')).toThrow(/unknown preset "paper"; expected one of tiny, small, small-12.5hz/);
+    expect(codecPreset('small-12.5hz-k64')).toEqual({ ...codecPreset('small-12.5hz'), codebookSize: 64 });
+    expect([...CODEC_PRESET_NAMES].sort()).toEqual(Object.keys(CODEC_PRESETS).sort());
+    expect(() => codecPreset('paper')).toThrow(/unknown preset "paper"; expected one of tiny, small, small-12.5hz, small-12.5hz-k64/);
   });
 });
 

@@ -56,7 +56,7 @@ import {
   werCounts,
 } from '@mmlm/data';
 import { z } from 'zod';
-import { codecPreset, SpeechCodec, type SpeechCodecConfig } from '../codec.js';
+import { CODEC_PRESET_NAMES, codecPreset, SpeechCodec, type SpeechCodecConfig } from '../codec.js';
 import { CodecTrainSchema, trainSpeechCodec } from '../codec_train.js';
 import { greedyGenerate, speechBlockConstraint, speechSpanConstraint, speechSpanLevels } from '../generate.js';
 import { IGNORE_INDEX, type PackedBatch, type PackSample, packedLoss, packSamples } from '../pack.js';
@@ -85,7 +85,7 @@ const SettingsSchema = z
       /** Training utterances the codec trains on (the first ones; default all). */
       codecUtterances: int().min(1).optional(),
     }),
-    codec: z.enum(['tiny', 'small', 'small-12.5hz']),
+    codec: z.enum(CODEC_PRESET_NAMES),
     codecTrain: CodecTrainSchema,
     lm: z.strictObject({ dim: int().min(1), numLayers: int().min(1), numHeads: int().min(1) }),
     train: z.strictObject({

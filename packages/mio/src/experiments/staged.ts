@@ -40,7 +40,7 @@ import {
 } from '@mmlm/data';
 import { z } from 'zod';
 import { type ChatMode, type ChatTurn, chatExample, MIO_CHAT_TEMPLATE } from '../chat.js';
-import { codecPreset, SpeechCodec, type SpeechCodecConfig } from '../codec.js';
+import { CODEC_PRESET_NAMES, codecPreset, SpeechCodec, type SpeechCodecConfig } from '../codec.js';
 import { CodecTrainSchema, trainSpeechCodec } from '../codec_train.js';
 import { greedyGenerate, imageBlockConstraint, speechBlockConstraint } from '../generate.js';
 import { ImageCodes, ImageCodesConfigSchema, ImageCodesTrainSchema, trainImageCodes } from '../image_codes.js';
@@ -66,7 +66,7 @@ const SettingsSchema = z.strictObject({
   }),
   imageCodes: ImageCodesConfigSchema,
   imageTrain: ImageCodesTrainSchema,
-  codec: z.enum(['tiny', 'small', 'small-12.5hz']),
+  codec: z.enum(CODEC_PRESET_NAMES),
   codecTrain: CodecTrainSchema,
   /** The codec trains on the first this many training utterances (all when absent). */
   codecUtterances: z.number().int().min(1).optional(),
