@@ -45,9 +45,11 @@ const ARMS = SPEECH_LAYOUT_ARMS.map((a) => a.name);
 const arm = (name: SpeechLayoutArm['name']) => SPEECH_LAYOUT_ARMS.find((a) => a.name === name)!;
 
 describe('mio.speech-layout at tiny', () => {
-  it('is registered with tiny and small presets', () => {
+  it('is registered with tiny, small and small-k64 presets (small-k64: small with the 64-code codec)', () => {
     expect(experiments.map((e) => e.id)).toContain('mio.speech-layout');
-    expect(Object.keys(speechLayoutExperiment.presets).sort()).toEqual(['small', 'tiny']);
+    expect(Object.keys(speechLayoutExperiment.presets).sort()).toEqual(['small', 'small-k64', 'tiny']);
+    expect(Object.keys(SPEECH_LAYOUT_SETTINGS).sort()).toEqual(['small', 'small-k64', 'tiny']);
+    expect(SPEECH_LAYOUT_SETTINGS['small-k64']).toEqual({ ...SPEECH_LAYOUT_SETTINGS.small, codec: 'small-12.5hz-k64' });
     expect(ARMS).toEqual(['sequential', 'alternating', 'fullInput']);
   });
 

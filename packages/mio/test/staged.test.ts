@@ -29,12 +29,17 @@ describe('mio.staged', () => {
     expect(Object.keys(stagedExperiment.presets).sort()).toEqual([
       'small',
       'small-long',
+      'small-long-k64',
       'small-long-sft',
       'small-long-textlm',
       'tiny',
       'tiny-textlm',
     ]);
     expect(Object.keys(STAGED_SETTINGS).sort()).toEqual(Object.keys(stagedExperiment.presets).sort());
+  });
+
+  it('small-long-k64 is small-long-sft with the 64-code codec', () => {
+    expect(STAGED_SETTINGS['small-long-k64']).toEqual({ ...STAGED_SETTINGS['small-long-sft'], codec: 'small-12.5hz-k64' });
   });
 
   it('small-long-textlm is small-long-sft grown from a text LM; its schedule is one text-only stage', () => {
@@ -90,7 +95,9 @@ describe('mio.staged', () => {
   it('names the presets when given an unknown one', async () => {
     await expect(
       runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
-    ).rejects.toThrow(/unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-long, small-long-sft, small-long-textlm/);
+    ).rejects.toThrow(
+      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-long, small-long-sft, small-long-textlm, small-long-k64/,
+    );
   });
 
   it('reports every stage metric for both arms, finite', () => {
