@@ -61,6 +61,7 @@ export {
   type SubrunHost,
   stringifyResult,
   subrunClaimPath,
+  subrunDir,
   subrunFolderName,
 } from './subrun.js';
 export type {

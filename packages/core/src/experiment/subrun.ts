@@ -116,6 +116,16 @@ export function subrunFolderName(name: string): string {
 }
 
 /**
+ * The folder of the top-level sub-run `name` of a run whose folder is `ctx.outDir`: the folder
+ * `ctx.subrun(name, fn)` hands `fn`, also when a finished sub-run is reused and `fn` does not run.
+ * Read a sub-run's files from here rather than from a path stored in its result: a run folder that
+ * was moved or copied then still reads its own files, never the old location's.
+ */
+export function subrunDir(ctx: { outDir: string }, name: string): string {
+  return join(ctx.outDir, 'subruns', subrunFolderName(name));
+}
+
+/**
  * `ctx.subrun` for a host; `prefix` is the parent sub-run's full name for nested sub-runs (their
  * names are joined with '/').
  */

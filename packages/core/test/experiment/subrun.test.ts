@@ -9,6 +9,7 @@ import {
   parseResult,
   runExperimentInline,
   stringifyResult,
+  subrunDir,
 } from '../../src/experiment/index.js';
 
 describe('inline sub-run context', () => {
@@ -51,6 +52,39 @@ describe('inline sub-run context', () => {
     ]);
     await runExperimentInline(exp, { outDir });
     expect(bodies).toBe(1);
+  });
+});
+
+describe('subrunDir', () => {
+  it('is the folder ctx.subrun hands its body, also for a reused sub-run of a copied run folder', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'mmlm-subrundir-'));
+    const seen: string[] = [];
+    const exp: Experiment = {
+      id: 'toy.subrun-dir',
+      paper: 'Toy',
+      claim: 'sub-run folders',
+      presets: { tiny: { description: 'instant', expectedMinutes: 0 } },
+      async run(ctx) {
+        await ctx.subrun('weights a/b', async (dir) => {
+          writeFileSync(join(dir, 'w.txt'), dir);
+          seen.push(dir);
+          return { n: 1 };
+        });
+        // read through subrunDir, as experiments should, not through a path kept in the result
+        return { metrics: { file: readFileSync(join(subrunDir(ctx, 'weights a/b'), 'w.txt'), 'utf8').length } };
+      },
+    };
+    await runExperimentInline(exp, { outDir });
+    expect(seen).toEqual([subrunDir({ outDir }, 'weights a/b')]);
+    expect(subrunDir({ outDir }, 'weights a/b')).toBe(join(outDir, 'subruns', 'weights_a_b'));
+    // a copy of the run folder reuses the finished sub-run and reads its own copy of the file
+    const copy = mkdtempSync(join(tmpdir(), 'mmlm-subrundir-copy-'));
+    const { cpSync, rmSync } = await import('node:fs');
+    cpSync(outDir, copy, { recursive: true });
+    rmSync(outDir, { recursive: true, force: true });
+    const r = await runExperimentInline(exp, { outDir: copy });
+    expect(seen).toHaveLength(1); // reused, the body did not run again
+    expect(r.metrics.file).toBe(seen[0]!.length);
   });
 });
 

@@ -48,6 +48,7 @@ import {
   seedsHeader,
   seedValues,
   seedVerdict,
+  subrunDir,
   type Table,
 } from '@mmlm/core/experiment';
 import {
@@ -1043,9 +1044,9 @@ export const anyToAnyExperiment: Experiment = {
         ];
         const recs = trainImageCodes(imageCodes, pictures, { ...st.imageTrain, seed }, { onRecord: (r) => sub.metric({ ...r }) });
         await saveModule(join(dir, 'image_codes.safetensors'), imageCodes);
-        return { dir, final: recs[recs.length - 1]! };
+        return { final: recs[recs.length - 1]! };
       });
-      await loadModule(join(imgInfo.dir, 'image_codes.safetensors'), imageCodes);
+      await loadModule(join(subrunDir(ctx, 'image-codes'), 'image_codes.safetensors'), imageCodes);
       imageCodes.eval();
 
       // ---- corpus, vocabulary, providers

@@ -43,6 +43,7 @@ import {
   seedsHeader,
   seedValues,
   seedVerdict,
+  subrunDir,
   type Table,
 } from '@mmlm/core/experiment';
 import {
@@ -694,11 +695,11 @@ export const speechLayoutExperiment: Experiment = {
           // SIGINT stops the codec's trainLoop after a step with a checkpoint: never save it as trained
           if (r.loop.interrupted) throw new Error(`${ID}: codec training interrupted after step ${r.loop.step}; rerun to resume`);
           await saveModule(join(dir, 'codec.safetensors'), codec);
-          return { dir, seconds: r.seconds };
+          return { seconds: r.seconds };
         },
         { shared: true },
       );
-      await loadModule(join(codecInfo.dir, 'codec.safetensors'), codec);
+      await loadModule(join(subrunDir(ctx, 'speech-codec'), 'codec.safetensors'), codec);
       codec.eval();
 
       const code = (us: readonly ToneUtterance[]): CodedUtterance[] =>

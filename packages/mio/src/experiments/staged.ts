@@ -25,6 +25,7 @@ import {
   formatFixed,
   parsePresets,
   type SubrunContext,
+  subrunDir,
   type Table,
 } from '@mmlm/core/experiment';
 import {
@@ -508,11 +509,11 @@ export const stagedExperiment: Experiment = {
           { onRecord: (r) => sub.metric({ ...r }) },
         );
         await saveModule(join(dir, 'image_codes.safetensors'), imageCodes);
-        return { dir, final: recs[recs.length - 1]! };
+        return { final: recs[recs.length - 1]! };
       },
       { shared: true },
     );
-    await loadModule(join(imgInfo.dir, 'image_codes.safetensors'), imageCodes);
+    await loadModule(join(subrunDir(ctx, 'image-codes'), 'image_codes.safetensors'), imageCodes);
     imageCodes.eval();
     const codec = new SpeechCodec(codecCfg);
     const codecInfo = await ctx.subrun(
@@ -526,11 +527,11 @@ export const stagedExperiment: Experiment = {
         // SIGINT stops the codec's trainLoop after a step with a checkpoint: never save it as trained
         if (r.loop.interrupted) throw new Error(`mio.staged: codec training interrupted after step ${r.loop.step}; rerun to resume`);
         await saveModule(join(dir, 'codec.safetensors'), codec);
-        return { dir, seconds: r.seconds };
+        return { seconds: r.seconds };
       },
       { shared: true },
     );
-    await loadModule(join(codecInfo.dir, 'codec.safetensors'), codec);
+    await loadModule(join(subrunDir(ctx, 'speech-codec'), 'codec.safetensors'), codec);
     codec.eval();
 
     // ---- corpus, vocabulary, providers
@@ -634,7 +635,7 @@ export const stagedExperiment: Experiment = {
               if (r.interrupted) throw new Error('mio.staged: the text LM run was interrupted; rerun to resume');
               await saveModule(join(dir, 'text_lm.safetensors'), model);
               const tail = losses.slice(-Math.max(1, st.jumpWindow));
-              return { dir, steps: tp.steps, finalLoss: tail.length ? mean(tail) : Number.NaN };
+              return { steps: tp.steps, finalLoss: tail.length ? mean(tail) : Number.NaN };
             } finally {
               model.dispose();
             }
@@ -646,7 +647,7 @@ export const stagedExperiment: Experiment = {
       if (!textLm || !tp) return new TransformerDecoder({ vocabSize: tok.size, ...lmConfig });
       const base = new TransformerDecoder({ vocabSize: words.vocabSize, ...lmConfig });
       try {
-        await loadModule(join(textLm.dir, 'text_lm.safetensors'), base);
+        await loadModule(join(subrunDir(ctx, 'text-lm'), 'text_lm.safetensors'), base);
         return extendDecoderVocabulary(base, tok.size, { init: tp.init });
       } finally {
         base.dispose();
@@ -670,6 +671,7 @@ export const stagedExperiment: Experiment = {
       imageCodesRec: imgInfo.final.rec,
       imageCodesUsage: imgInfo.final.usage,
       codecResynthWer: codecWer,
+      codecTrainSeconds: codecInfo.seconds,
       ...(textLm ? { textLmSteps: textLm.steps, textLmFinalLoss: textLm.finalLoss } : {}),
       captionCeilingSeen: ceilings.captionSeen,
       captionCeilingHeldOut: ceilings.captionHeldOut,
