@@ -66,7 +66,9 @@ const PRESETS: Record<string, ReadbackPreset> = {
   'quick-seed': {
     description:
       "SEED's arm's tokenizer at lab.image-tokens quick3's data and tokenizer budget (16 px, 1,000 images, 1,000 steps of 16 images over five phases; it read back 0.135 there): the ViT's size label for captions that name no size, the batch size, and the step count; one seed",
-    expectedMinutes: 15,
+    // measured: 479 + 318 + 465 s for seed 0 over three calls (5, 3 and 1 new variants; the finished
+    // ones reused) on the 2-core machine shared with two training runs (2026-12-05)
+    expectedMinutes: 21,
     imageSize: 16,
     trainImages: 1000,
     evalImages: 256,
