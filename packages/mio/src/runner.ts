@@ -160,12 +160,33 @@ export interface RunScheduleResult {
   metrics: StageMetricsTable;
   /** The steps this call ran (a rerun after a crash repeats those after the newest checkpoint). */
   steps: RunStepEvent[];
+  /**
+   * Every step's loss over all calls on this folder, read back from the stages' `train.jsonl` (which a
+   * resumed stage trims to its checkpoint): the whole run's loss curve even when this call resumed
+   * it or had nothing left to train.
+   */
+  history: RunHistoryStep[];
+  /**
+   * Training seconds of the steps in `history`, summed over the calls that ran them (a call's time
+   * up to each step; the steps a crash made redo count once, the redone time only).
+   */
+  trainSeconds: number;
   /** Stopped by `signal` or SIGINT before the last stage finished. */
   interrupted: boolean;
   /** Hash of the options, as stored in dir/run.json. */
   fingerprint: string;
   /** The run folder. */
   dir: string;
+}
+
+/** One step of a run's loss curve (`RunScheduleResult.history`). */
+export interface RunHistoryStep {
+  stage: string;
+  /** Step within the stage, 1-based. */
+  step: number;
+  /** Step over the whole schedule, 1-based. */
+  globalStep: number;
+  loss: number;
 }
 
 const WHO = 'runSchedule';
@@ -237,7 +258,7 @@ export async function runSchedule(opts: RunScheduleOptions): Promise<RunSchedule
     for (let i = done; i < sch.stages.length; i++) {
       const s = sch.stages[i]!;
       const interrupted = await runStage(opts, plan, i, name, log, steps);
-      if (interrupted) return { metrics, steps, interrupted: true, fingerprint: hash, dir };
+      if (interrupted) return { metrics, steps, interrupted: true, fingerprint: hash, dir, ...(await readHistory(fs, plan)) };
       // ---- stage boundary: validation, one row per stage
       model.eval();
       const valLoss: Record<string, number> = {};
@@ -256,12 +277,13 @@ export async function runSchedule(opts: RunScheduleOptions): Promise<RunSchedule
       log(
         `${name}: stage ${s.name} done at step ${row.globalStep}; validation loss ${tasks.map((t) => `${t} ${valLoss[t]!.toFixed(4)}`).join(', ')}`,
       );
-      if (opts.signal?.aborted && i + 1 < sch.stages.length) return { metrics, steps, interrupted: true, fingerprint: hash, dir };
+      if (opts.signal?.aborted && i + 1 < sch.stages.length)
+        return { metrics, steps, interrupted: true, fingerprint: hash, dir, ...(await readHistory(fs, plan)) };
     }
   } finally {
     model.train(wasTraining);
   }
-  return { metrics, steps, interrupted: false, fingerprint: hash, dir };
+  return { metrics, steps, interrupted: false, fingerprint: hash, dir, ...(await readHistory(fs, plan)) };
 }
 
 /** The validation table as markdown: one row per stage boundary, one column per task. */
@@ -597,6 +619,42 @@ async function nodeFs(): Promise<Fs> {
       },
     );
   }
+}
+
+/**
+ * The run's loss curve and training time from the stages' `train.jsonl` files (core's trainLoop
+ * appends one record per step, `time` = seconds since that call's loop started, and trims the records
+ * past the checkpoint a call resumes from). A record whose `time` is below its predecessor's starts a
+ * new call: its own `time` is what that call spent up to it. An unparseable line is skipped (a torn
+ * last line that trainLoop trims on resume).
+ */
+async function readHistory(fs: Fs, plan: Plan): Promise<{ history: RunHistoryStep[]; trainSeconds: number }> {
+  const history: RunHistoryStep[] = [];
+  let trainSeconds = 0;
+  for (const [i, s] of plan.sch.stages.entries()) {
+    let text: string;
+    try {
+      text = await fs.readFile(path(plan.dir, `stage-${s.name}`, 'train.jsonl'), 'utf8');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') continue; // a stage not started
+      throw e;
+    }
+    let prev = Number.POSITIVE_INFINITY;
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      let rec: { step?: unknown; loss?: unknown; time?: unknown };
+      try {
+        rec = JSON.parse(line) as typeof rec;
+      } catch {
+        continue;
+      }
+      if (typeof rec.step !== 'number' || typeof rec.loss !== 'number' || typeof rec.time !== 'number') continue;
+      history.push({ stage: s.name, step: rec.step, globalStep: plan.stepOffset[i]! + rec.step, loss: rec.loss });
+      trainSeconds += rec.time >= prev ? rec.time - prev : rec.time;
+      prev = rec.time;
+    }
+  }
+  return { history, trainSeconds };
 }
 
 function path(...parts: string[]): string {

@@ -192,6 +192,12 @@ describe('runSchedule', () => {
     expect(r3[0]).toEqual(r2[2]);
     expect(r4.steps[0]).toEqual(r3[2]);
     expect(r4.metrics).toEqual(full.metrics);
+    // the loss curve over all four calls, read back from the stages' files, is the uninterrupted one
+    expect(full.history.map((h) => [h.stage, h.step, h.globalStep])).toEqual(full.steps.map((e) => [e.stage, e.step, e.globalStep]));
+    for (const [i, e] of full.steps.entries()) expect(Object.is(full.history[i]!.loss, e.loss), `${key(e)} history`).toBe(true);
+    expect(r4.history).toEqual(full.history);
+    expect(r4.trainSeconds).toBeGreaterThan(0);
+    expect(Number.isFinite(r4.trainSeconds)).toBe(true);
     // the batch order is the sampler's, not a fixed one: the comparison above can fail
     expect(new Set(full.steps.filter((e) => e.stage === 'A').map((e) => e.tasks.join())).size).toBeGreaterThan(1);
     // the validation set is the same fixed, seeded one
@@ -211,6 +217,9 @@ describe('runSchedule', () => {
     expect(r.steps).toEqual([]);
     expect(r.interrupted).toBe(false);
     expect(r.metrics).toEqual(full.metrics);
+    // nothing trained in this call, yet the whole loss curve and its training time come back
+    expect(r.history).toEqual(full.history);
+    expect(r.trainSeconds).toBeCloseTo(full.trainSeconds, 9);
     // the final boundary checkpoint was loaded: the fresh model now holds the trained weights
     expect(weights(again)).toEqual(weights(fullModel));
     expect(tf.memory().numTensors).toBe(before);

@@ -1,5 +1,5 @@
 /** mio.staged at `tiny`: runs end to end, every metric named and finite, a rerun reuses the sub-runs. */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@mmlm/core';
@@ -71,6 +71,40 @@ describe('mio.staged', () => {
     expect(r.summary).toMatch(/grown from a text LM of 2 steps .* extended from \d+ to \d+ ids \(new rows: mean\)/);
     expect(existsSync(join(root, 'textlm', 'subruns', 'text-lm', 'text_lm.safetensors'))).toBe(true);
     expect(lines.join('\n')).not.toMatch(/interrupted/);
+  }, 120_000);
+
+  it('a resumed arm keeps the evaluations and losses of the steps its checkpoint holds', async () => {
+    const sameMetrics = (r: ExperimentResult) => {
+      const keys = Object.keys(result.metrics).filter((k) => k.startsWith('single_') && k !== 'single_trainSeconds');
+      expect(keys.length).toBeGreaterThan(20);
+      for (const k of keys) expect(r.metrics[k], k).toEqual(result.metrics[k]);
+      expect(Number.isFinite(r.metrics.single_trainSeconds as number) && (r.metrics.single_trainSeconds as number) > 0).toBe(true);
+    };
+    // 1. the single arm trained to the end but its result was never saved: the rerun trains nothing
+    const a = join(root, 'resume-finished');
+    cpSync(join(root, 'run'), a, { recursive: true });
+    rmSync(join(a, 'subruns', 'single', 'result.json'));
+    sameMetrics(await runExperimentInline(stagedExperiment, { preset: 'tiny', seed: 0, outDir: a, log: () => {} }));
+    // 2. killed in step 6 of its 6-step stage P, before that step's checkpoint (the evaluations after
+    // I and II, at steps 2 and 4, were made; the runner keeps the newest checkpoints, here step 5):
+    // the rerun resumes at step 6 and evaluates after III and IV only
+    const b = join(root, 'resume-mid');
+    cpSync(join(root, 'run'), b, { recursive: true });
+    const run = join(b, 'subruns', 'single', 'run');
+    rmSync(join(b, 'subruns', 'single', 'result.json'));
+    rmSync(join(run, 'stage-IV'), { recursive: true });
+    rmSync(join(run, 'stage-metrics.json'));
+    const ck = join(run, 'stage-P', 'checkpoints');
+    for (const d of readdirSync(ck)) if (/^step-\d+$/.test(d) && Number(d.slice(5)) > 5) rmSync(join(ck, d), { recursive: true });
+    const lines: string[] = [];
+    sameMetrics(await runExperimentInline(stagedExperiment, { preset: 'tiny', seed: 0, outDir: b, log: (l) => lines.push(l) }));
+    // it resumed past step 4: the evaluations after I and II were read back, not made again
+    const all = lines.join('\n');
+    expect(all).not.toMatch(/single after I \(step 2\)/);
+    expect(all).not.toMatch(/single after II \(step 4\)/);
+    expect(all).toMatch(/single after III \(step 6\)/);
+    expect(all).toMatch(/single after IV \(step 8\)/);
+    expect(lines.join('\n')).not.toMatch(/reported as missing/);
   }, 120_000);
 
   it('small-long-sft is small-long with Stage IV 4x longer', () => {

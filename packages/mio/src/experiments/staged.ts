@@ -16,8 +16,9 @@
  * Paper (§2.2): a loss spike when interleaved data enters at Stage II, then recovery; a smooth Stage
  * III transition. MIO reports no staged-vs-single ablation; the staged design is argued, not measured.
  */
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { extendDecoderVocabulary, loadModule, saveModule, TransformerDecoder } from '@mmlm/core';
+import { extendDecoderVocabulary, loadModule, saveModule, TransformerDecoder, writeFileAtomic } from '@mmlm/core';
 import {
   type Experiment,
   type ExperimentContext,
@@ -258,6 +259,24 @@ export interface StagedEval {
   examples: { caption: string; asr: string; tts: string };
 }
 
+/** The evaluations an earlier call of this arm saved (none when the file is absent). */
+async function readStagedEvals(file: string): Promise<StagedEval[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return [];
+    throw e;
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!Array.isArray(v)) throw new Error(`expected an array, got ${typeof v}`);
+    return v as StagedEval[];
+  } catch (e) {
+    throw new Error(`mio.staged: ${file} is unreadable (${(e as Error).message}); delete it to evaluate again`);
+  }
+}
+
 interface ArmResult {
   evals: StagedEval[];
   losses: { globalStep: number; stage: string; loss: number }[];
@@ -387,10 +406,13 @@ async function trainArm(
   st: StagedSettings,
   seed: number,
 ): Promise<ArmResult> {
-  const t0 = performance.now();
   const model = await makeModel();
-  const evals: StagedEval[] = [];
-  const losses: ArmResult['losses'] = [];
+  // evaluations survive a resume: a rerun that continues from a checkpoint past an evaluation point
+  // does not repeat it, so each is saved as it is made; those at or after the first step this call
+  // trains are dropped (that work is redone, and evaluated again)
+  const evalFile = join(dir, 'evals.json');
+  const evals = await readStagedEvals(evalFile);
+  let firstStep = true;
   const total = sch.stages.reduce((a, s) => a + s.steps!, 0);
   const bar = sub.progress(`mio.staged ${arm}`, total);
   try {
@@ -407,14 +429,22 @@ async function trainArm(
         if (!l.startsWith('|')) sub.log(l);
       },
       name: `mio.staged ${arm}`,
-      onStep: (e: RunStepEvent) => {
-        losses.push({ globalStep: e.globalStep, stage: e.stage, loss: e.loss });
+      onStep: async (e: RunStepEvent) => {
+        if (firstStep) {
+          firstStep = false;
+          const kept = evals.filter((x) => x.globalStep < e.globalStep);
+          if (kept.length !== evals.length) {
+            evals.splice(0, evals.length, ...kept);
+            await writeFileAtomic(evalFile, `${JSON.stringify(evals)}\n`);
+          }
+        }
         sub.metric({ step: e.globalStep, loss: e.loss, lr: e.lr, stage: e.stage, arm });
         bar.tick(e.globalStep, { loss: e.loss });
         const p = points.find((x) => x.globalStep === e.globalStep);
         if (p) {
           const ev = evaluateAt(model, kit, p);
           evals.push(ev);
+          await writeFileAtomic(evalFile, `${JSON.stringify(evals)}\n`);
           sub.metric({ step: e.globalStep, arm, eval: p.label, ...ev, examples: undefined });
           sub.log(
             `mio.staged ${arm} after ${p.label} (step ${p.globalStep}): caption ${formatFixed(ev.captionAccuracySeen)} / ${formatFixed(ev.captionAccuracyHeldOut)}, generation ${formatFixed(ev.generationScoreSeen)} / ${formatFixed(ev.generationScoreHeldOut)}, ASR WER ${formatFixed(ev.asrWer)}, TTS WER ${formatFixed(ev.ttsWer)}`,
@@ -423,11 +453,15 @@ async function trainArm(
       },
     });
     if (r.interrupted) throw new Error(`mio.staged: the ${arm} run was interrupted; rerun to resume`);
+    for (const p of points)
+      if (!evals.some((x) => x.label === p.label))
+        sub.log(`mio.staged ${arm}: no evaluation after ${p.label} (step ${p.globalStep}; the run resumed past it): reported as missing`);
     return {
       evals,
-      losses,
+      // the whole run's loss curve and training time, earlier calls included (the runner's files)
+      losses: r.history.map((h) => ({ globalStep: h.globalStep, stage: h.stage, loss: h.loss })),
       valLoss: r.metrics.rows.map((x) => ({ stage: x.stage, valLoss: x.valLoss })),
-      seconds: (performance.now() - t0) / 1000,
+      seconds: r.trainSeconds,
     };
   } finally {
     bar.done();
@@ -612,7 +646,6 @@ export const stagedExperiment: Experiment = {
           'text-lm',
           async (dir, sub) => {
             const model = new TransformerDecoder({ vocabSize: words.vocabSize, ...lmConfig });
-            const losses: number[] = [];
             try {
               const r = await runSchedule({
                 schedule: textPretrainSchedule(st),
@@ -628,13 +661,13 @@ export const stagedExperiment: Experiment = {
                 },
                 name: 'mio.staged text LM',
                 onStep: (e: RunStepEvent) => {
-                  losses.push(e.loss);
                   sub.metric({ step: e.globalStep, loss: e.loss, lr: e.lr, stage: e.stage });
                 },
               });
               if (r.interrupted) throw new Error('mio.staged: the text LM run was interrupted; rerun to resume');
               await saveModule(join(dir, 'text_lm.safetensors'), model);
-              const tail = losses.slice(-Math.max(1, st.jumpWindow));
+              // the loss curve of every call on this run (a resumed call ran only its last steps)
+              const tail = r.history.slice(-Math.max(1, st.jumpWindow)).map((h) => h.loss);
               return { steps: tp.steps, finalLoss: tail.length ? mean(tail) : Number.NaN };
             } finally {
               model.dispose();
@@ -680,6 +713,7 @@ export const stagedExperiment: Experiment = {
     };
     const rows: Table['rows'] = [];
     const w = st.jumpWindow;
+    const evalOf = (arm: 'staged' | 'single', label: string) => arms[arm].evals.find((e) => e.label === label);
     for (const arm of ['staged', 'single'] as const) {
       const a = arms[arm];
       for (const ev of a.evals) {
@@ -704,13 +738,31 @@ export const stagedExperiment: Experiment = {
       }
       metrics[`${arm}_lossJumpII`] = lossJump(a.losses, bounds[0]!, w);
       metrics[`${arm}_lossJumpIII`] = lossJump(a.losses, bounds[1]!, w);
-      const pre = a.evals.slice(0, 3);
-      metrics[`${arm}_captionForgettingSeen`] =
-        Math.max(...pre.map((e) => e.captionAccuracySeen)) - (pre[2]?.captionAccuracySeen ?? Number.NaN);
-      metrics[`${arm}_asrForgetting`] = (pre[2]?.asrWer ?? Number.NaN) - Math.min(...pre.map((e) => e.asrWer));
+      // forgetting over the evaluations after Stages I-III, by label (an evaluation missing from a
+      // resumed run makes these NaN, never a shorter list read as complete)
+      const pre = stagedPoints.slice(0, 3).map((p) => evalOf(arm, p.label));
+      const full = pre.every((e) => e !== undefined);
+      metrics[`${arm}_captionForgettingSeen`] = full
+        ? Math.max(...pre.map((e) => e!.captionAccuracySeen)) - pre[2]!.captionAccuracySeen
+        : Number.NaN;
+      metrics[`${arm}_asrForgetting`] = full ? pre[2]!.asrWer - Math.min(...pre.map((e) => e!.asrWer)) : Number.NaN;
       metrics[`${arm}_trainSeconds`] = a.seconds;
     }
-    const last = (arm: 'staged' | 'single') => arms[arm].evals[arms[arm].evals.length - 1]!;
+    const lastLabel = stagedPoints[stagedPoints.length - 1]!.label;
+    const last = (
+      arm: 'staged' | 'single',
+    ): Pick<
+      StagedEval,
+      'captionAccuracySeen' | 'captionAccuracyHeldOut' | 'generationScoreSeen' | 'generationScoreHeldOut' | 'asrWer' | 'ttsWer'
+    > =>
+      evalOf(arm, lastLabel) ?? {
+        captionAccuracySeen: Number.NaN,
+        captionAccuracyHeldOut: Number.NaN,
+        generationScoreSeen: Number.NaN,
+        generationScoreHeldOut: Number.NaN,
+        asrWer: Number.NaN,
+        ttsWer: Number.NaN,
+      };
     const floors = !name.startsWith('tiny')
       ? `Floors after Stage IV (staged arm): caption (seen) >= 0.8: ${formatFixed(last('staged').captionAccuracySeen)}; generation (seen) >= 0.7: ${formatFixed(last('staged').generationScoreSeen)}; ASR WER <= 0.20: ${formatFixed(last('staged').asrWer)}; TTS WER <= 0.30: ${formatFixed(last('staged').ttsWer)}.`
       : 'The floors (caption >= 0.8, generation >= 0.7, ASR WER <= 20%, TTS WER <= 30% after Stage IV) apply to the small preset only.';
