@@ -903,9 +903,6 @@ async function trainModel(
   const { st } = o.kit;
   const model = new TransformerDecoder({ vocabSize: o.kit.tok.size, ...st.lm, maxSeqLen: st.train.seqLen, seed: o.seed });
   const bar = sub.progress(`${ID} SFT`, st.train.steps);
-  const t0 = performance.now();
-  let finalLoss = Number.NaN;
-  let steps = 0;
   try {
     const r = await runSchedule({
       schedule: o.sch,
@@ -921,14 +918,15 @@ async function trainModel(
       },
       name: ID,
       onStep: (e: RunStepEvent) => {
-        finalLoss = e.loss;
-        steps++;
         sub.metric({ step: e.globalStep, loss: e.loss, lr: e.lr });
         bar.tick(e.globalStep, { loss: e.loss });
       },
     });
     if (r.interrupted) throw new Error(`${ID}: the training run was interrupted; rerun to resume`);
-    const trainSeconds = (performance.now() - t0) / 1000;
+    // over every call on this run (the runner's files), not only this one's resumed steps
+    const trainSeconds = r.trainSeconds;
+    const steps = r.history.length;
+    const finalLoss = r.history[steps - 1]?.loss ?? Number.NaN;
     const ev = evaluateAnyToAny(model, o.kit);
     sub.metric({ step: st.train.steps, eval: 'final', ...flatten(ev.sets), seconds: ev.seconds });
     return { eval: ev, finalLoss, trainSeconds, secondsPerStep: steps ? trainSeconds / steps : Number.NaN };

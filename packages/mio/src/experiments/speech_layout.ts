@@ -554,14 +554,12 @@ async function trainArm(
   },
 ): Promise<ArmResult> {
   const { st } = o;
-  const t0 = performance.now();
   const evalFile = join(dir, 'evals.json');
   const evals = await readEvals(evalFile); // a resumed run keeps its earlier evaluations
   const model = o.makeModel();
   const bar = sub.progress(`${ID} ${arm.name}`, st.train.steps);
   let evalSeconds = 0;
   let rows = 0;
-  let finalLoss = Number.NaN;
   const evaluate = async (step: number) => {
     const ev = evaluateSpeechLayoutArm(model, o.kit, arm, step);
     evalSeconds += ev.seconds;
@@ -592,7 +590,6 @@ async function trainArm(
       name: `${ID} ${arm.name}`,
       onStep: async (e: RunStepEvent) => {
         rows += e.rows;
-        finalLoss = e.loss;
         sub.metric({ step: e.globalStep, loss: e.loss, lr: e.lr, arm: arm.name });
         bar.tick(e.globalStep, { loss: e.loss });
         if (st.evalSteps.includes(e.globalStep) && !evals.some((x) => x.step === e.globalStep)) await evaluate(e.globalStep);
@@ -607,8 +604,11 @@ async function trainArm(
     const stepsRun = r.steps.length;
     return {
       evals,
-      finalLoss,
-      trainSeconds: (performance.now() - t0) / 1000 - evalSeconds,
+      // the last step's loss, from an earlier call when this one had nothing left to train
+      finalLoss: r.history[r.history.length - 1]?.loss ?? Number.NaN,
+      // over every call on this arm (the runner's files): evaluations made inside the loop (before the
+      // last step) fall between two steps' times, so their seconds come off; the last one is after it
+      trainSeconds: r.trainSeconds - evals.filter((x) => x.step < last).reduce((a, x) => a + x.seconds, 0),
       stepsRun,
       rowsPerStep: stepsRun ? rows / stepsRun : Number.NaN,
       evalSeconds,
