@@ -173,14 +173,9 @@ export const CODEC_PRESETS = {
   'small-12.5hz-k64': speechCodecConfig({ hop: 640, subframes: 16, quantizerDropout: 0.5, codebookSize: 64 }),
 } as const;
 
-/** The codec preset names (the experiments' `codec` setting). */
-export const CODEC_PRESET_NAMES = [
-  'tiny',
-  'small',
-  'small-12.5hz',
-  'small-12.5hz-k64',
-] as const satisfies readonly (keyof typeof CODEC_PRESETS)[];
 export type CodecPresetName = keyof typeof CODEC_PRESETS;
+/** The codec preset names (the experiments' `codec` setting), in CODEC_PRESETS' order. */
+export const CODEC_PRESET_NAMES = Object.keys(CODEC_PRESETS) as [CodecPresetName, ...CodecPresetName[]];
 
 /** A deep copy of a codec preset. */
 export function codecPreset(name: string): SpeechCodecConfig {
