@@ -567,7 +567,9 @@ const PRESETS: Record<string, SweepPreset> = {
       "both arms of the small preset (width-32 VQ tokenizer / sigma-VAE, learned image positions, backbone lr 3e-3 for the continuous arm) with 9,000 backbone steps instead of 6,000, each at three sampling settings: are issue 13's seen floors (0.85; 0.840 / 0.785 at 6,000 steps over three seeds) a matter of steps or of sampling?; one seed",
     // measured: 5,784 s for seed 0 with --jobs 2 on the 2-core machine shared with tests and a
     // benchmark (2026-12-04): discrete 0.883 seen, captions 0.871; continuous 0.883 seen (0.914 at
-    // CFG 1.5, T 0.7), captions 0.988
+    // CFG 1.5, T 0.7), captions 0.988. Seeds 0-2 (docs/papers/comparative.md): discrete 0.872 +-
+    // 0.015 seen, captions 0.855 +- 0.024; continuous 0.884 +- 0.022, captions 0.988 +- 0.004; the
+    // `small` preset of lab.image-tokens took this budget
     expectedMinutes: 96,
     ...SMALL_BUDGET,
     variants: [
