@@ -1117,7 +1117,7 @@ export const anyToAnyExperiment: Experiment = {
         `Stories: images read as the object the text names ${m('storyImageMatchSeen')} / ${m('storyImageMatchHeldOut')}, valid narrations ${m('storyTextAccuracySeen')} / ${m('storyTextAccuracyHeldOut')}, coherent stories ${m('storyCoherentSeen')} / ${m('storyCoherentHeldOut')} (memoriser ${m('storyMemoriserSeen')} / ${m('storyMemoriserHeldOut')}). Example: ${res.eval.examples.story}`,
         `Clip description ${m('clipAccuracySeen')} / ${m('clipAccuracyHeldOut')} (object ${m('clipObjectSeen')} / ${m('clipObjectHeldOut')}, motion ${m('clipMotionSeen')} / ${m('clipMotionHeldOut')}; memoriser ${m('clipMemoriserSeen')} / ${m('clipMemoriserHeldOut')}). Example: "${res.eval.examples.clip}" for "${res.eval.examples.clipRef}".`,
         `ImageCodes read back by the ShapeAnalyzer ${m('imageReadBackSeen')} / ${m('imageReadBackHeldOut')} (seen / held-out images).`,
-        `One seed (${seed}): no difference is called here; \`pnpm lab run ${ID} --preset small --seeds 0,1,2\` gives mean ± std and verdicts.`,
+        `One seed (${seed}): no difference is called here; \`pnpm lab run ${ID} --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std and verdicts.`,
       ].join('\n');
       return {
         metrics,

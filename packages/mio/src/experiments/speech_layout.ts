@@ -664,8 +664,9 @@ export const speechLayoutExperiment: Experiment = {
     },
     'small-k64': {
       description:
-        "small with the codec's 64 codes per level instead of 16 (small-12.5hz-k64), so that level 1 carries the words (a linear probe names 99% of words from level 1 alone, 77% with 16 codes): is MIO's content-only ASR input enough once the content level holds the content? one seed per run; not yet run as an experiment (the sequential arm alone, 4,000 steps, in the README)",
-      expectedMinutes: 45,
+        "small with the codec's 64 codes per level instead of 16 (small-12.5hz-k64), so that level 1 carries the words (a linear probe names 99% of words from level 1 alone, 77% with 16 codes): is MIO's content-only ASR input enough once the content level holds the content? one seed per run (seed 0: 3,338 s in one process on the 2-core machine beside another run; ASR WER 0.000 held-out from level 1 alone)",
+      // measured: seed 0, 3,338 s without --jobs beside one other training run (2026-12-05)
+      expectedMinutes: 56,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
@@ -829,7 +830,7 @@ export const speechLayoutExperiment: Experiment = {
         `Output layout (A vs B), held-out sequences: TTS WER ${f('sequential', 'ttsWerHeldOut')} vs ${f('alternating', 'ttsWerHeldOut')} (structure constrained), free spans that decode ${f('sequential', 'ttsFreeDecodableHeldOut')} vs ${f('alternating', 'ttsFreeDecodableHeldOut')}, speech loss ${f('sequential', 'ttsNllHeldOut')} vs ${f('alternating', 'ttsNllHeldOut')}; seen: TTS WER ${f('sequential', 'ttsWerSeen')} vs ${f('alternating', 'ttsWerSeen')}.`,
         `ASR input (A vs C), held-out: WER ${f('sequential', 'asrWerHeldOut')} vs ${f('fullInput', 'asrWerHeldOut')}, transcript loss ${f('sequential', 'asrNllHeldOut')} vs ${f('fullInput', 'asrNllHeldOut')}; seen: WER ${f('sequential', 'asrWerSeen')} vs ${f('fullInput', 'asrWerSeen')}.`,
         `Floors: codec resynthesis WER ${formatFixed(shared.codecResynthWerSeen as number)} / ${formatFixed(shared.codecResynthWerHeldOut as number)} (seen / held-out), tone decoder on the original audio ${formatFixed(shared.toneDecoderWerSeen as number)} / ${formatFixed(shared.toneDecoderWerHeldOut as number)}; memoriser WER ${formatFixed(shared.memoriserWerSeen as number)} / ${formatFixed(shared.memoriserWerHeldOut as number)}.`,
-        `One seed (${seed}): no difference is called here; \`pnpm lab run ${ID} --preset small --seeds 0,1,2\` gives mean ± std and verdicts.`,
+        `One seed (${seed}): no difference is called here; \`pnpm lab run ${ID} --preset ${ctx.preset} --seeds 0,1,2\` gives mean ± std and verdicts.`,
       ].join('\n');
       return {
         metrics,
