@@ -132,7 +132,7 @@ export function subrunDir(ctx: { outDir: string }, name: string): string {
 export function makeSubrun(host: SubrunHost, prefix?: string): ExperimentContext['subrun'] {
   return async <T>(name: string, fn: (dir: string, sub: SubrunContext) => Promise<T>, opts?: SubrunOptions): Promise<T> => {
     const full = prefix ? `${prefix}/${name}` : name;
-    const dir = join(host.dir, 'subruns', subrunFolderName(name));
+    const dir = subrunDir({ outDir: host.dir }, name); // one definition of a sub-run's folder
     const done = join(dir, 'result.json');
     const reuse = () => {
       host.onReuse?.(full);
