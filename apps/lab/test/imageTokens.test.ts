@@ -103,7 +103,7 @@ describe('lab.image-tokens', () => {
     // the reused tokenizers: the same read-back as the variant that trained them, said in the row and the log
     expect(table.rows[4]![5]).toBe(table.rows[1]![5]);
     expect(table.rows[5]![5]).toBe(table.rows[3]![5]);
-    for (const i of [4, 5]) expect(String(table.rows[i]![4])).toMatch(/tokenizer reused/);
+    for (const i of [4, 5]) expect(String(table.rows[i]![4])).toMatch(/tokenizer shared/);
     for (const i of [0, 1, 3]) expect(String(table.rows[i]![4])).not.toMatch(/reused/);
     expect(lines.filter((l) => /tokenizer is the one trained/.test(l))).toHaveLength(2);
     // the liquid arm loaded the copied tokenizer and codes rather than training again

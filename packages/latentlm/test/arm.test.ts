@@ -100,6 +100,9 @@ describe('imageTokenArm (microscopic)', () => {
       progress: (name) => ({ tick: () => resumedTicks.push(name), done: () => {} }),
     });
     expect(resumedTicks).toEqual([]);
+    // its training seconds are read back from the checkpoints: the same total, nothing added
+    expect(arm.trainSeconds).toBeGreaterThan(0);
+    expect(again.trainSeconds).toBe(arm.trainSeconds);
     expect((await again.reconstruct(data.train.images.slice(0, 3)))[2]).toEqual(recon[2]);
     again.dispose();
     // another vocabulary in the same folder would load permuted word ids: refused

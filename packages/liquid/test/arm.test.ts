@@ -3,7 +3,7 @@
  * pixels and strings of the right shapes, is deterministic by seed, resumes from its folder without
  * retraining, leaks no tensors after dispose, and rejects bad options with errors naming them.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, Rng, tf } from '@mmlm/core';
@@ -140,6 +140,16 @@ describe('liquid imageTokenArm', () => {
     const lines: string[] = [];
     const resumed = await imageTokenArm(options('int', { log: (l) => lines.push(l) }));
     expect(lines.join('\n')).toMatch(/resumed from .*step-0+2/);
+    // the training seconds count the interrupted call's too (kept in the checkpoint), and a reload reports the same
+    const json = (f: string) => JSON.parse(readFileSync(join(root, 'int', f), 'utf8'));
+    const before2 = json('backbone-ckpt/step-00000002/state.json').extra.trainLoop.trainSeconds as number;
+    const { trainSeconds: bSec } = json('backbone.json') as { trainSeconds: number };
+    expect(before2).toBeGreaterThan(0);
+    expect(bSec).toBeGreaterThan(before2);
+    expect(resumed.trainSeconds).toBeCloseTo(json('tokenizer.json').trainSeconds + bSec, 9);
+    const reloaded = await imageTokenArm(options('int'));
+    expect(reloaded.trainSeconds).toBe(resumed.trainSeconds);
+    reloaded.dispose();
     const straight = await imageTokenArm(options('int-straight'));
     const prompts = ['a red square', 'a green square'];
     expect(o2(await resumed.generate(prompts, { seed: 2 }))).toEqual(o2(await straight.generate(prompts, { seed: 2 })));

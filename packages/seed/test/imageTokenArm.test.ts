@@ -4,7 +4,7 @@
  * and shapes, leaks no tensor across a generate call or after dispose, resumes from its folder, and
  * rejects bad options with errors naming the expectation and the value.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend, tf } from '@mmlm/core';
@@ -108,6 +108,9 @@ describe('seed imageTokenArm', () => {
     const b = await seedArm(o);
     const a2 = await b.reconstruct(o.data.train.images.slice(0, 1));
     expect(a2[0]!.length).toBe(S * S * 3);
+    // its training seconds come back from the phases' saved results: the same total
+    expect(arm.trainSeconds).toBeGreaterThan(0);
+    expect(b.trainSeconds).toBe(arm.trainSeconds);
     b.dispose();
     expect(tf.memory().numTensors).toBe(before);
   }, 60_000);
@@ -128,6 +131,10 @@ describe('seed imageTokenArm', () => {
     const resumed = await seedArm(options('int', { log: (l) => lines.push(l) }));
     expect(lines.join('\n')).toMatch(/resumed from .*step-0+1/);
     expect(existsSync(join(root, 'int', 'backbone.json'))).toBe(true);
+    // the interrupted call's backbone seconds (in its checkpoint) are in the resumed arm's total
+    const json = (f: string) => JSON.parse(readFileSync(join(root, 'int', f), 'utf8'));
+    const before1 = json('backbone-ckpt/step-00000001/state.json').extra.trainLoop.trainSeconds as number;
+    expect(json('backbone.json').trainSeconds).toBeGreaterThan(before1);
     resumed.dispose();
   }, 60_000);
 

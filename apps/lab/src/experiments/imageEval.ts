@@ -141,7 +141,13 @@ export async function evaluateArm(
     },
     log: ctx.log,
   });
-  const trainSeconds = (performance.now() - t0) / 1000;
+  // The arm's own training seconds over every call that built it (resumed or reused phases included)
+  // when it reports them; an arm without the field is timed here (one call: all it did). Unknown
+  // (a phase from an older version that did not record them) is NaN, never this call's part alone.
+  const trainSeconds =
+    arm.trainSeconds === undefined ? (performance.now() - t0) / 1000 : arm.trainSeconds === null ? Number.NaN : arm.trainSeconds;
+  if (arm.trainSeconds === null)
+    ctx.log(`${name}: a training phase was made by an older version that did not record its seconds; training time reported as NaN`);
   try {
     const analyzer = new ShapeAnalyzer(data.config);
     const originals = [...data.seen.images, ...data.heldOut.images];

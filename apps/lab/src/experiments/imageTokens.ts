@@ -191,7 +191,7 @@ const ROWS: { key: keyof ArmEvaluation; label: string; better: 'higher' | 'lower
   { key: 'backboneStepsPerImage', label: 'backbone forward steps per image', better: 'lower', digits: 0 },
   { key: 'headEvalsPerImage', label: 'head evaluations per image', better: 'lower', digits: 0 },
   { key: 'generateMsPerImage', label: 'generation wall time per image (ms)', better: 'lower', digits: 1 },
-  { key: 'trainSeconds', label: 'training wall time (s; a resumed arm: its last call only)', better: 'lower', digits: 1 },
+  { key: 'trainSeconds', label: 'training wall time (s, every call: resumed phases included)', better: 'lower', digits: 1 },
   { key: 'tokenizerParams', label: 'tokenizer parameters', better: null, digits: 0 },
   { key: 'backboneParams', label: 'backbone parameters', better: null, digits: 0 },
   { key: 'headParams', label: 'output head parameters', better: null, digits: 0 },

@@ -687,8 +687,8 @@ async function run(ctx: ExperimentContext) {
         v.label,
         `${budget.tokenizerSteps} + ${budget.backboneSteps}, ${budget.backbone.numLayers}x${budget.backbone.dim}`,
         sampling || 'recipe default',
-        // a reused tokenizer's seconds are not in this variant's training time
-        r.tokenizerReused ? `${fmt(r.trainSeconds, 0)} (backbone; tokenizer reused)` : fmt(r.trainSeconds, 0),
+        // a reused tokenizer's seconds (trained once for several variants) are in each variant's time
+        r.tokenizerReused ? `${fmt(r.trainSeconds, 0)} (tokenizer shared)` : fmt(r.trainSeconds, 0),
         fmt(r.reconAnalyzerAgreement),
         fmt(r.generationScoreSeen),
         `${fmt(r.generationScoreHeldOut)} (${fmt(r.generationCeilingHeldOut)})`,

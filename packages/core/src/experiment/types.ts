@@ -187,6 +187,13 @@ export interface ImageTokenArm {
   tokensPerImage: number;
   description: string;
   parameterCounts: { tokenizer: number; backbone: number; head: number };
+  /**
+   * Optional: wall seconds the arm's training phases took over every call that built them (a phase
+   * resumed from a checkpoint, or finished in an earlier call and reused, counts its earlier seconds
+   * too: trainLoop's `trainSeconds`, kept with the phase). `null` when a phase's seconds were not
+   * recorded (made by an older version). Without it the lab times the factory call.
+   */
+  trainSeconds?: number | null;
   /** Tokenizer round trip (encode then decode) of each image. */
   reconstruct(images: Float32Array[]): Promise<Float32Array[]>;
   /** Text-to-image. `backboneSteps` / `headEvals` are per image (forward passes of the backbone and of the head). */

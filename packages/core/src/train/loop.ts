@@ -113,6 +113,23 @@ export interface TrainLoopResult {
   evals: { step: number; metrics: Record<string, number> }[];
   /** The newest checkpoint folder, if any. */
   lastCheckpoint: string | null;
+  /**
+   * Wall seconds of training over every call that built this run: the seconds recorded in the
+   * checkpoint this call resumed from plus this call's own up to the end of its last step (steps,
+   * evaluations, checkpoints before it; each checkpoint records the total up to its step, so a call
+   * that resumes a finished run and runs no step returns the same total). Work
+   * done after a run's last checkpoint and lost to a crash is not counted (its steps are redone and
+   * counted once). `null` when the run resumed from a checkpoint written without the record (by an
+   * older version); then `seconds` alone is known.
+   */
+  trainSeconds: number | null;
+  /** Wall seconds of this call alone. */
+  seconds: number;
+}
+
+/** Where trainLoop keeps its own bookkeeping in a checkpoint's `extra`. */
+interface LoopExtra {
+  trainLoop?: { trainSeconds?: unknown };
 }
 
 /** The loss (or a tensor about to be checkpointed) became NaN or Inf. */
@@ -207,6 +224,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   let start = 0;
   let resumedFrom: number | null = null;
   let lastGood: string | null = null;
+  // seconds of training before this call (from the checkpoint resumed); null: not recorded there
+  let before: number | null = 0;
   if (o.checkpointDir) {
     const latest = latestCheckpoint(o.checkpointDir);
     if (latest && !o.resume)
@@ -225,6 +244,8 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         log(
           `${name}: warning: ${from} holds no state for the model's random streams ${missingModuleRngs.join(', ')} (written before they were checkpointed); they continue from their current state, so this resume is not bit-exact`,
         );
+      const rec = (ck.extra as LoopExtra | undefined)?.trainLoop?.trainSeconds;
+      before = typeof rec === 'number' && Number.isFinite(rec) && rec >= 0 ? rec : null;
       const restorable = Object.fromEntries(Object.entries(moduleRngs).filter(([k]) => ck.rngs?.[k]));
       restoreCheckpoint(ck, { model: o.model, optimizer: o.optimizer, rng: o.rng, rngs: { ...restorable, ...o.rngs } });
       start = step;
@@ -242,7 +263,10 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
   }
 
   let lastSaved = resumedFrom ?? -1;
-  const save = async (step: number) => {
+  const t0 = performance.now();
+  const elapsed = () => (performance.now() - t0) / 1000;
+  // `total`: the run's training seconds up to the end of `step` (recorded in the checkpoint)
+  const save = async (step: number, total: number | null) => {
     if (!o.checkpointDir || step === lastSaved) return;
     try {
       lastGood = await saveCheckpoint(
@@ -256,6 +280,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
             ? { rngs: Object.fromEntries(Object.entries({ ...moduleRngs, ...o.rngs }).map(([k, r]) => [k, r.getState()])) }
             : {}),
           config: o.config,
+          ...(total === null ? {} : { extra: { trainLoop: { trainSeconds: total } } satisfies LoopExtra }),
         },
         { keep: o.keepCheckpoints ?? 2 },
       );
@@ -282,9 +307,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
 
   const losses: number[] = [];
   const evals: TrainLoopResult['evals'] = [];
-  const t0 = performance.now();
   let done = start;
   let interrupted = false;
+  let endSeconds = 0;
   try {
     for (let i = start + 1; i <= o.steps; i++) {
       if (stopRequested || o.signal?.aborted) {
@@ -296,7 +321,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       if (!Number.isFinite(loss)) throw new NonFiniteLossError(i, loss, lastGood);
       done = i;
       losses.push(loss);
-      const rec: StepRecord = { step: i, loss, time: (performance.now() - t0) / 1000 };
+      const rec: StepRecord = { step: i, loss, time: elapsed() };
       const lr = typeof o.lr === 'function' ? o.lr(i) : o.lr;
       if (lr !== undefined) rec.lr = lr;
       if (o.evalFn && ((o.evalEvery && i % o.evalEvery === 0) || i === o.steps)) {
@@ -314,13 +339,25 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
         log(`${name}: step ${i}/${o.steps} loss ${loss.toFixed(4)}${ev.map((k) => ` ${k} ${rec[k]!.toFixed(4)}`).join('')}`);
       }
       await o.onStep?.(i, loss, rec);
-      if (o.checkpointEvery && i % o.checkpointEvery === 0) await save(i);
+      endSeconds = elapsed();
+      if (o.checkpointEvery && i % o.checkpointEvery === 0) await save(i, before === null ? null : before + endSeconds);
     }
-    if (done > start) await save(done);
+    // the last checkpoint records exactly the total returned; a call that ran no step adds nothing
+    if (done > start) await save(done, before === null ? null : before + endSeconds);
   } finally {
     bar?.done();
     proc?.removeListener?.('SIGINT', onSigint);
   }
   if (interrupted) log(`${name}: interrupted after step ${done}${lastGood ? `; checkpoint ${lastGood}` : ''}`);
-  return { step: done, losses, resumedFrom, interrupted, evals, lastCheckpoint: lastGood };
+  const seconds = elapsed();
+  return {
+    step: done,
+    losses,
+    resumedFrom,
+    interrupted,
+    evals,
+    lastCheckpoint: lastGood,
+    trainSeconds: before === null ? null : before + endSeconds,
+    seconds,
+  };
 }

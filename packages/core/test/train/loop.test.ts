@@ -363,6 +363,42 @@ describe('trainLoop', () => {
     s.dispose();
   });
 
+  it('trainSeconds adds up the wall time over a crash and resume (kept in the checkpoint); null for a checkpoint without it', async () => {
+    const dir = tmp();
+    const s = linearSetup();
+    // every step takes at least 15 ms of wall time, so the sums are measurable
+    const slow = () => {
+      const t = performance.now();
+      while (performance.now() - t < 15);
+      return s.step();
+    };
+    const base = { step: slow, model: s.model, optimizer: s.opt, rng: s.data, checkpointDir: dir, ...quiet };
+    const r1 = await trainLoop({ steps: 3, ...base });
+    expect(r1.trainSeconds).toBeGreaterThanOrEqual(0.045);
+    expect(r1.trainSeconds).toBeLessThanOrEqual(r1.seconds);
+    const state = join(dir, 'step-00000003', 'state.json');
+    expect(JSON.parse(readFileSync(state, 'utf8')).extra.trainLoop.trainSeconds).toBe(r1.trainSeconds);
+    const r2 = await trainLoop({ steps: 5, resume: true, ...base });
+    expect(r2.resumedFrom).toBe(3);
+    const added = r2.trainSeconds! - r1.trainSeconds!;
+    expect(added).toBeGreaterThanOrEqual(0.03);
+    expect(added).toBeLessThanOrEqual(r2.seconds);
+    // resuming the finished run runs no step and adds nothing
+    const r2b = await trainLoop({ steps: 5, resume: true, ...base });
+    expect([r2b.losses.length, r2b.trainSeconds]).toEqual([0, r2.trainSeconds]);
+    // a checkpoint written before the record existed: the total is unknown, this call's seconds are not
+    const st5 = join(dir, 'step-00000005', 'state.json');
+    const j = JSON.parse(readFileSync(st5, 'utf8'));
+    delete j.extra;
+    writeFileSync(st5, JSON.stringify(j));
+    const r3 = await trainLoop({ steps: 6, resume: true, ...base });
+    expect(r3.resumedFrom).toBe(5);
+    expect(r3.trainSeconds).toBeNull();
+    expect(r3.seconds).toBeGreaterThanOrEqual(0.015);
+    expect(JSON.parse(readFileSync(join(dir, 'step-00000006', 'state.json'), 'utf8')).extra ?? null).toBeNull();
+    s.dispose();
+  });
+
   it('SIGINT sets the stop flag (handler invoked directly); the handler is removed afterwards', async () => {
     const dir = tmp();
     const s = linearSetup();

@@ -155,6 +155,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
     seed: o.seed,
   });
   let model: LatentLM | null = null;
+  // each stage's seconds over every call (trainLoop keeps them in its checkpoints; null: not recorded)
+  const stageSeconds: (number | null)[] = [];
   try {
     const images = o.data.train.images;
     {
@@ -210,6 +212,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         });
         if (r.interrupted)
           throw new Error(`imageTokenArm: tokenizer training interrupted at step ${r.step}; run again to resume from ${o.dir}`);
+        stageSeconds.push(r.trainSeconds);
       } finally {
         prog?.done();
         opt.dispose();
@@ -354,6 +357,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
         });
         if (r.interrupted)
           throw new Error(`imageTokenArm: backbone training interrupted at step ${r.step}; run again to resume from ${o.dir}`);
+        stageSeconds.push(r.trainSeconds);
       } finally {
         prog?.done();
         opt.dispose();
@@ -370,6 +374,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
       tokensPerImage: N,
       description: `sigma-VAE (C_sigma ${A.cSigma}): ${S} px -> ${A.grid}x${A.grid} latents of ${C} dims; ${B.imagePositions ? 'learned image-position embeddings, ' : ''}next-token diffusion head (${B.diffusionDepth} adaLN blocks, DPM-Solver++ ${A.headSteps} steps, CFG ${A.cfgScale}: head evaluations count the conditional and unconditional passes)`,
       parameterCounts: { tokenizer: vae.numParameters(), backbone: pc.backbone + pc.embeddings, head: pc.head },
+      trainSeconds: stageSeconds.some((x) => x === null) ? null : stageSeconds.reduce<number>((t, x) => t + x!, 0),
 
       async reconstruct(ims) {
         const mu = encodeMeans(ims, 'reconstruct');

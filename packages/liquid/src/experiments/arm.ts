@@ -95,14 +95,23 @@ function fingerprint(x: unknown): string {
   return stableHash32(JSON.stringify(x)).toString(16);
 }
 
-/** Reads a finished phase's marker; a marker written for other settings is an error (not silently reused). */
-function finished(path: string, key: string): boolean {
-  if (!existsSync(path)) return false;
-  const m = JSON.parse(readFileSync(path, 'utf8')) as { key?: string };
+/**
+ * Reads a finished phase's marker (null: not finished); a marker written for other settings is an
+ * error (not silently reused). `trainSeconds` is null in a marker written before it was recorded.
+ */
+function finished(path: string, key: string): { trainSeconds: number | null } | null {
+  if (!existsSync(path)) return null;
+  const m = JSON.parse(readFileSync(path, 'utf8')) as { key?: string; trainSeconds?: unknown };
   if (m.key !== key)
     fail(`${path} was written for other settings (fingerprint ${m.key}, expected ${key}); use an empty dir for a new configuration`);
-  return true;
+  return { trainSeconds: typeof m.trainSeconds === 'number' ? m.trainSeconds : null };
 }
+
+/** Seconds of a phase's trainLoop (0 steps: none); null when unknown. */
+const phaseSeconds = (run: { trainSeconds: number | null } | null): number | null => (run ? run.trainSeconds : 0);
+
+/** The sum of the phases' seconds, null when one is unknown. */
+const sumSeconds = (xs: (number | null)[]): number | null => (xs.some((x) => x === null) ? null : xs.reduce<number>((a, x) => a + x!, 0));
 
 function progressBridge(o: ImageTokenArmOptions, name: string, total: number): ProgressHandle | null {
   return total > 0 && o.progress ? o.progress(name, total) : null;
@@ -127,8 +136,11 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
   const tKey = fingerprint({ tcfg, tPhase, nTrain, seed, first: Array.from(data.train.images[0]!.subarray(0, 16)) });
   const tDone = join(dir, 'tokenizer.json');
   let codesTrain: Int32Array;
+  let tSeconds: number | null;
   try {
-    if (finished(tDone, tKey)) {
+    const tMarker = finished(tDone, tKey);
+    if (tMarker) {
+      tSeconds = tMarker.trainSeconds;
       await loadModule(join(dir, 'tokenizer.safetensors'), vq);
       codesTrain = (await loadCodeCache(join(dir, 'codes-train.safetensors'), { tokensPerImage: N, numCodes: vq.numCodes })).codes;
       if (codesTrain.length !== nTrain * N)
@@ -183,7 +195,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
         numCodes: vq.numCodes,
         metadata: {},
       });
-      writeFileAtomicSync(tDone, JSON.stringify({ key: tKey, steps: tPhase.steps }));
+      tSeconds = phaseSeconds(tRun);
+      writeFileAtomicSync(tDone, JSON.stringify({ key: tKey, steps: tPhase.steps, trainSeconds: tSeconds }));
     }
   } catch (e) {
     vq.dispose();
@@ -230,8 +243,11 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
     ...(bb.imagePositions ? { imagePositions: true } : {}),
   });
   const bDone = join(dir, 'backbone.json');
+  let bSeconds: number | null;
   try {
-    if (finished(bDone, bKey)) {
+    const bMarker = finished(bDone, bKey);
+    if (bMarker) {
+      bSeconds = bMarker.trainSeconds;
       await loadModule(join(dir, 'backbone.safetensors'), model);
       log(`liquid-vq: loaded the trained backbone from ${dir}`);
     } else {
@@ -276,7 +292,8 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
           `liquid-vq: backbone training interrupted after step ${bRun.step} of ${bPhase.steps}; run again to resume from ${dir}`,
         );
       await saveModule(join(dir, 'backbone.safetensors'), model);
-      writeFileAtomicSync(bDone, JSON.stringify({ key: bKey, steps: bPhase.steps }));
+      bSeconds = phaseSeconds(bRun);
+      writeFileAtomicSync(bDone, JSON.stringify({ key: bKey, steps: bPhase.steps, trainSeconds: bSeconds }));
     }
   } catch (e) {
     vq.dispose();
@@ -304,6 +321,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
     tokensPerImage: N,
     description: `Liquid: VQ tokenizer (${S} px -> ${vq.gridSize}x${vq.gridSize} codes of K = ${vq.numCodes}, conv encoder/decoder, ${recipe.tokenizer.kmeansInit ? 'k-means init, ' : ''}${recipe.tokenizer.emaDecay === null ? 'gradient' : 'EMA'} codebook), one LM over words + codes${recipe.backbone.imagePositions ? ' (+ learned image-position embeddings)' : ''} with a softmax head (dropout ${recipe.backbone.dropout}, weight decay ${recipe.backbone.weightDecay}); CFG s = ${recipe.sampling.cfgScale}, temperature ${recipe.sampling.temperature}`,
     parameterCounts: { tokenizer: vq.numParameters(), backbone: model.numParameters() - headParams, head: headParams },
+    trainSeconds: sumSeconds([tSeconds, bSeconds]),
 
     async reconstruct(images) {
       alive('reconstruct');

@@ -235,13 +235,16 @@ function fingerprint(x: unknown): string {
   return stableHash32(JSON.stringify(x)).toString(16);
 }
 
-/** Reads a finished phase's marker; a marker written for other settings is an error. */
-function finished(path: string, key: string): boolean {
-  if (!existsSync(path)) return false;
-  const m = JSON.parse(readFileSync(path, 'utf8')) as { key?: string };
+/**
+ * Reads a finished phase's marker (null: not finished); a marker written for other settings is an
+ * error. `trainSeconds` is null in a marker written before it was recorded.
+ */
+function finished(path: string, key: string): { trainSeconds: number | null } | null {
+  if (!existsSync(path)) return null;
+  const m = JSON.parse(readFileSync(path, 'utf8')) as { key?: string; trainSeconds?: unknown };
   if (m.key !== key)
     fail(`${path} was written for other settings (fingerprint ${m.key}, expected ${key}); use an empty dir for a new configuration`);
-  return true;
+  return { trainSeconds: typeof m.trainSeconds === 'number' ? m.trainSeconds : null };
 }
 
 function stack(images: readonly Float32Array[], S: number): tf.Tensor4D {
@@ -385,6 +388,8 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
   const tok = trained.model;
   let dec: ImageDecoder;
   let codesTrain: Int32Array;
+  // the tokenizer phases are sub-runs: a reused one carries the seconds it took when it ran
+  let tSeconds = trained.vit.seconds + trained.stage1.seconds + trained.stage2.seconds;
   try {
     const emb = pixelEmbeddings(tok, seedData, train, seed);
     codesTrain = emb.codes;
@@ -392,6 +397,7 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
       const px = await trainPixelDecoder(ctx, seedData, tok, decCfg, pRecipe, seed, emb);
       px.groundTruthDecoder.dispose();
       dec = px.decoder;
+      tSeconds += px.decoderPhase.seconds + px.finetunePhase.seconds;
     } finally {
       tf.dispose([emb.target, emb.predicted]);
     }
@@ -453,8 +459,11 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
   const lrOf = warmupCosine({ peak: bb.lr, min: bb.lr * 0.1, warmup: Math.min(warmup, Math.max(1, bSteps)), total: Math.max(1, bSteps) });
   const bKey = fingerprint({ tKey, lmCfg, bSteps, bb, batch: opts.batchSize, captionFraction: opts.captionFraction });
   const bMarker = join(dir, 'backbone.json');
+  let bSeconds: number | null;
   try {
-    if (finished(bMarker, bKey)) {
+    const done = finished(bMarker, bKey);
+    if (done) {
+      bSeconds = done.trainSeconds;
       await loadModule(join(dir, 'backbone.safetensors'), model);
       log(`seed-causal-codes: loaded the trained backbone from ${dir}`);
     } else {
@@ -525,7 +534,8 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
           `seed-causal-codes: backbone training interrupted after step ${bRun.step} of ${bSteps}; run again to resume from ${dir}`,
         );
       await saveModule(join(dir, 'backbone.safetensors'), model);
-      writeFileAtomicSync(bMarker, JSON.stringify({ key: bKey, steps: bSteps }));
+      bSeconds = bRun ? bRun.trainSeconds : 0;
+      writeFileAtomicSync(bMarker, JSON.stringify({ key: bKey, steps: bSteps, trainSeconds: bSeconds }));
     }
   } catch (e) {
     tok.dispose();
@@ -593,6 +603,7 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
       backbone: model.numParameters() - headParams,
       head: headParams,
     },
+    trainSeconds: bSeconds === null ? null : tSeconds + bSeconds,
 
     async reconstruct(images) {
       alive('reconstruct');
