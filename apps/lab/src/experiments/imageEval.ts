@@ -67,6 +67,11 @@ export interface ArmEvaluation {
   captionCeilingHeldOut: number;
   captionParsedSeen: number;
   captionTokenF1Seen: number;
+  /** Seen-set captions per attribute (the object's shape, its colour, size and position named right). */
+  capShapeSeen: number;
+  capColourSeen: number;
+  capSizeSeen: number;
+  capPositionSeen: number;
   /** Over the seen and held-out images together. */
   reconPsnr: number;
   reconAnalyzerAgreement: number;
@@ -214,7 +219,7 @@ export async function evaluateArm(
         { cols: 4, title: `${name}: tokenizer round trip on seen images` },
       ),
     );
-    const a = (s: typeof sSeen, key: keyof typeof s.attributes) => s.attributes[key].accuracy;
+    const a = (s: Pick<typeof sSeen, 'attributes'>, key: keyof typeof sSeen.attributes) => s.attributes[key].accuracy;
     return {
       arm: name,
       description: arm.description,
@@ -237,6 +242,10 @@ export async function evaluateArm(
       captionAccuracyHeldOut: cHeld.s.overall,
       captionCeilingHeldOut: data.ceilings.captionHeldOut,
       captionParsedSeen: cSeen.s.parsed,
+      capShapeSeen: a(cSeen.s, 'objects'),
+      capColourSeen: a(cSeen.s, 'colour'),
+      capSizeSeen: a(cSeen.s, 'size'),
+      capPositionSeen: a(cSeen.s, 'position'),
       captionTokenF1Seen: cSeen.f1,
       reconPsnr,
       reconAnalyzerAgreement: agree,
