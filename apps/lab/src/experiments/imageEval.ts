@@ -17,6 +17,7 @@ import {
   frechetDistance,
   generationScore,
   type ImageTextEvalSet,
+  judgeCaption,
   loadImageTextData,
   type PromptSet,
   ShapeAnalyzer,
@@ -67,7 +68,10 @@ export interface ArmEvaluation {
   captionCeilingHeldOut: number;
   captionParsedSeen: number;
   captionTokenF1Seen: number;
-  /** Seen-set captions per attribute (the object's shape, its colour, size and position named right). */
+  /**
+   * Seen-set captions per attribute (@mmlm/data's matcher: colour, size and position count as right only on
+   * an object of the named shape, so a wrong shape fails all four).
+   */
   capShapeSeen: number;
   capColourSeen: number;
   capSizeSeen: number;
@@ -189,6 +193,26 @@ export async function evaluateArm(
     };
     const cSeen = await captionSet(data.seen);
     const cHeld = await captionSet(data.heldOut);
+    // every caption beside its reference and the attributes it got wrong (the caption grid in words)
+    const captionLines = (set: PromptSet, caps: string[]) =>
+      caps.map((c, i) => {
+        const j = judgeCaption(c, set.scenes[i]!);
+        const bad = Object.entries(j.match)
+          .filter(([k, v]) => k !== 'overall' && v === false)
+          .map(([k]) => k);
+        const verdict = !j.parsed
+          ? 'not in the grammar'
+          : j.match.overall
+            ? 'ok'
+            : j.match.objects === false
+              ? 'wrong: objects (no object of the named shape and count: nothing else can match)'
+              : `wrong: ${bad.join(' ') || 'no one-to-one match'}`;
+        return [set.references[i]!, c, verdict].join('\t');
+      });
+    writeAtomic(
+      join(dir, 'captions.tsv'),
+      `${['set\treference\tcaption\tverdict', ...captionLines(data.seen, cSeen.caps).map((l) => `seen\t${l}`), ...captionLines(data.heldOut, cHeld.caps).map((l) => `held-out\t${l}`)].join('\n')}\n`,
+    );
 
     const S = data.imageSize;
     const k = Math.min(16, data.seen.captions.length);

@@ -181,7 +181,7 @@ const ROWS: { key: keyof ArmEvaluation; label: string; better: 'higher' | 'lower
   { key: 'genColourHeldOut', label: '  colour correct (held-out)', better: 'higher', digits: 3 },
   { key: 'frechetSeen', label: 'Fréchet distance to real images (seen prompts)', better: 'lower', digits: 3 },
   { key: 'captionAccuracySeen', label: 'caption accuracy, seen images', better: 'higher', digits: 3 },
-  { key: 'capShapeSeen', label: '  shape named right (seen)', better: 'higher', digits: 3 },
+  { key: 'capShapeSeen', label: '  shape named right (seen; a wrong shape fails the three below too)', better: 'higher', digits: 3 },
   { key: 'capColourSeen', label: '  colour named right (seen)', better: 'higher', digits: 3 },
   { key: 'capSizeSeen', label: '  size named right (seen)', better: 'higher', digits: 3 },
   { key: 'capPositionSeen', label: '  position named right (seen)', better: 'higher', digits: 3 },
