@@ -531,9 +531,12 @@ export const stagedExperiment: Experiment = {
     );
 
     // ---- tokenizers (resumable sub-runs; weights saved beside their results); shared: both arms read
-    // them (under the lab's --jobs the other workers wait for them)
+    // them (under the lab's --jobs the other workers wait for them). Started together, so that with
+    // --jobs 2 one worker trains the image codes while the other trains the codec (a worker that finds
+    // one taken goes on to the next and waits for the first only when it needs it).
     const imageCodes = new ImageCodes({ ...st.imageCodes, seed });
-    const imgInfo = await ctx.subrun(
+    const codec = new SpeechCodec(codecCfg);
+    const imgRun = ctx.subrun(
       'image-codes',
       async (dir, sub) => {
         const recs = trainImageCodes(
@@ -547,10 +550,7 @@ export const stagedExperiment: Experiment = {
       },
       { shared: true },
     );
-    await loadModule(join(subrunDir(ctx, 'image-codes'), 'image_codes.safetensors'), imageCodes);
-    imageCodes.eval();
-    const codec = new SpeechCodec(codecCfg);
-    const codecInfo = await ctx.subrun(
+    const codecRun = ctx.subrun(
       'speech-codec',
       async (dir) => {
         const r = await trainSpeechCodec(
@@ -565,6 +565,12 @@ export const stagedExperiment: Experiment = {
       },
       { shared: true },
     );
+    // both settle before either error is raised, so a failure never leaves the other training unwatched
+    for (const r of await Promise.allSettled([imgRun, codecRun])) if (r.status === 'rejected') throw r.reason;
+    const imgInfo = await imgRun;
+    const codecInfo = await codecRun;
+    await loadModule(join(subrunDir(ctx, 'image-codes'), 'image_codes.safetensors'), imageCodes);
+    imageCodes.eval();
     await loadModule(join(subrunDir(ctx, 'speech-codec'), 'codec.safetensors'), codec);
     codec.eval();
 
