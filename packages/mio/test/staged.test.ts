@@ -28,6 +28,7 @@ describe('mio.staged', () => {
     expect(experiments.map((e) => e.id)).toContain('mio.staged');
     expect(Object.keys(stagedExperiment.presets).sort()).toEqual([
       'small',
+      'small-first',
       'small-long',
       'small-long-k64',
       'small-long-sft',
@@ -38,8 +39,10 @@ describe('mio.staged', () => {
     expect(Object.keys(STAGED_SETTINGS).sort()).toEqual(Object.keys(stagedExperiment.presets).sort());
   });
 
-  it('small-long-k64 is small-long-sft with the 64-code codec', () => {
+  it('small-long-k64 is small-long-sft with the 64-code codec, and small is the same recipe', () => {
     expect(STAGED_SETTINGS['small-long-k64']).toEqual({ ...STAGED_SETTINGS['small-long-sft'], codec: 'small-12.5hz-k64' });
+    expect(STAGED_SETTINGS.small).toEqual(STAGED_SETTINGS['small-long-k64']);
+    expect(stagedExperiment.settings!('small')).toEqual(stagedExperiment.settings!('small-long-k64'));
   });
 
   it('small-long-textlm is small-long-sft grown from a text LM; its schedule is one text-only stage', () => {
@@ -114,8 +117,8 @@ describe('mio.staged', () => {
     expect(a.schedule.steps[3]).toBe(500);
   });
 
-  it('small-long is small with the measured tokenizer recipes and 5x the steps of every stage', () => {
-    const a = STAGED_SETTINGS.small;
+  it('small-long is small-first with the measured tokenizer recipes and 5x the steps of every stage', () => {
+    const a = STAGED_SETTINGS['small-first'];
     const b = STAGED_SETTINGS['small-long'];
     expect(b.imageCodes).toEqual({ ...a.imageCodes, hidden: 512 });
     expect(b.imageTrain).toEqual({ ...a.imageTrain, steps: 6000 });
@@ -130,7 +133,7 @@ describe('mio.staged', () => {
     await expect(
       runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
     ).rejects.toThrow(
-      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-long, small-long-sft, small-long-textlm, small-long-k64/,
+      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-first, small-long, small-long-sft, small-long-textlm, small-long-k64/,
     );
   });
 
