@@ -657,10 +657,10 @@ export const speechLayoutExperiment: Experiment = {
     },
     small: {
       description:
-        '2-word tone speech (16,000 training utterances, 25% of word pairs held out), SpeechCodec 4 x 16 at 12.5 frames/s (2,000 steps on 1,000 utterances); three 2-layer width-128 decoders (sequential, alternating, full ASR input), 8,000 steps of 8 TTS + 8 ASR pairs each, evaluated at steps 2,000, 4,000 and 8,000 on 64 seen + 64 held-out utterances; one seed per run',
-      // measured: 5,138 s for seed 0 with --jobs 2 beside two other seeds (four training processes on
-      // two cores, 0.26 s a step in every arm); alone, about half the step time: an estimate
-      expectedMinutes: 45,
+        '2-word tone speech (16,000 training utterances, 25% of word pairs held out), SpeechCodec 4 x 16 at 12.5 frames/s (2,000 steps on 1,000 utterances); three 2-layer width-128 decoders (sequential, alternating, full ASR input), 8,000 steps of 8 TTS + 8 ASR pairs each, evaluated at steps 2,000, 4,000 and 8,000 on 64 seen + 64 held-out utterances; one seed per run (seed 0: 40 min with --jobs 2 on the idle 2-core machine)',
+      // measured: seed 0 with --jobs 2 on the idle 2-core machine, 2,390 s (2026-12-05: codec 5 min,
+      // then two arms side by side and the third alone, about 0.1 s a step); 5,138 s beside two other seeds
+      expectedMinutes: 40,
     },
     'small-k64': {
       description:
