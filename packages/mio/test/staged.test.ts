@@ -30,7 +30,6 @@ describe('mio.staged', () => {
       'small',
       'small-first',
       'small-long',
-      'small-long-k64',
       'small-long-sft',
       'small-long-textlm',
       'tiny',
@@ -39,10 +38,8 @@ describe('mio.staged', () => {
     expect(Object.keys(STAGED_SETTINGS).sort()).toEqual(Object.keys(stagedExperiment.presets).sort());
   });
 
-  it('small-long-k64 is small-long-sft with the 64-code codec, and small is the same recipe', () => {
-    expect(STAGED_SETTINGS['small-long-k64']).toEqual({ ...STAGED_SETTINGS['small-long-sft'], codec: 'small-12.5hz-k64' });
-    expect(STAGED_SETTINGS.small).toEqual(STAGED_SETTINGS['small-long-k64']);
-    expect(stagedExperiment.settings!('small')).toEqual(stagedExperiment.settings!('small-long-k64'));
+  it('small is small-long-sft with the 64-code codec (run as small-long-k64)', () => {
+    expect(STAGED_SETTINGS.small).toEqual({ ...STAGED_SETTINGS['small-long-sft'], codec: 'small-12.5hz-k64' });
   });
 
   it('small-long-textlm is small-long-sft grown from a text LM; its schedule is one text-only stage', () => {
@@ -133,7 +130,7 @@ describe('mio.staged', () => {
     await expect(
       runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
     ).rejects.toThrow(
-      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-first, small-long, small-long-sft, small-long-textlm, small-long-k64/,
+      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-first, small-long, small-long-sft, small-long-textlm/,
     );
   });
 

@@ -152,19 +152,11 @@ const SMALL_LONG_SFT = {
 
 // small-long-sft with 64 codes per codec level: level 1 carries the words (speech-layout's sequential
 // arm: content-only ASR WER 0.000 / 0.016 seen / held-out at 4,000 steps, against about 0.3 with 16
-// codes). Every floor met after Stage IV in seeds 0, 1, 2: the `small` preset (also `small-long-k64`,
-// the name its three seeds ran under).
+// codes). Every floor met after Stage IV in seeds 0, 1, 2: the `small` preset (called `small-long-k64`
+// when its three seeds ran; one preset per settings, so that name is gone).
 const SMALL_K64 = { ...SMALL_LONG_SFT, codec: 'small-12.5hz-k64' } satisfies z.input<typeof SettingsSchema>;
 
-type StagedPreset =
-  | 'tiny'
-  | 'tiny-textlm'
-  | 'small'
-  | 'small-first'
-  | 'small-long'
-  | 'small-long-sft'
-  | 'small-long-textlm'
-  | 'small-long-k64';
+type StagedPreset = 'tiny' | 'tiny-textlm' | 'small' | 'small-first' | 'small-long' | 'small-long-sft' | 'small-long-textlm';
 
 /** `tiny`: a few steps per stage on a 48-image toy world (tests). */
 const TINY = {
@@ -203,7 +195,6 @@ export const STAGED_SETTINGS = parsePresets(
     'small-long-sft': SMALL_LONG_SFT,
     // MIO grows a pre-trained text LM (Yi-6B): small-long-sft from a text LM of 1,000 steps
     'small-long-textlm': { ...SMALL_LONG_SFT, textPretrain: { steps: 1000, lr: 1e-3, init: 'mean' } },
-    'small-long-k64': SMALL_K64,
   } satisfies Record<StagedPreset, z.input<typeof SettingsSchema>>,
   () => SettingsSchema,
 );
@@ -500,7 +491,7 @@ export const stagedExperiment: Experiment = {
     },
     small: {
       description:
-        'the recipe that meets the floors (the settings of small-long-k64): 16 px Shapes (2000 images) + clips, stories, edits, QA and 2-word tone speech (16000 utterances); ImageCodes 8 x 64 at hidden 512 (6000 steps) and the 12.5 frames/s SpeechCodec with 64 codes per level (2000 steps), side by side with --jobs 2; a 2-layer width-128 decoder through 1240 / 640 / 1610 / 2000 steps (staged) and 3490 + 2000 (single), evaluated after each stage on 128 seen + 128 held-out images and 64 utterances; one seed per run (seed 0: 26 min with --jobs 2 on the idle 2-core machine, 2026-12-05)',
+        'the recipe that meets the floors (small-long-sft with the 64-code codec; called small-long-k64 when its seeds 0-2 ran): 16 px Shapes (2000 images) + clips, stories, edits, QA and 2-word tone speech (16000 utterances); ImageCodes 8 x 64 at hidden 512 (6000 steps) and the 12.5 frames/s SpeechCodec with 64 codes per level (2000 steps), side by side with --jobs 2; a 2-layer width-128 decoder through 1240 / 640 / 1610 / 2000 steps (staged) and 3490 + 2000 (single), evaluated after each stage on 128 seen + 128 held-out images and 64 utterances; one seed per run (seed 0: 26 min with --jobs 2 on the idle 2-core machine, 2026-12-05)',
       expectedMinutes: 26,
     },
     'small-first': {
@@ -522,11 +513,6 @@ export const stagedExperiment: Experiment = {
       description:
         "small-long-sft with both arms grown from a text LM, as MIO grows Yi-6B: a decoder over the text vocabulary trained 1000 steps on the toy world's plain text (every batch slot text), then extended to the multimodal vocabulary by core's extendDecoderVocabulary (new rows the mean of the text rows); one seed per run; not yet measured (about small-long-sft plus 5 min)",
       expectedMinutes: 60,
-    },
-    'small-long-k64': {
-      description:
-        "small-long-sft with the speech codec's 64 codes per level instead of 16 (small-12.5hz-k64), so that level 1, MIO's ASR input, carries the words; the same settings as small (the name its seeds 0-2 ran under); one seed per run",
-      expectedMinutes: 26,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
