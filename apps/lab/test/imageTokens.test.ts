@@ -48,6 +48,14 @@ describe('lab.image-tokens', () => {
       expect(m[`${arm}.backboneStepsPerImage`] as number).toBeGreaterThanOrEqual(m[`${arm}.tokensPerImage`] as number);
       expect(existsSync(join(dir, 'subruns', arm, 'samples-seen.png'))).toBe(true);
       expect(existsSync(join(dir, 'subruns', arm, 'samples-heldout.png'))).toBe(true);
+      // every seen and held-out caption beside its references and a verdict that agrees with the score
+      const tsv = readFileSync(join(dir, 'subruns', arm, 'captions.tsv'), 'utf8').trimEnd().split('\n');
+      expect(tsv[0]).toBe('set\treference\tcaption\tverdict');
+      const rows = tsv.slice(1).map((l) => l.split('\t'));
+      expect(rows.every((r) => r.length === 4)).toBe(true);
+      const seen = rows.filter((r) => r[0] === 'seen');
+      expect(seen.length + rows.filter((r) => r[0] === 'held-out').length).toBe(rows.length);
+      expect(seen.filter((r) => r[3] === 'ok').length / seen.length).toBeCloseTo(m[`${arm}.captionAccuracySeen`] as number, 9);
     }
     // the diffusion head runs at least once per latent (DPM-Solver steps per position)
     expect(m['latentlm-sigma-vae.headEvalsPerImage'] as number).toBeGreaterThanOrEqual(m['latentlm-sigma-vae.tokensPerImage'] as number);

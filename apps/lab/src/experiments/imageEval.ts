@@ -207,7 +207,9 @@ export async function evaluateArm(
             : j.match.objects === false
               ? 'wrong: objects (no object of the named shape and count: nothing else can match)'
               : `wrong: ${bad.join(' ') || 'no one-to-one match'}`;
-        return [set.references[i]!, c, verdict].join('\t');
+        // one line per caption: tabs and newlines inside a field would break the TSV
+        const field = (x: string) => x.replace(/[\t\n\r]+/g, ' ');
+        return [set.references[i]!.join(' | '), c, verdict].map(field).join('\t');
       });
     writeAtomic(
       join(dir, 'captions.tsv'),
