@@ -49,7 +49,9 @@ describe('lab.image-tokens', () => {
       expect(existsSync(join(dir, 'subruns', arm, 'samples-seen.png'))).toBe(true);
       expect(existsSync(join(dir, 'subruns', arm, 'samples-heldout.png'))).toBe(true);
       // every seen and held-out caption beside its references and a verdict that agrees with the score
-      const tsv = readFileSync(join(dir, 'subruns', arm, 'captions.tsv'), 'utf8').trimEnd().split('\n');
+      const tsv = readFileSync(join(dir, 'subruns', arm, 'captions.tsv'), 'utf8')
+        .trimEnd()
+        .split('\n');
       expect(tsv[0]).toBe('set\treference\tcaption\tverdict');
       const rows = tsv.slice(1).map((l) => l.split('\t'));
       expect(rows.every((r) => r.length === 4)).toBe(true);
