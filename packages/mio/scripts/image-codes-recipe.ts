@@ -27,13 +27,20 @@ const arg = (name: string, dflt: string) => {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
 };
 const VARIANTS: Record<string, { model: ImageCodesConfigInput; train: ImageCodesTrainInput }> = {
-  base: { model: {}, train: {} },
-  long: { model: {}, train: { steps: 6000 } },
-  long4k: { model: {}, train: { steps: 4000 } },
-  'wide-long': { model: { hidden: 512 }, train: { steps: 6000 } },
-  wide: { model: { hidden: 512 }, train: {} },
-  codes16: { model: { tokens: 16 }, train: {} },
-  k256: { model: { codes: 256 }, train: {} },
+  base: { model: { encoder: 'mlp' }, train: {} },
+  long: { model: { encoder: 'mlp' }, train: { steps: 6000 } },
+  long4k: { model: { encoder: 'mlp' }, train: { steps: 4000 } },
+  'wide-long': { model: { encoder: 'mlp', hidden: 512 }, train: { steps: 6000 } },
+  wide: { model: { encoder: 'mlp', hidden: 512 }, train: {} },
+  codes16: { model: { encoder: 'mlp', tokens: 16 }, train: {} },
+  k256: { model: { encoder: 'mlp', codes: 256 }, train: {} },
+  causal: { model: { encoder: 'causal' }, train: {} },
+  'causal-wide': { model: { encoder: 'causal', hidden: 512 }, train: {} },
+  'causal-wide-long': { model: { encoder: 'causal', hidden: 512 }, train: { steps: 6000 } },
+  'causal64-wide-long': { model: { encoder: 'causal', hidden: 512, qformerWidth: 64, qformerFfn: 128 }, train: { steps: 6000 } },
+  'causal-wide-4k': { model: { encoder: 'causal', hidden: 512 }, train: { steps: 4000 } },
+  'causal-wide-short': { model: { encoder: 'causal', hidden: 512 }, train: { steps: 300 } },
+  'wide-short': { model: { encoder: 'mlp', hidden: 512 }, train: { steps: 300 } },
 };
 const names = arg('variants', 'base').split(',');
 for (const n of names)

@@ -1,32 +1,37 @@
 /**
  * A small image tokenizer giving MIO its image codes at toy scale: an image becomes N discrete codes
- * of K, a 1-D sequence with no spatial grid, as SEED-2's 32 causal codes of 8,192 are (brief §2.1),
- * and a decoder turns codes back into pixels so generated codes can be read by @mmlm/data's
- * ShapeAnalyzer (the stand-in for SEED's SD-unCLIP de-tokenizer).
+ * of K, a 1-D causal sequence as SEED-2's 32 causal codes of 8,192 are (brief §2.1), and a decoder
+ * turns codes back into pixels so generated codes can be read by @mmlm/data's ShapeAnalyzer (the
+ * stand-in for SEED's SD-unCLIP de-tokenizer).
  *
  *   image [B, S*S*3] in [0, 1] (HWC, flattened)
- *   -> encoder   Linear(S*S*3, H), GELU, Linear(H, H), GELU, Linear(H, N D): z [B, N, D]
+ *   -> encoder 'causal' (default; SEED's Causal Q-Former through core's CausalQueryEncoder):
+ *        patches [B, P, p*p*3] (raster order) -> patch_embed1, GELU, patch_embed2, + pos_embed, ln_context: [B, P, W]
+ *        -> N learnable queries, lower-triangular self-attention (-1e4 above the diagonal), cross-attention
+ *           to every patch token, BERT post-LN layers -> causal embeddings [B, N, W] -> code_proj: z [B, N, D]
+ *      encoder 'mlp' (the first stand-in): Linear(S*S*3, H), GELU, Linear(H, H), GELU, Linear(H, N D): z [B, N, D]
  *   -> VQ        core VectorQuantizer (K codes of D; k-means init from a sample of encoder outputs,
  *                dead-code restart, optional EMA codebook): indices [B, N], zq = z + sg(e - z)
  *   -> decoder   Linear(N D, H), GELU, Linear(H, H), GELU, Linear(H, S*S*3), sigmoid: image [B, S*S*3]
  *   loss = sum_px w (x_hat - x)^2 / sum_px w + vqWeight * VQ loss,
  *          w = 1 + foregroundWeight where the pixel differs from the corner (background) pixel by > 0.1
  *
- * What stands in for SEED, and what differs:
- * - SEED tokenizes with a Causal Q-Former over frozen ViT features (query i attends to queries < i
- *   and to the whole image), trained for image-text contrast, then quantizes and decodes to a
- *   generation embedding for SD-unCLIP. Here an MLP reads the whole image and writes all N code
- *   vectors at once: the codes are 1-D (not a spatial grid, so the LM sees N tokens per image as in
- *   MIO) but not causal among themselves, and the objective is pixel reconstruction instead of
- *   contrast + embedding regression. It matches what MIO needs from the tokenizer (fixed-length
- *   discrete codes wrapped `<image>…</image>`, decodable to pixels) without @mmlm/seed, which paper
- *   packages may not import. A shared causal image tokenizer would belong in @mmlm/core.
- * - The pixel decoder is deterministic (no diffusion), so a code sequence has one image.
+ * What follows SEED, and what differs:
+ * - As SEED, code i comes from query i of a Causal Q-Former: it depends on the queries j <= i and on
+ *   the whole image (tested: the gradient of z_i w.r.t. query j > i is exactly zero). The layer is
+ *   core's QFormerLayer, the one @mmlm/seed's tokenizer is built of (paper packages share it through core).
+ * - SEED's Q-Former reads a frozen EVA-CLIP ViT and is trained for image-text contrast (stage I),
+ *   then quantized and decoded to a generation embedding for SD-unCLIP (stage II). Here a patch MLP
+ *   stands in for the ViT, and the whole tokenizer is trained end to end for pixel reconstruction
+ *   (foreground-weighted MSE), one stage, no text; the pixel decoder reads all N codes at once
+ *   and is deterministic (no diffusion), so a code sequence has one image.
  */
 import {
   AdamW,
+  CausalQueryEncoder,
   clipGradNorm,
   gelu,
+  LayerNorm,
   Linear,
   Module,
   paramGroups,
@@ -51,8 +56,24 @@ export const ImageCodesConfigSchema = z.object({
   codes: int(2).default(64),
   /** D, width of one code vector. */
   dim: int(1).default(16),
-  /** H, hidden width of the encoder and decoder MLPs. */
+  /**
+   * The encoder: 'causal' (default), SEED's causal 1-D codes: patch tokens read by core's
+   * CausalQueryEncoder (N learnable queries, lower-triangular self-attention, cross-attention to
+   * every patch), code i depending on queries <= i only; 'mlp', the first stand-in: one MLP reads
+   * the whole image and writes all N code vectors at once (codes not causal among themselves).
+   */
+  encoder: z.enum(['causal', 'mlp']).default('causal'),
+  /** H, hidden width of the decoder MLP (and of the encoder MLP when encoder = 'mlp'). */
   hidden: int(1).default(256),
+  /** Causal encoder: side of the square patches (S must be a multiple). */
+  patchSize: int(1).default(4),
+  /** Causal encoder: width of the patch tokens and of the queries. */
+  qformerWidth: int(1).default(128),
+  /** Causal encoder: Q-Former layers, heads, FFN width, and cross-attention in layers i % freq == 0 (SEED: 2). */
+  qformerLayers: int(1).default(2),
+  qformerHeads: int(1).default(4),
+  qformerFfn: int(1).default(256),
+  crossAttentionFreq: int(1).default(1),
   /** Commitment weight beta of core's VectorQuantizer (legacy layout). */
   beta: z.number().nonnegative().default(0.25),
   /** EMA codebook with this decay (null: codebook learned by gradient). */
@@ -73,13 +94,20 @@ export type ImageCodesConfig = z.infer<typeof ImageCodesConfigSchema>;
 
 /** A validated config; errors name each bad field, its expected and its actual value. */
 export function imageCodesConfig(input: ImageCodesConfigInput = {}): ImageCodesConfig {
-  return parseConfig('ImageCodes', ImageCodesConfigSchema, input);
+  const c = parseConfig('ImageCodes', ImageCodesConfigSchema, input);
+  if (c.encoder === 'causal') {
+    if (c.imageSize % c.patchSize !== 0)
+      throw new Error(`ImageCodes config: imageSize ${c.imageSize} must be a multiple of patchSize ${c.patchSize}`);
+    if (c.qformerWidth % c.qformerHeads !== 0)
+      throw new Error(`ImageCodes config: qformerWidth ${c.qformerWidth} must be divisible by qformerHeads ${c.qformerHeads}`);
+  }
+  return c;
 }
 
 export const IMAGE_CODES_PRESETS = {
-  /** Tests: 4 codes of 16 per image (the `tiny` vocabulary), width 8, hidden 32. */
-  tiny: imageCodesConfig({ tokens: 4, codes: 16, dim: 8, hidden: 32 }),
-  /** 8 codes of 64 per image, width 16, hidden 256. */
+  /** Tests: 4 causal codes of 16 per image (the `tiny` vocabulary), width 8, a 1-layer width-16 Q-Former, decoder hidden 32. */
+  tiny: imageCodesConfig({ tokens: 4, codes: 16, dim: 8, hidden: 32, qformerWidth: 16, qformerLayers: 1, qformerHeads: 2, qformerFfn: 32 }),
+  /** 8 causal codes of 64 per image, width 16; a 2-layer width-128 Q-Former over 4 px patches; decoder hidden 256. */
   small: imageCodesConfig({}),
 } as const;
 
@@ -96,9 +124,17 @@ export interface ImageCodesLosses {
 
 export class ImageCodes extends Module {
   readonly config: ImageCodesConfig;
-  readonly enc1: Linear;
-  readonly enc2: Linear;
-  readonly enc3: Linear;
+  /** encoder 'mlp': the three encoder layers (null for 'causal'). */
+  readonly enc1: Linear | null;
+  readonly enc2: Linear | null;
+  readonly enc3: Linear | null;
+  /** encoder 'causal': patch MLP, learned patch positions [1, P, W], context LayerNorm, the causal Q-Former, code projection. */
+  readonly patch_embed1: Linear | null;
+  readonly patch_embed2: Linear | null;
+  readonly pos_embed: tf.Variable | null;
+  readonly ln_context: LayerNorm | null;
+  readonly qformer: CausalQueryEncoder | null;
+  readonly code_proj: Linear | null;
   readonly quantizer: VectorQuantizer;
   readonly dec1: Linear;
   readonly dec2: Linear;
@@ -110,9 +146,32 @@ export class ImageCodes extends Module {
     const c = this.config;
     const P = this.pixels;
     const rng = new Rng(c.seed);
-    this.enc1 = this.module('enc1', new Linear(P, c.hidden, { rng: rng.fork('enc1') }));
-    this.enc2 = this.module('enc2', new Linear(c.hidden, c.hidden, { rng: rng.fork('enc2') }));
-    this.enc3 = this.module('enc3', new Linear(c.hidden, c.tokens * c.dim, { rng: rng.fork('enc3') }));
+    const mlp = c.encoder === 'mlp';
+    this.enc1 = mlp ? this.module('enc1', new Linear(P, c.hidden, { rng: rng.fork('enc1') })) : null;
+    this.enc2 = mlp ? this.module('enc2', new Linear(c.hidden, c.hidden, { rng: rng.fork('enc2') })) : null;
+    this.enc3 = mlp ? this.module('enc3', new Linear(c.hidden, c.tokens * c.dim, { rng: rng.fork('enc3') })) : null;
+    const W = c.qformerWidth;
+    const patchValues = c.patchSize * c.patchSize * 3;
+    this.patch_embed1 = mlp ? null : this.module('patch_embed1', new Linear(patchValues, W, { rng: rng.fork('patch_embed1') }));
+    this.patch_embed2 = mlp ? null : this.module('patch_embed2', new Linear(W, W, { rng: rng.fork('patch_embed2') }));
+    this.pos_embed = mlp ? null : this.param('pos_embed', rng.fork('pos_embed').randn([1, this.numPatches, W], 0, 0.02));
+    this.ln_context = mlp ? null : this.module('ln_context', new LayerNorm(W));
+    this.qformer = mlp
+      ? null
+      : this.module(
+          'qformer',
+          new CausalQueryEncoder({
+            numQueries: c.tokens,
+            hiddenSize: W,
+            numHeads: c.qformerHeads,
+            numLayers: c.qformerLayers,
+            intermediateSize: c.qformerFfn,
+            contextDim: W,
+            crossAttentionFreq: c.crossAttentionFreq,
+            rng: rng.fork('qformer'),
+          }),
+        );
+    this.code_proj = mlp ? null : this.module('code_proj', new Linear(W, c.dim, { rng: rng.fork('code_proj') }));
     const vq: VectorQuantizerOptions = {
       beta: c.beta,
       kmeansInit: c.kmeansInit,
@@ -139,12 +198,38 @@ export class ImageCodes extends Module {
     return x.shape[0] as number;
   }
 
+  /** Patches per image, (S / patchSize)^2 (causal encoder). */
+  get numPatches(): number {
+    return (this.config.imageSize / this.config.patchSize) ** 2;
+  }
+
   /** Encoder: images [B, S*S*3] -> z [B, N, D]. */
   encodeLatents(x: tf.Tensor): tf.Tensor3D {
     const B = this.checkBatch('encodeLatents', x);
+    if (this.qformer) return tf.tidy(() => this.code_proj!.forward(this.qformer!.forward(this.patchTokens(x))) as tf.Tensor3D); // [B, N, D]
     return tf.tidy(() => {
-      const h = gelu(this.enc2.forward(gelu(this.enc1.forward(x)))); // [B, H]
-      return this.enc3.forward(h).reshape([B, this.config.tokens, this.config.dim]) as tf.Tensor3D; // [B, N, D]
+      const h = gelu(this.enc2!.forward(gelu(this.enc1!.forward(x)))); // [B, H]
+      return this.enc3!.forward(h).reshape([B, this.config.tokens, this.config.dim]) as tf.Tensor3D; // [B, N, D]
+    });
+  }
+
+  /** Causal encoder: images [B, S*S*3] -> the patch tokens the queries cross-attend to [B, P, W] (raster order). */
+  patchTokens(x: tf.Tensor): tf.Tensor3D {
+    const B = this.checkBatch('patchTokens', x);
+    if (!this.patch_embed1 || !this.patch_embed2 || !this.pos_embed || !this.ln_context)
+      throw new Error("ImageCodes.patchTokens: this model's encoder is 'mlp', not 'causal'");
+    const pe1 = this.patch_embed1;
+    const pe2 = this.patch_embed2;
+    const pos = this.pos_embed;
+    const ln = this.ln_context;
+    return tf.tidy(() => {
+      const { imageSize: S, patchSize: p } = this.config;
+      const n = S / p;
+      const patches = x
+        .reshape([B * n, p, n, p * 3]) // [B n, py, nx, px 3]
+        .transpose([0, 2, 1, 3]) // [B n, nx, py, px 3]
+        .reshape([B, n * n, p * p * 3]); // [B, P, p p 3]
+      return ln.forward(pe2.forward(gelu(pe1.forward(patches))).add(pos)) as tf.Tensor3D; // [B, P, W]
     });
   }
 

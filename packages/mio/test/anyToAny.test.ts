@@ -64,9 +64,9 @@ const FRACTIONS = [
 ];
 
 describe('mio.any-to-any at tiny', () => {
-  it('is registered with tiny and small presets', () => {
+  it('is registered with tiny, small and small-mlp presets', () => {
     expect(experiments.map((e) => e.id)).toContain('mio.any-to-any');
-    expect(Object.keys(anyToAnyExperiment.presets).sort()).toEqual(['small', 'tiny']);
+    expect(Object.keys(anyToAnyExperiment.presets).sort()).toEqual(['small', 'small-mlp', 'tiny']);
   });
 
   it('reports every metric on seen and held-out items, each in range', () => {

@@ -1,5 +1,5 @@
-/** ImageCodes: shapes, code range, determinism, save/load, a leak-free training run, bad inputs. */
-import { initBackend, tf } from '@mmlm/core';
+/** ImageCodes: shapes, code range, determinism, save/load, a leak-free training run, causality of the codes, bad inputs. */
+import { initBackend, QFormerLayer, tf } from '@mmlm/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IMAGE_CODES_PRESETS, ImageCodes, imageCodesConfig, trainImageCodes } from '../src/index.js';
 
@@ -69,6 +69,77 @@ describe('ImageCodes', () => {
     m.dispose();
   });
 
+  it('causal encoder (default): code vector i depends on queries <= i only, and on every patch', () => {
+    const m = new ImageCodes({ ...IMAGE_CODES_PRESETS.tiny, qformerLayers: 2, seed: 3 });
+    expect(m.config.encoder).toBe('causal');
+    expect(m.enc1).toBeNull();
+    const qf = m.qformer!;
+    const { tokens: N, dim: D } = m.config;
+    const x = m.imagesTensor(images.slice(0, 2));
+    const ctx = m.patchTokens(x); // [2, P, W]
+    expect(ctx.shape).toEqual([2, m.numPatches, m.config.qformerWidth]);
+    expect(m.numPatches).toBe(16);
+    const qe = tf.randomNormal([2, N, m.config.qformerWidth], 0, 1, 'float32', 7);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < N; i++) {
+      // z_i = code_proj(Q-Former(queries, patches)_i): gradient w.r.t. the query inputs and the patch tokens
+      const zi = (q: tf.Tensor, c: tf.Tensor) => m.code_proj!.forward(qf.forwardQueries(q, c)).slice([0, i, 0], [2, 1, D]).sum();
+      const gq = tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((q: tf.Tensor) => zi(q, ctx))(qe)
+            .abs()
+            .sum([0, 2])
+            .dataSync(),
+        ),
+      );
+      for (let j = 0; j < N; j++) expect(gq[j]! > 0, `d z_${i} / d query_${j}`).toBe(j <= i);
+      const gc = tf.tidy(() =>
+        Array.from(
+          tf
+            .grad((c: tf.Tensor) => zi(qe, c))(ctx)
+            .abs()
+            .sum([0, 2])
+            .dataSync(),
+        ),
+      );
+      expect(
+        gc.every((g) => g > 0),
+        `z_${i} reads every patch`,
+      ).toBe(true);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    // the patch tokens are raster-order 4x4 patches: changing one pixel changes exactly its patch's token
+    const im = new Float32Array(images[0]!);
+    im[(5 * S + 9) * 3] = 0.5 - im[(5 * S + 9) * 3]!; // pixel (y 5, x 9) -> patch (1, 2) = index 6
+    const y = m.imagesTensor([images[0]!, im]);
+    const d = tf.tidy(() =>
+      Array.from(
+        m
+          .patchTokens(y)
+          .slice([0, 0, 0], [1, -1, -1])
+          .sub(m.patchTokens(y).slice([1, 0, 0], [1, -1, -1]))
+          .abs()
+          .sum([0, 2])
+          .dataSync(),
+      ),
+    );
+    expect(d.map((v) => v > 0)).toEqual(d.map((_, k) => k === 6));
+    expect(qf.layer.at(0)).toBeInstanceOf(QFormerLayer);
+    tf.dispose([x, ctx, qe, y]);
+    m.dispose();
+  });
+
+  it("encoder 'mlp' (the first stand-in) still encodes, decodes and trains", () => {
+    const m = new ImageCodes({ ...IMAGE_CODES_PRESETS.tiny, encoder: 'mlp', seed: 2 });
+    expect(m.qformer).toBeNull();
+    const recs = trainImageCodes(m, images, { steps: 20, batchSize: 8, lr: 1e-2, warmup: 2, initImages: 12, logEvery: 10 });
+    expect(recs[1]!.rec).toBeLessThan(recs[0]!.rec);
+    expect(m.decode(m.encode(images.slice(0, 2))).length).toBe(2);
+    expect(() => m.patchTokens(m.imagesTensor(images.slice(0, 1)))).toThrow("encoder is 'mlp', not 'causal'");
+    m.dispose();
+  });
+
   it('names the expected and the actual value of bad inputs', () => {
     const m = new ImageCodes(IMAGE_CODES_PRESETS.tiny);
     expect(() => m.encode([new Float32Array(8 * 8 * 3)])).toThrow('image 0 has 192 values, expected 768 (16x16x3 HWC in [0, 1])');
@@ -80,6 +151,9 @@ describe('ImageCodes', () => {
     expect(() => m.encodeLatents(x)).toThrow('expected float32 images [B, 768]');
     x.dispose();
     expect(() => imageCodesConfig({ tokens: 0 })).toThrow(/tokens/);
+    expect(() => imageCodesConfig({ imageSize: 18 })).toThrow('imageSize 18 must be a multiple of patchSize 4');
+    expect(() => imageCodesConfig({ qformerWidth: 30, qformerHeads: 4 })).toThrow('qformerWidth 30 must be divisible by qformerHeads 4');
+    expect(() => imageCodesConfig({ encoder: 'vit' as never })).toThrow(/encoder/);
     expect(() => trainImageCodes(m, [])).toThrow('expected at least one training image, got none');
     m.dispose();
   });

@@ -32,14 +32,22 @@ describe('mio.staged', () => {
       'small-long',
       'small-long-sft',
       'small-long-textlm',
+      'small-mlp',
       'tiny',
       'tiny-textlm',
     ]);
     expect(Object.keys(STAGED_SETTINGS).sort()).toEqual(Object.keys(stagedExperiment.presets).sort());
   });
 
-  it('small is small-long-sft with the 64-code codec (run as small-long-k64)', () => {
-    expect(STAGED_SETTINGS.small).toEqual({ ...STAGED_SETTINGS['small-long-sft'], codec: 'small-12.5hz-k64' });
+  it('small-mlp is small-long-sft with the 64-code codec (run as small-long-k64); small is small-mlp with causal image codes', () => {
+    expect(STAGED_SETTINGS['small-mlp']).toEqual({ ...STAGED_SETTINGS['small-long-sft'], codec: 'small-12.5hz-k64' });
+    expect(STAGED_SETTINGS['small-mlp'].imageCodes.encoder).toBe('mlp');
+    const { imageCodes, ...rest } = STAGED_SETTINGS.small;
+    const { imageCodes: mlpCodes, ...mlpRest } = STAGED_SETTINGS['small-mlp'];
+    expect(rest).toEqual(mlpRest);
+    expect(imageCodes.encoder).toBe('causal');
+    // the code grid the vocabulary and the decoder see is the same: 8 codes of 64, width 16, decoder hidden 512
+    for (const k of ['tokens', 'codes', 'dim', 'hidden', 'imageSize'] as const) expect(imageCodes[k]).toBe(mlpCodes[k]);
   });
 
   it('small-long-textlm is small-long-sft grown from a text LM; its schedule is one text-only stage', () => {
@@ -130,7 +138,7 @@ describe('mio.staged', () => {
     await expect(
       runExperimentInline(stagedExperiment, { preset: 'huge', seed: 0, outDir: join(root, 'bad'), log: () => {} }),
     ).rejects.toThrow(
-      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-first, small-long, small-long-sft, small-long-textlm/,
+      /unknown preset "huge"; expected one of tiny, tiny-textlm, small, small-mlp, small-first, small-long, small-long-sft, small-long-textlm/,
     );
   });
 

@@ -21,7 +21,8 @@ import {
   type AdamW,
   cosineLoss,
   Embedding,
-  gelu,
+  EXTENDED_MASK_VALUE,
+  extendedAttentionMask,
   infoNCE,
   LayerNorm,
   Linear,
@@ -30,6 +31,7 @@ import {
   ModuleList,
   MultiHeadAttention,
   mse,
+  QFormerLayer,
   Rng,
   stopGradient,
   tf,
@@ -47,34 +49,17 @@ import {
   type VitConfig,
 } from './config.js';
 
-/** The additive value of a masked position in the reference's extended attention mask (fp16-safe, not -inf). */
-export const MASK_VALUE = -10000;
+/** The additive value of a masked position in the reference's extended attention mask (fp16-safe, not -inf); core's EXTENDED_MASK_VALUE. */
+export const MASK_VALUE = EXTENDED_MASK_VALUE;
+
+/** BertModel.get_extended_attention_mask of Qformer_casual.py, now in core (shared with @mmlm/mio). */
+export { extendedAttentionMask };
 
 /** CLIP's normalisation (OpenAI mean / std), applied to pixels in [0, 1] before the ViT (brief pitfall 1.7.8). */
 export const CLIP_MEAN: readonly number[] = [0.48145466, 0.4578275, 0.40821073];
 export const CLIP_STD: readonly number[] = [0.26862954, 0.26130258, 0.27577711];
 
 const bertInit = { kind: 'normal', std: 0.02 } as const;
-
-/**
- * BertModel.get_extended_attention_mask of Qformer_casual.py for a keep-mask [B, S] (1 = attend):
- * causal: keep[b, j] * [j <= i] -> [B, 1, S, S]; otherwise keep -> [B, 1, 1, S]; then
- * (1 - mask) * -10000, i.e. 0 where attention is allowed and -1e4 where it is not.
- */
-export function extendedAttentionMask(keep: tf.Tensor, causal: boolean): tf.Tensor4D {
-  if (keep.rank !== 2) throw new Error(`extendedAttentionMask: keep must be [B, S], got shape [${keep.shape}]`);
-  return tf.tidy(() => {
-    const [B, S] = keep.shape as [number, number];
-    const k = keep.toFloat();
-    let m: tf.Tensor; // 1 = attend
-    if (causal) {
-      const seq = tf.range(0, S, 1, 'int32');
-      const tril = tf.lessEqual(seq.reshape([1, S]), seq.reshape([S, 1])).toFloat(); // [S, S], [i, j] = j <= i
-      m = tril.reshape([1, 1, S, S]).mul(k.reshape([B, 1, 1, S])); // [B, 1, S, S]
-    } else m = k.reshape([B, 1, 1, S]); // [B, 1, 1, S]
-    return m.sub(1).mul(-MASK_VALUE) as tf.Tensor4D; // (m - 1) * 1e4 == (1 - m) * -1e4, without a -0
-  });
-}
 
 function checkImages(where: string, images: tf.Tensor, c: VitConfig): void {
   const ok = images.rank === 4 && images.shape[1] === c.imageSize && images.shape[2] === c.imageSize && images.shape[3] === c.inChannels;
@@ -200,83 +185,6 @@ class BertEmbeddings extends Module {
   }
 }
 
-/** BertAttention (self or cross): LayerNorm(x + dense(attention)), post-LN as BERT. */
-class BertAttention extends Module {
-  readonly self: MultiHeadAttention;
-  readonly LayerNorm: LayerNorm;
-
-  constructor(c: QFormerConfig, contextDim: number | undefined, rng: Rng) {
-    super();
-    this.self = this.module('self', new MultiHeadAttention({ dim: c.hiddenSize, numHeads: c.numHeads, contextDim, init: bertInit, rng }));
-    this.LayerNorm = this.module('LayerNorm', new LayerNorm(c.hiddenSize, { eps: c.lnEps }));
-  }
-
-  forward(x: tf.Tensor, mask: tf.Tensor | null, context?: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => this.LayerNorm.forward(x.add(this.self.forward(x, { mask, context }))));
-  }
-}
-
-class BertIntermediate extends Module {
-  readonly dense: Linear;
-  constructor(c: QFormerConfig, rng: Rng) {
-    super();
-    this.dense = this.module('dense', new Linear(c.hiddenSize, c.intermediateSize, { init: bertInit, rng }));
-  }
-}
-
-class BertOutput extends Module {
-  readonly dense: Linear;
-  readonly LayerNorm: LayerNorm;
-  constructor(c: QFormerConfig, rng: Rng) {
-    super();
-    this.dense = this.module('dense', new Linear(c.intermediateSize, c.hiddenSize, { init: bertInit, rng }));
-    this.LayerNorm = this.module('LayerNorm', new LayerNorm(c.hiddenSize, { eps: c.lnEps }));
-  }
-}
-
-function ffn(x: tf.Tensor, inter: BertIntermediate, out: BertOutput): tf.Tensor {
-  return tf.tidy(() => {
-    const h = gelu(inter.dense.forward(x)); // exact GELU, BERT's "gelu"
-    return out.LayerNorm.forward(x.add(out.dense.forward(h)));
-  });
-}
-
-/**
- * One Q-Former layer (BLIP-2 BertLayer): shared self-attention; cross-attention to the image for
- * the queries in layers with index % crossAttentionFreq == 0; a query FFN (`intermediate_query`,
- * `output_query`) and a text FFN (`intermediate`, `output`).
- */
-class BertLayer extends Module {
-  readonly attention: BertAttention;
-  readonly crossattention: BertAttention | null;
-  readonly intermediate: BertIntermediate;
-  readonly output: BertOutput;
-  readonly intermediate_query: BertIntermediate;
-  readonly output_query: BertOutput;
-
-  constructor(c: QFormerConfig, hasCross: boolean, visionWidth: number, rng: Rng) {
-    super();
-    this.attention = this.module('attention', new BertAttention(c, undefined, rng));
-    this.crossattention = hasCross ? this.module('crossattention', new BertAttention(c, visionWidth, rng)) : null;
-    this.intermediate = this.module('intermediate', new BertIntermediate(c, rng));
-    this.output = this.module('output', new BertOutput(c, rng));
-    this.intermediate_query = this.module('intermediate_query', new BertIntermediate(c, rng));
-    this.output_query = this.module('output_query', new BertOutput(c, rng));
-  }
-
-  queries(x: tf.Tensor, mask: tf.Tensor | null, image: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      let h = this.attention.forward(x, mask);
-      if (this.crossattention) h = this.crossattention.forward(h, null, image);
-      return ffn(h, this.intermediate_query, this.output_query);
-    });
-  }
-
-  text(x: tf.Tensor, mask: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => ffn(this.attention.forward(x, mask), this.intermediate, this.output));
-  }
-}
-
 /**
  * The Causal Q-Former (SEED, brief 1.2): BLIP-2's BERT Q-Former whose learnable queries
  * `query_tokens` ~ N(0, 0.02) carry no position embedding (only the embeddings' LayerNorm) and
@@ -286,7 +194,7 @@ class BertLayer extends Module {
  */
 export class CausalQFormer extends Module {
   readonly embeddings: BertEmbeddings;
-  readonly layer: ModuleList<BertLayer>;
+  readonly layer: ModuleList<QFormerLayer>;
   readonly query_tokens: tf.Variable; // [1, Q, H]
   /** Whether the query self-attention is causal (always, or per the reference's 32-query rule). */
   readonly causal: boolean;
@@ -301,7 +209,21 @@ export class CausalQFormer extends Module {
     this.embeddings = this.module('embeddings', new BertEmbeddings(config, rng));
     this.layer = this.module(
       'layer',
-      new ModuleList(Array.from({ length: config.numLayers }, (_, i) => new BertLayer(config, cross.has(i), visionWidth, rng))),
+      new ModuleList(
+        Array.from(
+          { length: config.numLayers },
+          (_, i) =>
+            new QFormerLayer({
+              hiddenSize: config.hiddenSize,
+              numHeads: config.numHeads,
+              intermediateSize: config.intermediateSize,
+              lnEps: config.lnEps,
+              contextDim: cross.has(i) ? visionWidth : undefined,
+              textBranch: true,
+              rng,
+            }),
+        ),
+      ),
     );
     this.query_tokens = this.param('query_tokens', rng.randn([1, config.numQueries, config.hiddenSize], 0, config.queryInitStd));
     this.causal = queryMaskIsCausal(config);

@@ -10,6 +10,7 @@ export * from './mlp.js';
 export * from './module.js';
 export * from './norm.js';
 export * from './ops.js';
+export * from './qformer.js';
 export * from './rope.js';
 export * from './transformer.js';
 export * from './vocabulary.js';

@@ -115,7 +115,7 @@ const SMALL_FIRST = {
     wordsPerUtterance: 2,
     wordSeconds: 0.3,
   },
-  imageCodes: { tokens: 8, codes: 64, dim: 16, hidden: 256 },
+  imageCodes: { encoder: 'mlp', tokens: 8, codes: 64, dim: 16, hidden: 256 },
   imageTrain: { steps: 1500, batchSize: 64, lr: 2e-3, warmup: 50 },
   codec: 'small',
   codecTrain: { steps: 800, batchSize: 8, cropFrames: 50 },
@@ -156,7 +156,26 @@ const SMALL_LONG_SFT = {
 // when its three seeds ran; one preset per settings, so that name is gone).
 const SMALL_K64 = { ...SMALL_LONG_SFT, codec: 'small-12.5hz-k64' } satisfies z.input<typeof SettingsSchema>;
 
-type StagedPreset = 'tiny' | 'tiny-textlm' | 'small' | 'small-first' | 'small-long' | 'small-long-sft' | 'small-long-textlm';
+// The same recipe with MIO's image tokens as SEED-style causal 1-D codes (ImageCodes encoder
+// 'causal': core's CausalQueryEncoder over 4 px patch tokens, 2 layers of width 128). Read-back
+// measured with scripts/image-codes-recipe.ts (seed 0, 6,000 steps, train / seen / held-out):
+// causal 1.000 / 0.957 / 0.453 against the MLP encoder's 1.000 / 0.996 / 0.863.
+export const CAUSAL_IMAGE_CODES = {
+  encoder: 'causal',
+  tokens: 8,
+  codes: 64,
+  dim: 16,
+  hidden: 512,
+  patchSize: 4,
+  qformerWidth: 128,
+  qformerLayers: 2,
+  qformerHeads: 4,
+  qformerFfn: 256,
+  crossAttentionFreq: 1,
+} as const;
+const SMALL_CAUSAL = { ...SMALL_K64, imageCodes: CAUSAL_IMAGE_CODES } satisfies z.input<typeof SettingsSchema>;
+
+type StagedPreset = 'tiny' | 'tiny-textlm' | 'small' | 'small-mlp' | 'small-first' | 'small-long' | 'small-long-sft' | 'small-long-textlm';
 
 /** `tiny`: a few steps per stage on a 48-image toy world (tests). */
 const TINY = {
@@ -172,7 +191,7 @@ const TINY = {
     wordsPerUtterance: 1,
     wordSeconds: 0.1,
   },
-  imageCodes: { tokens: 4, codes: 16, dim: 8, hidden: 32 },
+  imageCodes: { tokens: 4, codes: 16, dim: 8, hidden: 32, qformerWidth: 16, qformerLayers: 1, qformerHeads: 2, qformerFfn: 32 },
   imageTrain: { steps: 5, batchSize: 16, warmup: 1, initImages: 32, logEvery: 5 },
   codec: 'tiny',
   codecTrain: { steps: 2, batchSize: 2, cropFrames: 8, warmup: 1, logEvery: 2 },
@@ -187,7 +206,8 @@ export const STAGED_SETTINGS = parsePresets(
   {
     tiny: TINY,
     'tiny-textlm': { ...TINY, textPretrain: { steps: 2, lr: 3e-3, init: 'mean' } },
-    small: SMALL_K64,
+    small: SMALL_CAUSAL,
+    'small-mlp': SMALL_K64,
     'small-first': SMALL_FIRST,
     'small-long': SMALL_LONG,
     // small-long seed 0: 500 SFT steps undid TTS in both arms (staged 0.508 -> 0.797 WER, single
@@ -491,7 +511,12 @@ export const stagedExperiment: Experiment = {
     },
     small: {
       description:
-        'the recipe that meets the floors (small-long-sft with the 64-code codec; called small-long-k64 when its seeds 0-2 ran): 16 px Shapes (2000 images) + clips, stories, edits, QA and 2-word tone speech (16000 utterances); ImageCodes 8 x 64 at hidden 512 (6000 steps) and the 12.5 frames/s SpeechCodec with 64 codes per level (2000 steps), side by side with --jobs 2; a 2-layer width-128 decoder through 1240 / 640 / 1610 / 2000 steps (staged) and 3490 + 2000 (single), evaluated after each stage on 128 seen + 128 held-out images and 64 utterances; one seed per run (seed 0: 26 min with --jobs 2 on the idle 2-core machine, 2026-12-05)',
+        "small-mlp with MIO's image tokens as SEED-style causal 1-D codes: ImageCodes encoder 'causal' (core's CausalQueryEncoder, 8 learnable queries with a lower-triangular mask cross-attending to 16 patch tokens, 2 layers of width 128; 6000 steps), everything else as small-mlp; one seed per run",
+      expectedMinutes: 32,
+    },
+    'small-mlp': {
+      description:
+        'the recipe whose seeds 0-2 met every floor with the first image codes (an MLP encoder, codes not causal among themselves; called small-long-k64, then small, when they ran): 16 px Shapes (2000 images) + clips, stories, edits, QA and 2-word tone speech (16000 utterances); ImageCodes 8 x 64 at hidden 512 (6000 steps) and the 12.5 frames/s SpeechCodec with 64 codes per level (2000 steps), side by side with --jobs 2; a 2-layer width-128 decoder through 1240 / 640 / 1610 / 2000 steps (staged) and 3490 + 2000 (single), evaluated after each stage on 128 seen + 128 held-out images and 64 utterances; one seed per run (seed 0: 26 min with --jobs 2 on the idle 2-core machine, 2026-12-05)',
       expectedMinutes: 26,
     },
     'small-first': {
