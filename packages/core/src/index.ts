@@ -136,6 +136,7 @@ export {
   NEG_INF,
   type NewRowInit,
   paddingMask,
+  patchify,
   QFormerAttention,
   QFormerIntermediate,
   QFormerLayer,
@@ -161,6 +162,7 @@ export {
   TransformerDecoder,
   type TransformerDecoderConfig,
   timestepEmbedding,
+  unpatchify,
   validateDecoderConfig,
 } from './nn/index.js';
 export {

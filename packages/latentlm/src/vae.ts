@@ -17,7 +17,7 @@
  * reads and predicts log-magnitude STFT frames and renders waveforms with Griffin-Lim (Griffin & Lim
  * 1984): a waveform decoder did not learn within a CPU budget of minutes (see the README).
  */
-import { Conv1d, LayerNorm, Linear, MLP, Module, ModuleList, MultiHeadAttention, Rng, tf } from '@mmlm/core';
+import { Conv1d, LayerNorm, Linear, MLP, Module, ModuleList, MultiHeadAttention, patchify, Rng, tf, unpatchify } from '@mmlm/core';
 import {
   hopLength,
   type ImageVaeConfig,
@@ -217,26 +217,14 @@ export class ImageVAE extends Module implements LatentTokenizer {
       const { imageSize: S, patchSize: p, channels: ch } = this.config;
       if (x.rank !== 4 || x.shape[1] !== S || x.shape[2] !== S || x.shape[3] !== ch)
         throw new Error(`ImageVAE: images must be [B, ${S}, ${S}, ${ch}], got shape [${x.shape}]`);
-      const B = x.shape[0] as number;
-      const g = this.grid;
-      return x
-        .reshape([B * g, p, g, p * ch])
-        .transpose([0, 2, 1, 3]) // [B*g, g, p, p*ch]
-        .reshape([B, g * g, p * p * ch]);
+      return patchify(x, p); // [B, g g, p p ch], raster order
     });
   }
 
   /** [B, N, p*p*ch] -> [B, H, W, ch]. */
   unpatchify(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const { imageSize: S, patchSize: p, channels: ch } = this.config;
-      const B = x.shape[0] as number;
-      const g = this.grid;
-      return x
-        .reshape([B * g, g, p, p * ch])
-        .transpose([0, 2, 1, 3]) // [B*g, p, g, p*ch]
-        .reshape([B, S, S, ch]);
-    });
+    const { imageSize: S, patchSize: p, channels: ch } = this.config;
+    return unpatchify(x, S, S, ch, p);
   }
 
   encode(x: tf.Tensor): Posterior {

@@ -36,6 +36,7 @@ import {
   Module,
   paramGroups,
   parseConfig,
+  patchify,
   Rng,
   tf,
   VectorQuantizer,
@@ -224,11 +225,7 @@ export class ImageCodes extends Module {
     const ln = this.ln_context;
     return tf.tidy(() => {
       const { imageSize: S, patchSize: p } = this.config;
-      const n = S / p;
-      const patches = x
-        .reshape([B * n, p, n, p * 3]) // [B n, py, nx, px 3]
-        .transpose([0, 2, 1, 3]) // [B n, nx, py, px 3]
-        .reshape([B, n * n, p * p * 3]); // [B, P, p p 3]
+      const patches = patchify(x.reshape([B, S, S, 3]), p); // [B, P, p p 3], raster order
       return ln.forward(pe2.forward(gelu(pe1.forward(patches))).add(pos)) as tf.Tensor3D; // [B, P, W]
     });
   }

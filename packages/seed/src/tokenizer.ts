@@ -31,6 +31,7 @@ import {
   ModuleList,
   MultiHeadAttention,
   mse,
+  patchify,
   QFormerLayer,
   Rng,
   stopGradient,
@@ -105,16 +106,7 @@ class PatchEmbed extends Module {
   }
 
   forward(images: tf.Tensor /* [B, S, S, C] */): tf.Tensor /* [B, P, D] */ {
-    return tf.tidy(() => {
-      const [B, S, , C] = images.shape as [number, number, number, number];
-      const p = this.patchSize;
-      const n = S / p;
-      const patches = images
-        .reshape([B * n, p, n, p * C]) // [B n, py, nx, px C]
-        .transpose([0, 2, 1, 3]) // [B n, nx, py, px C]
-        .reshape([B, n * n, p * p * C]); // [B, P, p p C], raster order of patches
-      return this.proj.forward(patches);
-    });
+    return tf.tidy(() => this.proj.forward(patchify(images, this.patchSize))); // [B, P, p p C], raster order of patches
   }
 }
 

@@ -16,7 +16,19 @@
  * 16 px a per-patch MLP sees as much of the image as a 2-layer conv stack with stride 2 would.
  */
 import { join } from 'node:path';
-import { type AdamW, loadModule, Module, mse, parseConfig, Rng, saveModule, tf, VectorQuantizer, valueAndGrads } from '@mmlm/core';
+import {
+  type AdamW,
+  loadModule,
+  Module,
+  mse,
+  parseConfig,
+  patchify,
+  Rng,
+  saveModule,
+  tf,
+  VectorQuantizer,
+  valueAndGrads,
+} from '@mmlm/core';
 import { type ExperimentContext, runSteps } from '@mmlm/core/experiment';
 import { z } from 'zod';
 import { LinearStack } from '../tokenizer.js';
@@ -121,16 +133,9 @@ export class PixelVQVAE extends Module {
   /** Images [B, S, S, C] -> patches [B, Q, ph pw C] in raster order. */
   patchify(images: tf.Tensor): tf.Tensor3D {
     this.checkImages('patchify', images);
-    const { imageSize: S, channels: C, grid } = this.config;
+    const { imageSize: S, grid } = this.config;
     const [gh, gw] = grid;
-    const B = images.shape[0] as number;
-    return tf.tidy(
-      () =>
-        images
-          .reshape([B, gh, S / gh, gw, S / gw, C])
-          .transpose([0, 1, 3, 2, 4, 5]) // [B, gh, gw, ph, pw, C]
-          .reshape([B, gh * gw, (S / gh) * (S / gw) * C]) as tf.Tensor3D,
-    );
+    return patchify(images, S / gh, S / gw); // [B, gh gw, ph pw C], raster order
   }
 
   /** The pre-quantization vectors z: [B, S, S, C] -> [B, Q, D]. */
