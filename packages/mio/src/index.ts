@@ -81,6 +81,7 @@ export {
   speechSpanLevels,
 } from './generate.js';
 export {
+  CAUSAL_IMAGE_CODES,
   IMAGE_CODES_PRESETS,
   ImageCodes,
   type ImageCodesConfig,

@@ -78,7 +78,7 @@ import {
 import { z } from 'zod';
 import { type ChatTurn, chatExample, MIO_CHAT_TEMPLATE, MIO_STD_MODE_SYSTEM, MIO_VOICE_MODE_SYSTEM } from '../chat.js';
 import { greedyGenerate, imageBlockConstraint } from '../generate.js';
-import { ImageCodes, ImageCodesConfigSchema, ImageCodesTrainSchema, trainImageCodes } from '../image_codes.js';
+import { CAUSAL_IMAGE_CODES, ImageCodes, ImageCodesConfigSchema, ImageCodesTrainSchema, trainImageCodes } from '../image_codes.js';
 import { type CorpusClip, type CorpusEdit, type CorpusStory, type MioCorpusPools, mioTaskData, SFT_TOY_PROMPTS } from '../providers.js';
 import { type RunStepEvent, runSchedule } from '../runner.js';
 import { schedule as parseSchedule, type Schedule, type Stage, schedulePreset } from '../schedule.js';
@@ -156,6 +156,48 @@ export function anyToAnySettings(input: AnyToAnySettingsInput): AnyToAnySettings
   return parseConfig(`${ID} settings`, SettingsSchema, input);
 }
 
+/**
+ * `small-mlp`: the any-to-any recipe with the first image codes (MLP encoder), the preset called
+ * `small` when its seeds 0-2 ran. Time per seed: the first recipe's seed-0 run (ImageCodes hidden
+ * 256, 1,500 steps) took 1,079 s on the 2-core machine shared with another run; the estimate from
+ * timed steps before it (scripts/any-to-any-time.ts) was 27 min: decoder 0.38 s per step (16
+ * sequences of at most 92 tokens in 5.7 packed rows of 256), evaluation at most 5.4 ms per item,
+ * world + corpus coding 0.6 ms per item. ImageCodes at hidden 512 for 6,000 steps adds about 2-4 min.
+ */
+const SMALL_MLP = {
+  world: {
+    trainImages: 2000,
+    evalImages: 128,
+    trainEdits: 1000,
+    evalEdits: 96,
+    heldOutEditFraction: 0.2,
+    trainStories: 500,
+    evalStories: 64,
+    trainClips: 400,
+    evalClips: 64,
+    clipFrames: 4,
+    heldOutClipFraction: 0.2,
+  },
+  // ImageCodes hidden 512 and 6,000 steps (was 256 and 1,500, read back 0.71 / 0.32 seen / held-out
+  // in the first seed-0 run): scripts/image-codes-recipe.ts measured train / seen / held-out read-back
+  // 0.711 / 0.672 / 0.145 for the old recipe on 2,000 Shapes, 1.000 / 0.988 / 0.590 at 6,000 steps,
+  // 1.000 / 0.996 / 0.863 with hidden 512 as well (seed 0; package README, "ImageCodes: the recipe")
+  imageCodes: { encoder: 'mlp', tokens: 8, codes: 64, dim: 16, hidden: 512 },
+  imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
+  lm: { dim: 128, numLayers: 2, numHeads: 4 },
+  train: {
+    steps: 4000,
+    slots: { imageEditing: 5, visualStory: 4, videoCaption: 3, imageGeneration: 2, imageCaption: 2 },
+    seqLen: 256,
+    lr: 1e-3,
+    minLr: 1e-4,
+    warmupRatio: 0.03,
+  },
+  maxStorySegments: 2,
+  maxSentenceTokens: 10,
+  valSamplesPerTask: 8,
+} satisfies AnyToAnySettingsInput;
+
 export const ANY_TO_ANY_SETTINGS = parsePresets(
   `${ID} settings`,
   {
@@ -188,91 +230,11 @@ export const ANY_TO_ANY_SETTINGS = parsePresets(
       maxSentenceTokens: 8,
       valSamplesPerTask: 2,
     },
-    // Time per seed: the first recipe's seed-0 run (ImageCodes hidden 256, 1,500 steps) took 1,079 s on
-    // the 2-core machine shared with another run; the estimate from timed steps before it
-    // (scripts/any-to-any-time.ts) was 27 min: decoder 0.38 s per step (16 sequences of at most 92 tokens
-    // in 5.7 packed rows of 256), evaluation at most 5.4 ms per item, world + corpus coding 0.6 ms per
-    // item. ImageCodes at hidden 512 for 6,000 steps adds about 2-4 min (45 min is the bound).
-    small: {
-      world: {
-        trainImages: 2000,
-        evalImages: 128,
-        trainEdits: 1000,
-        evalEdits: 96,
-        heldOutEditFraction: 0.2,
-        trainStories: 500,
-        evalStories: 64,
-        trainClips: 400,
-        evalClips: 64,
-        clipFrames: 4,
-        heldOutClipFraction: 0.2,
-      },
-      // MIO's image tokens as SEED-style causal 1-D codes (ImageCodes encoder 'causal', as mio.staged's
-      // small; read-back 1.000 / 0.957 / 0.453 train / seen / held-out at seed 0, scripts/image-codes-recipe.ts).
-      // Otherwise small-mlp: ImageCodes hidden 512 and 6,000 steps (was 256 and 1,500, read back 0.71 / 0.32 seen / held-out
-      // in the first seed-0 run): scripts/image-codes-recipe.ts measured train / seen / held-out read-back
-      // 0.711 / 0.672 / 0.145 for the old recipe on 2,000 Shapes, 1.000 / 0.988 / 0.590 at 6,000 steps,
-      // 1.000 / 0.996 / 0.863 with hidden 512 as well (seed 0; package README, "ImageCodes: the recipe")
-      imageCodes: {
-        encoder: 'causal',
-        tokens: 8,
-        codes: 64,
-        dim: 16,
-        hidden: 512,
-        patchSize: 4,
-        qformerWidth: 128,
-        qformerLayers: 2,
-        qformerHeads: 4,
-        qformerFfn: 256,
-        crossAttentionFreq: 1,
-      },
-      imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
-      lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      train: {
-        steps: 4000,
-        slots: { imageEditing: 5, visualStory: 4, videoCaption: 3, imageGeneration: 2, imageCaption: 2 },
-        seqLen: 256,
-        lr: 1e-3,
-        minLr: 1e-4,
-        warmupRatio: 0.03,
-      },
-      maxStorySegments: 2,
-      maxSentenceTokens: 10,
-      valSamplesPerTask: 8,
-    },
-    'small-mlp': {
-      world: {
-        trainImages: 2000,
-        evalImages: 128,
-        trainEdits: 1000,
-        evalEdits: 96,
-        heldOutEditFraction: 0.2,
-        trainStories: 500,
-        evalStories: 64,
-        trainClips: 400,
-        evalClips: 64,
-        clipFrames: 4,
-        heldOutClipFraction: 0.2,
-      },
-      // ImageCodes hidden 512 and 6,000 steps (was 256 and 1,500, read back 0.71 / 0.32 seen / held-out
-      // in the first seed-0 run): scripts/image-codes-recipe.ts measured train / seen / held-out read-back
-      // 0.711 / 0.672 / 0.145 for the old recipe on 2,000 Shapes, 1.000 / 0.988 / 0.590 at 6,000 steps,
-      // 1.000 / 0.996 / 0.863 with hidden 512 as well (seed 0; package README, "ImageCodes: the recipe")
-      imageCodes: { encoder: 'mlp', tokens: 8, codes: 64, dim: 16, hidden: 512 },
-      imageTrain: { steps: 6000, batchSize: 64, lr: 2e-3, warmup: 50 },
-      lm: { dim: 128, numLayers: 2, numHeads: 4 },
-      train: {
-        steps: 4000,
-        slots: { imageEditing: 5, visualStory: 4, videoCaption: 3, imageGeneration: 2, imageCaption: 2 },
-        seqLen: 256,
-        lr: 1e-3,
-        minLr: 1e-4,
-        warmupRatio: 0.03,
-      },
-      maxStorySegments: 2,
-      maxSentenceTokens: 10,
-      valSamplesPerTask: 8,
-    },
+    // MIO's image tokens as SEED-style causal 1-D codes (ImageCodes encoder 'causal', as mio.staged's
+    // small; read-back 1.000 / 0.957 / 0.453 train / seen / held-out at seed 0, scripts/image-codes-recipe.ts);
+    // otherwise small-mlp. The causal encoder's 6,000 steps cost about 5 min more (45 min is the bound).
+    small: { ...SMALL_MLP, imageCodes: CAUSAL_IMAGE_CODES },
+    'small-mlp': SMALL_MLP,
   } satisfies Record<'tiny' | 'small' | 'small-mlp', AnyToAnySettingsInput>,
   () => SettingsSchema,
 );

@@ -45,7 +45,7 @@ import { type ChatMode, type ChatTurn, chatExample, MIO_CHAT_TEMPLATE } from '..
 import { CODEC_PRESET_NAMES, codecPreset, SpeechCodec, type SpeechCodecConfig } from '../codec.js';
 import { CodecTrainSchema, trainSpeechCodec } from '../codec_train.js';
 import { greedyGenerate, imageBlockConstraint, speechBlockConstraint } from '../generate.js';
-import { ImageCodes, ImageCodesConfigSchema, ImageCodesTrainSchema, trainImageCodes } from '../image_codes.js';
+import { CAUSAL_IMAGE_CODES, ImageCodes, ImageCodesConfigSchema, ImageCodesTrainSchema, trainImageCodes } from '../image_codes.js';
 import { mioTaskData } from '../providers.js';
 import { type RunStepEvent, runSchedule } from '../runner.js';
 import { schedule as parseSchedule, type Schedule, type Stage, schedulePreset } from '../schedule.js';
@@ -157,22 +157,8 @@ const SMALL_LONG_SFT = {
 const SMALL_K64 = { ...SMALL_LONG_SFT, codec: 'small-12.5hz-k64' } satisfies z.input<typeof SettingsSchema>;
 
 // The same recipe with MIO's image tokens as SEED-style causal 1-D codes (ImageCodes encoder
-// 'causal': core's CausalQueryEncoder over 4 px patch tokens, 2 layers of width 128). Read-back
-// measured with scripts/image-codes-recipe.ts (seed 0, 6,000 steps, train / seen / held-out):
-// causal 1.000 / 0.957 / 0.453 against the MLP encoder's 1.000 / 0.996 / 0.863.
-export const CAUSAL_IMAGE_CODES = {
-  encoder: 'causal',
-  tokens: 8,
-  codes: 64,
-  dim: 16,
-  hidden: 512,
-  patchSize: 4,
-  qformerWidth: 128,
-  qformerLayers: 2,
-  qformerHeads: 4,
-  qformerFfn: 256,
-  crossAttentionFreq: 1,
-} as const;
+// 'causal': core's CausalQueryEncoder over 4 px patch tokens; CAUSAL_IMAGE_CODES, whose read-back
+// was measured with scripts/image-codes-recipe.ts).
 const SMALL_CAUSAL = { ...SMALL_K64, imageCodes: CAUSAL_IMAGE_CODES } satisfies z.input<typeof SettingsSchema>;
 
 type StagedPreset = 'tiny' | 'tiny-textlm' | 'small' | 'small-mlp' | 'small-first' | 'small-long' | 'small-long-sft' | 'small-long-textlm';
