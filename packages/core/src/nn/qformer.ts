@@ -228,12 +228,7 @@ export class CausalQueryEncoder extends Module {
 
   /** The self-attention mask among the queries: [1, 1, Q, Q] (0 / -1e4), or null when not causal. */
   queryMask(): tf.Tensor4D | null {
-    return this.causal
-      ? extendedAttentionMask(
-          tf.tidy(() => tf.ones([1, this.numQueries])),
-          true,
-        )
-      : null;
+    return this.causal ? tf.tidy(() => extendedAttentionMask(tf.ones([1, this.numQueries]), true)) : null;
   }
 
   /** Causal embeddings of the learned queries: context [B, S, Dc] -> [B, Q, H]. */
