@@ -170,7 +170,7 @@ for (const backend of TEST_BACKENDS) {
           `out_${i} depends on every context token`,
         ).toBe(true);
       }
-      tf.dispose(enc.queryMask()); // a mask asked for directly leaves nothing behind
+      tf.dispose(enc.queryMask() ?? []); // a mask asked for directly leaves nothing behind
       expect(tf.memory().numTensors).toBe(before);
       // without the mask (causal: false) later queries reach earlier ones
       const bi = new CausalQueryEncoder({
