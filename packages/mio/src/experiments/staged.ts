@@ -497,8 +497,8 @@ export const stagedExperiment: Experiment = {
     },
     small: {
       description:
-        "small-mlp with MIO's image tokens as SEED-style causal 1-D codes: ImageCodes encoder 'causal' (core's CausalQueryEncoder, 8 learnable queries with a lower-triangular mask cross-attending to 16 patch tokens, 2 layers of width 128; 6000 steps), everything else as small-mlp; one seed per run",
-      expectedMinutes: 32,
+        "small-mlp with MIO's image tokens as SEED-style causal 1-D codes: ImageCodes encoder 'causal' (core's CausalQueryEncoder, 8 learnable queries with a lower-triangular mask cross-attending to 16 patch tokens, 2 layers of width 128; 6000 steps), everything else as small-mlp; one seed per run (seed 2: 37 min with --jobs 2, mostly alone on the 2-core machine, 2026-12-05)",
+      expectedMinutes: 37,
     },
     'small-mlp': {
       description:
