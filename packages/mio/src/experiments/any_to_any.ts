@@ -232,7 +232,7 @@ export const ANY_TO_ANY_SETTINGS = parsePresets(
     },
     // MIO's image tokens as SEED-style causal 1-D codes (ImageCodes encoder 'causal', as mio.staged's
     // small; read-back 1.000 / 0.957 / 0.453 train / seen / held-out at seed 0, scripts/image-codes-recipe.ts);
-    // otherwise small-mlp. The causal encoder's 6,000 steps cost about 5 min more (45 min is the bound).
+    // otherwise small-mlp. Seeds 0-2 took 2,108-2,143 s each beside mio.staged (45 min is the bound).
     small: { ...SMALL_MLP, imageCodes: CAUSAL_IMAGE_CODES },
     'small-mlp': SMALL_MLP,
   } satisfies Record<'tiny' | 'small' | 'small-mlp', AnyToAnySettingsInput>,
