@@ -79,6 +79,9 @@ export interface ArmEvaluation {
   /** Over the seen and held-out images together. */
   reconPsnr: number;
   reconAnalyzerAgreement: number;
+  /** The agreement on the seen images alone and on the held-out images alone (attribute combinations never trained). */
+  reconAgreementSeen: number;
+  reconAgreementHeldOut: number;
   /** Prompts per set (binomial standard error of a score p is sqrt(p (1 - p) / n)). */
   promptsPerSet: number;
   backboneStepsPerImage: number;
@@ -163,6 +166,9 @@ export async function evaluateArm(
     const recon = await arm.reconstruct(originals);
     const reconPsnr = psnr(originals, recon);
     const agree = analyzerAgreement(originals, recon, analyzer);
+    const nSeen = data.seen.images.length;
+    const agreeSeen = analyzerAgreement(originals.slice(0, nSeen), recon.slice(0, nSeen), analyzer);
+    const agreeHeldOut = analyzerAgreement(originals.slice(nSeen), recon.slice(nSeen), analyzer);
     if (agree < AGREEMENT_FLOOR)
       ctx.log(
         `WARNING ${name}: tokenizer reconstruction agreement ${agree.toFixed(3)} < ${AGREEMENT_FLOOR}: its downstream figures cannot judge the method`,
@@ -275,6 +281,8 @@ export async function evaluateArm(
       captionTokenF1Seen: cSeen.f1,
       reconPsnr,
       reconAnalyzerAgreement: agree,
+      reconAgreementSeen: agreeSeen,
+      reconAgreementHeldOut: agreeHeldOut,
       promptsPerSet: data.seen.captions.length,
       backboneStepsPerImage: genSeen.backboneStepsPerImage,
       headEvalsPerImage: genSeen.headEvalsPerImage,

@@ -191,6 +191,8 @@ const ROWS: { key: keyof ArmEvaluation; label: string; better: 'higher' | 'lower
   { key: 'captionTokenF1Seen', label: 'caption token F1 (seen)', better: 'higher', digits: 3 },
   { key: 'reconPsnr', label: 'tokenizer reconstruction PSNR (dB)', better: 'higher', digits: 2 },
   { key: 'reconAnalyzerAgreement', label: 'reconstructions the analyzer reads like the original', better: 'higher', digits: 3 },
+  { key: 'reconAgreementSeen', label: '  seen images', better: 'higher', digits: 3 },
+  { key: 'reconAgreementHeldOut', label: '  held-out images', better: 'higher', digits: 3 },
   { key: 'tokensPerImage', label: 'tokens per image', better: null, digits: 0 },
   { key: 'backboneStepsPerImage', label: 'backbone forward steps per image', better: 'lower', digits: 0 },
   { key: 'headEvalsPerImage', label: 'head evaluations per image', better: 'lower', digits: 0 },
