@@ -13,7 +13,7 @@ import { checkDataFile, ensureOutDir, parseSeedList, parseSeedText, quoteArg, re
 import { updateDocs } from './docs.js';
 import { allExperiments, QUICKSTART, resolveTargets, type Target } from './registry.js';
 import { buildIndex } from './report.js';
-import { RunMismatchError, runExperiment, WORKER_ENV } from './runner.js';
+import { RunLockedError, RunMismatchError, runExperiment, WORKER_ENV } from './runner.js';
 import { runSeeds } from './seeds.js';
 
 export const USAGE = `usage: mmlm-lab <command> [options]
@@ -252,7 +252,7 @@ export async function main(argv: string[]): Promise<number> {
     // a worker's part ends with its sub-runs: the parent finishes the run and the index
     if (isWorker()) return 0;
   } catch (e) {
-    if (e instanceof RunMismatchError) {
+    if (e instanceof RunMismatchError || e instanceof RunLockedError) {
       process.stderr.write(`mmlm-lab: ${e.message}\n`);
       return 2;
     }

@@ -17,6 +17,7 @@ export {
   lossPoints,
   pruneUnfinishedMetrics,
   type RunIdentity,
+  RunLockedError,
   RunMismatchError,
   type RunOptions,
   type RunRecord,

@@ -17,8 +17,9 @@ import {
   rmSync,
   statSync,
   unlinkSync,
+  writeFileSync,
 } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, hostname, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { currentBackend, gemmDescription, initBackend, tf } from '@mmlm/core';
@@ -316,6 +317,8 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     if (!exp.parallelSubruns) throw new Error(`worker: ${exp.id} does not declare independent sub-runs (parallelSubruns)`);
     return runAsWorker(exp, opts, dir, identity, backend, log);
   }
+  // a folder another process is running is never touched (not even by --force): runs never mix
+  assertNotLocked(dir);
   if (opts.force)
     rmSync(dir, { recursive: true, force: true }); // a forced rerun starts from an empty folder
   else checkIdentity(dir, identity);
@@ -324,6 +327,24 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     return { dir, record: JSON.parse(readFileSync(resultPath, 'utf8')) as RunRecord, skipped: true };
   }
   mkdirSync(dir, { recursive: true });
+  const release = acquireRunLock(dir);
+  try {
+    return await runLocked(exp, opts, dir, identity, backend, log);
+  } finally {
+    release();
+  }
+}
+
+/** The body of a run, under the folder's run lock. */
+async function runLocked(
+  exp: Experiment,
+  opts: RunOptions,
+  dir: string,
+  identity: RunIdentity,
+  backend: string,
+  log: (line: string) => void,
+): Promise<{ dir: string; record: RunRecord; skipped: boolean }> {
+  const resultPath = join(dir, 'result.json');
   const dropped = pruneUnfinishedMetrics(dir);
   if (dropped) log(`  resuming an unfinished run: ${dropped} metric records of its unfinished work dropped`);
   writeAtomic(join(dir, 'run.json'), JSON.stringify(identity, null, 2));
@@ -378,6 +399,87 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
   writeAtomic(resultPath, JSON.stringify(record, null, 2)); // last: its presence marks the run finished
   log(`finished ${exp.id} in ${wallTimeSec.toFixed(1)} s: ${join(dir, 'report.md')}`);
   return { dir, record, skipped: false };
+}
+
+/** What `run.lock` holds: the process that is running the folder's run. */
+interface RunLock {
+  pid: number;
+  host: string;
+  startedAt: string;
+}
+
+/** Another process is running this folder's run (its `run.lock` names a live process). */
+export class RunLockedError extends Error {}
+
+/** True when a process with this pid exists on this machine (EPERM: it exists, owned by another user). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The lock's holder when it is alive (or on another machine, where this one cannot tell), else null (stale or unreadable). */
+function liveLockHolder(path: string): RunLock | null {
+  let lock: RunLock;
+  try {
+    lock = JSON.parse(readFileSync(path, 'utf8')) as RunLock;
+  } catch {
+    return null; // gone, or torn by a crash while being written
+  }
+  if (!Number.isInteger(lock.pid)) return null;
+  if (lock.host !== hostname()) return lock;
+  return lock.pid !== process.pid && processAlive(lock.pid) ? lock : null;
+}
+
+function lockedError(dir: string, lock: RunLock): RunLockedError {
+  return new RunLockedError(
+    `${dir} is being run by another process (pid ${lock.pid} on ${lock.host}, since ${lock.startedAt}); two runs in one folder would mix their results. ` +
+      `Wait for it to finish (or stop it) and run again; if no such run exists any more, delete ${join(dir, 'run.lock')}.`,
+  );
+}
+
+/** Throws RunLockedError when a live process holds the folder's run lock. */
+function assertNotLocked(dir: string): void {
+  const lock = liveLockHolder(join(dir, 'run.lock'));
+  if (lock) throw lockedError(dir, lock);
+}
+
+/**
+ * Takes the folder's run lock (created exclusively; a stale lock of a dead process is replaced) and
+ * returns its release. A run's parent holds it from its first write to its last; its workers do not
+ * take it. So a second `run` of the same folder, or a `--seeds` aggregate reaching a seed still
+ * being run, stops with an error instead of re-running it beside the first.
+ */
+function acquireRunLock(dir: string): () => void {
+  const path = join(dir, 'run.lock');
+  const mine: RunLock = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      try {
+        writeFileSync(fd, JSON.stringify(mine));
+      } finally {
+        closeSync(fd);
+      }
+      return () => {
+        try {
+          const lock = JSON.parse(readFileSync(path, 'utf8')) as RunLock;
+          if (lock.pid === mine.pid && lock.host === mine.host) rmSync(path, { force: true });
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const lock = liveLockHolder(path);
+      if (lock) throw lockedError(dir, lock);
+      rmSync(path, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new RunLockedError(`${dir}: could not take ${path} (another process took it at the same moment)`);
 }
 
 /** A worker's run: the parent's folder, claimed top-level sub-runs only, no result of its own. */

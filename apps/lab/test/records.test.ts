@@ -3,12 +3,23 @@
  * refused, --force starting from an empty folder, a resumed attempt dropping the records of the work
  * it redoes, and bad command lines refused (exit 2, one line) before any backend start or folder.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Experiment } from '@mmlm/core/experiment';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { canonicalJson, main, parseCli, pruneUnfinishedMetrics, RunMismatchError, runDir, runExperiment } from '../src/index.js';
+import {
+  canonicalJson,
+  main,
+  parseCli,
+  pruneUnfinishedMetrics,
+  RunLockedError,
+  RunMismatchError,
+  runDir,
+  runExperiment,
+  runSeeds,
+} from '../src/index.js';
 
 /** Reads its data file (when given) and logs a 3-step loss curve in sub-run `train`. */
 function reader(calls: { n: number }): Experiment {
@@ -130,6 +141,55 @@ describe('lab run folders', () => {
     writeFileSync(join(dir, 'metrics.jsonl'), `${recs.map((r) => JSON.stringify(r)).join('\n')}\n{"subrun":"a","st`);
     expect(pruneUnfinishedMetrics(dir)).toBe(3);
     expect(metricLines(dir).map((l) => JSON.parse(l))).toEqual([recs[0], recs[1], recs[3]]);
+  });
+});
+
+describe('lab run lock', () => {
+  it('refuses a folder a live process is running (run, --force, a --seeds aggregate) and touches nothing; a dead holder is stale', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-lock-'));
+    const calls = { n: 0 };
+    const dir = runDir(root, reader(calls), 'tiny', 1);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'metrics.jsonl'), '{"subrun":"train","step":1,"loss":9}\n');
+    // a live process that is not this one holds the lock
+    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const lock = { pid: holder.pid, host: hostname(), startedAt: '2026-12-05T10:00:00.000Z' };
+    writeFileSync(join(dir, 'run.lock'), JSON.stringify(lock));
+    try {
+      const msg = new RegExp(`is being run by another process \\(pid ${holder.pid} on ${hostname()}, since 2026-12-05T10:00:00.000Z\\)`);
+      await expect(runExperiment(reader(calls), { preset: 'tiny', seed: 1, outRoot: root, ...quiet })).rejects.toThrow(RunLockedError);
+      await expect(runExperiment(reader(calls), { preset: 'tiny', seed: 1, outRoot: root, ...quiet })).rejects.toThrow(msg);
+      await expect(runExperiment(reader(calls), { preset: 'tiny', seed: 1, outRoot: root, force: true, ...quiet })).rejects.toThrow(msg);
+      // the aggregate runs seed 0, then stops at seed 1 instead of re-running it beside its holder
+      await expect(runSeeds(reader(calls), { preset: 'tiny', seeds: [0, 1], outRoot: root, ...quiet })).rejects.toThrow(msg);
+      expect(calls.n).toBe(1);
+      expect(metricLines(dir)).toEqual(['{"subrun":"train","step":1,"loss":9}']);
+      expect(existsSync(join(dir, 'result.json'))).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    // its process is gone: the lock is stale, the run goes ahead and leaves no lock behind
+    const r = await runExperiment(reader(calls), { preset: 'tiny', seed: 1, outRoot: root, ...quiet });
+    expect(r.skipped).toBe(false);
+    expect(calls.n).toBe(2);
+    expect(existsSync(join(dir, 'run.lock'))).toBe(false);
+  });
+
+  it('is released when the run throws', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-lock-'));
+    const failing: Experiment = {
+      ...reader({ n: 0 }),
+      id: 'test.failing',
+      data: undefined,
+      run: async () => {
+        throw new Error('boom');
+      },
+    };
+    await expect(runExperiment(failing, { preset: 'tiny', seed: 0, outRoot: root, ...quiet })).rejects.toThrow('boom');
+    const dir = runDir(root, failing, 'tiny', 0);
+    expect(existsSync(join(dir, 'run.json'))).toBe(true);
+    expect(existsSync(join(dir, 'run.lock'))).toBe(false);
   });
 });
 
