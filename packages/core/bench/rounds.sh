@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Alternating rounds of the experiment-shaped workloads on one thread: ours on each given Node,
+# then the PyTorch peer, ROUNDS times, so a disturbance of the machine shows as one odd round
+# instead of a biased ratio (README, "Quiet-machine rerun").
+#   usage (from packages/core): bash bench/rounds.sh OUTDIR [ROUNDS=3] [STEPS=40] [NODE ...]
+#   NODE: node binaries to compare (default: the `node` on PATH)
+# Writes OUTDIR/ours-<round>-<node index>.json (the bench's JSON) and OUTDIR/torch-<round>.jsonl.
+set -euo pipefail
+out=${1:?usage: bash bench/rounds.sh OUTDIR [ROUNDS] [STEPS] [NODE ...]}
+rounds=${2:-3}
+steps=${3:-40}
+shift $(( $# < 3 ? $# : 3 ))
+nodes=("$@")
+[ ${#nodes[@]} -eq 0 ] && nodes=(node)
+mkdir -p "$out"
+# the first interpreter with torch, as bench/peers.ts looks for it (MMLM_PYTHON, python3, /usr/bin/python3)
+py=""
+for c in ${MMLM_PYTHON:-} python3 /usr/bin/python3; do
+  if "$c" -c 'import torch' 2>/dev/null; then py=$c; break; fi
+done
+[ -n "$py" ] || { echo "rounds.sh: no python with torch (set MMLM_PYTHON)" >&2; exit 1; }
+export MMLM_NATIVE_BLAS=0
+for r in $(seq 1 "$rounds"); do
+  for i in "${!nodes[@]}"; do
+    n=${nodes[$i]}
+    echo "== round $r $("$n" --version) $(date +%T)"
+    "$n" node_modules/tsx/dist/cli.mjs --conditions=@mmlm/source bench/run.ts --backend wasm-simd --only workloads \
+      --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm-simd' || true
+  done
+  echo "== round $r torch $(date +%T)"
+  "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" > "$out/torch-$r.jsonl"
+done
+echo "done $(date +%T)"
