@@ -35,6 +35,8 @@ describe('lab.image-tokens', () => {
         'captionCeilingHeldOut',
         'captionTokenF1Seen',
         'reconAnalyzerAgreement',
+        'reconAgreementSeen',
+        'reconAgreementHeldOut',
       ]) {
         const v = m[`${arm}.${k}`] as number;
         expect(v, `${arm}.${k}`).not.toBeUndefined();
@@ -43,6 +45,11 @@ describe('lab.image-tokens', () => {
         expect(v, `${arm}.${k}`).toBeGreaterThanOrEqual(0);
         expect(v, `${arm}.${k}`).toBeLessThanOrEqual(1);
       }
+      // the seen and held-out sets are the same size: the overall agreement is their mean
+      expect(m[`${arm}.reconAnalyzerAgreement`] as number).toBeCloseTo(
+        ((m[`${arm}.reconAgreementSeen`] as number) + (m[`${arm}.reconAgreementHeldOut`] as number)) / 2,
+        9,
+      );
       expect(m[`${arm}.frechetSeen`] as number).toBeGreaterThanOrEqual(0);
       expect(Number.isFinite(m[`${arm}.reconPsnr`] as number)).toBe(true);
       expect(m[`${arm}.backboneStepsPerImage`] as number).toBeGreaterThanOrEqual(m[`${arm}.tokensPerImage`] as number);

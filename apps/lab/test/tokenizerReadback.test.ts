@@ -49,5 +49,11 @@ describe('lab.tokenizer-readback', () => {
       for (const c of [7, 8]) expect(Number.parseFloat(String(r[c]))).toBeGreaterThanOrEqual(0);
     }
     expect(record.result.metrics['v0.reconAnalyzerAgreement']).toBeLessThanOrEqual(1);
+    expect(table.columns.slice(7, 10)).toEqual(['agreement', 'seen', 'held-out']);
+    for (const v of [0, 1]) {
+      const m = record.result.metrics as Record<string, number>;
+      // equal seen and held-out sets: the overall agreement is the mean of the two
+      expect(m[`v${v}.reconAnalyzerAgreement`]).toBeCloseTo((m[`v${v}.reconAgreementSeen`]! + m[`v${v}.reconAgreementHeldOut`]!) / 2, 9);
+    }
   }, 300_000);
 });
