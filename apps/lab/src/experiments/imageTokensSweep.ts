@@ -629,6 +629,21 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-9k-cap50-latent': {
+    description:
+      "small-9k's continuous arm with half of its backbone examples captioning instead of 30% (the discrete arm's small-9k-cap50 asks whether more captioning fixes its small objects' shapes; both arms must share the mix): what do the continuous arm's generation and captions do?; one seed (the tokenizer is small-9k's when run into the same --out)",
+    expectedMinutes: 70,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, learned image positions, 9,000 backbone steps, half captioning',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backboneSteps: 9000,
+        captionFraction: 0.5,
+      },
+    ],
+  },
 };
 
 async function run(ctx: ExperimentContext) {
