@@ -183,6 +183,16 @@ describe('lab.image-tokens', () => {
     expect(cap[1]).toBe('0.600 ± 0.100');
     expect(cap[3]).toBe('not distinguishable');
     expect(agg.summary).toMatch(/liquid-vq seed 1 \(0\.900\)/);
+    // with the seen / held-out split in the results, the flag names the seen images' agreement too
+    const split = aggregateImageTokens(
+      [0.9, 0.96].map((a) => {
+        const r = res(0.5, 0.6, 0.7, 0.1, a);
+        return { metrics: { ...r.metrics, 'liquid-vq.reconAgreementSeen': 0.97 } };
+      }),
+      [0, 1],
+    );
+    expect(split.summary).toMatch(/liquid-vq seed 0 \(0\.900; seen images 0\.970\)/);
+    expect(split.summary).not.toMatch(/liquid-vq seed 1/);
     expect(agg.summary).toMatch(/no difference beyond 2 SE/);
     const one = aggregateImageTokens([res(0.5, 0.6, 0.7, 0.1, 1)], [4]);
     expect(one.tables[0]!.rows.find((r) => String(r[0]).startsWith('generation score, seen'))![3]).toBe('one seed: cannot judge');

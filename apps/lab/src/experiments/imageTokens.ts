@@ -363,9 +363,13 @@ export function aggregateImageTokens(results: ExperimentResult[], seeds: number[
   }
   const broken = names.flatMap((n) =>
     results
-      .map((r, i) => ({ seed: seeds[i], v: r.metrics[`${n}.reconAnalyzerAgreement`] }))
+      .map((r, i) => ({ seed: seeds[i], v: r.metrics[`${n}.reconAnalyzerAgreement`], seen: r.metrics[`${n}.reconAgreementSeen`] }))
       .filter((x) => typeof x.v === 'number' && x.v < AGREEMENT_FLOOR)
-      .map((x) => `${n} seed ${x.seed} (${(x.v as number).toFixed(3)})`),
+      // the seen images' agreement beside it, where the run has the split
+      .map(
+        (x) =>
+          `${n} seed ${x.seed} (${(x.v as number).toFixed(3)}${typeof x.seen === 'number' ? `; seen images ${x.seen.toFixed(3)}` : ''})`,
+      ),
   );
   return {
     tables: [
