@@ -1,5 +1,5 @@
 /** Activation functions used by the layers (tfjs-core has no GELU or SiLU op). */
-import { geluTanh as fusedGeluTanh, silu as fusedSilu } from '../backend/kernels/fused.js';
+import { geluErf, geluTanh as fusedGeluTanh, silu as fusedSilu } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 
 /**
@@ -10,9 +10,12 @@ export function geluTanh(x: tf.Tensor): tf.Tensor {
   return fusedGeluTanh(x);
 }
 
-/** GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
+/**
+ * GELU, exact: x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)): one fused kernel forward and one backward
+ * where the backend has core's kernel (wasm), the composite formula and its autodiff elsewhere.
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)));
+  return geluErf(x);
 }
 
 /**

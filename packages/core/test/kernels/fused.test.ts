@@ -4,15 +4,89 @@
  *
  * GELU_tanh(1) = 0.5 (1 + tanh(sqrt(2/pi) 1.044715)) = 0.8411919906 (hand-computed); the derivative
  * at 0 is 0.5.
+ *
+ * The exact GELU: Phi(1) = 0.5 (1 + erf(1 / sqrt 2)) = 0.8413447461 (normal table), so GELU(1) =
+ * 0.8413447461, GELU(-1) = -(1 - Phi(1)) = -0.1586552539, and GELU'(1) = Phi(1) + phi(1) =
+ * 0.8413447461 + 0.2419707245 = 1.0833154706; GELU'(0) = 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADAMW_KERNEL } from '../../src/backend/kernels/fused.js';
-import { geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
+import { geluErf, geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
+import { geluErfComposite } from '../../src/backend/kernels/fused.js';
 import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size, take } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));
+
+describe('geluErf (fused exact GELU)', () => {
+  it('matches closed-form values and derivatives on wasm and cpu', async () => {
+    for (const b of ['wasm', 'cpu'] as const) {
+      const y = await on(b, () => take(geluErf(tf.tensor1d([1, 0, -1, 30, -30])))[0] as Float32Array);
+      expect(y[0]).toBeCloseTo(0.8413447461, 6);
+      expect(y[1]).toBe(0);
+      expect(y[2]).toBeCloseTo(-0.1586552539, 6);
+      expect(y[3]).toBe(30);
+      expect(y[4]).toBe(-0);
+      const g = await on(b, () => take(tf.grad((u: tf.Tensor) => geluErf(u).sum())(tf.tensor1d([1, 0, -1])))[0] as Float32Array);
+      expect(g[0]).toBeCloseTo(1.0833154706, 6);
+      expect(g[1]).toBeCloseTo(0.5, 6); // erf(0) by A & S 7.1.26 is 1.2e-7 in float32 (its error bound: 1.5e-7)
+      expect(g[2]).toBeCloseTo(1 - 1.0833154706, 6); // GELU'(-x) = 1 - GELU'(x)
+    }
+  });
+
+  it('wasm kernels match the cpu composite (tfjs Erf + autodiff) in value and gradient (odd length)', async () => {
+    const x = randn(5, 1037).map((v) => 3 * v);
+    const dy = randn(6, 1037);
+    const run = () =>
+      tf.tidy(() => {
+        const t = tf.tensor1d(x);
+        const w = tf.tensor1d(dy);
+        return [
+          Float32Array.from(geluErf(t).dataSync()),
+          Float32Array.from(
+            tf
+              .grad((u: tf.Tensor) => geluErf(u).mul(w).sum())(t)
+              .dataSync(),
+          ),
+        ];
+      });
+    const w = await on('wasm', run);
+    const c = await on('cpu', run);
+    expect(relErr(w[0] as Float32Array, c[0] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    expect(relErr(w[1] as Float32Array, c[1] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    // on cpu (no fused kernel) it is the composite itself, digit for digit
+    const composite = await on('cpu', () => take(geluErfComposite(tf.tensor1d(x)))[0] as Float32Array);
+    expect(Array.from(c[0] as Float32Array)).toEqual(Array.from(composite));
+  });
+
+  it('gradient matches finite differences on wasm', async () => {
+    await useBackend('wasm');
+    const x = tf.tensor2d(Array.from(randn(7, 12)), [3, 4]);
+    checkGradients(
+      (xs) =>
+        geluErf(xs[0] as tf.Tensor)
+          .square()
+          .sum() as tf.Scalar,
+      [x],
+      { eps: 1e-2, rtol: 2e-2, atol: 1e-3 },
+    );
+    x.dispose();
+  });
+
+  it('leaves no tensors behind and rejects non-float32 input', async () => {
+    await useBackend('wasm');
+    const x = tf.randomNormal([5, 7], 0, 1, 'float32', 4);
+    const before = tf.memory().numTensors;
+    take(tf.grad((u: tf.Tensor) => geluErf(u).sum())(x));
+    take(geluErf(x));
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    const i = tf.tensor1d([1, 2], 'int32');
+    expect(() => geluErf(i)).toThrow(/geluErf: x must be float32, got int32/);
+    i.dispose();
+  });
+});
 
 describe('geluTanh (fused)', () => {
   it('matches closed-form values on wasm and cpu', async () => {

@@ -4,6 +4,10 @@
  * - geluTanh: GELU, tanh approximation (Hendrycks & Gimpel 2016, "Gaussian Error Linear Units",
  *   eq. 2; GPT-2 / PyTorch approximate='tanh'): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
  *   Forward and backward are one pass each instead of about 8 and 15 elementwise ops.
+ * - geluErf: GELU, exact (eq. 1; PyTorch's default): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)); erf
+ *   by Abramowitz & Stegun 7.1.26 as tfjs's Erf kernels. Forward one pass instead of 5 ops (Erf
+ *   scalar), backward one pass instead of about 10. Backends without the kernel keep the composite
+ *   and its autodiff gradient, digit for digit as before.
  * - silu: SiLU / swish x sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017); forward and
  *   backward one pass each instead of 2 and about 6 ops.
  *
@@ -16,6 +20,9 @@ import { tf } from '../../tf.js';
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 export const GELU_KERNEL = 'MmlmGeluTanh';
 export const GELU_GRAD_KERNEL = 'MmlmGeluTanhGrad';
+/** GELU, exact erf form, and its gradient (inputs dy, x). */
+export const GELU_ERF_KERNEL = 'MmlmGeluErf';
+export const GELU_ERF_GRAD_KERNEL = 'MmlmGeluErfGrad';
 export const SILU_KERNEL = 'MmlmSilu';
 /**
  * RoPE rotation of x [..., T, d] by cos / sin tables [T, d] (inputs x, cos, sin; attrs
@@ -69,6 +76,25 @@ const geluCustom = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   if (x.dtype !== 'float32') throw new Error(`geluTanh: x must be float32, got ${x.dtype}`);
   return geluCustom(x);
+}
+
+/** The exact GELU as tfjs ops (0.5 x (1 + erf(x / sqrt 2))), differentiated by autodiff. */
+export function geluErfComposite(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)));
+}
+
+const geluErfCustom = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([x]);
+  return {
+    value: tf.engine().runKernel(GELU_ERF_KERNEL, { x }) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(GELU_ERF_GRAD_KERNEL, { dy, x: saved[0] as tf.Tensor }) as tf.Tensor,
+  };
+}) as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor });
+
+/** GELU, exact: one fused kernel forward and one backward where the backend has core's kernels (wasm), the tfjs composite elsewhere. */
+export function geluErf(x: tf.Tensor): tf.Tensor {
+  if (x.dtype !== 'float32') throw new Error(`geluErf: x must be float32, got ${x.dtype}`);
+  return hasKernel(GELU_ERF_KERNEL) && hasKernel(GELU_ERF_GRAD_KERNEL) ? geluErfCustom(x) : geluErfComposite(x);
 }
 
 function siluComposite(x: tf.Tensor): tf.Tensor {

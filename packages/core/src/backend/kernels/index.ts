@@ -60,6 +60,6 @@ export function replacedKernels(backend: BackendName): string[] {
   return (replacementsByBackend.get(backend) ?? []).map((k) => k.kernelName);
 }
 
-export { geluTanh, silu } from './fused.js';
+export { geluErf, geluTanh, silu } from './fused.js';
 export { nativeBlasInfo, setNativeBlasEnabled, setNativeBlasThreads } from './native_blas.js';
 export { setWasmGemmThreads, wasmGemmThreads } from './wasm_matmul.js';

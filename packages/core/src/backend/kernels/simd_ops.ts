@@ -161,6 +161,14 @@ const LN2_HI = 0.693359375; // 9 significant bits: n * LN2_HI is exact for |n| <
 const LN2_LO = -2.1219444e-4;
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
+/**
+ * erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), the formula of tfjs's own Erf kernels:
+ * erf(z) = 1 - (a1 t + a2 t^2 + a3 t^3 + a4 t^4 + a5 t^5) e^{-z^2}, t = 1 / (1 + p z), z >= 0.
+ */
+const ERF_P = 0.3275911;
+const ERF_A = [0, 0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429];
+/** 1 / sqrt(2 pi): the standard normal density at 0. */
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
 
 /**
  * Scratch v128 locals (v) and constants (f32 splats, i32 splats) of the function being built; the
@@ -304,6 +312,50 @@ function geluGradVec(dy: Code, x: Code, v: Vars): Code {
         f32x4.mul(
           f32x4.mul(f32x4.mul(v.f(0.5 * GELU_C), get(xs)), f32x4.sub(v.f(1), f32x4.mul(get(t), get(t)))),
           f32x4.add(v.f(1), f32x4.mul(v.f(3 * GELU_A), get(x2))),
+        ),
+      ),
+    ),
+  );
+}
+
+/** erf(z) (ERF_A above), odd: the magnitude for |z|, the sign bit of z. */
+function erfVec(z: Code, v: Vars): Code {
+  const zs = v();
+  const az = v();
+  const t = v();
+  return seq(
+    set(zs, z),
+    set(az, f32x4.abs(get(zs))),
+    set(t, f32x4.div(v.f(1), f32x4.add(v.f(1), f32x4.mul(v.f(ERF_P), get(az))))),
+    v128ops.bitselect(
+      f32x4.sub(v.f(1), f32x4.mul(poly(ERF_A, get(t), v), expVec(f32x4.neg(f32x4.mul(get(az), get(az))), v))),
+      get(zs),
+      v.i(0x7fffffff),
+    ),
+  );
+}
+
+/** GELU, exact (Hendrycks & Gimpel 2016, eq. 1): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
+function geluErfVec(x: Code, v: Vars): Code {
+  const xs = v();
+  return seq(
+    set(xs, x),
+    f32x4.mul(f32x4.mul(v.f(0.5), get(xs)), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))),
+  );
+}
+
+/** dy * d/dx x Phi(x) = dy (Phi(x) + x phi(x)), Phi(x) = 0.5 (1 + erf(x / sqrt 2)), phi(x) = e^{-x^2 / 2} / sqrt(2 pi). */
+function geluErfGradVec(dy: Code, x: Code, v: Vars): Code {
+  const xs = v();
+  return seq(
+    set(xs, x),
+    f32x4.mul(
+      dy,
+      f32x4.add(
+        f32x4.mul(v.f(0.5), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))),
+        f32x4.mul(
+          f32x4.mul(get(xs), v.f(INV_SQRT_2PI)),
+          expVec(f32x4.mul(v.f(-0.5), f32x4.mul(get(xs), get(xs))), v),
         ),
       ),
     ),
@@ -486,6 +538,8 @@ export function simdOpsModule(): object {
       mapFunc('sqrt', 1, ([x]) => f32x4.sqrt(x as Code)),
       mapFunc('gelu', 1, ([x], v) => geluVec(x as Code, v)),
       mapFunc('geluGrad', 2, ([dy, x], v) => geluGradVec(dy as Code, x as Code, v)),
+      mapFunc('geluErf', 1, ([x], v) => geluErfVec(x as Code, v)),
+      mapFunc('geluErfGrad', 2, ([dy, x], v) => geluErfGradVec(dy as Code, x as Code, v)),
       mapFunc('silu', 1, ([x], v) => siluVec(x as Code, v)),
       mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
       dropoutFunc(),
@@ -504,6 +558,8 @@ interface Exports {
   sqrt(x: number, n: number, out: number, tmp: number): void;
   gelu(x: number, n: number, out: number, tmp: number): void;
   geluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
+  geluErf(x: number, n: number, out: number, tmp: number): void;
+  geluErfGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   silu(x: number, n: number, out: number, tmp: number): void;
   siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void;
@@ -553,6 +609,15 @@ export class SimdOps {
 
   geluGrad(dy: number, x: number, n: number, out: number): void {
     this.x.geluGrad(dy, x, n, out, this.tmp);
+  }
+
+  /** GELU, exact (erf form), and its vector-Jacobian product dy * gelu'(x). */
+  geluErf(x: number, n: number, out: number): void {
+    this.x.geluErf(x, n, out, this.tmp);
+  }
+
+  geluErfGrad(dy: number, x: number, n: number, out: number): void {
+    this.x.geluErfGrad(dy, x, n, out, this.tmp);
   }
 
   /** SiLU x sigmoid(x) and its vector-Jacobian product dy * silu'(x). */

@@ -13,7 +13,7 @@
  * - Tanh, Exp and Sqrt in SIMD (simd_ops.ts) instead of scalar libm calls.
  * - GatherV2 copies rows on the heap; the stock kernel took 25 ms for the 2048 x 256 embedding lookup
  *   of gpt-bench.
- * - MmlmGeluTanh / MmlmGeluTanhGrad, MmlmSilu / MmlmSiluGrad: the fused GELU and SiLU of fused.ts
+ * - MmlmGeluTanh / MmlmGeluTanhGrad, MmlmGeluErf / MmlmGeluErfGrad, MmlmSilu / MmlmSiluGrad: the fused GELUs and SiLU of fused.ts
  *   (new kernels, not replacements).
  * - MmlmRope: the rotary embedding's rotation in one pass (nn/rope.ts; new kernel), each product
  *   rounded to float32 before the sum, as the composite x cos + rot(x) sin.
@@ -31,6 +31,8 @@ import {
   dropoutHash,
   dropoutKey,
   dropoutThreshold,
+  GELU_ERF_GRAD_KERNEL,
+  GELU_ERF_KERNEL,
   GELU_GRAD_KERNEL,
   GELU_KERNEL,
   GROUP_NORM_GRAD_KERNEL,
@@ -501,6 +503,26 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const be = args.backend as Backend;
       const out = be.makeOutput(x.shape, 'float32');
       opsFor(be).gelu(offset(be, x), size(x.shape), offset(be, out));
+      return out;
+    }),
+    k(GELU_ERF_KERNEL, (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      if (x.dtype !== 'float32') throw new Error(`${GELU_ERF_KERNEL} (wasm): x must be float32, got ${x.dtype}`);
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      opsFor(be).geluErf(offset(be, x), size(x.shape), offset(be, out));
+      return out;
+    }),
+    k(GELU_ERF_GRAD_KERNEL, (args) => {
+      const dy = args.inputs.dy as tf.TensorInfo;
+      const x = args.inputs.x as tf.TensorInfo;
+      if (dy.shape.join() !== x.shape.join())
+        throw new Error(`${GELU_ERF_GRAD_KERNEL} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
+      if (dy.dtype !== 'float32' || x.dtype !== 'float32')
+        throw new Error(`${GELU_ERF_GRAD_KERNEL} (wasm): dy and x must be float32, got ${dy.dtype} and ${x.dtype}`);
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      opsFor(be).geluErfGrad(offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
       return out;
     }),
     k(DROPOUT_KERNEL, (args) => {
