@@ -1,5 +1,5 @@
 /** Activation functions used by the layers (tfjs-core has no GELU or SiLU op). */
-import { geluErf, geluTanh as fusedGeluTanh, silu as fusedSilu } from '../backend/kernels/fused.js';
+import { geluTanh as fusedGeluTanh, silu as fusedSilu, geluErf } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 
 /**

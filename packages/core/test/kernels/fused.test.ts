@@ -10,9 +10,8 @@
  * 0.8413447461 + 0.2419707245 = 1.0833154706; GELU'(0) = 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADAMW_KERNEL } from '../../src/backend/kernels/fused.js';
+import { ADAMW_KERNEL, geluErfComposite } from '../../src/backend/kernels/fused.js';
 import { geluErf, geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
-import { geluErfComposite } from '../../src/backend/kernels/fused.js';
 import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size, take } from './helpers.js';

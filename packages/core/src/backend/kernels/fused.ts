@@ -87,7 +87,8 @@ const geluErfCustom = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   save([x]);
   return {
     value: tf.engine().runKernel(GELU_ERF_KERNEL, { x }) as tf.Tensor,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.engine().runKernel(GELU_ERF_GRAD_KERNEL, { dy, x: saved[0] as tf.Tensor }) as tf.Tensor,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+      tf.engine().runKernel(GELU_ERF_GRAD_KERNEL, { dy, x: saved[0] as tf.Tensor }) as tf.Tensor,
   };
 }) as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor });
 

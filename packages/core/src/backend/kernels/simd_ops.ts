@@ -338,10 +338,7 @@ function erfVec(z: Code, v: Vars): Code {
 /** GELU, exact (Hendrycks & Gimpel 2016, eq. 1): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
 function geluErfVec(x: Code, v: Vars): Code {
   const xs = v();
-  return seq(
-    set(xs, x),
-    f32x4.mul(f32x4.mul(v.f(0.5), get(xs)), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))),
-  );
+  return seq(set(xs, x), f32x4.mul(f32x4.mul(v.f(0.5), get(xs)), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))));
 }
 
 /** dy * d/dx x Phi(x) = dy (Phi(x) + x phi(x)), Phi(x) = 0.5 (1 + erf(x / sqrt 2)), phi(x) = e^{-x^2 / 2} / sqrt(2 pi). */
@@ -353,10 +350,7 @@ function geluErfGradVec(dy: Code, x: Code, v: Vars): Code {
       dy,
       f32x4.add(
         f32x4.mul(v.f(0.5), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))),
-        f32x4.mul(
-          f32x4.mul(get(xs), v.f(INV_SQRT_2PI)),
-          expVec(f32x4.mul(v.f(-0.5), f32x4.mul(get(xs), get(xs))), v),
-        ),
+        f32x4.mul(f32x4.mul(get(xs), v.f(INV_SQRT_2PI)), expVec(f32x4.mul(v.f(-0.5), f32x4.mul(get(xs), get(xs))), v)),
       ),
     ),
   );
