@@ -748,7 +748,7 @@ async function run(ctx: ExperimentContext) {
       'caption held-out (ceiling)',
     ],
     rows,
-    note: `${p.evalImages} seen and ${p.evalImages} held-out prompts per row (binomial standard error <= ${fmt(0.5 / Math.sqrt(p.evalImages))}); train seconds on this run's machine, of the call that finished the variant (an arm resumed from a checkpoint counts only the steps after it), sampling rows of one variant share its training.`,
+    note: `${p.evalImages} seen and ${p.evalImages} held-out prompts per row (binomial standard error <= ${fmt(0.5 / Math.sqrt(p.evalImages))}); train seconds on this run's machine, over every call that trained the variant (resumed phases included; n/a where a reused phase was trained by a version that did not record its seconds), sampling rows of one variant share its training.`,
   };
   return {
     metrics,
