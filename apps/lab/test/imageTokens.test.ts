@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { tf } from '@mmlm/core';
 import { describe, expect, it } from 'vitest';
 import { psnr } from '../src/experiments/imageEval.js';
-import { aggregateImageTokens, IMAGE_TOKEN_ARMS, imageTokens } from '../src/experiments/imageTokens.js';
+import { aggregateImageTokens, IMAGE_TOKEN_ARMS, imageTokens, presetArms } from '../src/experiments/imageTokens.js';
 import { imageTokensSweep } from '../src/experiments/imageTokensSweep.js';
 import { runExperiment } from '../src/runner.js';
 
@@ -156,6 +156,15 @@ describe('lab.image-tokens', () => {
     expect(arm.description).toMatch(/latents of 6 dims/);
     arm.dispose();
   }, 300_000);
+
+  it('a tokenizer budget outside the equal one names only arms its preset runs (quick3-4k: SEED at 15,000 steps)', () => {
+    const presets = imageTokens.presets as Record<string, { arms?: string[]; tokenizerStepsByArm?: Record<string, number> }>;
+    for (const [name, p] of Object.entries(presets)) {
+      const arms = presetArms(p).map((a) => a.name);
+      for (const a of Object.keys(p.tokenizerStepsByArm ?? {})) expect(arms, `${name}: ${a}`).toContain(a);
+    }
+    expect(presets['quick3-4k']!.tokenizerStepsByArm).toEqual({ 'seed-causal-codes': 15000 });
+  });
 
   it('aggregate over seeds: mean ± std per arm and a verdict only beyond two standard errors', () => {
     const res = (l: number, m: number, gl: number, gm: number, agree: number) => ({

@@ -243,6 +243,11 @@ async function run(ctx: ExperimentContext) {
     `data: ${p.trainImages} train Shapes images (${data.trainKeys} distinct scenes), ${p.evalImages} seen + ${p.evalImages} held-out prompts, ${p.imageSize} px, up to ${p.maxObjects} object(s); backbone ${p.numLayers}x${p.dim}, ${p.numHeads} heads; memoriser ceilings on held-out: generation ${data.ceilings.generationHeldOut.toFixed(3)}, caption ${data.ceilings.captionHeldOut.toFixed(3)}`,
   );
   const arms = presetArms(p);
+  for (const a of Object.keys(p.tokenizerStepsByArm ?? {}))
+    if (!arms.some((x) => x.name === a))
+      throw new Error(
+        `lab.image-tokens ${ctx.preset}: tokenizerStepsByArm names "${a}", which the preset does not run; expected one of ${arms.map((x) => x.name).join(', ')}`,
+      );
   const unequal = Object.entries(p.tokenizerStepsByArm ?? {})
     .map(([a, steps]) => `${a}'s tokenizer trains ${steps} steps outside the equal budget (its own recipe)`)
     .join('; ');
