@@ -309,7 +309,7 @@ async function run(ctx: ExperimentContext) {
   const summary = [
     `At the \`${ctx.preset}\` preset (${p.imageSize} px Shapes, ${p.numLayers}x${p.dim} backbone, ${p.tokenizerSteps} tokenizer + ${p.backboneSteps} backbone steps per arm${unequal ? `; ${unequal}` : ''}):`,
     ...broken.map((r) =>
-      // an older result without the split (NaN) falls to the first message
+      // an older result without the split (NaN) gets the second message, its seen figure shown as n/a
       r.reconAgreementSeen >= AGREEMENT_FLOOR
         ? `- ${warningText(`${r.arm}: the tokenizer reads back seen images (${f3(r.reconAgreementSeen)}) but not held-out ones (${f3(r.reconAgreementHeldOut)}; ${f3(r.reconAnalyzerAgreement)} over both < ${AGREEMENT_FLOOR}): its seen-prompt figures can judge the method, its held-out ones are bounded by the tokenizer.`)}`
         : `- ${warningText(`${r.arm}: the tokenizer does not read back (analyzer agreement ${f3(r.reconAnalyzerAgreement)} < ${AGREEMENT_FLOOR}; seen images ${f3(r.reconAgreementSeen)}); its generation and caption figures cannot judge the method.`)}`,
