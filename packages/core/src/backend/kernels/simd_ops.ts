@@ -318,41 +318,40 @@ function geluGradVec(dy: Code, x: Code, v: Vars): Code {
   );
 }
 
-/** erf(z) (ERF_A above), odd: the magnitude for |z|, the sign bit of z. */
-function erfVec(z: Code, v: Vars): Code {
-  const zs = v();
-  const az = v();
+/**
+ * Phi(x) = 0.5 (1 + erf(x / sqrt 2)) with erf by ERF_A above (odd: the magnitude for |z|, the sign
+ * bit of z), given e = e^{-z^2} = e^{-x^2 / 2}, which the gradient needs as well (phi(x) = e / sqrt(2 pi)).
+ */
+function phiFromExp(z: Code, az: Code, e: Code, v: Vars): Code {
   const t = v();
   return seq(
-    set(zs, z),
+    set(t, f32x4.div(v.f(1), f32x4.add(v.f(1), f32x4.mul(v.f(ERF_P), az)))),
+    f32x4.mul(v.f(0.5), f32x4.add(v.f(1), v128ops.bitselect(f32x4.sub(v.f(1), f32x4.mul(poly(ERF_A, get(t), v), e)), z, v.i(0x7fffffff)))),
+  );
+}
+
+/** z = x / sqrt 2, |z| and e^{-z^2} into the given locals. */
+function erfArgs(x: Code, zs: Local, az: Local, e: Local, v: Vars): Code {
+  return seq(
+    set(zs, f32x4.mul(x, v.f(Math.SQRT1_2))),
     set(az, f32x4.abs(get(zs))),
-    set(t, f32x4.div(v.f(1), f32x4.add(v.f(1), f32x4.mul(v.f(ERF_P), get(az))))),
-    v128ops.bitselect(
-      f32x4.sub(v.f(1), f32x4.mul(poly(ERF_A, get(t), v), expVec(f32x4.neg(f32x4.mul(get(az), get(az))), v))),
-      get(zs),
-      v.i(0x7fffffff),
-    ),
+    set(e, expVec(f32x4.neg(f32x4.mul(get(az), get(az))), v)),
   );
 }
 
 /** GELU, exact (Hendrycks & Gimpel 2016, eq. 1): x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)). */
 function geluErfVec(x: Code, v: Vars): Code {
-  const xs = v();
-  return seq(set(xs, x), f32x4.mul(f32x4.mul(v.f(0.5), get(xs)), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))));
+  const [xs, zs, az, e] = [v(), v(), v(), v()];
+  return seq(set(xs, x), erfArgs(get(xs), zs, az, e, v), f32x4.mul(get(xs), phiFromExp(get(zs), get(az), get(e), v)));
 }
 
-/** dy * d/dx x Phi(x) = dy (Phi(x) + x phi(x)), Phi(x) = 0.5 (1 + erf(x / sqrt 2)), phi(x) = e^{-x^2 / 2} / sqrt(2 pi). */
+/** dy * d/dx x Phi(x) = dy (Phi(x) + x phi(x)), phi(x) = e^{-x^2 / 2} / sqrt(2 pi): one e^{-x^2 / 2} for both terms. */
 function geluErfGradVec(dy: Code, x: Code, v: Vars): Code {
-  const xs = v();
+  const [xs, zs, az, e] = [v(), v(), v(), v()];
   return seq(
     set(xs, x),
-    f32x4.mul(
-      dy,
-      f32x4.add(
-        f32x4.mul(v.f(0.5), f32x4.add(v.f(1), erfVec(f32x4.mul(get(xs), v.f(Math.SQRT1_2)), v))),
-        f32x4.mul(f32x4.mul(get(xs), v.f(INV_SQRT_2PI)), expVec(f32x4.mul(v.f(-0.5), f32x4.mul(get(xs), get(xs))), v)),
-      ),
-    ),
+    erfArgs(get(xs), zs, az, e, v),
+    f32x4.mul(dy, f32x4.add(phiFromExp(get(zs), get(az), get(e), v), f32x4.mul(f32x4.mul(get(xs), v.f(INV_SQRT_2PI)), get(e)))),
   );
 }
 
