@@ -4,6 +4,8 @@
 # instead of a biased ratio (README, "Quiet-machine rerun").
 #   usage (from packages/core): bash bench/rounds.sh OUTDIR [ROUNDS=3] [STEPS=40] [NODE ...]
 #   NODE: node binaries to compare (default: the `node` on PATH)
+#   MMLM_ROUNDS_BACKENDS: the bench backends of our side (default wasm-simd, core's SIMD GEMM with the
+#   native addon off; wasm-simd,wasm-blas1 adds the optional OpenBLAS addon on one thread)
 # Writes OUTDIR/ours-<round>-<node index>.json (the bench's JSON) and OUTDIR/torch-<round>.jsonl.
 set -euo pipefail
 out=${1:?usage: bash bench/rounds.sh OUTDIR [ROUNDS] [STEPS] [NODE ...]}
@@ -19,13 +21,14 @@ for c in ${MMLM_PYTHON:-} python3 /usr/bin/python3; do
   if "$c" -c 'import torch' 2>/dev/null; then py=$c; break; fi
 done
 [ -n "$py" ] || { echo "rounds.sh: no python with torch (set MMLM_PYTHON)" >&2; exit 1; }
-export MMLM_NATIVE_BLAS=0
+backends=${MMLM_ROUNDS_BACKENDS:-wasm-simd}
+case "$backends" in *blas*) ;; *) export MMLM_NATIVE_BLAS=0 ;; esac
 for r in $(seq 1 "$rounds"); do
   for i in "${!nodes[@]}"; do
     n=${nodes[$i]}
     echo "== round $r $("$n" --version) $(date +%T)"
-    "$n" node_modules/tsx/dist/cli.mjs --conditions=@mmlm/source bench/run.ts --backend wasm-simd --only workloads \
-      --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm-simd' || true
+    "$n" node_modules/tsx/dist/cli.mjs --conditions=@mmlm/source bench/run.ts --backend "$backends" --only workloads \
+      --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
   done
   echo "== round $r torch $(date +%T)"
   "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" > "$out/torch-$r.jsonl"

@@ -9,7 +9,7 @@
  * (`<path>.exp_avg`, `<path>.exp_avg_sq`, as torch's state names), so it survives a restart.
  */
 
-import { ADAMW_KERNEL } from '../backend/kernels/fused.js';
+import { ADAMW_KERNEL, ADAMW_N_KERNEL } from '../backend/kernels/fused.js';
 import type { Module } from '../nn/module.js';
 import { tf } from '../tf.js';
 
@@ -175,9 +175,32 @@ export class AdamW {
       );
     this.t += 1;
     const { beta1: b1, beta2: b2, eps } = this;
-    // core's one-pass kernel where the backend has it (wasm; bit-identical to the composite below)
-    const fused = tf.getKernel(ADAMW_KERNEL, tf.getBackend()) !== undefined;
+    // core's one-pass kernels where the backend has them (wasm; bit-identical to the composite
+    // below): every parameter in one call (MmlmAdamWN), else one call per parameter (MmlmAdamW)
+    const backend = tf.getBackend();
+    const list = tf.getKernel(ADAMW_N_KERNEL, backend) !== undefined;
+    const fused = tf.getKernel(ADAMW_KERNEL, backend) !== undefined;
     tf.tidy(() => {
+      if (list && work.length > 0) {
+        const inputs: tf.NamedTensorMap = {};
+        const scalars: number[] = [];
+        work.forEach(([s, g], i) => {
+          s.t += 1;
+          const lr = this.lr * s.lrMult;
+          scalars.push(1 - lr * s.wd, b1, 1 - b1, b2, 1 - b2, Math.sqrt(1 - b2 ** s.t), eps, lr / (1 - b1 ** s.t));
+          Object.assign(inputs, { [`p${i}`]: s.v, [`m${i}`]: s.m, [`v${i}`]: s.s, [`g${i}`]: g });
+        });
+        const out = tf.engine().runKernel(ADAMW_N_KERNEL, inputs, { n: work.length, scalars } as unknown as tf.NamedAttrMap) as
+          | tf.Tensor
+          | tf.Tensor[];
+        const outs = Array.isArray(out) ? out : [out];
+        work.forEach(([s], i) => {
+          s.m.assign(outs[3 * i + 1]!);
+          s.s.assign(outs[3 * i + 2]!);
+          s.v.assign(outs[3 * i]!);
+        });
+        return;
+      }
       for (const [s, g] of work) {
         s.t += 1;
         const lr = this.lr * s.lrMult;

@@ -3,6 +3,7 @@
  * torch.nn.utils.clip_grad_norm_ (norm_type 2): total = ||(||g_1||, ..., ||g_n||)||_2,
  * g <- g * min(1, maxNorm / (total + 1e-6)).
  */
+import { SCALE_KERNEL, SUM_SQUARES_KERNEL } from '../backend/kernels/fused.js';
 import type { Module } from '../nn/module.js';
 import { tf } from '../tf.js';
 
@@ -58,10 +59,26 @@ export function clipGradNorm<K>(grads: Map<K, tf.Tensor> | Record<string, tf.Ten
   for (const [k, g] of gs)
     if (!(g instanceof tf.Tensor)) throw new Error(`clipGradNorm: gradient "${String(k)}" must be a tensor, got ${typeof g}`);
   if (gs.length === 0) return tf.scalar(0);
+  // core's two list kernels where the backend has them (wasm): two kernel calls instead of about
+  // three per gradient, bit-identical to the composite (tests/kernels)
+  const backend = tf.getBackend();
+  const fused =
+    tf.getKernel(SUM_SQUARES_KERNEL, backend) !== undefined &&
+    tf.getKernel(SCALE_KERNEL, backend) !== undefined &&
+    gs.every(([, g]) => g.dtype === 'float32');
   const [total, ...scaled] = tf.tidy(() => {
-    const total = tf.sqrt(addNBounded(gs.map(([, g]) => tf.sum(tf.square(g))))); // []
+    const xs: tf.NamedTensorMap = {};
+    if (fused) gs.forEach(([, g], i) => (xs[`x${i}`] = g));
+    const attrs = { n: gs.length } as unknown as tf.NamedAttrMap;
+    const sumSq = fused
+      ? (tf.engine().runKernel(SUM_SQUARES_KERNEL, xs, attrs) as tf.Tensor)
+      : addNBounded(gs.map(([, g]) => tf.sum(tf.square(g))));
+    const total = tf.sqrt(sumSq); // []
     const clipCoef = tf.minimum(tf.div(maxNorm, total.add(1e-6)), 1); // []
-    return [total, ...gs.map(([, g]) => g.mul(clipCoef))];
+    const out = fused
+      ? (tf.engine().runKernel(SCALE_KERNEL, { coef: clipCoef, ...xs }, attrs) as tf.Tensor[])
+      : gs.map(([, g]) => g.mul(clipCoef));
+    return [total, ...out];
   });
   gs.forEach(([k, g], i) => {
     if (grads instanceof Map) grads.set(k as K, scaled[i]!);

@@ -10,7 +10,7 @@
  * 0.8413447461 + 0.2419707245 = 1.0833154706; GELU'(0) = 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADAMW_KERNEL, geluErfComposite } from '../../src/backend/kernels/fused.js';
+import { ADAMW_KERNEL, ADAMW_N_KERNEL, geluErfComposite } from '../../src/backend/kernels/fused.js';
 import { geluErf, geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
 import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
@@ -200,7 +200,16 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
   it('equals the composite update bit for bit, leaks nothing', async () => {
     await useBackend('wasm');
     expect(tf.getKernel(ADAMW_KERNEL, 'wasm')).toBeDefined();
-    const fused = run();
+    const list = tf.getKernel(ADAMW_N_KERNEL, 'wasm');
+    expect(list).toBeDefined();
+    const fused = run(); // every parameter in one MmlmAdamWN call
+    tf.unregisterKernel(ADAMW_N_KERNEL, 'wasm');
+    let single: ReturnType<typeof run>;
+    try {
+      single = run(); // one MmlmAdamW call per parameter
+    } finally {
+      tf.registerKernel(list!);
+    }
     useStockKernels('wasm', true);
     let stock: ReturnType<typeof run>;
     try {
@@ -211,7 +220,8 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
     }
     const cpu = await on('cpu', run);
     expect(fused.leaked).toBe(0);
-    for (const other of [stock, cpu]) {
+    expect(single.leaked).toBe(0);
+    for (const other of [single, stock, cpu]) {
       expect(other.out.length).toBe(fused.out.length);
       fused.out.forEach((a, i) => expect(Array.from(a)).toEqual(Array.from(other.out[i]!)));
       fused.state.forEach((a, i) => expect(Array.from(a)).toEqual(Array.from(other.state[i]!)));
@@ -231,6 +241,17 @@ describe('AdamW update kernel (MmlmAdamW, wasm)', () => {
       /g has shape \[4\], expected the parameter's \[3\]/,
     );
     expect(() => tf.engine().runKernel(ADAMW_KERNEL, { p, m: ints, v: p, g: p }, attrs)).toThrow(/m must be float32, got int32/);
+    const scalars = Object.values(attrs);
+    const one = { p0: p, m0: p, v0: p, g0: p };
+    expect(() =>
+      tf.engine().runKernel(ADAMW_N_KERNEL, { ...one, p1: p, m1: p, v1: p, g1: bad }, { n: 2, scalars: [...scalars, ...scalars] }),
+    ).toThrow(/g1 has shape \[4\], expected the parameter's \[3\]/);
+    expect(() => tf.engine().runKernel(ADAMW_N_KERNEL, one, { n: 2, scalars: [...scalars, ...scalars] })).toThrow(
+      /input p1 of 2 is missing/,
+    );
+    expect(() => tf.engine().runKernel(ADAMW_N_KERNEL, one, { n: 1, scalars: scalars.slice(1) })).toThrow(
+      /scalars must hold 8 numbers per parameter \(8\), got 7/,
+    );
     tf.dispose([p, bad, ints]);
   });
 });

@@ -35,6 +35,19 @@ export const GROUP_NORM_GRAD_KERNEL = 'MmlmGroupNormGrad';
 export const SILU_GRAD_KERNEL = 'MmlmSiluGrad';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
 export const ADAMW_KERNEL = 'MmlmAdamW';
+/**
+ * AdamW updates of several parameters in one call (inputs p0, m0, v0, g0, p1, ...; attrs n and
+ * `scalars`, MmlmAdamW's eight attributes per parameter in AdamWKernelAttrs order; outputs p0', m0',
+ * v0', p1', ...): the per-parameter kernel's arithmetic, one kernel call per optimizer step.
+ */
+export const ADAMW_N_KERNEL = 'MmlmAdamWN';
+/**
+ * Sum of squares over several float32 tensors (inputs x0 .. x{n-1}; output a scalar): the total of
+ * clipGradNorm's composite, addN([sum(square(x0)), ...]), in one kernel call; see wasm_ops.ts.
+ */
+export const SUM_SQUARES_KERNEL = 'MmlmSumSquaresN';
+/** Several float32 tensors times one scalar (inputs coef [] or [1], x0 .. x{n-1}; outputs x_i * coef). */
+export const SCALE_KERNEL = 'MmlmScaleN';
 
 function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;

@@ -114,6 +114,68 @@ function rowSums(): FuncBuilder {
   return f;
 }
 
+/**
+ * sumSquares(x, R, out): out[0] = sum_r x[r]^2, in rowSums' order (four interleaved partial sums of
+ * the float32 squares, the lanes added (0 + 1) + (2 + 3), then the tail), so it gives the same bits
+ * as Square followed by core's Sum over all axes.
+ */
+function sumSquares(): FuncBuilder {
+  const f = new FuncBuilder('sumSquares', ['i32', 'i32', 'i32']);
+  const [x, R, out] = f.params as [Local, Local, Local];
+  const r = f.local('i32');
+  const vecEnd = f.local('i32');
+  const acc = f.local('v128');
+  const v = f.local('v128');
+  const s = f.local('f32');
+  const e = f.local('f32');
+  f.body = seq(
+    set(vecEnd, i32.and(get(R), i32.const(~3))),
+    set(acc, v128.zero()),
+    whileLoop(
+      i32.lt_u(get(r), get(vecEnd)),
+      set(v, v128.load(get(x))),
+      set(acc, f32x4.add(get(acc), f32x4.mul(get(v), get(v)))),
+      inc(x, i32.const(16)),
+      inc(r, i32.const(4)),
+    ),
+    set(
+      s,
+      f32.add(
+        f32.add(f32x4.extract_lane(get(acc), 0), f32x4.extract_lane(get(acc), 1)),
+        f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
+      ),
+    ),
+    whileLoop(
+      i32.lt_u(get(r), get(R)),
+      set(e, f32.load(get(x))),
+      set(s, f32.add(get(s), f32.mul(get(e), get(e)))),
+      inc(x, i32.const(4)),
+      inc(r, i32.const(1)),
+    ),
+    f32.store(get(out), get(s)),
+  );
+  return f;
+}
+
+/** scale(x, n, c, out): out[i] = x[i] c in float32, i < n (n a multiple of 4). */
+function scaleFunc(): FuncBuilder {
+  const f = new FuncBuilder('scale', ['i32', 'i32', 'f32', 'i32']);
+  const [x, n, c, out] = f.params as [Local, Local, Local, Local];
+  const i = f.local('i32');
+  const vc = f.local('v128');
+  f.body = seq(
+    set(vc, f32x4.splat(get(c))),
+    whileLoop(
+      i32.lt_u(get(i), get(n)),
+      v128.store(get(out), f32x4.mul(v128.load(get(x)), get(vc))),
+      inc(x, i32.const(16)),
+      inc(out, i32.const(16)),
+      inc(i, i32.const(4)),
+    ),
+  );
+  return f;
+}
+
 /** powInt(x, n, e, inv, out): out[i] = x[i]^e (e >= 1), or 1 / x[i]^e when inv != 0. */
 function powInt(): FuncBuilder {
   const f = new FuncBuilder('powInt', ['i32', 'i32', 'i32', 'i32', 'i32']);
@@ -525,6 +587,8 @@ export function simdOpsModule(): object {
     assembleModule([
       sumRows(),
       rowSums(),
+      sumSquares(),
+      scaleFunc(),
       powInt(),
       mapFunc('tanh', 1, ([x], v) => tanhVec(x as Code, v)),
       mapFunc('exp', 1, ([x], v) => expVec(x as Code, v)),
@@ -545,6 +609,8 @@ export function simdOpsModule(): object {
 interface Exports {
   sumRows(x: number, R: number, inner: number, out: number): void;
   rowSums(x: number, rows: number, R: number, out: number): void;
+  sumSquares(x: number, R: number, out: number): void;
+  scale(x: number, n: number, c: number, out: number): void;
   powInt(x: number, n: number, e: number, inv: number, out: number): void;
   tanh(x: number, n: number, out: number, tmp: number): void;
   exp(x: number, n: number, out: number, tmp: number): void;
@@ -564,7 +630,10 @@ export class SimdOps {
   private readonly x: Exports;
   private readonly tmp: number;
 
-  constructor(memory: WasmMemory, malloc: (bytes: number) => number) {
+  constructor(
+    private readonly memory: WasmMemory,
+    malloc: (bytes: number) => number,
+  ) {
     this.x = new WasmJs.Instance(simdOpsModule(), { env: { memory } }).exports as unknown as Exports;
     this.tmp = (malloc(64 + 15) + 15) & ~15;
   }
@@ -576,6 +645,17 @@ export class SimdOps {
       return;
     }
     for (let o = 0; o < outer; o++) this.x.sumRows(x + 4 * o * R * inner, R, inner, out + 4 * o * inner);
+  }
+
+  /** sum_i x[i]^2 over n floats at byte offset x, as Square + core's Sum (rowSums' order) give it. */
+  sumSquares(x: number, n: number): number {
+    this.x.sumSquares(x, n, this.tmp);
+    return new Float32Array(this.memory.buffer, this.tmp, 1)[0] as number;
+  }
+
+  /** out[i] = x[i] c (float32) for i < n rounded down to a multiple of 4; the caller does the rest. */
+  scale(x: number, n: number, c: number, out: number): void {
+    this.x.scale(x, n & ~3, c, out);
   }
 
   /** out = x^e for an integer e != 0. */

@@ -22,11 +22,18 @@
  * - MmlmAdamW: one AdamW update of one parameter (new kernel; optim/adamw.ts uses it where the
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
+ *   MmlmAdamWN runs the same update for every parameter of an optimizer step in one kernel call.
+ * - MmlmSumSquaresN / MmlmScaleN: global-norm gradient clipping's reduction and rescaling over all
+ *   gradients in one kernel call each (new kernels; optim/grads.ts clipGradNorm uses them where the
+ *   backend has them) instead of about three calls per gradient (Square, Sum, Mul) and an AddN. The
+ *   per-tensor sums keep core's Sum order and the total AddN's left-to-right float32 order, so the
+ *   norm and the scaled gradients are bit-identical to the composite's.
  */
 
 import { tf } from '../../tf.js';
 import {
   ADAMW_KERNEL,
+  ADAMW_N_KERNEL,
   DROPOUT_KERNEL,
   dropoutHash,
   dropoutKey,
@@ -38,8 +45,10 @@ import {
   GROUP_NORM_GRAD_KERNEL,
   GROUP_NORM_KERNEL,
   ROPE_KERNEL,
+  SCALE_KERNEL,
   SILU_GRAD_KERNEL,
   SILU_KERNEL,
+  SUM_SQUARES_KERNEL,
 } from './fused.js';
 import { GroupNormSimd } from './simd_norm.js';
 import { SimdOps } from './simd_ops.js';
@@ -380,6 +389,61 @@ export function groupNormBackward(
   }
 }
 
+/**
+ * AdamW updates of the given parameters (MmlmAdamW: one; MmlmAdamWN: a list), outputs p', m', v'
+ * per parameter in order. Every input is checked before anything is computed.
+ */
+function adamwKernel(
+  be: Backend,
+  kernel: string,
+  items: { p: tf.TensorInfo; m: tf.TensorInfo; v: tf.TensorInfo; g: tf.TensorInfo; attrs: AdamWKernelAttrs; label?: string }[],
+): tf.TensorInfo[] {
+  for (const it of items) {
+    const { p } = it;
+    const suffix = it.label ?? '';
+    for (const [name, t] of [
+      ['p', p],
+      ['m', it.m],
+      ['v', it.v],
+      ['g', it.g],
+    ] as const) {
+      if (t.dtype !== 'float32') throw new Error(`${kernel} (wasm): ${name}${suffix} must be float32, got ${t.dtype}`);
+      if (t.shape.join() !== p.shape.join())
+        throw new Error(`${kernel} (wasm): ${name}${suffix} has shape [${t.shape}], expected the parameter's [${p.shape}]`);
+    }
+  }
+  // makeOutput may grow the heap (detaching views): all outputs first, then the heap view.
+  const outs = items.map(
+    ({ p }) => [be.makeOutput(p.shape, 'float32'), be.makeOutput(p.shape, 'float32'), be.makeOutput(p.shape, 'float32')] as const,
+  );
+  const ops = opsFor(be); // before the heap view: its first use allocates
+  const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+  const at = (t: tf.TensorInfo) => offset(be, t);
+  items.forEach(({ p, m, v, g, attrs }, i) => {
+    const n = size(p.shape);
+    if (n === 0) return;
+    const [P, M, S] = outs[i]!;
+    const ptrs = { p: at(p), m: at(m), s: at(v), g: at(g), P: at(P), M: at(M), S: at(S) };
+    ops.adamw(ptrs, n, attrs);
+    adamwOnHeap(heap, ptrs, n, attrs, n & ~3);
+  });
+  return outs.flat();
+}
+
+/** Inputs x0 .. x{n-1} of a list kernel (attr n), each float32. */
+function listInputs(args: KernelArgs, kernel: string, prefix: string): tf.TensorInfo[] {
+  const n = (args.attrs as { n?: unknown } | undefined)?.n;
+  if (!(Number.isInteger(n) && (n as number) >= 0)) throw new Error(`${kernel} (wasm): attr n must be an integer >= 0, got ${String(n)}`);
+  const xs: tf.TensorInfo[] = [];
+  for (let i = 0; i < (n as number); i++) {
+    const x = args.inputs[`${prefix}${i}`] as tf.TensorInfo | undefined;
+    if (!x) throw new Error(`${kernel} (wasm): input ${prefix}${i} of ${String(n)} is missing`);
+    if (x.dtype !== 'float32') throw new Error(`${kernel} (wasm): input ${prefix}${i} must be float32, got ${x.dtype}`);
+    xs.push(x);
+  }
+  return xs;
+}
+
 export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
   const k = (kernelName: string, fn: (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]): tf.KernelConfig => ({
     kernelName,
@@ -570,32 +634,65 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
     }),
     k(ADAMW_KERNEL, (args) => {
       const { p, m, v, g } = args.inputs as Record<'p' | 'm' | 'v' | 'g', tf.TensorInfo>;
-      for (const [name, t] of [
-        ['p', p],
-        ['m', m],
-        ['v', v],
-        ['g', g],
-      ] as const) {
-        if (t.dtype !== 'float32') throw new Error(`${ADAMW_KERNEL} (wasm): ${name} must be float32, got ${t.dtype}`);
-        if (t.shape.join() !== p.shape.join())
-          throw new Error(`${ADAMW_KERNEL} (wasm): ${name} has shape [${t.shape}], expected the parameter's [${p.shape}]`);
-      }
+      return adamwKernel(args.backend as Backend, ADAMW_KERNEL, [{ p, m, v, g, attrs: args.attrs as unknown as AdamWKernelAttrs }]);
+    }),
+    k(ADAMW_N_KERNEL, (args) => {
+      const { n, scalars } = (args.attrs ?? {}) as { n?: unknown; scalars?: unknown };
+      if (!(Number.isInteger(n) && (n as number) >= 0))
+        throw new Error(`${ADAMW_N_KERNEL} (wasm): attr n must be an integer >= 0, got ${String(n)}`);
+      const sc = scalars as number[];
+      if (!Array.isArray(sc) || sc.length !== 8 * (n as number))
+        throw new Error(
+          `${ADAMW_N_KERNEL} (wasm): attr scalars must hold 8 numbers per parameter (${8 * (n as number)}), got ${Array.isArray(sc) ? sc.length : typeof sc}`,
+        );
+      const items = Array.from({ length: n as number }, (_, i) => {
+        const get = (name: string) => {
+          const t = args.inputs[`${name}${i}`] as tf.TensorInfo | undefined;
+          if (!t) throw new Error(`${ADAMW_N_KERNEL} (wasm): input ${name}${i} of ${String(n)} is missing`);
+          return t;
+        };
+        const [decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc2Sqrt, eps, stepSize] = sc.slice(8 * i, 8 * i + 8) as number[];
+        const attrs = { decay, beta1, oneMinusBeta1, beta2, oneMinusBeta2, bc2Sqrt, eps, stepSize } as AdamWKernelAttrs;
+        return { p: get('p'), m: get('m'), v: get('v'), g: get('g'), attrs, label: `${i}` };
+      });
+      return adamwKernel(args.backend as Backend, ADAMW_N_KERNEL, items);
+    }),
+    k(SUM_SQUARES_KERNEL, (args) => {
+      const xs = listInputs(args, SUM_SQUARES_KERNEL, 'x');
       const be = args.backend as Backend;
-      // makeOutput may grow the heap (detaching views): all outputs first, then the heap view.
-      const P = be.makeOutput(p.shape, 'float32');
-      const M = be.makeOutput(p.shape, 'float32');
-      const S = be.makeOutput(p.shape, 'float32');
-      const n = size(p.shape);
-      if (n > 0) {
-        const ops = opsFor(be); // before the heap view: its first use allocates
-        const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
-        const at = (t: tf.TensorInfo) => offset(be, t);
-        const ptrs = { p: at(p), m: at(m), s: at(v), g: at(g), P: at(P), M: at(M), S: at(S) };
-        const attrs = args.attrs as unknown as AdamWKernelAttrs;
-        ops.adamw(ptrs, n, attrs);
-        adamwOnHeap(heap, ptrs, n, attrs, n & ~3);
+      const out = be.makeOutput([], 'float32');
+      const ops = opsFor(be);
+      // AddN's order: ((0 + s0) + s1) + ..., each a float32 addition
+      let total = 0;
+      for (const x of xs) {
+        const n = size(x.shape);
+        if (n > 0) total = Math.fround(total + ops.sumSquares(offset(be, x), n));
       }
-      return [P, M, S];
+      (be.typedArrayFromHeap(out) as Float32Array)[0] = total;
+      return out;
+    }),
+    k(SCALE_KERNEL, (args) => {
+      const xs = listInputs(args, SCALE_KERNEL, 'x');
+      const coef = args.inputs.coef as tf.TensorInfo | undefined;
+      if (coef?.dtype !== 'float32' || size(coef.shape) !== 1)
+        throw new Error(
+          `${SCALE_KERNEL} (wasm): coef must be a float32 tensor of one element, got ${coef ? `${coef.dtype} [${coef.shape}]` : 'none'}`,
+        );
+      const be = args.backend as Backend;
+      // makeOutput may grow the heap (detaching views): all outputs first, then the heap reads.
+      const outs = xs.map((x) => be.makeOutput(x.shape, 'float32'));
+      const ops = opsFor(be);
+      const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      const c = heap[offset(be, coef) >>> 2] as number;
+      xs.forEach((x, i) => {
+        const n = size(x.shape);
+        if (n === 0) return;
+        const xo = offset(be, x);
+        const oo = offset(be, outs[i]!);
+        ops.scale(xo, n, c, oo);
+        for (let j = n & ~3; j < n; j++) heap[(oo >>> 2) + j] = Math.fround(heap[(xo >>> 2) + j]! * c);
+      });
+      return outs;
     }),
     k(ROPE_KERNEL, (args) => {
       const { x, cos, sin } = args.inputs as Record<'x' | 'cos' | 'sin', tf.TensorInfo>;
