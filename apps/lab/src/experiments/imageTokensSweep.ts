@@ -631,6 +631,36 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-9k-cap40': {
+    description:
+      "small-9k's discrete arm with 40% of its backbone examples captioning, between small-9k's 30% (seed 1: captions 0.828, generation 0.855 seen) and small-9k-cap50's 50% (0.906, 0.824): is there a share that meets both seen floors (0.85) in that seed?; one seed (the tokenizer is small-9k's when run into the same --out)",
+    expectedMinutes: 60,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), learned image positions, 9,000 backbone steps, 40% captioning',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        backboneSteps: 9000,
+        captionFraction: 0.4,
+      },
+    ],
+  },
+  'small-9k-cap40-latent': {
+    description:
+      "small-9k's continuous arm with 40% of its backbone examples captioning (the discrete arm's small-9k-cap40 asks for a share that meets both of its seen floors; both arms must share the mix): what do the continuous arm's generation and captions do?; one seed (the tokenizer is small-9k's when run into the same --out)",
+    expectedMinutes: 45,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'backbone lr 3e-3, 16 latent channels, learned image positions, 9,000 backbone steps, 40% captioning',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backboneSteps: 9000,
+        captionFraction: 0.4,
+      },
+    ],
+  },
   'small-9k-cap50-latent': {
     description:
       "small-9k's continuous arm with half of its backbone examples captioning instead of 30% (the discrete arm's small-9k-cap50 asks whether more captioning fixes its small objects' shapes; both arms must share the mix): what do the continuous arm's generation and captions do?; one seed (the tokenizer is small-9k's when run into the same --out)",
