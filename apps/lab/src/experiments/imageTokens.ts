@@ -142,7 +142,10 @@ const PRESETS: Record<string, ImageTokensPreset> = {
       '32 px, one object in a 3x3 grid, 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,500 + 9,000 steps per arm; width-32 VQ tokenizer for the Liquid arm, learned image positions for both arms, LatentLM backbone lr 3e-3; run it with --jobs 2',
     // measured as lab.image-tokens-sweep small-9k (these two arms with these budgets): 5,784 s and
     // 6,295 s for seeds 0 and 1 with --jobs 2 on the 2-core machine shared with other work
-    // (2026-12-04); about twice that in one process. Far over the 30-minute budget.
+    // (2026-12-04); about twice that in one process. Far over the 30-minute budget. With the
+    // optional OpenBLAS addon (seed 0, --jobs 2, idle machine otherwise, 2026-12-05, stopped after
+    // the step rates settled): discrete arm 572 s tokenizer + 0.318 s a backbone step (about 57 min
+    // before evaluation), continuous arm 114 s + 0.233 s a step (about 37 min): still over it.
     expectedMinutes: 100,
     ...SMALL_BUDGET,
     // lab.image-tokens-sweep: the continuous arm at 6,000 backbone steps 0.844 seen against 0.531 at
