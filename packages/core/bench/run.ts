@@ -18,7 +18,8 @@
  *   --gpt-cpu           also run gpt-bench and the workloads on cpu (about a minute per gpt-bench
  *                       step; --cpu-steps, default 2)
  *   --gpt-stock         also run gpt-bench and the workloads on wasm-stock (about 20 s per gpt step)
- *   --long <n>          after the timed steps, run n more and record RSS and tensor counts
+ *   --long <n>          after the timed steps, run n more and record RSS and tensor counts (gpt-bench
+ *                       and each workload; the trace goes to the JSON, a summary line to stderr)
  *   --profile           print per-kernel times of one gpt-bench step (and of one step of each
  *                       workload) per backend
  *   --no-peers          skip the PyTorch peers;  --peer-tfjs  also run the stock tfjs peer script
@@ -145,6 +146,8 @@ interface WorkloadEntry {
   peakRssMB: number;
   numTensorsBefore: number;
   numTensorsAfter: number;
+  /** --long: RSS and tensor count every longSteps / 20 steps after the timed ones. */
+  rssTraceMB?: { step: number; rssMB: number; numTensors: number }[];
 }
 const workloadResults: WorkloadEntry[] = [];
 interface WorkloadPeer {
@@ -305,6 +308,25 @@ async function benchWorkloads(b: BenchBackend, nSteps: number): Promise<void> {
       peak = Math.max(peak, rssMB());
     }
     const after = tf.memory().numTensors;
+    const trace: { step: number; rssMB: number; numTensors: number }[] = [];
+    if (longSteps > 0) {
+      const every = Math.max(1, Math.round(longSteps / 20));
+      trace.push({ step: 0, rssMB: Number(rssMB().toFixed(1)), numTensors: tf.memory().numTensors });
+      for (let i = 1; i <= longSteps; i++) {
+        w.step();
+        peak = Math.max(peak, rssMB());
+        if (i % every === 0 || i === longSteps)
+          trace.push({ step: i, rssMB: Number(rssMB().toFixed(1)), numTensors: tf.memory().numTensors });
+      }
+      const counts = trace.map((x) => x.numTensors);
+      const rss = trace.map((x) => x.rssMB);
+      // the first tenth lets the allocator settle; the rest is what "flat" is judged on
+      const settled = trace.filter((x) => x.step >= longSteps / 10).map((x) => x.rssMB);
+      log(
+        `[bench] ${b} ${name} long run of ${longSteps} steps: tensors ${Math.min(...counts)}-${Math.max(...counts)} (${before} before), ` +
+          `RSS ${rss[0]!.toFixed(0)} -> ${rss[rss.length - 1]!.toFixed(0)} MB (from step ${longSteps / 10}: ${Math.min(...settled).toFixed(0)}-${Math.max(...settled).toFixed(0)} MB), peak ${peak.toFixed(0)} MB`,
+      );
+    }
     if (opt.profile) {
       const p = new KernelProfiler(tf.getBackend());
       p.start();
@@ -340,6 +362,7 @@ async function benchWorkloads(b: BenchBackend, nSteps: number): Promise<void> {
       peakRssMB: peak,
       numTensorsBefore: before,
       numTensorsAfter: after,
+      ...(trace.length ? { rssTraceMB: trace } : {}),
     });
     log(
       `[bench] ${b} ${name}: ${ms.toFixed(1)} ms/${w.unit === 'generation' ? 'generation' : 'step'} (warm-up ${warmupMs.toFixed(0)} ms), ${w.params} params, tensors ${before} -> ${after}`,
