@@ -94,12 +94,16 @@ function convSameAttrs(filterShape?: number[]) {
 function ensureConvSameKernel(): void {
   const backend = tf.getBackend();
   if (!tf.getKernel(CONV_SAME, backend)) {
-    const conv = tf.getKernel('Conv2D', backend);
-    if (!conv) throw new Error(`conv2dSame: backend "${backend}" has no Conv2D kernel`);
+    if (!tf.getKernel('Conv2D', backend)) throw new Error(`conv2dSame: backend "${backend}" has no Conv2D kernel`);
     tf.registerKernel({
       kernelName: CONV_SAME,
       backendName: backend,
-      kernelFunc: ({ inputs, backend: b }) => conv.kernelFunc({ inputs, backend: b, attrs: convSameAttrs() }),
+      // the backend's Conv2D as registered at call time (core may swap it: its GEMM kernel or the stock one)
+      kernelFunc: ({ inputs, backend: b }) => {
+        const conv = tf.getKernel('Conv2D', backend);
+        if (!conv) throw new Error(`conv2dSame: backend "${backend}" has no Conv2D kernel`);
+        return conv.kernelFunc({ inputs, backend: b, attrs: convSameAttrs() });
+      },
     });
   }
   if (!convSameGradient) {

@@ -10,7 +10,8 @@
  * cpu kernels accumulate in float64).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { replacedKernels } from '../../src/backend/kernels/index.js';
+import { nativeBlasInfo, replacedKernels, setNativeBlasEnabled } from '../../src/backend/kernels/index.js';
+import { setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size } from './helpers.js';
@@ -153,6 +154,88 @@ describe('wasm Conv2DBackpropFilter', () => {
       expect(relErr(w[2] as Float32Array, cpu[2] as Float32Array)).toBeLessThanOrEqual(TOL);
     });
   }
+
+  // the forward Conv2D (core's GEMM kernel on wasm, wasm_gaps.ts conv2DForwardGemm) in each of its
+  // variants: above it ran as chosen ('auto': shifted at stride 1, im2col otherwise)
+  it("core's Conv2D replaces the stock one on wasm", async () => {
+    await on('wasm', () => null);
+    expect(replacedKernels('wasm')).toContain('Conv2D');
+  });
+  for (const variant of ['shifted', 'im2col', 'stock'] as const)
+    it(`conv2d forward, variant ${variant} forced, matches cpu in every case above`, async () => {
+      const was = setConvForwardVariant(variant);
+      try {
+        for (const c of cases) {
+          const x = randn(size(c.x) + 3, size(c.x));
+          const f = randn(size(c.f) + 4, size(c.f));
+          const [w, cpu] = await both(() =>
+            tf.tidy(() => {
+              const tx: tf.Tensor = tf.tensor(x, c.x);
+              const tw: tf.Tensor = tf.tensor(f, c.f);
+              const y = tf.conv2d(tx as tf.Tensor4D, tw as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.round);
+              return [arr(y), y.shape.join()] as const;
+            }),
+          );
+          expect(w[1]).toEqual(cpu[1]);
+          expect(relErr(w[0], cpu[0]), `x [${c.x}] f [${c.f}]`).toBeLessThanOrEqual(TOL);
+        }
+      } finally {
+        setConvForwardVariant(was);
+      }
+    });
+
+  it("'auto' is the stock kernel on the SIMD GEMM and the shifted GEMMs on the native one (stride 1)", async () => {
+    await useBackend('wasm');
+    const xs: [number, number, number, number] = [2, 9, 7, 5];
+    const fs: [number, number, number, number] = [3, 3, 5, 6];
+    const x = randn(61, size(xs));
+    const f = randn(62, size(fs));
+    const run = (v: 'auto' | 'shifted' | 'stock', strides: 1 | 2) => {
+      const was = setConvForwardVariant(v);
+      try {
+        return tf.tidy(() => arr(tf.conv2d(tf.tensor(x, xs) as tf.Tensor4D, tf.tensor(f, fs) as tf.Tensor4D, strides, 'same')));
+      } finally {
+        setConvForwardVariant(was);
+      }
+    };
+    const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
+    const nativeWas = setNativeBlasEnabled(false);
+    try {
+      expect(bits(run('auto', 1))).toEqual(bits(run('stock', 1)));
+      expect(bits(run('auto', 1))).not.toEqual(bits(run('shifted', 1))); // the two orders differ in the last bits
+    } finally {
+      setNativeBlasEnabled(nativeWas);
+    }
+    if (nativeBlasInfo().available && nativeWas) {
+      expect(bits(run('auto', 1))).toEqual(bits(run('shifted', 1)));
+      expect(bits(run('auto', 2))).toEqual(bits(run('stock', 2)));
+    }
+  });
+
+  it('conv2d forward against a float64 direct convolution (3x3 same, 32 channels: the tokenizer layer)', async () => {
+    const [B, H, W, C, O] = [2, 8, 8, 32, 32];
+    const x = randn(51, B * H * W * C);
+    const f = randn(52, 9 * C * O);
+    const y = await on('wasm', () =>
+      tf.tidy(() => arr(tf.conv2d(tf.tensor(x, [B, H, W, C]) as tf.Tensor4D, tf.tensor(f, [3, 3, C, O]) as tf.Tensor4D, 1, 'same'))),
+    );
+    const ref = new Float64Array(B * H * W * O);
+    for (let b = 0; b < B; b++)
+      for (let r = 0; r < H; r++)
+        for (let c = 0; c < W; c++)
+          for (let o = 0; o < O; o++) {
+            let acc = 0;
+            for (let i = 0; i < 3; i++)
+              for (let j = 0; j < 3; j++) {
+                const rr = r + i - 1;
+                const cc = c + j - 1;
+                if (rr < 0 || rr >= H || cc < 0 || cc >= W) continue;
+                for (let d = 0; d < C; d++) acc += x[((b * H + rr) * W + cc) * C + d]! * f[((i * 3 + j) * C + d) * O + o]!;
+              }
+            ref[((b * H + r) * W + c) * O + o] = acc;
+          }
+    expect(relErr(y, ref)).toBeLessThanOrEqual(1e-6);
+  });
 
   it('a dilated conv2d forward matches cpu', async () => {
     const xs: [number, number, number, number] = [2, 9, 8, 3];

@@ -23,6 +23,7 @@
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
  *   MmlmAdamWN runs the same update for every parameter of an optimizer step in one kernel call.
+ * - Conv2D: see wasm_gaps.ts conv2DForwardGemm (GEMM convolutions on the native GEMM, XNNPACK otherwise).
  * - MmlmSumSquaresN / MmlmScaleN: global-norm gradient clipping's reduction and rescaling over all
  *   gradients in one kernel call each (new kernels; optim/grads.ts clipGradNorm uses them where the
  *   backend has them) instead of about three calls per gradient (Square, Sum, Mul) and an AddN. The
@@ -52,7 +53,7 @@ import {
 } from './fused.js';
 import { GroupNormSimd } from './simd_norm.js';
 import { SimdOps } from './simd_ops.js';
-import { conv2DBackpropInputGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
+import { conv2DBackpropInputGemm, conv2DForwardGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
 import type { WasmBackendInternals } from './wasm_matmul.js';
 
 interface Backend extends WasmBackendInternals {
@@ -451,6 +452,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
     kernelFunc: fn as unknown as tf.KernelFunc,
   });
   return [
+    k('Conv2D', (args) => conv2DForwardGemm(args as GapKernelArgs, (a) => callStock(stock, 'Conv2D', a as KernelArgs) as tf.TensorInfo)),
     k('Conv2DBackpropInput', (args) =>
       conv2DBackpropInputGemm(args as GapKernelArgs, (a) => callStock(stock, 'Conv2DBackpropInput', a as KernelArgs) as tf.TensorInfo),
     ),
