@@ -176,85 +176,6 @@ function scaleFunc(): FuncBuilder {
   return f;
 }
 
-/** An elementwise binary op of the replaced Add / Sub / Multiply kernels. */
-export type BinOp = 'add' | 'sub' | 'mul';
-
-/**
- * <op>Rows(a, rows, C, b, bStride, out): out[r, c] = a[r, c] op b[r bStride / 4 + c] for a, out
- * [rows, C] (bStride in bytes: 0 broadcasts one row b [C], a bias; 4 C is the same shape).
- * <op>Cols(a, rows, C, b, out): out[r, c] = a[r, c] op b[r] (b a column [rows, 1]; rows 1: a scalar).
- * Each element is one IEEE float32 operation, as in the stock kernels.
- */
-function binRows(op: BinOp): FuncBuilder {
-  const f = new FuncBuilder(`${op}Rows`, ['i32', 'i32', 'i32', 'i32', 'i32', 'i32']);
-  const [a, rows, C, b, bStride, out] = f.params as [Local, Local, Local, Local, Local, Local];
-  const r = f.local('i32');
-  const c = f.local('i32');
-  const q = f.local('i32');
-  const vecEnd = f.local('i32');
-  f.body = seq(
-    set(vecEnd, i32.and(get(C), i32.const(~3))),
-    whileLoop(
-      i32.lt_u(get(r), get(rows)),
-      set(q, i32.add(get(b), i32.mul(get(r), get(bStride)))),
-      set(c, i32.const(0)),
-      whileLoop(
-        i32.lt_u(get(c), get(vecEnd)),
-        v128.store(get(out), f32x4[op](v128.load(get(a)), v128.load(get(q)))),
-        inc(a, i32.const(16)),
-        inc(q, i32.const(16)),
-        inc(out, i32.const(16)),
-        inc(c, i32.const(4)),
-      ),
-      whileLoop(
-        i32.lt_u(get(c), get(C)),
-        f32.store(get(out), f32[op](f32.load(get(a)), f32.load(get(q)))),
-        inc(a, i32.const(4)),
-        inc(q, i32.const(4)),
-        inc(out, i32.const(4)),
-        inc(c, i32.const(1)),
-      ),
-      inc(r, i32.const(1)),
-    ),
-  );
-  return f;
-}
-
-function binCols(op: BinOp): FuncBuilder {
-  const f = new FuncBuilder(`${op}Cols`, ['i32', 'i32', 'i32', 'i32', 'i32']);
-  const [a, rows, C, b, out] = f.params as [Local, Local, Local, Local, Local];
-  const r = f.local('i32');
-  const c = f.local('i32');
-  const vecEnd = f.local('i32');
-  const sb = f.local('f32');
-  const vb = f.local('v128');
-  f.body = seq(
-    set(vecEnd, i32.and(get(C), i32.const(~3))),
-    whileLoop(
-      i32.lt_u(get(r), get(rows)),
-      set(sb, f32.load(i32.add(get(b), i32.shl(get(r), i32.const(2))))),
-      set(vb, f32x4.splat(get(sb))),
-      set(c, i32.const(0)),
-      whileLoop(
-        i32.lt_u(get(c), get(vecEnd)),
-        v128.store(get(out), f32x4[op](v128.load(get(a)), get(vb))),
-        inc(a, i32.const(16)),
-        inc(out, i32.const(16)),
-        inc(c, i32.const(4)),
-      ),
-      whileLoop(
-        i32.lt_u(get(c), get(C)),
-        f32.store(get(out), f32[op](f32.load(get(a)), get(sb))),
-        inc(a, i32.const(4)),
-        inc(out, i32.const(4)),
-        inc(c, i32.const(1)),
-      ),
-      inc(r, i32.const(1)),
-    ),
-  );
-  return f;
-}
-
 /** powInt(x, n, e, inv, out): out[i] = x[i]^e (e >= 1), or 1 / x[i]^e when inv != 0. */
 function powInt(): FuncBuilder {
   const f = new FuncBuilder('powInt', ['i32', 'i32', 'i32', 'i32', 'i32']);
@@ -668,7 +589,6 @@ export function simdOpsModule(): object {
       rowSums(),
       sumSquares(),
       scaleFunc(),
-      ...(['add', 'sub', 'mul'] as const).flatMap((op) => [binRows(op), binCols(op)]),
       powInt(),
       mapFunc('tanh', 1, ([x], v) => tanhVec(x as Code, v)),
       mapFunc('exp', 1, ([x], v) => expVec(x as Code, v)),
@@ -686,11 +606,7 @@ export function simdOpsModule(): object {
   return moduleCache;
 }
 
-type BinExports = { [K in `${BinOp}Rows`]: (a: number, rows: number, C: number, b: number, bStride: number, out: number) => void } & {
-  [K in `${BinOp}Cols`]: (a: number, rows: number, C: number, b: number, out: number) => void;
-};
-
-interface Exports extends BinExports {
+interface Exports {
   sumRows(x: number, R: number, inner: number, out: number): void;
   rowSums(x: number, rows: number, R: number, out: number): void;
   sumSquares(x: number, R: number, out: number): void;
@@ -740,16 +656,6 @@ export class SimdOps {
   /** out[i] = x[i] c (float32) for i < n rounded down to a multiple of 4; the caller does the rest. */
   scale(x: number, n: number, c: number, out: number): void {
     this.x.scale(x, n & ~3, c, out);
-  }
-
-  /** out[r, c] = a[r, c] op b[r bStride / 4 + c] (byte offsets; bStride 0: b one row [C]; 4 C: b the shape of a). */
-  binRows(op: BinOp, a: number, rows: number, C: number, b: number, bStride: number, out: number): void {
-    this.x[`${op}Rows`](a, rows, C, b, bStride, out);
-  }
-
-  /** out[r, c] = a[r, c] op b[r] (b a column; rows 1: a scalar). */
-  binCols(op: BinOp, a: number, rows: number, C: number, b: number, out: number): void {
-    this.x[`${op}Cols`](a, rows, C, b, out);
   }
 
   /** out = x^e for an integer e != 0. */

@@ -23,8 +23,6 @@
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
  *   MmlmAdamWN runs the same update for every parameter of an optimizer step in one kernel call.
- * - Add / Sub / Multiply of float32 in training's layouts (equal shapes, scalar, bias row, column)
- *   as one SIMD pass (binaryFast below; bit-identical to the stock kernels, less per-call setup).
  * - Conv2D: see wasm_gaps.ts conv2DForwardGemm (GEMM convolutions on the native GEMM, XNNPACK otherwise).
  * - MmlmSumSquaresN / MmlmScaleN: global-norm gradient clipping's reduction and rescaling over all
  *   gradients in one kernel call each (new kernels; optim/grads.ts clipGradNorm uses them where the
@@ -54,7 +52,7 @@ import {
   SUM_SQUARES_KERNEL,
 } from './fused.js';
 import { GroupNormSimd } from './simd_norm.js';
-import { type BinOp, SimdOps } from './simd_ops.js';
+import { SimdOps } from './simd_ops.js';
 import { conv2DBackpropInputGemm, conv2DForwardGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
 import type { WasmBackendInternals } from './wasm_matmul.js';
 
@@ -433,55 +431,6 @@ function adamwKernel(
   return outs.flat();
 }
 
-/**
- * Add / Sub / Multiply of float32 tensors in the layouts training makes (equal shapes, a scalar, a
- * bias row [C] or [T, C] over [..., C], a column [..., 1] over [..., C]) as one SIMD pass on the
- * heap; null for any other layout or dtype (the stock kernel runs). The stock kernels compute the
- * same IEEE float32 operation per element (bit-identical, tested); what this saves is their per-call
- * setup (about 6-20 us a call on small tensors against about 6 us for the whole of this one).
- * a op b = b op a exactly for add and mul, so a broadcast first operand is swapped there; sub keeps
- * its order (a broadcast a falls back).
- */
-function binaryFast(be: Backend, op: BinOp, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo | null {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') return null;
-  let outShape: number[];
-  try {
-    outShape = tf.backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
-  } catch {
-    return null; // the stock kernel throws its own error
-  }
-  const n = size(outShape);
-  let [x, y] = [a, b];
-  if (size(a.shape) !== n) {
-    if (op === 'sub' || size(b.shape) !== n) return null;
-    [x, y] = [b, a];
-  }
-  const strip = (s: number[]) =>
-    s.slice(
-      Math.max(
-        0,
-        s.findIndex((d) => d !== 1),
-      ),
-    );
-  const ys = size(y.shape) === 1 ? [] : strip(y.shape);
-  const os = strip(outShape);
-  const ny = size(y.shape);
-  let plan: { kind: 'rows'; rows: number; C: number; stride: number } | { kind: 'cols'; rows: number; C: number };
-  if (ny === n) plan = { kind: 'rows', rows: 1, C: n, stride: 0 };
-  else if (ny === 1) plan = { kind: 'cols', rows: 1, C: n };
-  else if (ys.length <= os.length && ys.every((d, i) => d === os[os.length - ys.length + i]))
-    plan = { kind: 'rows', rows: n / ny, C: ny, stride: 0 };
-  else if (ys.length === os.length && ys[ys.length - 1] === 1 && ys.slice(0, -1).every((d, i) => d === os[i]))
-    plan = { kind: 'cols', rows: ny, C: n / ny };
-  else return null;
-  const out = be.makeOutput(outShape, 'float32');
-  if (n === 0) return out;
-  const ops = opsFor(be);
-  if (plan.kind === 'rows') ops.binRows(op, offset(be, x), plan.rows, plan.C, offset(be, y), plan.stride, offset(be, out));
-  else ops.binCols(op, offset(be, x), plan.rows, plan.C, offset(be, y), offset(be, out));
-  return out;
-}
-
 /** Inputs x0 .. x{n-1} of a list kernel (attr n), each float32. */
 function listInputs(args: KernelArgs, kernel: string, prefix: string): tf.TensorInfo[] {
   const n = (args.attrs as { n?: unknown } | undefined)?.n;
@@ -506,20 +455,6 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
     k('Conv2D', (args) => conv2DForwardGemm(args as GapKernelArgs, (a) => callStock(stock, 'Conv2D', a as KernelArgs) as tf.TensorInfo)),
     k('Conv2DBackpropInput', (args) =>
       conv2DBackpropInputGemm(args as GapKernelArgs, (a) => callStock(stock, 'Conv2DBackpropInput', a as KernelArgs) as tf.TensorInfo),
-    ),
-    ...(
-      [
-        ['Add', 'add'],
-        ['Sub', 'sub'],
-        ['Multiply', 'mul'],
-      ] as const
-    ).map(([name, op]) =>
-      k(
-        name,
-        (args) =>
-          binaryFast(args.backend as Backend, op, args.inputs.a as tf.TensorInfo, args.inputs.b as tf.TensorInfo) ??
-          callStock(stock, name, args),
-      ),
     ),
     k('Identity', (args) => {
       const x = args.inputs.x as tf.TensorInfo;
