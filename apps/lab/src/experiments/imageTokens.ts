@@ -59,7 +59,8 @@ export const DEFAULT_ARMS = ['liquid-vq', 'latentlm-sigma-vae'];
 const QUICK: ImageTokensPreset = {
   description:
     '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone with learned image positions, 1,000 tokenizer + 1,000 backbone steps per arm',
-  // measured: 150 s on the idle 2-core machine (fresh-clone quickstart, 2026-12-03)
+  // measured: 150 s on the idle 2-core machine (fresh-clone quickstart, 2026-12-03); 86 s with --jobs 2
+  // (fresh-clone quickstart at b602728, idle machine, 2026-12-05)
   expectedMinutes: 3,
   imageSize: 16,
   maxObjects: 1,
