@@ -77,15 +77,23 @@ function sumRows(): FuncBuilder {
   return f;
 }
 
-/** rowSums(x, rows, R, out): out[o] = sum_r x[o * R + r] (four interleaved partial sums per row). */
-function rowSums(): FuncBuilder {
-  const f = new FuncBuilder('rowSums', ['i32', 'i32', 'i32', 'i32']);
+/**
+ * rowSums(x, rows, R, out): out[o] = sum_r x[o * R + r] (four interleaved partial sums per row, the
+ * lanes added (0 + 1) + (2 + 3), then the tail). rowSumSquares: the same sums of the float32 squares
+ * x^2, so it gives the bits of Square followed by core's Sum.
+ */
+function rowSums(square = false): FuncBuilder {
+  const f = new FuncBuilder(square ? 'rowSumSquares' : 'rowSums', ['i32', 'i32', 'i32', 'i32']);
   const [x, rows, R, out] = f.params as [Local, Local, Local, Local];
   const o = f.local('i32');
   const r = f.local('i32');
   const vecEnd = f.local('i32');
   const acc = f.local('v128');
   const s = f.local('f32');
+  const v = f.local('v128');
+  const e = f.local('f32');
+  const vec = (load: Code): Code => (square ? seq(set(v, load), f32x4.mul(get(v), get(v))) : load);
+  const sca = (load: Code): Code => (square ? seq(set(e, load), f32.mul(get(e), get(e))) : load);
   f.body = seq(
     set(vecEnd, i32.and(get(R), i32.const(~3))),
     whileLoop(
@@ -94,7 +102,7 @@ function rowSums(): FuncBuilder {
       set(r, i32.const(0)),
       whileLoop(
         i32.lt_u(get(r), get(vecEnd)),
-        set(acc, f32x4.add(get(acc), v128.load(get(x)))),
+        set(acc, f32x4.add(get(acc), vec(v128.load(get(x))))),
         inc(x, i32.const(16)),
         inc(r, i32.const(4)),
       ),
@@ -105,54 +113,11 @@ function rowSums(): FuncBuilder {
           f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
         ),
       ),
-      whileLoop(i32.lt_u(get(r), get(R)), set(s, f32.add(get(s), f32.load(get(x)))), inc(x, i32.const(4)), inc(r, i32.const(1))),
+      whileLoop(i32.lt_u(get(r), get(R)), set(s, f32.add(get(s), sca(f32.load(get(x))))), inc(x, i32.const(4)), inc(r, i32.const(1))),
       f32.store(get(out), get(s)),
       inc(out, i32.const(4)),
       inc(o, i32.const(1)),
     ),
-  );
-  return f;
-}
-
-/**
- * sumSquares(x, R, out): out[0] = sum_r x[r]^2, in rowSums' order (four interleaved partial sums of
- * the float32 squares, the lanes added (0 + 1) + (2 + 3), then the tail), so it gives the same bits
- * as Square followed by core's Sum over all axes.
- */
-function sumSquares(): FuncBuilder {
-  const f = new FuncBuilder('sumSquares', ['i32', 'i32', 'i32']);
-  const [x, R, out] = f.params as [Local, Local, Local];
-  const r = f.local('i32');
-  const vecEnd = f.local('i32');
-  const acc = f.local('v128');
-  const v = f.local('v128');
-  const s = f.local('f32');
-  const e = f.local('f32');
-  f.body = seq(
-    set(vecEnd, i32.and(get(R), i32.const(~3))),
-    set(acc, v128.zero()),
-    whileLoop(
-      i32.lt_u(get(r), get(vecEnd)),
-      set(v, v128.load(get(x))),
-      set(acc, f32x4.add(get(acc), f32x4.mul(get(v), get(v)))),
-      inc(x, i32.const(16)),
-      inc(r, i32.const(4)),
-    ),
-    set(
-      s,
-      f32.add(
-        f32.add(f32x4.extract_lane(get(acc), 0), f32x4.extract_lane(get(acc), 1)),
-        f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
-      ),
-    ),
-    whileLoop(
-      i32.lt_u(get(r), get(R)),
-      set(e, f32.load(get(x))),
-      set(s, f32.add(get(s), f32.mul(get(e), get(e)))),
-      inc(x, i32.const(4)),
-      inc(r, i32.const(1)),
-    ),
-    f32.store(get(out), get(s)),
   );
   return f;
 }
@@ -587,7 +552,7 @@ export function simdOpsModule(): object {
     assembleModule([
       sumRows(),
       rowSums(),
-      sumSquares(),
+      rowSums(true),
       scaleFunc(),
       powInt(),
       mapFunc('tanh', 1, ([x], v) => tanhVec(x as Code, v)),
@@ -609,7 +574,7 @@ export function simdOpsModule(): object {
 interface Exports {
   sumRows(x: number, R: number, inner: number, out: number): void;
   rowSums(x: number, rows: number, R: number, out: number): void;
-  sumSquares(x: number, R: number, out: number): void;
+  rowSumSquares(x: number, rows: number, R: number, out: number): void;
   scale(x: number, n: number, c: number, out: number): void;
   powInt(x: number, n: number, e: number, inv: number, out: number): void;
   tanh(x: number, n: number, out: number, tmp: number): void;
@@ -649,7 +614,7 @@ export class SimdOps {
 
   /** sum_i x[i]^2 over n floats at byte offset x, as Square + core's Sum (rowSums' order) give it. */
   sumSquares(x: number, n: number): number {
-    this.x.sumSquares(x, n, this.tmp);
+    this.x.rowSumSquares(x, 1, n, this.tmp);
     return new Float32Array(this.memory.buffer, this.tmp, 1)[0] as number;
   }
 

@@ -439,8 +439,8 @@ function depthwiseConv2dNativeBackpropInput({ inputs, backend, attrs }: KernelAr
 }
 
 /** Which forward convolution conv2DForwardGemm runs; 'auto' is the measured choice (README, issue 17). */
-export type ConvForwardVariant = 'auto' | 'shifted' | 'im2col' | 'stock';
-const CONV_FORWARD_VARIANTS: readonly ConvForwardVariant[] = ['auto', 'shifted', 'im2col', 'stock'];
+export type ConvForwardVariant = 'auto' | 'shifted' | 'stock';
+const CONV_FORWARD_VARIANTS: readonly ConvForwardVariant[] = ['auto', 'shifted', 'stock'];
 let convForward: ConvForwardVariant | null = null;
 
 /** The variant in force: setConvForwardVariant's, else MMLM_CONV_FORWARD (A/B benchmarks), else 'auto'. */
@@ -463,21 +463,20 @@ export function setConvForwardVariant(v: ConvForwardVariant): ConvForwardVariant
 }
 
 /**
- * Conv2D (forward) as GEMMs for NHWC float32 with dilation 1; `fallback` (the stock XNNPACK kernel)
- * takes everything else.
- * - 'shifted' (stride 1): the transpose of filterGradShifted above. x is copied into xp [B, Hp, Wp,
- *   Cin] (zero border and tail); output row k = (b Hp + yR) Wp + yC of yp [B Hp Wp, Cout] is
- *     yp[k] = sum over taps (wR, wC) of xp[k + wR Wp + wC] W[wR, wC]     (W[wR, wC]: [Cin, Cout])
- *   one accumulating GEMM per tap whose A operand is xp at a constant offset; then the OH x OW corner
- *   of each image is copied out. No im2col buffer; (Hp Wp) / (OH OW) more multiply-adds.
- * - 'im2col' (any stride): col [chunk P, kh kw Cin] as in conv2DBackpropFilter, then
- *   y_chunk [chunk P, Cout] = col W [kh kw Cin, Cout], one GEMM per chunk.
- * 'auto' (the default) runs 'shifted' for stride-1 convolutions while the native GEMM (the optional
- * OpenBLAS addon) is active and the stock kernel otherwise: on core's WebAssembly SIMD GEMM both
- * variants are slower than XNNPACK's convolution (measured, README, issue 17), so without the addon
- * nothing changes. The float32 sums run in another order than XNNPACK's, so results differ from the
- * stock kernel in the last bits (tests: against the cpu backend and a float64 direct convolution).
- * MMLM_CONV_FORWARD (auto | shifted | im2col | stock) forces a variant for A/B benchmarks.
+ * Conv2D (forward) of a stride-1, dilation-1 NHWC float32 convolution as GEMMs, the transpose of
+ * filterGradShifted above; `fallback` (the stock XNNPACK kernel) takes everything else. x is copied
+ * into xp [B, Hp, Wp, Cin] (zero border and tail); output row k = (b Hp + yR) Wp + yC of
+ * yp [B Hp Wp, Cout] is
+ *   yp[k] = sum over taps (wR, wC) of xp[k + wR Wp + wC] W[wR, wC]     (W[wR, wC]: [Cin, Cout]),
+ * one accumulating GEMM per tap whose A operand is xp at a constant offset; then the OH x OW corner
+ * of each image is copied out. No im2col buffer; (Hp Wp) / (OH OW) more multiply-adds.
+ * 'auto' (the default) runs it while the native GEMM (the optional OpenBLAS addon) is active and the
+ * stock kernel otherwise: on core's WebAssembly SIMD GEMM it is slower than XNNPACK's convolution, and
+ * an im2col + GEMM variant (also for stride 2) paid on neither GEMM (measured, README, issue 17), so
+ * without the addon nothing changes. The float32 sums run in another order than XNNPACK's, so
+ * results differ from the stock kernel in the last bits (tests: against the cpu backend and a
+ * float64 direct convolution). MMLM_CONV_FORWARD (auto | shifted | stock) forces a variant for A/B
+ * benchmarks.
  */
 export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) => tf.TensorInfo): tf.TensorInfo {
   const { inputs, backend, attrs } = args;
@@ -517,11 +516,11 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: Cin, outHeight: OH, outWidth: OW, outChannels: Cout } = info;
   const { filterHeight: kh, filterWidth: kw } = info;
   const { top, left, bottom, right } = info.padInfo;
-  const stride1 = info.strideHeight === 1 && info.strideWidth === 1;
-  // 'auto', measured (README, issue 17): XNNPACK's convolution beats both variants on core's 128-bit
-  // SIMD GEMM, so they run only on the native GEMM (the OpenBLAS addon), and the shifted one only
-  if (chosen === 'auto' && !(stride1 && nativeBlas())) return fallback(args);
-  const variant = chosen === 'auto' ? 'shifted' : chosen;
+  const Hp = H + top + bottom;
+  const Wp = W + left + right;
+  const shiftable = info.strideHeight === 1 && info.strideWidth === 1 && OH === Hp - kh + 1 && OW === Wp - kw + 1;
+  // 'auto' (measured, README, issue 17): only on the native GEMM
+  if (!shiftable || (chosen === 'auto' && !nativeBlas())) return fallback(args);
   const out = be.makeOutput([B, OH, OW, Cout], 'float32');
   const P = OH * OW;
   if (B * P * Cout === 0) return out;
@@ -533,85 +532,47 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   const wPtr = be.dataIdMap.get(filter.dataId).memoryOffset;
   const outPtr = be.dataIdMap.get(out.dataId).memoryOffset;
   const g = gemmFor(be);
-  if (variant === 'shifted' && stride1 && OH === H + top + bottom - kh + 1 && OW === W + left + right - kw + 1) {
-    const Hp = H + top + bottom;
-    const Wp = W + left + right;
-    const M = B * Hp * Wp; // rows of yp
-    const tail = (kh - 1) * Wp + (kw - 1); // xp rows read past the last image by the last taps
-    const xpFloats = (M + tail) * Cin;
-    const xpPtr = be.wasm._malloc(4 * xpFloats) >>> 0;
-    const ypPtr = be.wasm._malloc(4 * M * Cout) >>> 0;
-    try {
-      let heap = be.wasm.HEAPF32; // after the mallocs, which may grow the heap
-      const xs = xPtr >>> 2;
-      const xp = xpPtr >>> 2;
-      heap.fill(0, xp, xp + xpFloats);
-      for (let b = 0; b < B; b++)
-        for (let r = 0; r < H; r++) {
-          const from = xs + (b * H + r) * W * Cin;
-          heap.copyWithin(xp + ((b * Hp + r + top) * Wp + left) * Cin, from, from + W * Cin);
-        }
-      for (let wR = 0; wR < kh; wR++)
-        for (let wC = 0; wC < kw; wC++) {
-          const t = wR * kw + wC;
-          // yp [M, Cout] (+)= A [M, Cin] W[t] [Cin, Cout], A(k, m) = xp[(k + wR Wp + wC) Cin + m]
-          g.gemm(
-            M,
-            Cout,
-            Cin,
-            { ptr: xpPtr + 4 * (wR * Wp + wC) * Cin, rs: Cin, cs: 1 },
-            { ptr: wPtr + 4 * t * Cin * Cout, rs: Cout, cs: 1 },
-            ypPtr,
-            Cout,
-            t > 0,
-          );
-        }
-      heap = be.wasm.HEAPF32; // re-read: the GEMM may have grown the heap
-      const yp = ypPtr >>> 2;
-      const os = outPtr >>> 2;
-      for (let b = 0; b < B; b++)
-        for (let r = 0; r < OH; r++) {
-          const from = yp + (b * Hp + r) * Wp * Cout;
-          heap.copyWithin(os + (b * OH + r) * OW * Cout, from, from + OW * Cout);
-        }
-    } finally {
-      be.wasm._free(ypPtr);
-      be.wasm._free(xpPtr);
-    }
-    return out;
-  }
-  const taps = kh * kw * Cin; // columns of col
-  const perChunk = Math.max(1, Math.min(B, Math.floor(COL_BYTES / (4 * P * taps))));
-  const colPtr = be.wasm._malloc(4 * perChunk * P * taps) >>> 0;
+  const M = B * Hp * Wp; // rows of yp
+  const tail = (kh - 1) * Wp + (kw - 1); // xp rows read past the last image by the last taps
+  const xpFloats = (M + tail) * Cin;
+  const xpPtr = be.wasm._malloc(4 * xpFloats) >>> 0;
+  const ypPtr = be.wasm._malloc(4 * M * Cout) >>> 0;
   try {
-    const { strideHeight: sh, strideWidth: sw } = info;
-    for (let b0 = 0; b0 < B; b0 += perChunk) {
-      const nb = Math.min(perChunk, B - b0);
-      const heap = be.wasm.HEAPF32; // re-read: a malloc or GEMM may have grown the heap
-      let o = colPtr >>> 2;
-      for (let bi = 0; bi < nb; bi++) {
-        const xb = (xPtr >>> 2) + (b0 + bi) * H * W * Cin;
-        for (let yR = 0; yR < OH; yR++)
-          for (let yC = 0; yC < OW; yC++)
-            for (let wR = 0; wR < kh; wR++) {
-              const xR = yR * sh + wR - top;
-              for (let wC = 0; wC < kw; wC++) {
-                const xC = yC * sw + wC - left;
-                if (xR < 0 || xR >= H || xC < 0 || xC >= W) heap.fill(0, o, o + Cin);
-                else {
-                  const xi = xb + (xR * W + xC) * Cin;
-                  if (Cin >= 16) heap.copyWithin(o, xi, xi + Cin);
-                  else for (let d = 0; d < Cin; d++) heap[o + d] = heap[xi + d] as number;
-                }
-                o += Cin;
-              }
-            }
+    let heap = be.wasm.HEAPF32; // after the mallocs, which may grow the heap
+    const xs = xPtr >>> 2;
+    const xp = xpPtr >>> 2;
+    heap.fill(0, xp, xp + xpFloats);
+    for (let b = 0; b < B; b++)
+      for (let r = 0; r < H; r++) {
+        const from = xs + (b * H + r) * W * Cin;
+        heap.copyWithin(xp + ((b * Hp + r + top) * Wp + left) * Cin, from, from + W * Cin);
       }
-      // y_chunk [nb P, Cout] = col [nb P, taps] W [taps, Cout]
-      g.gemm(nb * P, Cout, taps, { ptr: colPtr, rs: taps, cs: 1 }, { ptr: wPtr, rs: Cout, cs: 1 }, outPtr + 4 * b0 * P * Cout, Cout, false);
-    }
+    for (let wR = 0; wR < kh; wR++)
+      for (let wC = 0; wC < kw; wC++) {
+        const t = wR * kw + wC;
+        // yp [M, Cout] (+)= A [M, Cin] W[t] [Cin, Cout], A(k, m) = xp[(k + wR Wp + wC) Cin + m]
+        g.gemm(
+          M,
+          Cout,
+          Cin,
+          { ptr: xpPtr + 4 * (wR * Wp + wC) * Cin, rs: Cin, cs: 1 },
+          { ptr: wPtr + 4 * t * Cin * Cout, rs: Cout, cs: 1 },
+          ypPtr,
+          Cout,
+          t > 0,
+        );
+      }
+    heap = be.wasm.HEAPF32; // re-read: the GEMM may have grown the heap
+    const yp = ypPtr >>> 2;
+    const os = outPtr >>> 2;
+    for (let b = 0; b < B; b++)
+      for (let r = 0; r < OH; r++) {
+        const from = yp + (b * Hp + r) * Wp * Cout;
+        heap.copyWithin(os + (b * OH + r) * OW * Cout, from, from + OW * Cout);
+      }
   } finally {
-    be.wasm._free(colPtr);
+    be.wasm._free(ypPtr);
+    be.wasm._free(xpPtr);
   }
   return out;
 }
