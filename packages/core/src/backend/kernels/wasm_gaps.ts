@@ -240,6 +240,29 @@ function filterGradShifted(be: Backend, x: tf.TensorInfo, dy: tf.TensorInfo, inf
   }
 }
 
+/** Conv2D-family attributes as the kernels receive them. */
+interface ConvAttrs {
+  strides: [number, number] | number;
+  pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+  dataFormat: 'NHWC' | 'NCHW';
+  dilations?: [number, number] | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** tfjs-core's geometry of an NHWC, dilation-1 convolution of x [inputShape] with a filter. */
+function nhwcConvInfo(inputShape: number[], filterShape: number[], a: ConvAttrs): ConvInfo {
+  return tf.backend_util.computeConv2DInfo(
+    inputShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
 /**
  * Conv2DBackpropInput (conv2d's input gradient) as GEMM + col2im, for NHWC float32: the column
  * gradient dcol[p, (r, c, d1)] = sum_d2 dy[p, d2] W[r, c, d1, d2] (one GEMM per chunk of images),
@@ -252,24 +275,10 @@ export function conv2DBackpropInputGemm(args: KernelArgs, fallback: (a: KernelAr
   const be = backend as Backend;
   const dy = inputs.dy as tf.TensorInfo;
   const filter = inputs.filter as tf.TensorInfo;
-  const { strides, pad, dataFormat, dimRoundingMode, inputShape } = attrs as unknown as {
-    strides: [number, number] | number;
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-    inputShape: [number, number, number, number];
-  };
-  if ((dataFormat ?? 'NHWC') !== 'NHWC' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return fallback(args);
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
-    filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+  const { inputShape } = a;
+  if ((a.dataFormat ?? 'NHWC') !== 'NHWC' || dy.dtype !== 'float32' || filter.dtype !== 'float32') return fallback(args);
+  const info = nhwcConvInfo(inputShape, filter.shape, a);
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth } = info;
   const expectDy = [batchSize, outHeight, outWidth, outChannels];
   if (dy.shape.join() !== expectDy.join())
@@ -483,18 +492,12 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   const be = backend as Backend;
   const x = inputs.x as tf.TensorInfo;
   const filter = inputs.filter as tf.TensorInfo;
-  const { strides, pad, dataFormat, dilations, dimRoundingMode } = attrs as unknown as {
-    strides: [number, number] | number;
-    pad: 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
-    dataFormat: 'NHWC' | 'NCHW';
-    dilations: [number, number] | number;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  };
-  const dil = typeof dilations === 'number' ? [dilations, dilations] : (dilations ?? [1, 1]);
+  const a = attrs as unknown as ConvAttrs;
+  const dil = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : (a.dilations ?? [1, 1]);
   const chosen = convForwardVariant();
   if (
     chosen === 'stock' ||
-    (dataFormat ?? 'NHWC') !== 'NHWC' ||
+    (a.dataFormat ?? 'NHWC') !== 'NHWC' ||
     x.dtype !== 'float32' ||
     filter.dtype !== 'float32' ||
     x.shape.length !== 4 ||
@@ -503,16 +506,7 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
     dil[1] !== 1
   )
     return fallback(args);
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = nhwcConvInfo(x.shape, filter.shape, a);
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: Cin, outHeight: OH, outWidth: OW, outChannels: Cout } = info;
   const { filterHeight: kh, filterWidth: kw } = info;
   const { top, left, bottom, right } = info.padInfo;
