@@ -10,13 +10,61 @@
  * 0.8413447461 + 0.2419707245 = 1.0833154706; GELU'(0) = 0.5.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADAMW_KERNEL, ADAMW_N_KERNEL, geluErfComposite } from '../../src/backend/kernels/fused.js';
+import {
+  ADAMW_KERNEL,
+  ADAMW_N_KERNEL,
+  GELU_ERF_GRAD_KERNEL,
+  GELU_KERNEL,
+  geluErfComposite,
+  SILU_GRAD_KERNEL,
+  SILU_KERNEL,
+} from '../../src/backend/kernels/fused.js';
 import { geluErf, geluTanh, silu, useStockKernels } from '../../src/backend/kernels/index.js';
 import { AdamW, tf } from '../../src/index.js';
 import { checkGradients, useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size, take } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));
+
+type Op = (x: tf.Tensor) => tf.Tensor;
+
+/** op(x) and d sum(op(x) dy) / dx on wasm and on cpu, for 1037 (odd) inputs x = scale N(0, 1). */
+async function valueAndGradBoth(op: Op, seed: number, scale: number): Promise<{ w: Float32Array[]; c: Float32Array[]; x: Float32Array }> {
+  const x = randn(seed, 1037).map((v) => scale * v);
+  const dy = randn(seed + 1, 1037);
+  const run = () =>
+    tf.tidy(() => {
+      const t = tf.tensor1d(x);
+      const w = tf.tensor1d(dy);
+      return [
+        Float32Array.from(op(t).dataSync()),
+        Float32Array.from(
+          tf
+            .grad((u: tf.Tensor) => op(u).mul(w).sum())(t)
+            .dataSync(),
+        ),
+      ];
+    });
+  const w = await on('wasm', run);
+  const c = await on('cpu', run);
+  expect(relErr(w[0]!, c[0]!)).toBeLessThanOrEqual(1e-6);
+  expect(relErr(w[1]!, c[1]!)).toBeLessThanOrEqual(1e-6);
+  return { w, c, x };
+}
+
+/** On wasm: the gradient of sum(op(x)^2) against finite differences, no tensors left behind, int32 rejected naming `name`. */
+async function fusedContract(name: string, op: Op, x: tf.Tensor): Promise<void> {
+  await useBackend('wasm');
+  checkGradients(([u]) => op(u!).square().sum() as tf.Scalar, [x], { eps: 1e-2, rtol: 2e-2, atol: 1e-3 });
+  const before = tf.memory().numTensors;
+  take(tf.grad((u: tf.Tensor) => op(u).sum())(x));
+  take(op(x));
+  expect(tf.memory().numTensors).toBe(before);
+  x.dispose();
+  const i = tf.tensor1d([1, 2], 'int32');
+  expect(() => op(i)).toThrow(new RegExp(`${name}: x must be float32, got int32`));
+  i.dispose();
+}
 
 describe('geluErf (fused exact GELU)', () => {
   it('matches closed-form values and derivatives on wasm and cpu', async () => {
@@ -35,55 +83,14 @@ describe('geluErf (fused exact GELU)', () => {
   });
 
   it('wasm kernels match the cpu composite (tfjs Erf + autodiff) in value and gradient (odd length)', async () => {
-    const x = randn(5, 1037).map((v) => 3 * v);
-    const dy = randn(6, 1037);
-    const run = () =>
-      tf.tidy(() => {
-        const t = tf.tensor1d(x);
-        const w = tf.tensor1d(dy);
-        return [
-          Float32Array.from(geluErf(t).dataSync()),
-          Float32Array.from(
-            tf
-              .grad((u: tf.Tensor) => geluErf(u).mul(w).sum())(t)
-              .dataSync(),
-          ),
-        ];
-      });
-    const w = await on('wasm', run);
-    const c = await on('cpu', run);
-    expect(relErr(w[0] as Float32Array, c[0] as Float32Array)).toBeLessThanOrEqual(1e-6);
-    expect(relErr(w[1] as Float32Array, c[1] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    const { c, x } = await valueAndGradBoth(geluErf, 5, 3);
     // on cpu (no fused kernel) it is the composite itself, digit for digit
     const composite = await on('cpu', () => take(geluErfComposite(tf.tensor1d(x)))[0] as Float32Array);
     expect(Array.from(c[0] as Float32Array)).toEqual(Array.from(composite));
   });
 
-  it('gradient matches finite differences on wasm', async () => {
-    await useBackend('wasm');
-    const x = tf.tensor2d(Array.from(randn(7, 12)), [3, 4]);
-    checkGradients(
-      (xs) =>
-        geluErf(xs[0] as tf.Tensor)
-          .square()
-          .sum() as tf.Scalar,
-      [x],
-      { eps: 1e-2, rtol: 2e-2, atol: 1e-3 },
-    );
-    x.dispose();
-  });
-
-  it('leaves no tensors behind and rejects non-float32 input', async () => {
-    await useBackend('wasm');
-    const x = tf.randomNormal([5, 7], 0, 1, 'float32', 4);
-    const before = tf.memory().numTensors;
-    take(tf.grad((u: tf.Tensor) => geluErf(u).sum())(x));
-    take(geluErf(x));
-    expect(tf.memory().numTensors).toBe(before);
-    x.dispose();
-    const i = tf.tensor1d([1, 2], 'int32');
-    expect(() => geluErf(i)).toThrow(/geluErf: x must be float32, got int32/);
-    i.dispose();
+  it('gradient matches finite differences on wasm; no tensors left behind; int32 rejected', async () => {
+    await fusedContract('geluErf', geluErf, tf.tensor2d(Array.from(randn(7, 12)), [3, 4]));
   });
 });
 
@@ -100,54 +107,13 @@ describe('geluTanh (fused)', () => {
   });
 
   it('wasm kernels match the cpu composite in value and gradient (odd length)', async () => {
-    const x = randn(1, 1037).map((v) => 3 * v);
-    const dy = randn(2, 1037);
-    const run = () =>
-      tf.tidy(() => {
-        const t = tf.tensor1d(x);
-        const w = tf.tensor1d(dy);
-        return [
-          Float32Array.from(geluTanh(t).dataSync()),
-          Float32Array.from(
-            tf
-              .grad((u: tf.Tensor) => geluTanh(u).mul(w).sum())(t)
-              .dataSync(),
-          ),
-        ];
-      });
-    const w = await on('wasm', run);
-    const c = await on('cpu', run);
-    expect(relErr(w[0] as Float32Array, c[0] as Float32Array)).toBeLessThanOrEqual(1e-6);
-    expect(relErr(w[1] as Float32Array, c[1] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    await valueAndGradBoth(geluTanh, 1, 3);
     const g0 = await on('wasm', () => take(tf.grad((u: tf.Tensor) => geluTanh(u).sum())(tf.tensor1d([0])))[0] as Float32Array);
     expect(g0[0]).toBeCloseTo(0.5, 7);
   });
 
-  it('gradient matches finite differences on wasm', async () => {
-    await useBackend('wasm');
-    const x = tf.tensor2d(Array.from(randn(3, 12)), [3, 4]);
-    checkGradients(
-      (xs) =>
-        geluTanh(xs[0] as tf.Tensor)
-          .square()
-          .sum() as tf.Scalar,
-      [x],
-      { eps: 1e-2, rtol: 2e-2, atol: 1e-3 },
-    );
-    x.dispose();
-  });
-
-  it('leaves no tensors behind and rejects non-float32 input', async () => {
-    await useBackend('wasm');
-    const x = tf.randomNormal([5, 7], 0, 1, 'float32', 4);
-    const before = tf.memory().numTensors;
-    take(tf.grad((u: tf.Tensor) => geluTanh(u).sum())(x));
-    take(geluTanh(x));
-    expect(tf.memory().numTensors).toBe(before);
-    x.dispose();
-    const i = tf.tensor1d([1, 2], 'int32');
-    expect(() => geluTanh(i)).toThrow(/geluTanh: x must be float32, got int32/);
-    i.dispose();
+  it('gradient matches finite differences on wasm; no tensors left behind; int32 rejected', async () => {
+    await fusedContract('geluTanh', geluTanh, tf.tensor2d(Array.from(randn(3, 12)), [3, 4]));
   });
 });
 
@@ -271,25 +237,7 @@ describe('silu (fused)', () => {
   });
 
   it('wasm kernels match the cpu composite in value and gradient (odd length)', async () => {
-    const x = randn(3, 1037).map((v) => 6 * v);
-    const dy = randn(4, 1037);
-    const run = () =>
-      tf.tidy(() => {
-        const t = tf.tensor1d(x);
-        const w = tf.tensor1d(dy);
-        return [
-          Float32Array.from(silu(t).dataSync()),
-          Float32Array.from(
-            tf
-              .grad((u: tf.Tensor) => silu(u).mul(w).sum())(t)
-              .dataSync(),
-          ),
-        ];
-      });
-    const w = await on('wasm', run);
-    const c = await on('cpu', run);
-    expect(relErr(w[0] as Float32Array, c[0] as Float32Array)).toBeLessThanOrEqual(1e-6);
-    expect(relErr(w[1] as Float32Array, c[1] as Float32Array)).toBeLessThanOrEqual(1e-6);
+    await valueAndGradBoth(silu, 3, 6);
     // silu'(0) = 1/2; silu'(x) = s (1 + x (1 - s)) at x = 2: 0.8807970780 (1 + 2 * 0.1192029220) = 1.0907842211
     const g = await on('wasm', () => take(tf.grad((u: tf.Tensor) => silu(u).sum())(tf.tensor1d([0, 2])))[0] as Float32Array);
     expect(g[0]).toBeCloseTo(0.5, 7);
@@ -297,16 +245,22 @@ describe('silu (fused)', () => {
   });
 
   it('gradient matches finite differences on wasm; no tensors left behind; int32 rejected', async () => {
+    await fusedContract('silu', silu, tf.tensor1d([-3, -0.5, 0.25, 1.5, 4]));
+  });
+});
+
+describe('fused activation kernels (wasm) reject bad inputs naming them', () => {
+  it('non-float32 x, and dy / x of different shapes or dtypes', async () => {
     await useBackend('wasm');
-    const x = tf.tensor1d([-3, -0.5, 0.25, 1.5, 4]);
-    checkGradients(([u]) => silu(u!).square().sum() as tf.Scalar, [x], { eps: 1e-2, rtol: 2e-2, atol: 1e-3 });
-    const before = tf.memory().numTensors;
-    take(tf.grad((u: tf.Tensor) => silu(u).sum())(x));
-    take(silu(x));
-    expect(tf.memory().numTensors).toBe(before);
-    x.dispose();
-    const i = tf.tensor1d([1, 2], 'int32');
-    expect(() => silu(i)).toThrow(/silu: x must be float32, got int32/);
-    i.dispose();
+    const ints = tf.tensor1d([1, 2, 3], 'int32');
+    const a = tf.zeros([3]);
+    const b = tf.zeros([4]);
+    for (const name of [GELU_KERNEL, SILU_KERNEL])
+      expect(() => tf.engine().runKernel(name, { x: ints })).toThrow(new RegExp(`${name} \\(wasm\\): x must be float32, got int32`));
+    for (const name of [GELU_ERF_GRAD_KERNEL, SILU_GRAD_KERNEL]) {
+      expect(() => tf.engine().runKernel(name, { dy: a, x: b })).toThrow(/dy shape \[3\] must equal x shape \[4\]/);
+      expect(() => tf.engine().runKernel(name, { dy: ints, x: a })).toThrow(/dy and x must be float32, got int32 and float32/);
+    }
+    tf.dispose([ints, a, b]);
   });
 });

@@ -177,6 +177,24 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
 }
 
 /**
+ * Zero xp (xpFloats floats, heap offsets in floats) and copy x [B, H, W, Cin] into it as
+ * [B, Hp, Wp, Cin] with its top-left corner at (top, left): the zero-padded input both shifted-GEMM
+ * convolutions read at constant offsets (the zeros past the last image are their tail).
+ */
+function padInputOnHeap(heap: Float32Array, xs: number, xp: number, xpFloats: number, info: ConvInfo): void {
+  const { batchSize: B, inHeight: H, inWidth: W, inChannels: Cin } = info;
+  const { top, left, bottom, right } = info.padInfo;
+  const Hp = H + top + bottom;
+  const Wp = W + left + right;
+  heap.fill(0, xp, xp + xpFloats);
+  for (let b = 0; b < B; b++)
+    for (let r = 0; r < H; r++) {
+      const from = xs + (b * H + r) * W * Cin;
+      heap.copyWithin(xp + ((b * Hp + r + top) * Wp + left) * Cin, from, from + W * Cin);
+    }
+}
+
+/**
  * The weight gradient of a stride-1, dilation-1 NHWC convolution without an im2col buffer: one GEMM
  * per filter tap on shifted views of the zero-padded input. With x padded to xp [B, Hp, Wp, Cin]
  * (plus a zero tail) and dy written into dyp [B, Hp, Wp, Cout] (zero outside its OH x OW corner), the
@@ -206,13 +224,9 @@ function filterGradShifted(be: Backend, x: tf.TensorInfo, dy: tf.TensorInfo, inf
     const dys = be.dataIdMap.get(dy.dataId).memoryOffset >>> 2;
     const xp = xpPtr >>> 2;
     const dp = dypPtr >>> 2;
-    heap.fill(0, xp, xp + xpFloats);
+    padInputOnHeap(heap, xs, xp, xpFloats, info);
     heap.fill(0, dp, dp + dypFloats);
     for (let b = 0; b < B; b++) {
-      for (let r = 0; r < H; r++) {
-        const from = xs + (b * H + r) * W * Cin;
-        heap.copyWithin(xp + ((b * Hp + r + top) * Wp + left) * Cin, from, from + W * Cin);
-      }
       for (let r = 0; r < OH; r++) {
         const from = dys + (b * OH + r) * OW * Cout;
         heap.copyWithin(dp + (b * Hp + r) * Wp * Cout, from, from + OW * Cout);
@@ -535,12 +549,7 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
     let heap = be.wasm.HEAPF32; // after the mallocs, which may grow the heap
     const xs = xPtr >>> 2;
     const xp = xpPtr >>> 2;
-    heap.fill(0, xp, xp + xpFloats);
-    for (let b = 0; b < B; b++)
-      for (let r = 0; r < H; r++) {
-        const from = xs + (b * H + r) * W * Cin;
-        heap.copyWithin(xp + ((b * Hp + r + top) * Wp + left) * Cin, from, from + W * Cin);
-      }
+    padInputOnHeap(heap, xs, xp, xpFloats, info);
     for (let wR = 0; wR < kh; wR++)
       for (let wC = 0; wC < kw; wC++) {
         const t = wR * kw + wC;

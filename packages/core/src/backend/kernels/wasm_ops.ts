@@ -564,33 +564,42 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         return out;
       }),
     ),
-    k(GELU_KERNEL, (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      const be = args.backend as Backend;
-      const out = be.makeOutput(x.shape, 'float32');
-      opsFor(be).gelu(offset(be, x), size(x.shape), offset(be, out));
-      return out;
-    }),
-    k(GELU_ERF_KERNEL, (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (x.dtype !== 'float32') throw new Error(`${GELU_ERF_KERNEL} (wasm): x must be float32, got ${x.dtype}`);
-      const be = args.backend as Backend;
-      const out = be.makeOutput(x.shape, 'float32');
-      opsFor(be).geluErf(offset(be, x), size(x.shape), offset(be, out));
-      return out;
-    }),
-    k(GELU_ERF_GRAD_KERNEL, (args) => {
-      const dy = args.inputs.dy as tf.TensorInfo;
-      const x = args.inputs.x as tf.TensorInfo;
-      if (dy.shape.join() !== x.shape.join())
-        throw new Error(`${GELU_ERF_GRAD_KERNEL} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
-      if (dy.dtype !== 'float32' || x.dtype !== 'float32')
-        throw new Error(`${GELU_ERF_GRAD_KERNEL} (wasm): dy and x must be float32, got ${dy.dtype} and ${x.dtype}`);
-      const be = args.backend as Backend;
-      const out = be.makeOutput(x.shape, 'float32');
-      opsFor(be).geluErfGrad(offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
-      return out;
-    }),
+    // the fused activations (fused.ts): y = f(x) and dx = dy f'(x), one SIMD pass each
+    ...(
+      [
+        [GELU_KERNEL, 'gelu'],
+        [GELU_ERF_KERNEL, 'geluErf'],
+        [SILU_KERNEL, 'silu'],
+      ] as const
+    ).map(([name, op]) =>
+      k(name, (args) => {
+        const x = args.inputs.x as tf.TensorInfo;
+        if (x.dtype !== 'float32') throw new Error(`${name} (wasm): x must be float32, got ${x.dtype}`);
+        const be = args.backend as Backend;
+        const out = be.makeOutput(x.shape, 'float32');
+        opsFor(be)[op](offset(be, x), size(x.shape), offset(be, out));
+        return out;
+      }),
+    ),
+    ...(
+      [
+        [GELU_GRAD_KERNEL, 'geluGrad'],
+        [GELU_ERF_GRAD_KERNEL, 'geluErfGrad'],
+        [SILU_GRAD_KERNEL, 'siluGrad'],
+      ] as const
+    ).map(([name, op]) =>
+      k(name, (args) => {
+        const dy = args.inputs.dy as tf.TensorInfo;
+        const x = args.inputs.x as tf.TensorInfo;
+        if (dy.shape.join() !== x.shape.join()) throw new Error(`${name} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
+        if (dy.dtype !== 'float32' || x.dtype !== 'float32')
+          throw new Error(`${name} (wasm): dy and x must be float32, got ${dy.dtype} and ${x.dtype}`);
+        const be = args.backend as Backend;
+        const out = be.makeOutput(x.shape, 'float32');
+        opsFor(be)[op](offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
+        return out;
+      }),
+    ),
     k(DROPOUT_KERNEL, (args) => {
       const x = args.inputs.x as tf.TensorInfo;
       const { rate, seed } = args.attrs as unknown as { rate: number; seed: number };
@@ -605,33 +614,6 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const xo = offset(be, x) >>> 2;
       const oo = offset(be, out) >>> 2;
       for (let i = n & ~3; i < n; i++) heap[oo + i] = heap[xo + i]! * (dropoutHash(key, i) >= thr ? scale : 0);
-      return out;
-    }),
-    k(SILU_KERNEL, (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      const be = args.backend as Backend;
-      const out = be.makeOutput(x.shape, 'float32');
-      opsFor(be).silu(offset(be, x), size(x.shape), offset(be, out));
-      return out;
-    }),
-    k(SILU_GRAD_KERNEL, (args) => {
-      const dy = args.inputs.dy as tf.TensorInfo;
-      const x = args.inputs.x as tf.TensorInfo;
-      if (dy.shape.join() !== x.shape.join())
-        throw new Error(`${SILU_GRAD_KERNEL} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
-      const be = args.backend as Backend;
-      const out = be.makeOutput(x.shape, 'float32');
-      opsFor(be).siluGrad(offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
-      return out;
-    }),
-    k(GELU_GRAD_KERNEL, (args) => {
-      const dy = args.inputs.dy as tf.TensorInfo;
-      const x = args.inputs.x as tf.TensorInfo;
-      if (dy.shape.join() !== x.shape.join())
-        throw new Error(`${GELU_GRAD_KERNEL} (wasm): dy shape [${dy.shape}] must equal x shape [${x.shape}]`);
-      const be = args.backend as Backend;
-      const out = be.makeOutput(x.shape, 'float32');
-      opsFor(be).geluGrad(offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
       return out;
     }),
     k(ADAMW_KERNEL, (args) => {
