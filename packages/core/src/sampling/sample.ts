@@ -16,13 +16,12 @@ import {
   checkTopK,
   checkTopP,
   mapRows,
-  penalizeRow,
+  maskInto,
+  penalizeInPlace,
   softmax,
-  topKFilter,
-  topPFilter,
+  topKInPlace,
+  topPInPlace,
 } from './filters.js';
-
-const NEG_INF = Number.NEGATIVE_INFINITY;
 
 export interface SampleOptions {
   /** Divides the logits; 0 means greedy. Default 1. */
@@ -56,15 +55,16 @@ function checkOptions(who: string, o: SampleOptions, B: number | undefined): voi
   }
 }
 
+/** The filters in sample()'s order on a copy of row (row is never written). */
 function filterRow(row: Float32Array, o: SampleOptions, keep: Uint8Array | undefined, prev: number[] | undefined): Float32Array {
-  let x = keep ? row.map((v, i) => (keep[i] ? v : NEG_INF)) : row;
+  const x = keep ? maskInto(new Float32Array(row.length), row, keep) : row.slice();
   if (o.repetitionPenalty !== undefined && o.repetitionPenalty !== 1 && prev?.length)
-    x = penalizeRow(x, prev, o.repetitionPenalty, 'repetitionPenalty');
+    penalizeInPlace(x, prev, o.repetitionPenalty, 'repetitionPenalty');
   const t = o.temperature ?? 1;
-  if (t > 0 && t !== 1) x = x.map((v) => v / t);
-  if (o.topK) x = topKFilter(x, o.topK);
-  if (o.topP !== undefined && o.topP < 1) x = topPFilter(x, o.topP);
-  return x === row ? row.slice() : x;
+  if (t > 0 && t !== 1) for (let i = 0; i < x.length; i++) x[i] = (x[i] as number) / t;
+  if (o.topK) topKInPlace(x, o.topK);
+  if (o.topP !== undefined && o.topP < 1) topPInPlace(x, o.topP);
+  return x;
 }
 
 /**
