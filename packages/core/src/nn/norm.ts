@@ -1,4 +1,5 @@
 /** LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019), over the last dimension. */
+import { LAYER_NORM_KERNEL, RMS_NORM_KERNEL } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 import { checkPositiveInt } from './linear.js';
 import { Module } from './module.js';
@@ -33,6 +34,8 @@ export class LayerNorm extends Module {
   forward(x: tf.Tensor /* [..., dim] */): tf.Tensor /* [..., dim] */ {
     return tf.tidy(() => {
       checkLastDim('LayerNorm', x, this.dim);
+      const fused = fusedNorm(LAYER_NORM_KERNEL, x, this.weight, this.bias, this.eps);
+      if (fused) return fused;
       const mean = x.mean(-1, true); // [..., 1]
       const xc = x.sub(mean);
       const variance = xc.square().mean(-1, true); // [..., 1]
@@ -69,10 +72,25 @@ export class RMSNorm extends Module {
   forward(x: tf.Tensor /* [..., dim] */): tf.Tensor /* [..., dim] */ {
     return tf.tidy(() => {
       checkLastDim('RMSNorm', x, this.dim);
+      const fused = fusedNorm(RMS_NORM_KERNEL, x, this.weight, null, this.eps);
+      if (fused) return fused;
       const y = x.mul(tf.rsqrt(x.square().mean(-1, true).add(this.eps)));
       return this.weight ? y.mul(this.weight) : y;
     });
   }
+}
+
+/**
+ * The one-call forward of core's kernels (wasm) while no gradient tape records (inference,
+ * evaluation, generation): bit-identical to the composite below it, which training keeps so that
+ * tfjs derives its gradient as before. null where the backend has no such kernel or x is not float32.
+ */
+function fusedNorm(kernel: string, x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps: number): tf.Tensor | null {
+  if (x.dtype !== 'float32' || tf.engine().isTapeOn() || tf.getKernel(kernel, tf.getBackend()) === undefined) return null;
+  const inputs: tf.NamedTensorMap = { x };
+  if (weight) inputs.weight = weight;
+  if (bias) inputs.bias = bias;
+  return tf.engine().runKernel(kernel, inputs, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 export function checkLastDim(what: string, x: tf.Tensor, dim: number): void {

@@ -33,6 +33,14 @@ export const ROPE_KERNEL = 'MmlmRope';
 export const GROUP_NORM_KERNEL = 'MmlmGroupNorm';
 export const GROUP_NORM_GRAD_KERNEL = 'MmlmGroupNormGrad';
 export const SILU_GRAD_KERNEL = 'MmlmSiluGrad';
+/**
+ * Inference forwards of the transformer norms over the last dimension (inputs x [..., D] and, when
+ * present, weight [D] / bias [D]; attrs eps, hasWeight, hasBias; output y): one kernel call
+ * instead of the composite's 6 (RMSNorm) or 9 (LayerNorm) with the composite's float32 arithmetic
+ * in its order, so bit-identical to it. Used only while no gradient tape records (nn/norm.ts).
+ */
+export const RMS_NORM_KERNEL = 'MmlmRmsNorm';
+export const LAYER_NORM_KERNEL = 'MmlmLayerNorm';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
 export const ADAMW_KERNEL = 'MmlmAdamW';
 /**

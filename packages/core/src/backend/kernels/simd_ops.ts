@@ -23,6 +23,7 @@ import {
   get,
   i32,
   i32x4,
+  if_,
   type Local,
   loop,
   seq,
@@ -545,6 +546,86 @@ function adamwFunc(): FuncBuilder {
   return f;
 }
 
+/**
+ * normRows(rows, D, x, w, b, y, eps, layer, hasW, hasB): RMSNorm (layer = 0) or LayerNorm
+ * (layer != 0) forward over rows of D float32 values, with the float32 steps of the composite's
+ * wasm kernels in their order (so bit-identical to it): Mean is a sequential float32 sum divided
+ * by D; then + eps, 1 / sqrt, the multiplies (and LayerNorm's subtract, add). The sums must run in
+ * index order, so they are scalar, over NORM_ROWS rows at once (independent chains); the
+ * elementwise pass is f32x4 (each lane rounds as the scalar op would) with a scalar tail.
+ */
+const NORM_ROWS = 4;
+function normRowsFunc(): FuncBuilder {
+  const f = new FuncBuilder('normRows', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32', 'i32']);
+  const [rows, D, x, w, b, y, eps, layer, hasW, hasB] = f.params as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local];
+  const r = f.local('i32');
+  const i = f.local('i32');
+  const v = f.local('f32');
+  const vv = f.local('v128');
+  const Df = f.local('f32');
+  const bytes = f.local('i32');
+  const vecBytes = f.local('i32');
+  const ptr = Array.from({ length: NORM_ROWS }, () => f.local('i32'));
+  const sum = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
+  const mean = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
+  const rs = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
+  const j4 = Array.from({ length: NORM_ROWS }, (_, j) => j);
+  /** k rows starting at x: statistics with k interleaved sums, then the elementwise pass row by row. */
+  const block_ = (k: number): Code => {
+    const js = j4.slice(0, k);
+    const setPtrs = seq(...js.map((j) => set(ptr[j]!, i32.add(get(x), i32.mul(get(bytes), i32.const(j))))));
+    const overRow = (...body: Code[]): Code =>
+      seq(set(i, i32.const(0)), whileLoop(i32.lt_u(get(i), get(bytes)), ...body, inc(i, i32.const(4))));
+    const at = (j: number): Code => f32.load(i32.add(get(ptr[j]!), get(i)));
+    const centred = (j: number): Code => f32.sub(at(j), get(mean[j]!)); // RMSNorm: mean +0, x - (+0) is x bit for bit
+    return seq(
+      setPtrs,
+      ...js.map((j) => set(mean[j]!, f32.const(0))),
+      if_(get(layer), [
+        ...js.map((j) => set(sum[j]!, f32.const(0))),
+        overRow(...js.map((j) => set(sum[j]!, f32.add(get(sum[j]!), at(j))))),
+        ...js.map((j) => set(mean[j]!, f32.div(get(sum[j]!), get(Df)))),
+      ]),
+      ...js.map((j) => set(sum[j]!, f32.const(0))),
+      overRow(...js.map((j) => seq(set(v, centred(j)), set(sum[j]!, f32.add(get(sum[j]!), f32.mul(get(v), get(v))))))),
+      ...js.map((j) => set(rs[j]!, f32.div(f32.const(1), f32.sqrt(f32.add(f32.div(get(sum[j]!), get(Df)), get(eps)))))),
+      ...js.map((j) =>
+        seq(
+          // y = ((x - mean) rs) w + b: f32x4 over the first D - D % 4, then scalar
+          set(i, i32.const(0)),
+          whileLoop(
+            i32.lt_u(get(i), get(vecBytes)),
+            set(vv, f32x4.mul(f32x4.sub(v128.load(i32.add(get(ptr[j]!), get(i))), f32x4.splat(get(mean[j]!))), f32x4.splat(get(rs[j]!)))),
+            if_(get(hasW), [set(vv, f32x4.mul(get(vv), v128.load(i32.add(get(w), get(i)))))]),
+            if_(get(hasB), [set(vv, f32x4.add(get(vv), v128.load(i32.add(get(b), get(i)))))]),
+            v128.store(i32.add(get(y), get(i)), get(vv)),
+            inc(i, i32.const(16)),
+          ),
+          whileLoop(
+            i32.lt_u(get(i), get(bytes)),
+            set(v, f32.mul(centred(j), get(rs[j]!))),
+            if_(get(hasW), [set(v, f32.mul(get(v), f32.load(i32.add(get(w), get(i)))))]),
+            if_(get(hasB), [set(v, f32.add(get(v), f32.load(i32.add(get(b), get(i)))))]),
+            f32.store(i32.add(get(y), get(i)), get(v)),
+            inc(i, i32.const(4)),
+          ),
+          inc(y, get(bytes)),
+        ),
+      ),
+      inc(x, i32.mul(get(bytes), i32.const(k))),
+      inc(r, i32.const(k)),
+    );
+  };
+  f.body = seq(
+    set(Df, f32.convert_i32_u(get(D))),
+    set(bytes, i32.shl(get(D), i32.const(2))),
+    set(vecBytes, i32.shl(i32.and(get(D), i32.const(~3)), i32.const(2))),
+    whileLoop(i32.le_u(i32.add(get(r), i32.const(NORM_ROWS)), get(rows)), block_(NORM_ROWS)),
+    whileLoop(i32.lt_u(get(r), get(rows)), block_(1)),
+  );
+  return f;
+}
+
 let moduleCache: object | null = null;
 
 export function simdOpsModule(): object {
@@ -566,6 +647,7 @@ export function simdOpsModule(): object {
       mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
       dropoutFunc(),
       adamwFunc(),
+      normRowsFunc(),
     ]),
   );
   return moduleCache;
@@ -588,6 +670,18 @@ interface Exports {
   siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void;
   adamw(p: number, m: number, s: number, g: number, P: number, M: number, S: number, n: number, ...scalars: number[]): void;
+  normRows(
+    rows: number,
+    D: number,
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    eps: number,
+    layer: number,
+    hasW: number,
+    hasB: number,
+  ): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -638,6 +732,11 @@ export class SimdOps {
 
   sqrt(x: number, n: number, out: number): void {
     this.x.sqrt(x, n, out, this.tmp);
+  }
+
+  /** RMSNorm / LayerNorm forward over rows of D (byte offsets; w, b < 0: absent). */
+  normRows(kind: 'rms' | 'layer', rows: number, D: number, x: number, w: number, b: number, y: number, eps: number): void {
+    this.x.normRows(rows, D, x, Math.max(w, 0), Math.max(b, 0), y, eps, kind === 'layer' ? 1 : 0, w >= 0 ? 1 : 0, b >= 0 ? 1 : 0);
   }
 
   /** GELU, tanh form, and its vector-Jacobian product dy * gelu'(x). */

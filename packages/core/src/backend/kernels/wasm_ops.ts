@@ -45,6 +45,8 @@ import {
   GELU_KERNEL,
   GROUP_NORM_GRAD_KERNEL,
   GROUP_NORM_KERNEL,
+  LAYER_NORM_KERNEL,
+  RMS_NORM_KERNEL,
   ROPE_KERNEL,
   SCALE_KERNEL,
   SILU_GRAD_KERNEL,
@@ -717,6 +719,27 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       }
       return out;
     }),
+    ...([RMS_NORM_KERNEL, LAYER_NORM_KERNEL] as const).map((name) =>
+      k(name, (args) => {
+        const { x, weight, bias } = args.inputs as Partial<Record<'x' | 'weight' | 'bias', tf.TensorInfo>>;
+        const { eps } = args.attrs as unknown as { eps: number };
+        const D = x?.shape[x.shape.length - 1];
+        const bad = (t: tf.TensorInfo | undefined) => t !== undefined && (t.dtype !== 'float32' || t.shape.join() !== `${D}`);
+        if (!x || x.dtype !== 'float32' || x.shape.length === 0 || bad(weight) || bad(bias) || (name === RMS_NORM_KERNEL && bias))
+          throw new Error(
+            `${name} (wasm): expected float32 x [..., D]${name === RMS_NORM_KERNEL ? ' and weight [D] or none' : ' and weight, bias [D] or none'}, got x ${x ? `${x.dtype} [${x.shape}]` : 'missing'}${weight ? `, weight ${weight.dtype} [${weight.shape}]` : ''}${bias ? `, bias ${bias.dtype} [${bias.shape}]` : ''}`,
+          );
+        if (!(typeof eps === 'number' && Number.isFinite(eps) && eps >= 0))
+          throw new Error(`${name} (wasm): eps must be a finite number >= 0, got ${eps}`);
+        const be = args.backend as Backend;
+        const out = be.makeOutput(x.shape, 'float32');
+        if (size(x.shape) === 0) return out;
+        const o = (t: tf.TensorInfo | undefined) => (t ? offset(be, t) : -1);
+        const kind = name === RMS_NORM_KERNEL ? 'rms' : 'layer';
+        opsFor(be).normRows(kind, size(x.shape) / D!, D!, o(x), o(weight), o(bias), o(out), eps);
+        return out;
+      }),
+    ),
     k(GROUP_NORM_KERNEL, (args) => {
       const { x, weight, bias } = args.inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo>;
       const { numGroups: G, eps } = args.attrs as unknown as { numGroups: number; eps: number };
