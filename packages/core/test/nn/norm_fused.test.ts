@@ -46,7 +46,12 @@ describe('fused norm forwards (wasm)', () => {
     for (const D of [1, 3, 7, 64, 129]) {
       for (const scale of [1e-3, 1, 300]) {
         const shape = [2, 5, D];
-        const x = tf.tidy(() => rng.randn(shape).mul(scale).add(rng.randn([D]).mul(scale)));
+        const x = tf.tidy(() =>
+          rng
+            .randn(shape)
+            .mul(scale)
+            .add(rng.randn([D]).mul(scale)),
+        );
         const mods: { m: LayerNorm | RMSNorm; kind: 'ln' | 'rms' }[] = [
           { m: new LayerNorm(D), kind: 'ln' },
           { m: new LayerNorm(D, { bias: false }), kind: 'ln' },
@@ -84,7 +89,9 @@ describe('fused norm forwards (wasm)', () => {
     const run = (k: string, inputs: tf.NamedTensorMap, eps = 1e-5) =>
       tf.tidy(() => tf.engine().runKernel(k, inputs, { eps } as unknown as tf.NamedAttrMap));
     const x = tf.ones([2, 4]);
-    expect(() => run(RMS_NORM_KERNEL, { x, weight: tf.ones([3]) })).toThrow(/MmlmRmsNorm \(wasm\): expected float32 x \[\.\.\., D\] and weight \[D\] or none, got x float32 \[2,4\], weight float32 \[3\]/);
+    expect(() => run(RMS_NORM_KERNEL, { x, weight: tf.ones([3]) })).toThrow(
+      /MmlmRmsNorm \(wasm\): expected float32 x \[\.\.\., D\] and weight \[D\] or none, got x float32 \[2,4\], weight float32 \[3\]/,
+    );
     expect(() => run(RMS_NORM_KERNEL, { x: tf.ones([2, 4], 'int32') })).toThrow(/got x int32 \[2,4\]/);
     expect(() => run(RMS_NORM_KERNEL, { x, bias: tf.ones([4]) })).toThrow(/weight \[D\] or none/);
     expect(() => run(LAYER_NORM_KERNEL, { x, bias: tf.ones([4], 'int32') })).toThrow(/bias int32 \[4\]/);

@@ -725,7 +725,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         const { eps } = args.attrs as unknown as { eps: number };
         const D = x?.shape[x.shape.length - 1];
         const bad = (t: tf.TensorInfo | undefined) => t !== undefined && (t.dtype !== 'float32' || t.shape.join() !== `${D}`);
-        if (!x || x.dtype !== 'float32' || x.shape.length === 0 || bad(weight) || bad(bias) || (name === RMS_NORM_KERNEL && bias))
+        if (x?.dtype !== 'float32' || x.shape.length === 0 || bad(weight) || bad(bias) || (name === RMS_NORM_KERNEL && bias))
           throw new Error(
             `${name} (wasm): expected float32 x [..., D]${name === RMS_NORM_KERNEL ? ' and weight [D] or none' : ' and weight, bias [D] or none'}, got x ${x ? `${x.dtype} [${x.shape}]` : 'missing'}${weight ? `, weight ${weight.dtype} [${weight.shape}]` : ''}${bias ? `, bias ${bias.dtype} [${bias.shape}]` : ''}`,
           );
