@@ -1,4 +1,5 @@
 /** Linear and Embedding, with PyTorch's weight layouts so checkpoints map name to name. */
+import { coreKernelsActive } from '../backend/kernels/index.js';
 import { readSync } from '../backend/read.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
@@ -50,6 +51,16 @@ export class Linear extends Module {
       const last = x.shape[x.shape.length - 1];
       if (last !== this.inFeatures)
         throw new Error(`Linear.forward: input last dim must be ${this.inFeatures} (in_features), got shape [${x.shape}]`);
+      if (x.rank >= 2 && x.dtype === 'float32' && !tf.engine().isTapeOn() && coreKernelsActive(tf.getBackend())) {
+        // Inference on core's wasm kernels: one _FusedMatMul call on x [..., N, in] as it is. Its
+        // leading dimensions fold into one GEMM of N' = prod(leading) rows and the bias is added
+        // in float32 after it, as below: the same numbers bit for bit, one kernel call instead of
+        // four. Training keeps the reshapes, whose gradients tfjs derives as before.
+        const inputs: tf.NamedTensorMap = { a: x, b: this.effectiveWeight() };
+        if (this.bias) inputs.bias = this.bias;
+        const attrs = { transposeA: false, transposeB: true, activation: 'linear' };
+        return tf.engine().runKernel('_FusedMatMul', inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+      }
       const x2 = x.reshape([-1, this.inFeatures]); // [N, in]
       let y = tf.matMul(x2, this.effectiveWeight(), false, true); // [N, out]
       if (this.bias) y = y.add(this.bias);

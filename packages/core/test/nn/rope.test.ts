@@ -28,25 +28,26 @@ describe('RoPE (fused on wasm)', () => {
   });
 
   for (const style of ['interleaved', 'half'] as const)
-    it(`${style}: values and gradients equal the cpu composite bit for bit, offsets included`, async () => {
-      const [B, H, T, d] = [2, 3, 7, 8];
-      const x = randn(1, B * H * T * d);
-      const dy = randn(2, B * H * T * d);
-      const run = () =>
-        tf.tidy(() => {
-          const rope = new RotaryEmbedding({ headDim: d, style, freqs: 'linspace', base: 100 });
-          const xt = tf.tensor4d(x, [B, H, T, d]);
-          const w = tf.tensor4d(dy, [B, H, T, d]);
-          const y = rope.apply(xt, 3);
-          const g = tf.grad((u: tf.Tensor) => rope.apply(u, 3).mul(w).sum())(xt);
-          return [Array.from(y.dataSync()), Array.from(g.dataSync())];
-        });
-      const fused = await on('wasm', run);
-      expect(tf.getKernel(ROPE_KERNEL, 'wasm')).toBeDefined();
-      const ref = await on('cpu', run);
-      expect(fused[0]).toEqual(ref[0]);
-      expect(fused[1]).toEqual(ref[1]);
-    });
+    for (const d of [8, 6, 12, 32]) // half layout: f32x4 pairs only, a scalar tail only, both
+      it(`${style}, d ${d}: values and gradients equal the cpu composite bit for bit, offsets included`, async () => {
+        const [B, H, T] = [2, 3, 7];
+        const x = randn(1, B * H * T * d);
+        const dy = randn(2, B * H * T * d);
+        const run = () =>
+          tf.tidy(() => {
+            const rope = new RotaryEmbedding({ headDim: d, style, freqs: 'linspace', base: 100 });
+            const xt = tf.tensor4d(x, [B, H, T, d]);
+            const w = tf.tensor4d(dy, [B, H, T, d]);
+            const y = rope.apply(xt, 3);
+            const g = tf.grad((u: tf.Tensor) => rope.apply(u, 3).mul(w).sum())(xt);
+            return [Array.from(y.dataSync()), Array.from(g.dataSync())];
+          });
+        const fused = await on('wasm', run);
+        expect(tf.getKernel(ROPE_KERNEL, 'wasm')).toBeDefined();
+        const ref = await on('cpu', run);
+        expect(fused[0]).toEqual(ref[0]);
+        expect(fused[1]).toEqual(ref[1]);
+      });
 
   it('the inverse rotation undoes the rotation; no tensors left behind; bad tables rejected', async () => {
     await useBackend('wasm');

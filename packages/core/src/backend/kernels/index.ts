@@ -10,6 +10,8 @@ const done = new Set<string>();
 /** Stock kernels that core replaced, by backend, so benchmarks can compare against them. */
 const stockByBackend = new Map<string, Map<string, tf.KernelConfig | null>>();
 const replacementsByBackend = new Map<string, tf.KernelConfig[]>();
+/** Backends whose registered kernels are core's replacements now (not swapped back by useStockKernels). */
+const coreActive = new Set<string>();
 
 function replacements(backend: BackendName, stock: StockLookup): tf.KernelConfig[] {
   // The replacements run their own WebAssembly on the backend's heap; if this tfjs-backend-wasm
@@ -37,6 +39,16 @@ export function registerCoreKernels(backend: BackendName): void {
   }
   stockByBackend.set(backend, saved);
   replacementsByBackend.set(backend, repl);
+  if (repl.length) coreActive.add(backend);
+}
+
+/**
+ * Whether core's replacement kernels serve `backend` now (wasm after initBackend, unless
+ * useStockKernels swapped the stock ones back): layers take shortcuts that rely on their semantics
+ * (e.g. Linear's one-call inference matmul with a rank-3 input) only then.
+ */
+export function coreKernelsActive(backend: string): boolean {
+  return coreActive.has(backend);
 }
 
 /**
@@ -53,6 +65,8 @@ export function useStockKernels(backend: BackendName, useStock: boolean): void {
       else tf.unregisterKernel(k.kernelName, backend);
     } else swap(k);
   }
+  if (useStock) coreActive.delete(backend);
+  else if ((replacementsByBackend.get(backend) ?? []).length) coreActive.add(backend);
 }
 
 /** Names of the stock kernels core replaces on `backend` (empty before initBackend chose it). */

@@ -626,6 +626,126 @@ function normRowsFunc(): FuncBuilder {
   return f;
 }
 
+/**
+ * ropeRows(rows, T, d, x, cos, sin, y, interleaved, inverse): RoPE rotation of rows of d float32
+ * values, row r at position r % T of the [T, d] tables: for each pair (i0, i1) (i0 = 2k, i1 = 2k + 1
+ * interleaved; i0 = k, i1 = k + d/2 otherwise) y_i0 = x_i0 c_i0 - x_i1 s_i0, y_i1 = x_i1 c_i1 +
+ * x_i0 s_i1, with s -> -s for the inverse (computed as the opposite add / subtract: exact). Every
+ * product and sum rounds to float32 once, so lanes of f32x4 (the rotate-half layout, 4 pairs at a
+ * time) and scalars give the same bits.
+ */
+function ropeRowsFunc(): FuncBuilder {
+  const f = new FuncBuilder('ropeRows', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']);
+  const [rows, T, d, x, cos, sin, y, interleaved, inverse] = f.params as [Local, Local, Local, Local, Local, Local, Local, Local, Local];
+  const r = f.local('i32');
+  const t = f.local('i32');
+  const k = f.local('i32');
+  const o0 = f.local('i32');
+  const o1 = f.local('i32');
+  const cb = f.local('i32');
+  const sb = f.local('i32');
+  const rowBytes = f.local('i32');
+  const halfBytes = f.local('i32');
+  const vecEnd = f.local('i32');
+  const a = f.local('f32');
+  const b = f.local('f32');
+  const va = f.local('v128');
+  const vb = f.local('v128');
+  /** y[o0] = a c[o0] -+ b s[o0]; y[o1] = b c[o1] +- a s[o1] (byte offsets into the row / table row). */
+  const scalarPair = (): Code =>
+    seq(
+      set(a, f32.load(i32.add(get(x), get(o0)))),
+      set(b, f32.load(i32.add(get(x), get(o1)))),
+      if_(
+        get(inverse),
+        [
+          f32.store(
+            i32.add(get(y), get(o0)),
+            f32.add(f32.mul(get(a), f32.load(i32.add(get(cb), get(o0)))), f32.mul(get(b), f32.load(i32.add(get(sb), get(o0))))),
+          ),
+          f32.store(
+            i32.add(get(y), get(o1)),
+            f32.sub(f32.mul(get(b), f32.load(i32.add(get(cb), get(o1)))), f32.mul(get(a), f32.load(i32.add(get(sb), get(o1))))),
+          ),
+        ],
+        [
+          f32.store(
+            i32.add(get(y), get(o0)),
+            f32.sub(f32.mul(get(a), f32.load(i32.add(get(cb), get(o0)))), f32.mul(get(b), f32.load(i32.add(get(sb), get(o0))))),
+          ),
+          f32.store(
+            i32.add(get(y), get(o1)),
+            f32.add(f32.mul(get(b), f32.load(i32.add(get(cb), get(o1)))), f32.mul(get(a), f32.load(i32.add(get(sb), get(o1))))),
+          ),
+        ],
+      ),
+    );
+  const vecPair = (): Code => {
+    const ld = (base: Local, off: Local) => v128.load(i32.add(get(base), get(off)));
+    const st = (off: Local, v: Code) => v128.store(i32.add(get(y), get(off)), v);
+    return seq(
+      set(va, ld(x, o0)),
+      set(vb, ld(x, o1)),
+      if_(
+        get(inverse),
+        [
+          st(o0, f32x4.add(f32x4.mul(get(va), ld(cb, o0)), f32x4.mul(get(vb), ld(sb, o0)))),
+          st(o1, f32x4.sub(f32x4.mul(get(vb), ld(cb, o1)), f32x4.mul(get(va), ld(sb, o1)))),
+        ],
+        [
+          st(o0, f32x4.sub(f32x4.mul(get(va), ld(cb, o0)), f32x4.mul(get(vb), ld(sb, o0)))),
+          st(o1, f32x4.add(f32x4.mul(get(vb), ld(cb, o1)), f32x4.mul(get(va), ld(sb, o1)))),
+        ],
+      ),
+    );
+  };
+  f.body = seq(
+    set(rowBytes, i32.shl(get(d), i32.const(2))),
+    set(halfBytes, i32.shl(get(d), i32.const(1))),
+    set(vecEnd, i32.and(get(halfBytes), i32.const(~15))),
+    whileLoop(
+      i32.lt_u(get(r), get(rows)),
+      set(cb, i32.add(get(cos), i32.mul(get(t), get(rowBytes)))),
+      set(sb, i32.add(get(sin), i32.mul(get(t), get(rowBytes)))),
+      set(k, i32.const(0)),
+      if_(
+        get(interleaved),
+        [
+          whileLoop(
+            i32.lt_u(get(k), get(halfBytes)),
+            set(o0, i32.shl(get(k), i32.const(1))),
+            set(o1, i32.add(get(o0), i32.const(4))),
+            scalarPair(),
+            inc(k, i32.const(4)),
+          ),
+        ],
+        [
+          whileLoop(
+            i32.lt_u(get(k), get(vecEnd)),
+            set(o0, get(k)),
+            set(o1, i32.add(get(k), get(halfBytes))),
+            vecPair(),
+            inc(k, i32.const(16)),
+          ),
+          whileLoop(
+            i32.lt_u(get(k), get(halfBytes)),
+            set(o0, get(k)),
+            set(o1, i32.add(get(k), get(halfBytes))),
+            scalarPair(),
+            inc(k, i32.const(4)),
+          ),
+        ],
+      ),
+      inc(x, get(rowBytes)),
+      inc(y, get(rowBytes)),
+      inc(t, i32.const(1)),
+      if_(i32.eq(get(t), get(T)), [set(t, i32.const(0))]),
+      inc(r, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
 let moduleCache: object | null = null;
 
 export function simdOpsModule(): object {
@@ -648,6 +768,7 @@ export function simdOpsModule(): object {
       dropoutFunc(),
       adamwFunc(),
       normRowsFunc(),
+      ropeRowsFunc(),
     ]),
   );
   return moduleCache;
@@ -682,6 +803,7 @@ interface Exports {
     hasW: number,
     hasB: number,
   ): void;
+  ropeRows(rows: number, T: number, d: number, x: number, cos: number, sin: number, y: number, interleaved: number, inverse: number): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -732,6 +854,21 @@ export class SimdOps {
 
   sqrt(x: number, n: number, out: number): void {
     this.x.sqrt(x, n, out, this.tmp);
+  }
+
+  /** RoPE rotation of rows of d (byte offsets), row r at table row r % T. */
+  ropeRows(
+    rows: number,
+    T: number,
+    d: number,
+    x: number,
+    cos: number,
+    sin: number,
+    y: number,
+    interleaved: boolean,
+    inverse: boolean,
+  ): void {
+    this.x.ropeRows(rows, T, d, x, cos, sin, y, interleaved ? 1 : 0, inverse ? 1 : 0);
   }
 
   /** RMSNorm / LayerNorm forward over rows of D (byte offsets; w, b < 0: absent). */

@@ -694,29 +694,8 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const out = be.makeOutput(x.shape, 'float32');
       const n = size(x.shape);
       if (n === 0) return out;
-      const h = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
-      const [xo, co, so, yo] = [x, cos, sin, out].map((t) => offset(be, t) >>> 2) as [number, number, number, number];
-      const sign = inverse ? -1 : 1;
-      const half = d / 2;
-      const rows = n / d;
-      // pair (i0, i1): y_i0 = x_i0 c - x_i1 s, y_i1 = x_i1 c + x_i0 s (s -> -s for the inverse)
-      for (let row = 0; row < rows; row++) {
-        const xb = xo + row * d;
-        const yb = yo + row * d;
-        const tb = (row % T) * d;
-        for (let k = 0; k < half; k++) {
-          const i0 = interleaved ? 2 * k : k;
-          const i1 = interleaved ? 2 * k + 1 : k + half;
-          const a = h[xb + i0]!;
-          const b = h[xb + i1]!;
-          const c0 = h[co + tb + i0]!;
-          const c1 = h[co + tb + i1]!;
-          const s0 = sign * h[so + tb + i0]!;
-          const s1 = sign * h[so + tb + i1]!;
-          h[yb + i0] = Math.fround(a * c0) - Math.fround(b * s0);
-          h[yb + i1] = Math.fround(b * c1) + Math.fround(a * s1);
-        }
-      }
+      // pair (i0, i1): y_i0 = x_i0 c - x_i1 s, y_i1 = x_i1 c + x_i0 s (s -> -s for the inverse); simd_ops.ts
+      opsFor(be).ropeRows(n / d, T, d, offset(be, x), offset(be, cos), offset(be, sin), offset(be, out), !!interleaved, !!inverse);
       return out;
     }),
     ...([RMS_NORM_KERNEL, LAYER_NORM_KERNEL] as const).map((name) =>
