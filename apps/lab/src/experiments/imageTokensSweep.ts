@@ -635,7 +635,9 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "small-9k's discrete arm with 40% of its backbone examples captioning, between small-9k's 30% (seed 1: captions 0.828, generation 0.855 seen) and small-9k-cap50's 50% (0.906, 0.824): is there a share that meets both seen floors (0.85) in that seed?; one seed (the tokenizer is small-9k's when run into the same --out)",
     // measured: 4,149 s for seed 1 (backbone + evaluation; tokenizer reused; OpenBLAS addon, one
-    // thread) beside 1-3 other processes (2026-12-05): generation 0.852 seen, captions 0.887 seen
+    // thread) beside 1-3 other processes (2026-12-05): generation 0.852 seen, captions 0.887 seen;
+    // seeds 0 and 2 into a fresh folder (tokenizer trained too, addon, the two seeds side by side on
+    // the 2-core Intel machine): 3,422 / 3,427 s, generation 0.914 / 0.887, captions 0.902 / 0.914
     expectedMinutes: 70,
     ...SMALL_BUDGET,
     variants: [
