@@ -1,5 +1,5 @@
 /**
- * core's wasm replacements of Identity, Cast, Slice, SplitV, Concat, Sum, Pow and Tanh
+ * core's wasm replacements of Identity, Cast, Slice, SplitV, Concat, Reverse, Sum, Pow and Tanh
  * (src/backend/kernels/wasm_ops.ts, simd_ops.ts) against the cpu backend: values, gradients and
  * edge cases, plus the tanh approximation against Math.tanh on a dense grid.
  *
@@ -133,6 +133,34 @@ describe('wasm Identity / Cast / Slice / SplitV', () => {
             .mul(tf.range(0, 9, 1).reshape([1, 1, 9]))
             .sum(),
         )(a);
+        return [...outs.map((o) => [o.shape, o.dtype, Array.from(o.dataSync())]), Array.from(g.dataSync())];
+      }),
+    );
+    expect(w).toEqual(c);
+  });
+
+  it('reverses along any set of axes (long and short runs, the last axis, none, empty, int32, bool) with gradient', async () => {
+    const x = randn(7, 3 * 3 * 8 * 40);
+    const [w, c] = await both(() =>
+      tf.tidy(() => {
+        const f = tf.tensor(x, [3, 3, 8, 40]); // a conv filter: runs of 320 values
+        const outs = [
+          tf.reverse(f, [0, 1]),
+          tf.reverse(f, [1]),
+          tf.reverse(f, -1), // the last axis: element by element
+          tf.reverse(f, [0, 2, 3]),
+          tf.reverse(f, []), // nothing reversed: a copy
+          tf.reverse(tf.tensor(x.subarray(0, 5), [5]), 0),
+          tf.reverse(f.reshape([9, 320]).slice([0, 0], [9, 0]), 0), // empty
+          tf.reverse(f.toInt(), [0, 3]),
+          tf.reverse(f.greater(0), [1, 2]),
+        ];
+        const g = tf.grad((v: tf.Tensor) =>
+          tf
+            .reverse(v, [0, 1])
+            .mul(tf.range(0, 40, 1))
+            .sum(),
+        )(f);
         return [...outs.map((o) => [o.shape, o.dtype, Array.from(o.dataSync())]), Array.from(g.dataSync())];
       }),
     );
