@@ -149,6 +149,7 @@ describe('wasm Identity / Cast / Slice / SplitV', () => {
           tf.reverse(f, [1]),
           tf.reverse(f, -1), // the last axis: element by element
           tf.reverse(f, [0, 2, 3]),
+          tf.reverse(f, [1, 0, 1]), // axis 1 named twice
           tf.reverse(f, []), // nothing reversed: a copy
           tf.reverse(tf.tensor(x.subarray(0, 5), [5]), 0),
           tf.reverse(f.reshape([9, 320]).slice([0, 0], [9, 0]), 0), // empty

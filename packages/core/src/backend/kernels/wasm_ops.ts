@@ -222,7 +222,7 @@ function reverseOnHeap(backend: Backend, x: tf.TensorInfo, axes: number[]): tf.T
   if (n === 0) return out;
   const r = x.shape.length;
   const rev = new Array<boolean>(r).fill(false);
-  for (const a of axes) rev[a] = true;
+  for (const a of axes) rev[a] = !rev[a]; // an axis named twice is reversed twice, as the stock kernels do
   const bpe = x.dtype === 'bool' ? 1 : 4;
   let last = r - 1;
   while (last >= 0 && !rev[last]) last--;
