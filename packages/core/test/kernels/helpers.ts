@@ -1,5 +1,5 @@
 /** Shared helpers of the kernel tests: host data from a seeded Rng, cpu-vs-wasm runs, errors. */
-import { type BackendName, Rng, type tf } from '../../src/index.js';
+import { type BackendName, Rng, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 
 /** Host array of n draws from N(0, 1), reproducible by seed. */
@@ -48,3 +48,19 @@ export function take(ts: tf.Tensor | tf.Tensor[]): Float32Array[] {
 /** A deterministic shape-dependent seed. */
 export const seedOf = (...xs: (number | boolean | string)[]) =>
   xs.reduce<number>((h, x) => (Math.imul(h, 31) + (typeof x === 'number' ? x : String(x).length + (x === true ? 7 : 0))) | 0, 17) >>> 0;
+
+/** A tensor's float32 bit patterns, for bit-for-bit comparisons. */
+export const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
+
+/**
+ * A module's forward with a gradient tape recording (the training path: what tfjs differentiates),
+ * for layers that take a one-call path when no tape records. The caller disposes the result.
+ */
+export function tapedForward(m: { forward(x: tf.Tensor): tf.Tensor }, x: tf.Tensor): tf.Tensor {
+  let y: tf.Tensor | null = null;
+  tf.grad((xx: tf.Tensor) => {
+    y = tf.keep(m.forward(xx));
+    return y.sum();
+  })(x).dispose();
+  return y!;
+}

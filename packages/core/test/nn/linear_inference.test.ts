@@ -9,22 +9,12 @@ import { coreKernelsActive, setNativeBlasEnabled, useStockKernels } from '../../
 import { nativeBlas } from '../../src/backend/kernels/native_blas.js';
 import { Linear, Rng, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
+import { bits, tapedForward } from '../kernels/helpers.js';
 
 afterAll(async () => {
   setNativeBlasEnabled(true);
   await useBackend('cpu');
 });
-
-const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
-
-function taped(m: Linear, x: tf.Tensor): tf.Tensor {
-  let y: tf.Tensor | null = null;
-  tf.grad((xx: tf.Tensor) => {
-    y = tf.keep(m.forward(xx));
-    return y.sum();
-  })(x).dispose();
-  return y!;
-}
 
 /** Kernel calls of one forward (engine.runKernel counted while it runs). */
 function calls(f: () => tf.Tensor): number {
@@ -67,7 +57,7 @@ describe('Linear inference on core wasm kernels', () => {
           ]) {
             const x = rng.randn(shape);
             const fast = m.forward(x);
-            const slow = taped(m, x);
+            const slow = tapedForward(m, x);
             expect(fast.shape).toEqual([...shape.slice(0, -1), outF]);
             expect(bits(fast), `native ${native}, ${inF}->${outF}, bias ${bias}, [${shape}]`).toEqual(bits(slow));
             fast.dispose();

@@ -8,20 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LAYER_NORM_KERNEL, RMS_NORM_KERNEL } from '../../src/backend/kernels/fused.js';
 import { LayerNorm, RMSNorm, Rng, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
+import { bits, tapedForward } from '../kernels/helpers.js';
 
 afterAll(async () => useBackend('cpu'));
-
-const bits = (t: tf.Tensor) => Array.from(new Uint32Array(Float32Array.from(t.dataSync()).buffer));
-
-/** The module's forward with a gradient tape recording: the composite path (tfjs autodiff's input). */
-function taped(m: LayerNorm | RMSNorm, x: tf.Tensor): tf.Tensor {
-  let y: tf.Tensor | null = null;
-  tf.grad((xx: tf.Tensor) => {
-    y = tf.keep(m.forward(xx));
-    return y.sum();
-  })(x).dispose();
-  return y!;
-}
 
 /** Rows of the float64 formula, for the composite's own accuracy. */
 function f64(x: Float32Array, D: number, kind: 'ln' | 'rms', w: Float32Array | null, b: Float32Array | null, eps: number): Float64Array {
@@ -63,7 +52,7 @@ describe('fused norm forwards (wasm)', () => {
           // non-trivial weight and bias
           for (const p of m.parameters()) tf.tidy(() => p.assign(rng.randn(p.shape).add(1)));
           const fused = m.forward(x);
-          const composite = taped(m, x);
+          const composite = tapedForward(m, x);
           expect(bits(fused), `${kind} D ${D} scale ${scale}`).toEqual(bits(composite));
           const w = m.weight ? (m.weight.dataSync() as Float32Array) : null;
           const b = m instanceof LayerNorm && m.bias ? (m.bias.dataSync() as Float32Array) : null;

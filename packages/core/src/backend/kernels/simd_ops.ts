@@ -652,53 +652,24 @@ function ropeRowsFunc(): FuncBuilder {
   const va = f.local('v128');
   const vb = f.local('v128');
   /** y[o0] = a c[o0] -+ b s[o0]; y[o1] = b c[o1] +- a s[o1] (byte offsets into the row / table row). */
-  const scalarPair = (): Code =>
-    seq(
-      set(a, f32.load(i32.add(get(x), get(o0)))),
-      set(b, f32.load(i32.add(get(x), get(o1)))),
-      if_(
-        get(inverse),
-        [
-          f32.store(
-            i32.add(get(y), get(o0)),
-            f32.add(f32.mul(get(a), f32.load(i32.add(get(cb), get(o0)))), f32.mul(get(b), f32.load(i32.add(get(sb), get(o0))))),
-          ),
-          f32.store(
-            i32.add(get(y), get(o1)),
-            f32.sub(f32.mul(get(b), f32.load(i32.add(get(cb), get(o1)))), f32.mul(get(a), f32.load(i32.add(get(sb), get(o1))))),
-          ),
-        ],
-        [
-          f32.store(
-            i32.add(get(y), get(o0)),
-            f32.sub(f32.mul(get(a), f32.load(i32.add(get(cb), get(o0)))), f32.mul(get(b), f32.load(i32.add(get(sb), get(o0))))),
-          ),
-          f32.store(
-            i32.add(get(y), get(o1)),
-            f32.add(f32.mul(get(b), f32.load(i32.add(get(cb), get(o1)))), f32.mul(get(a), f32.load(i32.add(get(sb), get(o1))))),
-          ),
-        ],
-      ),
-    );
-  const vecPair = (): Code => {
-    const ld = (base: Local, off: Local) => v128.load(i32.add(get(base), get(off)));
-    const st = (off: Local, v: Code) => v128.store(i32.add(get(y), get(off)), v);
-    return seq(
-      set(va, ld(x, o0)),
-      set(vb, ld(x, o1)),
-      if_(
-        get(inverse),
-        [
-          st(o0, f32x4.add(f32x4.mul(get(va), ld(cb, o0)), f32x4.mul(get(vb), ld(sb, o0)))),
-          st(o1, f32x4.sub(f32x4.mul(get(vb), ld(cb, o1)), f32x4.mul(get(va), ld(sb, o1)))),
-        ],
-        [
-          st(o0, f32x4.sub(f32x4.mul(get(va), ld(cb, o0)), f32x4.mul(get(vb), ld(sb, o0)))),
-          st(o1, f32x4.add(f32x4.mul(get(vb), ld(cb, o1)), f32x4.mul(get(va), ld(sb, o1)))),
-        ],
-      ),
-    );
+  type Ops = { load: (addr: Code) => Code; store: (addr: Code, v: Code) => Code; add: Bin; sub: Bin; mul: Bin };
+  type Bin = (p: Code, q: Code) => Code;
+  const scalar: Ops = { load: (p) => f32.load(p), store: (p, v) => f32.store(p, v), add: f32.add, sub: f32.sub, mul: f32.mul };
+  const vector: Ops = { load: (p) => v128.load(p), store: (p, v) => v128.store(p, v), add: f32x4.add, sub: f32x4.sub, mul: f32x4.mul };
+  /**
+   * One pair (or four pairs as f32x4) at byte offsets o0 / o1 of the row and the table row:
+   * y0 = a c0 - b s0, y1 = b c1 + a s1; the inverse swaps the add and the subtract.
+   */
+  const pair = (o: Ops, va: Local, vb: Local): Code => {
+    const at = (base: Local, off: Local) => o.load(i32.add(get(base), get(off)));
+    const rotate = (first: Bin, second: Bin) => [
+      o.store(i32.add(get(y), get(o0)), first(o.mul(get(va), at(cb, o0)), o.mul(get(vb), at(sb, o0)))),
+      o.store(i32.add(get(y), get(o1)), second(o.mul(get(vb), at(cb, o1)), o.mul(get(va), at(sb, o1)))),
+    ];
+    return seq(set(va, at(x, o0)), set(vb, at(x, o1)), if_(get(inverse), rotate(o.add, o.sub), rotate(o.sub, o.add)));
   };
+  const scalarPair = (): Code => pair(scalar, a, b);
+  const vecPair = (): Code => pair(vector, va, vb);
   f.body = seq(
     set(rowBytes, i32.shl(get(d), i32.const(2))),
     set(halfBytes, i32.shl(get(d), i32.const(1))),
