@@ -173,6 +173,20 @@ const PRESETS: Record<string, ImageTokensPreset> = {
       'latentlm-sigma-vae': { backbone: { lr: 3e-3, imagePositions: true } },
     },
   },
+  'small-16px': {
+    description:
+      "small's backbone, data count, caption share and recipes at the quick task's 16 px (16 codes / latents per image): 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,000 + 4,000 steps of 32 per arm; the issue's 30-minute budget a seed; run it with --jobs 2",
+    expectedMinutes: 30,
+    ...SMALL_BUDGET,
+    imageSize: 16,
+    tokenizerSteps: 1000,
+    backboneSteps: 4000,
+    captionFraction: 0.4,
+    recipes: {
+      'liquid-vq': { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+      'latentlm-sigma-vae': { backbone: { lr: 3e-3, imagePositions: true } },
+    },
+  },
 };
 
 /** The arms, in table order. */
