@@ -180,6 +180,12 @@ describe('experiment settings', () => {
         lm: ttsSmallLm(4800),
         headTemperatures: [1, 0.7, 0.5],
       },
+      'long-6x': {
+        ...ttsSmall,
+        rates: [{ strides: [2, 2, 2], latentDim: 16 }],
+        lm: ttsSmallLm(7200),
+        headTemperatures: [1, 0.5],
+      },
     });
   });
 
