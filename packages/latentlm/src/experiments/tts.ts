@@ -405,7 +405,8 @@ export const ttsExperiment: Experiment = {
       expectedMinutes: 25,
     },
     'long-6x': {
-      description: 'the 15.6 Hz tokenizer of `small` with 6x the LatentLM steps (7,200), sampled at head temperatures 1 and 0.5: does the LM close the gap to its tokenizer in every seed?',
+      description:
+        'the 15.6 Hz tokenizer of `small` with 6x the LatentLM steps (7,200), sampled at head temperatures 1 and 0.5: does the LM close the gap to its tokenizer in every seed?',
       // measured: 1,404 / 1,485 / 1,333 s for seeds 0-2 on the default backend (WebAssembly SIMD
       // GEMM), one thread, each beside one other run on the 2-core Intel machine (2026-12-05): WER
       // 21.2 +- 2.1% at tau 1, 14.7 +- 2.7% at tau 0.5, every seed under issue 13's 30%
