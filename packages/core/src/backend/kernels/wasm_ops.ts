@@ -93,7 +93,7 @@ function normFor(backend: Backend): GroupNormSimd {
   return o;
 }
 
-const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const offset = (backend: Backend, t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId).memoryOffset;
 
 function share(backend: Backend, x: tf.TensorInfo, shape = x.shape): tf.TensorInfo {
@@ -176,25 +176,50 @@ function sliceOnHeap(backend: Backend, x: tf.TensorInfo, begin: number[], sz: nu
   while (d >= 0 && sz[d] === x.shape[d] && begin[d] === 0) run *= sz[d--] as number;
   if (d >= 0) run *= sz[d] as number;
   const outer = Math.max(d, 0);
-  const strides = new Array<number>(r);
-  let st = 1;
-  for (let i = r - 1; i >= 0; i--) {
-    strides[i] = st;
-    st *= x.shape[i] as number;
-  }
-  const src = offset(backend, x);
-  const dst = offset(backend, out);
-  const heap = (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8;
+  const strides = rowMajorStrides(x.shape);
   let base = 0;
   for (let i = 0; i < r; i++) base += (begin[i] as number) * (strides[i] as number);
-  const runs = n / run;
-  const coord = new Array<number>(outer).fill(0);
-  // short runs element by element (a copyWithin call costs more than a few element copies)
-  const w = backend.wasm as unknown as { HEAP32: Int32Array };
-  const words = bpe === 4 && run < SHORT_RUN ? w.HEAP32 : null;
-  for (let k = 0; k < runs; k++) {
+  copyGridRuns(backend, offset(backend, x), offset(backend, out), bpe, run, sz.slice(0, outer), (coord) => {
     let off = base;
     for (let i = 0; i < outer; i++) off += (coord[i] as number) * (strides[i] as number);
+    return off;
+  });
+  return out;
+}
+
+/** Element strides of a row-major tensor of this shape. */
+function rowMajorStrides(shape: readonly number[]): number[] {
+  const strides = new Array<number>(shape.length);
+  let st = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    strides[i] = st;
+    st *= shape[i] as number;
+  }
+  return strides;
+}
+
+/**
+ * Copies one contiguous run of `run` elements per point of the grid `extent` (walked row-major, in
+ * output order) from the heap at `src` to consecutive runs at `dst`; `srcOffset(coord)` is the
+ * element offset in the source of the run at grid point `coord`. Short float32 runs are copied
+ * element by element (a copyWithin call costs more than a few element copies).
+ */
+function copyGridRuns(
+  backend: Backend,
+  src: number,
+  dst: number,
+  bpe: number,
+  run: number,
+  extent: readonly number[],
+  srcOffset: (coord: readonly number[]) => number,
+): void {
+  const heap = (backend.wasm as unknown as { HEAPU8: Uint8Array }).HEAPU8;
+  const words = bpe === 4 && run < SHORT_RUN ? (backend.wasm as unknown as { HEAP32: Int32Array }).HEAP32 : null;
+  const outer = extent.length;
+  const coord = new Array<number>(outer).fill(0);
+  const runs = size(extent);
+  for (let k = 0; k < runs; k++) {
+    const off = srcOffset(coord);
     if (words) {
       const d0 = (dst >>> 2) + k * run;
       const s0 = (src >>> 2) + off;
@@ -202,11 +227,10 @@ function sliceOnHeap(backend: Backend, x: tf.TensorInfo, begin: number[], sz: nu
     } else heap.copyWithin(dst + k * run * bpe, src + off * bpe, src + (off + run) * bpe);
     for (let i = outer - 1; i >= 0; i--) {
       coord[i] = (coord[i] as number) + 1;
-      if ((coord[i] as number) < (sz[i] as number)) break;
+      if ((coord[i] as number) < (extent[i] as number)) break;
       coord[i] = 0;
     }
   }
-  return out;
 }
 
 /**
@@ -236,34 +260,16 @@ function reverseOnHeap(backend: Backend, x: tf.TensorInfo, axes: number[]): tf.T
   // runs of `run` elements below axis `last`; the grid of axes 0..last is walked in output order
   let run = 1;
   for (let i = last + 1; i < r; i++) run *= x.shape[i] as number;
-  const strides = new Array<number>(r);
-  let st = 1;
-  for (let i = r - 1; i >= 0; i--) {
-    strides[i] = st;
-    st *= x.shape[i] as number;
-  }
+  const strides = rowMajorStrides(x.shape);
   const outer = last + 1;
-  const coord = new Array<number>(outer).fill(0);
-  const runs = n / run;
-  const w = backend.wasm as unknown as { HEAP32: Int32Array };
-  const words = bpe === 4 && run < SHORT_RUN ? w.HEAP32 : null;
-  for (let k = 0; k < runs; k++) {
+  copyGridRuns(backend, src, dst, bpe, run, x.shape.slice(0, outer), (coord) => {
     let off = 0;
     for (let i = 0; i < outer; i++) {
       const c = coord[i] as number;
       off += (rev[i] ? (x.shape[i] as number) - 1 - c : c) * (strides[i] as number);
     }
-    if (words) {
-      const d0 = (dst >>> 2) + k * run;
-      const s0 = (src >>> 2) + off;
-      for (let j = 0; j < run; j++) words[d0 + j] = words[s0 + j] as number;
-    } else heap.copyWithin(dst + k * run * bpe, src + off * bpe, src + (off + run) * bpe);
-    for (let i = outer - 1; i >= 0; i--) {
-      coord[i] = (coord[i] as number) + 1;
-      if ((coord[i] as number) < (x.shape[i] as number)) break;
-      coord[i] = 0;
-    }
-  }
+    return off;
+  });
   return out;
 }
 
