@@ -1,5 +1,5 @@
 /** LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019), over the last dimension. */
-import { LAYER_NORM_KERNEL, RMS_NORM_KERNEL } from '../backend/kernels/fused.js';
+import { LAYER_NORM_KERNEL, NORM_GRAD_KERNEL, NORM_TRAIN_KERNEL, RMS_NORM_KERNEL } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 import { checkPositiveInt } from './linear.js';
 import { Module } from './module.js';
@@ -34,17 +34,40 @@ export class LayerNorm extends Module {
   forward(x: tf.Tensor /* [..., dim] */): tf.Tensor /* [..., dim] */ {
     return tf.tidy(() => {
       checkLastDim('LayerNorm', x, this.dim);
-      const fused = fusedNorm(LAYER_NORM_KERNEL, x, this.weight, this.bias, this.eps);
-      if (fused) return fused;
-      const mean = x.mean(-1, true); // [..., 1]
-      const xc = x.sub(mean);
-      const variance = xc.square().mean(-1, true); // [..., 1]
-      let y = xc.mul(tf.rsqrt(variance.add(this.eps)));
-      if (this.weight) y = y.mul(this.weight);
-      if (this.bias) y = y.add(this.bias);
-      return y;
+      const fused =
+        fusedNorm(LAYER_NORM_KERNEL, x, this.weight, this.bias, this.eps) ?? trainNorm(true, x, this.weight, this.bias, this.eps);
+      return fused ?? layerNormComposite(x, this.weight, this.bias, this.eps);
     });
   }
+}
+
+/**
+ * LayerNorm as tfjs ops, differentiated by tfjs's autodiff: what LayerNorm computes on backends
+ * without core's norm kernels, and the reference the wasm kernels reproduce bit for bit.
+ */
+export function layerNormComposite(
+  x: tf.Tensor /* [..., D] */,
+  weight: tf.Tensor | null /* [D] */,
+  bias: tf.Tensor | null /* [D] */,
+  eps: number,
+): tf.Tensor /* [..., D] */ {
+  return tf.tidy(() => {
+    const mean = x.mean(-1, true); // [..., 1]
+    const xc = x.sub(mean);
+    const variance = xc.square().mean(-1, true); // [..., 1]
+    let y = xc.mul(tf.rsqrt(variance.add(eps)));
+    if (weight) y = y.mul(weight);
+    if (bias) y = y.add(bias);
+    return y;
+  });
+}
+
+/** RMSNorm as tfjs ops (see layerNormComposite). */
+export function rmsNormComposite(x: tf.Tensor /* [..., D] */, weight: tf.Tensor | null /* [D] */, eps: number): tf.Tensor /* [..., D] */ {
+  return tf.tidy(() => {
+    const y = x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps)));
+    return weight ? y.mul(weight) : y;
+  });
 }
 
 export interface RMSNormOptions {
@@ -72,18 +95,15 @@ export class RMSNorm extends Module {
   forward(x: tf.Tensor /* [..., dim] */): tf.Tensor /* [..., dim] */ {
     return tf.tidy(() => {
       checkLastDim('RMSNorm', x, this.dim);
-      const fused = fusedNorm(RMS_NORM_KERNEL, x, this.weight, null, this.eps);
-      if (fused) return fused;
-      const y = x.mul(tf.rsqrt(x.square().mean(-1, true).add(this.eps)));
-      return this.weight ? y.mul(this.weight) : y;
+      const fused = fusedNorm(RMS_NORM_KERNEL, x, this.weight, null, this.eps) ?? trainNorm(false, x, this.weight, null, this.eps);
+      return fused ?? rmsNormComposite(x, this.weight, this.eps);
     });
   }
 }
 
 /**
  * The one-call forward of core's kernels (wasm) while no gradient tape records (inference,
- * evaluation, generation): bit-identical to the composite below it, which training keeps so that
- * tfjs derives its gradient as before. null where the backend has no such kernel or x is not float32.
+ * evaluation, generation): bit-identical to the composite. null where the backend has no such kernel or x is not float32.
  */
 function fusedNorm(kernel: string, x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps: number): tf.Tensor | null {
   if (x.dtype !== 'float32' || tf.engine().isTapeOn() || tf.getKernel(kernel, tf.getBackend()) === undefined) return null;
@@ -91,6 +111,56 @@ function fusedNorm(kernel: string, x: tf.Tensor, weight: tf.Tensor | null, bias:
   if (weight) inputs.weight = weight;
   if (bias) inputs.bias = bias;
   return tf.engine().runKernel(kernel, inputs, { eps } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+type NormGradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+type NormCustom = (...inputs: tf.Tensor[]) => tf.Tensor;
+
+function makeTrainNorm(layer: boolean, hasW: boolean, hasB: boolean, eps: number): NormCustom {
+  return tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [x, ...rest] = args as tf.Tensor[];
+    const inputs: tf.NamedTensorMap = { x: x! };
+    if (hasW) inputs.weight = rest[0]!;
+    if (hasB) inputs.bias = rest[hasW ? 1 : 0]!;
+    const [y, mean, rs, ve] = tf.engine().runKernel(NORM_TRAIN_KERNEL, inputs, { eps, layer } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    save([x!, mean!, rs!, ve!, ...(hasW ? [inputs.weight!] : [])]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, r, v, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+        // Rsqrt's gradient calls pow(ve, 1.5) (the stock kernel); the rest is one kernel call
+        const p = tf.pow(v, 1.5);
+        const gin: tf.NamedTensorMap = { dy, x: xs, mean: m, rs: r, p };
+        if (w) gin.weight = w;
+        const grads = tf.engine().runKernel(NORM_GRAD_KERNEL, gin, { layer, hasBias: hasB } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        p.dispose();
+        return grads;
+      },
+    };
+  }) as unknown as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: NormGradFunc }) as unknown as NormCustom;
+}
+
+const trainNormByKey = new Map<string, NormCustom>();
+
+/**
+ * The training path of core's kernels (wasm) while a gradient tape records: the forward and its
+ * backward one kernel call each (plus the stock Pow of the per-row ve), bit-identical to the
+ * composite and tfjs's autodiff of it (about 9 forward and 30 backward kernel calls a LayerNorm).
+ * null where the backend lacks the kernels, x is not float32 or D is not a multiple of 4.
+ */
+function trainNorm(layer: boolean, x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps: number): tf.Tensor | null {
+  const D = x.shape[x.shape.length - 1] as number;
+  if (x.dtype !== 'float32' || !tf.engine().isTapeOn() || D % 4 !== 0) return null;
+  const be = tf.getBackend();
+  if (tf.getKernel(NORM_TRAIN_KERNEL, be) === undefined || tf.getKernel(NORM_GRAD_KERNEL, be) === undefined) return null;
+  const key = `${layer}/${!!weight}/${!!bias}/${eps}`;
+  let f = trainNormByKey.get(key);
+  if (!f) {
+    f = makeTrainNorm(layer, !!weight, !!bias, eps);
+    trainNormByKey.set(key, f);
+  }
+  return f(x, ...(weight ? [weight] : []), ...(bias ? [bias] : []));
 }
 
 export function checkLastDim(what: string, x: tf.Tensor, dim: number): void {

@@ -41,6 +41,19 @@ export const SILU_GRAD_KERNEL = 'MmlmSiluGrad';
  */
 export const RMS_NORM_KERNEL = 'MmlmRmsNorm';
 export const LAYER_NORM_KERNEL = 'MmlmLayerNorm';
+/**
+ * The training forward of both norms (inputs x [..., D], weight [D] / bias [D] when present; attrs
+ * eps, layer (LayerNorm when true, RMSNorm otherwise); outputs y, and per row of x mean (LayerNorm;
+ * +0 for RMSNorm), rs = 1 / sqrt(ve) and ve = mean of squares + eps, each [rows]): the inference
+ * kernels' arithmetic plus the statistics the backward reads.
+ */
+export const NORM_TRAIN_KERNEL = 'MmlmNormTrain';
+/**
+ * Its backward (inputs dy, x, weight when present, mean, rs, p = pow(ve, 1.5); attrs layer, hasBias;
+ * outputs dx, then dweight [D] when there is a weight, then dbias [D] when hasBias): the float32 steps
+ * of tfjs's autodiff of the composite, in their order, so bit-identical to it (nn/norm.ts).
+ */
+export const NORM_GRAD_KERNEL = 'MmlmNormGrad';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
 export const ADAMW_KERNEL = 'MmlmAdamW';
 /**

@@ -552,12 +552,29 @@ function adamwFunc(): FuncBuilder {
  * wasm kernels in their order (so bit-identical to it): Mean is a sequential float32 sum divided
  * by D; then + eps, 1 / sqrt, the multiplies (and LayerNorm's subtract, add). The sums must run in
  * index order, so they are scalar, over NORM_ROWS rows at once (independent chains); the
- * elementwise pass is f32x4 (each lane rounds as the scalar op would) with a scalar tail.
+ * elementwise pass is f32x4 (each lane rounds as the scalar op would) with a scalar tail. When
+ * `stats` is set, row r's mean (LayerNorm; +0 for RMSNorm), rs = 1 / sqrt(ve) and ve = mean of
+ * squares + eps go to meanOut[r], rsOut[r], veOut[r]: what the training backward (normGradRows) reads.
  */
 const NORM_ROWS = 4;
 function normRowsFunc(): FuncBuilder {
-  const f = new FuncBuilder('normRows', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32', 'i32']);
-  const [rows, D, x, w, b, y, eps, layer, hasW, hasB] = f.params as [Local, Local, Local, Local, Local, Local, Local, Local, Local, Local];
+  const f = new FuncBuilder('normRows', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']);
+  const [rows, D, x, w, b, y, eps, layer, hasW, hasB, stats, meanOut, rsOut, veOut] = f.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
   const r = f.local('i32');
   const i = f.local('i32');
   const v = f.local('f32');
@@ -569,7 +586,10 @@ function normRowsFunc(): FuncBuilder {
   const sum = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
   const mean = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
   const rs = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
+  const ve = Array.from({ length: NORM_ROWS }, () => f.local('f32'));
   const j4 = Array.from({ length: NORM_ROWS }, (_, j) => j);
+  /** Byte offset of row r + j's entry in a float32 [rows] vector. */
+  const rowAt = (vec: Local, j: number): Code => i32.add(get(vec), i32.shl(i32.add(get(r), i32.const(j)), i32.const(2)));
   /** k rows starting at x: statistics with k interleaved sums, then the elementwise pass row by row. */
   const block_ = (k: number): Code => {
     const js = j4.slice(0, k);
@@ -588,7 +608,18 @@ function normRowsFunc(): FuncBuilder {
       ]),
       ...js.map((j) => set(sum[j]!, f32.const(0))),
       overRow(...js.map((j) => seq(set(v, centred(j)), set(sum[j]!, f32.add(get(sum[j]!), f32.mul(get(v), get(v))))))),
-      ...js.map((j) => set(rs[j]!, f32.div(f32.const(1), f32.sqrt(f32.add(f32.div(get(sum[j]!), get(Df)), get(eps)))))),
+      ...js.map((j) => set(ve[j]!, f32.add(f32.div(get(sum[j]!), get(Df)), get(eps)))),
+      ...js.map((j) => set(rs[j]!, f32.div(f32.const(1), f32.sqrt(get(ve[j]!))))),
+      if_(
+        get(stats),
+        js.map((j) =>
+          seq(
+            f32.store(rowAt(meanOut, j), get(mean[j]!)),
+            f32.store(rowAt(rsOut, j), get(rs[j]!)),
+            f32.store(rowAt(veOut, j), get(ve[j]!)),
+          ),
+        ),
+      ),
       ...js.map((j) =>
         seq(
           // y = ((x - mean) rs) w + b: f32x4 over the first D - D % 4, then scalar
@@ -622,6 +653,107 @@ function normRowsFunc(): FuncBuilder {
     set(vecBytes, i32.shl(i32.and(get(D), i32.const(~3)), i32.const(2))),
     whileLoop(i32.le_u(i32.add(get(r), i32.const(NORM_ROWS)), get(rows)), block_(NORM_ROWS)),
     whileLoop(i32.lt_u(get(r), get(rows)), block_(1)),
+  );
+  return f;
+}
+
+/**
+ * normGradRows(rows, D, dy, x, w, mean, rs, p, dx, dw, db, layer, hasW, hasB): the backward of
+ * normRows (D a multiple of 4), with the float32 steps that tfjs's autodiff of the composite takes
+ * on wasm, in their order, so bit-identical to it (nn/norm.ts; the tests compare bits). Per row, with
+ * xc = x - mean (x itself for RMSNorm), g = dy w (dy without weight), rs and p = pow(ve, 1.5) (the
+ * stock Pow kernel, as Rsqrt's gradient calls it):
+ *   dr = sum_c g xc (core's Sum over the last axis: four lanes, (l0 + l1) + (l2 + l3));
+ *   s1 = -(dr / (p 2)) / D (Rsqrt's, Add's and Mean's gradients; Mean's times-ones is exact);
+ *   dxc = g rs + s1 (xc 2) (Mul's and Square's gradients, accumulated);
+ *   LayerNorm: dx = dxc + (-(sum_c dxc)) / D (Sub's and Mean's gradients); RMSNorm: dx = dxc;
+ *   dw[c] += dy (xc rs) and db[c] += dy over the rows in order (core's Sum over the leading axes).
+ */
+function normGradRowsFunc(): FuncBuilder {
+  const f = new FuncBuilder(
+    'normGradRows',
+    Array.from({ length: 14 }, () => 'i32' as const),
+  );
+  const [rows, D, dy, x, w, mean, rs, p, dx, dw, db, layer, hasW, hasB] = f.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const r = f.local('i32');
+  const i = f.local('i32');
+  const bytes = f.local('i32');
+  const Df = f.local('f32');
+  const mu = f.local('v128');
+  const rsv = f.local('v128');
+  const s = f.local('v128');
+  const acc = f.local('v128');
+  const xc = f.local('v128');
+  const g = f.local('v128');
+  const d = f.local('v128');
+  const t = f.local('f32');
+  const two = f.local('v128');
+  const lanes = (v: Local): Code =>
+    f32.add(
+      f32.add(f32x4.extract_lane(get(v), 0), f32x4.extract_lane(get(v), 1)),
+      f32.add(f32x4.extract_lane(get(v), 2), f32x4.extract_lane(get(v), 3)),
+    );
+  const at = (base: Local): Code => i32.add(get(base), get(i));
+  const rowScalar = (vec: Local): Code => f32.load(i32.add(get(vec), i32.shl(get(r), i32.const(2))));
+  const overRow = (...body: Code[]): Code =>
+    seq(set(i, i32.const(0)), whileLoop(i32.lt_u(get(i), get(bytes)), ...body, inc(i, i32.const(16))));
+  const loadXcG = seq(
+    set(xc, f32x4.sub(v128.load(at(x)), get(mu))),
+    set(d, v128.load(at(dy))),
+    set(g, get(d)),
+    if_(get(hasW), [set(g, f32x4.mul(get(d), v128.load(i32.add(get(w), get(i)))))]),
+  );
+  f.body = seq(
+    set(Df, f32.convert_i32_u(get(D))),
+    set(bytes, i32.shl(get(D), i32.const(2))),
+    set(two, f32x4.splat(f32.const(2))),
+    set(mu, v128.zero()),
+    // the column sums start at +0, as core's Sum
+    if_(get(hasW), [overRow(v128.store(at(dw), v128.zero()))]),
+    if_(get(hasB), [overRow(v128.store(at(db), v128.zero()))]),
+    whileLoop(
+      i32.lt_u(get(r), get(rows)),
+      if_(get(layer), [set(mu, f32x4.splat(rowScalar(mean)))]),
+      set(rsv, f32x4.splat(rowScalar(rs))),
+      // dr = sum_c g xc
+      set(acc, v128.zero()),
+      overRow(loadXcG, set(acc, f32x4.add(get(acc), f32x4.mul(get(g), get(xc))))),
+      set(t, f32.div(f32.neg(f32.div(lanes(acc), f32.mul(rowScalar(p), f32.const(2)))), get(Df))),
+      set(s, f32x4.splat(get(t))),
+      // dxc = g rs + s1 (xc 2); the column sums; LayerNorm's sum of dxc
+      set(acc, v128.zero()),
+      overRow(
+        loadXcG,
+        set(g, f32x4.add(f32x4.mul(get(g), get(rsv)), f32x4.mul(get(s), f32x4.mul(get(xc), get(two))))),
+        v128.store(at(dx), get(g)),
+        set(acc, f32x4.add(get(acc), get(g))),
+        if_(get(hasW), [v128.store(at(dw), f32x4.add(v128.load(at(dw)), f32x4.mul(get(d), f32x4.mul(get(xc), get(rsv)))))]),
+        if_(get(hasB), [v128.store(at(db), f32x4.add(v128.load(at(db)), get(d)))]),
+      ),
+      if_(get(layer), [
+        set(s, f32x4.splat(f32.div(f32.neg(lanes(acc)), get(Df)))),
+        overRow(v128.store(at(dx), f32x4.add(v128.load(at(dx)), get(s)))),
+      ]),
+      inc(dy, get(bytes)),
+      inc(x, get(bytes)),
+      inc(dx, get(bytes)),
+      inc(r, i32.const(1)),
+    ),
   );
   return f;
 }
@@ -739,6 +871,7 @@ export function simdOpsModule(): object {
       dropoutFunc(),
       adamwFunc(),
       normRowsFunc(),
+      normGradRowsFunc(),
       ropeRowsFunc(),
     ]),
   );
@@ -770,6 +903,26 @@ interface Exports {
     b: number,
     y: number,
     eps: number,
+    layer: number,
+    hasW: number,
+    hasB: number,
+    stats: number,
+    meanOut: number,
+    rsOut: number,
+    veOut: number,
+  ): void;
+  normGradRows(
+    rows: number,
+    D: number,
+    dy: number,
+    x: number,
+    w: number,
+    mean: number,
+    rs: number,
+    p: number,
+    dx: number,
+    dw: number,
+    db: number,
     layer: number,
     hasW: number,
     hasB: number,
@@ -842,9 +995,68 @@ export class SimdOps {
     this.x.ropeRows(rows, T, d, x, cos, sin, y, interleaved ? 1 : 0, inverse ? 1 : 0);
   }
 
-  /** RMSNorm / LayerNorm forward over rows of D (byte offsets; w, b < 0: absent). */
-  normRows(kind: 'rms' | 'layer', rows: number, D: number, x: number, w: number, b: number, y: number, eps: number): void {
-    this.x.normRows(rows, D, x, Math.max(w, 0), Math.max(b, 0), y, eps, kind === 'layer' ? 1 : 0, w >= 0 ? 1 : 0, b >= 0 ? 1 : 0);
+  /**
+   * RMSNorm / LayerNorm forward over rows of D (byte offsets; w, b < 0: absent); with `stats`, each
+   * row's mean, rs and ve go to the float32 [rows] vectors at those offsets.
+   */
+  normRows(
+    kind: 'rms' | 'layer',
+    rows: number,
+    D: number,
+    x: number,
+    w: number,
+    b: number,
+    y: number,
+    eps: number,
+    stats?: { mean: number; rs: number; ve: number },
+  ): void {
+    const l = kind === 'layer' ? 1 : 0;
+    this.x.normRows(
+      rows,
+      D,
+      x,
+      Math.max(w, 0),
+      Math.max(b, 0),
+      y,
+      eps,
+      l,
+      w >= 0 ? 1 : 0,
+      b >= 0 ? 1 : 0,
+      stats ? 1 : 0,
+      stats?.mean ?? 0,
+      stats?.rs ?? 0,
+      stats?.ve ?? 0,
+    );
+  }
+
+  /**
+   * The backward of normRows (D a multiple of 4; byte offsets; w < 0: no weight, and then dw is
+   * unused; db < 0: no bias): dx, and the
+   * weight / bias gradients summed over the rows; p[r] = pow(ve[r], 1.5) from the stock Pow kernel.
+   */
+  normGradRows(
+    kind: 'rms' | 'layer',
+    rows: number,
+    D: number,
+    o: { dy: number; x: number; w: number; mean: number; rs: number; p: number; dx: number; dw: number; db: number },
+  ): void {
+    if (D % 4 !== 0) throw new Error(`normGradRows: D must be a multiple of 4, got ${D}`);
+    this.x.normGradRows(
+      rows,
+      D,
+      o.dy,
+      o.x,
+      Math.max(o.w, 0),
+      o.mean,
+      o.rs,
+      o.p,
+      o.dx,
+      Math.max(o.dw, 0),
+      Math.max(o.db, 0),
+      kind === 'layer' ? 1 : 0,
+      o.w >= 0 ? 1 : 0,
+      o.db >= 0 ? 1 : 0,
+    );
   }
 
   /** GELU, tanh form, and its vector-Jacobian product dy * gelu'(x). */

@@ -95,6 +95,7 @@ export const f32 = {
   mul: (a: Code, b: Code): Code => [...a, ...b, 0x94],
   div: (a: Code, b: Code): Code => [...a, ...b, 0x95],
   sqrt: (a: Code): Code => [...a, 0x91],
+  neg: (a: Code): Code => [...a, 0x8c],
   /** i32 read as unsigned, to the nearest f32. */
   convert_i32_u: (a: Code): Code => [...a, 0xb3],
 };

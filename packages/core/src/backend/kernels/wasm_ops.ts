@@ -19,6 +19,9 @@
  *   rounded to float32 before the sum, as the composite x cos + rot(x) sin.
  * - MmlmGroupNorm / MmlmGroupNormGrad: GroupNorm over NHWC forward and backward in one kernel each
  *   (nn/group_norm.ts; new kernels), plain loops on the heap with float64 sums.
+ * - MmlmNormTrain / MmlmNormGrad: LayerNorm and RMSNorm forward (with the per-row statistics) and
+ *   backward in one kernel each while a gradient tape records (nn/norm.ts; new kernels), with the
+ *   float32 steps of the composite and of tfjs's autodiff of it, so bit-identical to them.
  * - MmlmAdamW: one AdamW update of one parameter (new kernel; optim/adamw.ts uses it where the
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
@@ -46,6 +49,8 @@ import {
   GROUP_NORM_GRAD_KERNEL,
   GROUP_NORM_KERNEL,
   LAYER_NORM_KERNEL,
+  NORM_GRAD_KERNEL,
+  NORM_TRAIN_KERNEL,
   RMS_NORM_KERNEL,
   ROPE_KERNEL,
   SCALE_KERNEL,
@@ -789,6 +794,77 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         return out;
       }),
     ),
+    k(NORM_TRAIN_KERNEL, (args) => {
+      const { x, weight, bias } = args.inputs as Partial<Record<'x' | 'weight' | 'bias', tf.TensorInfo>>;
+      const { eps, layer } = args.attrs as unknown as { eps: number; layer: boolean };
+      const D = x?.shape[x.shape.length - 1];
+      const bad = (t: tf.TensorInfo | undefined) => t !== undefined && (t.dtype !== 'float32' || t.shape.join() !== `${D}`);
+      if (x?.dtype !== 'float32' || x.shape.length === 0 || bad(weight) || bad(bias) || (!layer && bias))
+        throw new Error(
+          `${NORM_TRAIN_KERNEL} (wasm): expected float32 x [..., D]${layer ? ' and weight, bias [D] or none' : ' and weight [D] or none'}, got x ${x ? `${x.dtype} [${x.shape}]` : 'missing'}${weight ? `, weight ${weight.dtype} [${weight.shape}]` : ''}${bias ? `, bias ${bias.dtype} [${bias.shape}]` : ''}`,
+        );
+      if (!(typeof eps === 'number' && Number.isFinite(eps) && eps >= 0))
+        throw new Error(`${NORM_TRAIN_KERNEL} (wasm): eps must be a finite number >= 0, got ${eps}`);
+      const be = args.backend as Backend;
+      const rows = D === 0 ? 0 : size(x.shape) / D!;
+      const y = be.makeOutput(x.shape, 'float32');
+      const [mean, rs, ve] = [0, 1, 2].map(() => be.makeOutput([rows], 'float32')) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+      if (size(x.shape) === 0) return [y, mean, rs, ve];
+      const o = (t: tf.TensorInfo | undefined) => (t ? offset(be, t) : -1);
+      opsFor(be).normRows(layer ? 'layer' : 'rms', rows, D!, o(x), o(weight), o(bias), o(y), eps, { mean: o(mean), rs: o(rs), ve: o(ve) });
+      return [y, mean, rs, ve];
+    }),
+    k(NORM_GRAD_KERNEL, (args) => {
+      const { dy, x, weight, mean, rs, p } = args.inputs as Partial<Record<'dy' | 'x' | 'weight' | 'mean' | 'rs' | 'p', tf.TensorInfo>>;
+      const { layer, hasBias } = args.attrs as unknown as { layer: boolean; hasBias: boolean };
+      const D = x?.shape[x.shape.length - 1] as number;
+      const rows = x && D > 0 ? size(x.shape) / D : 0;
+      const f32 = (t: tf.TensorInfo | undefined, shape: number[]) => t?.dtype === 'float32' && t.shape.join() === shape.join();
+      if (
+        !x ||
+        x.shape.length === 0 ||
+        D % 4 !== 0 ||
+        !f32(x, x.shape) ||
+        !f32(dy, x.shape) ||
+        (weight && !f32(weight, [D])) ||
+        !f32(mean, [rows]) ||
+        !f32(rs, [rows]) ||
+        !f32(p, [rows])
+      )
+        throw new Error(
+          `${NORM_GRAD_KERNEL} (wasm): expected float32 dy and x [..., D] with D a multiple of 4, weight [D] or none, mean, rs, p [rows], got ${(
+            ['dy', 'x', 'weight', 'mean', 'rs', 'p'] as const
+          )
+            .map((n) => {
+              const t = (args.inputs as Record<string, tf.TensorInfo | undefined>)[n];
+              return t ? `${n} ${t.dtype} [${t.shape}]` : `${n} none`;
+            })
+            .join(', ')}`,
+        );
+      const be = args.backend as Backend;
+      const dx = be.makeOutput(x.shape, 'float32');
+      const dw = weight ? be.makeOutput([D], 'float32') : null;
+      const db = hasBias ? be.makeOutput([D], 'float32') : null;
+      const outs = [dx, ...(dw ? [dw] : []), ...(db ? [db] : [])];
+      if (D === 0) return outs;
+      if (rows === 0) {
+        for (const t of [dw, db]) if (t) (be.typedArrayFromHeap(t) as Float32Array).fill(0);
+        return outs;
+      }
+      const o = (t: tf.TensorInfo | null | undefined) => (t ? offset(be, t) : -1);
+      opsFor(be).normGradRows(layer ? 'layer' : 'rms', rows, D, {
+        dy: o(dy),
+        x: o(x),
+        w: o(weight),
+        mean: o(mean),
+        rs: o(rs),
+        p: o(p),
+        dx: o(dx),
+        dw: o(dw),
+        db: o(db),
+      });
+      return outs;
+    }),
     k(GROUP_NORM_KERNEL, (args) => {
       const { x, weight, bias } = args.inputs as Record<'x' | 'weight' | 'bias', tf.TensorInfo>;
       const { numGroups: G, eps } = args.attrs as unknown as { numGroups: number; eps: number };
