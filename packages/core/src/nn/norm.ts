@@ -119,7 +119,10 @@ type NormCustom = (...inputs: tf.Tensor[]) => tf.Tensor;
 function makeTrainNorm(layer: boolean, hasW: boolean, hasB: boolean, eps: number): NormCustom {
   return tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args.pop() as tf.GradSaveFunc;
-    const [x, ...rest] = args as tf.Tensor[];
+    // x comes twice (inputs 0 and 1): its gradient goes to the tape as the composite's two
+    // contributions, which the tape adds to x's other gradients one after the other, as it does
+    // for the composite (float32 addition is not associative, so one summed dx would move bits)
+    const [x, , ...rest] = args as tf.Tensor[];
     const inputs: tf.NamedTensorMap = { x: x! };
     if (hasW) inputs.weight = rest[0]!;
     if (hasB) inputs.bias = rest[hasW ? 1 : 0]!;
@@ -160,7 +163,7 @@ function trainNorm(layer: boolean, x: tf.Tensor, weight: tf.Tensor | null, bias:
     f = makeTrainNorm(layer, !!weight, !!bias, eps);
     trainNormByKey.set(key, f);
   }
-  return f(x, ...(weight ? [weight] : []), ...(bias ? [bias] : []));
+  return f(x, x, ...(weight ? [weight] : []), ...(bias ? [bias] : []));
 }
 
 export function checkLastDim(what: string, x: tf.Tensor, dim: number): void {

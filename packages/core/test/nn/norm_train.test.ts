@@ -2,7 +2,8 @@
  * The training path of LayerNorm and RMSNorm on wasm (kernels MmlmNormTrain / MmlmNormGrad, used
  * while a gradient tape records): output and every gradient (x, weight, bias) bit for bit equal to
  * tfjs's autodiff of the composite formula (layerNormComposite / rmsNormComposite) on the same
- * backend, over 2-D and 3-D inputs, widths that are multiples of 4, with and without weight / bias,
+ * backend, alone and inside a residual block (x's gradient then sums several contributions, which
+ * must arrive in the composite's order), over 2-D and 3-D inputs, widths that are multiples of 4, with and without weight / bias,
  * tiny to large scales; widths that are not multiples of 4 keep the composite; gradients checked
  * against central finite differences in float64; no tensor leak; bad input to the kernels.
  */
@@ -81,22 +82,41 @@ describe('LayerNorm / RMSNorm training kernels (wasm)', () => {
         const dy = tf.tidy(() => rng.randn(shape));
         for (const m of mods) {
           for (const p of m.parameters()) tf.tidy(() => p.assign(rng.randn(p.shape).mul(0.5).add(1)));
-          const fused = yAndGrads(m, x, dy, (a) => m.forward(a));
-          const ref = yAndGrads(m, x, dy, (a) => composite(m, a));
-          const what = `${m.constructor.name} [${shape}] scale ${scale} params ${m.parameters().length}`;
-          expect(fused.length, what).toBe(ref.length);
-          fused.forEach((t, i) => {
-            expect(bits(t), `${what} output ${i}`).toEqual(bits(ref[i]!));
-          });
-          tf.dispose([...fused, ...ref]);
+          // alone, and inside a residual block whose input also feeds ops before and after the
+          // norm (x's gradient then sums several contributions, in the tape's order)
+          for (const inBlock of [false, true]) {
+            const block = (norm: (a: tf.Tensor) => tf.Tensor) => (a: tf.Tensor) => {
+              if (!inBlock) return norm(a);
+              const before = a.square().mul(0.3);
+              return norm(a).add(a).add(before);
+            };
+            const fused = yAndGrads(
+              m,
+              x,
+              dy,
+              block((a) => m.forward(a)),
+            );
+            const ref = yAndGrads(
+              m,
+              x,
+              dy,
+              block((a) => composite(m, a)),
+            );
+            const what = `${m.constructor.name} [${shape}] scale ${scale} params ${m.parameters().length} in block ${inBlock}`;
+            expect(fused.length, what).toBe(ref.length);
+            fused.forEach((t, i) => {
+              expect(bits(t), `${what} output ${i}`).toEqual(bits(ref[i]!));
+            });
+            tf.dispose([...fused, ...ref]);
+            cases++;
+          }
           m.dispose();
-          cases++;
         }
         x.dispose();
         dy.dispose();
       }
     }
-    expect(cases).toBe(60);
+    expect(cases).toBe(120);
     expect(tf.memory().numTensors).toBe(n0);
   });
 

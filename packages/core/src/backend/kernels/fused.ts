@@ -50,8 +50,9 @@ export const LAYER_NORM_KERNEL = 'MmlmLayerNorm';
 export const NORM_TRAIN_KERNEL = 'MmlmNormTrain';
 /**
  * Its backward (inputs dy, x, weight when present, mean, rs, p = pow(ve, 1.5); attrs layer, hasBias;
- * outputs dx, then dweight [D] when there is a weight, then dbias [D] when hasBias): the float32 steps
- * of tfjs's autodiff of the composite, in their order, so bit-identical to it (nn/norm.ts).
+ * outputs dx1 and dx2, x's gradient as the composite's two contributions to it (see simd_ops.ts
+ * normGradRows), then dweight [D] when there is a weight, then dbias [D] when hasBias): the float32
+ * steps of tfjs's autodiff of the composite, in their order, so bit-identical to it (nn/norm.ts).
  */
 export const NORM_GRAD_KERNEL = 'MmlmNormGrad';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */

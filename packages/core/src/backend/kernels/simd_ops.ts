@@ -658,23 +658,27 @@ function normRowsFunc(): FuncBuilder {
 }
 
 /**
- * normGradRows(rows, D, dy, x, w, mean, rs, p, dx, dw, db, layer, hasW, hasB): the backward of
+ * normGradRows(rows, D, dy, x, w, mean, rs, p, dx1, dx2, dw, db, layer, hasW, hasB): the backward of
  * normRows (D a multiple of 4), with the float32 steps that tfjs's autodiff of the composite takes
  * on wasm, in their order, so bit-identical to it (nn/norm.ts; the tests compare bits). Per row, with
  * xc = x - mean (x itself for RMSNorm), g = dy w (dy without weight), rs and p = pow(ve, 1.5) (the
  * stock Pow kernel, as Rsqrt's gradient calls it):
  *   dr = sum_c g xc (core's Sum over the last axis: four lanes, (l0 + l1) + (l2 + l3));
  *   s1 = -(dr / (p 2)) / D (Rsqrt's, Add's and Mean's gradients; Mean's times-ones is exact);
- *   dxc = g rs + s1 (xc 2) (Mul's and Square's gradients, accumulated);
- *   LayerNorm: dx = dxc + (-(sum_c dxc)) / D (Sub's and Mean's gradients); RMSNorm: dx = dxc;
+ *   LayerNorm: dx1 = dxc = g rs + s1 (xc 2) (Mul's and Square's gradients of xc, accumulated) and
+ *     dx2 = (-(sum_c dxc)) / D (Mean's gradient of x, through Sub's);
+ *   RMSNorm: dx1 = g rs (Mul's gradient of x) and dx2 = s1 (x 2) (Square's);
  *   dw[c] += dy (xc rs) and db[c] += dy over the rows in order (core's Sum over the leading axes).
+ * x's gradient is two tensors because the composite hands it to the tape as two contributions, which
+ * the tape adds to the rest of x's gradient one after the other, dx1 first (reverse tape order).
  */
 function normGradRowsFunc(): FuncBuilder {
   const f = new FuncBuilder(
     'normGradRows',
-    Array.from({ length: 14 }, () => 'i32' as const),
+    Array.from({ length: 15 }, () => 'i32' as const),
   );
-  const [rows, D, dy, x, w, mean, rs, p, dx, dw, db, layer, hasW, hasB] = f.params as Local[] as [
+  const [rows, D, dy, x, w, mean, rs, p, dx, dx2, dw, db, layer, hasW, hasB] = f.params as Local[] as [
+    Local,
     Local,
     Local,
     Local,
@@ -703,6 +707,7 @@ function normGradRowsFunc(): FuncBuilder {
   const d = f.local('v128');
   const t = f.local('f32');
   const two = f.local('v128');
+  const dSq = f.local('v128');
   const lanes = (v: Local): Code =>
     f32.add(
       f32.add(f32x4.extract_lane(get(v), 0), f32x4.extract_lane(get(v), 1)),
@@ -735,23 +740,22 @@ function normGradRowsFunc(): FuncBuilder {
       overRow(loadXcG, set(acc, f32x4.add(get(acc), f32x4.mul(get(g), get(xc))))),
       set(t, f32.div(f32.neg(f32.div(lanes(acc), f32.mul(rowScalar(p), f32.const(2)))), get(Df))),
       set(s, f32x4.splat(get(t))),
-      // dxc = g rs + s1 (xc 2); the column sums; LayerNorm's sum of dxc
+      // LayerNorm: dxc = g rs + s1 (xc 2) and its sum; RMSNorm: g rs and s1 (x 2) apart; the column sums
       set(acc, v128.zero()),
       overRow(
         loadXcG,
-        set(g, f32x4.add(f32x4.mul(get(g), get(rsv)), f32x4.mul(get(s), f32x4.mul(get(xc), get(two))))),
+        set(dSq, f32x4.mul(get(s), f32x4.mul(get(xc), get(two)))),
+        set(g, f32x4.mul(get(g), get(rsv))),
+        if_(get(layer), [set(g, f32x4.add(get(g), get(dSq))), set(acc, f32x4.add(get(acc), get(g)))], [v128.store(at(dx2), get(dSq))]),
         v128.store(at(dx), get(g)),
-        set(acc, f32x4.add(get(acc), get(g))),
         if_(get(hasW), [v128.store(at(dw), f32x4.add(v128.load(at(dw)), f32x4.mul(get(d), f32x4.mul(get(xc), get(rsv)))))]),
         if_(get(hasB), [v128.store(at(db), f32x4.add(v128.load(at(db)), get(d)))]),
       ),
-      if_(get(layer), [
-        set(s, f32x4.splat(f32.div(f32.neg(lanes(acc)), get(Df)))),
-        overRow(v128.store(at(dx), f32x4.add(v128.load(at(dx)), get(s)))),
-      ]),
+      if_(get(layer), [set(s, f32x4.splat(f32.div(f32.neg(lanes(acc)), get(Df)))), overRow(v128.store(at(dx2), get(s)))]),
       inc(dy, get(bytes)),
       inc(x, get(bytes)),
       inc(dx, get(bytes)),
+      inc(dx2, get(bytes)),
       inc(r, i32.const(1)),
     ),
   );
@@ -920,7 +924,8 @@ interface Exports {
     mean: number,
     rs: number,
     p: number,
-    dx: number,
+    dx1: number,
+    dx2: number,
     dw: number,
     db: number,
     layer: number,
@@ -1031,14 +1036,14 @@ export class SimdOps {
 
   /**
    * The backward of normRows (D a multiple of 4; byte offsets; w < 0: no weight, and then dw is
-   * unused; db < 0: no bias): dx, and the
+   * unused; db < 0: no bias): x's gradient as the composite's two contributions dx1, dx2, and the
    * weight / bias gradients summed over the rows; p[r] = pow(ve[r], 1.5) from the stock Pow kernel.
    */
   normGradRows(
     kind: 'rms' | 'layer',
     rows: number,
     D: number,
-    o: { dy: number; x: number; w: number; mean: number; rs: number; p: number; dx: number; dw: number; db: number },
+    o: { dy: number; x: number; w: number; mean: number; rs: number; p: number; dx1: number; dx2: number; dw: number; db: number },
   ): void {
     if (D % 4 !== 0) throw new Error(`normGradRows: D must be a multiple of 4, got ${D}`);
     this.x.normGradRows(
@@ -1050,7 +1055,8 @@ export class SimdOps {
       o.mean,
       o.rs,
       o.p,
-      o.dx,
+      o.dx1,
+      o.dx2,
       Math.max(o.dw, 0),
       Math.max(o.db, 0),
       kind === 'layer' ? 1 : 0,

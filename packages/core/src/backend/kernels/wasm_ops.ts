@@ -842,10 +842,11 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
             .join(', ')}`,
         );
       const be = args.backend as Backend;
-      const dx = be.makeOutput(x.shape, 'float32');
+      const dx1 = be.makeOutput(x.shape, 'float32');
+      const dx2 = be.makeOutput(x.shape, 'float32');
       const dw = weight ? be.makeOutput([D], 'float32') : null;
       const db = hasBias ? be.makeOutput([D], 'float32') : null;
-      const outs = [dx, ...(dw ? [dw] : []), ...(db ? [db] : [])];
+      const outs = [dx1, dx2, ...(dw ? [dw] : []), ...(db ? [db] : [])];
       if (D === 0) return outs;
       if (rows === 0) {
         for (const t of [dw, db]) if (t) (be.typedArrayFromHeap(t) as Float32Array).fill(0);
@@ -859,7 +860,8 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         mean: o(mean),
         rs: o(rs),
         p: o(p),
-        dx: o(dx),
+        dx1: o(dx1),
+        dx2: o(dx2),
         dw: o(dw),
         db: o(db),
       });
