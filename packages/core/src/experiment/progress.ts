@@ -45,20 +45,25 @@ export function makeProgress(
     const t0 = Date.now();
     let lastPrint = 0;
     let last = 0;
+    /** Steps done before this reporter's first tick (a resumed run starts past 1). */
+    let before: number | undefined;
     return {
       tick: (step, info) => {
         last = step;
+        before ??= step - 1;
         const now = Date.now();
         // about ten lines per sub-run, and at least one every 30 s
-        if (step === 1 || step === total || step % Math.max(1, Math.round(total / 10)) === 0 || now - lastPrint > 30_000) {
+        if (step === before + 1 || step === total || step % Math.max(1, Math.round(total / 10)) === 0 || now - lastPrint > 30_000) {
           lastPrint = now;
           const el = (now - t0) / 1000;
-          const eta = step > 0 ? (el / step) * (total - step) : 0;
+          const ran = step - before;
+          const eta = ran > 0 ? (el / ran) * (total - step) : 0;
           write(`${name}: step ${step}/${total}  ${formatInfo(info)}  (${el.toFixed(0)} s, eta ${eta.toFixed(0)} s)`);
         }
       },
       done: () => {
-        if (last !== total) write(`${name}: done at ${last}/${total}`);
+        if (before === undefined) write(`${name}: no step left to run (0 of ${total} here)`);
+        else if (last !== total) write(`${name}: done at ${last}/${total}`);
       },
     };
   };
