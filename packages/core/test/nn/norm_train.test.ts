@@ -140,6 +140,33 @@ describe('LayerNorm / RMSNorm training kernels (wasm)', () => {
     }
   });
 
+  it('a frozen weight (trainable false) gets no gradient and x keeps the composite bits, without a leak', async () => {
+    await useBackend('wasm');
+    const rng = new Rng(9);
+    const m = new LayerNorm(16);
+    for (const p of m.parameters()) tf.tidy(() => p.assign(rng.randn(p.shape).add(1)));
+    m.weight!.trainable = false;
+    const x0 = rng.randn([4, 16]);
+    const x = tf.variable(x0);
+    x0.dispose();
+    const n0 = tf.memory().numTensors;
+    const run = (fn: (a: tf.Tensor) => tf.Tensor) => {
+      const { value, grads } = tf.variableGrads(() => fn(x).square().sum() as tf.Scalar, [x, m.bias!]);
+      value.dispose();
+      return grads;
+    };
+    const fused = run((a) => m.forward(a));
+    const ref = run((a) => layerNormComposite(a, m.weight, m.bias, m.eps));
+    expect(Object.keys(fused).sort()).toEqual(Object.keys(ref).sort());
+    expect(fused[m.weight!.name]).toBeUndefined();
+    expect(bits(fused[x.name]!)).toEqual(bits(ref[x.name]!));
+    expect(bits(fused[m.bias!.name]!)).toEqual(bits(ref[m.bias!.name]!));
+    tf.dispose([...Object.values(fused), ...Object.values(ref)]);
+    expect(tf.memory().numTensors).toBe(n0);
+    x.dispose();
+    m.dispose();
+  });
+
   it('gradients match float64 central differences', async () => {
     await useBackend('wasm');
     const rng = new Rng(5);
