@@ -128,6 +128,7 @@ export {
   type LinearOptions,
   type LoadStateDictOptions,
   layerNormComposite,
+  linearComposite,
   MLP,
   type MLPOptions,
   Module,

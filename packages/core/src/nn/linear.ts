@@ -1,4 +1,5 @@
 /** Linear and Embedding, with PyTorch's weight layouts so checkpoints map name to name. */
+import { LINEAR_GRAD_KERNEL } from '../backend/kernels/fused.js';
 import { coreKernelsActive } from '../backend/kernels/index.js';
 import { readSync } from '../backend/read.js';
 import { defaultRng } from '../rng/global.js';
@@ -51,22 +52,76 @@ export class Linear extends Module {
       const last = x.shape[x.shape.length - 1];
       if (last !== this.inFeatures)
         throw new Error(`Linear.forward: input last dim must be ${this.inFeatures} (in_features), got shape [${x.shape}]`);
-      if (x.rank >= 2 && x.dtype === 'float32' && !tf.engine().isTapeOn() && coreKernelsActive(tf.getBackend())) {
-        // Inference on core's wasm kernels: one _FusedMatMul call on x [..., N, in] as it is. Its
-        // leading dimensions fold into one GEMM of N' = prod(leading) rows and the bias is added
-        // in float32 after it, as below: the same numbers bit for bit, one kernel call instead of
-        // four. Training keeps the reshapes, whose gradients tfjs derives as before.
-        const inputs: tf.NamedTensorMap = { a: x, b: this.effectiveWeight() };
-        if (this.bias) inputs.bias = this.bias;
-        const attrs = { transposeA: false, transposeB: true, activation: 'linear' };
-        return tf.engine().runKernel('_FusedMatMul', inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const w = this.effectiveWeight();
+      if (x.rank >= 2 && x.dtype === 'float32' && w.dtype === 'float32' && coreKernelsActive(tf.getBackend())) {
+        // Core's wasm kernels: one _FusedMatMul call on x [..., N, in] as it is. Its leading
+        // dimensions fold into one GEMM of N' = prod(leading) rows and the bias is added in float32
+        // after it, as the composite below: the same numbers bit for bit, one kernel call instead
+        // of four. While a tape records, its gradient is one MmlmLinearGrad call with the
+        // composite's GEMMs and bias sum (instead of about seven calls), bit-identical too.
+        // A frozen weight (a non-trainable variable, e.g. LoRA's base) keeps the composite, whose
+        // autodiff skips the weight gradient that the fused backward would compute for nothing.
+        if (!tf.engine().isTapeOn()) return fusedLinear(x, w, this.bias);
+        const frozen = w instanceof tf.Variable && !w.trainable;
+        if (!frozen && tf.getKernel(LINEAR_GRAD_KERNEL, tf.getBackend()) !== undefined) return trainLinear(x, w, this.bias);
       }
-      const x2 = x.reshape([-1, this.inFeatures]); // [N, in]
-      let y = tf.matMul(x2, this.effectiveWeight(), false, true); // [N, out]
-      if (this.bias) y = y.add(this.bias);
-      return y.reshape([...x.shape.slice(0, -1), this.outFeatures]);
+      return linearComposite(x, w, this.bias);
     });
   }
+}
+
+/**
+ * y = x W^T + b as tfjs ops (reshape to [N, in], matMul, add, reshape back), differentiated by
+ * tfjs's autodiff: what Linear computes without core's kernels, and the reference they reproduce.
+ */
+export function linearComposite(
+  x: tf.Tensor /* [..., in] */,
+  weight: tf.Tensor /* [out, in] */,
+  bias: tf.Tensor | null /* [out] */,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const [out, inF] = weight.shape as [number, number];
+    const x2 = x.reshape([-1, inF]); // [N, in]
+    let y = tf.matMul(x2, weight, false, true); // [N, out]
+    if (bias) y = y.add(bias);
+    return y.reshape([...x.shape.slice(0, -1), out]);
+  });
+}
+
+function fusedLinear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
+  const inputs: tf.NamedTensorMap = { a: x, b: weight };
+  if (bias) inputs.bias = bias;
+  const attrs = { transposeA: false, transposeB: true, activation: 'linear' };
+  return tf.engine().runKernel('_FusedMatMul', inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+type LinearCustom = (...inputs: tf.Tensor[]) => tf.Tensor;
+
+function makeTrainLinear(hasBias: boolean): LinearCustom {
+  return tf.customGrad(((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    const [x, w, b] = args as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+    save([x, w]);
+    return {
+      value: fusedLinear(x, w, b ?? null),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [tf.Tensor, tf.Tensor];
+        return tf
+          .engine()
+          .runKernel(LINEAR_GRAD_KERNEL, { dy, x: xs, weight: ws }, { hasBias } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      },
+    };
+  }) as unknown as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    value: tf.Tensor;
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+  }) as unknown as LinearCustom;
+}
+
+const trainLinearByBias: { yes?: LinearCustom; no?: LinearCustom } = {};
+
+function trainLinear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
+  if (bias) return (trainLinearByBias.yes ??= makeTrainLinear(true))(x, weight, bias);
+  return (trainLinearByBias.no ??= makeTrainLinear(false))(x, weight);
 }
 
 export interface EmbeddingOptions {

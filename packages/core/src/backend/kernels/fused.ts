@@ -55,6 +55,13 @@ export const NORM_TRAIN_KERNEL = 'MmlmNormTrain';
  * steps of tfjs's autodiff of the composite, in their order, so bit-identical to it (nn/norm.ts).
  */
 export const NORM_GRAD_KERNEL = 'MmlmNormGrad';
+/**
+ * The backward of Linear's training forward y = x W^T + b (x [..., in] of rank >= 2, W [out, in]):
+ * inputs dy [..., out], x, weight; attr hasBias; outputs dx [..., in], dweight [out, in] and, with
+ * hasBias, dbias [out]. The same GEMM calls and bias sum as tfjs's autodiff of the composite
+ * (reshape, matMul, add, reshape) on core's wasm kernels, so bit-identical to it (nn/linear.ts).
+ */
+export const LINEAR_GRAD_KERNEL = 'MmlmLinearGrad';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
 export const ADAMW_KERNEL = 'MmlmAdamW';
 /**

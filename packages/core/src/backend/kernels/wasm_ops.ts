@@ -19,6 +19,8 @@
  *   rounded to float32 before the sum, as the composite x cos + rot(x) sin.
  * - MmlmGroupNorm / MmlmGroupNormGrad: GroupNorm over NHWC forward and backward in one kernel each
  *   (nn/group_norm.ts; new kernels), plain loops on the heap with float64 sums.
+ * - MmlmLinearGrad: Linear's backward (dx, dW, db) in one kernel call with the composite's GEMM calls
+ *   and bias sum (nn/linear.ts; new kernel), so bit-identical to its autodiff.
  * - MmlmNormTrain / MmlmNormGrad: LayerNorm and RMSNorm forward (with the per-row statistics) and
  *   backward in one kernel each while a gradient tape records (nn/norm.ts; new kernels), with the
  *   float32 steps of the composite and of tfjs's autodiff of it, so bit-identical to them.
@@ -49,6 +51,7 @@ import {
   GROUP_NORM_GRAD_KERNEL,
   GROUP_NORM_KERNEL,
   LAYER_NORM_KERNEL,
+  LINEAR_GRAD_KERNEL,
   NORM_GRAD_KERNEL,
   NORM_TRAIN_KERNEL,
   RMS_NORM_KERNEL,
@@ -61,7 +64,7 @@ import {
 import { GroupNormSimd } from './simd_norm.js';
 import { SimdOps } from './simd_ops.js';
 import { conv2DBackpropInputGemm, conv2DForwardGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
-import type { WasmBackendInternals } from './wasm_matmul.js';
+import { matMulInto, type WasmBackendInternals } from './wasm_matmul.js';
 
 interface Backend extends WasmBackendInternals {
   incRef(dataId: object): void;
@@ -794,6 +797,46 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         return out;
       }),
     ),
+    k(LINEAR_GRAD_KERNEL, (args) => {
+      const { dy, x, weight } = args.inputs as Partial<Record<'dy' | 'x' | 'weight', tf.TensorInfo>>;
+      const { hasBias } = args.attrs as unknown as { hasBias: boolean };
+      const [O, I] = (weight?.shape ?? []) as number[];
+      const r = x?.shape.length ?? 0;
+      const ok =
+        x?.dtype === 'float32' &&
+        dy?.dtype === 'float32' &&
+        weight?.dtype === 'float32' &&
+        weight.shape.length === 2 &&
+        r >= 2 &&
+        x.shape[r - 1] === I &&
+        dy.shape.length === r &&
+        dy.shape.every((d, i) => d === (i === r - 1 ? O : x.shape[i]));
+      if (!ok)
+        throw new Error(
+          `${LINEAR_GRAD_KERNEL} (wasm): expected float32 x [..., in] (rank >= 2), weight [out, in] and dy [..., out] with x's leading dimensions, got ${(
+            ['dy', 'x', 'weight'] as const
+          )
+            .map((n) => {
+              const t = (args.inputs as Record<string, tf.TensorInfo | undefined>)[n];
+              return t ? `${n} ${t.dtype} [${t.shape}]` : `${n} none`;
+            })
+            .join(', ')}`,
+        );
+      const be = args.backend as Backend;
+      const N = size(x.shape) / Math.max(I!, 1);
+      const view = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId: t.dataId, shape, dtype: t.dtype });
+      // the composite's calls: dx2 = matMul(dy2, W) (here on dy as it is: its leading dimensions
+      // fold into the same one GEMM of N rows), dW = matMul(dy2, x2, true, false), db = sum(dy2, 0)
+      const dx = matMulInto(be, { a: dy, b: weight, transposeA: false, transposeB: false }, LINEAR_GRAD_KERNEL);
+      const dw = matMulInto(be, { a: view(dy, [N, O!]), b: view(x, [N, I!]), transposeA: true, transposeB: false }, LINEAR_GRAD_KERNEL);
+      if (!hasBias) return [dx, dw];
+      const db = be.makeOutput([O!], 'float32');
+      if (O! > 0) {
+        if (N === 0) (be.typedArrayFromHeap(db) as Float32Array).fill(0);
+        else opsFor(be).sum(offset(be, dy), 1, N, O!, offset(be, db));
+      }
+      return [dx, dw, db];
+    }),
     k(NORM_TRAIN_KERNEL, (args) => {
       const { x, weight, bias } = args.inputs as Partial<Record<'x' | 'weight' | 'bias', tf.TensorInfo>>;
       const { eps, layer } = args.attrs as unknown as { eps: number; layer: boolean };
