@@ -120,8 +120,9 @@ function makeTrainLinear(hasBias: boolean): LinearCustom {
 const trainLinearByBias: { yes?: LinearCustom; no?: LinearCustom } = {};
 
 function trainLinear(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor | null): tf.Tensor {
-  if (bias) return (trainLinearByBias.yes ??= makeTrainLinear(true))(x, weight, bias);
-  return (trainLinearByBias.no ??= makeTrainLinear(false))(x, weight);
+  const key = bias ? 'yes' : 'no';
+  trainLinearByBias[key] ??= makeTrainLinear(!!bias);
+  return bias ? trainLinearByBias[key](x, weight, bias) : trainLinearByBias[key](x, weight);
 }
 
 export interface EmbeddingOptions {
