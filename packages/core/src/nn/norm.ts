@@ -1,5 +1,6 @@
 /** LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019), over the last dimension. */
 import { LAYER_NORM_KERNEL, NORM_GRAD_KERNEL, NORM_TRAIN_KERNEL, RMS_NORM_KERNEL } from '../backend/kernels/fused.js';
+import { coreKernelsActive } from '../backend/kernels/index.js';
 import { tf } from '../tf.js';
 import { checkPositiveInt } from './linear.js';
 import { Module } from './module.js';
@@ -126,19 +127,16 @@ function makeTrainNorm(layer: boolean, hasW: boolean, hasB: boolean, eps: number
     const inputs: tf.NamedTensorMap = { x: x! };
     if (hasW) inputs.weight = rest[0]!;
     if (hasB) inputs.bias = rest[hasW ? 1 : 0]!;
-    const [y, mean, rs, ve] = tf.engine().runKernel(NORM_TRAIN_KERNEL, inputs, { eps, layer } as unknown as tf.NamedAttrMap) as tf.Tensor[];
-    save([x!, mean!, rs!, ve!, ...(hasW ? [inputs.weight!] : [])]);
+    // stats [3, rows]: each row's mean, 1 / sqrt(ve) and pow(ve, 1.5) (Rsqrt's gradient's factor)
+    const [y, stats] = tf.engine().runKernel(NORM_TRAIN_KERNEL, inputs, { eps, layer } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    save([x!, stats!, ...(hasW ? [inputs.weight!] : [])]);
     return {
       value: y!,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, m, r, v, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
-        // Rsqrt's gradient calls pow(ve, 1.5) (the stock kernel); the rest is one kernel call
-        const p = tf.pow(v, 1.5);
-        const gin: tf.NamedTensorMap = { dy, x: xs, mean: m, rs: r, p };
+        const [xs, st, w] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+        const gin: tf.NamedTensorMap = { dy, x: xs, stats: st };
         if (w) gin.weight = w;
-        const grads = tf.engine().runKernel(NORM_GRAD_KERNEL, gin, { layer, hasBias: hasB } as unknown as tf.NamedAttrMap) as tf.Tensor[];
-        p.dispose();
-        return grads;
+        return tf.engine().runKernel(NORM_GRAD_KERNEL, gin, { layer, hasBias: hasB } as unknown as tf.NamedAttrMap) as tf.Tensor[];
       },
     };
   }) as unknown as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: NormGradFunc }) as unknown as NormCustom;
@@ -148,7 +146,7 @@ const trainNormByKey = new Map<string, NormCustom>();
 
 /**
  * The training path of core's kernels (wasm) while a gradient tape records: the forward and its
- * backward one kernel call each (plus the stock Pow of the per-row ve), bit-identical to the
+ * backward one kernel call each, bit-identical to the
  * composite and tfjs's autodiff of it (about 9 forward and 30 backward kernel calls a LayerNorm).
  * null where the backend lacks the kernels, x is not float32 or D is not a multiple of 4.
  */
@@ -156,7 +154,9 @@ function trainNorm(layer: boolean, x: tf.Tensor, weight: tf.Tensor | null, bias:
   const D = x.shape[x.shape.length - 1] as number;
   if (x.dtype !== 'float32' || !tf.engine().isTapeOn() || D % 4 !== 0) return null;
   const be = tf.getBackend();
-  if (tf.getKernel(NORM_TRAIN_KERNEL, be) === undefined || tf.getKernel(NORM_GRAD_KERNEL, be) === undefined) return null;
+  // the backward reproduces core's Sum kernel, so not while the stock kernels stand in (A/B runs)
+  if (!coreKernelsActive(be) || tf.getKernel(NORM_TRAIN_KERNEL, be) === undefined || tf.getKernel(NORM_GRAD_KERNEL, be) === undefined)
+    return null;
   const key = `${layer}/${!!weight}/${!!bias}/${eps}`;
   let f = trainNormByKey.get(key);
   if (!f) {

@@ -9,6 +9,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { NORM_GRAD_KERNEL, NORM_TRAIN_KERNEL } from '../../src/backend/kernels/fused.js';
+import { useStockKernels } from '../../src/backend/kernels/index.js';
 import { LayerNorm, layerNormComposite, RMSNorm, Rng, rmsNormComposite, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 import { bits } from '../kernels/helpers.js';
@@ -135,6 +136,20 @@ describe('LayerNorm / RMSNorm training kernels (wasm)', () => {
       expect(names.has(NORM_TRAIN_KERNEL), `D ${D}`).toBe(fusedExpected);
       expect(names.has(NORM_GRAD_KERNEL), `D ${D}`).toBe(fusedExpected);
       expect(names.has('Rsqrt'), `D ${D}`).toBe(!fusedExpected);
+      // with the stock kernels standing in (A/B runs), the composite: the backward reproduces core's Sum
+      useStockKernels('wasm', true);
+      try {
+        const stockNames = kernelsOf(() => {
+          const { value, grads } = tf.variableGrads(() => m.forward(x).square().sum() as tf.Scalar, [
+            x,
+            ...m.parameters(),
+          ] as tf.Variable[]);
+          tf.dispose([value, ...Object.values(grads)]);
+        });
+        expect(stockNames.has(NORM_TRAIN_KERNEL), `D ${D}, stock kernels`).toBe(false);
+      } finally {
+        useStockKernels('wasm', false);
+      }
       m.dispose();
       x.dispose();
     }
@@ -241,19 +256,19 @@ describe('LayerNorm / RMSNorm training kernels (wasm)', () => {
     const run = (k: string, inputs: tf.NamedTensorMap, attrs: Record<string, unknown>) =>
       tf.tidy(() => tf.engine().runKernel(k, inputs, attrs as unknown as tf.NamedAttrMap));
     const x = tf.ones([2, 4]);
-    const r = tf.ones([2]);
+    const st = tf.ones([3, 2]);
     expect(() => run(NORM_TRAIN_KERNEL, { x, bias: tf.ones([4]) }, { eps: 1e-5, layer: false })).toThrow(
       /MmlmNormTrain \(wasm\): expected float32 x \[\.\.\., D\] and weight \[D\] or none, got x float32 \[2,4\], bias float32 \[4\]/,
     );
     expect(() => run(NORM_TRAIN_KERNEL, { x, weight: tf.ones([3]) }, { eps: 1e-5, layer: true })).toThrow(/weight float32 \[3\]/);
     expect(() => run(NORM_TRAIN_KERNEL, { x }, { eps: -1, layer: true })).toThrow(/eps must be a finite number >= 0, got -1/);
-    expect(() => run(NORM_GRAD_KERNEL, { dy: tf.ones([2, 6]), x: tf.ones([2, 6]), mean: r, rs: r, p: r }, { layer: true })).toThrow(
-      /MmlmNormGrad \(wasm\): expected .* D a multiple of 4.*got dy float32 \[2,6\], x float32 \[2,6\], weight none, mean float32 \[2\]/,
+    expect(() => run(NORM_GRAD_KERNEL, { dy: tf.ones([2, 6]), x: tf.ones([2, 6]), stats: st }, { layer: true })).toThrow(
+      /MmlmNormGrad \(wasm\): expected .* D a multiple of 4.*got dy float32 \[2,6\], x float32 \[2,6\], weight none, stats float32 \[3,2\]/,
     );
-    expect(() => run(NORM_GRAD_KERNEL, { dy: tf.ones([2, 4]), x, mean: tf.ones([3]), rs: r, p: r }, { layer: true })).toThrow(
-      /mean float32 \[3\]/,
+    expect(() => run(NORM_GRAD_KERNEL, { dy: tf.ones([2, 4]), x, stats: tf.ones([3, 3]) }, { layer: true })).toThrow(
+      /stats float32 \[3,3\]/,
     );
-    expect(() => run(NORM_GRAD_KERNEL, { dy: tf.ones([4, 2]), x, mean: r, rs: r, p: r }, { layer: true })).toThrow(/dy float32 \[4,2\]/);
-    tf.dispose([x, r]);
+    expect(() => run(NORM_GRAD_KERNEL, { dy: tf.ones([4, 2]), x, stats: st }, { layer: true })).toThrow(/dy float32 \[4,2\]/);
+    tf.dispose([x, st]);
   });
 });

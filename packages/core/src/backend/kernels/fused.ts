@@ -43,13 +43,14 @@ export const RMS_NORM_KERNEL = 'MmlmRmsNorm';
 export const LAYER_NORM_KERNEL = 'MmlmLayerNorm';
 /**
  * The training forward of both norms (inputs x [..., D], weight [D] / bias [D] when present; attrs
- * eps, layer (LayerNorm when true, RMSNorm otherwise); outputs y, and per row of x mean (LayerNorm;
- * +0 for RMSNorm), rs = 1 / sqrt(ve) and ve = mean of squares + eps, each [rows]): the inference
- * kernels' arithmetic plus the statistics the backward reads.
+ * eps, layer (LayerNorm when true, RMSNorm otherwise); outputs y and stats [3, rows]: per row of x
+ * the mean (LayerNorm; +0 for RMSNorm), rs = 1 / sqrt(ve) and p = pow(ve, 1.5) by the registered Pow
+ * kernel, with ve = mean of squares + eps): the inference kernels' arithmetic plus what the backward
+ * reads.
  */
 export const NORM_TRAIN_KERNEL = 'MmlmNormTrain';
 /**
- * Its backward (inputs dy, x, weight when present, mean, rs, p = pow(ve, 1.5); attrs layer, hasBias;
+ * Its backward (inputs dy, x, weight when present, stats; attrs layer, hasBias;
  * outputs dx1 and dx2, x's gradient as the composite's two contributions to it (see simd_ops.ts
  * normGradRows), then dweight [D] when there is a weight, then dbias [D] when hasBias): the float32
  * steps of tfjs's autodiff of the composite, in their order, so bit-identical to it (nn/norm.ts).

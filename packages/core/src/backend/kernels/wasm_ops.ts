@@ -851,14 +851,34 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const be = args.backend as Backend;
       const rows = D === 0 ? 0 : size(x.shape) / D!;
       const y = be.makeOutput(x.shape, 'float32');
-      const [mean, rs, ve] = [0, 1, 2].map(() => be.makeOutput([rows], 'float32')) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
-      if (size(x.shape) === 0) return [y, mean, rs, ve];
+      const stats = be.makeOutput([3, rows], 'float32');
+      if (size(x.shape) === 0) return [y, stats];
       const o = (t: tf.TensorInfo | undefined) => (t ? offset(be, t) : -1);
-      opsFor(be).normRows(layer ? 'layer' : 'rms', rows, D!, o(x), o(weight), o(bias), o(y), eps, { mean: o(mean), rs: o(rs), ve: o(ve) });
-      return [y, mean, rs, ve];
+      const ve = be.makeOutput([rows], 'float32');
+      const exponent = be.makeOutput([], 'float32');
+      let p: tf.TensorInfo | undefined;
+      try {
+        const st = o(stats);
+        opsFor(be).normRows(layer ? 'layer' : 'rms', rows, D!, o(x), o(weight), o(bias), o(y), eps, {
+          mean: st,
+          rs: st + 4 * rows,
+          ve: o(ve),
+        });
+        // p = pow(ve, 1.5) by the registered Pow kernel, as the composite's Rsqrt gradient computes it
+        (be.typedArrayFromHeap(exponent) as Float32Array)[0] = 1.5;
+        const pow = tf.getKernel('Pow', 'wasm');
+        if (!pow) throw new Error(`${NORM_TRAIN_KERNEL} (wasm): no Pow kernel registered for wasm`);
+        p = pow.kernelFunc({ inputs: { a: ve, b: exponent }, backend: be as never, attrs: {} }) as tf.TensorInfo;
+        const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32; // after the Pow kernel, which may grow the heap
+        const from = o(p) >>> 2;
+        heap.copyWithin((st >>> 2) + 2 * rows, from, from + rows);
+      } finally {
+        for (const t of [ve, exponent, p]) if (t) be.disposeData(t.dataId);
+      }
+      return [y, stats];
     }),
     k(NORM_GRAD_KERNEL, (args) => {
-      const { dy, x, weight, mean, rs, p } = args.inputs as Partial<Record<'dy' | 'x' | 'weight' | 'mean' | 'rs' | 'p', tf.TensorInfo>>;
+      const { dy, x, weight, stats } = args.inputs as Partial<Record<'dy' | 'x' | 'weight' | 'stats', tf.TensorInfo>>;
       const { layer, hasBias } = args.attrs as unknown as { layer: boolean; hasBias: boolean };
       const D = x?.shape[x.shape.length - 1] as number;
       const rows = x && D > 0 ? size(x.shape) / D : 0;
@@ -870,13 +890,11 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         !f32(x, x.shape) ||
         !f32(dy, x.shape) ||
         (weight && !f32(weight, [D])) ||
-        !f32(mean, [rows]) ||
-        !f32(rs, [rows]) ||
-        !f32(p, [rows])
+        !f32(stats, [3, rows])
       )
         throw new Error(
-          `${NORM_GRAD_KERNEL} (wasm): expected float32 dy and x [..., D] with D a multiple of 4, weight [D] or none, mean, rs, p [rows], got ${(
-            ['dy', 'x', 'weight', 'mean', 'rs', 'p'] as const
+          `${NORM_GRAD_KERNEL} (wasm): expected float32 dy and x [..., D] with D a multiple of 4, weight [D] or none, stats [3, rows], got ${(
+            ['dy', 'x', 'weight', 'stats'] as const
           )
             .map((n) => {
               const t = (args.inputs as Record<string, tf.TensorInfo | undefined>)[n];
@@ -896,13 +914,14 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         return outs;
       }
       const o = (t: tf.TensorInfo | null | undefined) => (t ? offset(be, t) : -1);
+      const st = o(stats);
       opsFor(be).normGradRows(layer ? 'layer' : 'rms', rows, D, {
         dy: o(dy),
         x: o(x),
         w: o(weight),
-        mean: o(mean),
-        rs: o(rs),
-        p: o(p),
+        mean: st,
+        rs: st + 4 * rows,
+        p: st + 8 * rows,
         dx1: o(dx1),
         dx2: o(dx2),
         dw: o(dw),
