@@ -2,6 +2,8 @@
  * Multi-head attention (Vaswani et al. 2017): self or cross, causal or not, optional grouped KV
  * heads (GQA, Ainslie et al. 2023), optional RoPE, with a KV cache for incremental decoding.
  */
+import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL } from '../backend/kernels/fused.js';
+import { coreKernelsActive } from '../backend/kernels/index.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
@@ -176,15 +178,90 @@ export class MultiHeadAttention extends Module {
         k = rep(k);
         v = rep(v);
       }
-      let att = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(hs)); // [B, H, T, S]
-      if (this.causal && !this.isCross) att = att.add(causalMask(T, S));
-      if (call.mask) att = att.add(call.mask);
-      att = tf.softmax(att, -1);
-      const y = tf
-        .matMul(att, v)
-        .transpose([0, 2, 1, 3])
-        .reshape([B, T, H * hs]); // [B, T, dim]
+      const o = scaledDotProductAttention(q, k, v, { causal: this.causal && !this.isCross, mask: call.mask }); // [B, H, T, hs]
+      const y = o.transpose([0, 2, 1, 3]).reshape([B, T, H * hs]); // [B, T, dim]
       return this.proj.forward(y);
     });
   }
+}
+
+export interface SdpaOptions {
+  /** Add causalMask(T, S) (query i sees keys j <= i + S - T). Default false. */
+  causal?: boolean;
+  /** An additive mask broadcastable to [B, H, T, S] (e.g. paddingMask). */
+  mask?: tf.Tensor | null;
+  /** Default 1 / sqrt(hs). */
+  scale?: number;
+}
+
+/**
+ * softmax(q k^T scale + causal mask + mask) v as tfjs ops, differentiated by tfjs's autodiff:
+ * q [B, H, T, hs], k and v [B, H, S, hs] -> [B, H, T, hs]. What attention computes without core's
+ * kernels (or with an extra mask), and the reference its fused kernels reproduce bit for bit.
+ */
+export function attentionComposite(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opts: SdpaOptions = {}): tf.Tensor /* [B, H, T, hs] */ {
+  return tf.tidy(() => {
+    const [T, S, hs] = [q.shape[2] as number, k.shape[2] as number, q.shape[3] as number];
+    let att = tf.matMul(q, k, false, true).mul(opts.scale ?? 1 / Math.sqrt(hs)); // [B, H, T, S]
+    if (opts.causal) att = att.add(causalMask(T, S));
+    if (opts.mask) att = att.add(opts.mask);
+    att = tf.softmax(att, -1);
+    return tf.matMul(att, v);
+  });
+}
+
+/**
+ * Scaled dot-product attention (PyTorch's F.scaled_dot_product_attention): q [B, H, T, hs], k and
+ * v [B, H, S, hs] -> [B, H, T, hs]. On core's wasm kernels without an extra mask, one kernel call
+ * forward and one backward, bit-identical to attentionComposite; the composite elsewhere.
+ */
+export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, opts: SdpaOptions = {}): tf.Tensor {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
+    throw new Error(`scaledDotProductAttention: q, k, v must be [B, H, T|S, hs], got [${q.shape}], [${k.shape}], [${v.shape}]`);
+  const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3] as number);
+  return (opts.mask ? null : fusedAttention(q, k, v, scale, !!opts.causal)) ?? attentionComposite(q, k, v, { ...opts, scale });
+}
+
+type AttentionCustom = (q: tf.Tensor, k: tf.Tensor, v: tf.Tensor) => tf.Tensor;
+const attentionByKey = new Map<string, AttentionCustom>();
+
+function makeFusedAttention(scale: number, causal: boolean): AttentionCustom {
+  const attrs = { scale, causal } as unknown as tf.NamedAttrMap;
+  return tf.customGrad(((q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [o, p] = tf.engine().runKernel(ATTENTION_KERNEL, { q, k, v }, attrs) as tf.Tensor[];
+    save([q, k, v, p!]);
+    return {
+      value: o!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [qs, ks, vs, ps] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf.engine().runKernel(ATTENTION_GRAD_KERNEL, { dy, q: qs, k: ks, v: vs, p: ps }, attrs) as tf.Tensor[];
+      },
+    };
+  }) as unknown as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    value: tf.Tensor;
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
+  }) as unknown as AttentionCustom;
+}
+
+/**
+ * Core's wasm attention kernels (one call forward, one backward while a tape records) where they
+ * apply: float32, core's kernels active, no extra mask. Bit-identical to attentionComposite. While
+ * no tape records, the forward alone (its probabilities are dropped). null elsewhere.
+ */
+function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, causal: boolean): tf.Tensor | null {
+  const be = tf.getBackend();
+  if (q.dtype !== 'float32' || k.dtype !== 'float32' || v.dtype !== 'float32' || !coreKernelsActive(be)) return null;
+  if (tf.getKernel(ATTENTION_KERNEL, be) === undefined || tf.getKernel(ATTENTION_GRAD_KERNEL, be) === undefined) return null;
+  if (!tf.engine().isTapeOn()) {
+    const [o, p] = tf.engine().runKernel(ATTENTION_KERNEL, { q, k, v }, { scale, causal } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    p!.dispose();
+    return o!;
+  }
+  const key = `${scale}/${causal}`;
+  let f = attentionByKey.get(key);
+  if (!f) {
+    f = makeFusedAttention(scale, causal);
+    attentionByKey.set(key, f);
+  }
+  return f(q, k, v);
 }

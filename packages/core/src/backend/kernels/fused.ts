@@ -63,6 +63,16 @@ export const NORM_GRAD_KERNEL = 'MmlmNormGrad';
  * (reshape, matMul, add, reshape) on core's wasm kernels, so bit-identical to it (nn/linear.ts).
  */
 export const LINEAR_GRAD_KERNEL = 'MmlmLinearGrad';
+/**
+ * The core of softmax attention, o = softmax(q k^T scale + causal mask) v, for q [B, H, T, hs], k and
+ * v [B, H, S, hs] (attrs scale, causal; outputs o [B, H, T, hs] and p [B, H, T, S], the
+ * probabilities the backward reads): the composite's matMul, Multiply, Add of causalMask(T, S),
+ * Softmax and matMul in one call, with the same GEMM calls and the registered Softmax kernel, so
+ * bit-identical to it (nn/attention.ts).
+ */
+export const ATTENTION_KERNEL = 'MmlmAttention';
+/** Its backward (inputs dy = do, q, k, v, p; attr scale; outputs dq, dk, dv): tfjs's autodiff steps of the composite. */
+export const ATTENTION_GRAD_KERNEL = 'MmlmAttentionGrad';
 /** One AdamW update of one parameter (inputs p, m, v, g; outputs p', m', v'); see wasm_ops.ts. */
 export const ADAMW_KERNEL = 'MmlmAdamW';
 /**

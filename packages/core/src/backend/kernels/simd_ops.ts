@@ -26,6 +26,7 @@ import {
   if_,
   type Local,
   loop,
+  select,
   seq,
   set,
   v128,
@@ -763,6 +764,125 @@ function normGradRowsFunc(): FuncBuilder {
 }
 
 /**
+ * attnScaleMask(rows, T, S, s, scale, causal, offset): attention scores s [rows = B H T, S] in place,
+ * s = s scale, then, when causal, s + m with m = 0 where j <= offset + (r mod T) and NEG_INF (-1e9)
+ * elsewhere: the composite's Multiply by the scalar and Add of causalMask(T, S), each rounded to
+ * float32 once per element (so bit-identical; every element gets its add, the zeros too).
+ */
+function attnScaleMaskFunc(): FuncBuilder {
+  const f = new FuncBuilder('attnScaleMask', ['i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32']);
+  const [rows, T, S, sp, scale, causal, offset] = f.params as [Local, Local, Local, Local, Local, Local, Local];
+  const r = f.local('i32');
+  const j = f.local('i32');
+  const lim = f.local('i32');
+  const vecEnd = f.local('i32');
+  const sc = f.local('v128');
+  const neg = f.local('v128');
+  const idx = f.local('v128');
+  const v = f.local('v128');
+  const x = f.local('f32');
+  const at = (): Code => i32.add(get(sp), i32.shl(get(j), i32.const(2)));
+  f.body = seq(
+    set(vecEnd, i32.and(get(S), i32.const(~3))),
+    set(sc, f32x4.splat(get(scale))),
+    set(neg, f32x4.splat(f32.const(-1e9))),
+    whileLoop(
+      i32.lt_u(get(r), get(rows)),
+      // lim = offset + r mod T: the last key row r may see
+      set(lim, i32.add(get(offset), i32.sub(get(r), i32.mul(i32.div_u(get(r), get(T)), get(T))))),
+      set(j, i32.const(0)),
+      whileLoop(
+        i32.lt_u(get(j), get(vecEnd)),
+        set(v, f32x4.mul(v128.load(at()), get(sc))),
+        if_(get(causal), [
+          set(idx, i32x4.add(i32x4.splat(get(j)), v128ops.i32x4([0, 1, 2, 3]))),
+          // lanes with lim >= j get +0, the others NEG_INF (lim and j are small: unsigned is signed)
+          set(v, f32x4.add(get(v), v128ops.bitselect(v128.zero(), get(neg), i32x4.ge_u(i32x4.splat(get(lim)), get(idx))))),
+        ]),
+        v128.store(at(), get(v)),
+        inc(j, i32.const(4)),
+      ),
+      whileLoop(
+        i32.lt_u(get(j), get(S)),
+        set(x, f32.mul(f32.load(at()), get(scale))),
+        if_(get(causal), [set(x, f32.add(get(x), select(f32.const(0), f32.const(-1e9), i32.ge_u(get(lim), get(j)))))]),
+        f32.store(at(), get(x)),
+        inc(j, i32.const(1)),
+      ),
+      inc(sp, i32.shl(get(S), i32.const(2))),
+      inc(r, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
+/**
+ * attnSoftmaxGrad(rows, S, dp, p, scale): in place on dp [rows, S], the composite's softmax
+ * gradient then its Multiply by the scale: t = dp p; r = sum_j t (core's Sum over the last axis:
+ * four lanes over the first S - S % 4, (l0 + l1) + (l2 + l3), then the rest in order);
+ * dp = ((t - r p) scale), each operation rounded to float32 as the composite's kernels do.
+ */
+function attnSoftmaxGradFunc(): FuncBuilder {
+  const f = new FuncBuilder('attnSoftmaxGrad', ['i32', 'i32', 'i32', 'i32', 'f32']);
+  const [rows, S, dp, p, scale] = f.params as [Local, Local, Local, Local, Local];
+  const r = f.local('i32');
+  const j = f.local('i32');
+  const vecEnd = f.local('i32');
+  const acc = f.local('v128');
+  const t = f.local('v128');
+  const rs = f.local('f32');
+  const rv = f.local('v128');
+  const sc = f.local('v128');
+  const atD = (): Code => i32.add(get(dp), i32.shl(get(j), i32.const(2)));
+  const atP = (): Code => i32.add(get(p), i32.shl(get(j), i32.const(2)));
+  f.body = seq(
+    set(vecEnd, i32.and(get(S), i32.const(~3))),
+    set(sc, f32x4.splat(get(scale))),
+    whileLoop(
+      i32.lt_u(get(r), get(rows)),
+      set(acc, v128.zero()),
+      set(j, i32.const(0)),
+      whileLoop(
+        i32.lt_u(get(j), get(vecEnd)),
+        set(t, f32x4.mul(v128.load(atD()), v128.load(atP()))),
+        v128.store(atD(), get(t)),
+        set(acc, f32x4.add(get(acc), get(t))),
+        inc(j, i32.const(4)),
+      ),
+      set(
+        rs,
+        f32.add(
+          f32.add(f32x4.extract_lane(get(acc), 0), f32x4.extract_lane(get(acc), 1)),
+          f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
+        ),
+      ),
+      whileLoop(
+        i32.lt_u(get(j), get(S)),
+        f32.store(atD(), f32.mul(f32.load(atD()), f32.load(atP()))),
+        set(rs, f32.add(get(rs), f32.load(atD()))),
+        inc(j, i32.const(1)),
+      ),
+      set(rv, f32x4.splat(get(rs))),
+      set(j, i32.const(0)),
+      whileLoop(
+        i32.lt_u(get(j), get(vecEnd)),
+        v128.store(atD(), f32x4.mul(f32x4.sub(v128.load(atD()), f32x4.mul(get(rv), v128.load(atP()))), get(sc))),
+        inc(j, i32.const(4)),
+      ),
+      whileLoop(
+        i32.lt_u(get(j), get(S)),
+        f32.store(atD(), f32.mul(f32.sub(f32.load(atD()), f32.mul(get(rs), f32.load(atP()))), get(scale))),
+        inc(j, i32.const(1)),
+      ),
+      inc(dp, i32.shl(get(S), i32.const(2))),
+      inc(p, i32.shl(get(S), i32.const(2))),
+      inc(r, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
+/**
  * ropeRows(rows, T, d, x, cos, sin, y, interleaved, inverse): RoPE rotation of rows of d float32
  * values, row r at position r % T of the [T, d] tables: for each pair (i0, i1) (i0 = 2k, i1 = 2k + 1
  * interleaved; i0 = k, i1 = k + d/2 otherwise) y_i0 = x_i0 c_i0 - x_i1 s_i0, y_i1 = x_i1 c_i1 +
@@ -876,6 +996,8 @@ export function simdOpsModule(): object {
       adamwFunc(),
       normRowsFunc(),
       normGradRowsFunc(),
+      attnScaleMaskFunc(),
+      attnSoftmaxGradFunc(),
       ropeRowsFunc(),
     ]),
   );
@@ -933,6 +1055,8 @@ interface Exports {
     hasB: number,
   ): void;
   ropeRows(rows: number, T: number, d: number, x: number, cos: number, sin: number, y: number, interleaved: number, inverse: number): void;
+  attnScaleMask(rows: number, T: number, S: number, s: number, scale: number, causal: number, offset: number): void;
+  attnSoftmaxGrad(rows: number, S: number, dp: number, p: number, scale: number): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -1063,6 +1187,16 @@ export class SimdOps {
       o.w >= 0 ? 1 : 0,
       o.db >= 0 ? 1 : 0,
     );
+  }
+
+  /** Attention scores [rows = B H T, S] at byte offset s, in place: times scale, plus the causal mask (key j <= offset + r mod T). */
+  attnScaleMask(rows: number, T: number, S: number, s: number, scale: number, causal: boolean, offset: number): void {
+    this.x.attnScaleMask(rows, T, S, s, scale, causal ? 1 : 0, offset);
+  }
+
+  /** In place on dp [rows, S]: the softmax gradient (dp p - sum(dp p) p) times scale (byte offsets). */
+  attnSoftmaxGrad(rows: number, S: number, dp: number, p: number, scale: number): void {
+    this.x.attnSoftmaxGrad(rows, S, dp, p, scale);
   }
 
   /** GELU, tanh form, and its vector-Jacobian product dy * gelu'(x). */

@@ -77,6 +77,7 @@ export const i32 = {
   add: (a: Code, b: Code): Code => [...a, ...b, 0x6a],
   sub: (a: Code, b: Code): Code => [...a, ...b, 0x6b],
   mul: (a: Code, b: Code): Code => [...a, ...b, 0x6c],
+  div_u: (a: Code, b: Code): Code => [...a, ...b, 0x6e],
   and: (a: Code, b: Code): Code => [...a, ...b, 0x71],
   or: (a: Code, b: Code): Code => [...a, ...b, 0x72],
   shl: (a: Code, b: Code): Code => [...a, ...b, 0x74],

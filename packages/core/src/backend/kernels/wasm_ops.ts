@@ -19,6 +19,9 @@
  *   rounded to float32 before the sum, as the composite x cos + rot(x) sin.
  * - MmlmGroupNorm / MmlmGroupNormGrad: GroupNorm over NHWC forward and backward in one kernel each
  *   (nn/group_norm.ts; new kernels), plain loops on the heap with float64 sums.
+ * - MmlmAttention / MmlmAttentionGrad: softmax attention's core (scores, scale, causal mask, softmax,
+ *   weighted sum) forward and backward in one kernel call each (nn/attention.ts; new kernels), with
+ *   the composite's GEMM calls, its Softmax kernel and its float32 steps, so bit-identical to it.
  * - MmlmLinearGrad: Linear's backward (dx, dW, db) in one kernel call with the composite's GEMM calls
  *   and bias sum (nn/linear.ts; new kernel), so bit-identical to its autodiff.
  * - MmlmNormTrain / MmlmNormGrad: LayerNorm and RMSNorm forward (with the per-row statistics) and
@@ -40,6 +43,8 @@ import { tf } from '../../tf.js';
 import {
   ADAMW_KERNEL,
   ADAMW_N_KERNEL,
+  ATTENTION_GRAD_KERNEL,
+  ATTENTION_KERNEL,
   DROPOUT_KERNEL,
   dropoutHash,
   dropoutKey,
@@ -797,6 +802,78 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         return out;
       }),
     ),
+    k(ATTENTION_KERNEL, (args) => {
+      const { q, k: key, v } = args.inputs as Partial<Record<'q' | 'k' | 'v', tf.TensorInfo>>;
+      const { scale, causal } = args.attrs as unknown as { scale: number; causal: boolean };
+      const [B, H, T, hs] = (q?.shape ?? []) as number[];
+      const S = key?.shape[2] as number;
+      const is = (t: tf.TensorInfo | undefined, shape: number[]) => t?.dtype === 'float32' && t.shape.join() === shape.join();
+      if (q?.shape.length !== 4 || !is(q, q.shape) || !is(key, [B!, H!, S, hs!]) || !is(v, [B!, H!, S, hs!]) || !Number.isFinite(scale))
+        throw new Error(
+          `${ATTENTION_KERNEL} (wasm): expected float32 q [B, H, T, hs], k and v [B, H, S, hs] and a finite scale, got ${(
+            ['q', 'k', 'v'] as const
+          )
+            .map((n) => {
+              const t = (args.inputs as Record<string, tf.TensorInfo | undefined>)[n];
+              return t ? `${n} ${t.dtype} [${t.shape}]` : `${n} none`;
+            })
+            .join(', ')}, scale ${scale}`,
+        );
+      const be = args.backend as Backend;
+      // scores = matMul(q, k, false, true) * scale (+ causalMask(T, S)); p = softmax; o = matMul(p, v)
+      const scores = matMulInto(be, { a: q, b: key!, transposeA: false, transposeB: true }, ATTENTION_KERNEL);
+      let p: tf.TensorInfo;
+      try {
+        if (size(scores.shape) > 0) opsFor(be).attnScaleMask(B! * H! * T!, T!, S, offset(be, scores), scale, !!causal, S - T!);
+        const softmax = tf.getKernel('Softmax', 'wasm');
+        if (!softmax) throw new Error(`${ATTENTION_KERNEL} (wasm): no Softmax kernel registered for wasm`);
+        p = softmax.kernelFunc({ inputs: { logits: scores }, backend: be as never, attrs: { dim: 3 } }) as tf.TensorInfo;
+      } finally {
+        be.disposeData(scores.dataId);
+      }
+      const o = matMulInto(be, { a: p, b: v!, transposeA: false, transposeB: false }, ATTENTION_KERNEL);
+      return [o, p];
+    }),
+    k(ATTENTION_GRAD_KERNEL, (args) => {
+      const { dy, q, k: key, v, p } = args.inputs as Partial<Record<'dy' | 'q' | 'k' | 'v' | 'p', tf.TensorInfo>>;
+      const { scale } = args.attrs as unknown as { scale: number };
+      const [B, H, T, hs] = (q?.shape ?? []) as number[];
+      const S = key?.shape[2] as number;
+      const is = (t: tf.TensorInfo | undefined, shape: number[]) => t?.dtype === 'float32' && t.shape.join() === shape.join();
+      if (
+        q?.shape.length !== 4 ||
+        !is(q, q.shape) ||
+        !is(dy, q.shape) ||
+        !is(key, [B!, H!, S, hs!]) ||
+        !is(v, [B!, H!, S, hs!]) ||
+        !is(p, [B!, H!, T!, S]) ||
+        !Number.isFinite(scale)
+      )
+        throw new Error(
+          `${ATTENTION_GRAD_KERNEL} (wasm): expected float32 dy and q [B, H, T, hs], k and v [B, H, S, hs], p [B, H, T, S] and a finite scale, got ${(
+            ['dy', 'q', 'k', 'v', 'p'] as const
+          )
+            .map((n) => {
+              const t = (args.inputs as Record<string, tf.TensorInfo | undefined>)[n];
+              return t ? `${n} ${t.dtype} [${t.shape}]` : `${n} none`;
+            })
+            .join(', ')}, scale ${scale}`,
+        );
+      const be = args.backend as Backend;
+      // tfjs's gradients of the composite, in its order: o = matMul(p, v) gives dp = matMul(do, v,
+      // false, true) and dv = matMul(p, do, true, false); softmax and the scale give ds (in place on
+      // dp); scores = matMul(q, k, false, true) gives dq = matMul(ds, k) and dk = matMul(ds, q, true, false)
+      const dp = matMulInto(be, { a: dy!, b: v!, transposeA: false, transposeB: true }, ATTENTION_GRAD_KERNEL);
+      try {
+        const dv = matMulInto(be, { a: p!, b: dy!, transposeA: true, transposeB: false }, ATTENTION_GRAD_KERNEL);
+        if (size(dp.shape) > 0) opsFor(be).attnSoftmaxGrad(B! * H! * T!, S, offset(be, dp), offset(be, p!), scale);
+        const dq = matMulInto(be, { a: dp, b: key!, transposeA: false, transposeB: false }, ATTENTION_GRAD_KERNEL);
+        const dk = matMulInto(be, { a: dp, b: q, transposeA: true, transposeB: false }, ATTENTION_GRAD_KERNEL);
+        return [dq, dk, dv];
+      } finally {
+        be.disposeData(dp.dataId);
+      }
+    }),
     k(LINEAR_GRAD_KERNEL, (args) => {
       const { dy, x, weight } = args.inputs as Partial<Record<'dy' | 'x' | 'weight', tf.TensorInfo>>;
       const { hasBias } = args.attrs as unknown as { hasBias: boolean };
