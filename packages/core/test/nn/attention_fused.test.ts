@@ -2,7 +2,7 @@
  * Softmax attention's core on wasm (MmlmAttention / MmlmAttentionGrad: scores, scale, causal mask,
  * softmax, weighted sum in one kernel call each way): output and the gradients of q, k and v bit for
  * bit equal to tfjs's autodiff of the composite (attentionComposite) on the same backend and GEMM,
- * causal or not, T = S and T != S (cross attention, a KV-cache step), widths with and without a tail
+ * causal or not, T = S and T != S (cross attention, a KV-cache step, T > S), widths with and without a tail
  * of 4; without a tape the forward alone, the same bits; an extra mask keeps the composite; the
  * gradients against float64 finite differences; no leak; bad input to the kernels.
  */
@@ -69,6 +69,7 @@ describe('attention kernels (wasm)', () => {
         [4, 4, 16, 16, 32],
         [2, 2, 3, 7, 4],
         [2, 2, 1, 9, 8],
+        [1, 2, 6, 3, 4],
       ] as [number, number, number, number, number][]) {
         for (const causal of [false, true]) {
           for (const scaleUp of [1, 30]) {
@@ -91,7 +92,7 @@ describe('attention kernels (wasm)', () => {
           }
         }
       }
-      expect(cases).toBe(20);
+      expect(cases).toBe(24);
       expect(tf.memory().numTensors).toBe(n0);
     });
 

@@ -796,8 +796,8 @@ function attnScaleMaskFunc(): FuncBuilder {
         set(v, f32x4.mul(v128.load(at()), get(sc))),
         if_(get(causal), [
           set(idx, i32x4.add(i32x4.splat(get(j)), v128ops.i32x4([0, 1, 2, 3]))),
-          // lanes with lim >= j get +0, the others NEG_INF (lim and j are small: unsigned is signed)
-          set(v, f32x4.add(get(v), v128ops.bitselect(v128.zero(), get(neg), i32x4.ge_u(i32x4.splat(get(lim)), get(idx))))),
+          // lanes with lim >= j get +0, the others NEG_INF (signed: lim < 0 where S < T)
+          set(v, f32x4.add(get(v), v128ops.bitselect(v128.zero(), get(neg), i32x4.ge_s(i32x4.splat(get(lim)), get(idx))))),
         ]),
         v128.store(at(), get(v)),
         inc(j, i32.const(4)),
@@ -805,7 +805,7 @@ function attnScaleMaskFunc(): FuncBuilder {
       whileLoop(
         i32.lt_u(get(j), get(S)),
         set(x, f32.mul(f32.load(at()), get(scale))),
-        if_(get(causal), [set(x, f32.add(get(x), select(f32.const(0), f32.const(-1e9), i32.ge_u(get(lim), get(j)))))]),
+        if_(get(causal), [set(x, f32.add(get(x), select(f32.const(0), f32.const(-1e9), i32.ge_s(get(lim), get(j)))))]),
         f32.store(at(), get(x)),
         inc(j, i32.const(1)),
       ),

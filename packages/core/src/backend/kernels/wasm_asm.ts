@@ -73,6 +73,7 @@ export const i32 = {
   lt_u: (a: Code, b: Code): Code => [...a, ...b, 0x49],
   gt_u: (a: Code, b: Code): Code => [...a, ...b, 0x4b],
   le_u: (a: Code, b: Code): Code => [...a, ...b, 0x4d],
+  ge_s: (a: Code, b: Code): Code => [...a, ...b, 0x4e],
   ge_u: (a: Code, b: Code): Code => [...a, ...b, 0x4f],
   add: (a: Code, b: Code): Code => [...a, ...b, 0x6a],
   sub: (a: Code, b: Code): Code => [...a, ...b, 0x6b],
@@ -172,6 +173,8 @@ export const i32x4 = {
   mul: bin(0xb5),
   /** All ones in each lane where a >= b as unsigned integers. */
   ge_u: bin(0x40),
+  /** All ones in each lane where a >= b as signed integers. */
+  ge_s: bin(0x3f),
 };
 
 export const v128ops = {
