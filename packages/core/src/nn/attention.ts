@@ -2,7 +2,7 @@
  * Multi-head attention (Vaswani et al. 2017): self or cross, causal or not, optional grouped KV
  * heads (GQA, Ainslie et al. 2023), optional RoPE, with a KV cache for incremental decoding.
  */
-import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL } from '../backend/kernels/fused.js';
+import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL, oneTapeRecording } from '../backend/kernels/fused.js';
 import { coreKernelsActive } from '../backend/kernels/index.js';
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
@@ -257,6 +257,7 @@ function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number,
     p!.dispose();
     return o!;
   }
+  if (!oneTapeRecording()) return null; // nested tapes: the composite (the fused backward is first order)
   const key = `${scale}/${causal}`;
   let f = attentionByKey.get(key);
   if (!f) {

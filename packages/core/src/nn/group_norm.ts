@@ -8,7 +8,7 @@
  *   xhat = (x - mean) rstd,  g = dy weight[c],  over each (sample, group) of N = H W C/G elements:
  *   dx = rstd (g - mean(g) - xhat mean(g xhat));  dweight[c] = sum_bhw dy xhat;  dbias[c] = sum_bhw dy.
  */
-import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL } from '../backend/kernels/fused.js';
+import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, nestedTapes } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
 import { checkPositiveInt } from './linear.js';
 import { Module } from './module.js';
@@ -74,7 +74,8 @@ export function groupNorm(x: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, numG
     if (t.rank !== 1 || t.shape[0] !== C) throw new Error(`groupNorm: ${name} must have shape [${C}], got [${t.shape}]`);
   if (!(eps > 0 && Number.isFinite(eps))) throw new Error(`groupNorm: eps must be a finite number > 0, got ${eps}`);
   const fused = x.dtype === 'float32' && hasKernel(GROUP_NORM_KERNEL) && hasKernel(GROUP_NORM_GRAD_KERNEL);
-  if (!fused) return groupNormComposite(x as tf.Tensor4D, weight, bias, numGroups, eps);
+  // nested tapes (a gradient of a gradient): the composite, whose gradient is differentiable again
+  if (!fused || nestedTapes()) return groupNormComposite(x as tf.Tensor4D, weight, bias, numGroups, eps);
   const key = `${numGroups}/${eps}`;
   let f = fusedByKey.get(key);
   if (!f) {

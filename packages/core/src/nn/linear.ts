@@ -1,5 +1,5 @@
 /** Linear and Embedding, with PyTorch's weight layouts so checkpoints map name to name. */
-import { LINEAR_GRAD_KERNEL } from '../backend/kernels/fused.js';
+import { LINEAR_GRAD_KERNEL, oneTapeRecording } from '../backend/kernels/fused.js';
 import { coreKernelsActive } from '../backend/kernels/index.js';
 import { readSync } from '../backend/read.js';
 import { defaultRng } from '../rng/global.js';
@@ -60,10 +60,12 @@ export class Linear extends Module {
         // of four. While a tape records, its gradient is one MmlmLinearGrad call with the
         // composite's GEMMs and bias sum (instead of about seven calls), bit-identical too.
         // A frozen weight (a non-trainable variable, e.g. LoRA's base) keeps the composite, whose
-        // autodiff skips the weight gradient that the fused backward would compute for nothing.
+        // autodiff skips the weight gradient that the fused backward would compute for nothing; so
+        // do nested tapes (second-order gradients: the fused backward is first order).
         if (!tf.engine().isTapeOn()) return fusedLinear(x, w, this.bias);
         const frozen = w instanceof tf.Variable && !w.trainable;
-        if (!frozen && tf.getKernel(LINEAR_GRAD_KERNEL, tf.getBackend()) !== undefined) return trainLinear(x, w, this.bias);
+        if (!frozen && oneTapeRecording() && tf.getKernel(LINEAR_GRAD_KERNEL, tf.getBackend()) !== undefined)
+          return trainLinear(x, w, this.bias);
       }
       return linearComposite(x, w, this.bias);
     });

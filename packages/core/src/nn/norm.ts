@@ -1,5 +1,5 @@
 /** LayerNorm (Ba et al. 2016) and RMSNorm (Zhang & Sennrich 2019), over the last dimension. */
-import { LAYER_NORM_KERNEL, NORM_GRAD_KERNEL, NORM_TRAIN_KERNEL, RMS_NORM_KERNEL } from '../backend/kernels/fused.js';
+import { LAYER_NORM_KERNEL, NORM_GRAD_KERNEL, NORM_TRAIN_KERNEL, oneTapeRecording, RMS_NORM_KERNEL } from '../backend/kernels/fused.js';
 import { coreKernelsActive } from '../backend/kernels/index.js';
 import { tf } from '../tf.js';
 import { checkPositiveInt } from './linear.js';
@@ -152,7 +152,7 @@ const trainNormByKey = new Map<string, NormCustom>();
  */
 function trainNorm(layer: boolean, x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps: number): tf.Tensor | null {
   const D = x.shape[x.shape.length - 1] as number;
-  if (x.dtype !== 'float32' || !tf.engine().isTapeOn() || D % 4 !== 0) return null;
+  if (x.dtype !== 'float32' || !oneTapeRecording() || D % 4 !== 0) return null;
   const be = tf.getBackend();
   // the backward reproduces core's Sum kernel, so not while the stock kernels stand in (A/B runs)
   if (!coreKernelsActive(be) || tf.getKernel(NORM_TRAIN_KERNEL, be) === undefined || tf.getKernel(NORM_GRAD_KERNEL, be) === undefined)

@@ -12,7 +12,7 @@
  *   backward one pass each instead of 2 and about 6 ops.
  *
  * Gradients are defined with tf.customGrad (first order; the fused backward has no gradient of
- * its own).
+ * its own), so under nested tapes (a gradient of a gradient) these ops run their composites.
  */
 import { mix32 } from '../../rng/index.js';
 import { tf } from '../../tf.js';
@@ -89,6 +89,22 @@ export const SUM_SQUARES_KERNEL = 'MmlmSumSquaresN';
 /** Several float32 tensors times one scalar (inputs coef [] or [1], x0 .. x{n-1}; outputs x_i * coef). */
 export const SCALE_KERNEL = 'MmlmScaleN';
 
+/**
+ * Whether exactly one gradient tape records (ordinary training). The fused training kernels are
+ * first order (their backward kernels have no gradient of their own), so where tapes nest (a
+ * gradient of a gradient: penalties, meta-learning) the layers keep their composites, whose tfjs
+ * gradients are differentiable again.
+ */
+export function oneTapeRecording(): boolean {
+  const e = tf.engine() as unknown as { isTapeOn(): boolean; state: { gradientDepth: number } };
+  return e.isTapeOn() && e.state.gradientDepth === 1;
+}
+
+/** More than one gradient tape records (a gradient of a gradient): the fused ops take their composites. */
+export function nestedTapes(): boolean {
+  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 1;
+}
+
 function hasKernel(name: string): boolean {
   return tf.getKernel(name, tf.getBackend()) !== undefined;
 }
@@ -128,7 +144,7 @@ const geluCustom = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 /** GELU (tanh form), fused where the backend has core's kernel. */
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   if (x.dtype !== 'float32') throw new Error(`geluTanh: x must be float32, got ${x.dtype}`);
-  return geluCustom(x);
+  return nestedTapes() ? geluComposite(x) : geluCustom(x);
 }
 
 /** The exact GELU as tfjs ops (0.5 x (1 + erf(x / sqrt 2))), differentiated by autodiff. */
@@ -148,7 +164,7 @@ const geluErfCustom = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 /** GELU, exact: one fused kernel forward and one backward where the backend has core's kernels (wasm), the tfjs composite elsewhere. */
 export function geluErf(x: tf.Tensor): tf.Tensor {
   if (x.dtype !== 'float32') throw new Error(`geluErf: x must be float32, got ${x.dtype}`);
-  return hasKernel(GELU_ERF_KERNEL) && hasKernel(GELU_ERF_GRAD_KERNEL) ? geluErfCustom(x) : geluErfComposite(x);
+  return hasKernel(GELU_ERF_KERNEL) && hasKernel(GELU_ERF_GRAD_KERNEL) && !nestedTapes() ? geluErfCustom(x) : geluErfComposite(x);
 }
 
 function siluComposite(x: tf.Tensor): tf.Tensor {
@@ -180,7 +196,7 @@ const siluCustom = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 /** SiLU / swish x sigmoid(x), fused where the backend has core's kernel. */
 export function silu(x: tf.Tensor): tf.Tensor {
   if (x.dtype !== 'float32') throw new Error(`silu: x must be float32, got ${x.dtype}`);
-  return siluCustom(x);
+  return nestedTapes() ? siluComposite(x) : siluCustom(x);
 }
 
 /**
