@@ -219,6 +219,7 @@ export function scaledDotProductAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tens
   if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4)
     throw new Error(`scaledDotProductAttention: q, k, v must be [B, H, T|S, hs], got [${q.shape}], [${k.shape}], [${v.shape}]`);
   const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3] as number);
+  if (!Number.isFinite(scale)) throw new Error(`scaledDotProductAttention: scale must be a finite number, got ${scale}`);
   return (opts.mask ? null : fusedAttention(q, k, v, scale, !!opts.causal)) ?? attentionComposite(q, k, v, { ...opts, scale });
 }
 
@@ -251,6 +252,9 @@ function makeFusedAttention(scale: number, causal: boolean): AttentionCustom {
 function fusedAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number, causal: boolean): tf.Tensor | null {
   const be = tf.getBackend();
   if (q.dtype !== 'float32' || k.dtype !== 'float32' || v.dtype !== 'float32' || !coreKernelsActive(be)) return null;
+  // the kernels take q [B, H, T, hs] and k, v [B, H, S, hs] as they are; broadcast batch dimensions keep the composite
+  const [B, H, , hs] = q.shape;
+  if (k.shape[0] !== B || k.shape[1] !== H || k.shape[3] !== hs || v.shape.join() !== k.shape.join()) return null;
   if (tf.getKernel(ATTENTION_KERNEL, be) === undefined || tf.getKernel(ATTENTION_GRAD_KERNEL, be) === undefined) return null;
   if (!tf.engine().isTapeOn()) {
     const [o, p] = tf.engine().runKernel(ATTENTION_KERNEL, { q, k, v }, { scale, causal } as unknown as tf.NamedAttrMap) as tf.Tensor[];

@@ -177,6 +177,14 @@ describe('attention kernels (wasm)', () => {
       /MmlmAttentionGrad \(wasm\): .*p float32 \[1,2,3,4\]/,
     );
     expect(() => scaledDotProductAttention(tf.ones([2, 3]), kv, kv)).toThrow(/q, k, v must be \[B, H, T\|S, hs\], got \[2,3\]/);
+    expect(() => scaledDotProductAttention(q, kv, kv, { scale: Number.NaN })).toThrow(/scale must be a finite number, got NaN/);
+    // k and v shared by every head (broadcast over H): the composite, as matMul broadcasts
+    const kv1 = tf.randomNormal([1, 1, 5, 4], 0, 1, 'float32', 3);
+    const qq = tf.randomNormal([1, 2, 3, 4], 0, 1, 'float32', 4);
+    const b = scaledDotProductAttention(qq, kv1, kv1);
+    const ref = attentionComposite(qq, kv1, kv1);
+    expect(bits(b)).toEqual(bits(ref));
+    tf.dispose([kv1, qq, b, ref]);
     tf.dispose([q, kv]);
   });
 });
