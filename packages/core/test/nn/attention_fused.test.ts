@@ -62,6 +62,8 @@ describe('attention kernels (wasm)', () => {
       setWasmGemmThreads(gemm === 'simd-2-threads' ? 2 : 1, gemm === 'simd-2-threads' ? 0 : 1 << 26);
       const rng = new Rng(31);
       const n0 = tf.memory().numTensors;
+      // the kernels' own temporaries (scores, ve, the Pow output) are freed too: the backend's buffers stay level
+      const ids0 = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
       let cases = 0;
       for (const [B, H, T, S, hs] of [
         [2, 3, 5, 5, 8],
@@ -94,6 +96,7 @@ describe('attention kernels (wasm)', () => {
       }
       expect(cases).toBe(24);
       expect(tf.memory().numTensors).toBe(n0);
+      expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids0);
     });
 
   it('run as one kernel each way; an extra mask keeps the composite', async () => {

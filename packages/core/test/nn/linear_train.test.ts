@@ -60,6 +60,8 @@ describe('Linear training kernels (wasm)', () => {
       setWasmGemmThreads(gemm === 'simd-2-threads' ? 2 : 1, gemm === 'simd-2-threads' ? 0 : 1 << 26);
       const rng = new Rng(21);
       const n0 = tf.memory().numTensors;
+      // the kernels' own temporaries (scores, ve, the Pow output) are freed too: the backend's buffers stay level
+      const ids0 = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
       let cases = 0;
       for (const [xShape, out] of [
         [[5, 7], 3],
@@ -107,6 +109,7 @@ describe('Linear training kernels (wasm)', () => {
       }
       expect(cases).toBe(16);
       expect(tf.memory().numTensors).toBe(n0);
+      expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids0);
     });
 
   it('run as MmlmLinearGrad while training; a frozen weight keeps the composite; a computed weight gets its gradient', async () => {

@@ -56,6 +56,8 @@ describe('LayerNorm / RMSNorm training kernels (wasm)', () => {
     expect(tf.getKernel(NORM_TRAIN_KERNEL, 'wasm')).toBeDefined();
     const rng = new Rng(11);
     const n0 = tf.memory().numTensors;
+    // the kernels' own temporaries (scores, ve, the Pow output) are freed too: the backend's buffers stay level
+    const ids0 = (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
     let cases = 0;
     for (const shape of [
       [7, 4],
@@ -119,6 +121,7 @@ describe('LayerNorm / RMSNorm training kernels (wasm)', () => {
     }
     expect(cases).toBe(120);
     expect(tf.memory().numTensors).toBe(n0);
+    expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids0);
   });
 
   it('run as one kernel each way where D is a multiple of 4, the composite otherwise', async () => {
