@@ -64,3 +64,20 @@ export function tapedForward(m: { forward(x: tf.Tensor): tf.Tensor }, x: tf.Tens
   })(x).dispose();
   return y!;
 }
+
+/** The names of the kernels one call of fn runs (through the engine), to check which path a layer takes. */
+export function kernelsOf(fn: () => void): Set<string> {
+  const seen = new Set<string>();
+  const eng = tf.engine() as unknown as { runKernel: (...a: unknown[]) => unknown };
+  const orig = eng.runKernel.bind(eng);
+  eng.runKernel = (name: unknown, ...rest: unknown[]) => {
+    seen.add(name as string);
+    return orig(name, ...rest);
+  };
+  try {
+    fn();
+  } finally {
+    eng.runKernel = orig;
+  }
+  return seen;
+}

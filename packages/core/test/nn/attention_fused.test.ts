@@ -11,29 +11,13 @@ import { ATTENTION_GRAD_KERNEL, ATTENTION_KERNEL } from '../../src/backend/kerne
 import { nativeBlasInfo, setNativeBlasEnabled, setWasmGemmThreads } from '../../src/backend/kernels/index.js';
 import { attentionComposite, Rng, type SdpaOptions, scaledDotProductAttention, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
-import { bits } from '../kernels/helpers.js';
+import { bits, kernelsOf } from '../kernels/helpers.js';
 
 afterAll(async () => {
   setNativeBlasEnabled(true);
   setWasmGemmThreads(1, 1 << 26);
   await useBackend('cpu');
 });
-
-function kernelsOf(fn: () => void): Set<string> {
-  const seen = new Set<string>();
-  const eng = tf.engine() as unknown as { runKernel: (...a: unknown[]) => unknown };
-  const orig = eng.runKernel.bind(eng);
-  eng.runKernel = (name: unknown, ...rest: unknown[]) => {
-    seen.add(name as string);
-    return orig(name, ...rest);
-  };
-  try {
-    fn();
-  } finally {
-    eng.runKernel = orig;
-  }
-  return seen;
-}
 
 /** o and the gradients of sum(o dy) with respect to q, k, v. */
 function oAndGrads(

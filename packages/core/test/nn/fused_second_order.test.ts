@@ -22,25 +22,9 @@ import {
   tf,
 } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
-import { bits } from '../kernels/helpers.js';
+import { bits, kernelsOf } from '../kernels/helpers.js';
 
 afterAll(async () => useBackend('cpu'));
-
-function kernelsOf(fn: () => void): Set<string> {
-  const seen = new Set<string>();
-  const eng = tf.engine() as unknown as { runKernel: (...a: unknown[]) => unknown };
-  const orig = eng.runKernel.bind(eng);
-  eng.runKernel = (name: unknown, ...rest: unknown[]) => {
-    seen.add(name as string);
-    return orig(name, ...rest);
-  };
-  try {
-    fn();
-  } finally {
-    eng.runKernel = orig;
-  }
-  return seen;
-}
 
 describe('fused layers under nested tapes (wasm)', () => {
   it('a gradient of a gradient equals the composites and runs no fused training kernel', async () => {

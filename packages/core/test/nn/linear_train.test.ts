@@ -13,30 +13,13 @@ import { LINEAR_GRAD_KERNEL } from '../../src/backend/kernels/fused.js';
 import { nativeBlasInfo, setNativeBlasEnabled, setWasmGemmThreads } from '../../src/backend/kernels/index.js';
 import { Linear, linearComposite, Rng, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
-import { bits } from '../kernels/helpers.js';
+import { bits, kernelsOf } from '../kernels/helpers.js';
 
 afterAll(async () => {
   setNativeBlasEnabled(true);
   setWasmGemmThreads(1, 1 << 26);
   await useBackend('cpu');
 });
-
-/** Kernel names run by fn. */
-function kernelsOf(fn: () => void): Set<string> {
-  const seen = new Set<string>();
-  const eng = tf.engine() as unknown as { runKernel: (...a: unknown[]) => unknown };
-  const orig = eng.runKernel.bind(eng);
-  eng.runKernel = (name: unknown, ...rest: unknown[]) => {
-    seen.add(name as string);
-    return orig(name, ...rest);
-  };
-  try {
-    fn();
-  } finally {
-    eng.runKernel = orig;
-  }
-  return seen;
-}
 
 /** The output and the gradients of sum(f(x) dy) with respect to x and every parameter of m. */
 function yAndGrads(m: Linear, x: tf.Variable, dy: tf.Tensor, f: (a: tf.Tensor) => tf.Tensor): tf.Tensor[] {

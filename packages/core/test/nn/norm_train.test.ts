@@ -12,7 +12,7 @@ import { NORM_GRAD_KERNEL, NORM_TRAIN_KERNEL } from '../../src/backend/kernels/f
 import { useStockKernels } from '../../src/backend/kernels/index.js';
 import { LayerNorm, layerNormComposite, RMSNorm, Rng, rmsNormComposite, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
-import { bits } from '../kernels/helpers.js';
+import { bits, kernelsOf } from '../kernels/helpers.js';
 
 afterAll(async () => useBackend('cpu'));
 
@@ -30,24 +30,6 @@ function yAndGrads(m: Norm, x: tf.Variable, dy: tf.Tensor, fn: (x: tf.Tensor) =>
   }, vars);
   value.dispose();
   return [y!, ...vars.map((v) => grads[v.name]!)];
-}
-
-/** Kernel names one call of fn runs. */
-function kernelsOf(fn: () => void): Set<string> {
-  const names = new Set<string>();
-  const seen: string[] = [];
-  const orig = tf.engine().runKernel.bind(tf.engine());
-  (tf.engine() as unknown as { runKernel: typeof orig }).runKernel = ((name: string, ...rest: unknown[]) => {
-    seen.push(name);
-    return (orig as (...a: unknown[]) => unknown)(name, ...rest);
-  }) as typeof orig;
-  try {
-    fn();
-  } finally {
-    (tf.engine() as unknown as { runKernel: typeof orig }).runKernel = orig;
-  }
-  for (const n of seen) names.add(n);
-  return names;
 }
 
 describe('LayerNorm / RMSNorm training kernels (wasm)', () => {

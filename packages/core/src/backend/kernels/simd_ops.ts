@@ -36,6 +36,15 @@ import type { AdamWKernelAttrs } from './wasm_ops.js';
 
 const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
 const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
+/**
+ * The four lanes of an f32x4 partial sum added as core's Sum kernel (rowSums) adds them,
+ * (l0 + l1) + (l2 + l3): every kernel that reproduces a Sum over the last axis uses this order.
+ */
+const laneSum = (v: Local): Code =>
+  f32.add(
+    f32.add(f32x4.extract_lane(get(v), 0), f32x4.extract_lane(get(v), 1)),
+    f32.add(f32x4.extract_lane(get(v), 2), f32x4.extract_lane(get(v), 3)),
+  );
 
 /** sumRows(x, R, inner, out): out[i] = sum_r x[r * inner + i], i < inner (addresses in bytes). */
 function sumRows(): FuncBuilder {
@@ -108,13 +117,7 @@ function rowSums(square = false): FuncBuilder {
         inc(x, i32.const(16)),
         inc(r, i32.const(4)),
       ),
-      set(
-        s,
-        f32.add(
-          f32.add(f32x4.extract_lane(get(acc), 0), f32x4.extract_lane(get(acc), 1)),
-          f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
-        ),
-      ),
+      set(s, laneSum(acc)),
       whileLoop(i32.lt_u(get(r), get(R)), set(s, f32.add(get(s), sca(f32.load(get(x))))), inc(x, i32.const(4)), inc(r, i32.const(1))),
       f32.store(get(out), get(s)),
       inc(out, i32.const(4)),
@@ -709,11 +712,6 @@ function normGradRowsFunc(): FuncBuilder {
   const t = f.local('f32');
   const two = f.local('v128');
   const dSq = f.local('v128');
-  const lanes = (v: Local): Code =>
-    f32.add(
-      f32.add(f32x4.extract_lane(get(v), 0), f32x4.extract_lane(get(v), 1)),
-      f32.add(f32x4.extract_lane(get(v), 2), f32x4.extract_lane(get(v), 3)),
-    );
   const at = (base: Local): Code => i32.add(get(base), get(i));
   const rowScalar = (vec: Local): Code => f32.load(i32.add(get(vec), i32.shl(get(r), i32.const(2))));
   const overRow = (...body: Code[]): Code =>
@@ -739,7 +737,7 @@ function normGradRowsFunc(): FuncBuilder {
       // dr = sum_c g xc
       set(acc, v128.zero()),
       overRow(loadXcG, set(acc, f32x4.add(get(acc), f32x4.mul(get(g), get(xc))))),
-      set(t, f32.div(f32.neg(f32.div(lanes(acc), f32.mul(rowScalar(p), f32.const(2)))), get(Df))),
+      set(t, f32.div(f32.neg(f32.div(laneSum(acc), f32.mul(rowScalar(p), f32.const(2)))), get(Df))),
       set(s, f32x4.splat(get(t))),
       // LayerNorm: dxc = g rs + s1 (xc 2) and its sum; RMSNorm: g rs and s1 (x 2) apart; the column sums
       set(acc, v128.zero()),
@@ -752,7 +750,7 @@ function normGradRowsFunc(): FuncBuilder {
         if_(get(hasW), [v128.store(at(dw), f32x4.add(v128.load(at(dw)), f32x4.mul(get(d), f32x4.mul(get(xc), get(rsv)))))]),
         if_(get(hasB), [v128.store(at(db), f32x4.add(v128.load(at(db)), get(d)))]),
       ),
-      if_(get(layer), [set(s, f32x4.splat(f32.div(f32.neg(lanes(acc)), get(Df)))), overRow(v128.store(at(dx2), get(s)))]),
+      if_(get(layer), [set(s, f32x4.splat(f32.div(f32.neg(laneSum(acc)), get(Df)))), overRow(v128.store(at(dx2), get(s)))]),
       inc(dy, get(bytes)),
       inc(x, get(bytes)),
       inc(dx, get(bytes)),
@@ -849,13 +847,7 @@ function attnSoftmaxGradFunc(): FuncBuilder {
         set(acc, f32x4.add(get(acc), get(t))),
         inc(j, i32.const(4)),
       ),
-      set(
-        rs,
-        f32.add(
-          f32.add(f32x4.extract_lane(get(acc), 0), f32x4.extract_lane(get(acc), 1)),
-          f32.add(f32x4.extract_lane(get(acc), 2), f32x4.extract_lane(get(acc), 3)),
-        ),
-      ),
+      set(rs, laneSum(acc)),
       whileLoop(
         i32.lt_u(get(j), get(S)),
         f32.store(atD(), f32.mul(f32.load(atD()), f32.load(atP()))),
