@@ -10,7 +10,8 @@
  * cpu kernels accumulate in float64).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { nativeBlasInfo, replacedKernels, setNativeBlasEnabled } from '../../src/backend/kernels/index.js';
+import { nativeBlasInfo, replacedKernels, setNativeBlasEnabled, setNativeConvEnabled } from '../../src/backend/kernels/index.js';
+import { nativeBlas, nativeConv } from '../../src/backend/kernels/native_blas.js';
 import { setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
@@ -207,9 +208,110 @@ describe('wasm Conv2DBackpropFilter', () => {
       setNativeBlasEnabled(nativeWas);
     }
     if (nativeBlasInfo().available && nativeWas) {
-      expect(bits(run('auto', 1))).toEqual(bits(run('shifted', 1)));
-      expect(bits(run('auto', 2))).toEqual(bits(run('stock', 2)));
+      const convWas = setNativeConvEnabled(false);
+      try {
+        expect(bits(run('auto', 1))).toEqual(bits(run('shifted', 1)));
+        expect(bits(run('auto', 2))).toEqual(bits(run('stock', 2)));
+      } finally {
+        setNativeConvEnabled(convWas);
+      }
     }
+  });
+
+  // The addon's conv2d (im2col + cblas_sgemm in C, wasm_gaps.ts runNativeConv): forward and both
+  // gradients at every stride and padding above, against cpu, and proof that it ran (its float32
+  // order differs from the GEMM paths'). Needs the addon built with conv2d.
+  const hasNativeConv = (() => {
+    const nb = nativeBlas();
+    return nb !== null && typeof nb.conv2d === 'function';
+  })();
+  it.skipIf(!hasNativeConv)(
+    'native conv2d (OpenBLAS addon; skipped when it is not built): forward, input and filter gradients match cpu in every case above',
+    async () => {
+      const was = setNativeConvEnabled(true);
+      try {
+        for (const c of cases) {
+          const x = randn(size(c.x) + 11, size(c.x));
+          const f = randn(size(c.f) + 12, size(c.f));
+          const run = () =>
+            tf.tidy(() => {
+              const conv = (a: tf.Tensor, b: tf.Tensor) =>
+                tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.round);
+              const tx = tf.tensor(x, c.x);
+              const tw = tf.tensor(f, c.f);
+              const y = conv(tx, tw);
+              const up = tf.tensor(randn(13, y.size), y.shape);
+              const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
+              return [arr(y), arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
+            });
+          const [w, cpu] = await both(run);
+          for (let i = 0; i < 3; i++)
+            expect(relErr(w[i] as Float32Array, cpu[i] as Float32Array), `x [${c.x}] f [${c.f}] output ${i}`).toBeLessThanOrEqual(TOL);
+        }
+      } finally {
+        setNativeConvEnabled(was);
+      }
+    },
+  );
+
+  it.skipIf(!hasNativeConv)(
+    'native conv2d runs when on (its sums differ in the last bits from the GEMM path) and not when off',
+    async () => {
+      await useBackend('wasm');
+      const xs: [number, number, number, number] = [2, 8, 8, 32];
+      const fs: [number, number, number, number] = [3, 3, 32, 32];
+      const x = randn(71, size(xs));
+      const f = randn(72, size(fs));
+      const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
+      const run = (on: boolean) => {
+        const was = setNativeConvEnabled(on);
+        try {
+          return tf.tidy(() => {
+            const tx = tf.tensor(x, xs);
+            const tw = tf.tensor(f, fs);
+            const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+              tf
+                .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same')
+                .square()
+                .sum(),
+            )([tx, tw]);
+            return [tf.conv2d(tx as tf.Tensor4D, tw as tf.Tensor4D, 1, 'same'), gx as tf.Tensor, gw as tf.Tensor].map((t) => bits(arr(t)));
+          });
+        } finally {
+          setNativeConvEnabled(was);
+        }
+      };
+      const [onY, onGx, onGw] = run(true);
+      const [offY, offGx, offGw] = run(false);
+      expect(nativeConv()).not.toBeNull();
+      expect(onY).not.toEqual(offY);
+      expect(onGx).not.toEqual(offGx);
+      expect(onGw).not.toEqual(offGw);
+      expect(run(true)).toEqual([onY, onGx, onGw]); // deterministic
+    },
+  );
+
+  it.skipIf(!hasNativeConv)('native conv2d rejects tensors outside the heap, bad modes and bad sizes', async () => {
+    await useBackend('wasm');
+    const nc = nativeConv();
+    if (!nc) throw new Error('native conv2d expected');
+    const heap = new ArrayBuffer(4096);
+    // x [1, 4, 4, 2] at 0, w [3, 3, 2, 2] at 128, y [1, 4, 4, 2] at 512: fits
+    const ok = [0, 1, 4, 4, 2, 4, 4, 2, 3, 3, 1, 1, 1, 1, 1, 1, 0, 128, 512];
+    expect(() => nc.conv2d(heap, ...(ok as Parameters<typeof nc.conv2d> extends [ArrayBuffer, ...infer R] ? R : never))).not.toThrow();
+    const bad = (i: number, v: number) => {
+      const a = ok.slice();
+      a[i] = v;
+      return () => nc.conv2d(heap, ...(a as Parameters<typeof nc.conv2d> extends [ArrayBuffer, ...infer R] ? R : never));
+    };
+    expect(bad(18, 4090)).toThrow(/outside the heap or is misaligned/); // y past the end
+    expect(bad(16, 2)).toThrow(/outside the heap or is misaligned/); // misaligned x
+    expect(bad(17, -4)).toThrow(/outside the heap or is misaligned/);
+    expect(bad(0, 3)).toThrow(/mode must be 0, 1 or 2/);
+    expect(bad(10, 0)).toThrow(/strides and dilations >= 1/);
+    expect(bad(1, 1.5)).toThrow(/not a non-negative 32-bit integer/);
+    expect(bad(4, 1e12)).toThrow(/not a non-negative 32-bit integer/);
+    expect(() => (nc.conv2d as unknown as (...a: unknown[]) => void)(heap, 0, 1)).toThrow(/expected 20 arguments/);
   });
 
   it('conv2d forward against a float64 direct convolution (3x3 same, 32 channels: the tokenizer layer)', async () => {

@@ -75,5 +75,5 @@ export function replacedKernels(backend: BackendName): string[] {
 }
 
 export { geluErf, geluTanh, silu } from './fused.js';
-export { nativeBlasInfo, setNativeBlasEnabled, setNativeBlasThreads } from './native_blas.js';
+export { nativeBlasInfo, setNativeBlasEnabled, setNativeBlasThreads, setNativeConvEnabled } from './native_blas.js';
 export { setWasmGemmThreads, wasmGemmThreads } from './wasm_matmul.js';

@@ -30,6 +30,32 @@ export interface NativeBlas {
     ldc: number,
     beta: number,
   ): void;
+  /**
+   * One NHWC float32 convolution on the heap (mode 0 forward into y, 1 filter gradient into w, 2 input
+   * gradient into x; see mmlm_blas.c). Absent from addons built before 2026-12-06.
+   */
+  conv2d?(
+    heap: ArrayBuffer,
+    mode: number,
+    B: number,
+    H: number,
+    W: number,
+    Cin: number,
+    OH: number,
+    OW: number,
+    Cout: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    dh: number,
+    dw: number,
+    top: number,
+    left: number,
+    xOffset: number,
+    wOffset: number,
+    yOffset: number,
+  ): void;
   setThreads(n: number): void;
   threads(): number;
   config(): string;
@@ -74,6 +100,28 @@ export function nativeBlas(): NativeBlas | null {
   if (!isEnabled()) return null;
   load();
   return loaded?.blas ?? null;
+}
+
+let convEnabled: boolean | null = null;
+
+/**
+ * The native convolution (im2col + cblas_sgemm in C over chunks of output pixels) when the native
+ * GEMM is active, the addon has it and MMLM_NATIVE_CONV is not 0; else null. Off, the wasm conv
+ * kernels run their GEMMs on the native GEMM as before (the digits of runs before 2026-12-06).
+ */
+export function nativeConv(): (NativeBlas & { conv2d: NonNullable<NativeBlas['conv2d']> }) | null {
+  const blas = nativeBlas();
+  if (!blas || typeof blas.conv2d !== 'function') return null;
+  convEnabled ??= env('MMLM_NATIVE_CONV') !== '0';
+  return convEnabled ? (blas as NativeBlas & { conv2d: NonNullable<NativeBlas['conv2d']> }) : null;
+}
+
+/** Turn the native convolution on or off at run time (returns the previous setting; tests and A/B runs). */
+export function setNativeConvEnabled(on: boolean): boolean {
+  convEnabled ??= env('MMLM_NATIVE_CONV') !== '0';
+  const was = convEnabled;
+  convEnabled = on;
+  return was;
 }
 
 /** Turn the native GEMM on or off at run time (it stays off if it is not built). */

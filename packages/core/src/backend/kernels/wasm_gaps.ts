@@ -16,7 +16,7 @@
  */
 import { env } from '../../runtime.js';
 import { tf } from '../../tf.js';
-import { nativeBlas } from './native_blas.js';
+import { nativeBlas, nativeConv } from './native_blas.js';
 import { gemmFor, type WasmBackendInternals } from './wasm_matmul.js';
 
 interface Backend extends WasmBackendInternals {
@@ -68,6 +68,40 @@ function actStrides(info: ConvInfo, h: number, w: number, c: number): [number, n
   return info.dataFormat === 'channelsLast' ? [h * w * c, w * c, c, 1] : [c * h * w, w, 1, h * w];
 }
 
+/**
+ * Run one NHWC float32 convolution with the native addon's conv2d (im2col + cblas_sgemm over chunks
+ * of output pixels, in C; mode 0 forward, 1 filter gradient, 2 input gradient): the tensors are
+ * offsets into the wasm heap, which the addon reads and writes in place. False when the addon has
+ * no conv2d or MMLM_NATIVE_CONV=0 (the callers then run their GEMM paths).
+ */
+function runNativeConv(be: Backend, mode: 0 | 1 | 2, info: ConvInfo, xPtr: number, wPtr: number, yPtr: number): boolean {
+  const nc = nativeConv();
+  if (!nc || info.dataFormat !== 'channelsLast') return false;
+  nc.conv2d(
+    be.wasm.HEAPF32.buffer as ArrayBuffer,
+    mode,
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.outChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+    xPtr,
+    wPtr,
+    yPtr,
+  );
+  return true;
+}
+
 function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const be = backend as Backend;
   const x = inputs.x as tf.TensorInfo;
@@ -107,6 +141,7 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
     (be.typedArrayFromHeap(out) as Float32Array).fill(0);
     return out;
   }
+  if (runNativeConv(be, 1, info, be.dataIdMap.get(x.dataId).memoryOffset, outPtr, be.dataIdMap.get(dy.dataId).memoryOffset)) return out;
   if (
     info.dataFormat === 'channelsLast' &&
     info.strideHeight === 1 &&
@@ -301,6 +336,18 @@ export function conv2DBackpropInputGemm(args: KernelArgs, fallback: (a: KernelAr
     );
   const out = be.makeOutput([...inputShape], 'float32');
   const dx = be.typedArrayFromHeap(out) as Float32Array;
+  if (
+    dx.length > 0 &&
+    runNativeConv(
+      be,
+      2,
+      info,
+      be.dataIdMap.get(out.dataId).memoryOffset,
+      be.dataIdMap.get(filter.dataId).memoryOffset,
+      be.dataIdMap.get(dy.dataId).memoryOffset,
+    )
+  )
+    return out;
   dx.fill(0);
   const taps = filterHeight * filterWidth * inChannels; // columns of dcol
   const P = outHeight * outWidth; // output pixels per image
@@ -521,6 +568,12 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   )
     return fallback(args);
   const info = nhwcConvInfo(x.shape, filter.shape, a);
+  if (chosen === 'auto' && nativeConv()) {
+    const y = be.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+    const yPtr = be.dataIdMap.get(y.dataId).memoryOffset;
+    runNativeConv(be, 0, info, be.dataIdMap.get(x.dataId).memoryOffset, be.dataIdMap.get(filter.dataId).memoryOffset, yPtr);
+    return y;
+  }
   const { batchSize: B, inHeight: H, inWidth: W, inChannels: Cin, outHeight: OH, outWidth: OW, outChannels: Cout } = info;
   const { filterHeight: kh, filterWidth: kw } = info;
   const { top, left, bottom, right } = info.padInfo;
