@@ -22,6 +22,22 @@ export type PeerOutcome = { ok: true; result: PeerResult } | { ok: false; reason
 const STEP_LINE = /step=([\d.]+)ms tokens\/s=(\d+) params=(\d+)/;
 
 /**
+ * The environment of a PyTorch peer at `threads` threads. torch.set_num_threads (what the peer
+ * scripts call) bounds torch's own OpenMP pool only; Debian's torch (BLAS_INFO=generic) calls the
+ * BLAS through libblas.so.3, and when that is OpenBLAS pthread every GEMM runs on all cores unless
+ * OPENBLAS_NUM_THREADS says otherwise (measured 2026-12-06: gpt-bench's "1 thread" peer used both
+ * cores, 3.9 s user + 3.0 s sys in 6.7 s, against 3.4 + 0.25 s with OPENBLAS_NUM_THREADS=1). So
+ * every BLAS's thread count is set to the peer's.
+ */
+export function peerEnv(threads: number): NodeJS.ProcessEnv {
+  const n = String(threads);
+  return { ...process.env, OPENBLAS_NUM_THREADS: n, OMP_NUM_THREADS: n, MKL_NUM_THREADS: n };
+}
+
+/** The shell prefix that reproduces peerEnv in a printed command. */
+const envPrefix = (threads: number) => `OPENBLAS_NUM_THREADS=${threads} OMP_NUM_THREADS=${threads} MKL_NUM_THREADS=${threads}`;
+
+/**
  * `python3 gpt_step_torch.py <threads> <steps>` with the first interpreter that has torch
  * (MMLM_PYTHON, then python3 on PATH, then /usr/bin/python3, where Debian's python3-torch lives).
  */
@@ -31,7 +47,7 @@ export function runTorchPeer(peerDir: string, threads = 1, steps = 5): PeerOutco
   const candidates = [process.env.MMLM_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
   const reasons: string[] = [];
   for (const py of [...new Set(candidates)]) {
-    const r = spawnSync(py, [script, String(threads), String(steps)], { encoding: 'utf8', timeout: 600_000 });
+    const r = spawnSync(py, [script, String(threads), String(steps)], { encoding: 'utf8', timeout: 600_000, env: peerEnv(threads) });
     const m = STEP_LINE.exec(r.stdout ?? '');
     if (r.status === 0 && m) {
       return {
@@ -42,7 +58,7 @@ export function runTorchPeer(peerDir: string, threads = 1, steps = 5): PeerOutco
           msPerStep: Number(m[1]),
           tokensPerSec: Number(m[2]),
           params: Number(m[3]),
-          command: `${py} ${script} ${threads} ${steps}`,
+          command: `${envPrefix(threads)} ${py} ${script} ${threads} ${steps}`,
         },
       };
     }
@@ -62,6 +78,8 @@ export interface TorchInfo {
   blasLib: string | null;
   /** BLAS, LAPACK, oneDNN and OpenMP libraries mapped into the peer process, resolved. */
   libs: string[];
+  /** OpenBLAS' thread count inside the peer (null for another BLAS or an older peer script). */
+  blasThreads?: number | null;
 }
 
 export interface TorchWorkloadResult {
@@ -85,7 +103,7 @@ export function runTorchWorkloads(script: string, threads: number, steps: number
   const reasons: string[] = [];
   const argv = [script, '--threads', String(threads), '--steps', String(steps), '--only', names.join(',')];
   for (const py of [...new Set(candidates)]) {
-    const r = spawnSync(py, argv, { encoding: 'utf8', timeout: 1_200_000 });
+    const r = spawnSync(py, argv, { encoding: 'utf8', timeout: 1_200_000, env: peerEnv(threads) });
     const lines = (r.stdout ?? '')
       .split('\n')
       .filter((l) => l.startsWith('{'))
@@ -93,7 +111,7 @@ export function runTorchWorkloads(script: string, threads: number, steps: number
     const info = lines.find((l) => l.peer === 'torch') as unknown as TorchInfo | undefined;
     if (r.status === 0 && info) {
       const results = lines.filter((l) => typeof l.name === 'string') as unknown as TorchWorkloadResult[];
-      return { ok: true, info, results, command: `${py} ${argv.join(' ')}` };
+      return { ok: true, info, results, command: `${envPrefix(threads)} ${py} ${argv.join(' ')}` };
     }
     const err = (r.error?.message ?? r.stderr ?? '').trim().split('\n').pop() ?? '';
     reasons.push(`${py}: ${err || `exit ${r.status}`}`);

@@ -497,7 +497,7 @@ async function main(): Promise<void> {
         results: p.results.map((r) => ({ ...r, msPerStep: median(r.msAll) })),
       });
       log(
-        `[bench] PyTorch ${p.info.torch}, ${p.info.threads} thread${p.info.threads === 1 ? '' : 's'}, BLAS ${p.info.blas} (${p.info.blasLib ?? 'no BLAS library mapped'}; BLAS_INFO=${p.info.blasInfo})`,
+        `[bench] PyTorch ${p.info.torch}, ${p.info.threads} thread${p.info.threads === 1 ? '' : 's'}, BLAS ${p.info.blas} (${p.info.blasLib ?? 'no BLAS library mapped'}; BLAS_INFO=${p.info.blasInfo}${p.info.blasThreads != null ? `; OpenBLAS threads ${p.info.blasThreads}` : ''})`,
       );
       for (const r of p.results) log(`[bench] torch ${threads}t ${r.name}: ${median(r.msAll).toFixed(1)} ms, ${r.params} params`);
     }

@@ -95,11 +95,29 @@ blas_name = (
     else 'MKL' if any('mkl' in l for l in torch_libs)
     else 'MKL (linked into libtorch)' if blas_info == 'mkl' and not blas_lib
     else (blas_lib or blas_info or 'unknown'))
+
+
+def blas_threads(lib):
+    """OpenBLAS' own thread count (openblas_get_num_threads), or None for another BLAS.
+
+    torch.set_num_threads bounds torch's OpenMP pool, not the threads of a BLAS that torch calls
+    through libblas.so.3 (BLAS_INFO=generic, Debian's build): OpenBLAS pthread then runs every GEMM on
+    all cores unless OPENBLAS_NUM_THREADS is set, so `pnpm bench` sets it to --threads (peers.ts).
+    """
+    if not lib or 'openblas' not in lib.lower():
+        return None
+    try:
+        import ctypes
+        return int(ctypes.CDLL(lib).openblas_get_num_threads())
+    except (OSError, AttributeError):
+        return None
+
+
 gpu = torch.cuda.get_device_name(0) if args.device.startswith('cuda') else None
 print(json.dumps({
     'peer': 'torch', 'torch': torch.__version__, 'threads': torch.get_num_threads(), 'device': args.device, 'gpu': gpu,
     'cuda': torch.version.cuda if gpu else None,
-    'blasInfo': blas_info, 'blas': blas_name, 'blasLib': blas_lib, 'libs': libs,
+    'blasInfo': blas_info, 'blas': blas_name, 'blasLib': blas_lib, 'libs': libs, 'blasThreads': blas_threads(blas_lib),
 }), flush=True)
 
 
