@@ -61,7 +61,7 @@ const QUICK: ImageTokensPreset = {
     '16 px, one object, 1,000 training images, 256 seen + 256 held-out prompts, 2-layer 64-wide backbone with learned image positions, 1,000 tokenizer + 1,000 backbone steps per arm',
   // measured: 150 s on the idle 2-core machine (fresh-clone quickstart, 2026-12-03); 86 s with --jobs 2
   // (fresh-clone quickstart at b602728, idle machine, 2026-12-05)
-  expectedMinutes: 3,
+  expectedMinutes: 2.5,
   imageSize: 16,
   maxObjects: 1,
   trainImages: 1000,
@@ -119,7 +119,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     ...QUICK,
     description: `${QUICK.description}; three arms: Liquid's VQ codes, LatentLM's sigma-VAE latents and SEED's causal Q-Former codes`,
     // measured: 260 s for the three arms on the 2-core machine (2026-12-03)
-    expectedMinutes: 5,
+    expectedMinutes: 3.1,
     arms: [...DEFAULT_ARMS, 'seed-causal-codes'],
   },
   'quick3-4k': {

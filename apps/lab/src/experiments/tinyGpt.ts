@@ -56,7 +56,7 @@ const PRESETS: Record<string, TinyGptPreset> = {
   },
   quick: {
     description: 'about a minute: 4 layers, 64 wide, context 64',
-    expectedMinutes: 1,
+    expectedMinutes: 0.7,
     chars: 300_000,
     dim: 64,
     layers: 4,
@@ -69,7 +69,7 @@ const PRESETS: Record<string, TinyGptPreset> = {
   },
   small: {
     description: 'a few minutes: 4 layers, 128 wide, context 128',
-    expectedMinutes: 5,
+    expectedMinutes: 3,
     chars: 1_000_000,
     dim: 128,
     layers: 4,

@@ -855,7 +855,7 @@ export const headStepsExperiment: Experiment = {
     small: {
       description:
         'sigma-VAE + attribute-conditional LatentLM on 4000 Shapes images, 256 seen and 256 held-out prompts per head-step setting (1, 2, 5, 10, 20)',
-      expectedMinutes: 16,
+      expectedMinutes: 5.3,
     },
     'small-arm-wide': {
       description:

@@ -111,7 +111,7 @@ export const initExperiment: Experiment = {
     },
     small: {
       description: `trained text LM (mean or random new rows) vs scratch, 600 steps each, generation score on 256 seen + 256 held-out prompts every 100 steps; one seed per run (--seeds 0,1,2 for the claim); ${recipeShort()}`,
-      expectedMinutes: 10,
+      expectedMinutes: 4.7,
     },
     'small-pos': {
       description: `small with learned image-position embeddings (ImagePositionLM, not in Liquid), a VQ tokenizer of width 32 trained 2,000 steps, and 3,000 steps per run scored every 500; ${recipeShort(INIT_RECIPE_POS)}`,

@@ -105,7 +105,7 @@ export const synergyExperiment: Experiment = {
     tiny: { description: 'three 3-step runs, 4 seen + 4 held-out prompts; checks the metrics, not the claim', expectedMinutes: 0.2 },
     small: {
       description: `baseline (450 steps) / + generation / + understanding (600 steps) from one text LM; generation and captioning on 256 seen + 256 held-out images; one seed per run (--seeds 0,1,2 for the claim); ${recipeShort()}`,
-      expectedMinutes: 10,
+      expectedMinutes: 2.5,
     },
     'small-pos': {
       description: `small with learned image-position embeddings (ImagePositionLM, not in Liquid), a VQ tokenizer of width 32 trained 2,000 steps, and 2,250 / 3,000 steps per run; ${recipeShort(SYNERGY_RECIPE_POS)}`,

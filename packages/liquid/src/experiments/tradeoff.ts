@@ -141,7 +141,7 @@ export const tradeoffExperiment: Experiment = {
     },
     small: {
       description: `widths 32, 64, 128 (2 blocks), text-only / image-only / mixed runs of 150 steps each from a 100-step text LM, generation on 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the claim); ${recipeShort()}`,
-      expectedMinutes: 5,
+      expectedMinutes: 2.2,
     },
     'small-pos': {
       description: `small with learned image-position embeddings (ImagePositionLM, not in Liquid), a VQ tokenizer of width 32 trained 2,000 steps, 3 blocks, a 5M-character text corpus, a 300-step text LM and 2,000 steps per run; ${recipeShort(TRADEOFF_RECIPE_POS)}`,

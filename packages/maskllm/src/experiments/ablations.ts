@@ -157,7 +157,7 @@ export const ablationsExperiment: Experiment = {
     tiny: { description: 'width-16 one-block decoder, a few steps: checks the pipeline and the metrics (seconds)', expectedMinutes: 0.1 },
     small: {
       description: 'width-128 two-block decoder on corpus A (or --data), five MaskLLM runs of 300 steps from the SparseGPT prior',
-      expectedMinutes: 5,
+      expectedMinutes: 3.8,
     },
   },
   run,

@@ -228,12 +228,12 @@ export const ladderExperiment: Experiment = {
     quick: {
       description:
         'the quickstart ladder: width-64 two-block decoder on 150k characters of corpus A (or --data), 400 dense steps, the four one-shot baselines, MaskLLM without prior, with the magnitude prior and with the SparseGPT prior (150 steps each)',
-      expectedMinutes: 1,
+      expectedMinutes: 0.6,
     },
     small: {
       description:
         'width-128 two-block character decoder on 400k characters of corpus A (or --data), 1000 dense steps, 4 MaskLLM runs of 300 steps',
-      expectedMinutes: 5,
+      expectedMinutes: 3.9,
     },
   },
   data: {

@@ -155,7 +155,7 @@ export const transferExperiment: Experiment = {
     small: {
       description:
         'width-128 two-block decoder on corpora A + B (300k characters each), general mask on A (300 steps), scratch and transfer on B (100 steps each)',
-      expectedMinutes: 4,
+      expectedMinutes: 2.5,
     },
   },
   run,

@@ -237,7 +237,7 @@ export const retrievalExperiment: Experiment = {
     small: {
       description:
         'ViT pre-trained as an attribute classifier (1500 steps), Causal Q-Former (8 queries, 1500 ITC steps), K = 256 codes of 8 (2500 stage-II steps) on 2000 Shapes images; R@1 among 32 candidates on 256 seen + 256 held-out queries; an image decoder on the generation embedding (1500 + 1000 steps) read back by the ShapeAnalyzer; one seed per run (--seeds 0,1,2 for the verdict)',
-      expectedMinutes: 11,
+      expectedMinutes: 5.3,
     },
     'small-long': {
       description: 'small with 5000 stage-II steps instead of 2500 (the de-tokenizer trains twice as long); everything else as small',
