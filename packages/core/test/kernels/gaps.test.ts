@@ -10,7 +10,13 @@
  * cpu kernels accumulate in float64).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { nativeBlasInfo, replacedKernels, setNativeBlasEnabled, setNativeConvEnabled } from '../../src/backend/kernels/index.js';
+import {
+  nativeBlasInfo,
+  replacedKernels,
+  setNativeBlasEnabled,
+  setNativeBlasThreads,
+  setNativeConvEnabled,
+} from '../../src/backend/kernels/index.js';
 import { nativeBlas, nativeConv } from '../../src/backend/kernels/native_blas.js';
 import { setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
 import { tf } from '../../src/index.js';
@@ -288,6 +294,40 @@ describe('wasm Conv2DBackpropFilter', () => {
       expect(onGx).not.toEqual(offGx);
       expect(onGw).not.toEqual(offGw);
       expect(run(true)).toEqual([onY, onGx, onGw]); // deterministic
+    },
+  );
+
+  it.skipIf(!hasNativeConv)(
+    'native conv2d gives the same bits whatever the OpenBLAS thread count (1, 2, 3; forward, input and filter gradients)',
+    async () => {
+      await useBackend('wasm');
+      const shapes: [number[], number[], number, 'same' | 'valid'][] = [
+        [[3, 9, 8, 32], [3, 3, 32, 32], 1, 'same'], // K = 288: the tokenizer layer, chunks across images
+        [[2, 17, 17, 16], [3, 3, 16, 8], 2, 'valid'], // stride 2
+        [[5, 6, 6, 7], [1, 1, 7, 5], 1, 'same'], // 1x1: dW rows split inside one tap
+      ];
+      const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
+      for (const [xs, fs, stride, pad] of shapes) {
+        const x = randn(size(xs) + 81, size(xs));
+        const f = randn(size(fs) + 82, size(fs));
+        const run = (threads: number) => {
+          setNativeBlasThreads(threads);
+          return tf.tidy(() => {
+            const tx = tf.tensor(x, xs);
+            const tw = tf.tensor(f, fs);
+            const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride as 1, pad);
+            const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([tx, tw]);
+            return [conv(tx, tw), gx as tf.Tensor, gw as tf.Tensor].map((t) => bits(arr(t)));
+          });
+        };
+        try {
+          const one = run(1);
+          expect(run(2), `x [${xs}] f [${fs}]`).toEqual(one);
+          expect(run(3), `x [${xs}] f [${fs}]`).toEqual(one);
+        } finally {
+          setNativeBlasThreads(1); // vitest's default (native_blas.ts)
+        }
+      }
     },
   );
 
