@@ -352,6 +352,13 @@ describe('wasm Conv2DBackpropFilter', () => {
     expect(bad(1, 1.5)).toThrow(/not a non-negative 32-bit integer/);
     expect(bad(4, 1e12)).toThrow(/not a non-negative 32-bit integer/);
     expect(() => (nc.conv2d as unknown as (...a: unknown[]) => void)(heap, 0, 1)).toThrow(/expected 20 arguments/);
+    // strides of 2^31 - 1: every tap past the first pixel falls outside x (64-bit index arithmetic,
+    // no overflow into the image): output pixel (0, 1) reads only zeros
+    const y = new Float32Array(heap, 512, 2 * 2 * 2);
+    y.fill(Number.NaN);
+    const huge = [0, 1, 4, 4, 2, 2, 2, 2, 3, 3, 2147483647, 2147483647, 1, 1, 0, 0, 0, 128, 512];
+    nc.conv2d(heap, ...(huge as Parameters<typeof nc.conv2d> extends [ArrayBuffer, ...infer R] ? R : never));
+    expect(Array.from(y.subarray(2, 8))).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
   it('conv2d forward against a float64 direct convolution (3x3 same, 32 channels: the tokenizer layer)', async () => {

@@ -86,20 +86,20 @@ static void im2col_rows(const float *x, float *col, int64_t p0, int n, int H, in
     const int oh = (int)((p / OW) % OH), ow = (int)(p % OW);
     float *dst = col + (int64_t)i * K;
     for (int r = 0; r < kh; r++) {
-      const int ih = oh * sh + r * dh - top;
+      const int64_t ih = (int64_t)oh * sh + (int64_t)r * dh - top; /* 64-bit: no overflow on any sizes */
       float *d = dst + (int64_t)r * kw * Cin;
       if (ih < 0 || ih >= H) {
         memset(d, 0, sizeof(float) * (size_t)kw * Cin);
         continue;
       }
       const float *row = x + ((b * H + ih) * W) * (int64_t)Cin;
-      const int iw0 = ow * sw - left;
+      const int64_t iw0 = (int64_t)ow * sw - left;
       if (dw == 1 && iw0 >= 0 && iw0 + kw <= W) {
         memcpy(d, row + (int64_t)iw0 * Cin, sizeof(float) * (size_t)kw * Cin);
         continue;
       }
       for (int c = 0; c < kw; c++) {
-        const int iw = iw0 + c * dw;
+        const int64_t iw = iw0 + (int64_t)c * dw;
         if (iw < 0 || iw >= W)
           memset(d + (int64_t)c * Cin, 0, sizeof(float) * (size_t)Cin);
         else
@@ -119,11 +119,11 @@ static void col2im_rows(const float *col, float *x, int64_t p0, int n, int H, in
     const int oh = (int)((p / OW) % OH), ow = (int)(p % OW);
     const float *src = col + (int64_t)i * K;
     for (int r = 0; r < kh; r++) {
-      const int ih = oh * sh + r * dh - top;
+      const int64_t ih = (int64_t)oh * sh + (int64_t)r * dh - top;
       if (ih < 0 || ih >= H) continue;
       float *row = x + ((b * H + ih) * W) * (int64_t)Cin;
       for (int c = 0; c < kw; c++) {
-        const int iw = ow * sw + c * dw - left;
+        const int64_t iw = (int64_t)ow * sw + (int64_t)c * dw - left;
         if (iw < 0 || iw >= W) continue;
         float *d = row + (int64_t)iw * Cin;
         const float *s = src + ((int64_t)r * kw + c) * Cin;
