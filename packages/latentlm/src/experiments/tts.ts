@@ -147,7 +147,15 @@ export const TTS_PRESETS: Record<string, TtsPreset> = parsePresets(
       lm: { ...SMALL.lm, steps: 6 * SMALL.lm.steps },
       headTemperatures: [1, 0.5],
     },
-  } satisfies Record<'tiny' | 'small' | 'long' | 'long-tau' | 'long-6x', TtsPresetInput>,
+    /**
+     * small's three frame rates, each with long-6x's LatentLM budget (7,200 steps) and head
+     * temperatures 1 and 0.5: at small's 1,200 steps no rate spoke intelligibly, so small cannot
+     * compare the rates; long-6x met issue 13's WER floor at 15.6 Hz in every seed. The paper's
+     * claim is the comparison: does 7.8 Hz (half the decoding steps) stay intelligible, and does
+     * 31.25 Hz (twice) gain anything?
+     */
+    'rates-6x': { ...SMALL, lm: { ...SMALL.lm, steps: 6 * SMALL.lm.steps }, headTemperatures: [1, 0.5] },
+  } satisfies Record<'tiny' | 'small' | 'long' | 'long-tau' | 'long-6x' | 'rates-6x', TtsPresetInput>,
   (name) => ttsSettingsSchema(PRESETS[name === 'tiny' ? 'tiny' : 'small']),
 );
 
@@ -411,6 +419,12 @@ export const ttsExperiment: Experiment = {
       // GEMM), one thread, each beside one other run on the 2-core Intel machine (2026-12-05): WER
       // 21.2 +- 2.1% at tau 1, 14.7 +- 2.7% at tau 0.5, every seed under issue 13's 30%
       expectedMinutes: 25,
+    },
+    'rates-6x': {
+      description:
+        "small's three speech sigma-VAEs (31.25 / 15.6 / 7.8 Hz) with long-6x's LatentLM budget (7,200 steps each) and head temperatures 1 and 0.5: the frame-rate comparison at a budget where 15.6 Hz speaks intelligibly",
+      // estimated from long-6x (about 25 min for 15.6 Hz; 31.25 Hz has twice the latents, 7.8 Hz half)
+      expectedMinutes: 90,
     },
   },
   async run(ctx) {
