@@ -101,7 +101,7 @@ export const cfgSweepExperiment: Experiment = {
     },
     small: {
       description: `16x16 shapes, K = 64, 16 codes per image, width-64 three-block LM (300 text + 6,000 mixed steps at lr 3e-3); generation score on 256 seen and 256 held-out prompts (memoriser ceiling beside) and FD at s = 1, 2, 3, 5, 7; ${recipeShort()}`,
-      expectedMinutes: 21,
+      expectedMinutes: 6.1,
     },
     'small-pos': {
       description: `small with learned image-position embeddings in the unified model (ImagePositionLM, not in Liquid) and a VQ tokenizer of width 32 trained 2,000 steps (small: 16, 1,000); ${recipeShort(CFG_RECIPE_POS)}`,
