@@ -30,7 +30,7 @@ describe('experiments (tiny)', () => {
     ]);
     for (const e of experiments) {
       const extra: Record<string, string[]> = {
-        'latentlm.tts-frame-rate': ['long', 'long-tau', 'long-6x'],
+        'latentlm.tts-frame-rate': ['long', 'long-tau', 'long-6x', 'rates-6x'],
         'latentlm.variance-collapse': ['small-arm', 'small-arm-wide', 'small-arm-long'],
         'latentlm.head-steps': ['small-arm-wide'],
         'latentlm.mixed': ['small-arm'],

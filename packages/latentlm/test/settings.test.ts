@@ -186,6 +186,7 @@ describe('experiment settings', () => {
         lm: ttsSmallLm(7200),
         headTemperatures: [1, 0.5],
       },
+      'rates-6x': { ...ttsSmall, lm: ttsSmallLm(7200), headTemperatures: [1, 0.5] },
     });
   });
 
