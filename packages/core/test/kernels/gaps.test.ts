@@ -140,25 +140,25 @@ describe('wasm Conv2DBackpropFilter', () => {
     expect(replacedKernels('wasm')).toContain('Conv2DBackpropInput');
   });
 
+  /** [y, dL/dx, dL/dW] of L = sum(conv2d(x, f) * up), up ~ N(0, 1) from `upSeed`, on the current backend. */
+  const convAndGrads = (c: (typeof cases)[number], x: Float32Array, f: Float32Array, upSeed: number) =>
+    tf.tidy(() => {
+      const conv = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.round);
+      const tx = tf.tensor(x, c.x);
+      const tw = tf.tensor(f, c.f);
+      const y = conv(tx, tw);
+      const up = tf.tensor(randn(upSeed, y.size), y.shape);
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
+      return [arr(y), arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
+    });
+
   for (const c of cases) {
     it(`conv2d x [${c.x}] filter [${c.f}] strides [${c.strides}] pad ${JSON.stringify(c.pad)}: output and gradients match cpu`, async () => {
       const x = randn(size(c.x), size(c.x));
       const f = randn(size(c.f) + 1, size(c.f));
-      const [w, cpu] = await both(() =>
-        tf.tidy(() => {
-          const conv = (a: tf.Tensor, b: tf.Tensor) =>
-            tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.round);
-          const tx = tf.tensor(x, c.x);
-          const tw = tf.tensor(f, c.f);
-          const y = conv(tx, tw);
-          const up = tf.tensor(randn(7, y.size), y.shape);
-          const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
-          return [arr(gx as tf.Tensor), arr(gw as tf.Tensor), arr(y)];
-        }),
-      );
-      expect(relErr(w[0] as Float32Array, cpu[0] as Float32Array)).toBeLessThanOrEqual(TOL);
-      expect(relErr(w[1] as Float32Array, cpu[1] as Float32Array)).toBeLessThanOrEqual(TOL);
-      expect(relErr(w[2] as Float32Array, cpu[2] as Float32Array)).toBeLessThanOrEqual(TOL);
+      const [w, cpu] = await both(() => convAndGrads(c, x, f, 7));
+      for (let i = 0; i < 3; i++) expect(relErr(w[i] as Float32Array, cpu[i] as Float32Array)).toBeLessThanOrEqual(TOL);
     });
   }
 
@@ -239,18 +239,7 @@ describe('wasm Conv2DBackpropFilter', () => {
         for (const c of cases) {
           const x = randn(size(c.x) + 11, size(c.x));
           const f = randn(size(c.f) + 12, size(c.f));
-          const run = () =>
-            tf.tidy(() => {
-              const conv = (a: tf.Tensor, b: tf.Tensor) =>
-                tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad as 'same', 'NHWC', 1, c.round);
-              const tx = tf.tensor(x, c.x);
-              const tw = tf.tensor(f, c.f);
-              const y = conv(tx, tw);
-              const up = tf.tensor(randn(13, y.size), y.shape);
-              const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).mul(up).sum())([tx, tw]);
-              return [arr(y), arr(gx as tf.Tensor), arr(gw as tf.Tensor)];
-            });
-          const [w, cpu] = await both(run);
+          const [w, cpu] = await both(() => convAndGrads(c, x, f, 13));
           for (let i = 0; i < 3; i++)
             expect(relErr(w[i] as Float32Array, cpu[i] as Float32Array), `x [${c.x}] f [${c.f}] output ${i}`).toBeLessThanOrEqual(TOL);
         }

@@ -102,7 +102,12 @@ export function nativeBlas(): NativeBlas | null {
   return loaded?.blas ?? null;
 }
 
+/** null until first read, as `enabled` above. */
 let convEnabled: boolean | null = null;
+function isConvEnabled(): boolean {
+  convEnabled ??= env('MMLM_NATIVE_CONV') !== '0';
+  return convEnabled;
+}
 
 /**
  * The native convolution (im2col + cblas_sgemm in C over chunks of output pixels) when the native
@@ -112,14 +117,12 @@ let convEnabled: boolean | null = null;
 export function nativeConv(): (NativeBlas & { conv2d: NonNullable<NativeBlas['conv2d']> }) | null {
   const blas = nativeBlas();
   if (!blas || typeof blas.conv2d !== 'function') return null;
-  convEnabled ??= env('MMLM_NATIVE_CONV') !== '0';
-  return convEnabled ? (blas as NativeBlas & { conv2d: NonNullable<NativeBlas['conv2d']> }) : null;
+  return isConvEnabled() ? (blas as NativeBlas & { conv2d: NonNullable<NativeBlas['conv2d']> }) : null;
 }
 
 /** Turn the native convolution on or off at run time (returns the previous setting; tests and A/B runs). */
 export function setNativeConvEnabled(on: boolean): boolean {
-  convEnabled ??= env('MMLM_NATIVE_CONV') !== '0';
-  const was = convEnabled;
+  const was = isConvEnabled();
   convEnabled = on;
   return was;
 }

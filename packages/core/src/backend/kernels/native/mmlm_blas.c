@@ -21,6 +21,7 @@
 #include <cblas.h>
 #include <node_api.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,22 +43,38 @@ static int fits(double off, double rows, double cols, double ld, double len) {
   return off + 4.0 * ((rows - 1) * ld + cols) <= len;
 }
 
-static napi_value Sgemm(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 13) {
-    napi_throw_type_error(env, NULL, "mmlm_blas.sgemm: expected 13 arguments");
-    return NULL;
+/*
+ * The arguments every entry point takes: (heap, n numbers). Reads the heap's data and byte length and
+ * the numbers into v; 0 after throwing a TypeError naming `name` (wrong count, not an ArrayBuffer).
+ */
+static int heap_args(napi_env env, napi_callback_info info, const char *name, size_t n, void **data, size_t *len, double *v) {
+  size_t argc = 24;
+  napi_value argv[24];
+  char msg[96];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != n + 1 || n + 1 > 24) {
+    snprintf(msg, sizeof msg, "mmlm_blas.%s: expected %d arguments", name, (int)(n + 1));
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
   }
+  if (napi_get_arraybuffer_info(env, argv[0], data, len) != napi_ok) {
+    snprintf(msg, sizeof msg, "mmlm_blas.%s: heap must be an ArrayBuffer", name);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (napi_get_value_double(env, argv[i + 1], &v[i]) != napi_ok) {
+      snprintf(msg, sizeof msg, "mmlm_blas.%s: argument %d must be a number", name, (int)(i + 1));
+      napi_throw_type_error(env, NULL, msg);
+      return 0;
+    }
+  return 1;
+}
+
+static napi_value Sgemm(napi_env env, napi_callback_info info) {
   void *data = NULL;
   size_t len = 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "mmlm_blas.sgemm: heap must be an ArrayBuffer");
-    return NULL;
-  }
   double v[12];
-  for (int i = 0; i < 12; i++) CHECK(napi_get_value_double(env, argv[i + 1], &v[i]));
+  if (!heap_args(env, info, "sgemm", 12, &data, &len, v)) return NULL;
   const int ta = v[0] != 0, tb = v[1] != 0;
   const double M = v[2], N = v[3], K = v[4], aOff = v[5], lda = v[6], bOff = v[7], ldb = v[8], cOff = v[9], ldc = v[10];
   const float beta = (float)v[11];
@@ -134,21 +151,10 @@ static void col2im_rows(const float *col, float *x, int64_t p0, int n, int H, in
 }
 
 static napi_value Conv2d(napi_env env, napi_callback_info info) {
-  size_t argc = 20;
-  napi_value argv[20];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 20) {
-    napi_throw_type_error(env, NULL, "mmlm_blas.conv2d: expected 20 arguments");
-    return NULL;
-  }
   void *data = NULL;
   size_t len = 0;
-  if (napi_get_arraybuffer_info(env, argv[0], &data, &len) != napi_ok) {
-    napi_throw_type_error(env, NULL, "mmlm_blas.conv2d: heap must be an ArrayBuffer");
-    return NULL;
-  }
   double v[19];
-  for (int i = 0; i < 19; i++) CHECK(napi_get_value_double(env, argv[i + 1], &v[i]));
+  if (!heap_args(env, info, "conv2d", 19, &data, &len, v)) return NULL;
   const int mode = (int)v[0], B = (int)v[1], H = (int)v[2], W = (int)v[3], Cin = (int)v[4], OH = (int)v[5], OW = (int)v[6],
             Cout = (int)v[7], kh = (int)v[8], kw = (int)v[9], sh = (int)v[10], sw = (int)v[11], dh = (int)v[12], dw = (int)v[13],
             top = (int)v[14], left = (int)v[15];
