@@ -63,6 +63,22 @@ const PRESETS: Record<string, ReadbackPreset> = {
       { arm: 'liquid-vq', label: 'K 512, width 32, 8x (16 codes)', recipe: { tokenizer: { numCodes: 512, ch: 32, downsample: 8 } } },
     ],
   },
+  'small-liquid-steps': {
+    description:
+      "the discrete arm's tokenizer exactly as lab.image-tokens small trains it (32 px, 4,000 images, width 32, K 64 at 4x, batch 32) at its 1,500 steps and at twice that; run over seeds 0, 1, 2 (small's read-back was 0.948 +- 0.013, under the 0.95 floor, seed 1 at 0.934)",
+    // measured: see docs/papers/comparative.md (lab.tokenizer-readback small-liquid-steps)
+    expectedMinutes: 30,
+    ...SMALL,
+    variants: [
+      { arm: 'liquid-vq', label: 'width 32, K 64, 4x (the small preset), 1,500 steps', recipe: { tokenizer: { ch: 32 } } },
+      {
+        arm: 'liquid-vq',
+        label: 'width 32, K 64, 4x, 3,000 steps',
+        tokenizerSteps: 3000,
+        recipe: { tokenizer: { ch: 32 } },
+      },
+    ],
+  },
   'quick-seed': {
     description:
       "SEED's arm's tokenizer at lab.image-tokens quick3's data and tokenizer budget (16 px, 1,000 images, 1,000 steps of 16 images over five phases; it read back 0.135 there): the ViT's size label for captions that name no size, the batch size, and the step count; one seed",
