@@ -650,6 +650,23 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-9k-cap40-tok3k': {
+    description:
+      "small-9k-cap40's discrete arm (the small preset's) with its tokenizer trained 3,000 steps instead of 1,500: lab.tokenizer-readback small-liquid-steps read the tokenizer back at 0.986 at 3,000 steps in seeds 0 and 1 (1,500: 0.980 / 0.932), where small's read-back missed the 0.95 floor (0.948 +- 0.013); do generation and captions hold with it?",
+    // measured: see docs/papers/comparative.md (lab.image-tokens-sweep small-9k-cap40-tok3k)
+    expectedMinutes: 75,
+    ...SMALL_BUDGET,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'conv width 32, downsample 4 (64 codes per image), 3,000 tokenizer steps, learned image positions, 9,000 backbone steps, 40% captioning',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        tokenizerSteps: 3000,
+        backboneSteps: 9000,
+        captionFraction: 0.4,
+      },
+    ],
+  },
   'small-9k-cap40-latent': {
     description:
       "small-9k's continuous arm with 40% of its backbone examples captioning (the discrete arm's small-9k-cap40 asks for a share that meets both of its seen floors; both arms must share the mix): what do the continuous arm's generation and captions do?; one seed (the tokenizer is small-9k's when run into the same --out)",
