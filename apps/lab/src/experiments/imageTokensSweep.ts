@@ -659,7 +659,8 @@ const PRESETS: Record<string, SweepPreset> = {
     variants: [
       {
         arm: 'liquid-vq',
-        label: 'conv width 32, downsample 4 (64 codes per image), 3,000 tokenizer steps, learned image positions, 9,000 backbone steps, 40% captioning',
+        label:
+          'conv width 32, downsample 4 (64 codes per image), 3,000 tokenizer steps, learned image positions, 9,000 backbone steps, 40% captioning',
         recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
         tokenizerSteps: 3000,
         backboneSteps: 9000,

@@ -16,6 +16,7 @@ import {
   setNativeBlasEnabled,
   setNativeBlasThreads,
   setNativeConvEnabled,
+  setNativeConvThreads,
 } from '../../src/backend/kernels/index.js';
 import { nativeBlas, nativeConv } from '../../src/backend/kernels/native_blas.js';
 import { setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
@@ -287,20 +288,23 @@ describe('wasm Conv2DBackpropFilter', () => {
   );
 
   it.skipIf(!hasNativeConv)(
-    'native conv2d gives the same bits whatever the OpenBLAS thread count (1, 2, 3; forward, input and filter gradients)',
+    "native conv2d gives the same bits whatever the thread count (OpenBLAS' threads in one convolution, or the convolution split over 1, 2, 3 and 5 threads; forward, input and filter gradients)",
     async () => {
       await useBackend('wasm');
       const shapes: [number[], number[], number, 'same' | 'valid'][] = [
         [[3, 9, 8, 32], [3, 3, 32, 32], 1, 'same'], // K = 288: the tokenizer layer, chunks across images
         [[2, 17, 17, 16], [3, 3, 16, 8], 2, 'valid'], // stride 2
-        [[5, 6, 6, 7], [1, 1, 7, 5], 1, 'same'], // 1x1: dW rows split inside one tap
+        [[5, 6, 6, 7], [1, 1, 7, 5], 1, 'same'], // 1x1: one tap, the filter gradient on one thread
+        [[4, 40, 40, 3], [3, 3, 3, 8], 1, 'same'], // 1,600 pixels an image: several chunks in each image
+        [[2, 12, 12, 4], [2, 3, 4, 6], 1, 'same'], // 6 taps over 5 threads: a row of taps split
       ];
       const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
       for (const [xs, fs, stride, pad] of shapes) {
         const x = randn(size(xs) + 81, size(xs));
         const f = randn(size(fs) + 82, size(fs));
-        const run = (threads: number) => {
-          setNativeBlasThreads(threads);
+        const run = (blasThreads: number, convThreads: number) => {
+          setNativeBlasThreads(blasThreads);
+          setNativeConvThreads(convThreads, 0); // split every convolution, however small
           return tf.tidy(() => {
             const tx = tf.tensor(x, xs);
             const tw = tf.tensor(f, fs);
@@ -310,15 +314,56 @@ describe('wasm Conv2DBackpropFilter', () => {
           });
         };
         try {
-          const one = run(1);
-          expect(run(2), `x [${xs}] f [${fs}]`).toEqual(one);
-          expect(run(3), `x [${xs}] f [${fs}]`).toEqual(one);
+          const one = run(1, 1);
+          for (const [b, c] of [
+            [2, 1],
+            [3, 1],
+            [1, 2],
+            [2, 2],
+            [1, 3],
+            [1, 5],
+          ] as const)
+            expect(run(b, c), `x [${xs}] f [${fs}], OpenBLAS ${b} threads, convolution ${c}`).toEqual(one);
         } finally {
           setNativeBlasThreads(1); // vitest's default (native_blas.ts)
+          setNativeConvThreads(0);
         }
       }
     },
   );
+
+  it.skipIf(!hasNativeConv)('native conv2d split over threads matches cpu (forward, input and filter gradients)', async () => {
+    const cases2: { x: [number, number, number, number]; f: [number, number, number, number]; s: number; p: 'same' | 'valid' }[] = [
+      { x: [3, 9, 8, 32], f: [3, 3, 32, 32], s: 1, p: 'same' },
+      { x: [2, 11, 13, 5], f: [3, 3, 5, 4], s: 2, p: 'valid' },
+      { x: [4, 40, 40, 3], f: [3, 3, 3, 8], s: 1, p: 'same' },
+    ];
+    setNativeConvThreads(3, 0);
+    try {
+      for (const c of cases2) {
+        const x = randn(size(c.x) + 91, size(c.x));
+        const f = randn(size(c.f) + 92, size(c.f));
+        const [w, cpu] = await both(() =>
+          tf.tidy(() => {
+            const tx = tf.tensor(x, c.x);
+            const tw = tf.tensor(f, c.f);
+            const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s as 1, c.p);
+            const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([tx, tw]);
+            return [conv(tx, tw), gx as tf.Tensor, gw as tf.Tensor].map((t) => arr(t));
+          }),
+        );
+        for (let i = 0; i < 3; i++)
+          expect(relErr(w[i] as Float32Array, cpu[i] as Float32Array), `x [${c.x}] f [${c.f}] output ${i}`).toBeLessThanOrEqual(TOL);
+      }
+    } finally {
+      setNativeConvThreads(0);
+    }
+    expect(() => setNativeConvThreads(65)).toThrow(/threads must be an integer in 0..64, got 65/);
+    expect(() => setNativeConvThreads(1, -1)).toThrow(/minMultiplyAdds must be >= 0, got -1/);
+    const nc = nativeConv();
+    if (!nc?.setConvThreads) throw new Error('setConvThreads expected in this build');
+    expect(() => nc.setConvThreads?.(-1, 0)).toThrow(/expected \(threads 0..64, minMultiplyAdds >= 0\)/);
+  });
 
   it.skipIf(!hasNativeConv)('native conv2d rejects tensors outside the heap, bad modes and bad sizes', async () => {
     await useBackend('wasm');

@@ -75,5 +75,12 @@ export function replacedKernels(backend: BackendName): string[] {
 }
 
 export { geluErf, geluTanh, silu } from './fused.js';
-export { nativeBlasInfo, setNativeBlasEnabled, setNativeBlasThreads, setNativeConvEnabled } from './native_blas.js';
+export {
+  NATIVE_CONV_THREAD_MIN,
+  nativeBlasInfo,
+  setNativeBlasEnabled,
+  setNativeBlasThreads,
+  setNativeConvEnabled,
+  setNativeConvThreads,
+} from './native_blas.js';
 export { setWasmGemmThreads, wasmGemmThreads } from './wasm_matmul.js';

@@ -5,7 +5,9 @@
  *
  * Environment: MMLM_NATIVE_BLAS=0 disables it; MMLM_NATIVE_BLAS_PATH points at another build;
  * MMLM_BLAS_THREADS sets its thread count (default: OpenBLAS' own, OPENBLAS_NUM_THREADS or all cores;
- * 1 under vitest, whose parallel workers would otherwise oversubscribe the cores).
+ * 1 under vitest, whose parallel workers would otherwise oversubscribe the cores);
+ * MMLM_NATIVE_CONV_THREADS the convolution's own threads (default: the GEMM's count; 1 runs each
+ * convolution on the calling thread with OpenBLAS' threads inside its GEMMs, as before 2026-12-06).
  *
  * Node only: the loader (native_blas_node.ts) comes through `#platform`; in a browser bundle it
  * reports "not available in the browser" and the SIMD GEMM runs.
@@ -57,6 +59,11 @@ export interface NativeBlas {
     yOffset: number,
   ): void;
   setThreads(n: number): void;
+  /**
+   * The convolution's own threads (0: OpenBLAS' thread count) and the multiply-adds a convolution
+   * needs before it is split over them. Absent from addons built before 2026-12-06 (second build).
+   */
+  setConvThreads?(threads: number, minMultiplyAdds: number): void;
   threads(): number;
   config(): string;
 }
@@ -92,6 +99,8 @@ function load(): void {
   }
   const threads = Number(env('MMLM_BLAS_THREADS') ?? (env('VITEST') ? 1 : 0));
   if (Number.isInteger(threads) && threads > 0) r.blas.setThreads(threads);
+  const convThreads = Number(env('MMLM_NATIVE_CONV_THREADS') ?? 0);
+  if (Number.isInteger(convThreads) && convThreads > 0 && convThreads <= 64) r.blas.setConvThreads?.(convThreads, NATIVE_CONV_THREAD_MIN);
   loaded = r;
 }
 
@@ -132,6 +141,22 @@ export function setNativeBlasEnabled(on: boolean): boolean {
   const was = isEnabled();
   enabled = on;
   return was; // callers restore it (tests: in a finally), so MMLM_NATIVE_BLAS=0 is never overridden
+}
+
+/** The multiply-adds below which a native convolution runs on one thread (mmlm_blas.c; measured in bench/). */
+export const NATIVE_CONV_THREAD_MIN = 1.6e7;
+
+/**
+ * Set the native convolution's threads (0: the native GEMM's thread count) and the multiply-adds a
+ * convolution needs before it is split (default NATIVE_CONV_THREAD_MIN; tests pass 0 to split small
+ * ones). No effect when the addon is not loaded or predates it.
+ */
+export function setNativeConvThreads(threads: number, minMultiplyAdds = NATIVE_CONV_THREAD_MIN): void {
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64)
+    throw new Error(`setNativeConvThreads: threads must be an integer in 0..64, got ${threads}`);
+  if (!(minMultiplyAdds >= 0)) throw new Error(`setNativeConvThreads: minMultiplyAdds must be >= 0, got ${minMultiplyAdds}`);
+  load();
+  loaded?.blas.setConvThreads?.(threads, minMultiplyAdds);
 }
 
 /** Set the native GEMM's thread count (no effect when it is not loaded). */

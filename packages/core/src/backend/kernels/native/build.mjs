@@ -35,7 +35,19 @@ function main() {
   const extraInc = ['/usr/include/openblas', '/usr/local/opt/openblas/include'].filter((d) => existsSync(d)).map((d) => `-I${d}`);
   const errors = [];
   for (const libs of blasLibs) {
-    const args = ['-O3', '-shared', '-fPIC', '-DNAPI_VERSION=8', `-I${inc}`, ...extraInc, join(here, 'mmlm_blas.c'), '-o', out, ...libs];
+    const args = [
+      '-O3',
+      '-shared',
+      '-fPIC',
+      '-pthread',
+      '-DNAPI_VERSION=8',
+      `-I${inc}`,
+      ...extraInc,
+      join(here, 'mmlm_blas.c'),
+      '-o',
+      out,
+      ...libs,
+    ];
     if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
     const r = spawnSync(cc, args, { encoding: 'utf8' });
     if (r.status === 0) {
