@@ -99,8 +99,12 @@ function load(): void {
   }
   const threads = Number(env('MMLM_BLAS_THREADS') ?? (env('VITEST') ? 1 : 0));
   if (Number.isInteger(threads) && threads > 0) r.blas.setThreads(threads);
-  const convThreads = Number(env('MMLM_NATIVE_CONV_THREADS') ?? 0);
-  if (Number.isInteger(convThreads) && convThreads > 0 && convThreads <= 64) r.blas.setConvThreads?.(convThreads, NATIVE_CONV_THREAD_MIN);
+  const convVar = env('MMLM_NATIVE_CONV_THREADS');
+  if (convVar !== undefined && convVar !== '') {
+    const convThreads = Number(convVar);
+    if (Number.isInteger(convThreads) && convThreads > 0 && convThreads <= 64) r.blas.setConvThreads?.(convThreads, NATIVE_CONV_THREAD_MIN);
+    else console.warn(`[mmlm] MMLM_NATIVE_CONV_THREADS must be an integer in 1..64, got "${convVar}"; ignored (the GEMM's thread count is used)`);
+  }
   loaded = r;
 }
 
