@@ -103,7 +103,10 @@ function load(): void {
   if (convVar !== undefined && convVar !== '') {
     const convThreads = Number(convVar);
     if (Number.isInteger(convThreads) && convThreads > 0 && convThreads <= 64) r.blas.setConvThreads?.(convThreads, NATIVE_CONV_THREAD_MIN);
-    else console.warn(`[mmlm] MMLM_NATIVE_CONV_THREADS must be an integer in 1..64, got "${convVar}"; ignored (the GEMM's thread count is used)`);
+    else
+      console.warn(
+        `[mmlm] MMLM_NATIVE_CONV_THREADS must be an integer in 1..64, got "${convVar}"; ignored (the GEMM's thread count is used)`,
+      );
   }
   loaded = r;
 }
