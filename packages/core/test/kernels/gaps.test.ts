@@ -291,31 +291,25 @@ describe('wasm Conv2DBackpropFilter', () => {
     "native conv2d gives the same bits whatever the thread count (OpenBLAS' threads in one convolution, or the convolution split over 1, 2, 3 and 5 threads; forward, input and filter gradients)",
     async () => {
       await useBackend('wasm');
-      const shapes: [number[], number[], number, 'same' | 'valid'][] = [
-        [[3, 9, 8, 32], [3, 3, 32, 32], 1, 'same'], // K = 288: the tokenizer layer, chunks across images
-        [[2, 17, 17, 16], [3, 3, 16, 8], 2, 'valid'], // stride 2
-        [[5, 6, 6, 7], [1, 1, 7, 5], 1, 'same'], // 1x1: one tap, the filter gradient on one thread
-        [[4, 40, 40, 3], [3, 3, 3, 8], 1, 'same'], // 1,600 pixels an image: several chunks in each image
-        [[2, 12, 12, 4], [2, 3, 4, 6], 1, 'same'], // 6 taps over 5 threads: a row of taps split
+      const shapes: (typeof cases)[number][] = [
+        { x: [3, 9, 8, 32], f: [3, 3, 32, 32], strides: [1, 1], pad: 'same' }, // K = 288: the tokenizer layer, chunks across images
+        { x: [2, 17, 17, 16], f: [3, 3, 16, 8], strides: [2, 2], pad: 'valid' }, // stride 2
+        { x: [5, 6, 6, 7], f: [1, 1, 7, 5], strides: [1, 1], pad: 'same' }, // 1x1: one tap, the filter gradient on one thread
+        { x: [4, 40, 40, 3], f: [3, 3, 3, 8], strides: [1, 1], pad: 'same' }, // 1,600 pixels an image: several chunks in each image
+        { x: [2, 12, 12, 4], f: [2, 3, 4, 6], strides: [1, 1], pad: 'same' }, // 6 taps over 5 threads: a row of taps split
       ];
       const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
-      for (const [xs, fs, stride, pad] of shapes) {
-        const x = randn(size(xs) + 81, size(xs));
-        const f = randn(size(fs) + 82, size(fs));
+      for (const c of shapes) {
+        const x = randn(size(c.x) + 81, size(c.x));
+        const f = randn(size(c.f) + 82, size(c.f));
         const run = (blasThreads: number, convThreads: number) => {
           setNativeBlasThreads(blasThreads);
           setNativeConvThreads(convThreads, 0); // split every convolution, however small
-          return tf.tidy(() => {
-            const tx = tf.tensor(x, xs);
-            const tw = tf.tensor(f, fs);
-            const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride as 1, pad);
-            const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([tx, tw]);
-            return [conv(tx, tw), gx as tf.Tensor, gw as tf.Tensor].map((t) => bits(arr(t)));
-          });
+          return convAndGrads(c, x, f, 83).map((a) => bits(a as Float32Array));
         };
         try {
           const one = run(1, 1);
-          for (const [b, c] of [
+          for (const [b, t] of [
             [2, 1],
             [3, 1],
             [1, 2],
@@ -323,7 +317,7 @@ describe('wasm Conv2DBackpropFilter', () => {
             [1, 3],
             [1, 5],
           ] as const)
-            expect(run(b, c), `x [${xs}] f [${fs}], OpenBLAS ${b} threads, convolution ${c}`).toEqual(one);
+            expect(run(b, t), `x [${c.x}] f [${c.f}], OpenBLAS ${b} threads, convolution ${t}`).toEqual(one);
         } finally {
           setNativeBlasThreads(1); // vitest's default (native_blas.ts)
           setNativeConvThreads(0);
@@ -333,25 +327,17 @@ describe('wasm Conv2DBackpropFilter', () => {
   );
 
   it.skipIf(!hasNativeConv)('native conv2d split over threads matches cpu (forward, input and filter gradients)', async () => {
-    const cases2: { x: [number, number, number, number]; f: [number, number, number, number]; s: number; p: 'same' | 'valid' }[] = [
-      { x: [3, 9, 8, 32], f: [3, 3, 32, 32], s: 1, p: 'same' },
-      { x: [2, 11, 13, 5], f: [3, 3, 5, 4], s: 2, p: 'valid' },
-      { x: [4, 40, 40, 3], f: [3, 3, 3, 8], s: 1, p: 'same' },
+    const split: (typeof cases)[number][] = [
+      { x: [3, 9, 8, 32], f: [3, 3, 32, 32], strides: [1, 1], pad: 'same' },
+      { x: [2, 11, 13, 5], f: [3, 3, 5, 4], strides: [2, 2], pad: 'valid' },
+      { x: [4, 40, 40, 3], f: [3, 3, 3, 8], strides: [1, 1], pad: 'same' },
     ];
-    setNativeConvThreads(3, 0);
+    setNativeConvThreads(3, 0); // split every convolution, however small
     try {
-      for (const c of cases2) {
+      for (const c of split) {
         const x = randn(size(c.x) + 91, size(c.x));
         const f = randn(size(c.f) + 92, size(c.f));
-        const [w, cpu] = await both(() =>
-          tf.tidy(() => {
-            const tx = tf.tensor(x, c.x);
-            const tw = tf.tensor(f, c.f);
-            const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s as 1, c.p);
-            const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => conv(a, b).square().sum())([tx, tw]);
-            return [conv(tx, tw), gx as tf.Tensor, gw as tf.Tensor].map((t) => arr(t));
-          }),
-        );
+        const [w, cpu] = await both(() => convAndGrads(c, x, f, 93));
         for (let i = 0; i < 3; i++)
           expect(relErr(w[i] as Float32Array, cpu[i] as Float32Array), `x [${c.x}] f [${c.f}] output ${i}`).toBeLessThanOrEqual(TOL);
       }
