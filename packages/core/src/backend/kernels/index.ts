@@ -82,5 +82,6 @@ export {
   setNativeBlasThreads,
   setNativeConvEnabled,
   setNativeConvThreads,
+  setNativeElementwiseEnabled,
 } from './native_blas.js';
 export { setWasmGemmThreads, wasmGemmThreads } from './wasm_matmul.js';

@@ -6,8 +6,10 @@
  * Environment: MMLM_NATIVE_BLAS=0 disables it; MMLM_NATIVE_BLAS_PATH points at another build;
  * MMLM_BLAS_THREADS sets its thread count (default: OpenBLAS' own, OPENBLAS_NUM_THREADS or all cores;
  * 1 under vitest, whose parallel workers would otherwise oversubscribe the cores);
- * MMLM_NATIVE_CONV_THREADS the convolution's own threads (default: the GEMM's count; 1 runs each
- * convolution on the calling thread with OpenBLAS' threads inside its GEMMs, as before 2026-12-06).
+ * MMLM_NATIVE_CONV_THREADS the threads of the addon's own kernels, its convolution, SiLU and GroupNorm
+ * (default: the GEMM's count; 1 runs each on the calling thread, the convolution with OpenBLAS'
+ * threads inside its GEMMs, as before 2026-12-06); MMLM_NATIVE_ELEMENTWISE=0 keeps SiLU and GroupNorm
+ * on core's WebAssembly kernels (the addon's give the same bits; it only moves them onto threads).
  *
  * Node only: the loader (native_blas_node.ts) comes through `#platform`; in a browser bundle it
  * reports "not available in the browser" and the SIMD GEMM runs.
@@ -57,6 +59,33 @@ export interface NativeBlas {
     xOffset: number,
     wOffset: number,
     yOffset: number,
+  ): void;
+  /**
+   * SiLU over n floats on the heap (mode 0: out = x sigmoid(x); 1: out = dy silu'(x)), split over the
+   * addon's threads; the bits of core's wasm kernel. Absent from addons built before 2026-12-06 (third build).
+   */
+  silu?(heap: ArrayBuffer, mode: number, n: number, xOffset: number, dyOffset: number, outOffset: number): void;
+  /**
+   * GroupNorm over NHWC [B, HW, C] on the heap, split by samples; the bits of core's wasm kernel.
+   * mode 0: offsets x, weight, bias, y, mean, rstd (two unused); mode 1: dy, x, weight, mean, rstd,
+   * dx, dweight, dbias. Absent from addons built before 2026-12-06 (third build).
+   */
+  groupNorm?(
+    heap: ArrayBuffer,
+    mode: number,
+    B: number,
+    HW: number,
+    C: number,
+    G: number,
+    eps: number,
+    o0: number,
+    o1: number,
+    o2: number,
+    o3: number,
+    o4: number,
+    o5: number,
+    o6: number,
+    o7: number,
   ): void;
   setThreads(n: number): void;
   /**
@@ -140,6 +169,32 @@ export function nativeConv(): (NativeBlas & { conv2d: NonNullable<NativeBlas['co
 export function setNativeConvEnabled(on: boolean): boolean {
   const was = isConvEnabled();
   convEnabled = on;
+  return was;
+}
+
+/** null until first read, as `enabled` above. */
+let elementwiseEnabled: boolean | null = null;
+function isElementwiseEnabled(): boolean {
+  elementwiseEnabled ??= env('MMLM_NATIVE_ELEMENTWISE') !== '0';
+  return elementwiseEnabled;
+}
+
+export type NativeElementwise = NativeBlas & { silu: NonNullable<NativeBlas['silu']>; groupNorm: NonNullable<NativeBlas['groupNorm']> };
+
+/**
+ * The addon's SiLU and GroupNorm (the wasm kernels' arithmetic in C, split over its threads) when the
+ * native GEMM is active, the addon has them and MMLM_NATIVE_ELEMENTWISE is not 0; else null.
+ */
+export function nativeElementwise(): NativeElementwise | null {
+  const blas = nativeBlas();
+  if (!blas || typeof blas.silu !== 'function' || typeof blas.groupNorm !== 'function') return null;
+  return isElementwiseEnabled() ? (blas as NativeElementwise) : null;
+}
+
+/** Turn the addon's SiLU and GroupNorm on or off at run time (returns the previous setting; tests and A/B runs). */
+export function setNativeElementwiseEnabled(on: boolean): boolean {
+  const was = isElementwiseEnabled();
+  elementwiseEnabled = on;
   return was;
 }
 

@@ -66,6 +66,7 @@ import {
   SILU_KERNEL,
   SUM_SQUARES_KERNEL,
 } from './fused.js';
+import { nativeElementwise } from './native_blas.js';
 import { GroupNormSimd } from './simd_norm.js';
 import { SimdOps } from './simd_ops.js';
 import { conv2DBackpropInputGemm, conv2DForwardGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
@@ -662,7 +663,18 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         if (x.dtype !== 'float32') throw new Error(`${name} (wasm): x must be float32, got ${x.dtype}`);
         const be = args.backend as Backend;
         const out = be.makeOutput(x.shape, 'float32');
-        opsFor(be)[op](offset(be, x), size(x.shape), offset(be, out));
+        const ne = op === 'silu' ? nativeElementwise() : null;
+        // the addon's SiLU: the same bits, split over its threads
+        if (ne)
+          ne.silu(
+            (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer,
+            0,
+            size(x.shape),
+            offset(be, x),
+            0,
+            offset(be, out),
+          );
+        else opsFor(be)[op](offset(be, x), size(x.shape), offset(be, out));
         return out;
       }),
     ),
@@ -681,7 +693,17 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
           throw new Error(`${name} (wasm): dy and x must be float32, got ${dy.dtype} and ${x.dtype}`);
         const be = args.backend as Backend;
         const out = be.makeOutput(x.shape, 'float32');
-        opsFor(be)[op](offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
+        const ne = op === 'siluGrad' ? nativeElementwise() : null;
+        if (ne)
+          ne.silu(
+            (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer,
+            1,
+            size(x.shape),
+            offset(be, x),
+            offset(be, dy),
+            offset(be, out),
+          );
+        else opsFor(be)[op](offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
         return out;
       }),
     ),
@@ -1019,7 +1041,12 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const mean = be.makeOutput([B, G], 'float32');
       const rstd = be.makeOutput([B, G], 'float32');
       const heapOf = () => (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
-      if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
+      const ne = nativeElementwise();
+      if (ne && size(x.shape) > 0) {
+        // the addon: the same bits as the kernels below, split by samples over its threads
+        const o = (t: tf.TensorInfo) => offset(be, t) as number;
+        ne.groupNorm(heapOf().buffer as ArrayBuffer, 0, B, H * W, C, G, eps, o(x), o(weight), o(bias), o(y), o(mean), o(rstd), 0, 0);
+      } else if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
         const o = (t: tf.TensorInfo) => offset(be, t) as number;
         normFor(be).forward(heapOf, { x: o(x), w: o(weight), b: o(bias), y: o(y), mean: o(mean), rstd: o(rstd) }, B, H * W, C, G, eps);
       } else if (size(x.shape) > 0) {
@@ -1040,7 +1067,12 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const db = be.makeOutput([C], 'float32');
       const f = (t: tf.TensorInfo) => offset(be, t) >>> 2;
       const heapOf = () => (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
-      if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
+      const ne = nativeElementwise();
+      if (ne) {
+        // the addon (zero samples: it zeroes dweight and dbias)
+        const o = (t: tf.TensorInfo) => offset(be, t) as number;
+        ne.groupNorm(heapOf().buffer as ArrayBuffer, 1, B, H * W, C, G, 0, o(dy), o(x), o(weight), o(mean), o(rstd), o(dx), o(dw), o(db));
+      } else if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
         const o = (t: tf.TensorInfo) => offset(be, t) as number;
         normFor(be).backward(
           heapOf,

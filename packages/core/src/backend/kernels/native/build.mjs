@@ -37,6 +37,10 @@ function main() {
   for (const libs of blasLibs) {
     const args = [
       '-O3',
+      // one IEEE operation per float operation (no fused multiply-adds): the SiLU and GroupNorm kernels
+      // match core's WebAssembly ones bit for bit
+      '-ffp-contract=off',
+      '-fno-math-errno',
       '-shared',
       '-fPIC',
       '-pthread',
@@ -47,6 +51,7 @@ function main() {
       '-o',
       out,
       ...libs,
+      '-lm',
     ];
     if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup');
     const r = spawnSync(cc, args, { encoding: 'utf8' });

@@ -21,6 +21,7 @@
 #include <cblas.h>
 #include <node_api.h>
 #include <pthread.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,32 +227,37 @@ static void *conv_work(void *arg) {
  * about 0.25 ms (measured), more than an 8 x 8 convolution takes. Idle workers block on a condition
  * variable (they never spin, so they leave the core to the rest of the step).
  */
-static pthread_mutex_t dispatch_mu = PTHREAD_MUTEX_INITIALIZER; /* one threaded convolution at a time */
+static pthread_mutex_t dispatch_mu = PTHREAD_MUTEX_INITIALIZER; /* one threaded call at a time */
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_work = PTHREAD_COND_INITIALIZER, pool_done = PTHREAD_COND_INITIALIZER;
-static conv_job *pool_jobs = NULL;
+typedef void (*pool_fn)(void *job);
+static char *pool_jobs = NULL; /* pool_total jobs of pool_stride bytes, each run by pool_fn_cur */
+static size_t pool_stride = 0;
+static pool_fn pool_fn_cur = NULL;
 static int pool_next = 0, pool_total = 0, pool_left = 0, pool_workers = 0;
 
 /* Take the next share under pool_mu; NULL when none is left. */
-static conv_job *pool_take(void) { return pool_next < pool_total ? &pool_jobs[pool_next++] : NULL; }
+static void *pool_take(void) { return pool_next < pool_total ? pool_jobs + (size_t)pool_next++ * pool_stride : NULL; }
 
 static void *pool_main(void *arg) {
   (void)arg;
   pthread_mutex_lock(&pool_mu);
   for (;;) {
-    conv_job *j;
+    void *j;
     while (!(j = pool_take())) pthread_cond_wait(&pool_work, &pool_mu);
+    const pool_fn fn = pool_fn_cur;
     pthread_mutex_unlock(&pool_mu);
-    conv_work(j);
+    fn(j);
     pthread_mutex_lock(&pool_mu);
     if (--pool_left == 0) pthread_cond_signal(&pool_done);
   }
   return NULL;
 }
 
-/* Run the T shares on the calling thread and up to T - 1 pool workers (started on first need); the
-   caller takes shares too, so the call completes even if no worker could be started. */
-static void pool_run(conv_job *jobs, int T) {
+/* Run the T shares (jobs of `stride` bytes, each by fn) on the calling thread and up to T - 1 pool
+   workers (started on first need); the caller takes shares too, so the call completes even if no
+   worker could be started. */
+static void pool_run(void *jobs, size_t stride, int T, pool_fn fn) {
   while (pool_workers < T - 1) {
     pthread_t tid;
     pthread_attr_t attr;
@@ -263,16 +269,18 @@ static void pool_run(conv_job *jobs, int T) {
     pool_workers++;
   }
   pthread_mutex_lock(&pool_mu);
-  pool_jobs = jobs;
+  pool_jobs = (char *)jobs;
+  pool_stride = stride;
+  pool_fn_cur = fn;
   pool_next = 0;
   pool_total = T;
   pool_left = T;
   pthread_cond_broadcast(&pool_work);
   for (;;) {
-    conv_job *j = pool_take();
+    void *j = pool_take();
     if (!j) break;
     pthread_mutex_unlock(&pool_mu);
-    conv_work(j);
+    fn(j);
     pthread_mutex_lock(&pool_mu);
     pool_left--;
   }
@@ -281,6 +289,23 @@ static void pool_run(conv_job *jobs, int T) {
   pool_jobs = NULL;
   pthread_mutex_unlock(&pool_mu);
 }
+
+/* The threads a call may use: setConvThreads' count, else OpenBLAS' (at most 64). */
+static int64_t addon_threads(void) {
+  int64_t T = conv_threads > 0 ? conv_threads : (openblas_get_num_threads ? openblas_get_num_threads() : 1);
+  return T > 64 ? 64 : T < 1 ? 1 : T;
+}
+
+/* Run T shares over the pool (when T > 1 and no other thread of the process holds it) or in order here. */
+static void run_shares(void *jobs, size_t stride, int64_t T, pool_fn fn) {
+  if (T > 1 && pthread_mutex_trylock(&dispatch_mu) == 0) {
+    pool_run(jobs, stride, (int)T, fn);
+    pthread_mutex_unlock(&dispatch_mu);
+  } else
+    for (int64_t t = 0; t < T; t++) fn((char *)jobs + (size_t)t * stride);
+}
+
+static void conv_work_fn(void *job) { conv_work((conv_job *)job); }
 
 static napi_value Conv2d(napi_env env, napi_callback_info info) {
   void *data = NULL;
@@ -323,8 +348,7 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
   if (rows > 1024) rows = 1024;
   const int64_t OHW = (int64_t)OH * OW, taps = (int64_t)kh * kw;
   /* threads: by the work there is to split (chunks, images or taps) */
-  int64_t T = conv_threads > 0 ? conv_threads : (openblas_get_num_threads ? openblas_get_num_threads() : 1);
-  if (T > 64) T = 64;
+  int64_t T = addon_threads();
   if ((double)Pi * (double)Ki * (double)Cout < conv_thread_min) T = 1;
   const int64_t units = mode == 0 ? (Pi + rows - 1) / rows : mode == 2 ? B : taps;
   if (T > units) T = units;
@@ -351,7 +375,7 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
       prev = openblas_get_num_threads();
       if (prev != 1) openblas_set_num_threads(1);
     }
-    pool_run(jobs, (int)T);
+    pool_run(jobs, sizeof(conv_job), (int)T, conv_work_fn);
     if (prev > 1) openblas_set_num_threads(prev);
     pthread_mutex_unlock(&dispatch_mu);
   } else {
@@ -363,6 +387,323 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
       napi_throw_error(env, NULL, "mmlm_blas.conv2d: out of memory for the column buffer");
       return NULL;
     }
+  return NULL;
+}
+
+/*
+ * SiLU and GroupNorm forward and backward, split over the same pool: the same arithmetic in the same
+ * order as core's WebAssembly SIMD kernels (simd_ops.ts siluVec / siluGradVec with its expVec,
+ * simd_norm.ts GroupNormSimd with the per-group scalars of its JavaScript), so every element has the
+ * same bits as there, on any thread count (tested exactly). Each float operation is one IEEE
+ * operation of the same precision (the build passes -ffp-contract=off: no fused multiply-adds);
+ * wasm's pmin / pmax are the ternaries below. Written by hand for the reason the convolution is: no
+ * library runs these on a WebAssembly heap, and they must match the wasm kernels bit for bit.
+ */
+#define ELEM_THREAD_MIN 65536 /* floats a SiLU or GroupNorm call needs before it is split (measured, bench/) */
+
+/* float lanes (GCC / Clang vector extensions): wasm's f32x4 does the same operation on each lane, so
+   sixteen at a time give the same bits as four; the compiler lowers them to what the CPU has (SSE or
+   NEON 4 lanes, AVX2 8, AVX-512 16; on x86-64 Linux one clone per level, chosen when the addon loads) */
+typedef float v4f __attribute__((vector_size(64)));
+typedef int32_t v4i __attribute__((vector_size(64)));
+typedef uint32_t v4u __attribute__((vector_size(64)));
+#define LANES 16
+#define V4(x) ((v4f){(x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x), (x)})
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(MMLM_NO_CPU_CLONES)
+#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_CLONES
+#endif
+static inline v4f v4_select(v4i mask, v4f a, v4f b) { return (v4f)(((v4i)a & mask) | ((v4i)b & ~mask)); } /* mask ? a : b */
+static inline v4f wasm_pmin(v4f a, v4f b) { return v4_select(b < a, b, a); }
+static inline v4f wasm_pmax(v4f a, v4f b) { return v4_select(a < b, b, a); }
+
+/* simd_ops.ts expVec: e^x as the float adder's round-to-nearest of x log2 e, a degree-7 Taylor
+   polynomial of the remainder by Estrin's scheme, and 2^n from the exponent bits (split by 2^64
+   where n leaves the normal range). */
+static inline __attribute__((always_inline)) v4f wasm_exp(v4f x) {
+  const float MAGIC = 12582912.0f;
+  const v4f y = wasm_pmax(wasm_pmin(x, V4(89.0f)), V4(-104.0f));
+  const v4f t = y * V4((float)1.4426950408889634) + V4(MAGIC);
+  const v4f n = t - V4(MAGIC);
+  const v4f r = (y - n * V4(0.693359375f)) - n * V4((float)-2.1219444e-4);
+  const v4i hi = n > V4(63.0f), lo = n < V4(-63.0f);
+  const v4f t0 = V4(1.0f) + r * V4(1.0f), t1 = V4((float)(1.0 / 2)) + r * V4((float)(1.0 / 6)),
+            t2 = V4((float)(1.0 / 24)) + r * V4((float)(1.0 / 120)), t3 = V4((float)(1.0 / 720)) + r * V4((float)(1.0 / 5040));
+  const v4f z2 = r * r;
+  const v4f u0 = t0 + z2 * t1, u1 = t2 + z2 * t3;
+  const v4f z4 = z2 * z2;
+  const v4f p = u0 + z4 * u1;
+  const v4u tb = (v4u)t + ((v4u)lo & 64u) - ((v4u)hi & 64u);
+  const v4f pw = (v4f)((tb + (uint32_t)(127 - 0x4b400000)) << 23);
+  const v4f sc = v4_select(hi, V4(0x1p64f), v4_select(lo, V4(0x1p-64f), V4(1.0f)));
+  return (p * pw) * sc;
+}
+
+typedef struct {
+  int mode; /* 0: out = silu(x); 1: out = dy silu'(x) */
+  const float *x, *dy;
+  float *out;
+  int64_t i0, i1;
+} silu_job;
+
+/* One block of four lanes (x, dy at p, q; q unused in mode 0). */
+static inline __attribute__((always_inline)) v4f silu_lanes(int mode, v4f x, v4f dy) {
+  const v4f s = V4(1.0f) / (V4(1.0f) + wasm_exp(-x));
+  return mode == 0 ? x * s : dy * (s * (V4(1.0f) + x * (V4(1.0f) - s)));
+}
+
+/* LANES at a time (unaligned loads and stores); the last n mod LANES through zero-padded lanes, as the
+   wasm kernel's tail. */
+CPU_CLONES static void silu_work(void *job) {
+  const silu_job *j = (const silu_job *)job;
+  const int mode = j->mode;
+  int64_t i = j->i0;
+  v4f x, dy = V4(0.0f), out;
+  if (mode == 0)
+    for (; i + LANES <= j->i1; i += LANES) {
+      memcpy(&x, j->x + i, sizeof x);
+      out = silu_lanes(0, x, dy);
+      memcpy(j->out + i, &out, sizeof out);
+    }
+  else
+    for (; i + LANES <= j->i1; i += LANES) {
+      memcpy(&x, j->x + i, sizeof x);
+      memcpy(&dy, j->dy + i, sizeof dy);
+      out = silu_lanes(1, x, dy);
+      memcpy(j->out + i, &out, sizeof out);
+    }
+  if (i < j->i1) {
+    const size_t k = (size_t)(j->i1 - i);
+    x = V4(0.0f), dy = V4(0.0f);
+    memcpy(&x, j->x + i, sizeof(float) * k);
+    if (mode == 1) memcpy(&dy, j->dy + i, sizeof(float) * k);
+    out = silu_lanes(mode, x, dy);
+    memcpy(j->out + i, &out, sizeof(float) * k);
+  }
+}
+
+/* silu(heap, mode, n, xOffset, dyOffset, outOffset): mode 0 out = x sigmoid(x), mode 1 out = dy d/dx
+   silu(x) over n floats (dyOffset unused in mode 0). */
+static napi_value Silu(napi_env env, napi_callback_info info) {
+  void *data = NULL;
+  size_t len = 0;
+  double v[5];
+  if (!heap_args(env, info, "silu", 5, &data, &len, v)) return NULL;
+  const int mode = (int)v[0];
+  const double n = v[1];
+  if ((mode != 0 && mode != 1) || !(n >= 0 && n <= 4294967296.0) || n != (double)(int64_t)n) {
+    napi_throw_range_error(env, NULL, "mmlm_blas.silu: mode must be 0 or 1 and n a non-negative integer");
+    return NULL;
+  }
+  const double L = (double)len;
+  if (!fits(v[2], 1, n, n, L) || !fits(v[4], 1, n, n, L) || (mode == 1 && !fits(v[3], 1, n, n, L)) ||
+      ((int64_t)v[2] | (int64_t)v[4] | (mode == 1 ? (int64_t)v[3] : 0)) % 4 != 0) {
+    napi_throw_range_error(env, NULL, "mmlm_blas.silu: a tensor lies outside the heap or is misaligned");
+    return NULL;
+  }
+  char *base = (char *)data;
+  const int64_t N = (int64_t)n;
+  int64_t T = N >= ELEM_THREAD_MIN ? addon_threads() : 1;
+  silu_job jobs[64];
+  for (int64_t t = 0; t < T; t++) {
+    /* shares of whole 16-float blocks (a cache line each) */
+    const int64_t blocks = (N + 15) / 16, b0 = blocks * t / T, b1 = blocks * (t + 1) / T;
+    jobs[t] = (silu_job){mode, (const float *)(base + (int64_t)v[2]), mode == 1 ? (const float *)(base + (int64_t)v[3]) : NULL,
+                         (float *)(base + (int64_t)v[4]), b0 * 16, b1 * 16 < N ? b1 * 16 : N};
+  }
+  run_shares(jobs, sizeof(silu_job), T, silu_work);
+  return NULL;
+}
+
+typedef struct {
+  int mode; /* 0 forward, 1 backward */
+  int64_t HW;
+  int C, G;
+  double eps;
+  const float *x, *w, *b, *dy, *mean_in, *rstd_in;
+  float *y, *mean, *rstd, *dx;
+  double *sdy_all, *sdx_all; /* backward: per sample sum dy and sum dy xhat, [B, C] */
+  int s0, s1;                /* samples [s0, s1) */
+  int failed;
+} gn_job;
+
+CPU_CLONES static void gn_work(void *job) {
+  gn_job *j = (gn_job *)job;
+  const int C = j->C, G = j->G, Cg = C / G;
+  const int64_t HW = j->HW;
+  const double N = (double)HW * Cg;
+  double *s = (double *)malloc(sizeof(double) * (size_t)C * 6);
+  if (!s) {
+    j->failed = 1;
+    return;
+  }
+  double *acc = s, *meanC = s + C, *M = s + 2 * C, *A = s + 3 * C, *bias = s + 4 * C, *K = s + 4 * C, *Lc = s + 5 * C, *R = acc;
+  for (int smp = j->s0; smp < j->s1; smp++) {
+    const float *xs = j->x + (int64_t)smp * HW * C;
+    if (j->mode == 0) {
+      for (int c = 0; c < C; c++) acc[c] = 0;
+      for (int64_t r = 0; r < HW; r++)
+        for (int c = 0; c < C; c++) acc[c] += (double)xs[r * C + c];
+      for (int g = 0; g < G; g++) {
+        double m = 0;
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) m += acc[c];
+        m /= N;
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) meanC[c] = m;
+        j->mean[(int64_t)smp * G + g] = (float)m;
+      }
+      for (int c = 0; c < C; c++) acc[c] = 0;
+      for (int64_t r = 0; r < HW; r++)
+        for (int c = 0; c < C; c++) {
+          const double d = (double)xs[r * C + c] - meanC[c];
+          acc[c] += d * d;
+        }
+      for (int g = 0; g < G; g++) {
+        double v = 0;
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) v += acc[c];
+        const double rs = 1 / sqrt(v / N + j->eps);
+        j->rstd[(int64_t)smp * G + g] = (float)rs;
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) {
+          A[c] = (double)(float)(rs * (double)j->w[c]);
+          M[c] = (double)(float)meanC[c];
+        }
+      }
+      for (int c = 0; c < C; c++) bias[c] = (double)j->b[c];
+      float *ys = j->y + (int64_t)smp * HW * C;
+      for (int64_t r = 0; r < HW; r++)
+        for (int c = 0; c < C; c++) ys[r * C + c] = (float)((((double)xs[r * C + c] - M[c]) * A[c]) + bias[c]);
+    } else {
+      const float *dys = j->dy + (int64_t)smp * HW * C;
+      double *sdy = j->sdy_all + (int64_t)smp * C, *sdx = j->sdx_all + (int64_t)smp * C;
+      for (int g = 0; g < G; g++)
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) {
+          meanC[c] = (double)j->mean_in[(int64_t)smp * G + g];
+          R[c] = (double)j->rstd_in[(int64_t)smp * G + g];
+        }
+      for (int c = 0; c < C; c++) sdy[c] = sdx[c] = 0;
+      for (int64_t r = 0; r < HW; r++)
+        for (int c = 0; c < C; c++) {
+          const double d = (double)dys[r * C + c];
+          sdy[c] += d;
+          sdx[c] += d * (((double)xs[r * C + c] - meanC[c]) * R[c]);
+        }
+      for (int g = 0; g < G; g++) {
+        double s1 = 0, s2 = 0;
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) {
+          s1 += (double)j->w[c] * sdy[c];
+          s2 += (double)j->w[c] * sdx[c];
+        }
+        const double rs = R[g * Cg];
+        for (int c = g * Cg; c < (g + 1) * Cg; c++) {
+          A[c] = (double)(float)(rs * (double)j->w[c]);
+          K[c] = (double)(float)((-rs * rs * s2) / N);
+          Lc[c] = (double)(float)((-rs * s1) / N);
+          M[c] = (double)(float)meanC[c];
+        }
+      }
+      float *dxs = j->dx + (int64_t)smp * HW * C;
+      for (int64_t r = 0; r < HW; r++)
+        for (int c = 0; c < C; c++)
+          dxs[r * C + c] = (float)((((double)dys[r * C + c] * A[c]) + ((double)xs[r * C + c] - M[c]) * K[c]) + Lc[c]);
+    }
+  }
+  free(s);
+}
+
+/*
+ * groupNorm(heap, mode, B, HW, C, G, eps, o0 .. o7), NHWC x [B, HW, C], G groups of C / G channels:
+ *   mode 0 (forward):  o0 x, o1 weight [C], o2 bias [C], o3 y, o4 mean [B, G], o5 rstd [B, G] (o6, o7 unused)
+ *   mode 1 (backward): o0 dy, o1 x, o2 weight, o3 mean, o4 rstd, o5 dx, o6 dweight [C], o7 dbias [C]
+ * Split by samples; the backward's per-sample channel sums are added over samples in order afterwards.
+ */
+static napi_value GroupNormNative(napi_env env, napi_callback_info info) {
+  void *data = NULL;
+  size_t len = 0;
+  double v[14];
+  if (!heap_args(env, info, "groupNorm", 14, &data, &len, v)) return NULL;
+  const int mode = (int)v[0];
+  for (int i = 1; i <= 4; i++)
+    if (!(v[i] >= 0 && v[i] <= 2147483647.0) || v[i] != (double)(int64_t)v[i]) {
+      napi_throw_range_error(env, NULL, "mmlm_blas.groupNorm: a size is not a non-negative 32-bit integer");
+      return NULL;
+    }
+  const int B = (int)v[1], C = (int)v[3], G = (int)v[4];
+  const int64_t HW = (int64_t)v[2];
+  if ((mode != 0 && mode != 1) || G < 1 || C % G != 0 || !(v[5] >= 0)) {
+    napi_throw_range_error(env, NULL, "mmlm_blas.groupNorm: mode must be 0 or 1, G >= 1 must divide C, eps >= 0");
+    return NULL;
+  }
+  const double L = (double)len, big = (double)B * (double)HW, BG = (double)B * G;
+  /* the rows and columns of o0 .. o7 in each mode */
+  const double rows[2][8] = {{big, 1, 1, big, 1, 1, 0, 0}, {big, big, 1, 1, 1, big, 1, 1}};
+  const double cols[2][8] = {{C, C, C, C, BG, BG, 0, 0}, {C, C, C, BG, BG, C, C, C}};
+  int64_t align = 0;
+  for (int i = 0; i < 8; i++) {
+    if (rows[mode][i] == 0) continue;
+    if (!fits(v[6 + i], rows[mode][i], cols[mode][i], cols[mode][i], L)) {
+      napi_throw_range_error(env, NULL, "mmlm_blas.groupNorm: a tensor lies outside the heap");
+      return NULL;
+    }
+    align |= (int64_t)v[6 + i];
+  }
+  if (align % 4 != 0) {
+    napi_throw_range_error(env, NULL, "mmlm_blas.groupNorm: a tensor is misaligned");
+    return NULL;
+  }
+  char *base = (char *)data;
+#define GN_PTR(i) ((float *)(base + (int64_t)v[6 + (i)]))
+  if (B == 0 || C == 0) {
+    if (mode == 1 && C > 0) {
+      memset(GN_PTR(6), 0, sizeof(float) * (size_t)C);
+      memset(GN_PTR(7), 0, sizeof(float) * (size_t)C);
+    }
+    return NULL;
+  }
+  double *sums = NULL;
+  if (mode == 1) {
+    sums = (double *)malloc(sizeof(double) * 2 * (size_t)B * (size_t)C);
+    if (!sums) {
+      napi_throw_error(env, NULL, "mmlm_blas.groupNorm: out of memory");
+      return NULL;
+    }
+  }
+  int64_t T = big * C >= ELEM_THREAD_MIN ? addon_threads() : 1;
+  if (T > B) T = B;
+  gn_job jobs[64];
+  for (int64_t t = 0; t < T; t++) {
+    gn_job j;
+    memset(&j, 0, sizeof j);
+    j.mode = mode, j.HW = HW, j.C = C, j.G = G, j.eps = v[5];
+    if (mode == 0) {
+      j.x = GN_PTR(0), j.w = GN_PTR(1), j.b = GN_PTR(2), j.y = GN_PTR(3), j.mean = GN_PTR(4), j.rstd = GN_PTR(5);
+    } else {
+      j.dy = GN_PTR(0), j.x = GN_PTR(1), j.w = GN_PTR(2), j.mean_in = GN_PTR(3), j.rstd_in = GN_PTR(4), j.dx = GN_PTR(5);
+      j.sdy_all = sums, j.sdx_all = sums + (int64_t)B * C;
+    }
+    j.s0 = (int)(B * t / T), j.s1 = (int)(B * (t + 1) / T);
+    jobs[t] = j;
+  }
+  run_shares(jobs, sizeof(gn_job), T, gn_work);
+  int failed = 0;
+  for (int64_t t = 0; t < T; t++) failed |= jobs[t].failed;
+  if (mode == 1 && !failed) {
+    float *dw = GN_PTR(6), *db = GN_PTR(7);
+    for (int c = 0; c < C; c++) {
+      double a = 0, b = 0;
+      for (int smp = 0; smp < B; smp++) {
+        a += sums[(int64_t)B * C + (int64_t)smp * C + c];
+        b += sums[(int64_t)smp * C + c];
+      }
+      dw[c] = (float)a;
+      db[c] = (float)b;
+    }
+  }
+#undef GN_PTR
+  free(sums);
+  if (failed) {
+    napi_throw_error(env, NULL, "mmlm_blas.groupNorm: out of memory for its scratch");
+    return NULL;
+  }
   return NULL;
 }
 
@@ -413,11 +754,13 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, Sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"conv2d", NULL, Conv2d, NULL, NULL, NULL, napi_default, NULL},
+      {"silu", NULL, Silu, NULL, NULL, NULL, napi_default, NULL},
+      {"groupNorm", NULL, GroupNormNative, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"setConvThreads", NULL, SetConvThreads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, Threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 6, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 8, props) != napi_ok) return NULL;
   return exports;
 }

@@ -1,0 +1,150 @@
+/**
+ * The optional addon's SiLU and GroupNorm (native/mmlm_blas.c: the wasm kernels' arithmetic in C,
+ * split over its threads) against core's WebAssembly SIMD kernels, which the addon must match bit
+ * for bit (its only job is to move them onto threads; a NaN's sign, which WebAssembly leaves
+ * unspecified, may differ): forward and gradients, on one thread and split
+ * over 2, 3 and 5, at the conv tokenizers' shapes (large enough to be split) and odd ones (a tail of
+ * n mod 4 elements, widths not a multiple of 4, one group), with the values the exp polynomial treats
+ * specially (overflow past +-89, the 2^64 rescaling, NaN, infinities, signed zeros). The wasm kernels
+ * themselves are tested against cpu and finite differences in simd_norm.test.ts, fused.test.ts and
+ * test/nn/group_norm.test.ts. Skipped, with the reason, when the addon is not built.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { GROUP_NORM_GRAD_KERNEL, GROUP_NORM_KERNEL, SILU_GRAD_KERNEL, SILU_KERNEL } from '../../src/backend/kernels/fused.js';
+import {
+  nativeBlasInfo,
+  setNativeBlasThreads,
+  setNativeConvThreads,
+  setNativeElementwiseEnabled,
+} from '../../src/backend/kernels/index.js';
+import { nativeElementwise } from '../../src/backend/kernels/native_blas.js';
+import { tf } from '../../src/index.js';
+import { useBackend } from '../../src/testing/index.js';
+import { randn, size } from './helpers.js';
+
+afterAll(async () => useBackend('cpu'));
+
+const info = nativeBlasInfo();
+const hasNative = info.available && info.enabled && nativeElementwise() !== null;
+if (!hasNative)
+  console.warn(
+    `[native_elementwise.test] skipped: the addon's SiLU / GroupNorm are not available (${info.reason ?? 'an addon built before they were added, or MMLM_NATIVE_BLAS=0 / MMLM_NATIVE_ELEMENTWISE=0'}); build it with \`pnpm --filter @mmlm/core build:native\``,
+  );
+
+/**
+ * The bits of each float, every NaN as one canonical NaN: WebAssembly leaves a NaN result's sign and
+ * payload unspecified (V8 and the C compiler pick different operands of x * s to propagate), so
+ * "the same bits" means the same bits for every number and a NaN wherever the wasm kernel has one.
+ */
+const bits = (t: tf.Tensor) =>
+  Array.from(new Uint32Array(Float32Array.from(t.dataSync() as Float32Array).buffer), (u) =>
+    (u & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : u,
+  );
+
+/** Run fn with the addon's kernels on (split over `threads`) or off (the wasm kernels); bits of every output. */
+function withNative<T extends tf.Tensor[]>(native: boolean, threads: number, fn: () => T): number[][] {
+  const was = setNativeElementwiseEnabled(native);
+  setNativeConvThreads(threads);
+  try {
+    return tf.tidy(fn).map((t) => {
+      const b = bits(t);
+      t.dispose();
+      return b;
+    });
+  } finally {
+    setNativeElementwiseEnabled(was);
+    setNativeConvThreads(0);
+  }
+}
+
+/** x of n values from N(0, s^2), with the special values at the front. */
+function inputs(n: number, seed: number, scale: number, special: boolean): Float32Array {
+  const x = randn(seed, n).map((v) => v * scale);
+  if (special) {
+    const sp = [88, 89, 90, -88, -89, -90, 104, -104, 110, -110, 43.7, -43.7, 1e-30, -1e-30, 0, -0, Number.NaN, Infinity, -Infinity, 3e38];
+    x.set(sp.slice(0, Math.min(sp.length, n)));
+  }
+  return x;
+}
+
+const runSilu = (xs: Float32Array, dys: Float32Array) => (): tf.Tensor[] => {
+  const x = tf.tensor1d(xs);
+  const dy = tf.tensor1d(dys);
+  return [tf.engine().runKernel(SILU_KERNEL, { x }, {}) as tf.Tensor, tf.engine().runKernel(SILU_GRAD_KERNEL, { dy, x }, {}) as tf.Tensor];
+};
+
+const runGroupNorm = (shape: [number, number, number, number], G: number, seed: number, eps: number) => (): tf.Tensor[] => {
+  const C = shape[3];
+  // a mean far from zero in some channels: the centred second pass matters
+  const x = tf.tensor4d(inputs(size(shape), seed, 2, false), shape).add(tf.tensor1d(randn(seed + 1, C).map((v) => 3 * v)));
+  const w = tf.tensor1d(randn(seed + 2, C));
+  const b = tf.tensor1d(randn(seed + 3, C));
+  const [y, mean, rstd] = tf
+    .engine()
+    .runKernel(GROUP_NORM_KERNEL, { x, weight: w, bias: b }, { numGroups: G, eps } as never) as tf.Tensor[];
+  const dy = tf.tensor4d(randn(seed + 4, size(shape)), shape);
+  const [dx, dw, db] = tf
+    .engine()
+    .runKernel(GROUP_NORM_GRAD_KERNEL, { dy, x, weight: w, mean: mean!, rstd: rstd! }, { numGroups: G } as never) as tf.Tensor[];
+  return [y!, mean!, rstd!, dx!, dw!, db!];
+};
+
+describe("the addon's SiLU and GroupNorm", () => {
+  it.skipIf(!hasNative)('SiLU and its gradient: the bits of the wasm kernel on 1, 2, 3 and 5 threads', async () => {
+    await useBackend('wasm');
+    setNativeBlasThreads(1);
+    // 70,003 values: split (>= 65,536) with a tail of 3; 37: one thread with a tail of 1; 4: none
+    for (const [n, scale] of [
+      [70003, 6],
+      [37, 30],
+      [4, 1],
+    ] as const) {
+      const fn = runSilu(inputs(n, n, scale, true), randn(n + 1, n));
+      const wasm = withNative(false, 1, fn);
+      for (const t of [1, 2, 3, 5]) expect(withNative(true, t, fn), `n ${n}, ${t} threads`).toEqual(wasm);
+    }
+  });
+
+  it.skipIf(!hasNative)('GroupNorm forward and backward: the bits of the wasm kernel on 1, 2, 3 and 5 threads', async () => {
+    await useBackend('wasm');
+    for (const [shape, G, eps] of [
+      [[16, 16, 16, 32], 8, 1e-6], // a tokenizer layer: split by samples
+      [[5, 9, 7, 36], 9, 1e-5], // 5 samples over 2, 3, 5 threads (>= 65,536 floats)
+      [[3, 5, 5, 6], 3, 1e-6], // a width not a multiple of 4 (the JavaScript kernel's path on wasm)
+      [[2, 4, 4, 8], 1, 0], // one group, eps 0
+    ] as const) {
+      const fn = runGroupNorm(shape as unknown as [number, number, number, number], G, 5 + shape[0], eps);
+      const wasm = withNative(false, 1, fn);
+      for (const t of [1, 2, 3, 5]) expect(withNative(true, t, fn), `[${shape}] G ${G}, ${t} threads`).toEqual(wasm);
+    }
+  });
+
+  it.skipIf(!hasNative)('GroupNorm of an empty batch gives zero weight and bias gradients', async () => {
+    await useBackend('wasm');
+    const fn = () => {
+      const x = tf.zeros([0, 4, 4, 8]);
+      const w = tf.ones([8]);
+      const [, mean, rstd] = tf
+        .engine()
+        .runKernel(GROUP_NORM_KERNEL, { x, weight: w, bias: tf.zeros([8]) }, { numGroups: 2, eps: 1e-6 } as never) as tf.Tensor[];
+      const [, dw, db] = tf
+        .engine()
+        .runKernel(GROUP_NORM_GRAD_KERNEL, { dy: x, x, weight: w, mean: mean!, rstd: rstd! }, { numGroups: 2 } as never) as tf.Tensor[];
+      return [dw!, db!];
+    };
+    expect(withNative(true, 2, fn)).toEqual([new Array(8).fill(0), new Array(8).fill(0)]);
+  });
+
+  it.skipIf(!hasNative)('rejects tensors outside the heap and bad sizes with a RangeError naming the kernel', async () => {
+    await useBackend('wasm');
+    const ne = nativeElementwise()!;
+    const heap = new ArrayBuffer(1024);
+    expect(() => ne.silu(heap, 0, 257, 0, 0, 0)).toThrow(/mmlm_blas\.silu: a tensor lies outside the heap/);
+    expect(() => ne.silu(heap, 0, 4, 2, 0, 16)).toThrow(/misaligned/);
+    expect(() => ne.silu(heap, 2, 4, 0, 0, 16)).toThrow(/mode must be 0 or 1/);
+    expect(() => ne.groupNorm(heap, 0, 2, 16, 8, 3, 1e-6, 0, 0, 0, 0, 0, 0, 0, 0)).toThrow(/G >= 1 must divide C/);
+    expect(() => ne.groupNorm(heap, 0, 2, 16, 8, 2, 1e-6, 0, 0, 0, 512, 0, 0, 0, 0)).toThrow(/outside the heap/);
+    expect(() => ne.groupNorm(heap, 1, 1, 1, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2000)).toThrow(/outside the heap/);
+    expect(() => (ne.silu as (...a: unknown[]) => void)(heap, 0, 4)).toThrow(/expected 6 arguments/);
+  });
+});
