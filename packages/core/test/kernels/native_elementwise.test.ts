@@ -1,7 +1,7 @@
 /**
- * The optional addon's SiLU and GroupNorm (native/mmlm_blas.c: the wasm kernels' arithmetic in C,
+ * The optional addon's SiLU, GroupNorm and Add (native/mmlm_blas.c: the wasm kernels' arithmetic in C,
  * split over its threads) against core's WebAssembly SIMD kernels, which the addon must match bit
- * for bit (its only job is to move them onto threads; a NaN's sign, which WebAssembly leaves
+ * for bit (Add: tfjs-wasm's stock kernel; its only job is to move them onto threads; a NaN's sign, which WebAssembly leaves
  * unspecified, may differ): forward and gradients, on one thread and split
  * over 2, 3 and 5, at the conv tokenizers' shapes (large enough to be split) and odd ones (a tail of
  * n mod 4 elements, widths not a multiple of 4, one group), with the values the exp polynomial treats
@@ -18,6 +18,7 @@ import {
   setNativeElementwiseEnabled,
 } from '../../src/backend/kernels/index.js';
 import { nativeElementwise } from '../../src/backend/kernels/native_blas.js';
+import { isTrailingShape } from '../../src/backend/kernels/wasm_ops.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 import { randn, size } from './helpers.js';
@@ -119,6 +120,59 @@ describe("the addon's SiLU and GroupNorm", () => {
     }
   });
 
+  it('isTrailingShape: a block repeated along the leading axes', () => {
+    expect(isTrailingShape([32], [16, 8, 8, 32])).toBe(true);
+    expect(isTrailingShape([1, 1, 32], [16, 8, 8, 32])).toBe(true);
+    expect(isTrailingShape([8, 32], [16, 8, 8, 32])).toBe(true);
+    expect(isTrailingShape([16, 8, 8, 32], [16, 8, 8, 32])).toBe(true);
+    expect(isTrailingShape([], [3, 4])).toBe(true);
+    expect(isTrailingShape([1, 32], [32])).toBe(false); // the output would gain an axis
+    expect(isTrailingShape([16, 1, 1, 32], [16, 8, 8, 32])).toBe(false);
+    expect(isTrailingShape([8, 1], [16, 8, 8])).toBe(false);
+    expect(isTrailingShape([1, 8, 1, 32], [16, 8, 8, 32])).toBe(false);
+  });
+
+  it.skipIf(!hasNative)(
+    "Add: the stock kernel's bits for equal shapes, a bias on either side, and the broadcasts it leaves to the stock kernel",
+    async () => {
+      await useBackend('wasm');
+      setNativeBlasThreads(1);
+      for (const [sa, sb] of [
+        [[16, 32, 32, 32], [32]], // the conv bias: split over threads
+        [[32], [16, 32, 32, 32]], // the bias first
+        [
+          [16, 32, 32, 32],
+          [16, 32, 32, 32],
+        ], // a residual
+        [[70001], [70001]], // equal shapes with a tail of one float past the last 16-float block
+        [
+          [9, 7, 5],
+          [1, 1, 5],
+        ],
+        [
+          [9, 7, 5],
+          [7, 5],
+        ],
+        [
+          [3, 1, 5],
+          [3, 4, 5],
+        ], // broadcast in the middle: the stock kernel
+        [[6], []], // a scalar
+      ] as const) {
+        const fn = () => {
+          const a = tf.tensor(inputs(size([...sa]), 11, 3, true), [...sa]);
+          const b = tf.tensor(inputs(size([...sb]), 12, 3, false), [...sb]);
+          return [tf.add(a, b)];
+        };
+        const stock = withNative(false, 1, fn);
+        for (const t of [1, 2, 3]) expect(withNative(true, t, fn), `[${sa}] + [${sb}], ${t} threads`).toEqual(stock);
+      }
+      // int32 and mixed dtypes stay on the stock kernel
+      const ints = withNative(true, 2, () => [tf.add(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')).cast('float32')]);
+      expect(ints[0]!.map((u) => new Float32Array(new Uint32Array([u]).buffer)[0])).toEqual([5, 7, 9]);
+    },
+  );
+
   it.skipIf(!hasNative)('GroupNorm of an empty batch gives zero weight and bias gradients', async () => {
     await useBackend('wasm');
     const fn = () => {
@@ -146,5 +200,7 @@ describe("the addon's SiLU and GroupNorm", () => {
     expect(() => ne.groupNorm(heap, 0, 2, 16, 8, 2, 1e-6, 0, 0, 0, 512, 0, 0, 0, 0)).toThrow(/outside the heap/);
     expect(() => ne.groupNorm(heap, 1, 1, 1, 4, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2000)).toThrow(/outside the heap/);
     expect(() => (ne.silu as (...a: unknown[]) => void)(heap, 0, 4)).toThrow(/expected 6 arguments/);
+    expect(() => ne.add(heap, 12, 5, 0, 0, 0)).toThrow(/blen >= 1 a divisor of it/);
+    expect(() => ne.add(heap, 300, 300, 0, 0, 0)).toThrow(/mmlm_blas\.add: a tensor lies outside the heap/);
   });
 });

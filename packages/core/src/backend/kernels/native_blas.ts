@@ -9,7 +9,8 @@
  * MMLM_NATIVE_CONV_THREADS the threads of the addon's own kernels, its convolution, SiLU and GroupNorm
  * (default: the GEMM's count; 1 runs each on the calling thread, the convolution with OpenBLAS'
  * threads inside its GEMMs, as before 2026-12-06); MMLM_NATIVE_ELEMENTWISE=0 keeps SiLU and GroupNorm
- * on core's WebAssembly kernels (the addon's give the same bits; it only moves them onto threads).
+ * on core's WebAssembly kernels and Add on tfjs-wasm's (the addon's give the same bits; it only moves
+ * them onto threads and wider vectors).
  *
  * Node only: the loader (native_blas_node.ts) comes through `#platform`; in a browser bundle it
  * reports "not available in the browser" and the SIMD GEMM runs.
@@ -87,6 +88,11 @@ export interface NativeBlas {
     o6: number,
     o7: number,
   ): void;
+  /**
+   * out [n] = a [n] + b [blen] repeated (blen divides n; blen = n: equal shapes) on the heap, split over
+   * the addon's threads. Absent from addons built before 2026-12-06 (third build).
+   */
+  add?(heap: ArrayBuffer, n: number, blen: number, aOffset: number, bOffset: number, outOffset: number): void;
   setThreads(n: number): void;
   /**
    * The convolution's own threads (0: OpenBLAS' thread count) and the multiply-adds a convolution
@@ -179,19 +185,24 @@ function isElementwiseEnabled(): boolean {
   return elementwiseEnabled;
 }
 
-export type NativeElementwise = NativeBlas & { silu: NonNullable<NativeBlas['silu']>; groupNorm: NonNullable<NativeBlas['groupNorm']> };
+export type NativeElementwise = NativeBlas & {
+  silu: NonNullable<NativeBlas['silu']>;
+  groupNorm: NonNullable<NativeBlas['groupNorm']>;
+  add: NonNullable<NativeBlas['add']>;
+};
 
 /**
- * The addon's SiLU and GroupNorm (the wasm kernels' arithmetic in C, split over its threads) when the
- * native GEMM is active, the addon has them and MMLM_NATIVE_ELEMENTWISE is not 0; else null.
+ * The addon's SiLU, GroupNorm and float32 Add (the wasm kernels' arithmetic in C, split over its
+ * threads) when the native GEMM is active, the addon has them and MMLM_NATIVE_ELEMENTWISE is not 0;
+ * else null.
  */
 export function nativeElementwise(): NativeElementwise | null {
   const blas = nativeBlas();
-  if (!blas || typeof blas.silu !== 'function' || typeof blas.groupNorm !== 'function') return null;
+  if (!blas || typeof blas.silu !== 'function' || typeof blas.groupNorm !== 'function' || typeof blas.add !== 'function') return null;
   return isElementwiseEnabled() ? (blas as NativeElementwise) : null;
 }
 
-/** Turn the addon's SiLU and GroupNorm on or off at run time (returns the previous setting; tests and A/B runs). */
+/** Turn the addon's SiLU, GroupNorm and Add on or off at run time (returns the previous setting; tests and A/B runs). */
 export function setNativeElementwiseEnabled(on: boolean): boolean {
   const was = isElementwiseEnabled();
   elementwiseEnabled = on;

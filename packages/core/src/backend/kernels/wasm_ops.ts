@@ -115,6 +115,19 @@ function share(backend: Backend, x: tf.TensorInfo, shape = x.shape): tf.TensorIn
   return { dataId: x.dataId, shape, dtype: x.dtype };
 }
 
+/**
+ * Whether `small` broadcasts onto `big` as a block repeated along big's leading axes: its rank is at
+ * most big's and, leading 1s aside, its dimensions are big's trailing ones (equal shapes included).
+ */
+export function isTrailingShape(small: readonly number[], big: readonly number[]): boolean {
+  if (small.length > big.length) return false;
+  let i = 0;
+  while (i < small.length && small[i] === 1) i++;
+  const rest = small.length - i;
+  for (let j = 0; j < rest; j++) if (small[i + j] !== big[big.length - rest + j]) return false;
+  return true;
+}
+
 function callStock(stock: StockLookup, name: string, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const k = stock(name);
   if (!k) throw new Error(`wasm ${name}: no stock kernel to fall back to`);
@@ -598,6 +611,27 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       tf.backend_util.assertParamsConsistent(shapes, ax);
       const outShape = tf.backend_util.computeOutShape(shapes, ax);
       return concatOnHeap(args.backend as Backend, xs, ax, outShape);
+    }),
+    // float32 a + b with equal shapes or one operand's shape a suffix of the other's (a bias [C] on
+    // [B, H, W, C]): the addon's add, wide vectors over its threads (one IEEE addition per element, so
+    // the bits of the stock kernel); everything else, and no addon, the stock XNNPACK kernel
+    k('Add', (args) => {
+      const a = args.inputs.a as tf.TensorInfo;
+      const b = args.inputs.b as tf.TensorInfo;
+      const ne = a.dtype === 'float32' && b.dtype === 'float32' ? nativeElementwise() : null;
+      if (ne) {
+        const [big, small] = size(a.shape) >= size(b.shape) ? [a, b] : [b, a];
+        const n = size(big.shape);
+        if (n > 0 && isTrailingShape(small.shape, big.shape)) {
+          const be = args.backend as Backend;
+          const out = be.makeOutput(big.shape, 'float32');
+          const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer;
+          // a + b = b + a exactly in IEEE arithmetic, so the larger operand can come first
+          ne.add(heap, n, size(small.shape), offset(be, big), offset(be, small), offset(be, out));
+          return out;
+        }
+      }
+      return callStock(stock, 'Add', args);
     }),
     k('Sum', (args) => {
       const x = args.inputs.x as tf.TensorInfo;

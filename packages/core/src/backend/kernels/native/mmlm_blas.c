@@ -707,6 +707,60 @@ static napi_value GroupNormNative(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+typedef struct {
+  const float *a, *b;
+  float *out;
+  int64_t i0, i1, blen; /* out[i] = a[i] + b[i mod blen] for i in [i0, i1), i0 a multiple of blen */
+  int same;             /* blen is all of a: b has a's shape */
+} add_job;
+
+CPU_CLONES static void add_work(void *job) {
+  const add_job *j = (const add_job *)job;
+  const float *a = j->a, *b = j->b;
+  float *out = j->out;
+  if (j->same)
+    for (int64_t i = j->i0; i < j->i1; i++) out[i] = a[i] + b[i];
+  else
+    for (int64_t r = j->i0; r < j->i1; r += j->blen)
+      for (int64_t c = 0; c < j->blen; c++) out[r + c] = a[r + c] + b[c];
+}
+
+/* add(heap, n, blen, aOffset, bOffset, outOffset): out [n] = a [n] + b, b [blen] repeated (blen divides
+   n; blen = n: the same shape). One IEEE addition per element, as any add kernel: the same bits. */
+static napi_value Add(napi_env env, napi_callback_info info) {
+  void *data = NULL;
+  size_t len = 0;
+  double v[5];
+  if (!heap_args(env, info, "add", 5, &data, &len, v)) return NULL;
+  const double n = v[0], blen = v[1];
+  if (!(n >= 0 && n <= 4294967296.0) || n != (double)(int64_t)n || !(blen >= 1 && blen <= n) || blen != (double)(int64_t)blen ||
+      (int64_t)n % (int64_t)blen != 0) {
+    if (n == 0 && blen >= 0) return NULL;
+    napi_throw_range_error(env, NULL, "mmlm_blas.add: n must be a non-negative integer and blen >= 1 a divisor of it");
+    return NULL;
+  }
+  const double L = (double)len;
+  if (!fits(v[2], 1, n, n, L) || !fits(v[3], 1, blen, blen, L) || !fits(v[4], 1, n, n, L) ||
+      ((int64_t)v[2] | (int64_t)v[3] | (int64_t)v[4]) % 4 != 0) {
+    napi_throw_range_error(env, NULL, "mmlm_blas.add: a tensor lies outside the heap or is misaligned");
+    return NULL;
+  }
+  char *base = (char *)data;
+  const int64_t N = (int64_t)n, B = (int64_t)blen;
+  /* split by whole rows of b (or 16-float blocks when the shapes are equal) */
+  const int64_t unit = B == N ? 16 : B, units = (N + unit - 1) / unit;
+  int64_t T = N >= ELEM_THREAD_MIN ? addon_threads() : 1;
+  if (T > units) T = units;
+  add_job jobs[64];
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t u0 = units * t / T, u1 = units * (t + 1) / T;
+    jobs[t] = (add_job){(const float *)(base + (int64_t)v[2]), (const float *)(base + (int64_t)v[3]), (float *)(base + (int64_t)v[4]),
+                        u0 * unit, u1 * unit < N ? u1 * unit : N, B, B == N};
+  }
+  run_shares(jobs, sizeof(add_job), T, add_work);
+  return NULL;
+}
+
 /* setConvThreads(threads, minMultiplyAdds): the convolution's own threading (threads 0: OpenBLAS'
    count; tests lower the minimum to split small convolutions) */
 static napi_value SetConvThreads(napi_env env, napi_callback_info info) {
@@ -756,11 +810,12 @@ NAPI_MODULE_INIT() {
       {"conv2d", NULL, Conv2d, NULL, NULL, NULL, napi_default, NULL},
       {"silu", NULL, Silu, NULL, NULL, NULL, napi_default, NULL},
       {"groupNorm", NULL, GroupNormNative, NULL, NULL, NULL, napi_default, NULL},
+      {"add", NULL, Add, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"setConvThreads", NULL, SetConvThreads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, Threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 8, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 9, props) != napi_ok) return NULL;
   return exports;
 }
