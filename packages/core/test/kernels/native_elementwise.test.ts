@@ -17,7 +17,7 @@ import {
   setNativeConvThreads,
   setNativeElementwiseEnabled,
 } from '../../src/backend/kernels/index.js';
-import { nativeElementwise } from '../../src/backend/kernels/native_blas.js';
+import { NATIVE_GEMM_THREAD_MIN, nativeBlas, nativeElementwise } from '../../src/backend/kernels/native_blas.js';
 import { isTrailingShape } from '../../src/backend/kernels/wasm_ops.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
@@ -172,6 +172,27 @@ describe("the addon's SiLU and GroupNorm", () => {
       expect(ints[0]!.map((u) => new Float32Array(new Uint32Array([u]).buffer)[0])).toEqual([5, 7, 9]);
     },
   );
+
+  it.skipIf(!hasNative)('a GEMM held to one OpenBLAS thread below the threshold gives the bits of OpenBLAS on 2 threads', async () => {
+    await useBackend('wasm');
+    const blas = nativeBlas()!;
+    const fn = () => {
+      const a = tf.tensor2d(randn(21, 96 * 256), [96, 256]);
+      const b = tf.tensor2d(randn(22, 256 * 300), [256, 300]);
+      return [tf.matMul(a, b), tf.matMul(a, b.slice([0, 0], [256, 40]))]; // 7.4M and 1.0M multiply-adds
+    };
+    setNativeBlasThreads(2);
+    try {
+      blas.setGemmThreadMin!(0); // OpenBLAS decides (threads both)
+      const threaded = withNative(true, 0, fn);
+      blas.setGemmThreadMin!(1e12); // every GEMM on one thread
+      expect(withNative(true, 0, fn)).toEqual(threaded);
+    } finally {
+      blas.setGemmThreadMin!(NATIVE_GEMM_THREAD_MIN);
+      setNativeBlasThreads(1);
+    }
+    expect(() => blas.setGemmThreadMin!(-1)).toThrow(/setGemmThreadMin: expected \(minMultiplyAdds >= 0\)/);
+  });
 
   it.skipIf(!hasNative)('GroupNorm of an empty batch gives zero weight and bias gradients', async () => {
     await useBackend('wasm');

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The addon's SiLU / GroupNorm on or off (MMLM_NATIVE_ELEMENTWISE), at 2 and 1 threads, beside the
-# PyTorch peers at 2 and 1 threads; configurations alternate within each round.
-# usage (from packages/core): bash bench/records/elementwise-threads-2026-12-06/rounds.sh <out> [rounds] [steps]
+# Before / after the addon's SiLU, GroupNorm and Add with OPENBLAS_THREAD_TIMEOUT=20 (2026-12-06), at 2
+# and 1 threads, beside the PyTorch peers at 2 and 1 threads; configurations alternate within each round.
+#   before: MMLM_NATIVE_ELEMENTWISE=0 and OpenBLAS' default thread timeout (28), i.e. the code before
+#   now:    the defaults of this commit
+# usage (from packages/core, addon built): bash bench/records/elementwise-threads-2026-12-06/rounds.sh <out> [rounds] [steps]
 set -uo pipefail
 out=${1:?out}; rounds=${2:-3}; steps=${3:-30}
-W=${W:-liquid-vq-tokenizer,liquid-vq-tokenizer-32px,latentlm-vae-32px}
+W=${W:-liquid-vq-tokenizer,liquid-vq-tokenizer-32px,latentlm-vae-32px,lm-2x64-T20,lm-2x64-T60,lm-4x128-T20,lm-4x128-T60,gen-2x64-cfg,latentlm-lm-4x128,maskllm-mask-step}
 mkdir -p "$out"
 run() { # name, env...
   local name=$1; shift
@@ -12,13 +14,16 @@ run() { # name, env...
     --workloads $W --steps "$steps" --no-peers --out "$out/$name-$r.json" > "$out/$name-$r.log" 2>&1
   grep -E "^\[bench\] wasm" "$out/$name-$r.log" | sed "s/^/$name /"
 }
+torch() { # threads
+  OPENBLAS_NUM_THREADS=$1 OMP_NUM_THREADS=$1 MKL_NUM_THREADS=$1 /usr/bin/python3 bench/peers/workloads_torch.py --threads $1 --steps "$steps" --only $W > "$out/torch$1-$r.jsonl"
+}
 for r in $(seq 1 "$rounds"); do
   echo "== round $r $(date +%T)"
-  run off2 MMLM_BLAS_THREADS=2 MMLM_NATIVE_ELEMENTWISE=0
-  run on2 MMLM_BLAS_THREADS=2
-  OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 /usr/bin/python3 bench/peers/workloads_torch.py --threads 2 --steps "$steps" --only $W > "$out/torch2-$r.jsonl"
-  run off1 MMLM_BLAS_THREADS=1 MMLM_NATIVE_ELEMENTWISE=0
-  run on1 MMLM_BLAS_THREADS=1
-  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 /usr/bin/python3 bench/peers/workloads_torch.py --threads 1 --steps "$steps" --only $W > "$out/torch1-$r.jsonl"
+  run before2 MMLM_BLAS_THREADS=2 MMLM_NATIVE_ELEMENTWISE=0 OPENBLAS_THREAD_TIMEOUT=28
+  run now2 MMLM_BLAS_THREADS=2
+  torch 2
+  run before1 MMLM_BLAS_THREADS=1 MMLM_NATIVE_ELEMENTWISE=0 OPENBLAS_THREAD_TIMEOUT=28
+  run now1 MMLM_BLAS_THREADS=1
+  torch 1
 done
 echo "done $(date +%T)"

@@ -94,6 +94,8 @@ export interface NativeBlas {
    */
   add?(heap: ArrayBuffer, n: number, blen: number, aOffset: number, bOffset: number, outOffset: number): void;
   setThreads(n: number): void;
+  /** GEMMs of fewer multiply-adds run on one OpenBLAS thread (0: OpenBLAS decides). Absent before 2026-12-06 (third build). */
+  setGemmThreadMin?(minMultiplyAdds: number): void;
   /**
    * The convolution's own threads (0: OpenBLAS' thread count) and the multiply-adds a convolution
    * needs before it is split over them. Absent from addons built before 2026-12-06 (second build).
@@ -142,6 +144,12 @@ function load(): void {
       console.warn(
         `[mmlm] MMLM_NATIVE_CONV_THREADS must be an integer in 1..64, got "${convVar}"; ignored (the GEMM's thread count is used)`,
       );
+  }
+  const gemmMin = env('MMLM_GEMM_THREAD_MIN');
+  if (gemmMin !== undefined && gemmMin !== '') {
+    const m = Number(gemmMin);
+    if (Number.isFinite(m) && m >= 0) r.blas.setGemmThreadMin?.(m);
+    else console.warn(`[mmlm] MMLM_GEMM_THREAD_MIN must be a number >= 0, got "${gemmMin}"; ignored (default ${NATIVE_GEMM_THREAD_MIN})`);
   }
   loaded = r;
 }
@@ -215,6 +223,9 @@ export function setNativeBlasEnabled(on: boolean): boolean {
   enabled = on;
   return was; // callers restore it (tests: in a finally), so MMLM_NATIVE_BLAS=0 is never overridden
 }
+
+/** The multiply-adds below which a native GEMM runs on one OpenBLAS thread (mmlm_blas.c's GEMM_THREAD_MIN_DEFAULT). */
+export const NATIVE_GEMM_THREAD_MIN = 4e6;
 
 /** The multiply-adds below which a native convolution runs on one thread (mmlm_blas.c; measured in bench/). */
 export const NATIVE_CONV_THREAD_MIN = 1.6e7;

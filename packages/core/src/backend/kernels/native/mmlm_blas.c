@@ -31,6 +31,12 @@ extern void openblas_set_num_threads(int num_threads) __attribute__((weak));
 extern int openblas_get_num_threads(void) __attribute__((weak));
 extern char *openblas_get_config(void) __attribute__((weak));
 
+/* multiply-adds below which a GEMM runs on one OpenBLAS thread (environment MMLM_GEMM_THREAD_MIN
+   through setGemmThreadMin; measured in bench/records/elementwise-threads-2026-12-06) */
+#ifndef GEMM_THREAD_MIN_DEFAULT
+#define GEMM_THREAD_MIN_DEFAULT 4e6
+#endif
+
 #define CHECK(call)                                                   \
   do {                                                                \
     if ((call) != napi_ok) {                                          \
@@ -72,6 +78,8 @@ static int heap_args(napi_env env, napi_callback_info info, const char *name, si
   return 1;
 }
 
+static double gemm_thread_min = GEMM_THREAD_MIN_DEFAULT;
+
 static napi_value Sgemm(napi_env env, napi_callback_info info) {
   void *data = NULL;
   size_t len = 0;
@@ -88,9 +96,16 @@ static napi_value Sgemm(napi_env env, napi_callback_info info) {
   }
   if (M > 0 && N > 0) {
     char *base = (char *)data;
+    /* a small GEMM on one thread: waking OpenBLAS' sleeping threads costs more than they save */
+    int prev = 0;
+    if (M * N * K < gemm_thread_min && openblas_set_num_threads && openblas_get_num_threads) {
+      prev = openblas_get_num_threads();
+      if (prev != 1) openblas_set_num_threads(1);
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
                 (const float *)(base + (int64_t)aOff), (int)lda, (const float *)(base + (int64_t)bOff), (int)ldb, beta,
                 (float *)(base + (int64_t)cOff), (int)ldc);
+    if (prev > 1) openblas_set_num_threads(prev);
   }
   return NULL;
 }
@@ -349,7 +364,8 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
   const int64_t OHW = (int64_t)OH * OW, taps = (int64_t)kh * kw;
   /* threads: by the work there is to split (chunks, images or taps) */
   int64_t T = addon_threads();
-  if ((double)Pi * (double)Ki * (double)Cout < conv_thread_min) T = 1;
+  const int small = (double)Pi * (double)Ki * (double)Cout < conv_thread_min;
+  if (small) T = 1;
   const int64_t units = mode == 0 ? (Pi + rows - 1) / rows : mode == 2 ? B : taps;
   if (T > units) T = units;
   if (T < 1) T = 1;
@@ -379,8 +395,17 @@ static napi_value Conv2d(napi_env env, napi_callback_info info) {
     if (prev > 1) openblas_set_num_threads(prev);
     pthread_mutex_unlock(&dispatch_mu);
   } else {
-    /* one thread, or another thread of the process holds the pool: run the shares here, in order */
+    /* one thread, or another thread of the process holds the pool: run the shares here, in order. A
+       convolution below the threshold also keeps OpenBLAS to one thread: its GEMMs are too small to
+       pay for waking OpenBLAS' sleeping threads (measured: the 16 px tokenizer's stride-2 input
+       gradients took 0.6-1.2 ms a call on OpenBLAS' 2 threads, 0.07-0.16 ms on 1) */
+    int prev = 0;
+    if (small && openblas_set_num_threads && openblas_get_num_threads) {
+      prev = openblas_get_num_threads();
+      if (prev != 1) openblas_set_num_threads(1);
+    }
     for (int64_t t = 0; t < T; t++) conv_work(&jobs[t]);
+    if (prev > 1) openblas_set_num_threads(prev);
   }
   for (int64_t t = 0; t < T; t++)
     if (jobs[t].failed) {
@@ -779,6 +804,20 @@ static napi_value SetConvThreads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* setGemmThreadMin(minMultiplyAdds): GEMMs below it run on one OpenBLAS thread (0: OpenBLAS decides) */
+static napi_value SetGemmThreadMin(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  double m = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 1 || napi_get_value_double(env, argv[0], &m) != napi_ok || !(m >= 0)) {
+    napi_throw_range_error(env, NULL, "mmlm_blas.setGemmThreadMin: expected (minMultiplyAdds >= 0)");
+    return NULL;
+  }
+  gemm_thread_min = m;
+  return NULL;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -811,11 +850,12 @@ NAPI_MODULE_INIT() {
       {"silu", NULL, Silu, NULL, NULL, NULL, napi_default, NULL},
       {"groupNorm", NULL, GroupNormNative, NULL, NULL, NULL, napi_default, NULL},
       {"add", NULL, Add, NULL, NULL, NULL, napi_default, NULL},
+      {"setGemmThreadMin", NULL, SetGemmThreadMin, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"setConvThreads", NULL, SetConvThreads, NULL, NULL, NULL, napi_default, NULL},
       {"threads", NULL, Threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, Config, NULL, NULL, NULL, napi_default, NULL},
   };
-  if (napi_define_properties(env, exports, 9, props) != napi_ok) return NULL;
+  if (napi_define_properties(env, exports, 10, props) != napi_ok) return NULL;
   return exports;
 }
