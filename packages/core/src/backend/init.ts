@@ -14,6 +14,7 @@ import { polyfillNodeUtil, requireOptional, runtime } from '#platform';
 import { env } from '../runtime.js';
 import { tf } from '../tf.js';
 import { nativeBlasInfo, registerCoreKernels, wasmGemmThreads } from './kernels/index.js';
+import { installSavedTensorAliases } from './saved_aliases.js';
 import { activateWebGpu, adapterLabel, type WebGpuAdapterDescription } from './webgpu.js';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu' | 'webgpu';
@@ -169,6 +170,7 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     if (!choice) throw new Error(`initBackend: no backend could be initialised: ${JSON.stringify(skipped)}`);
   }
   registerCoreKernels(choice.backend);
+  installSavedTensorAliases();
   if (choice.backend === 'cpu') quietCpu();
   current = choice;
   const line = `[mmlm] backend: ${choice.backend} (${choice.provider}${choice.adapter ? `; adapter ${adapterLabel(choice.adapter)}` : ''})${
