@@ -53,7 +53,13 @@ describe('saved tensors as aliases (one gradient tape)', () => {
         let identities = 0;
         const k = tf.getKernel('Identity', backend)!;
         tf.unregisterKernel('Identity', backend);
-        tf.registerKernel({ ...k, kernelFunc: (a) => (identities++, k.kernelFunc(a)) });
+        tf.registerKernel({
+          ...k,
+          kernelFunc: (a) => {
+            identities++;
+            return k.kernelFunc(a);
+          },
+        });
         try {
           step(norm, w, x);
           expect(identities).toBe(0);
