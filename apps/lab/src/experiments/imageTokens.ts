@@ -180,9 +180,12 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     // +- 0.003 at 3,000 steps (every seed >= 0.986) against 0.960 +- 0.025 at 1,500, where small's
     // read-back floor failed (0.948 +- 0.013); lab.image-tokens-sweep small-9k-cap40-tok3k: its
     // generation and captions hold with it. The continuous tokenizer gets the same 3,000 (about 2 more
-    // minutes). Expected: about 70 min a seed with --jobs 2 and the OpenBLAS addon (the discrete arm
-    // is the longer one), about twice that without the addon.
-    expectedMinutes: 70,
+    // minutes). Measured: 4,806 and 4,822 s for seeds 0 and 1 run side by side with --jobs 2 (four
+    // one-thread workers on the 2-core machine, OpenBLAS addon, 2026-12-06): about 40 min of the
+    // machine a seed; the discrete arm's backbone ran 0.23 s a step once it had a core to itself, so
+    // one seed alone takes about 50 min (the discrete arm is the longer one); without the addon, about
+    // twice that.
+    expectedMinutes: 50,
     ...SMALL_BUDGET,
     tokenizerSteps: 3000,
     backboneSteps: 9000,
