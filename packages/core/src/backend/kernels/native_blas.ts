@@ -6,9 +6,11 @@
  * Environment: MMLM_NATIVE_BLAS=0 disables it; MMLM_NATIVE_BLAS_PATH points at another build;
  * MMLM_BLAS_THREADS sets its thread count (default: OpenBLAS' own, OPENBLAS_NUM_THREADS or all cores;
  * 1 under vitest, whose parallel workers would otherwise oversubscribe the cores);
- * MMLM_NATIVE_CONV_THREADS the threads of the addon's own kernels, its convolution, SiLU and GroupNorm
- * (default: the GEMM's count; 1 runs each on the calling thread, the convolution with OpenBLAS'
- * threads inside its GEMMs, as before 2026-12-06); MMLM_NATIVE_ELEMENTWISE=0 keeps SiLU and GroupNorm
+ * MMLM_NATIVE_CONV_THREADS the threads of the addon's own kernels, its convolution, SiLU, GroupNorm
+ * and Add (default: the GEMM's count; 1 runs each on the calling thread, a convolution over the pool's
+ * threshold with OpenBLAS' threads inside its GEMMs, as before 2026-12-06); MMLM_GEMM_THREAD_MIN the
+ * multiply-adds under which a GEMM (and a convolution under the pool's threshold) keeps OpenBLAS to
+ * one thread (default 4M); MMLM_NATIVE_ELEMENTWISE=0 keeps SiLU and GroupNorm
  * on core's WebAssembly kernels and Add on tfjs-wasm's (the addon's give the same bits; it only moves
  * them onto threads and wider vectors).
  *
