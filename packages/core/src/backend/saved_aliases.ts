@@ -19,6 +19,7 @@ import { tf } from '../tf.js';
 type EngineInternals = {
   state: { gradientDepth: number; tensorInfo: Map<unknown, { backend: { incRef?: (dataId: unknown) => void } }> };
   backendName: string;
+  backend: unknown;
   clone(x: tf.Tensor): tf.Tensor;
   makeTensorFromTensorInfo(info: tf.TensorInfo, backend?: unknown): tf.Tensor;
 };
@@ -55,6 +56,7 @@ export function setSavedTensorAliases(on: boolean): boolean {
       x.dtype === 'string' ||
       x.dtype === 'complex64' ||
       !backend ||
+      backend !== this.backend || // data left on another backend: tfjs' clone moves it
       typeof backend.incRef !== 'function'
     )
       return clone.call(this, x);
