@@ -98,6 +98,20 @@ export const SMALL_BUDGET = {
   captionFraction: 0.3,
 } as const;
 
+/**
+ * The arms' recipes of `small` and the presets built on it (small-tok3k, small-16px): the width-32
+ * VQ tokenizer, learned image positions for both arms and the continuous arm's backbone lr 3e-3 (see
+ * `small` for the runs that chose them).
+ */
+const SMALL_RECIPES: Record<string, unknown> = {
+  'liquid-vq': { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+  // image positions for the continuous arm too (quick-pos: 0.582 -> 0.820 seen at the quick
+  // budget); at small, three seeds of lab.image-tokens-sweep small-latent-pos-long against
+  // small-latent-long: seen not distinguishable (paired -0.025 +- 0.059), held-out +0.051 +- 0.020
+  // in every seed
+  'latentlm-sigma-vae': { backbone: { lr: 3e-3, imagePositions: true } },
+};
+
 const PRESETS: Record<string, ImageTokensPreset> = {
   tiny: {
     description: 'a few steps of microscopic arms (tests: plumbing and metrics only)',
@@ -164,14 +178,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     // 0.984), lab.image-tokens-sweep small-latent (backbone lr 3e-3: 0.531 seen against 0.223 at the
     // arm's default 6e-3, which was tuned on the quick 2x64 backbone) and small-liquid-pos (learned
     // image positions: 0.781 seen against 0.590 at 3,000 steps; not in Liquid, see its README)
-    recipes: {
-      'liquid-vq': { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
-      // image positions for the continuous arm too (quick-pos: 0.582 -> 0.820 seen at the quick
-      // budget); at small, three seeds of lab.image-tokens-sweep small-latent-pos-long against
-      // small-latent-long: seen not distinguishable (paired -0.025 +- 0.059), held-out +0.051 +- 0.020
-      // in every seed
-      'latentlm-sigma-vae': { backbone: { lr: 3e-3, imagePositions: true } },
-    },
+    recipes: SMALL_RECIPES,
   },
   'small-tok3k': {
     description:
@@ -190,10 +197,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     tokenizerSteps: 3000,
     backboneSteps: 9000,
     captionFraction: 0.4,
-    recipes: {
-      'liquid-vq': { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
-      'latentlm-sigma-vae': { backbone: { lr: 3e-3, imagePositions: true } },
-    },
+    recipes: SMALL_RECIPES,
   },
   'small-16px': {
     description:
@@ -207,10 +211,7 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     tokenizerSteps: 1000,
     backboneSteps: 4000,
     captionFraction: 0.4,
-    recipes: {
-      'liquid-vq': { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
-      'latentlm-sigma-vae': { backbone: { lr: 3e-3, imagePositions: true } },
-    },
+    recipes: SMALL_RECIPES,
   },
 };
 

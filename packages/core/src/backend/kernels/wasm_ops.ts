@@ -128,6 +128,11 @@ export function isTrailingShape(small: readonly number[], big: readonly number[]
   return true;
 }
 
+/** The wasm heap's ArrayBuffer, for the native addon's kernels (read after makeOutput, which may grow it). */
+function heapBuffer(backend: Backend): ArrayBuffer {
+  return (backend.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer;
+}
+
 function callStock(stock: StockLookup, name: string, args: KernelArgs): tf.TensorInfo | tf.TensorInfo[] {
   const k = stock(name);
   if (!k) throw new Error(`wasm ${name}: no stock kernel to fall back to`);
@@ -625,7 +630,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         if (n > 0 && isTrailingShape(small.shape, big.shape)) {
           const be = args.backend as Backend;
           const out = be.makeOutput(big.shape, 'float32');
-          const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer;
+          const heap = heapBuffer(be);
           // a + b = b + a exactly in IEEE arithmetic, so the larger operand can come first
           ne.add(heap, n, size(small.shape), offset(be, big), offset(be, small), offset(be, out));
           return out;
@@ -699,15 +704,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         const out = be.makeOutput(x.shape, 'float32');
         const ne = op === 'silu' ? nativeElementwise() : null;
         // the addon's SiLU: the same bits, split over its threads
-        if (ne)
-          ne.silu(
-            (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer,
-            0,
-            size(x.shape),
-            offset(be, x),
-            0,
-            offset(be, out),
-          );
+        if (ne) ne.silu(heapBuffer(be), 0, size(x.shape), offset(be, x), 0, offset(be, out));
         else opsFor(be)[op](offset(be, x), size(x.shape), offset(be, out));
         return out;
       }),
@@ -728,15 +725,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         const be = args.backend as Backend;
         const out = be.makeOutput(x.shape, 'float32');
         const ne = op === 'siluGrad' ? nativeElementwise() : null;
-        if (ne)
-          ne.silu(
-            (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32.buffer as ArrayBuffer,
-            1,
-            size(x.shape),
-            offset(be, x),
-            offset(be, dy),
-            offset(be, out),
-          );
+        if (ne) ne.silu(heapBuffer(be), 1, size(x.shape), offset(be, x), offset(be, dy), offset(be, out));
         else opsFor(be)[op](offset(be, dy), offset(be, x), size(x.shape), offset(be, out));
         return out;
       }),
@@ -1079,7 +1068,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       if (ne && size(x.shape) > 0) {
         // the addon: the same bits as the kernels below, split by samples over its threads
         const o = (t: tf.TensorInfo) => offset(be, t) as number;
-        ne.groupNorm(heapOf().buffer as ArrayBuffer, 0, B, H * W, C, G, eps, o(x), o(weight), o(bias), o(y), o(mean), o(rstd), 0, 0);
+        ne.groupNorm(heapBuffer(be), 0, B, H * W, C, G, eps, o(x), o(weight), o(bias), o(y), o(mean), o(rstd), 0, 0);
       } else if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
         const o = (t: tf.TensorInfo) => offset(be, t) as number;
         normFor(be).forward(heapOf, { x: o(x), w: o(weight), b: o(bias), y: o(y), mean: o(mean), rstd: o(rstd) }, B, H * W, C, G, eps);
@@ -1105,7 +1094,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       if (ne) {
         // the addon (zero samples: it zeroes dweight and dbias)
         const o = (t: tf.TensorInfo) => offset(be, t) as number;
-        ne.groupNorm(heapOf().buffer as ArrayBuffer, 1, B, H * W, C, G, 0, o(dy), o(x), o(weight), o(mean), o(rstd), o(dx), o(dw), o(db));
+        ne.groupNorm(heapBuffer(be), 1, B, H * W, C, G, 0, o(dy), o(x), o(weight), o(mean), o(rstd), o(dx), o(dw), o(db));
       } else if (size(x.shape) > 0 && GroupNormSimd.supports(C)) {
         const o = (t: tf.TensorInfo) => offset(be, t) as number;
         normFor(be).backward(
