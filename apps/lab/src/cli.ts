@@ -5,7 +5,7 @@
  *   mmlm-lab list
  *   mmlm-lab run <experiment id | paper | quickstart> [--preset P] [--seed N | --seeds 0,1,2] [--backend B] [--out DIR] [--data PATH] [--force] [--jobs N]
  *   mmlm-lab report [--out DIR]
- *   mmlm-lab docs [--out DIR] [--docs DIR]
+ *   mmlm-lab docs [--out DIR] [--docs DIR] [--replace]
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -22,7 +22,7 @@ commands:
   list                              experiments with paper, claim, presets and expected time on a 2-core CPU
   run <id | paper | quickstart>     run one experiment, every experiment of a paper, or the curated quickstart
   report                            rebuild index.html over the runs in --out
-  docs                              copy the runs in --out into the docs/papers/<paper>.md pages (between their lab:runs markers)
+  docs                              add the runs in --out to the docs/papers/<paper>.md pages that have lab:runs markers
 
 run options:
   --preset <name>     preset (default: small; quickstart picks its own)
@@ -41,6 +41,8 @@ run options:
 
 docs options:
   --docs <dir>        the docs folder (default ./docs)
+  --replace           rewrite the sections of these runs already on a page (default: keep them as
+                      they are, readings written beside them included; new runs are added either way)
 `;
 
 export { UsageError };
@@ -57,6 +59,8 @@ export interface ParsedArgs {
   /** As given (made absolute); `checkRunArgs` checks it against the experiments. */
   data?: string;
   docs: string;
+  /** docs --replace: rewrite a run's section already on the page. */
+  replace: boolean;
   force: boolean;
   progress: 'auto' | 'bar' | 'lines' | 'none';
   /** --jobs: worker processes for the sub-runs (1: none). */
@@ -86,6 +90,7 @@ export function parseCli(argv: string[]): ParsedArgs {
         data: { type: 'string' },
         docs: { type: 'string' },
         force: { type: 'boolean' },
+        replace: { type: 'boolean' },
         progress: { type: 'string' },
         jobs: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -102,14 +107,15 @@ export function parseCli(argv: string[]): ParsedArgs {
     );
   const [cmd, target, ...rest] = positionals;
   if (v.help || !cmd || cmd === 'help')
-    return { command: 'help', seed: 0, out: 'runs', docs: 'docs', force: false, progress: 'auto', jobs: 1 };
+    return { command: 'help', seed: 0, out: 'runs', docs: 'docs', replace: false, force: false, progress: 'auto', jobs: 1 };
   if (!['list', 'run', 'report', 'docs'].includes(cmd))
     throw new UsageError(`unknown command "${cmd}"; expected list, run, report or docs`);
   if (cmd === 'run' && !target) throw new UsageError('run needs an experiment id, a paper name or "quickstart" (see `mmlm-lab list`)');
   if (cmd !== 'run' && target) throw new UsageError(`${cmd} takes no positional argument, got "${target}"`);
   if (rest.length) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
   if (cmd !== 'run') for (const k of RUN_ONLY) if (v[k] !== undefined) throw new UsageError(`--${k} is an option of run, not of ${cmd}`);
-  if (cmd !== 'docs' && v.docs !== undefined) throw new UsageError(`--docs is an option of docs, not of ${cmd}`);
+  for (const k of ['docs', 'replace'] as const)
+    if (cmd !== 'docs' && v[k] !== undefined) throw new UsageError(`--${k} is an option of docs, not of ${cmd}`);
   const seed = v.seed === undefined ? 0 : parseSeedText('--seed', v.seed as string);
   if (v.seeds !== undefined && v.seed !== undefined)
     throw new UsageError(
@@ -142,6 +148,7 @@ export function parseCli(argv: string[]): ParsedArgs {
     out: resolve((v.out as string | undefined) ?? 'runs'),
     data: v.data === undefined ? undefined : resolve(v.data as string),
     docs: resolve((v.docs as string | undefined) ?? 'docs'),
+    replace: Boolean(v.replace),
     force: Boolean(v.force),
     progress: progress as ParsedArgs['progress'],
     jobs,
@@ -213,8 +220,14 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (a.command === 'docs') {
-    const pages = updateDocs(a.out, a.docs);
-    process.stdout.write(pages.length ? `updated:\n${pages.join('\n')}\n` : `no docs page matched a run in ${a.out}\n`);
+    const updates = updateDocs(a.out, a.docs, { replace: a.replace });
+    if (!updates.length) process.stdout.write(`no docs page (with lab:runs markers) matched a run in ${a.out}\n`);
+    for (const u of updates) {
+      process.stdout.write(`${u.page}: ${u.added.length} added, ${u.replaced.length} replaced, ${u.kept.length} kept\n`);
+      for (const h of u.added) process.stdout.write(`  added    ${h}\n`);
+      for (const h of u.replaced) process.stdout.write(`  replaced ${h}\n`);
+      for (const h of u.kept) process.stdout.write(`  kept     ${h} (already on the page; --replace rewrites it)\n`);
+    }
     return 0;
   }
   if (a.command === 'report') {

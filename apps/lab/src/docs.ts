@@ -1,11 +1,12 @@
 /**
  * `mmlm-lab docs`: copy the tables, summaries and figures of finished runs into the per-paper docs
  * pages, so no number reaches the docs without the command and backend that produced it. A page
- * docs/papers/<paper>.md owns a block between `<!-- lab:runs -->` and `<!-- /lab:runs -->`; the
- * block is rewritten from the newest run of each (experiment, preset, seed, data) found under --out,
- * and everything outside it (the hand-written method notes) is left alone. Seed aggregates
- * (`--seeds`) follow the single runs: the mean ± std table and the experiment's own aggregate tables,
- * from the newest aggregate of each (experiment, preset, seeds, data).
+ * docs/papers/<paper>.md marks where runs go with `<!-- lab:runs -->` and `<!-- /lab:runs -->`;
+ * the newest run of each (experiment, preset, seed, data) found under --out becomes a section headed
+ * `### <id>, preset \`<p>\`, seed N`, and seed aggregates (`--seeds`) one headed `..., seeds 0, 1, 2
+ * (mean ± std)` with the mean ± std table and the experiment's own aggregate tables. Sections already
+ * on the page are kept (a page gathers runs from many run folders, with readings written beside
+ * them) unless `--replace` asks to rewrite them; nothing else on the page is touched.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -42,11 +43,20 @@ export function copyLocalImages(md: string, dir: string, imgDir: string, imgRel:
   });
 }
 
+function runHeading(r: RunRecord): string {
+  return `### ${r.experiment.id}, preset \`${r.preset}\`, seed ${r.seed}${r.dataPath ? `, data \`${basename(r.dataPath)}\`` : ''}`;
+}
+
+function aggregateHeading(a: AggregateRecord): string {
+  return `### ${a.experiment.id}, preset \`${a.preset}\`, seeds ${a.seeds.join(', ')}${a.dataPath ? `, data \`${basename(a.dataPath)}\`` : ''} (mean ± std)`;
+}
+
+/** A run's section on its paper page (copies its figures into `imgDir`). */
 function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): string {
   const res = r.result;
   const tag = `${r.experiment.id}-${r.preset}-seed${r.seed}${r.dataPath ? `-${paperSlug(basename(r.dataPath))}` : ''}`;
   const out = [
-    `### ${r.experiment.id}, preset \`${r.preset}\`, seed ${r.seed}${r.dataPath ? `, data \`${basename(r.dataPath)}\`` : ''}`,
+    runHeading(r),
     '',
     `*Claim tested:* ${markdownText(r.experiment.claim)}`,
     '',
@@ -71,7 +81,7 @@ function runSection(dir: string, r: RunRecord, imgDir: string, imgRel: string): 
 
 function aggregateSection(a: AggregateRecord): string {
   const out = [
-    `### ${a.experiment.id}, preset \`${a.preset}\`, seeds ${a.seeds.join(', ')}${a.dataPath ? `, data \`${basename(a.dataPath)}\`` : ''} (mean ± std)`,
+    aggregateHeading(a),
     '',
     `*Claim tested:* ${markdownText(a.experiment.claim)}`,
     '',
@@ -90,8 +100,43 @@ function aggregateSection(a: AggregateRecord): string {
   return out.join('\n');
 }
 
-/** Rewrite the run blocks of every page in `docsDir`/papers; returns the pages written. */
-export function updateDocs(runsRoot: string, docsDir: string): string[] {
+/** What `updateDocs` did to one page: the section headings added, rewritten and left as they were. */
+export interface DocsPageUpdate {
+  page: string;
+  added: string[];
+  replaced: string[];
+  /** Already on the page and left alone (`replace` rewrites them). */
+  kept: string[];
+}
+
+/** A section heading the lab writes: `### <id>, preset \`<p>\`, seed N` or `..., seeds 0, 1, 2 ... (mean ± std)`. */
+const LAB_HEADING = /^### \S+, preset `[^`]+`, seeds? \d/;
+
+/** Line index where the section starting at `start` ends: the next `#`, `##` or `###` heading, or a lab marker. */
+function sectionEnd(lines: string[], start: number): number {
+  for (let k = start + 1; k < lines.length; k++) {
+    const l = lines[k]!;
+    if (/^#{1,3} /.test(l) || l.trim() === BEGIN || l.trim() === END) return k;
+  }
+  return lines.length;
+}
+
+/** `### <id>, preset \`<p>\`,`: the prefix sections of one experiment and preset share. */
+function groupPrefix(heading: string): string {
+  const m = /^(### \S+, preset `[^`]+`,)/.exec(heading);
+  return m ? m[1]! : heading;
+}
+
+/**
+ * Add the sections of the runs in `runsRoot` to every page in `docsDir`/papers that has lab:runs
+ * markers. Nothing on a page is lost: a run or aggregate whose section (same heading) is already on
+ * the page is left as it is, hand-written readings included, unless `replace` is set, which rewrites
+ * that section (from its heading to the next `#`-`###` heading or marker); a new section
+ * goes after the last section of the same experiment and preset, or else before the first
+ * `<!-- /lab:runs -->`. Pages are written atomically and only when something changed; returns one
+ * entry per page the runs belong to.
+ */
+export function updateDocs(runsRoot: string, docsDir: string, opts: { replace?: boolean } = {}): DocsPageUpdate[] {
   const pagesDir = join(docsDir, 'papers');
   if (!existsSync(pagesDir)) throw new Error(`mmlm-lab docs: no folder ${pagesDir} (expected docs/papers/<paper>.md pages)`);
   const runs = findRuns(runsRoot);
@@ -114,14 +159,16 @@ export function updateDocs(runsRoot: string, docsDir: string): string[] {
     const slug = paperSlug(a.experiment.paper);
     aggByPaper.set(slug, [...(aggByPaper.get(slug) ?? []), a]);
   }
-  const written: string[] = [];
-  for (const file of readdirSync(pagesDir).filter((f) => f.endsWith('.md'))) {
+  const updates: DocsPageUpdate[] = [];
+  for (const file of readdirSync(pagesDir)
+    .filter((f) => f.endsWith('.md'))
+    .sort()) {
     const slug = file.slice(0, -3);
     const page = join(pagesDir, file);
     const text = readFileSync(page, 'utf8');
     const i = text.indexOf(BEGIN);
-    const j = text.indexOf(END);
-    if (i < 0 || j < i) continue;
+    const j = text.indexOf(END, i);
+    if (i < 0 || j < 0) continue;
     const found = (byPaper.get(slug) ?? []).sort(
       (a, b) =>
         a.record.experiment.id.localeCompare(b.record.experiment.id) ||
@@ -137,10 +184,43 @@ export function updateDocs(runsRoot: string, docsDir: string): string[] {
     );
     if (!found.length && !aggs.length) continue;
     const imgDir = join(pagesDir, 'img');
-    mkdirSync(imgDir, { recursive: true });
-    const block = [...found.map(({ dir, record }) => runSection(dir, record, imgDir, 'img')), ...aggs.map(aggregateSection)].join('\n');
-    writeAtomic(page, `${text.slice(0, i + BEGIN.length)}\n\n${block}\n${text.slice(j)}`);
-    written.push(page);
+    // each section renders (and copies its figures) only when it is written
+    const sections: { heading: string; render: () => string }[] = [
+      ...found.map(({ dir, record }) => ({
+        heading: runHeading(record),
+        render: () => {
+          mkdirSync(imgDir, { recursive: true });
+          return runSection(dir, record, imgDir, 'img');
+        },
+      })),
+      ...aggs.map((a) => ({ heading: aggregateHeading(a), render: () => aggregateSection(a) })),
+    ];
+    const lines = text.split('\n');
+    const update: DocsPageUpdate = { page, added: [], replaced: [], kept: [] };
+    for (const s of sections) {
+      const at = lines.indexOf(s.heading);
+      if (at >= 0) {
+        if (!opts.replace) {
+          update.kept.push(s.heading);
+          continue;
+        }
+        lines.splice(at, sectionEnd(lines, at) - at, ...s.render().split('\n'));
+        update.replaced.push(s.heading);
+        continue;
+      }
+      // after the last section of the same experiment and preset, else before the block's end marker
+      const prefix = groupPrefix(s.heading);
+      let insertAt = -1;
+      for (let k = 0; k < lines.length; k++)
+        if (lines[k]!.startsWith(prefix) && LAB_HEADING.test(lines[k]!)) insertAt = sectionEnd(lines, k);
+      if (insertAt < 0) insertAt = lines.indexOf(END, lines.indexOf(BEGIN));
+      const body = s.render().split('\n');
+      if (insertAt > 0 && lines[insertAt - 1]!.trim() !== '') body.unshift('');
+      lines.splice(insertAt, 0, ...body);
+      update.added.push(s.heading);
+    }
+    if (update.added.length || update.replaced.length) writeAtomic(page, lines.join('\n'));
+    updates.push(update);
   }
-  return written;
+  return updates;
 }

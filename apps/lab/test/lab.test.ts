@@ -119,31 +119,89 @@ describe('CLI arguments', () => {
     expect(() => parseCli(['run', 'x', '--sede', '1'])).toThrow(/Unknown option '--sede'/);
     expect(() => parseCli(['run', 'x', '--seed=-1'])).toThrow('--seed "-1": expected a decimal integer in [0, 4294967295]');
     expect(() => parseCli(['run', 'x', '--backend', 'webgpu'])).toThrow('--backend "webgpu": expected tensorflow, wasm or cpu');
+    expect(() => parseCli(['run', 'x', '--replace'])).toThrow('--replace is an option of docs, not of run');
+    expect(parseCli(['docs', '--replace'])).toMatchObject({ command: 'docs', replace: true });
+    expect(parseCli(['docs'])).toMatchObject({ command: 'docs', replace: false });
     expect(() => resolveTargets('nope')).toThrow(/unknown experiment or paper "nope"; experiments: .*core\.tiny-gpt/);
     expect(() => resolveTargets('core.tiny-gpt', 'huge')).toThrow(/--preset "huge": core.tiny-gpt has no such preset/);
   });
 });
 
 describe('docs', () => {
-  it('copies a run (command, backend, tables, figures) between the markers of its paper page and keeps the rest', async () => {
+  it('adds a run (command, backend, tables, figures) before the end marker of its paper page and keeps the rest', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lab-docs-'));
     await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
     const pages = join(root, 'docs', 'papers');
     mkdirSync(pages, { recursive: true });
     writeFileSync(join(pages, 'fake.md'), `# Fake\n\nmethod notes\n\n${BEGIN}\nold numbers\n${END}\n\ntrailer\n`);
     writeFileSync(join(pages, 'other.md'), `# Other\n\n${BEGIN}\n${END}\n`);
-    const written = updateDocs(join(root, 'runs'), join(root, 'docs'));
-    expect(written).toEqual([join(pages, 'fake.md')]);
+    const heading = '### test.fake, preset `tiny`, seed 0';
+    const updates = updateDocs(join(root, 'runs'), join(root, 'docs'));
+    expect(updates).toEqual([{ page: join(pages, 'fake.md'), added: [heading], replaced: [], kept: [] }]);
     const md = readFileSync(join(pages, 'fake.md'), 'utf8');
-    expect(md).toMatch(/^# Fake\n\nmethod notes\n\n<!-- lab:runs -->/);
-    expect(md).not.toMatch(/old numbers/);
+    // what was on the page stays, the run's section comes before the end marker
+    expect(md).toMatch(/^# Fake\n\nmethod notes\n\n<!-- lab:runs -->\nold numbers\n\n### test\.fake, preset `tiny`, seed 0\n/);
     expect(md).toMatch(/pnpm lab run test.fake --preset tiny --seed 0/);
     expect(md).toMatch(/Backend `cpu`|Backend `wasm`|Backend `tensorflow`/);
     expect(md).toMatch(/\| a \| 0\.2000 \|/);
     expect(md).toMatch(/!\[Training loss\]\(img\/test\.fake-tiny-seed0-loss\.png\)/);
     expect(existsSync(join(pages, 'img', 'test.fake-tiny-seed0-loss.png'))).toBe(true);
     expect(md).toMatch(/<!-- \/lab:runs -->\n\ntrailer\n$/);
+    expect(readFileSync(join(pages, 'other.md'), 'utf8')).toBe(`# Other\n\n${BEGIN}\n${END}\n`);
     expect(() => updateDocs(join(root, 'runs'), join(root, 'nope'))).toThrow(/no folder .*nope\/papers/);
+  });
+
+  it('keeps a section already on the page (with its reading) unless asked to replace it; replacing touches nothing else', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-docs-keep-'));
+    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
+    const pages = join(root, 'docs', 'papers');
+    mkdirSync(pages, { recursive: true });
+    const page = join(pages, 'fake.md');
+    const heading = '### test.fake, preset `tiny`, seed 0';
+    const other = '### test.fake, preset `tiny`, seed 7\n\nseed 7 from another run folder\n\n**Reading.** seven.\n';
+    const notes = '### Notes by hand\n\nkeep me\n';
+    writeFileSync(
+      page,
+      `# Fake\n\n${BEGIN}\n\n${heading}\n\nstale numbers\n\n**Reading.** by hand.\n\n${notes}\n${other}\n${END}\n\n## After\n\ntrailer\n`,
+    );
+    const before = readFileSync(page, 'utf8');
+
+    expect(updateDocs(join(root, 'runs'), join(root, 'docs'))).toEqual([{ page, added: [], replaced: [], kept: [heading] }]);
+    expect(readFileSync(page, 'utf8')).toBe(before);
+    expect(existsSync(join(pages, 'img'))).toBe(false); // a kept section copies no figures
+
+    expect(updateDocs(join(root, 'runs'), join(root, 'docs'), { replace: true })).toEqual([
+      { page, added: [], replaced: [heading], kept: [] },
+    ]);
+    const md = readFileSync(page, 'utf8');
+    expect(md).not.toMatch(/stale numbers|by hand\./);
+    expect(md).toMatch(/pnpm lab run test.fake --preset tiny --seed 0/);
+    expect(md.indexOf(heading)).toBeLessThan(md.indexOf('### Notes by hand'));
+    expect(md).toContain(notes);
+    expect(md).toContain(other);
+    expect(md).toMatch(/<!-- \/lab:runs -->\n\n## After\n\ntrailer\n$/);
+    expect(md.split(heading)).toHaveLength(2);
+  });
+
+  it('adds a new seed after the sections of the same experiment and preset, not at the end of the block', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-docs-group-'));
+    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
+    const pages = join(root, 'docs', 'papers');
+    mkdirSync(pages, { recursive: true });
+    const page = join(pages, 'fake.md');
+    writeFileSync(
+      page,
+      `# Fake\n\n${BEGIN}\n\n### test.fake, preset \`tiny\`, seed 3\n\nthree\n\n### test.fake, preset \`big\`, seed 0\n\nbig\n\n${END}\n`,
+    );
+    updateDocs(join(root, 'runs'), join(root, 'docs'));
+    const md = readFileSync(page, 'utf8');
+    const three = md.indexOf('### test.fake, preset `tiny`, seed 3');
+    const zero = md.indexOf('### test.fake, preset `tiny`, seed 0');
+    const big = md.indexOf('### test.fake, preset `big`, seed 0');
+    expect(three).toBeGreaterThan(0);
+    expect(zero).toBeGreaterThan(three);
+    expect(big).toBeGreaterThan(zero);
+    expect(md.slice(three, zero)).toContain('three');
   });
 
   it('copies images a summary embeds from its run folder and rewrites their links; leaves URLs and outside paths', () => {

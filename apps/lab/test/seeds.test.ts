@@ -123,7 +123,7 @@ describe('--seeds', () => {
     const pages = join(root, 'docs', 'papers');
     mkdirSync(pages, { recursive: true });
     writeFileSync(join(pages, 'fake.md'), `# Fake\n\n${BEGIN}\n${END}\n`);
-    expect(updateDocs(root, join(root, 'docs'))).toEqual([join(pages, 'fake.md')]);
+    expect(updateDocs(root, join(root, 'docs')).map((u) => u.page)).toEqual([join(pages, 'fake.md')]);
     const doc = readFileSync(join(pages, 'fake.md'), 'utf8');
     const lastRun = doc.indexOf('### test.seeds, preset `tiny`, seed 2');
     const agg3 = doc.indexOf('### test.seeds, preset `tiny`, seeds 0, 1, 2 (mean ± std)');
