@@ -382,7 +382,7 @@ async function runLocked(
     seed: opts.seed,
     backend,
     dataPath: opts.dataPath ?? null,
-    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${(opts.jobs ?? 1) > 1 && exp.parallelSubruns ? ` --jobs ${opts.jobs}` : ''}`,
+    command: `pnpm lab run ${exp.id} --preset ${opts.preset} --seed ${opts.seed}${commandOptions(exp, opts)}`,
     versions: versions(),
     machine: {
       cpu: cpus()[0]?.model ?? 'unknown',
@@ -549,6 +549,13 @@ async function runAsWorker(
   }
   if (failures.length) throw failures[0]!.error;
   return { dir, record: undefined as unknown as RunRecord, skipped: true };
+}
+
+/** The options after the seed in a run's recorded command: ` --data P`, ` --backend B`, ` --jobs N` as they were given (jobs only where it changes anything). */
+export function commandOptions(exp: Experiment, opts: Pick<RunOptions, 'dataPath' | 'backend' | 'jobs'>): string {
+  return `${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${opts.backend ? ` --backend ${opts.backend}` : ''}${
+    (opts.jobs ?? 1) > 1 && exp.parallelSubruns ? ` --jobs ${opts.jobs}` : ''
+  }`;
 }
 
 /** The default worker command: this Node, its flags (e.g. tsx's loader) and the lab CLI beside this module. */

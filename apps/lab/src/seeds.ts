@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { type Experiment, hasPreset, MAX_SEED, type Table } from '@mmlm/core/experiment';
 import { type AggregateRecord, aggregateFolderName, buildAggregate, renderAggregateMarkdown } from './aggregate.js';
-import { dataKey, gitRevision, type RunOptions, type RunRecord, runExperiment } from './runner.js';
+import { commandOptions, dataKey, gitRevision, type RunOptions, type RunRecord, runExperiment } from './runner.js';
 import { writeAtomic } from './util.js';
 
 export interface SeedsRunOptions extends Omit<RunOptions, 'seed'> {
@@ -58,9 +58,7 @@ export async function runSeeds(
       aggregateError = (e as Error).message;
     }
   }
-  const command = `pnpm lab run ${exp.id} --preset ${opts.preset} --seeds ${seeds.join(',')}${opts.dataPath ? ` --data ${opts.dataPath}` : ''}${
-    opts.backend ? ` --backend ${opts.backend}` : ''
-  }`;
+  const command = `pnpm lab run ${exp.id} --preset ${opts.preset} --seeds ${seeds.join(',')}${commandOptions(exp, opts)}`;
   const aggregate = buildAggregate(
     runs.map((r) => r.record),
     { seeds, runDirs: runs.map((r) => relative(dir, r.dir)), command, gitRevision: gitRevision(), extra, aggregateError },

@@ -5,6 +5,7 @@ import { compareSeeds, type Experiment, formatMeanStd, meanStd } from '@mmlm/cor
 import { describe, expect, it } from 'vitest';
 import { BEGIN, END, updateDocs } from '../src/docs.js';
 import { type AggregateRecord, buildIndex, findAggregates, findRuns, main, parseCli, runSeeds } from '../src/index.js';
+import { commandOptions } from '../src/runner.js';
 
 /** A fake experiment whose metrics depend on the seed; counts runs per seed. */
 function fake(calls: number[], opts: { aggregateThrows?: boolean } = {}): Experiment {
@@ -155,6 +156,18 @@ describe('--seeds', () => {
     await expect(runSeeds(fake([]), { ...o, seeds: [0, 0] })).rejects.toThrow(/seed 0 is listed twice/);
     await expect(runSeeds(fake([]), { ...o, seeds: [1.5] })).rejects.toThrow(/1\.5 is not an integer in \[0, 4294967295\]/);
     await expect(runSeeds(fake([]), { ...o, preset: 'huge', seeds: [0] })).rejects.toThrow(/has no preset "huge"/);
+  });
+});
+
+describe('recorded commands', () => {
+  it('name --data, --backend and --jobs as given (--jobs only for an experiment with parallel sub-runs)', () => {
+    const par = { parallelSubruns: true } as Experiment;
+    const seq = {} as Experiment;
+    expect(commandOptions(par, { jobs: 2 })).toBe(' --jobs 2');
+    expect(commandOptions(par, { jobs: 1 })).toBe('');
+    expect(commandOptions(seq, { jobs: 2 })).toBe('');
+    expect(commandOptions(par, { dataPath: '/d/a.txt', backend: 'cpu', jobs: 2 })).toBe(' --data /d/a.txt --backend cpu --jobs 2');
+    expect(commandOptions(seq, {})).toBe('');
   });
 });
 
