@@ -121,6 +121,18 @@ function sectionEnd(lines: string[], start: number): number {
   return lines.length;
 }
 
+/** Throws unless a page that names the start marker has it, and an end marker after it, each on a line of its own. */
+function checkMarkers(page: string, text: string): void {
+  if (!text.includes(BEGIN)) return;
+  const lines = text.split('\n');
+  const begin = lines.findIndex((l) => l.trim() === BEGIN);
+  const end = begin < 0 ? -1 : lines.findIndex((l, k) => k > begin && l.trim() === END);
+  if (end < 0)
+    throw new Error(
+      `mmlm-lab docs: ${page} has ${BEGIN} but ${begin < 0 ? 'not on a line of its own' : `no ${END} line after it`}; expected each marker on its own line, the end after the start (nothing was written)`,
+    );
+}
+
 /** `### <id>, preset \`<p>\`,`: the prefix sections of one experiment and preset share. */
 function groupPrefix(heading: string): string {
   const m = /^(### \S+, preset `[^`]+`,)/.exec(heading);
@@ -159,16 +171,20 @@ export function updateDocs(runsRoot: string, docsDir: string, opts: { replace?: 
     const slug = paperSlug(a.experiment.paper);
     aggByPaper.set(slug, [...(aggByPaper.get(slug) ?? []), a]);
   }
-  const updates: DocsPageUpdate[] = [];
-  for (const file of readdirSync(pagesDir)
+  const files = readdirSync(pagesDir)
     .filter((f) => f.endsWith('.md'))
-    .sort()) {
+    .sort();
+  // every page the runs go to is checked before any is written
+  for (const file of files) {
+    const slug = file.slice(0, -3);
+    if (!byPaper.has(slug) && !aggByPaper.has(slug)) continue;
+    checkMarkers(join(pagesDir, file), readFileSync(join(pagesDir, file), 'utf8'));
+  }
+  const updates: DocsPageUpdate[] = [];
+  for (const file of files) {
     const slug = file.slice(0, -3);
     const page = join(pagesDir, file);
     const text = readFileSync(page, 'utf8');
-    const i = text.indexOf(BEGIN);
-    const j = text.indexOf(END, i);
-    if (i < 0 || j < 0) continue;
     const found = (byPaper.get(slug) ?? []).sort(
       (a, b) =>
         a.record.experiment.id.localeCompare(b.record.experiment.id) ||
@@ -183,6 +199,8 @@ export function updateDocs(runsRoot: string, docsDir: string, opts: { replace?: 
         a.seeds.join(',').localeCompare(b.seeds.join(',')),
     );
     if (!found.length && !aggs.length) continue;
+    if (!text.includes(BEGIN)) continue;
+    const lines = text.split('\n');
     const imgDir = join(pagesDir, 'img');
     // each section renders (and copies its figures) only when it is written
     const sections: { heading: string; render: () => string }[] = [
@@ -195,7 +213,6 @@ export function updateDocs(runsRoot: string, docsDir: string, opts: { replace?: 
       })),
       ...aggs.map((a) => ({ heading: aggregateHeading(a), render: () => aggregateSection(a) })),
     ];
-    const lines = text.split('\n');
     const update: DocsPageUpdate = { page, added: [], replaced: [], kept: [] };
     for (const s of sections) {
       const at = lines.indexOf(s.heading);
@@ -213,7 +230,10 @@ export function updateDocs(runsRoot: string, docsDir: string, opts: { replace?: 
       let insertAt = -1;
       for (let k = 0; k < lines.length; k++)
         if (lines[k]!.startsWith(prefix) && LAB_HEADING.test(lines[k]!)) insertAt = sectionEnd(lines, k);
-      if (insertAt < 0) insertAt = lines.indexOf(END, lines.indexOf(BEGIN));
+      if (insertAt < 0) {
+        const b = lines.findIndex((l) => l.trim() === BEGIN);
+        insertAt = lines.findIndex((l, k) => k > b && l.trim() === END);
+      }
       const body = s.render().split('\n');
       if (insertAt > 0 && lines[insertAt - 1]!.trim() !== '') body.unshift('');
       lines.splice(insertAt, 0, ...body);

@@ -183,6 +183,18 @@ describe('docs', () => {
     expect(md.split(heading)).toHaveLength(2);
   });
 
+  it('refuses a page whose markers are not lines of their own or lack the end, before writing any page', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lab-docs-bad-'));
+    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
+    const pages = join(root, 'docs', 'papers');
+    mkdirSync(pages, { recursive: true });
+    for (const bad of [`# Fake\n\n${BEGIN}\nno end\n`, `# Fake\n\ntext ${BEGIN} inline ${END}\n`, `# Fake\n\n${END}\n${BEGIN}\n`]) {
+      writeFileSync(join(pages, 'fake.md'), bad);
+      expect(() => updateDocs(join(root, 'runs'), join(root, 'docs'))).toThrow(/fake\.md has <!-- lab:runs --> but .*nothing was written/);
+      expect(readFileSync(join(pages, 'fake.md'), 'utf8')).toBe(bad);
+    }
+  });
+
   it('adds a new seed after the sections of the same experiment and preset, not at the end of the block', async () => {
     const root = mkdtempSync(join(tmpdir(), 'lab-docs-group-'));
     await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
