@@ -603,7 +603,8 @@ export const varianceCollapseExperiment: Experiment = {
     small: {
       description:
         'ViT sigma-VAE and learned-variance VAE (32 px -> 4x4x16) on 4000 Shapes images, a width-64 LatentLM per tokenizer, 256 seen and 256 held-out prompts per CFG scale',
-      expectedMinutes: 24,
+      // measured: 534 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 24 min before
+      expectedMinutes: 8.9,
     },
     'small-arm': {
       description:
@@ -860,7 +861,8 @@ export const headStepsExperiment: Experiment = {
     'small-arm-wide': {
       description:
         "variance-collapse small-arm-wide's sigma-VAE arm (the lab LatentLM arm's recipe and 128-wide tokenizer, C_sigma 0.1, head temperature 0.5), swept over 1, 2, 5, 10, 20 head steps",
-      expectedMinutes: 15,
+      // measured: 485 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 15 min before
+      expectedMinutes: 8.1,
     },
   },
   async run(ctx) {

@@ -406,11 +406,13 @@ export const ttsExperiment: Experiment = {
     },
     long: {
       description: 'the 15.6 Hz tokenizer of `small` with 4x the LatentLM steps (4800): does intelligibility come with training?',
-      expectedMinutes: 18,
+      // measured: 867 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 18 min before
+      expectedMinutes: 14.5,
     },
     'long-tau': {
       description: 'long, sampled at head temperatures 1, 0.7 and 0.5 (one trained model; the temperatures differ only at generation)',
-      expectedMinutes: 25,
+      // measured: 937 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 25 min before
+      expectedMinutes: 15.6,
     },
     'long-6x': {
       description:

@@ -145,7 +145,8 @@ export const tradeoffExperiment: Experiment = {
     },
     'small-pos': {
       description: `small with learned image-position embeddings (ImagePositionLM, not in Liquid), a VQ tokenizer of width 32 trained 2,000 steps, 3 blocks, a 5M-character text corpus, a 300-step text LM and 2,000 steps per run; ${recipeShort(TRADEOFF_RECIPE_POS)}`,
-      expectedMinutes: 30,
+      // measured: 1,136 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 30 min before
+      expectedMinutes: 18.9,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {

@@ -241,12 +241,14 @@ export const retrievalExperiment: Experiment = {
     },
     'small-long': {
       description: 'small with 5000 stage-II steps instead of 2500 (the de-tokenizer trains twice as long); everything else as small',
-      expectedMinutes: 16,
+      // measured: 421 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 16 min before
+      expectedMinutes: 7,
     },
     'small-long-vit': {
       description: 'small-long with a better frozen ViT: 8000 training images instead of 2000, 6000 ViT steps instead of 1500',
       // measured: 1,063-1,198 s a seed on the 2-core machine shared with one to three other runs (2026-12-04)
-      expectedMinutes: 20,
+      // measured: 456 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit f181b74); 20 min before
+      expectedMinutes: 7.6,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
