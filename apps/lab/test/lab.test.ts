@@ -127,12 +127,18 @@ describe('CLI arguments', () => {
   });
 });
 
+/** A finished tiny run of the fake experiment under <root>/runs and an empty <root>/docs/papers. */
+async function docsFixture(prefix: string): Promise<{ root: string; pages: string }> {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
+  const pages = join(root, 'docs', 'papers');
+  mkdirSync(pages, { recursive: true });
+  return { root, pages };
+}
+
 describe('docs', () => {
   it('adds a run (command, backend, tables, figures) before the end marker of its paper page and keeps the rest', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'lab-docs-'));
-    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
-    const pages = join(root, 'docs', 'papers');
-    mkdirSync(pages, { recursive: true });
+    const { root, pages } = await docsFixture('lab-docs-');
     writeFileSync(join(pages, 'fake.md'), `# Fake\n\nmethod notes\n\n${BEGIN}\nold numbers\n${END}\n\ntrailer\n`);
     writeFileSync(join(pages, 'other.md'), `# Other\n\n${BEGIN}\n${END}\n`);
     const heading = '### test.fake, preset `tiny`, seed 0';
@@ -152,10 +158,7 @@ describe('docs', () => {
   });
 
   it('keeps a section already on the page (with its reading) unless asked to replace it; replacing touches nothing else', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'lab-docs-keep-'));
-    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
-    const pages = join(root, 'docs', 'papers');
-    mkdirSync(pages, { recursive: true });
+    const { root, pages } = await docsFixture('lab-docs-keep-');
     const page = join(pages, 'fake.md');
     const heading = '### test.fake, preset `tiny`, seed 0';
     const other = '### test.fake, preset `tiny`, seed 7\n\nseed 7 from another run folder\n\n**Reading.** seven.\n';
@@ -184,10 +187,7 @@ describe('docs', () => {
   });
 
   it('refuses a page whose markers are not lines of their own or lack the end, before writing any page', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'lab-docs-bad-'));
-    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
-    const pages = join(root, 'docs', 'papers');
-    mkdirSync(pages, { recursive: true });
+    const { root, pages } = await docsFixture('lab-docs-bad-');
     for (const bad of [`# Fake\n\n${BEGIN}\nno end\n`, `# Fake\n\ntext ${BEGIN} inline ${END}\n`, `# Fake\n\n${END}\n${BEGIN}\n`]) {
       writeFileSync(join(pages, 'fake.md'), bad);
       expect(() => updateDocs(join(root, 'runs'), join(root, 'docs'))).toThrow(/fake\.md has <!-- lab:runs --> but .*nothing was written/);
@@ -196,10 +196,7 @@ describe('docs', () => {
   });
 
   it('adds a new seed after the sections of the same experiment and preset, not at the end of the block', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'lab-docs-group-'));
-    await runExperiment(fake({}), { preset: 'tiny', seed: 0, outRoot: join(root, 'runs'), progress: 'none', log: () => {} });
-    const pages = join(root, 'docs', 'papers');
-    mkdirSync(pages, { recursive: true });
+    const { root, pages } = await docsFixture('lab-docs-group-');
     const page = join(pages, 'fake.md');
     writeFileSync(
       page,
