@@ -609,7 +609,10 @@ export const varianceCollapseExperiment: Experiment = {
     'small-arm': {
       description:
         "small with the lab LatentLM arm's recipe for both arms' backbones (lr 3e-3, dropout and weight decay 0.1, 3,000 steps, head temperature 0.5) and C_sigma 0.1 instead of the paper's 0.75",
-      expectedMinutes: 30,
+      // measured: 391 s for seed 0 with --jobs 2 (its two arms side by side) on the idle 2-core Intel
+      // machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06,
+      // commit 0d47481); 30 min before
+      expectedMinutes: 6.5,
     },
     'small-arm-wide': {
       description: "small-arm with the lab LatentLM arm's tokenizer width (ViT dim 128, not 64) for both tokenizers",
@@ -617,8 +620,10 @@ export const varianceCollapseExperiment: Experiment = {
     },
     'small-arm-long': {
       description: 'small-arm-wide with 4,500 backbone steps instead of 3,000 for both arms (about 11 min a seed with --jobs 2)',
-      // measured: 667 s for seed 0 with --jobs 2 on the idle 2-core machine (fresh clone, SIMD GEMM)
-      expectedMinutes: 12,
+      // measured: 667 s for seed 0 with --jobs 2 on the idle 2-core machine (fresh clone, SIMD GEMM);
+      // 648 s with --jobs 2 on the idle 2-core Intel machine, default backend, one run after another
+      // (2026-12-06, commit 0d47481)
+      expectedMinutes: 10.8,
     },
   },
   async run(ctx) {

@@ -441,7 +441,8 @@ export const mixedExperiment: Experiment = {
     'small-arm': {
       description:
         "small with the lab LatentLM arm's recipe: variance-collapse small-arm-wide's 128-wide sigma-VAE tokenizer (C_sigma 0.1), learned image positions, lr 3e-3, dropout and weight decay 0.1, v-prediction, head temperature 0.5, 4,500 steps for the mixed and the text-only model",
-      expectedMinutes: 30,
+      // measured: 1,094 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit 0d47481); 30 min before
+      expectedMinutes: 18.2,
     },
   },
   async run(ctx) {

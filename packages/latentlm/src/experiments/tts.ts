@@ -420,7 +420,8 @@ export const ttsExperiment: Experiment = {
       // measured: 1,404 / 1,485 / 1,333 s for seeds 0-2 on the default backend (WebAssembly SIMD
       // GEMM), one thread, each beside one other run on the 2-core Intel machine (2026-12-05): WER
       // 21.2 +- 2.1% at tau 1, 14.7 +- 2.7% at tau 0.5, every seed under issue 13's 30%
-      expectedMinutes: 25,
+      // measured: 1,244 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit 0d47481); 25 min before; WER 22.0% / 17.7%, the digits of the 2026-12-05 seed 0
+      expectedMinutes: 20.7,
     },
     'rates-6x': {
       description:

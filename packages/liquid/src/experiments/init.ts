@@ -115,7 +115,8 @@ export const initExperiment: Experiment = {
     },
     'small-pos': {
       description: `small with learned image-position embeddings (ImagePositionLM, not in Liquid), a VQ tokenizer of width 32 trained 2,000 steps, and 3,000 steps per run scored every 500; ${recipeShort(INIT_RECIPE_POS)}`,
-      expectedMinutes: 35,
+      // measured: 660 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit 0d47481); 35 min before
+      expectedMinutes: 11,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {

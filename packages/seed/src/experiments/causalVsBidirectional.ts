@@ -304,7 +304,9 @@ export const causalVsBidirectionalExperiment: Experiment = {
     small: {
       description:
         "seed.lora-vs-full's small recipe with stage I 1200 / stage II 1500 steps per arm (the ViT shared) and LoRA pre-training 1000 + SFT 500 steps per arm; 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the verdict)",
-      expectedMinutes: 30,
+      // measured: 649 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD
+      // GEMM, no addon), one run after another, one process (2026-12-06, commit 0d47481); 30 min before
+      expectedMinutes: 10.8,
     },
     'small-q32': {
       description:

@@ -148,7 +148,9 @@ export const semanticVsPixelExperiment: Experiment = {
     small: {
       description:
         "seed.lora-vs-full's small SEED tokenizer (8 causal codes of K = 256) and pixel decoder; a patch VQ-VAE with 8 codes (2 x 4 patches of 8 x 4 px) of the same K and width, 3000 steps; the same text pre-trained 3 x 96 LM tuned per arm with LoRA (1500 pre-training + 750 SFT steps); 256 seen + 256 held-out prompts; one seed per run (--seeds 0,1,2 for the verdict)",
-      expectedMinutes: 30,
+      // measured: 672 s for seed 0 on the idle 2-core Intel machine, default backend (WebAssembly SIMD
+      // GEMM, no addon), one run after another (2026-12-06, commit 0d47481); 30 min before
+      expectedMinutes: 11.2,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
