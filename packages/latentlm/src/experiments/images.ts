@@ -608,14 +608,14 @@ export const varianceCollapseExperiment: Experiment = {
     },
     'small-arm': {
       description:
-        "small with the lab LatentLM arm's recipe for both arms' backbones (lr 3e-3, dropout and weight decay 0.1, 3,000 steps, head temperature 0.5) and C_sigma 0.1 instead of the paper's 0.75",
+        "small with the lab LatentLM arm's recipe for both arms' backbones (lr 3e-3, dropout and weight decay 0.1, 3,000 steps, head temperature 0.5) and C_sigma 0.1 instead of the paper's 0.75 (about 7 min a seed with --jobs 2)",
       // measured: 391 s for seed 0 with --jobs 2 (its two arms side by side) on the idle 2-core Intel
       // machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06,
       // commit 0d47481); 30 min before
       expectedMinutes: 6.5,
     },
     'small-arm-wide': {
-      description: "small-arm with the lab LatentLM arm's tokenizer width (ViT dim 128, not 64) for both tokenizers",
+      description: "small-arm with the lab LatentLM arm's tokenizer width (ViT dim 128, not 64) for both tokenizers (about 9 min a seed with --jobs 2)",
       // measured: 520 s for seed 0 with --jobs 2 (its two arms side by side) on the idle 2-core Intel
       // machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06,
       // commit 0d47481); 35 min before
