@@ -402,7 +402,8 @@ export const ttsExperiment: Experiment = {
     small: {
       description:
         'three speech sigma-VAEs (31.25 / 15.6 / 7.8 Hz, 8 / 16 / 32 dims) on 800 tone-speech utterances, a 3-layer width-96 LatentLM per rate, 40 held-out texts',
-      expectedMinutes: 30,
+      // measured: 1,480 s for seed 0 on the idle 2-core AMD EPYC, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06, commit 8a0ea53); 30 min before; TTS WER 98.6% / 81.6% / 93.6% (v-prediction; docs/papers/latentlm.md's seed-0 section is this run)
+      expectedMinutes: 24.7,
     },
     long: {
       description: 'the 15.6 Hz tokenizer of `small` with 4x the LatentLM steps (4800): does intelligibility come with training?',
