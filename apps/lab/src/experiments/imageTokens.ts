@@ -190,9 +190,12 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     // minutes). Measured: 4,806 and 4,822 s for seeds 0 and 1 run side by side with --jobs 2 (four
     // one-thread workers on the 2-core machine, OpenBLAS addon, 2026-12-06): about 40 min of the
     // machine a seed; the discrete arm's backbone ran 0.23 s a step once it had a core to itself, so
-    // one seed alone takes about 50 min (the discrete arm is the longer one); without the addon, about
-    // twice that.
-    expectedMinutes: 50,
+    // one seed alone takes about 50 min (the discrete arm is the longer one). Without the addon
+    // (default backend, seed 0 alone with --jobs 2 on the idle 2-core AMD EPYC, commit 8a0ea53,
+    // 2026-12-06): 5,038 s, the discrete arm 5,009 s of training (tokenizer 1,180 s, backbone about
+    // 0.42 s a step), the continuous arm 2,847 s; that run's discrete arm missed two seen floors
+    // (generation 0.820, captions 0.848; seed 0 with the addon: 0.859 / 0.898).
+    expectedMinutes: 84,
     ...SMALL_BUDGET,
     tokenizerSteps: 3000,
     backboneSteps: 9000,
