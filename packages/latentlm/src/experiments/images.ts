@@ -615,7 +615,8 @@ export const varianceCollapseExperiment: Experiment = {
       expectedMinutes: 6.5,
     },
     'small-arm-wide': {
-      description: "small-arm with the lab LatentLM arm's tokenizer width (ViT dim 128, not 64) for both tokenizers (about 9 min a seed with --jobs 2)",
+      description:
+        "small-arm with the lab LatentLM arm's tokenizer width (ViT dim 128, not 64) for both tokenizers (about 9 min a seed with --jobs 2)",
       // measured: 520 s for seed 0 with --jobs 2 (its two arms side by side) on the idle 2-core Intel
       // machine, default backend (WebAssembly SIMD GEMM, no addon), one run after another (2026-12-06,
       // commit 0d47481); 35 min before
