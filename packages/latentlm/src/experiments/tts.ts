@@ -429,8 +429,10 @@ export const ttsExperiment: Experiment = {
         "small's three speech sigma-VAEs (31.25 / 15.6 / 7.8 Hz) with long-6x's LatentLM budget (7,200 steps each) and head temperatures 1 and 0.5: the frame-rate comparison at a budget where 15.6 Hz speaks intelligibly",
       // measured: 1,887 s for seed 0 with --jobs 2 and the OpenBLAS addon, one thread a worker, on the
       // 2-core Intel machine beside a CI run (2026-12-06); on the default backend without --jobs not
-      // measured (31.25 Hz alone took about 22 min of it, 15.6 Hz 11, 7.8 Hz 8)
-      expectedMinutes: 60,
+      // measured (31.25 Hz alone took about 22 min of it, 15.6 Hz 11, 7.8 Hz 8). Default backend with
+      // --jobs 2 (seed 0 on the idle 2-core AMD EPYC, commit 671d646, 2026-12-06): 2,455 s (60 min
+      // listed before); TTS WER 14.9 / 10.6%, 22.0 / 17.7%, 44.7 / 40.4% at 31.25 / 15.6 / 7.8 Hz, tau 1 / 0.5
+      expectedMinutes: 41,
     },
   },
   async run(ctx) {
