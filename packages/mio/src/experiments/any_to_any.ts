@@ -1024,8 +1024,10 @@ export const anyToAnyExperiment: Experiment = {
     },
     small: {
       description:
-        "16 px one-object Shapes (2000 images), 1000 edit pairs (20% of transitions held out), 500 stories, 400 four-frame clips (20% of keys held out); ImageCodes 8 x 64, SEED-style causal 1-D codes (encoder 'causal': core's CausalQueryEncoder over 16 patch tokens, 2 layers of width 128; decoder hidden 512; 6000 steps); a 2-layer width-128 decoder, 4000 SFT steps of 16 sequences (5 edit, 4 story, 3 clip, 2 generation, 2 caption), evaluated on 96 edits, 64 stories and 64 clips per set; one seed per run (35-36 min a seed beside mio.staged on the 2-core machine, 2026-12-05)",
-      expectedMinutes: 36,
+        "16 px one-object Shapes (2000 images), 1000 edit pairs (20% of transitions held out), 500 stories, 400 four-frame clips (20% of keys held out); ImageCodes 8 x 64, SEED-style causal 1-D codes (encoder 'causal': core's CausalQueryEncoder over 16 patch tokens, 2 layers of width 128; decoder hidden 512; 6000 steps); a 2-layer width-128 decoder, 4000 SFT steps of 16 sequences (5 edit, 4 story, 3 clip, 2 generation, 2 caption), evaluated on 96 edits, 64 stories and 64 clips per set; one seed per run (seed 0: 17 min alone on the idle 2-core machine, 2026-12-06; 35-36 min a seed beside mio.staged, 2026-12-05)",
+      // measured: 1,027 s for seed 0 alone on the idle 2-core AMD EPYC, default backend (WebAssembly
+      // SIMD GEMM, no addon), commit 671d646, 2026-12-06; 36 min listed before (seeds beside mio.staged)
+      expectedMinutes: 17.1,
     },
     'small-mlp': {
       description:
