@@ -212,8 +212,11 @@ const PRESETS: Record<string, ImageTokensPreset> = {
       "small's backbone, data count, caption share and recipes at the quick task's 16 px (16 codes / latents per image): 4,000 training images, 256 seen + 256 held-out prompts, 4-layer 128-wide backbone, 1,000 + 4,000 steps of 32 per arm; the issue's 30-minute budget a seed; run it with --jobs 2",
     // measured: 1,345 s for seed 0 with --jobs 2 on the idle 2-core Intel machine, default backend
     // (core's WebAssembly SIMD GEMM, no addon; 2026-12-05): discrete arm 952 s training, continuous
-    // 1,327 s; generation 0.992 / 1.000 seen, captions 0.996 / 1.000 seen, read-back 0.994 / 1.000
-    expectedMinutes: 23,
+    // 1,327 s; generation 0.992 / 1.000 seen, captions 0.996 / 1.000 seen, read-back 0.994 / 1.000.
+    // Retimed: 1,257 s for seed 0 with --jobs 2 on the idle 2-core AMD EPYC, default backend
+    // (2026-12-06, commit 6123d6d; discrete arm 897 s training, continuous 1,236 s), every figure
+    // digit for digit the Intel run's
+    expectedMinutes: 21,
     ...SMALL_BUDGET,
     imageSize: 16,
     tokenizerSteps: 1000,
