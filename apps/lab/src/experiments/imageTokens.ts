@@ -139,11 +139,14 @@ const PRESETS: Record<string, ImageTokensPreset> = {
   'quick3-4k': {
     ...QUICK,
     description:
-      "quick3's three arms on four times the training images (4,000, seed.retrieval small's count): SEED's tokenizer trained by seed.retrieval small-long-vit's phase steps (15,000 steps of 64 images over its five phases, ViT 6,000 and stage II 5,000; no size loss where a caption names none) outside the equal budget, the other two tokenizers and all three backbones at the quick budget (1,000 + 1,000 steps of 16)",
+      "quick3's three arms on four times the training images (4,000, seed.retrieval small's count): SEED's tokenizer trained by seed.retrieval small-long-vit's phase steps (15,000 steps of 64 images over its five phases, ViT 6,000 and stage II 5,000; no size loss where a caption names none) outside the equal budget, the other two tokenizers and all three backbones at the quick budget (1,000 + 1,000 steps of 16); run it with --jobs 2 (about 28 min without)",
     // lab.tokenizer-readback quick-seed-4k (seed 0): this tokenizer reads back 0.934 of seen images
     // (0.059 held-out; 783 s on a shared core), seed.retrieval small's 8,000 steps 0.906 (quick3's
-    // 1,000 steps of 16 on 1,000 images: 0.135 over both sets)
-    expectedMinutes: 22,
+    // 1,000 steps of 16 on 1,000 images: 0.135 over both sets).
+    // measured: 618 s for seed 0 with --jobs 2 on the idle 2-core AMD EPYC, default backend (2026-12-06,
+    // commit 6123d6d; SEED's arm 544 s of training, the other two 51 s and 75 s); 1,667 s without
+    // --jobs on the same machine (2026-12-05, commit 16784c3, the docs' seed 0); 22 min listed before
+    expectedMinutes: 10.3,
     trainImages: 4000,
     arms: [...DEFAULT_ARMS, 'seed-causal-codes'],
     tokenizerStepsByArm: { 'seed-causal-codes': 15000 },
