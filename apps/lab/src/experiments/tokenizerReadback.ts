@@ -85,8 +85,9 @@ const PRESETS: Record<string, ReadbackPreset> = {
     description:
       "SEED's arm's tokenizer at lab.image-tokens quick3's data and tokenizer budget (16 px, 1,000 images, 1,000 steps of 16 images over five phases; it read back 0.135 there): the ViT's size label for captions that name no size, the batch size, and the step count; one seed",
     // measured: 479 + 318 + 465 s for seed 0 over three calls (5, 3 and 1 new variants; the finished
-    // ones reused) on the 2-core machine shared with two training runs (2026-12-05)
-    expectedMinutes: 21,
+    // ones reused) on the 2-core machine shared with two training runs (2026-12-05); retimed: 749 s
+    // for seed 0 in one call on the idle 2-core AMD EPYC, default backend (2026-12-06, commit 6123d6d)
+    expectedMinutes: 12.5,
     imageSize: 16,
     trainImages: 1000,
     evalImages: 256,
