@@ -141,7 +141,9 @@ const PRESETS: Record<string, ReadbackPreset> = {
   'quick-seed-4k': {
     description:
       "SEED's arm's tokenizer on four times quick's data (16 px, 4,000 training images, as seed.retrieval small) under seed.retrieval's recipes: 8,000 steps of 64 over the five phases (small), and 15,000 with a longer-trained ViT and de-tokenizer (small-long-vit's phase steps); read back on seen and held-out images apart; one seed",
-    expectedMinutes: 25,
+    // measured: 1,427 s for seed 0 on the 2-core AMD EPYC (2026-12-05, the docs' run, commit deb1cb9);
+    // retimed: 799 s on the same machine idle, default backend (2026-12-06, commit 6123d6d)
+    expectedMinutes: 13.3,
     imageSize: 16,
     trainImages: 4000,
     evalImages: 256,
