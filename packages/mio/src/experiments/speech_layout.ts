@@ -664,9 +664,12 @@ export const speechLayoutExperiment: Experiment = {
     },
     'small-k64': {
       description:
-        "small with the codec's 64 codes per level instead of 16 (small-12.5hz-k64), so that level 1 carries the words (a linear probe names 99% of words from level 1 alone, 77% with 16 codes): is MIO's content-only ASR input enough once the content level holds the content? one seed per run (seed 0: 3,338 s in one process on the 2-core machine beside another run; ASR WER 0.000 held-out from level 1 alone)",
-      // measured: seed 0, 3,338 s without --jobs beside one other training run (2026-12-05)
-      expectedMinutes: 56,
+        "small with the codec's 64 codes per level instead of 16 (small-12.5hz-k64), so that level 1 carries the words (a linear probe names 99% of words from level 1 alone, 77% with 16 codes): is MIO's content-only ASR input enough once the content level holds the content? one seed per run (seed 0: 41 min with --jobs 2 on the idle 2-core machine; ASR WER 0.000 held-out from level 1 alone)",
+      // measured: seed 0, 3,338 s without --jobs beside one other training run (2026-12-05); retimed:
+      // 2,471 s with --jobs 2 on the idle 2-core AMD EPYC, default backend (WebAssembly SIMD GEMM, no
+      // addon), one run after another (2026-12-06, commit 6123d6d), every figure digit for digit the
+      // 2026-12-05 run's
+      expectedMinutes: 41,
     },
   },
   async run(ctx: ExperimentContext): Promise<ExperimentResult> {
