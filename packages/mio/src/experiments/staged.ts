@@ -512,7 +512,10 @@ export const stagedExperiment: Experiment = {
     'small-first': {
       description:
         'the first small recipe (small until 2026-12-05; its speech floors are not met): 16 px Shapes (2000 images) + clips, stories, edits, QA and 2-word tone speech; ImageCodes 8 x 64 (1500 steps), SpeechCodec (800 steps); a 2-layer width-128 decoder through 248 / 128 / 322 / 100 steps (staged) and 698 + 100 (single), evaluated after each stage on 128 seen + 128 held-out images and 64 utterances; one seed per run',
-      expectedMinutes: 45,
+      // measured: 1,527 s for seed 0 on the 2-core AMD EPYC shared with two other runs (2026-12-03,
+      // commit 87050de, the docs' run); retimed: 531 s with --jobs 2 on the same machine idle, default backend (2026-12-06,
+      // commit 6123d6d); 45 min listed before
+      expectedMinutes: 8.9,
     },
     'small-long': {
       description:
