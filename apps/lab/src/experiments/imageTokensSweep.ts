@@ -354,7 +354,9 @@ const PRESETS: Record<string, SweepPreset> = {
   'quick-pos': {
     description:
       "learned image positions (core's SpanPositionEmbedding: the grid index of the token each position predicts) in each arm at the quickstart's exact budget (lab.image-tokens quick: 1,000 + 1,000 steps), with and without; the two tokenizers are trained once and reused; one seed",
-    expectedMinutes: 6,
+    // retimed: 149 s for seed 0 with --jobs 2 on the idle 2-core AMD EPYC, default backend (2026-12-06,
+    // commit 0011531; the rows with positions are the quickstart's table digit for digit); 6 min listed before
+    expectedMinutes: 2.5,
     ...QUICK_BASE,
     tokenizerSteps: 1000,
     variants: [
