@@ -53,7 +53,9 @@ const PRESETS: Record<string, ReadbackPreset> = {
   'small-liquid': {
     description:
       "the discrete arm's tokenizer at the small comparison's data and tokenizer budget (32 px, 4,000 images, 1,500 steps of 32 images) under codebook sizes, conv widths and downsampling factors; one seed",
-    expectedMinutes: 60,
+    // retimed: 2,263 s for seed 0 on the idle 2-core AMD EPYC, default backend (2026-12-06, commit
+    // 0011531); 60 min listed before (the docs' run, 4,009 s, shared with another run)
+    expectedMinutes: 38,
     ...SMALL,
     variants: [
       { arm: 'liquid-vq', label: 'K 64, width 16, 4x (the small preset)' },
