@@ -549,7 +549,9 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-2x64-wide': {
     description:
       "small-2x64's continuous arm with a 128-wide ViT tokenizer (recipe.tokenizer.dim; small-2x64's took the backbone width 64 and read back 0.883): the 2x64 backbone's own figure for the continuous arm; one seed",
-    // measured: 697 s for seed 0 on one core (2026-12-04): read-back 0.984, 0.617 seen, captions 0.957
+    // measured: 697 s for seed 0 on one core (2026-12-04): read-back 0.984, 0.617 seen, captions 0.957;
+    // retimed: 722 s with --jobs 2 on the idle 2-core AMD EPYC, default backend (2026-12-06, commit
+    // 0011531: read-back 0.982, 0.590 seen, captions 0.957)
     expectedMinutes: 12,
     ...SMALL_BUDGET,
     variants: [
