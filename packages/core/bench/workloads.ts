@@ -81,6 +81,13 @@ export interface LmShape {
   layers: number;
   dim: number;
   T: number;
+  /** Rows a step (default WORKLOAD_BATCH); named in the workload's name as `-bN` when it differs. */
+  batch?: number;
+}
+
+/** `lm-LxD-TT`, with `-bN` when the shape has its own batch. */
+export function lmWorkloadName(s: LmShape): string {
+  return `lm-${s.layers}x${s.dim}-T${s.T}${s.batch === undefined ? '' : `-b${s.batch}`}`;
 }
 
 const LM_VOCAB = 128;
@@ -90,6 +97,8 @@ export const LM_SHAPES: LmShape[] = [
   { layers: 2, dim: 64, T: 60 },
   { layers: 4, dim: 128, T: 20 },
   { layers: 4, dim: 128, T: 60 },
+  // lab.image-tokens small's discrete arm: batch 32, 64 codes + caption and markers (t2i rows ~80)
+  { layers: 4, dim: 128, T: 80, batch: 32 },
 ];
 export const GEN = { prompt: 12, newTokens: 16, cfgScale: 1.5, temperature: 0.5, topP: 0.96, codes: [64, 128] as [number, number] };
 
@@ -110,11 +119,11 @@ export const WORKLOADS: WorkloadInfo[] = [
   },
   ...LM_SHAPES.map(
     (s): WorkloadInfo => ({
-      name: `lm-${s.layers}x${s.dim}-T${s.T}`,
+      name: lmWorkloadName(s),
       unit: 'train step',
-      items: WORKLOAD_BATCH * s.T,
+      items: (s.batch ?? WORKLOAD_BATCH) * s.T,
       itemName: 'tokens',
-      description: `decoder ${s.layers} x ${s.dim}, vocab ${LM_VOCAB}, T ${s.T}`,
+      description: `decoder ${s.layers} x ${s.dim}, vocab ${LM_VOCAB}, T ${s.T}${s.batch === undefined ? '' : `, batch ${s.batch}`}`,
     }),
   ),
   {
@@ -317,8 +326,9 @@ function makeLm(info: WorkloadInfo, s: LmShape): Workload {
   const model = lmModel(s.layers, s.dim, s.T);
   const opt = new AdamW(paramGroups(model), { lr: 3e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const rng = new Rng(1);
-  const x = rng.randint([WORKLOAD_BATCH, s.T], 0, LM_VOCAB); // [B, T] int32
-  const y = rng.randint([WORKLOAD_BATCH, s.T], 0, LM_VOCAB);
+  const B = s.batch ?? WORKLOAD_BATCH;
+  const x = rng.randint([B, s.T], 0, LM_VOCAB); // [B, T] int32
+  const y = rng.randint([B, s.T], 0, LM_VOCAB);
   model.train();
   // the step without its read-back: returns the loss tensor
   const run = (): tf.Scalar => {
@@ -614,6 +624,6 @@ export async function makeWorkload(name: string): Promise<Workload> {
   if (name === 'latentlm-vae-32px') return makeLatentVae(info);
   if (name === 'latentlm-lm-4x128') return makeLatentLm(info);
   if (name === 'maskllm-mask-step') return makeMaskStep(info);
-  const s = LM_SHAPES.find((x) => `lm-${x.layers}x${x.dim}-T${x.T}` === name)!;
+  const s = LM_SHAPES.find((x) => lmWorkloadName(x) === name)!;
   return makeLm(info, s);
 }

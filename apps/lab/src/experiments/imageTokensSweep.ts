@@ -518,8 +518,10 @@ const PRESETS: Record<string, SweepPreset> = {
       "both arms of the small preset (width-32 VQ tokenizer / sigma-VAE, learned image positions, 6,000 backbone steps, backbone lr 3e-3 for the continuous arm) on a 2x64 backbone instead of 4x128: can the comparison fit the issue's 30 minutes a seed with --jobs 2 (latentlm.variance-collapse small-arm-long's 2x64 sigma-VAE arm reached 0.879 seen at 32 px)?; one seed",
     // measured: 1,599 s for seed 0 with --jobs 2 (2026-12-04): inside the budget, but 0.590 / 0.559
     // seen (4x128: 0.840 / 0.785), captions 0.418 / 0.879; the continuous arm's tokenizer took the
-    // backbone width 64 and read back 0.883 (recipe.tokenizer.dim now decouples it)
-    expectedMinutes: 27,
+    // backbone width 64 and read back 0.883 (recipe.tokenizer.dim now decouples it); retimed: 1,225 s
+    // with --jobs 2 on the idle 2-core AMD EPYC, default backend (2026-12-07, commit 4ec6245; the
+    // discrete arm digit for digit, the continuous one 0.551 seen, read-back 0.885)
+    expectedMinutes: 21,
     ...SMALL_BUDGET,
     variants: [
       {

@@ -11,9 +11,10 @@
 #                        steps, loss mse + 0.25 commitment, grad clip 1, AdamW 2e-3 (0.9, 0.95) wd 0.
 #                        (Ours runs a k-means codebook init on its first, warm-up, step; not here.)
 #   liquid-vq-tokenizer-32px  the same at the lab's small preset: 32 px, ch 32 (8 groups per GroupNorm).
-#   lm-LxD-TT            RoPE (half rotation), RMSNorm eps 1e-6, SwiGLU, no biases, untied head,
+#   lm-LxD-TT[-bN]       RoPE (half rotation), RMSNorm eps 1e-6, SwiGLU, no biases, untied head,
 #                        4 heads, dropout 0.1, vocab 128; cross-entropy, clip 1, AdamW 3e-3
-#                        (0.9, 0.95) eps 1e-8, weight decay 0.1 on matrices only.
+#                        (0.9, 0.95) eps 1e-8, weight decay 0.1 on matrices only. -bN: N rows a
+#                        step instead of B (lm-4x128-T80-b32: lab.image-tokens small's discrete arm).
 #   gen-2x64-cfg         eval, no_grad, KV cache, 2B = 32 CFG rows, padding mask, 16 new tokens,
 #                        CFG 1.5, temperature 0.5, top-p 0.96, ids 64..127 only.
 #   latentlm-vae-32px    @mmlm/latentlm's ImageVAE (sigma posterior) at the lab's small preset, NHWC as
@@ -326,13 +327,14 @@ class LM(nn.Module):
         return s.head(s.norm(x))
 
 
-def make_lm(L, D, T):
+def make_lm(L, D, T, rows=None):
     m = LM(L, D)
     m.train()
     decay = [p for p in m.parameters() if p.dim() >= 2]
     no_decay = [p for p in m.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{'params': decay}, {'params': no_decay, 'weight_decay': 0.0}], lr=3e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-    x, y = torch.randint(0, V, (B, T)), torch.randint(0, V, (B, T))
+    R = rows or B
+    x, y = torch.randint(0, V, (R, T)), torch.randint(0, V, (R, T))
 
     def step():
         loss = F.cross_entropy(m(x).view(-1, V), y.view(-1))
@@ -798,6 +800,7 @@ WORKLOADS = {
     'lm-2x64-T60': lambda: make_lm(2, 64, 60),
     'lm-4x128-T20': lambda: make_lm(4, 128, 20),
     'lm-4x128-T60': lambda: make_lm(4, 128, 60),
+    'lm-4x128-T80-b32': lambda: make_lm(4, 128, 80, 32),
     'gen-2x64-cfg': make_generation,
     'latentlm-vae-32px': make_latent_vae,
     'latentlm-lm-4x128': make_latent_lm,
