@@ -6,6 +6,7 @@
 #   NODE: node binaries to compare (default: the `node` on PATH)
 #   MMLM_ROUNDS_BACKENDS: the bench backends of our side (default wasm-simd, core's SIMD GEMM with the
 #   native addon off; wasm-simd,wasm-blas1 adds the optional OpenBLAS addon on one thread)
+#   MMLM_ROUNDS_WORKLOADS: a comma-separated subset of the workloads, on both sides (default: all)
 # Writes OUTDIR/ours-<round>-<node index>.json (the bench's JSON) and OUTDIR/torch-<round>.jsonl.
 set -euo pipefail
 out=${1:?usage: bash bench/rounds.sh OUTDIR [ROUNDS] [STEPS] [NODE ...]}
@@ -22,15 +23,19 @@ for c in ${MMLM_PYTHON:-} python3 /usr/bin/python3; do
 done
 [ -n "$py" ] || { echo "rounds.sh: no python with torch (set MMLM_PYTHON)" >&2; exit 1; }
 backends=${MMLM_ROUNDS_BACKENDS:-wasm-simd}
+ours_only=(); torch_only=()
+if [ -n "${MMLM_ROUNDS_WORKLOADS:-}" ]; then
+  ours_only=(--workloads "$MMLM_ROUNDS_WORKLOADS"); torch_only=(--only "$MMLM_ROUNDS_WORKLOADS")
+fi
 case "$backends" in *blas*) ;; *) export MMLM_NATIVE_BLAS=0 ;; esac
 for r in $(seq 1 "$rounds"); do
   for i in "${!nodes[@]}"; do
     n=${nodes[$i]}
     echo "== round $r $("$n" --version) $(date +%T)"
     "$n" node_modules/tsx/dist/cli.mjs --conditions=@mmlm/source bench/run.ts --backend "$backends" --only workloads \
-      --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
+      "${ours_only[@]}" --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
   done
   echo "== round $r torch $(date +%T)"
-  "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" > "$out/torch-$r.jsonl"
+  "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" "${torch_only[@]}" > "$out/torch-$r.jsonl"
 done
 echo "done $(date +%T)"
