@@ -288,8 +288,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'quick-latent': {
     description:
       "the continuous arm's step efficiency at the quick budget (1,000 + 1,000 steps): noise draws per latent, v-prediction, learning rate, head depth, regularisation, head temperature and CFG; one seed",
-    // measured: 1,941 s on the 2-core machine shared with two other jobs (2026-12-03)
-    expectedMinutes: 32,
+    // measured: 1,941 s on the 2-core machine shared with two other jobs (2026-12-03), one process;
+    // retimed: 344 s with --jobs 2 on the idle 2-core AMD EPYC, default backend (2026-12-07, commit
+    // 4ec6245; v-prediction 0.656 / 0.707 seen at T 0.5 / 0.3, every other row 0.16-0.38)
+    expectedMinutes: 6,
     ...QUICK_BASE,
     tokenizerSteps: 1000,
     variants: [
