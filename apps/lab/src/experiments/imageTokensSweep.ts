@@ -135,7 +135,10 @@ const PRESETS: Record<string, SweepPreset> = {
   quick: {
     description:
       'the quick comparison (16 px, 1,000 images, 2x64 backbone, 256 seen + 256 held-out prompts) under the recipe variants that chose the arms defaults; one seed',
-    expectedMinutes: 40,
+    // measured: 2,650 s in one process on the 2-core machine shared with another run (commit 71d7989);
+    // retimed: 635 s with --jobs 2 on the idle 2-core AMD EPYC, default backend (2026-12-07, commit
+    // 4ec6245; every row within a few hundredths of the docs' run, the same reading)
+    expectedMinutes: 11,
     ...QUICK_BASE,
     variants: [
       {
