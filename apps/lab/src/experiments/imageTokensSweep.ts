@@ -614,8 +614,10 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
     // measured: 2,057 s at aee83ec on the 2-core machine shared with another run (2026-12-03):
-    // read-back 0.213, generation 0.281 seen: 16 codes of K = 64 are too few at 32 px
-    expectedMinutes: 35,
+    // read-back 0.213, generation 0.281 seen: 16 codes of K = 64 are too few at 32 px; retimed: 874 s
+    // in one process on the idle 2-core AMD EPYC, default backend (2026-12-07, commit 4ec6245;
+    // read-back 0.281, generation 0.395 seen: the same reading)
+    expectedMinutes: 15,
     ...SMALL_BUDGET,
     variants: [
       {
