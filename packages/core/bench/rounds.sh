@@ -33,12 +33,12 @@ for r in $(seq 1 "$rounds"); do
     n=${nodes[$i]}
     echo "== round $r $("$n" --version) $(date +%T)"
     "$n" node_modules/tsx/dist/cli.mjs --conditions=@mmlm/source bench/run.ts --backend "$backends" --only workloads \
-      "${ours_only[@]}" --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
+      ${ours_only[@]+"${ours_only[@]}"} --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
   done
   echo "== round $r torch $(date +%T)"
   # one thread for OpenBLAS too (torch.set_num_threads does not bound Debian's OpenBLAS; bench/peers.ts
   # does the same; rounds recorded before 2026-12-07 ran the peer's GEMMs on every core)
   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-    "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" "${torch_only[@]}" > "$out/torch-$r.jsonl"
+    "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" ${torch_only[@]+"${torch_only[@]}"} > "$out/torch-$r.jsonl"
 done
 echo "done $(date +%T)"
