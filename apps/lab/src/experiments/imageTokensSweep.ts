@@ -450,7 +450,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-liquid-pos': {
     description:
       'the discrete arm of small-liquid-w32 (width-32 tokenizer, 64 codes per image, 3,000 backbone steps; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with a learned embedding of the grid index each position predicts (not in Liquid): does the LM then put the object in the named cell?; one seed',
-    expectedMinutes: 40,
+    // retimed: 2,105 s with one GEMM thread beside another one-thread run on the 2-core AMD EPYC,
+    // default backend, tokenizer trained in the run (2026-12-07, commit fefeebb; 0.742 seen, docs
+    // 0.781); 40 min listed before, from a shared machine
+    expectedMinutes: 36,
     ...SMALL_BUDGET,
     variants: [
       {
@@ -485,7 +488,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-latent-long': {
     description:
       "the continuous arm of small-latent's best variant (backbone lr 3e-3, 16 latent channels; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with twice the backbone steps (6,000); one seed",
-    expectedMinutes: 50,
+    // retimed: 2,064 s with one GEMM thread beside another one-thread run on the 2-core AMD EPYC,
+    // default backend, sigma-VAE trained in the run (2026-12-07, commit fefeebb; 0.777 seen, within
+    // the recorded three seeds' 0.810 +- 0.033); 50 min listed before, from a shared machine
+    expectedMinutes: 35,
     ...SMALL_BUDGET,
     variants: [
       {
@@ -503,7 +509,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-latent-pos-long': {
     description:
       "small-latent-long (backbone lr 3e-3, 16 latent channels, 6,000 backbone steps; tokenizer reused from the cache) with learned image positions, the small preset's continuous arm; one seed",
-    expectedMinutes: 60,
+    // retimed: 2,178 s with one GEMM thread beside another one-thread run on the 2-core AMD EPYC,
+    // default backend, sigma-VAE trained in the run (2026-12-07, commit fefeebb; 0.855 seen / 0.801
+    // held-out, docs 0.777 / 0.816); 60 min listed before, from a shared machine
+    expectedMinutes: 37,
     ...SMALL_BUDGET,
     variants: [
       {
