@@ -414,7 +414,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-liquid-w32': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with a width-32 tokenizer at 4x downsampling (64 codes), the tokenizer that reads back in lab.tokenizer-readback small-liquid; one seed",
-    expectedMinutes: 90,
+    // retimed: 1,822 s with one GEMM thread on the 2-core AMD EPYC, default backend, alone but for its
+    // first three minutes (2026-12-07, commit fefeebb; 0.605 seen, docs 0.590); 90 min listed
+    // before, from a shared machine
+    expectedMinutes: 31,
     ...SMALL_BUDGET,
     variants: [
       {
