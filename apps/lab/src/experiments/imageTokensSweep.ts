@@ -435,7 +435,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-liquid-long': {
     description:
       'the discrete arm of small-liquid-w32 (width-32 tokenizer, 64 codes per image; its tokenizer reused from the tokenizer cache when that run is in the same --out folder) with twice the backbone steps (6,000): is the missing grid cell a matter of steps?; one seed',
-    expectedMinutes: 60,
+    // retimed: 3,087 s with one GEMM thread beside another one-thread run on the 2-core AMD EPYC,
+    // default backend, tokenizer trained in the run (2026-12-07, commit 2bec620; 0.781 seen, docs
+    // 0.707); 60 min listed before, from a shared machine
+    expectedMinutes: 52,
     ...SMALL_BUDGET,
     variants: [
       {
@@ -473,7 +476,10 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-liquid-pos-long': {
     description:
       'small-liquid-pos (learned image positions, width-32 tokenizer reused from the cache) with 6,000 backbone steps, the step count at which the continuous arm reached 0.84 seen (small-latent-long); one seed',
-    expectedMinutes: 60,
+    // retimed: 3,145 s with one GEMM thread beside another one-thread run on the 2-core AMD EPYC,
+    // default backend, tokenizer trained in the run (2026-12-07, commit 2bec620; 0.898 seen, docs
+    // three seeds 0.840 +- 0.021); 60 min listed before, from a shared machine
+    expectedMinutes: 53,
     ...SMALL_BUDGET,
     variants: [
       {
