@@ -705,8 +705,10 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "small-9k's continuous arm with 40% of its backbone examples captioning (the discrete arm's small-9k-cap40 asks for a share that meets both of its seen floors; both arms must share the mix): what do the continuous arm's generation and captions do?; one seed (the tokenizer is small-9k's when run into the same --out)",
     // measured: 3,092 s for seed 1 (tokenizer reused; OpenBLAS addon) beside 1-3 other processes
-    // (2026-12-05): generation 0.879 seen, 0.793 held-out, captions 0.996 seen
-    expectedMinutes: 52,
+    // (2026-12-05): generation 0.879 seen, 0.793 held-out, captions 0.996 seen; retimed: 2,658 s for
+    // seed 0 with one GEMM thread beside another one-thread run on the 2-core AMD EPYC, default
+    // backend, sigma-VAE trained in the run (2026-12-07, commit 2bec620; 0.910 seen, 0.863 held-out)
+    expectedMinutes: 45,
     ...SMALL_BUDGET,
     variants: [
       {
@@ -722,8 +724,10 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "small-9k's continuous arm with half of its backbone examples captioning instead of 30% (the discrete arm's small-9k-cap50 asks whether more captioning fixes its small objects' shapes; both arms must share the mix): what do the continuous arm's generation and captions do?; one seed (the tokenizer is small-9k's when run into the same --out)",
     // measured: 4,242 s for seed 1 (tokenizer reused) beside 2-4 other runs (2026-12-05): generation
-    // 0.867 seen (0.906 at 30%), 0.746 held-out (0.836), captions 0.996 seen
-    expectedMinutes: 70,
+    // 0.867 seen (0.906 at 30%), 0.746 held-out (0.836), captions 0.996 seen; retimed: 2,501 s for
+    // seed 0 with one GEMM thread beside another one-thread run on the 2-core AMD EPYC, default
+    // backend, sigma-VAE trained in the run (2026-12-07, commit 2bec620; 0.863 seen, 0.840 held-out)
+    expectedMinutes: 42,
     ...SMALL_BUDGET,
     variants: [
       {
