@@ -375,8 +375,9 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "the continuous arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps; lab.image-tokens small: 0.223 seen with lr 6e-3 and 16 latent channels) under a lower backbone learning rate and fewer latent channels; one seed",
     // measured: 1,733 s and 1,512 s of training for the first two variants at 96326e9, on the 2-core
-    // machine shared with another run
-    expectedMinutes: 90,
+    // machine shared with another run; retimed: 1,967 s with --jobs 2 on the idle 2-core AMD EPYC,
+    // default backend (2026-12-07, commit 2bec620; lr 3e-3 0.496 seen, docs 0.531)
+    expectedMinutes: 33,
     ...SMALL_BUDGET,
     variants: [
       {
