@@ -650,7 +650,10 @@ const PRESETS: Record<string, SweepPreset> = {
     description:
       "small-9k's discrete arm with half of its backbone examples captioning (image -> text) instead of 30%: small-9k's discrete captions (0.855 +- 0.024 seen, 0.828 in seed 1) fail on small objects' shapes; does more captioning fix them, and what does generation lose?; one seed (the tokenizer is small-9k's when run into the same --out)",
     // measured: 6,555 s for seed 1 (backbone + evaluation; tokenizer reused) beside 3-4 other runs
-    // (2026-12-05): captions 0.906 seen (0.828 at 30%), generation 0.824 seen (0.855)
+    // (2026-12-05): captions 0.906 seen (0.828 at 30%), generation 0.824 seen (0.855); seed 0 into a
+    // fresh folder (tokenizer trained too): 4,771 s on the 2-core AMD EPYC, default backend, one GEMM
+    // thread beside small-9k-cap40's seed 0 (commit 2bec620, 2026-12-07): generation 0.875 seen,
+    // captions 0.906 seen (40% in the same seed: 0.871, 0.906)
     expectedMinutes: 80,
     ...SMALL_BUDGET,
     variants: [
@@ -669,8 +672,12 @@ const PRESETS: Record<string, SweepPreset> = {
     // measured: 4,149 s for seed 1 (backbone + evaluation; tokenizer reused; OpenBLAS addon, one
     // thread) beside 1-3 other processes (2026-12-05): generation 0.852 seen, captions 0.887 seen;
     // seeds 0 and 2 into a fresh folder (tokenizer trained too, addon, the two seeds side by side on
-    // the 2-core Intel machine): 3,422 / 3,427 s, generation 0.914 / 0.887, captions 0.902 / 0.914
-    expectedMinutes: 70,
+    // the 2-core Intel machine): 3,422 / 3,427 s, generation 0.914 / 0.887, captions 0.902 / 0.914;
+    // retimed on the default backend (no addon): seed 0 into a fresh folder, 4,797 s on the 2-core AMD
+    // EPYC with one GEMM thread beside small-9k-cap50's seed 0 (commit 2bec620, 2026-12-07):
+    // generation 0.871, captions 0.906 seen, read-back 0.969 (lab.image-tokens small seed 0's
+    // discrete arm digit for digit)
+    expectedMinutes: 80,
     ...SMALL_BUDGET,
     variants: [
       {
