@@ -119,6 +119,7 @@ export {
   gelu,
   geluTanh,
   groupNorm,
+  gumbelNoise,
   type Init,
   initTensor,
   KVCache,

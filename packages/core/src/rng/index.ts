@@ -8,17 +8,11 @@
  */
 import { xoroshiro128plus } from 'pure-rand/generator/XoroShiro';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
+import { gumbelNoise } from '../backend/kernels/fused.js';
 import { tf } from '../tf.js';
+import { mix32 } from './hash.js';
 
-/** 32-bit finalizer of MurmurHash3 (fmix32), as a uint32: mixes (seed, stream) into an independent seed. */
-export function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { mix32 };
 
 function hashString(s: string): number {
   let h = 0x811c9dc5; // FNV-1a
@@ -127,11 +121,12 @@ export class Rng {
     return tf.tensor(v, shape, 'int32');
   }
 
-  /** Gumbel(0, 1) noise: -log(-log(U)). */
+  /**
+   * Gumbel(0, 1) noise -ln(-ln U), U clamped to [eps, 1 - eps], from one seed of this stream: core's
+   * counter-based gumbelNoise (one WebAssembly SIMD pass on wasm; see backend/kernels/fused.ts).
+   * U never rounds to 1 (it is at most 1 - 2^-24), so the noise is finite for every eps in [0, 1/2).
+   */
   gumbel(shape: number[], eps = 1e-10): tf.Tensor {
-    return tf.tidy(() => {
-      const u = this.rand(shape, eps, 1 - eps);
-      return tf.neg(tf.log(tf.neg(tf.log(u))));
-    });
+    return gumbelNoise(shape, this.nextSeed(), eps);
   }
 }

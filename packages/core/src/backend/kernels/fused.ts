@@ -14,7 +14,7 @@
  * Gradients are defined with tf.customGrad (first order; the fused backward has no gradient of
  * its own), so under nested tapes (a gradient of a gradient) these ops run their composites.
  */
-import { mix32 } from '../../rng/index.js';
+import { mix32 } from '../../rng/hash.js';
 import { tf } from '../../tf.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -253,4 +253,53 @@ export function dropout(x: tf.Tensor, rate: number, seed: number): tf.Tensor {
     gradFunc: (dy: tf.Tensor) => dropoutApply(dy, rate, seed),
   })) as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor) => tf.Tensor });
   return f(x);
+}
+
+/**
+ * Gumbel(0, 1) noise g_i = -ln(-ln u_i) with a counter-based uniform: h = dropoutHash(gumbelKey(seed), i),
+ * u_i = ((h >>> 9) + 1/2) 2^-23 (exact in float32, in [2^-24, 1 - 2^-24], so never 0 or 1) clamped to
+ * [fround(eps), fround(1 - eps)]. A pure function of (seed, i) like dropout's mask, drawn in one
+ * WebAssembly SIMD pass on wasm (its ln within 2 ulp, see simd_ops.ts's logVec) instead of Alea
+ * uniforms in JavaScript and four elementwise kernels; elsewhere ln is Math.log rounded to float32,
+ * so backends agree to float32 rounding (the uniforms exactly).
+ */
+export const GUMBEL_KERNEL = 'MmlmGumbel';
+
+/** The per-call key of a Gumbel-noise seed (another constant than dropout's, so equal seeds draw apart). */
+export function gumbelKey(seed: number): number {
+  return mix32((seed ^ 0x2545f491) | 0);
+}
+
+/** u_i of gumbelNoise before the clamp: ((h >>> 9) + 1/2) 2^-23 for h = dropoutHash(key, i). */
+export function gumbelUniform(key: number, i: number): number {
+  return ((dropoutHash(key, i) >>> 9) + 0.5) * 2 ** -23;
+}
+
+/** The float32 clamp bounds of u for eps. */
+export function gumbelBounds(eps: number): [number, number] {
+  return [Math.fround(eps), Math.fround(1 - eps)];
+}
+
+/** g_i in JavaScript: the same u_i, ln as Math.log rounded to float32 after each step. */
+export function gumbelValue(key: number, i: number, lo: number, hi: number): number {
+  const u = Math.min(Math.max(gumbelUniform(key, i), lo), hi);
+  return Math.fround(-Math.log(Math.fround(-Math.log(u))));
+}
+
+/**
+ * Gumbel(0, 1) noise of `shape` from an integer seed (same seed, same noise; see GUMBEL_KERNEL), u
+ * clamped to [eps, 1 - eps] with eps in [0, 1/2).
+ */
+export function gumbelNoise(shape: number[], seed: number, eps = 1e-10): tf.Tensor {
+  if (!shape.every((d) => Number.isInteger(d) && d >= 0))
+    throw new Error(`gumbelNoise: shape must be non-negative integers, got [${shape}]`);
+  if (!Number.isInteger(seed)) throw new Error(`gumbelNoise: seed must be an integer, got ${seed}`);
+  if (!(eps >= 0 && eps < 0.5)) throw new Error(`gumbelNoise: eps must be in [0, 0.5), got ${eps}`);
+  if (hasKernel(GUMBEL_KERNEL)) return tf.engine().runKernel(GUMBEL_KERNEL, {}, { shape, seed, eps }) as tf.Tensor;
+  const n = shape.reduce((a, b) => a * b, 1);
+  const key = gumbelKey(seed);
+  const [lo, hi] = gumbelBounds(eps);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = gumbelValue(key, i, lo, hi);
+  return tf.tensor(v, shape, 'float32');
 }

@@ -191,6 +191,8 @@ const TANH_SERIES = [1, -1 / 3, 2 / 15, -17 / 315, 62 / 2835, -1382 / 155925, 21
 const EXP_TAYLOR = [1, 1, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040];
 const LN2_HI = 0.693359375; // 9 significant bits: n * LN2_HI is exact for |n| < 2^15
 const LN2_LO = -2.1219444e-4;
+/** 2 / (2k + 1), k = 0..4: ln m = s sum_k LOG_ATANH[k] s^2k (2 atanh s). */
+const LOG_ATANH = [2, 2 / 3, 2 / 5, 2 / 7, 2 / 9];
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_A = 0.044715;
 /**
@@ -288,6 +290,33 @@ function expVec(x: Code, v: Vars): Code {
         pow2FromMagic(i32x4.sub(i32x4.add(get(t), v128ops.and(get(lo), v.i(64))), v128ops.and(get(hi), v.i(64))), v),
       ),
       v128ops.bitselect(v.f(2 ** 64), v128ops.bitselect(v.f(2 ** -64), v.f(1), get(lo)), get(hi)),
+    ),
+  );
+}
+
+/**
+ * ln x for positive, normal, finite x (the only inputs gumbelFunc gives it; no special cases):
+ * x = 2^e m with m in [sqrt(1/2), sqrt(2)) taken from the bits (e = (bits(x) - bits(sqrt(1/2))) >> 23,
+ * bits(m) = bits(x) - (e << 23)), then ln m = 2 atanh(s) = 2 (s + s^3/3 + ... + s^9/9) with
+ * s = (m - 1) / (m + 1), |s| <= 0.172 (the first omitted term, 2 s^11 / 11, is < 1e-9 relative), and
+ * ln x = e LN2_HI + (ln m + e LN2_LO). Within 2 ulp of ln x (test/kernels/gumbel.test.ts).
+ */
+function logVec(x: Code, v: Vars): Code {
+  const xs = v();
+  const e = v();
+  const f = v();
+  const s = v();
+  const ef = v();
+  return seq(
+    set(xs, x),
+    set(e, i32x4.shr_s(i32x4.sub(get(xs), v.i(0x3f3504f3)), i32.const(23))),
+    // f = m - 1 (exact: m is within a factor 2 of 1)
+    set(f, f32x4.sub(i32x4.sub(get(xs), i32x4.shl(get(e), i32.const(23))), v.f(1))),
+    set(s, f32x4.div(get(f), f32x4.add(get(f), v.f(2)))),
+    set(ef, f32x4.convert_i32x4_s(get(e))),
+    f32x4.add(
+      f32x4.mul(get(ef), v.f(LN2_HI)),
+      f32x4.add(f32x4.mul(get(s), poly(LOG_ATANH, f32x4.mul(get(s), get(s)), v)), f32x4.mul(get(ef), v.f(LN2_LO))),
     ),
   );
 }
@@ -505,6 +534,69 @@ function dropoutFunc(): FuncBuilder {
       inc(out, i32.const(16)),
       inc(i, i32.const(4)),
     ),
+  );
+  return f;
+}
+
+/**
+ * gumbel(n, out, key, lo, hi): out[i] = -ln(-ln u_i) for the first n floats (n a multiple of 4; the
+ * caller does the rest with gumbelUniform in fused.ts), where h = fmix32(i 0x9e3779b9 + key) (the
+ * dropout hash), u_i = ((h >>> 9) + 1/2) 2^-23, exactly representable and in [2^-24, 1 - 2^-24],
+ * then clamped to [lo, hi]. -ln u is then in [6e-8, 16.7], where logVec holds.
+ */
+/** The hash of dropoutFunc / dropoutHash (fmix32 of ctr 0x9e3779b9 + key) per lane, into h. */
+function hashInto(h: Local, ctr: Code, vkey: Code, v: Vars): Code {
+  const xorShift = (bits: number): Code => set(h, v128ops.xor(get(h), i32x4.shr_u(get(h), i32.const(bits))));
+  return seq(
+    set(h, i32x4.add(i32x4.mul(ctr, v.i(0x9e3779b9 | 0)), vkey)),
+    xorShift(16),
+    set(h, i32x4.mul(get(h), v.i(0x85ebca6b | 0))),
+    xorShift(13),
+    set(h, i32x4.mul(get(h), v.i(0xc2b2ae35 | 0))),
+    xorShift(16),
+  );
+}
+
+/**
+ * Gumbel noise -ln(-ln u) per lane from the hash h (see gumbelFunc): u = ((h >>> 9) + 1/2) 2^-23
+ * ((h >>> 9) < 2^23 converts exactly; k 2^-23 + 2^-24 = (2k + 1) 2^-24 is exact in float32), clamped
+ * to [vlo, vhi].
+ */
+function gumbelFromHash(h: Local, vlo: Code, vhi: Code, v: Vars): Code {
+  const u = v();
+  return seq(
+    set(u, f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(i32x4.shr_u(get(h), i32.const(9))), v.f(2 ** -23)), v.f(2 ** -24))),
+    set(u, f32x4.pmin(f32x4.pmax(get(u), vlo), vhi)),
+    f32x4.neg(logVec(f32x4.neg(logVec(get(u), v)), v)),
+  );
+}
+
+function gumbelFunc(): FuncBuilder {
+  const f = new FuncBuilder('gumbel', ['i32', 'i32', 'i32', 'f32', 'f32']);
+  const [n, out, key, lo, hi] = f.params as [Local, Local, Local, Local, Local];
+  const i = f.local('i32');
+  const ctr = f.local('v128');
+  const h = f.local('v128');
+  const vkey = f.local('v128');
+  const vlo = f.local('v128');
+  const vhi = f.local('v128');
+  const { v, init } = makeVars(f);
+  // built before init(): building it registers the constants init() materialises ahead of the loop
+  const main = whileLoop(
+    i32.lt_u(get(i), get(n)),
+    hashInto(h, get(ctr), get(vkey), v),
+    v128.store(get(out), gumbelFromHash(h, get(vlo), get(vhi), v)),
+    set(ctr, i32x4.add(get(ctr), v.i(4))),
+    inc(out, i32.const(16)),
+    inc(i, i32.const(4)),
+  );
+  f.body = seq(
+    init(),
+    set(ctr, v128ops.i32x4([0, 1, 2, 3])),
+    set(vkey, i32x4.splat(get(key))),
+    set(vlo, f32x4.splat(get(lo))),
+    set(vhi, f32x4.splat(get(hi))),
+    main,
   );
   return f;
 }
@@ -985,6 +1077,7 @@ export function simdOpsModule(): object {
       mapFunc('silu', 1, ([x], v) => siluVec(x as Code, v)),
       mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
       dropoutFunc(),
+      gumbelFunc(),
       adamwFunc(),
       normRowsFunc(),
       normGradRowsFunc(),
@@ -1012,6 +1105,7 @@ interface Exports {
   silu(x: number, n: number, out: number, tmp: number): void;
   siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void;
+  gumbel(n: number, out: number, key: number, lo: number, hi: number): void;
   adamw(p: number, m: number, s: number, g: number, P: number, M: number, S: number, n: number, ...scalars: number[]): void;
   normRows(
     rows: number,
@@ -1221,6 +1315,11 @@ export class SimdOps {
   /** out[i] = x[i] scale or 0 by dropoutHash(key, i) >= thr, for i < n rounded down to a multiple of 4. */
   dropout(x: number, n: number, out: number, key: number, thr: number, scale: number): void {
     this.x.dropout(x, n & ~3, out, key | 0, thr | 0, scale);
+  }
+
+  /** out[i] = Gumbel noise of element i under key, u clamped to [lo, hi] (float32), for i < n rounded down to a multiple of 4. */
+  gumbel(n: number, out: number, key: number, lo: number, hi: number): void {
+    this.x.gumbel(n & ~3, out, key | 0, lo, hi);
   }
 
   /**

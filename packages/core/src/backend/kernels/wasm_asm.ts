@@ -166,6 +166,8 @@ export const i32x4 = {
   splat: (x: Code): Code => [...x, ...simd(0x11)],
   trunc_sat_f32x4_s: un(0xf8),
   shl: (a: Code, n: Code): Code => [...a, ...n, ...simd(0xab)],
+  /** Arithmetic (sign-filling) shift right of each lane. */
+  shr_s: (a: Code, n: Code): Code => [...a, ...n, ...simd(0xac)],
   shr_u: (a: Code, n: Code): Code => [...a, ...n, ...simd(0xad)],
   add: bin(0xae),
   sub: bin(0xb1),

@@ -55,6 +55,10 @@ import {
   GELU_KERNEL,
   GROUP_NORM_GRAD_KERNEL,
   GROUP_NORM_KERNEL,
+  GUMBEL_KERNEL,
+  gumbelBounds,
+  gumbelKey,
+  gumbelValue,
   LAYER_NORM_KERNEL,
   LINEAR_GRAD_KERNEL,
   NORM_GRAD_KERNEL,
@@ -744,6 +748,19 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const xo = offset(be, x) >>> 2;
       const oo = offset(be, out) >>> 2;
       for (let i = n & ~3; i < n; i++) heap[oo + i] = heap[xo + i]! * (dropoutHash(key, i) >= thr ? scale : 0);
+      return out;
+    }),
+    k(GUMBEL_KERNEL, (args) => {
+      const { shape, seed, eps } = args.attrs as unknown as { shape: number[]; seed: number; eps: number };
+      const be = args.backend as Backend;
+      const out = be.makeOutput(shape, 'float32');
+      const n = size(shape);
+      const key = gumbelKey(seed);
+      const [lo, hi] = gumbelBounds(eps);
+      opsFor(be).gumbel(n, offset(be, out), key, lo, hi);
+      const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      const oo = offset(be, out) >>> 2;
+      for (let i = n & ~3; i < n; i++) heap[oo + i] = gumbelValue(key, i, lo, hi);
       return out;
     }),
     k(ADAMW_KERNEL, (args) => {
