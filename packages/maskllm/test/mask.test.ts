@@ -15,7 +15,9 @@ import {
   MaskedLinear,
   magnitudeMask,
   maskedLinears,
+  PROB_FLOOR,
   softMask,
+  softmaxFlushed,
   sparsify,
   validateNM,
 } from '../src/index.js';
@@ -72,6 +74,65 @@ describe('differentiable N:M masks', () => {
     expect(Array.from(fa)).toEqual(Array.from(ha));
     a.dispose();
     b.dispose();
+  });
+
+  it('softmaxFlushed: softmax with probabilities below 1e-20 exactly 0 and its gradient with those zeros; no subnormal anywhere at the end of the schedule', async () => {
+    const subnormal = (v: ArrayLike<number>) => Array.from(v).filter((x) => x !== 0 && Math.abs(x) < 1.1754943508222875e-38).length;
+    for (const backend of TEST_BACKENDS) {
+      await useBackend(backend);
+      // moderate logits: no entry is flushed, values and gradients are softmax's
+      const z = tf.tensor([[0.3, -1.2, 2.0, 0.5, -0.4, 1.1]]);
+      const dy = tf.tensor([[0.7, -0.2, 0.1, 1.5, -0.9, 0.3]]);
+      const [y1, y2, g1, g2] = tf.tidy(() => [
+        softmaxFlushed(z).dataSync(),
+        tf.softmax(z).dataSync(),
+        tf
+          .grad((a: tf.Tensor) => softmaxFlushed(a).mul(dy).sum())(z)
+          .dataSync(),
+        tf
+          .grad((a: tf.Tensor) => tf.softmax(a).mul(dy).sum())(z)
+          .dataSync(),
+      ]);
+      for (let i = 0; i < 6; i++) {
+        expect(y1![i]).toBe(y2![i]);
+        expect(Math.abs(g1![i]! - g2![i]!)).toBeLessThan(1e-7);
+      }
+      // a spread row: exp(-50) / sum = 1.9e-22 and smaller are 0 (not subnormal), the rest softmax's
+      const w = tf.tensor([[0, -1, -50, -100, -120, -200]]);
+      const [yw, gw] = tf.tidy(() => [
+        softmaxFlushed(w).dataSync(),
+        tf
+          .grad((a: tf.Tensor) => softmaxFlushed(a).mul(dy).sum())(w)
+          .dataSync(),
+      ]);
+      const e1 = Math.exp(-1);
+      expect(Math.abs(yw![0]! - 1 / (1 + e1))).toBeLessThan(1e-7);
+      expect(Math.abs(yw![1]! - e1 / (1 + e1))).toBeLessThan(1e-7);
+      expect(Array.from(yw!.slice(2))).toEqual([0, 0, 0, 0]);
+      expect(Array.from(gw!.slice(2)).every((v) => v === 0)).toBe(true); // +0 or -0
+      expect(PROB_FLOOR).toBe(1e-20);
+      // the end of MaskLLM's schedule (kappa 500, tau 0.05) on spread logits: plain softmax leaves
+      // probabilities far below 1e-20 (tiny normals on wasm, whose Softmax flushes subnormals itself;
+      // subnormals on cpu), whose products downstream fall into the subnormal range; the mask holds
+      // none (each entry 0 or >= 1e-20) and the gate gradient no subnormal
+      const dm = new DifferentiableMask([32, 64], { rng: new Rng(4), initStd: 0.005, kappa: 500, tau: 0.05 });
+      const Wt = tf.tidy(() => tf.randomNormal([32, 64], 0, 1, 'float32', 2));
+      const { value, grads } = tf.tidy(() => {
+        const r = tf.variableGrads(() => dm.sample().mul(Wt).sum() as tf.Scalar, [dm.gate]);
+        return { value: dm.sample().dataSync(), grads: r.grads[dm.gate.name]!.dataSync() };
+      });
+      const raw = tf.tidy(() => tf.softmax(dm.gate.mul(500).div(0.05)).dataSync());
+      const tiny = (v: ArrayLike<number>) => Array.from(v).filter((x) => x !== 0 && Math.abs(x) < PROB_FLOOR).length;
+      expect(tiny(raw)).toBeGreaterThan(0); // the case this guards against occurs
+      expect(tiny(value)).toBe(0);
+      expect(subnormal(grads)).toBe(0);
+      Wt.dispose();
+      dm.dispose();
+      z.dispose();
+      dy.dispose();
+      w.dispose();
+    }
+    await useBackend('cpu');
   });
 
   it('candidate index per group reproduces the hard mask', () => {
