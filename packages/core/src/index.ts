@@ -115,6 +115,7 @@ export {
   type ExtendVocabularyOptions,
   extendDecoderVocabulary,
   extendedAttentionMask,
+  flushToZero,
   GroupNorm,
   gelu,
   geluTanh,

@@ -14,7 +14,7 @@
  * MaskedLinear, the decoder surgery (sparsify / densify), and the dense decoder a config describes
  * (buildDecoder / loadDecoder).
  */
-import { Linear, type LinearOptions, loadModule, Module, Rng, TransformerDecoder, tf } from '@mmlm/core';
+import { flushToZero, Linear, type LinearOptions, loadModule, Module, Rng, TransformerDecoder, tf } from '@mmlm/core';
 import { binomial, type MaskLLMConfig } from './config.js';
 
 /** Largest candidate set accepted (C(M, N) logits per group of M weights). */
@@ -75,10 +75,7 @@ export const PROB_FLOOR = 1e-20;
  * so the forward values are softmax's to rounding, and the zeros keep subnormals out downstream.
  */
 export const softmaxFlushed = tf.customGrad(((z: tf.Tensor, save: tf.GradSaveFunc) => {
-  const y = tf.tidy(() => {
-    const s = tf.softmax(z, -1);
-    return tf.where(s.less(PROB_FLOOR), tf.zerosLike(s), s);
-  });
+  const y = tf.tidy(() => flushToZero(tf.softmax(z, -1), PROB_FLOOR)); // one SIMD pass on wasm (core)
   save([y]);
   return {
     value: y,

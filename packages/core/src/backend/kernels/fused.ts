@@ -303,3 +303,33 @@ export function gumbelNoise(shape: number[], seed: number, eps = 1e-10): tf.Tens
   for (let i = 0; i < n; i++) v[i] = gumbelValue(key, i, lo, hi);
   return tf.tensor(v, shape, 'float32');
 }
+
+/**
+ * Flush to zero: x with every entry of magnitude below `below` set to +0 (NaN, infinities and the rest
+ * unchanged), one SIMD pass on wasm. WebAssembly has no flush-to-zero mode, and x86 computes with
+ * subnormal float32 numbers through microcode assists, tens of times slower: a tensor whose tiny
+ * entries would put subnormals into later products (MaskLLM's late Gumbel-softmax probabilities) can
+ * be flushed first. The gradient passes dy where x was kept and 0 where it was flushed.
+ */
+export const FLUSH_KERNEL = 'MmlmFlushToZero';
+
+function flushComposite(x: tf.Tensor, below: number): tf.Tensor {
+  return tf.tidy(() => tf.where(tf.abs(x).less(below), tf.zerosLike(x), x));
+}
+
+export function flushToZero(x: tf.Tensor, below: number): tf.Tensor {
+  if (x.dtype !== 'float32') throw new Error(`flushToZero: x must be float32, got ${x.dtype}`);
+  if (!(below >= 0 && below < Number.POSITIVE_INFINITY)) throw new Error(`flushToZero: below must be a finite number >= 0, got ${below}`);
+  const f = tf.customGrad(((a: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([a]);
+    const value = hasKernel(FLUSH_KERNEL)
+      ? (tf.engine().runKernel(FLUSH_KERNEL, { x: a }, { below: Math.fround(below) }) as tf.Tensor)
+      : flushComposite(a, Math.fround(below));
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.where(tf.abs(saved[0] as tf.Tensor).less(Math.fround(below)), tf.zerosLike(dy), dy),
+    };
+  }) as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor });
+  return f(x);
+}

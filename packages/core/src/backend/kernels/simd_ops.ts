@@ -146,6 +146,30 @@ function scaleFunc(): FuncBuilder {
   return f;
 }
 
+/**
+ * flush(x, n, below, out): out[i] = +0 where |x[i]| < below, else x[i] (NaN kept: the comparison is
+ * false), i < n (n a multiple of 4).
+ */
+function flushFunc(): FuncBuilder {
+  const f = new FuncBuilder('flush', ['i32', 'i32', 'f32', 'i32']);
+  const [x, n, below, out] = f.params as [Local, Local, Local, Local];
+  const i = f.local('i32');
+  const vb = f.local('v128');
+  const v = f.local('v128');
+  f.body = seq(
+    set(vb, f32x4.splat(get(below))),
+    whileLoop(
+      i32.lt_u(get(i), get(n)),
+      set(v, v128.load(get(x))),
+      v128.store(get(out), v128ops.bitselect(v128.zero(), get(v), f32x4.lt(f32x4.abs(get(v)), get(vb)))),
+      inc(x, i32.const(16)),
+      inc(out, i32.const(16)),
+      inc(i, i32.const(4)),
+    ),
+  );
+  return f;
+}
+
 /** powInt(x, n, e, inv, out): out[i] = x[i]^e (e >= 1), or 1 / x[i]^e when inv != 0. */
 function powInt(): FuncBuilder {
   const f = new FuncBuilder('powInt', ['i32', 'i32', 'i32', 'i32', 'i32']);
@@ -1066,6 +1090,7 @@ export function simdOpsModule(): object {
       rowSums(),
       rowSums(true),
       scaleFunc(),
+      flushFunc(),
       powInt(),
       mapFunc('tanh', 1, ([x], v) => tanhVec(x as Code, v)),
       mapFunc('exp', 1, ([x], v) => expVec(x as Code, v)),
@@ -1094,6 +1119,7 @@ interface Exports {
   rowSums(x: number, rows: number, R: number, out: number): void;
   rowSumSquares(x: number, rows: number, R: number, out: number): void;
   scale(x: number, n: number, c: number, out: number): void;
+  flush(x: number, n: number, below: number, out: number): void;
   powInt(x: number, n: number, e: number, inv: number, out: number): void;
   tanh(x: number, n: number, out: number, tmp: number): void;
   exp(x: number, n: number, out: number, tmp: number): void;
@@ -1176,6 +1202,11 @@ export class SimdOps {
   /** out[i] = x[i] c (float32) for i < n rounded down to a multiple of 4; the caller does the rest. */
   scale(x: number, n: number, c: number, out: number): void {
     this.x.scale(x, n & ~3, c, out);
+  }
+
+  /** out[i] = +0 where |x[i]| < below, else x[i], for i < n rounded down to a multiple of 4; the caller does the rest. */
+  flush(x: number, n: number, below: number, out: number): void {
+    this.x.flush(x, n & ~3, below, out);
   }
 
   /** out = x^e for an integer e != 0. */

@@ -49,6 +49,7 @@ import {
   dropoutHash,
   dropoutKey,
   dropoutThreshold,
+  FLUSH_KERNEL,
   GELU_ERF_GRAD_KERNEL,
   GELU_ERF_KERNEL,
   GELU_GRAD_KERNEL,
@@ -748,6 +749,22 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       const xo = offset(be, x) >>> 2;
       const oo = offset(be, out) >>> 2;
       for (let i = n & ~3; i < n; i++) heap[oo + i] = heap[xo + i]! * (dropoutHash(key, i) >= thr ? scale : 0);
+      return out;
+    }),
+    k(FLUSH_KERNEL, (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const { below } = args.attrs as unknown as { below: number };
+      const be = args.backend as Backend;
+      const out = be.makeOutput(x.shape, 'float32');
+      const n = size(x.shape);
+      opsFor(be).flush(offset(be, x), n, below, offset(be, out));
+      const heap = (be.wasm as unknown as { HEAPF32: Float32Array }).HEAPF32;
+      const xo = offset(be, x) >>> 2;
+      const oo = offset(be, out) >>> 2;
+      for (let i = n & ~3; i < n; i++) {
+        const v = heap[xo + i] as number;
+        heap[oo + i] = Math.abs(v) < below ? 0 : v;
+      }
       return out;
     }),
     k(GUMBEL_KERNEL, (args) => {
