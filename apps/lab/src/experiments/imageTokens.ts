@@ -224,8 +224,10 @@ const PRESETS: Record<string, ImageTokensPreset> = {
     // 1,327 s; generation 0.992 / 1.000 seen, captions 0.996 / 1.000 seen, read-back 0.994 / 1.000.
     // Retimed: 1,257 s for seed 0 with --jobs 2 on the idle 2-core AMD EPYC, default backend
     // (2026-12-06, commit 6123d6d; discrete arm 897 s training, continuous 1,236 s), every figure
-    // digit for digit the Intel run's
-    expectedMinutes: 21,
+    // digit for digit the Intel run's. Again on a 2-core Intel Xeon (Sapphire Rapids), idle, default
+    // backend (2026-12-07, commit 676a575): 1,538 s (discrete 1,049 s training, continuous 1,518 s),
+    // digit for digit again. Listed: the mean of the three runs.
+    expectedMinutes: 23,
     ...SMALL_BUDGET,
     imageSize: 16,
     tokenizerSteps: 1000,
