@@ -562,12 +562,6 @@ function dropoutFunc(): FuncBuilder {
   return f;
 }
 
-/**
- * gumbel(n, out, key, lo, hi): out[i] = -ln(-ln u_i) for the first n floats (n a multiple of 4; the
- * caller does the rest with gumbelUniform in fused.ts), where h = fmix32(i 0x9e3779b9 + key) (the
- * dropout hash), u_i = ((h >>> 9) + 1/2) 2^-23, exactly representable and in [2^-24, 1 - 2^-24],
- * then clamped to [lo, hi]. -ln u is then in [6e-8, 16.7], where logVec holds.
- */
 /** The hash of dropoutFunc / dropoutHash (fmix32 of ctr 0x9e3779b9 + key) per lane, into h. */
 function hashInto(h: Local, ctr: Code, vkey: Code, v: Vars): Code {
   const xorShift = (bits: number): Code => set(h, v128ops.xor(get(h), i32x4.shr_u(get(h), i32.const(bits))));
@@ -595,6 +589,12 @@ function gumbelFromHash(h: Local, vlo: Code, vhi: Code, v: Vars): Code {
   );
 }
 
+/**
+ * gumbel(n, out, key, lo, hi): out[i] = -ln(-ln u_i) for the first n floats (n a multiple of 4; the
+ * caller does the rest with gumbelUniform in fused.ts), where h = fmix32(i 0x9e3779b9 + key) (the
+ * dropout hash), u_i = ((h >>> 9) + 1/2) 2^-23, exactly representable and in [2^-24, 1 - 2^-24],
+ * then clamped to [lo, hi]. -ln u is then in [6e-8, 16.7], where logVec holds.
+ */
 function gumbelFunc(): FuncBuilder {
   const f = new FuncBuilder('gumbel', ['i32', 'i32', 'i32', 'f32', 'f32']);
   const [n, out, key, lo, hi] = f.params as [Local, Local, Local, Local, Local];
