@@ -8,20 +8,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DROPOUT_KERNEL, dropoutHash, dropoutKey, dropoutMask } from '../../src/backend/kernels/fused.js';
 import { dropout, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
-import { on, randn } from './helpers.js';
+import { fmix, on, randn } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));
-
-const M32 = (1n << 32n) - 1n;
-/** fmix32 in BigInt: h ^= h >> 16; h *= 0x85ebca6b; h ^= h >> 13; h *= 0xc2b2ae35; h ^= h >> 16 (mod 2^32). */
-function fmix(h: bigint): bigint {
-  h &= M32;
-  h ^= h >> 16n;
-  h = (h * 0x85ebca6bn) & M32;
-  h ^= h >> 13n;
-  h = (h * 0xc2b2ae35n) & M32;
-  return h ^ (h >> 16n);
-}
 
 describe('dropout', () => {
   it('the hash is fmix32 of i * 0x9e3779b9 + key (mod 2^32), the key fmix32 of seed ^ 0x9e3779b9', () => {

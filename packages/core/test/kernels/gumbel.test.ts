@@ -9,19 +9,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GUMBEL_KERNEL, gumbelBounds, gumbelKey, gumbelUniform } from '../../src/backend/kernels/fused.js';
 import { gumbelNoise, Rng, tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
-import { on } from './helpers.js';
+import { fmix, on } from './helpers.js';
 
 afterAll(async () => useBackend('cpu'));
-
-const M32 = (1n << 32n) - 1n;
-function fmix(h: bigint): bigint {
-  h &= M32;
-  h ^= h >> 16n;
-  h = (h * 0x85ebca6bn) & M32;
-  h ^= h >> 13n;
-  h = (h * 0xc2b2ae35n) & M32;
-  return h ^ (h >> 16n);
-}
 
 /** u_i in exact arithmetic: (floor(h / 2^9) + 1/2) / 2^23 with h = fmix32(i 0x9e3779b9 + key). */
 function uniformRef(seed: number, i: number): number {

@@ -12,6 +12,18 @@ export function randn(seed: number, n: number): Float32Array {
 
 export const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
+/** An independent re-statement of core's fmix32 hash (BigInt arithmetic, not Math.imul), for the dropout and Gumbel tests. */
+const M32 = (1n << 32n) - 1n;
+/** fmix32 in BigInt: h ^= h >> 16; h *= 0x85ebca6b; h ^= h >> 13; h *= 0xc2b2ae35; h ^= h >> 16 (mod 2^32). */
+export function fmix(h: bigint): bigint {
+  h &= M32;
+  h ^= h >> 16n;
+  h = (h * 0x85ebca6bn) & M32;
+  h ^= h >> 13n;
+  h = (h * 0xc2b2ae35n) & M32;
+  return h ^ (h >> 16n);
+}
+
 /** Run fn on `backend` and return its host results (tensors are created and freed inside). */
 export async function on<T>(backend: BackendName, fn: () => T): Promise<T> {
   await useBackend(backend);

@@ -515,6 +515,19 @@ function mapFunc(name: string, arity: number, body: (ins: Code[], v: Vars) => Co
   return f;
 }
 
+/** The hash of dropoutFunc / dropoutHash (fmix32 of ctr 0x9e3779b9 + key) per lane, into h. */
+function hashInto(h: Local, ctr: Code, vkey: Code, v: Vars): Code {
+  const xorShift = (bits: number): Code => set(h, v128ops.xor(get(h), i32x4.shr_u(get(h), i32.const(bits))));
+  return seq(
+    set(h, i32x4.add(i32x4.mul(ctr, v.i(0x9e3779b9 | 0)), vkey)),
+    xorShift(16),
+    set(h, i32x4.mul(get(h), v.i(0x85ebca6b | 0))),
+    xorShift(13),
+    set(h, i32x4.mul(get(h), v.i(0xc2b2ae35 | 0))),
+    xorShift(16),
+  );
+}
+
 /**
  * dropout(x, n, out, key, thr, scale): out[i] = x[i] * (dropoutHash(key, i) >= thr (unsigned) ? scale : 0)
  * for the first n floats (n a multiple of 4; the caller does the rest with the same hash, see
@@ -529,50 +542,27 @@ function dropoutFunc(): FuncBuilder {
   const vkey = f.local('v128');
   const vthr = f.local('v128');
   const vscale = f.local('v128');
-  const golden = f.local('v128');
-  const m1 = f.local('v128');
-  const m2 = f.local('v128');
-  const four = f.local('v128');
-  const xorShift = (bits: number): Code => set(h, v128ops.xor(get(h), i32x4.shr_u(get(h), i32.const(bits))));
+  const { v, init } = makeVars(f);
+  // built before init(): building it registers the constants init() materialises ahead of the loop
+  const main = whileLoop(
+    i32.lt_u(get(i), get(n)),
+    hashInto(h, get(ctr), get(vkey), v),
+    // x * (kept ? scale : 0), as the composite x * mask (a dropped negative x gives -0 in both)
+    v128.store(get(out), f32x4.mul(v128.load(get(x)), v128ops.and(get(vscale), i32x4.ge_u(get(h), get(vthr))))),
+    set(ctr, i32x4.add(get(ctr), v.i(4))),
+    inc(x, i32.const(16)),
+    inc(out, i32.const(16)),
+    inc(i, i32.const(4)),
+  );
   f.body = seq(
+    init(),
     set(ctr, v128ops.i32x4([0, 1, 2, 3])),
     set(vkey, i32x4.splat(get(key))),
     set(vthr, i32x4.splat(get(thr))),
     set(vscale, f32x4.splat(get(scale))),
-    set(golden, v128ops.i32(0x9e3779b9 | 0)),
-    set(m1, v128ops.i32(0x85ebca6b | 0)),
-    set(m2, v128ops.i32(0xc2b2ae35 | 0)),
-    set(four, v128ops.i32(4)),
-    whileLoop(
-      i32.lt_u(get(i), get(n)),
-      set(h, i32x4.add(i32x4.mul(get(ctr), get(golden)), get(vkey))),
-      xorShift(16),
-      set(h, i32x4.mul(get(h), get(m1))),
-      xorShift(13),
-      set(h, i32x4.mul(get(h), get(m2))),
-      xorShift(16),
-      // x * (kept ? scale : 0), as the composite x * mask (a dropped negative x gives -0 in both)
-      v128.store(get(out), f32x4.mul(v128.load(get(x)), v128ops.and(get(vscale), i32x4.ge_u(get(h), get(vthr))))),
-      set(ctr, i32x4.add(get(ctr), get(four))),
-      inc(x, i32.const(16)),
-      inc(out, i32.const(16)),
-      inc(i, i32.const(4)),
-    ),
+    main,
   );
   return f;
-}
-
-/** The hash of dropoutFunc / dropoutHash (fmix32 of ctr 0x9e3779b9 + key) per lane, into h. */
-function hashInto(h: Local, ctr: Code, vkey: Code, v: Vars): Code {
-  const xorShift = (bits: number): Code => set(h, v128ops.xor(get(h), i32x4.shr_u(get(h), i32.const(bits))));
-  return seq(
-    set(h, i32x4.add(i32x4.mul(ctr, v.i(0x9e3779b9 | 0)), vkey)),
-    xorShift(16),
-    set(h, i32x4.mul(get(h), v.i(0x85ebca6b | 0))),
-    xorShift(13),
-    set(h, i32x4.mul(get(h), v.i(0xc2b2ae35 | 0))),
-    xorShift(16),
-  );
 }
 
 /**
