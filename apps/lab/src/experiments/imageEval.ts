@@ -122,7 +122,7 @@ function verdict(p: ReturnType<typeof generationScore>['pairs'][number]): string
 
 export type ArmBudget = Pick<
   ImageTokenArmOptions,
-  'backbone' | 'tokenizerSteps' | 'backboneSteps' | 'batchSize' | 'captionFraction' | 'recipe'
+  'backbone' | 'tokenizerSteps' | 'backboneSteps' | 'batchSize' | 'backboneBatchSize' | 'captionFraction' | 'recipe'
 > & { cfgScale?: number; temperature?: number };
 
 export async function evaluateArm(

@@ -21,6 +21,8 @@ export interface SweepVariant {
   /** Overrides of the preset's budget. */
   tokenizerSteps?: number;
   backboneSteps?: number;
+  /** Batch size of the backbone phase (default: the preset's batchSize, which the tokenizer keeps). */
+  backboneBatchSize?: number;
   backbone?: { dim: number; numLayers: number; numHeads: number };
   recipe?: unknown;
   /** Override of the preset's share of image-to-text (captioning) examples in the backbone's batches. */
@@ -632,6 +634,43 @@ const PRESETS: Record<string, SweepPreset> = {
       },
     ],
   },
+  'small-30min': {
+    description:
+      "small's two arms (32 px, 4,000 images, 4x128 backbone, 40% captioning, small's recipes, tokenizers 1,500 steps of 32) with smaller backbone batches, sized so each arm fits issue 13's 30 minutes a seed on one thread of the default backend: batch 8 x 9,000 steps and batch 16 x 5,000 steps (small: 32 x 9,000, 75-82 min a seed); does either learn as well?; run it with --jobs 2",
+    expectedMinutes: 60,
+    ...SMALL_BUDGET,
+    captionFraction: 0.4,
+    variants: [
+      {
+        arm: 'liquid-vq',
+        label: 'small\'s recipe, backbone batch 8, 9,000 steps',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        backboneSteps: 9000,
+        backboneBatchSize: 8,
+      },
+      {
+        arm: 'liquid-vq',
+        label: 'small\'s recipe, backbone batch 16, 5,000 steps',
+        recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
+        backboneSteps: 5000,
+        backboneBatchSize: 16,
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'small\'s recipe, backbone batch 8, 9,000 steps',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backboneSteps: 9000,
+        backboneBatchSize: 8,
+      },
+      {
+        arm: 'latentlm-sigma-vae',
+        label: 'small\'s recipe, backbone batch 16, 5,000 steps',
+        recipe: { backbone: { lr: 3e-3, imagePositions: true } },
+        backboneSteps: 5000,
+        backboneBatchSize: 16,
+      },
+    ],
+  },
   'small-liquid': {
     description:
       "the discrete arm at the small comparison's data and budget (32 px, 4,000 images, 4x128 backbone, 1,500 + 3,000 steps) with 8x downsampling: 16 codes per image, the LatentLM arm's latent count, and a quarter of the backbone's sequence; one seed",
@@ -780,6 +819,7 @@ async function run(ctx: ExperimentContext) {
       tokenizerSteps: v.tokenizerSteps ?? p.tokenizerSteps,
       backboneSteps: v.backboneSteps ?? p.backboneSteps,
       batchSize: p.batchSize,
+      ...(v.backboneBatchSize === undefined ? {} : { backboneBatchSize: v.backboneBatchSize }),
       captionFraction: v.captionFraction ?? p.captionFraction,
       recipe: v.recipe,
     };
@@ -826,7 +866,7 @@ async function run(ctx: ExperimentContext) {
       rows.push([
         v.arm,
         v.label,
-        `${budget.tokenizerSteps} + ${budget.backboneSteps}, ${budget.backbone.numLayers}x${budget.backbone.dim}${budget.captionFraction === p.captionFraction ? '' : `, caption share ${budget.captionFraction}`}`,
+        `${budget.tokenizerSteps} + ${budget.backboneSteps}, ${budget.backbone.numLayers}x${budget.backbone.dim}${budget.backboneBatchSize === undefined ? '' : `, backbone batch ${budget.backboneBatchSize}`}${budget.captionFraction === p.captionFraction ? '' : `, caption share ${budget.captionFraction}`}`,
         sampling || 'recipe default',
         // a reused tokenizer's seconds (trained once for several variants) are in each variant's time
         r.tokenizerReused ? `${fmt(r.trainSeconds, 0)} (tokenizer shared)` : fmt(r.trainSeconds, 0),

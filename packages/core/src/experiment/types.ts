@@ -166,6 +166,11 @@ export interface ImageTokenArmOptions {
   tokenizerSteps: number;
   backboneSteps: number;
   batchSize: number;
+  /**
+   * Batch size of the backbone phase when it differs from the tokenizer's (`batchSize`); unset: the
+   * backbone trains at `batchSize` too.
+   */
+  backboneBatchSize?: number;
   /** Fraction of backbone examples that are image-to-text (captioning); the rest are text-to-image. */
   captionFraction: number;
   /**

@@ -73,6 +73,7 @@ function validate(o: ImageTokenArmOptions): void {
   positiveInt('tokenizerSteps', o.tokenizerSteps);
   positiveInt('backboneSteps', o.backboneSteps);
   positiveInt('batchSize', o.batchSize);
+  if (o.backboneBatchSize !== undefined) positiveInt('backboneBatchSize', o.backboneBatchSize);
   if (!(typeof o.captionFraction === 'number' && o.captionFraction >= 0 && o.captionFraction <= 1))
     throw new Error(`imageTokenArm: captionFraction must be in [0, 1], got ${o.captionFraction}`);
   if (!Number.isInteger(o.seed)) throw new Error(`imageTokenArm: seed must be an integer, got ${o.seed}`);
@@ -270,7 +271,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (o: ImageTokenArmOption
       },
       train: {
         steps: o.backboneSteps,
-        batchSize: o.batchSize,
+        batchSize: o.backboneBatchSize ?? o.batchSize,
         lr: B.lr,
         weightDecay: B.weightDecay,
         warmupSteps: Math.min(100, Math.ceil(o.backboneSteps * B.warmupFraction)),

@@ -73,6 +73,8 @@ function checkOptions(o: ImageTokenArmOptions): void {
   for (const k of ['tokenizerSteps', 'backboneSteps'] as const)
     if (!Number.isInteger(o[k]) || o[k] < 0) fail(`${k} must be an integer >= 0, got ${o[k]}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 1) fail(`batchSize must be a positive integer, got ${o.batchSize}`);
+  if (o.backboneBatchSize !== undefined && (!Number.isInteger(o.backboneBatchSize) || o.backboneBatchSize < 1))
+    fail(`backboneBatchSize must be a positive integer, got ${o.backboneBatchSize}`);
   if (!(o.captionFraction >= 0 && o.captionFraction <= 1)) fail(`captionFraction must be in [0, 1], got ${o.captionFraction}`);
   if (!Number.isInteger(o.seed)) fail(`seed must be an integer, got ${o.seed}`);
   if (typeof o.dir !== 'string' || o.dir === '') fail(`dir must be a folder path, got ${JSON.stringify(o.dir)}`);
@@ -231,7 +233,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
     seed,
   });
   const bb = recipe.backbone;
-  const bPhase = phaseOf(opts.backboneSteps, opts.batchSize, bb.lr, bb.weightDecay, bb.warmupFraction);
+  const bPhase = phaseOf(opts.backboneSteps, opts.backboneBatchSize ?? opts.batchSize, bb.lr, bb.weightDecay, bb.warmupFraction);
   const model: TransformerDecoder = bb.imagePositions ? buildImagePositionLM(lm, vocab, seed) : buildLM(lm, vocab.size, seed);
   // imagePositions joins the key only when on, so the keys of earlier runs still match
   const bKey = fingerprint({
@@ -274,7 +276,7 @@ export const imageTokenArm: ImageTokenArmFactory = async (opts: ImageTokenArmOpt
               lr: (t) => lrAt(bPhase, t - 1),
               step: (t) => {
                 const examples: Example[] = [];
-                for (let b = 0; b < opts.batchSize; b++) {
+                for (let b = 0; b < bPhase.batchSize; b++) {
                   const i = rng.int(0, nTrain);
                   const codes = codesTrain.subarray(i * N, (i + 1) * N);
                   const caption = data.train.captions[i]!;

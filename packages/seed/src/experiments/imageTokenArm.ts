@@ -196,6 +196,8 @@ function checkOptions(o: ImageTokenArmOptions): void {
   for (const k of ['tokenizerSteps', 'backboneSteps'] as const)
     if (!Number.isInteger(o[k]) || o[k] < 0) fail(`${k} must be an integer >= 0, got ${o[k]}`);
   if (!Number.isInteger(o.batchSize) || o.batchSize < 2) fail(`batchSize must be an integer >= 2, got ${o.batchSize}`);
+  if (o.backboneBatchSize !== undefined && (!Number.isInteger(o.backboneBatchSize) || o.backboneBatchSize < 1))
+    fail(`backboneBatchSize must be a positive integer, got ${o.backboneBatchSize}`);
   if (!(o.captionFraction >= 0 && o.captionFraction <= 1)) fail(`captionFraction must be in [0, 1], got ${o.captionFraction}`);
   if (!Number.isInteger(o.seed)) fail(`seed must be an integer, got ${o.seed}`);
   if (typeof o.dir !== 'string' || o.dir === '') fail(`dir must be a folder path, got ${JSON.stringify(o.dir)}`);
@@ -457,7 +459,8 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
   const bSteps = opts.backboneSteps;
   const warmup = Math.min(100, Math.floor(bSteps * bb.warmupFraction));
   const lrOf = warmupCosine({ peak: bb.lr, min: bb.lr * 0.1, warmup: Math.min(warmup, Math.max(1, bSteps)), total: Math.max(1, bSteps) });
-  const bKey = fingerprint({ tKey, lmCfg, bSteps, bb, batch: opts.batchSize, captionFraction: opts.captionFraction });
+  const bBatch = opts.backboneBatchSize ?? opts.batchSize;
+  const bKey = fingerprint({ tKey, lmCfg, bSteps, bb, batch: bBatch, captionFraction: opts.captionFraction });
   const bMarker = join(dir, 'backbone.json');
   let bSeconds: number | null;
   try {
@@ -489,7 +492,7 @@ export const seedArm: ImageTokenArmFactory = async (opts: ImageTokenArmOptions):
               lr: (t) => lrOf(t - 1),
               step: (t) => {
                 const rows: { ids: number[]; labels: number[] }[] = [];
-                for (let b = 0; b < opts.batchSize; b++) {
+                for (let b = 0; b < bBatch; b++) {
                   const i = rng.int(0, nTrain);
                   const codes = codesTrain.subarray(i * Q, (i + 1) * Q);
                   const cap = capIds[i] as number[];
