@@ -643,28 +643,28 @@ const PRESETS: Record<string, SweepPreset> = {
     variants: [
       {
         arm: 'liquid-vq',
-        label: 'small\'s recipe, backbone batch 8, 9,000 steps',
+        label: "small's recipe, backbone batch 8, 9,000 steps",
         recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
         backboneSteps: 9000,
         backboneBatchSize: 8,
       },
       {
         arm: 'liquid-vq',
-        label: 'small\'s recipe, backbone batch 16, 5,000 steps',
+        label: "small's recipe, backbone batch 16, 5,000 steps",
         recipe: { tokenizer: { ch: 32 }, backbone: { imagePositions: true } },
         backboneSteps: 5000,
         backboneBatchSize: 16,
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'small\'s recipe, backbone batch 8, 9,000 steps',
+        label: "small's recipe, backbone batch 8, 9,000 steps",
         recipe: { backbone: { lr: 3e-3, imagePositions: true } },
         backboneSteps: 9000,
         backboneBatchSize: 8,
       },
       {
         arm: 'latentlm-sigma-vae',
-        label: 'small\'s recipe, backbone batch 16, 5,000 steps',
+        label: "small's recipe, backbone batch 16, 5,000 steps",
         recipe: { backbone: { lr: 3e-3, imagePositions: true } },
         backboneSteps: 5000,
         backboneBatchSize: 16,
