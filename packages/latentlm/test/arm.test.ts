@@ -109,6 +109,16 @@ describe('imageTokenArm (microscopic)', () => {
     await expect(imageTokenArm(options('a', { data: { ...data, evalCaptions: ['a purple square'] } }))).rejects.toThrow(
       /holds checkpoints of a different run/,
     );
+    // the tokenizer's batch named as backboneBatchSize: the same checkpoints, loaded; another batch is
+    // another run: refused in this folder, and in its own folder the same sigma-VAE under another backbone
+    const sameBatch = await imageTokenArm(options('a', { backboneBatchSize: 4 }));
+    expect((await sameBatch.generate(prompts, { seed: 1 })).images).toEqual(gen.images);
+    sameBatch.dispose();
+    await expect(imageTokenArm(options('a', { backboneBatchSize: 2 }))).rejects.toThrow(/holds checkpoints of a different run/);
+    const b2 = await imageTokenArm(options('bb-2', { backboneBatchSize: 2 }));
+    expect((await b2.reconstruct(data.train.images.slice(0, 3)))[2]).toEqual(recon[2]);
+    expect((await b2.generate(prompts, { seed: 1 })).images).not.toEqual(gen.images);
+    b2.dispose();
     const other = await imageTokenArm(options('c', { seed: 8 }));
     expect((await other.reconstruct(data.train.images.slice(0, 1)))[0]).not.toEqual(recon[0]);
     other.dispose();
@@ -141,6 +151,7 @@ describe('imageTokenArm (microscopic)', () => {
     ).rejects.toThrow(/data.train.images\[0\] must be a Float32Array of 192 values \(8x8x3\), got 5/);
     await expect(imageTokenArm(options('x', { backboneSteps: 0 }))).rejects.toThrow(/backboneSteps must be an integer >= 1, got 0/);
     await expect(imageTokenArm(options('x', { captionFraction: 1.5 }))).rejects.toThrow(/captionFraction must be in \[0, 1\], got 1.5/);
+    await expect(imageTokenArm(options('x', { backboneBatchSize: 0 }))).rejects.toThrow(/backboneBatchSize must be an integer >= 1, got 0/);
     await expect(imageTokenArm(options('x', { backbone: { dim: 18, numLayers: 1, numHeads: 4 } }))).rejects.toThrow(
       /dim \(18\) must be divisible by numHeads \(4\)/,
     );

@@ -124,6 +124,36 @@ describe('liquid imageTokenArm', () => {
     await expect(imageTokenArm(options('a', { backboneSteps: 5 }))).rejects.toThrow(/written for other settings/);
   });
 
+  it('backboneBatchSize sets the backbone batch alone: the tokenizer is the same, the backbone another, and its key names it', async () => {
+    const a = await imageTokenArm(options('a'));
+    // the tokenizer's batch named explicitly: the same phases, loaded from the finished folder
+    const same = await imageTokenArm(options('a', { backboneBatchSize: 4 }));
+    const prompts = ['a red square', 'a green square'];
+    const imgs = o2(await a.generate(prompts, { seed: 2 }));
+    expect(o2(await same.generate(prompts, { seed: 2 }))).toEqual(imgs);
+    same.dispose();
+    // another backbone batch in the finished folder: refused, not loaded
+    await expect(imageTokenArm(options('a', { backboneBatchSize: 2 }))).rejects.toThrow(/backbone\.json was written for other settings/);
+    const ticks: string[] = [];
+    const b2 = await imageTokenArm(
+      options('bb-2', {
+        backboneBatchSize: 2,
+        progress: (n, total) => ({ tick: (s) => ticks.push(`${n}:${s}/${total}`), done: () => {} }),
+      }),
+    );
+    expect(ticks).toContain('backbone:4/4');
+    const imagesIn = options('x').data.train.images.slice(0, 4);
+    expect(await b2.reconstruct(imagesIn)).toEqual(await a.reconstruct(imagesIn));
+    // the trained backbones differ (generations of a microscopic model can coincide: too few codes)
+    expect(readFileSync(join(root, 'bb-2', 'backbone.safetensors')).equals(readFileSync(join(root, 'a', 'backbone.safetensors')))).toBe(
+      false,
+    );
+    expect(readFileSync(join(root, 'bb-2', 'tokenizer.safetensors')).equals(readFileSync(join(root, 'a', 'tokenizer.safetensors')))).toBe(
+      true,
+    );
+    for (const m of [a, b2]) m.dispose();
+  });
+
   it('a SIGINT mid-phase stops with an error and no completion marker; a rerun resumes to the uninterrupted result', async () => {
     const before = process.listeners('SIGINT');
     // trainLoop's own SIGINT handler, invoked directly as core's loop test does (no real signal)
@@ -170,6 +200,8 @@ describe('liquid imageTokenArm', () => {
     await bad({ backboneSteps: -1 }, /backboneSteps must be an integer >= 0, got -1/);
     await bad({ captionFraction: 1.5 }, /captionFraction must be in \[0, 1\], got 1.5/);
     await bad({ batchSize: 0 }, /batchSize must be a positive integer, got 0/);
+    await bad({ backboneBatchSize: 0 }, /backboneBatchSize must be a positive integer, got 0/);
+    await bad({ backboneBatchSize: 2.5 }, /backboneBatchSize must be a positive integer, got 2.5/);
     const arm = await imageTokenArm(options('a'));
     await expect(arm.reconstruct([new Float32Array(3)])).rejects.toThrow(/reconstruct: images\[0\] must be a Float32Array of 8 x 8 x 3/);
     await expect(arm.caption([new Float32Array(3)], { seed: 0 })).rejects.toThrow(/caption: images\[0\]/);

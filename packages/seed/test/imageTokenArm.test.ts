@@ -168,6 +168,7 @@ describe('seed imageTokenArm', () => {
 
   it('rejects bad options with the expectation and the value', async () => {
     await expect(seedArm(options('bad', { batchSize: 1 }))).rejects.toThrow(/batchSize must be an integer >= 2, got 1/);
+    await expect(seedArm(options('bad', { backboneBatchSize: 0 }))).rejects.toThrow(/backboneBatchSize must be a positive integer, got 0/);
     await expect(seedArm(options('bad', { captionFraction: 2 }))).rejects.toThrow(/captionFraction must be in \[0, 1\], got 2/);
     await expect(seedArm(options('bad', { backbone: { dim: 10, numLayers: 1, numHeads: 4 } }))).rejects.toThrow(/dim 10 with 4 heads/);
     const d = data();

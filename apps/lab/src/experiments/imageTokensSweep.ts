@@ -637,7 +637,12 @@ const PRESETS: Record<string, SweepPreset> = {
   'small-30min': {
     description:
       "small's two arms (32 px, 4,000 images, 4x128 backbone, 40% captioning, small's recipes, tokenizers 1,500 steps of 32) with smaller backbone batches, sized so each arm fits issue 13's 30 minutes a seed on one thread of the default backend: batch 8 x 9,000 steps and batch 16 x 5,000 steps (small: 32 x 9,000, 75-82 min a seed); does either learn as well?; run it with --jobs 2",
-    expectedMinutes: 60,
+    // measured: 2,733 s for seed 0 with --jobs 2 alone on the idle 2-core AMD EPYC, default backend
+    // (2026-12-07, commit f82beed; each worker trained its own copy of the VQ tokenizer): the discrete
+    // arm 1,677 s (batch 8) and 1,769 s (batch 16) of training, the continuous arm 917 / 912 s; neither
+    // learns the task (generation seen 0.500 / 0.555 discrete, 0.219 / 0.461 continuous; small's batch
+    // 32 x 9,000 in the same seed: 0.871 / 0.910); docs/papers/comparative.md
+    expectedMinutes: 46,
     ...SMALL_BUDGET,
     captionFraction: 0.4,
     variants: [

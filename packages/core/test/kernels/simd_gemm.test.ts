@@ -119,6 +119,41 @@ describe('SimdGemm', () => {
     }
   });
 
+  it('an A whose tile rows are adjacent floats (row stride 1: the vector packing path) gives bit for bit the result of the same A at another row stride', () => {
+    // packing copies values without arithmetic, so both layouts must pack to the same buffer and the
+    // kernel must return identical bits; a wrong lane or offset in the vector copy changes them
+    const wasNative = setNativeBlasEnabled(false);
+    try {
+      for (const fma of [false, true])
+        for (const blocking of [undefined, { kc: 5, mc: 6, nc: 9 }])
+          for (const [M, N, K] of [
+            [4, 8, 16],
+            [13, 17, 23],
+            [32, 3, 70],
+          ] as const) {
+            const { memory, malloc } = heap();
+            const g = new SimdGemm(memory, malloc, { fma, ...(blocking ? { blocking } : {}) });
+            const a = randn(M * 7 + K, M * K); // A[i, k] = a[k M + i] (A transposed in memory: row stride 1)
+            const b = randn(N * 5 + K, K * N);
+            const A1 = malloc(4 * M * K);
+            const A2 = malloc(4 * 2 * M * K); // A[i, k] at 2 (k M + i): row stride 2, the scalar path
+            const Bp = malloc(4 * K * N);
+            const C1 = malloc(4 * M * N);
+            const C2 = malloc(4 * M * N);
+            const h = new Float32Array(memory.buffer);
+            h.set(a, A1 / 4);
+            for (let i = 0; i < a.length; i++) h[A2 / 4 + 2 * i] = a[i] as number;
+            h.set(b, Bp / 4);
+            g.gemm(M, N, K, { ptr: A1, rs: 1, cs: M }, { ptr: Bp, rs: N, cs: 1 }, C1, N);
+            g.gemm(M, N, K, { ptr: A2, rs: 2, cs: 2 * M }, { ptr: Bp, rs: N, cs: 1 }, C2, N);
+            const out = new Float32Array(memory.buffer);
+            expect(Array.from(out.subarray(C1 / 4, C1 / 4 + M * N))).toEqual(Array.from(out.subarray(C2 / 4, C2 / 4 + M * N)));
+          }
+    } finally {
+      setNativeBlasEnabled(wasNative);
+    }
+  });
+
   it('setNativeBlasEnabled returns the setting it replaced, so tests restore MMLM_NATIVE_BLAS=0 instead of overriding it', () => {
     const was = setNativeBlasEnabled(false);
     try {

@@ -80,15 +80,31 @@ function packA(): FuncBuilder {
       if_(
         i32.ge_u(get(rows), i32.const(MR)),
         [
-          whileLoop(
-            i32.lt_u(get(k), get(K)),
-            f32.store(get(dst), f32.load(get(p))),
-            f32.store(get(dst), f32.load(i32.add(get(p), get(ai))), 4),
-            f32.store(get(dst), f32.load(i32.add(get(p), get(ai2))), 8),
-            f32.store(get(dst), f32.load(i32.add(get(p), get(ai3))), 12),
-            inc(dst, i32.const(16)),
-            inc(p, get(ak)),
-            inc(k, i32.const(1)),
+          if_(
+            i32.eq(get(ai), i32.const(4)),
+            // the tile's four rows are adjacent floats (A transposed, as in a weight gradient x^T dy):
+            // one vector copy per k
+            [
+              whileLoop(
+                i32.lt_u(get(k), get(K)),
+                v128.store(get(dst), v128.load(get(p))),
+                inc(dst, i32.const(16)),
+                inc(p, get(ak)),
+                inc(k, i32.const(1)),
+              ),
+            ],
+            [
+              whileLoop(
+                i32.lt_u(get(k), get(K)),
+                f32.store(get(dst), f32.load(get(p))),
+                f32.store(get(dst), f32.load(i32.add(get(p), get(ai))), 4),
+                f32.store(get(dst), f32.load(i32.add(get(p), get(ai2))), 8),
+                f32.store(get(dst), f32.load(i32.add(get(p), get(ai3))), 12),
+                inc(dst, i32.const(16)),
+                inc(p, get(ak)),
+                inc(k, i32.const(1)),
+              ),
+            ],
           ),
         ],
         [
