@@ -445,6 +445,40 @@ describe('wasm Conv2DBackpropFilter', () => {
     expect(relErr(w, cpu)).toBeLessThanOrEqual(TOL);
   });
 
+  it('a narrow output (Cout < 8: transposed GEMMs) gives bit for bit the first columns of the same gradient at 8 output channels', async () => {
+    // the 8-channel gradient runs the untransposed per-tap GEMMs, whose output columns are independent
+    // sums, so its first Cout columns are what the untransposed GEMMs give at Cout: the narrow path
+    // must reproduce them exactly, not just within rounding
+    await useBackend('wasm');
+    const wasNative = setNativeBlasEnabled(false);
+    try {
+      for (const [xs, cout, pad] of [
+        [[2, 12, 10, 32], 3, 'same'],
+        [[3, 7, 9, 8], 1, 'same'],
+        [[2, 9, 8, 16], 5, 'valid'],
+      ] as [number[], number, 'same' | 'valid'][]) {
+        const x = tf.tensor(randn(cout + 11, size(xs)), xs);
+        const info = tf.backend_util.computeConv2DInfo(xs as [number, number, number, number], [3, 3, xs[3]!, cout], 1, 1, pad);
+        const dy = tf.tensor(randn(cout + 12, size(info.outShape)), info.outShape);
+        const dy8 = tf.concat([dy, tf.zeros([...info.outShape.slice(0, 3), 8 - cout])], 3);
+        const grad = (d: tf.Tensor, co: number) =>
+          tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: d }, {
+            strides: 1,
+            pad,
+            dataFormat: 'NHWC',
+            filterShape: [3, 3, xs[3]!, co],
+          } as never) as tf.Tensor;
+        const narrow = grad(dy, cout);
+        const wide = grad(dy8, 8);
+        const first = wide.slice([0, 0, 0, 0], [3, 3, xs[3]!, cout]);
+        expect(Array.from(narrow.dataSync())).toEqual(Array.from(first.dataSync()));
+        tf.dispose([x, dy, dy8, narrow, wide, first]);
+      }
+    } finally {
+      setNativeBlasEnabled(wasNative);
+    }
+  });
+
   it('rejects a dy of the wrong shape', async () => {
     await useBackend('wasm');
     const x = tf.ones([1, 4, 4, 1]);
