@@ -119,7 +119,7 @@ describe('SimdGemm', () => {
     }
   });
 
-  it('an A whose tile rows are adjacent floats (row stride 1: the vector packing path) gives bit for bit the result of the same A at another row stride', () => {
+  it('an A whose tile rows are adjacent floats (row stride 1) or whose rows are runs of adjacent k (column stride 1): the vector packing paths give bit for bit the result of the same A at other strides', () => {
     // packing copies values without arithmetic, so both layouts must pack to the same buffer and the
     // kernel must return identical bits; a wrong lane or offset in the vector copy changes them
     const wasNative = setNativeBlasEnabled(false);
@@ -130,6 +130,7 @@ describe('SimdGemm', () => {
             [4, 8, 16],
             [13, 17, 23],
             [32, 3, 70],
+            [9, 33, 7],
           ] as const) {
             const { memory, malloc } = heap();
             const g = new SimdGemm(memory, malloc, { fma, ...(blocking ? { blocking } : {}) });
@@ -148,6 +149,14 @@ describe('SimdGemm', () => {
             g.gemm(M, N, K, { ptr: A2, rs: 2, cs: 2 * M }, { ptr: Bp, rs: N, cs: 1 }, C2, N);
             const out = new Float32Array(memory.buffer);
             expect(Array.from(out.subarray(C1 / 4, C1 / 4 + M * N))).toEqual(Array.from(out.subarray(C2 / 4, C2 / 4 + M * N)));
+            // A in rows (k adjacent: the 4 x 4 transposing path, then the K % 4 tail) against the same
+            // A with its k two floats apart (scalar path)
+            const C3 = malloc(4 * M * N);
+            const C4 = malloc(4 * M * N);
+            g.gemm(M, N, K, { ptr: A1, rs: K, cs: 1 }, { ptr: Bp, rs: N, cs: 1 }, C3, N);
+            g.gemm(M, N, K, { ptr: A2, rs: 2 * K, cs: 2 }, { ptr: Bp, rs: N, cs: 1 }, C4, N);
+            const out2 = new Float32Array(memory.buffer);
+            expect(Array.from(out2.subarray(C3 / 4, C3 / 4 + M * N))).toEqual(Array.from(out2.subarray(C4 / 4, C4 / 4 + M * N)));
           }
     } finally {
       setNativeBlasEnabled(wasNative);

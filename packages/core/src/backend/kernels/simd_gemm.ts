@@ -31,6 +31,7 @@ import {
   f32,
   f32x4,
   get,
+  i8x16,
   i32,
   if_,
   type Local,
@@ -69,6 +70,18 @@ function packA(): FuncBuilder {
   const r = f.local('i32');
   const ai2 = f.local('i32');
   const ai3 = f.local('i32');
+  const [r0, r1, r2, r3, t0, t1, t2, t3] = Array.from({ length: 8 }, () => f.local('v128'));
+  /** 32-bit lanes (x of a, y of b) as the 16 byte indices of i8x16.shuffle (lanes 4-7 are b's). */
+  const lanes = (...ix: number[]) => ix.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]);
+  const scalarRows: Code[] = [
+    f32.store(get(dst), f32.load(get(p))),
+    f32.store(get(dst), f32.load(i32.add(get(p), get(ai))), 4),
+    f32.store(get(dst), f32.load(i32.add(get(p), get(ai2))), 8),
+    f32.store(get(dst), f32.load(i32.add(get(p), get(ai3))), 12),
+    inc(dst, i32.const(16)),
+    inc(p, get(ak)),
+    inc(k, i32.const(1)),
+  ];
   f.body = seq(
     set(ai2, i32.shl(get(ai), i32.const(1))),
     set(ai3, i32.add(get(ai2), get(ai))),
@@ -94,16 +107,29 @@ function packA(): FuncBuilder {
               ),
             ],
             [
-              whileLoop(
-                i32.lt_u(get(k), get(K)),
-                f32.store(get(dst), f32.load(get(p))),
-                f32.store(get(dst), f32.load(i32.add(get(p), get(ai))), 4),
-                f32.store(get(dst), f32.load(i32.add(get(p), get(ai2))), 8),
-                f32.store(get(dst), f32.load(i32.add(get(p), get(ai3))), 12),
-                inc(dst, i32.const(16)),
-                inc(p, get(ak)),
-                inc(k, i32.const(1)),
-              ),
+              // rows of A in memory (k adjacent: ak = 4, as in x W): four k at a time as a 4 x 4
+              // transpose of the four rows' vectors in registers, then the k % 4 tail one by one
+              if_(i32.eq(get(ak), i32.const(4)), [
+                whileLoop(
+                  i32.le_u(i32.add(get(k), i32.const(4)), get(K)),
+                  set(r0, v128.load(get(p))),
+                  set(r1, v128.load(i32.add(get(p), get(ai)))),
+                  set(r2, v128.load(i32.add(get(p), get(ai2)))),
+                  set(r3, v128.load(i32.add(get(p), get(ai3)))),
+                  set(t0, i8x16.shuffle(get(r0), get(r1), lanes(0, 4, 1, 5))), // r0[0] r1[0] r0[1] r1[1]
+                  set(t1, i8x16.shuffle(get(r2), get(r3), lanes(0, 4, 1, 5))), // r2[0] r3[0] r2[1] r3[1]
+                  set(t2, i8x16.shuffle(get(r0), get(r1), lanes(2, 6, 3, 7))), // r0[2] r1[2] r0[3] r1[3]
+                  set(t3, i8x16.shuffle(get(r2), get(r3), lanes(2, 6, 3, 7))), // r2[2] r3[2] r2[3] r3[3]
+                  v128.store(get(dst), i8x16.shuffle(get(t0), get(t1), lanes(0, 1, 4, 5))), // k: r0..r3
+                  v128.store(get(dst), i8x16.shuffle(get(t0), get(t1), lanes(2, 3, 6, 7)), 16), // k + 1
+                  v128.store(get(dst), i8x16.shuffle(get(t2), get(t3), lanes(0, 1, 4, 5)), 32), // k + 2
+                  v128.store(get(dst), i8x16.shuffle(get(t2), get(t3), lanes(2, 3, 6, 7)), 48), // k + 3
+                  inc(dst, i32.const(64)),
+                  inc(p, i32.const(16)),
+                  inc(k, i32.const(4)),
+                ),
+              ]),
+              whileLoop(i32.lt_u(get(k), get(K)), ...scalarRows),
             ],
           ),
         ],
