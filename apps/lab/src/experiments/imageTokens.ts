@@ -41,8 +41,6 @@ interface ImageTokensPreset extends PresetInfo {
   tokenizerSteps: number;
   backboneSteps: number;
   batchSize: number;
-  /** Batch size of the backbone phase when it differs from the tokenizers' `batchSize`. */
-  backboneBatchSize?: number;
   captionFraction: number;
   /** Per-arm recipe overrides (each arm's schema; unset fields take its defaults). */
   recipes?: Record<string, unknown>;
@@ -333,7 +331,6 @@ async function run(ctx: ExperimentContext) {
         tokenizerSteps: p.tokenizerStepsByArm?.[arm.name] ?? p.tokenizerSteps,
         backboneSteps: p.backboneSteps,
         batchSize: p.batchSize,
-        ...(p.backboneBatchSize === undefined ? {} : { backboneBatchSize: p.backboneBatchSize }),
         captionFraction: p.captionFraction,
         recipe: p.recipes?.[arm.name],
       }),
@@ -382,7 +379,7 @@ async function run(ctx: ExperimentContext) {
   const broken = results.filter((r) => r.reconAnalyzerAgreement < AGREEMENT_FLOOR);
   const f3 = (v: number) => fmt(v, 3);
   const summary = [
-    `At the \`${ctx.preset}\` preset (${p.imageSize} px Shapes, ${p.numLayers}x${p.dim} backbone, ${p.tokenizerSteps} tokenizer + ${p.backboneSteps} backbone steps per arm${p.backboneBatchSize === undefined ? '' : ` (backbone batch ${p.backboneBatchSize}, tokenizer batch ${p.batchSize})`}${unequal ? `; ${unequal}` : ''}):`,
+    `At the \`${ctx.preset}\` preset (${p.imageSize} px Shapes, ${p.numLayers}x${p.dim} backbone, ${p.tokenizerSteps} tokenizer + ${p.backboneSteps} backbone steps per arm${unequal ? `; ${unequal}` : ''}):`,
     ...broken.map((r) =>
       // an older result without the split (NaN) gets the second message, its seen figure shown as n/a
       r.reconAgreementSeen >= AGREEMENT_FLOOR

@@ -250,7 +250,11 @@ function filterGradShifted(be: Backend, x: tf.TensorInfo, dy: tf.TensorInfo, inf
   const K = B * Hp * Wp; // rows of dyp
   const tail = (kh - 1) * Wp + (kw - 1); // xp rows read past the last image by the last taps
   const xpFloats = (K + tail) * Cin;
-  const dypFloats = K * Cout;
+  // a narrow output runs transposed GEMMs (filterGradShiftedNarrow), which read dyp with its
+  // channels zero-padded to a multiple of 4
+  const narrow = Cout < 8 && Cin >= 8 && !nativeBlas();
+  const dS = narrow ? (Cout + 3) & ~3 : Cout; // dyp's row stride (floats)
+  const dypFloats = K * dS;
   const xpPtr = be.wasm._malloc(4 * xpFloats) >>> 0;
   const dypPtr = be.wasm._malloc(4 * dypFloats) >>> 0;
   try {
@@ -264,12 +268,14 @@ function filterGradShifted(be: Backend, x: tf.TensorInfo, dy: tf.TensorInfo, inf
     for (let b = 0; b < B; b++) {
       for (let r = 0; r < OH; r++) {
         const from = dys + (b * OH + r) * OW * Cout;
-        heap.copyWithin(dp + (b * Hp + r) * Wp * Cout, from, from + OW * Cout);
+        const to = dp + (b * Hp + r) * Wp * dS;
+        if (dS === Cout) heap.copyWithin(to, from, from + OW * Cout);
+        else for (let yC = 0; yC < OW; yC++) for (let c = 0; c < Cout; c++) heap[to + yC * dS + c] = heap[from + yC * Cout + c] as number;
       }
     }
     const g = gemmFor(be);
-    if (Cout < 8 && Cin >= 8 && !nativeBlas()) {
-      filterGradShiftedNarrow(be, g, info, xpPtr, dypPtr, outPtr);
+    if (narrow) {
+      filterGradShiftedNarrow(be, g, info, xpPtr, dypPtr, dS, K, Wp, outPtr);
       return;
     }
     for (let wR = 0; wR < kh; wR++)
@@ -296,10 +302,10 @@ function filterGradShifted(be: Backend, x: tf.TensorInfo, dy: tf.TensorInfo, inf
 /**
  * filterGradShifted's GEMMs for a narrow output (Cout < 8, e.g. a decoder's RGB conv_out), transposed:
  * the SIMD GEMM's column strips are 8 wide, so dW[t] [Cin, Cout] as C = A B fills 3 of 8 lanes, while
- * dW[t]^T [Cout, Cin] = dyp^T xp[k + wR Wp + wC] fills its rows of 4 (dyp copied with its channels
- * zero-padded to a multiple of 4, whose extra rows of dW^T are dropped) and its strips fully. Every
- * entry is the same sum of the same products (a b = b a exactly) over the same K blocks in the same
- * order, so the result is bit for bit that of the untransposed GEMMs (tested in gaps.test.ts).
+ * dW[t]^T [Cout, Cin] = dyp^T xp[k + wR Wp + wC] fills its rows of 4 (dyp [K, CoutP] holds its channels
+ * zero-padded to CoutP, a multiple of 4, whose extra rows of dW^T are dropped) and its strips fully.
+ * Every entry is the same sum of the same products (a b = b a exactly) over the same K blocks in the
+ * same order, so the result is bit for bit that of the untransposed GEMMs (tested in gaps.test.ts).
  */
 function filterGradShiftedNarrow(
   be: Backend,
@@ -307,44 +313,36 @@ function filterGradShiftedNarrow(
   info: ConvInfo,
   xpPtr: number,
   dypPtr: number,
+  CoutP: number,
+  K: number,
+  Wp: number,
   outPtr: number,
 ): void {
-  const { batchSize: B, inHeight: H, inWidth: W, inChannels: Cin, outChannels: Cout, filterHeight: kh, filterWidth: kw } = info;
-  const { top, left, bottom, right } = info.padInfo;
-  const Hp = H + top + bottom;
-  const Wp = W + left + right;
-  const K = B * Hp * Wp;
-  const CoutP = (Cout + 3) & ~3;
-  const dy4Ptr = be.wasm._malloc(4 * K * CoutP) >>> 0;
+  const { inChannels: Cin, outChannels: Cout, filterHeight: kh, filterWidth: kw } = info;
   const tPtr = be.wasm._malloc(4 * CoutP * Cin) >>> 0;
   try {
-    let heap = be.wasm.HEAPF32; // after the mallocs, which may grow the heap
-    const d4 = dy4Ptr >>> 2;
-    const dp = dypPtr >>> 2;
-    heap.fill(0, d4, d4 + K * CoutP);
-    for (let k = 0; k < K; k++) for (let c = 0; c < Cout; c++) heap[d4 + k * CoutP + c] = heap[dp + k * Cout + c] as number;
     const tp = tPtr >>> 2;
+    const o0 = outPtr >>> 2;
     for (let wR = 0; wR < kh; wR++)
       for (let wC = 0; wC < kw; wC++) {
         const t = wR * kw + wC;
-        // dW[t]^T [CoutP, Cin] = A [CoutP, K] B [K, Cin], A(m, k) = dy4[k CoutP + m], B(k, n) = xp[(k + wR Wp + wC) Cin + n]
+        // dW[t]^T [CoutP, Cin] = A [CoutP, K] B [K, Cin], A(m, k) = dyp[k CoutP + m], B(k, n) = xp[(k + wR Wp + wC) Cin + n]
         g.gemm(
           CoutP,
           Cin,
           K,
-          { ptr: dy4Ptr, rs: 1, cs: CoutP },
+          { ptr: dypPtr, rs: 1, cs: CoutP },
           { ptr: xpPtr + 4 * (wR * Wp + wC) * Cin, rs: Cin, cs: 1 },
           tPtr,
           Cin,
           false,
         );
-        heap = be.wasm.HEAPF32;
-        const o = (outPtr >>> 2) + t * Cin * Cout;
+        const heap = be.wasm.HEAPF32; // after the malloc above, which may have grown the heap
+        const o = o0 + t * Cin * Cout;
         for (let ci = 0; ci < Cin; ci++) for (let co = 0; co < Cout; co++) heap[o + ci * Cout + co] = heap[tp + co * Cin + ci] as number;
       }
   } finally {
     be.wasm._free(tPtr);
-    be.wasm._free(dy4Ptr);
   }
 }
 
