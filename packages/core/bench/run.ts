@@ -21,7 +21,8 @@
  *   --long <n>          after the timed steps, run n more and record RSS and tensor counts (gpt-bench
  *                       and each workload; the trace goes to the JSON, a summary line to stderr)
  *   --profile           print per-kernel times of one gpt-bench step (and of one step of each
- *                       workload) per backend
+ *                       workload) per backend; MMLM_PROFILE_STEPS=n sums n workload steps (the
+ *                       printed times are their totals), MMLM_PROFILE_TOP=n prints n rows
  *   --no-peers          skip the PyTorch peers;  --peer-tfjs  also run the stock tfjs peer script
  *   --peer-dir <dir>    folder of the peer scripts (default <repo>/../shared/peer)
  * The workloads on wasm configurations whose kernels equal an earlier one's (wasm-simd2 when there
@@ -331,14 +332,19 @@ async function benchWorkloads(b: BenchBackend, nSteps: number): Promise<void> {
       const p = new KernelProfiler(tf.getBackend());
       p.start();
       const t = performance.now();
-      w.step();
+      const PS = Number(process.env.MMLM_PROFILE_STEPS ?? 1);
+      if (!Number.isInteger(PS) || PS < 1)
+        throw new Error(`MMLM_PROFILE_STEPS: expected an integer >= 1, got "${process.env.MMLM_PROFILE_STEPS}"`);
+      for (let i = 0; i < PS; i++) w.step();
       const total = performance.now() - t;
       const ks = p.stop();
       const inKernels = ks.reduce((a, k) => a + k.ms, 0);
-      log(`[bench] ${b} ${name} kernel profile of one step (${total.toFixed(1)} ms, ${inKernels.toFixed(1)} ms in kernels):`);
+      log(
+        `[bench] ${b} ${name} kernel profile of ${PS === 1 ? 'one step' : `${PS} steps`} (${total.toFixed(1)} ms, ${inKernels.toFixed(1)} ms in kernels):`,
+      );
       for (const k of ks.slice(0, Number(process.env.MMLM_PROFILE_TOP ?? 12)))
         log(`    ${k.kernel.padEnd(28)} ${String(k.calls).padStart(5)} calls ${k.ms.toFixed(2).padStart(9)} ms`);
-      log(`[bench] ${b} ${name} matmuls of that step by shape (GFLOP/s = 2 x batch x M x N x K / time):`);
+      log(`[bench] ${b} ${name} matmuls of ${PS === 1 ? 'that step' : 'those steps'} by shape (GFLOP/s = 2 x batch x M x N x K / time):`);
       for (const m of p.matmulShapes().slice(0, Number(process.env.MMLM_PROFILE_TOP ?? 12)))
         log(
           `    ${m.shape.padEnd(36)} ${String(m.calls).padStart(4)} calls ${m.ms.toFixed(2).padStart(8)} ms ${m.gflops.toFixed(1).padStart(6)} GFLOP/s`,

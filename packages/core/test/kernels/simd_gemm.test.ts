@@ -163,6 +163,56 @@ describe('SimdGemm', () => {
     }
   });
 
+  it('gemmShiftedA (one source packed once, B blocks shared by every window) gives bit for bit one gemm per shifted window, and names bad shifts', () => {
+    const wasNative = setNativeBlasEnabled(false);
+    try {
+      for (const fma of [false, true])
+        for (const blocking of [undefined, { kc: 5, mc: 6, nc: 9 }])
+          for (const [M, N, K, shifts] of [
+            [4, 8, 16, [0, 1, 2, 6, 7, 8]],
+            [3, 17, 23, [5, 0, 3]],
+            [13, 3, 70, [0, 9, 2]],
+            [32, 20, 300, [0, 1, 2, 34, 35, 36, 68, 69, 70]],
+          ] as const) {
+            const { memory, malloc } = heap();
+            const g = new SimdGemm(memory, malloc, { fma, ...(blocking ? { blocking } : {}) });
+            const srcK = K + Math.max(...shifts) + 1;
+            const src = malloc(4 * srcK * M);
+            const Bp = malloc(4 * K * (N + 2));
+            const ldc = N + 1;
+            const C1 = malloc(4 * shifts.length * M * ldc);
+            const C2 = malloc(4 * shifts.length * M * ldc);
+            const scratch = malloc(SimdGemm.shiftedSourceBytes(M, srcK));
+            const h = new Float32Array(memory.buffer);
+            h.set(randn(M * 3 + K, srcK * M), src / 4);
+            h.set(randn(N * 7 + K, K * (N + 2)), Bp / 4);
+            const fill = randn(11, shifts.length * M * ldc);
+            h.set(fill, C1 / 4);
+            h.set(fill, C2 / 4);
+            const B = { ptr: Bp, rs: N + 2, cs: 1 }; // B with a row stride past its width
+            const cStride = M * ldc;
+            for (let t = 0; t < shifts.length; t++)
+              g.gemm(M, N, K, { ptr: src + 4 * (shifts[t] as number) * M, rs: 1, cs: M }, B, C1 + 4 * t * cStride, ldc);
+            g.gemmShiftedA(M, N, K, src, srcK, shifts, B, C2, cStride, ldc, scratch);
+            const out = new Float32Array(memory.buffer);
+            const n = shifts.length * cStride;
+            expect(Array.from(out.subarray(C2 / 4, C2 / 4 + n))).toEqual(Array.from(out.subarray(C1 / 4, C1 / 4 + n)));
+            // the column past N in every row stays as it was
+            for (let r = 0; r < shifts.length * M; r++) expect(out[C2 / 4 + r * ldc + N]).toBe(fill[r * ldc + N]);
+          }
+      const { memory, malloc } = heap();
+      const g = new SimdGemm(memory, malloc);
+      const B = { ptr: 64, rs: 4, cs: 1 };
+      expect(() => g.gemmShiftedA(4, 4, 10, 64, 12, [0, 3], B, 1024, 16, 4, 2048)).toThrow(
+        /shifts \[0,3\] must be integers >= 0 with K \+ max shift <= srcK \(K 10, srcK 12\)/,
+      );
+      expect(() => g.gemmShiftedA(4, 4, 10, 64, 12, [-1], B, 1024, 16, 4, 2048)).toThrow(/shifts \[-1\]/);
+      expect(() => g.gemmShiftedA(4, 4, 10, 64, 12, [1], B, 1024, 16, 4, 2052)).toThrow(/scratch 2052 is not 16-byte aligned/);
+    } finally {
+      setNativeBlasEnabled(wasNative);
+    }
+  });
+
   it('setNativeBlasEnabled returns the setting it replaced, so tests restore MMLM_NATIVE_BLAS=0 instead of overriding it', () => {
     const was = setNativeBlasEnabled(false);
     try {

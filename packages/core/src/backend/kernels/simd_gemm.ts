@@ -564,6 +564,74 @@ export class SimdGemm {
     );
   }
 
+  /** Bytes of the scratch `gemmShiftedA` packs its source into: M rounded up to 4, times srcK floats. */
+  static shiftedSourceBytes(M: number, srcK: number): number {
+    return 4 * Math.ceil(M / MR) * MR * srcK;
+  }
+
+  /**
+   * Several GEMMs sharing B whose A operands are windows of one source at different row offsets:
+   *   C_t [M, N] (row stride ldc, at C + 4 t cStride) = A_t [M, K] B [K, N],  A_t(m, k) = src[(k + shifts[t]) M + m],
+   * for t < shifts.length (src: srcK >= K + max(shifts) rows of M floats, i.e. A_t is stored
+   * transposed, as x^T in the per-tap GEMMs of a convolution's weight gradient). Bit for bit the
+   * result of one `gemm(M, N, K, { ptr: src + 4 shifts[t] M, rs: 1, cs: M }, B, C_t, ldc)` per t: the
+   * same KC and NC blocks in the same order, the same micro-kernel on the same packed values. It packs
+   * the source once (into `scratch`, SimdGemm.shiftedSourceBytes(M, srcK) bytes, 16-byte aligned)
+   * and each block of B once, where the per-t GEMMs pack every t's A and B blocks again. On the
+   * native GEMM (when built and enabled) it runs those per-t GEMMs.
+   */
+  gemmShiftedA(
+    M: number,
+    N: number,
+    K: number,
+    src: number,
+    srcK: number,
+    shifts: readonly number[],
+    B: StridedMatrix,
+    C: number,
+    cStride: number,
+    ldc: number,
+    scratch: number,
+  ): void {
+    const maxShift = shifts.reduce((a, s) => Math.max(a, s), 0);
+    if (shifts.some((s) => !Number.isInteger(s) || s < 0) || K + maxShift > srcK)
+      throw new Error(`gemmShiftedA: shifts [${shifts}] must be integers >= 0 with K + max shift <= srcK (K ${K}, srcK ${srcK})`);
+    if (scratch % 16 !== 0) throw new Error(`gemmShiftedA: scratch ${scratch} is not 16-byte aligned`);
+    if (M === 0 || N === 0 || K === 0 || nativeBlas()) {
+      for (let t = 0; t < shifts.length; t++)
+        this.gemm(M, N, K, { ptr: src + 4 * (shifts[t] as number) * M, rs: 1, cs: M }, B, C + 4 * t * cStride, ldc);
+      return;
+    }
+    const { kc, nc } = this.blocking;
+    // packed[tile][k][4] = src rows k < srcK of the tile's four columns (the driver's packA layout,
+    // so the panel of A_t for k0 .. k0 + kc of tile i starts at packed + 16 (i srcK + k0 + shift_t))
+    this.x.packA(src, 4, 4 * M, M, srcK, scratch);
+    for (let k0 = 0; k0 < K; k0 += kc) {
+      const kb = Math.min(kc, K - k0);
+      const acc = k0 === 0 ? 0 : 1;
+      for (let n0 = 0; n0 < N; n0 += nc) {
+        const nb = Math.min(nc, N - n0);
+        this.x.packB(B.ptr + 4 * (k0 * B.rs + n0 * B.cs), 4 * B.rs, 4 * B.cs, kb, nb, this.Bp);
+        for (let t = 0; t < shifts.length; t++) {
+          const s = k0 + (shifts[t] as number);
+          const c = C + 4 * (t * cStride + n0);
+          for (let i0 = 0; i0 < M; i0 += MR)
+            this.x.kernel(
+              Math.min(MR, M - i0),
+              nb,
+              kb,
+              scratch + 16 * ((i0 / MR) * srcK + s),
+              this.Bp,
+              c + 4 * i0 * ldc,
+              4 * ldc,
+              acc,
+              this.tmp,
+            );
+        }
+      }
+    }
+  }
+
   /** C[i, j] += bias[j] over a row-major [M, N] block at C. */
   addBias(C: number, M: number, N: number, bias: number): void {
     this.x.addBias(C, M, N, bias);
