@@ -134,7 +134,22 @@ describe('wasm Conv2DBackpropFilter', () => {
         [0, 3],
         [0, 0],
       ],
+    }, // 3x3 stride 1 with channels in whole vectors of 4 (the forward's Winograd path): odd sizes,
+    // 'valid', asymmetric explicit padding, an image smaller than a tile
+    { x: [2, 7, 5, 4], f: [3, 3, 4, 8], strides: [1, 1], pad: 'same' },
+    { x: [3, 9, 6, 8], f: [3, 3, 8, 4], strides: [1, 1], pad: 'valid' },
+    {
+      x: [2, 6, 7, 4],
+      f: [3, 3, 4, 12],
+      strides: [1, 1],
+      pad: [
+        [0, 0],
+        [2, 0],
+        [0, 1],
+        [0, 0],
+      ],
     },
+    { x: [3, 1, 2, 4], f: [3, 3, 4, 4], strides: [1, 1], pad: 'same' },
   ];
   it("core's Conv2DBackpropInput replaces the stock one on wasm (the gradients below go through it)", async () => {
     await on('wasm', () => null);
@@ -164,12 +179,13 @@ describe('wasm Conv2DBackpropFilter', () => {
   }
 
   // the forward Conv2D (core's GEMM kernel on wasm, wasm_gaps.ts conv2DForwardGemm) in each of its
-  // variants: above it ran as chosen ('auto': the shifted GEMMs at stride 1 on the native GEMM, else XNNPACK)
+  // variants: above it ran as chosen ('auto': the shifted GEMMs at stride 1 on the native GEMM, else
+  // Winograd F(2x2, 3x3) where it applies and XNNPACK otherwise)
   it("core's Conv2D replaces the stock one on wasm", async () => {
     await on('wasm', () => null);
     expect(replacedKernels('wasm')).toContain('Conv2D');
   });
-  for (const variant of ['shifted', 'stock'] as const)
+  for (const variant of ['shifted', 'winograd', 'stock'] as const)
     it(`conv2d forward, variant ${variant} forced, matches cpu in every case above`, async () => {
       const was = setConvForwardVariant(variant);
       try {
@@ -192,13 +208,13 @@ describe('wasm Conv2DBackpropFilter', () => {
       }
     });
 
-  it("'auto' is the stock kernel on the SIMD GEMM and the shifted GEMMs on the native one (stride 1)", async () => {
+  it("'auto' is Winograd (3x3, stride 1, channels in fours) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
     await useBackend('wasm');
     const xs: [number, number, number, number] = [2, 9, 7, 5];
     const fs: [number, number, number, number] = [3, 3, 5, 6];
     const x = randn(61, size(xs));
     const f = randn(62, size(fs));
-    const run = (v: 'auto' | 'shifted' | 'stock', strides: 1 | 2) => {
+    const run = (v: 'auto' | 'shifted' | 'winograd' | 'stock', strides: 1 | 2) => {
       const was = setConvForwardVariant(v);
       try {
         return tf.tidy(() => arr(tf.conv2d(tf.tensor(x, xs) as tf.Tensor4D, tf.tensor(f, fs) as tf.Tensor4D, strides, 'same')));
@@ -206,11 +222,41 @@ describe('wasm Conv2DBackpropFilter', () => {
         setConvForwardVariant(was);
       }
     };
+    const runOn = (
+      xs2: [number, number, number, number],
+      fs2: [number, number, number, number],
+      v: 'auto' | 'winograd' | 'stock',
+      strides: 1 | 2 = 1,
+    ) => {
+      const was = setConvForwardVariant(v);
+      try {
+        return tf.tidy(() =>
+          arr(
+            tf.conv2d(
+              tf.tensor(randn(63, size(xs2)), xs2) as tf.Tensor4D,
+              tf.tensor(randn(64, size(fs2)), fs2) as tf.Tensor4D,
+              strides,
+              'same',
+            ),
+          ),
+        );
+      } finally {
+        setConvForwardVariant(was);
+      }
+    };
     const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
     const nativeWas = setNativeBlasEnabled(false);
     try {
+      // 5 input channels: not whole vectors, so not Winograd's
       expect(bits(run('auto', 1))).toEqual(bits(run('stock', 1)));
       expect(bits(run('auto', 1))).not.toEqual(bits(run('shifted', 1))); // the two orders differ in the last bits
+      expect(bits(run('winograd', 1))).toEqual(bits(run('stock', 1))); // forced, it still declines them
+      // 3x3, 8 -> 12 channels: Winograd's, whose sums differ from XNNPACK's in the last bits
+      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto'))).toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'winograd')));
+      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto'))).not.toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'stock')));
+      // a 5x5 or a stride of 2 with the same channels: XNNPACK's
+      expect(bits(runOn([2, 9, 7, 8], [5, 5, 8, 12], 'auto'))).toEqual(bits(runOn([2, 9, 7, 8], [5, 5, 8, 12], 'stock')));
+      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto', 2))).toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'stock', 2)));
     } finally {
       setNativeBlasEnabled(nativeWas);
     }

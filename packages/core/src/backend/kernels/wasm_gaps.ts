@@ -19,6 +19,7 @@ import { tf } from '../../tf.js';
 import { nativeBlas, nativeConv } from './native_blas.js';
 import { SimdGemm } from './simd_gemm.js';
 import { gemmFor, type WasmBackendInternals } from './wasm_matmul.js';
+import { WinogradConv, winogradEligible } from './winograd.js';
 
 interface Backend extends WasmBackendInternals {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
@@ -573,9 +574,25 @@ function depthwiseConv2dNativeBackpropInput({ inputs, backend, attrs }: KernelAr
   return out;
 }
 
+const winograds = new WeakMap<object, WinogradConv>();
+
+/** The Winograd transforms on the backend's heap (one instance per backend). */
+function winogradFor(be: Backend): WinogradConv {
+  let w = winograds.get(be);
+  if (!w) {
+    w = new WinogradConv(
+      be.wasm.asm.memory,
+      (n) => be.wasm._malloc(n) >>> 0,
+      (p) => be.wasm._free(p),
+    );
+    winograds.set(be, w);
+  }
+  return w;
+}
+
 /** Which forward convolution conv2DForwardGemm runs; 'auto' is the measured choice (README, issue 17). */
-export type ConvForwardVariant = 'auto' | 'shifted' | 'stock';
-const CONV_FORWARD_VARIANTS: readonly ConvForwardVariant[] = ['auto', 'shifted', 'stock'];
+export type ConvForwardVariant = 'auto' | 'shifted' | 'winograd' | 'stock';
+const CONV_FORWARD_VARIANTS: readonly ConvForwardVariant[] = ['auto', 'shifted', 'winograd', 'stock'];
 let convForward: ConvForwardVariant | null = null;
 
 /** The variant in force: setConvForwardVariant's, else MMLM_CONV_FORWARD (A/B benchmarks), else 'auto'. */
@@ -605,13 +622,15 @@ export function setConvForwardVariant(v: ConvForwardVariant): ConvForwardVariant
  *   yp[k] = sum over taps (wR, wC) of xp[k + wR Wp + wC] W[wR, wC]     (W[wR, wC]: [Cin, Cout]),
  * one accumulating GEMM per tap whose A operand is xp at a constant offset; then the OH x OW corner
  * of each image is copied out. No im2col buffer; (Hp Wp) / (OH OW) more multiply-adds.
- * 'auto' (the default) runs it while the native GEMM (the optional OpenBLAS addon) is active and the
- * stock kernel otherwise: on core's WebAssembly SIMD GEMM it is slower than XNNPACK's convolution, and
- * an im2col + GEMM variant (also for stride 2) paid on neither GEMM (measured, README, issue 17), so
- * without the addon nothing changes. The float32 sums run in another order than XNNPACK's, so
- * results differ from the stock kernel in the last bits (tests: against the cpu backend and a
- * float64 direct convolution). MMLM_CONV_FORWARD (auto | shifted | stock) forces a variant for A/B
- * benchmarks.
+ * 'auto' (the default) runs it while the native GEMM (the optional OpenBLAS addon) is active. On
+ * core's WebAssembly SIMD GEMM it is slower than XNNPACK's convolution (as was an im2col + GEMM
+ * variant, on both GEMMs; README, issue 17), so there 'auto' runs a 3x3 stride-1 convolution whose
+ * channel counts are multiples of 4 by Winograd F(2x2, 3x3) (winograd.ts: 16 GEMMs of 16/36 of the
+ * multiply-adds; 8.6 -> 5.0 ms at [16, 32, 32, 32] -> 32 on one thread) and everything else by the
+ * stock kernel. The float32 sums of both run in another order than XNNPACK's, so results differ from
+ * the stock kernel in the last bits (tests: against the cpu backend and a float64 direct
+ * convolution). MMLM_CONV_FORWARD (auto | shifted | winograd | stock) forces a variant for A/B
+ * benchmarks; `stock` gives the results of core before Winograd (2026-12-07) bit for bit.
  */
 export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) => tf.TensorInfo): tf.TensorInfo {
   const { inputs, backend, attrs } = args;
@@ -645,8 +664,24 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   const Hp = H + top + bottom;
   const Wp = W + left + right;
   const shiftable = info.strideHeight === 1 && info.strideWidth === 1 && OH === Hp - kh + 1 && OW === Wp - kw + 1;
-  // 'auto' (measured, README, issue 17): only on the native GEMM
-  if (!shiftable || (chosen === 'auto' && !nativeBlas())) return fallback(args);
+  if (!shiftable) return fallback(args);
+  if (chosen === 'winograd' || (chosen === 'auto' && !nativeBlas())) {
+    // 3 x 3 with whole vectors of channels: Winograd F(2x2, 3x3) on core's SIMD GEMM (winograd.ts);
+    // everything else (the RGB convolutions, other kernel sizes) XNNPACK's
+    const shape = { B, H, W, Cin, Cout, top, left, OH, OW };
+    if (kh !== 3 || kw !== 3 || !winogradEligible(shape)) return fallback(args);
+    const out = be.makeOutput([B, OH, OW, Cout], 'float32');
+    if (B === 0) return out;
+    const wg = winogradFor(be);
+    wg.conv(
+      gemmFor(be),
+      shape,
+      be.dataIdMap.get(x.dataId).memoryOffset,
+      be.dataIdMap.get(filter.dataId).memoryOffset,
+      be.dataIdMap.get(out.dataId).memoryOffset,
+    );
+    return out;
+  }
   const out = be.makeOutput([B, OH, OW, Cout], 'float32');
   const P = OH * OW;
   if (B * P * Cout === 0) return out;

@@ -31,7 +31,8 @@
  *   backend has it): the about 13 elementwise kernels of the composite update in one pass, each
  *   operation rounded to float32 in the composite's order, so the result is bit-identical to it.
  *   MmlmAdamWN runs the same update for every parameter of an optimizer step in one kernel call.
- * - Conv2D: see wasm_gaps.ts conv2DForwardGemm (GEMM convolutions on the native GEMM, XNNPACK otherwise).
+ * - Conv2D: see wasm_gaps.ts conv2DForwardGemm (GEMM convolutions on the native GEMM; else Winograd
+ *   F(2x2, 3x3) on the SIMD GEMM for 3x3 stride-1 convolutions with channels in fours, XNNPACK otherwise).
  * - MmlmSumSquaresN / MmlmScaleN: global-norm gradient clipping's reduction and rescaling over all
  *   gradients in one kernel call each (new kernels; optim/grads.ts clipGradNorm uses them where the
  *   backend has them) instead of about three calls per gradient (Square, Sum, Mul) and an AddN. The
