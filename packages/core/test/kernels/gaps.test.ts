@@ -19,7 +19,7 @@ import {
   setNativeConvThreads,
 } from '../../src/backend/kernels/index.js';
 import { nativeBlas, nativeConv } from '../../src/backend/kernels/native_blas.js';
-import { setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
+import { setConvFilterGradVariant, setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
 import { on, randn, relErr, size } from './helpers.js';
@@ -178,6 +178,55 @@ describe('wasm Conv2DBackpropFilter', () => {
     });
   }
 
+  // the filter gradient without the native GEMM: above it ran as chosen ('auto': Winograd's for a 3x3
+  // with channels in fours, the per-tap shifted GEMMs for the other stride-1 cases)
+  for (const variant of ['shifted', 'winograd'] as const)
+    it(`Conv2DBackpropFilter, variant ${variant} forced (Winograd: where it applies), matches cpu in every case above`, async () => {
+      const wasNative = setNativeBlasEnabled(false);
+      const was = setConvFilterGradVariant(variant);
+      try {
+        for (const c of cases) {
+          const x = randn(size(c.x) + 5, size(c.x));
+          const f = randn(size(c.f) + 6, size(c.f));
+          const [w, cpu] = await both(() => convAndGrads(c, x, f, 9));
+          expect(relErr(w[2] as Float32Array, cpu[2] as Float32Array), `x [${c.x}] f [${c.f}]`).toBeLessThanOrEqual(TOL);
+        }
+      } finally {
+        setConvFilterGradVariant(was);
+        setNativeBlasEnabled(wasNative);
+      }
+    });
+  it("the filter gradient's 'auto' is Winograd's from 32 channels each side and the per-tap GEMMs below", async () => {
+    await useBackend('wasm');
+    const wasNative = setNativeBlasEnabled(false);
+    const run = (xs: [number, number, number, number], cout: number, v: 'auto' | 'shifted' | 'winograd') => {
+      const was = setConvFilterGradVariant(v);
+      try {
+        return tf.tidy(() => {
+          const x = tf.tensor(randn(71, size(xs)), xs);
+          const dy = tf.tensor(randn(72, xs[0] * xs[1] * xs[2] * cout), [xs[0], xs[1], xs[2], cout]);
+          const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, xs[3], cout] };
+          return Array.from(
+            new Uint32Array(arr(tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, attrs as never) as tf.Tensor).buffer),
+          );
+        });
+      } finally {
+        setConvFilterGradVariant(was);
+      }
+    };
+    try {
+      expect(run([2, 6, 5, 32], 32, 'auto')).toEqual(run([2, 6, 5, 32], 32, 'winograd'));
+      expect(run([2, 6, 5, 32], 32, 'auto')).not.toEqual(run([2, 6, 5, 32], 32, 'shifted'));
+      expect(run([2, 6, 5, 16], 16, 'auto')).toEqual(run([2, 6, 5, 16], 16, 'shifted'));
+      expect(run([2, 6, 5, 16], 16, 'winograd')).not.toEqual(run([2, 6, 5, 16], 16, 'shifted'));
+    } finally {
+      setNativeBlasEnabled(wasNative);
+    }
+  });
+  it('setConvFilterGradVariant names an unknown variant', () => {
+    expect(() => setConvFilterGradVariant('direct' as never)).toThrow(/unknown variant "direct"/);
+  });
+
   // the forward Conv2D (core's GEMM kernel on wasm, wasm_gaps.ts conv2DForwardGemm) in each of its
   // variants: above it ran as chosen ('auto': the shifted GEMMs at stride 1 on the native GEMM, else
   // Winograd F(2x2, 3x3) where it applies and XNNPACK otherwise)
@@ -208,7 +257,7 @@ describe('wasm Conv2DBackpropFilter', () => {
       }
     });
 
-  it("'auto' is Winograd (3x3, stride 1, channels in fours) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
+  it("'auto' is Winograd (3x3, stride 1, >= 32 channels in fours) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
     await useBackend('wasm');
     const xs: [number, number, number, number] = [2, 9, 7, 5];
     const fs: [number, number, number, number] = [3, 3, 5, 6];
@@ -251,12 +300,15 @@ describe('wasm Conv2DBackpropFilter', () => {
       expect(bits(run('auto', 1))).toEqual(bits(run('stock', 1)));
       expect(bits(run('auto', 1))).not.toEqual(bits(run('shifted', 1))); // the two orders differ in the last bits
       expect(bits(run('winograd', 1))).toEqual(bits(run('stock', 1))); // forced, it still declines them
-      // 3x3, 8 -> 12 channels: Winograd's, whose sums differ from XNNPACK's in the last bits
-      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto'))).toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'winograd')));
-      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto'))).not.toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'stock')));
-      // a 5x5 or a stride of 2 with the same channels: XNNPACK's
-      expect(bits(runOn([2, 9, 7, 8], [5, 5, 8, 12], 'auto'))).toEqual(bits(runOn([2, 9, 7, 8], [5, 5, 8, 12], 'stock')));
-      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto', 2))).toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'stock', 2)));
+      // 3x3, 32 -> 36 channels: Winograd's, whose sums differ from XNNPACK's in the last bits
+      expect(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'auto'))).toEqual(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'winograd')));
+      expect(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'auto'))).not.toEqual(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'stock')));
+      // 8 -> 12 channels: Winograd applies (forced) but does not pay, so 'auto' keeps XNNPACK's
+      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'auto'))).toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'stock')));
+      expect(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'winograd'))).not.toEqual(bits(runOn([2, 9, 7, 8], [3, 3, 8, 12], 'stock')));
+      // a 5x5 or a stride of 2 with 32 channels: XNNPACK's
+      expect(bits(runOn([2, 9, 7, 32], [5, 5, 32, 36], 'auto'))).toEqual(bits(runOn([2, 9, 7, 32], [5, 5, 32, 36], 'stock')));
+      expect(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'auto', 2))).toEqual(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'stock', 2)));
     } finally {
       setNativeBlasEnabled(nativeWas);
     }
@@ -494,9 +546,11 @@ describe('wasm Conv2DBackpropFilter', () => {
   it('a narrow output (Cout < 8: transposed GEMMs) gives bit for bit the first columns of the same gradient at 8 output channels', async () => {
     // the 8-channel gradient runs the untransposed per-tap GEMMs, whose output columns are independent
     // sums, so its first Cout columns are what the untransposed GEMMs give at Cout: the narrow path
-    // must reproduce them exactly, not just within rounding
+    // must reproduce them exactly, not just within rounding (the 8-channel gradient forced onto the
+    // per-tap GEMMs: 'auto' would take Winograd's, whose sums differ)
     await useBackend('wasm');
     const wasNative = setNativeBlasEnabled(false);
+    const wasVariant = setConvFilterGradVariant('shifted');
     try {
       for (const [xs, cout, pad] of [
         [[2, 12, 10, 32], 3, 'same'],
@@ -521,6 +575,7 @@ describe('wasm Conv2DBackpropFilter', () => {
         tf.dispose([x, dy, dy8, narrow, wide, first]);
       }
     } finally {
+      setConvFilterGradVariant(wasVariant);
       setNativeBlasEnabled(wasNative);
     }
   });

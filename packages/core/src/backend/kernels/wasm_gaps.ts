@@ -19,7 +19,7 @@ import { tf } from '../../tf.js';
 import { nativeBlas, nativeConv } from './native_blas.js';
 import { SimdGemm } from './simd_gemm.js';
 import { gemmFor, type WasmBackendInternals } from './wasm_matmul.js';
-import { WinogradConv, winogradEligible } from './winograd.js';
+import { WinogradConv, winogradEligible, winogradPays } from './winograd.js';
 
 interface Backend extends WasmBackendInternals {
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
@@ -153,6 +153,26 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
     outHeight === inHeight + info.padInfo.top + info.padInfo.bottom - filterHeight + 1 &&
     outWidth === inWidth + info.padInfo.left + info.padInfo.right - filterWidth + 1
   ) {
+    const { top, left } = info.padInfo;
+    const shape = { B: batchSize, H: inHeight, W: inWidth, Cin: inChannels, Cout: outChannels, top, left, OH: outHeight, OW: outWidth };
+    const fg = convFilterGradVariant();
+    if (
+      filterHeight === 3 &&
+      filterWidth === 3 &&
+      winogradEligible(shape) &&
+      !nativeBlas() &&
+      (fg === 'winograd' || (fg === 'auto' && winogradPays(shape)))
+    ) {
+      // Winograd F(2x2, 3x3)'s filter gradient (winograd.ts): 16 GEMMs over the tiles
+      winogradFor(be).filterGrad(
+        gemmFor(be),
+        shape,
+        be.dataIdMap.get(x.dataId).memoryOffset,
+        be.dataIdMap.get(dy.dataId).memoryOffset,
+        outPtr,
+      );
+      return out;
+    }
     filterGradShifted(be, x, dy, info, outPtr);
     return out;
   }
@@ -590,6 +610,34 @@ function winogradFor(be: Backend): WinogradConv {
   return w;
 }
 
+/**
+ * Which stride-1 filter gradient Conv2DBackpropFilter runs without the native GEMM: 'auto' (Winograd
+ * where it applies and pays, winograd.ts winogradPays), 'winograd' (wherever it applies: 3x3,
+ * channels in fours) or 'shifted' (the per-tap GEMMs).
+ */
+export type ConvFilterGradVariant = 'auto' | 'shifted' | 'winograd';
+const CONV_FILTER_GRAD_VARIANTS: readonly ConvFilterGradVariant[] = ['auto', 'shifted', 'winograd'];
+let convFilterGrad: ConvFilterGradVariant | null = null;
+
+/** The variant in force: setConvFilterGradVariant's, else MMLM_CONV_FILTER_GRAD, else 'auto'. */
+function convFilterGradVariant(): ConvFilterGradVariant {
+  if (convFilterGrad === null) {
+    const v = env('MMLM_CONV_FILTER_GRAD') ?? 'auto';
+    if (!CONV_FILTER_GRAD_VARIANTS.includes(v as ConvFilterGradVariant))
+      throw new Error(`MMLM_CONV_FILTER_GRAD: expected one of ${CONV_FILTER_GRAD_VARIANTS.join(', ')}, got "${v}"`);
+    convFilterGrad = v as ConvFilterGradVariant;
+  }
+  return convFilterGrad;
+}
+
+/** Benchmarks and tests: force one filter-gradient variant (returns the previous one). */
+export function setConvFilterGradVariant(v: ConvFilterGradVariant): ConvFilterGradVariant {
+  if (!CONV_FILTER_GRAD_VARIANTS.includes(v)) throw new Error(`setConvFilterGradVariant: unknown variant "${v}"`);
+  const was = convFilterGradVariant();
+  convFilterGrad = v;
+  return was;
+}
+
 /** Which forward convolution conv2DForwardGemm runs; 'auto' is the measured choice (README, issue 17). */
 export type ConvForwardVariant = 'auto' | 'shifted' | 'winograd' | 'stock';
 const CONV_FORWARD_VARIANTS: readonly ConvForwardVariant[] = ['auto', 'shifted', 'winograd', 'stock'];
@@ -666,10 +714,11 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   const shiftable = info.strideHeight === 1 && info.strideWidth === 1 && OH === Hp - kh + 1 && OW === Wp - kw + 1;
   if (!shiftable) return fallback(args);
   if (chosen === 'winograd' || (chosen === 'auto' && !nativeBlas())) {
-    // 3 x 3 with whole vectors of channels: Winograd F(2x2, 3x3) on core's SIMD GEMM (winograd.ts);
-    // everything else (the RGB convolutions, other kernel sizes) XNNPACK's
+    // 3 x 3 with whole vectors of channels: Winograd F(2x2, 3x3) on core's SIMD GEMM (winograd.ts),
+    // in 'auto' where it pays (>= 32 channels each side); everything else (the RGB convolutions,
+    // other kernel sizes, narrow layers) XNNPACK's
     const shape = { B, H, W, Cin, Cout, top, left, OH, OW };
-    if (kh !== 3 || kw !== 3 || !winogradEligible(shape)) return fallback(args);
+    if (kh !== 3 || kw !== 3 || !winogradEligible(shape) || (chosen === 'auto' && !winogradPays(shape))) return fallback(args);
     const out = be.makeOutput([B, OH, OW, Cout], 'float32');
     if (B === 0) return out;
     const wg = winogradFor(be);

@@ -206,11 +206,100 @@ function outTransform(): FuncBuilder {
   return f;
 }
 
+/**
+ * dyTransform(eStride, coutBytes, cvecs, nt, q, rowBytes, TW, TH, tx, ty, OH, OW, rowDelta,
+ * imgDelta, Z): the filter gradient's transform of the output gradient, Z = A dY A^T (4 x 4 from the
+ * tile's 2 x 2 dY, its entries outside OH x OW taken as 0), for nt tiles from tile (tx, ty) of dy at
+ * byte q (moving as outTransform's q), to Z + e eStride + i coutBytes + 16 c.
+ */
+function dyTransform(): FuncBuilder {
+  const f = new FuncBuilder('dyTransform', new Array<'i32'>(15).fill('i32'));
+  const [eStride, coutBytes, cvecs, nt, q, rowBytes, TW, TH, tx, ty, OH, OW, rowDelta, imgDelta, Z] = f.params as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const i = f.local('i32');
+  const c = f.local('i32');
+  const o = f.local('i32');
+  const w = f.local('i32');
+  const zt = f.local('i32');
+  const rOk = f.local('i32');
+  const cOk = f.local('i32');
+  const y = Array.from({ length: 4 }, () => f.local('v128')); // dY[2 r + col]
+  const s = Array.from({ length: 8 }, () => f.local('v128')); // (A dY)[2 r + col], r < 4
+  const Y = (r: number, col: number) => get(y[2 * r + col] as Local);
+  const S = (r: number, col: number) => get(s[2 * r + col] as Local);
+  const loads: Code[] = [
+    set(o, i32.add(get(q), i32.shl(get(c), i32.const(4)))),
+    set(y[0] as Local, v128.load(get(o))),
+    set(y[1] as Local, v128.zero()),
+    if_(get(cOk), [set(y[1] as Local, v128.load(i32.add(get(o), get(coutBytes))))]),
+    set(y[2] as Local, v128.zero()),
+    set(y[3] as Local, v128.zero()),
+    if_(get(rOk), [
+      inc(o, get(rowBytes)),
+      set(y[2] as Local, v128.load(get(o))),
+      if_(get(cOk), [set(y[3] as Local, v128.load(i32.add(get(o), get(coutBytes))))]),
+    ]),
+  ];
+  const rows: Code[] = [];
+  for (let col = 0; col < 2; col++)
+    rows.push(
+      set(s[col] as Local, Y(0, col)),
+      set(s[2 + col] as Local, f32x4.add(Y(0, col), Y(1, col))),
+      set(s[4 + col] as Local, f32x4.sub(Y(0, col), Y(1, col))),
+      set(s[6 + col] as Local, f32x4.neg(Y(1, col))),
+    );
+  const stores: Code[] = [set(w, i32.add(get(zt), i32.shl(get(c), i32.const(4))))];
+  for (let r = 0; r < 4; r++) {
+    const z = [S(r, 0), f32x4.add(S(r, 0), S(r, 1)), f32x4.sub(S(r, 0), S(r, 1)), f32x4.neg(S(r, 1))];
+    for (let col = 0; col < 4; col++) {
+      if (r > 0 || col > 0) stores.push(inc(w, get(eStride)));
+      stores.push(v128.store(get(w), z[col] as Code));
+    }
+  }
+  f.body = seq(
+    set(zt, get(Z)),
+    whileLoop(
+      i32.lt_u(get(i), get(nt)),
+      set(rOk, i32.lt_u(i32.add(i32.shl(get(ty), i32.const(1)), i32.const(1)), get(OH))),
+      set(cOk, i32.lt_u(i32.add(i32.shl(get(tx), i32.const(1)), i32.const(1)), get(OW))),
+      set(c, i32.const(0)),
+      whileLoop(i32.lt_u(get(c), get(cvecs)), ...loads, ...rows, ...stores, inc(c, i32.const(1))),
+      inc(i, i32.const(1)),
+      inc(zt, get(coutBytes)),
+      inc(q, i32.shl(get(coutBytes), i32.const(1))),
+      inc(tx, i32.const(1)),
+      if_(i32.eq(get(tx), get(TW)), [
+        set(tx, i32.const(0)),
+        inc(q, get(rowDelta)),
+        inc(ty, i32.const(1)),
+        if_(i32.eq(get(ty), get(TH)), [set(ty, i32.const(0)), inc(q, get(imgDelta))]),
+      ]),
+    ),
+  );
+  return f;
+}
+
 let module: object | null = null;
 
 interface Exports {
   inTransform(...args: number[]): void;
   outTransform(...args: number[]): void;
+  dyTransform(...args: number[]): void;
 }
 
 /** A 3x3 stride-1 NHWC convolution's geometry: x [B, H, W, Cin] zero-padded by top / left (and bottom / right). */
@@ -225,6 +314,18 @@ export interface WinogradConvShape {
   /** Output size: H + top + bottom - 2, W + left + right - 2 (both >= 1). */
   OH: number;
   OW: number;
+}
+
+/**
+ * Whether Winograd pays over the direct kernels (XNNPACK's forward, the shifted GEMMs' filter
+ * gradient), for the 'auto' variants: at least 32 input and output channels. Measured on one thread
+ * (AMD EPYC, 2026-12-07, batch 16, ms forward direct / Winograd, filter gradient direct / Winograd):
+ * 32 channels at 32 x 32 8.6 / 5.0, 7.6 / 6.0; at 16 x 16 2.8 / 2.0, 2.9 / 2.2; at 8 x 8 0.63 / 0.51,
+ * 0.80 / 0.58; at 4 x 4 0.13 / 0.13, 0.22 / 0.13; 16 channels at 16 x 16 0.60 / 0.73, 0.59 / 0.65
+ * (with 16 channels a GEMM's K or N is too short for its packing to pay).
+ */
+export function winogradPays(s: { Cin: number; Cout: number }): boolean {
+  return s.Cin >= 32 && s.Cout >= 32;
 }
 
 /** Whether the Winograd path takes a convolution: channel counts that are multiples of 4 (whole vectors). */
@@ -263,6 +364,67 @@ export function winogradFilter(w: Float32Array, Cin: number, Cout: number, out: 
   }
 }
 
+/**
+ * dW [3, 3, Cin, Cout] = G^T dU G for each channel pair of dU [16, Cin, Cout] (the gradient of the
+ * transformed filter U = G g G^T, so that dW is the gradient of g), in float64 and rounded once.
+ */
+export function winogradFilterGrad(dU: Float32Array, Cin: number, Cout: number, out: Float32Array): void {
+  const n = Cin * Cout;
+  if (dU.length !== 16 * n) throw new Error(`winogradFilterGrad: dU has ${dU.length} floats, expected 16 x ${Cin} x ${Cout} = ${16 * n}`);
+  if (out.length !== 9 * n) throw new Error(`winogradFilterGrad: out has ${out.length} floats, expected ${9 * n}`);
+  const h = new Float64Array(12); // G^T dU: [3, 4]
+  for (let j = 0; j < n; j++) {
+    for (let col = 0; col < 4; col++) {
+      const d0 = dU[col * n + j] as number;
+      const d1 = dU[(4 + col) * n + j] as number;
+      const d2 = dU[(8 + col) * n + j] as number;
+      const d3 = dU[(12 + col) * n + j] as number;
+      h[col] = d0 + (d1 + d2) / 2;
+      h[4 + col] = (d1 - d2) / 2;
+      h[8 + col] = (d1 + d2) / 2 + d3;
+    }
+    for (let r = 0; r < 3; r++) {
+      const a = h[4 * r] as number;
+      const b = h[4 * r + 1] as number;
+      const c = h[4 * r + 2] as number;
+      const d = h[4 * r + 3] as number;
+      out[3 * r * n + j] = a + (b + c) / 2;
+      out[(3 * r + 1) * n + j] = (b - c) / 2;
+      out[(3 * r + 2) * n + j] = (b + c) / 2 + d;
+    }
+  }
+}
+
+/** Tiles, padded input and chunk size of a convolution. */
+function geometry(s: WinogradConvShape) {
+  const TH = Math.ceil(s.OH / 2);
+  const TW = Math.ceil(s.OW / 2);
+  const Hx = 2 * TH + 2; // padded input rows: every tile's 4 x 4 patch lies inside
+  const Wx = 2 * TW + 2;
+  const tiles = s.B * TH * TW;
+  // chunk: blocks of 16 x nt x C floats of about 256 KB each, so that a chunk's stay in the L2 cache
+  const nt = Math.max(4, Math.min(tiles, (Math.floor(4096 / Math.max(s.Cin, s.Cout)) >> 2) << 2));
+  return { TH, TW, Hx, Wx, tiles, nt, xpFloats: s.B * Hx * Wx * s.Cin };
+}
+
+/**
+ * xp [B, Hx, Wx, Cin] (byte offset xp) = x at (top, left), zeros elsewhere (rows or columns of x past
+ * Hx / Wx are never read by a tile: they would only feed outputs past OH / OW).
+ */
+function padInput(heap: Float32Array, s: WinogradConvShape, xPtr: number, xp: number): void {
+  const { B, H, W, Cin, top, left } = s;
+  const { Hx, Wx, xpFloats } = geometry(s);
+  heap.fill(0, xp >>> 2, (xp >>> 2) + xpFloats);
+  const rows = Math.min(H, Hx - top);
+  const cols = Math.min(W, Wx - left);
+  if (cols > 0)
+    for (let b = 0; b < B; b++)
+      for (let r = 0; r < rows; r++) {
+        const from = (xPtr >>> 2) + (b * H + r) * W * Cin;
+        heap.copyWithin((xp >>> 2) + ((b * Hx + r + top) * Wx + left) * Cin, from, from + cols * Cin);
+      }
+}
+
 /** The transforms bound to one heap; `conv` runs a whole convolution with a SimdGemm on the same heap. */
 export class WinogradConv {
   private readonly x: Exports;
@@ -272,8 +434,110 @@ export class WinogradConv {
     private readonly malloc: (bytes: number) => number,
     private readonly free: (ptr: number) => void,
   ) {
-    module ??= new WasmJs.Module(assembleModule([inTransform(), outTransform()]));
+    module ??= new WasmJs.Module(assembleModule([inTransform(), outTransform(), dyTransform()]));
     this.x = new WasmJs.Instance(module, { env: { memory } }).exports as unknown as Exports;
+  }
+
+  /** V_e of tiles t0 .. t0 + n - 1 (a chunk of at most nt) from the padded input xp. */
+  private inTransform(s: WinogradConvShape, xp: number, t0: number, n: number, V: number, nt: number): void {
+    const { TH, TW, Hx, Wx } = geometry(s);
+    const pixIn = 4 * s.Cin;
+    const rowIn = Wx * pixIn;
+    const b = Math.floor(t0 / (TH * TW));
+    const ty = Math.floor((t0 % (TH * TW)) / TW);
+    const tx = t0 % TW;
+    this.x.inTransform(
+      xp + (b * Hx + 2 * ty) * rowIn + 2 * tx * pixIn,
+      rowIn,
+      pixIn,
+      s.Cin / 4,
+      TW,
+      TH,
+      tx,
+      ty,
+      n,
+      V,
+      4 * nt * s.Cin,
+      2 * rowIn - 2 * TW * pixIn,
+      (Hx - 2 * TH) * rowIn,
+    );
+  }
+
+  /**
+   * dW [3, 3, Cin, Cout] (byte offset dwPtr) = the filter gradient of conv (below) for x (xPtr) and
+   * the output gradient dy [B, OH, OW, Cout] (dyPtr), through the same transforms: the gradient of
+   * U_e is dU_e = sum over tiles of V_e^T Z_e with Z = A dY A^T (16 GEMMs [Cin, tiles] x [tiles,
+   * Cout], accumulated chunk by chunk), and dW = G^T dU G. Exact in real arithmetic (Winograd's Y
+   * is the convolution, so its gradient is the convolution's); float32 sums in another order than
+   * a direct weight gradient's.
+   */
+  filterGrad(g: SimdGemm, s: WinogradConvShape, xPtr: number, dyPtr: number, dwPtr: number): void {
+    const { Cin, Cout, OH, OW } = s;
+    if (!winogradEligible(s) || s.top < 0 || s.left < 0)
+      throw new Error(
+        `WinogradConv: channels must be multiples of 4 and outputs >= 1, got Cin ${Cin}, Cout ${Cout}, ${OH} x ${OW} (padding ${s.top}, ${s.left})`,
+      );
+    const { TH, TW, tiles, nt, xpFloats } = geometry(s);
+    const ptrs: number[] = [];
+    const alloc = (floats: number) => {
+      const p = this.malloc(4 * floats + 16);
+      ptrs.push(p);
+      return (p + 15) & ~15;
+    };
+    try {
+      const xp = alloc(xpFloats);
+      const V = alloc(16 * nt * Cin);
+      const Z = alloc(16 * nt * Cout);
+      const dU = alloc(16 * Cin * Cout);
+      padInput(new Float32Array(this.memory.buffer), s, xPtr, xp);
+      const pixOut = 4 * Cout;
+      const rowOut = OW * pixOut;
+      for (let t0 = 0; t0 < tiles; t0 += nt) {
+        const n = Math.min(nt, tiles - t0);
+        const b = Math.floor(t0 / (TH * TW));
+        const ty = Math.floor((t0 % (TH * TW)) / TW);
+        const tx = t0 % TW;
+        this.inTransform(s, xp, t0, n, V, nt);
+        this.x.dyTransform(
+          4 * nt * Cout,
+          pixOut,
+          Cout / 4,
+          n,
+          dyPtr + (b * OH + 2 * ty) * rowOut + 2 * tx * pixOut,
+          rowOut,
+          TW,
+          TH,
+          tx,
+          ty,
+          OH,
+          OW,
+          2 * rowOut - 2 * TW * pixOut,
+          (OH - 2 * TH) * rowOut,
+          Z,
+        );
+        // dU_e [Cin, Cout] (+)= V_e^T [Cin, n] Z_e [n, Cout]
+        for (let e = 0; e < 16; e++)
+          g.gemm(
+            Cin,
+            Cout,
+            n,
+            { ptr: V + 4 * e * nt * Cin, rs: 1, cs: Cin },
+            { ptr: Z + 4 * e * nt * Cout, rs: Cout, cs: 1 },
+            dU + 4 * e * Cin * Cout,
+            Cout,
+            t0 > 0,
+          );
+      }
+      const heap = new Float32Array(this.memory.buffer);
+      winogradFilterGrad(
+        heap.subarray(dU >>> 2, (dU >>> 2) + 16 * Cin * Cout),
+        Cin,
+        Cout,
+        heap.subarray(dwPtr >>> 2, (dwPtr >>> 2) + 9 * Cin * Cout),
+      );
+    } finally {
+      for (const p of ptrs) this.free(p);
+    }
   }
 
   /**
@@ -281,19 +545,12 @@ export class WinogradConv {
    * zero-padded by (top, left), with filter [3, 3, Cin, Cout] (wPtr). Needs winogradEligible.
    */
   conv(g: SimdGemm, s: WinogradConvShape, xPtr: number, wPtr: number, yPtr: number): void {
-    const { B, H, W, Cin, Cout, top, left, OH, OW } = s;
+    const { Cin, Cout, OH, OW } = s;
     if (!winogradEligible(s) || s.top < 0 || s.left < 0)
       throw new Error(
         `WinogradConv: channels must be multiples of 4 and outputs >= 1, got Cin ${Cin}, Cout ${Cout}, ${OH} x ${OW} (padding ${s.top}, ${s.left})`,
       );
-    const TH = Math.ceil(OH / 2);
-    const TW = Math.ceil(OW / 2);
-    const Hx = 2 * TH + 2; // padded input rows: every tile's 4 x 4 patch lies inside
-    const Wx = 2 * TW + 2;
-    const tiles = B * TH * TW;
-    // chunk: V and M blocks of 16 x nt x C floats each about 256 KB
-    const nt = Math.max(4, Math.min(tiles, (Math.floor(4096 / Math.max(Cin, Cout)) >> 2) << 2));
-    const xpFloats = B * Hx * Wx * Cin;
+    const { TH, TW, tiles, nt, xpFloats } = geometry(s);
     const ptrs: number[] = [];
     const alloc = (floats: number) => {
       const p = this.malloc(4 * floats + 16);
@@ -306,25 +563,13 @@ export class WinogradConv {
       const V = alloc(16 * nt * Cin);
       const Mb = alloc(16 * nt * Cout);
       const heap = new Float32Array(this.memory.buffer); // after the mallocs, which may grow the heap
-      // xp [B, Hx, Wx, Cin]: x at (top, left), zeros elsewhere (rows or columns of x past Hx / Wx
-      // are never read by a tile: they would only feed outputs past OH / OW)
-      heap.fill(0, xp >>> 2, (xp >>> 2) + xpFloats);
-      const rows = Math.min(H, Hx - top);
-      const cols = Math.min(W, Wx - left);
-      if (cols > 0)
-        for (let b = 0; b < B; b++)
-          for (let r = 0; r < rows; r++) {
-            const from = (xPtr >>> 2) + (b * H + r) * W * Cin;
-            heap.copyWithin((xp >>> 2) + ((b * Hx + r + top) * Wx + left) * Cin, from, from + cols * Cin);
-          }
+      padInput(heap, s, xPtr, xp);
       winogradFilter(
         heap.subarray(wPtr >>> 2, (wPtr >>> 2) + 9 * Cin * Cout),
         Cin,
         Cout,
         heap.subarray(U >>> 2, (U >>> 2) + 16 * Cin * Cout),
       );
-      const pixIn = 4 * Cin;
-      const rowIn = Wx * pixIn;
       const pixOut = 4 * Cout;
       const rowOut = OW * pixOut;
       for (let t0 = 0; t0 < tiles; t0 += nt) {
@@ -332,21 +577,7 @@ export class WinogradConv {
         const b = Math.floor(t0 / (TH * TW));
         const ty = Math.floor((t0 % (TH * TW)) / TW);
         const tx = t0 % TW;
-        this.x.inTransform(
-          xp + (b * Hx + 2 * ty) * rowIn + 2 * tx * pixIn,
-          rowIn,
-          pixIn,
-          Cin / 4,
-          TW,
-          TH,
-          tx,
-          ty,
-          n,
-          V,
-          4 * nt * Cin,
-          2 * rowIn - 2 * TW * pixIn,
-          (Hx - 2 * TH) * rowIn,
-        );
+        this.inTransform(s, xp, t0, n, V, nt);
         for (let e = 0; e < 16; e++)
           g.gemm(
             n,
