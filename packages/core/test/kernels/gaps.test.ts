@@ -196,7 +196,7 @@ describe('wasm Conv2DBackpropFilter', () => {
         setNativeBlasEnabled(wasNative);
       }
     });
-  it("the filter gradient's 'auto' is Winograd's from 32 channels each side and the per-tap GEMMs below", async () => {
+  it("the filter gradient's 'auto' is Winograd's from 16 channels each side and 8,192 tiles x channels, the per-tap GEMMs below", async () => {
     await useBackend('wasm');
     const wasNative = setNativeBlasEnabled(false);
     const run = (xs: [number, number, number, number], cout: number, v: 'auto' | 'shifted' | 'winograd') => {
@@ -217,8 +217,11 @@ describe('wasm Conv2DBackpropFilter', () => {
     try {
       expect(run([2, 6, 5, 32], 32, 'auto')).toEqual(run([2, 6, 5, 32], 32, 'winograd'));
       expect(run([2, 6, 5, 32], 32, 'auto')).not.toEqual(run([2, 6, 5, 32], 32, 'shifted'));
-      expect(run([2, 6, 5, 16], 16, 'auto')).toEqual(run([2, 6, 5, 16], 16, 'shifted'));
+      expect(run([2, 6, 5, 16], 16, 'auto')).toEqual(run([2, 6, 5, 16], 16, 'shifted')); // 18 tiles x 256 < 8,192
       expect(run([2, 6, 5, 16], 16, 'winograd')).not.toEqual(run([2, 6, 5, 16], 16, 'shifted'));
+      expect(run([4, 8, 8, 16], 16, 'auto')).toEqual(run([4, 8, 8, 16], 16, 'winograd')); // 64 tiles x 256
+      expect(run([4, 8, 8, 8], 8, 'auto')).toEqual(run([4, 8, 8, 8], 8, 'shifted'));
+      expect(run([4, 8, 8, 8], 8, 'winograd')).not.toEqual(run([4, 8, 8, 8], 8, 'shifted'));
     } finally {
       setNativeBlasEnabled(wasNative);
     }
@@ -257,7 +260,7 @@ describe('wasm Conv2DBackpropFilter', () => {
       }
     });
 
-  it("'auto' is Winograd (3x3, stride 1, >= 32 channels in fours) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
+  it("'auto' is Winograd (3x3, stride 1, >= 16 channels in fours, enough tiles) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
     await useBackend('wasm');
     const xs: [number, number, number, number] = [2, 9, 7, 5];
     const fs: [number, number, number, number] = [3, 3, 5, 6];

@@ -715,8 +715,8 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   if (!shiftable) return fallback(args);
   if (chosen === 'winograd' || (chosen === 'auto' && !nativeBlas())) {
     // 3 x 3 with whole vectors of channels: Winograd F(2x2, 3x3) on core's SIMD GEMM (winograd.ts),
-    // in 'auto' where it pays (>= 32 channels each side); everything else (the RGB convolutions,
-    // other kernel sizes, narrow layers) XNNPACK's
+    // in 'auto' where it pays (>= 16 channels each side, winogradPays); everything else (the RGB
+    // convolutions, other kernel sizes, narrow layers) XNNPACK's
     const shape = { B, H, W, Cin, Cout, top, left, OH, OW };
     if (kh !== 3 || kw !== 3 || !winogradEligible(shape) || (chosen === 'auto' && !winogradPays(shape))) return fallback(args);
     const out = be.makeOutput([B, OH, OW, Cout], 'float32');

@@ -318,14 +318,17 @@ export interface WinogradConvShape {
 
 /**
  * Whether Winograd pays over the direct kernels (XNNPACK's forward, the shifted GEMMs' filter
- * gradient), for the 'auto' variants: at least 32 input and output channels. Measured on one thread
- * (AMD EPYC, 2026-12-07, batch 16, ms forward direct / Winograd, filter gradient direct / Winograd):
- * 32 channels at 32 x 32 8.6 / 5.0, 7.6 / 6.0; at 16 x 16 2.8 / 2.0, 2.9 / 2.2; at 8 x 8 0.63 / 0.51,
- * 0.80 / 0.58; at 4 x 4 0.13 / 0.13, 0.22 / 0.13; 16 channels at 16 x 16 0.60 / 0.73, 0.59 / 0.65
- * (with 16 channels a GEMM's K or N is too short for its packing to pay).
+ * gradient), for the 'auto' variants: at least 16 input and output channels and 8,192 tiles x Cin x
+ * Cout. Measured on one thread (AMD EPYC, 2026-12-07, batch 16 unless named; ms direct / Winograd,
+ * forward then filter gradient): 32 -> 32 channels at 32 x 32 9.96 / 5.29, 10.0 / 5.23; at 16 x 16
+ * 2.70 / 1.43, 2.88 / 1.46; at 8 x 8 0.67 / 0.40, 0.84 / 0.38; 16 -> 16 at 16 x 16 0.57 / 0.38,
+ * 0.56 / 0.38; at 8 x 8 0.14 / 0.08, 0.18 / 0.10; at 4 x 4 0.039 / 0.032, 0.060 / 0.031; 8 -> 8 at
+ * 16 x 16 0.37 / 0.31, 0.27 / 0.27 (even); 4 -> 4 0.23 / 0.26, 0.20 / 0.25 (slower); one image of
+ * 4 x 4 x 16 -> 16 (1,024 tiles x channels) 0.016 / 0.026 (slower: the fixed cost of the transforms).
  */
-export function winogradPays(s: { Cin: number; Cout: number }): boolean {
-  return s.Cin >= 32 && s.Cout >= 32;
+export function winogradPays(s: { B: number; Cin: number; Cout: number; OH: number; OW: number }): boolean {
+  const tiles = s.B * Math.ceil(s.OH / 2) * Math.ceil(s.OW / 2);
+  return s.Cin >= 16 && s.Cout >= 16 && tiles * s.Cin * s.Cout >= 8192;
 }
 
 /** Whether the Winograd path takes a convolution: channel counts that are multiples of 4 (whole vectors). */
@@ -404,7 +407,10 @@ function geometry(s: WinogradConvShape) {
   const tiles = s.B * TH * TW;
   // chunk: blocks of 16 x nt x C floats of about 256 KB each, so that a chunk's stay in the L2 cache
   const nt = Math.max(4, Math.min(tiles, (Math.floor(4096 / Math.max(s.Cin, s.Cout)) >> 2) << 2));
-  return { TH, TW, Hx, Wx, tiles, nt, xpFloats: s.B * Hx * Wx * s.Cin };
+  // the 16 planes of a chunk's V (or Z, M) lie planeIn (planeOut) floats apart: nt C plus 16, so that
+  // the transforms' 16 streams of stores (loads) are not a multiple of 4 KB apart, where they would
+  // share L1 sets and alias
+  return { TH, TW, Hx, Wx, tiles, nt, xpFloats: s.B * Hx * Wx * s.Cin, planeIn: nt * s.Cin + 16, planeOut: nt * s.Cout + 16 };
 }
 
 /**
@@ -439,8 +445,8 @@ export class WinogradConv {
   }
 
   /** V_e of tiles t0 .. t0 + n - 1 (a chunk of at most nt) from the padded input xp. */
-  private inTransform(s: WinogradConvShape, xp: number, t0: number, n: number, V: number, nt: number): void {
-    const { TH, TW, Hx, Wx } = geometry(s);
+  private inTransform(s: WinogradConvShape, xp: number, t0: number, n: number, V: number): void {
+    const { TH, TW, Hx, Wx, planeIn } = geometry(s);
     const pixIn = 4 * s.Cin;
     const rowIn = Wx * pixIn;
     const b = Math.floor(t0 / (TH * TW));
@@ -457,7 +463,7 @@ export class WinogradConv {
       ty,
       n,
       V,
-      4 * nt * s.Cin,
+      4 * planeIn,
       2 * rowIn - 2 * TW * pixIn,
       (Hx - 2 * TH) * rowIn,
     );
@@ -477,7 +483,7 @@ export class WinogradConv {
       throw new Error(
         `WinogradConv: channels must be multiples of 4 and outputs >= 1, got Cin ${Cin}, Cout ${Cout}, ${OH} x ${OW} (padding ${s.top}, ${s.left})`,
       );
-    const { TH, TW, tiles, nt, xpFloats } = geometry(s);
+    const { TH, TW, tiles, nt, xpFloats, planeIn, planeOut } = geometry(s);
     const ptrs: number[] = [];
     const alloc = (floats: number) => {
       const p = this.malloc(4 * floats + 16);
@@ -486,8 +492,8 @@ export class WinogradConv {
     };
     try {
       const xp = alloc(xpFloats);
-      const V = alloc(16 * nt * Cin);
-      const Z = alloc(16 * nt * Cout);
+      const V = alloc(16 * planeIn);
+      const Z = alloc(16 * planeOut);
       const dU = alloc(16 * Cin * Cout);
       padInput(new Float32Array(this.memory.buffer), s, xPtr, xp);
       const pixOut = 4 * Cout;
@@ -497,9 +503,9 @@ export class WinogradConv {
         const b = Math.floor(t0 / (TH * TW));
         const ty = Math.floor((t0 % (TH * TW)) / TW);
         const tx = t0 % TW;
-        this.inTransform(s, xp, t0, n, V, nt);
+        this.inTransform(s, xp, t0, n, V);
         this.x.dyTransform(
-          4 * nt * Cout,
+          4 * planeOut,
           pixOut,
           Cout / 4,
           n,
@@ -521,8 +527,8 @@ export class WinogradConv {
             Cin,
             Cout,
             n,
-            { ptr: V + 4 * e * nt * Cin, rs: 1, cs: Cin },
-            { ptr: Z + 4 * e * nt * Cout, rs: Cout, cs: 1 },
+            { ptr: V + 4 * e * planeIn, rs: 1, cs: Cin },
+            { ptr: Z + 4 * e * planeOut, rs: Cout, cs: 1 },
             dU + 4 * e * Cin * Cout,
             Cout,
             t0 > 0,
@@ -550,7 +556,7 @@ export class WinogradConv {
       throw new Error(
         `WinogradConv: channels must be multiples of 4 and outputs >= 1, got Cin ${Cin}, Cout ${Cout}, ${OH} x ${OW} (padding ${s.top}, ${s.left})`,
       );
-    const { TH, TW, tiles, nt, xpFloats } = geometry(s);
+    const { TH, TW, tiles, nt, xpFloats, planeIn, planeOut } = geometry(s);
     const ptrs: number[] = [];
     const alloc = (floats: number) => {
       const p = this.malloc(4 * floats + 16);
@@ -560,8 +566,8 @@ export class WinogradConv {
     try {
       const xp = alloc(xpFloats);
       const U = alloc(16 * Cin * Cout);
-      const V = alloc(16 * nt * Cin);
-      const Mb = alloc(16 * nt * Cout);
+      const V = alloc(16 * planeIn);
+      const Mb = alloc(16 * planeOut);
       const heap = new Float32Array(this.memory.buffer); // after the mallocs, which may grow the heap
       padInput(heap, s, xPtr, xp);
       winogradFilter(
@@ -577,20 +583,20 @@ export class WinogradConv {
         const b = Math.floor(t0 / (TH * TW));
         const ty = Math.floor((t0 % (TH * TW)) / TW);
         const tx = t0 % TW;
-        this.inTransform(s, xp, t0, n, V, nt);
+        this.inTransform(s, xp, t0, n, V);
         for (let e = 0; e < 16; e++)
           g.gemm(
             n,
             Cout,
             Cin,
-            { ptr: V + 4 * e * nt * Cin, rs: Cin, cs: 1 },
+            { ptr: V + 4 * e * planeIn, rs: Cin, cs: 1 },
             { ptr: U + 4 * e * Cin * Cout, rs: Cout, cs: 1 },
-            Mb + 4 * e * nt * Cout,
+            Mb + 4 * e * planeOut,
             Cout,
           );
         this.x.outTransform(
           Mb,
-          4 * nt * Cout,
+          4 * planeOut,
           pixOut,
           Cout / 4,
           n,
