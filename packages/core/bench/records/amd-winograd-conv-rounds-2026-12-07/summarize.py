@@ -1,4 +1,4 @@
-# The two conv tokenizer steps on the 2-core AMD EPYC (2026-12-07, late evening, commit 084793e):
+# The two conv tokenizer steps on the 2-core AMD EPYC (2026-12-07, late evening, commit 8f9a3fe):
 # Node 20 with Winograd (the default), Node 20 with the convolutions of before it (node20-direct:
 # MMLM_CONV_FORWARD=stock MMLM_CONV_FILTER_GRAD=shifted, XNNPACK's forward and the per-tap filter
 # gradient, which keeps the shared packing of 0df3852), Node 24 with Winograd, all on the default

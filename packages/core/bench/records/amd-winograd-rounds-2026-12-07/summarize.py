@@ -1,4 +1,4 @@
-# Every experiment-shaped workload on the 2-core AMD EPYC (2026-12-07, late evening, commit 084793e:
+# Every experiment-shaped workload on the 2-core AMD EPYC (2026-12-07, late evening, commit 8f9a3fe:
 # Winograd F(2x2, 3x3) convolutions for the 32-channel 3x3 layers, forward and filter gradient, and
 # the filter gradient's shared packing): ours on Node 20 and Node 24 on the default backend
 # (wasm-simd: core's SIMD GEMM, no addon) against PyTorch 1.13 + OpenBLAS 0.3.21 on one thread;
