@@ -12,7 +12,9 @@
  * and channel pair instead of the direct convolution's 36. The input and output transforms (adds and
  * subtracts only) run here in WebAssembly SIMD over four channels at a time (NHWC keeps a pixel's
  * channels adjacent); the GEMMs run on core's SIMD GEMM (simd_gemm.ts). Tiles go through in chunks
- * whose V and M blocks stay in the L2 cache.
+ * whose V and M blocks stay in the L2 cache. The filter gradient is the adjoint through the same
+ * transforms: dU_e = sum over tiles of V_e^T (A dY A^T)_e (16 GEMMs [Cin, tiles] x [tiles, Cout]),
+ * then dW = G^T dU G.
  *
  * Written by hand because nothing on npm provides it for a WebAssembly heap: XNNPACK (inside
  * tfjs-backend-wasm) has no Winograd path and convolves by indirect GEMM at about 36 GFLOP/s here.
