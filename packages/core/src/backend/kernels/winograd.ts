@@ -327,6 +327,10 @@ export interface WinogradConvShape {
  * 0.56 / 0.38; at 8 x 8 0.14 / 0.08, 0.18 / 0.10; at 4 x 4 0.039 / 0.032, 0.060 / 0.031; 8 -> 8 at
  * 16 x 16 0.37 / 0.31, 0.27 / 0.27 (even); 4 -> 4 0.23 / 0.26, 0.20 / 0.25 (slower); one image of
  * 4 x 4 x 16 -> 16 (1,024 tiles x channels) 0.016 / 0.026 (slower: the fixed cost of the transforms).
+ * Near the threshold, 1-8 images of 8 x 8 (8,192-32,768 tiles x channels), either is within 0.05 ms
+ * of the other (the forward slower by up to 0.05, the filter gradient faster by up to 0.02: `bench/
+ * conv_ab.ts '[[2,8,8,16,16],[4,8,8,16,16],[2,8,8,32,32]]'`); the rule is set by the batch-16 layers
+ * of the experiments. `bench/conv_ab.ts` (packages/core) reruns every figure here.
  */
 export function winogradPays(s: { B: number; Cin: number; Cout: number; OH: number; OW: number }): boolean {
   const tiles = s.B * Math.ceil(s.OH / 2) * Math.ceil(s.OW / 2);
