@@ -48,14 +48,12 @@ for (const [B, H, W, C, O] of shapes as [number, number, number, number, number]
   const dy = tf.randomNormal([B, H, W, O], 0, 1, 'float32', 3) as tf.Tensor4D;
   const fwd = () => tf.conv2d(x, f, 1, 'same');
   const grad = () =>
-    tf
-      .engine()
-      .runKernel('Conv2DBackpropFilter', { x, dy }, {
-        strides: 1,
-        pad: 'same',
-        dataFormat: 'NHWC',
-        filterShape: [3, 3, C, O],
-      } as never) as tf.Tensor;
+    tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: 1,
+      pad: 'same',
+      dataFormat: 'NHWC',
+      filterShape: [3, 3, C, O],
+    } as never) as tf.Tensor;
   const t: Record<string, number[]> = { fd: [], fw: [], gd: [], gw: [] };
   const time = (k: string, fn: () => tf.Tensor) => {
     const t0 = performance.now();
