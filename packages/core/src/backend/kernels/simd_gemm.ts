@@ -22,8 +22,6 @@ import { env } from '../../runtime.js';
 import { nativeBlas, nativeGemm } from './native_blas.js';
 import {
   assembleModule,
-  block,
-  br,
   br_if,
   type Code,
   call,
@@ -34,6 +32,7 @@ import {
   i8x16,
   i32,
   if_,
+  inc,
   type Local,
   loop,
   relaxed,
@@ -42,6 +41,7 @@ import {
   set,
   tee,
   v128,
+  whileLoop,
 } from './wasm_asm.js';
 
 export const MR = 4;
@@ -54,10 +54,6 @@ export interface Blocking {
   nc: number;
 }
 export const DEFAULT_BLOCKING: Blocking = { kc: 256, mc: 128, nc: 1024 };
-
-/** `while (cond) { body }` as block/loop. */
-const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
-const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
 
 /** packA(A, ai, ak, M, K, dst): dst[t][k][r] = A[(4t + r) * ai + k * ak] (bytes), 0 past row M. */
 function packA(): FuncBuilder {

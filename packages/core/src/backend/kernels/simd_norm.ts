@@ -17,9 +17,6 @@
 import { WasmJs, type WasmMemory } from './simd_gemm.js';
 import {
   assembleModule,
-  block,
-  br,
-  br_if,
   type Code,
   FuncBuilder,
   f32x4,
@@ -27,15 +24,13 @@ import {
   get,
   i8x16,
   i32,
+  inc,
   type Local,
-  loop,
   seq,
   set,
   v128,
+  whileLoop,
 } from './wasm_asm.js';
-
-const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
-const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
 
 const LOW = [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7];
 const HIGH = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];

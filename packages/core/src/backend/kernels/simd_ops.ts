@@ -14,7 +14,6 @@ import { WasmJs, type WasmMemory } from './simd_gemm.js';
 import {
   assembleModule,
   block,
-  br,
   br_if,
   type Code,
   FuncBuilder,
@@ -24,18 +23,17 @@ import {
   i32,
   i32x4,
   if_,
+  inc,
   type Local,
-  loop,
   select,
   seq,
   set,
   v128,
   v128ops,
+  whileLoop,
 } from './wasm_asm.js';
 import type { AdamWKernelAttrs } from './wasm_ops.js';
 
-const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
-const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
 /**
  * The four lanes of an f32x4 partial sum added as core's Sum kernel (rowSums) adds them,
  * (l0 + l1) + (l2 + l3): every kernel that reproduces a Sum over the last axis uses this order.

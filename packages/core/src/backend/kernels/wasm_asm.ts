@@ -219,6 +219,11 @@ export const seq = (...parts: Code[]): Code => cat(...parts);
 /** `cond ? a : b` (both operands evaluated). */
 export const select = (a: Code, b: Code, cond: Code): Code => [...a, ...b, ...cond, 0x1b];
 
+/** `while (cond) { body }` as block/loop. */
+export const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
+/** l += by (i32). */
+export const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
+
 /** Builds one exported function: parameters first, then locals, then the body. */
 export class FuncBuilder {
   readonly params: Local[] = [];

@@ -24,26 +24,40 @@
 
 import type { SimdGemm, WasmMemory } from './simd_gemm.js';
 import { WasmJs } from './simd_gemm.js';
-import {
-  assembleModule,
-  block,
-  br,
-  br_if,
-  type Code,
-  FuncBuilder,
-  f32x4,
-  get,
-  i32,
-  if_,
-  type Local,
-  loop,
-  seq,
-  set,
-  v128,
-} from './wasm_asm.js';
+import { assembleModule, type Code, FuncBuilder, f32x4, get, i32, if_, inc, type Local, seq, set, v128, whileLoop } from './wasm_asm.js';
 
-const whileLoop = (cond: Code, ...body: Code[]): Code => block(loop(br_if(1, i32.eqz(cond)), ...body, br(0)));
-const inc = (l: Local, by: Code): Code => set(l, i32.add(get(l), by));
+/**
+ * The transforms' walk over nt tiles in row-major order from tile (tx, ty): `perTile` for tile i,
+ * then the pointer p moves `step` bytes (two pixels); after TW tiles rowDelta more (to the next tile
+ * row), after TH tile rows imgDelta more (to the next image).
+ */
+function tileWalk(
+  v: { i: Local; nt: Local; p: Local; tx: Local; ty: Local; TW: Local; TH: Local; rowDelta: Local; imgDelta: Local },
+  step: Code,
+  perTile: Code[],
+): Code {
+  return whileLoop(
+    i32.lt_u(get(v.i), get(v.nt)),
+    ...perTile,
+    inc(v.i, i32.const(1)),
+    inc(v.p, step),
+    inc(v.tx, i32.const(1)),
+    if_(i32.eq(get(v.tx), get(v.TW)), [
+      set(v.tx, i32.const(0)),
+      inc(v.p, get(v.rowDelta)),
+      inc(v.ty, i32.const(1)),
+      if_(i32.eq(get(v.ty), get(v.TH)), [set(v.ty, i32.const(0)), inc(v.p, get(v.imgDelta))]),
+    ]),
+  );
+}
+
+/** rOk = 2 ty + 1 < OH, cOk = 2 tx + 1 < OW: whether the tile's second output row / column exists. */
+function tileEdges(rOk: Local, cOk: Local, tx: Local, ty: Local, OH: Local, OW: Local): Code[] {
+  return [
+    set(rOk, i32.lt_u(i32.add(i32.shl(get(ty), i32.const(1)), i32.const(1)), get(OH))),
+    set(cOk, i32.lt_u(i32.add(i32.shl(get(tx), i32.const(1)), i32.const(1)), get(OW))),
+  ];
+}
 
 /**
  * inTransform(p, rowBytes, pixBytes, cvecs, TW, TH, tx, ty, nt, V, eStride, rowDelta, imgDelta):
@@ -110,21 +124,11 @@ function inTransform(): FuncBuilder {
     set(pb2, i32.shl(get(pixBytes), i32.const(1))),
     set(pb3, i32.add(get(pb2), get(pixBytes))),
     set(vt, get(V)),
-    whileLoop(
-      i32.lt_u(get(i), get(nt)),
+    tileWalk({ i, nt, p, tx, ty, TW, TH, rowDelta, imgDelta }, get(pb2), [
       set(c, i32.const(0)),
       whileLoop(i32.lt_u(get(c), get(cvecs)), ...loads, ...rows, ...stores, inc(c, i32.const(1))),
-      inc(i, i32.const(1)),
       inc(vt, get(pixBytes)),
-      inc(p, get(pb2)),
-      inc(tx, i32.const(1)),
-      if_(i32.eq(get(tx), get(TW)), [
-        set(tx, i32.const(0)),
-        inc(p, get(rowDelta)),
-        inc(ty, i32.const(1)),
-        if_(i32.eq(get(ty), get(TH)), [set(ty, i32.const(0)), inc(p, get(imgDelta))]),
-      ]),
-    ),
+    ]),
   );
   return f;
 }
@@ -187,23 +191,12 @@ function outTransform(): FuncBuilder {
   ];
   f.body = seq(
     set(mt, get(M)),
-    whileLoop(
-      i32.lt_u(get(i), get(nt)),
-      set(rOk, i32.lt_u(i32.add(i32.shl(get(ty), i32.const(1)), i32.const(1)), get(OH))),
-      set(cOk, i32.lt_u(i32.add(i32.shl(get(tx), i32.const(1)), i32.const(1)), get(OW))),
+    tileWalk({ i, nt, p: q, tx, ty, TW, TH, rowDelta, imgDelta }, i32.shl(get(coutBytes), i32.const(1)), [
+      ...tileEdges(rOk, cOk, tx, ty, OH, OW),
       set(c, i32.const(0)),
       whileLoop(i32.lt_u(get(c), get(cvecs)), ...loads, ...rows, ...stores, inc(c, i32.const(1))),
-      inc(i, i32.const(1)),
       inc(mt, get(coutBytes)),
-      inc(q, i32.shl(get(coutBytes), i32.const(1))),
-      inc(tx, i32.const(1)),
-      if_(i32.eq(get(tx), get(TW)), [
-        set(tx, i32.const(0)),
-        inc(q, get(rowDelta)),
-        inc(ty, i32.const(1)),
-        if_(i32.eq(get(ty), get(TH)), [set(ty, i32.const(0)), inc(q, get(imgDelta))]),
-      ]),
-    ),
+    ]),
   );
   return f;
 }
@@ -275,23 +268,12 @@ function dyTransform(): FuncBuilder {
   }
   f.body = seq(
     set(zt, get(Z)),
-    whileLoop(
-      i32.lt_u(get(i), get(nt)),
-      set(rOk, i32.lt_u(i32.add(i32.shl(get(ty), i32.const(1)), i32.const(1)), get(OH))),
-      set(cOk, i32.lt_u(i32.add(i32.shl(get(tx), i32.const(1)), i32.const(1)), get(OW))),
+    tileWalk({ i, nt, p: q, tx, ty, TW, TH, rowDelta, imgDelta }, i32.shl(get(coutBytes), i32.const(1)), [
+      ...tileEdges(rOk, cOk, tx, ty, OH, OW),
       set(c, i32.const(0)),
       whileLoop(i32.lt_u(get(c), get(cvecs)), ...loads, ...rows, ...stores, inc(c, i32.const(1))),
-      inc(i, i32.const(1)),
       inc(zt, get(coutBytes)),
-      inc(q, i32.shl(get(coutBytes), i32.const(1))),
-      inc(tx, i32.const(1)),
-      if_(i32.eq(get(tx), get(TW)), [
-        set(tx, i32.const(0)),
-        inc(q, get(rowDelta)),
-        inc(ty, i32.const(1)),
-        if_(i32.eq(get(ty), get(TH)), [set(ty, i32.const(0)), inc(q, get(imgDelta))]),
-      ]),
-    ),
+    ]),
   );
   return f;
 }
