@@ -56,6 +56,11 @@ describe('attention kernels (wasm)', () => {
         [2, 2, 3, 7, 4],
         [2, 2, 1, 9, 8],
         [1, 2, 6, 3, 4],
+        // causal GEMMs in strips of 16 rows: T = S over several strips with a partial one, a KV-cache
+        // offset (S > T), and T > 256 (the GEMM's KC): 'kStart' keeps the full GEMM's K blocks
+        [1, 2, 40, 40, 8],
+        [2, 1, 37, 45, 5],
+        [1, 1, 300, 300, 4],
       ] as [number, number, number, number, number][]) {
         for (const causal of [false, true]) {
           for (const scaleUp of [1, 30]) {
@@ -78,7 +83,7 @@ describe('attention kernels (wasm)', () => {
           }
         }
       }
-      expect(cases).toBe(24);
+      expect(cases).toBe(36);
       expect(tf.memory().numTensors).toBe(n0);
       expect((tf.backend() as unknown as { numDataIds(): number }).numDataIds()).toBe(ids0);
     });

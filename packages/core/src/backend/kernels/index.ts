@@ -84,4 +84,4 @@ export {
   setNativeConvThreads,
   setNativeElementwiseEnabled,
 } from './native_blas.js';
-export { setWasmGemmThreads, wasmGemmThreads } from './wasm_matmul.js';
+export { causalStripRowsSetting, setCausalStripRows, setWasmGemmThreads, wasmGemmThreads } from './wasm_matmul.js';

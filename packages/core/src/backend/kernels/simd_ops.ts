@@ -867,9 +867,13 @@ function normGradRowsFunc(): FuncBuilder {
 
 /**
  * attnScaleMask(rows, T, S, s, scale, causal, offset): attention scores s [rows = B H T, S] in place,
- * s = s scale, then, when causal, s + m with m = 0 where j <= offset + (r mod T) and NEG_INF (-1e9)
- * elsewhere: the composite's Multiply by the scalar and Add of causalMask(T, S), each rounded to
- * float32 once per element (so bit-identical; every element gets its add, the zeros too).
+ * s = s scale, then, when causal, s + m with m = 0 where j <= offset + (r mod T) (the key is seen)
+ * and NEG_INF (-1e9) elsewhere: the composite's Multiply by the scalar and Add of causalMask(T, S),
+ * each rounded to float32 once per element. Where offset >= 0 (every row sees key 0) a masked score
+ * is then NEG_INF itself instead of s scale + NEG_INF: the same value wherever |s scale| < 32, and
+ * either way its probability underflows to exactly 0 beside any seen score above NEG_INF, so the
+ * softmax is bit-identical; a masked score's old value is then never read, so the causal GEMMs may
+ * leave it unwritten (wasm_matmul.ts causalMatMulInto).
  */
 function attnScaleMaskFunc(): FuncBuilder {
   const f = new FuncBuilder('attnScaleMask', ['i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32']);
@@ -881,6 +885,7 @@ function attnScaleMaskFunc(): FuncBuilder {
   const sc = f.local('v128');
   const neg = f.local('v128');
   const idx = f.local('v128');
+  const vis = f.local('v128');
   const v = f.local('v128');
   const x = f.local('f32');
   const at = (): Code => i32.add(get(sp), i32.shl(get(j), i32.const(2)));
@@ -899,7 +904,10 @@ function attnScaleMaskFunc(): FuncBuilder {
         if_(get(causal), [
           set(idx, i32x4.add(i32x4.splat(get(j)), v128ops.i32x4([0, 1, 2, 3]))),
           // lanes with lim >= j get +0, the others NEG_INF (signed: lim < 0 where S < T)
-          set(v, f32x4.add(get(v), v128ops.bitselect(v128.zero(), get(neg), i32x4.ge_s(i32x4.splat(get(lim)), get(idx))))),
+          set(vis, i32x4.ge_s(i32x4.splat(get(lim)), get(idx))),
+          set(v, f32x4.add(get(v), v128ops.bitselect(v128.zero(), get(neg), get(vis)))),
+          // offset >= 0 (every row sees a key): a masked score is NEG_INF itself
+          if_(i32.ge_s(get(offset), i32.const(0)), [set(v, v128ops.bitselect(get(v), get(neg), get(vis)))]),
         ]),
         v128.store(at(), get(v)),
         inc(j, i32.const(4)),
@@ -907,7 +915,10 @@ function attnScaleMaskFunc(): FuncBuilder {
       whileLoop(
         i32.lt_u(get(j), get(S)),
         set(x, f32.mul(f32.load(at()), get(scale))),
-        if_(get(causal), [set(x, f32.add(get(x), select(f32.const(0), f32.const(-1e9), i32.ge_s(get(lim), get(j)))))]),
+        if_(get(causal), [
+          set(x, f32.add(get(x), select(f32.const(0), f32.const(-1e9), i32.ge_s(get(lim), get(j))))),
+          if_(i32.and(i32.ge_s(get(offset), i32.const(0)), i32.eqz(i32.ge_s(get(lim), get(j)))), [set(x, f32.const(-1e9))]),
+        ]),
         f32.store(at(), get(x)),
         inc(j, i32.const(1)),
       ),
@@ -919,20 +930,26 @@ function attnScaleMaskFunc(): FuncBuilder {
 }
 
 /**
- * attnSoftmaxGrad(rows, S, dp, p, scale): in place on dp [rows, S], the composite's softmax
- * gradient then its Multiply by the scale: t = dp p; r = sum_j t (core's Sum over the last axis:
- * four lanes over the first S - S % 4, (l0 + l1) + (l2 + l3), then the rest in order);
- * dp = ((t - r p) scale), each operation rounded to float32 as the composite's kernels do.
+ * attnSoftmaxGrad(rows, T, S, dp, p, scale, causal, offset): in place on dp [rows = B H T, S], the
+ * composite's softmax gradient then its Multiply by the scale: t = dp p; r = sum_j t (core's Sum
+ * over the last axis: four lanes over the first S - S % 4, (l0 + l1) + (l2 + l3), then the rest in
+ * order); dp = ((t - r p) scale), each operation rounded to float32 as the composite's kernels do.
+ * When causal (the caller passes it only where offset >= 0: every row then sees a key), t = +0
+ * where j > offset + (r mod T) (a masked key, p = +0 there): the composite's
+ * t there is +-0, and a lane sum that starts at +0 never becomes -0, so adding +-0 or +0 changes
+ * nothing: the same bits, and dp may be unwritten (any bits) there (wasm_matmul.ts causalMatMulInto).
  */
 function attnSoftmaxGradFunc(): FuncBuilder {
-  const f = new FuncBuilder('attnSoftmaxGrad', ['i32', 'i32', 'i32', 'i32', 'f32']);
-  const [rows, S, dp, p, scale] = f.params as [Local, Local, Local, Local, Local];
+  const f = new FuncBuilder('attnSoftmaxGrad', ['i32', 'i32', 'i32', 'i32', 'i32', 'f32', 'i32', 'i32']);
+  const [rows, T, S, dp, p, scale, causal, offset] = f.params as [Local, Local, Local, Local, Local, Local, Local, Local];
   const r = f.local('i32');
   const j = f.local('i32');
   const vecEnd = f.local('i32');
+  const lim = f.local('i32');
   const acc = f.local('v128');
   const t = f.local('v128');
   const rs = f.local('f32');
+  const x = f.local('f32');
   const rv = f.local('v128');
   const sc = f.local('v128');
   const atD = (): Code => i32.add(get(dp), i32.shl(get(j), i32.const(2)));
@@ -942,11 +959,23 @@ function attnSoftmaxGradFunc(): FuncBuilder {
     set(sc, f32x4.splat(get(scale))),
     whileLoop(
       i32.lt_u(get(r), get(rows)),
+      // lim = offset + r mod T: the last key row r sees (every key when not causal)
+      set(lim, select(i32.add(get(offset), i32.sub(get(r), i32.mul(i32.div_u(get(r), get(T)), get(T)))), get(S), get(causal))),
       set(acc, v128.zero()),
       set(j, i32.const(0)),
       whileLoop(
         i32.lt_u(get(j), get(vecEnd)),
         set(t, f32x4.mul(v128.load(atD()), v128.load(atP()))),
+        if_(get(causal), [
+          set(
+            t,
+            v128ops.bitselect(
+              get(t),
+              v128.zero(),
+              i32x4.ge_s(i32x4.splat(get(lim)), i32x4.add(i32x4.splat(get(j)), v128ops.i32x4([0, 1, 2, 3]))),
+            ),
+          ),
+        ]),
         v128.store(atD(), get(t)),
         set(acc, f32x4.add(get(acc), get(t))),
         inc(j, i32.const(4)),
@@ -954,8 +983,9 @@ function attnSoftmaxGradFunc(): FuncBuilder {
       set(rs, laneSum(acc)),
       whileLoop(
         i32.lt_u(get(j), get(S)),
-        f32.store(atD(), f32.mul(f32.load(atD()), f32.load(atP()))),
-        set(rs, f32.add(get(rs), f32.load(atD()))),
+        set(x, select(f32.mul(f32.load(atD()), f32.load(atP())), f32.const(0), i32.ge_s(get(lim), get(j)))),
+        f32.store(atD(), get(x)),
+        set(rs, f32.add(get(rs), get(x))),
         inc(j, i32.const(1)),
       ),
       set(rv, f32x4.splat(get(rs))),
@@ -1156,7 +1186,7 @@ interface Exports {
   ): void;
   ropeRows(rows: number, T: number, d: number, x: number, cos: number, sin: number, y: number, interleaved: number, inverse: number): void;
   attnScaleMask(rows: number, T: number, S: number, s: number, scale: number, causal: number, offset: number): void;
-  attnSoftmaxGrad(rows: number, S: number, dp: number, p: number, scale: number): void;
+  attnSoftmaxGrad(rows: number, T: number, S: number, dp: number, p: number, scale: number, causal: number, offset: number): void;
 }
 
 /** The ops bound to one heap; all pointers are byte offsets of float32 data on it. */
@@ -1300,8 +1330,8 @@ export class SimdOps {
   }
 
   /** In place on dp [rows, S]: the softmax gradient (dp p - sum(dp p) p) times scale (byte offsets). */
-  attnSoftmaxGrad(rows: number, S: number, dp: number, p: number, scale: number): void {
-    this.x.attnSoftmaxGrad(rows, S, dp, p, scale);
+  attnSoftmaxGrad(rows: number, T: number, S: number, dp: number, p: number, scale: number, causal: boolean, offset: number): void {
+    this.x.attnSoftmaxGrad(rows, T, S, dp, p, scale, causal ? 1 : 0, offset);
   }
 
   /** GELU, tanh form, and its vector-Jacobian product dy * gelu'(x). */

@@ -167,6 +167,102 @@ export function matMulInto(backend: WasmBackendInternals, { a, b, transposeA, tr
   return out;
 }
 
+/**
+ * Which part of a causal attention GEMM causalMatMulInto leaves out (query i sees keys j <= i + offset):
+ * - 'nEnd': C [T, S] = scores-shaped (q k^T, dy v^T): a strip of query rows [r0, r1) computes
+ *   columns j < r1 + offset only; the rest of its row stays unwritten (every such entry is masked,
+ *   and the caller's scale-and-mask / softmax-gradient pass overwrites it).
+ * - 'kEnd': C [T, hs] = P X (p v, ds k): a strip's inner sum stops at key r1 + offset; the terms
+ *   beyond multiply exact zeros of P.
+ * - 'kStart': C [S, hs] = P^T X (p^T dy, ds^T q): a strip of key rows [c0, c1) sums from query
+ *   c0 - offset on; the earlier terms multiply exact zeros of P.
+ */
+export type CausalBand = 'nEnd' | 'kEnd' | 'kStart';
+
+/** Output rows per strip of causalMatMulInto (0: it does not apply; the attention kernels run the full GEMMs). */
+let causalStripRows = 16;
+
+/**
+ * Strip height of causal attention's skipped GEMM blocks (causalMatMulInto): smaller strips skip
+ * more of the masked triangle (about (1 + R / T) / 2 of the work remains) at more GEMM calls and
+ * more repacking of the shared operand. 0 turns the skipping off (the full GEMMs, the same bits).
+ */
+export function setCausalStripRows(rows: number): void {
+  if (!Number.isInteger(rows) || rows < 0) throw new Error(`setCausalStripRows: rows must be an integer >= 0, got ${rows}`);
+  causalStripRows = rows;
+}
+
+export function causalStripRowsSetting(): number {
+  return causalStripRows;
+}
+
+/**
+ * matMulInto for causal attention's rank-4 GEMMs (a and b of one batch shape [B, H], no
+ * broadcast), computed in strips of causalStripRows output rows without the blocks the causal mask
+ * zeroes (see CausalBand; off = S - T >= 0, the `offset` of CausalBand). Bit for bit the full GEMM wherever the operands are
+ * finite: a left-out term is a product with an exact +0 (a masked key's probability underflows to
+ * +0; the softmax gradient writes +0 there), and the micro-kernel's accumulators start at +0 and
+ * never become -0, so adding such a term (+-0) changes nothing; the kept terms are summed in the
+ * same order, and 'kStart' moves its first term back to the start of its KC block wherever the sum
+ * spans more than one block, so the blocks' partial sums are the same ones. null where it does not
+ * apply (skipping off, the native GEMM, offset < 0, fewer rows than two strips): the caller runs
+ * matMulInto.
+ */
+export function causalMatMulInto(
+  backend: WasmBackendInternals,
+  { a, b, transposeA, transposeB }: MatMulArgs,
+  kernel: string,
+  band: CausalBand,
+  off: number,
+): tf.TensorInfo | null {
+  const R = causalStripRows;
+  if (R === 0 || nativeBlas() || off < 0 || a.shape.length !== 4 || b.shape.length !== 4) return null;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || a.shape[0] !== b.shape[0] || a.shape[1] !== b.shape[1]) return null;
+  const M = a.shape[transposeA ? 3 : 2] as number;
+  const K = a.shape[transposeA ? 2 : 3] as number;
+  const N = b.shape[transposeB ? 2 : 3] as number;
+  if ((b.shape[transposeB ? 3 : 2] as number) !== K || M < 2 * R || N === 0 || K === 0) return null;
+  const batch = (a.shape[0] as number) * (a.shape[1] as number);
+  const out = backend.makeOutput([a.shape[0] as number, a.shape[1] as number, M, N], 'float32');
+  const g = gemmFor(backend);
+  const KC = g.blocking.kc;
+  const pa0 = offset(backend, a);
+  const pb0 = offset(backend, b);
+  const pc0 = offset(backend, out);
+  const items: GemmItem[] = [];
+  for (let o = 0; o < batch; o++) {
+    const pa = pa0 + 4 * o * M * K;
+    const pb = pb0 + 4 * o * K * N;
+    const pc = pc0 + 4 * o * M * N;
+    for (let r0 = 0; r0 < M; r0 += R) {
+      const m = Math.min(R, M - r0);
+      let n = N;
+      let k0 = 0;
+      let k1 = K;
+      if (band === 'nEnd') n = Math.min(N, r0 + m + off);
+      else if (band === 'kEnd') k1 = Math.min(K, r0 + m + off);
+      else {
+        k0 = Math.max(0, r0 - off);
+        const blockStart = Math.floor(k0 / KC) * KC;
+        if (K - blockStart > KC) k0 = blockStart; // the sum spans blocks: keep the full GEMM's block boundaries
+      }
+      // off >= 0 gives every strip at least one column and one term (kStart: r0 - off < M - off = K)
+      if (n <= 0 || k1 <= k0) throw new Error(`${kernel} (wasm): empty causal strip at row ${r0} (${band}, offset ${off})`);
+      items.push({
+        M: m,
+        N: n,
+        K: k1 - k0,
+        A: transposeA ? { ptr: pa + 4 * (k0 * M + r0), rs: 1, cs: M } : { ptr: pa + 4 * (r0 * K + k0), rs: K, cs: 1 },
+        B: transposeB ? { ptr: pb + 4 * k0, rs: 1, cs: K } : { ptr: pb + 4 * k0 * N, rs: N, cs: 1 },
+        C: pc + 4 * r0 * N,
+        ldc: N,
+      });
+    }
+  }
+  runGemms(backend, g, items);
+  return out;
+}
+
 let pool: GemmPool | null = null;
 /**
  * Below this many flops a GEMM list is not worth handing to worker threads. Measured with

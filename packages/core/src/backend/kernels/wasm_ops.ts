@@ -76,7 +76,7 @@ import { nativeElementwise } from './native_blas.js';
 import { GroupNormSimd } from './simd_norm.js';
 import { SimdOps } from './simd_ops.js';
 import { conv2DBackpropInputGemm, conv2DForwardGemm, type KernelArgs as GapKernelArgs } from './wasm_gaps.js';
-import { matMulInto, type WasmBackendInternals } from './wasm_matmul.js';
+import { type CausalBand, causalMatMulInto, type MatMulArgs, matMulInto, type WasmBackendInternals } from './wasm_matmul.js';
 
 interface Backend extends WasmBackendInternals {
   incRef(dataId: object): void;
@@ -901,7 +901,11 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         );
       const be = args.backend as Backend;
       // scores = matMul(q, k, false, true) * scale (+ causalMask(T, S)); p = softmax; o = matMul(p, v)
-      const scores = matMulInto(be, { a: q, b: key!, transposeA: false, transposeB: true }, ATTENTION_KERNEL);
+      // causal with S >= T: the GEMMs leave out the blocks the mask zeroes (causalMatMulInto; the same bits)
+      const off = S - T!;
+      const mm = (args: MatMulArgs, band: CausalBand) =>
+        (causal ? causalMatMulInto(be, args, ATTENTION_KERNEL, band, off) : null) ?? matMulInto(be, args, ATTENTION_KERNEL);
+      const scores = mm({ a: q, b: key!, transposeA: false, transposeB: true }, 'nEnd');
       let p: tf.TensorInfo;
       try {
         if (size(scores.shape) > 0) opsFor(be).attnScaleMask(B! * H! * T!, T!, S, offset(be, scores), scale, !!causal, S - T!);
@@ -911,12 +915,12 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       } finally {
         be.disposeData(scores.dataId);
       }
-      const o = matMulInto(be, { a: p, b: v!, transposeA: false, transposeB: false }, ATTENTION_KERNEL);
+      const o = mm({ a: p, b: v!, transposeA: false, transposeB: false }, 'kEnd');
       return [o, p];
     }),
     k(ATTENTION_GRAD_KERNEL, (args) => {
       const { dy, q, k: key, v, p } = args.inputs as Partial<Record<'dy' | 'q' | 'k' | 'v' | 'p', tf.TensorInfo>>;
-      const { scale } = args.attrs as unknown as { scale: number };
+      const { scale, causal } = args.attrs as unknown as { scale: number; causal: boolean };
       const [B, H, T, hs] = (q?.shape ?? []) as number[];
       const S = key?.shape[2] as number;
       const is = (t: tf.TensorInfo | undefined, shape: number[]) => t?.dtype === 'float32' && t.shape.join() === shape.join();
@@ -943,12 +947,18 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       // tfjs's gradients of the composite, in its order: o = matMul(p, v) gives dp = matMul(do, v,
       // false, true) and dv = matMul(p, do, true, false); softmax and the scale give ds (in place on
       // dp); scores = matMul(q, k, false, true) gives dq = matMul(ds, k) and dk = matMul(ds, q, true, false)
-      const dp = matMulInto(be, { a: dy!, b: v!, transposeA: false, transposeB: true }, ATTENTION_GRAD_KERNEL);
+      // (causal with S >= T: without the blocks the mask zeroes, as the forward; the same bits)
+      const off = S - T!;
+      const mm = (args: MatMulArgs, band: CausalBand) =>
+        (causal ? causalMatMulInto(be, args, ATTENTION_GRAD_KERNEL, band, off) : null) ??
+        matMulInto(be, args, ATTENTION_GRAD_KERNEL);
+      const dp = mm({ a: dy!, b: v!, transposeA: false, transposeB: true }, 'nEnd');
       try {
-        const dv = matMulInto(be, { a: p!, b: dy!, transposeA: true, transposeB: false }, ATTENTION_GRAD_KERNEL);
-        if (size(dp.shape) > 0) opsFor(be).attnSoftmaxGrad(B! * H! * T!, S, offset(be, dp), offset(be, p!), scale);
-        const dq = matMulInto(be, { a: dp, b: key!, transposeA: false, transposeB: false }, ATTENTION_GRAD_KERNEL);
-        const dk = matMulInto(be, { a: dp, b: q, transposeA: true, transposeB: false }, ATTENTION_GRAD_KERNEL);
+        const dv = mm({ a: p!, b: dy!, transposeA: true, transposeB: false }, 'kStart');
+        if (size(dp.shape) > 0)
+          opsFor(be).attnSoftmaxGrad(B! * H! * T!, T!, S, offset(be, dp), offset(be, p!), scale, !!causal && off >= 0, off);
+        const dq = mm({ a: dp, b: key!, transposeA: false, transposeB: false }, 'kEnd');
+        const dk = mm({ a: dp, b: q, transposeA: true, transposeB: false }, 'kStart');
         return [dq, dk, dv];
       } finally {
         be.disposeData(dp.dataId);
