@@ -950,8 +950,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       // (causal with S >= T: without the blocks the mask zeroes, as the forward; the same bits)
       const off = S - T!;
       const mm = (args: MatMulArgs, band: CausalBand) =>
-        (causal ? causalMatMulInto(be, args, ATTENTION_GRAD_KERNEL, band, off) : null) ??
-        matMulInto(be, args, ATTENTION_GRAD_KERNEL);
+        (causal ? causalMatMulInto(be, args, ATTENTION_GRAD_KERNEL, band, off) : null) ?? matMulInto(be, args, ATTENTION_GRAD_KERNEL);
       const dp = mm({ a: dy!, b: v!, transposeA: false, transposeB: true }, 'nEnd');
       try {
         const dv = mm({ a: p!, b: dy!, transposeA: true, transposeB: false }, 'kStart');
