@@ -168,6 +168,49 @@ describe('wasm Identity / Cast / Slice / SplitV', () => {
     expect(w).toEqual(c);
   });
 
+  it('transposes with runs of the last axis (attention heads, merged axes, size-1 axes, int32) and the stock kernel elsewhere, with gradient', async () => {
+    const x = randn(11, 2 * 5 * 3 * 6);
+    const [w, c] = await both(() =>
+      tf.tidy(() => {
+        const f = tf.tensor(x, [2, 5, 3, 6]); // [B, T, H, hs]
+        const outs = [
+          tf.transpose(f, [0, 2, 1, 3]), // heads: runs of 6
+          tf.transpose(f, [2, 0, 1, 3]), // H first: a three-axis grid, runs of 6
+          tf.transpose(f, [1, 0, 2, 3]), // H and hs merge: runs of 18
+          tf.transpose(f, [0, 1, 2, 3]), // the identity: one run
+          tf.transpose(f, [3, 2, 1, 0]), // the last axis moves: the stock kernel
+          tf.transpose(f.reshape([2, 5, 1, 3, 6]), [2, 0, 3, 1, 4]), // a size-1 axis anywhere
+          tf.transpose(f.reshape([2, 5, 3, 6, 1]), [1, 0, 2, 3, 4]), // a trailing size-1 axis
+          tf.transpose(f.reshape([2, 5, 3, 3, 2]), [4, 3, 2, 1, 0]), // four grid axes would be needed: stock
+          tf.transpose(f.reshape([2, 5, 3, 2, 3]), [1, 3, 0, 2, 4]), // four grid axes, runs of 3: stock
+          tf.transpose(f.reshape([5, 2, 9, 2]), [2, 1, 0, 3]), // runs of 2 (no full vector)
+          tf.transpose(f.toInt(), [0, 2, 1, 3]),
+          tf.transpose(tf.zeros([2, 0, 3, 6]), [0, 2, 1, 3]), // empty
+        ];
+        const g = tf.grad((v: tf.Tensor) =>
+          tf
+            .transpose(v, [0, 2, 1, 3])
+            .mul(tf.range(0, 6, 1))
+            .mul(tf.range(0, 5, 1).reshape([5, 1]))
+            .sum(),
+        )(f);
+        return [...outs.map((o) => [o.shape, o.dtype, Array.from(o.dataSync())]), Array.from(g.dataSync())];
+      }),
+    );
+    expect(w).toEqual(c);
+  });
+
+  it('plans transposes as runs only where the last axis stays last', async () => {
+    const { transposeRuns } = await import('../../src/backend/kernels/wasm_ops.js');
+    expect(transposeRuns([16, 128, 4, 64], [0, 2, 1, 3])).toEqual({ run: 64, extent: [16, 4, 128], strides: [32768, 64, 256] });
+    expect(transposeRuns([2, 5, 3, 6], [1, 0, 2, 3])).toEqual({ run: 18, extent: [1, 5, 2], strides: [0, 18, 90] });
+    expect(transposeRuns([2, 5, 3, 6], [0, 1, 2, 3])).toEqual({ run: 180, extent: [1, 1, 1], strides: [0, 0, 0] });
+    expect(transposeRuns([2, 5, 3, 6], [3, 2, 1, 0])).toBeNull();
+    expect(transposeRuns([2, 5, 3, 3, 2], [4, 3, 2, 1, 0])).toBeNull();
+    expect(transposeRuns([2, 5, 3, 2, 3], [1, 3, 0, 2, 4])).toBeNull();
+    expect(transposeRuns([2, 5, 1, 3, 6], [2, 0, 3, 1, 4])).toEqual({ run: 6, extent: [2, 3, 5], strides: [90, 6, 18] });
+  });
+
   it('rejects splits that do not add up', async () => {
     await useBackend('wasm');
     const t = tf.ones([6, 2]);

@@ -1099,6 +1099,62 @@ function ropeRowsFunc(): FuncBuilder {
   return f;
 }
 
+/**
+ * copyRuns(src, dst, run, n0, n1, n2, s0, s1, s2): for the grid i0 < n0, i1 < n1, i2 < n2 walked
+ * row-major, copies `run` 32-bit words from src + i0 s0 + i1 s1 + i2 s2 (strides in bytes) to the
+ * next `run` words at dst (dst advances contiguously): a transpose that keeps the last axis, as runs
+ * (four words a v128 load / store, then one at a time). Pure data movement.
+ */
+function copyRunsFunc(): FuncBuilder {
+  const f = new FuncBuilder('copyRuns', ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32']);
+  const [src, dst, run, n0, n1, n2, s0, s1, s2] = f.params as [Local, Local, Local, Local, Local, Local, Local, Local, Local];
+  const i0 = f.local('i32');
+  const i1 = f.local('i32');
+  const i2 = f.local('i32');
+  const p0 = f.local('i32');
+  const p1 = f.local('i32');
+  const p = f.local('i32');
+  const j = f.local('i32');
+  const vecEnd = f.local('i32');
+  f.body = seq(
+    set(vecEnd, i32.and(get(run), i32.const(~3))),
+    set(p0, get(src)),
+    whileLoop(
+      i32.lt_u(get(i0), get(n0)),
+      set(p1, get(p0)),
+      set(i1, i32.const(0)),
+      whileLoop(
+        i32.lt_u(get(i1), get(n1)),
+        set(p, get(p1)),
+        set(i2, i32.const(0)),
+        whileLoop(
+          i32.lt_u(get(i2), get(n2)),
+          set(j, i32.const(0)),
+          whileLoop(
+            i32.lt_u(get(j), get(vecEnd)),
+            v128.store(get(dst), v128.load(i32.add(get(p), i32.shl(get(j), i32.const(2))))),
+            inc(dst, i32.const(16)),
+            inc(j, i32.const(4)),
+          ),
+          whileLoop(
+            i32.lt_u(get(j), get(run)),
+            i32.store(get(dst), i32.load(i32.add(get(p), i32.shl(get(j), i32.const(2))))),
+            inc(dst, i32.const(4)),
+            inc(j, i32.const(1)),
+          ),
+          inc(p, get(s2)),
+          inc(i2, i32.const(1)),
+        ),
+        inc(p1, get(s1)),
+        inc(i1, i32.const(1)),
+      ),
+      inc(p0, get(s0)),
+      inc(i0, i32.const(1)),
+    ),
+  );
+  return f;
+}
+
 let moduleCache: object | null = null;
 
 export function simdOpsModule(): object {
@@ -1127,6 +1183,7 @@ export function simdOpsModule(): object {
       attnScaleMaskFunc(),
       attnSoftmaxGradFunc(),
       ropeRowsFunc(),
+      copyRunsFunc(),
     ]),
   );
   return moduleCache;
@@ -1186,6 +1243,7 @@ interface Exports {
   ): void;
   ropeRows(rows: number, T: number, d: number, x: number, cos: number, sin: number, y: number, interleaved: number, inverse: number): void;
   attnScaleMask(rows: number, T: number, S: number, s: number, scale: number, causal: number, offset: number): void;
+  copyRuns(src: number, dst: number, run: number, n0: number, n1: number, n2: number, s0: number, s1: number, s2: number): void;
   attnSoftmaxGrad(rows: number, T: number, S: number, dp: number, p: number, scale: number, causal: number, offset: number): void;
 }
 
@@ -1325,6 +1383,14 @@ export class SimdOps {
   }
 
   /** Attention scores [rows = B H T, S] at byte offset s, in place: times scale, plus the causal mask (key j <= offset + r mod T). */
+  /**
+   * Copies run-word rows of the grid [n0, n1, n2] (source strides s0, s1, s2 in words) from src to
+   * dst contiguously (byte addresses; see copyRunsFunc).
+   */
+  copyRuns(src: number, dst: number, run: number, n: [number, number, number], strides: [number, number, number]): void {
+    this.x.copyRuns(src, dst, run, n[0], n[1], n[2], 4 * strides[0], 4 * strides[1], 4 * strides[2]);
+  }
+
   attnScaleMask(rows: number, T: number, S: number, s: number, scale: number, causal: boolean, offset: number): void {
     this.x.attnScaleMask(rows, T, S, s, scale, causal ? 1 : 0, offset);
   }

@@ -67,6 +67,7 @@ export const tee = (l: Local, v: Code): Code => [...v, 0x22, ...uleb(l.index)];
 export const i32 = {
   const: (n: number): Code => [0x41, ...sleb(n)],
   load: (addr: Code, offset = 0): Code => [...addr, 0x28, ...memarg(2, offset)],
+  store: (addr: Code, v: Code, offset = 0): Code => [...addr, ...v, 0x36, ...memarg(2, offset)],
   eqz: (a: Code): Code => [...a, 0x45],
   eq: (a: Code, b: Code): Code => [...a, ...b, 0x46],
   ne: (a: Code, b: Code): Code => [...a, ...b, 0x47],

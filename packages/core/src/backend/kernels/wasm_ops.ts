@@ -217,12 +217,59 @@ function sliceOnHeap(backend: Backend, x: tf.TensorInfo, begin: number[], sz: nu
   const strides = rowMajorStrides(x.shape);
   let base = 0;
   for (let i = 0; i < r; i++) base += (begin[i] as number) * (strides[i] as number);
+  if (bpe === 4 && outer <= 3) {
+    // at most three grid axes: the runs by SIMD loads and stores in one call (copyRuns)
+    const pad = 3 - outer;
+    const extent = [...new Array<number>(pad).fill(1), ...sz.slice(0, outer)] as [number, number, number];
+    const st = [...new Array<number>(pad).fill(0), ...strides.slice(0, outer)] as [number, number, number];
+    opsFor(backend).copyRuns(offset(backend, x) + 4 * base, offset(backend, out), run, extent, st);
+    return out;
+  }
   copyGridRuns(backend, offset(backend, x), offset(backend, out), bpe, run, sz.slice(0, outer), (coord) => {
     let off = base;
     for (let i = 0; i < outer; i++) off += (coord[i] as number) * (strides[i] as number);
     return off;
   });
   return out;
+}
+
+/**
+ * A transpose as contiguous runs: null unless `perm` keeps the last axis last (after dropping
+ * size-1 axes and merging axes that stay adjacent and in order) and at most three axes remain
+ * around the run. Otherwise the run length, the output grid (padded with 1s to three axes) and the
+ * source stride (elements) of each grid axis.
+ */
+export function transposeRuns(
+  shape: readonly number[],
+  perm: readonly number[],
+): { run: number; extent: [number, number, number]; strides: [number, number, number] } | null {
+  const r = shape.length;
+  if (perm.length !== r || r === 0) return null;
+  const strides = rowMajorStrides(shape);
+  // output axes as (size, source stride), size-1 axes dropped
+  const axes: { n: number; s: number }[] = [];
+  for (const p of perm) {
+    const n = shape[p] as number;
+    if (n !== 1) axes.push({ n, s: strides[p] as number });
+  }
+  // merge an output axis into the one before it when they are adjacent in the source too
+  const merged: { n: number; s: number }[] = [];
+  for (const a of axes) {
+    const prev = merged[merged.length - 1];
+    if (prev && prev.s === a.s * a.n) {
+      prev.n *= a.n;
+      prev.s = a.s;
+    } else merged.push({ ...a });
+  }
+  const last = merged[merged.length - 1];
+  if (!last || last.s !== 1 || merged.length > 4) return null;
+  const grid = merged.slice(0, -1);
+  while (grid.length < 3) grid.unshift({ n: 1, s: 0 });
+  return {
+    run: last.n,
+    extent: grid.map((g) => g.n) as [number, number, number],
+    strides: grid.map((g) => g.s) as [number, number, number],
+  };
 }
 
 /** Element strides of a row-major tensor of this shape. */
@@ -583,6 +630,23 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       if (x.dtype === 'string' || x.dtype === 'complex64') return callStock(stock, 'Reverse', args);
       const { dims } = args.attrs as { dims: number | number[] };
       return reverseOnHeap(args.backend as Backend, x, tf.util.parseAxisParam(dims, x.shape));
+    }),
+    // a permutation that keeps the last axis (attention's [B, T, H, hs] <-> [B, H, T, hs]): runs of
+    // the last axis copied by SIMD loads and stores (copyRuns) instead of the stock kernel's
+    // per-element index walk; other permutations and dtypes keep the stock kernel
+    k('Transpose', (args) => {
+      const x = args.inputs.x as tf.TensorInfo;
+      const { perm } = args.attrs as { perm: number[] };
+      const plan = x.dtype === 'float32' || x.dtype === 'int32' ? transposeRuns(x.shape, perm) : null;
+      if (!plan) return callStock(stock, 'Transpose', args);
+      const be = args.backend as Backend;
+      const out = be.makeOutput(
+        perm.map((p) => x.shape[p] as number),
+        x.dtype,
+      );
+      if (size(x.shape) === 0) return out;
+      opsFor(be).copyRuns(offset(be, x), offset(be, out), plan.run, plan.extent, plan.strides);
+      return out;
     }),
     k('SplitV', (args) => {
       const x = args.inputs.x as tf.TensorInfo;
