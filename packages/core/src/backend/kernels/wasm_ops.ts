@@ -262,7 +262,7 @@ export function transposeRuns(
     } else merged.push({ ...a });
   }
   const last = merged[merged.length - 1];
-  if (!last || last.s !== 1 || merged.length > 4) return null;
+  if (last?.s !== 1 || merged.length > 4) return null;
   const grid = merged.slice(0, -1);
   while (grid.length < 3) grid.unshift({ n: 1, s: 0 });
   return {
