@@ -31,12 +31,28 @@ const STEP_LINE = /step=([\d.]+)ms tokens\/s=(\d+) params=(\d+)/;
  */
 const THREAD_VARS = ['OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS', 'MKL_NUM_THREADS'] as const;
 
+/**
+ * glibc malloc settings of every peer: no trimming of the heap back to the kernel and large blocks
+ * kept on the heap. With glibc's defaults, PyTorch's steps alternated between two speeds within one
+ * run (measured 2026-12-08, 2-core AMD EPYC, 20 steps: latentlm-lm-4x128 96-290 ms, median 210-278;
+ * lm-4x128-T60 92-166 ms) as freed activations went back to the kernel and came back as fresh,
+ * page-faulting pages; with these, 96-102 and 91-93 ms medians, steady. (The peers' own numbers
+ * should not depend on the allocator; the wasm side's heap grows once and is reused.) Other libcs
+ * ignore the variables.
+ */
+export const PEER_MALLOC_ENV = {
+  MALLOC_TRIM_THRESHOLD_: '4294967296',
+  MALLOC_TOP_PAD_: '268435456',
+  MALLOC_MMAP_THRESHOLD_: '33554432',
+} as const;
+
 export function peerEnv(threads: number): NodeJS.ProcessEnv {
-  return { ...process.env, ...Object.fromEntries(THREAD_VARS.map((v) => [v, String(threads)])) };
+  return { ...process.env, ...PEER_MALLOC_ENV, ...Object.fromEntries(THREAD_VARS.map((v) => [v, String(threads)])) };
 }
 
 /** The shell prefix that reproduces peerEnv in a printed command. */
-const envPrefix = (threads: number) => THREAD_VARS.map((v) => `${v}=${threads}`).join(' ');
+const envPrefix = (threads: number) =>
+  [...Object.entries(PEER_MALLOC_ENV).map(([k, v]) => `${k}=${v}`), ...THREAD_VARS.map((v) => `${v}=${threads}`)].join(' ');
 
 /**
  * `python3 gpt_step_torch.py <threads> <steps>` with the first interpreter that has torch

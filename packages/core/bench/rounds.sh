@@ -38,6 +38,9 @@ for r in $(seq 1 "$rounds"); do
   echo "== round $r torch $(date +%T)"
   # one thread for OpenBLAS too (torch.set_num_threads does not bound Debian's OpenBLAS; bench/peers.ts
   # does the same; rounds recorded before 2026-12-07 ran the peer's GEMMs on every core)
+  # and glibc malloc's trimming off, as bench/peers.ts PEER_MALLOC_ENV (rounds before 2026-12-08 ran
+  # without it: PyTorch's steps then alternated between two speeds, see there)
+  MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 MALLOC_MMAP_THRESHOLD_=33554432 \
   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
     "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" ${torch_only[@]+"${torch_only[@]}"} > "$out/torch-$r.jsonl"
 done
