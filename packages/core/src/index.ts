@@ -165,6 +165,7 @@ export {
   silu,
   stopGradient,
   straightThrough,
+  swiglu,
   swigluHidden,
   TimestepEmbedder,
   TransformerDecoder,
