@@ -165,7 +165,6 @@ export {
   silu,
   stopGradient,
   straightThrough,
-  swiglu,
   swigluHidden,
   TimestepEmbedder,
   TransformerDecoder,

@@ -43,4 +43,4 @@ export function activation(name: Activation): (x: tf.Tensor) => tf.Tensor {
   }
 }
 
-export { dropout, flushToZero, gumbelNoise, swiglu } from '../backend/kernels/fused.js';
+export { dropout, flushToZero, gumbelNoise } from '../backend/kernels/fused.js';

@@ -2,7 +2,7 @@
 import { defaultRng } from '../rng/global.js';
 import type { Rng } from '../rng/index.js';
 import { tf } from '../tf.js';
-import { type Activation, activation, swiglu } from './activations.js';
+import { type Activation, activation, silu } from './activations.js';
 import type { Init } from './init.js';
 import { Linear } from './linear.js';
 import { Module } from './module.js';
@@ -52,8 +52,7 @@ export class SwiGLU extends Module {
   }
 
   forward(x: tf.Tensor /* [..., dim] */): tf.Tensor /* [..., dim] */ {
-    // silu(fc1(x)) * gate(x) as one fused op (bit for bit the composite; core's kernels on wasm)
-    return tf.tidy(() => this.fc2.forward(swiglu(this.fc1.forward(x), this.gate.forward(x))));
+    return tf.tidy(() => this.fc2.forward(silu(this.fc1.forward(x)).mul(this.gate.forward(x))));
   }
 }
 

@@ -199,36 +199,6 @@ export function silu(x: tf.Tensor): tf.Tensor {
   return nestedTapes() ? siluComposite(x) : siluCustom(x);
 }
 
-/** SwiGLU's gate product silu(a) * b in one kernel call (MmlmSwiGlu; new kernel). */
-export const SWIGLU_KERNEL = 'MmlmSwiGlu';
-/** Its backward: [da, db] of silu(a) * b for dy, as the composite's autodiff (MmlmSwiGluGrad; new kernel). */
-export const SWIGLU_GRAD_KERNEL = 'MmlmSwiGluGrad';
-
-const swigluCustom = tf.customGrad(((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-  save([a, b]);
-  return {
-    value: tf.engine().runKernel(SWIGLU_KERNEL, { a, b }) as tf.Tensor,
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
-      tf.engine().runKernel(SWIGLU_GRAD_KERNEL, { dy, a: saved[0] as tf.Tensor, b: saved[1] as tf.Tensor }) as tf.Tensor[],
-  };
-}) as (...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
-  value: tf.Tensor;
-  gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[];
-});
-
-/**
- * SwiGLU's gate product silu(a) * b (Shazeer 2020) for a and b of one shape: one kernel call forward
- * and one backward where the backend has core's kernels (wasm), bit for bit the composite
- * silu(a).mul(b) and its autodiff (the same float32 steps); the composite elsewhere, for other
- * shapes (broadcasting) and under nested tapes.
- */
-export function swiglu(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
-  if (a.dtype !== 'float32' || b.dtype !== 'float32') throw new Error(`swiglu: a and b must be float32, got ${a.dtype} and ${b.dtype}`);
-  if (a.shape.join() === b.shape.join() && hasKernel(SWIGLU_KERNEL) && hasKernel(SWIGLU_GRAD_KERNEL) && !nestedTapes())
-    return swigluCustom(a, b);
-  return tf.tidy(() => silu(a).mul(b));
-}
-
 /**
  * Inverted dropout (Srivastava et al. 2014) with a counter-based mask: element i is kept when
  * dropoutHash(dropoutKey(seed), i) >= rate 2^32 and then scaled by 1 / (1 - rate). The hash is

@@ -1175,10 +1175,6 @@ export function simdOpsModule(): object {
       mapFunc('geluErfGrad', 2, ([dy, x], v) => geluErfGradVec(dy as Code, x as Code, v)),
       mapFunc('silu', 1, ([x], v) => siluVec(x as Code, v)),
       mapFunc('siluGrad', 2, ([dy, x], v) => siluGradVec(dy as Code, x as Code, v)),
-      // SwiGLU's product silu(a) b and its gradients, each float32 step as SiLU's kernels and Multiply
-      mapFunc('swiglu', 2, ([a, b], v) => f32x4.mul(siluVec(a as Code, v), b as Code)),
-      mapFunc('swigluGradA', 3, ([dy, a, b], v) => siluGradVec(f32x4.mul(dy as Code, b as Code), a as Code, v)),
-      mapFunc('swigluGradB', 2, ([dy, a], v) => f32x4.mul(dy as Code, siluVec(a as Code, v))),
       dropoutFunc(),
       gumbelFunc(),
       adamwFunc(),
@@ -1206,9 +1202,6 @@ interface Exports {
   gelu(x: number, n: number, out: number, tmp: number): void;
   geluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   geluErf(x: number, n: number, out: number, tmp: number): void;
-  swiglu(a: number, b: number, n: number, out: number, tmp: number): void;
-  swigluGradA(dy: number, a: number, b: number, n: number, out: number, tmp: number): void;
-  swigluGradB(dy: number, a: number, n: number, out: number, tmp: number): void;
   geluErfGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
   silu(x: number, n: number, out: number, tmp: number): void;
   siluGrad(dy: number, x: number, n: number, out: number, tmp: number): void;
@@ -1414,20 +1407,6 @@ export class SimdOps {
 
   geluGrad(dy: number, x: number, n: number, out: number): void {
     this.x.geluGrad(dy, x, n, out, this.tmp);
-  }
-
-  /**
-   * SwiGLU's gate product y = silu(a) b, and the gradients of the composite silu(a) * b: da =
-   * siluGrad(dy b, a), db = dy silu(a), each float32 step as the SiLU kernels and Multiply (so the
-   * same bits as the composite's kernels).
-   */
-  swiglu(a: number, b: number, n: number, out: number): void {
-    this.x.swiglu(a, b, n, out, this.tmp);
-  }
-
-  swigluGrad(dy: number, a: number, b: number, n: number, da: number, db: number): void {
-    this.x.swigluGradA(dy, a, b, n, da, this.tmp);
-    this.x.swigluGradB(dy, a, n, db, this.tmp);
   }
 
   /** GELU, exact (erf form), and its vector-Jacobian product dy * gelu'(x). */

@@ -15,8 +15,6 @@
  *   of gpt-bench.
  * - MmlmGeluTanh / MmlmGeluTanhGrad, MmlmGeluErf / MmlmGeluErfGrad, MmlmSilu / MmlmSiluGrad: the fused GELUs and SiLU of fused.ts
  *   (new kernels, not replacements).
- * - MmlmSwiGlu / MmlmSwiGluGrad: SwiGLU's gate product silu(a) b and its two gradients in one SIMD
- *   pass each way (fused.ts swiglu; new kernels), each float32 step as the SiLU kernels and Multiply.
  * - MmlmRope: the rotary embedding's rotation in one pass (nn/rope.ts; new kernel), each product
  *   rounded to float32 before the sum, as the composite x cos + rot(x) sin.
  * - MmlmGroupNorm / MmlmGroupNormGrad: GroupNorm over NHWC forward and backward in one kernel each
@@ -73,8 +71,6 @@ import {
   SILU_GRAD_KERNEL,
   SILU_KERNEL,
   SUM_SQUARES_KERNEL,
-  SWIGLU_GRAD_KERNEL,
-  SWIGLU_KERNEL,
 } from './fused.js';
 import { nativeElementwise } from './native_blas.js';
 import { GroupNormSimd } from './simd_norm.js';
@@ -104,13 +100,6 @@ function opsFor(backend: Backend): SimdOps {
     opsByBackend.set(backend, o);
   }
   return o;
-}
-
-/** Runs another registered wasm kernel (one output) on the heap, outside the engine (no tape, no tracking). */
-function runWasmKernel(backend: Backend, name: string, inputs: tf.NamedTensorInfoMap): tf.TensorInfo {
-  const k = tf.getKernel(name, 'wasm');
-  if (!k) throw new Error(`wasm: kernel ${name} is not registered`);
-  return k.kernelFunc({ inputs, backend: backend as never, attrs: {} }) as tf.TensorInfo;
 }
 
 const normByBackend = new WeakMap<object, GroupNormSimd>();
@@ -811,54 +800,6 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
         return out;
       }),
     ),
-    // SwiGLU's gate product and its gradient (fused.ts swiglu): one SIMD pass each way; with the
-    // addon's SiLU active, the composite's own kernels in one call (its SiLU's threads, the same bits)
-    k(SWIGLU_KERNEL, (args) => {
-      const { a, b } = args.inputs as Record<'a' | 'b', tf.TensorInfo>;
-      if (a?.dtype !== 'float32' || b?.dtype !== 'float32' || a.shape.join() !== b.shape.join())
-        throw new Error(
-          `${SWIGLU_KERNEL} (wasm): expected float32 a and b of one shape, got ${a ? `${a.dtype} [${a.shape}]` : 'none'} and ${b ? `${b.dtype} [${b.shape}]` : 'none'}`,
-        );
-      const be = args.backend as Backend;
-      if (nativeElementwise()) {
-        const s = runWasmKernel(be, SILU_KERNEL, { x: a });
-        const y = runWasmKernel(be, 'Multiply', { a: s, b });
-        be.disposeData(s.dataId);
-        return y;
-      }
-      const out = be.makeOutput(a.shape, 'float32');
-      if (size(a.shape) > 0) opsFor(be).swiglu(offset(be, a), offset(be, b), size(a.shape), offset(be, out));
-      return out;
-    }),
-    k(SWIGLU_GRAD_KERNEL, (args) => {
-      const { dy, a, b } = args.inputs as Record<'dy' | 'a' | 'b', tf.TensorInfo>;
-      const shape = a?.shape.join();
-      if ([dy, a, b].some((t) => t?.dtype !== 'float32' || t.shape.join() !== shape))
-        throw new Error(
-          `${SWIGLU_GRAD_KERNEL} (wasm): expected float32 dy, a and b of one shape, got ${(['dy', 'a', 'b'] as const)
-            .map((n) => {
-              const t = (args.inputs as Record<string, tf.TensorInfo | undefined>)[n];
-              return t ? `${n} ${t.dtype} [${t.shape}]` : `${n} none`;
-            })
-            .join(', ')}`,
-        );
-      const be = args.backend as Backend;
-      if (nativeElementwise()) {
-        // the composite's autodiff: ds = dy b, db = dy silu(a), da = siluGrad(ds, a)
-        const ds = runWasmKernel(be, 'Multiply', { a: dy, b });
-        const s = runWasmKernel(be, SILU_KERNEL, { x: a });
-        const db = runWasmKernel(be, 'Multiply', { a: dy, b: s });
-        const da = runWasmKernel(be, SILU_GRAD_KERNEL, { dy: ds, x: a });
-        be.disposeData(ds.dataId);
-        be.disposeData(s.dataId);
-        return [da, db];
-      }
-      const da = be.makeOutput(a.shape, 'float32');
-      const db = be.makeOutput(a.shape, 'float32');
-      if (size(a.shape) > 0)
-        opsFor(be).swigluGrad(offset(be, dy), offset(be, a), offset(be, b), size(a.shape), offset(be, da), offset(be, db));
-      return [da, db];
-    }),
     k(DROPOUT_KERNEL, (args) => {
       const x = args.inputs.x as tf.TensorInfo;
       const { rate, seed } = args.attrs as unknown as { rate: number; seed: number };
