@@ -6,6 +6,7 @@
 #   tuned/:          the peer with bench/peers.ts PEER_MALLOC_ENV (no heap trimming), Node 20 and 24
 #   tuned-addon/:    the same peer; ours on Node 20, default backend and the addon
 #   gpt/:            gpt-bench, three alternating rounds (Node 20 with the tuned peer, Node 24), rounds.log
+#   gpt-addon/:      gpt-bench, three rounds of --backend wasm-blas1,wasm-simd with the tuned peer (r1-3.json)
 # python3 summarize.py
 import json, os, statistics as st
 os.chdir(os.path.dirname(os.path.abspath(__file__)))
