@@ -102,6 +102,12 @@ function opsFor(backend: Backend): SimdOps {
   return o;
 }
 
+/** The attention kernels' GEMM: causalMatMulInto's banded strips where they apply, else matMulInto. */
+function attentionGemm(backend: Backend, kernel: string, causal: boolean, off: number) {
+  return (args: MatMulArgs, band: CausalBand): tf.TensorInfo =>
+    (causal ? causalMatMulInto(backend, args, kernel, band, off) : null) ?? matMulInto(backend, args, kernel);
+}
+
 const normByBackend = new WeakMap<object, GroupNormSimd>();
 
 function normFor(backend: Backend): GroupNormSimd {
@@ -967,8 +973,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       // scores = matMul(q, k, false, true) * scale (+ causalMask(T, S)); p = softmax; o = matMul(p, v)
       // causal with S >= T: the GEMMs leave out the blocks the mask zeroes (causalMatMulInto; the same bits)
       const off = S - T!;
-      const mm = (args: MatMulArgs, band: CausalBand) =>
-        (causal ? causalMatMulInto(be, args, ATTENTION_KERNEL, band, off) : null) ?? matMulInto(be, args, ATTENTION_KERNEL);
+      const mm = attentionGemm(be, ATTENTION_KERNEL, !!causal, off);
       const scores = mm({ a: q, b: key!, transposeA: false, transposeB: true }, 'nEnd');
       let p: tf.TensorInfo;
       try {
@@ -1013,8 +1018,7 @@ export function makeWasmOpsKernels(stock: StockLookup): tf.KernelConfig[] {
       // dp); scores = matMul(q, k, false, true) gives dq = matMul(ds, k) and dk = matMul(ds, q, true, false)
       // (causal with S >= T: without the blocks the mask zeroes, as the forward; the same bits)
       const off = S - T!;
-      const mm = (args: MatMulArgs, band: CausalBand) =>
-        (causal ? causalMatMulInto(be, args, ATTENTION_GRAD_KERNEL, band, off) : null) ?? matMulInto(be, args, ATTENTION_GRAD_KERNEL);
+      const mm = attentionGemm(be, ATTENTION_GRAD_KERNEL, !!causal, off);
       const dp = mm({ a: dy!, b: v!, transposeA: false, transposeB: true }, 'nEnd');
       try {
         const dv = mm({ a: p!, b: dy!, transposeA: true, transposeB: false }, 'kStart');
