@@ -104,6 +104,8 @@ export interface TorchWorkloadResult {
   params: number;
   msAll: number[];
   warmupMs: number;
+  /** Untimed steps before msAll (peers older than --warmup-s report none). */
+  warmupSteps?: number;
 }
 
 export type TorchWorkloadsOutcome =
@@ -111,14 +113,15 @@ export type TorchWorkloadsOutcome =
   | { ok: false; reason: string };
 
 /**
- * `python3 bench/peers/workloads_torch.py --threads <n> --steps <s> --only <names>`: the PyTorch peer of
- * the experiment-shaped workloads (bench/workloads.ts); the first interpreter with torch wins, as above.
+ * `python3 bench/peers/workloads_torch.py --threads <n> --steps <s> --warmup-s <w> --only <names>`: the
+ * PyTorch peer of the experiment-shaped workloads (bench/workloads.ts), warmed up by the same rule as
+ * ours (at least 2 untimed steps, then until w seconds); the first interpreter with torch wins, as above.
  */
-export function runTorchWorkloads(script: string, threads: number, steps: number, names: string[]): TorchWorkloadsOutcome {
+export function runTorchWorkloads(script: string, threads: number, steps: number, names: string[], warmupS: number): TorchWorkloadsOutcome {
   if (!existsSync(script)) return { ok: false, reason: `${script} not found` };
   const candidates = [process.env.MMLM_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
   const reasons: string[] = [];
-  const argv = [script, '--threads', String(threads), '--steps', String(steps), '--only', names.join(',')];
+  const argv = [script, '--threads', String(threads), '--steps', String(steps), '--warmup-s', String(warmupS), '--only', names.join(',')];
   for (const py of [...new Set(candidates)]) {
     const r = spawnSync(py, argv, { encoding: 'utf8', timeout: 1_200_000, env: peerEnv(threads) });
     const lines = (r.stdout ?? '')

@@ -7,6 +7,8 @@
 #   MMLM_ROUNDS_BACKENDS: the bench backends of our side (default wasm-simd, core's SIMD GEMM with the
 #   native addon off; wasm-simd,wasm-blas1 adds the optional OpenBLAS addon on one thread)
 #   MMLM_ROUNDS_WORKLOADS: a comma-separated subset of the workloads, on both sides (default: all)
+#   MMLM_ROUNDS_WARMUP_S: untimed warm-up of each workload, both sides: at least 2 steps and until that
+#   many seconds (default 3, bench/run.ts --warmup-s; rounds before 2026-12-08's were one warm-up step)
 # Writes OUTDIR/ours-<round>-<node index>.json (the bench's JSON) and OUTDIR/torch-<round>.jsonl.
 set -euo pipefail
 out=${1:?usage: bash bench/rounds.sh OUTDIR [ROUNDS] [STEPS] [NODE ...]}
@@ -23,6 +25,7 @@ for c in ${MMLM_PYTHON:-} python3 /usr/bin/python3; do
 done
 [ -n "$py" ] || { echo "rounds.sh: no python with torch (set MMLM_PYTHON)" >&2; exit 1; }
 backends=${MMLM_ROUNDS_BACKENDS:-wasm-simd}
+warm=${MMLM_ROUNDS_WARMUP_S:-3}
 ours_only=(); torch_only=()
 if [ -n "${MMLM_ROUNDS_WORKLOADS:-}" ]; then
   ours_only=(--workloads "$MMLM_ROUNDS_WORKLOADS"); torch_only=(--only "$MMLM_ROUNDS_WORKLOADS")
@@ -33,7 +36,7 @@ for r in $(seq 1 "$rounds"); do
     n=${nodes[$i]}
     echo "== round $r $("$n" --version) $(date +%T)"
     "$n" node_modules/tsx/dist/cli.mjs --conditions=@mmlm/source bench/run.ts --backend "$backends" --only workloads \
-      ${ours_only[@]+"${ours_only[@]}"} --steps "$steps" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
+      ${ours_only[@]+"${ours_only[@]}"} --steps "$steps" --warmup-s "$warm" --no-peers --out "$out/ours-$r-$i.json" | grep -E '^\[bench\] wasm' || true
   done
   echo "== round $r torch $(date +%T)"
   # one thread for OpenBLAS too (torch.set_num_threads does not bound Debian's OpenBLAS; bench/peers.ts
@@ -42,6 +45,6 @@ for r in $(seq 1 "$rounds"); do
   # without it: PyTorch's steps then alternated between two speeds, see there)
   MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456 MALLOC_MMAP_THRESHOLD_=33554432 \
   OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
-    "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" ${torch_only[@]+"${torch_only[@]}"} > "$out/torch-$r.jsonl"
+    "$py" bench/peers/workloads_torch.py --threads 1 --steps "$steps" --warmup-s "$warm" ${torch_only[@]+"${torch_only[@]}"} > "$out/torch-$r.jsonl"
 done
 echo "done $(date +%T)"

@@ -1,9 +1,15 @@
 # PyTorch peer of bench/workloads.ts: the same experiment-shaped steps (shapes, parameter counts,
 # optimizer) on the CPU, so that `pnpm bench` can put both in one table.
 #
-# usage: python3 workloads_torch.py [--threads N] [--steps S] [--only name,name] [--warmup W] [--device cpu|cuda]
+# usage: python3 workloads_torch.py [--threads N] [--steps S] [--only name,name] [--warmup W] [--warmup-s SEC]
+#        [--device cpu|cuda]
+#   --warmup W: untimed steps before the timed ones (default 1); --warmup-s SEC: at least 2 untimed
+#   steps and more until SEC seconds have passed (at most 500; bench/run.ts's rule for both sides)
+#   --serve: after the torch line, read commands from stdin, one a line, and answer each with a JSON line
+#   (bench/paired.ts interleaves blocks of steps with ours this way): "warm <name> <sec>" (the rule
+#   above), "run <name> <k>" (k timed steps: {"name", "params", "msAll"}), "quit".
 # Prints one JSON line describing torch (version, threads, the BLAS it links), then one JSON line per
-# workload: {"name", "params", "msAll", "warmupMs"}. Tensors are NCHW here (PyTorch's layout) and NHWC
+# workload: {"name", "params", "msAll", "warmupMs", "warmupSteps"}. Tensors are NCHW here (PyTorch's layout) and NHWC
 # in the TypeScript version; every other choice follows workloads.ts and @mmlm/liquid:
 #   liquid-vq-tokenizer  taming-style encoder / decoder (no attention), GroupNorm(4, 16, eps 1e-6),
 #                        swish, pad (0, 1, 0, 1) + stride-2 conv, nearest x2 + conv; VQ K 64 x 8 with
@@ -40,7 +46,7 @@
 #                        (0.9, 0.95) eps 1e-5 wd 0.1, cosine lr 5e-3 -> 5e-4 over 300 steps, tau / kappa linear.
 # "params" counts every nn.Parameter, frozen ones included (as ours: Module.numParameters()); buffers
 # (the VQ codebook, the candidate set S) are not parameters on either side.
-import argparse, json, math, os, re, time
+import argparse, json, math, os, re, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
@@ -48,6 +54,8 @@ ap.add_argument('--threads', type=int, default=1)
 ap.add_argument('--steps', type=int, default=5)
 ap.add_argument('--only', type=str, default='')
 ap.add_argument('--warmup', type=int, default=1)
+ap.add_argument('--warmup-s', type=float, default=None)
+ap.add_argument('--serve', action='store_true')
 ap.add_argument('--device', type=str, default='cpu')
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
@@ -807,17 +815,58 @@ WORKLOADS = {
     'maskllm-mask-step': make_mask_step,
 }
 
+def warm_up(step, seconds):
+    t0 = time.perf_counter()
+    n = 0
+    while n < 2 or (n < 500 and time.perf_counter() - t0 < seconds):
+        step()
+        n += 1
+    return n, (time.perf_counter() - t0) * 1000
+
+
+def timed(step, k):
+    times = []
+    for _ in range(k):
+        t = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+if args.serve:
+    built = {}
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == 'quit':
+            break
+        name = cmd[1]
+        if name not in WORKLOADS:
+            print(json.dumps({'error': f'unknown workload {name}'}), flush=True)
+            continue
+        if name not in built:
+            built[name] = WORKLOADS[name]()
+        m, step = built[name]
+        params = sum(p.numel() for p in m.parameters())
+        if cmd[0] == 'warm':
+            n, ms = warm_up(step, float(cmd[2]))
+            print(json.dumps({'name': name, 'params': params, 'warmupSteps': n, 'warmupMs': round(ms, 3)}), flush=True)
+        else:
+            print(json.dumps({'name': name, 'params': params, 'msAll': [round(x, 3) for x in timed(step, int(cmd[2]))]}), flush=True)
+    sys.exit(0)
+
 only = [w for w in args.only.split(',') if w] or [w for w in WORKLOADS if w != 'gpt-bench']
 for name in only:
     m, step = WORKLOADS[name]()
     params = sum(p.numel() for p in m.parameters())  # frozen parameters included, as ours
     t0 = time.perf_counter()
-    for _ in range(args.warmup):
-        step()  # warm-up (each step ends in .item(), which waits for the device)
+    warm_steps = 0
+    # warm-up (each step ends in .item(), which waits for the device)
+    if args.warmup_s is None:
+        for _ in range(args.warmup):
+            step()
+            warm_steps += 1
+    else:
+        warm_steps, _ = warm_up(step, args.warmup_s)
     warm = (time.perf_counter() - t0) * 1000
-    times = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t) * 1000)
-    print(json.dumps({'name': name, 'params': params, 'msAll': [round(x, 3) for x in times], 'warmupMs': round(warm, 3)}), flush=True)
+    times = timed(step, args.steps)
+    print(json.dumps({'name': name, 'params': params, 'msAll': [round(x, 3) for x in times], 'warmupMs': round(warm, 3), 'warmupSteps': warm_steps}), flush=True)

@@ -10,10 +10,21 @@
  * the filter gradient's, 1e-5 times the sum over tiles of (sum |x| over the tile's 4 x 4 patch) x
  * (sum |dy| over its 2 x 2 block), the products its transforms combine.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setNativeBlasEnabled } from '../../src/backend/kernels/native_blas.js';
 import { SimdGemm, WasmJs } from '../../src/backend/kernels/simd_gemm.js';
-import { WinogradConv, winogradEligible, winogradFilter, winogradFilterGrad } from '../../src/backend/kernels/winograd.js';
+import {
+  setWinogradTile,
+  WINOGRAD_F4,
+  WinogradConv,
+  type WinogradTileSetting,
+  winogradEligible,
+  winogradFilter,
+  winogradFilter4,
+  winogradFilterGrad,
+  winogradFilterGrad4,
+  winogradTile,
+} from '../../src/backend/kernels/winograd.js';
 import { randn } from './helpers.js';
 
 function heap() {
@@ -48,6 +59,13 @@ const CASES: Case[] = [
 ];
 
 describe('Winograd F(2x2, 3x3)', () => {
+  let tileWas: WinogradTileSetting;
+  beforeAll(() => {
+    tileWas = setWinogradTile(2);
+  });
+  afterAll(() => {
+    setWinogradTile(tileWas);
+  });
   for (const c of CASES)
     it(`x [${c.B},${c.H},${c.W},${c.Cin}] -> ${c.Cout}, padding ${c.pad}: matches a float64 direct convolution, writes only the output`, () => {
       const was = setNativeBlasEnabled(false);
@@ -245,5 +263,282 @@ describe('Winograd F(2x2, 3x3)', () => {
     expect(() =>
       wg.conv(new SimdGemm(memory, malloc), { B: 1, H: 4, W: 4, Cin: 3, Cout: 4, top: 1, left: 1, OH: 4, OW: 4 }, 0, 0, 0),
     ).toThrow(/channels must be multiples of 4 and outputs >= 1, got Cin 3, Cout 4, 4 x 4/);
+  });
+});
+
+/**
+ * F(4x4, 3x3), forced (setWinogradTile(4)) on outputs whose sides are multiples of 4, against float64
+ * direct sums. Tolerance: the rounding-error bound of a bilinear algorithm evaluated in floating point
+ * (each computed entry is exact for inputs perturbed by at most gamma_n = n u / (1 - n u) relatively,
+ * u = 2^-24, along a chain of n roundings), so |y - y_ref| <= gamma_n times the same computation on
+ * absolute values: |A^T| [ (|G| |g| |G|^T) .* (|B^T| |d| |B|) ] |A| summed over input channels, with
+ * n = Cin + 20 (at most 8 roundings in each 2-D transform, 1 for the float64 filter transform's
+ * rounding, 1 for the product, Cin for the GEMM's sum); for the filter gradient the sum runs over the
+ * tiles and n = tiles + 20 (|A| |dY| |A^T| and |B^T| |d| |B|, then |G|^T dU_abs |G|).
+ */
+describe('Winograd F(4x4, 3x3)', () => {
+  let tileWas: WinogradTileSetting;
+  beforeAll(() => {
+    tileWas = setWinogradTile(4);
+  });
+  afterAll(() => {
+    setWinogradTile(tileWas);
+  });
+  const { BT, G, AT } = WINOGRAD_F4;
+  const abs = (m: readonly (readonly number[])[]) => m.map((r) => r.map(Math.abs));
+  const aBT = abs(BT);
+  const aG = abs(G);
+  const aAT = abs(AT);
+  /** L [p, q] x R^T for L [a, p] and R [b, q] given as rows: [a, b]. */
+  const sandwich = (L: number[][], X: Float64Array, p: number, q: number, R: number[][]) => {
+    const a = L.length;
+    const b = R.length;
+    const t = new Float64Array(a * q);
+    for (let i = 0; i < a; i++)
+      for (let k = 0; k < p; k++) {
+        const l = (L[i] as number[])[k] as number;
+        if (l !== 0) for (let j = 0; j < q; j++) t[i * q + j] += l * (X[k * q + j] as number);
+      }
+    const out = new Float64Array(a * b);
+    for (let i = 0; i < a; i++)
+      for (let j = 0; j < b; j++) {
+        let s = 0;
+        for (let k = 0; k < q; k++) s += (t[i * q + k] as number) * ((R[j] as number[])[k] as number);
+        out[i * b + j] = s;
+      }
+    return out;
+  };
+  const u = 2 ** -24;
+  const gamma = (n: number) => (n * u) / (1 - n * u);
+
+  const CASES4: Case[] = [
+    { B: 2, H: 8, W: 8, Cin: 32, Cout: 32, pad: [1, 1, 1, 1] }, // 'same', 8 x 8
+    { B: 2, H: 10, W: 6, Cin: 4, Cout: 8, pad: [0, 0, 0, 0] }, // 'valid': 8 x 4
+    { B: 3, H: 12, W: 16, Cin: 8, Cout: 4, pad: [1, 1, 1, 1] }, // 12 x 16
+    { B: 2, H: 7, W: 6, Cin: 4, Cout: 12, pad: [2, 1, 0, 0] }, // asymmetric: 8 x 4
+    { B: 4, H: 8, W: 8, Cin: 128, Cout: 4, pad: [1, 1, 1, 1] }, // 12 tiles a chunk, 4 an image: chunks cross images
+  ];
+  const pixel = (x: Float32Array, c: Case, b: number, r: number, q: number, d: number) => {
+    const xr = r - c.pad[0];
+    const xc = q - c.pad[2];
+    return xr < 0 || xr >= c.H || xc < 0 || xc >= c.W ? 0 : (x[((b * c.H + xr) * c.W + xc) * c.Cin + d] as number);
+  };
+
+  for (const c of CASES4)
+    it(`x [${c.B},${c.H},${c.W},${c.Cin}] -> ${c.Cout}, padding ${c.pad}: within the float32 bound of a float64 direct convolution, writes only the output`, () => {
+      const was = setNativeBlasEnabled(false);
+      try {
+        const { B, H, W, Cin, Cout } = c;
+        const [top, bottom, left, right] = c.pad;
+        const OH = H + top + bottom - 2;
+        const OW = W + left + right - 2;
+        expect(winogradTile({ OH, OW })).toBe(4);
+        const { memory, malloc } = heap();
+        const g = new SimdGemm(memory, malloc);
+        const freed: number[] = [];
+        const wg = new WinogradConv(memory, malloc, (p) => freed.push(p));
+        const x = randn(H * 10 + W + 2, B * H * W * Cin);
+        const w = randn(Cin + Cout + 2, 9 * Cin * Cout);
+        const guard = 16;
+        const xPtr = malloc(4 * x.length);
+        const wPtr = malloc(4 * w.length);
+        const yFloats = B * OH * OW * Cout;
+        const region = malloc(4 * (yFloats + 2 * guard));
+        const yPtr = region + 4 * guard;
+        const h = new Float32Array(memory.buffer);
+        h.set(x, xPtr / 4);
+        h.set(w, wPtr / 4);
+        h.fill(-7.5, region / 4, region / 4 + yFloats + 2 * guard);
+        wg.conv(g, { B, H, W, Cin, Cout, top, left, OH, OW }, xPtr, wPtr, yPtr);
+        const out = new Float32Array(memory.buffer);
+        for (let i = 0; i < guard; i++) {
+          expect(out[region / 4 + i]).toBe(-7.5);
+          expect(out[yPtr / 4 + yFloats + i]).toBe(-7.5);
+        }
+        expect(freed.length).toBe(4);
+        // |G| |g| |G|^T per channel pair
+        const Uabs: Float64Array[] = [];
+        for (let d = 0; d < Cin; d++)
+          for (let o = 0; o < Cout; o++) {
+            const gAbs = new Float64Array(9);
+            for (let k = 0; k < 9; k++) gAbs[k] = Math.abs(w[(k * Cin + d) * Cout + o] as number);
+            Uabs.push(sandwich(aG, gAbs, 3, 3, aG));
+          }
+        let worst = 0;
+        for (let b = 0; b < B; b++)
+          for (let ty = 0; ty < OH; ty += 4)
+            for (let tx = 0; tx < OW; tx += 4) {
+              const Vabs: Float64Array[] = [];
+              for (let d = 0; d < Cin; d++) {
+                const dAbs = new Float64Array(36);
+                for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) dAbs[6 * i + j] = Math.abs(pixel(x, c, b, ty + i, tx + j, d));
+                Vabs.push(sandwich(aBT, dAbs, 6, 6, aBT));
+              }
+              for (let o = 0; o < Cout; o++) {
+                const Mabs = new Float64Array(36);
+                for (let d = 0; d < Cin; d++) {
+                  const U = Uabs[d * Cout + o] as Float64Array;
+                  const V = Vabs[d] as Float64Array;
+                  for (let e = 0; e < 36; e++) Mabs[e] += (U[e] as number) * (V[e] as number);
+                }
+                const Yabs = sandwich(aAT, Mabs, 6, 6, aAT);
+                for (let i = 0; i < 4; i++)
+                  for (let j = 0; j < 4; j++) {
+                    let s = 0;
+                    for (let a = 0; a < 3; a++)
+                      for (let q = 0; q < 3; q++)
+                        for (let d = 0; d < Cin; d++)
+                          s += pixel(x, c, b, ty + i + a, tx + j + q, d) * (w[((a * 3 + q) * Cin + d) * Cout + o] as number);
+                    const got = out[yPtr / 4 + ((b * OH + ty + i) * OW + tx + j) * Cout + o] as number;
+                    const tol = gamma(Cin + 20) * (Yabs[4 * i + j] as number);
+                    worst = Math.max(worst, Math.abs(got - s) / tol);
+                    expect(Math.abs(got - s), `y[${b},${ty + i},${tx + j},${o}]`).toBeLessThanOrEqual(tol);
+                  }
+              }
+            }
+        expect(worst).toBeGreaterThan(0); // the check compared real errors, not only zeros
+      } finally {
+        setNativeBlasEnabled(was);
+      }
+    });
+
+  for (const c of CASES4)
+    it(`filter gradient, x [${c.B},${c.H},${c.W},${c.Cin}] -> ${c.Cout}, padding ${c.pad}: within the float32 bound of a float64 direct weight gradient, writes only dW`, () => {
+      const was = setNativeBlasEnabled(false);
+      try {
+        const { B, H, W, Cin, Cout } = c;
+        const [top, bottom, left, right] = c.pad;
+        const OH = H + top + bottom - 2;
+        const OW = W + left + right - 2;
+        const { memory, malloc } = heap();
+        const g = new SimdGemm(memory, malloc);
+        const freed: number[] = [];
+        const wg = new WinogradConv(memory, malloc, (p) => freed.push(p));
+        const x = randn(H * 10 + W + 3, B * H * W * Cin);
+        const dy = randn(Cin + Cout + 3, B * OH * OW * Cout);
+        const guard = 16;
+        const xPtr = malloc(4 * x.length);
+        const dyPtr = malloc(4 * dy.length);
+        const wFloats = 9 * Cin * Cout;
+        const region = malloc(4 * (wFloats + 2 * guard));
+        const dwPtr = region + 4 * guard;
+        const h = new Float32Array(memory.buffer);
+        h.set(x, xPtr / 4);
+        h.set(dy, dyPtr / 4);
+        h.fill(-7.5, region / 4, region / 4 + wFloats + 2 * guard);
+        wg.filterGrad(g, { B, H, W, Cin, Cout, top, left, OH, OW }, xPtr, dyPtr, dwPtr);
+        const out = new Float32Array(memory.buffer);
+        for (let i = 0; i < guard; i++) {
+          expect(out[region / 4 + i]).toBe(-7.5);
+          expect(out[dwPtr / 4 + wFloats + i]).toBe(-7.5);
+        }
+        expect(freed.length).toBe(4);
+        expect(Array.from(out.subarray(xPtr / 4, xPtr / 4 + x.length))).toEqual(Array.from(x));
+        expect(Array.from(out.subarray(dyPtr / 4, dyPtr / 4 + dy.length))).toEqual(Array.from(dy));
+        // dU_abs [36, Cin, Cout] = sum over tiles of |B^T| |d| |B| .* |A| |dY| |A|^T
+        const aA = (aAT[0] as number[]).map((_, i) => aAT.map((r) => r[i] as number)); // |A| [6, 4] as rows
+        const dUabs = new Float64Array(36 * Cin * Cout);
+        let tiles = 0;
+        for (let b = 0; b < B; b++)
+          for (let ty = 0; ty < OH; ty += 4)
+            for (let tx = 0; tx < OW; tx += 4) {
+              tiles++;
+              const Vabs: Float64Array[] = [];
+              for (let d = 0; d < Cin; d++) {
+                const dAbs = new Float64Array(36);
+                for (let i = 0; i < 6; i++) for (let j = 0; j < 6; j++) dAbs[6 * i + j] = Math.abs(pixel(x, c, b, ty + i, tx + j, d));
+                Vabs.push(sandwich(aBT, dAbs, 6, 6, aBT));
+              }
+              for (let o = 0; o < Cout; o++) {
+                const yAbs = new Float64Array(16);
+                for (let i = 0; i < 4; i++)
+                  for (let j = 0; j < 4; j++) yAbs[4 * i + j] = Math.abs(dy[((b * OH + ty + i) * OW + tx + j) * Cout + o] as number);
+                const Zabs = sandwich(aA, yAbs, 4, 4, aA);
+                for (let d = 0; d < Cin; d++) {
+                  const V = Vabs[d] as Float64Array;
+                  for (let e = 0; e < 36; e++) dUabs[(e * Cin + d) * Cout + o] += (V[e] as number) * (Zabs[e] as number);
+                }
+              }
+            }
+        const aGT = (aG[0] as number[]).map((_, i) => aG.map((r) => r[i] as number)); // |G|^T [3, 6] as rows
+        let worst = 0;
+        for (let d = 0; d < Cin; d++)
+          for (let o = 0; o < Cout; o++) {
+            const du = new Float64Array(36);
+            for (let e = 0; e < 36; e++) du[e] = dUabs[(e * Cin + d) * Cout + o] as number;
+            const dWabs = sandwich(aGT, du, 6, 6, aGT);
+            for (let a = 0; a < 3; a++)
+              for (let q = 0; q < 3; q++) {
+                let s = 0;
+                for (let b = 0; b < B; b++)
+                  for (let r = 0; r < OH; r++)
+                    for (let cc = 0; cc < OW; cc++)
+                      s += pixel(x, c, b, r + a, cc + q, d) * (dy[((b * OH + r) * OW + cc) * Cout + o] as number);
+                const got = out[dwPtr / 4 + ((a * 3 + q) * Cin + d) * Cout + o] as number;
+                const tol = gamma(tiles + 20) * (dWabs[3 * a + q] as number);
+                worst = Math.max(worst, Math.abs(got - s) / tol);
+                expect(Math.abs(got - s), `dW[${a},${q},${d},${o}]`).toBeLessThanOrEqual(tol);
+              }
+          }
+        expect(worst).toBeGreaterThan(0);
+      } finally {
+        setNativeBlasEnabled(was);
+      }
+    });
+
+  it('the transforms compute the correlation: A^T [(G g) .* (B^T d)] = d (*) g in one dimension, exactly in float64', () => {
+    // 1-D F(4, 3) from the matrices alone: a check of WINOGRAD_F4 that the kernels' factored forms follow
+    const d = [0.3, -1.2, 2.5, 0.7, -0.4, 1.9];
+    const g = [0.8, -0.6, 1.3];
+    const Gg = G.map((r) => r.reduce((a, v, k) => a + v * (g[k] as number), 0));
+    const Bd = BT.map((r) => r.reduce((a, v, k) => a + v * (d[k] as number), 0));
+    const y = AT.map((r) => r.reduce((a, v, k) => a + v * (Gg[k] as number) * (Bd[k] as number), 0));
+    for (let i = 0; i < 4; i++)
+      expect(y[i]).toBeCloseTo((d[i] as number) * g[0]! + (d[i + 1] as number) * g[1]! + (d[i + 2] as number) * g[2]!, 12);
+  });
+
+  it('the filter transform is G g G^T and its gradient G^T dU G (the adjoint), and both name wrong sizes', () => {
+    const Cin = 3;
+    const Cout = 2;
+    const n = Cin * Cout;
+    const w = randn(6, 9 * n);
+    const U = new Float32Array(36 * n);
+    winogradFilter4(w, Cin, Cout, U);
+    for (let j = 0; j < n; j++) {
+      const gj = new Float64Array(9);
+      for (let k = 0; k < 9; k++) gj[k] = w[k * n + j] as number;
+      const ref = sandwich(G as number[][], gj, 3, 3, G as number[][]);
+      for (let e = 0; e < 36; e++)
+        expect(Math.abs((U[e * n + j] as number) - (ref[e] as number))).toBeLessThanOrEqual(Math.abs(ref[e] as number) * 2 ** -23);
+    }
+    const dU = randn(9, 36 * n);
+    const dW = new Float32Array(9 * n);
+    winogradFilterGrad4(dU, Cin, Cout, dW);
+    for (let j = 0; j < n; j++) {
+      const du = new Float64Array(36);
+      for (let e = 0; e < 36; e++) du[e] = dU[e * n + j] as number;
+      const GT = (G[0] as number[]).map((_, i) => G.map((r) => r[i] as number));
+      const ref = sandwich(GT, du, 6, 6, GT);
+      for (let k = 0; k < 9; k++)
+        expect(Math.abs((dW[k * n + j] as number) - (ref[k] as number))).toBeLessThanOrEqual(Math.abs(ref[k] as number) * 2 ** -23 + 1e-12);
+    }
+    expect(() => winogradFilter4(w.subarray(1), Cin, Cout, U)).toThrow(/filter has 53 floats, expected 9 x 3 x 2 = 54/);
+    expect(() => winogradFilter4(w, Cin, Cout, U.subarray(1))).toThrow(/out has 215 floats, expected 216/);
+    expect(() => winogradFilterGrad4(dU.subarray(1), Cin, Cout, dW)).toThrow(/dU has 215 floats, expected 36 x 3 x 2 = 216/);
+    expect(() => winogradFilterGrad4(dU, Cin, Cout, dW.subarray(1))).toThrow(/out has 53 floats, expected 54/);
+  });
+
+  it('picks the tile by output size (auto: multiples of 4 and at least 16 x 16), and rejects unknown settings', () => {
+    setWinogradTile('auto');
+    expect(winogradTile({ OH: 32, OW: 32 })).toBe(4);
+    expect(winogradTile({ OH: 16, OW: 16 })).toBe(4);
+    expect(winogradTile({ OH: 8, OW: 8 })).toBe(2);
+    expect(winogradTile({ OH: 30, OW: 32 })).toBe(2);
+    setWinogradTile(2);
+    expect(winogradTile({ OH: 32, OW: 32 })).toBe(2);
+    setWinogradTile(4);
+    expect(winogradTile({ OH: 8, OW: 4 })).toBe(4);
+    expect(winogradTile({ OH: 6, OW: 8 })).toBe(2);
+    expect(() => setWinogradTile(3 as 2)).toThrow(/expected 'auto', 2 or 4, got 3/);
   });
 });

@@ -1,5 +1,7 @@
 /**
- * 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast
+ * 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3), and F(4x4, 3x3) where the
+ * outputs are whole 4x4 tiles and large enough to pay (winogradTile; its transforms are described at
+ * inTransform4 below) (Lavin & Gray, "Fast
  * Algorithms for Convolutional Neural Networks", CVPR 2016, section 4): each 2x2 block of outputs
  * ("tile") of one channel pair is
  *   Y = A^T [ (G g G^T) .* (B^T d B) ] A
@@ -24,7 +26,22 @@
 
 import type { SimdGemm, WasmMemory } from './simd_gemm.js';
 import { WasmJs } from './simd_gemm.js';
-import { assembleModule, type Code, FuncBuilder, f32x4, get, i32, if_, inc, type Local, seq, set, v128, whileLoop } from './wasm_asm.js';
+import {
+  assembleModule,
+  type Code,
+  FuncBuilder,
+  f32,
+  f32x4,
+  get,
+  i32,
+  if_,
+  inc,
+  type Local,
+  seq,
+  set,
+  v128,
+  whileLoop,
+} from './wasm_asm.js';
 
 /**
  * The transforms' walk over nt tiles in row-major order from tile (tx, ty): `perTile` for tile i,
@@ -278,12 +295,268 @@ function dyTransform(): FuncBuilder {
   return f;
 }
 
+/**
+ * F(4x4, 3x3) (Lavin & Gray, section 5; interpolation points 0, +-1, +-2, infinity): each 4x4 block of
+ * outputs is Y = A^T [ (G g G^T) .* (B^T d B) ] A over its 6x6 input patch, with
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]:
+ * 36 GEMMs, 2.25 multiply-adds per output and channel pair (F(2x2, 3x3): 4, direct: 9). These
+ * transforms run only where OH and OW are multiples of 4 (no partial tiles, so no edge tests).
+ */
+const BT4: number[][] = [
+  [4, 0, -5, 0, 1, 0],
+  [0, -4, -4, 1, 1, 0],
+  [0, 4, -4, -1, 1, 0],
+  [0, -2, -1, 2, 1, 0],
+  [0, 2, -1, -2, 1, 0],
+  [0, 4, 0, -5, 0, 1],
+];
+const G4: number[][] = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+const AT4: number[][] = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 0],
+  [0, 1, -1, 8, -8, 1],
+];
+/** The transform matrices of F(m x m, 3x3), for the float64 filter transforms and the tests. */
+export const WINOGRAD_F4 = { BT: BT4, G: G4, AT: AT4 } as const;
+
+/** Splatted constants 2, 4, 5, 8 as v128 locals of a function, set once at its start. */
+function constants(f: FuncBuilder): { init: Code[]; k: (x: 2 | 4 | 5 | 8) => Code } {
+  const locals = new Map<number, Local>();
+  const init: Code[] = [];
+  for (const x of [2, 4, 5, 8]) {
+    const l = f.local('v128');
+    locals.set(x, l);
+    init.push(set(l, f32x4.splat(f32.const(x))));
+  }
+  return { init, k: (x) => get(locals.get(x) as Local) };
+}
+
+/** B^T x for a 6-vector x (factored: 12 adds and 4 multiplies instead of the matrix's 20 terms). */
+function bt6(x: (i: number) => Code, k: (c: 2 | 4 | 5 | 8) => Code): Code[] {
+  return [
+    f32x4.add(f32x4.sub(f32x4.mul(k(4), x(0)), f32x4.mul(k(5), x(2))), x(4)),
+    f32x4.sub(f32x4.add(x(3), x(4)), f32x4.mul(k(4), f32x4.add(x(1), x(2)))),
+    f32x4.add(f32x4.sub(x(4), x(3)), f32x4.mul(k(4), f32x4.sub(x(1), x(2)))),
+    f32x4.add(f32x4.sub(x(4), x(2)), f32x4.mul(k(2), f32x4.sub(x(3), x(1)))),
+    f32x4.sub(f32x4.sub(x(4), x(2)), f32x4.mul(k(2), f32x4.sub(x(3), x(1)))),
+    f32x4.add(f32x4.sub(f32x4.mul(k(4), x(1)), f32x4.mul(k(5), x(3))), x(5)),
+  ];
+}
+
+/** A^T x for a 6-vector x. */
+function at6(x: (i: number) => Code, k: (c: 2 | 4 | 5 | 8) => Code): Code[] {
+  const p12 = () => f32x4.add(x(1), x(2));
+  const m12 = () => f32x4.sub(x(1), x(2));
+  const p34 = () => f32x4.add(x(3), x(4));
+  const m34 = () => f32x4.sub(x(3), x(4));
+  return [
+    f32x4.add(f32x4.add(x(0), p12()), p34()),
+    f32x4.add(m12(), f32x4.mul(k(2), m34())),
+    f32x4.add(p12(), f32x4.mul(k(4), p34())),
+    f32x4.add(f32x4.add(m12(), f32x4.mul(k(8), m34())), x(5)),
+  ];
+}
+
+/** A y for a 4-vector y (the adjoint of A^T: 6 entries). */
+function a4(y: (i: number) => Code, k: (c: 2 | 4 | 5 | 8) => Code): Code[] {
+  return [
+    y(0),
+    f32x4.add(f32x4.add(y(0), y(1)), f32x4.add(y(2), y(3))),
+    f32x4.sub(f32x4.add(y(0), y(2)), f32x4.add(y(1), y(3))),
+    f32x4.add(f32x4.add(y(0), f32x4.mul(k(2), y(1))), f32x4.add(f32x4.mul(k(4), y(2)), f32x4.mul(k(8), y(3)))),
+    f32x4.sub(f32x4.add(y(0), f32x4.mul(k(4), y(2))), f32x4.add(f32x4.mul(k(2), y(1)), f32x4.mul(k(8), y(3)))),
+    y(3),
+  ];
+}
+
+/** inTransform's F(4x4) twin (same parameters): V_e = B^T d B over 6x6 patches, 36 planes; p moves 4 pixels a tile. */
+function inTransform4(): FuncBuilder {
+  const f = new FuncBuilder('inTransform4', new Array<'i32'>(13).fill('i32'));
+  const [p, rowBytes, pixBytes, cvecs, TW, TH, tx, ty, nt, V, eStride, rowDelta, imgDelta] = f.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const i = f.local('i32');
+  const c = f.local('i32');
+  const a = f.local('i32');
+  const w = f.local('i32');
+  const vt = f.local('i32');
+  const pb = Array.from({ length: 6 }, () => f.local('i32')); // k pixBytes
+  const { init, k } = constants(f);
+  const d = Array.from({ length: 6 }, () => f.local('v128'));
+  const t = Array.from({ length: 36 }, () => f.local('v128')); // (d B)[6 r + col]
+  const body: Code[] = [set(a, i32.add(get(p), i32.shl(get(c), i32.const(4))))];
+  for (let r = 0; r < 6; r++) {
+    if (r > 0) body.push(inc(a, get(rowBytes)));
+    for (let j = 0; j < 6; j++) body.push(set(d[j] as Local, v128.load(j === 0 ? get(a) : i32.add(get(a), get(pb[j] as Local)))));
+    const row = bt6((j) => get(d[j] as Local), k);
+    for (let j = 0; j < 6; j++) body.push(set(t[6 * r + j] as Local, row[j] as Code));
+  }
+  body.push(set(w, i32.add(get(vt), i32.shl(get(c), i32.const(4)))));
+  // column j of (d B) through B^T: V[6 r + j]
+  const cols = Array.from({ length: 6 }, (_, j) => bt6((r) => get(t[6 * r + j] as Local), k));
+  for (let r = 0; r < 6; r++)
+    for (let j = 0; j < 6; j++) {
+      if (r > 0 || j > 0) body.push(inc(w, get(eStride)));
+      body.push(v128.store(get(w), (cols[j] as Code[])[r] as Code));
+    }
+  const pbInit: Code[] = [];
+  for (let j = 1; j < 6; j++) pbInit.push(set(pb[j] as Local, i32.mul(get(pixBytes), i32.const(j))));
+  f.body = seq(
+    ...init,
+    ...pbInit,
+    set(vt, get(V)),
+    tileWalk({ i, nt, p, tx, ty, TW, TH, rowDelta, imgDelta }, i32.shl(get(pixBytes), i32.const(2)), [
+      set(c, i32.const(0)),
+      whileLoop(i32.lt_u(get(c), get(cvecs)), ...body, inc(c, i32.const(1))),
+      inc(vt, get(pixBytes)),
+    ]),
+  );
+  return f;
+}
+
+/** outTransform's F(4x4) twin (same parameters; OH, OW unused: whole tiles only): Y = A^T m A. */
+function outTransform4(): FuncBuilder {
+  const f = new FuncBuilder('outTransform4', new Array<'i32'>(15).fill('i32'));
+  const [M, eStride, coutBytes, cvecs, nt, q, rowBytes, TW, TH, tx, ty, , , rowDelta, imgDelta] = f.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const i = f.local('i32');
+  const c = f.local('i32');
+  const a = f.local('i32');
+  const mt = f.local('i32');
+  const o = f.local('i32');
+  const { init, k } = constants(f);
+  const m = Array.from({ length: 6 }, () => f.local('v128'));
+  const s = Array.from({ length: 24 }, () => f.local('v128')); // (A^T m)[6 r + col], r < 4
+  const body: Code[] = [set(a, i32.add(get(mt), i32.shl(get(c), i32.const(4))))];
+  // column by column: load m[0..5][col] (planes 6 r + col), A^T over rows
+  for (let col = 0; col < 6; col++) {
+    for (let r = 0; r < 6; r++) body.push(set(m[r] as Local, v128.load(i32.add(get(a), i32.mul(get(eStride), i32.const(6 * r + col))))));
+    const out = at6((r) => get(m[r] as Local), k);
+    for (let r = 0; r < 4; r++) body.push(set(s[6 * r + col] as Local, out[r] as Code));
+  }
+  body.push(set(o, i32.add(get(q), i32.shl(get(c), i32.const(4)))));
+  for (let r = 0; r < 4; r++) {
+    if (r > 0) body.push(inc(o, get(rowBytes)));
+    const y = at6((col) => get(s[6 * r + col] as Local), k);
+    for (let j = 0; j < 4; j++)
+      body.push(v128.store(j === 0 ? get(o) : i32.add(get(o), i32.mul(get(coutBytes), i32.const(j))), y[j] as Code));
+  }
+  f.body = seq(
+    ...init,
+    set(mt, get(M)),
+    tileWalk({ i, nt, p: q, tx, ty, TW, TH, rowDelta, imgDelta }, i32.shl(get(coutBytes), i32.const(2)), [
+      set(c, i32.const(0)),
+      whileLoop(i32.lt_u(get(c), get(cvecs)), ...body, inc(c, i32.const(1))),
+      inc(mt, get(coutBytes)),
+    ]),
+  );
+  return f;
+}
+
+/** dyTransform's F(4x4) twin (same parameters; whole tiles only): Z = A dY A^T, 36 planes. */
+function dyTransform4(): FuncBuilder {
+  const f = new FuncBuilder('dyTransform4', new Array<'i32'>(15).fill('i32'));
+  const [eStride, coutBytes, cvecs, nt, q, rowBytes, TW, TH, tx, ty, , , rowDelta, imgDelta, Z] = f.params as Local[] as [
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+    Local,
+  ];
+  const i = f.local('i32');
+  const c = f.local('i32');
+  const o = f.local('i32');
+  const w = f.local('i32');
+  const zt = f.local('i32');
+  const { init, k } = constants(f);
+  const y = Array.from({ length: 16 }, () => f.local('v128')); // dY[4 r + col]
+  const s = Array.from({ length: 24 }, () => f.local('v128')); // (A dY)[4 r + col], r < 6
+  const body: Code[] = [set(o, i32.add(get(q), i32.shl(get(c), i32.const(4))))];
+  for (let r = 0; r < 4; r++) {
+    if (r > 0) body.push(inc(o, get(rowBytes)));
+    for (let j = 0; j < 4; j++)
+      body.push(set(y[4 * r + j] as Local, v128.load(j === 0 ? get(o) : i32.add(get(o), i32.mul(get(coutBytes), i32.const(j))))));
+  }
+  for (let col = 0; col < 4; col++) {
+    const z = a4((r) => get(y[4 * r + col] as Local), k);
+    for (let r = 0; r < 6; r++) body.push(set(s[4 * r + col] as Local, z[r] as Code));
+  }
+  body.push(set(w, i32.add(get(zt), i32.shl(get(c), i32.const(4)))));
+  for (let r = 0; r < 6; r++) {
+    const z = a4((col) => get(s[4 * r + col] as Local), k);
+    for (let j = 0; j < 6; j++) {
+      if (r > 0 || j > 0) body.push(inc(w, get(eStride)));
+      body.push(v128.store(get(w), z[j] as Code));
+    }
+  }
+  f.body = seq(
+    ...init,
+    set(zt, get(Z)),
+    tileWalk({ i, nt, p: q, tx, ty, TW, TH, rowDelta, imgDelta }, i32.shl(get(coutBytes), i32.const(2)), [
+      set(c, i32.const(0)),
+      whileLoop(i32.lt_u(get(c), get(cvecs)), ...body, inc(c, i32.const(1))),
+      inc(zt, get(coutBytes)),
+    ]),
+  );
+  return f;
+}
+
 let module: object | null = null;
 
 interface Exports {
   inTransform(...args: number[]): void;
   outTransform(...args: number[]): void;
   dyTransform(...args: number[]): void;
+  inTransform4(...args: number[]): void;
+  outTransform4(...args: number[]): void;
+  dyTransform4(...args: number[]): void;
 }
 
 /** A 3x3 stride-1 NHWC convolution's geometry: x [B, H, W, Cin] zero-padded by top / left (and bottom / right). */
@@ -386,28 +659,160 @@ export function winogradFilterGrad(dU: Float32Array, Cin: number, Cout: number, 
   }
 }
 
-/** Tiles, padded input and chunk size of a convolution. */
-function geometry(s: WinogradConvShape) {
-  const TH = Math.ceil(s.OH / 2);
-  const TW = Math.ceil(s.OW / 2);
-  const Hx = 2 * TH + 2; // padded input rows: every tile's 4 x 4 patch lies inside
-  const Wx = 2 * TW + 2;
-  const tiles = s.B * TH * TW;
-  // chunk: blocks of 16 x nt x C floats of about 256 KB each, so that a chunk's stay in the L2 cache
-  const nt = Math.max(4, Math.min(tiles, (Math.floor(4096 / Math.max(s.Cin, s.Cout)) >> 2) << 2));
-  // the 16 planes of a chunk's V (or Z, M) lie planeIn (planeOut) floats apart: nt C plus 16, so that
-  // the transforms' 16 streams of stores (loads) are not a multiple of 4 KB apart, where they would
-  // share L1 sets and alias
-  return { TH, TW, Hx, Wx, tiles, nt, xpFloats: s.B * Hx * Wx * s.Cin, planeIn: nt * s.Cin + 16, planeOut: nt * s.Cout + 16 };
+/**
+ * G x for a 3-vector x (G of F(4x4, 3x3), unrolled): [x0/4, -(x0+x1+x2)/6, -(x0-x1+x2)/6,
+ * (x0/4 + x1/2 + x2)/6, (x0/4 - x1/2 + x2)/6, x2], in float64.
+ */
+function g3(x0: number, x1: number, x2: number, out: Float64Array, o: number, stride: number): void {
+  const p = x0 + x2;
+  const q = x0 / 4 + x2;
+  out[o] = x0 / 4;
+  out[o + stride] = -(p + x1) / 6;
+  out[o + 2 * stride] = -(p - x1) / 6;
+  out[o + 3 * stride] = (q + x1 / 2) / 6;
+  out[o + 4 * stride] = (q - x1 / 2) / 6;
+  out[o + 5 * stride] = x2;
 }
+
+/** G^T y for a 6-vector y at y[o + k stride] (the adjoint of g3), in float64: its 3 entries to r. */
+function gT6(y: Float64Array | Float32Array, o: number, stride: number, r: Float64Array, ro: number, rstride: number): void {
+  const y0 = y[o] as number;
+  const y1 = y[o + stride] as number;
+  const y2 = y[o + 2 * stride] as number;
+  const y3 = y[o + 3 * stride] as number;
+  const y4 = y[o + 4 * stride] as number;
+  const y5 = y[o + 5 * stride] as number;
+  const a = -(y1 + y2) / 6;
+  const b = (y3 + y4) / 6;
+  r[ro] = y0 / 4 + a + b / 4;
+  r[ro + rstride] = -(y1 - y2) / 6 + (y3 - y4) / 12;
+  r[ro + 2 * rstride] = a + b + y5;
+}
+
+/** The filter transforms of F(4x4, 3x3) in float64, rounded once: U = G g G^T. */
+export function winogradFilter4(w: Float32Array, Cin: number, Cout: number, out: Float32Array): void {
+  const n = Cin * Cout;
+  if (w.length !== 9 * n) throw new Error(`winogradFilter4: filter has ${w.length} floats, expected 9 x ${Cin} x ${Cout} = ${9 * n}`);
+  if (out.length !== 36 * n) throw new Error(`winogradFilter4: out has ${out.length} floats, expected ${36 * n}`);
+  const gg = new Float64Array(18); // G g: [6, 3]
+  // blocks of J channel pairs through a [36, J] buffer, then 36 contiguous copies: storing each pair's
+  // 36 entries n floats apart straight into out thrashed the L1 cache (n = 1,024: every store 4 KB
+  // from the last, one cache set; 0.29 ms against 0.05 for F(2x2)'s 16 at Cin = Cout = 32)
+  const J = 64;
+  const blk = new Float32Array(36 * J);
+  for (let j0 = 0; j0 < n; j0 += J) {
+    const nj = Math.min(J, n - j0);
+    for (let jj = 0; jj < nj; jj++) {
+      const j = j0 + jj;
+      for (let col = 0; col < 3; col++)
+        g3(w[col * n + j] as number, w[(3 + col) * n + j] as number, w[(6 + col) * n + j] as number, gg, col, 3);
+      for (let r = 0; r < 6; r++) {
+        // (G g G^T)[r, :] = G (G g)[r, :]^T, as g3
+        const x0 = gg[3 * r] as number;
+        const x1 = gg[3 * r + 1] as number;
+        const x2 = gg[3 * r + 2] as number;
+        const p = x0 + x2;
+        const q = x0 / 4 + x2;
+        const o = 6 * r * J + jj;
+        blk[o] = x0 / 4;
+        blk[o + J] = -(p + x1) / 6;
+        blk[o + 2 * J] = -(p - x1) / 6;
+        blk[o + 3 * J] = (q + x1 / 2) / 6;
+        blk[o + 4 * J] = (q - x1 / 2) / 6;
+        blk[o + 5 * J] = x2;
+      }
+    }
+    for (let e = 0; e < 36; e++) out.set(blk.subarray(e * J, e * J + nj), e * n + j0);
+  }
+}
+
+/** dW [3, 3, Cin, Cout] = G^T dU G of F(4x4, 3x3) for dU [36, Cin, Cout], in float64, rounded once. */
+export function winogradFilterGrad4(dU: Float32Array, Cin: number, Cout: number, out: Float32Array): void {
+  const n = Cin * Cout;
+  if (dU.length !== 36 * n) throw new Error(`winogradFilterGrad4: dU has ${dU.length} floats, expected 36 x ${Cin} x ${Cout} = ${36 * n}`);
+  if (out.length !== 9 * n) throw new Error(`winogradFilterGrad4: out has ${out.length} floats, expected ${9 * n}`);
+  const h = new Float64Array(18); // G^T dU: [3, 6]
+  const r3 = new Float64Array(3);
+  // blocks of J channel pairs: 36 contiguous copies into a [36, J] buffer first (reading each pair's 36
+  // entries n floats apart hits one cache set, as in winogradFilter4)
+  const J = 64;
+  const blk = new Float32Array(36 * J);
+  for (let j0 = 0; j0 < n; j0 += J) {
+    const nj = Math.min(J, n - j0);
+    for (let e = 0; e < 36; e++) blk.set(dU.subarray(e * n + j0, e * n + j0 + nj), e * J);
+    for (let jj = 0; jj < nj; jj++) {
+      for (let col = 0; col < 6; col++) gT6(blk, col * J + jj, 6 * J, h, col, 6);
+      for (let r = 0; r < 3; r++) {
+        gT6(h, 6 * r, 1, r3, 0, 1);
+        for (let col = 0; col < 3; col++) out[(3 * r + col) * n + j0 + jj] = r3[col] as number;
+      }
+    }
+  }
+}
+
+/**
+ * The output tile of a convolution: 4 (F(4x4, 3x3)) where OH and OW are multiples of 4 and the
+ * setting allows it, else 2 (F(2x2, 3x3), which also takes partial tiles).
+ */
+export type WinogradTileSetting = 'auto' | 2 | 4;
+let tileSetting: WinogradTileSetting | null = null;
+
+/** Forces the tile (2: F(2x2) everywhere; 4: F(4x4) wherever it applies; 'auto'); returns the previous setting. */
+export function setWinogradTile(t: WinogradTileSetting): WinogradTileSetting {
+  if (t !== 'auto' && t !== 2 && t !== 4) throw new Error(`setWinogradTile: expected 'auto', 2 or 4, got ${String(t)}`);
+  const was = winogradTileSetting();
+  tileSetting = t;
+  return was;
+}
+
+/** setWinogradTile's setting, else MMLM_WINOGRAD_TILE ('auto', '2' or '4'), else 'auto'. */
+export function winogradTileSetting(): WinogradTileSetting {
+  if (tileSetting !== null) return tileSetting;
+  const v = typeof process !== 'undefined' ? process.env?.MMLM_WINOGRAD_TILE : undefined;
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === '2' || v === '4') return Number(v) as 2 | 4;
+  throw new Error(`MMLM_WINOGRAD_TILE: expected auto, 2 or 4, got "${v}"`);
+}
+
+/**
+ * The tile a convolution of this output size runs with: under 'auto', 4 where OH and OW are multiples
+ * of 4 and OH x OW >= 256. Measured on one thread (AMD EPYC, 2026-12-08, batch 16, ms F(2x2) / F(4x4),
+ * forward then filter gradient; `node --import tsx bench/winograd_tile.ts` reruns them): 32 -> 32
+ * channels at 32 x 32 2.08 / 1.67-1.72, 2.11 / 1.70-1.76; at 16 x 16 0.54 / 0.45,
+ * 0.54 / 0.48; at 8 x 8 0.177 / 0.167, 0.162 / 0.194 (the filter gradient slower); 16 -> 16 at 16 x 16
+ * 0.178 / 0.166, 0.183 / 0.177; at 4 x 4 0.020 / 0.033, 0.021 / 0.039 (slower: one tile an image, the
+ * transforms' fixed costs). Forced 4 (setWinogradTile(4)) takes every size that is a multiple of 4.
+ */
+export function winogradTile(s: { OH: number; OW: number }): 2 | 4 {
+  const t = winogradTileSetting();
+  if (t === 2 || s.OH % 4 !== 0 || s.OW % 4 !== 0) return 2;
+  return t === 4 || s.OH * s.OW >= 256 ? 4 : 2;
+}
+
+/** Tiles, padded input and chunk size of a convolution with output tiles of m x m. */
+function geometry(s: WinogradConvShape, m: 2 | 4) {
+  const TH = Math.ceil(s.OH / m);
+  const TW = Math.ceil(s.OW / m);
+  const Hx = m * TH + 2; // padded input rows: every tile's (m + 2) x (m + 2) patch lies inside
+  const Wx = m * TW + 2;
+  const tiles = s.B * TH * TW;
+  const E = (m + 2) * (m + 2); // transformed planes
+  // chunk: blocks of E x nt x C floats of about 256 KB each, so that a chunk's stay in the L2 cache
+  const nt = Math.max(4, Math.min(tiles, (Math.floor(65536 / (E * Math.max(s.Cin, s.Cout))) >> 2) << 2));
+  // the E planes of a chunk's V (or Z, M) lie planeIn (planeOut) floats apart: nt C plus 16, so that
+  // the transforms' E streams of stores (loads) are not a multiple of 4 KB apart, where they would
+  // share L1 sets and alias
+  return { m, E, TH, TW, Hx, Wx, tiles, nt, xpFloats: s.B * Hx * Wx * s.Cin, planeIn: nt * s.Cin + 16, planeOut: nt * s.Cout + 16 };
+}
+type Geometry = ReturnType<typeof geometry>;
 
 /**
  * xp [B, Hx, Wx, Cin] (byte offset xp) = x at (top, left), zeros elsewhere (rows or columns of x past
  * Hx / Wx are never read by a tile: they would only feed outputs past OH / OW).
  */
-function padInput(heap: Float32Array, s: WinogradConvShape, xPtr: number, xp: number): void {
+function padInput(heap: Float32Array, s: WinogradConvShape, gm: Geometry, xPtr: number, xp: number): void {
   const { B, H, W, Cin, top, left } = s;
-  const { Hx, Wx, xpFloats } = geometry(s);
+  const { Hx, Wx, xpFloats } = gm;
   heap.fill(0, xp >>> 2, (xp >>> 2) + xpFloats);
   const rows = Math.min(H, Hx - top);
   const cols = Math.min(W, Wx - left);
@@ -428,20 +833,22 @@ export class WinogradConv {
     private readonly malloc: (bytes: number) => number,
     private readonly free: (ptr: number) => void,
   ) {
-    module ??= new WasmJs.Module(assembleModule([inTransform(), outTransform(), dyTransform()]));
+    module ??= new WasmJs.Module(
+      assembleModule([inTransform(), outTransform(), dyTransform(), inTransform4(), outTransform4(), dyTransform4()]),
+    );
     this.x = new WasmJs.Instance(module, { env: { memory } }).exports as unknown as Exports;
   }
 
   /** V_e of tiles t0 .. t0 + n - 1 (a chunk of at most nt) from the padded input xp. */
-  private inTransform(s: WinogradConvShape, xp: number, t0: number, n: number, V: number): void {
-    const { TH, TW, Hx, Wx, planeIn } = geometry(s);
+  private inTransform(s: WinogradConvShape, gm: Geometry, xp: number, t0: number, n: number, V: number): void {
+    const { m, TH, TW, Hx, Wx, planeIn } = gm;
     const pixIn = 4 * s.Cin;
     const rowIn = Wx * pixIn;
     const b = Math.floor(t0 / (TH * TW));
     const ty = Math.floor((t0 % (TH * TW)) / TW);
     const tx = t0 % TW;
-    this.x.inTransform(
-      xp + (b * Hx + 2 * ty) * rowIn + 2 * tx * pixIn,
+    (m === 4 ? this.x.inTransform4 : this.x.inTransform)(
+      xp + (b * Hx + m * ty) * rowIn + m * tx * pixIn,
       rowIn,
       pixIn,
       s.Cin / 4,
@@ -452,8 +859,8 @@ export class WinogradConv {
       n,
       V,
       4 * planeIn,
-      2 * rowIn - 2 * TW * pixIn,
-      (Hx - 2 * TH) * rowIn,
+      m * rowIn - m * TW * pixIn,
+      (Hx - m * TH) * rowIn,
     );
   }
 
@@ -471,7 +878,8 @@ export class WinogradConv {
       throw new Error(
         `WinogradConv: channels must be multiples of 4 and outputs >= 1, got Cin ${Cin}, Cout ${Cout}, ${OH} x ${OW} (padding ${s.top}, ${s.left})`,
       );
-    const { TH, TW, tiles, nt, xpFloats, planeIn, planeOut } = geometry(s);
+    const gm = geometry(s, winogradTile(s));
+    const { m, E, TH, TW, tiles, nt, xpFloats, planeIn, planeOut } = gm;
     const ptrs: number[] = [];
     const alloc = (floats: number) => {
       const p = this.malloc(4 * floats + 16);
@@ -480,10 +888,10 @@ export class WinogradConv {
     };
     try {
       const xp = alloc(xpFloats);
-      const V = alloc(16 * planeIn);
-      const Z = alloc(16 * planeOut);
-      const dU = alloc(16 * Cin * Cout);
-      padInput(new Float32Array(this.memory.buffer), s, xPtr, xp);
+      const V = alloc(E * planeIn);
+      const Z = alloc(E * planeOut);
+      const dU = alloc(E * Cin * Cout);
+      padInput(new Float32Array(this.memory.buffer), s, gm, xPtr, xp);
       const pixOut = 4 * Cout;
       const rowOut = OW * pixOut;
       for (let t0 = 0; t0 < tiles; t0 += nt) {
@@ -491,13 +899,13 @@ export class WinogradConv {
         const b = Math.floor(t0 / (TH * TW));
         const ty = Math.floor((t0 % (TH * TW)) / TW);
         const tx = t0 % TW;
-        this.inTransform(s, xp, t0, n, V);
-        this.x.dyTransform(
+        this.inTransform(s, gm, xp, t0, n, V);
+        (m === 4 ? this.x.dyTransform4 : this.x.dyTransform)(
           4 * planeOut,
           pixOut,
           Cout / 4,
           n,
-          dyPtr + (b * OH + 2 * ty) * rowOut + 2 * tx * pixOut,
+          dyPtr + (b * OH + m * ty) * rowOut + m * tx * pixOut,
           rowOut,
           TW,
           TH,
@@ -505,12 +913,12 @@ export class WinogradConv {
           ty,
           OH,
           OW,
-          2 * rowOut - 2 * TW * pixOut,
-          (OH - 2 * TH) * rowOut,
+          m * rowOut - m * TW * pixOut,
+          (OH - m * TH) * rowOut,
           Z,
         );
         // dU_e [Cin, Cout] (+)= V_e^T [Cin, n] Z_e [n, Cout]
-        for (let e = 0; e < 16; e++)
+        for (let e = 0; e < E; e++)
           g.gemm(
             Cin,
             Cout,
@@ -523,8 +931,8 @@ export class WinogradConv {
           );
       }
       const heap = new Float32Array(this.memory.buffer);
-      winogradFilterGrad(
-        heap.subarray(dU >>> 2, (dU >>> 2) + 16 * Cin * Cout),
+      (m === 4 ? winogradFilterGrad4 : winogradFilterGrad)(
+        heap.subarray(dU >>> 2, (dU >>> 2) + E * Cin * Cout),
         Cin,
         Cout,
         heap.subarray(dwPtr >>> 2, (dwPtr >>> 2) + 9 * Cin * Cout),
@@ -544,7 +952,8 @@ export class WinogradConv {
       throw new Error(
         `WinogradConv: channels must be multiples of 4 and outputs >= 1, got Cin ${Cin}, Cout ${Cout}, ${OH} x ${OW} (padding ${s.top}, ${s.left})`,
       );
-    const { TH, TW, tiles, nt, xpFloats, planeIn, planeOut } = geometry(s);
+    const gm = geometry(s, winogradTile(s));
+    const { m, E, TH, TW, tiles, nt, xpFloats, planeIn, planeOut } = gm;
     const ptrs: number[] = [];
     const alloc = (floats: number) => {
       const p = this.malloc(4 * floats + 16);
@@ -553,16 +962,16 @@ export class WinogradConv {
     };
     try {
       const xp = alloc(xpFloats);
-      const U = alloc(16 * Cin * Cout);
-      const V = alloc(16 * planeIn);
-      const Mb = alloc(16 * planeOut);
+      const U = alloc(E * Cin * Cout);
+      const V = alloc(E * planeIn);
+      const Mb = alloc(E * planeOut);
       const heap = new Float32Array(this.memory.buffer); // after the mallocs, which may grow the heap
-      padInput(heap, s, xPtr, xp);
-      winogradFilter(
+      padInput(heap, s, gm, xPtr, xp);
+      (m === 4 ? winogradFilter4 : winogradFilter)(
         heap.subarray(wPtr >>> 2, (wPtr >>> 2) + 9 * Cin * Cout),
         Cin,
         Cout,
-        heap.subarray(U >>> 2, (U >>> 2) + 16 * Cin * Cout),
+        heap.subarray(U >>> 2, (U >>> 2) + E * Cin * Cout),
       );
       const pixOut = 4 * Cout;
       const rowOut = OW * pixOut;
@@ -571,8 +980,8 @@ export class WinogradConv {
         const b = Math.floor(t0 / (TH * TW));
         const ty = Math.floor((t0 % (TH * TW)) / TW);
         const tx = t0 % TW;
-        this.inTransform(s, xp, t0, n, V);
-        for (let e = 0; e < 16; e++)
+        this.inTransform(s, gm, xp, t0, n, V);
+        for (let e = 0; e < E; e++)
           g.gemm(
             n,
             Cout,
@@ -582,13 +991,13 @@ export class WinogradConv {
             Mb + 4 * e * planeOut,
             Cout,
           );
-        this.x.outTransform(
+        (m === 4 ? this.x.outTransform4 : this.x.outTransform)(
           Mb,
           4 * planeOut,
           pixOut,
           Cout / 4,
           n,
-          yPtr + (b * OH + 2 * ty) * rowOut + 2 * tx * pixOut,
+          yPtr + (b * OH + m * ty) * rowOut + m * tx * pixOut,
           rowOut,
           TW,
           TH,
@@ -596,8 +1005,8 @@ export class WinogradConv {
           ty,
           OH,
           OW,
-          2 * rowOut - 2 * TW * pixOut,
-          (OH - 2 * TH) * rowOut,
+          m * rowOut - m * TW * pixOut,
+          (OH - m * TH) * rowOut,
         );
       }
     } finally {
