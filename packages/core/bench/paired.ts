@@ -105,6 +105,11 @@ class Peer {
     proc.stderr!.on('data', (d) => {
       err = (err + String(d)).slice(-2000);
     });
+    proc.on('error', (e) => {
+      // the interpreter could not be started (not installed, not executable)
+      this.exited = `the peer did not start: ${e.message}`;
+      if (this.waiting) this.waiting(JSON.stringify({ error: this.exited }));
+    });
     proc.on('exit', (code) => {
       this.exited = `the peer exited (${code}): ${err.trim().split('\n').pop() ?? ''}`;
       if (this.waiting) this.waiting(JSON.stringify({ error: this.exited }));
