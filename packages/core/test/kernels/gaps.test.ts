@@ -260,7 +260,7 @@ describe('wasm Conv2DBackpropFilter', () => {
       }
     });
 
-  it("'auto' is Winograd (3x3, stride 1, >= 16 channels in fours, enough tiles) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
+  it("'auto' is Winograd (3x3, stride 1, where winogradPays: >= 16 channels each side and enough tiles, or RGB layers of >= 4,096 output pixels) or else the stock kernel on the SIMD GEMM, and the shifted GEMMs on the native one (stride 1)", async () => {
     await useBackend('wasm');
     const xs: [number, number, number, number] = [2, 9, 7, 5];
     const fs: [number, number, number, number] = [3, 3, 5, 6];
@@ -299,10 +299,15 @@ describe('wasm Conv2DBackpropFilter', () => {
     const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
     const nativeWas = setNativeBlasEnabled(false);
     try {
-      // 5 input channels: not whole vectors, so not Winograd's
+      // 5 -> 6 channels on 2 small images: Winograd would take them zero-padded to 8 (forced) but does
+      // not pay, so 'auto' keeps XNNPACK's
       expect(bits(run('auto', 1))).toEqual(bits(run('stock', 1)));
       expect(bits(run('auto', 1))).not.toEqual(bits(run('shifted', 1))); // the two orders differ in the last bits
-      expect(bits(run('winograd', 1))).toEqual(bits(run('stock', 1))); // forced, it still declines them
+      expect(bits(run('winograd', 1))).not.toEqual(bits(run('stock', 1))); // forced, it takes them
+      // an RGB layer of 16 images of 16 x 16 (3 -> 16 channels): Winograd's in 'auto' (winogradPays's narrow rule)
+      expect(bits(runOn([16, 16, 16, 3], [3, 3, 3, 16], 'auto'))).toEqual(bits(runOn([16, 16, 16, 3], [3, 3, 3, 16], 'winograd')));
+      expect(bits(runOn([16, 16, 16, 3], [3, 3, 3, 16], 'auto'))).not.toEqual(bits(runOn([16, 16, 16, 3], [3, 3, 3, 16], 'stock')));
+      expect(bits(runOn([2, 16, 16, 3], [3, 3, 3, 16], 'auto'))).toEqual(bits(runOn([2, 16, 16, 3], [3, 3, 3, 16], 'stock'))); // 2 images: not
       // 3x3, 32 -> 36 channels: Winograd's, whose sums differ from XNNPACK's in the last bits
       expect(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'auto'))).toEqual(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'winograd')));
       expect(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'auto'))).not.toEqual(bits(runOn([2, 9, 7, 32], [3, 3, 32, 36], 'stock')));

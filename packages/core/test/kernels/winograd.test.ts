@@ -56,6 +56,9 @@ const CASES: Case[] = [
   { B: 2, H: 6, W: 7, Cin: 4, Cout: 12, pad: [2, 0, 0, 1] }, // asymmetric: 6 x 6
   { B: 3, H: 9, W: 9, Cin: 128, Cout: 4, pad: [1, 1, 1, 1] }, // 32 tiles a chunk, 25 an image: chunks cross images
   { B: 1, H: 1, W: 2, Cin: 4, Cout: 4, pad: [1, 1, 1, 1] }, // smaller than a tile
+  { B: 2, H: 6, W: 6, Cin: 3, Cout: 16, pad: [1, 1, 1, 1] }, // RGB in: channels zero-padded to 4
+  { B: 2, H: 6, W: 6, Cin: 16, Cout: 3, pad: [1, 1, 1, 1] }, // RGB out
+  { B: 2, H: 5, W: 7, Cin: 5, Cout: 6, pad: [1, 1, 0, 2] }, // both padded, odd outputs
 ];
 
 describe('Winograd F(2x2, 3x3)', () => {
@@ -78,7 +81,15 @@ describe('Winograd F(2x2, 3x3)', () => {
         const { memory, malloc } = heap();
         const g = new SimdGemm(memory, malloc);
         const freed: number[] = [];
-        const wg = new WinogradConv(memory, malloc, (p) => freed.push(p));
+        let allocs = 0;
+        const wg = new WinogradConv(
+          memory,
+          (n) => {
+            allocs++;
+            return malloc(n);
+          },
+          (p) => freed.push(p),
+        );
         const x = randn(H * 10 + W, B * H * W * Cin);
         const w = randn(Cin + Cout, 9 * Cin * Cout);
         const guard = 16;
@@ -97,7 +108,7 @@ describe('Winograd F(2x2, 3x3)', () => {
           expect(out[region / 4 + i]).toBe(-7.5);
           expect(out[yPtr / 4 + yFloats + i]).toBe(-7.5);
         }
-        expect(freed.length).toBe(4); // every scratch buffer handed back
+        expect(freed.length).toBe(allocs); // every scratch buffer handed back
         for (let b = 0; b < B; b++)
           for (let r = 0; r < OH; r++)
             for (let q = 0; q < OW; q++)
@@ -134,7 +145,15 @@ describe('Winograd F(2x2, 3x3)', () => {
         const { memory, malloc } = heap();
         const g = new SimdGemm(memory, malloc);
         const freed: number[] = [];
-        const wg = new WinogradConv(memory, malloc, (p) => freed.push(p));
+        let allocs = 0;
+        const wg = new WinogradConv(
+          memory,
+          (n) => {
+            allocs++;
+            return malloc(n);
+          },
+          (p) => freed.push(p),
+        );
         const x = randn(H * 10 + W + 1, B * H * W * Cin);
         const dy = randn(Cin + Cout + 1, B * OH * OW * Cout);
         const guard = 16;
@@ -153,7 +172,7 @@ describe('Winograd F(2x2, 3x3)', () => {
           expect(out[region / 4 + i]).toBe(-7.5);
           expect(out[dwPtr / 4 + wFloats + i]).toBe(-7.5);
         }
-        expect(freed.length).toBe(4);
+        expect(freed.length).toBe(allocs);
         // x and dy unchanged (the transforms read them only)
         expect(Array.from(out.subarray(xPtr / 4, xPtr / 4 + x.length))).toEqual(Array.from(x));
         expect(Array.from(out.subarray(dyPtr / 4, dyPtr / 4 + dy.length))).toEqual(Array.from(dy));
@@ -254,15 +273,16 @@ describe('Winograd F(2x2, 3x3)', () => {
     expect(() => winogradFilter(w, Cin, Cout, U.subarray(1))).toThrow(/out has 95 floats, expected 96/);
   });
 
-  it('declines channel counts that are not whole vectors of 4', () => {
-    expect(winogradEligible({ Cin: 3, Cout: 32, OH: 8, OW: 8 })).toBe(false);
-    expect(winogradEligible({ Cin: 32, Cout: 6, OH: 8, OW: 8 })).toBe(false);
+  it('takes any channel counts and outputs >= 1, and names a bad shape', () => {
+    expect(winogradEligible({ Cin: 3, Cout: 32, OH: 8, OW: 8 })).toBe(true);
+    expect(winogradEligible({ Cin: 32, Cout: 6, OH: 8, OW: 8 })).toBe(true);
     expect(winogradEligible({ Cin: 32, Cout: 32, OH: 0, OW: 8 })).toBe(false);
+    expect(winogradEligible({ Cin: 0, Cout: 32, OH: 8, OW: 8 })).toBe(false);
     const { memory, malloc } = heap();
     const wg = new WinogradConv(memory, malloc, () => {});
     expect(() =>
-      wg.conv(new SimdGemm(memory, malloc), { B: 1, H: 4, W: 4, Cin: 3, Cout: 4, top: 1, left: 1, OH: 4, OW: 4 }, 0, 0, 0),
-    ).toThrow(/channels must be multiples of 4 and outputs >= 1, got Cin 3, Cout 4, 4 x 4/);
+      wg.conv(new SimdGemm(memory, malloc), { B: 1, H: 4, W: 4, Cin: 0, Cout: 4, top: 1, left: 1, OH: 4, OW: 4 }, 0, 0, 0),
+    ).toThrow(/channels and outputs must be >= 1 and the padding >= 0, got Cin 0, Cout 4, 4 x 4/);
   });
 });
 
@@ -317,6 +337,9 @@ describe('Winograd F(4x4, 3x3)', () => {
     { B: 3, H: 12, W: 16, Cin: 8, Cout: 4, pad: [1, 1, 1, 1] }, // 12 x 16
     { B: 2, H: 7, W: 6, Cin: 4, Cout: 12, pad: [2, 1, 0, 0] }, // asymmetric: 8 x 4
     { B: 4, H: 8, W: 8, Cin: 128, Cout: 4, pad: [1, 1, 1, 1] }, // 12 tiles a chunk, 4 an image: chunks cross images
+    { B: 2, H: 8, W: 8, Cin: 3, Cout: 16, pad: [1, 1, 1, 1] }, // RGB in: channels zero-padded to 4
+    { B: 2, H: 8, W: 8, Cin: 16, Cout: 3, pad: [1, 1, 1, 1] }, // RGB out
+    { B: 1, H: 10, W: 6, Cin: 5, Cout: 7, pad: [0, 0, 0, 0] }, // both padded: 8 x 4
   ];
   const pixel = (x: Float32Array, c: Case, b: number, r: number, q: number, d: number) => {
     const xr = r - c.pad[0];
@@ -336,7 +359,15 @@ describe('Winograd F(4x4, 3x3)', () => {
         const { memory, malloc } = heap();
         const g = new SimdGemm(memory, malloc);
         const freed: number[] = [];
-        const wg = new WinogradConv(memory, malloc, (p) => freed.push(p));
+        let allocs = 0;
+        const wg = new WinogradConv(
+          memory,
+          (n) => {
+            allocs++;
+            return malloc(n);
+          },
+          (p) => freed.push(p),
+        );
         const x = randn(H * 10 + W + 2, B * H * W * Cin);
         const w = randn(Cin + Cout + 2, 9 * Cin * Cout);
         const guard = 16;
@@ -355,7 +386,7 @@ describe('Winograd F(4x4, 3x3)', () => {
           expect(out[region / 4 + i]).toBe(-7.5);
           expect(out[yPtr / 4 + yFloats + i]).toBe(-7.5);
         }
-        expect(freed.length).toBe(4);
+        expect(freed.length).toBe(allocs);
         // |G| |g| |G|^T per channel pair
         const Uabs: Float64Array[] = [];
         for (let d = 0; d < Cin; d++)
@@ -413,7 +444,15 @@ describe('Winograd F(4x4, 3x3)', () => {
         const { memory, malloc } = heap();
         const g = new SimdGemm(memory, malloc);
         const freed: number[] = [];
-        const wg = new WinogradConv(memory, malloc, (p) => freed.push(p));
+        let allocs = 0;
+        const wg = new WinogradConv(
+          memory,
+          (n) => {
+            allocs++;
+            return malloc(n);
+          },
+          (p) => freed.push(p),
+        );
         const x = randn(H * 10 + W + 3, B * H * W * Cin);
         const dy = randn(Cin + Cout + 3, B * OH * OW * Cout);
         const guard = 16;
@@ -432,7 +471,7 @@ describe('Winograd F(4x4, 3x3)', () => {
           expect(out[region / 4 + i]).toBe(-7.5);
           expect(out[dwPtr / 4 + wFloats + i]).toBe(-7.5);
         }
-        expect(freed.length).toBe(4);
+        expect(freed.length).toBe(allocs);
         expect(Array.from(out.subarray(xPtr / 4, xPtr / 4 + x.length))).toEqual(Array.from(x));
         expect(Array.from(out.subarray(dyPtr / 4, dyPtr / 4 + dy.length))).toEqual(Array.from(dy));
         // dU_abs [36, Cin, Cout] = sum over tiles of |B^T| |d| |B| .* |A| |dY| |A|^T

@@ -163,7 +163,7 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): tf.Tensor
       !nativeBlas() &&
       (fg === 'winograd' || (fg === 'auto' && winogradPays(shape)))
     ) {
-      // Winograd F(2x2, 3x3)'s filter gradient (winograd.ts): 16 GEMMs over the tiles
+      // Winograd's filter gradient (winograd.ts): 16 or 36 GEMMs over the tiles
       winogradFor(be).filterGrad(
         gemmFor(be),
         shape,
@@ -714,9 +714,9 @@ export function conv2DForwardGemm(args: KernelArgs, fallback: (a: KernelArgs) =>
   const shiftable = info.strideHeight === 1 && info.strideWidth === 1 && OH === Hp - kh + 1 && OW === Wp - kw + 1;
   if (!shiftable) return fallback(args);
   if (chosen === 'winograd' || (chosen === 'auto' && !nativeBlas())) {
-    // 3 x 3 with whole vectors of channels: Winograd F(2x2, 3x3) on core's SIMD GEMM (winograd.ts),
-    // in 'auto' where it pays (>= 16 channels each side, winogradPays); everything else (the RGB
-    // convolutions, other kernel sizes, narrow layers) XNNPACK's
+    // 3 x 3: Winograd (F(2x2, 3x3) or F(4x4, 3x3), channels zero-padded to whole vectors of 4) on
+    // core's SIMD GEMM (winograd.ts), in 'auto' where it pays (winogradPays); everything else (other
+    // kernel sizes, small narrow layers) XNNPACK's
     const shape = { B, H, W, Cin, Cout, top, left, OH, OW };
     if (kh !== 3 || kw !== 3 || !winogradEligible(shape) || (chosen === 'auto' && !winogradPays(shape))) return fallback(args);
     const out = be.makeOutput([B, OH, OW, Cout], 'float32');
