@@ -18,7 +18,7 @@ import {
   setNativeConvEnabled,
   setNativeConvThreads,
 } from '../../src/backend/kernels/index.js';
-import { nativeBlas, nativeConv } from '../../src/backend/kernels/native_blas.js';
+import { NATIVE_GEMM_THREAD_MIN, nativeBlas, nativeConv } from '../../src/backend/kernels/native_blas.js';
 import { setConvFilterGradVariant, setConvForwardVariant } from '../../src/backend/kernels/wasm_gaps.js';
 import { tf } from '../../src/index.js';
 import { useBackend } from '../../src/testing/index.js';
@@ -26,6 +26,37 @@ import { on, randn, relErr, size } from './helpers.js';
 
 const TOL = 1e-5;
 afterAll(async () => useBackend('cpu'));
+
+/**
+ * Whether this machine's OpenBLAS gives a row of a GEMM the same bits however the GEMM is split: on
+ * 2 threads as on 1 ([96, 256] x [256, 300], OpenBLAS deciding the threads), and the first 40 rows
+ * alone as within the whole (the native convolution's thread split hands OpenBLAS such row blocks).
+ * True with the Intel machines' OpenBLAS; not with OpenBLAS 0.3.21 on a Zen 4 EPYC (2026-12-08).
+ * Needs the wasm backend active and the addon built.
+ */
+function openBlasSplitsKeepBits(): boolean {
+  const blas = nativeBlas();
+  if (!blas?.setGemmThreadMin) return true;
+  const bitsOf = (t: tf.Tensor) => Array.from(new Uint32Array((t.dataSync() as Float32Array).buffer));
+  const run = (rows: number) =>
+    tf.tidy(() => {
+      const a = tf.tensor2d(randn(91, 96 * 256), [96, 256]).slice([0, 0], [rows, 256]);
+      const b = tf.tensor2d(randn(92, 256 * 300), [256, 300]);
+      return bitsOf(tf.matMul(a, b));
+    });
+  try {
+    blas.setGemmThreadMin(0);
+    setNativeBlasThreads(1);
+    const one = run(96);
+    const part = run(40);
+    setNativeBlasThreads(2);
+    const two = run(96);
+    return one.every((v, i) => v === two[i]) && part.every((v, i) => v === one[i]);
+  } finally {
+    setNativeBlasThreads(1);
+    blas.setGemmThreadMin(NATIVE_GEMM_THREAD_MIN);
+  }
+}
 
 async function both<T>(fn: () => T): Promise<[T, T]> {
   return [await on('wasm', fn), await on('cpu', fn)];
@@ -395,7 +426,7 @@ describe('wasm Conv2DBackpropFilter', () => {
 
   it.skipIf(!hasNativeConv)(
     "native conv2d gives the same bits whatever the thread count (OpenBLAS' threads in one convolution, or the convolution split over 1, 2, 3 and 5 threads; forward, input and filter gradients)",
-    async () => {
+    async (ctx) => {
       await useBackend('wasm');
       const shapes: (typeof cases)[number][] = [
         { x: [3, 9, 8, 32], f: [3, 3, 32, 32], strides: [1, 1], pad: 'same' }, // K = 288: the tokenizer layer, chunks across images
@@ -405,6 +436,14 @@ describe('wasm Conv2DBackpropFilter', () => {
         { x: [2, 12, 12, 4], f: [2, 3, 4, 6], strides: [1, 1], pad: 'same' }, // 6 taps over 5 threads: a row of taps split
       ];
       const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer));
+      if (!openBlasSplitsKeepBits()) {
+        // the property rests on OpenBLAS: nothing of ours to check on this machine
+        console.warn(
+          'native conv2d thread test skipped: this OpenBLAS gives a GEMM row other bits when the GEMM is split (threads or row blocks), so the convolution cannot keep them',
+        );
+        ctx.skip();
+        return;
+      }
       for (const c of shapes) {
         const x = randn(size(c.x) + 81, size(c.x));
         const f = randn(size(c.f) + 82, size(c.f));
