@@ -685,7 +685,7 @@ export function winogradFilterGrad(dU: Float32Array, Cin: number, Cout: number, 
  * G x for a 3-vector x (G of F(4x4, 3x3), unrolled): [x0/4, -(x0+x1+x2)/6, -(x0-x1+x2)/6,
  * (x0/4 + x1/2 + x2)/6, (x0/4 - x1/2 + x2)/6, x2], in float64.
  */
-function g3(x0: number, x1: number, x2: number, out: Float64Array, o: number, stride: number): void {
+function g3(x0: number, x1: number, x2: number, out: Float32Array | Float64Array, o: number, stride: number): void {
   const p = x0 + x2;
   const q = x0 / 4 + x2;
   out[o] = x0 / 4;
@@ -728,21 +728,8 @@ export function winogradFilter4(w: Float32Array, Cin: number, Cout: number, out:
       const j = j0 + jj;
       for (let col = 0; col < 3; col++)
         g3(w[col * n + j] as number, w[(3 + col) * n + j] as number, w[(6 + col) * n + j] as number, gg, col, 3);
-      for (let r = 0; r < 6; r++) {
-        // (G g G^T)[r, :] = G (G g)[r, :]^T, as g3
-        const x0 = gg[3 * r] as number;
-        const x1 = gg[3 * r + 1] as number;
-        const x2 = gg[3 * r + 2] as number;
-        const p = x0 + x2;
-        const q = x0 / 4 + x2;
-        const o = 6 * r * J + jj;
-        blk[o] = x0 / 4;
-        blk[o + J] = -(p + x1) / 6;
-        blk[o + 2 * J] = -(p - x1) / 6;
-        blk[o + 3 * J] = (q + x1 / 2) / 6;
-        blk[o + 4 * J] = (q - x1 / 2) / 6;
-        blk[o + 5 * J] = x2;
-      }
+      // (G g G^T)[r, :] = G (G g)[r, :]^T, rounded once to float32 in blk
+      for (let r = 0; r < 6; r++) g3(gg[3 * r] as number, gg[3 * r + 1] as number, gg[3 * r + 2] as number, blk, 6 * r * J + jj, J);
     }
     for (let e = 0; e < 36; e++) out.set(blk.subarray(e * J, e * J + nj), e * n + j0);
   }
